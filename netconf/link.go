@@ -1,0 +1,245 @@
+package netconf
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+)
+
+// chuteIf is the name of a chute's interface inside its namespace.
+const chuteIf = "eth0"
+
+// Link is a chute's attachment: a veth pair whose host end stays in the
+// calling thread's namespace (to be added to the OVS bridge) and whose other
+// end is eth0 inside the chute's namespace.
+type Link struct {
+	HostIf  string           // host end, at most 15 bytes; see HostIfFor
+	NetNS   string           // path of the chute's namespace (EnsureNetNS)
+	MAC     net.HardwareAddr // of eth0; nil leaves the kernel's random one
+	Addr    netip.Prefix     // of eth0, e.g. 10.131.0.11/24
+	Gateway netip.Addr       // default route of the chute; zero for none
+	MTU     int              // of both ends; 0 leaves the default
+}
+
+// EnsureLink creates or repairs l: if the pair is missing or half gone (for
+// example the chute's end vanished with a recreated namespace) it is created
+// anew, then MAC, MTU, address (the only IPv4 one on eth0), default route,
+// link state and TX checksum offload (off, see DisableTxOffload) are brought
+// to what l says. Calling it again with the same l changes nothing.
+func EnsureLink(l Link) error {
+	if err := l.validate(); err != nil {
+		return fmt.Errorf("ensure link %q: %w", l.HostIf, err)
+	}
+	if err := ensureLink(l); err != nil {
+		return fmt.Errorf("ensure link %q: %w", l.HostIf, err)
+	}
+	return nil
+}
+
+func (l Link) validate() error {
+	switch {
+	case l.HostIf == "" || len(l.HostIf) > unix.IFNAMSIZ-1:
+		return fmt.Errorf("host interface name must be 1 to %d bytes", unix.IFNAMSIZ-1)
+	case l.NetNS == "":
+		return errors.New("no netns path")
+	case l.MAC != nil && len(l.MAC) != 6:
+		return fmt.Errorf("MAC %s is not 6 bytes", l.MAC)
+	case !l.Addr.IsValid() || !l.Addr.Addr().Is4():
+		return fmt.Errorf("address %s is not an IPv4 prefix", l.Addr)
+	case l.Gateway.IsValid() && !l.Addr.Masked().Contains(l.Gateway):
+		return fmt.Errorf("gateway %s is outside %s", l.Gateway, l.Addr.Masked())
+	case l.MTU < 0:
+		return fmt.Errorf("negative MTU %d", l.MTU)
+	}
+	return nil
+}
+
+func ensureLink(l Link) error {
+	ns, err := netns.GetFromPath(l.NetNS)
+	if err != nil {
+		return fmt.Errorf("open netns: %w", err)
+	}
+	defer ns.Close()
+	// A handle whose sockets live in the chute's namespace, so the calling
+	// thread can stay where the host end is.
+	nsh, err := netlink.NewHandleAt(ns)
+	if err != nil {
+		return fmt.Errorf("netlink in netns: %w", err)
+	}
+	defer nsh.Close()
+
+	host, peer, err := findPair(nsh, l.HostIf)
+	if err != nil {
+		return err
+	}
+	if host == nil || peer == nil {
+		if host, peer, err = createPair(nsh, ns, l); err != nil {
+			return err
+		}
+	}
+
+	if l.MAC != nil && !bytes.Equal(peer.Attrs().HardwareAddr, l.MAC) {
+		if err := nsh.LinkSetHardwareAddr(peer, l.MAC); err != nil {
+			return fmt.Errorf("set MAC of %s: %w", chuteIf, err)
+		}
+	}
+	if l.MTU > 0 {
+		if host.Attrs().MTU != l.MTU {
+			if err := netlink.LinkSetMTU(host, l.MTU); err != nil {
+				return fmt.Errorf("set MTU: %w", err)
+			}
+		}
+		if peer.Attrs().MTU != l.MTU {
+			if err := nsh.LinkSetMTU(peer, l.MTU); err != nil {
+				return fmt.Errorf("set MTU of %s: %w", chuteIf, err)
+			}
+		}
+	}
+	if err := setOnlyAddr(nsh, peer, l.Addr); err != nil {
+		return err
+	}
+	if err := DisableTxOffload(l.HostIf, ""); err != nil {
+		return err
+	}
+	if err := DisableTxOffload(chuteIf, l.NetNS); err != nil {
+		return err
+	}
+	if err := netlink.LinkSetUp(host); err != nil {
+		return fmt.Errorf("set up: %w", err)
+	}
+	if err := nsh.LinkSetUp(peer); err != nil {
+		return fmt.Errorf("set %s up: %w", chuteIf, err)
+	}
+	// The route needs eth0 up, or the kernel rejects the gateway as
+	// unreachable.
+	if l.Gateway.IsValid() {
+		def := &netlink.Route{
+			LinkIndex: peer.Attrs().Index,
+			Dst:       &net.IPNet{IP: net.IPv4zero.To4(), Mask: net.CIDRMask(0, 32)},
+			Gw:        l.Gateway.AsSlice(),
+		}
+		if err := nsh.RouteReplace(def); err != nil {
+			return fmt.Errorf("default route via %s: %w", l.Gateway, err)
+		}
+	}
+	return nil
+}
+
+// findPair returns the host end and the chute end if both exist and are the
+// two ends of one veth; otherwise a nil for what is missing or foreign.
+func findPair(nsh *netlink.Handle, hostIf string) (host, peer netlink.Link, err error) {
+	host, err = lookupLink(nil, hostIf)
+	if err != nil || host == nil {
+		return nil, nil, err
+	}
+	if host.Type() != "veth" {
+		return nil, nil, fmt.Errorf("%q exists and is a %s, not a veth", hostIf, host.Type())
+	}
+	peer, err = lookupLink(nsh, chuteIf)
+	if err != nil || peer == nil {
+		return host, nil, err
+	}
+	if peer.Type() != "veth" || peer.Attrs().ParentIndex != host.Attrs().Index ||
+		host.Attrs().ParentIndex != peer.Attrs().Index {
+		return host, nil, nil
+	}
+	return host, peer, nil
+}
+
+// createPair removes what is left of an old pair and creates the veth with
+// its peer born inside the namespace, already named eth0, so the name never
+// collides with the host's own eth0.
+func createPair(nsh *netlink.Handle, ns netns.NsHandle, l Link) (host, peer netlink.Link, err error) {
+	if err := DeleteLink(l.HostIf); err != nil {
+		return nil, nil, err
+	}
+	if stale, err := lookupLink(nsh, chuteIf); err != nil {
+		return nil, nil, err
+	} else if stale != nil {
+		if err := nsh.LinkDel(stale); err != nil {
+			return nil, nil, fmt.Errorf("remove stale %s: %w", chuteIf, err)
+		}
+	}
+	veth := &netlink.Veth{
+		LinkAttrs:        netlink.LinkAttrs{Name: l.HostIf, MTU: l.MTU},
+		PeerName:         chuteIf,
+		PeerHardwareAddr: l.MAC,
+		PeerNamespace:    netlink.NsFd(ns),
+	}
+	if err := netlink.LinkAdd(veth); err != nil {
+		return nil, nil, fmt.Errorf("create veth: %w", err)
+	}
+	if host, err = netlink.LinkByName(l.HostIf); err != nil {
+		return nil, nil, err
+	}
+	if peer, err = nsh.LinkByName(chuteIf); err != nil {
+		return nil, nil, fmt.Errorf("find %s: %w", chuteIf, err)
+	}
+	return host, peer, nil
+}
+
+// setOnlyAddr makes p the only IPv4 address of link, so a chute that moved
+// to another address does not keep answering on the old one.
+func setOnlyAddr(nsh *netlink.Handle, link netlink.Link, p netip.Prefix) error {
+	addrs, err := nsh.AddrList(link, netlink.FAMILY_V4)
+	if err != nil {
+		return fmt.Errorf("list addresses of %s: %w", chuteIf, err)
+	}
+	want := nlAddr(p)
+	for _, a := range addrs {
+		if a.IPNet.String() != want.IPNet.String() {
+			if err := nsh.AddrDel(link, &a); err != nil {
+				return fmt.Errorf("remove old address %s: %w", a.IPNet, err)
+			}
+		}
+	}
+	if err := nsh.AddrReplace(link, want); err != nil {
+		return fmt.Errorf("set address %s: %w", p, err)
+	}
+	return nil
+}
+
+// DeleteLink removes the veth whose host end is hostIf, and with it the
+// chute's eth0. It is not an error if it does not exist; it is one if
+// hostIf is not a veth, so a wrong name cannot take down a real interface.
+func DeleteLink(hostIf string) error {
+	link, err := lookupLink(nil, hostIf)
+	if err != nil {
+		return fmt.Errorf("delete link %q: %w", hostIf, err)
+	}
+	if link == nil {
+		return nil
+	}
+	if link.Type() != "veth" {
+		return fmt.Errorf("delete link %q: is a %s, not a veth", hostIf, link.Type())
+	}
+	if err := netlink.LinkDel(link); err != nil {
+		return fmt.Errorf("delete link %q: %w", hostIf, err)
+	}
+	return nil
+}
+
+// lookupLink finds name through h, or in the calling thread's namespace if
+// h is nil; a missing link is (nil, nil).
+func lookupLink(h *netlink.Handle, name string) (netlink.Link, error) {
+	var (
+		link netlink.Link
+		err  error
+	)
+	if h == nil {
+		link, err = netlink.LinkByName(name)
+	} else {
+		link, err = h.LinkByName(name)
+	}
+	var notFound netlink.LinkNotFoundError
+	if errors.As(err, &notFound) {
+		return nil, nil
+	}
+	return link, err
+}
