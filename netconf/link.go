@@ -219,7 +219,9 @@ func DeleteLink(hostIf string) error {
 	if link.Type() != "veth" {
 		return fmt.Errorf("delete link %q: is a %s, not a veth", hostIf, link.Type())
 	}
-	if err := netlink.LinkDel(link); err != nil {
+	// ENODEV: the kernel got there first, as it does when the chute's
+	// namespace is destroyed and takes the pair with it.
+	if err := netlink.LinkDel(link); err != nil && !errors.Is(err, unix.ENODEV) {
 		return fmt.Errorf("delete link %q: %w", hostIf, err)
 	}
 	return nil
