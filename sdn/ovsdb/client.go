@@ -108,6 +108,10 @@ func Dial(ctx context.Context, addr string, opts ...Option) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ovsdb: dial %q: %w", addr, err)
 	}
+	return newClient(conn, opts...), nil
+}
+
+func newClient(conn net.Conn, opts ...Option) *Client {
 	c := &Client{
 		conn:      conn,
 		keepalive: 5 * time.Second,
@@ -123,7 +127,7 @@ func Dial(ctx context.Context, addr string, opts ...Option) (*Client, error) {
 	if c.keepalive > 0 {
 		go c.keepaliveLoop()
 	}
-	return c, nil
+	return c
 }
 
 // Close closes the connection; pending and later calls fail with ErrClosed.

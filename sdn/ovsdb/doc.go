@@ -16,6 +16,7 @@
 //	Set                                                           ["set", [...]]
 //	Map                                                           ["map", [[k, v], ...]]
 //
+// Numbers with an integral value decode as int64, even in real columns.
 // The server may send a set of exactly one element as the bare atom; the
 // Row accessors hide that difference.
 //

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"sort"
 	"strconv"
 )
@@ -292,6 +293,11 @@ func decodeAtom(v any) (any, error) {
 		f, err := strconv.ParseFloat(string(v), 64)
 		if err != nil {
 			return nil, fmt.Errorf("number %s: %w", v, err)
+		}
+		// Integral values are integers whatever their spelling (OVS
+		// itself writes the real 2.0 as 2), so 1 and 1.0 are one map key.
+		if f == math.Trunc(f) && math.Abs(f) < 1<<63 {
+			return int64(f), nil
 		}
 		return f, nil
 	case []any:
