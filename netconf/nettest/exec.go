@@ -123,9 +123,9 @@ func Dial(t testing.TB, h *Host, addr string, timeout time.Duration) (net.Conn, 
 }
 
 // PeerAddr dials addr from h, where a StartTCPServer must listen, and returns
-// the client address the server saw.
-func PeerAddr(t testing.TB, h *Host, addr string) (string, error) {
-	c, err := Dial(t, h, addr, 3*time.Second)
+// the client address the server saw. timeout bounds the connection attempt.
+func PeerAddr(t testing.TB, h *Host, addr string, timeout time.Duration) (string, error) {
+	c, err := Dial(t, h, addr, timeout)
 	if err != nil {
 		return "", err
 	}
