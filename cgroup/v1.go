@@ -1,0 +1,286 @@
+package cgroup
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/containerd/cgroups/v3/cgroup1"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+const v1Mount = "/sys/fs/cgroup"
+
+// v1Controllers are the hierarchies a chute's group spans; the last,
+// freezer, is optional.
+var v1Controllers = []string{"cpu", "cpuacct", "memory", "pids", "freezer"}
+
+type v1Group struct {
+	path string
+	subs []cgroup1.Subsystem
+	// cg is nil until the group exists.
+	cg cgroup1.Cgroup
+	// hasFreezer: without it Kill can only race forks with repeated signals.
+	hasFreezer bool
+}
+
+// v1Hierarchy lists the controllers we use rather than cgroup1.Default's
+// all-mounted ones: cpuset would need cpus/mems copied in before any Add,
+// and the others are not ours to manage.
+func v1Hierarchy() ([]cgroup1.Subsystem, error) {
+	subs := []cgroup1.Subsystem{
+		cgroup1.NewCpu(v1Mount),
+		cgroup1.NewCpuacct(v1Mount),
+		// We report neither swap nor kernel memory, and newer kernels drop
+		// some of those files; ignoring them keeps Stat from failing.
+		cgroup1.NewMemory(v1Mount, cgroup1.OptionalSwap(), cgroup1.IgnoreModules("kmem", "kmem.tcp")),
+		cgroup1.NewPids(v1Mount),
+	}
+	for _, s := range subs {
+		if _, err := os.Lstat(filepath.Join(v1Mount, string(s.Name()))); err != nil {
+			return nil, fmt.Errorf("cgroup v1 controller %s not mounted: %w", s.Name(), err)
+		}
+	}
+	if _, err := os.Lstat(filepath.Join(v1Mount, string(cgroup1.Freezer))); err == nil {
+		subs = append(subs, cgroup1.NewFreezer(v1Mount))
+	}
+	return subs, nil
+}
+
+func newV1(path string) (*v1Group, error) {
+	subs, err := v1Hierarchy()
+	if err != nil {
+		return nil, err
+	}
+	g := &v1Group{path: path, subs: subs, hasFreezer: len(subs) == len(v1Controllers)}
+	if g.exists() {
+		g.cg, err = cgroup1.Load(cgroup1.StaticPath(path), cgroup1.WithHierarchy(g.hierarchy))
+	}
+	return g, err
+}
+
+func (g *v1Group) hierarchy() ([]cgroup1.Subsystem, error) { return g.subs, nil }
+
+func (g *v1Group) dir(controller string) string {
+	return filepath.Join(v1Mount, controller, g.path)
+}
+
+func (g *v1Group) exists() bool {
+	_, err := os.Stat(g.dir("memory"))
+	return err == nil
+}
+
+// v1Shares converts a v2 CPU weight to cpu.shares, where 1024 is the default.
+func v1Shares(weight uint64) uint64 {
+	return max(weight*1024/100, 2)
+}
+
+func v1Resources(r Resources) *specs.LinuxResources {
+	shares := v1Shares(r.weight())
+	quota := r.quotaUs()
+	period := uint64(cpuPeriodUs)
+	mem := r.Memory
+	if mem == 0 {
+		mem = -1
+	}
+	res := &specs.LinuxResources{
+		CPU:    &specs.LinuxCPU{Shares: &shares, Period: &period, Quota: &quota},
+		Memory: &specs.LinuxMemory{Limit: &mem},
+	}
+	if r.Pids > 0 {
+		res.Pids = &specs.LinuxPids{Limit: &r.Pids}
+	}
+	return res
+}
+
+func (g *v1Group) update(r Resources) error {
+	// cgroup1.New creates whatever directories are missing (a group may be
+	// half-created after a crash) and writes the limits, so it serves both
+	// for creating and for changing a group.
+	cg, err := cgroup1.New(cgroup1.StaticPath(g.path), v1Resources(r), cgroup1.WithHierarchy(g.hierarchy))
+	if err != nil {
+		return err
+	}
+	g.cg = cg
+	if r.Pids == 0 {
+		// cgroup1 only ever writes positive pid limits, so lifting one is ours.
+		return os.WriteFile(filepath.Join(g.dir("pids"), "pids.max"), []byte("max"), 0)
+	}
+	return nil
+}
+
+func (g *v1Group) handle() (cgroup1.Cgroup, error) {
+	if g.cg == nil {
+		return nil, ErrNotExist
+	}
+	return g.cg, nil
+}
+
+func (g *v1Group) add(pid int) error {
+	cg, err := g.handle()
+	if err != nil {
+		return err
+	}
+	return cg.AddProc(uint64(pid))
+}
+
+func (g *v1Group) procs() ([]int, error) {
+	cg, err := g.handle()
+	if err != nil {
+		return nil, err
+	}
+	ps, err := cg.Processes(cgroup1.Pids, true)
+	if err != nil {
+		return nil, err
+	}
+	pids := make([]int, 0, len(ps))
+	for _, p := range ps {
+		pids = append(pids, p.Pid)
+	}
+	sort.Ints(pids)
+	return pids, nil
+}
+
+func (g *v1Group) stats() (Stats, error) {
+	cg, err := g.handle()
+	if err != nil {
+		return Stats{}, err
+	}
+	m, err := cg.Stat()
+	if err != nil {
+		return Stats{}, err
+	}
+	var s Stats
+	if m.CPU != nil && m.CPU.Usage != nil {
+		s.CPUUsageNs = m.CPU.Usage.Total
+	}
+	if m.Memory != nil && m.Memory.Usage != nil {
+		s.MemoryUsage = m.Memory.Usage.Usage
+		s.MemoryLimit = unlimitedAsZero(m.Memory.Usage.Limit)
+	}
+	if m.MemoryOomControl != nil {
+		s.OOMKills = m.MemoryOomControl.OomKill
+	}
+	if m.Pids != nil {
+		s.Pids = m.Pids.Current
+		s.PidsLimit = m.Pids.Limit
+	}
+	return s, nil
+}
+
+// reclaim steps memory.limit_in_bytes down towards target: the kernel only
+// accepts a lower limit after reclaiming enough to fit under it (EBUSY
+// otherwise), so each step is a bounded reclaim request that cannot
+// overshoot. v1 has no memory.reclaim, and memory.force_empty only works on
+// a group without tasks. The original limit is restored at the end.
+func (g *v1Group) reclaim(ctx context.Context, target int64) (err error) {
+	dir := g.dir("memory")
+	limitFile := filepath.Join(dir, "memory.limit_in_bytes")
+	orig, err := os.ReadFile(limitFile)
+	if err != nil {
+		return err
+	}
+	usage, err := readInt(filepath.Join(dir, "memory.usage_in_bytes"))
+	if err != nil {
+		return err
+	}
+	if usage <= target {
+		return nil
+	}
+	defer func() {
+		if rerr := os.WriteFile(limitFile, []byte(strings.TrimSpace(string(orig))), 0); rerr != nil {
+			err = errors.Join(err, fmt.Errorf("restore memory limit: %w", rerr))
+		}
+	}()
+	step := max((usage-target)/4, 1<<20)
+	for next := usage - step; ; next -= step {
+		next = max(next, target)
+		if err := writeLimitBackoff(ctx, limitFile, next); err != nil {
+			if errors.Is(err, unix.EBUSY) {
+				now, _ := readInt(filepath.Join(dir, "memory.usage_in_bytes"))
+				return fmt.Errorf("usage %d above %d: %w", now, next, ErrCannotReclaim)
+			}
+			return err
+		}
+		if next == target {
+			return nil
+		}
+	}
+}
+
+// writeLimitBackoff writes a memory limit, retrying on EBUSY since usage
+// may drop meanwhile (exiting processes, writeback finishing).
+func writeLimitBackoff(ctx context.Context, file string, limit int64) error {
+	delay := 10 * time.Millisecond
+	for try := 0; ; try++ {
+		err := os.WriteFile(file, []byte(strconv.FormatInt(limit, 10)), 0)
+		if err == nil || !errors.Is(err, unix.EBUSY) || try == 3 {
+			return err
+		}
+		if err := sleepCtx(ctx, delay); err != nil {
+			return err
+		}
+		delay *= 2
+	}
+}
+
+// signalAll freezes the group so nothing can fork, SIGKILLs everything in
+// it and thaws it: frozen tasks only act on the signal once thawed.
+func (g *v1Group) signalAll() error {
+	cg, err := g.handle()
+	if err != nil {
+		return err
+	}
+	if g.hasFreezer {
+		if err := g.freeze(); err != nil {
+			return err
+		}
+		defer cg.Thaw()
+	}
+	pids, err := g.procs()
+	if err != nil {
+		return err
+	}
+	for _, pid := range pids {
+		if err := unix.Kill(pid, unix.SIGKILL); err != nil && !errors.Is(err, unix.ESRCH) {
+			return fmt.Errorf("kill pid %d: %w", pid, err)
+		}
+	}
+	return nil
+}
+
+// freeze is cgroup1's Freeze with a bound: that one spins until FROZEN, so
+// a task stuck in the kernel would hang Kill forever. A partly frozen group
+// is still worth signalling; the caller retries until it is empty.
+func (g *v1Group) freeze() error {
+	state := filepath.Join(g.dir("freezer"), "freezer.state")
+	if err := os.WriteFile(state, []byte("FROZEN"), 0); err != nil {
+		return err
+	}
+	for range 100 {
+		b, err := os.ReadFile(state)
+		if err != nil {
+			return err
+		}
+		if strings.TrimSpace(string(b)) == "FROZEN" {
+			return nil
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return nil
+}
+
+func (g *v1Group) delete() error {
+	cg, err := g.handle()
+	if err != nil {
+		return err
+	}
+	return cg.Delete()
+}

@@ -1,0 +1,148 @@
+package cgroup
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/containerd/cgroups/v3/cgroup2"
+	"golang.org/x/sys/unix"
+)
+
+const v2Mount = "/sys/fs/cgroup"
+
+type v2Group struct {
+	mount, path string
+	dir         string
+	m           *cgroup2.Manager
+}
+
+// newV2 takes the mount point so the controller-less v2 hierarchy of a
+// hybrid host can be exercised in tests.
+func newV2(mount, path string) *v2Group {
+	// cgroup2.Load only builds a handle; it does not touch cgroupfs and
+	// cannot fail for a checked path.
+	m, _ := cgroup2.Load(path, cgroup2.WithMountpoint(mount))
+	return &v2Group{mount: mount, path: path, dir: filepath.Join(mount, path), m: m}
+}
+
+func (g *v2Group) exists() bool {
+	_, err := os.Stat(g.dir)
+	return err == nil
+}
+
+// v2Unlimited stands for "max": cgroup2 writes memory limits as integers
+// only, and the kernel clamps any value this large to its maximum, which
+// reads back as "max".
+const v2Unlimited = math.MaxInt64
+
+func v2Resources(r Resources) *cgroup2.Resources {
+	weight := r.weight()
+	var quota *int64 // nil is "max"
+	if q := r.quotaUs(); q > 0 {
+		quota = &q
+	}
+	period := uint64(cpuPeriodUs)
+	mem, swap := int64(v2Unlimited), int64(v2Unlimited)
+	if r.Memory > 0 {
+		mem, swap = r.Memory, 0
+	}
+	pids := int64(-1) // cgroup2 writes -1 as "max"
+	if r.Pids > 0 {
+		pids = r.Pids
+	}
+	return &cgroup2.Resources{
+		CPU:    &cgroup2.CPU{Weight: &weight, Max: cgroup2.NewCPUMax(quota, &period)},
+		Memory: &cgroup2.Memory{Max: &mem, Swap: &swap},
+		Pids:   &cgroup2.Pids{Max: pids},
+	}
+}
+
+func (g *v2Group) update(r Resources) error {
+	// NewManager creates the directory if needed, enables the cpu, memory
+	// and pids controllers on the ancestors, and writes the limits.
+	m, err := cgroup2.NewManager(g.mount, g.path, v2Resources(r))
+	if err != nil {
+		return err
+	}
+	g.m = m
+	return nil
+}
+
+func (g *v2Group) add(pid int) error { return g.m.AddProc(uint64(pid)) }
+
+func (g *v2Group) procs() ([]int, error) {
+	ps, err := g.m.Procs(true)
+	if err != nil {
+		return nil, err
+	}
+	pids := make([]int, 0, len(ps))
+	for _, p := range ps {
+		pids = append(pids, int(p))
+	}
+	sort.Ints(pids)
+	return pids, nil
+}
+
+func (g *v2Group) stats() (Stats, error) {
+	m, err := g.m.Stat()
+	if err != nil {
+		return Stats{}, err
+	}
+	var s Stats
+	if m.CPU != nil {
+		s.CPUUsageNs = m.CPU.UsageUsec * 1000
+	}
+	if m.Memory != nil {
+		s.MemoryUsage = m.Memory.Usage
+		s.MemoryLimit = unlimitedAsZero(m.Memory.UsageLimit)
+	}
+	if m.MemoryEvents != nil {
+		s.OOMKills = m.MemoryEvents.OomKill
+	}
+	if m.Pids != nil {
+		s.Pids = m.Pids.Current
+		s.PidsLimit = unlimitedAsZero(m.Pids.Limit)
+	}
+	return s, nil
+}
+
+// reclaim uses memory.reclaim (kernel 5.19+), which cgroup2 does not wrap.
+// The kernel answers EAGAIN when it reclaimed less than asked; usage may
+// still fall as writeback completes, so retry a few times.
+func (g *v2Group) reclaim(ctx context.Context, target int64) error {
+	current := filepath.Join(g.dir, "memory.current")
+	delay := 10 * time.Millisecond
+	for try := 0; ; try++ {
+		usage, err := readInt(current)
+		if err != nil {
+			return err
+		}
+		if usage <= target {
+			return nil
+		}
+		if try == 4 {
+			return fmt.Errorf("usage %d above %d: %w", usage, target, ErrCannotReclaim)
+		}
+		err = os.WriteFile(filepath.Join(g.dir, "memory.reclaim"), []byte(strconv.FormatInt(usage-target, 10)), 0)
+		if err != nil && !errors.Is(err, unix.EAGAIN) {
+			return err
+		}
+		if err := sleepCtx(ctx, delay); err != nil {
+			return err
+		}
+		delay *= 2
+	}
+}
+
+// signalAll uses cgroup.kill, which kills the whole group atomically with
+// respect to forks, so no freezing is needed.
+func (g *v2Group) signalAll() error { return g.m.Kill() }
+
+func (g *v2Group) delete() error { return g.m.Delete() }
