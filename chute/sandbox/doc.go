@@ -1,0 +1,26 @@
+// Package sandbox owns a chute's process tree and its isolation.
+//
+// A chute runs under a shim: a re-exec of the daemon binary, detached from
+// the daemon (own session, no parent-death signal), that creates the chute in
+// new mount, pid, uts, ipc and user namespaces, places it in its cgroup,
+// collects its stdout and stderr into bounded log files, reaps it and records
+// how it ended. The daemon talks to the shim over a unix socket in the
+// chute's state directory, so it can die, restart and re-adopt the chute with
+// Attach while the chute and its logs keep going.
+//
+// Inside the namespaces, a second re-exec of the binary (the init role) builds
+// the chute's filesystem view, drops privileges, installs a seccomp filter
+// and execs the chute's command, which becomes pid 1 of the chute.
+//
+// Both roles are dispatched by the program's main function:
+//
+//	switch os.Args[1] {
+//	case sandbox.ShimCommand:
+//		os.Exit(sandbox.ShimMain(os.Args[2:]))
+//	case sandbox.InitCommand:
+//		os.Exit(sandbox.InitMain())
+//	}
+//
+// This must happen before the program does anything else (no flag parsing,
+// no daemon setup), since these processes are not the daemon.
+package sandbox

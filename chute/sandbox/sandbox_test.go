@@ -1,0 +1,440 @@
+package sandbox_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"paradrop/chute/sandbox"
+	"paradrop/chute/sandbox/sandboxtest"
+)
+
+// daemonCommand runs the test binary as a stand-in daemon that starts a
+// chute and then blocks, to be killed by the test.
+const daemonCommand = "__test_daemon"
+
+func TestMain(m *testing.M) {
+	if len(os.Args) > 1 {
+		switch os.Args[1] {
+		case sandbox.ShimCommand:
+			os.Exit(sandbox.ShimMain(os.Args[2:]))
+		case sandbox.InitCommand:
+			os.Exit(sandbox.InitMain())
+		case daemonCommand:
+			os.Exit(fakeDaemon())
+		}
+	}
+	os.Exit(m.Run())
+}
+
+// fakeDaemon reads a Spec on stdin, starts it, prints the chute's pid and
+// waits to be killed.
+func fakeDaemon() int {
+	var s sandbox.Spec
+	if err := json.NewDecoder(os.Stdin).Decode(&s); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	c, err := sandbox.Start(context.Background(), s)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	fmt.Println(c.Pid())
+	select {}
+}
+
+const hostIDBase = 200000
+
+// newSpec returns a spec for a chute running script under busybox sh, with
+// a fresh rootfs, data, policy, log and state directory.
+func newSpec(t *testing.T, name, script string) sandbox.Spec {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Fatal("chute tests need root")
+	}
+	base := t.TempDir()
+	sandboxtest.Traversable(t, base)
+	s := sandbox.Spec{
+		Name:        name,
+		Rootfs:      filepath.Join(base, "rootfs"),
+		DataDir:     filepath.Join(base, "data"),
+		PolicyDir:   filepath.Join(base, "policy"),
+		Args:        []string{"/bin/sh", "-c", script},
+		UserNS:      true,
+		HostUID:     hostIDBase,
+		HostGID:     hostIDBase,
+		LogDir:      filepath.Join(base, "logs"),
+		StateDir:    filepath.Join(base, "state"),
+		LogMaxBytes: 1 << 20,
+	}
+	sandboxtest.BusyboxRootfs(t, s.Rootfs)
+	for _, d := range []string{s.DataDir, s.PolicyDir} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Chown(s.DataDir, hostIDBase, hostIDBase); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(s.PolicyDir, "policy.json"), []byte(`{"ok":true}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func start(t *testing.T, s sandbox.Spec) *sandbox.Chute {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := sandbox.Start(ctx, s)
+	if err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	t.Cleanup(func() {
+		c.Signal(syscall.SIGKILL)
+		wait(t, c)
+	})
+	return c
+}
+
+func wait(t *testing.T, c *sandbox.Chute) sandbox.ExitStatus {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	st, err := c.Wait(ctx)
+	if err != nil {
+		t.Fatalf("Wait: %v", err)
+	}
+	return st
+}
+
+// runScript runs script in a chute to its end and returns its exit status
+// and its output lines, stream prefix kept ("stdout x", "stderr y").
+func runScript(t *testing.T, s sandbox.Spec) (sandbox.ExitStatus, []string) {
+	t.Helper()
+	st := wait(t, start(t, s))
+	return st, logLines(t, s.LogDir)
+}
+
+func logLines(t *testing.T, dir string) []string {
+	t.Helper()
+	f, err := os.Open(filepath.Join(dir, "current.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var lines []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		ts, rest, ok := strings.Cut(sc.Text(), " ")
+		if !ok {
+			t.Fatalf("log line without timestamp: %q", sc.Text())
+		}
+		if _, err := time.Parse(time.RFC3339Nano, ts); err != nil {
+			t.Fatalf("log line with a bad timestamp: %q", sc.Text())
+		}
+		lines = append(lines, rest)
+	}
+	return lines
+}
+
+// TestIsolation runs one chute per check; each prints what the chute sees
+// and the check judges it.
+func TestIsolation(t *testing.T) {
+	marker, err := os.CreateTemp("/tmp", "host-marker-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	marker.Close()
+	defer os.Remove(marker.Name())
+
+	tests := []struct {
+		name   string
+		script string
+		want   []string // exact stdout lines, in order
+		check  func(t *testing.T, s sandbox.Spec, out []string)
+	}{
+		{name: "pid1", script: `echo $$; readlink /proc/self`, want: []string{"1", "1"}},
+		{name: "ps shows only the chute", script: `ps -o pid,comm`,
+			want: []string{"PID   COMMAND", "    1 ps"}},
+		{name: "hostname", script: `hostname; uname -n`, want: []string{"isolation", "isolation"}},
+		{name: "host files invisible", script: `test -e ` + marker.Name() + ` && echo visible || echo hidden; ls /`,
+			want: []string{"hidden", "bin", "data", "dev", "etc", "mnt", "paradrop", "proc", "root", "sbin", "sys", "tmp", "usr"}},
+		{name: "root read-only", script: `touch /newfile 2>&1; echo rc=$?; touch /bin/x 2>&1; echo rc=$?`,
+			want: []string{"touch: /newfile: Read-only file system", "rc=1", "touch: /bin/x: Read-only file system", "rc=1"}},
+		{name: "tmp writable", script: `echo tmpdata > /tmp/f && cat /tmp/f; stat -c %a /tmp; grep ' /tmp ' /proc/mounts | grep -o 'nosuid,nodev'`,
+			want: []string{"tmpdata", "1777", "nosuid,nodev"}},
+		{name: "data writable and on host", script: `echo payload > /data/out && echo ok`, want: []string{"ok"},
+			check: func(t *testing.T, s sandbox.Spec, _ []string) {
+				path := filepath.Join(s.DataDir, "out")
+				b, err := os.ReadFile(path)
+				if err != nil || string(b) != "payload\n" {
+					t.Fatalf("host %s: %q, %v", path, b, err)
+				}
+				var st syscall.Stat_t
+				if err := syscall.Stat(path, &st); err != nil || st.Uid != hostIDBase {
+					t.Fatalf("host owner of %s: uid %d (%v), want %d", path, st.Uid, err, hostIDBase)
+				}
+			}},
+		{name: "policy read-only", script: `cat /paradrop/policy.json; echo; touch /paradrop/x 2>&1; echo rc=$?`,
+			want: []string{`{"ok":true}`, "touch: /paradrop/x: Read-only file system", "rc=1"}},
+		{name: "ids", script: `id -u; id -g; cat /proc/self/uid_map`,
+			want: []string{"0", "0", fmt.Sprintf("         0     %d      65536", hostIDBase)}},
+		{name: "capabilities", script: `grep -E '^Cap' /proc/self/status`,
+			want: []string{"CapInh:\t0000000000000000", "CapPrm:\t00000000200405fb", "CapEff:\t00000000200405fb",
+				"CapBnd:\t00000000200405fb", "CapAmb:\t0000000000000000"}},
+		{name: "seccomp and no_new_privs", script: `grep -E '^(NoNewPrivs|Seccomp):' /proc/self/status`,
+			want: []string{"NoNewPrivs:\t1", "Seccomp:\t2"}},
+		{name: "new user namespace denied", script: `unshare -U true 2>&1; echo rc=$?; unshare -n true 2>&1; echo rc=$?`,
+			want: []string{"unshare: unshare(0x10000000): Operation not permitted", "rc=1",
+				"unshare: unshare(0x40000000): Operation not permitted", "rc=1"}},
+		{name: "mount denied", script: `mount -t tmpfs none /mnt 2>&1; echo rc=$?`,
+			want: []string{"mount: permission denied (are you root?)", "rc=1"}},
+		{name: "loopback-only network", script: `ls /sys/class/net; cat /sys/class/net/lo/flags; ip -o link | cut -d' ' -f2`,
+			want: []string{"lo", "0x9", "lo:"}},
+		{name: "dev", script: `ls /dev; echo x > /dev/null && head -c 4 /dev/zero | wc -c; ls /dev/pts; readlink /dev/fd`,
+			want: []string{"fd", "full", "null", "ptmx", "pts", "random", "shm", "stderr", "stdin", "stdout", "tty", "urandom", "zero",
+				"4", "ptmx", "/proc/self/fd"}},
+		{name: "masked and read-only proc", script: `wc -c < /proc/timer_list; ls /sys/firmware | wc -l; (echo 1 > /proc/sys/vm/drop_caches) 2>&1; echo rc=$?; grep -c '^sysfs /sys sysfs ro' /proc/mounts`,
+			want: []string{"0", "0", "/bin/sh: can't create /proc/sys/vm/drop_caches: Read-only file system", "rc=1", "1"}},
+		{name: "environment and limits", script: `echo $HOME $HOSTNAME $PATH $FOO; ulimit -n; ulimit -c; pwd`,
+			want: []string{"/root isolation " + sandbox.DefaultPath + " bar", "1024", "0", "/"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newSpec(t, "isolation", tt.script)
+			s.Env = []string{"FOO=bar"}
+			st, lines := runScript(t, s)
+			var out []string
+			for _, l := range lines {
+				if text, ok := strings.CutPrefix(l, "stdout "); ok {
+					out = append(out, text)
+				} else {
+					t.Errorf("unexpected output: %q", l)
+				}
+			}
+			if st.Code != 0 && tt.check == nil && !strings.Contains(tt.script, "rc=") {
+				t.Errorf("exit status %+v", st)
+			}
+			if strings.Join(out, "\n") != strings.Join(tt.want, "\n") {
+				t.Errorf("chute printed\n%s\nwant\n%s", strings.Join(out, "\n"), strings.Join(tt.want, "\n"))
+			}
+			if tt.check != nil {
+				tt.check(t, s, out)
+			}
+		})
+	}
+}
+
+// procStatus returns the fields of /proc/PID/status on the host.
+func procStatus(t *testing.T, pid int) map[string]string {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := map[string]string{}
+	for _, l := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(l, ":"); ok {
+			m[k] = strings.TrimSpace(v)
+		}
+	}
+	return m
+}
+
+func TestHostViewAndStop(t *testing.T) {
+	s := newSpec(t, "hostview", "")
+	s.Args = []string{"sleep", "1000"}
+	c := start(t, s)
+	st := procStatus(t, c.Pid())
+	if uid := strings.Fields(st["Uid"]); len(uid) == 0 || uid[0] != strconv.Itoa(hostIDBase) {
+		t.Errorf("host Uid of the chute: %q, want %d", st["Uid"], hostIDBase)
+	}
+	if ns := st["NSpid"]; ns != fmt.Sprintf("%d\t1", c.Pid()) {
+		t.Errorf("NSpid %q: the chute is not pid 1 of its own pid namespace", ns)
+	}
+	if st["Name"] != "sleep" {
+		t.Errorf("pid %d runs %q, want sleep", c.Pid(), st["Name"])
+	}
+	if time.Since(c.StartedAt()) > time.Minute || c.StartedAt().After(time.Now()) {
+		t.Errorf("StartedAt %v", c.StartedAt())
+	}
+
+	// sleep as pid 1 has no SIGTERM handler: only the SIGKILL after the
+	// grace period ends it.
+	const grace = 700 * time.Millisecond
+	t0 := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	exit, err := c.Stop(ctx, grace)
+	if err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+	if d := time.Since(t0); d < grace || d > grace+5*time.Second {
+		t.Errorf("Stop took %v, want about %v", d, grace)
+	}
+	if exit.Signal != "killed" || exit.Code != 137 {
+		t.Errorf("exit status %+v, want killed", exit)
+	}
+	if err := syscall.Kill(c.Pid(), 0); !errors.Is(err, syscall.ESRCH) {
+		t.Errorf("pid %d still exists after Stop: %v", c.Pid(), err)
+	}
+	if err := c.Signal(syscall.SIGTERM); !errors.Is(err, sandbox.ErrNotRunning) {
+		t.Errorf("Signal after exit: %v, want ErrNotRunning", err)
+	}
+}
+
+func TestExitStatus(t *testing.T) {
+	tests := []struct {
+		name   string
+		script string
+		signal syscall.Signal // sent once started
+		want   sandbox.ExitStatus
+	}{
+		{name: "exit 0", script: "exit 0", want: sandbox.ExitStatus{Code: 0}},
+		{name: "exit 3", script: "exit 3", want: sandbox.ExitStatus{Code: 3}},
+		{name: "killed", script: "while true; do sleep 1; done", signal: syscall.SIGKILL,
+			want: sandbox.ExitStatus{Code: 137, Signal: "killed"}},
+		{name: "handled SIGTERM", script: "trap 'exit 7' TERM; echo ready; while true; do sleep 0.1; done", signal: syscall.SIGTERM,
+			want: sandbox.ExitStatus{Code: 7}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newSpec(t, "exits", tt.script)
+			c := start(t, s)
+			if tt.signal != 0 {
+				waitForLog(t, s.LogDir, "")
+				if err := c.Signal(tt.signal); err != nil {
+					t.Fatalf("Signal: %v", err)
+				}
+			}
+			st := wait(t, c)
+			if st.Code != tt.want.Code || st.Signal != tt.want.Signal {
+				t.Errorf("exit status %+v, want %+v", st, tt.want)
+			}
+			if time.Since(st.At) > time.Minute {
+				t.Errorf("exit time %v", st.At)
+			}
+		})
+	}
+}
+
+// waitForLog waits until the chute's current.log contains substr (or
+// anything, for "") and shows a shell ready for signals.
+func waitForLog(t *testing.T, dir, substr string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		b, _ := os.ReadFile(filepath.Join(dir, "current.log"))
+		if substr == "" || strings.Contains(string(b), substr) {
+			time.Sleep(200 * time.Millisecond) // the shell may still be setting its traps
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("%q never appeared in the chute's log", substr)
+}
+
+func TestStartErrors(t *testing.T) {
+	tests := []struct {
+		name    string
+		mod     func(s *sandbox.Spec)
+		wantErr string
+	}{
+		{name: "missing command", mod: func(s *sandbox.Spec) { s.Args = []string{"/bin/httpd-missing"} },
+			wantErr: `start chute "errs": exec "/bin/httpd-missing": no such file or directory`},
+		{name: "command not in PATH", mod: func(s *sandbox.Spec) { s.Args = []string{"nosuchcmd"} },
+			wantErr: `start chute "errs": exec "nosuchcmd": executable file not found in $PATH`},
+		{name: "bad cwd", mod: func(s *sandbox.Spec) { s.Cwd = "/nowhere" },
+			wantErr: `start chute "errs": chdir /nowhere: no such file or directory`},
+		{name: "no rootfs", mod: func(s *sandbox.Spec) { s.Rootfs = "" },
+			wantErr: `start chute "errs": spec: Rootfs is required`},
+		{name: "missing cgroup", mod: func(s *sandbox.Spec) { s.CgroupPath = "/paradrop-test/does-not-exist" },
+			wantErr: `start chute "errs": load cgroup "/paradrop-test/does-not-exist"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newSpec(t, "errs", "true")
+			tt.mod(&s)
+			c, err := sandbox.Start(context.Background(), s)
+			if err == nil {
+				wait(t, c)
+				t.Fatalf("Start succeeded, want %q", tt.wantErr)
+			}
+			if !strings.HasPrefix(err.Error(), tt.wantErr) {
+				t.Fatalf("Start: %v\nwant: %s", err, tt.wantErr)
+			}
+			if s.StateDir != "" {
+				if _, err := sandbox.Attach(context.Background(), s.StateDir); !errors.Is(err, sandbox.ErrNoShim) {
+					t.Errorf("Attach after a failed start: %v, want ErrNoShim", err)
+				}
+			}
+		})
+	}
+}
+
+func TestLogRotationBound(t *testing.T) {
+	// 10 MiB of output, from both streams, through a 64 KiB x 3 log.
+	s := newSpec(t, "logs", `echo first; echo to-stderr >&2; head -c 10485760 /dev/zero | tr '\0' x | fold -w 100; echo last`)
+	s.LogMaxBytes = 64 << 10
+	s.LogFiles = 3
+	st, _ := runScript(t, s)
+	if st.Code != 0 {
+		t.Fatalf("exit status %+v", st)
+	}
+	ents, err := os.ReadDir(s.LogDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var total int64
+	var names []string
+	for _, e := range ents {
+		info, err := e.Info()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.Size() > s.LogMaxBytes {
+			t.Errorf("%s is %d bytes, over %d", e.Name(), info.Size(), s.LogMaxBytes)
+		}
+		total += info.Size()
+		names = append(names, e.Name())
+	}
+	if want := "current.log current.log.1 current.log.2"; strings.Join(names, " ") != want {
+		t.Errorf("log files %v, want %s", names, want)
+	}
+	if max := int64(s.LogFiles) * s.LogMaxBytes; total > max {
+		t.Errorf("%d bytes of logs on disk, bound is %d", total, max)
+	}
+	lines := logLines(t, s.LogDir)
+	if last := lines[len(lines)-1]; last != "stdout last" {
+		t.Errorf("last log line %q, want the chute's last output", last)
+	}
+	if want := "stdout " + strings.Repeat("x", 100); lines[0] != want {
+		t.Errorf("log line %q, want %q", lines[0], want)
+	}
+}
+
+func TestLogStreams(t *testing.T) {
+	s := newSpec(t, "streams", `echo out1; echo err1 >&2; printf 'no newline'`)
+	_, lines := runScript(t, s)
+	want := map[string]bool{"stdout out1": true, "stderr err1": true, "stdout no newline": true}
+	for _, l := range lines {
+		if !want[l] {
+			t.Errorf("unexpected log line %q", l)
+		}
+		delete(want, l)
+	}
+	if len(want) > 0 {
+		t.Errorf("missing log lines %v", want)
+	}
+}

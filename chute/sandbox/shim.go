@@ -1,0 +1,423 @@
+package sandbox
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"paradrop/cgroup"
+)
+
+// Files in a chute's state directory.
+const (
+	specFile   = "spec.json"
+	pidFile    = "shim.pid"
+	sockFile   = "shim.sock"
+	exitFile   = "exit.json"
+	shimLogFile = "shim.log"
+)
+
+// shimReportFD is where the shim tells Start whether the chute's command
+// was exec'ed: one shimReport, then the pipe closes.
+const shimReportFD = 3
+
+type shimReport struct {
+	Pid       int       `json:"pid,omitempty"`
+	StartedAt time.Time `json:"started_at,omitzero"`
+	Error     string    `json:"error,omitempty"`
+}
+
+// logDrainTimeout bounds how long the shim waits, after the chute's pid 1
+// is gone, for the rest of its output; the kernel kills the whole pid
+// namespace, so the pipes normally close at once.
+const logDrainTimeout = 5 * time.Second
+
+// handlerGrace is how long an exiting shim lets its clients read the exit
+// status it just sent them.
+const handlerGrace = 2 * time.Second
+
+type shim struct {
+	dir  string
+	spec Spec
+	ln   net.Listener
+	log  *rotatingLog
+	logs sync.WaitGroup
+
+	cmd       *exec.Cmd
+	startedAt time.Time
+
+	done     chan struct{} // closed once status is set and saved
+	status   ExitStatus
+	handlers sync.WaitGroup
+}
+
+// ShimMain is the shim role, run as `<binary> __shim STATEDIR` by Start.
+// It returns the process's exit code once the chute has exited.
+func ShimMain(args []string) int {
+	unix.CloseOnExec(shimReportFD)
+	report := os.NewFile(shimReportFD, "report")
+	if len(args) != 1 {
+		fmt.Fprintf(os.Stderr, "usage: %s STATEDIR\n", ShimCommand)
+		return 2
+	}
+	// The shim outlives terminals and daemons; only an explicit signal ends it.
+	signal.Ignore(syscall.SIGHUP, syscall.SIGINT, syscall.SIGPIPE)
+	sh := &shim{dir: args[0], done: make(chan struct{})}
+	if err := sh.start(); err != nil {
+		json.NewEncoder(report).Encode(shimReport{Error: err.Error()})
+		sh.removeRuntimeFiles()
+		return 1
+	}
+	json.NewEncoder(report).Encode(shimReport{Pid: sh.cmd.Process.Pid, StartedAt: sh.startedAt})
+	report.Close()
+	go sh.serve()
+	<-sh.done
+	sh.ln.Close()
+	sh.removeRuntimeFiles()
+	waitTimeout(&sh.handlers, handlerGrace)
+	return 0
+}
+
+func (sh *shim) start() error {
+	// Supplementary groups would follow the chute into its user namespace,
+	// where they cannot be dropped any more.
+	if err := unix.Setgroups(nil); err != nil {
+		return fmt.Errorf("drop supplementary groups: %w", err)
+	}
+	data, err := os.ReadFile(filepath.Join(sh.dir, specFile))
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(data, &sh.spec); err != nil {
+		return fmt.Errorf("read %s: %w", specFile, err)
+	}
+	if err := writeFileAtomic(filepath.Join(sh.dir, pidFile), fmt.Appendf(nil, "%d\n", os.Getpid())); err != nil {
+		return err
+	}
+	sock := filepath.Join(sh.dir, sockFile)
+	os.Remove(sock)
+	if sh.ln, err = net.Listen("unix", sock); err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	if sh.log, err = openRotatingLog(sh.spec.LogDir, sh.spec.LogMaxBytes, sh.spec.LogFiles); err != nil {
+		return fmt.Errorf("open chute log: %w", err)
+	}
+	started := make(chan error, 1)
+	go sh.run(started)
+	return <-started
+}
+
+// run starts the chute, reports the outcome on started and, on success,
+// reaps it and records its exit status.
+func (sh *shim) run(started chan<- error) {
+	// The chute's parent-death signal fires when the thread that cloned it
+	// exits, and that thread may have switched network namespace: it stays
+	// locked to this goroutine, which lives as long as the chute.
+	runtime.LockOSThread()
+	if err := sh.spawn(); err != nil {
+		if sh.cmd != nil && sh.cmd.Process != nil {
+			sh.cmd.Process.Kill()
+			sh.cmd.Wait()
+		}
+		started <- err
+		return
+	}
+	started <- nil
+	sh.cmd.Wait()
+	drained := make(chan struct{})
+	go func() { sh.logs.Wait(); close(drained) }()
+	select {
+	case <-drained:
+	case <-time.After(logDrainTimeout):
+		fmt.Fprintln(os.Stderr, "shim: chute output still open after its pid 1 exited")
+	}
+	sh.status = exitStatusOf(sh.cmd.ProcessState)
+	if err := sh.saveExit(); err != nil {
+		fmt.Fprintf(os.Stderr, "shim: %v\n", err)
+	}
+	close(sh.done)
+}
+
+// spawn creates the chute's init in its namespaces and cgroup, then hands
+// it the spec and waits until it has exec'ed the chute's command.
+func (sh *shim) spawn() error {
+	s := sh.spec
+	// The output pipes' read ends belong to the log copiers, which finish
+	// at EOF: once the chute is gone, or at once if it never starts.
+	var outW [2]*os.File
+	for i, stream := range []string{"stdout", "stderr"} {
+		r, w, err := os.Pipe()
+		if err != nil {
+			return err
+		}
+		defer w.Close()
+		outW[i] = w
+		sh.logs.Add(1)
+		go func() { defer sh.logs.Done(); defer r.Close(); copyLines(sh.log, stream, r) }()
+	}
+	specR, specW, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	defer specR.Close()
+	defer specW.Close()
+	statusR, statusW, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	defer statusR.Close()
+	defer statusW.Close()
+
+	attr := &syscall.SysProcAttr{
+		Cloneflags: syscall.CLONE_NEWNS | syscall.CLONE_NEWPID | syscall.CLONE_NEWUTS | syscall.CLONE_NEWIPC,
+		// A chute whose shim is gone could be neither stopped nor reaped.
+		Pdeathsig: syscall.SIGKILL,
+	}
+	if s.UserNS {
+		attr.Cloneflags |= syscall.CLONE_NEWUSER
+		attr.UidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: int(s.HostUID), Size: idRange}}
+		attr.GidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: int(s.HostGID), Size: idRange}}
+		attr.GidMappingsEnableSetgroups = false
+		// The shim's uid 0 is not mapped in there: become the namespace's
+		// root, or init would run as the overflow uid, without capabilities.
+		attr.Credential = &syscall.Credential{Uid: 0, Gid: 0, NoSetGroups: true}
+	}
+	if s.NetNS == "" {
+		attr.Cloneflags |= syscall.CLONE_NEWNET
+	}
+	// The child is an exec of /proc/self/exe, the very binary this shim
+	// runs: no path lookup that the chute's host uid might not be allowed
+	// to make, and no surprise if the binary was replaced on disk.
+	sh.cmd = &exec.Cmd{
+		Path:        "/proc/self/exe",
+		Args:        []string{s.Executable, InitCommand},
+		Env:         []string{},
+		Stdout:      outW[0],
+		Stderr:      outW[1],
+		ExtraFiles:  []*os.File{specR, statusW},
+		SysProcAttr: attr,
+	}
+	if err := sh.startInNetNS(); err != nil {
+		return err
+	}
+	// Only the chute may hold the write ends, or EOF would never come.
+	outW[0].Close()
+	outW[1].Close()
+	statusW.Close()
+	pid := sh.cmd.Process.Pid
+
+	if s.CgroupPath != "" {
+		g, err := cgroup.Load(s.CgroupPath)
+		if err != nil {
+			return err
+		}
+		if err := g.Add(pid); err != nil {
+			return err
+		}
+	}
+	data, err := json.Marshal(s)
+	if err != nil {
+		return err
+	}
+	if _, err := specW.Write(data); err != nil {
+		return fmt.Errorf("send spec to init: %w", err)
+	}
+	specW.Close()
+	// EOF without a message means the exec closed the pipe. (An init that
+	// crashed without a word also looks so; its exit status and the
+	// traceback in the chute's log then tell.)
+	msg, err := io.ReadAll(statusR)
+	if err != nil {
+		return fmt.Errorf("read init status: %w", err)
+	}
+	if len(msg) > 0 {
+		return errors.New(string(msg))
+	}
+	sh.startedAt = time.Now()
+	return nil
+}
+
+// startInNetNS starts sh.cmd from the calling, locked thread, moved into
+// the chute's network namespace for the time of the clone.
+func (sh *shim) startInNetNS() error {
+	if sh.spec.NetNS == "" {
+		return sh.cmd.Start()
+	}
+	orig, err := os.Open("/proc/thread-self/ns/net")
+	if err != nil {
+		return err
+	}
+	defer orig.Close()
+	target, err := os.Open(sh.spec.NetNS)
+	if err != nil {
+		return fmt.Errorf("open netns: %w", err)
+	}
+	defer target.Close()
+	if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
+		return fmt.Errorf("join netns %s: %w", sh.spec.NetNS, err)
+	}
+	startErr := sh.cmd.Start()
+	if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
+		// The thread stays locked until the chute is gone, so the wrong
+		// namespace cannot leak to other goroutines; the shim needs none.
+		fmt.Fprintf(os.Stderr, "shim: return to own netns: %v\n", err)
+	}
+	return startErr
+}
+
+func exitStatusOf(ps *os.ProcessState) ExitStatus {
+	st := ExitStatus{Code: ps.ExitCode(), At: time.Now()}
+	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		st.Code = 128 + int(ws.Signal())
+		st.Signal = ws.Signal().String()
+	}
+	return st
+}
+
+// exitRecord is exit.json: enough for a daemon that attaches after the
+// shim is gone.
+type exitRecord struct {
+	Pid       int        `json:"pid"`
+	StartedAt time.Time  `json:"started_at"`
+	Exit      ExitStatus `json:"exit"`
+}
+
+func (sh *shim) saveExit() error {
+	data, err := json.Marshal(exitRecord{Pid: sh.cmd.Process.Pid, StartedAt: sh.startedAt, Exit: sh.status})
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(filepath.Join(sh.dir, exitFile), data)
+}
+
+// removeRuntimeFiles removes what says a shim is alive; exit.json stays.
+func (sh *shim) removeRuntimeFiles() {
+	os.Remove(filepath.Join(sh.dir, sockFile))
+	os.Remove(filepath.Join(sh.dir, pidFile))
+}
+
+func (sh *shim) exited() bool {
+	select {
+	case <-sh.done:
+		return true
+	default:
+		return false
+	}
+}
+
+func (sh *shim) state() response {
+	r := response{Pid: sh.cmd.Process.Pid, StartedAt: sh.startedAt, Running: !sh.exited()}
+	if !r.Running {
+		st := sh.status
+		r.Exit = &st
+	}
+	return r
+}
+
+func (sh *shim) serve() {
+	for {
+		conn, err := sh.ln.Accept()
+		if err != nil {
+			return
+		}
+		sh.handlers.Add(1)
+		go func() {
+			defer sh.handlers.Done()
+			defer conn.Close()
+			sh.handle(conn)
+		}()
+	}
+}
+
+// handle answers the requests of one connection, one JSON line each.
+func (sh *shim) handle(conn net.Conn) {
+	in := bufio.NewScanner(conn)
+	enc := json.NewEncoder(conn)
+	for in.Scan() {
+		var req request
+		var resp response
+		if err := json.Unmarshal(in.Bytes(), &req); err != nil {
+			resp.Error = err.Error()
+		} else {
+			resp = sh.do(req, conn)
+		}
+		// A wait consumed the connection's input to notice a hang-up.
+		if err := enc.Encode(resp); err != nil || req.Op == opWait {
+			return
+		}
+	}
+}
+
+func (sh *shim) do(req request, conn net.Conn) response {
+	switch req.Op {
+	case opState:
+		return sh.state()
+	case opSignal:
+		if sh.exited() {
+			return response{Error: errNotRunningMsg}
+		}
+		// Process.Signal goes through a pidfd: it can never hit a recycled pid.
+		if err := sh.cmd.Process.Signal(syscall.Signal(req.Signal)); err != nil {
+			if errors.Is(err, os.ErrProcessDone) {
+				return response{Error: errNotRunningMsg}
+			}
+			return response{Error: err.Error()}
+		}
+		return sh.state()
+	case opWait:
+		// A client that hangs up stops waiting; the read returns then.
+		gone := make(chan struct{})
+		go func() { io.Copy(io.Discard, conn); close(gone) }()
+		select {
+		case <-sh.done:
+		case <-gone:
+		}
+		return sh.state()
+	}
+	return response{Error: fmt.Sprintf("unknown request %q", req.Op)}
+}
+
+func writeFileAtomic(path string, data []byte) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
+
+func waitTimeout(wg *sync.WaitGroup, d time.Duration) {
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(d):
+	}
+}
