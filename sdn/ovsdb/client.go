@@ -324,6 +324,9 @@ func (c *Client) call(ctx context.Context, method string, params any, out any, o
 	}
 	if err != nil {
 		c.forget(id)
+		if cerr := c.Err(); cerr != nil {
+			err = cerr // the write failed because the connection is gone
+		}
 		return fmt.Errorf("ovsdb: %s: %w", method, err)
 	}
 	select {
