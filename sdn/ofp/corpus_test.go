@@ -28,8 +28,35 @@ var jsonNotCompared = map[string]string{
 }
 
 // mustReject lists corpus files that must fail to decode, with the cause.
+// The truncated64 file as shipped is empty; TestTruncated64 also checks
+// the cut it stands for.
 var mustReject = map[string]error{
 	"libofproto-OFP13-flow_mod.truncated64": ErrTruncated,
+}
+
+// TestTruncated64 rejects the libofproto flow_mod cut to 64 bytes, which is
+// what the corpus's truncated64 case describes: the match announces 70
+// bytes but the message ends first.
+func TestTruncated64(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join(corpusDir(t), "packets", "libofproto-OFP13-flow_mod.packet"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cut := append([]byte{}, raw[:64]...)
+	for _, tc := range []struct {
+		name string
+		b    []byte
+		want error
+	}{
+		{"header length intact", cut, ErrTruncated},
+		{"header length says 64", append(append([]byte{}, cut[:2]...), append([]byte{0, 64}, cut[4:]...)...), ErrTruncated},
+	} {
+		_, err := Decode(tc.b)
+		var de *DecodeError
+		if !errors.As(err, &de) || !errors.Is(err, tc.want) {
+			t.Errorf("%s: Decode = %v, want *DecodeError for %v", tc.name, err, tc.want)
+		}
+	}
 }
 
 func corpusDir(t testing.TB) string {

@@ -2,6 +2,7 @@ package ofp
 
 import (
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"io"
 )
@@ -63,11 +64,13 @@ type Header struct {
 func (h *Header) MsgHeader() *Header { return h }
 
 // Message is one OpenFlow 1.3 message. Every message type of this package
-// implements it (always as a pointer) and also json.Marshaler.
+// implements it, always as a pointer.
 type Message interface {
 	MsgHeader() *Header
 	// MarshalBinary encodes the message, computing lengths and padding.
 	MarshalBinary() ([]byte, error)
+	// MarshalJSON gives os-ken's layout: {"OFPFlowMod": {...}}.
+	json.Marshaler
 
 	msgType() uint8
 	appendBody(w *writer)
