@@ -1,0 +1,199 @@
+// Package api owns the daemon's HTTP interface: a JSON REST API over the
+// chute manager, authenticated with the operator's bearer token.
+//
+// Every response is JSON except a chute's logs (text/plain). Errors are
+// always {"error": "..."} with a 4xx status that says whose fault it is:
+// 400 bad request, 401 no or wrong token, 404 no such chute/change/route,
+// 405 wrong method, 409 the chute exists or is busy, 413 package too large.
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"time"
+
+	"paradrop/chute"
+	"paradrop/store"
+)
+
+// Chutes is what the API needs of the chute manager; *chute.Manager
+// satisfies it.
+type Chutes interface {
+	List() []chute.Info
+	Get(name string) (chute.Info, error)
+	Install(ctx context.Context, pkg io.Reader) (chute.Change, error)
+	Update(ctx context.Context, name string, pkg io.Reader, force bool) (chute.Change, error)
+	Remove(name string, keepData bool) (chute.Change, error)
+	Start(name string) (chute.Change, error)
+	Stop(name string) (chute.Change, error)
+	Restart(name string) (chute.Change, error)
+	Changes() []chute.Change
+	Change(id uint64) (chute.Change, error)
+	WaitChange(ctx context.Context, id uint64) (chute.Change, error)
+	Logs(ctx context.Context, name string, tail int, follow bool, w io.Writer) error
+}
+
+var _ Chutes = (*chute.Manager)(nil)
+
+// Config is what the API needs from the daemon.
+type Config struct {
+	Chutes    Chutes
+	DB        *store.DB // holds the operator token's hash
+	Version   string
+	Started   time.Time
+	MaxUpload int64 // bytes of a request body; larger ones get 413
+	Logf      func(format string, args ...any)
+}
+
+const healthPattern = "GET /api/v1/health"
+
+type server struct {
+	cfg Config
+	mux *http.ServeMux
+}
+
+// New returns the API handler.
+func New(cfg Config) http.Handler {
+	if cfg.Logf == nil {
+		cfg.Logf = func(string, ...any) {}
+	}
+	s := &server{cfg: cfg, mux: http.NewServeMux()}
+	s.mux.HandleFunc(healthPattern, s.health)
+	s.mux.HandleFunc("GET /api/v1/info", s.info)
+	s.mux.HandleFunc("GET /api/v1/chutes", s.listChutes)
+	s.mux.HandleFunc("POST /api/v1/chutes", s.install)
+	s.mux.HandleFunc("GET /api/v1/chutes/{name}", s.getChute)
+	s.mux.HandleFunc("PUT /api/v1/chutes/{name}", s.update)
+	s.mux.HandleFunc("DELETE /api/v1/chutes/{name}", s.remove)
+	s.mux.HandleFunc("POST /api/v1/chutes/{name}/start", s.action(Chutes.Start))
+	s.mux.HandleFunc("POST /api/v1/chutes/{name}/stop", s.action(Chutes.Stop))
+	s.mux.HandleFunc("POST /api/v1/chutes/{name}/restart", s.action(Chutes.Restart))
+	s.mux.HandleFunc("GET /api/v1/chutes/{name}/logs", s.logs)
+	s.mux.HandleFunc("GET /api/v1/changes", s.listChanges)
+	s.mux.HandleFunc("GET /api/v1/changes/{id}", s.getChange)
+	return s
+}
+
+// ServeHTTP logs the request, checks the token on everything but health,
+// and turns the mux's own plain-text 404/405 into JSON errors.
+func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	sw := &statusWriter{ResponseWriter: w}
+	defer func() {
+		s.cfg.Logf("%s %q %d %s", r.Method, r.URL.Path, sw.status(), time.Since(start).Round(time.Microsecond))
+	}()
+
+	h, pattern := s.mux.Handler(r)
+	if pattern != healthPattern {
+		if err := s.authorize(r); err != nil {
+			sw.Header().Set("WWW-Authenticate", `Bearer realm="paradrop"`)
+			writeError(sw, http.StatusUnauthorized, err.Error())
+			return
+		}
+	}
+	if pattern == "" {
+		// No route: let the mux decide between 404 and 405 (and set Allow),
+		// but answer in JSON like every other error.
+		c := &codeCapture{header: sw.Header()}
+		h.ServeHTTP(c, r)
+		code := c.code
+		if code == 0 || code < 400 {
+			code = http.StatusNotFound
+		}
+		msg := "no such endpoint"
+		if code == http.StatusMethodNotAllowed {
+			msg = r.Method + " not allowed here"
+		}
+		sw.Header().Del("Content-Type")
+		sw.Header().Del("X-Content-Type-Options")
+		writeError(sw, code, msg)
+		return
+	}
+	if r.Body != nil && s.cfg.MaxUpload > 0 {
+		if r.ContentLength > s.cfg.MaxUpload {
+			writeError(sw, http.StatusRequestEntityTooLarge, tooLarge(s.cfg.MaxUpload))
+			return
+		}
+		r.Body = http.MaxBytesReader(sw, r.Body, s.cfg.MaxUpload)
+	}
+	s.mux.ServeHTTP(sw, r)
+}
+
+// statusWriter remembers the status for the request log. Unwrap lets
+// http.ResponseController reach the real writer's Flush.
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.code == 0 {
+		w.code = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(p []byte) (int, error) {
+	if w.code == 0 {
+		w.code = http.StatusOK
+	}
+	return w.ResponseWriter.Write(p)
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+func (w *statusWriter) status() int {
+	if w.code == 0 {
+		return http.StatusOK
+	}
+	return w.code
+}
+
+// codeCapture records the status the mux's fallback handler picks and
+// drops its plain-text body.
+type codeCapture struct {
+	header http.Header
+	code   int
+}
+
+func (c *codeCapture) Header() http.Header         { return c.header }
+func (c *codeCapture) Write(p []byte) (int, error) { return len(p), nil }
+func (c *codeCapture) WriteHeader(code int)        { c.code = code }
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	// The status is sent; an encode error here is a client gone away.
+	_ = enc.Encode(v)
+}
+
+func writeError(w http.ResponseWriter, code int, msg string) {
+	writeJSON(w, code, map[string]string{"error": msg})
+}
+
+// fail answers with the status that err's kind calls for.
+func fail(w http.ResponseWriter, err error) {
+	writeError(w, statusOf(err), err.Error())
+}
+
+func statusOf(err error) int {
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.Is(err, chute.ErrNotFound):
+		return http.StatusNotFound
+	case errors.Is(err, chute.ErrExists), errors.Is(err, chute.ErrConflict):
+		return http.StatusConflict
+	case errors.Is(err, chute.ErrInvalid):
+		return http.StatusBadRequest
+	case errors.Is(err, chute.ErrTooLarge), errors.As(err, &tooBig):
+		return http.StatusRequestEntityTooLarge
+	default:
+		return http.StatusInternalServerError
+	}
+}

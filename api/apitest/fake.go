@@ -1,0 +1,327 @@
+// Package apitest provides Fake, an in-memory api.Chutes for tests of the
+// HTTP layer and of the CLI. It runs nothing; it only keeps the records a
+// manager would, so that handlers and clients can be checked against it.
+//
+// A fake package is any body whose first line is "NAME VERSION".
+package apitest
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"paradrop/chute"
+)
+
+// Fake is an in-memory chute manager. The zero value is not usable; call
+// New. It is safe for concurrent use.
+type Fake struct {
+	// Err, when set, is returned by every call that names a chute or takes
+	// a package, to check how errors reach the client.
+	Err error
+	// Hold leaves new changes running until Finish; otherwise they end at
+	// once, successfully.
+	Hold bool
+
+	mu      sync.Mutex
+	chutes  map[string]chute.Info
+	changes []*change // change i has id i+1
+	logs    map[string][]string
+	logged  chan struct{} // closed and replaced when a log line arrives
+}
+
+type change struct {
+	c    chute.Change
+	done chan struct{}
+}
+
+// New returns an empty fake.
+func New() *Fake {
+	return &Fake{chutes: map[string]chute.Info{}, logs: map[string][]string{}, logged: make(chan struct{})}
+}
+
+// Add puts a chute in place as if installed earlier.
+func (f *Fake) Add(info chute.Info) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.chutes[info.Name] = info
+}
+
+// AppendLog adds a line to a chute's log and wakes followers.
+func (f *Fake) AppendLog(name, line string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.logs[name] = append(f.logs[name], line)
+	close(f.logged)
+	f.logged = make(chan struct{})
+}
+
+// Step adds a progress step to a held change.
+func (f *Fake) Step(id uint64, msg string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	ch := f.changes[id-1]
+	ch.c.State = chute.ChangeRun
+	ch.c.Steps = append(ch.c.Steps, chute.Step{Time: time.Now(), Message: msg})
+}
+
+// Finish ends a held change: done if errMsg is empty, else failed.
+func (f *Fake) Finish(id uint64, errMsg string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.finish(f.changes[id-1], errMsg)
+}
+
+func (f *Fake) finish(ch *change, errMsg string) {
+	now := time.Now()
+	ch.c.Ended = &now
+	ch.c.Error = errMsg
+	ch.c.State = chute.ChangeDone
+	if errMsg != "" {
+		ch.c.State = chute.ChangeError
+	}
+	f.apply(ch.c)
+	close(ch.done)
+}
+
+// apply makes a change's effect on the chute records.
+func (f *Fake) apply(c chute.Change) {
+	info := f.chutes[c.Chute]
+	if c.State == chute.ChangeError {
+		if c.Action == "install" {
+			delete(f.chutes, c.Chute)
+			return
+		}
+		info.State, info.Error = chute.Failed, c.Error
+		f.chutes[c.Chute] = info
+		return
+	}
+	now := time.Now()
+	switch c.Action {
+	case "remove":
+		delete(f.chutes, c.Chute)
+		return
+	case "stop":
+		info.State, info.Desired, info.Pid, info.StartedAt = chute.Stopped, chute.Stopped, 0, nil
+	case "restart":
+		info.Restarts++
+		fallthrough
+	default: // install, update, start
+		info.State, info.Desired, info.Pid, info.StartedAt = chute.Running, chute.Running, 4242, &now
+	}
+	f.chutes[c.Chute] = info
+}
+
+// queue records a new change on name, refusing if one is still going.
+func (f *Fake) queue(name, action string) (chute.Change, error) {
+	for _, ch := range f.changes {
+		if ch.c.Chute == name && !ch.c.Done() {
+			return chute.Change{}, fmt.Errorf("%s: change %d in progress: %w", name, ch.c.ID, chute.ErrConflict)
+		}
+	}
+	ch := &change{
+		c: chute.Change{
+			ID: uint64(len(f.changes) + 1), Chute: name, Action: action, State: chute.Queued,
+			Steps: []chute.Step{}, Created: time.Now(),
+		},
+		done: make(chan struct{}),
+	}
+	f.changes = append(f.changes, ch)
+	if !f.Hold {
+		ch.c.Steps = append(ch.c.Steps, chute.Step{Time: time.Now(), Message: action + " " + name})
+		f.finish(ch, "")
+	}
+	return ch.c, nil
+}
+
+// readPackage reads a fake package's "NAME VERSION" line.
+func readPackage(pkg io.Reader) (name, version string, err error) {
+	body, err := io.ReadAll(pkg)
+	if err != nil {
+		return "", "", fmt.Errorf("read package: %w", err)
+	}
+	line, _, _ := bytes.Cut(body, []byte("\n"))
+	fields := strings.Fields(string(line))
+	if len(fields) != 2 {
+		return "", "", fmt.Errorf("package: first line must be \"NAME VERSION\": %w", chute.ErrInvalid)
+	}
+	return fields[0], fields[1], nil
+}
+
+// List implements api.Chutes.
+func (f *Fake) List() []chute.Info {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []chute.Info
+	for _, c := range f.chutes {
+		out = append(out, c)
+	}
+	slices.SortFunc(out, func(a, b chute.Info) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
+
+// Get implements api.Chutes.
+func (f *Fake) Get(name string) (chute.Info, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.Err != nil {
+		return chute.Info{}, f.Err
+	}
+	c, ok := f.chutes[name]
+	if !ok {
+		return chute.Info{}, fmt.Errorf("%s: %w", name, chute.ErrNotFound)
+	}
+	return c, nil
+}
+
+// Install implements api.Chutes.
+func (f *Fake) Install(ctx context.Context, pkg io.Reader) (chute.Change, error) {
+	name, version, err := readPackage(pkg)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	switch {
+	case f.Err != nil:
+		return chute.Change{}, f.Err
+	case err != nil:
+		return chute.Change{}, err
+	}
+	if _, ok := f.chutes[name]; ok {
+		return chute.Change{}, fmt.Errorf("%s: %w", name, chute.ErrExists)
+	}
+	f.chutes[name] = chute.Info{Name: name, Version: version, State: chute.Installing, Desired: chute.Running}
+	return f.queue(name, "install")
+}
+
+// Update implements api.Chutes.
+func (f *Fake) Update(ctx context.Context, name string, pkg io.Reader, force bool) (chute.Change, error) {
+	pkgName, version, err := readPackage(pkg)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	switch {
+	case f.Err != nil:
+		return chute.Change{}, f.Err
+	case err != nil:
+		return chute.Change{}, err
+	case pkgName != name:
+		return chute.Change{}, fmt.Errorf("package is for %s, not %s: %w", pkgName, name, chute.ErrInvalid)
+	}
+	info, ok := f.chutes[name]
+	if !ok {
+		return chute.Change{}, fmt.Errorf("%s: %w", name, chute.ErrNotFound)
+	}
+	if info.Version == version && !force {
+		return chute.Change{}, fmt.Errorf("%s is already at version %s (force to reinstall): %w", name, version, chute.ErrConflict)
+	}
+	info.Version = version
+	f.chutes[name] = info
+	return f.queue(name, "update")
+}
+
+// Remove implements api.Chutes.
+func (f *Fake) Remove(name string, keepData bool) (chute.Change, error) {
+	return f.simple(name, "remove")
+}
+
+// Start implements api.Chutes.
+func (f *Fake) Start(name string) (chute.Change, error) { return f.simple(name, "start") }
+
+// Stop implements api.Chutes.
+func (f *Fake) Stop(name string) (chute.Change, error) { return f.simple(name, "stop") }
+
+// Restart implements api.Chutes.
+func (f *Fake) Restart(name string) (chute.Change, error) { return f.simple(name, "restart") }
+
+func (f *Fake) simple(name, action string) (chute.Change, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.Err != nil {
+		return chute.Change{}, f.Err
+	}
+	if _, ok := f.chutes[name]; !ok {
+		return chute.Change{}, fmt.Errorf("%s: %w", name, chute.ErrNotFound)
+	}
+	return f.queue(name, action)
+}
+
+// Changes implements api.Chutes.
+func (f *Fake) Changes() []chute.Change {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []chute.Change
+	for _, ch := range f.changes {
+		out = append(out, copyChange(ch.c))
+	}
+	return out
+}
+
+// Change implements api.Chutes.
+func (f *Fake) Change(id uint64) (chute.Change, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if id == 0 || id > uint64(len(f.changes)) {
+		return chute.Change{}, fmt.Errorf("change %d: %w", id, chute.ErrNotFound)
+	}
+	return copyChange(f.changes[id-1].c), nil
+}
+
+// WaitChange implements api.Chutes.
+func (f *Fake) WaitChange(ctx context.Context, id uint64) (chute.Change, error) {
+	f.mu.Lock()
+	if id == 0 || id > uint64(len(f.changes)) {
+		f.mu.Unlock()
+		return chute.Change{}, fmt.Errorf("change %d: %w", id, chute.ErrNotFound)
+	}
+	done := f.changes[id-1].done
+	f.mu.Unlock()
+	select {
+	case <-done:
+		return f.Change(id)
+	case <-ctx.Done():
+		return chute.Change{}, ctx.Err()
+	}
+}
+
+// copyChange keeps callers from sharing the Steps array with later Steps.
+func copyChange(c chute.Change) chute.Change {
+	c.Steps = slices.Clone(c.Steps)
+	return c
+}
+
+// Logs implements api.Chutes.
+func (f *Fake) Logs(ctx context.Context, name string, tail int, follow bool, w io.Writer) error {
+	f.mu.Lock()
+	if _, ok := f.chutes[name]; !ok {
+		f.mu.Unlock()
+		return fmt.Errorf("%s: %w", name, chute.ErrNotFound)
+	}
+	lines := f.logs[name]
+	sent := len(lines)
+	lines = lines[max(0, len(lines)-tail):]
+	wake := f.logged
+	f.mu.Unlock()
+	for {
+		for _, l := range lines {
+			if _, err := io.WriteString(w, l+"\n"); err != nil {
+				return err
+			}
+		}
+		if !follow {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-wake:
+		}
+		f.mu.Lock()
+		lines = f.logs[name][sent:]
+		sent += len(lines)
+		wake = f.logged
+		f.mu.Unlock()
+	}
+}

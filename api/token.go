@@ -1,0 +1,114 @@
+package api
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"paradrop/store"
+)
+
+// tokenHashKey is the store.Meta key of the operator token's SHA-256. Only
+// the hash is stored, so a copy of the state file does not grant access.
+const tokenHashKey = "operator_token_sha256"
+
+// TokenFile is the name of the operator token's file in the data directory.
+const TokenFile = "operator.token"
+
+// EnsureOperatorToken makes sure the daemon has an operator token and
+// returns the path of the file that holds it.
+//
+// On first start it generates a random token, writes it to DATA/TokenFile
+// (mode 0600) and stores its hash; created is then true. Afterwards it
+// leaves both alone. If the hash exists but the file was deleted, the token
+// is not rotated behind the operator's back: whoever kept a copy still gets
+// in, and to get a new one the operator removes the hash (or the state).
+func EnsureOperatorToken(db *store.DB, dataDir string) (path string, created bool, err error) {
+	path = filepath.Join(dataDir, TokenFile)
+	var hash string
+	switch err := db.Get(store.Meta, tokenHashKey, &hash); {
+	case err == nil:
+		return path, false, nil
+	case !errors.Is(err, store.ErrNotFound):
+		return "", false, fmt.Errorf("operator token: %w", err)
+	}
+
+	var raw [32]byte
+	if _, err := rand.Read(raw[:]); err != nil {
+		return "", false, fmt.Errorf("operator token: %w", err)
+	}
+	token := hex.EncodeToString(raw[:])
+	// The file first: a crash before the hash is stored just means a new
+	// token next start, while the other order could lock the operator out.
+	if err := writeFileAtomic(path, []byte(token+"\n")); err != nil {
+		return "", false, fmt.Errorf("operator token: %w", err)
+	}
+	if err := db.Put(store.Meta, tokenHashKey, hashToken(token)); err != nil {
+		return "", false, fmt.Errorf("operator token: %w", err)
+	}
+	return path, true, nil
+}
+
+// writeFileAtomic writes data to path with mode 0600 so that readers never
+// see a partial token.
+func writeFileAtomic(path string, data []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name()) // no-op after the rename
+	if err := f.Chmod(0o600); err != nil {
+		f.Close()
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), path)
+}
+
+func hashToken(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:])
+}
+
+// authorize checks the request's bearer token against the stored hash. The
+// hash is read on each request so that a token replaced in the store takes
+// effect without a restart; with no hash at all nobody gets in.
+func (s *server) authorize(r *http.Request) error {
+	auth := r.Header.Get("Authorization")
+	scheme, token, ok := strings.Cut(auth, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
+		return errors.New("missing bearer token (see operator.token in the daemon's data directory)")
+	}
+	if s.cfg.DB == nil {
+		return errors.New("invalid token")
+	}
+	var want string
+	if err := s.cfg.DB.Get(store.Meta, tokenHashKey, &want); err != nil {
+		if !errors.Is(err, store.ErrNotFound) {
+			s.cfg.Logf("check operator token: %v", err)
+		}
+		return errors.New("invalid token")
+	}
+	got := hashToken(strings.TrimSpace(token))
+	if subtle.ConstantTimeCompare([]byte(got), []byte(want)) != 1 {
+		return errors.New("invalid token")
+	}
+	return nil
+}
