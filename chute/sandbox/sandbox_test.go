@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -385,7 +386,7 @@ func TestStartErrors(t *testing.T) {
 
 func TestLogRotationBound(t *testing.T) {
 	// 10 MiB of output, from both streams, through a 64 KiB x 3 log.
-	s := newSpec(t, "logs", `echo first; echo to-stderr >&2; head -c 10485760 /dev/zero | tr '\0' x | fold -w 100; echo last`)
+	s := newSpec(t, "logs", `echo first; echo to-stderr >&2; head -c 10485760 /dev/zero | tr '\0' x | fold -w 100; echo; echo last`)
 	s.LogMaxBytes = 64 << 10
 	s.LogFiles = 3
 	st, _ := runScript(t, s)
@@ -436,5 +437,140 @@ func TestLogStreams(t *testing.T) {
 	}
 	if len(want) > 0 {
 		t.Errorf("missing log lines %v", want)
+	}
+}
+
+// startFromDaemon starts s from a separate process, as the daemon would,
+// and kills that process with SIGKILL once the chute runs.
+func startFromDaemon(t *testing.T, s sandbox.Spec) int {
+	t.Helper()
+	spec, err := json.Marshal(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	daemon := exec.Command(self, daemonCommand)
+	daemon.Stdin = strings.NewReader(string(spec))
+	daemon.Stderr = os.Stderr
+	out, err := daemon.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := daemon.Start(); err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		daemon.Wait()
+		t.Fatalf("daemon did not start the chute: %v", err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(line))
+	if err != nil {
+		t.Fatalf("daemon printed %q", line)
+	}
+	if err := daemon.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	daemon.Wait()
+	return pid
+}
+
+func attach(t *testing.T, stateDir string) (*sandbox.Chute, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return sandbox.Attach(ctx, stateDir)
+}
+
+func TestSurvivesDaemonDeath(t *testing.T) {
+	s := newSpec(t, "survivor", `trap 'echo bye; exit 7' TERM; i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.1; done`)
+	pid := startFromDaemon(t, s)
+
+	// The daemon is dead; the chute goes on, and so do its logs.
+	if err := syscall.Kill(pid, 0); err != nil {
+		t.Fatalf("chute pid %d gone with its daemon: %v", pid, err)
+	}
+	before := len(logLines(t, s.LogDir))
+	time.Sleep(500 * time.Millisecond)
+	if after := len(logLines(t, s.LogDir)); after <= before {
+		t.Errorf("log stopped growing after the daemon died: %d then %d lines", before, after)
+	}
+
+	c, err := attach(t, s.StateDir)
+	if err != nil {
+		t.Fatalf("Attach: %v", err)
+	}
+	if c.Pid() != pid {
+		t.Errorf("attached pid %d, started %d", c.Pid(), pid)
+	}
+	if c.StartedAt().IsZero() || time.Since(c.StartedAt()) > time.Minute {
+		t.Errorf("attached StartedAt %v", c.StartedAt())
+	}
+	select {
+	case <-c.Exited():
+		t.Fatal("Exited closed for a running chute")
+	case <-time.After(200 * time.Millisecond):
+	}
+	// A second daemon may attach too, and detach by dropping its handle.
+	if c2, err := attach(t, s.StateDir); err != nil || c2.Pid() != pid {
+		t.Fatalf("second Attach: %v", err)
+	}
+	if err := sandbox.Cleanup(s.StateDir); err == nil {
+		t.Error("Cleanup of a running chute's state succeeded")
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	st, err := c.Stop(ctx, 10*time.Second)
+	if err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+	if st.Code != 7 || st.Signal != "" {
+		t.Errorf("exit status %+v, want code 7 from the TERM trap", st)
+	}
+	if lines := logLines(t, s.LogDir); lines[len(lines)-1] != "stdout bye" {
+		t.Errorf("last log line %q, want the trap's output", lines[len(lines)-1])
+	}
+	if err := sandbox.Cleanup(s.StateDir); err != nil {
+		t.Errorf("Cleanup: %v", err)
+	}
+	if _, err := os.Stat(s.StateDir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("state dir after Cleanup: %v", err)
+	}
+}
+
+func TestExitWhileNoDaemon(t *testing.T) {
+	s := newSpec(t, "orphan", `sleep 0.5; exit 5`)
+	pid := startFromDaemon(t, s)
+	exitFile := filepath.Join(s.StateDir, "exit.json")
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if _, err := os.Stat(filepath.Join(s.StateDir, "shim.sock")); errors.Is(err, os.ErrNotExist) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("shim still serving 10s after its chute should have exited")
+		}
+	}
+	if _, err := os.Stat(exitFile); err != nil {
+		t.Fatalf("no exit record: %v", err)
+	}
+	c, err := attach(t, s.StateDir)
+	if !errors.Is(err, sandbox.ErrNotRunning) || c == nil {
+		t.Fatalf("Attach: %v, want ErrNotRunning with a handle", err)
+	}
+	if c.Pid() != pid {
+		t.Errorf("pid %d, started %d", c.Pid(), pid)
+	}
+	if st := wait(t, c); st.Code != 5 {
+		t.Errorf("recorded exit status %+v, want code 5", st)
+	}
+	if err := sandbox.Cleanup(s.StateDir); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := attach(t, s.StateDir); !errors.Is(err, sandbox.ErrNoShim) {
+		t.Errorf("Attach after Cleanup: %v, want ErrNoShim", err)
 	}
 }

@@ -23,10 +23,10 @@ import (
 
 // Files in a chute's state directory.
 const (
-	specFile   = "spec.json"
-	pidFile    = "shim.pid"
-	sockFile   = "shim.sock"
-	exitFile   = "exit.json"
+	specFile    = "spec.json"
+	pidFile     = "shim.pid"
+	sockFile    = "shim.sock"
+	exitFile    = "exit.json"
 	shimLogFile = "shim.log"
 )
 
