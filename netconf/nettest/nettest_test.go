@@ -63,4 +63,22 @@ func TestLAN(t *testing.T) {
 	if _, err := nettest.Run(a, "busybox", "false"); err == nil {
 		t.Error("Run of a failing command returned no error")
 	}
+
+	// A background program started inside b is reachable from a.
+	nettest.Start(t, b, "busybox", "nc", "-l", "-p", "7000", "-e", "busybox", "echo", "hello")
+	var got string
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		conn, err := nettest.Dial(t, a, "192.0.2.20:7000", time.Second)
+		if err != nil {
+			continue // not listening yet
+		}
+		conn.SetDeadline(time.Now().Add(5 * time.Second))
+		buf := make([]byte, 16)
+		n, _ := conn.Read(buf)
+		got = string(buf[:n])
+		break
+	}
+	if got != "hello\n" {
+		t.Errorf("from nc started in b: %q, want \"hello\\n\"", got)
+	}
 }
