@@ -16,6 +16,9 @@ import (
 // shim's memory.
 const maxLogLine = 16 << 10
 
+// logTimeFormat is RFC 3339 with a fixed-width fraction, so records align.
+const logTimeFormat = "2006-01-02T15:04:05.000000000Z07:00"
+
 // rotatingLog is current.log in a directory, rotated to current.log.1 ..
 // current.log.(files-1) when it would grow past maxBytes. Whatever a chute
 // writes, the directory holds at most files*maxBytes bytes of logs.
@@ -107,7 +110,7 @@ func (l *rotatingLog) Close() error {
 }
 
 // copyLines reads r until EOF and writes each line to l as
-// "<RFC 3339 time> <stream> <line>". Write errors (a full disk) drop records
+// "<UTC time> <stream> <line>". Write errors (a full disk) drop records
 // rather than stop reading: a chute must never block on its output.
 func copyLines(l *rotatingLog, stream string, r io.Reader) {
 	br := bufio.NewReaderSize(r, maxLogLine)
@@ -116,7 +119,7 @@ func copyLines(l *rotatingLog, stream string, r io.Reader) {
 		line, err := br.ReadSlice('\n')
 		if len(line) > 0 {
 			rec = rec[:0]
-			rec = time.Now().UTC().AppendFormat(rec, time.RFC3339Nano)
+			rec = time.Now().UTC().AppendFormat(rec, logTimeFormat)
 			rec = append(rec, ' ')
 			rec = append(rec, stream...)
 			rec = append(rec, ' ')

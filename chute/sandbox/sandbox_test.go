@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"paradrop/cgroup"
 	"paradrop/chute/sandbox"
 	"paradrop/chute/sandbox/sandboxtest"
 )
@@ -572,5 +573,99 @@ func TestExitWhileNoDaemon(t *testing.T) {
 	}
 	if _, err := attach(t, s.StateDir); !errors.Is(err, sandbox.ErrNoShim) {
 		t.Errorf("Attach after Cleanup: %v, want ErrNoShim", err)
+	}
+}
+
+func TestCgroupPlacement(t *testing.T) {
+	path := fmt.Sprintf("/paradrop-sandbox-test/chute-%d", os.Getpid())
+	g, err := cgroup.Open(path, cgroup.Resources{Pids: 64})
+	if err != nil {
+		t.Fatalf("create test cgroup: %v", err)
+	}
+	t.Cleanup(func() {
+		g.Kill()
+		if err := g.Delete(); err != nil {
+			t.Errorf("delete test cgroup: %v", err)
+		}
+		os.Remove("/sys/fs/cgroup/pids/paradrop-sandbox-test")
+	})
+	s := newSpec(t, "grouped", `grep -E ':(pids|memory):' /proc/self/cgroup | sort; echo ready; sleep 1000`)
+	s.CgroupPath = path
+	c := start(t, s)
+	waitForLog(t, s.LogDir, "ready")
+	procs, err := g.Procs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, p := range procs {
+		found = found || p == c.Pid()
+	}
+	if !found {
+		t.Errorf("chute pid %d not in cgroup %s (procs %v)", c.Pid(), path, procs)
+	}
+	hostView, err := os.ReadFile(filepath.Join("/sys/fs/cgroup/pids", path, "cgroup.procs"))
+	if err != nil || !strings.Contains(string(hostView), strconv.Itoa(c.Pid())+"\n") {
+		t.Errorf("cgroupfs procs of %s: %q, %v; want pid %d", path, hostView, err, c.Pid())
+	}
+	// The cgroup namespace was made after the move: the chute's own group
+	// is its root.
+	lines := logLines(t, s.LogDir)
+	var ns []string
+	for _, l := range lines[:len(lines)-1] {
+		_, rest, _ := strings.Cut(l, ":")
+		ns = append(ns, rest)
+	}
+	if want := "memory:/ pids:/"; strings.Join(ns, " ") != want {
+		t.Errorf("chute sees its cgroups as %q, want %q", strings.Join(ns, " "), want)
+	}
+}
+
+// TestJoinNetNS runs a chute in a network namespace made beforehand, as
+// the daemon does, with a dummy link that only that namespace has.
+func TestJoinNetNS(t *testing.T) {
+	name := fmt.Sprintf("sbtest%d", os.Getpid())
+	t.Cleanup(func() { exec.Command("ip", "netns", "delete", name).Run() })
+	for _, args := range [][]string{
+		{"netns", "add", name},
+		{"-n", name, "link", "add", "chutelink0", "type", "veth", "peer", "name", "chutelink1"},
+	} {
+		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+			t.Fatalf("ip %v: %v: %s (iproute2 is needed)", args, err, out)
+		}
+	}
+	s := newSpec(t, "netjoin", `cut -d: -f1 /proc/net/dev | tail -n +3 | tr -d ' ' | sort; touch /sys/probe 2>/dev/null || echo sys-ro`)
+	s.NetNS = "/run/netns/" + name
+	st, lines := runScript(t, s)
+	if st.Code != 0 {
+		t.Fatalf("exit status %+v, output %q", st, lines)
+	}
+	if got := strings.Join(lines, " "); got != "stdout chutelink0 stdout chutelink1 stdout lo stdout sys-ro" {
+		t.Errorf("chute's links: %q, want the joined namespace's veth pair and lo", got)
+	}
+}
+
+func TestStartCanceled(t *testing.T) {
+	s := newSpec(t, "canceled", "sleep 1000")
+	// A shim takes far longer than this to start its chute.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Millisecond)
+	defer cancel()
+	if c, err := sandbox.Start(ctx, s); !errors.Is(err, context.DeadlineExceeded) {
+		if c != nil {
+			c.Signal(syscall.SIGKILL)
+		}
+		t.Fatalf("Start with a canceled context: %v", err)
+	}
+	// The half-started shim dies, and its chute with it.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, err := attach(t, s.StateDir)
+		if errors.Is(err, sandbox.ErrNoShim) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("shim still there after a canceled Start: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
