@@ -98,6 +98,19 @@ func TestStartAdoptStop(t *testing.T) {
 		t.Fatalf("Open_vSwitch rows after re-adoption: %d, want 1", n)
 	}
 
+	// If only ovs-vswitchd died, Start keeps the server and restarts it.
+	if err := vswitchd.stop(ctx, dir); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Start(ctx, dir); err != nil {
+		t.Fatal(err)
+	}
+	after = pids(t, dir)
+	if after["ovsdb-server"] != before["ovsdb-server"] || after["ovs-vswitchd"] == 0 || after["ovs-vswitchd"] == before["ovs-vswitchd"] {
+		t.Fatalf("Start after ovs-vswitchd died: pids %v, before %v", after, before)
+	}
+	before = after
+
 	if err := d2.Stop(ctx); err != nil {
 		t.Fatal(err)
 	}

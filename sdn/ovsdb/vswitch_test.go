@@ -223,6 +223,11 @@ func TestPorts(t *testing.T) {
 			t.Errorf("OFPort(%s) = %d, ovs-vsctl says %s", p.name, n, want)
 		}
 		ofports[p.name] = n
+		// The switch's OpenFlow view must agree with the database.
+		eventually(t, "ovs-ofctl show lists "+p.name, func() (string, bool) {
+			out, err := exec.Command("ovs-ofctl", "-O", "OpenFlow13", "show", "unix:"+d.MgmtSocket(br)).CombinedOutput()
+			return string(out), err == nil && strings.Contains(string(out), " "+strconv.FormatUint(uint64(n), 10)+"("+p.name+"):")
+		})
 		if got := vsctl(t, d, "get", "Interface", p.name, "type"); got != p.typ && !(p.typ == "" && got == `""`) {
 			t.Errorf("%s type = %s, want %q", p.name, got, p.typ)
 		}
