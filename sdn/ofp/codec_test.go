@@ -183,3 +183,23 @@ func TestReadMessage(t *testing.T) {
 		t.Fatalf("empty stream: %v, want io.EOF", err)
 	}
 }
+
+func TestNestingBound(t *testing.T) {
+	nest := func(depth int) []byte {
+		var a Action = &NXActionNAT{}
+		for i := 0; i < depth; i++ {
+			a = &NXActionCT{Actions: []Action{a}}
+		}
+		b, err := (&PacketOut{Actions: []Action{a}}).MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	if _, err := Decode(nest(maxActionDepth)); err != nil {
+		t.Errorf("ct nested %d deep: %v", maxActionDepth, err)
+	}
+	if _, err := Decode(nest(maxActionDepth + 1)); !errors.Is(err, ErrUnsupported) {
+		t.Errorf("ct nested %d deep: %v, want ErrUnsupported", maxActionDepth+1, err)
+	}
+}

@@ -10,6 +10,11 @@ import (
 
 const nxExperimenter = 0x00002320
 
+// maxActionDepth bounds ct actions nested in ct actions. OVS accepts no
+// nesting at all; the bound keeps hostile input from costing deep
+// recursion in decoding and in JSON rendering.
+const maxActionDepth = 4
+
 // Nicira action subtypes.
 const (
 	NXASTResubmitTable = 14
@@ -233,6 +238,11 @@ func decodeNXAction(p *reader) Action {
 	sub := p.u16()
 	switch sub {
 	case NXASTCT:
+		if p.depth >= maxActionDepth {
+			p.fail("ct action", ErrUnsupported, "actions nested more than %d deep", maxActionDepth)
+			return nil
+		}
+		p.depth++
 		a := &NXActionCT{Flags: p.u16(), ZoneSrc: p.u32(), ZoneOfsNbits: p.u16(), RecircTable: p.u8()}
 		p.skip(3)
 		a.Alg = p.u16()

@@ -40,8 +40,9 @@ func (e *DecodeError) Unwrap() error { return e.Err }
 // with sub-readers, and every later read yields zeros, so decoders read
 // straight through and check once instead of after each field.
 type reader struct {
-	b   []byte
-	err *error
+	b     []byte
+	err   *error
+	depth int // nesting of action lists, see maxActionDepth
 }
 
 func newReader(b []byte) *reader {
@@ -76,7 +77,7 @@ func (r *reader) take(what string, n int) []byte {
 
 // sub consumes n bytes and returns a reader over them sharing r's error.
 func (r *reader) sub(what string, n int) *reader {
-	return &reader{b: r.take(what, n), err: r.err}
+	return &reader{b: r.take(what, n), err: r.err, depth: r.depth}
 }
 
 func (r *reader) u8() uint8 {
