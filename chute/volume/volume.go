@@ -27,8 +27,9 @@ const MinSize = 4 << 20
 // Ensure makes the volume in image, created with size bytes if absent,
 // mounted at mountpoint (nodev, nosuid) with its root owned by uid:gid. It
 // is idempotent: a volume already mounted there is left as is, except that
-// it grows, online, when size exceeds the image's size. Volumes never
-// shrink.
+// it grows when size exceeds the image's size: online, or, lacking
+// CAP_SYS_RESOURCE, by unmounting it, which fails while files are open.
+// Volumes never shrink.
 func Ensure(ctx context.Context, image, mountpoint string, size int64, uid, gid int) error {
 	if err := ensure(ctx, image, mountpoint, size, uid, gid); err != nil {
 		return fmt.Errorf("ensure volume %s at %s: %w", image, mountpoint, err)
