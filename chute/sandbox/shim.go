@@ -59,7 +59,7 @@ type shim struct {
 	cmd       *exec.Cmd
 	startedAt time.Time
 
-	done     chan struct{} // closed once status is set and saved
+	done     chan struct{} // closed once status is saved and the socket is gone
 	status   ExitStatus
 	handlers sync.WaitGroup
 }
@@ -85,8 +85,6 @@ func ShimMain(args []string) int {
 	report.Close()
 	go sh.serve()
 	<-sh.done
-	sh.ln.Close()
-	sh.removeRuntimeFiles()
 	waitTimeout(&sh.handlers, handlerGrace)
 	return 0
 }
@@ -148,6 +146,10 @@ func (sh *shim) run(started chan<- error) {
 	if err := sh.saveExit(); err != nil {
 		fmt.Fprintf(os.Stderr, "shim: %v\n", err)
 	}
+	// Gone before anyone hears of the exit: a daemon that stops the chute
+	// and at once cleans up or restarts it must not find this shim.
+	sh.ln.Close()
+	sh.removeRuntimeFiles()
 	close(sh.done)
 }
 
