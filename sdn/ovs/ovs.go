@@ -109,14 +109,28 @@ func (p process) start(ctx context.Context, dir string) error {
 	return nil
 }
 
-// stop sends SIGTERM and waits for the process to go, then SIGKILLs it if
-// ctx ends first.
+// stop asks the process to exit with "exit --cleanup", which makes
+// ovs-vswitchd delete its datapath and the tap devices of the userspace
+// datapath (a plain SIGTERM leaves them behind). SIGTERM is the fallback,
+// and SIGKILL follows if ctx ends before the process is gone.
 func (p process) stop(ctx context.Context, dir string) error {
 	pid, ok := p.running(dir)
 	if !ok {
 		return nil
 	}
-	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil && !errors.Is(err, syscall.ESRCH) {
+	appctl, err := lookBinary("ovs-appctl")
+	if err == nil {
+		ctl := filepath.Join(dir, p.name+".ctl")
+		args := []string{"-t", ctl, "--timeout=5", "exit"}
+		if p.name == vswitchd.name {
+			args = append(args, "--cleanup")
+		}
+		err = exec.CommandContext(ctx, appctl, args...).Run()
+	}
+	if err != nil {
+		err = syscall.Kill(pid, syscall.SIGTERM)
+	}
+	if err != nil && !errors.Is(err, syscall.ESRCH) {
 		return fmt.Errorf("stop %s (pid %d): %w", p.name, pid, err)
 	}
 	tick := time.NewTicker(20 * time.Millisecond)

@@ -190,6 +190,13 @@ func veth(t *testing.T) (string, string) {
 }
 
 func TestPorts(t *testing.T) {
+	var internal string
+	t.Cleanup(func() { // runs after OVS is stopped
+		if internal != "" && exec.Command("ip", "link", "show", internal).Run() == nil {
+			t.Errorf("tap device %s left behind after Stop", internal)
+			exec.Command("ip", "link", "del", internal).Run()
+		}
+	})
 	d, c := startOVS(t)
 	ctx := testCtx(t)
 	const br = "pdbr-test"
@@ -197,7 +204,7 @@ func TestPorts(t *testing.T) {
 		t.Fatal(err)
 	}
 	vethA, _ := veth(t)
-	internal := "pdti" + vethA[3:11]
+	internal = "pdti" + vethA[3:11]
 
 	ports := []struct {
 		name, typ string
