@@ -67,7 +67,8 @@ func newChute(stateDir string, pid int, startedAt time.Time) *Chute {
 // Start starts a chute under a new shim and returns once the chute's
 // command has been exec'ed, or with the reason it could not be. The shim,
 // and so the chute, outlive ctx and the calling process; ctx only bounds
-// the start.
+// the start. A failed start leaves the shim's own log, shim.log, in the
+// state directory for diagnosis; Cleanup removes it.
 func Start(ctx context.Context, s Spec) (*Chute, error) {
 	c, err := start(ctx, s)
 	if err != nil {
@@ -295,6 +296,10 @@ func (c *Chute) Signal(sig syscall.Signal) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if _, err := call(ctx, c.stateDir, request{Op: opSignal, Signal: int(sig)}); err != nil {
+		// The shim of a chute that just exited is gone without a word.
+		if _, rerr := readExit(c.stateDir); rerr == nil {
+			err = ErrNotRunning
+		}
 		return fmt.Errorf("signal chute: %w", err)
 	}
 	return nil

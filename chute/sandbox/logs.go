@@ -86,10 +86,18 @@ func (l *rotatingLog) rotate() error {
 }
 
 // writeRecord writes one record, cut to maxBytes so that even a single huge
-// record cannot break the bound.
-func (l *rotatingLog) writeRecord(rec []byte) error {
+// record cannot break the bound. Failures (a full disk) drop the record:
+// a chute must never block on its output. Only the first is reported.
+func (l *rotatingLog) writeRecord(rec []byte) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if err := l.write(rec); err != nil && !l.failed {
+		l.failed = true
+		fmt.Fprintf(os.Stderr, "shim: write log (further errors not reported): %v\n", err)
+	}
+}
+
+func (l *rotatingLog) write(rec []byte) error {
 	if int64(len(rec)) > l.maxBytes {
 		rec = append(rec[:l.maxBytes-1:l.maxBytes-1], '\n')
 	}
@@ -110,8 +118,7 @@ func (l *rotatingLog) Close() error {
 }
 
 // copyLines reads r until EOF and writes each line to l as
-// "<UTC time> <stream> <line>". Write errors (a full disk) drop records
-// rather than stop reading: a chute must never block on its output.
+// "<UTC time> <stream> <line>".
 func copyLines(l *rotatingLog, stream string, r io.Reader) {
 	br := bufio.NewReaderSize(r, maxLogLine)
 	var rec []byte
@@ -127,10 +134,7 @@ func copyLines(l *rotatingLog, stream string, r io.Reader) {
 			if rec[len(rec)-1] != '\n' {
 				rec = append(rec, '\n')
 			}
-			if werr := l.writeRecord(rec); werr != nil && !l.failed {
-				l.failed = true
-				fmt.Fprintf(os.Stderr, "shim: write log (further errors not reported): %v\n", werr)
-			}
+			l.writeRecord(rec)
 		}
 		if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
 			return

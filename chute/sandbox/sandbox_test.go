@@ -161,10 +161,11 @@ func TestIsolation(t *testing.T) {
 	defer os.Remove(marker.Name())
 
 	tests := []struct {
-		name   string
-		script string
-		want   []string // exact stdout lines, in order
-		check  func(t *testing.T, s sandbox.Spec, out []string)
+		name    string
+		script  string
+		want    []string // exact stdout lines, in order
+		check   func(t *testing.T, s sandbox.Spec, out []string)
+		hostIDs bool // run without a user namespace
 	}{
 		{name: "pid1", script: `echo $$; readlink /proc/self`, want: []string{"1", "1"}},
 		{name: "ps shows only the chute", script: `ps -o pid,comm`,
@@ -209,6 +210,10 @@ func TestIsolation(t *testing.T) {
 				"4", "ptmx", "/proc/self/fd"}},
 		{name: "masked and read-only proc", script: `wc -c < /proc/timer_list; ls /sys/firmware | wc -l; (echo 1 > /proc/sys/vm/drop_caches) 2>&1; echo rc=$?; grep -c '^sysfs /sys sysfs ro' /proc/mounts`,
 			want: []string{"0", "0", "/bin/sh: can't create /proc/sys/vm/drop_caches: Read-only file system", "rc=1", "1"}},
+		{name: "no user namespace: host root, still confined", hostIDs: true,
+			script: `cat /proc/self/uid_map; grep -E '^(CapEff|CapBnd|Seccomp):' /proc/self/status; touch /x 2>&1; hostname`,
+			want: []string{"         0          0 4294967295", "CapEff:\t00000000200405fb", "CapBnd:\t00000000200405fb",
+				"Seccomp:\t2", "touch: /x: Read-only file system", "isolation"}},
 		{name: "environment and limits", script: `echo $HOME $HOSTNAME $PATH $FOO; ulimit -n; ulimit -c; pwd`,
 			want: []string{"/root isolation " + sandbox.DefaultPath + " bar", "1024", "0", "/"}},
 	}
@@ -216,6 +221,7 @@ func TestIsolation(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			s := newSpec(t, "isolation", tt.script)
 			s.Env = []string{"FOO=bar"}
+			s.UserNS = !tt.hostIDs
 			st, lines := runScript(t, s)
 			var out []string
 			for _, l := range lines {
