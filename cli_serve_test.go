@@ -1,0 +1,112 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"paradrop/api"
+)
+
+func TestServe(t *testing.T) {
+	dir := t.TempDir()
+	var mu sync.Mutex
+	var logged []string
+	start := func() (string, context.CancelFunc, chan error) {
+		ctx, cancel := context.WithCancel(context.Background())
+		addr := make(chan net.Addr, 1)
+		done := make(chan error, 1)
+		go func() {
+			done <- serve(ctx, serveOptions{
+				dataDir: dir, listen: "127.0.0.1:0", maxUpload: 1 << 20,
+				logf: func(format string, args ...any) {
+					mu.Lock()
+					defer mu.Unlock()
+					logged = append(logged, fmt.Sprintf(format, args...))
+				},
+				ready: func(a net.Addr) { addr <- a },
+			})
+		}()
+		select {
+		case a := <-addr:
+			return "http://" + a.String(), cancel, done
+		case err := <-done:
+			t.Fatalf("serve: %v", err)
+		}
+		return "", nil, nil
+	}
+
+	base, stop, done := start()
+	resp, err := http.Get(base + "/api/v1/health")
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("health: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	tok, err := os.ReadFile(filepath.Join(dir, api.TokenFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest("GET", base+"/api/v1/info", nil)
+	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("info with the token: %v %v", resp, err)
+	}
+	resp.Body.Close()
+
+	stop()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("serve after cancel: %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("serve did not return after cancel")
+	}
+
+	// A restart keeps the token.
+	_, stop, done = start()
+	stop()
+	<-done
+	if again, _ := os.ReadFile(filepath.Join(dir, api.TokenFile)); string(again) != string(tok) {
+		t.Error("token changed across restarts")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	all := strings.Join(logged, "\n")
+	for _, want := range []string{"created operator token in " + dir, "operator token in " + dir, "API listening on 127.0.0.1:"} {
+		if !strings.Contains(all, want) {
+			t.Errorf("log lacks %q:\n%s", want, all)
+		}
+	}
+}
+
+func TestServeBusyPort(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	err = serve(context.Background(), serveOptions{dataDir: t.TempDir(), listen: ln.Addr().String(), logf: t.Logf})
+	if err == nil || !strings.Contains(err.Error(), "address already in use") {
+		t.Errorf("busy port: %v", err)
+	}
+}
+
+func TestServeFlags(t *testing.T) {
+	f := newCLIFixture(t)
+	for _, args := range [][]string{{"--max-upload", "12x"}, {"--max-upload", "0"}, {"extra"}} {
+		run := func(env *cliEnv, args []string) int { return runCLI(env, "serve", cmdServe, args) }
+		if rc := f.run(run, args...); rc != 2 {
+			t.Errorf("%q: rc %d", args, rc)
+		}
+		f.oneLine(t, "paradrop: serve: ")
+	}
+}
