@@ -112,7 +112,7 @@ func serve(ctx context.Context, opts serveOptions) error {
 	defer cancelReqs()
 	srv := &http.Server{
 		Handler: api.New(api.Config{
-			Chutes: mgr, DB: db, Version: version(), Started: time.Now(),
+			Chutes: mgr, DB: db, Version: buildVersion(), Started: time.Now(),
 			MaxUpload: opts.maxUpload, Logf: opts.logf,
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -145,9 +145,9 @@ func serve(ctx context.Context, opts serveOptions) error {
 	return nil
 }
 
-// version names the build: the module version when built from a release,
+// buildVersion names the build: the module version when built from a release,
 // else the VCS revision Go stamped into the binary.
-func version() string {
+func buildVersion() string {
 	bi, ok := debug.ReadBuildInfo()
 	if !ok {
 		return "unknown"

@@ -5,6 +5,24 @@
 // always {"error": "..."} with a 4xx status that says whose fault it is:
 // 400 bad request, 401 no or wrong token, 404 no such chute/change/route,
 // 405 wrong method, 409 the chute exists or is busy, 413 package too large.
+//
+// Endpoints (all but health need "Authorization: Bearer TOKEN"):
+//
+//	GET    /api/v1/health                     {"status":"ok"}
+//	GET    /api/v1/info                       version, uptime, kernel, cgroup mode
+//	GET    /api/v1/chutes                     {"chutes":[...]}
+//	POST   /api/v1/chutes                     body: package; installs it
+//	GET    /api/v1/chutes/NAME
+//	PUT    /api/v1/chutes/NAME[?force=1]      body: package; updates to it
+//	DELETE /api/v1/chutes/NAME[?keep_data=1]
+//	POST   /api/v1/chutes/NAME/start|stop|restart
+//	GET    /api/v1/chutes/NAME/logs[?tail=N][&follow=1]   text/plain
+//	GET    /api/v1/changes                    {"changes":[...]}
+//	GET    /api/v1/changes/ID
+//
+// A change-making call answers 202 {"change_id":N,"chute":NAME} at once,
+// or with ?wait=1, 200 and the change when it has ended, failed or not.
+// Unknown query parameters are refused rather than ignored.
 package api
 
 import (

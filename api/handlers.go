@@ -292,5 +292,5 @@ func (s *server) getChange(w http.ResponseWriter, r *http.Request) {
 }
 
 func tooLarge(limit int64) string {
-	return fmt.Sprintf("request body larger than the limit of %d bytes", limit)
+	return fmt.Sprintf("request body larger than the daemon's limit of %d bytes (paradrop serve --max-upload)", limit)
 }
