@@ -145,9 +145,15 @@ func serve(ctx context.Context, opts serveOptions) error {
 	return nil
 }
 
-// buildVersion names the build: the module version when built from a release,
-// else the VCS revision Go stamped into the binary.
+// version is set at link time (the Makefile passes -X main.version=...).
+var version string
+
+// buildVersion names the build: the linked-in version, else the module
+// version or the VCS revision Go stamped into the binary.
 func buildVersion() string {
+	if version != "" {
+		return version
+	}
 	bi, ok := debug.ReadBuildInfo()
 	if !ok {
 		return "unknown"

@@ -5,6 +5,7 @@
 // always {"error": "..."} with a 4xx status that says whose fault it is:
 // 400 bad request, 401 no or wrong token, 404 no such chute/change/route,
 // 405 wrong method, 409 the chute exists or is busy, 413 package too large.
+// A 500 is the daemon's own failure.
 //
 // Endpoints (all but health need "Authorization: Bearer TOKEN"):
 //
