@@ -254,7 +254,7 @@ func maskPath(p string) error {
 		return fmt.Errorf("mask %s: %w", p, err)
 	}
 	if st.IsDir() {
-		return mount("tmpfs", p, "tmpfs", unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "size=0")
+		return mount("tmpfs", p, "tmpfs", unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "")
 	}
 	return mount("/dev/null", p, "", unix.MS_BIND, "")
 }

@@ -168,8 +168,22 @@ func TestIsolation(t *testing.T) {
 		hostIDs bool // run without a user namespace
 	}{
 		{name: "pid1", script: `echo $$; readlink /proc/self`, want: []string{"1", "1"}},
-		{name: "ps shows only the chute", script: `ps -o pid,comm`,
-			want: []string{"PID   COMMAND", "    1 ps"}},
+		{name: "ps shows only the chute", script: `sleep 100 & sleep 0.2; ps -o pid,comm; true`,
+			check: func(t *testing.T, _ sandbox.Spec, out []string) {
+				want := map[string]bool{"1 sh": true, "sleep": true, "ps": true}
+				for _, l := range out[1:] {
+					f := strings.Fields(l)
+					pid, _ := strconv.Atoi(f[0])
+					if len(f) != 2 || pid < 1 || pid > 10 || (f[1] != "sh" && f[1] != "sleep" && f[1] != "ps") {
+						t.Errorf("ps shows a process that is not the chute's: %q", l)
+					}
+					delete(want, f[1])
+					delete(want, f[0]+" "+f[1])
+				}
+				if len(out) > 5 || len(want) > 0 {
+					t.Errorf("ps output %q: want pid 1 sh, its sleep and ps, nothing else", out)
+				}
+			}},
 		{name: "hostname", script: `hostname; uname -n`, want: []string{"isolation", "isolation"}},
 		{name: "host files invisible", script: `test -e ` + marker.Name() + ` && echo visible || echo hidden; ls /`,
 			want: []string{"hidden", "bin", "data", "dev", "etc", "mnt", "paradrop", "proc", "root", "sbin", "sys", "tmp", "usr"}},
@@ -234,7 +248,7 @@ func TestIsolation(t *testing.T) {
 			if st.Code != 0 && tt.check == nil && !strings.Contains(tt.script, "rc=") {
 				t.Errorf("exit status %+v", st)
 			}
-			if strings.Join(out, "\n") != strings.Join(tt.want, "\n") {
+			if tt.want != nil && strings.Join(out, "\n") != strings.Join(tt.want, "\n") {
 				t.Errorf("chute printed\n%s\nwant\n%s", strings.Join(out, "\n"), strings.Join(tt.want, "\n"))
 			}
 			if tt.check != nil {

@@ -91,15 +91,29 @@ func ensureBusybox() error {
 	// Another process may hold the dpkg lock for a while: wait for it.
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "apt-get", "-o", "DPkg::Lock::Timeout=300", "install", "-y", "busybox-static")
+	install := []string{"-o", "DPkg::Lock::Timeout=300", "install", "-y", "busybox-static"}
+	if err := aptGet(ctx, install...); err != nil {
+		// A fresh machine may not have package lists yet.
+		if uerr := aptGet(ctx, "-o", "DPkg::Lock::Timeout=300", "update"); uerr != nil {
+			return uerr
+		}
+		if err := aptGet(ctx, install...); err != nil {
+			return err
+		}
+	}
+	_, err := os.Stat(busybox)
+	return err
+}
+
+func aptGet(ctx context.Context, args ...string) error {
+	cmd := exec.CommandContext(ctx, "apt-get", args...)
 	cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("apt-get install busybox-static: %v: %s", err, out.Bytes())
+		return fmt.Errorf("apt-get %v: %v: %s", args, err, out.Bytes())
 	}
-	_, err := os.Stat(busybox)
-	return err
+	return nil
 }
 
 func copyFile(src, dst string, mode os.FileMode) error {
