@@ -597,7 +597,7 @@ func TestExitWhileNoDaemon(t *testing.T) {
 }
 
 func TestCgroupPlacement(t *testing.T) {
-	path := fmt.Sprintf("/paradrop-sandbox-test/chute-%d", os.Getpid())
+	path := fmt.Sprintf("/paradrop-sandbox-test-%d", os.Getpid())
 	g, err := cgroup.Open(path, cgroup.Resources{Pids: 64})
 	if err != nil {
 		t.Fatalf("create test cgroup: %v", err)
@@ -607,7 +607,6 @@ func TestCgroupPlacement(t *testing.T) {
 		if err := g.Delete(); err != nil {
 			t.Errorf("delete test cgroup: %v", err)
 		}
-		os.Remove("/sys/fs/cgroup/pids/paradrop-sandbox-test")
 	})
 	s := newSpec(t, "grouped", `grep -E ':(pids|memory):' /proc/self/cgroup | sort; echo ready; sleep 1000`)
 	s.CgroupPath = path
