@@ -23,4 +23,10 @@
 //
 // This must happen before the program does anything else (no flag parsing,
 // no daemon setup), since these processes are not the daemon.
+//
+// What the host must provide: the rootfs, data and policy directories and
+// their parents searchable by the chute's host uid (init mounts them as
+// that uid); a data directory owned by it; and a service manager that does
+// not kill the shims with the daemon (systemd: KillMode=process), since
+// they run in the daemon's cgroup until the chute's exit.
 package sandbox
