@@ -69,6 +69,8 @@ func runCLI(env *cliEnv, name string, fn func(context.Context, *cliEnv, []string
 	}
 	// One line, whatever the server or the OS put in the message.
 	msg := strings.Join(strings.Fields(err.Error()), " ")
+	// The manager names the operation too ("restart: chute ..."): once is enough.
+	msg = strings.TrimPrefix(msg, name+": ")
 	fmt.Fprintf(env.stderr, "paradrop: %s: %s\n", name, msg)
 	var ue *usageError
 	if errors.As(err, &ue) {

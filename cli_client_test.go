@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"flag"
 	"net/http/httptest"
 	"os"
@@ -174,4 +175,9 @@ func TestCLIRunCLIOneLine(t *testing.T) {
 		t.Errorf("rc %d", rc)
 	}
 	f.oneLine(t, "paradrop: install: manifest: line 3: bad")
+
+	f.stderr.Reset()
+	named := func(context.Context, *cliEnv, []string) error { return errors.New("install: chute \"a\": exists") }
+	runCLI(f.env, "install", named, nil)
+	f.oneLine(t, "paradrop: install: chute \"a\": exists\n")
 }
