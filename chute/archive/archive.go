@@ -27,7 +27,8 @@
 //     running Extract (root), and [Shift] later moves them into the chute's
 //     user-namespace range.
 //   - More than Limits.MaxUpload bytes read, Limits.MaxUnpacked bytes written
-//     or Limits.MaxFiles entries written: ErrTooLarge.
+//     (ignored entries count as written) or Limits.MaxFiles entries written:
+//     ErrTooLarge.
 //   - No chute.yaml: ErrNoManifest. Two of them, both or neither of rootfs/
 //     and image.tar, or a corrupt archive or image: ErrInvalid.
 //
@@ -254,7 +255,9 @@ func (p *pkg) entry(hdr *tar.Header, name string, r io.Reader) error {
 		}
 		return p.rootfs.entry(hdr, hdr.Name, rest, rootfsDir+"/", r)
 	}
-	return nil // not part of a chute package; ignored
+	// Not part of a chute package: ignored, but its size is charged so that
+	// a gzip bomb cannot hide in it.
+	return p.budget.charge(hdr)
 }
 
 // saveImage stages image.tar in dest, since go-containerregistry reads it

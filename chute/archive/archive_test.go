@@ -295,6 +295,7 @@ func TestLimits(t *testing.T) {
 		{"files ok", mkTar(t, many...), Limits{MaxFiles: 21}, nil},
 		{"files", mkTar(t, many...), Limits{MaxFiles: 20}, ErrTooLarge},
 		{"gzip bomb", gz(t, bomb), Limits{MaxUnpacked: 1 << 20}, ErrTooLarge},
+		{"gzip bomb in ignored entry", gz(t, mkTar(t, ent{name: "junk", body: string(make([]byte, 8<<20))})), Limits{MaxUnpacked: 1 << 20}, ErrTooLarge},
 		{"garbage", []byte("this is not a tar archive, not at all, not even close........"), Limits{}, ErrInvalid},
 		{"truncated", big[:len(big)/2], Limits{}, ErrInvalid},
 		{"truncated gzip", gz(t, big)[:100], Limits{}, ErrInvalid},

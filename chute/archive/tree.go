@@ -33,13 +33,21 @@ func (b *budget) file(name string) error {
 	return nil
 }
 
-// copy writes the contents of a regular-file entry to f. The size is charged
-// before writing, so a bomb is refused without filling the disk first.
-func (b *budget) copy(ctx context.Context, f *os.File, r io.Reader, hdr *tar.Header) error {
+// charge takes an entry's size from the budget.
+func (b *budget) charge(hdr *tar.Header) error {
 	if hdr.Size > b.bytes {
 		return refuse(ErrTooLarge, hdr.Name, "package unpacks to more than %d bytes", b.maxBytes)
 	}
 	b.bytes -= hdr.Size
+	return nil
+}
+
+// copy writes the contents of a regular-file entry to f. The size is charged
+// before writing, so a bomb is refused without filling the disk first.
+func (b *budget) copy(ctx context.Context, f *os.File, r io.Reader, hdr *tar.Header) error {
+	if err := b.charge(hdr); err != nil {
+		return err
+	}
 	if _, err := io.Copy(f, &ctxReader{ctx, io.LimitReader(r, hdr.Size)}); err != nil {
 		return fmt.Errorf("write %s: %w", hdr.Name, err)
 	}
