@@ -1,0 +1,78 @@
+// Package chute owns the chutes' lifecycle: installing, updating with
+// rollback, starting, supervising and removing them, one serialized change
+// at a time per chute, with every state transition persisted in the store.
+package chute
+
+import (
+	"errors"
+	"time"
+)
+
+// State is where a chute is in its lifecycle.
+type State string
+
+// The states a chute can be in.
+const (
+	Installing State = "installing"
+	Stopped    State = "stopped"
+	Starting   State = "starting"
+	Running    State = "running"
+	Stopping   State = "stopping"
+	Updating   State = "updating"
+	Failed     State = "failed"
+)
+
+// Errors callers branch on (the API maps them to HTTP statuses).
+var (
+	ErrNotFound = errors.New("no such chute")
+	ErrExists   = errors.New("chute already exists")
+	ErrInvalid  = errors.New("invalid request")
+	ErrTooLarge = errors.New("package too large")
+	ErrConflict = errors.New("conflict")
+)
+
+// Info is what the API shows of a chute.
+type Info struct {
+	Name      string     `json:"name"`
+	Version   string     `json:"version"`
+	State     State      `json:"state"`
+	Desired   State      `json:"desired"`
+	Pid       int        `json:"pid,omitempty"`
+	StartedAt *time.Time `json:"started_at,omitempty"`
+	Restarts  int        `json:"restarts"`
+	LastExit  string     `json:"last_exit,omitempty"`
+	Error     string     `json:"error,omitempty"`
+	Manifest  any        `json:"manifest"`
+}
+
+// ChangeState is where a change is.
+type ChangeState string
+
+// The states of a change.
+const (
+	Queued      ChangeState = "queued"
+	ChangeRun   ChangeState = "running"
+	ChangeDone  ChangeState = "done"
+	ChangeError ChangeState = "failed"
+)
+
+// Step is one line of a change's progress.
+type Step struct {
+	Time    time.Time `json:"time"`
+	Message string    `json:"message"`
+}
+
+// Change is one operation on one chute, recorded with its progress.
+type Change struct {
+	ID      uint64      `json:"id"`
+	Chute   string      `json:"chute"`
+	Action  string      `json:"action"`
+	State   ChangeState `json:"state"`
+	Steps   []Step      `json:"steps"`
+	Error   string      `json:"error,omitempty"`
+	Created time.Time   `json:"created"`
+	Ended   *time.Time  `json:"ended,omitempty"`
+}
+
+// Done reports whether the change has ended, well or badly.
+func (c Change) Done() bool { return c.State == ChangeDone || c.State == ChangeError }

@@ -1,0 +1,366 @@
+package chute
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"paradrop/chute/archive"
+	"paradrop/chute/manifest"
+	"paradrop/store"
+)
+
+// mountpoints are the directories the sandbox mounts over in every rootfs;
+// they are made at install time because the rootfs is read-only at run time.
+var mountpoints = []string{"proc", "dev", "sys", "tmp", "data", "paradrop"}
+
+// staged is an uploaded package unpacked aside, not yet part of any chute.
+type staged struct {
+	dir      string
+	manifest *manifest.Manifest
+}
+
+// stage unpacks a package into a fresh staging directory and parses its
+// manifest. On error nothing is left behind.
+func (m *Manager) stage(ctx context.Context, pkg io.Reader) (*staged, error) {
+	var rnd [8]byte
+	rand.Read(rnd[:])
+	dir := filepath.Join(m.paths.staging(), hex.EncodeToString(rnd[:]))
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("stage package: %w", err)
+	}
+	s, err := m.unpack(ctx, pkg, dir)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	return s, nil
+}
+
+func (m *Manager) unpack(ctx context.Context, pkg io.Reader, dir string) (*staged, error) {
+	yml, err := archive.Extract(ctx, pkg, dir, archive.Limits{MaxUpload: m.cfg.MaxUpload})
+	switch {
+	case errors.Is(err, archive.ErrTooLarge):
+		return nil, fmt.Errorf("%w: %v", ErrTooLarge, err)
+	case errors.Is(err, archive.ErrUnsafe), errors.Is(err, archive.ErrNoManifest), errors.Is(err, archive.ErrInvalid):
+		return nil, fmt.Errorf("%w: package: %v", ErrInvalid, err)
+	case err != nil:
+		return nil, fmt.Errorf("unpack package: %w", err)
+	}
+	man, err := manifest.Parse(yml)
+	if err != nil {
+		return nil, fmt.Errorf("%w: chute.yaml: %v", ErrInvalid, err)
+	}
+	rootfs := filepath.Join(dir, "rootfs")
+	for _, mp := range mountpoints {
+		p := filepath.Join(rootfs, mp)
+		fi, err := os.Lstat(p)
+		switch {
+		case errors.Is(err, os.ErrNotExist):
+			if err := os.Mkdir(p, 0o755); err != nil {
+				return nil, fmt.Errorf("stage package: %w", err)
+			}
+		case err != nil:
+			return nil, fmt.Errorf("stage package: %w", err)
+		case !fi.IsDir():
+			return nil, fmt.Errorf("%w: rootfs/%s must be a directory (the gateway mounts over it)", ErrInvalid, mp)
+		}
+	}
+	return &staged{dir: dir, manifest: man}, nil
+}
+
+// place gives a staged rootfs to the chute's uid range and moves it under
+// the chute's versions, returning the version directory's name.
+func (m *Manager) place(s *staged, name string, slot int, changeID uint64) (string, error) {
+	id := int(hostID(slot))
+	if err := archive.Shift(filepath.Join(s.dir, "rootfs"), id, id); err != nil {
+		return "", fmt.Errorf("give rootfs to the chute's user range: %w", err)
+	}
+	dir := fmt.Sprintf("%s-%d", s.manifest.Version, changeID)
+	if err := os.MkdirAll(m.paths.versions(name), 0o711); err != nil {
+		return "", err
+	}
+	if err := os.Chmod(s.dir, 0o711); err != nil {
+		return "", err
+	}
+	if err := os.Rename(s.dir, m.paths.version(name, dir)); err != nil {
+		return "", fmt.Errorf("commit rootfs: %w", err)
+	}
+	return dir, nil
+}
+
+// freeSlot picks the lowest uid slot no chute uses. Callers hold m.mu.
+func (m *Manager) freeSlot() int {
+	used := map[int]bool{}
+	for _, e := range m.chutes {
+		used[e.rec.Slot] = true
+	}
+	slot := 1
+	for used[slot] {
+		slot++
+	}
+	return slot
+}
+
+// Install reads a package and queues its installation. The upload is
+// unpacked and validated before it returns, so a bad package is an error
+// here, not a failed change.
+func (m *Manager) Install(ctx context.Context, pkg io.Reader) (Change, error) {
+	s, err := m.stage(ctx, pkg)
+	if err != nil {
+		return Change{}, fmt.Errorf("install: %w", err)
+	}
+	name := s.manifest.Name
+	m.mu.Lock()
+	_, exists := m.chutes[name]
+	if exists || m.reserved[name] {
+		m.mu.Unlock()
+		os.RemoveAll(s.dir)
+		return Change{}, fmt.Errorf("install: chute %q: %w", name, ErrExists)
+	}
+	m.reserved[name] = true
+	m.mu.Unlock()
+	ch, err := m.newChange(name, "install")
+	if err != nil {
+		m.unreserve(name)
+		os.RemoveAll(s.dir)
+		return Change{}, err
+	}
+	m.enqueue(name, job{change: ch, run: func(ctx context.Context, p *progress) error {
+		defer m.unreserve(name)
+		return m.install(ctx, p, s, ch.ID)
+	}})
+	return m.Change(ch.ID)
+}
+
+func (m *Manager) unreserve(name string) {
+	m.mu.Lock()
+	delete(m.reserved, name)
+	m.mu.Unlock()
+}
+
+func (m *Manager) install(ctx context.Context, p *progress, s *staged, changeID uint64) error {
+	name, man := s.manifest.Name, s.manifest
+	p.step("unpacked %s %s", name, man.Version)
+	m.mu.Lock()
+	slot := m.freeSlot()
+	m.mu.Unlock()
+	if err := os.MkdirAll(m.paths.chute(name), 0o711); err != nil {
+		os.RemoveAll(s.dir)
+		return fmt.Errorf("install %q: %w", name, err)
+	}
+	if err := os.Rename(m.paths.keptImage(name), m.paths.dataImage(name)); err == nil {
+		p.step("reusing /data kept from an earlier %s", name)
+	}
+	dir, err := m.place(s, name, slot, changeID)
+	if err != nil {
+		os.RemoveAll(s.dir)
+		m.purge(name, false)
+		return fmt.Errorf("install %q: %w", name, err)
+	}
+	rec := record{Name: name, Version: man.Version, Dir: dir, Manifest: man, Desired: Running, State: Stopped, Slot: slot}
+	// The record is the commit point: a crash before it leaves only a
+	// directory that start-up removes; after it, a whole chute.
+	if err := m.db.Put(store.Chutes, name, rec); err != nil {
+		m.purge(name, false)
+		return fmt.Errorf("install %q: %w", name, err)
+	}
+	m.mu.Lock()
+	m.chutes[name] = &entry{rec: rec}
+	m.mu.Unlock()
+	p.step("installed %s %s", name, man.Version)
+	if err := m.startChute(ctx, p, name, dir, man); err != nil {
+		// A chute that cannot even start is not installed: take it all back.
+		p.step("start failed, removing %s: %v", name, err)
+		m.stopChute(ctx, p, name)
+		m.forget(name, false)
+		return err
+	}
+	return nil
+}
+
+// forget removes the chute from the host and from the store.
+func (m *Manager) forget(name string, keepData bool) error {
+	if err := m.purge(name, keepData); err != nil {
+		return err
+	}
+	if err := m.db.Update(func(tx *store.Tx) error { return tx.Delete(store.Chutes, name) }); err != nil {
+		return fmt.Errorf("remove chute %q: %w", name, err)
+	}
+	m.mu.Lock()
+	delete(m.chutes, name)
+	m.mu.Unlock()
+	return nil
+}
+
+// Update reads a new package for name and queues the update. A version that
+// is not newer than the installed one needs force.
+func (m *Manager) Update(ctx context.Context, name string, pkg io.Reader, force bool) (Change, error) {
+	if _, err := m.entry(name); err != nil {
+		return Change{}, fmt.Errorf("update: %w", err)
+	}
+	s, err := m.stage(ctx, pkg)
+	if err != nil {
+		return Change{}, fmt.Errorf("update %q: %w", name, err)
+	}
+	fail := func(err error) (Change, error) {
+		os.RemoveAll(s.dir)
+		return Change{}, fmt.Errorf("update %q: %w", name, err)
+	}
+	if s.manifest.Name != name {
+		return fail(fmt.Errorf("%w: package is chute %q", ErrInvalid, s.manifest.Name))
+	}
+	e, err := m.entry(name)
+	if err != nil {
+		return fail(err)
+	}
+	m.mu.Lock()
+	old := e.rec.Version
+	m.mu.Unlock()
+	if cmp, err := manifest.Compare(s.manifest.Version, old); err != nil {
+		return fail(fmt.Errorf("%w: %v", ErrInvalid, err))
+	} else if cmp <= 0 && !force {
+		return fail(fmt.Errorf("%w: version %s is not newer than installed %s (force to override)", ErrConflict, s.manifest.Version, old))
+	}
+	ch, err := m.newChange(name, "update")
+	if err != nil {
+		return fail(err)
+	}
+	m.enqueue(name, job{change: ch, run: func(ctx context.Context, p *progress) error {
+		return m.update(ctx, p, name, s, ch.ID)
+	}})
+	return m.Change(ch.ID)
+}
+
+func (m *Manager) update(ctx context.Context, p *progress, name string, s *staged, changeID uint64) error {
+	e, err := m.entry(name)
+	if err != nil {
+		os.RemoveAll(s.dir)
+		return err
+	}
+	m.mu.Lock()
+	old := e.rec
+	m.mu.Unlock()
+	p.step("unpacked %s %s (installed: %s)", name, s.manifest.Version, old.Version)
+	dir, err := m.place(s, name, old.Slot, changeID)
+	if err != nil {
+		os.RemoveAll(s.dir)
+		return fmt.Errorf("update %q: %w", name, err)
+	}
+	commit := func() error {
+		err := m.save(name, func(r *record) {
+			r.Version, r.Dir, r.Manifest, r.Pending, r.Restarts = s.manifest.Version, dir, s.manifest, "", 0
+		})
+		if err == nil {
+			os.RemoveAll(m.paths.version(name, old.Dir))
+			p.step("updated %s to %s", name, s.manifest.Version)
+		}
+		return err
+	}
+	if old.Desired != Running {
+		return commit()
+	}
+	if err := m.save(name, func(r *record) { r.Pending = dir; r.State = Updating }); err != nil {
+		return err
+	}
+	if err := m.stopChute(ctx, p, name); err != nil {
+		return m.rollback(ctx, p, name, old, dir, err)
+	}
+	m.mu.Lock()
+	e.rec.Manifest = s.manifest // the supervisor and health checks follow the running version
+	m.mu.Unlock()
+	if err := m.startChute(ctx, p, name, dir, s.manifest); err != nil {
+		return m.rollback(ctx, p, name, old, dir, err)
+	}
+	p.step("judging %s %s: healthy and up for %s", name, s.manifest.Version, s.manifest.Update.StableFor)
+	m.mu.Lock()
+	sb := e.sb
+	m.mu.Unlock()
+	if sb == nil {
+		return m.rollback(ctx, p, name, old, dir, errNotStable)
+	}
+	if err := m.waitStable(ctx, p, name, sb, s.manifest); err != nil {
+		return m.rollback(ctx, p, name, old, dir, err)
+	}
+	return commit()
+}
+
+// rollback puts the old version back after a failed update; /data was never
+// touched by the swap, so it is as the new version left it.
+func (m *Manager) rollback(ctx context.Context, p *progress, name string, old record, newDir string, cause error) error {
+	p.step("new version failed: %v; rolling back to %s", cause, old.Version)
+	m.stopChute(ctx, p, name)
+	m.save(name, func(r *record) { r.Manifest, r.Pending = old.Manifest, "" })
+	os.RemoveAll(m.paths.version(name, newDir))
+	if err := m.startChute(ctx, p, name, old.Dir, old.Manifest); err != nil {
+		return fmt.Errorf("update %q rolled back, but the old version did not start either: %v (update: %v)", name, err, cause)
+	}
+	return fmt.Errorf("update %q rolled back to %s: %v", name, old.Version, cause)
+}
+
+// Remove queues the removal of name; keepData sets its /data aside for a
+// later install of the same name.
+func (m *Manager) Remove(name string, keepData bool) (Change, error) {
+	return m.queueOp(name, "remove", func(ctx context.Context, p *progress) error {
+		if err := m.stopChute(ctx, p, name); err != nil {
+			return err
+		}
+		if err := m.forget(name, keepData); err != nil {
+			return err
+		}
+		p.step("removed %s", name)
+		return nil
+	})
+}
+
+// Start queues a start and makes running the desired state.
+func (m *Manager) Start(name string) (Change, error) {
+	return m.queueOp(name, "start", func(ctx context.Context, p *progress) error {
+		e, err := m.entry(name)
+		if err != nil {
+			return err
+		}
+		m.save(name, func(r *record) { r.Desired, r.Restarts = Running, 0 })
+		return m.startChute(ctx, p, name, e.rec.Dir, e.rec.Manifest)
+	})
+}
+
+// Stop queues a stop and makes stopped the desired state.
+func (m *Manager) Stop(name string) (Change, error) {
+	return m.queueOp(name, "stop", func(ctx context.Context, p *progress) error {
+		m.save(name, func(r *record) { r.Desired = Stopped })
+		return m.stopChute(ctx, p, name)
+	})
+}
+
+// Restart queues a stop then a start.
+func (m *Manager) Restart(name string) (Change, error) {
+	return m.queueOp(name, "restart", func(ctx context.Context, p *progress) error {
+		if err := m.stopChute(ctx, p, name); err != nil {
+			return err
+		}
+		e, err := m.entry(name)
+		if err != nil {
+			return err
+		}
+		m.save(name, func(r *record) { r.Desired, r.Restarts = Running, 0 })
+		return m.startChute(ctx, p, name, e.rec.Dir, e.rec.Manifest)
+	})
+}
+
+func (m *Manager) queueOp(name, action string, run func(context.Context, *progress) error) (Change, error) {
+	if _, err := m.entry(name); err != nil {
+		return Change{}, fmt.Errorf("%s: %w", action, err)
+	}
+	ch, err := m.newChange(name, action)
+	if err != nil {
+		return Change{}, err
+	}
+	m.enqueue(name, job{change: ch, run: run})
+	return m.Change(ch.ID)
+}

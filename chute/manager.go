@@ -1,0 +1,216 @@
+package chute
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"os"
+	"sort"
+	"sync"
+	"time"
+
+	"paradrop/chute/manifest"
+	"paradrop/chute/sandbox"
+	"paradrop/store"
+)
+
+// Config is what the manager needs from the daemon.
+type Config struct {
+	DataDir    string
+	DB         *store.DB
+	Executable string // binary re-executed as the chutes' shim and init
+	MaxUpload  int64  // bytes of a package upload; 0 = 256 MiB
+	Logf       func(format string, args ...any)
+}
+
+// record is a chute as persisted in the store.
+type record struct {
+	Name     string             `json:"name"`
+	Version  string             `json:"version"`
+	Dir      string             `json:"dir"`               // active directory under versions/
+	Pending  string             `json:"pending,omitempty"` // version being tried by an update
+	Manifest *manifest.Manifest `json:"manifest"`
+	Desired  State              `json:"desired"` // Running or Stopped
+	State    State              `json:"state"`
+	Slot     int                `json:"slot"` // selects the chute's host uid range
+	Restarts int                `json:"restarts"`
+	LastExit string             `json:"last_exit,omitempty"`
+	Error    string             `json:"error,omitempty"`
+}
+
+// entry is a chute as the manager holds it in memory.
+type entry struct {
+	rec     record
+	sb      *sandbox.Chute
+	stopSup context.CancelFunc // ends the supervisor of sb
+	backoff time.Duration
+}
+
+// Manager runs the chutes.
+type Manager struct {
+	cfg    Config
+	db     *store.DB
+	paths  layout
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu         sync.Mutex
+	changeCond *sync.Cond
+	chutes     map[string]*entry
+	reserved   map[string]bool // names whose install is queued
+	changes    map[uint64]*Change
+	queues     map[string][]job
+}
+
+// NewManager opens the manager over the daemon's data directory and loads
+// the chutes it knows. Run brings them to their desired state.
+func NewManager(cfg Config) (*Manager, error) {
+	if cfg.DB == nil || cfg.DataDir == "" {
+		return nil, errors.New("chute manager: DB and DataDir are required")
+	}
+	if cfg.MaxUpload == 0 {
+		cfg.MaxUpload = 256 << 20
+	}
+	if cfg.Logf == nil {
+		cfg.Logf = log.Printf
+	}
+	m := &Manager{
+		cfg:      cfg,
+		db:       cfg.DB,
+		paths:    layout{cfg.DataDir},
+		chutes:   map[string]*entry{},
+		reserved: map[string]bool{},
+		changes:  map[uint64]*Change{},
+		queues:   map[string][]job{},
+	}
+	m.changeCond = sync.NewCond(&m.mu)
+	m.ctx, m.cancel = context.WithCancel(context.Background())
+	// Chute user namespaces run as unprivileged host ids that must be able
+	// to reach their rootfs and /data: the directories on the way are
+	// searchable (0711) but not listable by them.
+	for _, d := range []string{cfg.DataDir, m.paths.chutes()} {
+		if err := os.MkdirAll(d, 0o711); err != nil {
+			return nil, fmt.Errorf("chute manager: %w", err)
+		}
+		if err := os.Chmod(d, 0o711); err != nil {
+			return nil, fmt.Errorf("chute manager: %w", err)
+		}
+	}
+	if err := os.MkdirAll(m.paths.staging(), 0o700); err != nil {
+		return nil, fmt.Errorf("chute manager: %w", err)
+	}
+	err := m.db.View(func(tx *store.Tx) error {
+		return tx.ForEach(store.Chutes, func(k string, _ []byte) error {
+			var r record
+			if err := tx.Get(store.Chutes, k, &r); err != nil {
+				return err
+			}
+			m.chutes[r.Name] = &entry{rec: r}
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("chute manager: load chutes: %w", err)
+	}
+	return m, nil
+}
+
+func (m *Manager) logf(format string, args ...any) { m.cfg.Logf(format, args...) }
+
+// Run recovers from whatever a previous daemon left, re-adopts running
+// chutes, starts those that should run, and supervises them until ctx
+// ends. Chutes keep running after Run returns: stopping the daemon is not
+// stopping the gateway's services.
+func (m *Manager) Run(ctx context.Context) error {
+	if err := m.failInterrupted(); err != nil {
+		return fmt.Errorf("chute manager: %w", err)
+	}
+	m.removeLeftovers()
+	m.mu.Lock()
+	names := make([]string, 0, len(m.chutes))
+	for n := range m.chutes {
+		names = append(names, n)
+	}
+	m.mu.Unlock()
+	sort.Strings(names)
+	for _, n := range names {
+		m.enqueue(n, job{run: func(ctx context.Context, p *progress) error { return m.recover(ctx, p, n) }})
+	}
+	<-ctx.Done()
+	m.cancel()
+	m.wg.Wait()
+	m.mu.Lock()
+	for _, e := range m.chutes {
+		if e.stopSup != nil {
+			e.stopSup()
+		}
+	}
+	m.mu.Unlock()
+	return nil
+}
+
+// info renders a record for the API.
+func (e *entry) info() Info {
+	in := Info{
+		Name: e.rec.Name, Version: e.rec.Version, State: e.rec.State, Desired: e.rec.Desired,
+		Restarts: e.rec.Restarts, LastExit: e.rec.LastExit, Error: e.rec.Error, Manifest: e.rec.Manifest,
+	}
+	if e.sb != nil && e.rec.State == Running {
+		in.Pid = e.sb.Pid()
+		t := e.sb.StartedAt()
+		in.StartedAt = &t
+	}
+	return in
+}
+
+// List returns every chute, by name.
+func (m *Manager) List() []Info {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]Info, 0, len(m.chutes))
+	for _, e := range m.chutes {
+		out = append(out, e.info())
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// Get returns one chute.
+func (m *Manager) Get(name string) (Info, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	e, ok := m.chutes[name]
+	if !ok {
+		return Info{}, fmt.Errorf("chute %q: %w", name, ErrNotFound)
+	}
+	return e.info(), nil
+}
+
+// save persists e's record; callers hold no lock.
+func (m *Manager) save(name string, fn func(r *record)) error {
+	m.mu.Lock()
+	e, ok := m.chutes[name]
+	if !ok {
+		m.mu.Unlock()
+		return fmt.Errorf("chute %q: %w", name, ErrNotFound)
+	}
+	fn(&e.rec)
+	r := e.rec
+	m.mu.Unlock()
+	if err := m.db.Put(store.Chutes, name, r); err != nil {
+		return fmt.Errorf("save chute %q: %w", name, err)
+	}
+	return nil
+}
+
+func (m *Manager) entry(name string) (*entry, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	e, ok := m.chutes[name]
+	if !ok {
+		return nil, fmt.Errorf("chute %q: %w", name, ErrNotFound)
+	}
+	return e, nil
+}

@@ -1,0 +1,33 @@
+package chute
+
+import "path/filepath"
+
+// layout names the files of the daemon's data directory. One chute owns
+// everything under chutes/NAME; staging holds uploads not yet committed.
+type layout struct{ root string }
+
+func (l layout) staging() string             { return filepath.Join(l.root, "staging") }
+func (l layout) chutes() string              { return filepath.Join(l.root, "chutes") }
+func (l layout) chute(name string) string    { return filepath.Join(l.root, "chutes", name) }
+func (l layout) versions(name string) string { return filepath.Join(l.chute(name), "versions") }
+func (l layout) version(name, dir string) string {
+	return filepath.Join(l.versions(name), dir)
+}
+func (l layout) rootfs(name, dir string) string { return filepath.Join(l.version(name, dir), "rootfs") }
+func (l layout) dataImage(name string) string   { return filepath.Join(l.chute(name), "data.img") }
+func (l layout) data(name string) string        { return filepath.Join(l.chute(name), "data") }
+func (l layout) policy(name string) string      { return filepath.Join(l.chute(name), "policy") }
+func (l layout) logs(name string) string        { return filepath.Join(l.chute(name), "logs") }
+func (l layout) run(name string) string         { return filepath.Join(l.chute(name), "run") }
+func (l layout) netns(name string) string       { return filepath.Join(l.root, "netns", name) }
+
+// cgroupParent is the cgroup under which every chute's group lives.
+const cgroupParent = "/paradrop"
+
+func cgroupPath(name string) string { return cgroupParent + "/" + name }
+
+func (l layout) netnsDir() string { return filepath.Join(l.root, "netns") }
+
+// kept holds /data images of chutes removed with keep_data, by name.
+func (l layout) kept() string                 { return filepath.Join(l.root, "kept") }
+func (l layout) keptImage(name string) string { return filepath.Join(l.kept(), name+".img") }
