@@ -1,0 +1,63 @@
+# paradrop: build, test, cross-compile, benchmark and demo.
+# Everything runs as root on Debian: chutes need namespaces, cgroups and OVS.
+
+GO      ?= go
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X main.version=$(VERSION)
+BUILD   := CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)'
+
+# Debian packages the tests and the demo use: busybox-static for chute
+# rootfs, Open vSwitch for the chute network, chromium for the web UI tests,
+# runc, lxc and os-ken as peers in the benchmarks.
+DEBS := busybox-static openvswitch-switch e2fsprogs iproute2 ethtool nftables \
+	util-linux iputils-ping chromium runc lxc python3-os-ken iperf3
+
+.PHONY: build cross deps test check demo bench clean
+
+build:
+	$(BUILD) -o paradrop .
+	@ls -l paradrop | awk '{printf "paradrop: %.1f MiB\n", $$5/1048576}'
+
+# The gateways of the paper and of today: i386 (ALIX), ARMv7, ARM64, MIPS.
+cross:
+	mkdir -p dist
+	GOOS=linux GOARCH=386 $(BUILD) -o dist/paradrop-linux-386 .
+	GOOS=linux GOARCH=arm GOARM=7 $(BUILD) -o dist/paradrop-linux-armv7 .
+	GOOS=linux GOARCH=arm64 $(BUILD) -o dist/paradrop-linux-arm64 .
+	GOOS=linux GOARCH=mipsle GOMIPS=softfloat $(BUILD) -o dist/paradrop-linux-mipsle .
+	@ls -l dist | awk 'NR>1 {printf "%-28s %.1f MiB\n", $$9, $$5/1048576}'
+
+deps:
+	@if ! dpkg -s $(DEBS) >/dev/null 2>&1; then \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(DEBS); \
+	fi
+
+# The README's test command: every test, root ones included.
+check: deps
+	$(GO) vet ./...
+	$(GO) test -count=1 -timeout 15m ./...
+
+test: check
+
+demo: deps build
+	./paradrop demo
+
+bench: deps build
+	$(GO) run ./bench
+
+clean:
+	rm -rf paradrop dist bench/out
+
+# The web UI's chart library, vendored so that builds, CI and an offline
+# gateway need no npm and no CDN: run after changing UPLOT_VERSION and
+# commit webui/vendor/.
+UPLOT_VERSION ?= 1.6.32
+
+.PHONY: webui-vendor
+webui-vendor:
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	(cd "$$tmp" && npm pack --silent uplot@$(UPLOT_VERSION) >/dev/null && tar -xzf uplot-$(UPLOT_VERSION).tgz) && \
+	mkdir -p webui/vendor/uplot && \
+	cp "$$tmp/package/dist/uPlot.iife.min.js" "$$tmp/package/dist/uPlot.min.css" "$$tmp/package/LICENSE" webui/vendor/uplot/ && \
+	echo "uPlot $(UPLOT_VERSION) from npm" > webui/vendor/uplot/VERSION && \
+	ls -l webui/vendor/uplot
