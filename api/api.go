@@ -20,6 +20,11 @@
 //	GET    /api/v1/chutes/NAME/logs[?tail=N][&follow=1]   text/plain
 //	GET    /api/v1/changes                    {"changes":[...]}
 //	GET    /api/v1/changes/ID
+//	POST   /api/v1/login                      {"password"} -> {"token","expires"}; no token needed
+//	PUT    /api/v1/password                   {"password"}; operator token only
+//
+// A login's session token (see login.go) works like the operator token for
+// 12 hours, except that it cannot set the password.
 //
 // A change-making call answers 202 {"change_id":N,"chute":NAME} at once,
 // or with ?wait=1, 200 and the change when it has ended, failed or not.
@@ -70,8 +75,9 @@ type Config struct {
 const healthPattern = "GET /api/v1/health"
 
 type server struct {
-	cfg Config
-	mux *http.ServeMux
+	cfg    Config
+	mux    *http.ServeMux
+	logins *logins // password sessions and the login rate limit (login.go)
 }
 
 // New returns the API handler.
@@ -79,7 +85,7 @@ func New(cfg Config) http.Handler {
 	if cfg.Logf == nil {
 		cfg.Logf = func(string, ...any) {}
 	}
-	s := &server{cfg: cfg, mux: http.NewServeMux()}
+	s := &server{cfg: cfg, mux: http.NewServeMux(), logins: newLogins()}
 	s.mux.HandleFunc(healthPattern, s.health)
 	s.mux.HandleFunc("GET /api/v1/info", s.info)
 	s.mux.HandleFunc("GET /api/v1/chutes", s.listChutes)
@@ -93,6 +99,7 @@ func New(cfg Config) http.Handler {
 	s.mux.HandleFunc("GET /api/v1/chutes/{name}/logs", s.logs)
 	s.mux.HandleFunc("GET /api/v1/changes", s.listChanges)
 	s.mux.HandleFunc("GET /api/v1/changes/{id}", s.getChange)
+	s.routeLogin()
 	return s
 }
 
@@ -106,7 +113,7 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}()
 
 	h, pattern := s.mux.Handler(r)
-	if pattern != healthPattern {
+	if pattern != healthPattern && pattern != loginPattern {
 		if err := s.authorize(r); err != nil {
 			sw.Header().Set("WWW-Authenticate", `Bearer realm="paradrop"`)
 			writeError(sw, http.StatusUnauthorized, err.Error())

@@ -106,8 +106,9 @@ func (s *server) authorize(r *http.Request) error {
 		}
 		return errors.New("invalid token")
 	}
-	got := hashToken(strings.TrimSpace(token))
-	if subtle.ConstantTimeCompare([]byte(got), []byte(want)) != 1 {
+	token = strings.TrimSpace(token)
+	got := hashToken(token)
+	if subtle.ConstantTimeCompare([]byte(got), []byte(want)) != 1 && !s.logins.valid(token) {
 		return errors.New("invalid token")
 	}
 	return nil
