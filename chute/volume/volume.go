@@ -299,7 +299,8 @@ func Usage(mountpoint string) (used, total int64, err error) {
 	if err != nil {
 		return 0, 0, fmt.Errorf("usage of volume at %s: %w", mountpoint, err)
 	}
-	return int64(st.Blocks-st.Bfree) * st.Bsize, int64(st.Blocks) * st.Bsize, nil
+	// Field widths differ between architectures (int32 Bsize on 386 and arm).
+	return int64(st.Blocks-st.Bfree) * int64(st.Bsize), int64(st.Blocks) * int64(st.Bsize), nil
 }
 
 // Remove unmounts the volume and deletes its image and mountpoint; the
