@@ -1,0 +1,600 @@
+package main
+
+// The runtime suite (issue "Chute runtime and lifecycle"): how fast a chute
+// starts, through the runtime itself and through the daemon's API, against
+// runc and LXC starting the same busybox rootfs; what the daemon and each
+// chute's shim cost in memory; how big the binary is.
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"paradrop/cgroup"
+	"paradrop/chute/sandbox"
+	"paradrop/examples"
+)
+
+// benchHostID is the host uid and gid the benchmark's own chutes map to:
+// far above the daemon's slots (1<<20 + slot<<16), clear of its chutes.
+const benchHostID = 0x7000_0000
+
+// benchCgroup is the cgroup of the runtime's own starts; the daemon's
+// chutes live under /paradrop.
+const benchCgroup = "/paradrop-bench"
+
+// Counts of the daemon measurements besides -n: installs are slower and
+// the RSS figure wants a fixed fleet.
+const (
+	installRuns  = 5
+	fleetSize    = 10
+	fleetSettled = 2 * time.Second // lets the daemon's start-up garbage go before RSS is read
+)
+
+// sleepManifest is the chute the daemon runs: it sleeps, and stops at once
+// (a sleeping pid 1 ignores SIGTERM, so any grace would only be waited out).
+const sleepManifest = `name: %s
+version: 1.0.0
+command: ["/bin/sleep", "1000"]
+stop_grace: 0s
+`
+
+// contender is one way of running /bin/true in the rootfs, timed from the
+// call to its exit.
+type contender struct {
+	name string
+	// run returns the time until the command was exec'ed (0 if the tool
+	// does not tell) and until it had exited and the tool returned.
+	run    func(ctx context.Context) (execed, total time.Duration, err error)
+	execed sample
+	total  sample
+}
+
+func runRuntime(ctx context.Context, o options) (string, error) {
+	tmp, err := os.MkdirTemp("", "paradrop-bench-")
+	if err != nil {
+		return "", fmt.Errorf("temp dir: %w", err)
+	}
+	defer func() {
+		unmountUnder(tmp)
+		os.RemoveAll(tmp)
+	}()
+	// Chute host ids must traverse it to reach the rootfs.
+	if err := os.Chmod(tmp, 0o711); err != nil {
+		return "", fmt.Errorf("temp dir: %w", err)
+	}
+	rootfs := filepath.Join(tmp, "rootfs")
+	if err := busyboxRootfs(rootfs); err != nil {
+		return "", err
+	}
+	bin := filepath.Join(tmp, "paradrop")
+	fmt.Println("building the daemon (as make build)...")
+	if err := buildDaemon(ctx, bin); err != nil {
+		return "", err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return "", fmt.Errorf("find own executable: %w", err)
+	}
+
+	starts, err := measureStarts(ctx, tmp, rootfs, bin, self, o.n)
+	if err != nil {
+		return "", err
+	}
+	d, err := measureDaemon(ctx, tmp, bin, o.n)
+	if err != nil {
+		return "", err
+	}
+	return report(starts, d, bin, self)
+}
+
+// measureStarts times every contender o.n times, round robin, so that the
+// load of a shared machine falls on all of them alike.
+func measureStarts(ctx context.Context, tmp, rootfs, bin, self string, n int) ([]*contender, error) {
+	existed := cgroupExists(benchCgroup)
+	if _, err := cgroup.Open(benchCgroup, cgroup.Resources{}); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if g, err := cgroup.Load(benchCgroup); err == nil && !existed {
+			g.Delete()
+		}
+	}()
+	ours := func(label, exe string, userNS bool, cg string) *contender {
+		dir := filepath.Join(tmp, "sandbox", strings.NewReplacer(" ", "-", ",", "", "(", "", ")", "").Replace(label))
+		spec := sandbox.Spec{
+			Name: "bench", Rootfs: rootfs, Args: []string{"/bin/true"},
+			UserNS: userNS, HostUID: benchHostID, HostGID: benchHostID,
+			CgroupPath: cg, LogDir: filepath.Join(dir, "logs"), StateDir: filepath.Join(dir, "state"),
+			Executable: exe,
+		}
+		return &contender{name: label, run: func(ctx context.Context) (time.Duration, time.Duration, error) {
+			return sandboxRun(ctx, spec)
+		}}
+	}
+	runc, err := newRunc(ctx, tmp, rootfs)
+	if err != nil {
+		return nil, err
+	}
+	defer runc.cleanup()
+	lxc, err := newLXC(tmp, rootfs)
+	if err != nil {
+		return nil, err
+	}
+	defer lxc.cleanup()
+
+	cs := []*contender{
+		ours("paradrop sandbox.Start, daemon binary", bin, true, benchCgroup),
+		ours("paradrop sandbox.Start, bench binary", self, true, benchCgroup),
+		ours("- without user namespace", bin, false, benchCgroup),
+		ours("- without cgroup", bin, true, ""),
+		ours("- without either", bin, false, ""),
+		{name: "runc run", run: runc.run},
+		{name: "lxc-execute", run: lxc.run},
+		{name: "exec /bin/true (host, no sandbox)", run: execTimer("/bin/true")},
+		{name: "exec paradrop help (Go start-up)", run: execTimer(bin, "help")},
+		{name: "exec bench binary (Go start-up)", run: execTimer(self, noopCommand)},
+	}
+	fmt.Printf("timing %d contenders x %d runs, round robin...\n", len(cs), n)
+	for i := range n {
+		for _, c := range cs {
+			execed, total, err := c.run(ctx)
+			if err != nil {
+				return nil, fmt.Errorf("%s, run %d: %w", c.name, i+1, err)
+			}
+			if execed > 0 {
+				c.execed = append(c.execed, execed)
+			}
+			c.total = append(c.total, total)
+		}
+	}
+	return cs, nil
+}
+
+func cgroupExists(path string) bool {
+	_, err := cgroup.Load(path)
+	return err == nil
+}
+
+// sandboxRun starts /bin/true with the runtime itself, as the daemon's
+// manager would (namespaces, pivot_root, seccomp, cgroup), and waits for
+// it to exit.
+func sandboxRun(ctx context.Context, spec sandbox.Spec) (time.Duration, time.Duration, error) {
+	t0 := time.Now()
+	c, err := sandbox.Start(ctx, spec)
+	if err != nil {
+		return 0, 0, err
+	}
+	execed := time.Since(t0)
+	st, err := c.Wait(ctx)
+	total := time.Since(t0)
+	if err != nil {
+		return 0, 0, err
+	}
+	if st.Code != 0 {
+		return 0, 0, fmt.Errorf("/bin/true exited %d %s", st.Code, st.Signal)
+	}
+	// The shim removes its socket before it reports the exit, so the state
+	// can go at once.
+	if err := sandbox.Cleanup(spec.StateDir); err != nil {
+		return 0, 0, err
+	}
+	return execed, total, nil
+}
+
+// execTimer times a plain fork+exec, the floor under every contender.
+func execTimer(name string, args ...string) func(context.Context) (time.Duration, time.Duration, error) {
+	return func(ctx context.Context) (time.Duration, time.Duration, error) {
+		cmd := exec.CommandContext(ctx, name, args...)
+		t0 := time.Now()
+		err := cmd.Run()
+		d := time.Since(t0)
+		var exitErr *exec.ExitError
+		if errors.As(err, &exitErr) {
+			err = nil // `paradrop help` exits 2 after its usage
+		}
+		if err != nil {
+			return 0, 0, fmt.Errorf("exec %s: %w", name, err)
+		}
+		return 0, d, nil
+	}
+}
+
+// runcPeer runs the rootfs with runc's default spec: new pid, net, ipc,
+// uts and mount namespaces, a cgroup, a read-only root; no user namespace
+// or seccomp filter (runc spec adds none).
+type runcPeer struct {
+	root, bundle string
+	seq          int
+}
+
+func newRunc(ctx context.Context, tmp, rootfs string) (*runcPeer, error) {
+	p := &runcPeer{root: filepath.Join(tmp, "runc-state"), bundle: filepath.Join(tmp, "runc-bundle")}
+	if err := os.MkdirAll(p.bundle, 0o755); err != nil {
+		return nil, fmt.Errorf("runc bundle: %w", err)
+	}
+	if msg, err := exec.CommandContext(ctx, "runc", "spec", "--bundle", p.bundle).CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("runc spec (install runc): %w: %s", err, msg)
+	}
+	cfgPath := filepath.Join(p.bundle, "config.json")
+	data, err := os.ReadFile(cfgPath)
+	if err != nil {
+		return nil, fmt.Errorf("runc bundle: %w", err)
+	}
+	var cfg map[string]any
+	if err := json.Unmarshal(data, &cfg); err != nil {
+		return nil, fmt.Errorf("runc config.json: %w", err)
+	}
+	proc, ok := cfg["process"].(map[string]any)
+	if !ok {
+		return nil, errors.New("runc config.json: no process")
+	}
+	proc["terminal"] = false
+	proc["args"] = []string{"/bin/true"}
+	cfg["root"] = map[string]any{"path": rootfs, "readonly": true}
+	if data, err = json.Marshal(cfg); err != nil {
+		return nil, fmt.Errorf("runc config.json: %w", err)
+	}
+	if err := os.WriteFile(cfgPath, data, 0o644); err != nil {
+		return nil, fmt.Errorf("runc config.json: %w", err)
+	}
+	return p, nil
+}
+
+func (p *runcPeer) run(ctx context.Context) (time.Duration, time.Duration, error) {
+	p.seq++
+	id := fmt.Sprintf("paradrop-bench-%d-%d", os.Getpid(), p.seq)
+	cmd := exec.CommandContext(ctx, "runc", "--root", p.root, "run", "--bundle", p.bundle, id)
+	t0 := time.Now()
+	out, err := cmd.CombinedOutput()
+	d := time.Since(t0)
+	if err != nil {
+		return 0, 0, fmt.Errorf("runc run: %w: %s", err, bytes.TrimSpace(out))
+	}
+	return 0, d, nil
+}
+
+// cleanup deletes any container a failed run left in runc's state.
+func (p *runcPeer) cleanup() {
+	out, err := exec.Command("runc", "--root", p.root, "list", "-q").Output()
+	if err != nil {
+		return
+	}
+	for _, id := range strings.Fields(string(out)) {
+		exec.Command("runc", "--root", p.root, "delete", "-f", id).Run()
+	}
+}
+
+// lxcPeer runs the rootfs with lxc-execute and LXC's common config (cap
+// drop, seccomp, device cgroup, proc/sys mounts), its usual container.
+type lxcPeer struct {
+	path, config string
+	seq          int
+}
+
+func newLXC(tmp, rootfs string) (*lxcPeer, error) {
+	p := &lxcPeer{path: filepath.Join(tmp, "lxc"), config: filepath.Join(tmp, "lxc.conf")}
+	if _, err := exec.LookPath("lxc-execute"); err != nil {
+		return nil, fmt.Errorf("install lxc: %w", err)
+	}
+	if err := os.MkdirAll(p.path, 0o755); err != nil {
+		return nil, fmt.Errorf("lxc path: %w", err)
+	}
+	conf := fmt.Sprintf("lxc.uts.name = bench\nlxc.rootfs.path = dir:%s\nlxc.net.0.type = empty\n", rootfs)
+	if _, err := os.Stat("/usr/share/lxc/config/common.conf"); err == nil {
+		conf += "lxc.include = /usr/share/lxc/config/common.conf\n"
+	}
+	if err := os.WriteFile(p.config, []byte(conf), 0o644); err != nil {
+		return nil, fmt.Errorf("lxc config: %w", err)
+	}
+	return p, nil
+}
+
+func (p *lxcPeer) name() string { return fmt.Sprintf("paradrop-bench-%d-%d", os.Getpid(), p.seq) }
+
+func (p *lxcPeer) run(ctx context.Context) (time.Duration, time.Duration, error) {
+	p.seq++
+	cmd := exec.CommandContext(ctx, "lxc-execute", "-n", p.name(), "-P", p.path, "-f", p.config, "--", "/bin/true")
+	t0 := time.Now()
+	out, err := cmd.CombinedOutput()
+	d := time.Since(t0)
+	if err != nil {
+		return 0, 0, fmt.Errorf("lxc-execute: %w: %s", err, bytes.TrimSpace(out))
+	}
+	return 0, d, nil
+}
+
+// cleanup stops any container a failed run left running.
+func (p *lxcPeer) cleanup() {
+	out, err := exec.Command("lxc-ls", "-P", p.path, "-1").Output()
+	if err != nil {
+		return
+	}
+	for _, n := range strings.Fields(string(out)) {
+		exec.Command("lxc-stop", "-k", "-n", n, "-P", p.path).Run()
+	}
+}
+
+// daemonFigures are what the daemon measurements found.
+type daemonFigures struct {
+	start, running, install sample
+	rssIdle, rssFleet       int64   // daemon VmRSS with no chute and with the fleet running
+	shimRSS                 []int64 // each fleet chute's shim
+}
+
+// measureDaemon runs the real daemon and times installs and starts over
+// its API, then reads its RSS and its shims' with a fleet running.
+func measureDaemon(ctx context.Context, tmp, bin string, n int) (daemonFigures, error) {
+	var f daemonFigures
+	parentExisted := cgroupExists("/paradrop")
+	d, err := startDaemon(ctx, bin, filepath.Join(tmp, "data"))
+	if err != nil {
+		return f, err
+	}
+	defer func() {
+		// Chutes outlive the daemon: remove them while it still listens.
+		rmCtx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := d.removeAll(rmCtx); err != nil {
+			fmt.Fprintln(os.Stderr, "bench: cleanup:", err)
+		}
+		if err := d.stop(); err != nil {
+			fmt.Fprintln(os.Stderr, "bench: cleanup:", err)
+		}
+		if g, err := cgroup.Load("/paradrop"); err == nil && !parentExisted {
+			g.Delete()
+		}
+	}()
+	time.Sleep(fleetSettled)
+	if f.rssIdle, err = vmRSS(d.pid()); err != nil {
+		return f, err
+	}
+
+	pkg := func(name string) ([]byte, error) {
+		b, err := examples.Package(fmt.Sprintf(sleepManifest, name), nil)
+		if err != nil {
+			return nil, fmt.Errorf("package %s: %w", name, err)
+		}
+		return b, nil
+	}
+	fmt.Printf("timing %d installs through the API...\n", installRuns)
+	instPkg, err := pkg("bench-install")
+	if err != nil {
+		return f, err
+	}
+	for range installRuns {
+		t0 := time.Now()
+		if err := d.change(ctx, "POST", "/chutes", bytes.NewReader(instPkg)); err != nil {
+			return f, err
+		}
+		f.install = append(f.install, time.Since(t0))
+		if err := d.change(ctx, "DELETE", "/chutes/bench-install", nil); err != nil {
+			return f, err
+		}
+	}
+
+	fmt.Printf("timing %d stop/start cycles through the API...\n", n)
+	const name = "bench-start"
+	startPkg, err := pkg(name)
+	if err != nil {
+		return f, err
+	}
+	if err := d.change(ctx, "POST", "/chutes", bytes.NewReader(startPkg)); err != nil {
+		return f, err
+	}
+	for range n {
+		if err := d.change(ctx, "POST", "/chutes/"+name+"/stop", nil); err != nil {
+			return f, err
+		}
+		api, running, err := timeAPIStart(ctx, d, name)
+		if err != nil {
+			return f, err
+		}
+		f.start = append(f.start, api)
+		f.running = append(f.running, running)
+	}
+	if err := d.change(ctx, "DELETE", "/chutes/"+name, nil); err != nil {
+		return f, err
+	}
+
+	fmt.Printf("installing a fleet of %d sleeping chutes for RSS...\n", fleetSize)
+	for i := range fleetSize {
+		p, err := pkg(fmt.Sprintf("bench-fleet-%d", i))
+		if err != nil {
+			return f, err
+		}
+		if err := d.change(ctx, "POST", "/chutes", bytes.NewReader(p)); err != nil {
+			return f, err
+		}
+	}
+	time.Sleep(fleetSettled)
+	if f.rssFleet, err = vmRSS(d.pid()); err != nil {
+		return f, err
+	}
+	for i := range fleetSize {
+		in, err := d.chute(ctx, fmt.Sprintf("bench-fleet-%d", i))
+		if err != nil {
+			return f, err
+		}
+		rss, err := shimRSS(in.Pid)
+		if err != nil {
+			return f, fmt.Errorf("chute %s: %w", in.Name, err)
+		}
+		f.shimRSS = append(f.shimRSS, rss)
+	}
+	return f, nil
+}
+
+// timeAPIStart times POST start?wait=1 until the change has ended, and,
+// watching the chute's cgroup meanwhile, until its sleep is running.
+func timeAPIStart(ctx context.Context, d *daemon, name string) (api, running time.Duration, err error) {
+	pollCtx, stopPoll := context.WithTimeout(ctx, 30*time.Second)
+	defer stopPoll()
+	seen := make(chan time.Time, 1)
+	go func() { seen <- waitForComm(pollCtx, "/paradrop/"+name, "sleep") }()
+	t0 := time.Now()
+	if err := d.change(ctx, "POST", "/chutes/"+name+"/start", nil); err != nil {
+		return 0, 0, err
+	}
+	api = time.Since(t0)
+	at := <-seen
+	if at.IsZero() {
+		return 0, 0, fmt.Errorf("chute %s started but no sleep process showed in its cgroup", name)
+	}
+	return api, at.Sub(t0), nil
+}
+
+// waitForComm polls a cgroup until a process named comm is in it, and
+// returns when it first saw it (zero if ctx ended first). Polling is
+// every 200µs: finer than the figures, light enough not to compete.
+func waitForComm(ctx context.Context, cg, comm string) time.Time {
+	for {
+		if g, err := cgroup.Load(cg); err == nil {
+			pids, _ := g.Procs()
+			for _, pid := range pids {
+				b, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+				if err == nil && strings.TrimSpace(string(b)) == comm {
+					return time.Now()
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return time.Time{}
+		case <-time.After(200 * time.Microsecond):
+		}
+	}
+}
+
+// shimRSS finds a chute's shim, the parent of its pid 1, and reads its RSS.
+func shimRSS(chutePid int) (int64, error) {
+	if chutePid == 0 {
+		return 0, errors.New("no pid: not running")
+	}
+	var ppid int
+	v, err := procStatus(chutePid, "PPid")
+	if err != nil {
+		return 0, err
+	}
+	if _, err := fmt.Sscan(v, &ppid); err != nil {
+		return 0, fmt.Errorf("PPid of %d: %w", chutePid, err)
+	}
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", ppid))
+	if err != nil {
+		return 0, err
+	}
+	if !bytes.Contains(cmdline, []byte(sandbox.ShimCommand)) {
+		return 0, fmt.Errorf("parent %d of chute pid %d is not a shim: %q", ppid, chutePid, cmdline)
+	}
+	return vmRSS(ppid)
+}
+
+// report prints the tables and returns the README section.
+func report(cs []*contender, d daemonFigures, bin, self string) (string, error) {
+	find := func(name string) *contender {
+		for _, c := range cs {
+			if c.name == name {
+				return c
+			}
+		}
+		panic("no contender " + name)
+	}
+	ours, runc, lxc := find("paradrop sandbox.Start, daemon binary"), find("runc run"), find("lxc-execute")
+	ratios := func(s sample) string {
+		return fmt.Sprintf("%.2f× runc, %.2f× lxc", ratio(s, runc.total), ratio(s, lxc.total))
+	}
+
+	startT := newTable("/bin/true in the busybox rootfs", "n", "exec'ed median", "exit median", "exit p90", "exit vs peers")
+	for _, c := range cs {
+		execed := "-"
+		if len(c.execed) > 0 {
+			execed = ms(c.execed.median())
+		}
+		startT.add(c.name, fmt.Sprint(len(c.total)), execed, ms(c.total.median()), ms(c.total.p90()), ratios(c.total))
+	}
+	apiT := newTable("through the daemon's API (sleep chute)", "n", "median", "p90", "vs runc run")
+	apiT.add("POST start?wait=1 until the change ended", fmt.Sprint(len(d.start)), ms(d.start.median()), ms(d.start.p90()), fmt.Sprintf("%.2f×", ratio(d.start, runc.total)))
+	apiT.add("POST start until sleep runs in its cgroup", fmt.Sprint(len(d.running)), ms(d.running.median()), ms(d.running.p90()), fmt.Sprintf("%.2f×", ratio(d.running, runc.total)))
+	apiT.add("POST install?wait=1 (upload, unpack, start)", fmt.Sprint(len(d.install)), ms(d.install.median()), ms(d.install.p90()), fmt.Sprintf("%.2f×", ratio(d.install, runc.total)))
+
+	binSize, err := fileSize(bin)
+	if err != nil {
+		return "", err
+	}
+	selfSize, err := fileSize(self)
+	if err != nil {
+		return "", err
+	}
+	shims := make(sample, len(d.shimRSS)) // bytes, borrowed for median and p90
+	var shimTotal int64
+	for i, r := range d.shimRSS {
+		shims[i] = time.Duration(r)
+		shimTotal += r
+	}
+	memT := newTable("memory and size", "value")
+	memT.add("daemon VmRSS, idle, no chute", mib(d.rssIdle))
+	memT.add(fmt.Sprintf("daemon VmRSS, idle, %d chutes running", fleetSize), mib(d.rssFleet))
+	memT.add("shim VmRSS per chute, median (p90)", fmt.Sprintf("%s (%s)", mib(int64(shims.median())), mib(int64(shims.p90()))))
+	memT.add(fmt.Sprintf("daemon + %d shims", fleetSize), mib(d.rssFleet+shimTotal))
+	memT.add("binary, make build (CGO_ENABLED=0 -trimpath -s -w)", mib(binSize))
+	memT.add("bench binary (go run, not stripped)", mib(selfSize))
+
+	for _, t := range []*table{startT, apiT, memT} {
+		t.print(os.Stdout)
+	}
+	goal := "met"
+	if r := ratio(ours.total, runc.total); r > 0.5 {
+		goal = fmt.Sprintf("not met (%.2f×)", r)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "Start of `/bin/true` exit to exit: paradrop's runtime %s, runc %s, LXC %s: **%.2f× runc, %.2f× LXC** "+
+		"(goal ≤ 0.5× runc: %s). Through the API, a stopped chute is running %s after the call.\n\n",
+		ms(ours.total.median()), ms(runc.total.median()), ms(lxc.total.median()),
+		ratio(ours.total, runc.total), ratio(ours.total, lxc.total), goal, ms(d.running.median()))
+	b.WriteString(startT.markdown() + "\n" + apiT.markdown() + "\n" + memT.markdown() + "\n")
+	b.WriteString(runtimeNotes)
+	return b.String(), nil
+}
+
+const runtimeNotes = `How it is measured:
+
+- One busybox rootfs (Debian's busybox-static and its applet links) serves
+  every contender. All contenders run round robin, so a loaded moment hits
+  them alike.
+- paradrop: ` + "`sandbox.Start`" + ` as the daemon's manager calls it (new mount,
+  pid, uts, ipc, net, user and cgroup namespaces, pivot_root, capability
+  drop, seccomp, a v1/v2 cgroup), until ` + "`Wait`" + ` returns the exit; the
+  exec'ed column is when ` + "`Start`" + ` returned. Run once with the shipped
+  binary as shim and init, once with this (unstripped) bench binary. The
+  "without" rows take the user namespace or the cgroup away, to show what
+  each costs.
+- runc: ` + "`runc run`" + ` of ` + "`runc spec`" + `'s default bundle, args ` + "`/bin/true`" + `,
+  read-only root. It has no user namespace and no seccomp filter: it does
+  less than paradrop.
+- LXC: ` + "`lxc-execute`" + ` with LXC's common.conf (cap drop, seccomp, devices
+  cgroup), no network.
+- The exec rows are the floor: a bare fork+exec, and the start-up of the
+  Go binaries that paradrop re-executes twice per start (shim, then init).
+- API rows: the daemon (` + "`paradrop serve`" + `, built as ` + "`make build`" + `) on
+  loopback, one sleep chute stopped and started n times; "running" is when
+  a process named sleep first shows in the chute's cgroup (polled every
+  200µs, concurrently with the call). Install includes upload, unpack, the
+  /data volume and the start. RSS is /proc/PID/status VmRSS.
+`
+
+func fileSize(path string) (int64, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return 0, err
+	}
+	return st.Size(), nil
+}
+
+func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
