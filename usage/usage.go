@@ -1,0 +1,370 @@
+// Package usage accounts for what the gateway and its chutes use: it
+// samples CPU, memory, processes, disk and network once a second, keeps the
+// last 15 minutes of samples in memory and per-minute averages of the last
+// 24 hours in the store, and exports the latest sample to Prometheus.
+//
+// It knows chutes only as the Targets its caller lists (the chute manager),
+// so that it sits below the manager rather than beside it.
+package usage
+
+import (
+	"context"
+	"fmt"
+	"log"
+	"sync"
+	"time"
+
+	"paradrop/cgroup"
+	"paradrop/chute/volume"
+	"paradrop/store"
+)
+
+// The sampling period and what is kept of it.
+const (
+	Interval = time.Second
+	Recent   = 15 * time.Minute // kept at Interval, in memory
+	Kept     = 24 * time.Hour   // kept as per-minute averages, in the store
+)
+
+// Target is a chute to sample.
+type Target struct {
+	Name   string
+	Cgroup string // path of its cgroup, such as /paradrop/NAME
+	Data   string // mountpoint of its /data volume
+}
+
+// Counters reports a chute's network traffic; the chute network satisfies
+// it through a small adapter.
+type Counters interface {
+	// Bytes returns the cumulative bytes the chute has received and sent.
+	Bytes(ctx context.Context, chute string) (rx, tx uint64, err error)
+}
+
+// Config is what the sampler needs from the daemon.
+type Config struct {
+	DB       *store.DB
+	DataDir  string          // the filesystem reported as the gateway's disk
+	Targets  func() []Target // the chutes to sample, asked every Interval
+	Counters Counters        // nil: the chutes' network rates stay 0
+	Logf     func(format string, args ...any)
+}
+
+// Sample is the gateway's usage over one interval (or, in per-minute
+// aggregates, averaged over one minute).
+type Sample struct {
+	T         int64                  `json:"t"`   // end of the interval, unix ms
+	CPU       float64                `json:"cpu"` // % of the whole gateway
+	MemUsed   uint64                 `json:"mem_used"`
+	MemTotal  uint64                 `json:"mem_total"`
+	DiskUsed  uint64                 `json:"disk_used"` // of the data directory's filesystem
+	DiskTotal uint64                 `json:"disk_total"`
+	Ifaces    map[string]Rate        `json:"ifaces"`
+	Chutes    map[string]ChuteSample `json:"chutes"`
+}
+
+// Rate is an interface's throughput in bytes per second.
+type Rate struct {
+	RxBps float64 `json:"rx_bps"`
+	TxBps float64 `json:"tx_bps"`
+}
+
+// ChuteSample is one chute's usage over the interval.
+type ChuteSample struct {
+	CPU        float64 `json:"cpu"`         // % of one core
+	CPUGateway float64 `json:"cpu_gateway"` // % of the whole gateway
+	Mem        uint64  `json:"mem"`
+	MemLimit   uint64  `json:"mem_limit"` // 0: unlimited
+	Pids       uint64  `json:"pids"`
+	Disk       uint64  `json:"disk"`   // bytes used on /data
+	RxBps      float64 `json:"rx_bps"` // bytes per second received by the chute
+	TxBps      float64 `json:"tx_bps"` // bytes per second sent by the chute
+}
+
+// Series is a run of samples Interval (or one minute) apart, oldest first.
+type Series struct {
+	Interval time.Duration
+	Samples  []Sample
+}
+
+// totals are the cumulative counters a rate is computed from.
+type totals struct {
+	t          time.Time
+	cpuBusy    uint64 // /proc/stat jiffies, all CPUs
+	cpuAll     uint64
+	ifaces     map[string]byteCount
+	chuteCPU   map[string]uint64
+	chuteBytes map[string]byteCount
+}
+
+// byteCount is cumulative traffic: bytes received and sent.
+type byteCount struct{ rx, tx uint64 }
+
+// Sampler samples usage every Interval. Its methods are safe for
+// concurrent use.
+type Sampler struct {
+	cfg Config
+
+	mu     sync.Mutex
+	ring   []Sample // the last Recent of samples; next is where the next goes
+	next   int
+	prev   *totals
+	minute []Sample // this minute's samples, for its aggregate
+}
+
+// New returns a sampler; Run makes it sample.
+func New(cfg Config) *Sampler {
+	if cfg.Logf == nil {
+		cfg.Logf = log.Printf
+	}
+	return &Sampler{cfg: cfg, ring: make([]Sample, 0, int(Recent/Interval))}
+}
+
+// Run samples until ctx ends.
+func (s *Sampler) Run(ctx context.Context) {
+	t := time.NewTicker(Interval)
+	defer t.Stop()
+	for {
+		if err := s.sample(ctx, time.Now()); err != nil {
+			s.cfg.Logf("usage: %v", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// sample takes the counters at now and records the rates since the
+// previous call. A gateway-wide reading that fails fails the sample; a
+// chute that cannot be read (stopping, not yet started) is left out.
+func (s *Sampler) sample(ctx context.Context, now time.Time) error {
+	cur := &totals{t: now, chuteCPU: map[string]uint64{}, chuteBytes: map[string]byteCount{}}
+	var ncpu int
+	var err error
+	if cur.cpuBusy, cur.cpuAll, ncpu, err = readProcStat(); err != nil {
+		return err
+	}
+	if cur.ifaces, err = readNetDev(); err != nil {
+		return err
+	}
+	smp := Sample{T: now.UnixMilli(), Ifaces: map[string]Rate{}, Chutes: map[string]ChuteSample{}}
+	if smp.MemUsed, smp.MemTotal, err = readMeminfo(); err != nil {
+		return err
+	}
+	if smp.DiskUsed, smp.DiskTotal, err = diskUsage(s.cfg.DataDir); err != nil {
+		return err
+	}
+	var targets []Target
+	if s.cfg.Targets != nil {
+		targets = s.cfg.Targets()
+	}
+	for _, t := range targets {
+		g, err := cgroup.Load(t.Cgroup)
+		if err != nil {
+			continue
+		}
+		st, err := g.Stats()
+		if err != nil {
+			continue
+		}
+		cs := ChuteSample{Mem: st.MemoryUsage, MemLimit: st.MemoryLimit, Pids: st.Pids}
+		cur.chuteCPU[t.Name] = st.CPUUsageNs
+		if used, _, err := volume.Usage(t.Data); err == nil {
+			cs.Disk = uint64(used)
+		}
+		if s.cfg.Counters != nil {
+			if rx, tx, err := s.cfg.Counters.Bytes(ctx, t.Name); err == nil {
+				cur.chuteBytes[t.Name] = byteCount{rx, tx}
+			}
+		}
+		smp.Chutes[t.Name] = cs
+	}
+
+	s.mu.Lock()
+	prev := s.prev
+	s.prev = cur
+	s.mu.Unlock()
+	if prev == nil {
+		return nil // rates need two readings
+	}
+	secs := now.Sub(prev.t).Seconds()
+	if secs <= 0 {
+		return nil
+	}
+	if d := cur.cpuAll - prev.cpuAll; cur.cpuAll > prev.cpuAll {
+		smp.CPU = 100 * float64(cur.cpuBusy-min(prev.cpuBusy, cur.cpuBusy)) / float64(d)
+	}
+	for name, c := range cur.ifaces {
+		if p, ok := prev.ifaces[name]; ok {
+			smp.Ifaces[name] = rateOf(p, c, secs)
+		}
+	}
+	for name, cs := range smp.Chutes {
+		// A counter that went back is a restarted chute's new cgroup.
+		if p, ok := prev.chuteCPU[name]; ok && cur.chuteCPU[name] >= p {
+			cores := float64(cur.chuteCPU[name]-p) / 1e9 / secs
+			cs.CPU = 100 * cores
+			cs.CPUGateway = 100 * cores / float64(ncpu)
+		}
+		if p, ok := prev.chuteBytes[name]; ok {
+			r := rateOf(p, cur.chuteBytes[name], secs)
+			cs.RxBps, cs.TxBps = r.RxBps, r.TxBps
+		}
+		smp.Chutes[name] = cs
+	}
+	return s.record(smp)
+}
+
+// rateOf is the throughput between two cumulative byte counts.
+func rateOf(prev, cur byteCount, secs float64) Rate {
+	if cur.rx < prev.rx || cur.tx < prev.tx {
+		return Rate{} // counters reset: a recreated interface
+	}
+	return Rate{RxBps: float64(cur.rx-prev.rx) / secs, TxBps: float64(cur.tx-prev.tx) / secs}
+}
+
+// record keeps smp in the ring and, when a minute is complete, stores its
+// aggregate and prunes what is older than Kept.
+func (s *Sampler) record(smp Sample) error {
+	s.mu.Lock()
+	if len(s.ring) < cap(s.ring) {
+		s.ring = append(s.ring, smp)
+	} else {
+		s.ring[s.next] = smp
+	}
+	s.next = (s.next + 1) % cap(s.ring)
+	var done []Sample
+	if len(s.minute) > 0 && minuteOf(s.minute[0].T) != minuteOf(smp.T) {
+		done, s.minute = s.minute, nil
+	}
+	s.minute = append(s.minute, smp)
+	s.mu.Unlock()
+	if done == nil || s.cfg.DB == nil {
+		return nil
+	}
+	agg := average(done)
+	agg.T = minuteOf(done[0].T)
+	return s.store(agg, time.UnixMilli(smp.T))
+}
+
+func minuteOf(ms int64) int64 { return ms - ms%60_000 }
+
+// store writes a minute's aggregate, keyed by its time so that keys sort
+// by age, and prunes the minutes older than Kept.
+func (s *Sampler) store(agg Sample, now time.Time) error {
+	oldest := store.IDKey(uint64(now.Add(-Kept).UnixMilli()))
+	err := s.cfg.DB.Update(func(tx *store.Tx) error {
+		if err := tx.Put(store.Usage, store.IDKey(uint64(agg.T)), agg); err != nil {
+			return err
+		}
+		_, err := tx.Prune(store.Usage, func(k string) bool { return k >= oldest })
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("store minute aggregate: %w", err)
+	}
+	return nil
+}
+
+// average is the mean of samples; a chute or interface is averaged over
+// the samples it appears in.
+func average(samples []Sample) Sample {
+	var out Sample
+	out.Ifaces, out.Chutes = map[string]Rate{}, map[string]ChuteSample{}
+	nIf, nCh := map[string]float64{}, map[string]uint64{}
+	n := float64(len(samples))
+	for _, s := range samples {
+		out.CPU += s.CPU / n
+		out.MemUsed += s.MemUsed / uint64(len(samples))
+		out.MemTotal = s.MemTotal
+		out.DiskUsed = s.DiskUsed
+		out.DiskTotal = s.DiskTotal
+		for k, r := range s.Ifaces {
+			a := out.Ifaces[k]
+			a.RxBps += r.RxBps
+			a.TxBps += r.TxBps
+			out.Ifaces[k] = a
+			nIf[k]++
+		}
+		for k, c := range s.Chutes {
+			a := out.Chutes[k]
+			a.CPU += c.CPU
+			a.CPUGateway += c.CPUGateway
+			a.Mem += c.Mem
+			a.MemLimit = c.MemLimit
+			a.Pids += c.Pids
+			a.Disk = c.Disk
+			a.RxBps += c.RxBps
+			a.TxBps += c.TxBps
+			out.Chutes[k] = a
+			nCh[k]++
+		}
+	}
+	for k, a := range out.Ifaces {
+		out.Ifaces[k] = Rate{RxBps: a.RxBps / nIf[k], TxBps: a.TxBps / nIf[k]}
+	}
+	for k, a := range out.Chutes {
+		c := nCh[k]
+		a.CPU /= float64(c)
+		a.CPUGateway /= float64(c)
+		a.Mem /= c
+		a.Pids /= c
+		a.RxBps /= float64(c)
+		a.TxBps /= float64(c)
+		out.Chutes[k] = a
+	}
+	return out
+}
+
+// Series returns the samples of the last window: at Interval if window is
+// at most Recent, else per-minute aggregates from the store.
+func (s *Sampler) Series(window time.Duration) (Series, error) {
+	from := time.Now().Add(-window).UnixMilli()
+	if window <= Recent {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		out := Series{Interval: Interval, Samples: []Sample{}}
+		n := len(s.ring)
+		for i := range n {
+			// Oldest first: once full, the oldest is where next points.
+			smp := s.ring[(s.next-n+i+cap(s.ring))%cap(s.ring)]
+			if smp.T > from {
+				out.Samples = append(out.Samples, smp)
+			}
+		}
+		return out, nil
+	}
+	out := Series{Interval: time.Minute, Samples: []Sample{}}
+	if s.cfg.DB == nil {
+		return out, nil
+	}
+	first := store.IDKey(uint64(max(from, 0)))
+	err := s.cfg.DB.View(func(tx *store.Tx) error {
+		return tx.ForEach(store.Usage, func(k string, _ []byte) error {
+			if k < first {
+				return nil
+			}
+			var smp Sample
+			if err := tx.Get(store.Usage, k, &smp); err != nil {
+				return err
+			}
+			out.Samples = append(out.Samples, smp)
+			return nil
+		})
+	})
+	if err != nil {
+		return Series{}, fmt.Errorf("usage history: %w", err)
+	}
+	return out, nil
+}
+
+// Latest returns the newest sample, if there is one yet.
+func (s *Sampler) Latest() (Sample, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.ring) == 0 {
+		return Sample{}, false
+	}
+	return s.ring[(s.next-1+cap(s.ring))%cap(s.ring)], true
+}
