@@ -1,0 +1,331 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"os/exec"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"paradrop/netconf/nettest"
+	"paradrop/sdn/ofp"
+	"paradrop/sdn/ovs"
+	"paradrop/sdn/ovsdb"
+)
+
+// These tests run a private Open vSwitch (root, openvswitch-switch
+// installed) and check the switch's own view with ovs-ofctl.
+
+const testDPID = 0x0000feed0000c0de
+
+// ovsEnv is a private OVS with one netdev bridge whose controller is a
+// Controller of ours.
+type ovsEnv struct {
+	t    *testing.T
+	dir  string
+	br   string
+	d    *ovs.Daemon
+	db   *ovsdb.Client
+	c    *Controller
+	addr net.Addr
+	stop func() // stops the controller's Run
+}
+
+func requireOVS(t testing.TB) {
+	t.Helper()
+	if err := ovs.Installed(); err != nil {
+		t.Fatalf("these tests need Open vSwitch (apt-get install openvswitch-switch): %v", err)
+	}
+	if _, err := exec.LookPath("ovs-ofctl"); err != nil {
+		t.Fatalf("ovs-ofctl not found; install openvswitch-switch: %v", err)
+	}
+}
+
+func testCtx(t testing.TB, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func testConfig(t testing.TB) Config {
+	return Config{Listen: "127.0.0.1:0", Logf: t.Logf}
+}
+
+func newOVSEnv(t *testing.T, cfg Config) *ovsEnv {
+	t.Helper()
+	requireOVS(t)
+	ctx := testCtx(t, 30*time.Second)
+	e := &ovsEnv{t: t, dir: t.TempDir(), br: nettest.Name("pdc")}
+	d, err := ovs.Start(ctx, e.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.d = d
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := e.d.Stop(ctx); err != nil {
+			t.Errorf("stop ovs: %v", err)
+		}
+	})
+	e.startController(cfg)
+	e.db, err = ovsdb.Dial(ctx, d.DBSocket())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.db.Close() })
+	err = e.db.EnsureBridge(ctx, ovsdb.BridgeConfig{
+		Name: e.br, DatapathType: "netdev", DatapathID: fmt.Sprintf("%016x", testDPID),
+		Protocols: []string{"OpenFlow13"}, FailMode: "secure", DisableInBand: true,
+		Controller: "tcp:" + e.addr.String(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// startController runs a new Controller on e.addr (a fresh port the first
+// time), stopped when the test ends.
+func (e *ovsEnv) startController(cfg Config) {
+	e.t.Helper()
+	if e.addr != nil {
+		cfg.Listen = e.addr.String()
+	}
+	e.c = New(cfg)
+	addr, err := e.c.Listen()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.addr = addr
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	c := e.c
+	wg.Go(func() {
+		if err := c.Run(ctx); err != nil {
+			e.t.Errorf("Run: %v", err)
+		}
+	})
+	e.stop = func() { cancel(); wg.Wait() }
+	e.t.Cleanup(e.stop)
+}
+
+func (e *ovsEnv) ofctl(args ...string) string {
+	e.t.Helper()
+	args = append([]string{"-O", "OpenFlow13"}, args...)
+	for i, a := range args {
+		args[i] = strings.ReplaceAll(a, "MGMT", "unix:"+e.d.MgmtSocket(e.br))
+	}
+	out, err := exec.Command("ovs-ofctl", args...).CombinedOutput()
+	if err != nil {
+		e.t.Fatalf("ovs-ofctl %s: %v: %s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// dumpFlows is the switch's flow table as ovs-ofctl prints it, without
+// counters, one flow per line, sorted.
+func (e *ovsEnv) dumpFlows() []string {
+	e.t.Helper()
+	var flows []string
+	for _, l := range strings.Split(e.ofctl("--no-stats", "dump-flows", "MGMT"), "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			flows = append(flows, l)
+		}
+	}
+	slices.Sort(flows)
+	return flows
+}
+
+func (e *ovsEnv) dumpMeters() string {
+	e.t.Helper()
+	return e.ofctl("dump-meters", "MGMT")
+}
+
+func (e *ovsEnv) sync() error {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return e.c.Sync(ctx)
+}
+
+// syncCount runs Sync, fails the test on error and returns how many
+// flow_mods it sent.
+func (e *ovsEnv) syncCount() int {
+	e.t.Helper()
+	before := e.c.flowMods.Load()
+	if err := e.sync(); err != nil {
+		e.t.Fatalf("Sync: %v", err)
+	}
+	return int(e.c.flowMods.Load() - before)
+}
+
+func (e *ovsEnv) wantFlows(want []string) {
+	e.t.Helper()
+	want = slices.Sorted(slices.Values(want))
+	if got := e.dumpFlows(); !slices.Equal(got, want) {
+		e.t.Fatalf("switch flows:\n\t%s\nwant:\n\t%s", strings.Join(got, "\n\t"), strings.Join(want, "\n\t"))
+	}
+}
+
+var (
+	chuteMAC = net.HardwareAddr{0x02, 0, 0, 0, 0, 0x11}
+	lanVIP   = netip.MustParseAddr("10.77.0.99")
+	chuteIP  = netip.MustParseAddr("10.77.0.11")
+)
+
+const (
+	lanPort   = 1
+	chutePort = 2
+	zone      = 5
+)
+
+// gatewayFlows is the flow set of the OVS notes (DNAT to a chute through
+// conntrack) plus a metered flow, as the network layer builds it.
+func gatewayFlows() ([]Flow, []Meter) {
+	ct := func(st, mask uint64) ofp.OXM { return ofp.FieldCtState.Masked(st, mask) }
+	flows := []Flow{
+		{Table: 0, Priority: 100, Cookie: 1 << 32, Note: "arp",
+			Match:        ofp.Match{Fields: []ofp.OXM{ofp.FieldEthType.Uint(0x0806)}},
+			Instructions: []ofp.Instruction{ofp.ApplyActions(&ofp.ActionOutput{Port: ofp.PortNormal})}},
+		{Table: 0, Priority: 50, Cookie: 1 << 32, Note: "track ip",
+			Match: ofp.Match{Fields: []ofp.OXM{ofp.FieldEthType.Uint(0x0800), ct(0, ofp.CtStateTrk)}},
+			Instructions: []ofp.Instruction{ofp.ApplyActions(&ofp.NXActionCT{ZoneOfsNbits: zone, RecircTable: 1,
+				Actions: []ofp.Action{&ofp.NXActionNAT{}}})}},
+		// Fields deliberately out of OVS's order, the ct_state mask
+		// given in full: the comparison must not care.
+		{Table: 1, Priority: 60, Cookie: 2<<32 | 1, Note: "dnat web to chute",
+			Match: ofp.Match{Fields: []ofp.OXM{
+				ct(ofp.CtStateTrk|ofp.CtStateNew, ofp.CtStateTrk|ofp.CtStateNew),
+				ofp.FieldInPort.Uint(lanPort),
+				ofp.FieldEthType.Uint(0x0800),
+				ofp.FieldIPProto.Uint(6),
+				ofp.FieldIPv4Dst.Addr(lanVIP),
+				ofp.FieldTCPDst.Uint(8001),
+			}},
+			Instructions: []ofp.Instruction{
+				ofp.ApplyActions(
+					&ofp.NXActionCT{Flags: ofp.NXCTFlagCommit, ZoneOfsNbits: zone, RecircTable: ofp.NXCTRecircNone,
+						Actions: []ofp.Action{&ofp.NXActionNAT{Flags: ofp.NXNATFlagDst, IPMin: chuteIP, ProtoMin: 80}}},
+					&ofp.ActionSetField{Field: ofp.FieldEthDst.MAC(chuteMAC)},
+					&ofp.ActionOutput{Port: chutePort}),
+				&ofp.InstructionMeter{MeterID: 1}, // before apply: OVS orders them
+			}},
+		{Table: 1, Priority: 50, Cookie: 2 << 32, Note: "lan to chute established",
+			Match: ofp.Match{Fields: []ofp.OXM{ofp.FieldInPort.Uint(lanPort), ofp.FieldEthType.Uint(0x0800),
+				ct(ofp.CtStateTrk|ofp.CtStateEst, ofp.CtStateTrk|ofp.CtStateEst)}},
+			Instructions: []ofp.Instruction{ofp.ApplyActions(
+				&ofp.ActionSetField{Field: ofp.FieldEthDst.MAC(chuteMAC)}, &ofp.ActionOutput{Port: chutePort})}},
+		{Table: 1, Priority: 50, Cookie: 2 << 32, Note: "chute to lan established",
+			Match: ofp.Match{Fields: []ofp.OXM{ofp.FieldInPort.Uint(chutePort), ofp.FieldEthType.Uint(0x0800),
+				ct(ofp.CtStateTrk|ofp.CtStateEst, ofp.CtStateTrk|ofp.CtStateEst)}},
+			Instructions: []ofp.Instruction{ofp.ApplyActions(&ofp.ActionOutput{Port: lanPort})}},
+		{Table: 1, Priority: 40, Note: "lan subnet, masked",
+			Match: ofp.Match{Fields: []ofp.OXM{ofp.FieldEthType.Uint(0x0800),
+				ofp.FieldIPv4Src.Prefix(netip.MustParsePrefix("192.0.2.0/24"))}},
+			Instructions: []ofp.Instruction{ofp.ApplyActions(&ofp.ActionOutput{Port: ofp.PortNormal})}},
+		{Table: 1, Priority: 0, Note: "default drop"},
+	}
+	return flows, []Meter{{ID: 1, RateKbps: 10000, BurstKb: 1000}}
+}
+
+var gatewayDump = []string{
+	"cookie=0x100000000, priority=100,arp actions=NORMAL",
+	"cookie=0x100000000, priority=50,ct_state=-trk,ip actions=ct(table=1,zone=5,nat)",
+	"cookie=0x200000001, table=1, priority=60,ct_state=+new+trk,tcp,in_port=1,nw_dst=10.77.0.99,tp_dst=8001 actions=meter:1,ct(commit,zone=5,nat(dst=10.77.0.11:80)),set_field:02:00:00:00:00:11->eth_dst,output:2",
+	"cookie=0x200000000, table=1, priority=50,ct_state=+est+trk,ip,in_port=1 actions=set_field:02:00:00:00:00:11->eth_dst,output:2",
+	"cookie=0x200000000, table=1, priority=50,ct_state=+est+trk,ip,in_port=2 actions=output:1",
+	"table=1, priority=40,ip,nw_src=192.0.2.0/24 actions=NORMAL",
+	"table=1, priority=0 actions=drop",
+}
+
+func TestHandshake(t *testing.T) {
+	e := newOVSEnv(t, testConfig(t))
+	if err := e.sync(); err != nil {
+		t.Fatal(err)
+	}
+	if !e.c.Connected() {
+		t.Error("Connected() = false after Sync")
+	}
+	if got := e.c.Datapath(); got != testDPID {
+		t.Errorf("Datapath() = %016x, want %016x", got, testDPID)
+	}
+	if got, ok := e.c.Ports()[e.br]; !ok || got != ofp.PortLocal {
+		t.Errorf("Ports()[%q] = %#x, %v; want the LOCAL port %#x (ports: %v)", e.br, got, ok, uint32(ofp.PortLocal), e.c.Ports())
+	}
+}
+
+// TestReconcile walks the controller through the changes it must undo or
+// apply, checking the switch's own view after each Sync and how many
+// flow_mods it took.
+func TestReconcile(t *testing.T) {
+	e := newOVSEnv(t, testConfig(t))
+	flows, meters := gatewayFlows()
+	e.c.SetDesired(flows, meters)
+
+	changed := slices.Clone(flows)
+	changed[4].Instructions = []ofp.Instruction{ofp.ApplyActions(&ofp.ActionOutput{Port: 7})}
+	changedDump := slices.Clone(gatewayDump)
+	changedDump[4] = "cookie=0x200000000, table=1, priority=50,ct_state=+est+trk,ip,in_port=2 actions=output:7"
+
+	steps := []struct {
+		name     string
+		do       func()
+		flowMods int // -1: do not check
+		want     []string
+		meters   []string // substrings of dump-meters
+	}{
+		{"install", func() {}, -1, gatewayDump, []string{"meter=1 kbps burst stats bands=", "type=drop rate=10000 burst_size=1000"}},
+		{"second sync is a no-op", func() {}, 0, gatewayDump, nil},
+		{"foreign flow removed", func() {
+			e.ofctl("add-flow", "MGMT", "table=3,priority=7,udp,tp_dst=53,actions=drop")
+			e.ofctl("add-flow", "MGMT", "table=1,priority=50,ip,in_port=3,actions=drop") // same priority as ours
+		}, 2, gatewayDump, nil},
+		{"deleted flow restored", func() {
+			e.ofctl("--strict", "del-flows", "MGMT", "table=1,priority=60,ct_state=+new+trk,tcp,in_port=1,nw_dst=10.77.0.99,tp_dst=8001")
+		}, 1, gatewayDump, nil},
+		{"flow changed by hand restored", func() {
+			e.ofctl("add-flow", "MGMT", "table=0,priority=100,arp,actions=drop")
+		}, 1, gatewayDump, nil},
+		{"one flow's actions changed", func() { e.c.SetDesired(changed, meters) }, 1, changedDump, nil},
+		{"meter rate changed", func() {
+			e.c.SetDesired(changed, []Meter{{ID: 1, RateKbps: 5000, BurstKb: 1000}})
+		}, 0, changedDump, []string{"type=drop rate=5000 burst_size=1000"}},
+		{"foreign meter removed", func() {
+			e.ofctl("add-meter", "MGMT", "meter=9,kbps,bands=type=drop,rate=100")
+		}, 0, changedDump, nil},
+	}
+	for _, st := range steps {
+		t.Run(st.name, func(t *testing.T) {
+			parent := e.t
+			e.t = t
+			defer func() { e.t = parent }()
+			// Counted from before the change: SetDesired's own background
+			// reconcile may do the work before Sync does.
+			before := e.c.flowMods.Load()
+			st.do()
+			e.syncCount()
+			if n := int(e.c.flowMods.Load() - before); st.flowMods >= 0 && n != st.flowMods {
+				t.Errorf("Sync sent %d flow_mods, want %d", n, st.flowMods)
+			}
+			e.wantFlows(st.want)
+			dm := e.dumpMeters()
+			for _, m := range st.meters {
+				if !strings.Contains(dm, m) {
+					t.Errorf("dump-meters lacks %q:\n%s", m, dm)
+				}
+			}
+			if strings.Contains(dm, "meter=9") {
+				t.Errorf("foreign meter still there:\n%s", dm)
+			}
+			if n := e.syncCount(); n != 0 {
+				t.Errorf("a second Sync sent %d flow_mods, want 0", n)
+			}
+		})
+	}
+}
