@@ -1,0 +1,82 @@
+// The operator's actions on a chute, shared by the dashboard's table and
+// the chute's page: start, stop, restart, update (upload) and remove.
+
+import {chutePath, request, upload} from './api.js';
+import {announce, confirmDialog, h} from './dom.js';
+import {changePanel, followChange} from './changes.js';
+import {bytes} from './format.js';
+
+// actionButtons returns the buttons for chute name; each action's change
+// is followed in panel (a changePanel), then onDone runs.
+export function actionButtons(chute, panel, onDone) {
+  const name = chute.name;
+  const run = async (label, method, path) => {
+    try {
+      announce(`${label} ${name}…`);
+      const queued = await (await request(method, path)).json();
+      await followChange(queued.change_id, panel);
+    } catch (err) {
+      panel.replaceChildren(h('p', {class: 'error'}, `${label} ${name}: ${err.message}`));
+      announce(`${label} ${name} failed: ${err.message}`);
+    }
+    onDone?.();
+  };
+  const button = (label, handler, attrs = {}) =>
+    h('button', {type: 'button', 'aria-label': `${label} ${name}`, onclick: handler, ...attrs}, label);
+  const running = chute.state === 'running';
+  return [
+    button('Start', () => run('Start', 'POST', chutePath(name, '/start')), {disabled: running}),
+    button('Stop', () => run('Stop', 'POST', chutePath(name, '/stop')), {disabled: !running}),
+    button('Restart', () => run('Restart', 'POST', chutePath(name, '/restart'))),
+    button('Update', () => pickUpdate(name, panel, onDone)),
+    button('Remove', async () => {
+      const keep = h('input', {type: 'checkbox', id: 'keep-data'});
+      const ok = await confirmDialog(`Remove ${name}?`, [
+        h('p', {}, `The chute stops and is deleted. Unless you keep its data, everything in its /data is lost.`),
+        h('label', {class: 'inline', for: 'keep-data'}, keep, 'Keep its data (a reinstall finds it again)'),
+      ], 'Remove');
+      if (ok) run('Remove', 'DELETE', chutePath(name, keep.checked ? '?keep_data=1' : ''));
+    }, {class: 'danger'}),
+  ];
+}
+
+// pickUpdate asks for a package file and uploads it as the chute's update.
+function pickUpdate(name, panel, onDone) {
+  const input = h('input', {type: 'file', accept: '.tar,.tgz,.tar.gz,.gz,application/gzip,application/x-tar', hidden: true});
+  input.addEventListener('change', async () => {
+    const file = input.files[0];
+    input.remove();
+    if (!file) return;
+    await sendPackage('PUT', chutePath(name), file, panel);
+    onDone?.();
+  });
+  document.body.append(input);
+  input.click();
+}
+
+// sendPackage uploads file with a progress bar in panel, then follows the
+// change it started. Resolves to the change, or null if the upload failed.
+export async function sendPackage(method, path, file, panel) {
+  const bar = h('progress', {max: file.size || 1, value: 0, id: 'upload-progress', 'aria-label': `Uploading ${file.name}`});
+  const text = h('p', {}, `Uploading ${file.name} (${bytes(file.size)})…`);
+  panel.replaceChildren(text, bar);
+  announce(`Uploading ${file.name}`);
+  let lastTenth = -1;
+  try {
+    const queued = await upload(method, path, file, (loaded, total) => {
+      bar.max = total;
+      bar.value = loaded;
+      text.textContent = `Uploading ${file.name}: ${bytes(loaded)} of ${bytes(total)}`;
+      const tenth = Math.floor((loaded / total) * 10);
+      if (tenth !== lastTenth) announce(`Upload ${tenth * 10} %`);
+      lastTenth = tenth;
+    });
+    const steps = changePanel(`Progress of ${file.name}`);
+    panel.replaceChildren(h('p', {}, `Uploaded ${file.name}.`), steps);
+    return await followChange(queued.change_id, steps);
+  } catch (err) {
+    panel.replaceChildren(h('p', {class: 'error'}, `${file.name}: ${err.message}`));
+    announce(`${file.name}: ${err.message}`);
+    return null;
+  }
+}

@@ -1,0 +1,127 @@
+// Dashboard: the gateway's usage, each chute's share of it, and the chutes.
+
+import {getJSON} from './api.js';
+import {changePanel} from './changes.js';
+import {Chart} from './charts.js';
+import {h} from './dom.js';
+import {bitsPerSecond, bytes, uptime} from './format.js';
+import {actionButtons} from './actions.js';
+import {poll} from './poll.js';
+
+const windowSeconds = 300;
+const pollMs = 2000;
+
+export function dashboard(view, signal) {
+  const charts = {
+    cpu: new Chart('Gateway CPU', {format: (v) => `${Math.round(v)} %`, yMin: 0, yMax: 100}),
+    mem: new Chart('Gateway memory', {format: bytes, yMin: 0}),
+    disk: new Chart('Gateway disk', {format: bytes, yMin: 0}),
+    net: new Chart('Gateway network', {format: bitsPerSecond, yMin: 0}),
+    chuteCPU: new Chart('Chutes’ share of CPU (% of gateway)', {format: (v) => `${v.toFixed(1)} %`, yMin: 0, stacked: true}),
+    chuteMem: new Chart('Chutes’ memory', {format: bytes, yMin: 0, stacked: true}),
+  };
+  signal.addEventListener('abort', () => Object.values(charts).forEach((c) => c.destroy()));
+
+  const usageError = h('p', {class: 'error', hidden: true});
+  const tbody = h('tbody');
+  const listError = h('p', {class: 'error', hidden: true});
+  const activity = changePanel('Progress of the last action');
+
+  view.replaceChildren(
+    h('h1', {}, 'Dashboard'),
+    h('section', {class: 'card', 'aria-labelledby': 'chutes-h'},
+      h('h2', {id: 'chutes-h'}, 'Chutes'),
+      listError,
+      h('div', {class: 'table-wrap'},
+        h('table', {class: 'chutes'},
+          h('thead', {}, h('tr', {},
+            h('th', {scope: 'col'}, 'Name'), h('th', {scope: 'col'}, 'State'),
+            h('th', {scope: 'col'}, 'Version'), h('th', {scope: 'col', class: 'num'}, 'Uptime'),
+            h('th', {scope: 'col', class: 'num'}, 'Restarts'), h('th', {scope: 'col'}, 'Actions'))),
+          tbody)),
+      h('p', {}, h('a', {href: '/install'}, 'Install a chute…')),
+      activity),
+    h('section', {class: 'card', 'aria-labelledby': 'gw-h'},
+      h('h2', {id: 'gw-h'}, 'Gateway'),
+      usageError,
+      h('div', {class: 'charts'}, charts.cpu.figure, charts.mem.figure, charts.disk.figure, charts.net.figure)),
+    h('section', {class: 'card', 'aria-labelledby': 'share-h'},
+      h('h2', {id: 'share-h'}, 'Chutes’ share'),
+      h('div', {class: 'charts'}, charts.chuteCPU.figure, charts.chuteMem.figure)));
+
+  let shown = '';
+  const refreshChutes = async () => {
+    try {
+      const {chutes} = await getJSON('/api/v1/chutes', {signal});
+      listError.hidden = true;
+      // Rebuild rows only when something changed, so that keyboard focus
+      // stays put; uptime alone is updated in place.
+      const key = JSON.stringify(chutes.map(({manifest, ...rest}) => rest));
+      if (key !== shown) {
+        shown = key;
+        renderRows(tbody, chutes, activity, refreshChutes);
+      }
+      for (const c of chutes) {
+        const cell = tbody.querySelector(`tr[data-chute="${CSS.escape(c.name)}"] .uptime`);
+        if (cell) cell.textContent = uptime(c);
+      }
+    } catch (err) {
+      if (signal.aborted) return;
+      listError.textContent = `Chutes: ${err.message}`;
+      listError.hidden = false;
+    }
+  };
+
+  const refreshUsage = async () => {
+    try {
+      const {samples} = await getJSON(`/api/v1/gateway/usage?window=${windowSeconds}`, {signal});
+      usageError.hidden = true;
+      drawGateway(charts, samples);
+    } catch (err) {
+      if (signal.aborted) return;
+      usageError.textContent = `Usage: ${err.message}`;
+      usageError.hidden = false;
+    }
+  };
+
+  poll(async () => { await Promise.all([refreshChutes(), refreshUsage()]); }, pollMs, signal);
+}
+
+function renderRows(tbody, chutes, activity, refresh) {
+  const focused = document.activeElement?.getAttribute('aria-label');
+  tbody.replaceChildren(...chutes.map((c) => h('tr', {dataset: {chute: c.name}},
+    h('td', {'data-label': 'Name'}, h('a', {href: `/chutes/${encodeURIComponent(c.name)}`}, c.name)),
+    h('td', {'data-label': 'State', class: `state-${c.state}`},
+      c.state, c.error ? h('span', {class: 'hint'}, ` (${c.error})`) : null),
+    h('td', {'data-label': 'Version'}, c.version),
+    h('td', {'data-label': 'Uptime', class: 'num uptime'}, uptime(c)),
+    h('td', {'data-label': 'Restarts', class: 'num'}, String(c.restarts)),
+    h('td', {'data-label': 'Actions', class: 'actions'}, actionButtons(c, activity, refresh)))));
+  if (!chutes.length) {
+    tbody.append(h('tr', {}, h('td', {colspan: 6}, 'No chutes installed yet.')));
+  }
+  if (focused) tbody.querySelector(`[aria-label="${CSS.escape(focused)}"]`)?.focus();
+}
+
+function drawGateway(charts, samples) {
+  const t = samples.map((s) => s.t);
+  const col = (f) => samples.map(f);
+  charts.cpu.update(t, [{label: 'CPU', values: col((s) => s.cpu)}]);
+  charts.mem.update(t, [
+    {label: 'used', values: col((s) => s.mem_used)},
+    {label: 'total', values: col((s) => s.mem_total), dash: [4, 4]},
+  ]);
+  charts.disk.update(t, [
+    {label: 'used', values: col((s) => s.disk_used)},
+    {label: 'total', values: col((s) => s.disk_total), dash: [4, 4]},
+  ]);
+  const ifaces = [...new Set(samples.flatMap((s) => Object.keys(s.ifaces || {})))].sort();
+  charts.net.update(t, ifaces.flatMap((name) => [
+    {label: `${name} rx`, values: col((s) => s.ifaces?.[name]?.rx_bps ?? null)},
+    {label: `${name} tx`, values: col((s) => s.ifaces?.[name]?.tx_bps ?? null)},
+  ]));
+  const chutes = [...new Set(samples.flatMap((s) => Object.keys(s.chutes || {})))].sort();
+  charts.chuteCPU.update(t, chutes.map((name) => ({label: name, values: col((s) => s.chutes?.[name]?.cpu ?? 0)})));
+  charts.chuteMem.update(t, chutes.map((name) => ({label: name, values: col((s) => s.chutes?.[name]?.mem ?? 0)})));
+}
+
