@@ -17,6 +17,7 @@ import (
 	"paradrop/chute"
 	"paradrop/chute/manifest"
 	"paradrop/store"
+	"paradrop/webui"
 )
 
 func init() {
@@ -110,11 +111,15 @@ func serve(ctx context.Context, opts serveOptions) error {
 	// logs and ?wait=1 calls end instead of holding Shutdown up.
 	reqCtx, cancelReqs := context.WithCancel(context.Background())
 	defer cancelReqs()
+	// The API under /api/, the web UI everywhere else.
+	mux := http.NewServeMux()
+	mux.Handle("/api/", api.New(api.Config{
+		Chutes: mgr, DB: db, Version: buildVersion(), Started: time.Now(),
+		MaxUpload: opts.maxUpload, Logf: opts.logf,
+	}))
+	mux.Handle("/", webui.Handler())
 	srv := &http.Server{
-		Handler: api.New(api.Config{
-			Chutes: mgr, DB: db, Version: buildVersion(), Started: time.Now(),
-			MaxUpload: opts.maxUpload, Logf: opts.logf,
-		}),
+		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,
 		BaseContext:       func(net.Listener) context.Context { return reqCtx },
 	}
