@@ -193,11 +193,10 @@ func (c *Controller) serve(ctx context.Context, conn net.Conn) {
 	s := newSession(c, conn)
 	stop := context.AfterFunc(ctx, func() { s.close(ctx.Err()) })
 	defer stop()
-	go s.readLoop()
 	peer := conn.RemoteAddr()
 	if err := s.handshake(ctx); err != nil {
 		s.close(err)
-		c.cfg.Logf("controller: switch %s: handshake: %v", peer, err)
+		c.cfg.Logf("controller: switch %s: handshake: %v (%v)", peer, err, s.err)
 		return
 	}
 	c.cfg.Logf("controller: switch %s connected, datapath %016x", peer, s.dpid)

@@ -2,10 +2,12 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -26,7 +28,8 @@ const testDPID = 0x0000feed0000c0de
 // ovsEnv is a private OVS with one netdev bridge whose controller is a
 // Controller of ours.
 type ovsEnv struct {
-	t    *testing.T
+	t    *testing.T // the running (sub)test
+	root *testing.T // the test that owns the environment's cleanups
 	dir  string
 	br   string
 	d    *ovs.Daemon
@@ -60,13 +63,17 @@ func newOVSEnv(t *testing.T, cfg Config) *ovsEnv {
 	t.Helper()
 	requireOVS(t)
 	ctx := testCtx(t, 30*time.Second)
-	e := &ovsEnv{t: t, dir: t.TempDir(), br: nettest.Name("pdc")}
+	e := &ovsEnv{t: t, root: t, dir: t.TempDir(), br: nettest.Name("pdc")}
 	d, err := ovs.Start(ctx, e.dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	e.d = d
 	t.Cleanup(func() {
+		if t.Failed() {
+			log, _ := exec.Command("tail", "-n", "30", filepath.Join(e.dir, "ovs-vswitchd.log")).CombinedOutput()
+			t.Logf("end of ovs-vswitchd.log:\n%s", log)
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		if err := e.d.Stop(ctx); err != nil {
@@ -112,7 +119,7 @@ func (e *ovsEnv) startController(cfg Config) {
 		}
 	})
 	e.stop = func() { cancel(); wg.Wait() }
-	e.t.Cleanup(e.stop)
+	e.root.Cleanup(e.stop)
 }
 
 func (e *ovsEnv) ofctl(args ...string) string {
@@ -327,5 +334,188 @@ func TestReconcile(t *testing.T) {
 				t.Errorf("a second Sync sent %d flow_mods, want 0", n)
 			}
 		})
+	}
+}
+
+// TestRefused checks that flow_mods the switch refuses make Sync fail
+// with a typed error naming the flow, while the rest of the batch applies.
+func TestRefused(t *testing.T) {
+	e := newOVSEnv(t, testConfig(t))
+	good := Flow{Table: 0, Priority: 1, Note: "fine", Instructions: []ofp.Instruction{ofp.ApplyActions(&ofp.ActionOutput{Port: ofp.PortNormal})}}
+	tests := []struct {
+		name      string
+		bad       Flow
+		errType   uint16
+		errCode   uint16
+		wantFlows []string
+	}{
+		{"goto_table backwards",
+			Flow{Table: 2, Priority: 9, Note: "loops back", Instructions: []ofp.Instruction{&ofp.InstructionGotoTable{TableID: 1}}},
+			ErrTypeBadInstruction, 2, // BAD_TABLE_ID
+			[]string{"priority=1 actions=NORMAL"}},
+		{"unknown meter",
+			Flow{Table: 0, Priority: 9, Note: "metered", Instructions: []ofp.Instruction{&ofp.InstructionMeter{MeterID: 77}}},
+			ErrTypeMeterModFailed, 2, // INVALID_METER, OVS's answer to a meter instruction without meter
+			[]string{"priority=1 actions=NORMAL"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e.c.SetDesired([]Flow{good, tt.bad}, nil)
+			err := e.sync()
+			var ofe *OFError
+			if !errors.As(err, &ofe) {
+				t.Fatalf("Sync() = %v, want an *OFError", err)
+			}
+			if ofe.Type != tt.errType || ofe.Code != tt.errCode {
+				t.Errorf("OFError type/code = %d/%d, want %d/%d (%v)", ofe.Type, ofe.Code, tt.errType, tt.errCode, err)
+			}
+			if !strings.Contains(err.Error(), tt.bad.Note) {
+				t.Errorf("error %q does not name the flow %q", err, tt.bad.Note)
+			}
+			parent := e.t
+			e.t = t
+			defer func() { e.t = parent }()
+			e.wantFlows(tt.wantFlows)
+		})
+	}
+}
+
+// TestReconnect drops the connection, restarts the controller and
+// restarts ovs-vswitchd; each time OVS reconnects by itself and Sync
+// converges the flows, including changes made while disconnected.
+func TestReconnect(t *testing.T) {
+	cfg := testConfig(t)
+	e := newOVSEnv(t, cfg)
+	flows, meters := gatewayFlows()
+	e.c.SetDesired(flows, meters)
+	if err := e.sync(); err != nil {
+		t.Fatal(err)
+	}
+	e.wantFlows(gatewayDump)
+	deleteOne := func() {
+		e.ofctl("--strict", "del-flows", "MGMT", "table=1,priority=0")
+		e.ofctl("add-flow", "MGMT", "table=4,priority=4,actions=drop")
+	}
+
+	steps := []struct {
+		name    string
+		disrupt func()
+	}{
+		{"connection dropped", func() {
+			e.c.mu.Lock()
+			s := e.c.sess
+			e.c.mu.Unlock()
+			s.close(errors.New("dropped by the test"))
+			deleteOne()
+		}},
+		{"controller restarted", func() {
+			e.stop()
+			deleteOne()
+			e.startController(cfg)
+			e.c.SetDesired(flows, meters) // as the restarted daemon would
+		}},
+		{"ovs-vswitchd restarted", func() {
+			ctx := testCtx(t, 30*time.Second)
+			if err := e.d.Stop(ctx); err != nil {
+				t.Fatal(err)
+			}
+			d, err := ovs.Start(ctx, e.dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			e.d = d
+		}},
+	}
+	for _, st := range steps {
+		t.Run(st.name, func(t *testing.T) {
+			parent := e.t
+			e.t = t
+			defer func() { e.t = parent }()
+			st.disrupt()
+			if err := e.sync(); err != nil {
+				t.Fatalf("Sync: %v", err)
+			}
+			if !e.c.Connected() {
+				t.Error("not connected after Sync")
+			}
+			e.wantFlows(gatewayDump)
+			if !strings.Contains(e.dumpMeters(), "type=drop rate=10000 burst_size=1000") {
+				t.Errorf("meter lost:\n%s", e.dumpMeters())
+			}
+			if n := e.syncCount(); n != 0 {
+				t.Errorf("a second Sync sent %d flow_mods", n)
+			}
+		})
+	}
+}
+
+// TestFlowStats passes pings between two namespaces through the bridge
+// and checks the counters of the flow they match, selected by cookie.
+func TestFlowStats(t *testing.T) {
+	nettest.Require(t, "ping")
+	e := newOVSEnv(t, testConfig(t))
+	ctx := testCtx(t, 30*time.Second)
+	a, b := nettest.NewHost(t), nettest.NewHost(t)
+	var ports []string
+	for _, h := range []struct {
+		host *nettest.Host
+		addr string
+	}{{a, "192.0.2.10/24"}, {b, "192.0.2.20/24"}} {
+		name := nettest.Name("pdv")
+		nettest.Veth(t, nettest.End{If: name}, nettest.End{Host: h.host, If: "eth0", Addr: netip.MustParsePrefix(h.addr)})
+		if err := e.db.AddPort(ctx, e.br, name, "", nil); err != nil {
+			t.Fatal(err)
+		}
+		ports = append(ports, name)
+	}
+	const ipCookie = 7 << 32
+	e.c.SetDesired([]Flow{
+		{Priority: 100, Cookie: 6 << 32, Note: "arp", Match: ofp.Match{Fields: []ofp.OXM{ofp.FieldEthType.Uint(0x0806)}},
+			Instructions: []ofp.Instruction{ofp.ApplyActions(&ofp.ActionOutput{Port: ofp.PortNormal})}},
+		{Priority: 90, Cookie: ipCookie | 1, Note: "ip between hosts", Match: ofp.Match{Fields: []ofp.OXM{ofp.FieldEthType.Uint(0x0800)}},
+			Instructions: []ofp.Instruction{ofp.ApplyActions(&ofp.ActionOutput{Port: ofp.PortNormal})}},
+	}, nil)
+	if err := e.c.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ipStat := func() FlowStat {
+		t.Helper()
+		stats, err := e.c.FlowStats(ctx, ipCookie, 0xffffffff00000000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(stats) != 1 || stats[0].Note != "ip between hosts" {
+			t.Fatalf("FlowStats(cookie %#x) = %+v, want the one ip flow", uint64(ipCookie), stats)
+		}
+		return stats[0]
+	}
+	before := ipStat()
+	nettest.Exec(t, a, "ping", "-c", "3", "-i", "0.2", "-W", "2", "192.0.2.20")
+	// OVS's revalidators move datapath counters to the flow table about
+	// every 500ms, so the counters lag behind the packets.
+	var after FlowStat
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if after = ipStat(); after.Packets >= before.Packets+6 {
+			break
+		}
+	}
+	// Three requests and three replies, at least.
+	if after.Packets < before.Packets+6 || after.Bytes <= before.Bytes {
+		t.Errorf("ip flow counters went from %d packets/%d bytes to %d/%d, want 6 packets more",
+			before.Packets, before.Bytes, after.Packets, after.Bytes)
+	}
+	if after.Duration <= 0 {
+		t.Errorf("Duration = %v", after.Duration)
+	}
+
+	// The ports arrived by PORT_STATUS after the handshake.
+	for _, p := range ports {
+		want, err := e.db.OFPort(ctx, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, ok := e.c.Ports()[p]; !ok || got != want {
+			t.Errorf("Ports()[%q] = %d, %v; want %d", p, got, ok, want)
+		}
 	}
 }
