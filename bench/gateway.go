@@ -25,10 +25,6 @@ import (
 	"paradrop/examples"
 )
 
-// noopCommand makes this binary exit at once, to time the exec and
-// start-up of a Go binary of its size.
-const noopCommand = "__bench_noop"
-
 // busyboxRootfs fills dir with Debian's static busybox, its applet links
 // and the mountpoints paradrop, runc and LXC all use.
 func busyboxRootfs(dir string) error {
@@ -62,13 +58,13 @@ func busyboxRootfs(dir string) error {
 	return os.Chmod(filepath.Join(dir, "tmp"), 0o1777)
 }
 
-// buildDaemon builds the daemon as make build does, so that its size is
-// the shipped one.
-func buildDaemon(ctx context.Context, out string) error {
-	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags", "-s -w", "-o", out, ".")
+// buildBinary builds a package of the module as make build builds the
+// daemon, so that sizes and start-up are the shipped ones.
+func buildBinary(ctx context.Context, pkg, out string) error {
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags", "-s -w", "-o", out, pkg)
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if msg, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("go build: %w\n%s", err, msg)
+		return fmt.Errorf("go build %s: %w\n%s", pkg, err, msg)
 	}
 	return nil
 }

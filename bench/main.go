@@ -58,8 +58,6 @@ func main() {
 			os.Exit(sandbox.ShimMain(os.Args[2:]))
 		case sandbox.InitCommand:
 			os.Exit(sandbox.InitMain())
-		case noopCommand:
-			os.Exit(0)
 		}
 	}
 	if err := run(os.Args[1:]); err != nil {
