@@ -1,0 +1,497 @@
+package sdn
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"paradrop/chute/manifest"
+	"paradrop/netconf"
+	"paradrop/netconf/nettest"
+	"paradrop/sdn/ovs"
+)
+
+// The integration tests run a whole gateway in a namespace of its own (its
+// OVS, bridge, nftables and WAN uplink), with LAN devices and a cloud host
+// in further namespaces: nothing touches the machine's own network.
+
+var (
+	lanGW    = netip.MustParsePrefix("198.51.100.1/24")
+	lan1Addr = netip.MustParseAddr("198.51.100.20")
+	lan2Addr = netip.MustParseAddr("198.51.100.21")
+	cloudIP  = netip.MustParseAddr("203.0.113.5")
+	wanGW    = netip.MustParseAddr("203.0.113.1")
+)
+
+type testbed struct {
+	cfg        Config
+	n          *Network
+	gw         *nettest.Host
+	lan1, lan2 *nettest.Host
+	cloud      *nettest.Host
+}
+
+func requireTools(t *testing.T) {
+	t.Helper()
+	nettest.Require(t, "busybox")
+	if err := ovs.Installed(); err != nil {
+		t.Fatalf("these tests need Open vSwitch: %v", err)
+	}
+}
+
+func testCtx(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func newTestbed(t *testing.T) *testbed {
+	t.Helper()
+	requireTools(t)
+	tb := &testbed{gw: nettest.NewHost(t), lan1: nettest.NewHost(t), lan2: nettest.NewHost(t), cloud: nettest.NewHost(t)}
+	for _, l := range []struct {
+		h    *nettest.Host
+		addr netip.Addr
+		port string
+	}{{tb.lan1, lan1Addr, "lan1"}, {tb.lan2, lan2Addr, "lan2"}} {
+		nettest.Veth(t, nettest.End{Host: l.h, If: "eth0", Addr: netip.PrefixFrom(l.addr, 24)}, nettest.End{Host: tb.gw, If: l.port})
+		l.h.Route(t, netip.Prefix{}, lanGW.Addr()) // the gateway is the LAN's router
+	}
+	nettest.Veth(t, nettest.End{Host: tb.cloud, If: "eth0", Addr: netip.PrefixFrom(cloudIP, 24)},
+		nettest.End{Host: tb.gw, If: "wan0", Addr: netip.PrefixFrom(wanGW, 24)})
+	tb.cfg = Config{
+		DataDir: t.TempDir(), NetNS: tb.gw.NetNS, LANPorts: []string{"lan1", "lan2"}, LANAddr: lanGW,
+		WAN: "wan0", RepairInterval: time.Second, Logf: t.Logf,
+	}
+	tb.open(t)
+	return tb
+}
+
+func (tb *testbed) open(t *testing.T) {
+	t.Helper()
+	n, err := Open(testCtx(t, 90*time.Second), tb.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tb.n = n
+	t.Cleanup(func() {
+		if tb.n == n {
+			if err := n.Close(context.Background()); err != nil {
+				t.Errorf("close: %v", err)
+			}
+		}
+	})
+}
+
+// chute creates a chute namespace and attaches it in slot.
+func (tb *testbed) chute(t *testing.T, name string, slot int, nt manifest.Net, bw manifest.Bandwidth) (*nettest.Host, Chute) {
+	t.Helper()
+	ns := filepath.Join(t.TempDir(), name)
+	if err := netconf.EnsureNetNS(ns); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { netconf.DeleteNetNS(ns) })
+	c := Chute{Name: name, NetNS: ns, MAC: netconf.MACFor(name), IP: AddressFor(tb.n.cfg.Subnet, slot), Net: nt, Bandwidth: bw}
+	if err := tb.n.Attach(testCtx(t, 60*time.Second), c); err != nil {
+		t.Fatal(err)
+	}
+	return &nettest.Host{Name: name, NetNS: ns}, c
+}
+
+// reach dials addr from h and returns the address the server saw; the
+// error says the connection failed.
+func reach(t *testing.T, h *nettest.Host, addr string) (string, error) {
+	return nettest.PeerAddr(t, h, addr, 3*time.Second)
+}
+
+func mustReach(t *testing.T, what string, h *nettest.Host, addr string) string {
+	t.Helper()
+	seen, err := reach(t, h, addr)
+	if err != nil {
+		t.Errorf("%s: %s should reach %s: %v", what, h.Name, addr, err)
+	}
+	return seen
+}
+
+func mustNotReach(t *testing.T, what string, h *nettest.Host, addr string) {
+	t.Helper()
+	if seen, err := reach(t, h, addr); err == nil {
+		t.Errorf("%s: %s reached %s (server saw %s), want no connection", what, h.Name, addr, seen)
+	}
+}
+
+func ping(h *nettest.Host, addr netip.Addr) error {
+	_, err := nettest.Run(h, "busybox", "ping", "-c", "1", "-W", "2", addr.String())
+	return err
+}
+
+// packets returns the packet count of the rule whose text is note.
+func (tb *testbed) packets(t *testing.T, chute, note string) uint64 {
+	t.Helper()
+	rules, err := tb.n.Flows(testCtx(t, 20*time.Second), chute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum uint64
+	found := false
+	for _, r := range rules {
+		if r.Rule == note {
+			sum += r.Packets
+			found = found || r.Installed
+		}
+	}
+	if !found {
+		t.Fatalf("no installed rule %q of %q", note, chute)
+	}
+	return sum
+}
+
+// dropsIn runs fn and checks that it made the switch count packets on the
+// drop rule note: the packets died in the bridge, not in some host.
+func (tb *testbed) dropsIn(t *testing.T, chute, note string, fn func()) {
+	t.Helper()
+	before := tb.packets(t, chute, note)
+	fn()
+	if after := tb.packets(t, chute, note); after <= before {
+		t.Errorf("rule %q counted %d packets before and %d after: the drop did not happen in the switch", note, before, after)
+	}
+}
+
+func ip(a netip.Addr, port int) string { return netip.AddrPortFrom(a, uint16(port)).String() }
+
+func httpd(t *testing.T, h *nettest.Host, port int, page string) {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "index.html"), []byte(page), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	nettest.Start(t, h, "busybox", "httpd", "-f", "-p", fmt.Sprint(port), "-h", dir)
+}
+
+// get fetches / from the HTTP server at addr, from h.
+func get(t *testing.T, h *nettest.Host, addr string) (string, error) {
+	c, err := nettest.Dial(t, h, addr, 3*time.Second)
+	if err != nil {
+		return "", err
+	}
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c, "GET / HTTP/1.0\r\nHost: "+addr+"\r\n\r\n"); err != nil {
+		return "", err
+	}
+	b, err := io.ReadAll(c)
+	return string(b), err
+}
+
+func TestReachability(t *testing.T) {
+	tb := newTestbed(t)
+	nettest.StartTCPServer(t, tb.cloud, ip(cloudIP, 80))
+	nettest.StartTCPServer(t, tb.lan1, ip(lan1Addr, 554))
+	nettest.StartTCPServer(t, tb.lan1, ip(lan1Addr, 22))
+	nettest.StartTCPServer(t, tb.lan2, ip(lan2Addr, 554))
+
+	web, webC := tb.chute(t, "web", 0, manifest.Net{
+		WAN:      true,
+		LAN:      []manifest.LANRule{{IP: lan1Addr.String(), Ports: []int{554}}},
+		Expose:   []manifest.Expose{{Port: 80, GatewayPort: 8080, Proto: "tcp"}},
+		Redirect: []manifest.Redirect{{To: ip(cloudIP, 80), Port: 8081, Proto: "tcp"}},
+		Peers:    []string{"db"},
+	}, manifest.Bandwidth{})
+	db, dbC := tb.chute(t, "db", 1, manifest.Net{Peers: []string{"web"}}, manifest.Bandwidth{})
+	lonely, lonelyC := tb.chute(t, "lonely", 2, manifest.Net{Peers: []string{"web"}}, manifest.Bandwidth{})
+	httpd(t, web, 80, "hello from web\n")
+	nettest.StartTCPServer(t, web, ip(webC.IP, 8081))
+	nettest.StartTCPServer(t, web, ip(webC.IP, 81))
+	nettest.StartTCPServer(t, db, ip(dbC.IP, 5432))
+	nettest.StartTCPServer(t, lonely, ip(lonelyC.IP, 5432))
+
+	t.Run("gateway", func(t *testing.T) {
+		if err := ping(web, tb.n.gateway); err != nil {
+			t.Errorf("web cannot ping the gateway: %v", err)
+		}
+		if err := ping(tb.lan1, lanGW.Addr()); err != nil {
+			t.Errorf("LAN host cannot ping the gateway: %v", err)
+		}
+	})
+	t.Run("wan", func(t *testing.T) {
+		if seen := mustReach(t, "wan: true", web, ip(cloudIP, 80)); !strings.HasPrefix(seen, wanGW.String()+":") {
+			t.Errorf("cloud saw %q, want the gateway's WAN address %s (masquerade)", seen, wanGW)
+		}
+		tb.dropsIn(t, "db", "chute db: default deny", func() {
+			mustNotReach(t, "no wan", db, ip(cloudIP, 80))
+		})
+	})
+	t.Run("lan", func(t *testing.T) {
+		if seen := mustReach(t, "declared LAN host and port", web, ip(lan1Addr, 554)); !strings.HasPrefix(seen, webC.IP.String()+":") {
+			t.Errorf("LAN host saw %q, want the chute's own address", seen)
+		}
+		tb.dropsIn(t, "web", "chute web: undeclared LAN hosts denied", func() {
+			mustNotReach(t, "declared LAN host, other port", web, ip(lan1Addr, 22))
+		})
+		// web resolves any LAN host (it answers exposed ports), so the
+		// connection itself is what dies.
+		tb.dropsIn(t, "web", "chute web: undeclared LAN hosts denied", func() {
+			mustNotReach(t, "undeclared LAN host", web, ip(lan2Addr, 554))
+		})
+		mustNotReach(t, "chute without lan rules", db, ip(lan1Addr, 554))
+	})
+	t.Run("expose", func(t *testing.T) {
+		if page, err := get(t, tb.lan1, ip(lanGW.Addr(), 8080)); err != nil || !strings.HasSuffix(page, "\r\n\r\nhello from web\n") {
+			t.Errorf("LAN user fetching the exposed port: %q, %v; want the chute's page", page, err)
+		}
+		mustNotReach(t, "unexposed gateway port", tb.lan1, ip(lanGW.Addr(), 81))
+	})
+	t.Run("redirect", func(t *testing.T) {
+		c, err := nettest.Dial(t, tb.lan1, ip(cloudIP, 80), 3*time.Second)
+		if err != nil {
+			t.Fatalf("LAN user to the redirected cloud address: %v", err)
+		}
+		if got := c.RemoteAddr().String(); got != ip(cloudIP, 80) {
+			t.Errorf("LAN user talks to %s, want %s", got, ip(cloudIP, 80))
+		}
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		line, err := bufio.NewReader(c).ReadString('\n')
+		// The chute's server sees the LAN user itself; the real cloud would
+		// see the gateway's WAN address.
+		if err != nil || !strings.HasPrefix(line, lan1Addr.String()+":") {
+			t.Errorf("redirected request answered with %q, %v; want the chute's server, which sees %s", line, err, lan1Addr)
+		}
+		// Other LAN users' traffic to the cloud is not redirected on
+		// other ports... and LAN hosts still reach the WAN through the
+		// gateway only as the gateway routes them: nothing here.
+	})
+	t.Run("peers", func(t *testing.T) {
+		if seen := mustReach(t, "mutual peers", web, ip(dbC.IP, 5432)); !strings.HasPrefix(seen, webC.IP.String()+":") {
+			t.Errorf("db saw %q, want web's address", seen)
+		}
+		mustReach(t, "mutual peers", db, ip(webC.IP, 81))
+		tb.dropsIn(t, "lonely", "chute lonely: ARP for undeclared hosts dropped", func() {
+			mustNotReach(t, "one-sided peers", lonely, ip(webC.IP, 81))
+		})
+		mustNotReach(t, "one-sided peers", web, ip(lonelyC.IP, 5432))
+		mustNotReach(t, "no peers", db, ip(lonelyC.IP, 5432))
+	})
+	t.Run("unsolicited", func(t *testing.T) {
+		tb.dropsIn(t, "", "unsolicited LAN traffic to chutes dropped", func() {
+			mustNotReach(t, "LAN to chute", tb.lan1, ip(webC.IP, 81))
+			if ping(tb.lan1, webC.IP) == nil {
+				t.Errorf("LAN host pings chute web")
+			}
+		})
+		mustNotReach(t, "WAN to chute", tb.cloud, ip(webC.IP, 81))
+	})
+	t.Run("trace", func(t *testing.T) {
+		// The switch's own account of a chute without wan: dropped.
+		out, err := exec.Command("ovs-appctl", "-t", filepath.Join(tb.cfg.DataDir, "ovs", "ovs-vswitchd.ctl"),
+			"ofproto/trace", DefaultBridge, fmt.Sprintf("in_port=%d,tcp,dl_src=%s,dl_dst=%s,nw_src=%s,nw_dst=%s,tp_dst=80",
+				tb.n.chutes["db"].Port, dbC.MAC, tb.n.topo.GatewayMAC, dbC.IP, cloudIP), "--ct-next", "trk,new").CombinedOutput()
+		if err != nil {
+			t.Fatalf("ofproto/trace: %v\n%s", err, out)
+		}
+		if !strings.Contains(string(out), "Datapath actions: drop") {
+			t.Errorf("trace of db to the WAN does not end in a drop:\n%s", out)
+		}
+	})
+
+	// Dropping a declaration takes effect live.
+	webC.Net.LAN = nil
+	if err := tb.n.Update(testCtx(t, 30*time.Second), webC); err != nil {
+		t.Fatal(err)
+	}
+	mustNotReach(t, "after update without lan", web, ip(lan1Addr, 554))
+	if err := tb.n.Detach(testCtx(t, 30*time.Second), "db"); err != nil {
+		t.Fatal(err)
+	}
+	mustNotReach(t, "detached peer", web, ip(dbC.IP, 5432))
+	if rules, err := tb.n.Flows(testCtx(t, 10*time.Second), "db"); err == nil {
+		t.Errorf("flows of a detached chute: %v", rules)
+	}
+}
+
+// rate sends from h to addr for d and returns the bits per second the
+// receiver (a server counting bytes in rx) got.
+func rate(t *testing.T, from, to *nettest.Host, toAddr netip.Addr, d time.Duration) float64 {
+	t.Helper()
+	var ln net.Listener
+	if err := netconf.InNetNS(to.NetNS, func() (err error) { ln, err = net.Listen("tcp", ip(toAddr, 0)); return err }); err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	result := make(chan float64, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			result <- 0
+			return
+		}
+		defer c.Close()
+		buf := make([]byte, 64<<10)
+		var n int64
+		var start time.Time
+		for {
+			k, err := c.Read(buf)
+			if k > 0 && start.IsZero() {
+				start = time.Now()
+			}
+			n += int64(k)
+			if err != nil {
+				break
+			}
+		}
+		result <- float64(n*8) / time.Since(start).Seconds()
+	}()
+	c, err := nettest.Dial(t, from, ln.Addr().String(), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 16<<10)
+	for end := time.Now().Add(d); time.Now().Before(end); {
+		c.SetWriteDeadline(end)
+		if _, err := c.Write(buf); err != nil {
+			break
+		}
+	}
+	c.Close()
+	select {
+	case r := <-result:
+		return r
+	case <-time.After(30 * time.Second):
+		t.Fatal("receiver did not finish")
+	}
+	return 0
+}
+
+func TestMeter(t *testing.T) {
+	tb := newTestbed(t)
+	h, c := tb.chute(t, "fat", 0, manifest.Net{LAN: []manifest.LANRule{{IP: lan1Addr.String()}}},
+		manifest.Bandwidth{Egress: 20_000_000, Ingress: 10_000_000})
+	within := func(what string, got, want float64) {
+		t.Helper()
+		t.Logf("%s: %.2f Mbit/s (meter %.0f Mbit/s)", what, got/1e6, want/1e6)
+		if got < 0.85*want || got > 1.15*want {
+			t.Errorf("%s: %.2f Mbit/s, want %.0f Mbit/s ± 15%%", what, got/1e6, want/1e6)
+		}
+	}
+	within("egress", rate(t, h, tb.lan1, lan1Addr, 3*time.Second), 20e6)
+	// A LAN host sends to the chute over a connection the chute opened
+	// (unsolicited ones are dropped): the chute dials, the LAN host writes.
+	within("ingress", rateIn(t, h, tb.lan1, c.IP, 3*time.Second), 10e6)
+
+	c.Bandwidth.Egress = 8_000_000
+	if err := tb.n.Update(testCtx(t, 30*time.Second), c); err != nil {
+		t.Fatal(err)
+	}
+	within("egress after Update", rate(t, h, tb.lan1, lan1Addr, 3*time.Second), 8e6)
+	cs, err := tb.n.Counters(testCtx(t, 10*time.Second), "fat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cs.TxBytes < 5e6 || cs.RxBytes < 2e6 || cs.TxPackets == 0 || cs.RxPackets == 0 {
+		t.Errorf("counters %+v after sending MBs both ways", cs)
+	}
+}
+
+// rateIn measures traffic into chute h: h connects to a sender in lan,
+// which writes for d; h counts.
+func rateIn(t *testing.T, h, lan *nettest.Host, chuteIP netip.Addr, d time.Duration) float64 {
+	t.Helper()
+	var ln net.Listener
+	if err := netconf.InNetNS(lan.NetNS, func() (err error) { ln, err = net.Listen("tcp", ip(lan1Addr, 0)); return err }); err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		buf := make([]byte, 16<<10)
+		end := time.Now().Add(d)
+		c.SetWriteDeadline(end)
+		for time.Now().Before(end) {
+			if _, err := c.Write(buf); err != nil {
+				return
+			}
+		}
+	}()
+	c, err := nettest.Dial(t, h, ln.Addr().String(), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 64<<10)
+	var n int64
+	var start time.Time
+	c.SetReadDeadline(time.Now().Add(d + 20*time.Second))
+	for {
+		k, err := c.Read(buf)
+		if k > 0 && start.IsZero() {
+			start = time.Now()
+		}
+		n += int64(k)
+		if err != nil {
+			break
+		}
+	}
+	return float64(n*8) / time.Since(start).Seconds()
+}
+
+func TestRestart(t *testing.T) {
+	tb := newTestbed(t)
+	nettest.StartTCPServer(t, tb.lan1, ip(lan1Addr, 554))
+	h, c := tb.chute(t, "web", 3, manifest.Net{LAN: []manifest.LANRule{{IP: lan1Addr.String()}}}, manifest.Bandwidth{})
+	mustReach(t, "before restarts", h, ip(lan1Addr, 554))
+
+	eventually := func(what string) {
+		t.Helper()
+		deadline := time.Now().Add(90 * time.Second)
+		for {
+			_, err := reach(t, h, ip(lan1Addr, 554))
+			if err == nil {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: connectivity did not come back: %v", what, err)
+			}
+			time.Sleep(time.Second)
+		}
+	}
+	addrOf := func() string {
+		return nettest.Exec(t, h, "busybox", "ip", "-4", "-o", "addr", "show", "dev", "eth0")
+	}
+	before := addrOf()
+
+	// ovs-vswitchd crashes: the network restarts it and re-creates what
+	// died with it; the controller re-installs the flows.
+	pid, err := os.ReadFile(filepath.Join(tb.cfg.DataDir, "ovs", "ovs-vswitchd.pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("kill", "-9", strings.TrimSpace(string(pid))).CombinedOutput(); err != nil {
+		t.Fatalf("kill ovs-vswitchd: %v: %s", err, out)
+	}
+	eventually("after ovs-vswitchd was killed")
+
+	// The daemon restarts: controller and OVS stop and start again, and
+	// the manager attaches its chutes anew.
+	if err := tb.n.Close(testCtx(t, 30*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	mustNotReach(t, "while the gateway is down", h, ip(lan1Addr, 554))
+	tb.open(t)
+	if err := tb.n.Attach(testCtx(t, 60*time.Second), c); err != nil {
+		t.Fatal(err)
+	}
+	eventually("after the gateway restarted")
+	if after := addrOf(); after != before {
+		t.Errorf("chute address changed across restarts:\n%s\n%s", before, after)
+	}
+}
