@@ -36,18 +36,7 @@ func (m *Manager) check(ctx context.Context, name string, sb *sandbox.Chute, h *
 // checkHTTP sends GET to the chute's own loopback: the connection is made
 // from inside its network namespace, so no route to it is needed.
 func (m *Manager) checkHTTP(ctx context.Context, name string, ep *manifest.HTTPEndpoint) error {
-	tr := &http.Transport{
-		DisableKeepAlives: true,
-		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			var c net.Conn
-			err := netconf.InNetNS(m.paths.netns(name), func() error {
-				var err error
-				c, err = (&net.Dialer{}).DialContext(ctx, network, addr)
-				return err
-			})
-			return c, err
-		},
-	}
+	tr := m.netnsTransport(name)
 	defer tr.CloseIdleConnections()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://127.0.0.1:"+strconv.Itoa(ep.Port)+ep.Path, nil)
 	if err != nil {
@@ -62,6 +51,23 @@ func (m *Manager) checkHTTP(ctx context.Context, name string, ep *manifest.HTTPE
 		return fmt.Errorf("health http: status %d", resp.StatusCode)
 	}
 	return nil
+}
+
+// netnsTransport dials from inside the chute's network namespace, so
+// that its own loopback is reachable without any route to it.
+func (m *Manager) netnsTransport(name string) *http.Transport {
+	return &http.Transport{
+		DisableKeepAlives: true,
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			var c net.Conn
+			err := netconf.InNetNS(m.paths.netns(name), func() error {
+				var err error
+				c, err = (&net.Dialer{}).DialContext(ctx, network, addr)
+				return err
+			})
+			return c, err
+		},
+	}
 }
 
 // watchHealth kills the chute after Retries failed checks in a row; the

@@ -13,6 +13,7 @@ import (
 	"paradrop/chute/manifest"
 	"paradrop/chute/sandbox"
 	"paradrop/store"
+	"paradrop/usage"
 )
 
 // Config is what the manager needs from the daemon.
@@ -22,6 +23,8 @@ type Config struct {
 	Executable string // binary re-executed as the chutes' shim and init
 	MaxUpload  int64  // bytes of a package upload; 0 = 256 MiB
 	Logf       func(format string, args ...any)
+	Counters   usage.Counters // the chutes' traffic, for usage; nil: not counted
+	Shaper     Shaper         // applies bandwidth policies; nil: saved only
 }
 
 // record is a chute as persisted in the store.
@@ -37,6 +40,7 @@ type record struct {
 	Restarts int                `json:"restarts"`
 	LastExit string             `json:"last_exit,omitempty"`
 	Error    string             `json:"error,omitempty"`
+	Policy   *Policy            `json:"policy,omitempty"` // the operator's, over Manifest.Resources
 }
 
 // entry is a chute as the manager holds it in memory.
@@ -62,6 +66,8 @@ type Manager struct {
 	reserved   map[string]bool // names whose install is queued
 	changes    map[uint64]*Change
 	queues     map[string][]job
+
+	usage *usage.Sampler
 }
 
 // NewManager opens the manager over the daemon's data directory and loads
@@ -87,6 +93,7 @@ func NewManager(cfg Config) (*Manager, error) {
 	}
 	m.changeCond = sync.NewCond(&m.mu)
 	m.ctx, m.cancel = context.WithCancel(context.Background())
+	m.usage = m.newSampler()
 	// Chute user namespaces run as unprivileged host ids that must be able
 	// to reach their rootfs and /data: the directories on the way are
 	// searchable (0711) but not listable by them.
@@ -128,6 +135,7 @@ func (m *Manager) Run(ctx context.Context) error {
 		return fmt.Errorf("chute manager: %w", err)
 	}
 	m.removeLeftovers()
+	m.startSampler()
 	m.mu.Lock()
 	names := make([]string, 0, len(m.chutes))
 	for n := range m.chutes {

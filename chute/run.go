@@ -80,7 +80,7 @@ func (m *Manager) startChute(ctx context.Context, p *progress, name, dir string,
 // and starts its sandbox.
 func (m *Manager) launch(ctx context.Context, p *progress, name string, slot int, dir string, man *manifest.Manifest) (*sandbox.Chute, error) {
 	id := hostID(slot)
-	if _, err := cgroup.Open(cgroupPath(name), resourcesOf(man)); err != nil {
+	if _, err := cgroup.Open(cgroupPath(name), m.limits(name, man)); err != nil {
 		return nil, err
 	}
 	if err := volume.Ensure(ctx, m.paths.dataImage(name), m.paths.data(name), int64(man.Resources.Disk), int(id), int(id)); err != nil {
