@@ -495,9 +495,10 @@ func chuteFlows(d *derived, t topology, c *attached, peers []*attached) {
 	}{{egressMeter(id), bw.Egress}, {ingressMeter(id), bw.Ingress}} {
 		if m.rate > 0 {
 			kbps := uint32(max(1, (uint64(m.rate)+999)/1000))
-			// A burst of 1/10 s: large enough for TCP to fill the rate,
-			// small enough not to inflate it over a few seconds.
-			d.Meters = append(d.Meters, controller.Meter{ID: m.id, RateKbps: kbps, BurstKb: max(kbps/10, 16)})
+			// A burst of 1/4 s: TCP against a policer with a smaller bucket
+			// (1/10 s measured here) gets about half the rate; a larger one
+			// lets a short transfer exceed the rate noticeably.
+			d.Meters = append(d.Meters, controller.Meter{ID: m.id, RateKbps: kbps, BurstKb: max(kbps/4, 16)})
 		}
 	}
 }
