@@ -1,0 +1,277 @@
+package sdn
+
+import (
+	"net"
+	"net/netip"
+	"strings"
+	"testing"
+
+	"paradrop/chute/manifest"
+	"paradrop/sdn/controller"
+	"paradrop/sdn/ofp"
+)
+
+var testTopo = topology{
+	Subnet:     netip.MustParsePrefix("10.131.0.0/24"),
+	Gateway:    netip.MustParseAddr("10.131.0.1"),
+	LANAddr:    netip.MustParsePrefix("198.51.100.1/24"),
+	GatewayMAC: net.HardwareAddr{2, 0, 0, 0, 0, 1},
+	LANPorts:   []uint32{1},
+}
+
+func mkChute(name string, host byte, port uint32, nt manifest.Net, bw manifest.Bandwidth) *attached {
+	return &attached{Chute: Chute{Name: name, MAC: net.HardwareAddr{2, 0, 0, 0, 1, host},
+		IP: netip.AddrFrom4([4]byte{10, 131, 0, host}), Net: nt, Bandwidth: bw}, Port: port}
+}
+
+// notes maps each flow's note to the flow, for one owner id.
+func notesOf(d *derived, id uint32) map[string][]controller.Flow {
+	m := map[string][]controller.Flow{}
+	for _, f := range d.Flows {
+		if uint32(f.Cookie>>32) == id {
+			m[f.Note] = append(m[f.Note], f)
+		}
+	}
+	return m
+}
+
+func TestDerive(t *testing.T) {
+	web := func(nt manifest.Net) *attached { return mkChute("web", 10, 5, nt, manifest.Bandwidth{}) }
+	tests := []struct {
+		name   string
+		chutes []*attached
+		owner  uint32 // whose flows are checked
+		want   []string
+		absent []string // substrings no note of owner may contain
+	}{
+		{
+			name:   "no declarations: gateway only, default deny",
+			chutes: []*attached{web(manifest.Net{})},
+			owner:  10,
+			want: []string{
+				"chute web sends IPv4 (from its own MAC and IP)",
+				"chute web: spoofed or non-IPv4 traffic dropped",
+				"chute web may ping the gateway 10.131.0.1",
+				"chute web may use DNS at the gateway 10.131.0.1:53/udp",
+				"chute web: default deny",
+				"deliver to chute web at 10.131.0.10",
+				"chute web resolves the gateway",
+				"the gateway resolves chute web",
+			},
+			absent: []string{"WAN", "may reach LAN", "peer", "LAN users", "resolves LAN", "answer chute web's ARP"},
+		},
+		{
+			name:   "wan",
+			chutes: []*attached{web(manifest.Net{WAN: true})},
+			owner:  10,
+			want:   []string{"chute web may reach the WAN (routed and masqueraded by the gateway)"},
+		},
+		{
+			name: "lan rules",
+			chutes: []*attached{web(manifest.Net{LAN: []manifest.LANRule{
+				{IP: "198.51.100.20", Ports: []int{554}},
+				{CIDR: "192.0.2.0/28"},
+				{MAC: "02:aa:bb:cc:dd:ee", Ports: []int{80}},
+			}})},
+			owner: 10,
+			want: []string{
+				"chute web may reach LAN 198.51.100.20:554/tcp",
+				"chute web may reach LAN 198.51.100.20:554/udp",
+				"chute web may reach LAN 192.0.2.0/28",
+				"chute web may reach LAN MAC 02:aa:bb:cc:dd:ee:80/tcp",
+				"chute web resolves LAN 198.51.100.20/32",
+				"chute web resolves LAN 198.51.100.0/24",
+				"chute web resolves LAN 192.0.2.0/28",
+				"chute web's LAN destination 192.0.2.0/28 is on the LAN",
+				"LAN hosts answer chute web's ARP",
+			},
+			absent: []string{"WAN"},
+		},
+		{
+			name: "expose and redirect",
+			chutes: []*attached{web(manifest.Net{
+				Expose:   []manifest.Expose{{Port: 80, GatewayPort: 8080, Proto: "tcp"}},
+				Redirect: []manifest.Redirect{{To: "203.0.113.5:80", Port: 8081, Proto: "tcp"}},
+			})},
+			owner: 10,
+			want: []string{
+				"LAN users reach chute web port 80/tcp at 198.51.100.1:8080",
+				"LAN requests to 203.0.113.5:80/tcp answered by chute web port 8081",
+				"chute web resolves LAN 198.51.100.0/24",
+			},
+		},
+		{
+			name: "mutual peers",
+			chutes: []*attached{
+				web(manifest.Net{Peers: []string{"db"}}),
+				mkChute("db", 11, 6, manifest.Net{Peers: []string{"web"}}, manifest.Bandwidth{}),
+			},
+			owner: 10,
+			want:  []string{"chute web may connect to its peer db (10.131.0.11)", "chute web resolves its peer db"},
+		},
+		{
+			name: "one-sided peers: no peer flows",
+			chutes: []*attached{
+				web(manifest.Net{Peers: []string{"db"}}),
+				mkChute("db", 11, 6, manifest.Net{}, manifest.Bandwidth{}),
+			},
+			owner:  10,
+			absent: []string{"peer"},
+		},
+		{
+			name:   "peer not attached: no peer flows",
+			chutes: []*attached{web(manifest.Net{Peers: []string{"db"}})},
+			owner:  10,
+			absent: []string{"peer"},
+		},
+		{
+			name:   "base flows",
+			chutes: nil,
+			owner:  0,
+			want: []string{
+				"default deny (table 0)", "default deny (table 2)", "IPv4 through conntrack (existing NAT applied)",
+				"unsolicited LAN traffic to chutes dropped", "replies from the LAN to chutes",
+				"the gateway (10.131.0.1) may connect to chutes", "LAN may not resolve chutes",
+				"chute traffic to anywhere else is routed by the gateway",
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := derive(testTopo, tt.chutes)
+			notes := notesOf(d, tt.owner)
+			for _, w := range tt.want {
+				if len(notes[w]) == 0 {
+					t.Errorf("no flow %q; have:\n%s", w, strings.Join(keys(notes), "\n"))
+				}
+			}
+			for note := range notes {
+				for _, a := range tt.absent {
+					if strings.Contains(note, a) {
+						t.Errorf("unexpected flow %q", note)
+					}
+				}
+			}
+			checkInvariants(t, d)
+		})
+	}
+}
+
+func keys[V any](m map[string]V) []string {
+	var ks []string
+	for k := range m {
+		ks = append(ks, k)
+	}
+	return ks
+}
+
+// checkInvariants: every flow has a note and a cookie naming its owner,
+// and no two flows are the same entry (table, priority, match).
+func checkInvariants(t *testing.T, d *derived) {
+	t.Helper()
+	seen := map[string]string{}
+	for _, f := range d.Flows {
+		if f.Note == "" {
+			t.Errorf("flow without a note: %+v", f)
+		}
+		key, err := (&ofp.FlowStatsRequest{TableID: f.Table, Match: f.Match}).MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		k := string(key) + string(rune(f.Priority))
+		if other, ok := seen[k]; ok {
+			t.Errorf("flows %q and %q are the same entry", other, f.Note)
+		}
+		seen[k] = f.Note
+		fm := ofp.NewFlowMod(f.Table, f.Priority, f.Match, f.Instructions...)
+		if _, err := fm.MarshalBinary(); err != nil {
+			t.Errorf("flow %q does not encode: %v", f.Note, err)
+		}
+	}
+}
+
+func TestCookiesAndMeters(t *testing.T) {
+	bw := manifest.Bandwidth{Egress: 20_000_000, Ingress: 1500}
+	a := mkChute("web", 10, 5, manifest.Net{Expose: []manifest.Expose{{Port: 80, GatewayPort: 8080, Proto: "tcp"}}}, bw)
+	d := derive(testTopo, []*attached{a})
+	for _, f := range d.Flows {
+		if id := f.Cookie >> 32; id != 0 && id != 10 {
+			t.Errorf("flow %q has owner id %d", f.Note, id)
+		}
+		if strings.Contains(f.Note, "web") != (f.Cookie>>32 == 10) {
+			t.Errorf("flow %q: cookie %#x does not name its chute", f.Note, f.Cookie)
+		}
+	}
+	want := map[uint32]uint32{20: 20000, 21: 2} // egress, ingress (rounded up)
+	if len(d.Meters) != 2 {
+		t.Fatalf("meters %+v, want 2", d.Meters)
+	}
+	for _, m := range d.Meters {
+		if want[m.ID] != m.RateKbps || m.BurstKb == 0 {
+			t.Errorf("meter %+v, want rate %d kbit/s", m, want[m.ID])
+		}
+	}
+	// The meters are on the chute's traffic: egress where it enters,
+	// ingress where it is delivered (directly or by DNAT).
+	metered := map[string]uint32{}
+	for _, f := range d.Flows {
+		for _, in := range f.Instructions {
+			if m, ok := in.(*ofp.InstructionMeter); ok {
+				metered[f.Note] = m.MeterID
+			}
+		}
+	}
+	for note, id := range map[string]uint32{
+		"chute web sends IPv4 (from its own MAC and IP)":             20,
+		"deliver to chute web at 10.131.0.10":                        21,
+		"LAN users reach chute web port 80/tcp at 198.51.100.1:8080": 21,
+	} {
+		if metered[note] != id {
+			t.Errorf("flow %q has meter %d, want %d", note, metered[note], id)
+		}
+	}
+	if len(d.TX) != 1 || len(d.RX) != 2 {
+		t.Errorf("TX %v RX %v: want the sending flow and the two delivering ones", d.TX, d.RX)
+	}
+
+	// Cookies are stable: adding another chute changes none of web's.
+	b := mkChute("db", 11, 6, manifest.Net{}, manifest.Bandwidth{})
+	d2 := derive(testTopo, []*attached{a, b})
+	before := map[uint64]string{}
+	for _, f := range d.Flows {
+		before[f.Cookie] = f.Note
+	}
+	for _, f := range d2.Flows {
+		if f.Cookie>>32 == 10 && before[f.Cookie] != f.Note {
+			t.Errorf("flow %q changed cookie to %#x with another chute attached", f.Note, f.Cookie)
+		}
+	}
+}
+
+func TestAddressFor(t *testing.T) {
+	p := netip.MustParsePrefix("10.131.0.0/24")
+	for _, tt := range []struct {
+		prefix netip.Prefix
+		slot   int
+		want   string
+	}{
+		{p, 0, "10.131.0.10"},
+		{p, 244, "10.131.0.254"},
+		{p, 245, "invalid IP"},
+		{p, -1, "invalid IP"},
+		{netip.MustParsePrefix("10.131.0.7/16"), 300, "10.131.1.54"},
+		{netip.MustParsePrefix("fd00::/64"), 0, "invalid IP"},
+	} {
+		if got := AddressFor(tt.prefix, tt.slot).String(); got != tt.want {
+			t.Errorf("AddressFor(%s, %d) = %s, want %s", tt.prefix, tt.slot, got, tt.want)
+		}
+	}
+}
+
+func TestOnLink(t *testing.T) {
+	got := onLink(testTopo, manifest.Net{LAN: []manifest.LANRule{{IP: "198.51.100.20"}, {CIDR: "192.0.2.0/28"}, {IP: "192.0.2.3"}}})
+	want := []netip.Prefix{netip.MustParsePrefix("198.51.100.0/24"), netip.MustParsePrefix("192.0.2.0/28")}
+	if len(got) != len(want) || got[0] != want[0] || got[1] != want[1] {
+		t.Errorf("onLink = %v, want %v", got, want)
+	}
+}
