@@ -22,6 +22,11 @@
 //	GET    /api/v1/changes/ID
 //	POST   /api/v1/login                      {"password"} -> {"token","expires"}; no token needed
 //	PUT    /api/v1/password                   {"password"}; operator token only
+//	GET    /api/v1/gateway/usage[?window=S]   gateway and per-chute usage (usage.go)
+//	GET    /api/v1/chutes/NAME/usage[?window=S]
+//	GET    /api/v1/chutes/NAME/resources      the limits in force
+//	PUT    /api/v1/chutes/NAME/resources      body: JSON policy; a two-phase change
+//	GET    /metrics                           Prometheus; no token with serve --metrics-open
 //
 // A login's session token (see login.go) works like the operator token for
 // 12 hours, except that it cannot set the password.
@@ -39,8 +44,12 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"paradrop/chute"
+	"paradrop/chute/manifest"
 	"paradrop/store"
+	"paradrop/usage"
 )
 
 // Chutes is what the API needs of the chute manager; *chute.Manager
@@ -58,6 +67,9 @@ type Chutes interface {
 	Change(id uint64) (chute.Change, error)
 	WaitChange(ctx context.Context, id uint64) (chute.Change, error)
 	Logs(ctx context.Context, name string, tail int, follow bool, w io.Writer) error
+	Usage(window time.Duration) (usage.Series, error)
+	Resources(name string) (manifest.Resources, error)
+	SetResources(name string, req chute.ResourceRequest) (chute.Change, error)
 }
 
 var _ Chutes = (*chute.Manager)(nil)
@@ -70,6 +82,10 @@ type Config struct {
 	Started   time.Time
 	MaxUpload int64 // bytes of a request body; larger ones get 413
 	Logf      func(format string, args ...any)
+	// Metrics is served on /metrics if set; MetricsOpen serves it without
+	// a token, for a Prometheus on a trusted network.
+	Metrics     prometheus.Collector
+	MetricsOpen bool
 }
 
 const healthPattern = "GET /api/v1/health"
@@ -100,6 +116,13 @@ func New(cfg Config) http.Handler {
 	s.mux.HandleFunc("GET /api/v1/changes", s.listChanges)
 	s.mux.HandleFunc("GET /api/v1/changes/{id}", s.getChange)
 	s.routeLogin()
+	s.mux.HandleFunc("GET /api/v1/gateway/usage", s.gatewayUsage)
+	s.mux.HandleFunc("GET /api/v1/chutes/{name}/usage", s.chuteUsage)
+	s.mux.HandleFunc("GET /api/v1/chutes/{name}/resources", s.getResources)
+	s.mux.HandleFunc("PUT /api/v1/chutes/{name}/resources", s.setResources)
+	if cfg.Metrics != nil {
+		s.mux.Handle(metricsPattern, metricsHandler(cfg.Metrics))
+	}
 	return s
 }
 
@@ -113,7 +136,8 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}()
 
 	h, pattern := s.mux.Handler(r)
-	if pattern != healthPattern && pattern != loginPattern {
+	open := pattern == healthPattern || pattern == loginPattern || pattern == metricsPattern && s.cfg.MetricsOpen
+	if !open {
 		if err := s.authorize(r); err != nil {
 			sw.Header().Set("WWW-Authenticate", `Bearer realm="paradrop"`)
 			writeError(sw, http.StatusUnauthorized, err.Error())

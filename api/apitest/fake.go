@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"paradrop/chute"
+	"paradrop/usage"
 )
 
 // Fake is an in-memory chute manager. The zero value is not usable; call
@@ -33,6 +34,9 @@ type Fake struct {
 	changes []*change // change i has id i+1
 	logs    map[string][]string
 	logged  chan struct{} // closed and replaced when a log line arrives
+
+	usage    usage.Series
+	requests map[string]chute.ResourceRequest // the last policy request per chute
 }
 
 type change struct {
@@ -42,7 +46,10 @@ type change struct {
 
 // New returns an empty fake.
 func New() *Fake {
-	return &Fake{chutes: map[string]chute.Info{}, logs: map[string][]string{}, logged: make(chan struct{})}
+	return &Fake{
+		chutes: map[string]chute.Info{}, logs: map[string][]string{}, logged: make(chan struct{}),
+		requests: map[string]chute.ResourceRequest{},
+	}
 }
 
 // Add puts a chute in place as if installed earlier.

@@ -1,0 +1,67 @@
+package apitest
+
+import (
+	"fmt"
+	"time"
+
+	"paradrop/chute"
+	"paradrop/chute/manifest"
+	"paradrop/usage"
+)
+
+// SetUsage sets what Usage answers, whatever the window.
+func (f *Fake) SetUsage(s usage.Series) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.usage = s
+}
+
+// Usage implements api.Chutes.
+func (f *Fake) Usage(window time.Duration) (usage.Series, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.Err != nil {
+		return usage.Series{}, f.Err
+	}
+	return f.usage, nil
+}
+
+// Resources implements api.Chutes: every chute has the manifest's default
+// resources.
+func (f *Fake) Resources(name string) (manifest.Resources, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.Err != nil {
+		return manifest.Resources{}, f.Err
+	}
+	if _, ok := f.chutes[name]; !ok {
+		return manifest.Resources{}, fmt.Errorf("%s: %w", name, chute.ErrNotFound)
+	}
+	return manifest.Resources{CPUWeight: 100, CPUMax: 1, Memory: 64 << 20, Pids: 64, Disk: 64 << 20, Tmp: 16 << 20}, nil
+}
+
+// LastResources returns the last policy request made for name.
+func (f *Fake) LastResources(name string) (chute.ResourceRequest, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	r, ok := f.requests[name]
+	return r, ok
+}
+
+// SetResources implements api.Chutes: it records the request and queues a
+// "resources" change.
+func (f *Fake) SetResources(name string, req chute.ResourceRequest) (chute.Change, error) {
+	if err := req.Validate(); err != nil {
+		return chute.Change{}, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.Err != nil {
+		return chute.Change{}, f.Err
+	}
+	if _, ok := f.chutes[name]; !ok {
+		return chute.Change{}, fmt.Errorf("%s: %w", name, chute.ErrNotFound)
+	}
+	f.requests[name] = req
+	return f.queue(name, "resources")
+}

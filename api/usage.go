@@ -1,0 +1,198 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"paradrop/chute"
+	"paradrop/usage"
+)
+
+// Usage windows, in seconds.
+const (
+	defaultWindow = 300
+	maxWindow     = 86400
+)
+
+const metricsPattern = "GET /metrics"
+
+// usageSeries is the JSON of a usage answer: samples interval seconds
+// apart, oldest first.
+type usageSeries[T any] struct {
+	Interval int `json:"interval"`
+	Samples  []T `json:"samples"`
+}
+
+type gatewaySample struct {
+	T         int64                 `json:"t"`
+	CPU       float64               `json:"cpu"`
+	MemUsed   uint64                `json:"mem_used"`
+	MemTotal  uint64                `json:"mem_total"`
+	DiskUsed  uint64                `json:"disk_used"`
+	DiskTotal uint64                `json:"disk_total"`
+	Ifaces    map[string]usage.Rate `json:"ifaces"`
+	Chutes    map[string]chuteShare `json:"chutes"`
+}
+
+// chuteShare is a chute's part of the gateway.
+type chuteShare struct {
+	CPU float64 `json:"cpu"` // % of the gateway
+	Mem uint64  `json:"mem"`
+}
+
+type chuteSample struct {
+	T int64 `json:"t"`
+	usage.ChuteSample
+}
+
+// round2 keeps two decimals: more is noise to a reader of the JSON.
+func round2(x float64) float64 { return math.Round(x*100) / 100 }
+
+// window reads ?window=SECONDS; on error it has answered 400.
+func window(w http.ResponseWriter, q query) (time.Duration, bool) {
+	n, err := q.intIn("window", defaultWindow, 1, maxWindow)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return 0, false
+	}
+	return time.Duration(n) * time.Second, true
+}
+
+func (s *server) gatewayUsage(w http.ResponseWriter, r *http.Request) {
+	q, err := parseQuery(r.URL.RawQuery, "window")
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	win, ok := window(w, q)
+	if !ok {
+		return
+	}
+	series, err := s.cfg.Chutes.Usage(win)
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	out := usageSeries[gatewaySample]{Interval: int(series.Interval / time.Second), Samples: []gatewaySample{}}
+	for _, smp := range series.Samples {
+		g := gatewaySample{
+			T: smp.T, CPU: round2(smp.CPU), MemUsed: smp.MemUsed, MemTotal: smp.MemTotal,
+			DiskUsed: smp.DiskUsed, DiskTotal: smp.DiskTotal,
+			Ifaces: map[string]usage.Rate{}, Chutes: map[string]chuteShare{},
+		}
+		for name, rt := range smp.Ifaces {
+			g.Ifaces[name] = usage.Rate{RxBps: round2(rt.RxBps), TxBps: round2(rt.TxBps)}
+		}
+		for name, c := range smp.Chutes {
+			g.Chutes[name] = chuteShare{CPU: round2(c.CPUGateway), Mem: c.Mem}
+		}
+		out.Samples = append(out.Samples, g)
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *server) chuteUsage(w http.ResponseWriter, r *http.Request) {
+	name, q, ok := nameAndQuery(w, r, "window")
+	if !ok {
+		return
+	}
+	win, ok := window(w, q)
+	if !ok {
+		return
+	}
+	if _, err := s.cfg.Chutes.Get(name); err != nil {
+		fail(w, err)
+		return
+	}
+	series, err := s.cfg.Chutes.Usage(win)
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	out := usageSeries[chuteSample]{Interval: int(series.Interval / time.Second), Samples: []chuteSample{}}
+	for _, smp := range series.Samples {
+		c, ok := smp.Chutes[name]
+		if !ok {
+			continue // not running then
+		}
+		c.CPU, c.CPUGateway = round2(c.CPU), round2(c.CPUGateway)
+		c.RxBps, c.TxBps = round2(c.RxBps), round2(c.TxBps)
+		out.Samples = append(out.Samples, chuteSample{T: smp.T, ChuteSample: c})
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *server) getResources(w http.ResponseWriter, r *http.Request) {
+	name, _, ok := nameAndQuery(w, r)
+	if !ok {
+		return
+	}
+	res, err := s.cfg.Chutes.Resources(name)
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
+func (s *server) setResources(w http.ResponseWriter, r *http.Request) {
+	name, q, ok := nameAndQuery(w, r, "wait")
+	if !ok {
+		return
+	}
+	wait, err := q.flag("wait")
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	req, err := decodeResources(r.Body)
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			fail(w, err)
+			return
+		}
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if err := req.Validate(); err != nil {
+		fail(w, err)
+		return
+	}
+	c, err := s.cfg.Chutes.SetResources(name, req)
+	s.answerChange(w, r, wait, c, err)
+}
+
+// decodeResources reads one JSON object and nothing else; an unknown field
+// is refused so that a typo does not silently leave a limit unchanged.
+func decodeResources(body io.Reader) (chute.ResourceRequest, error) {
+	var req chute.ResourceRequest
+	dec := json.NewDecoder(body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		if errors.Is(err, io.EOF) {
+			return req, errors.New("resources: empty body, want a JSON object")
+		}
+		return req, fmt.Errorf("resources: %w", err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return req, errors.New("resources: more than one JSON value in the body")
+	}
+	return req, nil
+}
+
+// metricsHandler serves the collector in the Prometheus text format, from a
+// registry of its own so that nothing but paradrop's series shows.
+func metricsHandler(c prometheus.Collector) http.Handler {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(c)
+	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+}
