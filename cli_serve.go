@@ -27,7 +27,7 @@ func init() {
 	})
 }
 
-const serveUsage = "serve [--data DIR] [--listen ADDR] [--max-upload BYTES]"
+const serveUsage = "serve [--data DIR] [--listen ADDR] [--max-upload BYTES] [--metrics-open]"
 
 // serveOptions configure the daemon.
 type serveOptions struct {
@@ -36,6 +36,8 @@ type serveOptions struct {
 	maxUpload int64
 	logf      func(format string, args ...any)
 	ready     func(net.Addr) // called once listening; tests learn the port of :0
+
+	metricsOpen bool // serve /metrics without a token
 }
 
 func cmdServe(ctx context.Context, env *cliEnv, args []string) error {
@@ -43,6 +45,7 @@ func cmdServe(ctx context.Context, env *cliEnv, args []string) error {
 	opts := serveOptions{maxUpload: 256 << 20}
 	fs.StringVar(&opts.dataDir, "data", defaultDataDir, "data directory: state, chutes, operator token")
 	fs.StringVar(&opts.listen, "listen", ":8080", "address of the API")
+	fs.BoolVar(&opts.metricsOpen, "metrics-open", false, "serve /metrics without a token, for a Prometheus on a trusted network")
 	fs.Func("max-upload", "largest package accepted, e.g. 256Mi (default 256Mi)", func(s string) error {
 		n, err := manifest.ParseBytes(s)
 		if err == nil && n <= 0 {
@@ -113,10 +116,13 @@ func serve(ctx context.Context, opts serveOptions) error {
 	defer cancelReqs()
 	// The API under /api/, the web UI everywhere else.
 	mux := http.NewServeMux()
-	mux.Handle("/api/", api.New(api.Config{
+	apiHandler := api.New(api.Config{
 		Chutes: mgr, DB: db, Version: buildVersion(), Started: time.Now(),
 		MaxUpload: opts.maxUpload, Logf: opts.logf,
-	}))
+		Metrics: mgr.Metrics(), MetricsOpen: opts.metricsOpen,
+	})
+	mux.Handle("/api/", apiHandler)
+	mux.Handle("/metrics", apiHandler)
 	mux.Handle("/", webui.Handler())
 	srv := &http.Server{
 		Handler:           mux,
