@@ -196,7 +196,7 @@ func (c *Controller) serve(ctx context.Context, conn net.Conn) {
 	peer := conn.RemoteAddr()
 	if err := s.handshake(ctx); err != nil {
 		s.close(err)
-		c.cfg.Logf("controller: switch %s: handshake: %v (%v)", peer, err, s.err)
+		c.cfg.Logf("controller: switch %s: handshake failed: %v", peer, s.err)
 		return
 	}
 	c.cfg.Logf("controller: switch %s connected, datapath %016x", peer, s.dpid)

@@ -28,8 +28,8 @@ const testDPID = 0x0000feed0000c0de
 // ovsEnv is a private OVS with one netdev bridge whose controller is a
 // Controller of ours.
 type ovsEnv struct {
-	t    *testing.T // the running (sub)test
-	root *testing.T // the test that owns the environment's cleanups
+	t    testing.TB // the running (sub)test
+	root testing.TB // the test that owns the environment's cleanups
 	dir  string
 	br   string
 	d    *ovs.Daemon
@@ -59,7 +59,7 @@ func testConfig(t testing.TB) Config {
 	return Config{Listen: "127.0.0.1:0", Logf: t.Logf}
 }
 
-func newOVSEnv(t *testing.T, cfg Config) *ovsEnv {
+func newOVSEnv(t testing.TB, cfg Config) *ovsEnv {
 	t.Helper()
 	requireOVS(t)
 	ctx := testCtx(t, 30*time.Second)
@@ -518,4 +518,23 @@ func TestFlowStats(t *testing.T) {
 			t.Errorf("Ports()[%q] = %d, %v; want %d", p, got, ok, want)
 		}
 	}
+}
+
+// TestPeriodicReconcile: without any Sync, the background reconcile
+// restores a flow deleted by hand within a ReconcileInterval or so.
+func TestPeriodicReconcile(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.ReconcileInterval = 200 * time.Millisecond
+	e := newOVSEnv(t, cfg)
+	flows, meters := gatewayFlows()
+	e.c.SetDesired(flows, meters)
+	if err := e.sync(); err != nil {
+		t.Fatal(err)
+	}
+	e.ofctl("--strict", "del-flows", "MGMT", "priority=100,arp")
+	if slices.Equal(e.dumpFlows(), gatewayDump) {
+		t.Fatal("the flow was not deleted")
+	}
+	want := slices.Sorted(slices.Values(gatewayDump))
+	waitFor(t, "the deleted flow is back", func() bool { return slices.Equal(e.dumpFlows(), want) })
 }

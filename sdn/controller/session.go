@@ -68,6 +68,8 @@ func newSession(c *Controller, conn net.Conn) *session {
 		pending: map[uint32]*call{},
 		batches: map[*call]bool{},
 		done:    make(chan struct{}),
+
+		initialPorts: map[string]uint32{},
 	}
 }
 
@@ -124,7 +126,6 @@ func (s *session) handshake(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("port description request: %w", err)
 	}
-	s.initialPorts = map[string]uint32{}
 	for _, p := range parts {
 		if r, ok := p.(*ofp.PortDescStatsReply); ok {
 			for _, port := range r.Body {
