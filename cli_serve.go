@@ -27,13 +27,14 @@ func init() {
 	})
 }
 
-const serveUsage = "serve [--data DIR] [--listen ADDR] [--max-upload BYTES] [--metrics-open]"
+const serveUsage = "serve [--data DIR] [--listen ADDR] [--max-upload BYTES] [--cgroup-parent PATH] [--metrics-open]"
 
 // serveOptions configure the daemon.
 type serveOptions struct {
 	dataDir   string
 	listen    string
 	maxUpload int64
+	cgroups   string // parent cgroup of the chutes
 	logf      func(format string, args ...any)
 	ready     func(net.Addr) // called once listening; tests learn the port of :0
 
@@ -45,6 +46,7 @@ func cmdServe(ctx context.Context, env *cliEnv, args []string) error {
 	opts := serveOptions{maxUpload: 256 << 20}
 	fs.StringVar(&opts.dataDir, "data", defaultDataDir, "data directory: state, chutes, operator token")
 	fs.StringVar(&opts.listen, "listen", ":8080", "address of the API")
+	fs.StringVar(&opts.cgroups, "cgroup-parent", "/paradrop", "cgroup holding the chutes' groups; groups under it that are not this daemon's chutes are removed")
 	fs.BoolVar(&opts.metricsOpen, "metrics-open", false, "serve /metrics without a token, for a Prometheus on a trusted network")
 	fs.Func("max-upload", "largest package accepted, e.g. 256Mi (default 256Mi)", func(s string) error {
 		n, err := manifest.ParseBytes(s)
@@ -100,6 +102,7 @@ func serve(ctx context.Context, opts serveOptions) error {
 	}
 	mgr, err := chute.NewManager(chute.Config{
 		DataDir: opts.dataDir, DB: db, Executable: exe, MaxUpload: opts.maxUpload, Logf: opts.logf,
+		CgroupParent: opts.cgroups,
 	})
 	if err != nil {
 		return fmt.Errorf("chute manager: %w", err)

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"net"
 	"net/http"
 	"os"
@@ -49,7 +50,8 @@ func freePort(t *testing.T) string {
 func (d *daemon) start() {
 	d.t.Helper()
 	addr := strings.TrimPrefix(d.url, "http://")
-	d.cmd = exec.Command(d.bin, "serve", "--data", d.data, "--listen", addr)
+	d.cmd = exec.Command(d.bin, "serve", "--data", d.data, "--listen", addr,
+		"--cgroup-parent", fmt.Sprintf("/paradrop-e2e-%d", os.Getpid()))
 	log, err := os.OpenFile(filepath.Join(filepath.Dir(d.data), "daemon.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
 		d.t.Fatal(err)

@@ -22,9 +22,13 @@ type Config struct {
 	DB         *store.DB
 	Executable string // binary re-executed as the chutes' shim and init
 	MaxUpload  int64  // bytes of a package upload; 0 = 256 MiB
-	Logf       func(format string, args ...any)
-	Counters   usage.Counters // the chutes' traffic, for usage; nil: not counted
-	Shaper     Shaper         // applies bandwidth policies; nil: saved only
+	// CgroupParent holds the chutes' cgroups (default /paradrop). The
+	// daemon removes any group under it that is not one of its chutes, so
+	// two daemons on one host need two parents.
+	CgroupParent string
+	Logf         func(format string, args ...any)
+	Counters     usage.Counters // the chutes' traffic, for usage; nil: not counted
+	Shaper       Shaper         // applies bandwidth policies; nil: saved only
 }
 
 // record is a chute as persisted in the store.
@@ -76,6 +80,9 @@ func NewManager(cfg Config) (*Manager, error) {
 	if cfg.DB == nil || cfg.DataDir == "" {
 		return nil, errors.New("chute manager: DB and DataDir are required")
 	}
+	if cfg.CgroupParent == "" {
+		cfg.CgroupParent = "/paradrop"
+	}
 	if cfg.MaxUpload == 0 {
 		cfg.MaxUpload = 256 << 20
 	}
@@ -85,7 +92,7 @@ func NewManager(cfg Config) (*Manager, error) {
 	m := &Manager{
 		cfg:      cfg,
 		db:       cfg.DB,
-		paths:    layout{cfg.DataDir},
+		paths:    layout{root: cfg.DataDir, cgroupParent: cfg.CgroupParent},
 		chutes:   map[string]*entry{},
 		reserved: map[string]bool{},
 		changes:  map[uint64]*Change{},

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -34,6 +35,11 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
+// testCgroupParent keeps this package's chutes apart from those of tests of
+// other packages running at the same time: each daemon removes the groups
+// under its parent that are not its own.
+var testCgroupParent = fmt.Sprintf("/paradrop-test-%d", os.Getpid())
+
 // gateway is a manager over a fresh data directory, run until the test ends.
 type gateway struct {
 	t    *testing.T
@@ -61,7 +67,7 @@ func newGateway(t *testing.T, dir string) *gateway {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := NewManager(Config{DataDir: dir, DB: db, Executable: exe, Logf: t.Logf})
+	m, err := NewManager(Config{DataDir: dir, DB: db, Executable: exe, Logf: t.Logf, CgroupParent: testCgroupParent})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,6 +94,9 @@ func (g *gateway) removeAll() {
 		}
 	}
 	g.shutdown()
+	if parent, err := cgroup.Load(testCgroupParent); err == nil {
+		parent.Delete()
+	}
 }
 
 func (g *gateway) wait(ch Change, err error) Change {
@@ -224,7 +233,7 @@ restart: {policy: "no"}
 	if !strings.Contains(in.LastExit, "killed") && !strings.Contains(in.LastExit, "137") {
 		t.Errorf("last exit %q: want killed by the OOM killer", in.LastExit)
 	}
-	if g, err := cgroup.Load(cgroupPath("hog")); err == nil {
+	if g, err := cgroup.Load(g.m.paths.cgroup("hog")); err == nil {
 		if st, err := g.Stats(); err == nil && st.OOMKills == 0 {
 			t.Errorf("no OOM kill counted in the chute's cgroup: %+v", st)
 		}
@@ -241,7 +250,7 @@ command: ["/bin/sh", "-c", "sh -c 'i=0; while [ $i -lt 100 ]; do sleep 1000 & i=
 resources: {pids: 12}
 `, nil))
 	eventually(t, 15*time.Second, "the loop to finish", func() bool { return readData(g, "bomb", "tried") != "" })
-	cg, err := cgroup.Load(cgroupPath("bomb"))
+	cg, err := cgroup.Load(g.m.paths.cgroup("bomb"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -334,7 +343,7 @@ func TestDaemonRestartReadoptsAndRebootRestarts(t *testing.T) {
 		t.Fatal(err)
 	}
 	sb.Stop(context.Background(), 0)
-	cg, _ := cgroup.Load(cgroupPath("counter"))
+	cg, _ := cgroup.Load(g.m.paths.cgroup("counter"))
 	cg.Kill()
 	if err := syscall.Unmount(g.m.paths.data("counter"), 0); err != nil {
 		t.Fatalf("unmount /data as a reboot would: %v", err)
@@ -428,5 +437,56 @@ command: ["/bin/sh", "-c", "i=0; while true; do i=$((i+1)); echo line $i; sleep 
 	g.m.Logs(ctx, "talker", 1, true, &f)
 	if n := strings.Count(f.String(), "\n"); n < 5 {
 		t.Errorf("follow for 1.5 s gave %d lines, want new lines as they come: %q", n, f.String())
+	}
+}
+
+func TestFailingHealthCheckRestarts(t *testing.T) {
+	g := newGateway(t, t.TempDir())
+	defer g.removeAll()
+	// Nothing listens on port 80: every check fails.
+	g.install(pkg(t, `
+name: sick
+version: 1.0.0
+command: ["/bin/sleep", "1000"]
+health: {http: {port: 80, path: /}, interval: 200ms, timeout: 200ms, retries: 2}
+restart: {policy: always}
+`, nil))
+	first, _ := g.m.Get("sick")
+	eventually(t, 20*time.Second, "a restart after failed health checks", func() bool {
+		in, _ := g.m.Get("sick")
+		return in.Restarts >= 1 && in.State == Running && in.Pid != first.Pid
+	})
+}
+
+func TestStartupRemovesLeftovers(t *testing.T) {
+	dir := t.TempDir()
+	for _, d := range []string{"staging/upload-junk/rootfs", "chutes/ghost/versions/1.0.0-9/rootfs"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ghost, err := cgroup.Open(testCgroupParent+"/ghost", cgroup.Resources{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sleeper := exec.Command("sleep", "1000")
+	if err := sleeper.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer sleeper.Process.Kill()
+	if err := ghost.Add(sleeper.Process.Pid); err != nil {
+		t.Fatal(err)
+	}
+
+	g := newGateway(t, dir)
+	defer g.removeAll()
+	eventually(t, 10*time.Second, "leftovers to go", func() bool {
+		_, errStaging := os.Stat(filepath.Join(dir, "staging/upload-junk"))
+		_, errChute := os.Stat(filepath.Join(dir, "chutes/ghost"))
+		_, errGroup := cgroup.Load(testCgroupParent + "/ghost")
+		return os.IsNotExist(errStaging) && os.IsNotExist(errChute) && errors.Is(errGroup, cgroup.ErrNotExist)
+	})
+	if err := sleeper.Wait(); err == nil {
+		t.Error("the process in the leftover cgroup was not killed")
 	}
 }

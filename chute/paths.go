@@ -2,9 +2,13 @@ package chute
 
 import "path/filepath"
 
-// layout names the files of the daemon's data directory. One chute owns
-// everything under chutes/NAME; staging holds uploads not yet committed.
-type layout struct{ root string }
+// layout names the files of the daemon's data directory and its cgroups.
+// One chute owns everything under chutes/NAME; staging holds uploads not yet
+// committed.
+type layout struct {
+	root         string
+	cgroupParent string // the cgroup under which every chute's group lives
+}
 
 func (l layout) staging() string             { return filepath.Join(l.root, "staging") }
 func (l layout) chutes() string              { return filepath.Join(l.root, "chutes") }
@@ -21,10 +25,7 @@ func (l layout) logs(name string) string        { return filepath.Join(l.chute(n
 func (l layout) run(name string) string         { return filepath.Join(l.chute(name), "run") }
 func (l layout) netns(name string) string       { return filepath.Join(l.root, "netns", name) }
 
-// cgroupParent is the cgroup under which every chute's group lives.
-const cgroupParent = "/paradrop"
-
-func cgroupPath(name string) string { return cgroupParent + "/" + name }
+func (l layout) cgroup(name string) string { return l.cgroupParent + "/" + name }
 
 func (l layout) netnsDir() string { return filepath.Join(l.root, "netns") }
 

@@ -345,7 +345,7 @@ func (m *Manager) changeResources(ctx context.Context, p *progress, name string,
 // On error the old limits are in place.
 func (m *Manager) enforce(ctx context.Context, p *progress, name string, man *manifest.Manifest, next *Policy, want manifest.Resources, doc policyDoc, req ResourceRequest, start time.Time) error {
 	grace, deadline := time.Duration(doc.Grace), doc.Deadline
-	g, err := cgroup.Load(cgroupPath(name))
+	g, err := cgroup.Load(m.paths.cgroup(name))
 	if err != nil {
 		return err
 	}

@@ -28,7 +28,7 @@ func ptr[T any](v T) *T { return &v }
 // cpuUse measures the cores a chute's cgroup uses over d, from cpuacct.
 func cpuUse(t *testing.T, g *gateway, name string, d time.Duration) float64 {
 	t.Helper()
-	cg, err := cgroup.Load(cgroupPath(name))
+	cg, err := cgroup.Load(g.m.paths.cgroup(name))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,7 +48,7 @@ func cpuUse(t *testing.T, g *gateway, name string, d time.Duration) float64 {
 // cpuQuota reads the chute's CFS quota in cores (0: none).
 func cpuQuota(t *testing.T, g *gateway, name string) float64 {
 	t.Helper()
-	path := cgroupPath(name)
+	path := g.m.paths.cgroup(name)
 	if b, err := os.ReadFile(filepath.Join("/sys/fs/cgroup/cpu", path, "cpu.cfs_quota_us")); err == nil {
 		q, _ := strconv.Atoi(strings.TrimSpace(string(b)))
 		return max(float64(q), 0) / 100000
@@ -165,7 +165,7 @@ resources: {tmp: 40Mi}
 	if c.State != ChangeError || !strings.Contains(c.Error, "cannot reclaim") || !strings.Contains(c.Error, "old limits stay") {
 		t.Fatalf("change %s, error %q: want a failed change saying the memory cannot be reclaimed", c.State, c.Error)
 	}
-	cg, err := cgroup.Load(cgroupPath("holder"))
+	cg, err := cgroup.Load(g.m.paths.cgroup("holder"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -186,7 +186,7 @@ resources: {tmp: 40Mi}
 	// With force the chute is restarted under the new limit.
 	c = g.mustDo(g.m.SetResources("holder", ResourceRequest{Policy: Policy{Memory: ptr(manifest.Bytes(8 << 20))}, Grace: ptr(manifest.Duration(0)), Force: true}))
 	t.Logf("forced steps:\n%s", steps(c))
-	cg, _ = cgroup.Load(cgroupPath("holder"))
+	cg, _ = cgroup.Load(g.m.paths.cgroup("holder"))
 	if st, _ := cg.Stats(); st.MemoryLimit != 8<<20 {
 		t.Errorf("memory limit %d after the forced change, want 8Mi", st.MemoryLimit)
 	}
@@ -225,7 +225,7 @@ version: 1.0.0
 command: ["/bin/sh", "-c", "head -c 20000000 /dev/zero > /tmp/fill; while :; do :; done"]
 resources: {tmp: 30Mi}
 `, nil))
-	cg, err := cgroup.Load(cgroupPath("busy"))
+	cg, err := cgroup.Load(g.m.paths.cgroup("busy"))
 	if err != nil {
 		t.Fatal(err)
 	}

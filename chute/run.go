@@ -80,7 +80,7 @@ func (m *Manager) startChute(ctx context.Context, p *progress, name, dir string,
 // and starts its sandbox.
 func (m *Manager) launch(ctx context.Context, p *progress, name string, slot int, dir string, man *manifest.Manifest) (*sandbox.Chute, error) {
 	id := hostID(slot)
-	if _, err := cgroup.Open(cgroupPath(name), m.limits(name, man)); err != nil {
+	if _, err := cgroup.Open(m.paths.cgroup(name), m.limits(name, man)); err != nil {
 		return nil, err
 	}
 	if err := volume.Ensure(ctx, m.paths.dataImage(name), m.paths.data(name), int64(man.Resources.Disk), int(id), int(id)); err != nil {
@@ -108,7 +108,7 @@ func (m *Manager) launch(ctx context.Context, p *progress, name string, slot int
 		HostUID:    id,
 		HostGID:    id,
 		NetNS:      m.paths.netns(name),
-		CgroupPath: cgroupPath(name),
+		CgroupPath: m.paths.cgroup(name),
 		TmpSize:    int64(man.Resources.Tmp),
 		LogDir:     m.paths.logs(name),
 		StateDir:   m.paths.run(name),
@@ -139,7 +139,7 @@ func (m *Manager) stopChute(ctx context.Context, p *progress, name string) error
 		m.save(name, func(r *record) { r.LastExit = describeExit(st) })
 	}
 	// Whatever escaped pid 1's death (nothing should) goes with the group.
-	if g, err := cgroup.Load(cgroupPath(name)); err == nil {
+	if g, err := cgroup.Load(m.paths.cgroup(name)); err == nil {
 		if err := g.Kill(); err != nil {
 			return fmt.Errorf("stop chute %q: %w", name, err)
 		}
@@ -206,7 +206,7 @@ func (m *Manager) exited(ctx context.Context, p *progress, name string, sb *sand
 	if waitErr != nil {
 		why = waitErr.Error()
 	}
-	if g, err := cgroup.Load(cgroupPath(name)); err == nil {
+	if g, err := cgroup.Load(m.paths.cgroup(name)); err == nil {
 		g.Kill()
 	}
 	sandbox.Cleanup(m.paths.run(name))
@@ -262,7 +262,7 @@ func (m *Manager) recover(ctx context.Context, p *progress, name string) error {
 		if sb, err := sandbox.Attach(ctx, m.paths.run(name)); err == nil {
 			sb.Stop(ctx, time.Duration(e.rec.Manifest.StopGrace))
 		}
-		if g, err := cgroup.Load(cgroupPath(name)); err == nil {
+		if g, err := cgroup.Load(m.paths.cgroup(name)); err == nil {
 			g.Kill()
 		}
 		sandbox.Cleanup(m.paths.run(name))
@@ -280,7 +280,7 @@ func (m *Manager) recover(ctx context.Context, p *progress, name string) error {
 		m.logf("chute %s: re-adopt: %v", name, err)
 	}
 	sandbox.Cleanup(m.paths.run(name))
-	if g, err := cgroup.Load(cgroupPath(name)); err == nil {
+	if g, err := cgroup.Load(m.paths.cgroup(name)); err == nil {
 		g.Kill()
 	}
 	if e.rec.Desired != Running {
@@ -320,12 +320,12 @@ func (m *Manager) removeLeftovers() {
 			}
 		}
 	}
-	if names, err := cgroup.List(cgroupParent); err == nil {
+	if names, err := cgroup.List(m.paths.cgroupParent); err == nil {
 		for _, n := range names {
 			if _, ok := known[n]; ok {
 				continue
 			}
-			if g, err := cgroup.Load(cgroupPath(n)); err == nil {
+			if g, err := cgroup.Load(m.paths.cgroup(n)); err == nil {
 				m.logf("removing leftover cgroup of %s", n)
 				g.Kill()
 				g.Delete()
@@ -348,7 +348,7 @@ func (m *Manager) purge(name string, keepData bool) error {
 	if sb, err := sandbox.Attach(m.ctx, m.paths.run(name)); err == nil {
 		sb.Signal(syscall.SIGKILL)
 	}
-	if g, err := cgroup.Load(cgroupPath(name)); err == nil {
+	if g, err := cgroup.Load(m.paths.cgroup(name)); err == nil {
 		errs = append(errs, g.Kill(), g.Delete())
 	}
 	errs = append(errs, sandbox.Cleanup(m.paths.run(name)))

@@ -22,7 +22,7 @@ func (m *Manager) usageTargets() []usage.Target {
 	out := make([]usage.Target, 0, len(m.chutes))
 	for name, e := range m.chutes {
 		if e.sb != nil {
-			out = append(out, usage.Target{Name: name, Cgroup: cgroupPath(name), Data: m.paths.data(name)})
+			out = append(out, usage.Target{Name: name, Cgroup: m.paths.cgroup(name), Data: m.paths.data(name)})
 		}
 	}
 	return out
