@@ -82,6 +82,9 @@ type Config struct {
 	Started   time.Time
 	MaxUpload int64 // bytes of a request body; larger ones get 413
 	Logf      func(format string, args ...any)
+	// Network serves the flow endpoints; nil answers them 404
+	// "networking disabled".
+	Network Network
 	// Metrics is served on /metrics if set; MetricsOpen serves it without
 	// a token, for a Prometheus on a trusted network.
 	Metrics     prometheus.Collector
@@ -116,6 +119,7 @@ func New(cfg Config) http.Handler {
 	s.mux.HandleFunc("GET /api/v1/changes", s.listChanges)
 	s.mux.HandleFunc("GET /api/v1/changes/{id}", s.getChange)
 	s.routeLogin()
+	s.routeFlows()
 	s.mux.HandleFunc("GET /api/v1/gateway/usage", s.gatewayUsage)
 	s.mux.HandleFunc("GET /api/v1/chutes/{name}/usage", s.chuteUsage)
 	s.mux.HandleFunc("GET /api/v1/chutes/{name}/resources", s.getResources)
