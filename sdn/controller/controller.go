@@ -46,7 +46,8 @@ type Flow struct {
 }
 
 // Meter is a meter with a single drop band: traffic above RateKbps is
-// dropped, BurstKb (0: the switch's default) allows bursts.
+// dropped; BurstKb allows bursts (0: the switch's default, which for OVS
+// is the rate).
 type Meter struct {
 	ID       uint32
 	RateKbps uint32
@@ -104,9 +105,9 @@ type Controller struct {
 	ports    map[string]uint32
 	packetIn func(*ofp.PacketIn)
 
-	// flowMods counts flow_mods sent, so tests can check that a
-	// reconcile with nothing to do sends none.
-	flowMods atomic.Uint64
+	// flowMods and meterMods count what reconciles sent, so tests can
+	// check that a reconcile with nothing to do sends nothing.
+	flowMods, meterMods atomic.Uint64
 }
 
 // New returns a controller; nothing happens until Listen or Run.
@@ -163,10 +164,10 @@ func (c *Controller) Run(ctx context.Context) error {
 	ln := c.ln
 	c.lnMu.Unlock()
 
+	var wg sync.WaitGroup
+	defer wg.Wait() // after cancel, which ends the connections
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	var wg sync.WaitGroup
-	defer wg.Wait()
 	wg.Go(func() {
 		<-ctx.Done()
 		ln.Close()

@@ -234,8 +234,7 @@ func newDesiredSet(flows []Flow, meters []Meter) (*desiredSet, error) {
 	return d, nil
 }
 
-// meterMod is the METER_MOD ADD for m, and its canonical form: OVS
-// reports back the flags and band as given.
+// meterMod is the METER_MOD ADD for m.
 func meterMod(m Meter) *ofp.MeterMod {
 	mm := &ofp.MeterMod{Command: ofp.MeterAdd, Flags: ofp.MeterFlagKbps | ofp.MeterFlagStats, MeterID: m.ID,
 		Bands: []ofp.MeterBand{&ofp.MeterBandDrop{Rate: m.RateKbps, BurstSize: m.BurstKb}}}
@@ -245,13 +244,19 @@ func meterMod(m Meter) *ofp.MeterMod {
 	return mm
 }
 
+// sameMeter compares a desired meter with the switch's. Without the BURST
+// flag the band's burst size means nothing, and OVS reports its own
+// (the rate).
 func sameMeter(want *ofp.MeterMod, have *ofp.MeterConfig) bool {
 	if want.Flags != have.Flags || len(have.Bands) != 1 {
 		return false
 	}
 	hb, ok := have.Bands[0].(*ofp.MeterBandDrop)
 	wb := want.Bands[0].(*ofp.MeterBandDrop)
-	return ok && *hb == *wb
+	if !ok || hb.Rate != wb.Rate {
+		return false
+	}
+	return want.Flags&ofp.MeterFlagBurst == 0 || hb.BurstSize == wb.BurstSize
 }
 
 // plan is the batch that turns the switch's state into d: meters added or
@@ -394,6 +399,7 @@ func (s *session) reconcile(ctx context.Context, d *desiredSet) error {
 		return nil
 	}
 	s.c.flowMods.Add(uint64(p.flowMods))
+	s.c.meterMods.Add(uint64(len(p.msgs) - p.flowMods))
 	s.c.cfg.Logf("controller: reconcile: %d flow_mods, %d meter_mods (switch had %d flows, %d desired)",
 		p.flowMods, len(p.msgs)-p.flowMods, len(flows), len(d.order))
 	return s.batch(ctx, p.msgs, func(i int) string { return p.items[i].String() })

@@ -262,7 +262,8 @@ func (s *session) refused(m *ofp.ErrorMsg) {
 	}
 }
 
-// more reports whether a multipart reply says more parts follow.
+// more reports whether a multipart reply says more parts follow; only
+// the multipart requests the controller makes are awaited.
 func more(m ofp.Message) bool {
 	var flags uint16
 	switch r := m.(type) {
@@ -271,18 +272,6 @@ func more(m ofp.Message) bool {
 	case *ofp.MeterConfigStatsReply:
 		flags = r.Flags
 	case *ofp.PortDescStatsReply:
-		flags = r.Flags
-	case *ofp.MeterStatsReply:
-		flags = r.Flags
-	case *ofp.PortStatsReply:
-		flags = r.Flags
-	case *ofp.TableStatsReply:
-		flags = r.Flags
-	case *ofp.GroupStatsReply:
-		flags = r.Flags
-	case *ofp.GroupDescStatsReply:
-		flags = r.Flags
-	case *ofp.QueueStatsReply:
 		flags = r.Flags
 	}
 	return flags&ofp.MultipartFlagMore != 0
