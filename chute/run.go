@@ -65,7 +65,7 @@ func (m *Manager) startChute(ctx context.Context, p *progress, name, dir string,
 	sb, err := m.launch(ctx, p, name, e.rec.Slot, dir, man)
 	if err != nil {
 		m.save(name, func(r *record) { r.State = Failed; r.Error = err.Error() })
-		return fmt.Errorf("start chute %q: %w", name, err)
+		return err
 	}
 	m.mu.Lock()
 	e.sb = sb
@@ -80,19 +80,8 @@ func (m *Manager) startChute(ctx context.Context, p *progress, name, dir string,
 // and starts its sandbox.
 func (m *Manager) launch(ctx context.Context, p *progress, name string, slot int, dir string, man *manifest.Manifest) (*sandbox.Chute, error) {
 	id := hostID(slot)
-	if _, err := cgroup.Open(m.paths.cgroup(name), m.limits(name, man)); err != nil {
-		return nil, err
-	}
-	if err := volume.Ensure(ctx, m.paths.dataImage(name), m.paths.data(name), int64(man.Resources.Disk), int(id), int(id)); err != nil {
-		return nil, err
-	}
-	if err := netconf.EnsureNetNS(m.paths.netns(name)); err != nil {
-		return nil, err
-	}
-	for _, d := range []string{m.paths.policy(name), m.paths.logs(name)} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			return nil, err
-		}
+	if err := m.prepare(ctx, name, id, man); err != nil {
+		return nil, fmt.Errorf("start chute %q: %w", name, err)
 	}
 	p.step("starting %s", man.Command[0])
 	return sandbox.Start(ctx, sandbox.Spec{
@@ -114,6 +103,26 @@ func (m *Manager) launch(ctx context.Context, p *progress, name string, slot int
 		StateDir:   m.paths.run(name),
 		Executable: m.cfg.Executable,
 	})
+}
+
+// prepare makes what the sandbox needs: the cgroup with the limits in
+// force, the /data volume, the network namespace, the policy and log dirs.
+func (m *Manager) prepare(ctx context.Context, name string, id uint32, man *manifest.Manifest) error {
+	if _, err := cgroup.Open(m.paths.cgroup(name), m.limits(name, man)); err != nil {
+		return err
+	}
+	if err := volume.Ensure(ctx, m.paths.dataImage(name), m.paths.data(name), int64(man.Resources.Disk), int(id), int(id)); err != nil {
+		return err
+	}
+	if err := netconf.EnsureNetNS(m.paths.netns(name)); err != nil {
+		return err
+	}
+	for _, d := range []string{m.paths.policy(name), m.paths.logs(name)} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // stopChute stops the chute's processes, all of them, and records why.
