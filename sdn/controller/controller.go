@@ -217,7 +217,7 @@ func (c *Controller) attach(s *session) {
 	old := c.sess
 	c.sess = s
 	c.dpid = s.dpid
-	c.ports = s.initialPorts
+	c.ports = s.initialPorts // from now on portStatus updates it as c.ports
 	close(c.sessCh)
 	c.sessCh = make(chan struct{})
 	c.mu.Unlock()
@@ -378,16 +378,19 @@ func (c *Controller) Ports() map[string]uint32 {
 	return maps.Clone(c.ports)
 }
 
+// portStatus applies a PORT_STATUS to the ports of s: the controller's if
+// s is the current session, else those s collects during its handshake.
 func (c *Controller) portStatus(s *session, ps *ofp.PortStatus) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.sess != s {
-		return
+	ports := s.initialPorts
+	if c.sess == s {
+		ports = c.ports
 	}
 	if ps.Reason == ofp.PortReasonDelete {
-		delete(c.ports, ps.Desc.Name)
+		delete(ports, ps.Desc.Name)
 	} else {
-		c.ports[ps.Desc.Name] = ps.Desc.PortNo
+		ports[ps.Desc.Name] = ps.Desc.PortNo
 	}
 }
 

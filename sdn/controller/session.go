@@ -37,7 +37,9 @@ type session struct {
 	closeOnce sync.Once
 	err       error // why the session ended, wrapping ErrNotConnected; set before done closes
 
-	dpid         uint64
+	dpid uint64
+	// initialPorts collects PORT_DESC and PORT_STATUS until the session
+	// is attached; guarded by c.mu.
 	initialPorts map[string]uint32
 }
 
@@ -126,6 +128,7 @@ func (s *session) handshake(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("port description request: %w", err)
 	}
+	s.c.mu.Lock() // the reader may be applying a PORT_STATUS
 	for _, p := range parts {
 		if r, ok := p.(*ofp.PortDescStatsReply); ok {
 			for _, port := range r.Body {
@@ -133,6 +136,7 @@ func (s *session) handshake(ctx context.Context) error {
 			}
 		}
 	}
+	s.c.mu.Unlock()
 	// Whole packets to the controller: PACKET_IN users want them and
 	// OVS's userspace datapath has no buffers anyway.
 	cfg := &ofp.SetConfig{SwitchConfig: ofp.SwitchConfig{Flags: ofp.ConfigFragNormal, MissSendLen: ofp.MaxLenNoBuffer}}
