@@ -8,6 +8,7 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -16,6 +17,7 @@ import (
 	"paradrop/api"
 	"paradrop/chute"
 	"paradrop/chute/manifest"
+	"paradrop/sdn"
 	"paradrop/store"
 	"paradrop/webui"
 )
@@ -27,7 +29,7 @@ func init() {
 	})
 }
 
-const serveUsage = "serve [--data DIR] [--listen ADDR] [--max-upload BYTES] [--cgroup-parent PATH] [--metrics-open]"
+const serveUsage = "serve [--data DIR] [--listen ADDR] [--max-upload BYTES] [--cgroup-parent PATH] [--metrics-open] [network flags]"
 
 // serveOptions configure the daemon.
 type serveOptions struct {
@@ -39,6 +41,10 @@ type serveOptions struct {
 	ready     func(net.Addr) // called once listening; tests learn the port of :0
 
 	metricsOpen bool // serve /metrics without a token
+
+	// network connects chutes through Open vSwitch; nil gives them
+	// loopback only.
+	network *sdn.Config
 }
 
 func cmdServe(ctx context.Context, env *cliEnv, args []string) error {
@@ -56,8 +62,12 @@ func cmdServe(ctx context.Context, env *cliEnv, args []string) error {
 		opts.maxUpload = n
 		return err
 	})
+	netCfg, withNetwork := networkFlags(fs)
 	if _, err := parseArgs(env, fs, serveUsage, args, 0, 0); err != nil {
 		return err
+	}
+	if *withNetwork {
+		opts.network = netCfg
 	}
 	opts.logf = log.New(env.stderr, "", log.LstdFlags).Printf
 	return serve(ctx, opts)
@@ -100,10 +110,26 @@ func serve(ctx context.Context, opts serveOptions) error {
 	if err != nil {
 		return fmt.Errorf("find own executable: %w", err)
 	}
-	mgr, err := chute.NewManager(chute.Config{
+	mgrCfg := chute.Config{
 		DataDir: opts.dataDir, DB: db, Executable: exe, MaxUpload: opts.maxUpload, Logf: opts.logf,
 		CgroupParent: opts.cgroups,
-	})
+	}
+	apiCfg := api.Config{
+		DB: db, Version: buildVersion(), Started: time.Now(),
+		MaxUpload: opts.maxUpload, Logf: opts.logf, MetricsOpen: opts.metricsOpen,
+	}
+	if opts.network != nil {
+		cfg := *opts.network
+		cfg.DataDir, cfg.Logf = opts.dataDir, opts.logf
+		n, err := sdn.Open(ctx, cfg)
+		if err != nil {
+			return fmt.Errorf("chute network (--network=false runs chutes with loopback only): %w", err)
+		}
+		defer n.Close(context.Background())
+		mgrCfg.Network, mgrCfg.Subnet, apiCfg.Network = n, cfg.Subnet, n
+		opts.logf("chute network: bridge %s, chutes in %s", cfg.Bridge, cfg.Subnet)
+	}
+	mgr, err := chute.NewManager(mgrCfg)
 	if err != nil {
 		return fmt.Errorf("chute manager: %w", err)
 	}
@@ -119,11 +145,8 @@ func serve(ctx context.Context, opts serveOptions) error {
 	defer cancelReqs()
 	// The API under /api/, the web UI everywhere else.
 	mux := http.NewServeMux()
-	apiHandler := api.New(api.Config{
-		Chutes: mgr, DB: db, Version: buildVersion(), Started: time.Now(),
-		MaxUpload: opts.maxUpload, Logf: opts.logf,
-		Metrics: mgr.Metrics(), MetricsOpen: opts.metricsOpen,
-	})
+	apiCfg.Chutes, apiCfg.Metrics = mgr, mgr.Metrics()
+	apiHandler := api.New(apiCfg)
 	mux.Handle("/api/", apiHandler)
 	mux.Handle("/metrics", apiHandler)
 	mux.Handle("/", webui.Handler())
@@ -179,4 +202,29 @@ func buildVersion() string {
 		}
 	}
 	return v
+}
+
+// networkFlags defines the chute network's flags on fs. The defaults keep
+// every chute packet on the host: no LAN ports and no WAN until the operator
+// names them.
+func networkFlags(fs *flag.FlagSet) (*sdn.Config, *bool) {
+	cfg := &sdn.Config{Bridge: sdn.DefaultBridge, Controller: sdn.DefaultController, Subnet: sdn.DefaultSubnet}
+	on := fs.Bool("network", true, "connect chutes through Open vSwitch (false: loopback only)")
+	fs.StringVar(&cfg.OVSDB, "ovsdb", "", "OVSDB of the Open vSwitch to use (default: the system's if it runs, else our own under DATA/ovs)")
+	fs.StringVar(&cfg.Bridge, "bridge", cfg.Bridge, "the chutes' bridge")
+	fs.StringVar(&cfg.Controller, "controller", cfg.Controller, "listen address of the OpenFlow controller")
+	fs.StringVar(&cfg.WAN, "wan", "", "uplink interface chute traffic may leave by, masqueraded (default: none)")
+	fs.Func("subnet", "chute subnet; the gateway takes .1 (default "+sdn.DefaultSubnet.String()+")", func(s string) (err error) {
+		cfg.Subnet, err = netip.ParsePrefix(s)
+		return err
+	})
+	fs.Func("lan", "interface on the LAN side, added to the bridge (repeatable)", func(s string) error {
+		cfg.LANPorts = append(cfg.LANPorts, s)
+		return nil
+	})
+	fs.Func("lan-addr", "the gateway's address on the LAN, e.g. 192.168.1.1/24", func(s string) (err error) {
+		cfg.LANAddr, err = netip.ParsePrefix(s)
+		return err
+	})
+	return cfg, on
 }

@@ -163,7 +163,8 @@ func (m *Manager) install(ctx context.Context, p *progress, s *staged, changeID 
 		m.purge(name, false)
 		return fmt.Errorf("install %q: %w", name, err)
 	}
-	rec := record{Name: name, Version: man.Version, Dir: dir, Manifest: man, Desired: Running, State: Stopped, Slot: slot}
+	ip, mac := m.address(slot, name)
+	rec := record{Name: name, Version: man.Version, Dir: dir, Manifest: man, Desired: Running, State: Stopped, Slot: slot, IP: ip, MAC: mac}
 	// The record is the commit point: a crash before it leaves only a
 	// directory that start-up removes; after it, a whole chute.
 	if err := m.db.Put(store.Chutes, name, rec); err != nil {

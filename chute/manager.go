@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log"
+	"net/netip"
 	"os"
 	"sort"
 	"sync"
@@ -27,8 +28,10 @@ type Config struct {
 	// two daemons on one host need two parents.
 	CgroupParent string
 	Logf         func(format string, args ...any)
-	Counters     usage.Counters // the chutes' traffic, for usage; nil: not counted
-	Shaper       Shaper         // applies bandwidth policies; nil: saved only
+	// Network connects chutes to the gateway's network; nil leaves them
+	// with loopback only. Subnet is the chute subnet it was opened with.
+	Network Network
+	Subnet  netip.Prefix
 }
 
 // record is a chute as persisted in the store.
@@ -41,6 +44,8 @@ type record struct {
 	Desired  State              `json:"desired"` // Running or Stopped
 	State    State              `json:"state"`
 	Slot     int                `json:"slot"` // selects the chute's host uid range
+	IP       string             `json:"ip,omitempty"`
+	MAC      string             `json:"mac,omitempty"`
 	Restarts int                `json:"restarts"`
 	LastExit string             `json:"last_exit,omitempty"`
 	Error    string             `json:"error,omitempty"`

@@ -52,6 +52,12 @@ type gateway struct {
 
 func newGateway(t *testing.T, dir string) *gateway {
 	t.Helper()
+	return newGatewayWith(t, dir, func(*Config) {})
+}
+
+// newGatewayWith is newGateway with the manager's configuration adjusted.
+func newGatewayWith(t *testing.T, dir string, adjust func(*Config)) *gateway {
+	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Fatal("chute manager tests need root (namespaces, cgroups, loop mounts)")
 	}
@@ -67,7 +73,9 @@ func newGateway(t *testing.T, dir string) *gateway {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := NewManager(Config{DataDir: dir, DB: db, Executable: exe, Logf: t.Logf, CgroupParent: testCgroupParent})
+	cfg := Config{DataDir: dir, DB: db, Executable: exe, Logf: t.Logf, CgroupParent: testCgroupParent}
+	adjust(&cfg)
+	m, err := NewManager(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

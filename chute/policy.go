@@ -53,12 +53,6 @@ type ResourceRequest struct {
 	Force bool `json:"force,omitempty"`
 }
 
-// Shaper limits a chute's traffic; the chute network satisfies it.
-type Shaper interface {
-	// SetBandwidth applies rates in bits per second, 0 unlimited.
-	SetBandwidth(ctx context.Context, chute string, egress, ingress uint64) error
-}
-
 // How the grace period is watched: often enough to force promptly, over a
 // window long enough to average a bursty CPU user.
 const (
@@ -524,11 +518,11 @@ func makeRoom(ctx context.Context, p *progress, g *cgroup.Group, want cgroup.Res
 
 // applyBandwidth hands the bandwidth limits to the chute network.
 func (m *Manager) applyBandwidth(ctx context.Context, p *progress, name string, bw manifest.Bandwidth) error {
-	if m.cfg.Shaper == nil {
-		p.step("bandwidth egress=%s ingress=%s saved; no chute network to shape it yet", bw.Egress, bw.Ingress)
+	if m.cfg.Network == nil {
+		p.step("bandwidth egress=%s ingress=%s saved; networking is disabled", bw.Egress, bw.Ingress)
 		return nil
 	}
-	if err := m.cfg.Shaper.SetBandwidth(ctx, name, uint64(bw.Egress), uint64(bw.Ingress)); err != nil {
+	if err := m.setBandwidth(ctx, name, bw); err != nil {
 		return fmt.Errorf("bandwidth: %w", err)
 	}
 	p.step("bandwidth egress=%s ingress=%s applied", bw.Egress, bw.Ingress)

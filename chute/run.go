@@ -83,6 +83,10 @@ func (m *Manager) launch(ctx context.Context, p *progress, name string, slot int
 	if err := m.prepare(ctx, name, id, man); err != nil {
 		return nil, fmt.Errorf("start chute %q: %w", name, err)
 	}
+	// The network is in place before the chute's first instruction runs.
+	if err := m.attach(ctx, name, man); err != nil {
+		return nil, fmt.Errorf("start chute %q: %w", name, err)
+	}
 	p.step("starting %s", man.Command[0])
 	return sandbox.Start(ctx, sandbox.Spec{
 		Name:       name,
@@ -284,6 +288,11 @@ func (m *Manager) recover(ctx context.Context, p *progress, name string) error {
 		m.save(name, func(r *record) { r.State = Running })
 		m.supervise(name, sb, e.rec.Manifest)
 		p.step("chute %s: re-adopted running pid %d", name, sb.Pid())
+		// The network's flows live in this daemon's memory: give them back.
+		if err := m.attach(ctx, name, e.rec.Manifest); err != nil {
+			m.save(name, func(r *record) { r.Error = err.Error() })
+			return fmt.Errorf("re-adopt chute %q: %w", name, err)
+		}
 		return nil
 	} else if !errors.Is(err, sandbox.ErrNoShim) && !errors.Is(err, sandbox.ErrNotRunning) {
 		m.logf("chute %s: re-adopt: %v", name, err)
@@ -361,6 +370,9 @@ func (m *Manager) purge(name string, keepData bool) error {
 		errs = append(errs, g.Kill(), g.Delete())
 	}
 	errs = append(errs, sandbox.Cleanup(m.paths.run(name)))
+	if m.cfg.Network != nil {
+		errs = append(errs, m.cfg.Network.Detach(m.ctx, name))
+	}
 	errs = append(errs, netconf.DeleteNetNS(m.paths.netns(name)))
 	errs = append(errs, volume.Unmount(m.paths.data(name)))
 	if keepData {

@@ -11,7 +11,7 @@ import (
 // newSampler returns the usage sampler of the manager's running chutes.
 func (m *Manager) newSampler() *usage.Sampler {
 	return usage.New(usage.Config{
-		DB: m.db, DataDir: m.cfg.DataDir, Targets: m.usageTargets, Counters: m.cfg.Counters, Logf: m.logf,
+		DB: m.db, DataDir: m.cfg.DataDir, Targets: m.usageTargets, Counters: m, Logf: m.logf,
 	})
 }
 
