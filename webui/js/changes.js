@@ -11,7 +11,7 @@ export const isDone = (change) => change.state === 'done' || change.state === 'f
 // stepList renders a change's steps as an ordered list.
 export function stepList(change) {
   const items = (change.steps || []).map((step) =>
-    h('li', {}, h('time', {datetime: step.time}, clock(step.time)), step.message));
+    h('li', {}, h('time', {datetime: step.time}, clock(step.time)), ' ', step.message));
   if (change.error) items.push(h('li', {class: 'failed'}, `Failed: ${change.error}`));
   return h('ol', {class: 'steps'}, items);
 }

@@ -47,19 +47,21 @@ export class Chart {
       this.area.append(h('p', {class: 'chart-empty'}, 'No data yet.'));
       return;
     }
-    const format = this.options.format || String;
+    const given = this.options.format || String;
+    const format = (v) => (v === null || v === undefined ? '–' : given(v)); // gaps and the idle legend
     const {yMin, yMax, stacked} = this.options;
     this.plot = new uPlot({
       ...this.size(),
       cursor: {drag: {x: false, y: false}},
       scales: {y: {range: (u, lo, hi) => [yMin ?? Math.min(0, lo), Math.max(yMax ?? 0, hi * 1.1 || 1)]}},
-      axes: [{}, {values: (u, ticks) => ticks.map(format), size: 70}],
+      axes: [{}, {values: (u, ticks) => ticks.map(format), size: 90}],
       series: [{}, ...series.map((s, i) => ({
         label: s.label,
         stroke: s.color || palette[i % palette.length],
         fill: stacked ? `${palette[i % palette.length]}55` : undefined,
         dash: s.dash,
         width: 1.5,
+        points: {show: false},
         // In a stacked chart the legend shows each series' own value.
         value: (u, v, si, idx) => format(stacked && idx !== null ? this.raw[si - 1][idx] : v),
       }))],

@@ -15,9 +15,20 @@ const slowPollMs = 5000;
 const maxLogChars = 200_000;
 const MiB = 1024 * 1024;
 
-// policyOf is the chute's effective resource policy: the top-level
-// "resources" once the daemon reports it, else the manifest's.
-export const policyOf = (chute) => chute.resources || chute.manifest?.resources || {};
+// policyOf is the chute's resource policy as its info reports it: the
+// top-level "resources" when present, else the manifest's.
+const policyOf = (chute) => chute.resources || chute.manifest?.resources || {};
+
+// limitsInForce asks the daemon for the limits in force (the manifest's as
+// changed by the operator's policy), falling back to the chute's info.
+async function limitsInForce(chute, signal) {
+  try {
+    return await getJSON(chutePath(chute.name, '/resources'), {signal});
+  } catch (err) {
+    if (err instanceof APIError && err.status === 404) return policyOf(chute);
+    throw err;
+  }
+}
 
 export async function chutePage(view, signal, name) {
   const title = h('h1', {}, name);
@@ -26,9 +37,10 @@ export async function chutePage(view, signal, name) {
   const actions = h('div', {class: 'buttons'});
   view.replaceChildren(title, summary, actions, activity);
 
-  let chute;
+  let chute, limits;
   try {
     chute = await getJSON(chutePath(name), {signal});
+    limits = await limitsInForce(chute, signal);
   } catch (err) {
     if (signal.aborted) return;
     view.replaceChildren(title, h('p', {class: 'error'}, err.message), h('p', {}, h('a', {href: '/'}, 'Back to the dashboard')));
@@ -44,7 +56,12 @@ export async function chutePage(view, signal, name) {
   signal.addEventListener('abort', () => Object.values(charts).forEach((c) => c.destroy()));
   const current = h('dl', {class: 'current', id: 'current-usage'});
   const usageError = h('p', {class: 'error', hidden: true});
-  const resources = resourceForm(name, policyOf(chute), chute.manifest?.policy?.grace);
+  const refreshLimits = async () => {
+    try {
+      limits = await limitsInForce(chute, signal);
+    } catch { /* keep the last known limits; the usage poll reports errors */ }
+  };
+  const resources = resourceForm(name, limits, chute.manifest?.policy?.grace, refreshLimits);
   const logs = logSection(name, signal);
   const flows = h('div');
   const history = h('div');
@@ -61,7 +78,7 @@ export async function chutePage(view, signal, name) {
     chute = c;
     summary.replaceChildren(
       h('span', {class: `state-${c.state}`}, c.state), ` · version ${c.version} · up ${uptime(c)} · ${c.restarts} restarts`,
-      c.error ? h('span', {class: 'error'}, ` · ${c.error}`) : null);
+      ...(c.error ? [h('span', {class: 'error'}, ` · ${c.error}`)] : []));
     const focused = document.activeElement?.getAttribute('aria-label');
     actions.replaceChildren(...actionButtons(c, activity, refreshChute));
     if (focused) actions.querySelector(`[aria-label="${CSS.escape(focused)}"]`)?.focus();
@@ -79,7 +96,7 @@ export async function chutePage(view, signal, name) {
     try {
       const {samples} = await getJSON(chutePath(name, `/usage?window=${windowSeconds}`), {signal});
       usageError.hidden = true;
-      drawUsage(charts, current, samples, policyOf(chute));
+      drawUsage(charts, current, samples, limits);
     } catch (err) {
       if (signal.aborted) return;
       usageError.textContent = `Usage: ${err.message}`;
@@ -87,7 +104,7 @@ export async function chutePage(view, signal, name) {
     }
   }, usagePollMs, signal);
   poll(async () => {
-    await Promise.all([refreshChute(), showFlows(name, flows, signal), showHistory(name, history, signal)]);
+    await Promise.all([refreshChute(), refreshLimits(), showFlows(name, flows, signal), showHistory(name, history, signal)]);
   }, slowPollMs, signal);
 }
 
@@ -126,8 +143,9 @@ function drawUsage(charts, current, samples, policy) {
 }
 
 // resourceForm edits the live resource policy. The daemon asks the chute
-// to shrink first (grace), then forces the new limits.
-function resourceForm(name, policy, grace) {
+// to comply first (grace), then forces the new limits; the change's steps
+// show both phases.
+function resourceForm(name, policy, grace, onApplied) {
   const field = (id, label, attrs, hint) => [
     h('div', {},
       h('label', {for: id}, label),
@@ -169,6 +187,7 @@ function resourceForm(name, policy, grace) {
       announce(`Applying the resource policy of ${name}`);
       const queued = await (await request('PUT', chutePath(name, '/resources'), {body})).json();
       await followChange(queued.change_id, progress);
+      await onApplied();
     } catch (err) {
       error.textContent = err.message;
     } finally {

@@ -10,13 +10,16 @@ import {poll} from './poll.js';
 
 const windowSeconds = 300;
 const pollMs = 2000;
+// A gateway has many interfaces (a veth per chute, OVS ports); more lines
+// than this make the chart unreadable.
+const maxIfaces = 3;
 
 export function dashboard(view, signal) {
   const charts = {
     cpu: new Chart('Gateway CPU', {format: (v) => `${Math.round(v)} %`, yMin: 0, yMax: 100}),
     mem: new Chart('Gateway memory', {format: bytes, yMin: 0}),
     disk: new Chart('Gateway disk', {format: bytes, yMin: 0}),
-    net: new Chart('Gateway network', {format: bitsPerSecond, yMin: 0}),
+    net: new Chart(`Gateway network (the ${maxIfaces} busiest interfaces)`, {format: bitsPerSecond, yMin: 0}),
     chuteCPU: new Chart('Chutes’ share of CPU (% of gateway)', {format: (v) => `${v.toFixed(1)} %`, yMin: 0, stacked: true}),
     chuteMem: new Chart('Chutes’ memory', {format: bytes, yMin: 0, stacked: true}),
   };
@@ -115,7 +118,14 @@ function drawGateway(charts, samples) {
     {label: 'used', values: col((s) => s.disk_used)},
     {label: 'total', values: col((s) => s.disk_total), dash: [4, 4]},
   ]);
-  const ifaces = [...new Set(samples.flatMap((s) => Object.keys(s.ifaces || {})))].sort();
+  const traffic = {};
+  for (const s of samples) {
+    for (const [name, v] of Object.entries(s.ifaces || {})) {
+      if (name !== 'lo') traffic[name] = (traffic[name] || 0) + (v.rx_bps || 0) + (v.tx_bps || 0);
+    }
+  }
+  // Sorted by name after the cut, so that lines keep their colours.
+  const ifaces = Object.keys(traffic).sort((a, b) => traffic[b] - traffic[a]).slice(0, maxIfaces).sort();
   charts.net.update(t, ifaces.flatMap((name) => [
     {label: `${name} rx`, values: col((s) => s.ifaces?.[name]?.rx_bps ?? null)},
     {label: `${name} tx`, values: col((s) => s.ifaces?.[name]?.tx_bps ?? null)},
