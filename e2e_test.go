@@ -51,7 +51,10 @@ func (d *daemon) start() {
 	d.t.Helper()
 	addr := strings.TrimPrefix(d.url, "http://")
 	d.cmd = exec.Command(d.bin, "serve", "--data", d.data, "--listen", addr,
-		"--cgroup-parent", fmt.Sprintf("/paradrop-e2e-%d", os.Getpid()))
+		"--cgroup-parent", fmt.Sprintf("/paradrop-e2e-%d", os.Getpid()),
+		// The chute network is tested in a namespace of its own
+		// (chute/network_test.go); here the daemon stays off the host's.
+		"--network=false")
 	log, err := os.OpenFile(filepath.Join(filepath.Dir(d.data), "daemon.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
 		d.t.Fatal(err)
