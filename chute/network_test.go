@@ -1,0 +1,107 @@
+package chute
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"paradrop/netconf/nettest"
+	"paradrop/sdn"
+)
+
+// netGateway is a gateway whose network side (OVS, bridge, controller)
+// lives in a namespace of the test's own, with one LAN device behind it.
+type netGateway struct {
+	*gateway
+	gw, lan *nettest.Host
+	cfg     sdn.Config
+	net     *sdn.Network
+}
+
+var (
+	testLANAddr = netip.MustParsePrefix("198.51.100.1/24")
+	testLANHost = netip.MustParsePrefix("198.51.100.20/24")
+)
+
+func newNetGateway(t *testing.T, dir string, gw, lan *nettest.Host) *netGateway {
+	t.Helper()
+	cfg := sdn.Config{DataDir: dir, NetNS: gw.NetNS, LANPorts: []string{"lan0"}, LANAddr: testLANAddr, Logf: t.Logf}
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	n, err := sdn.Open(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := newGatewayWith(t, dir, func(c *Config) { c.Network, c.Subnet = n, sdn.DefaultSubnet })
+	return &netGateway{gateway: g, gw: gw, lan: lan, cfg: cfg, net: n}
+}
+
+// stop ends the daemon side, network included, as a daemon exit does.
+func (ng *netGateway) stop() {
+	ng.shutdown()
+	ng.net.Close(context.Background())
+}
+
+// fetch GETs / at addr from the LAN device.
+func fetch(t *testing.T, h *nettest.Host, addr string) (string, error) {
+	c, err := nettest.Dial(t, h, addr, 3*time.Second)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	fmt.Fprintf(c, "GET / HTTP/1.0\r\nHost: %s\r\n\r\n", addr)
+	b, err := io.ReadAll(c)
+	return string(b), err
+}
+
+// TestExposedChuteThroughTheSwitch installs a chute that exposes its web
+// server, fetches its page from a LAN device through the gateway's port,
+// restarts the whole daemon side and fetches it again from the same
+// re-adopted process, then removes it and finds the port closed.
+func TestExposedChuteThroughTheSwitch(t *testing.T) {
+	nettest.Require(t, "busybox")
+	gw, lan := nettest.NewHost(t), nettest.NewHost(t)
+	nettest.Veth(t, nettest.End{Host: lan, If: "eth0", Addr: testLANHost}, nettest.End{Host: gw, If: "lan0"})
+	lan.Route(t, netip.Prefix{}, testLANAddr.Addr())
+	dir := t.TempDir()
+
+	ng := newNetGateway(t, dir, gw, lan)
+	ng.install(pkg(t, `
+name: web
+version: 1.0.0
+command: ["/usr/sbin/httpd", "-f", "-p", "80", "-h", "/www"]
+net:
+  expose: [{port: 80, gateway_port: 8001}]
+`, map[string]string{"www/index.html": "hello from the web chute"}))
+	page := netip.AddrPortFrom(testLANAddr.Addr(), 8001).String()
+	var body string
+	eventually(t, 20*time.Second, "the exposed page from the LAN", func() bool {
+		body, _ = fetch(t, lan, page)
+		return strings.Contains(body, "hello from the web chute")
+	})
+	if _, err := fetch(t, lan, netip.AddrPortFrom(testLANAddr.Addr(), 8002).String()); err == nil {
+		t.Error("an unexposed gateway port answered")
+	}
+	before, _ := ng.m.Get("web")
+
+	ng.stop()
+	ng = newNetGateway(t, dir, gw, lan)
+	defer func() { ng.removeAll(); ng.net.Close(context.Background()) }()
+	eventually(t, 30*time.Second, "the page again after a daemon restart", func() bool {
+		body, _ = fetch(t, lan, page)
+		return strings.Contains(body, "hello from the web chute")
+	})
+	if after, _ := ng.m.Get("web"); after.Pid != before.Pid {
+		t.Errorf("chute restarted (pid %d -> %d) instead of being re-adopted", before.Pid, after.Pid)
+	}
+
+	ng.mustDo(ng.m.Remove("web", false))
+	if _, err := fetch(t, lan, page); err == nil {
+		t.Error("the page is still served after the chute was removed")
+	}
+}
