@@ -113,8 +113,9 @@ type Expose struct {
 	Proto       string `yaml:"proto" json:"proto"`
 }
 
-// Redirect sends the chute's connections to its own Port on to To, an
-// IP:port on the LAN or WAN.
+// Redirect makes the chute answer, transparently, LAN users' requests to
+// To (the developer's cloud address, IP:port): they reach the chute's Port,
+// and the replies are rewritten to come from To.
 type Redirect struct {
 	To    string `yaml:"to" json:"to"`
 	Port  int    `yaml:"port" json:"port"`
