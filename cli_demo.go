@@ -15,6 +15,7 @@ import (
 
 	"paradrop/api"
 	"paradrop/examples"
+	"paradrop/sdn"
 )
 
 func init() {
@@ -24,7 +25,7 @@ func init() {
 	})
 }
 
-const demoUsage = "demo [--data DIR] [--listen ADDR]"
+const demoUsage = "demo [--data DIR] [--listen ADDR] [network flags of serve]"
 
 // cmdDemo runs the daemon on embedded defaults and installs the sample
 // chute once it is up, printing where the operator finds everything.
@@ -33,13 +34,17 @@ func cmdDemo(ctx context.Context, env *cliEnv, args []string) error {
 	opts := serveOptions{maxUpload: 256 << 20}
 	fs.StringVar(&opts.dataDir, "data", "/var/lib/paradrop-demo", "data directory of the demo gateway")
 	fs.StringVar(&opts.listen, "listen", "127.0.0.1:8080", "address of the API and web UI")
+	netCfg, withNetwork := networkFlags(fs)
 	if _, err := parseArgs(env, fs, demoUsage, args, 0, 0); err != nil {
 		return err
+	}
+	if *withNetwork {
+		opts.network = netCfg
 	}
 	opts.logf = log.New(env.stderr, "", log.LstdFlags).Printf
 	opts.ready = func(addr net.Addr) {
 		go func() {
-			if err := demoInstall(ctx, env, opts.dataDir, addr); err != nil {
+			if err := demoInstall(ctx, env, opts.dataDir, opts.network, addr); err != nil {
 				opts.logf("demo: %v", err)
 			}
 		}()
@@ -47,7 +52,7 @@ func cmdDemo(ctx context.Context, env *cliEnv, args []string) error {
 	return serve(ctx, opts)
 }
 
-func demoInstall(ctx context.Context, env *cliEnv, dataDir string, addr net.Addr) error {
+func demoInstall(ctx context.Context, env *cliEnv, dataDir string, network *sdn.Config, addr net.Addr) error {
 	token, err := os.ReadFile(filepath.Join(dataDir, api.TokenFile))
 	if err != nil {
 		return err
@@ -57,7 +62,9 @@ func demoInstall(ctx context.Context, env *cliEnv, dataDir string, addr net.Addr
 		base = fmt.Sprintf("http://127.0.0.1:%d", tcp.Port)
 	}
 	c := &client{base: base, token: strings.TrimSpace(string(token)), hc: http.DefaultClient}
-	var chute struct{ State string }
+	var chute struct {
+		State string
+	}
 	err = c.call(ctx, http.MethodGet, "/api/v1/chutes/hello", nil, nil, -1, &chute)
 	var apiErr *apiError
 	if errors.As(err, &apiErr) && apiErr.status == http.StatusNotFound {
@@ -80,13 +87,17 @@ func demoInstall(ctx context.Context, env *cliEnv, dataDir string, addr net.Addr
 	} else if err != nil {
 		return err
 	}
+	pageHint := ", loopback only (--network=false)"
+	if network != nil {
+		pageHint = fmt.Sprintf(", its page: http://%s/ (from the gateway)", sdn.AddressFor(network.Subnet, 1))
+	}
 	fmt.Fprintf(env.stdout, `
 ParaDrop demo gateway is up.
   web UI and API: %s/
   operator token: %s  (also in %s)
-  sample chute:   hello (busybox httpd), see: paradrop chute info hello
+  sample chute:   hello (busybox httpd)%s
   try:            PARADROP_DATA=%s paradrop chute list
 Press Ctrl-C to stop the daemon; chutes keep running and are re-adopted next time.
-`, base, strings.TrimSpace(string(token)), filepath.Join(dataDir, api.TokenFile), dataDir)
+`, base, strings.TrimSpace(string(token)), filepath.Join(dataDir, api.TokenFile), pageHint, dataDir)
 	return nil
 }
