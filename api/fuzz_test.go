@@ -68,6 +68,8 @@ func FuzzHandler(f *testing.F) {
 	f.Add(uint8(1), "chutes/web/restart", "", []byte("junk"))
 	f.Add(uint8(0), "changes/18446744073709551616", "", []byte(nil))
 	f.Add(uint8(0), "chutes/../info", "", []byte(nil))
+	f.Add(uint8(2), "chutes/web/resources", "wait=1", []byte(`{"cpu_max":0.5,"memory":"32Mi","bandwidth":{"egress":"5Mbit"}}`))
+	f.Add(uint8(2), "chutes/web/resources", "", []byte(`{"memory":-1,"bogus":true}`))
 	f.Fuzz(func(t *testing.T, m uint8, path, rawQuery string, body []byte) {
 		req := httptest.NewRequestWithContext(ctx, methods[int(m)%len(methods)], "/", bytes.NewReader(body))
 		req.URL.Path = "/api/v1/" + path
