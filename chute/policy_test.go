@@ -296,7 +296,7 @@ resources: {tmp: 30Mi}
 		}
 		for _, mt := range f.GetMetric() {
 			for _, l := range mt.GetLabel() {
-				if l.GetName() == "chute" && l.GetValue() == "busy" && mt.GetGauge().GetValue() > 10 {
+				if l.GetName() == "chute" && l.GetValue() == "busy" && mt.GetGauge().GetValue() > 0 {
 					found = true
 				}
 			}
