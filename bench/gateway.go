@@ -220,14 +220,17 @@ func (d *daemon) stop() error {
 }
 
 // vmRSS reads a process's resident set from /proc, in bytes.
-func vmRSS(pid int) (int64, error) {
-	v, err := procStatus(pid, "VmRSS")
+func vmRSS(pid int) (int64, error) { return statusBytes(pid, "VmRSS") }
+
+// statusBytes reads a kB field of /proc/PID/status, in bytes.
+func statusBytes(pid int, field string) (int64, error) {
+	v, err := procStatus(pid, field)
 	if err != nil {
 		return 0, err
 	}
 	kb, err := strconv.ParseInt(strings.TrimSuffix(v, " kB"), 10, 64)
 	if err != nil {
-		return 0, fmt.Errorf("VmRSS of %d: %w", pid, err)
+		return 0, fmt.Errorf("%s of %d: %w", field, pid, err)
 	}
 	return kb << 10, nil
 }

@@ -503,7 +503,9 @@ func waitForComm(ctx context.Context, cg, comm string) time.Time {
 	}
 }
 
-// shimRSS finds a chute's shim, the parent of its pid 1, and reads its RSS.
+// shimRSS finds a chute's shim, the parent of its pid 1, and reads the
+// memory it alone costs: its anonymous RSS. The rest of its VmRSS is the
+// binary's pages, shared with the daemon and every other shim.
 func shimRSS(chutePid int) (int64, error) {
 	if chutePid == 0 {
 		return 0, errors.New("no pid: not running")
@@ -523,7 +525,7 @@ func shimRSS(chutePid int) (int64, error) {
 	if !bytes.Contains(cmdline, []byte(sandbox.ShimCommand)) {
 		return 0, fmt.Errorf("parent %d of chute pid %d is not a shim: %q", ppid, chutePid, cmdline)
 	}
-	return vmRSS(ppid)
+	return statusBytes(ppid, "RssAnon")
 }
 
 // report prints the tables and returns the README section.
@@ -574,7 +576,7 @@ func report(cs []*contender, d daemonFigures, bin, roles, self string) (string, 
 	memT := newTable("memory and size", "value")
 	memT.add("daemon VmRSS, idle, no chute", mib(d.rssIdle))
 	memT.add(fmt.Sprintf("daemon VmRSS, idle, %d chutes running", fleetSize), mib(d.rssFleet))
-	memT.add("shim VmRSS per chute, median (p90)", fmt.Sprintf("%s (%s)", mib(int64(shims.median())), mib(int64(shims.p90()))))
+	memT.add("shim private memory (RssAnon) per chute, median (p90)", fmt.Sprintf("%s (%s)", mib(int64(shims.median())), mib(int64(shims.p90()))))
 	memT.add(fmt.Sprintf("daemon + %d shims", fleetSize), mib(d.rssFleet+shimTotal))
 	memT.add("binary, make build (CGO_ENABLED=0 -trimpath -s -w)", mib(binSize))
 	memT.add("roles-only binary (what-if, same flags)", mib(rolesSize))
