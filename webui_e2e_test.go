@@ -16,21 +16,14 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"paradrop/api"
-	"paradrop/chute/sandbox"
+	"paradrop/chute/sandbox/sandboxtest"
 	"paradrop/examples"
 )
 
 // TestMain lets the test binary play the roles the daemon re-executes
 // itself as (a chute's shim and init), as the real binary does.
 func TestMain(m *testing.M) {
-	if len(os.Args) > 1 {
-		switch os.Args[1] {
-		case sandbox.ShimCommand:
-			os.Exit(sandbox.ShimMain(os.Args[2:]))
-		case sandbox.InitCommand:
-			os.Exit(sandbox.InitMain())
-		}
-	}
+	sandboxtest.PlayRoles()
 	os.Exit(m.Run())
 }
 
@@ -185,8 +178,8 @@ func startDaemon(t *testing.T, data string) string {
 			// Its own cgroup parent: the daemon removes groups under it
 			// that are not its chutes, such as other tests'.
 			cgroups: fmt.Sprintf("/paradrop-webui-%d", os.Getpid()),
-			logf:  func(format string, args ...any) { t.Logf("daemon: "+format, args...) },
-			ready: func(a net.Addr) { addr <- a },
+			logf:    func(format string, args ...any) { t.Logf("daemon: "+format, args...) },
+			ready:   func(a net.Addr) { addr <- a },
 		})
 	}()
 	t.Cleanup(func() {

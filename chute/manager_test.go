@@ -17,6 +17,7 @@ import (
 
 	"paradrop/cgroup"
 	"paradrop/chute/sandbox"
+	"paradrop/chute/sandbox/sandboxtest"
 	"paradrop/examples"
 	"paradrop/store"
 )
@@ -24,14 +25,7 @@ import (
 // The test binary doubles as the chutes' shim and init, as the daemon's
 // binary does.
 func TestMain(m *testing.M) {
-	if len(os.Args) > 1 {
-		switch os.Args[1] {
-		case sandbox.ShimCommand:
-			os.Exit(sandbox.ShimMain(os.Args[2:]))
-		case sandbox.InitCommand:
-			os.Exit(sandbox.InitMain())
-		}
-	}
+	sandboxtest.PlayRoles()
 	os.Exit(m.Run())
 }
 

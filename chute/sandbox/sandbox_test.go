@@ -25,15 +25,9 @@ import (
 const daemonCommand = "__test_daemon"
 
 func TestMain(m *testing.M) {
-	if len(os.Args) > 1 {
-		switch os.Args[1] {
-		case sandbox.ShimCommand:
-			os.Exit(sandbox.ShimMain(os.Args[2:]))
-		case sandbox.InitCommand:
-			os.Exit(sandbox.InitMain())
-		case daemonCommand:
-			os.Exit(fakeDaemon())
-		}
+	sandboxtest.PlayRoles()
+	if len(os.Args) > 1 && os.Args[1] == daemonCommand {
+		os.Exit(fakeDaemon())
 	}
 	os.Exit(m.Run())
 }
