@@ -297,9 +297,11 @@ const fig3Notes = `How it is measured:
 - Both chutes run one static Go helper (bench/figure3_streamer, built at
   run time). The streamer sends a live UDP stream of 20 Mbit/s to the LAN
   client, paced by itself in 5 ms ticks, each tick's data "encoded" (fixed
-  CPU work per byte) before it is sent; a tick that is over before the
-  streamer gets to it is skipped, as a live stream drops stale frames. The
-  LAN client counts bytes per 100 ms window by the kernel's receive time.
+  CPU work per byte, about 0.25 core at full rate) before it is sent. Like
+  a live stream it has a playout budget: data up to 50 ms late is sent at
+  once, catching up; later data is stale and skipped, so a streamer starved
+  of CPU sends less. The LAN client counts bytes per 100 ms window by the
+  kernel's receive time.
 - The processor runs 4 worker threads (GOMAXPROCS=4), each blurring
   320×240 frames; until t=4 s each sleeps 96% of the time, then the bench
   drops /data/full and they run flat out. It appends its frame count and
@@ -310,7 +312,9 @@ const fig3Notes = `How it is measured:
   2-core machine. The CPU controller shares a CPU between cgroups, not
   threads, so the processor's manifest gives it cpu_weight 800 against the
   streamer's default 100: it is the gateway's priority application, and
-  at full speed it leaves the streamer too little CPU for its stream.
+  at full speed it leaves the streamer too little CPU for its stream. The
+  chutes' parent cgroup gets cpu weight 10000, so that the machine's other
+  work takes little of the pinned CPU while both chutes want it.
 - At t=9 s the bench PUTs {"cpu_max": 0.2, "grace": "1s"} to
   /api/v1/chutes/processor/resources. The processor ignores the published
   policy.json (it declares no hook), so the manager forces the limit
