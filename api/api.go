@@ -26,6 +26,8 @@
 //	GET    /api/v1/chutes/NAME/usage[?window=S]
 //	GET    /api/v1/chutes/NAME/resources      the limits in force
 //	PUT    /api/v1/chutes/NAME/resources      body: JSON policy; a two-phase change
+//	GET    /api/v1/flows                      {"rules":[...]}: the switch's rules, readable, with counters
+//	GET    /api/v1/chutes/NAME/flows          the rules of one chute (404 when networking is off)
 //	GET    /metrics                           Prometheus; no token with serve --metrics-open
 //
 // A login's session token (see login.go) works like the operator token for
