@@ -6,6 +6,8 @@ package chute
 import (
 	"errors"
 	"time"
+
+	"paradrop/sdn"
 )
 
 // State is where a chute is in its lifecycle.
@@ -43,6 +45,11 @@ type Info struct {
 	LastExit  string     `json:"last_exit,omitempty"`
 	Error     string     `json:"error,omitempty"`
 	Manifest  any        `json:"manifest"`
+	IP        string     `json:"ip,omitempty"`
+	MAC       string     `json:"mac,omitempty"`
+	// Traffic is what the switch counted for the chute, in its flows'
+	// statistics; only Get asks the switch for it.
+	Traffic *sdn.Counters `json:"traffic,omitempty"`
 }
 
 // ChangeState is where a change is.

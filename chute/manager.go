@@ -176,6 +176,7 @@ func (e *entry) info() Info {
 	in := Info{
 		Name: e.rec.Name, Version: e.rec.Version, State: e.rec.State, Desired: e.rec.Desired,
 		Restarts: e.rec.Restarts, LastExit: e.rec.LastExit, Error: e.rec.Error, Manifest: e.rec.Manifest,
+		IP: e.rec.IP, MAC: e.rec.MAC,
 	}
 	if e.sb != nil && e.rec.State == Running {
 		in.Pid = e.sb.Pid()
@@ -200,12 +201,22 @@ func (m *Manager) List() []Info {
 // Get returns one chute.
 func (m *Manager) Get(name string) (Info, error) {
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	e, ok := m.chutes[name]
 	if !ok {
+		m.mu.Unlock()
 		return Info{}, fmt.Errorf("chute %q: %w", name, ErrNotFound)
 	}
-	return e.info(), nil
+	in := e.info()
+	m.mu.Unlock()
+	if m.cfg.Network != nil && in.State == Running {
+		// Bounded: a switch that does not answer must not hold up the API.
+		ctx, cancel := context.WithTimeout(m.ctx, 2*time.Second)
+		defer cancel()
+		if c, err := m.cfg.Network.Counters(ctx, name); err == nil {
+			in.Traffic = &c
+		}
+	}
+	return in, nil
 }
 
 // save persists e's record; callers hold no lock.

@@ -88,6 +88,9 @@ net:
 		t.Error("an unexposed gateway port answered")
 	}
 	before, _ := ng.m.Get("web")
+	if before.IP != "10.131.0.11" || before.Traffic == nil || before.Traffic.RxPackets == 0 || before.Traffic.TxBytes == 0 {
+		t.Errorf("chute info: ip %q, traffic %+v: want the address of slot 1 and the page's packets counted", before.IP, before.Traffic)
+	}
 
 	ng.stop()
 	ng = newNetGateway(t, dir, gw, lan)
