@@ -69,38 +69,48 @@ func newChute(stateDir string, pid int, startedAt time.Time) *Chute {
 // and so the chute, outlive ctx and the calling process; ctx only bounds
 // the start. A failed start leaves the shim's own log, shim.log, in the
 // state directory for diagnosis; Cleanup removes it.
+//
+// Start execs a fresh shim each time; a Launcher starts chutes the same
+// way from a shim it booted beforehand.
 func Start(ctx context.Context, s Spec) (*Chute, error) {
-	c, err := start(ctx, s)
-	if err != nil {
-		return nil, fmt.Errorf("start chute %q: %w", s.Name, err)
+	s, err := prepare(s)
+	if err == nil {
+		var c *Chute
+		if c, err = startCold(ctx, s); err == nil {
+			return c, nil
+		}
 	}
-	return c, nil
+	return nil, fmt.Errorf("start chute %q: %w", s.Name, err)
 }
 
-func start(ctx context.Context, s Spec) (*Chute, error) {
+// prepare validates s and lays out its state directory for a shim: no
+// live shim there, no state left from a previous run, the spec written.
+func prepare(s Spec) (Spec, error) {
 	s, err := s.withDefaults()
 	if err != nil {
-		return nil, err
+		return s, err
 	}
 	if err := os.MkdirAll(s.StateDir, 0o700); err != nil {
-		return nil, err
+		return s, err
 	}
 	if shimAlive(s.StateDir) {
-		return nil, errors.New("a shim is already running in " + s.StateDir)
+		return s, errors.New("a shim is already running in " + s.StateDir)
 	}
 	if err := removeState(s.StateDir); err != nil {
-		return nil, err
+		return s, err
 	}
 	if n := len(filepath.Join(s.StateDir, sockFile)); n >= len(syscall.RawSockaddrUnix{}.Path) {
-		return nil, fmt.Errorf("state dir path too long for a unix socket (%d bytes)", n)
+		return s, fmt.Errorf("state dir path too long for a unix socket (%d bytes)", n)
 	}
 	data, err := json.Marshal(s)
 	if err != nil {
-		return nil, err
+		return s, err
 	}
-	if err := writeFileAtomic(filepath.Join(s.StateDir, specFile), data); err != nil {
-		return nil, err
-	}
+	return s, writeFileAtomic(filepath.Join(s.StateDir, specFile), data)
+}
+
+// startCold execs a new shim for the prepared spec s.
+func startCold(ctx context.Context, s Spec) (*Chute, error) {
 	shimLog, err := os.OpenFile(filepath.Join(s.StateDir, shimLogFile), os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return nil, err
@@ -129,7 +139,13 @@ func start(ctx context.Context, s Spec) (*Chute, error) {
 	}
 	// Reap the shim whenever it ends; if this process dies first, init does.
 	go cmd.Wait()
+	return awaitReport(ctx, json.NewDecoder(reportR), cmd.Process, s.StateDir)
+}
 
+// awaitReport reads the shim's report from dec: the chute's command was
+// exec'ed, or why not. If ctx ends first, it kills the shim, which kills
+// the half-started chute by its parent-death signal.
+func awaitReport(ctx context.Context, dec *json.Decoder, shim *os.Process, stateDir string) (*Chute, error) {
 	type result struct {
 		rep shimReport
 		err error
@@ -137,25 +153,23 @@ func start(ctx context.Context, s Spec) (*Chute, error) {
 	got := make(chan result, 1)
 	go func() {
 		var rep shimReport
-		err := json.NewDecoder(reportR).Decode(&rep)
+		err := dec.Decode(&rep)
 		got <- result{rep, err}
 	}()
 	var res result
 	select {
 	case res = <-got:
 	case <-ctx.Done():
-		// Killing the shim kills the half-started chute by its
-		// parent-death signal.
-		cmd.Process.Kill()
+		shim.Kill()
 		return nil, ctx.Err()
 	}
 	if res.err != nil {
-		return nil, fmt.Errorf("shim failed: %w%s", res.err, shimLogTail(s.StateDir))
+		return nil, fmt.Errorf("shim failed: %w%s", res.err, shimLogTail(stateDir))
 	}
 	if res.rep.Error != "" {
 		return nil, errors.New(res.rep.Error)
 	}
-	return newChute(s.StateDir, res.rep.Pid, res.rep.StartedAt), nil
+	return newChute(stateDir, res.rep.Pid, res.rep.StartedAt), nil
 }
 
 // shimLogTail quotes the end of shim.log for an error message.

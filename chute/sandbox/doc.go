@@ -12,6 +12,14 @@
 // the chute's filesystem view, drops privileges, installs a seccomp filter
 // and execs the chute's command, which becomes pid 1 of the chute.
 //
+// Each of those re-execs is a start-up of the whole daemon binary, Go
+// runtime and every package's init, and together they were most of a
+// chute's start time. A Launcher, which the daemon uses, therefore keeps a
+// spare shim booted ahead of need: Start hands it the chute, so only init's
+// start-up is left on the way to the chute's command. An idle spare holds
+// nothing of any chute and exits when its daemon does; Start (the package
+// function) and a Launcher without a usable spare exec a fresh shim.
+//
 // Both roles are dispatched by the program's main function:
 //
 //	switch os.Args[1] {

@@ -27,25 +27,48 @@ const daemonCommand = "__test_daemon"
 func TestMain(m *testing.M) {
 	sandboxtest.PlayRoles()
 	if len(os.Args) > 1 && os.Args[1] == daemonCommand {
-		os.Exit(fakeDaemon())
+		os.Exit(fakeDaemon(os.Args[2:]))
 	}
 	os.Exit(m.Run())
 }
 
 // fakeDaemon reads a Spec on stdin, starts it, prints the chute's pid and
-// waits to be killed.
-func fakeDaemon() int {
+// waits to be killed. With the argument "warm" it starts the chute from a
+// Launcher's spare, and prints the pid of that spare before the chute's,
+// and that of the next, idle spare after it.
+func fakeDaemon(args []string) int {
 	var s sandbox.Spec
 	if err := json.NewDecoder(os.Stdin).Decode(&s); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	c, err := sandbox.Start(context.Background(), s)
+	ctx := context.Background()
+	start := sandbox.Start
+	var l *sandbox.Launcher
+	if len(args) > 0 && args[0] == "warm" {
+		l = sandbox.NewLauncher("")
+		pid, err := l.SparePid(ctx)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		fmt.Println(pid)
+		start = l.Start
+	}
+	c, err := start(ctx, s)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	fmt.Println(c.Pid())
+	if l != nil {
+		pid, err := l.SparePid(ctx)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		fmt.Println(pid)
+	}
 	select {}
 }
 
@@ -378,24 +401,26 @@ func TestStartErrors(t *testing.T) {
 		{name: "missing cgroup", mod: func(s *sandbox.Spec) { s.CgroupPath = "/paradrop-test/does-not-exist" },
 			wantErr: `start chute "errs": load cgroup "/paradrop-test/does-not-exist"`},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			s := newSpec(t, "errs", "true")
-			tt.mod(&s)
-			c, err := sandbox.Start(context.Background(), s)
-			if err == nil {
-				wait(t, c)
-				t.Fatalf("Start succeeded, want %q", tt.wantErr)
-			}
-			if !strings.HasPrefix(err.Error(), tt.wantErr) {
-				t.Fatalf("Start: %v\nwant: %s", err, tt.wantErr)
-			}
-			if s.StateDir != "" {
-				if _, err := sandbox.Attach(context.Background(), s.StateDir); !errors.Is(err, sandbox.ErrNoShim) {
-					t.Errorf("Attach after a failed start: %v, want ErrNoShim", err)
+	for _, how := range starters(t) {
+		for _, tt := range tests {
+			t.Run(how.name+"/"+tt.name, func(t *testing.T) {
+				s := newSpec(t, "errs", "true")
+				tt.mod(&s)
+				c, err := how.start(t, context.Background(), s)
+				if err == nil {
+					wait(t, c)
+					t.Fatalf("Start succeeded, want %q", tt.wantErr)
 				}
-			}
-		})
+				if !strings.HasPrefix(err.Error(), tt.wantErr) {
+					t.Fatalf("Start: %v\nwant: %s", err, tt.wantErr)
+				}
+				if s.StateDir != "" {
+					if _, err := sandbox.Attach(context.Background(), s.StateDir); !errors.Is(err, sandbox.ErrNoShim) {
+						t.Errorf("Attach after a failed start: %v, want ErrNoShim", err)
+					}
+				}
+			})
+		}
 	}
 }
 
@@ -459,6 +484,13 @@ func TestLogStreams(t *testing.T) {
 // and kills that process with SIGKILL once the chute runs.
 func startFromDaemon(t *testing.T, s sandbox.Spec) int {
 	t.Helper()
+	return fromFakeDaemon(t, s, 1)[0]
+}
+
+// fromFakeDaemon runs fakeDaemon with args, reads the n pids it prints and
+// kills it with SIGKILL.
+func fromFakeDaemon(t *testing.T, s sandbox.Spec, n int, args ...string) []int {
+	t.Helper()
 	spec, err := json.Marshal(s)
 	if err != nil {
 		t.Fatal(err)
@@ -467,7 +499,7 @@ func startFromDaemon(t *testing.T, s sandbox.Spec) int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	daemon := exec.Command(self, daemonCommand)
+	daemon := exec.Command(self, append([]string{daemonCommand}, args...)...)
 	daemon.Stdin = strings.NewReader(string(spec))
 	daemon.Stderr = os.Stderr
 	out, err := daemon.StdoutPipe()
@@ -477,20 +509,26 @@ func startFromDaemon(t *testing.T, s sandbox.Spec) int {
 	if err := daemon.Start(); err != nil {
 		t.Fatal(err)
 	}
-	line, err := bufio.NewReader(out).ReadString('\n')
-	if err != nil {
-		daemon.Wait()
-		t.Fatalf("daemon did not start the chute: %v", err)
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(line))
-	if err != nil {
-		t.Fatalf("daemon printed %q", line)
+	lines := bufio.NewReader(out)
+	var pids []int
+	for range n {
+		line, err := lines.ReadString('\n')
+		if err != nil {
+			daemon.Process.Kill()
+			daemon.Wait()
+			t.Fatalf("daemon did not start the chute: %v", err)
+		}
+		pid, err := strconv.Atoi(strings.TrimSpace(line))
+		if err != nil {
+			t.Fatalf("daemon printed %q", line)
+		}
+		pids = append(pids, pid)
 	}
 	if err := daemon.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
 	daemon.Wait()
-	return pid
+	return pids
 }
 
 func attach(t *testing.T, stateDir string) (*sandbox.Chute, error) {
@@ -659,26 +697,31 @@ func TestJoinNetNS(t *testing.T) {
 }
 
 func TestStartCanceled(t *testing.T) {
-	s := newSpec(t, "canceled", "sleep 1000")
-	// A shim takes far longer than this to start its chute.
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Millisecond)
-	defer cancel()
-	if c, err := sandbox.Start(ctx, s); !errors.Is(err, context.DeadlineExceeded) {
-		if c != nil {
-			c.Signal(syscall.SIGKILL)
-		}
-		t.Fatalf("Start with a canceled context: %v", err)
-	}
-	// The half-started shim dies, and its chute with it.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		_, err := attach(t, s.StateDir)
-		if errors.Is(err, sandbox.ErrNoShim) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("shim still there after a canceled Start: %v", err)
-		}
-		time.Sleep(50 * time.Millisecond)
+	for _, how := range starters(t) {
+		t.Run(how.name, func(t *testing.T) {
+			s := newSpec(t, "canceled", "sleep 1000")
+			// Even a warm shim takes far longer than this to start its
+			// chute: init is a Go start-up.
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Millisecond)
+			defer cancel()
+			if c, err := how.start(t, ctx, s); !errors.Is(err, context.DeadlineExceeded) {
+				if c != nil {
+					c.Signal(syscall.SIGKILL)
+				}
+				t.Fatalf("Start with a canceled context: %v", err)
+			}
+			// The half-started shim dies, and its chute with it.
+			deadline := time.Now().Add(10 * time.Second)
+			for {
+				_, err := attach(t, s.StateDir)
+				if errors.Is(err, sandbox.ErrNoShim) {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("shim still there after a canceled Start: %v", err)
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+		})
 	}
 }

@@ -64,18 +64,30 @@ type shim struct {
 	handlers sync.WaitGroup
 }
 
-// ShimMain is the shim role, run as `<binary> __shim STATEDIR` by Start.
-// It returns the process's exit code once the chute has exited.
+// ShimMain is the shim role, run as `<binary> __shim STATEDIR` by Start,
+// or as `<binary> __shim --spare` by a Launcher, to be given its state
+// directory later. It returns the process's exit code once the chute has
+// exited, or 0 at once for a spare the launcher let go.
 func ShimMain(args []string) int {
 	unix.CloseOnExec(shimReportFD)
 	report := os.NewFile(shimReportFD, "report")
 	if len(args) != 1 {
-		fmt.Fprintf(os.Stderr, "usage: %s STATEDIR\n", ShimCommand)
+		fmt.Fprintf(os.Stderr, "usage: %s STATEDIR|%s\n", ShimCommand, spareArg)
 		return 2
 	}
 	// The shim outlives terminals and daemons; only an explicit signal ends it.
 	signal.Ignore(syscall.SIGHUP, syscall.SIGINT, syscall.SIGPIPE)
-	sh := &shim{dir: args[0], done: make(chan struct{})}
+	dir := args[0]
+	if dir == spareArg {
+		var err error
+		if dir, err = awaitAssignment(report); errors.Is(err, errNoAssignment) {
+			return 0
+		} else if err != nil {
+			json.NewEncoder(report).Encode(shimReport{Error: err.Error()})
+			return 1
+		}
+	}
+	sh := &shim{dir: dir, done: make(chan struct{})}
 	if err := sh.start(); err != nil {
 		json.NewEncoder(report).Encode(shimReport{Error: err.Error()})
 		sh.removeRuntimeFiles()

@@ -1,0 +1,17 @@
+package sandbox
+
+import "context"
+
+// SparePid waits until l has a ready spare and returns its pid, for tests
+// that check which process serves a start.
+func (l *Launcher) SparePid(ctx context.Context) (int, error) {
+	if err := l.Warm(ctx); err != nil {
+		return 0, err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.spare == nil {
+		return 0, errClosed
+	}
+	return l.spare.cmd.Process.Pid, nil
+}

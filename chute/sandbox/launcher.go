@@ -1,0 +1,323 @@
+package sandbox
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// spareArg, in place of the state directory, makes the shim a spare.
+const spareArg = "--spare"
+
+// A spare and its launcher talk over a socketpair, the spare's
+// shimReportFD: the spare sends a spareHello once booted, the launcher one
+// assignment, and the spare, now the chute's shim, its shimReport.
+type spareHello struct {
+	Ready bool `json:"ready"`
+}
+
+type assignment struct {
+	StateDir string `json:"state_dir"`
+}
+
+var (
+	// errNoAssignment: the launcher let the spare go, or died.
+	errNoAssignment = errors.New("no assignment")
+	// errSpareUnusable: the spare never took its assignment, so it did
+	// nothing in the state directory and a fresh shim can start the chute.
+	errSpareUnusable = errors.New("spare shim unusable")
+	errClosed        = errors.New("launcher closed")
+)
+
+// Launcher starts chutes as Start does, but under a shim it booted
+// beforehand: a chute start then pays for one Go start-up of the binary
+// (the chute's init) instead of two, the shim's having happened while
+// nothing waited for it. It keeps one such spare for its executable and
+// boots the next as soon as a Start takes it.
+//
+// An idle spare has no chute, state directory, cgroup or network
+// namespace; it exits when its launcher closes it or its process dies.
+// Once given a chute it is that chute's shim in every respect.
+//
+// A Start that finds no usable spare (a burst of starts, a spare that
+// died, or a binary replaced on disk since the spare booted) execs a fresh
+// shim as Start does. A Launcher is safe for concurrent use.
+type Launcher struct {
+	exe string
+
+	mu     sync.Mutex
+	spare  *spare // the next Start's shim, booting or ready; nil if none
+	closed bool
+}
+
+// NewLauncher returns a launcher whose shims run executable (default:
+// os.Executable()), and starts booting its first spare.
+func NewLauncher(executable string) *Launcher {
+	l := &Launcher{exe: executable}
+	if l.exe == "" {
+		// Without it, every Start goes cold, and says why.
+		l.exe, _ = os.Executable()
+	}
+	go l.refill()
+	return l
+}
+
+// Start starts a chute as the package-level Start does, with the same
+// contract, handing it to the spare shim when there is a usable one. A
+// spec naming another executable than the launcher's is started cold.
+// After Close, every Start is cold.
+func (l *Launcher) Start(ctx context.Context, s Spec) (*Chute, error) {
+	if s.Executable == "" {
+		s.Executable = l.exe
+	}
+	s, err := prepare(s)
+	if err == nil {
+		var c *Chute
+		if c, err = l.start(ctx, s); err == nil {
+			return c, nil
+		}
+	}
+	return nil, fmt.Errorf("start chute %q: %w", s.Name, err)
+}
+
+func (l *Launcher) start(ctx context.Context, s Spec) (*Chute, error) {
+	if s.Executable != l.exe {
+		return startCold(ctx, s)
+	}
+	sp := l.take()
+	if sp == nil {
+		return startCold(ctx, s)
+	}
+	c, err := sp.serve(ctx, s.StateDir)
+	if errors.Is(err, errSpareUnusable) {
+		return startCold(ctx, s)
+	}
+	return c, err
+}
+
+// Warm waits until a spare is booted and ready for the next Start,
+// starting one if there is none: for a caller about to start chutes that
+// wants the first start to be warm too.
+func (l *Launcher) Warm(ctx context.Context) error {
+	l.mu.Lock()
+	sp, err := l.spareLocked()
+	l.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("warm a spare shim: %w", err)
+	}
+	select {
+	case <-sp.ready:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	if sp.readyErr != nil {
+		return fmt.Errorf("warm a spare shim: %w", sp.readyErr)
+	}
+	return nil
+}
+
+// Close ends the idle spare and waits until it is gone. Shims given a
+// chute are not the launcher's any more: they and their chutes live on.
+func (l *Launcher) Close() {
+	l.mu.Lock()
+	l.closed = true
+	sp := l.spare
+	l.spare = nil
+	l.mu.Unlock()
+	if sp != nil {
+		sp.discard()
+		<-sp.exited
+	}
+}
+
+// take hands the spare to one Start and begins booting the next.
+func (l *Launcher) take() *spare {
+	l.mu.Lock()
+	sp := l.spare
+	l.spare = nil
+	l.mu.Unlock()
+	go l.refill()
+	return sp
+}
+
+// refill boots a spare if there is none. A spare that cannot be started
+// is not retried until the next Start, which goes cold meanwhile and
+// reports the reason if the binary cannot run at all.
+func (l *Launcher) refill() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.spareLocked()
+}
+
+// spareLocked returns the spare, starting one if there is none. Starting
+// under the lock makes a concurrent Start wait the moment of a fork and
+// get this spare, rather than exec a shim of its own.
+func (l *Launcher) spareLocked() (*spare, error) {
+	if l.closed {
+		return nil, errClosed
+	}
+	if l.spare == nil {
+		sp, err := startSpare(l.exe)
+		if err != nil {
+			return nil, err
+		}
+		l.spare = sp
+	}
+	return l.spare, nil
+}
+
+// spare is a shim process booted without a chute.
+type spare struct {
+	cmd  *exec.Cmd
+	exe  os.FileInfo // the binary it runs, as it was when it started
+	conn net.Conn
+	dec  *json.Decoder
+
+	ready    chan struct{} // closed once the spare said it is ready, or failed to
+	readyErr error
+	exited   chan struct{} // closed once the process is reaped
+}
+
+func startSpare(exe string) (*spare, error) {
+	st, err := os.Stat(exe)
+	if err != nil {
+		return nil, fmt.Errorf("start spare shim: %w", err)
+	}
+	// Close-on-exec from birth: were the launcher's end inherited by any
+	// other child, an idle spare would not see it close when we die.
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("start spare shim: socketpair: %w", err)
+	}
+	theirs := os.NewFile(uintptr(fds[1]), "spare")
+	defer theirs.Close()
+	ours := os.NewFile(uintptr(fds[0]), "spare")
+	conn, err := net.FileConn(ours)
+	ours.Close()
+	if err != nil {
+		return nil, fmt.Errorf("start spare shim: %w", err)
+	}
+	cmd := &exec.Cmd{
+		Path:       exe,
+		Args:       []string{exe, ShimCommand, spareArg},
+		Env:        []string{},
+		ExtraFiles: []*os.File{theirs},
+		// As a cold shim: its own session, no parent-death signal. Its
+		// output goes nowhere until it has a state directory's shim.log.
+		SysProcAttr: &syscall.SysProcAttr{Setsid: true},
+	}
+	if err := cmd.Start(); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("start spare shim: %w", err)
+	}
+	sp := &spare{cmd: cmd, exe: st, conn: conn, dec: json.NewDecoder(conn),
+		ready: make(chan struct{}), exited: make(chan struct{})}
+	// Reaped whenever it ends, idle or as a chute's shim; if this process
+	// dies first, init does.
+	go func() { cmd.Wait(); close(sp.exited) }()
+	go func() {
+		var h spareHello
+		err := sp.dec.Decode(&h)
+		if err == nil && !h.Ready {
+			err = errors.New("the binary does not know the spare role")
+		}
+		if err != nil {
+			sp.readyErr = fmt.Errorf("spare shim %d did not boot: %w", cmd.Process.Pid, err)
+		}
+		close(sp.ready)
+	}()
+	return sp, nil
+}
+
+// serve gives the spare the chute prepared in stateDir and returns as
+// Start does. An error wrapping errSpareUnusable means the spare is gone
+// without having touched stateDir.
+func (sp *spare) serve(ctx context.Context, stateDir string) (*Chute, error) {
+	defer sp.conn.Close()
+	// Still booting, it is ahead of a shim exec'ed now.
+	select {
+	case <-sp.ready:
+	case <-ctx.Done():
+		sp.discard()
+		return nil, ctx.Err()
+	}
+	if err := sp.usable(); err != nil {
+		sp.discard()
+		return nil, fmt.Errorf("%w: %v", errSpareUnusable, err)
+	}
+	if err := json.NewEncoder(sp.conn).Encode(assignment{StateDir: stateDir}); err != nil {
+		sp.discard()
+		return nil, fmt.Errorf("%w: %v", errSpareUnusable, err)
+	}
+	c, err := awaitReport(ctx, sp.dec, sp.cmd.Process, stateDir)
+	// The kernel resets the connection of a peer that died with data
+	// unread: the spare never read the assignment. (EOF would mean it had,
+	// and failed as the chute's shim.)
+	if errors.Is(err, syscall.ECONNRESET) {
+		return nil, fmt.Errorf("%w: %v", errSpareUnusable, err)
+	}
+	return c, err
+}
+
+func (sp *spare) usable() error {
+	if sp.readyErr != nil {
+		return sp.readyErr
+	}
+	select {
+	case <-sp.exited:
+		return fmt.Errorf("spare shim %d exited", sp.cmd.Process.Pid)
+	default:
+	}
+	// A spare runs the binary it booted from: after an upgrade on disk,
+	// chutes get the new one, as from a cold start.
+	st, err := os.Stat(sp.cmd.Path)
+	if err != nil {
+		return err
+	}
+	if !os.SameFile(st, sp.exe) || !st.ModTime().Equal(sp.exe.ModTime()) {
+		return fmt.Errorf("%s changed since spare shim %d booted", sp.cmd.Path, sp.cmd.Process.Pid)
+	}
+	return nil
+}
+
+// discard ends an idle spare; its reaper collects it.
+func (sp *spare) discard() {
+	sp.conn.Close()
+	sp.cmd.Process.Kill()
+}
+
+// awaitAssignment is a spare's idle life, in the spare: it says it is
+// ready, then waits for a state directory, which it returns once its own
+// output goes to that directory's shim.log, as a cold shim's does.
+func awaitAssignment(ch *os.File) (string, error) {
+	if err := json.NewEncoder(ch).Encode(spareHello{Ready: true}); err != nil {
+		return "", errNoAssignment
+	}
+	var a assignment
+	if err := json.NewDecoder(ch).Decode(&a); err != nil {
+		return "", errNoAssignment
+	}
+	if a.StateDir == "" {
+		return "", errors.New("spare shim: assigned no state directory")
+	}
+	log, err := os.OpenFile(filepath.Join(a.StateDir, shimLogFile), os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return "", fmt.Errorf("spare shim: %w", err)
+	}
+	defer log.Close()
+	for _, fd := range []int{1, 2} {
+		if err := unix.Dup3(int(log.Fd()), fd, 0); err != nil {
+			return "", fmt.Errorf("spare shim: redirect output to %s: %w", shimLogFile, err)
+		}
+	}
+	return a.StateDir, nil
+}
