@@ -77,6 +77,10 @@ type Manager struct {
 	queues     map[string][]job
 
 	usage *usage.Sampler
+
+	// launcher starts the chutes, from a spare shim booted ahead; Run
+	// closes it.
+	launcher *sandbox.Launcher
 }
 
 // NewManager opens the manager over the daemon's data directory and loads
@@ -133,6 +137,7 @@ func NewManager(cfg Config) (*Manager, error) {
 	if err != nil {
 		return nil, fmt.Errorf("chute manager: load chutes: %w", err)
 	}
+	m.launcher = sandbox.NewLauncher(cfg.Executable)
 	return m, nil
 }
 
@@ -143,6 +148,8 @@ func (m *Manager) logf(format string, args ...any) { m.cfg.Logf(format, args...)
 // ends. Chutes keep running after Run returns: stopping the daemon is not
 // stopping the gateway's services.
 func (m *Manager) Run(ctx context.Context) error {
+	// At return, after the jobs have ended: no start is under way.
+	defer m.launcher.Close()
 	if err := m.failInterrupted(); err != nil {
 		return fmt.Errorf("chute manager: %w", err)
 	}

@@ -88,7 +88,7 @@ func (m *Manager) launch(ctx context.Context, p *progress, name string, slot int
 		return nil, fmt.Errorf("start chute %q: %w", name, err)
 	}
 	p.step("starting %s", man.Command[0])
-	return sandbox.Start(ctx, sandbox.Spec{
+	return m.launcher.Start(ctx, sandbox.Spec{
 		Name:       name,
 		Rootfs:     m.paths.rootfs(name, dir),
 		DataDir:    m.paths.data(name),
