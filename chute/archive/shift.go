@@ -31,7 +31,7 @@ func Shift(root string, uid, gid int) error {
 			return fmt.Errorf("shift: %w", &os.PathError{Op: "lstat", Path: p, Err: err})
 		}
 		if st.Nlink > 1 && !d.IsDir() {
-			k := inode{st.Dev, st.Ino}
+			k := inode{uint64(st.Dev), uint64(st.Ino)} // widths differ between architectures
 			if seen[k] {
 				return nil
 			}
