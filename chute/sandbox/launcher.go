@@ -42,7 +42,7 @@ var (
 // beforehand: a chute start then pays for one Go start-up of the binary
 // (the chute's init) instead of two, the shim's having happened while
 // nothing waited for it. It keeps one such spare for its executable and
-// boots the next as soon as a Start takes it.
+// boots the next, in the background, as soon as a Start is done with it.
 //
 // An idle spare has no chute, state directory, cgroup or network
 // namespace; it exits when its launcher closes it or its process dies.
@@ -94,6 +94,11 @@ func (l *Launcher) start(ctx context.Context, s Spec) (*Chute, error) {
 		return startCold(ctx, s)
 	}
 	sp := l.take()
+	// The next spare boots once this start is over: booting meanwhile, it
+	// would compete for the CPUs with the chute's init, which is on the
+	// way to the chute's command (on 2 loaded CPUs, warm starts took 10 to
+	// 30% longer so).
+	defer func() { go l.refill() }()
 	if sp == nil {
 		return startCold(ctx, s)
 	}
@@ -139,13 +144,12 @@ func (l *Launcher) Close() {
 	}
 }
 
-// take hands the spare to one Start and begins booting the next.
+// take hands the spare to one Start.
 func (l *Launcher) take() *spare {
 	l.mu.Lock()
+	defer l.mu.Unlock()
 	sp := l.spare
 	l.spare = nil
-	l.mu.Unlock()
-	go l.refill()
 	return sp
 }
 
