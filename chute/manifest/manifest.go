@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/Masterminds/semver/v3"
@@ -307,11 +308,18 @@ func keys(n *yaml.Node, prefix string, out []keyPos) []keyPos {
 }
 
 var (
-	lineRE    = regexp.MustCompile(`^line (\d+): (.*)$`)
-	unknownRE = regexp.MustCompile(`^field (\S+) not found in type \S+$`)
+	lineRE    = lazyRE(`^line (\d+): (.*)$`)
+	unknownRE = lazyRE(`^field (\S+) not found in type \S+$`)
 	// yaml quotes the offending value, cut to 7 bytes and "..." if long.
-	valueRE = regexp.MustCompile("`([^`]*)`")
+	valueRE = lazyRE("`([^`]*)`")
 )
+
+// lazyRE compiles expr at its first use rather than at package init: the
+// package is linked into the daemon binary, which every chute start also
+// runs as the chute's init, where no manifest is ever read.
+func lazyRE(expr string) func() *regexp.Regexp {
+	return sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(expr) })
+}
 
 // locate rewrites yaml's "line N: ..." decoding errors to also name the field
 // of that line, so that a developer need not count lines.
@@ -346,7 +354,7 @@ func locate(err error, doc *yaml.Node) error {
 	}
 	var errs []error
 	for _, msg := range te.Errors {
-		m := lineRE.FindStringSubmatch(msg)
+		m := lineRE().FindStringSubmatch(msg)
 		if m == nil {
 			errs = append(errs, errors.New(msg))
 			continue
@@ -354,13 +362,13 @@ func locate(err error, doc *yaml.Node) error {
 		line, _ := strconv.Atoi(m[1])
 		rest := m[2]
 		match := func(keyPos) bool { return false }
-		if v := valueRE.FindStringSubmatch(rest); v != nil {
+		if v := valueRE().FindStringSubmatch(rest); v != nil {
 			match = func(k keyPos) bool {
 				short, cut := strings.CutSuffix(v[1], "...")
 				return k.val == v[1] || cut && k.val != "" && strings.HasPrefix(k.val, short)
 			}
 		}
-		if u := unknownRE.FindStringSubmatch(rest); u != nil {
+		if u := unknownRE().FindStringSubmatch(rest); u != nil {
 			rest = fmt.Sprintf("unknown key %q", u[1])
 			match = func(k keyPos) bool { return k.key == u[1] }
 		}

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
-	"regexp"
 	"strconv"
 	"time"
 
@@ -33,8 +32,8 @@ const (
 )
 
 var (
-	bytesRE = regexp.MustCompile(`^([0-9]+)(Ki|Mi|Gi|Ti|k|M|G|T)?$`)
-	rateRE  = regexp.MustCompile(`^([0-9]+)(?:([kKMG]?)(bit|bps))?$`)
+	bytesRE = lazyRE(`^([0-9]+)(Ki|Mi|Gi|Ti|k|M|G|T)?$`)
+	rateRE  = lazyRE(`^([0-9]+)(?:([kKMG]?)(bit|bps))?$`)
 
 	byteSuffixes = map[string]int64{
 		"": 1, "Ki": ki, "Mi": mi, "Gi": gi, "Ti": ti,
@@ -45,7 +44,7 @@ var (
 
 // ParseBytes parses a size such as "64Mi", "500M" or "1048576" into bytes.
 func ParseBytes(s string) (int64, error) {
-	m := bytesRE.FindStringSubmatch(s)
+	m := bytesRE().FindStringSubmatch(s)
 	if m == nil {
 		return 0, fmt.Errorf("%q is not a quantity (want e.g. 64Mi, 500M or a number of bytes)", s)
 	}
@@ -60,7 +59,7 @@ func ParseBytes(s string) (int64, error) {
 // ParseRate parses a rate such as "10Mbit", "500kbps" or "1000000" into bits
 // per second.
 func ParseRate(s string) (uint64, error) {
-	m := rateRE.FindStringSubmatch(s)
+	m := rateRE().FindStringSubmatch(s)
 	if m == nil {
 		return 0, fmt.Errorf("%q is not a rate (want e.g. 10Mbit, 500kbps or a number of bits per second)", s)
 	}

@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/netip"
 	"path"
-	"regexp"
 	"strings"
 	"time"
 
@@ -25,8 +24,8 @@ var (
 	// A DNS label that starts with a letter: it names the chute's
 	// hostname, interfaces and directories, and cannot be mistaken for a
 	// number.
-	nameRE   = regexp.MustCompile(`^[a-z]([a-z0-9-]*[a-z0-9])?$`)
-	envKeyRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	nameRE   = lazyRE(`^[a-z]([a-z0-9-]*[a-z0-9])?$`)
+	envKeyRE = lazyRE(`^[A-Za-z_][A-Za-z0-9_]*$`)
 )
 
 // validator collects every violation, so that a developer sees them all at
@@ -60,7 +59,7 @@ func (v *validator) minBytes(field string, b, lo Bytes) {
 // set every field (Parse does so).
 func (m *Manifest) Validate() error {
 	v := &validator{}
-	if !nameRE.MatchString(m.Name) || len(m.Name) > maxNameLen {
+	if !nameRE().MatchString(m.Name) || len(m.Name) > maxNameLen {
 		v.fail("name", "%q is not a lowercase DNS label of at most %d characters starting with a letter", m.Name, maxNameLen)
 	}
 	if _, err := semver.StrictNewVersion(m.Version); err != nil {
@@ -68,7 +67,7 @@ func (m *Manifest) Validate() error {
 	}
 	v.argv("command", m.Command)
 	for k, val := range m.Env {
-		if !envKeyRE.MatchString(k) {
+		if !envKeyRE().MatchString(k) {
 			v.fail("env", "%q is not a valid variable name", k)
 		}
 		if strings.ContainsRune(val, 0) {
@@ -227,7 +226,7 @@ func (v *validator) net(self string, n *Net) {
 	for i, p := range n.Peers {
 		f := fmt.Sprintf("net.peers[%d]", i)
 		switch {
-		case !nameRE.MatchString(p) || len(p) > maxNameLen:
+		case !nameRE().MatchString(p) || len(p) > maxNameLen:
 			v.fail(f, "%q is not a chute name", p)
 		case p == self:
 			v.fail(f, "a chute is not its own peer")
