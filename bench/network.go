@@ -738,7 +738,7 @@ func (b *netbed) flowMods(ctx context.Context) (*flowModsResults, error) {
 	const oursBr, oskenBr, ofctlBr = "pdbfm", "pdbosken", "pdbofctl"
 	r := &flowModsResults{
 		ours:     flowModResult{name: "paradrop controller: SetDesired + Sync"},
-		readBack: flowModResult{name: "- of which the read-back: Sync with nothing to change"},
+		readBack: flowModResult{name: "- of which the read-back of the flows (a Sync with nothing to change)"},
 		osken:    flowModResult{name: "os-ken app (bench/oskenapp)"},
 		ofctl:    flowModResult{name: "ovs-ofctl add-flows"},
 		bundle:   flowModResult{name: "ovs-ofctl --bundle add-flows"},
@@ -1232,8 +1232,11 @@ func netReport(paths []*netPath, fair map[int]*fairness, fm *flowModsResults, pi
 	fmT := newTable(fmt.Sprintf("%d flow-mods + barrier", flowModCount), "wall median", "flow-mods/s", "CPU per 1000", "rate vs "+ofctlName, "CPU vs os-ken")
 	for _, r := range []*flowModResult{&fm.ours, &fm.readBack, &fm.osken, &fm.ofctl, &fm.bundle} {
 		w, c := r.median()
-		fmT.add(r.name, ms(w), fmt.Sprintf("%.0f", rate(w)), ms(perK(c)),
-			x(rate(w)/rate(ofctlWall)), x(float64(c)/float64(oskenCPU)))
+		rateCell, vs := fmt.Sprintf("%.0f", rate(w)), x(rate(w)/rate(ofctlWall))
+		if r == &fm.readBack { // reads flows, sends no flow-mods
+			rateCell, vs = "-", "-"
+		}
+		fmT.add(r.name, ms(w), rateCell, ms(perK(c)), vs, x(float64(c)/float64(oskenCPU)))
 	}
 
 	piT := newTable("UDP probe, one way across the bridge", "n", "median", "p90")
