@@ -17,6 +17,9 @@ import (
 	"paradrop/examples"
 )
 
+// e2eCgroupParent keeps the test daemons' chutes apart from other tests'.
+var e2eCgroupParent = fmt.Sprintf("/paradrop-e2e-%d", os.Getpid())
+
 // daemon is the real paradrop binary serving on a loopback port.
 type daemon struct {
 	t    *testing.T
@@ -51,7 +54,7 @@ func (d *daemon) start() {
 	d.t.Helper()
 	addr := strings.TrimPrefix(d.url, "http://")
 	d.cmd = exec.Command(d.bin, "serve", "--data", d.data, "--listen", addr,
-		"--cgroup-parent", fmt.Sprintf("/paradrop-e2e-%d", os.Getpid()),
+		"--cgroup-parent", e2eCgroupParent,
 		// The chute network is tested in a namespace of its own
 		// (chute/network_test.go); here the daemon stays off the host's.
 		"--network=false")

@@ -16,6 +16,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"paradrop/api"
+	"paradrop/cgroup"
 	"paradrop/chute/sandbox/sandboxtest"
 	"paradrop/examples"
 )
@@ -24,7 +25,14 @@ import (
 // itself as (a chute's shim and init), as the real binary does.
 func TestMain(m *testing.M) {
 	sandboxtest.PlayRoles()
-	os.Exit(m.Run())
+	code := m.Run()
+	// The test daemons' parent cgroups, empty once their chutes are gone.
+	for _, parent := range []string{e2eCgroupParent, fmt.Sprintf("/paradrop-webui-%d", os.Getpid())} {
+		if g, err := cgroup.Load(parent); err == nil {
+			g.Delete()
+		}
+	}
+	os.Exit(code)
 }
 
 const chromium = "/usr/bin/chromium"

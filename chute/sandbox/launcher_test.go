@@ -195,6 +195,13 @@ func TestLauncherDaemonDeath(t *testing.T) {
 	s := newSpec(t, "warmsurvivor", `i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.1; done`)
 	pids := fromFakeDaemon(t, s, 3, "warm")
 	served, chute, idle := pids[0], pids[1], pids[2]
+	// A failure below must not leave the chute running: its shim's death
+	// takes it along.
+	t.Cleanup(func() {
+		if cmd, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", served)); err == nil && strings.Contains(string(cmd), sandbox.ShimCommand) {
+			syscall.Kill(served, syscall.SIGKILL)
+		}
+	})
 	if shim := ppid(t, chute); shim != served {
 		t.Fatalf("chute's shim is pid %d, want the spare %d", shim, served)
 	}
