@@ -5,10 +5,13 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"paradrop/chute/manifest"
 	"paradrop/netconf/nettest"
 	"paradrop/sdn"
 )
@@ -87,6 +90,17 @@ net:
 	if _, err := fetch(t, lan, netip.AddrPortFrom(testLANAddr.Addr(), 8002).String()); err == nil {
 		t.Error("an unexposed gateway port answered")
 	}
+	// A bandwidth policy lands in the switch as the chute's meters, live.
+	egress := manifest.Rate(5_000_000)
+	c := ng.mustDo(ng.m.SetResources("web", ResourceRequest{Policy: Policy{Bandwidth: &BandwidthPolicy{Egress: &egress}}}))
+	if !strings.Contains(fmt.Sprint(c.Steps), "egress=5Mbit") || !strings.Contains(fmt.Sprint(c.Steps), "applied") {
+		t.Errorf("bandwidth change steps: %v", c.Steps)
+	}
+	meters, err := exec.Command("ovs-ofctl", "-O", "OpenFlow13", "dump-meters", "unix:"+filepath.Join(dir, "ovs", "pdbr0.mgmt")).CombinedOutput()
+	if err != nil || !strings.Contains(string(meters), "rate=5000") {
+		t.Errorf("no 5000 kbps meter in the switch (%v):\n%s", err, meters)
+	}
+
 	before, _ := ng.m.Get("web")
 	if before.IP != "10.131.0.11" || before.Traffic == nil || before.Traffic.RxPackets == 0 || before.Traffic.TxBytes == 0 {
 		t.Errorf("chute info: ip %q, traffic %+v: want the address of slot 1 and the page's packets counted", before.IP, before.Traffic)
