@@ -11,6 +11,14 @@
 // confirmed by a BARRIER; Sync runs one and reports what the switch refused
 // as *OFError values.
 //
+// Work is not done twice: the reconcile SetDesired triggers waits a few
+// milliseconds (so that a caller's Sync right after takes the switch first)
+// and is skipped if a reconcile on the same switch connection has, since
+// the trigger, been confirmed for that desired set or a newer one. Sync
+// always runs a reconcile of its own, reading the switch back after it was
+// called, and concurrent Syncs never share one; periodic reconciles and
+// those of a new connection always run in full.
+//
 // The controller listens for the switch (OVS connects to us and reconnects
 // by itself); it serves one switch connection at a time, a newer
 // connection replacing an older one.
@@ -93,9 +101,10 @@ type Controller struct {
 	lnMu sync.Mutex
 	ln   net.Listener
 
-	// kick asks the background loop to reconcile; one pending kick is
-	// enough, so it has room for one and senders never block.
-	kick chan struct{}
+	// kick (from SetDesired) and attached (a new connection) ask the
+	// background loop to reconcile; one pending request of each is
+	// enough, so they have room for one and senders never block.
+	kick, attached chan struct{}
 
 	mu       sync.Mutex
 	desired  *desiredSet
@@ -105,10 +114,18 @@ type Controller struct {
 	ports    map[string]uint32
 	packetIn func(*ofp.PacketIn)
 
-	// flowMods and meterMods count what reconciles sent, so tests can
-	// check that a reconcile with nothing to do sends nothing.
-	flowMods, meterMods atomic.Uint64
+	// flowMods and meterMods count what reconciles sent, readBacks the
+	// reconciles that read the switch and skipped the triggered ones that
+	// found their work confirmed, so tests can check that no work is done
+	// twice.
+	flowMods, meterMods, readBacks, skipped atomic.Uint64
 }
+
+// triggerDelay is how long the reconcile SetDesired triggers waits before
+// taking the switch: long enough for a Sync called right after to go
+// first, short enough not to matter to a caller that does not Sync. A
+// variable so that tests can make the race's outcome certain.
+var triggerDelay = 5 * time.Millisecond
 
 // New returns a controller; nothing happens until Listen or Run.
 func New(cfg Config) *Controller {
@@ -128,12 +145,14 @@ func New(cfg Config) *Controller {
 		cfg.Logf = log.Printf
 	}
 	empty, _ := newDesiredSet(nil, nil)
+	empty.gen = 1 // 0 is no generation: what a new session has confirmed
 	return &Controller{
-		cfg:     cfg,
-		kick:    make(chan struct{}, 1),
-		desired: empty,
-		sessCh:  make(chan struct{}),
-		ports:   map[string]uint32{},
+		cfg:      cfg,
+		kick:     make(chan struct{}, 1),
+		attached: make(chan struct{}, 1),
+		desired:  empty,
+		sessCh:   make(chan struct{}),
+		ports:    map[string]uint32{},
 	}
 }
 
@@ -202,7 +221,7 @@ func (c *Controller) serve(ctx context.Context, conn net.Conn) {
 	}
 	c.cfg.Logf("controller: switch %s connected, datapath %016x", peer, s.dpid)
 	c.attach(s)
-	c.trigger()
+	signal(c.attached)
 	err := s.keepalive(c.cfg.EchoInterval, c.cfg.EchoTimeout)
 	c.detach(s)
 	if ctx.Err() == nil {
@@ -253,9 +272,11 @@ func (c *Controller) session(ctx context.Context) (*session, error) {
 	}
 }
 
-func (c *Controller) trigger() {
+// signal makes a request on a 1-slot channel, which holds it until the
+// receiver takes it; a request already pending covers this one.
+func signal(ch chan struct{}) {
 	select {
-	case c.kick <- struct{}{}:
+	case ch <- struct{}{}:
 	default:
 	}
 }
@@ -266,22 +287,42 @@ func (c *Controller) reconcileLoop(ctx context.Context) {
 	t := time.NewTicker(c.cfg.ReconcileInterval)
 	defer t.Stop()
 	for {
+		triggered := false
 		select {
 		case <-ctx.Done():
 			return
 		case <-c.kick:
+			select {
+			case <-time.After(triggerDelay):
+			case <-ctx.Done():
+				return
+			}
+			// The reconcile reads the desired set after this, so it
+			// covers the SetDesired calls of the wait too.
+			select {
+			case <-c.kick:
+			default:
+			}
+			triggered = true
+		case <-c.attached:
 		case <-t.C:
 		}
 		c.mu.Lock()
-		s, d := c.sess, c.desired
+		s := c.sess
 		c.mu.Unlock()
 		if s == nil {
 			continue // the next connection triggers a reconcile
 		}
-		if err := s.reconcile(ctx, d); err != nil && ctx.Err() == nil {
+		if err := s.reconcile(ctx, triggered); err != nil && ctx.Err() == nil {
 			c.cfg.Logf("controller: reconcile: %v", err)
 		}
 	}
+}
+
+func (c *Controller) desiredSet() *desiredSet {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.desired
 }
 
 // SetDesired replaces the desired flows and meters and triggers a
@@ -294,24 +335,24 @@ func (c *Controller) SetDesired(flows []Flow, meters []Meter) {
 		c.cfg.Logf("controller: desired set: %v", err)
 	}
 	c.mu.Lock()
+	d.gen = c.desired.gen + 1
 	c.desired = d
 	c.mu.Unlock()
-	c.trigger()
+	signal(c.kick)
 }
 
 // Sync reconciles now, waiting for the switch to connect if needed, and
-// returns once the switch confirmed the changes with a BARRIER reply. It
-// returns the switch's refusals as *OFError (errors.As), joined.
+// returns once the switch confirmed the changes with a BARRIER reply. The
+// reconcile is its own: it reads the switch's flows back after Sync was
+// called, whatever reconciles ran before. It returns the switch's
+// refusals as *OFError (errors.As), joined.
 func (c *Controller) Sync(ctx context.Context) error {
 	for {
 		s, err := c.session(ctx)
 		if err != nil {
 			return fmt.Errorf("controller: sync: %w", err)
 		}
-		c.mu.Lock()
-		d := c.desired
-		c.mu.Unlock()
-		err = s.reconcile(ctx, d)
+		err = s.reconcile(ctx, false)
 		if errors.Is(err, ErrNotConnected) && ctx.Err() == nil {
 			continue // the switch reconnects; converge on the new connection
 		}
@@ -330,9 +371,7 @@ func (c *Controller) FlowStats(ctx context.Context, cookie, cookieMask uint64) (
 	if err != nil {
 		return nil, fmt.Errorf("controller: flow stats: %w", err)
 	}
-	c.mu.Lock()
-	d := c.desired
-	c.mu.Unlock()
+	d := c.desiredSet()
 	entries, err := s.flowStats(ctx, cookie, cookieMask)
 	if err != nil {
 		return nil, fmt.Errorf("controller: flow stats: %w", err)

@@ -204,6 +204,9 @@ type desiredSet struct {
 	order  []*desiredFlow          // SetDesired's order, duplicates removed
 	meters map[uint32]*ofp.MeterMod
 	err    error // a flow that could not be encoded
+	// gen numbers the sets SetDesired made, from 1, so that a reconcile
+	// can tell that an earlier one converged to this set or a newer one.
+	gen uint64
 }
 
 func newDesiredSet(flows []Flow, meters []Meter) (*desiredSet, error) {
@@ -369,11 +372,12 @@ func makePlan(d *desiredSet, flows []ofp.FlowStats, meters []ofp.MeterConfig) (*
 	return p, nil
 }
 
-// reconcile converges the switch to d in one batch confirmed by a barrier.
-func (s *session) reconcile(ctx context.Context, d *desiredSet) error {
-	if d.err != nil {
-		return d.err
-	}
+// reconcile converges the switch to the desired set in one batch
+// confirmed by a barrier. A triggered reconcile (SetDesired's) does
+// nothing if one on this session already converged to the current
+// desired set or a newer one: that one read the switch after the set was
+// made, so after the trigger.
+func (s *session) reconcile(ctx context.Context, triggered bool) error {
 	select {
 	case s.recSem <- struct{}{}:
 	case <-s.done:
@@ -382,7 +386,17 @@ func (s *session) reconcile(ctx context.Context, d *desiredSet) error {
 		return context.Cause(ctx)
 	}
 	defer func() { <-s.recSem }()
+	// Taken in turn, so that generations confirm in order.
+	d := s.c.desiredSet()
+	if d.err != nil {
+		return d.err
+	}
+	if triggered && s.confirmed >= d.gen {
+		s.c.skipped.Add(1)
+		return nil
+	}
 
+	s.c.readBacks.Add(1)
 	flows, err := s.flowStats(ctx, 0, 0)
 	if err != nil {
 		return err
@@ -396,11 +410,18 @@ func (s *session) reconcile(ctx context.Context, d *desiredSet) error {
 		return err
 	}
 	if len(p.msgs) == 0 {
+		// The replies to the reads follow everything sent before them,
+		// so the switch held d: as good as a barrier.
+		s.confirmed = d.gen
 		return nil
 	}
 	s.c.flowMods.Add(uint64(p.flowMods))
 	s.c.meterMods.Add(uint64(len(p.msgs) - p.flowMods))
 	s.c.cfg.Logf("controller: reconcile: %d flow_mods, %d meter_mods (switch had %d flows, %d desired)",
 		p.flowMods, len(p.msgs)-p.flowMods, len(flows), len(d.order))
-	return s.batch(ctx, p.msgs, func(i int) string { return p.items[i].String() })
+	if err := s.batch(ctx, p.msgs, func(i int) string { return p.items[i].String() }); err != nil {
+		return err
+	}
+	s.confirmed = d.gen
+	return nil
 }

@@ -28,6 +28,9 @@ type session struct {
 	xid  atomic.Uint32
 
 	recSem chan struct{} // one reconcile at a time: they read then write the same flows
+	// confirmed is the generation of the desired set the last successful
+	// reconcile converged to, 0 for none; guarded by recSem.
+	confirmed uint64
 
 	pmu     sync.Mutex
 	pending map[uint32]*call // by xid of the request (a batch: of its barrier)
