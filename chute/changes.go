@@ -95,6 +95,11 @@ func cloneChange(c *Change) Change {
 
 // enqueue puts a job on the chute's queue, starting its worker if idle.
 func (m *Manager) enqueue(name string, j job) {
+	// A restart timer that fires after the manager stopped must not start
+	// a chute under a closing store: the next daemon's recovery does it.
+	if j.change == nil && m.ctx.Err() != nil {
+		return
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.queues[name] = append(m.queues[name], j)
