@@ -11,6 +11,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -340,6 +342,12 @@ func (c *Chute) Wait(ctx context.Context) (ExitStatus, error) {
 // grace: a pid 1 without a SIGTERM handler ignores SIGTERM, and killing
 // pid 1 kills every process of the chute.
 func (c *Chute) Stop(ctx context.Context, grace time.Duration) (ExitStatus, error) {
+	// The kernel drops signals that a namespace's init does not catch, so
+	// a pid 1 without a SIGTERM handler would only sit out the grace period
+	// before the SIGKILL that ends it as SIGTERM's default action would.
+	if !catches(c.pid, syscall.SIGTERM) {
+		grace = 0
+	}
 	if err := c.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, ErrNotRunning) {
 		return ExitStatus{}, fmt.Errorf("stop chute: %w", err)
 	}
@@ -380,4 +388,21 @@ func (c *Chute) watch() {
 		err = errors.New("shim answered wait without an exit status")
 	}
 	c.finish(ExitStatus{}, fmt.Errorf("wait for chute: %w: %v", ErrNoShim, err))
+}
+
+// catches reports whether process pid has a handler for sig (SigCgt in its
+// status). When that cannot be read, it answers true: the caller then waits
+// the grace period as for any process.
+func catches(pid int, sig syscall.Signal) bool {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return true
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if hex, ok := strings.CutPrefix(line, "SigCgt:"); ok {
+			mask, err := strconv.ParseUint(strings.TrimSpace(hex), 16, 64)
+			return err != nil || mask&(1<<(uint(sig)-1)) != 0
+		}
+	}
+	return true
 }
