@@ -84,7 +84,8 @@ func marshal(m Message) ([]byte, error) {
 	if v == 0 {
 		v = Version
 	}
-	w := &writer{b: make([]byte, 0, 64)}
+	// Room for a typical flow_mod (match and instructions) in one allocation.
+	w := &writer{b: make([]byte, 0, 256)}
 	w.u8(v)
 	w.u8(m.msgType())
 	at := w.mark()
