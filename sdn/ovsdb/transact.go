@@ -96,11 +96,6 @@ func Mutate(table string, conds []Condition, mutations ...Mutation) Operation {
 	return Operation{"mutate", map[string]any{"table": table, "where": where(conds), "mutations": mutations}}
 }
 
-// Delete deletes the rows matching conds.
-func Delete(table string, conds []Condition) Operation {
-	return Operation{"delete", map[string]any{"table": table, "where": where(conds)}}
-}
-
 // Wait makes the transaction proceed only once the given columns of the
 // rows matching conds are equal ("==") or not equal ("!=") to rows, or
 // fail with a "timed out" *Error after timeoutMs milliseconds. A zero
