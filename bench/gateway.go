@@ -92,7 +92,10 @@ func startDaemon(ctx context.Context, bin, dataDir string) (*daemon, error) {
 	defer logf.Close()
 	listen := fmt.Sprintf("127.0.0.1:%d", port)
 	// Not CommandContext: stop ends it gently, so chutes can be removed first.
-	cmd := exec.Command(bin, "serve", "--data", dataDir, "--listen", listen)
+	// Off the host's network and out of the default cgroup parent, so the
+	// bench touches nothing a gateway running on this machine owns.
+	cmd := exec.Command(bin, "serve", "--data", dataDir, "--listen", listen,
+		"--network=false", "--cgroup-parent", daemonCgroup)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // no terminal ^C before cleanup
 	if err := cmd.Start(); err != nil {
@@ -220,6 +223,9 @@ func (d *daemon) stop() error {
 }
 
 // vmRSS reads a process's resident set from /proc, in bytes.
+// daemonCgroup is the cgroup parent of the bench's daemon's chutes.
+var daemonCgroup = fmt.Sprintf("/paradrop-benchd-%d", os.Getpid())
+
 func vmRSS(pid int) (int64, error) { return statusBytes(pid, "VmRSS") }
 
 // statusBytes reads a kB field of /proc/PID/status, in bytes.

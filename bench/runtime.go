@@ -28,7 +28,7 @@ import (
 const benchHostID = 0x7000_0000
 
 // benchCgroup is the cgroup of the runtime's own starts; the daemon's
-// chutes live under /paradrop.
+// chutes live under daemonCgroup.
 const benchCgroup = "/paradrop-bench"
 
 // oursName is the headline contender: the runtime with the shipped binary,
@@ -407,7 +407,7 @@ const apiName = "daemon API: POST start?wait=1 (sleep)"
 // launchDaemon starts the daemon and reads its idle RSS. The returned stop
 // removes every chute, since chutes outlive the daemon, then stops it.
 func launchDaemon(ctx context.Context, tmp, bin string, f *daemonFigures) (*daemon, func(), error) {
-	parentExisted := cgroupExists("/paradrop")
+	parentExisted := cgroupExists(daemonCgroup)
 	d, err := startDaemon(ctx, bin, filepath.Join(tmp, "data"))
 	if err != nil {
 		return nil, nil, err
@@ -421,7 +421,7 @@ func launchDaemon(ctx context.Context, tmp, bin string, f *daemonFigures) (*daem
 		if err := d.stop(); err != nil {
 			fmt.Fprintln(os.Stderr, "bench: cleanup:", err)
 		}
-		if g, err := cgroup.Load("/paradrop"); err == nil && !parentExisted {
+		if g, err := cgroup.Load(daemonCgroup); err == nil && !parentExisted {
 			g.Delete()
 		}
 	}
@@ -463,7 +463,7 @@ func newAPIStart(ctx context.Context, d *daemon) (*contender, error) {
 		pollCtx, stopPoll := context.WithTimeout(ctx, 30*time.Second)
 		defer stopPoll()
 		seen := make(chan time.Time, 1)
-		go func() { seen <- waitForComm(pollCtx, "/paradrop/"+apiChute, "sleep") }()
+		go func() { seen <- waitForComm(pollCtx, daemonCgroup+"/"+apiChute, "sleep") }()
 		t0 := time.Now()
 		if err := d.change(ctx, "POST", "/chutes/"+apiChute+"/start", nil); err != nil {
 			return 0, 0, err
@@ -704,8 +704,9 @@ const runtimeNotes = `How it is measured:
   cgroup), no network.
 - The exec rows are the floor: a bare fork+exec, and the start-up of the
   Go binaries that paradrop re-executes twice per start (shim, then init).
-- The daemon API row: the daemon (` + "`paradrop serve`" + `, built as ` + "`make build`" + `)
-  on loopback, its one sleep chute stopped (untimed) then started, in the
+- The daemon API row: the daemon (` + "`paradrop serve --network=false`" + `, built as
+  ` + "`make build`" + `; the chute network is the network suite's) on loopback,
+  its one sleep chute stopped (untimed) then started, in the
   same round robin; exec'ed is when a process named sleep first shows in
   the chute's cgroup (polled every 200µs during the call), done is when the
   start change has ended. The daemon's start also opens the cgroup, checks
