@@ -29,7 +29,12 @@ func (p *pkg) flatten() error {
 	// tar stream, which gets the same checks as a rootfs/ tree.
 	rc := mutate.Extract(img)
 	defer rc.Close()
-	tr := tar.NewReader(rc)
+	return p.copyEntries(t, tar.NewReader(rc), "reading image")
+}
+
+// copyEntries checks and writes every entry of tr into t; problem names
+// what tr is in the error of a broken stream.
+func (p *pkg) copyEntries(t *tree, tr *tar.Reader, problem string) error {
 	for {
 		if err := p.ctx.Err(); err != nil {
 			return err
@@ -39,7 +44,7 @@ func (p *pkg) flatten() error {
 			return nil
 		}
 		if err != nil {
-			return refuse(ErrInvalid, "image.tar", "reading image: %v", err)
+			return refuse(ErrInvalid, "image.tar", "%s: %v", problem, err)
 		}
 		name := "image.tar:" + hdr.Name
 		rel, err := cleanName(hdr.Name)
@@ -49,7 +54,7 @@ func (p *pkg) flatten() error {
 		src := &trackedReader{r: tr}
 		if err := t.entry(hdr, name, rel, "", src); err != nil {
 			if src.err != nil {
-				return refuse(ErrInvalid, name, "reading image: %v", src.err)
+				return refuse(ErrInvalid, name, "%s: %v", problem, src.err)
 			}
 			return err
 		}
@@ -121,28 +126,10 @@ func (p *pkg) unpackLayout(t *tree, imgPath string) error {
 		return err
 	}
 	defer f.Close()
-	tr := tar.NewReader(f)
-	for {
-		hdr, err := tr.Next()
-		if err == io.EOF {
-			return t.finish()
-		}
-		if err != nil {
-			return refuse(ErrInvalid, "image.tar", "corrupt archive: %v", err)
-		}
-		name := "image.tar:" + hdr.Name
-		rel, err := cleanName(hdr.Name)
-		if err != nil {
-			return relabel(err, name)
-		}
-		src := &trackedReader{r: tr}
-		if err := t.entry(hdr, name, rel, "", src); err != nil {
-			if src.err != nil {
-				return refuse(ErrInvalid, name, "corrupt archive: %v", src.err)
-			}
-			return err
-		}
+	if err := p.copyEntries(t, tar.NewReader(f), "corrupt archive"); err != nil {
+		return err
 	}
+	return t.finish()
 }
 
 // pickImage returns the index's only image, or the one for this machine's
