@@ -112,18 +112,11 @@ type fig3Run struct {
 }
 
 func runFigure3(ctx context.Context, o options) (string, error) {
-	tmp, err := os.MkdirTemp("", "paradrop-fig3-")
+	tmp, remove, err := chuteTempDir("paradrop-fig3-")
 	if err != nil {
-		return "", fmt.Errorf("temp dir: %w", err)
+		return "", err
 	}
-	defer func() {
-		unmountUnder(tmp)
-		os.RemoveAll(tmp)
-	}()
-	// Chute host ids must traverse it to reach their rootfs.
-	if err := os.Chmod(tmp, 0o711); err != nil {
-		return "", fmt.Errorf("temp dir: %w", err)
-	}
+	defer remove()
 	exe, err := os.Executable()
 	if err != nil {
 		return "", fmt.Errorf("find own executable: %w", err)

@@ -70,18 +70,11 @@ type contender struct {
 }
 
 func runRuntime(ctx context.Context, o options) (string, error) {
-	tmp, err := os.MkdirTemp("", "paradrop-bench-")
+	tmp, remove, err := chuteTempDir("paradrop-bench-")
 	if err != nil {
-		return "", fmt.Errorf("temp dir: %w", err)
+		return "", err
 	}
-	defer func() {
-		unmountUnder(tmp)
-		os.RemoveAll(tmp)
-	}()
-	// Chute host ids must traverse it to reach the rootfs.
-	if err := os.Chmod(tmp, 0o711); err != nil {
-		return "", fmt.Errorf("temp dir: %w", err)
-	}
+	defer remove()
 	rootfs := filepath.Join(tmp, "rootfs")
 	if err := busyboxRootfs(rootfs); err != nil {
 		return "", err
