@@ -365,9 +365,9 @@ func chuteFlows(d *derived, t topology, c *attached, peers []*attached) {
 	name := "chute " + c.Name
 
 	// Table 0: only the chute's own addresses get in.
+	own := []ofp.OXM{from, ip, ofp.FieldEthSrc.MAC(c.MAC), ofp.FieldIPv4Src.Addr(c.IP)}
 	d.TX[b.add(tableClassify, 200, name+" sends IPv4 (from its own MAC and IP)",
-		[]ofp.OXM{from, ip, ofp.FieldEthSrc.MAC(c.MAC), ofp.FieldIPv4Src.Addr(c.IP)},
-		meter(egressMeter(id), bw.Egress, gotoTable(tableCT))...)] = true
+		own, meter(egressMeter(id), bw.Egress, gotoTable(tableCT))...)] = true
 	b.add(tableClassify, 200, name+" sends ARP (as its own MAC and IP)",
 		[]ofp.OXM{from, arp, ofp.FieldEthSrc.MAC(c.MAC), ofp.FieldARPSPA.Addr(c.IP), ofp.FieldARPSHA.MAC(c.MAC)},
 		gotoTable(tableARP))
@@ -379,9 +379,44 @@ func chuteFlows(d *derived, t topology, c *attached, peers []*attached) {
 		[]ofp.OXM{from, ip, ctState(ofp.CtStateEst)}, gotoTable(tableOutput))
 	b.add(tablePolicy, 300, name+": related traffic (ICMP errors)",
 		[]ofp.OXM{from, ip, ctState(ofp.CtStateRel)}, gotoTable(tableOutput))
+	// What the chute may start is allowed whatever the connection's state,
+	// so it is decided in table 0: the packet passes the tracker without
+	// recirculating (ct(commit) keeps the connection's state for its
+	// replies) and goes on to be delivered in the same datapath pass.
+	// Only what the chute sends elsewhere pays the tracker's second pass
+	// for a verdict.
 	allow := func(note string, m ...ofp.OXM) {
-		b.add(tablePolicy, 250, note, cat([]ofp.OXM{from, ip}, m, []ofp.OXM{ctState(ofp.CtStateNew)}),
-			apply(commit()), gotoTable(tableOutput))
+		d.TX[b.add(tableClassify, 210, note, cat(own, m),
+			meter(egressMeter(id), bw.Egress, apply(commit()), gotoTable(tableOutput))...)] = true
+	}
+	// Except its answers to DNATed connections (exposed ports, redirects),
+	// even to hosts it may reach: only the tracker's pass with nat undoes
+	// the DNAT, and ct(commit) cannot take nat here (OVS's userspace
+	// tracker then leaves the connection's replies untracked).
+	answered := map[string]bool{}
+	dnatReplies := func(proto string, port int) {
+		key := fmt.Sprint(proto, port)
+		if answered[key] {
+			return
+		}
+		answered[key] = true
+		f := ofp.FieldTCPSrc
+		if proto == "udp" {
+			f = ofp.FieldUDPSrc
+		}
+		d.TX[b.add(tableClassify, 220, fmt.Sprintf("%s's answers from its port %d/%s pass the tracker (DNAT undone)", name, port, proto),
+			cat(own, []ofp.OXM{ofp.FieldIPProto.Uint(protoNumbers[proto]), f.Uint(uint64(port))}),
+			meter(egressMeter(id), bw.Egress, gotoTable(tableCT))...)] = true
+	}
+	if t.LANAddr.IsValid() {
+		for _, e := range c.Net.Expose {
+			dnatReplies(e.Proto, e.Port)
+		}
+	}
+	for _, r := range c.Net.Redirect {
+		if to, err := netip.ParseAddrPort(r.To); err == nil && to.Addr().Is4() {
+			dnatReplies(r.Proto, r.Port)
+		}
 	}
 	gw := ipDstAddr(t.Gateway)
 	allow(name+" may ping the gateway "+t.Gateway.String(), cat(l4("icmp", 0), []ofp.OXM{gw})...)

@@ -97,6 +97,8 @@ func TestDerive(t *testing.T) {
 			want: []string{
 				"LAN users reach chute web port 80/tcp at 198.51.100.1:8080",
 				"LAN requests to 203.0.113.5:80/tcp answered by chute web port 8081",
+				"chute web's answers from its port 80/tcp pass the tracker (DNAT undone)",
+				"chute web's answers from its port 8081/tcp pass the tracker (DNAT undone)",
 				"chute web resolves LAN 198.51.100.0/24",
 			},
 		},
@@ -223,6 +225,7 @@ func TestCookiesAndMeters(t *testing.T) {
 	}
 	for note, id := range map[string]uint32{
 		"chute web sends IPv4 (from its own MAC and IP)":             20,
+		"chute web may ping the gateway 10.131.0.1":                  20,
 		"deliver to chute web at 10.131.0.10":                        21,
 		"LAN users reach chute web port 80/tcp at 198.51.100.1:8080": 21,
 	} {
@@ -230,8 +233,11 @@ func TestCookiesAndMeters(t *testing.T) {
 			t.Errorf("flow %q has meter %d, want %d", note, metered[note], id)
 		}
 	}
-	if len(d.TX) != 1 || len(d.RX) != 2 {
-		t.Errorf("TX %v RX %v: want the sending flow and the two delivering ones", d.TX, d.RX)
+	// Sent: the flow to the tracker, the three the chute may start (ping
+	// and DNS at the gateway) and its exposed port's answers; received:
+	// the two delivering ones.
+	if len(d.TX) != 5 || len(d.RX) != 2 {
+		t.Errorf("TX %v RX %v: want the five sending flows and the two delivering ones", d.TX, d.RX)
 	}
 
 	// Cookies are stable: adding another chute changes none of web's.
@@ -273,5 +279,43 @@ func TestOnLink(t *testing.T) {
 	want := []netip.Prefix{netip.MustParsePrefix("198.51.100.0/24"), netip.MustParsePrefix("192.0.2.0/28")}
 	if len(got) != len(want) || got[0] != want[0] || got[1] != want[1] {
 		t.Errorf("onLink = %v, want %v", got, want)
+	}
+}
+
+// What a chute may start is decided before the tracker's recirculation:
+// a table 0 flow commits the connection and delivers in the same pass.
+func TestAllowedTrafficTakesOnePass(t *testing.T) {
+	a := mkChute("web", 10, 5, manifest.Net{LAN: []manifest.LANRule{{IP: "198.51.100.20"}}}, manifest.Bandwidth{})
+	d := derive(testTopo, []*attached{a})
+	fs := notesOf(d, 10)["chute web may reach LAN 198.51.100.20"]
+	if len(fs) != 1 {
+		t.Fatalf("flows %+v, want one", fs)
+	}
+	f := fs[0]
+	if f.Table != tableClassify || f.Priority <= 200 {
+		t.Errorf("table %d priority %d, want table 0 above the flow to the tracker", f.Table, f.Priority)
+	}
+	var ct *ofp.NXActionCT
+	var next uint8
+	for _, in := range f.Instructions {
+		switch in := in.(type) {
+		case *ofp.InstructionActions:
+			for _, act := range in.Actions {
+				if c, ok := act.(*ofp.NXActionCT); ok {
+					ct = c
+				}
+			}
+		case *ofp.InstructionGotoTable:
+			next = in.TableID
+		}
+	}
+	if ct == nil || ct.Flags&ofp.NXCTFlagCommit == 0 || ct.RecircTable != ofp.NXCTRecircNone || len(ct.Actions) != 0 {
+		t.Errorf("ct action %+v, want commit without nat or recirculation", ct)
+	}
+	if next != tableOutput {
+		t.Errorf("goes to table %d, want %d", next, tableOutput)
+	}
+	if !d.TX[f.Cookie] {
+		t.Error("its counters are not the chute's sent traffic")
 	}
 }

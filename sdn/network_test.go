@@ -209,7 +209,14 @@ func TestReachability(t *testing.T) {
 	}, manifest.Bandwidth{})
 	db, dbC := tb.chute(t, "db", 1, manifest.Net{Peers: []string{"web"}}, manifest.Bandwidth{})
 	lonely, lonelyC := tb.chute(t, "lonely", 2, manifest.Net{Peers: []string{"web"}}, manifest.Bandwidth{})
+	// cam may reach lan1 on any port, so its answers to lan1's request
+	// to an exposed port also match what it may start.
+	cam, _ := tb.chute(t, "cam", 3, manifest.Net{
+		LAN:    []manifest.LANRule{{IP: lan1Addr.String()}},
+		Expose: []manifest.Expose{{Port: 80, GatewayPort: 8082, Proto: "tcp"}},
+	}, manifest.Bandwidth{})
 	httpd(t, web, 80, "hello from web\n")
+	httpd(t, cam, 80, "hello from cam\n")
 	nettest.StartTCPServer(t, web, ip(webC.IP, 8081))
 	nettest.StartTCPServer(t, web, ip(webC.IP, 81))
 	nettest.StartTCPServer(t, db, ip(dbC.IP, 5432))
@@ -250,6 +257,9 @@ func TestReachability(t *testing.T) {
 			t.Errorf("LAN user fetching the exposed port: %q, %v; want the chute's page", page, err)
 		}
 		mustNotReach(t, "unexposed gateway port", tb.lan1, ip(lanGW.Addr(), 81))
+		if page, err := get(t, tb.lan1, ip(lanGW.Addr(), 8082)); err != nil || !strings.HasSuffix(page, "\r\n\r\nhello from cam\n") {
+			t.Errorf("LAN user fetching the port exposed by a chute that may reach it: %q, %v; want the chute's page", page, err)
+		}
 	})
 	t.Run("redirect", func(t *testing.T) {
 		c, err := nettest.Dial(t, tb.lan1, ip(cloudIP, 80), 3*time.Second)
