@@ -50,15 +50,11 @@ type options struct {
 const readmePath = "bench/README.md"
 
 func main() {
-	// This binary is also the shim and init of the chutes it starts
-	// through the sandbox package: dispatch those roles before anything.
-	if len(os.Args) > 1 {
-		switch os.Args[1] {
-		case sandbox.ShimCommand:
-			os.Exit(sandbox.ShimMain(os.Args[2:]))
-		case sandbox.InitCommand:
-			os.Exit(sandbox.InitMain())
-		}
+	// This binary is also the shim of the chutes it starts through the
+	// sandbox package (their init role runs before main): dispatch it
+	// before anything.
+	if len(os.Args) > 1 && os.Args[1] == sandbox.ShimCommand {
+		os.Exit(sandbox.ShimMain(os.Args[2:]))
 	}
 	if err := run(os.Args[1:]); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)

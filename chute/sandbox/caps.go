@@ -1,11 +1,6 @@
 package sandbox
 
-import (
-	"fmt"
-
-	"github.com/moby/sys/capability"
-	"golang.org/x/sys/unix"
-)
+import "github.com/moby/sys/capability"
 
 // defaultCaps is what a chute keeps: Docker's default set without MKNOD,
 // NET_RAW and SETFCAP, which a gateway app has no use for.
@@ -23,35 +18,11 @@ var defaultCaps = []capability.Cap{
 	capability.CAP_AUDIT_WRITE,
 }
 
-// dropCaps limits the calling thread to defaultCaps: bounding, permitted and
-// effective become the set, inheritable and ambient are cleared (so nothing
-// survives an exec into a non-root uid by inheritance). Capabilities are per
-// thread: call it on the thread that will exec.
-func dropCaps() error {
-	c, err := capability.NewPid2(0)
-	if err != nil {
-		return fmt.Errorf("capabilities: %w", err)
+// capMask is caps as a bit mask, bit n for capability n.
+func capMask(caps []capability.Cap) uint64 {
+	var m uint64
+	for _, c := range caps {
+		m |= 1 << uint(c)
 	}
-	if err := c.Load(); err != nil {
-		return fmt.Errorf("capabilities: %w", err)
-	}
-	c.Clear(capability.CAPS | capability.BOUNDS | capability.AMBS)
-	c.Set(capability.BOUNDING|capability.PERMITTED|capability.EFFECTIVE, defaultCaps...)
-	if err := c.Apply(capability.CAPS | capability.BOUNDS | capability.AMBS); err != nil {
-		return fmt.Errorf("drop capabilities: %w", err)
-	}
-	return nil
-}
-
-// setIDs switches the process to uid/gid. Called after dropCaps, since a
-// uid other than 0 loses the capabilities needed to drop the bounding set;
-// such a chute ends up with no capabilities at all after its exec.
-func setIDs(uid, gid uint32) error {
-	if err := unix.Setgid(int(gid)); err != nil {
-		return fmt.Errorf("setgid %d: %w", gid, err)
-	}
-	if err := unix.Setuid(int(uid)); err != nil {
-		return fmt.Errorf("setuid %d: %w", uid, err)
-	}
-	return nil
+	return m
 }

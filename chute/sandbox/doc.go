@@ -10,27 +10,28 @@
 //
 // Inside the namespaces, a second re-exec of the binary (the init role) builds
 // the chute's filesystem view, drops privileges, installs a seccomp filter
-// and execs the chute's command, which becomes pid 1 of the chute.
+// and execs the chute's command, which becomes pid 1 of the chute. The shim
+// decides all of it and sends init a plan of system calls (package pid1).
 //
-// Each of those re-execs is a start-up of the whole daemon binary, Go
-// runtime and every package's init, and together they were most of a
-// chute's start time. A Launcher, which the daemon uses, therefore keeps a
-// spare shim booted ahead of need: Start hands it the chute, so only init's
-// start-up is left on the way to the chute's command. An idle spare holds
-// nothing of any chute and exits when its daemon does; Start (the package
-// function) and a Launcher without a usable spare exec a fresh shim.
+// Each of those re-execs is a start-up of the daemon binary, and they were
+// most of a chute's start time. A Launcher, which the daemon uses, therefore
+// keeps a spare shim booted ahead of need: Start hands it the chute, so only
+// init's start-up is left on the way to the chute's command. An idle spare
+// holds nothing of any chute and exits when its daemon does; Start (the
+// package function) and a Launcher without a usable spare exec a fresh
+// shim. Init's start-up is cut short too: its role runs from package
+// pid1's init function, before the binary's other packages are
+// initialised.
 //
-// Both roles are dispatched by the program's main function:
+// The shim role is dispatched by the program's main function:
 //
-//	switch os.Args[1] {
-//	case sandbox.ShimCommand:
+//	if len(os.Args) > 1 && os.Args[1] == sandbox.ShimCommand {
 //		os.Exit(sandbox.ShimMain(os.Args[2:]))
-//	case sandbox.InitCommand:
-//		os.Exit(sandbox.InitMain())
 //	}
 //
 // This must happen before the program does anything else (no flag parsing,
-// no daemon setup), since these processes are not the daemon.
+// no daemon setup), since the shim is not the daemon. The init role needs
+// nothing: linking this package links pid1.
 //
 // What the host must provide: the rootfs, data and policy directories and
 // their parents searchable by the chute's host uid (init mounts them as

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -746,5 +747,48 @@ func TestStartCanceled(t *testing.T) {
 				time.Sleep(50 * time.Millisecond)
 			}
 		})
+	}
+}
+
+// The init role runs before the binary's heavy dependencies are
+// initialised: here, those of this test binary, which links the sandbox
+// and all it imports (containerd's cgroups with their protobuf registry,
+// the seccomp library's syscall tables).
+func TestInitRunsBeforeOtherPackages(t *testing.T) {
+	planR, planW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	statusR, statusW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	planW.Close() // an empty plan
+	var trace strings.Builder
+	cmd := exec.Command(os.Args[0], sandbox.InitCommand)
+	cmd.Env = []string{"GODEBUG=inittrace=1"}
+	cmd.Stderr = &trace
+	cmd.ExtraFiles = []*os.File{planR, statusW}
+	err = cmd.Start()
+	planR.Close()
+	statusW.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	status, _ := io.ReadAll(statusR)
+	statusR.Close()
+	if err := cmd.Wait(); cmd.ProcessState.ExitCode() != 1 {
+		t.Fatalf("init with an empty plan: %v, want exit status 1", err)
+	}
+	if string(status) != "plan ended without an exec" {
+		t.Errorf("init reported %q", status)
+	}
+	if !strings.Contains(trace.String(), "init os @") {
+		t.Fatalf("no init trace:\n%s", trace.String())
+	}
+	for _, pkg := range []string{"google.golang.org/protobuf", "github.com/elastic/go-seccomp-bpf/arch", "encoding/json", "paradrop/"} {
+		if strings.Contains(trace.String(), "init "+pkg) {
+			t.Errorf("%s was initialised before the init role ran:\n%s", pkg, trace.String())
+		}
 	}
 }

@@ -1,9 +1,6 @@
 package sandbox
 
 import (
-	"fmt"
-	"unsafe"
-
 	seccomp "github.com/elastic/go-seccomp-bpf"
 	"github.com/elastic/go-seccomp-bpf/arch"
 	"golang.org/x/net/bpf"
@@ -92,25 +89,4 @@ func seccompProgram() ([]bpf.RawInstruction, error) {
 		enosys,
 	}
 	return bpf.Assemble(append(prologue, body...))
-}
-
-// installSeccomp sets no_new_privs and loads the filter on the calling
-// thread, the one that will exec the chute.
-func installSeccomp() error {
-	raw, err := seccompProgram()
-	if err != nil {
-		return fmt.Errorf("seccomp: %w", err)
-	}
-	filter := make([]unix.SockFilter, len(raw))
-	for i, r := range raw {
-		filter[i] = unix.SockFilter{Code: r.Op, Jt: r.Jt, Jf: r.Jf, K: r.K}
-	}
-	prog := unix.SockFprog{Len: uint16(len(filter)), Filter: &filter[0]}
-	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
-		return fmt.Errorf("set no_new_privs: %w", err)
-	}
-	if _, _, errno := unix.Syscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER, 0, uintptr(unsafe.Pointer(&prog))); errno != 0 {
-		return fmt.Errorf("load seccomp filter: %w", errno)
-	}
-	return nil
 }

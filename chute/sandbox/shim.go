@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"paradrop/cgroup"
+	"paradrop/chute/sandbox/pid1"
 )
 
 // Files in a chute's state directory.
@@ -79,6 +80,8 @@ func ShimMain(args []string) int {
 	signal.Ignore(syscall.SIGHUP, syscall.SIGINT, syscall.SIGPIPE)
 	dir := args[0]
 	if dir == spareArg {
+		// Assembled while nothing waits; an error shows again at the start.
+		seccompFilter()
 		var err error
 		if dir, err = awaitAssignment(report); errors.Is(err, errNoAssignment) {
 			return 0
@@ -182,12 +185,16 @@ func (sh *shim) spawn() error {
 		sh.logs.Add(1)
 		go func() { defer sh.logs.Done(); defer r.Close(); copyLines(sh.log, stream, r) }()
 	}
-	specR, specW, err := os.Pipe()
+	plan, err := initPlan(s)
 	if err != nil {
 		return err
 	}
-	defer specR.Close()
-	defer specW.Close()
+	planR, planW, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	defer planR.Close()
+	defer planW.Close()
 	statusR, statusW, err := os.Pipe()
 	if err != nil {
 		return err
@@ -217,11 +224,11 @@ func (sh *shim) spawn() error {
 	// to make, and no surprise if the binary was replaced on disk.
 	sh.cmd = &exec.Cmd{
 		Path:        "/proc/self/exe",
-		Args:        []string{s.Executable, InitCommand},
+		Args:        []string{s.Executable, pid1.Command},
 		Env:         []string{},
 		Stdout:      outW[0],
 		Stderr:      outW[1],
-		ExtraFiles:  []*os.File{specR, statusW},
+		ExtraFiles:  []*os.File{planR, statusW}, // pid1.PlanFD, pid1.StatusFD
 		SysProcAttr: attr,
 	}
 	if err := sh.startInNetNS(); err != nil {
@@ -242,14 +249,10 @@ func (sh *shim) spawn() error {
 			return err
 		}
 	}
-	data, err := json.Marshal(s)
-	if err != nil {
-		return err
+	if _, err := planW.Write(plan.Bytes()); err != nil {
+		return fmt.Errorf("send plan to init: %w", err)
 	}
-	if _, err := specW.Write(data); err != nil {
-		return fmt.Errorf("send spec to init: %w", err)
-	}
-	specW.Close()
+	planW.Close()
 	// EOF without a message means the exec closed the pipe. (An init that
 	// crashed without a word also looks so; its exit status and the
 	// traceback in the chute's log then tell.)

@@ -9,13 +9,17 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"paradrop/chute/sandbox/pid1"
 )
 
 // Command-line words under which the program must dispatch the two hidden
 // roles of its own binary (see the package documentation).
 const (
 	ShimCommand = "__shim"
-	InitCommand = "__init"
+	// InitCommand is played by package pid1's init function, before
+	// main runs: a program only needs to link this package for it.
+	InitCommand = pid1.Command
 )
 
 // Defaults applied by Start to zero fields of a Spec.

@@ -6,17 +6,15 @@ import (
 	"paradrop/chute/sandbox"
 )
 
-// PlayRoles makes a test binary play the roles the daemon re-executes
-// itself as: when the sandbox started it as a chute's shim or init, it does
-// that and exits. TestMain calls it first.
+// PlayRoles makes a test binary play the shim role the daemon re-executes
+// itself as: when the sandbox started it as a chute's shim, it does that
+// and exits. TestMain calls it first. (The init role needs no call: it is
+// played before any test code runs, by package chute/sandbox/pid1.)
 func PlayRoles() {
 	if len(os.Args) < 2 {
 		return
 	}
-	switch os.Args[1] {
-	case sandbox.ShimCommand:
+	if os.Args[1] == sandbox.ShimCommand {
 		os.Exit(sandbox.ShimMain(os.Args[2:]))
-	case sandbox.InitCommand:
-		os.Exit(sandbox.InitMain())
 	}
 }

@@ -1,0 +1,374 @@
+package pid1
+
+import (
+	"errors"
+	"syscall"
+	"unsafe"
+)
+
+// Kernel ABI numbers the syscall package lacks on some architectures.
+const (
+	prSetSeccomp          = 22
+	prCapbsetDrop         = 24
+	prSetNoNewPrivs       = 38
+	prCapAmbient          = 47
+	prCapAmbientClearAll  = 4
+	seccompModeFilter     = 2
+	linuxCapabilityV3     = 0x20080522
+	siocgifflags          = 0x8913
+	siocsifflags          = 0x8914
+	mountFlagsKeptByRemnt = syscall.MS_NOSUID | syscall.MS_NODEV | syscall.MS_NOEXEC | syscall.MS_NOATIME |
+		syscall.MS_NODIRATIME | syscall.MS_RELATIME | syscall.MS_RDONLY
+)
+
+// layouts gives each operation's arguments: n a number, s a string, l a
+// list of strings.
+var layouts = [...]string{
+	opUnshare: "n", opSethostname: "s", opLoopbackUp: "", opMountpoint: "sn",
+	opMount: "sssns", opRemountRO: "s", opCreate: "sn", opMkdir: "sn", opSymlink: "ss",
+	opMountSys: "s", opPivotRoot: "s", opMask: "s", opReadonly: "s", opRlimit: "nnn",
+	opCaps: "n", opSetIDs: "nn", opChdir: "s", opSeccomp: "s", opExec: "nlll",
+}
+
+type step struct {
+	code byte
+	what string
+	s    []string
+	n    []uint64
+	l    [][]string
+}
+
+// decode reads the whole plan before any of it runs: a malformed plan
+// changes nothing.
+func decode(plan []byte) ([]step, error) {
+	d := &decoder{b: plan}
+	var steps []step
+	for len(d.b) > 0 && !d.bad {
+		st := step{code: d.b[0]}
+		d.b = d.b[1:]
+		if st.code == 0 || int(st.code) >= len(layouts) {
+			return nil, errBadPlan
+		}
+		st.what = d.str()
+		for _, k := range layouts[st.code] {
+			switch k {
+			case 'n':
+				st.n = append(st.n, d.num())
+			case 's':
+				st.s = append(st.s, d.str())
+			case 'l':
+				st.l = append(st.l, d.list())
+			}
+		}
+		steps = append(steps, st)
+	}
+	if d.bad {
+		return nil, errBadPlan
+	}
+	return steps, nil
+}
+
+func execute(plan []byte) error {
+	steps, err := decode(plan)
+	if err != nil {
+		return err
+	}
+	for _, st := range steps {
+		if err := st.run(); err != nil {
+			return errors.New(st.what + ": " + err.Error())
+		}
+	}
+	return errors.New("plan ended without an exec")
+}
+
+func (st *step) run() error {
+	switch st.code {
+	case opUnshare:
+		return syscall.Unshare(int(st.n[0]))
+	case opSethostname:
+		return syscall.Sethostname([]byte(st.s[0]))
+	case opLoopbackUp:
+		return loopbackUp()
+	case opMountpoint:
+		return mountpoint(st.s[0], st.n[0] == 1)
+	case opMount:
+		return syscall.Mount(st.s[0], st.s[1], st.s[2], uintptr(st.n[0]), st.s[3])
+	case opRemountRO:
+		return remountRO(st.s[0])
+	case opCreate:
+		return create(st.s[0], uint32(st.n[0]))
+	case opMkdir:
+		return syscall.Mkdir(st.s[0], uint32(st.n[0]))
+	case opSymlink:
+		return syscall.Symlink(st.s[0], st.s[1])
+	case opMountSys:
+		return mountSys(st.s[0])
+	case opPivotRoot:
+		return pivotRoot(st.s[0])
+	case opMask:
+		return mask(st.s[0])
+	case opReadonly:
+		return readonly(st.s[0])
+	case opRlimit:
+		lim := [2]uint64{st.n[1], st.n[2]}
+		_, _, errno := syscall.RawSyscall6(syscall.SYS_PRLIMIT64, 0, uintptr(st.n[0]), uintptr(unsafe.Pointer(&lim)), 0, 0, 0)
+		return errnoErr(errno)
+	case opCaps:
+		return limitCaps(st.n[0])
+	case opSetIDs:
+		if err := syscall.Setgid(int(st.n[1])); err != nil {
+			return err
+		}
+		return syscall.Setuid(int(st.n[0]))
+	case opChdir:
+		return syscall.Chdir(st.s[0])
+	case opSeccomp:
+		return loadSeccomp(st.s[0])
+	case opExec:
+		return execFirst(st.n[0] == 1, st.l[0], st.l[1], st.l[2])
+	}
+	return errBadPlan
+}
+
+func errnoErr(e syscall.Errno) error {
+	if e == 0 {
+		return nil
+	}
+	return e
+}
+
+func prctl(option int, arg2, arg3 uintptr) error {
+	_, _, errno := syscall.RawSyscall6(syscall.SYS_PRCTL, uintptr(option), arg2, arg3, 0, 0, 0)
+	return errnoErr(errno)
+}
+
+// loopbackUp brings lo up: the kernel creates a network namespace with lo
+// down.
+func loopbackUp() error {
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_DGRAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer syscall.Close(fd)
+	var ifr [40]byte // struct ifreq: name, then the flags in the union
+	copy(ifr[:], "lo")
+	ioctl := func(req uintptr) error {
+		_, _, errno := syscall.Syscall(syscall.SYS_IOCTL, uintptr(fd), req, uintptr(unsafe.Pointer(&ifr[0])))
+		return errnoErr(errno)
+	}
+	if err := ioctl(siocgifflags); err != nil {
+		return err
+	}
+	*(*uint16)(unsafe.Pointer(&ifr[16])) |= syscall.IFF_UP
+	return ioctl(siocsifflags)
+}
+
+// mountpoint makes sure a mountpoint exists in the rootfs, creating it when
+// the rootfs allows: the rootfs is the chute developer's, and the daemon
+// prepares the standard mountpoints at install.
+func mountpoint(path string, dir bool) error {
+	var st syscall.Stat_t
+	if syscall.Lstat(path, &st) == nil {
+		return nil
+	}
+	if dir {
+		return mkdirAll(path)
+	}
+	return create(path, 0o644)
+}
+
+func mkdirAll(path string) error {
+	for i := 1; i <= len(path); i++ {
+		if i < len(path) && path[i] != '/' {
+			continue
+		}
+		if err := syscall.Mkdir(path[:i], 0o755); err != nil && err != syscall.EEXIST {
+			return err
+		}
+	}
+	return nil
+}
+
+func create(path string, mode uint32) error {
+	fd, err := syscall.Open(path, syscall.O_WRONLY|syscall.O_CREAT|syscall.O_TRUNC|syscall.O_CLOEXEC, mode)
+	if err != nil {
+		return err
+	}
+	return syscall.Close(fd)
+}
+
+// remountRO makes the bind mount at path read-only. It repeats the flags
+// of the mount: in a user namespace the kernel refuses to clear flags
+// inherited from a more privileged mount namespace.
+func remountRO(path string) error {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(path, &st); err != nil {
+		return err
+	}
+	flags := uintptr(st.Flags) & mountFlagsKeptByRemnt
+	return syscall.Mount("", path, "", syscall.MS_BIND|syscall.MS_REMOUNT|syscall.MS_RDONLY|flags, "")
+}
+
+func mountSys(path string) error {
+	err := syscall.Mount("sysfs", path, "sysfs", syscall.MS_RDONLY|syscall.MS_NOSUID|syscall.MS_NODEV|syscall.MS_NOEXEC, "")
+	if err != syscall.EPERM {
+		return err
+	}
+	if err := syscall.Mount("/sys", path, "", syscall.MS_BIND|syscall.MS_REC, ""); err != nil {
+		return err
+	}
+	return remountRO(path)
+}
+
+func pivotRoot(root string) error {
+	if err := syscall.Chdir(root); err != nil {
+		return err
+	}
+	if err := syscall.PivotRoot(".", "."); err != nil {
+		return err
+	}
+	if err := syscall.Unmount(".", syscall.MNT_DETACH); err != nil {
+		return err
+	}
+	return syscall.Chdir("/")
+}
+
+func mask(path string) error {
+	var st syscall.Stat_t
+	if err := syscall.Stat(path, &st); err == syscall.ENOENT {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	if st.Mode&syscall.S_IFMT == syscall.S_IFDIR {
+		return syscall.Mount("tmpfs", path, "tmpfs", syscall.MS_RDONLY|syscall.MS_NOSUID|syscall.MS_NODEV|syscall.MS_NOEXEC, "")
+	}
+	return syscall.Mount("/dev/null", path, "", syscall.MS_BIND, "")
+}
+
+func readonly(path string) error {
+	var st syscall.Stat_t
+	if err := syscall.Stat(path, &st); err == syscall.ENOENT {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	if err := syscall.Mount(path, path, "", syscall.MS_BIND|syscall.MS_REC, ""); err != nil {
+		return err
+	}
+	return remountRO(path)
+}
+
+// limitCaps drops the bounding set to keep, clears the ambient set and
+// sets permitted and effective to keep, inheritable to nothing, so that
+// nothing survives an exec into a non-root uid by inheritance.
+func limitCaps(keep uint64) error {
+	for c := range 64 {
+		if keep&(1<<c) != 0 {
+			continue
+		}
+		if err := prctl(prCapbsetDrop, uintptr(c), 0); err == syscall.EINVAL {
+			break // past the kernel's last capability
+		} else if err != nil {
+			return err
+		}
+	}
+	if err := prctl(prCapAmbient, prCapAmbientClearAll, 0); err != nil && err != syscall.EINVAL {
+		return err
+	}
+	hdr := struct {
+		version uint32
+		pid     int32
+	}{linuxCapabilityV3, 0}
+	var data [2]struct{ effective, permitted, inheritable uint32 }
+	for i := range data {
+		data[i].effective = uint32(keep >> (32 * i))
+		data[i].permitted = data[i].effective
+	}
+	_, _, errno := syscall.RawSyscall(syscall.SYS_CAPSET, uintptr(unsafe.Pointer(&hdr)), uintptr(unsafe.Pointer(&data[0])), 0)
+	return errnoErr(errno)
+}
+
+// sockFilter and sockFprog are struct sock_filter and struct sock_fprog.
+type sockFilter struct {
+	code   uint16
+	jt, jf uint8
+	k      uint32
+}
+
+type sockFprog struct {
+	len    uint16
+	filter *sockFilter
+}
+
+func loadSeccomp(raw string) error {
+	const size = int(unsafe.Sizeof(sockFilter{}))
+	if len(raw) == 0 || len(raw)%size != 0 || len(raw)/size > 0xffff {
+		return errBadPlan
+	}
+	filter := make([]sockFilter, len(raw)/size)
+	copy(unsafe.Slice((*byte)(unsafe.Pointer(&filter[0])), len(raw)), raw)
+	prog := sockFprog{len: uint16(len(filter)), filter: &filter[0]}
+	if err := prctl(prSetNoNewPrivs, 1, 0); err != nil {
+		return err
+	}
+	return prctl(prSetSeccomp, seccompModeFilter, uintptr(unsafe.Pointer(&prog)))
+}
+
+var errNotInPath = errors.New("executable file not found in $PATH")
+
+// execFirst execs the first of paths that exists, as execvp does; search
+// tells that paths come from $PATH, so that none existing means not found
+// there.
+func execFirst(search bool, paths, argv, envv []string) error {
+	if len(paths) == 0 {
+		return errNotInPath
+	}
+	var denied bool
+	for _, p := range paths {
+		err := syscall.Exec(p, argv, envv)
+		switch {
+		case !search:
+			return err
+		case err == syscall.EACCES:
+			denied = true
+		case err != syscall.ENOENT && err != syscall.ENOTDIR:
+			return err
+		}
+	}
+	if denied {
+		return syscall.EACCES
+	}
+	return errNotInPath
+}
+
+func readAll(fd int) ([]byte, error) {
+	var out []byte
+	buf := make([]byte, 16<<10)
+	for {
+		n, err := syscall.Read(fd, buf)
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if n == 0 {
+			return out, nil
+		}
+		out = append(out, buf[:n]...)
+	}
+}
+
+func writeAll(fd int, b []byte) {
+	for len(b) > 0 {
+		n, err := syscall.Write(fd, b)
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil || n <= 0 {
+			return
+		}
+		b = b[n:]
+	}
+}

@@ -1,0 +1,183 @@
+package sandbox
+
+import (
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"paradrop/chute/sandbox/pid1"
+)
+
+// hostDevices are bound from the host into the chute's /dev: a user
+// namespace cannot mknod, and a chute needs no other device.
+var hostDevices = []string{"null", "zero", "full", "random", "urandom", "tty"}
+
+var devSymlinks = [][2]string{
+	{"/proc/self/fd", "fd"},
+	{"/proc/self/fd/0", "stdin"},
+	{"/proc/self/fd/1", "stdout"},
+	{"/proc/self/fd/2", "stderr"},
+	{"pts/ptmx", "ptmx"},
+}
+
+// maskedPaths and readonlyPaths are runc's defaults: kernel interfaces that
+// leak host information or let root in the chute reconfigure the host.
+var (
+	maskedPaths = []string{
+		"/proc/acpi", "/proc/asound", "/proc/interrupts", "/proc/kcore", "/proc/keys",
+		"/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats",
+		"/proc/sched_debug", "/proc/scsi", "/sys/firmware", "/sys/devices/virtual/powercap",
+	}
+	readonlyPaths = []string{
+		"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger",
+	}
+)
+
+// initPlan is what the chute's init does, in order, from its fresh
+// namespaces to the exec of the chute's command (see package pid1).
+func initPlan(s Spec) (*pid1.Plan, error) {
+	filter, err := seccompFilter()
+	if err != nil {
+		return nil, fmt.Errorf("seccomp: %w", err)
+	}
+	var p pid1.Plan
+	// The shim sends the plan only after putting init in the chute's
+	// cgroup, so that is what the new cgroup namespace has as its root.
+	p.Unshare("unshare cgroup namespace", unix.CLONE_NEWCGROUP)
+	p.Sethostname("set hostname", s.Hostname)
+	if s.NetNS == "" {
+		p.LoopbackUp("bring lo up")
+	}
+	rootfsPlan(&p, s)
+	for _, r := range s.Rlimits {
+		p.Rlimit(fmt.Sprintf("setrlimit %d", r.Resource), r.Resource, r.Soft, r.Hard)
+	}
+	// Before the ids: a uid other than 0 loses the capabilities needed to
+	// drop the bounding set; such a chute ends up with none after its exec.
+	p.Caps("drop capabilities", capMask(defaultCaps))
+	p.SetIDs(fmt.Sprintf("set uid/gid %d/%d", s.UID, s.GID), s.UID, s.GID)
+	p.Chdir("chdir "+s.Cwd, s.Cwd)
+	p.Seccomp("load seccomp filter", filter)
+	paths, search := execPaths(s.Args[0], s.Env)
+	p.Exec(fmt.Sprintf("exec %q", s.Args[0]), search, paths, s.Args, s.Env)
+	return &p, nil
+}
+
+// execPaths are where init looks for the command: in the chute's PATH, as
+// the shell would, unless the name has a slash.
+func execPaths(file string, env []string) (paths []string, search bool) {
+	if strings.Contains(file, "/") {
+		return []string{file}, false
+	}
+	var path string
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "PATH="); ok {
+			path = v
+		}
+	}
+	for _, dir := range filepath.SplitList(path) {
+		paths = append(paths, filepath.Join(dir, file))
+	}
+	return paths, true
+}
+
+func mount(p *pid1.Plan, source, target, fstype string, flags uintptr, data string) {
+	what := source
+	if fstype != "" {
+		what = fstype
+	}
+	p.Mount(fmt.Sprintf("mount %s on %s", what, target), source, target, fstype, flags, data)
+}
+
+func mountpoint(p *pid1.Plan, path string, dir bool) {
+	p.Mountpoint(fmt.Sprintf("mountpoint %s missing in rootfs", path), path, dir)
+}
+
+func remountRO(p *pid1.Plan, path string) {
+	p.RemountRO("make "+path+" read-only", path)
+}
+
+// rootfsPlan builds the chute's view of the filesystem under s.Rootfs,
+// switches root into it and locks it down. It runs in the chute's fresh
+// mount namespace, while the host's tree is still visible.
+func rootfsPlan(p *pid1.Plan, s Spec) {
+	// Nothing mounted here may propagate back to the host, nor host mounts in.
+	mount(p, "", "/", "", unix.MS_REC|unix.MS_PRIVATE, "")
+	root := s.Rootfs
+	// pivot_root needs the new root to be a mount point.
+	mount(p, root, root, "", unix.MS_BIND|unix.MS_REC, "")
+	in := func(path string) string { return filepath.Join(root, path) }
+
+	mountpoint(p, in("proc"), true)
+	mount(p, "proc", in("proc"), "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "")
+
+	dev := in("dev")
+	mountpoint(p, dev, true)
+	mount(p, "tmpfs", dev, "tmpfs", unix.MS_NOSUID|unix.MS_NOEXEC, "mode=755,size=65536k")
+	for _, name := range hostDevices {
+		target := filepath.Join(dev, name)
+		p.Create("create "+target, target, 0o666)
+		mount(p, "/dev/"+name, target, "", unix.MS_BIND, "")
+	}
+	for _, sub := range []string{"pts", "shm"} {
+		p.Mkdir("mkdir "+filepath.Join(dev, sub), filepath.Join(dev, sub), 0o755)
+	}
+	mount(p, "devpts", filepath.Join(dev, "pts"), "devpts", unix.MS_NOSUID|unix.MS_NOEXEC,
+		"newinstance,ptmxmode=0666,mode=0620")
+	mount(p, "shm", filepath.Join(dev, "shm"), "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC,
+		"mode=1777,size=65536k")
+	for _, l := range devSymlinks {
+		p.Symlink("symlink "+filepath.Join(dev, l[1]), l[0], filepath.Join(dev, l[1]))
+	}
+
+	// A read-only sysfs, or, for a chute joining the daemon's network
+	// namespace (whose owner it is not), the host's /sys bound read-only,
+	// whose net class shows the host's view rather than its own.
+	mountpoint(p, in("sys"), true)
+	p.MountSys("mount sysfs on "+in("sys"), in("sys"))
+
+	mountpoint(p, in("tmp"), true)
+	mount(p, "tmpfs", in("tmp"), "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, fmt.Sprintf("mode=1777,size=%d", s.TmpSize))
+	bind := func(source, target string, readonly bool) {
+		mountpoint(p, target, true)
+		mount(p, source, target, "", unix.MS_BIND|unix.MS_REC, "")
+		if readonly {
+			remountRO(p, target)
+		}
+	}
+	if s.DataDir != "" {
+		bind(s.DataDir, in("data"), false)
+	}
+	if s.PolicyDir != "" {
+		bind(s.PolicyDir, in("paradrop"), true)
+	}
+
+	p.PivotRoot("pivot_root "+root, root)
+	for _, path := range maskedPaths {
+		p.Mask("mask "+path, path)
+	}
+	for _, path := range readonlyPaths {
+		p.Readonly("make "+path+" read-only", path)
+	}
+	p.RemountRO("make rootfs read-only", "/")
+}
+
+// seccompFilter is the chute's seccomp program as an array of struct
+// sock_filter, the same for every chute: a spare shim assembles it while
+// it waits.
+var seccompFilter = sync.OnceValues(func() ([]byte, error) {
+	raw, err := seccompProgram()
+	if err != nil {
+		return nil, err
+	}
+	filter := make([]unix.SockFilter, len(raw))
+	for i, r := range raw {
+		filter[i] = unix.SockFilter{Code: r.Op, Jt: r.Jt, Jf: r.Jf, K: r.K}
+	}
+	size := len(filter) * int(unsafe.Sizeof(filter[0]))
+	return append([]byte(nil), unsafe.Slice((*byte)(unsafe.Pointer(&filter[0])), size)...), nil
+})
