@@ -407,6 +407,11 @@ func (sh *shim) do(req request, conn net.Conn) response {
 	return response{Error: fmt.Sprintf("unknown request %q", req.Op)}
 }
 
+// writeFileAtomic replaces path with data, so that readers see the old
+// file or the new one, never a part. It does not sync: these are runtime
+// files of a running chute (its spec, shim pid, exit status), which mean
+// nothing after the machine restarts, and a sync cost a millisecond or
+// more of every start on the gateway's flash or a VM's disk.
 func writeFileAtomic(path string, data []byte) error {
 	tmp := path + ".tmp"
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
@@ -414,9 +419,6 @@ func writeFileAtomic(path string, data []byte) error {
 		return err
 	}
 	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
