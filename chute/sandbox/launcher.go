@@ -9,6 +9,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"strconv"
 	"sync"
 	"syscall"
 
@@ -42,7 +44,9 @@ var (
 // beforehand: a chute start then pays for one Go start-up of the binary
 // (the chute's init) instead of two, the shim's having happened while
 // nothing waited for it. It keeps one such spare for its executable and
-// boots the next, in the background, as soon as a Start is done with it.
+// boots the next, in the background and at idle CPU priority, as soon as a
+// Start is done with it; a spare gets the normal priority back when it is
+// wanted (Start, Warm).
 //
 // An idle spare has no chute, state directory, cgroup or network
 // namespace; it exits when its launcher closes it or its process dies.
@@ -117,6 +121,10 @@ func (l *Launcher) Warm(ctx context.Context) error {
 	sp, err := l.spareLocked()
 	l.mu.Unlock()
 	if err != nil {
+		return fmt.Errorf("warm a spare shim: %w", err)
+	}
+	// Wanted now: it boots at normal priority from here on.
+	if err := sp.wake(); err != nil {
 		return fmt.Errorf("warm a spare shim: %w", err)
 	}
 	select {
@@ -219,7 +227,7 @@ func startSpare(exe string) (*spare, error) {
 		// output goes nowhere until it has a state directory's shim.log.
 		SysProcAttr: &syscall.SysProcAttr{Setsid: true},
 	}
-	if err := cmd.Start(); err != nil {
+	if err := startIdle(cmd); err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("start spare shim: %w", err)
 	}
@@ -242,11 +250,65 @@ func startSpare(exe string) (*spare, error) {
 	return sp, nil
 }
 
+// startIdle starts cmd at the SCHED_IDLE policy, which its threads
+// inherit: a spare boots on CPU time nothing else wants, not on that of
+// the start that just took the previous spare and whose chute is still
+// getting going. The fork happens on a thread of its own, which dies with
+// its goroutine rather than go back to the scheduler at idle priority.
+func startIdle(cmd *exec.Cmd) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread ends with the goroutine
+		// Without the policy the spare merely boots at normal priority.
+		unix.SchedSetAttr(0, &unix.SchedAttr{Policy: unix.SCHED_IDLE}, 0)
+		errc <- cmd.Start()
+	}()
+	return <-errc
+}
+
+// wake gives every thread of the spare the normal policy back, before it
+// is waited for or given a chute: threads it creates afterwards, and the
+// chute it clones, inherit that policy.
+func (sp *spare) wake() error {
+	pid := sp.cmd.Process.Pid
+	// Threads being created meanwhile may inherit the idle policy: pass
+	// again until one pass finds none.
+	for range 5 {
+		tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+		if err != nil {
+			return fmt.Errorf("spare shim %d: %w", pid, err)
+		}
+		idle := 0
+		for _, t := range tasks {
+			tid, err := strconv.Atoi(t.Name())
+			if err != nil {
+				continue
+			}
+			attr, err := unix.SchedGetAttr(tid, 0)
+			if err != nil || attr.Policy != unix.SCHED_IDLE {
+				continue // gone, or already normal
+			}
+			idle++
+			if err := unix.SchedSetAttr(tid, &unix.SchedAttr{Policy: unix.SCHED_NORMAL}, 0); err != nil && !errors.Is(err, unix.ESRCH) {
+				return fmt.Errorf("spare shim %d: thread %d to normal priority: %w", pid, tid, err)
+			}
+		}
+		if idle == 0 {
+			return nil
+		}
+	}
+	return fmt.Errorf("spare shim %d: threads still at idle priority", pid)
+}
+
 // serve gives the spare the chute prepared in stateDir and returns as
 // Start does. An error wrapping errSpareUnusable means the spare is gone
 // without having touched stateDir.
 func (sp *spare) serve(ctx context.Context, stateDir string) (*Chute, error) {
 	defer sp.conn.Close()
+	if err := sp.wake(); err != nil {
+		sp.discard()
+		return nil, fmt.Errorf("%w: %v", errSpareUnusable, err)
+	}
 	// Still booting, it is ahead of a shim exec'ed now.
 	select {
 	case <-sp.ready:

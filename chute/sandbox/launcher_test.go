@@ -147,6 +147,24 @@ func TestLauncherWarmStart(t *testing.T) {
 	if shim := ppid(t, c.Pid()); shim != spare {
 		t.Fatalf("chute's shim is pid %d, want the spare %d", shim, spare)
 	}
+	// The next spare boots at idle priority; the chute and its shim run
+	// at the normal one.
+	var next []int
+	for deadline := time.Now().Add(5 * time.Second); len(next) == 0 && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		next = idleSpares(t)
+	}
+	if len(next) != 1 {
+		t.Fatalf("idle spares %v after the start, want one", next)
+	}
+	for _, p := range []struct {
+		what   string
+		pid    int
+		policy uint32
+	}{{"next spare", next[0], unix.SCHED_IDLE}, {"chute", c.Pid(), unix.SCHED_NORMAL}, {"shim", spare, unix.SCHED_NORMAL}} {
+		if attr, err := unix.SchedGetAttr(p.pid, 0); err != nil || attr.Policy != p.policy {
+			t.Errorf("%s's scheduling policy %+v (%v), want %d", p.what, attr, err, p.policy)
+		}
+	}
 	if sid, err := unix.Getsid(spare); err != nil || sid != spare {
 		t.Errorf("shim's session %d (%v), want its own", sid, err)
 	}
