@@ -185,6 +185,7 @@ func measureStarts(ctx context.Context, tmp, rootfs, bin, roles, self string, ap
 		{name: "lxc-execute", run: lxc.run},
 		{name: "exec /bin/true (host, no sandbox)", run: execTimer("/bin/true")},
 		{name: "exec paradrop help (Go start-up)", run: execTimer(bin, "help")},
+		{name: "exec paradrop __init, no plan (init's start-up)", run: execTimer(bin, sandbox.InitCommand)},
 		{name: "exec roles-only binary (Go start-up)", run: execTimer(roles)},
 		api,
 	}
@@ -259,7 +260,7 @@ func execTimer(name string, args ...string) func(context.Context) (time.Duration
 		d := time.Since(t0)
 		var exitErr *exec.ExitError
 		if errors.As(err, &exitErr) {
-			err = nil // `paradrop help` and roles without a role exit 2
+			err = nil // `paradrop help`, roles without a role and init without a plan fail
 		}
 		if err != nil {
 			return 0, 0, fmt.Errorf("exec %s: %w", name, err)
@@ -689,14 +690,17 @@ const runtimeNotes = `How it is measured:
   daemon's way of joining a namespace made beforehand, no user namespace,
   no cgroup, and a what-if binary (bench/roles) that links only
   chute/sandbox, to show what the package initialisation of the daemon's
-  other dependencies costs.
+  other dependencies costs (the shim's, now: init runs before it).
 - runc: ` + "`runc run`" + ` of ` + "`runc spec`" + `'s default bundle, args ` + "`/bin/true`" + `,
   read-only root. It has no user namespace and no seccomp filter: it does
   less than paradrop.
 - LXC: ` + "`lxc-execute`" + ` with LXC's common.conf (cap drop, seccomp, devices
   cgroup), no network.
-- The exec rows are the floor: a bare fork+exec, and the start-up of the
-  Go binaries that paradrop re-executes twice per start (shim, then init).
+- The exec rows are the floor: a bare fork+exec, the start-up of the Go
+  binaries that paradrop re-executes for a cold start (shim, then init),
+  and init's own start-up: the daemon binary as a chute's init, which
+  fails at once here for want of a plan, after the 23 packages that
+  initialise before its role runs (chute/sandbox/pid1).
 - The daemon API row: the daemon (` + "`paradrop serve --network=false`" + `, built as
   ` + "`make build`" + `; the chute network is the network suite's) on loopback,
   its one sleep chute stopped (untimed) then started, in the
