@@ -112,6 +112,12 @@ func (p *Plan) op(code byte, what string) {
 	p.str(what)
 }
 
+// strOp is an operation whose one argument is a string.
+func (p *Plan) strOp(code byte, what, arg string) {
+	p.op(code, what)
+	p.str(arg)
+}
+
 // Unshare moves init into new namespaces (flags are CLONE_NEW*).
 func (p *Plan) Unshare(what string, flags uintptr) {
 	p.op(opUnshare, what)
@@ -119,10 +125,7 @@ func (p *Plan) Unshare(what string, flags uintptr) {
 }
 
 // Sethostname sets the hostname of init's UTS namespace.
-func (p *Plan) Sethostname(what, name string) {
-	p.op(opSethostname, what)
-	p.str(name)
-}
+func (p *Plan) Sethostname(what, name string) { p.strOp(opSethostname, what, name) }
 
 // LoopbackUp brings lo up in a new network namespace.
 func (p *Plan) LoopbackUp(what string) { p.op(opLoopbackUp, what) }
@@ -151,10 +154,7 @@ func (p *Plan) Mount(what, source, target, fstype string, flags uintptr, data st
 
 // RemountRO makes the bind mount at path read-only, keeping the flags the
 // kernel locks in a user namespace.
-func (p *Plan) RemountRO(what, path string) {
-	p.op(opRemountRO, what)
-	p.str(path)
-}
+func (p *Plan) RemountRO(what, path string) { p.strOp(opRemountRO, what, path) }
 
 // Create creates an empty file.
 func (p *Plan) Create(what, path string, mode uint32) {
@@ -180,30 +180,18 @@ func (p *Plan) Symlink(what, target, link string) {
 // MountSys mounts a read-only sysfs at path. The kernel allows that only
 // to the owner of the network namespace; others get the host's /sys bound
 // read-only.
-func (p *Plan) MountSys(what, path string) {
-	p.op(opMountSys, what)
-	p.str(path)
-}
+func (p *Plan) MountSys(what, path string) { p.strOp(opMountSys, what, path) }
 
 // PivotRoot makes path the root and detaches the old one, with
 // pivot_root(".", "."), which needs no directory for the old root.
-func (p *Plan) PivotRoot(what, path string) {
-	p.op(opPivotRoot, what)
-	p.str(path)
-}
+func (p *Plan) PivotRoot(what, path string) { p.strOp(opPivotRoot, what, path) }
 
 // Mask hides path, if it exists: a directory behind an empty read-only
 // tmpfs, a file behind /dev/null.
-func (p *Plan) Mask(what, path string) {
-	p.op(opMask, what)
-	p.str(path)
-}
+func (p *Plan) Mask(what, path string) { p.strOp(opMask, what, path) }
 
 // Readonly binds path over itself read-only, if it exists.
-func (p *Plan) Readonly(what, path string) {
-	p.op(opReadonly, what)
-	p.str(path)
-}
+func (p *Plan) Readonly(what, path string) { p.strOp(opReadonly, what, path) }
 
 // Rlimit sets a resource limit (an RLIMIT_* number).
 func (p *Plan) Rlimit(what string, resource int, soft, hard uint64) {
@@ -229,10 +217,7 @@ func (p *Plan) SetIDs(what string, uid, gid uint32) {
 }
 
 // Chdir changes the working directory.
-func (p *Plan) Chdir(what, path string) {
-	p.op(opChdir, what)
-	p.str(path)
-}
+func (p *Plan) Chdir(what, path string) { p.strOp(opChdir, what, path) }
 
 // Seccomp sets no_new_privs and loads filter, an array of struct
 // sock_filter in the machine's byte order, on the thread.

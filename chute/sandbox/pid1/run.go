@@ -233,11 +233,19 @@ func pivotRoot(root string) error {
 	return syscall.Chdir("/")
 }
 
+// stat is stat(2), with ok false (and no error) for a path the kernel does
+// not have: masked and read-only paths are skipped then.
+func stat(path string) (st syscall.Stat_t, ok bool, err error) {
+	err = syscall.Stat(path, &st)
+	if err == syscall.ENOENT {
+		return st, false, nil
+	}
+	return st, err == nil, err
+}
+
 func mask(path string) error {
-	var st syscall.Stat_t
-	if err := syscall.Stat(path, &st); err == syscall.ENOENT {
-		return nil
-	} else if err != nil {
+	st, ok, err := stat(path)
+	if !ok {
 		return err
 	}
 	if st.Mode&syscall.S_IFMT == syscall.S_IFDIR {
@@ -247,10 +255,7 @@ func mask(path string) error {
 }
 
 func readonly(path string) error {
-	var st syscall.Stat_t
-	if err := syscall.Stat(path, &st); err == syscall.ENOENT {
-		return nil
-	} else if err != nil {
+	if _, ok, err := stat(path); !ok {
 		return err
 	}
 	if err := syscall.Mount(path, path, "", syscall.MS_BIND|syscall.MS_REC, ""); err != nil {
