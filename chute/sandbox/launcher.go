@@ -271,6 +271,11 @@ func startIdle(cmd *exec.Cmd) error {
 // chute it clones, inherit that policy.
 func (sp *spare) wake() error {
 	pid := sp.cmd.Process.Pid
+	select {
+	case <-sp.exited: // reaped: its pid may be another process's now
+		return fmt.Errorf("spare shim %d exited", pid)
+	default:
+	}
 	// Threads being created meanwhile may inherit the idle policy: pass
 	// again until one pass finds none.
 	for range 5 {
