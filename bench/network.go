@@ -134,6 +134,10 @@ func (b *netbed) run(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	floor, err := b.conntrackPath(ctx)
+	if err != nil {
+		return "", err
+	}
 	linuxOff, err := b.linuxPath("lboff", true)
 	if err != nil {
 		return "", err
@@ -142,7 +146,7 @@ func (b *netbed) run(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	paths := []*netPath{ours, normal, linuxOff, linuxOn}
+	paths := []*netPath{ours, normal, floor, linuxOff, linuxOn}
 	for _, p := range paths {
 		for _, c := range p.chutes {
 			if _, err := runInNetNS(ctx, c, "busybox", "ping", "-c", "1", "-W", "2", netLANHost.Addr().String()); err != nil {
@@ -442,33 +446,64 @@ func (p *netPath) routes() error {
 // normalPath is a second bridge of the same OVS with one NORMAL flow and
 // the same veths, TX offload off.
 func (b *netbed) normalPath(ctx context.Context) (*netPath, error) {
-	p, err := b.twoHosts("normal")
+	return b.ovsPath(ctx, "n", "OVS netdev, one NORMAL flow", func(uint32, uint32) []string {
+		return []string{"actions=NORMAL"}
+	})
+}
+
+// conntrackPath is a third bridge of the same OVS with the least a
+// stateful pipeline does: every IPv4 packet through the tracker and its
+// recirculation, new connections from the chute committed, established
+// ones delivered. Its cost over NORMAL's is the floor under ours.
+func (b *netbed) conntrackPath(ctx context.Context) (*netPath, error) {
+	return b.ovsPath(ctx, "c", "OVS netdev, minimal conntrack pipeline", func(chute, lan uint32) []string {
+		return []string{
+			"priority=10,arp,actions=NORMAL",
+			"priority=10,ip,actions=ct(zone=5,table=1)",
+			fmt.Sprintf("table=1,priority=10,ct_state=+new+trk,ip,in_port=%d,actions=ct(commit,zone=5),output:%d", chute, lan),
+			fmt.Sprintf("table=1,priority=10,ct_state=+est+trk,ip,in_port=%d,actions=output:%d", chute, lan),
+			fmt.Sprintf("table=1,priority=10,ct_state=+est+trk,ip,in_port=%d,actions=output:%d", lan, chute),
+		}
+	})
+}
+
+// ovsPath is a bridge of the suite's OVS (pdb+prefix) holding the flows
+// given the chute's and the LAN host's ports, with the same veths as ours,
+// TX offload off.
+func (b *netbed) ovsPath(ctx context.Context, prefix, name string, flows func(chute, lan uint32) []string) (*netPath, error) {
+	p, err := b.twoHosts(prefix + "ovs")
 	if err != nil {
 		return nil, err
 	}
-	p.name = "OVS netdev, one NORMAL flow"
-	const br = "pdbnormal"
+	p.name = name
+	br := "pdb" + prefix
 	if err := b.db.EnsureBridge(ctx, ovsdb.BridgeConfig{Name: br, DatapathType: "netdev",
 		Protocols: []string{"OpenFlow13"}, FailMode: "secure", DisableInBand: true}); err != nil {
 		return nil, err
 	}
+	chutePort, lanPort := prefix+"chute", prefix+"lan"
 	if err := makeVeth(vethEnd{ns: p.chutes[0], name: "eth0", addr: netip.PrefixFrom(sdn.AddressFor(netSubnet, 0), netSubnet.Bits())},
-		vethEnd{ns: b.sw, name: "nchute"}, true); err != nil {
+		vethEnd{ns: b.sw, name: chutePort}, true); err != nil {
 		return nil, err
 	}
-	if err := makeVeth(vethEnd{ns: p.lan, name: "eth0", addr: netLANHost}, vethEnd{ns: b.sw, name: "nlan"}, true); err != nil {
+	if err := makeVeth(vethEnd{ns: p.lan, name: "eth0", addr: netLANHost}, vethEnd{ns: b.sw, name: lanPort}, true); err != nil {
 		return nil, err
 	}
-	for _, port := range []string{"nchute", "nlan"} {
+	var ofports []uint32
+	for _, port := range []string{chutePort, lanPort} {
 		if err := b.db.AddPort(ctx, br, port, "", nil); err != nil {
 			return nil, err
 		}
-		if _, err := b.db.OFPort(ctx, port); err != nil {
+		n, err := b.db.OFPort(ctx, port)
+		if err != nil {
 			return nil, err
 		}
+		ofports = append(ofports, uint32(n))
 	}
-	if _, err := b.ofctl(ctx, br, "add-flow", "BR", "actions=NORMAL"); err != nil {
-		return nil, err
+	for _, f := range flows(ofports[0], ofports[1]) {
+		if _, err := b.ofctl(ctx, br, "add-flow", "BR", f); err != nil {
+			return nil, err
+		}
 	}
 	return p, p.routes()
 }
@@ -1168,7 +1203,7 @@ func udpProbe(send net.Conn, recv net.PacketConn, seq uint64) (time.Duration, bo
 
 // netReport prints the tables and returns the README section.
 func netReport(paths []*netPath, fair map[int]*fairness, fm *flowModsResults, pi *packetInResult) string {
-	ours, normal := paths[0], paths[1]
+	ours, normal, floor := paths[0], paths[1], paths[2]
 	mbit := func(v float64) string { return fmt.Sprintf("%.0f Mbit/s", v/1e6) }
 	us := func(d time.Duration) string { return fmt.Sprintf("%.0f µs", float64(d)/float64(time.Microsecond)) }
 	x := func(v float64) string { return fmt.Sprintf("%.2f×", v) }
@@ -1196,12 +1231,14 @@ func netReport(paths []*netPath, fair map[int]*fairness, fm *flowModsResults, pi
 		}
 		return medianFloat(rs)
 	}
-	rttRatio := func(p *netPath) float64 {
-		return paired(pingRounds, func(i int) float64 { return float64(p.rtt[i]) }, func(i int) float64 { return float64(normal.rtt[i]) })
+	rttVs := func(p, q *netPath) float64 {
+		return paired(pingRounds, func(i int) float64 { return float64(p.rtt[i]) }, func(i int) float64 { return float64(q.rtt[i]) })
 	}
-	tcpRatio := func(p *netPath) float64 {
-		return paired(netRuns, func(i int) float64 { return p.tcp[i] }, func(i int) float64 { return normal.tcp[i] })
+	tcpVs := func(p, q *netPath) float64 {
+		return paired(netRuns, func(i int) float64 { return p.tcp[i] }, func(i int) float64 { return q.tcp[i] })
 	}
+	rttRatio := func(p *netPath) float64 { return rttVs(p, normal) }
+	tcpRatio := func(p *netPath) float64 { return tcpVs(p, normal) }
 	paths1 := newTable("chute → LAN host", "RTT median", "RTT p90", "TCP median", "RTT vs NORMAL (per round)", "TCP vs NORMAL (per round)")
 	for _, p := range paths {
 		paths1.add(p.name, us(p.pings.median()), us(p.pings.p90()), mbit(medianFloat(p.tcp)),
@@ -1257,6 +1294,8 @@ func netReport(paths []*netPath, fair map[int]*fairness, fm *flowModsResults, pi
 	fmt.Fprintf(&s, "Goals of the issue, all against peers measured in this run:\n\n")
 	fmt.Fprintf(&s, "- RTT through our flows ≤ 1.05× NORMAL's: **%s** (%s: %s vs %s).\n", goal(oursRTT <= 1.05), x(oursRTT), us(ours.pings.median()), us(normal.pings.median()))
 	fmt.Fprintf(&s, "- TCP through our flows ≥ 0.95× NORMAL's: **%s** (%s: %s vs %s).\n", goal(oursTCP >= 0.95), x(oursTCP), mbit(medianFloat(ours.tcp)), mbit(medianFloat(normal.tcp)))
+	fmt.Fprintf(&s, "- For scale, the least any stateful pipeline does here (every packet through the tracker and its recirculation) costs RTT %s and TCP %s of NORMAL's; ours against it: RTT %s, TCP %s.\n",
+		x(rttRatio(floor)), x(tcpRatio(floor)), x(rttVs(ours, floor)), x(tcpVs(ours, floor)))
 	fmt.Fprintf(&s, "- Jain's index ≥ 0.99 with 2 and %d chutes: **%s** (%.3f and %.3f).\n", fairChutes, goal(jainMin >= 0.99), medianFloat(fair[2].jain), jain8)
 	fmt.Fprintf(&s, "- Flow-mod rate ≥ 0.95× ovs-ofctl's (`%s`, the faster): **%s** (%s: %.0f vs %.0f flow-mods/s).\n",
 		ofctlName, goal(rateRatio >= 0.95), x(rateRatio), rate(oursWall), rate(ofctlWall))
@@ -1273,7 +1312,10 @@ func netReport(paths []*netPath, fair map[int]*fairness, fm *flowModsResults, pi
 - Ours: sdn.Open with the LAN on a bridge port and the gateway at %s,
   %d chutes attached with `+"`lan: [{ip: %s}]`"+` (conntrack, per-chute
   policy, no meters). NORMAL: a second bridge of the same OVS, fail_mode
-  secure, one `+"`actions=NORMAL`"+` flow. Linux bridge: in a namespace of its
+  secure, one `+"`actions=NORMAL`"+` flow. Minimal conntrack pipeline: a
+  third one, ARP by NORMAL, every IPv4 packet `+"`ct(zone=5,table=1)`"+`, then
+  the chute's new connections `+"`ct(commit)`"+` and output, established ones
+  output both ways. Linux bridge: in a namespace of its
   own, once with TX offload off on every veth end (as on the OVS paths),
   once at the kernel's defaults.
 - RTT: `+"`busybox ping -c %d -i 0.01`"+` from the chute, %d rounds, every
