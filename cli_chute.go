@@ -91,11 +91,7 @@ func cmdInstall(ctx context.Context, env *cliEnv, usage string, args []string) e
 	fs := flag.NewFlagSet("install", flag.ContinueOnError)
 	noWait := fs.Bool("no-wait", false, "return once the change is queued")
 	co := addClientFlags(fs)
-	ops, err := parseArgs(env, fs, usage, args, 1, 1)
-	if err != nil {
-		return err
-	}
-	c, err := co.client(env)
+	ops, c, err := co.parseArgs(env, fs, usage, args, 1, 1)
 	if err != nil {
 		return err
 	}
@@ -111,11 +107,7 @@ func cmdUpdate(ctx context.Context, env *cliEnv, usage string, args []string) er
 	noWait := fs.Bool("no-wait", false, "return once the change is queued")
 	force := fs.Bool("force", false, "update even to the version already installed")
 	co := addClientFlags(fs)
-	ops, err := parseArgs(env, fs, usage, args, 2, 2)
-	if err != nil {
-		return err
-	}
-	c, err := co.client(env)
+	ops, c, err := co.parseArgs(env, fs, usage, args, 2, 2)
 	if err != nil {
 		return err
 	}
@@ -257,11 +249,7 @@ func cmdAction(action string) func(context.Context, *cliEnv, string, []string) e
 		fs := flag.NewFlagSet(action, flag.ContinueOnError)
 		noWait := fs.Bool("no-wait", false, "return once the change is queued")
 		co := addClientFlags(fs)
-		ops, err := parseArgs(env, fs, usage, args, 1, 1)
-		if err != nil {
-			return err
-		}
-		c, err := co.client(env)
+		ops, c, err := co.parseArgs(env, fs, usage, args, 1, 1)
 		if err != nil {
 			return err
 		}
@@ -317,10 +305,7 @@ func cmdList(ctx context.Context, env *cliEnv, usage string, args []string) erro
 	fs := flag.NewFlagSet("list", flag.ContinueOnError)
 	asJSON := fs.Bool("json", false, "print the daemon's JSON, for scripts")
 	co := addClientFlags(fs)
-	if _, err := parseArgs(env, fs, usage, args, 0, 0); err != nil {
-		return err
-	}
-	c, err := co.client(env)
+	_, c, err := co.parseArgs(env, fs, usage, args, 0, 0)
 	if err != nil {
 		return err
 	}
@@ -379,11 +364,7 @@ func printJSON(w io.Writer, raw json.RawMessage) error {
 func cmdInfo(ctx context.Context, env *cliEnv, usage string, args []string) error {
 	fs := flag.NewFlagSet("info", flag.ContinueOnError)
 	co := addClientFlags(fs)
-	ops, err := parseArgs(env, fs, usage, args, 1, 1)
-	if err != nil {
-		return err
-	}
-	c, err := co.client(env)
+	ops, c, err := co.parseArgs(env, fs, usage, args, 1, 1)
 	if err != nil {
 		return err
 	}

@@ -127,6 +127,20 @@ func addClientFlags(fs *flag.FlagSet) *clientOpts {
 	return o
 }
 
+// parseArgs parses fs's flags and operands as parseArgs does, then makes
+// the client, for commands with nothing to check in between.
+func (o *clientOpts) parseArgs(env *cliEnv, fs *flag.FlagSet, usage string, args []string, minArgs, maxArgs int) ([]string, *client, error) {
+	ops, err := parseArgs(env, fs, usage, args, minArgs, maxArgs)
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := o.client(env)
+	if err != nil {
+		return nil, nil, err
+	}
+	return ops, c, nil
+}
+
 func firstOf(vals ...string) string {
 	for _, v := range vals {
 		if v != "" {

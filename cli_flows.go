@@ -29,11 +29,7 @@ func cmdFlows(ctx context.Context, env *cliEnv, usage string, args []string) err
 	fs := flag.NewFlagSet("flows", flag.ContinueOnError)
 	asJSON := fs.Bool("json", false, "print the daemon's JSON, for scripts")
 	co := addClientFlags(fs)
-	ops, err := parseArgs(env, fs, usage, args, 0, 1)
-	if err != nil {
-		return err
-	}
-	c, err := co.client(env)
+	ops, c, err := co.parseArgs(env, fs, usage, args, 0, 1)
 	if err != nil {
 		return err
 	}

@@ -37,10 +37,7 @@ func cmdPassword(ctx context.Context, env *cliEnv, tty *os.File, args []string) 
 	fs := flag.NewFlagSet("password", flag.ContinueOnError)
 	fromStdin := fs.Bool("stdin", false, "read the password from the first line of standard input")
 	co := addClientFlags(fs)
-	if _, err := parseArgs(env, fs, passwordUsage, args, 0, 0); err != nil {
-		return err
-	}
-	c, err := co.client(env)
+	_, c, err := co.parseArgs(env, fs, passwordUsage, args, 0, 0)
 	if err != nil {
 		return err
 	}
