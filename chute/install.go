@@ -223,22 +223,35 @@ func (m *Manager) Update(ctx context.Context, name string, pkg io.Reader, force 
 	m.mu.Lock()
 	old := e.rec.Version
 	m.mu.Unlock()
-	if cmp, err := manifest.Compare(s.manifest.Version, old); err != nil {
-		return fail(fmt.Errorf("%w: %v", ErrInvalid, err))
-	} else if cmp <= 0 && !force {
-		return fail(fmt.Errorf("%w: version %s is not newer than installed %s (force to override)", ErrConflict, s.manifest.Version, old))
+	// Checked here to refuse at once, and again when the update runs: an
+	// update queued before this one may have installed a newer version.
+	if err := checkNewer(s.manifest.Version, old, force); err != nil {
+		return fail(err)
 	}
 	ch, err := m.newChange(name, "update")
 	if err != nil {
 		return fail(err)
 	}
 	m.enqueue(name, job{change: ch, run: func(ctx context.Context, p *progress) error {
-		return m.update(ctx, p, name, s, ch.ID)
+		return m.update(ctx, p, name, s, ch.ID, force)
 	}})
 	return m.Change(ch.ID)
 }
 
-func (m *Manager) update(ctx context.Context, p *progress, name string, s *staged, changeID uint64) error {
+// checkNewer enforces the version rule of updates: a version that is not
+// newer than the installed one needs force.
+func checkNewer(version, installed string, force bool) error {
+	cmp, err := manifest.Compare(version, installed)
+	switch {
+	case err != nil:
+		return fmt.Errorf("%w: %v", ErrInvalid, err)
+	case cmp <= 0 && !force:
+		return fmt.Errorf("%w: version %s is not newer than installed %s (force to override)", ErrConflict, version, installed)
+	}
+	return nil
+}
+
+func (m *Manager) update(ctx context.Context, p *progress, name string, s *staged, changeID uint64, force bool) error {
 	e, err := m.entry(name)
 	if err != nil {
 		os.RemoveAll(s.dir)
@@ -247,6 +260,10 @@ func (m *Manager) update(ctx context.Context, p *progress, name string, s *stage
 	m.mu.Lock()
 	old := e.rec
 	m.mu.Unlock()
+	if err := checkNewer(s.manifest.Version, old.Version, force); err != nil {
+		os.RemoveAll(s.dir)
+		return fmt.Errorf("update %q: %w", name, err)
+	}
 	p.step("unpacked %s %s (installed: %s)", name, s.manifest.Version, old.Version)
 	dir, err := m.place(s, name, old.Slot, changeID)
 	if err != nil {
