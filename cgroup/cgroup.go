@@ -79,7 +79,9 @@ const (
 	maxQuotaUs = 1<<44 - 1
 )
 
-func (r Resources) validate() error {
+// Validate reports a limit the kernel would refuse, so that callers can
+// refuse it when it is asked for rather than when a group is made.
+func (r Resources) Validate() error {
 	switch {
 	case r.CPUWeight > maxWeight:
 		return fmt.Errorf("invalid resources: cpu weight %d out of range 1..%d", r.CPUWeight, maxWeight)
@@ -179,7 +181,7 @@ func Open(path string, r Resources) (*Group, error) {
 	if err := checkPath(path); err != nil {
 		return nil, err
 	}
-	if err := r.validate(); err != nil {
+	if err := r.Validate(); err != nil {
 		return nil, fmt.Errorf("open cgroup %q: %w", path, err)
 	}
 	b, err := newBackend(path)
@@ -257,7 +259,7 @@ func (g *Group) Path() string { return g.path }
 // Memory below current usage fails unless the kernel can reclaim enough;
 // call Reclaim first.
 func (g *Group) Set(r Resources) error {
-	if err := r.validate(); err != nil {
+	if err := r.Validate(); err != nil {
 		return fmt.Errorf("set cgroup %q: %w", g.path, err)
 	}
 	if err := g.b.update(r); err != nil {

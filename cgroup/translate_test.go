@@ -44,7 +44,7 @@ func TestValidate(t *testing.T) {
 		{"pids negative", Resources{Pids: -5}, "pids -5 is negative"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			err := tc.r.validate()
+			err := tc.r.Validate()
 			switch {
 			case tc.wantErr == "" && err != nil:
 				t.Fatalf("validate(%+v) = %v, want nil", tc.r, err)

@@ -56,6 +56,11 @@ func (m *Manager) unpack(ctx context.Context, pkg io.Reader, dir string) (*stage
 	if err != nil {
 		return nil, fmt.Errorf("%w: chute.yaml: %v", ErrInvalid, err)
 	}
+	// The manifest's rules let through what the kernel refuses (cpu_max
+	// below 0.01): found now, not when the chute starts.
+	if err := resourcesOf(man).Validate(); err != nil {
+		return nil, fmt.Errorf("%w: chute.yaml: %v", ErrInvalid, err)
+	}
 	rootfs := filepath.Join(dir, "rootfs")
 	for _, mp := range mountpoints {
 		p := filepath.Join(rootfs, mp)

@@ -374,6 +374,8 @@ func TestBadInstallsLeaveNothing(t *testing.T) {
 		{"unknown key", "name: a\nversion: 1.0.0\ncommand: [/bin/true]\nbogus: 1\n", ErrInvalid},
 		{"bad version", "name: a\nversion: one\ncommand: [/bin/true]\n", ErrInvalid},
 		{"bad name", "name: A_B\nversion: 1.0.0\ncommand: [/bin/true]\n", ErrInvalid},
+		// Valid by the manifest's rules, refused by the kernel at start.
+		{"cpu_max below the kernel's minimum", "name: a\nversion: 1.0.0\ncommand: [/bin/true]\nresources: {cpu_max: 1e-9}\n", ErrInvalid},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -199,7 +199,7 @@ func (m *Manager) SetResources(name string, req ResourceRequest) (Change, error)
 	if err := man.Validate(); err != nil {
 		return Change{}, fmt.Errorf("resources: %w: %v", ErrInvalid, err)
 	}
-	if err := checkLimits(resourcesOf(&man)); err != nil {
+	if err := resourcesOf(&man).Validate(); err != nil {
 		return Change{}, fmt.Errorf("resources: %w: %v", ErrInvalid, err)
 	}
 	return m.queueOp(name, "resources", func(ctx context.Context, p *progress) error {
@@ -208,15 +208,6 @@ func (m *Manager) SetResources(name string, req ResourceRequest) (Change, error)
 		}
 		return nil
 	})
-}
-
-// checkLimits catches what the kernel would refuse but the manifest's
-// rules let through: a CPU quota below 1ms per 100ms period.
-func checkLimits(r cgroup.Resources) error {
-	if r.CPUMax < 0.01 {
-		return fmt.Errorf("cpu_max %v is below the kernel's minimum of 0.01 cores", r.CPUMax)
-	}
-	return nil
 }
 
 // policyDoc is what the chute reads in /paradrop/policy.json and receives
