@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"strconv"
 	"time"
 
 	"paradrop/api"
@@ -29,7 +30,7 @@ func init() {
 	})
 }
 
-const serveUsage = "serve [--data DIR] [--listen ADDR] [--max-upload BYTES] [--cgroup-parent PATH] [--metrics-open] [network flags]"
+const serveUsage = "serve [--data DIR] [--listen ADDR] [--max-upload BYTES] [--cgroup-parent PATH] [--memory-overcommit RATIO] [--metrics-open] [network flags]"
 
 // serveOptions configure the daemon.
 type serveOptions struct {
@@ -42,6 +43,8 @@ type serveOptions struct {
 
 	metricsOpen bool // serve /metrics without a token
 
+	overcommit float64 // of the gateway's memory by the chutes' limits
+
 	// network connects chutes through Open vSwitch; nil gives them
 	// loopback only.
 	network *sdn.Config
@@ -49,7 +52,7 @@ type serveOptions struct {
 
 func cmdServe(ctx context.Context, env *cliEnv, args []string) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	opts := serveOptions{maxUpload: 256 << 20}
+	opts := serveOptions{maxUpload: 256 << 20, overcommit: chute.DefaultOvercommit}
 	fs.StringVar(&opts.dataDir, "data", defaultDataDir, "data directory: state, chutes, operator token")
 	fs.StringVar(&opts.listen, "listen", ":8080", "address of the API")
 	fs.StringVar(&opts.cgroups, "cgroup-parent", "/paradrop", "cgroup holding the chutes' groups; groups under it that are not this daemon's chutes are removed")
@@ -60,6 +63,13 @@ func cmdServe(ctx context.Context, env *cliEnv, args []string) error {
 			err = errors.New("must be more than 0")
 		}
 		opts.maxUpload = n
+		return err
+	})
+	fs.Func("memory-overcommit", fmt.Sprintf("how many times the gateway's memory the chutes' memory limits may add up to (default %g)", chute.DefaultOvercommit), func(s string) (err error) {
+		opts.overcommit, err = strconv.ParseFloat(s, 64)
+		if err == nil && !(opts.overcommit > 0 && opts.overcommit <= 100) {
+			err = errors.New("must be more than 0, at most 100")
+		}
 		return err
 	})
 	netCfg, withNetwork := networkFlags(fs)
@@ -112,7 +122,7 @@ func serve(ctx context.Context, opts serveOptions) error {
 	}
 	mgrCfg := chute.Config{
 		DataDir: opts.dataDir, DB: db, Executable: exe, MaxUpload: opts.maxUpload, Logf: opts.logf,
-		CgroupParent: opts.cgroups,
+		CgroupParent: opts.cgroups, MemoryOvercommit: opts.overcommit,
 	}
 	apiCfg := api.Config{
 		DB: db, Version: buildVersion(), Started: time.Now(),

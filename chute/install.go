@@ -130,14 +130,22 @@ func (m *Manager) Install(ctx context.Context, pkg io.Reader) (Change, error) {
 	}
 	m.reserved[name] = true
 	m.mu.Unlock()
+	cl, err := m.admit(claimOf(s.manifest, nil))
+	if err != nil {
+		m.unreserve(name)
+		os.RemoveAll(s.dir)
+		return Change{}, fmt.Errorf("install: %w", err)
+	}
 	ch, err := m.newChange(name, "install")
 	if err != nil {
+		m.release(cl)
 		m.unreserve(name)
 		os.RemoveAll(s.dir)
 		return Change{}, err
 	}
 	m.enqueue(name, job{change: ch, run: func(ctx context.Context, p *progress) error {
 		defer m.unreserve(name)
+		defer m.release(cl)
 		return m.install(ctx, p, s, ch.ID)
 	}})
 	return m.Change(ch.ID)
@@ -226,21 +234,34 @@ func (m *Manager) Update(ctx context.Context, name string, pkg io.Reader, force 
 		return fail(err)
 	}
 	m.mu.Lock()
-	old := e.rec.Version
+	old, pol := e.rec.Version, e.rec.Policy
 	m.mu.Unlock()
 	// Checked here to refuse at once, and again when the update runs: an
 	// update queued before this one may have installed a newer version.
 	if err := checkNewer(s.manifest.Version, old, force); err != nil {
 		return fail(err)
 	}
-	ch, err := m.newChange(name, "update")
+	cl, err := m.admit(claimOf(s.manifest, pol))
 	if err != nil {
 		return fail(err)
 	}
+	ch, err := m.newChange(name, "update")
+	if err != nil {
+		m.release(cl)
+		return fail(err)
+	}
 	m.enqueue(name, job{change: ch, run: func(ctx context.Context, p *progress) error {
+		defer m.release(cl)
 		return m.update(ctx, p, name, s, ch.ID, force)
 	}})
 	return m.Change(ch.ID)
+}
+
+// claimOf is what a chute of manifest man under the operator's policy pol
+// will hold.
+func claimOf(man *manifest.Manifest, pol *Policy) claim {
+	res := pol.apply(man.Resources)
+	return claim{name: man.Name, disk: int64(res.Disk), memory: memoryOf(res)}
 }
 
 // checkNewer enforces the version rule of updates: a version that is not

@@ -32,6 +32,12 @@ type Config struct {
 	// with loopback only. Subnet is the chute subnet it was opened with.
 	Network Network
 	Subnet  netip.Prefix
+	// MemoryOvercommit is how many times the gateway's memory the chutes
+	// may be promised together (admit.go); 0 is DefaultOvercommit.
+	MemoryOvercommit float64
+	// Memory is the gateway memory admission counts against, in bytes;
+	// 0 is the machine's.
+	Memory int64
 }
 
 // record is a chute as persisted in the store.
@@ -75,6 +81,9 @@ type Manager struct {
 	reserved   map[string]bool // names whose install is queued
 	changes    map[uint64]*Change
 	queues     map[string][]job
+	claims     map[*claim]bool // admitted changes not yet ended (admit.go)
+
+	admitMu sync.Mutex // one admission at a time
 
 	usage *usage.Sampler
 
@@ -98,6 +107,12 @@ func NewManager(cfg Config) (*Manager, error) {
 	if cfg.Logf == nil {
 		cfg.Logf = log.Printf
 	}
+	if cfg.MemoryOvercommit == 0 {
+		cfg.MemoryOvercommit = DefaultOvercommit
+	}
+	if !(cfg.MemoryOvercommit > 0) || cfg.Memory < 0 {
+		return nil, fmt.Errorf("chute manager: memory overcommit %v and memory %d must be more than 0", cfg.MemoryOvercommit, cfg.Memory)
+	}
 	m := &Manager{
 		cfg:      cfg,
 		db:       cfg.DB,
@@ -106,6 +121,7 @@ func NewManager(cfg Config) (*Manager, error) {
 		reserved: map[string]bool{},
 		changes:  map[uint64]*Change{},
 		queues:   map[string][]job{},
+		claims:   map[*claim]bool{},
 	}
 	m.changeCond = sync.NewCond(&m.mu)
 	m.ctx, m.cancel = context.WithCancel(context.Background())

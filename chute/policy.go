@@ -202,12 +202,21 @@ func (m *Manager) SetResources(name string, req ResourceRequest) (Change, error)
 	if err := resourcesOf(&man).Validate(); err != nil {
 		return Change{}, fmt.Errorf("resources: %w: %v", ErrInvalid, err)
 	}
-	return m.queueOp(name, "resources", func(ctx context.Context, p *progress) error {
+	cl, err := m.admit(claim{name: name, memory: memoryOf(man.Resources)})
+	if err != nil {
+		return Change{}, fmt.Errorf("resources: %w", err)
+	}
+	ch, err := m.queueOp(name, "resources", func(ctx context.Context, p *progress) error {
+		defer m.release(cl)
 		if err := m.changeResources(ctx, p, name, req); err != nil {
 			return fmt.Errorf("resources %q: %w", name, err)
 		}
 		return nil
 	})
+	if err != nil {
+		m.release(cl)
+	}
+	return ch, err
 }
 
 // policyDoc is what the chute reads in /paradrop/policy.json and receives
