@@ -99,19 +99,6 @@ func (m *Manager) place(s *staged, name string, slot int, changeID uint64) (stri
 	return dir, nil
 }
 
-// freeSlot picks the lowest uid slot no chute uses. Callers hold m.mu.
-func (m *Manager) freeSlot() int {
-	used := map[int]bool{}
-	for _, e := range m.chutes {
-		used[e.rec.Slot] = true
-	}
-	slot := 1
-	for used[slot] {
-		slot++
-	}
-	return slot
-}
-
 // Install reads a package and queues its installation. The upload is
 // unpacked and validated before it returns, so a bad package is an error
 // here, not a failed change.
@@ -160,15 +147,13 @@ func (m *Manager) unreserve(name string) {
 func (m *Manager) install(ctx context.Context, p *progress, s *staged, changeID uint64) error {
 	name, man := s.manifest.Name, s.manifest
 	p.step("unpacked %s %s", name, man.Version)
-	m.mu.Lock()
-	slot := m.freeSlot()
-	m.mu.Unlock()
+	// Held until the record below holds it, so that two installs cannot
+	// take the same uid range.
+	slot := m.takeSlot(name)
+	defer m.untake(slot)
 	if err := os.MkdirAll(m.paths.chute(name), 0o711); err != nil {
 		os.RemoveAll(s.dir)
 		return fmt.Errorf("install %q: %w", name, err)
-	}
-	if err := os.Rename(m.paths.keptImage(name), m.paths.dataImage(name)); err == nil {
-		p.step("reusing /data kept from an earlier %s", name)
 	}
 	dir, err := m.place(s, name, slot, changeID)
 	if err != nil {
@@ -187,12 +172,19 @@ func (m *Manager) install(ctx context.Context, p *progress, s *staged, changeID 
 	m.mu.Lock()
 	m.chutes[name] = &entry{rec: rec}
 	m.mu.Unlock()
+	// Kept data is taken only now: a crash before the commit leaves it
+	// kept. It is owned by the slot the chute was given back.
+	reused := m.reuseKept(name, slot)
+	if reused {
+		p.step("reusing /data kept from an earlier %s", name)
+	}
 	p.step("installed %s %s", name, man.Version)
 	if err := m.startChute(ctx, p, name, dir, man); err != nil {
-		// A chute that cannot even start is not installed: take it all back.
+		// A chute that cannot even start is not installed: take it all
+		// back, and its kept data back aside.
 		p.step("start failed, removing %s: %v", name, err)
 		m.stopChute(ctx, p, name)
-		m.forget(name, false)
+		m.forget(name, reused)
 		return err
 	}
 	return nil

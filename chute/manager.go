@@ -82,6 +82,8 @@ type Manager struct {
 	changes    map[uint64]*Change
 	queues     map[string][]job
 	claims     map[*claim]bool // admitted changes not yet ended (admit.go)
+	keptSlots  map[string]int  // uid slots reserved for kept data, by name (kept.go)
+	heldSlots  map[int]bool    // uid slots of installs not yet committed
 
 	admitMu sync.Mutex // one admission at a time
 
@@ -114,14 +116,16 @@ func NewManager(cfg Config) (*Manager, error) {
 		return nil, fmt.Errorf("chute manager: memory overcommit %v and memory %d must be more than 0", cfg.MemoryOvercommit, cfg.Memory)
 	}
 	m := &Manager{
-		cfg:      cfg,
-		db:       cfg.DB,
-		paths:    layout{root: cfg.DataDir, cgroupParent: cfg.CgroupParent},
-		chutes:   map[string]*entry{},
-		reserved: map[string]bool{},
-		changes:  map[uint64]*Change{},
-		queues:   map[string][]job{},
-		claims:   map[*claim]bool{},
+		cfg:       cfg,
+		db:        cfg.DB,
+		paths:     layout{root: cfg.DataDir, cgroupParent: cfg.CgroupParent},
+		chutes:    map[string]*entry{},
+		reserved:  map[string]bool{},
+		changes:   map[uint64]*Change{},
+		queues:    map[string][]job{},
+		claims:    map[*claim]bool{},
+		keptSlots: map[string]int{},
+		heldSlots: map[int]bool{},
 	}
 	m.changeCond = sync.NewCond(&m.mu)
 	m.ctx, m.cancel = context.WithCancel(context.Background())
@@ -152,6 +156,9 @@ func NewManager(cfg Config) (*Manager, error) {
 	})
 	if err != nil {
 		return nil, fmt.Errorf("chute manager: load chutes: %w", err)
+	}
+	if err := m.loadKept(); err != nil {
+		return nil, fmt.Errorf("chute manager: %w", err)
 	}
 	m.launcher = sandbox.NewLauncher(cfg.Executable)
 	return m, nil

@@ -32,3 +32,6 @@ func (l layout) netnsDir() string { return filepath.Join(l.root, "netns") }
 // kept holds /data images of chutes removed with keep_data, by name.
 func (l layout) kept() string                 { return filepath.Join(l.root, "kept") }
 func (l layout) keptImage(name string) string { return filepath.Join(l.kept(), name+".img") }
+
+// keptSlot holds the uid slot a kept image's files belong to (kept.go).
+func (l layout) keptSlot(name string) string { return filepath.Join(l.kept(), name+".slot") }

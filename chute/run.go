@@ -376,10 +376,18 @@ func (m *Manager) purge(name string, keepData bool) error {
 	errs = append(errs, netconf.DeleteNetNS(m.paths.netns(name)))
 	errs = append(errs, volume.Unmount(m.paths.data(name)))
 	if keepData {
-		if err := os.MkdirAll(m.paths.kept(), 0o700); err != nil {
-			errs = append(errs, err)
-		} else if err := os.Rename(m.paths.dataImage(name), m.paths.keptImage(name)); err != nil && !errors.Is(err, os.ErrNotExist) {
-			errs = append(errs, err)
+		m.mu.Lock()
+		e, ok := m.chutes[name]
+		var slot int
+		if ok {
+			slot = e.rec.Slot
+		}
+		m.mu.Unlock()
+		if !ok {
+			return fmt.Errorf("remove chute %q: keep data: %w", name, ErrNotFound)
+		}
+		if err := m.keep(name, slot); err != nil {
+			return fmt.Errorf("remove chute %q: keep data: %w", name, err)
 		}
 	}
 	errs = append(errs, os.RemoveAll(m.paths.chute(name)))

@@ -1,0 +1,135 @@
+package chute
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// Kept data: `remove --keep-data` sets a chute's /data image aside under
+// its name. The files in it belong to the host ids of the chute's uid slot,
+// so the slot stays reserved for the kept volume (no other chute is given
+// those ids, or its address) and a later install of the same name takes it
+// back: the chute finds its files its own. The slot is written next to the
+// image, so a daemon restart keeps the reservation.
+
+// loadKept reads the slots of the kept volumes; a slot file whose image is
+// gone (a crash between the two renames) is dropped.
+func (m *Manager) loadKept() error {
+	files, err := filepath.Glob(m.paths.keptSlot("*"))
+	if err != nil {
+		return err
+	}
+	for _, f := range files {
+		name := strings.TrimSuffix(filepath.Base(f), ".slot")
+		raw, err := os.ReadFile(f)
+		if err != nil {
+			return fmt.Errorf("kept data of %q: %w", name, err)
+		}
+		slot, err := strconv.Atoi(strings.TrimSpace(string(raw)))
+		if _, serr := os.Stat(m.paths.keptImage(name)); errors.Is(serr, os.ErrNotExist) {
+			os.Remove(f)
+			continue
+		}
+		if err != nil || slot < 1 {
+			return fmt.Errorf("kept data of %q: bad slot %q", name, raw)
+		}
+		m.keptSlots[name] = slot
+	}
+	return nil
+}
+
+// keep sets the chute's /data image aside for a later install of name,
+// with slot reserved for it. The volume is unmounted.
+func (m *Manager) keep(name string, slot int) error {
+	if err := os.MkdirAll(m.paths.kept(), 0o700); err != nil {
+		return err
+	}
+	if _, err := os.Stat(m.paths.dataImage(name)); errors.Is(err, os.ErrNotExist) {
+		return nil // never started: no data
+	}
+	if _, err := os.Stat(m.paths.keptImage(name)); err == nil {
+		return fmt.Errorf("%w: data of an earlier %q is kept already", ErrConflict, name)
+	}
+	tmp := m.paths.keptSlot(name) + ".new"
+	if err := os.WriteFile(tmp, []byte(strconv.Itoa(slot)+"\n"), 0o600); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, m.paths.keptSlot(name)); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	m.mu.Lock()
+	m.keptSlots[name] = slot
+	m.mu.Unlock()
+	return os.Rename(m.paths.dataImage(name), m.paths.keptImage(name))
+}
+
+// takeSlot picks the uid slot of an installing chute and holds it until
+// untake: the slot its kept data is owned by, if any, else the lowest free
+// one.
+func (m *Manager) takeSlot(name string) int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	slot, ok := m.keptSlots[name]
+	if !ok || m.slotTaken(slot, name) {
+		slot = 1
+		for m.slotTaken(slot, "") {
+			slot++
+		}
+	}
+	m.heldSlots[slot] = true
+	return slot
+}
+
+// slotTaken reports whether a chute, an install under way or a kept volume
+// of another name than kept has slot. Callers hold m.mu.
+func (m *Manager) slotTaken(slot int, kept string) bool {
+	if m.heldSlots[slot] {
+		return true
+	}
+	for name, s := range m.keptSlots {
+		if s == slot && name != kept {
+			return true
+		}
+	}
+	for _, e := range m.chutes {
+		if e.rec.Slot == slot {
+			return true
+		}
+	}
+	return false
+}
+
+// untake ends the hold of takeSlot: the chute's record holds the slot now,
+// or the install failed.
+func (m *Manager) untake(slot int) {
+	m.mu.Lock()
+	delete(m.heldSlots, slot)
+	m.mu.Unlock()
+}
+
+// reuseKept moves the kept /data of name into the chute, if it has the
+// kept slot; the reservation ends. A chute given another slot (kept before
+// slots were recorded, or its slot taken meanwhile) starts with an empty
+// /data and the kept one stays aside: files owned by other ids would be
+// unreadable to it, or readable by the wrong chute.
+func (m *Manager) reuseKept(name string, slot int) bool {
+	m.mu.Lock()
+	s, ok := m.keptSlots[name]
+	m.mu.Unlock()
+	if !ok || s != slot {
+		return false
+	}
+	if err := os.Rename(m.paths.keptImage(name), m.paths.dataImage(name)); err != nil {
+		return false
+	}
+	os.Remove(m.paths.keptSlot(name))
+	m.mu.Lock()
+	delete(m.keptSlots, name)
+	m.mu.Unlock()
+	return true
+}
