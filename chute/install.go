@@ -341,17 +341,40 @@ func (m *Manager) rollback(ctx context.Context, p *progress, name string, old re
 
 // Remove queues the removal of name; keepData sets its /data aside for a
 // later install of the same name.
+// A removal asked while the chute is being installed waits for the
+// install, on the chute's queue, then removes what it installed.
 func (m *Manager) Remove(name string, keepData bool) (Change, error) {
+	m.mu.Lock()
+	installing := m.reserved[name]
+	m.mu.Unlock()
+	if installing {
+		ch, err := m.newChange(name, "remove")
+		if err != nil {
+			return Change{}, err
+		}
+		m.enqueue(name, job{change: ch, run: func(ctx context.Context, p *progress) error {
+			if _, err := m.entry(name); errors.Is(err, ErrNotFound) {
+				p.step("the install of %s did not complete: nothing to remove", name)
+				return nil
+			}
+			return m.remove(ctx, p, name, keepData)
+		}})
+		return m.Change(ch.ID)
+	}
 	return m.queueOp(name, "remove", func(ctx context.Context, p *progress) error {
-		if err := m.stopChute(ctx, p, name); err != nil {
-			return err
-		}
-		if err := m.forget(name, keepData); err != nil {
-			return err
-		}
-		p.step("removed %s", name)
-		return nil
+		return m.remove(ctx, p, name, keepData)
 	})
+}
+
+func (m *Manager) remove(ctx context.Context, p *progress, name string, keepData bool) error {
+	if err := m.stopChute(ctx, p, name); err != nil {
+		return err
+	}
+	if err := m.forget(name, keepData); err != nil {
+		return err
+	}
+	p.step("removed %s", name)
+	return nil
 }
 
 // Start queues a start and makes running the desired state.

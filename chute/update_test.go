@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -46,5 +47,32 @@ func TestQueuedOlderUpdateDoesNotDowngrade(t *testing.T) {
 	_, err = g.m.Update(context.Background(), "counter", bytes.NewReader(pkg(t, v102, nil)), false)
 	if !errors.Is(err, ErrConflict) {
 		t.Errorf("same version again: %v, want ErrConflict", err)
+	}
+}
+
+// A removal asked while the install runs waits for it and removes the
+// chute, rather than answering "no such chute" and letting it be.
+func TestRemoveDuringInstall(t *testing.T) {
+	g := newGateway(t, t.TempDir())
+	defer g.removeAll()
+	inst, err := g.m.Install(context.Background(), bytes.NewReader(pkg(t, counterV1, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rm, err := g.m.Remove("counter", false)
+	if err != nil {
+		t.Fatalf("remove during the install: %v", err)
+	}
+	if c := g.wait(inst, nil); c.State != ChangeDone {
+		t.Errorf("install: %s", c.Error)
+	}
+	if c := g.wait(rm, nil); c.State != ChangeDone {
+		t.Errorf("remove: %s", c.Error)
+	}
+	if _, err := g.m.Get("counter"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("chute still there after the removal: %v", err)
+	}
+	if _, err := os.Stat(g.m.paths.chute("counter")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("chute directory left: %v", err)
 	}
 }
