@@ -223,35 +223,54 @@ func (m *Manager) WaitChange(ctx context.Context, id uint64) (Change, error) {
 	}
 }
 
-// failInterrupted marks changes a previous daemon left unfinished: their
-// work died with it, and recovery has put the chutes back in a whole state.
-func (m *Manager) failInterrupted() error {
-	return m.db.Update(func(tx *store.Tx) error {
-		var ids []string
+// settleInterrupted ends the changes a previous daemon left unfinished:
+// their work died with it, and recovery puts the chutes back in a whole
+// state. An install that had committed (the chute's record exists) is not
+// failed: it is resumed by the chute's recovery, returned here by chute,
+// whose outcome is the install's. The others fail, saying so.
+func (m *Manager) settleInterrupted() (map[string]*Change, error) {
+	resumed := map[string]*Change{}
+	err := m.db.Update(func(tx *store.Tx) error {
+		var open []Change
 		err := tx.ForEach(store.Changes, func(k string, raw []byte) error {
 			var c Change
 			if err := tx.Get(store.Changes, k, &c); err != nil {
 				return err
 			}
 			if !c.Done() {
-				ids = append(ids, k)
+				open = append(open, c)
 			}
 			return nil
 		})
 		if err != nil {
 			return err
 		}
-		for _, k := range ids {
-			var c Change
-			if err := tx.Get(store.Changes, k, &c); err != nil {
-				return err
-			}
+		for _, c := range open {
 			now := time.Now().UTC()
-			c.State, c.Error, c.Ended = ChangeError, "interrupted by a daemon restart", &now
-			if err := tx.Put(store.Changes, k, &c); err != nil {
+			_, installed := m.chutes[c.Chute]
+			switch {
+			case c.Action == "install" && installed && resumed[c.Chute] == nil:
+				c.State = ChangeRun
+				c.Steps = append(c.Steps, Step{Time: now, Message: "daemon restarted after the install committed: recovering the chute"})
+				resumed[c.Chute] = &c
+			case c.Action == "install":
+				c.State, c.Error, c.Ended = ChangeError, "interrupted by a daemon restart before it committed: nothing installed", &now
+			default:
+				c.State, c.Error, c.Ended = ChangeError, "interrupted by a daemon restart", &now
+			}
+			if err := tx.Put(store.Changes, store.IDKey(c.ID), &c); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
+	if err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	for _, c := range resumed {
+		m.changes[c.ID] = c
+	}
+	m.mu.Unlock()
+	return resumed, nil
 }

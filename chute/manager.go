@@ -81,9 +81,10 @@ type Manager struct {
 	reserved   map[string]bool // names whose install is queued
 	changes    map[uint64]*Change
 	queues     map[string][]job
-	claims     map[*claim]bool // admitted changes not yet ended (admit.go)
-	keptSlots  map[string]int  // uid slots reserved for kept data, by name (kept.go)
-	heldSlots  map[int]bool    // uid slots of installs not yet committed
+	claims     map[*claim]bool    // admitted changes not yet ended (admit.go)
+	keptSlots  map[string]int     // uid slots reserved for kept data, by name (kept.go)
+	heldSlots  map[int]bool       // uid slots of installs not yet committed
+	resumed    map[string]*Change // installs a previous daemon left, finished by Run's recovery
 
 	admitMu sync.Mutex // one admission at a time
 
@@ -160,6 +161,10 @@ func NewManager(cfg Config) (*Manager, error) {
 	if err := m.loadKept(); err != nil {
 		return nil, fmt.Errorf("chute manager: %w", err)
 	}
+	// Before anyone can read the changes: none is left looking under way.
+	if m.resumed, err = m.settleInterrupted(); err != nil {
+		return nil, fmt.Errorf("chute manager: %w", err)
+	}
 	m.launcher = sandbox.NewLauncher(cfg.Executable)
 	return m, nil
 }
@@ -173,9 +178,6 @@ func (m *Manager) logf(format string, args ...any) { m.cfg.Logf(format, args...)
 func (m *Manager) Run(ctx context.Context) error {
 	// At return, after the jobs have ended: no start is under way.
 	defer m.launcher.Close()
-	if err := m.failInterrupted(); err != nil {
-		return fmt.Errorf("chute manager: %w", err)
-	}
 	m.removeLeftovers()
 	m.startSampler()
 	m.mu.Lock()
@@ -186,7 +188,7 @@ func (m *Manager) Run(ctx context.Context) error {
 	m.mu.Unlock()
 	sort.Strings(names)
 	for _, n := range names {
-		m.enqueue(n, job{run: func(ctx context.Context, p *progress) error { return m.recover(ctx, p, n) }})
+		m.enqueue(n, job{change: m.resumed[n], run: func(ctx context.Context, p *progress) error { return m.recover(ctx, p, n) }})
 	}
 	<-ctx.Done()
 	m.cancel()
