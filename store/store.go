@@ -8,9 +8,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	"golang.org/x/sys/unix"
 )
 
 // SchemaVersion is the layout this build reads and writes. Open refuses a
@@ -34,6 +37,9 @@ var buckets = []Bucket{Meta, Chutes, Changes, Usage}
 // ErrNotFound is returned when a key is absent.
 var ErrNotFound = errors.New("not found")
 
+// ErrLocked is returned by Open when another process has the file open.
+var ErrLocked = errors.New("held by another process")
+
 const schemaKey = "schema_version"
 
 // DB is the open state file.
@@ -42,9 +48,13 @@ type DB struct {
 }
 
 // Open opens (creating if needed) the state file at path. It fails fast if
-// another daemon holds the file, instead of waiting forever on its lock.
+// another daemon holds the file, instead of waiting forever on its lock,
+// with ErrLocked naming the holder's pid.
 func Open(path string) (*DB, error) {
 	b, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second})
+	if errors.Is(err, bolt.ErrTimeout) {
+		return nil, fmt.Errorf("open state %s: %w%s", path, ErrLocked, holder(path))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open state %s: %w", path, err)
 	}
@@ -54,6 +64,29 @@ func Open(path string) (*DB, error) {
 		return nil, fmt.Errorf("open state %s: %w", path, err)
 	}
 	return d, nil
+}
+
+// holder names the process holding bbolt's lock (a flock) on path, as the
+// kernel lists it in /proc/locks: "1: FLOCK ADVISORY WRITE PID MAJ:MIN:INODE
+// 0 EOF", the device numbers in hex.
+func holder(path string) string {
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return ""
+	}
+	dev := uint64(st.Dev) // narrower on some architectures
+	file := fmt.Sprintf("%02x:%02x:%d", unix.Major(dev), unix.Minor(dev), st.Ino)
+	raw, err := os.ReadFile("/proc/locks")
+	if err != nil {
+		return ""
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 6 && f[1] == "FLOCK" && f[5] == file {
+			return fmt.Sprintf(" (pid %s; is another paradrop daemon running on this data directory?)", f[4])
+		}
+	}
+	return ""
 }
 
 func (d *DB) migrate(tx *bolt.Tx) error {

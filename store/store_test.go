@@ -2,7 +2,10 @@ package store
 
 import (
 	"errors"
+	"fmt"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	bolt "go.etcd.io/bbolt"
@@ -111,4 +114,25 @@ func TestPruneOldestFirst(t *testing.T) {
 	if pruned != 7 || len(left) != 3 || left[0] != 8 {
 		t.Fatalf("pruned %d, left %v", pruned, left)
 	}
+}
+
+// A second daemon on the same data directory is told who holds the state,
+// not just "timeout".
+func TestSecondOpenNamesTheHolder(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s.db")
+	d, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Open(path)
+	want := fmt.Sprintf("held by another process (pid %d;", os.Getpid())
+	if !errors.Is(err, ErrLocked) || !strings.Contains(err.Error(), want) {
+		t.Errorf("second open: %v, want ErrLocked naming pid %d", err, os.Getpid())
+	}
+	d.Close()
+	d, err = Open(path)
+	if err != nil {
+		t.Fatalf("open after close: %v", err)
+	}
+	d.Close()
 }
