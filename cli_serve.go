@@ -30,7 +30,7 @@ func init() {
 	})
 }
 
-const serveUsage = "serve [--data DIR] [--listen ADDR] [--max-upload BYTES] [--cgroup-parent PATH] [--memory-overcommit RATIO] [--metrics-open] [network flags]"
+const serveUsage = "serve [--data DIR] [--listen ADDR] [--max-upload BYTES] [--cgroup-parent PATH] [--memory-overcommit RATIO] [--gateway-ports LIST] [--metrics-open] [network flags]"
 
 // serveOptions configure the daemon.
 type serveOptions struct {
@@ -44,6 +44,8 @@ type serveOptions struct {
 	metricsOpen bool // serve /metrics without a token
 
 	overcommit float64 // of the gateway's memory by the chutes' limits
+	// gatewayPorts are the gateway's own services; serve adds its own.
+	gatewayPorts []chute.GatewayPort
 
 	// network connects chutes through Open vSwitch; nil gives them
 	// loopback only.
@@ -72,10 +74,12 @@ func cmdServe(ctx context.Context, env *cliEnv, args []string) error {
 		}
 		return err
 	})
+	gwPorts := gatewayPortsFlag(fs)
 	netCfg, withNetwork := networkFlags(fs)
 	if _, err := parseArgs(env, fs, serveUsage, args, 0, 0); err != nil {
 		return err
 	}
+	opts.gatewayPorts = *gwPorts
 	if *withNetwork {
 		opts.network = netCfg
 	}
@@ -86,6 +90,10 @@ func cmdServe(ctx context.Context, env *cliEnv, args []string) error {
 // serve runs the daemon until ctx ends. Chutes are left running: the
 // manager re-adopts them on the next start.
 func serve(ctx context.Context, opts serveOptions) error {
+	// Flags are checked before anything is made.
+	if _, err := net.ResolveTCPAddr("tcp", opts.listen); err != nil {
+		return fmt.Errorf("--listen %q: %w", opts.listen, err)
+	}
 	if err := os.MkdirAll(opts.dataDir, 0o700); err != nil {
 		return fmt.Errorf("data directory: %w", err)
 	}
@@ -123,6 +131,7 @@ func serve(ctx context.Context, opts serveOptions) error {
 	mgrCfg := chute.Config{
 		DataDir: opts.dataDir, DB: db, Executable: exe, MaxUpload: opts.maxUpload, Logf: opts.logf,
 		CgroupParent: opts.cgroups, MemoryOvercommit: opts.overcommit,
+		GatewayPorts: ownPorts(opts.gatewayPorts, ln.Addr(), ""),
 	}
 	apiCfg := api.Config{
 		DB: db, Version: buildVersion(), Started: time.Now(),
@@ -137,6 +146,7 @@ func serve(ctx context.Context, opts serveOptions) error {
 		}
 		defer n.Close(context.Background())
 		mgrCfg.Network, mgrCfg.Subnet, apiCfg.Network = n, cfg.Subnet, n
+		mgrCfg.GatewayPorts = ownPorts(opts.gatewayPorts, ln.Addr(), cfg.Controller)
 		opts.logf("chute network: bridge %s, chutes in %s", cfg.Bridge, cfg.Subnet)
 	}
 	mgr, err := chute.NewManager(mgrCfg)

@@ -108,6 +108,10 @@ func (m *Manager) Install(ctx context.Context, pkg io.Reader) (Change, error) {
 		return Change{}, fmt.Errorf("install: %w", err)
 	}
 	name := s.manifest.Name
+	if err := m.checkPorts(s.manifest); err != nil {
+		os.RemoveAll(s.dir)
+		return Change{}, fmt.Errorf("install: %w", err)
+	}
 	m.mu.Lock()
 	_, exists := m.chutes[name]
 	if exists || m.reserved[name] {
@@ -220,6 +224,9 @@ func (m *Manager) Update(ctx context.Context, name string, pkg io.Reader, force 
 	}
 	if s.manifest.Name != name {
 		return fail(fmt.Errorf("%w: package is chute %q", ErrInvalid, s.manifest.Name))
+	}
+	if err := m.checkPorts(s.manifest); err != nil {
+		return fail(err)
 	}
 	e, err := m.entry(name)
 	if err != nil {

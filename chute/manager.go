@@ -38,6 +38,8 @@ type Config struct {
 	// Memory is the gateway memory admission counts against, in bytes;
 	// 0 is the machine's.
 	Memory int64
+	// GatewayPorts are the gateway's own ports, which no chute may expose.
+	GatewayPorts []GatewayPort
 }
 
 // record is a chute as persisted in the store.

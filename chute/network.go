@@ -20,6 +20,28 @@ type Network interface {
 	Counters(ctx context.Context, chute string) (sdn.Counters, error)
 }
 
+// GatewayPort is a port the gateway itself serves (its API, SSH, DNS...):
+// a chute exposing it on the gateway would take its traffic.
+type GatewayPort struct {
+	Port  int
+	Proto string // tcp or udp
+	What  string // the service, for messages
+}
+
+func (p GatewayPort) String() string { return fmt.Sprintf("%d/%s (%s)", p.Port, p.Proto, p.What) }
+
+// checkPorts refuses a manifest exposing one of the gateway's own ports.
+func (m *Manager) checkPorts(man *manifest.Manifest) error {
+	for i, e := range man.Net.Expose {
+		for _, g := range m.cfg.GatewayPorts {
+			if e.GatewayPort == g.Port && e.Proto == g.Proto {
+				return fmt.Errorf("%w: net.expose[%d].gateway_port: %d/%s is the gateway's own port, used by %s", ErrConflict, i, g.Port, g.Proto, g.What)
+			}
+		}
+	}
+	return nil
+}
+
 // address gives a chute its IP and MAC for its lifetime: chosen once, from
 // its uid slot and its name, and kept in its record so they survive
 // restarts, updates and daemon upgrades.
@@ -59,6 +81,11 @@ func (m *Manager) netChute(name string, man *manifest.Manifest, bw manifest.Band
 func (m *Manager) attach(ctx context.Context, name string, man *manifest.Manifest) error {
 	if m.cfg.Network == nil {
 		return nil
+	}
+	// Checked at install too; again here in case the gateway has taken
+	// the port since (a daemon restarted with other ports).
+	if err := m.checkPorts(man); err != nil {
+		return err
 	}
 	res, err := m.Resources(name)
 	if err != nil {

@@ -1,7 +1,9 @@
 package chute
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/netip"
@@ -120,5 +122,27 @@ net:
 	ng.mustDo(ng.m.Remove("web", false))
 	if _, err := fetch(t, lan, page); err == nil {
 		t.Error("the page is still served after the chute was removed")
+	}
+}
+
+// A chute cannot expose a port the gateway itself serves: its traffic
+// would be taken from the API, SSH or DNS.
+func TestExposeRefusesGatewayPorts(t *testing.T) {
+	g := newGatewayWith(t, t.TempDir(), func(c *Config) {
+		c.GatewayPorts = []GatewayPort{{8080, "tcp", "the API"}, {53, "udp", "DNS"}}
+	})
+	defer g.removeAll()
+	exposing := func(version, expose string) []byte {
+		return pkg(t, fmt.Sprintf("name: web\nversion: %s\ncommand: [/bin/sleep, \"1000\"]\nnet:\n  expose: [%s]\n", version, expose), nil)
+	}
+	_, err := g.m.Install(context.Background(), bytes.NewReader(exposing("1.0.0", "{port: 80, gateway_port: 8080}")))
+	if !errors.Is(err, ErrConflict) || !strings.Contains(err.Error(), "net.expose[0].gateway_port: 8080/tcp is the gateway's own port, used by the API") {
+		t.Errorf("exposing the API port: %v", err)
+	}
+	// The same number over the other protocol is free.
+	g.install(exposing("1.0.0", "{port: 53, gateway_port: 53, proto: tcp}"))
+	_, err = g.m.Update(context.Background(), "web", bytes.NewReader(exposing("1.1.0", "{port: 53, gateway_port: 53, proto: udp}")), false)
+	if !errors.Is(err, ErrConflict) || !strings.Contains(err.Error(), "53/udp is the gateway's own port, used by DNS") {
+		t.Errorf("update exposing DNS: %v", err)
 	}
 }
