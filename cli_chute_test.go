@@ -301,7 +301,7 @@ func TestCLIChanges(t *testing.T) {
 	if rc := f.run(changesMain, "7"); rc != 1 {
 		t.Errorf("missing change: rc %d", rc)
 	}
-	f.oneLine(t, "paradrop: changes: change 7: no such chute")
+	f.oneLine(t, "paradrop: changes: change 7: no such change")
 }
 
 func TestCLIFormats(t *testing.T) {

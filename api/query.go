@@ -5,6 +5,8 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
+
+	"paradrop/chute/manifest"
 )
 
 // query is a request's validated query string.
@@ -60,16 +62,12 @@ func (q query) intIn(key string, def, lo, hi int) (int, error) {
 	return n, nil
 }
 
-// checkName accepts a DNS label (RFC 1123): chute names become host names
-// and directory names, so nothing else is let through to the manager.
+// checkName accepts what can be a chute's name, by the manifest's rule:
+// names become host names and directory names, so nothing else is let
+// through to the manager.
 func checkName(name string) error {
-	ok := len(name) >= 1 && len(name) <= 63 && name[0] != '-' && name[len(name)-1] != '-'
-	for i := 0; ok && i < len(name); i++ {
-		c := name[i]
-		ok = c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-'
-	}
-	if !ok {
-		return fmt.Errorf("chute name %q: want 1 to 63 lowercase letters, digits or '-', not starting or ending with '-'", name)
+	if err := manifest.CheckName(name); err != nil {
+		return fmt.Errorf("chute name %w", err)
 	}
 	return nil
 }

@@ -192,7 +192,7 @@ func (m *Manager) Change(id uint64) (Change, error) {
 	var c Change
 	if err := m.db.Get(store.Changes, store.IDKey(id), &c); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
-			return c, fmt.Errorf("change %d: %w", id, ErrNotFound)
+			return c, fmt.Errorf("change %d: %w", id, ErrNoChange)
 		}
 		return c, err
 	}

@@ -31,6 +31,8 @@ var (
 	ErrInvalid  = errors.New("invalid request")
 	ErrTooLarge = errors.New("package too large")
 	ErrConflict = errors.New("conflict")
+	// ErrNoChange is an ErrNotFound: no change has the id.
+	ErrNoChange error = &kindError{msg: "no such change", kind: ErrNotFound}
 )
 
 // Info is what the API shows of a chute.

@@ -271,7 +271,7 @@ func (f *Fake) Change(id uint64) (chute.Change, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if id == 0 || id > uint64(len(f.changes)) {
-		return chute.Change{}, fmt.Errorf("change %d: %w", id, chute.ErrNotFound)
+		return chute.Change{}, fmt.Errorf("change %d: %w", id, chute.ErrNoChange)
 	}
 	return copyChange(f.changes[id-1].c), nil
 }
@@ -281,7 +281,7 @@ func (f *Fake) WaitChange(ctx context.Context, id uint64) (chute.Change, error) 
 	f.mu.Lock()
 	if id == 0 || id > uint64(len(f.changes)) {
 		f.mu.Unlock()
-		return chute.Change{}, fmt.Errorf("change %d: %w", id, chute.ErrNotFound)
+		return chute.Change{}, fmt.Errorf("change %d: %w", id, chute.ErrNoChange)
 	}
 	done := f.changes[id-1].done
 	f.mu.Unlock()

@@ -59,8 +59,8 @@ func (v *validator) minBytes(field string, b, lo Bytes) {
 // set every field (Parse does so).
 func (m *Manifest) Validate() error {
 	v := &validator{}
-	if !nameRE().MatchString(m.Name) || len(m.Name) > maxNameLen {
-		v.fail("name", "%q is not a lowercase DNS label of at most %d characters starting with a letter", m.Name, maxNameLen)
+	if err := CheckName(m.Name); err != nil {
+		v.fail("name", "%v", err)
 	}
 	if _, err := semver.StrictNewVersion(m.Version); err != nil {
 		v.fail("version", "%q is not a semantic version like 1.2.0", m.Version)
@@ -123,6 +123,15 @@ func (m *Manifest) Validate() error {
 	}
 	v.durRange("policy.grace", m.Policy.Grace, 0, 60*time.Second)
 	return errors.Join(v.errs...)
+}
+
+// CheckName reports whether name can be a chute's name, as Validate does:
+// the API checks names in requests by the same rule.
+func CheckName(name string) error {
+	if !nameRE().MatchString(name) || len(name) > maxNameLen {
+		return fmt.Errorf("%q is not a lowercase DNS label of at most %d characters starting with a letter", name, maxNameLen)
+	}
+	return nil
 }
 
 // argv checks a command line run inside the chute. argv[0] must be absolute
