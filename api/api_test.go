@@ -171,6 +171,8 @@ func TestErrorMapping(t *testing.T) {
 		{chute.ErrNotFound, 404},
 		{chute.ErrExists, 409},
 		{chute.ErrConflict, 409},
+		{fmt.Errorf("install: %w: disk: ...", chute.ErrNoRoom), 409},
+		{fmt.Errorf("change 7: %w", chute.ErrNoChange), 404},
 		{chute.ErrInvalid, 400},
 		{chute.ErrTooLarge, 413},
 		{&http.MaxBytesError{Limit: 1}, 413},
