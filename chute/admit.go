@@ -50,9 +50,10 @@ func (e *kindError) Unwrap() error { return e.kind }
 
 // DefaultOvercommit is the memory overcommit ratio when none is set: the
 // limits of all chutes together may reach the gateway's memory, and no
-// more. A limit is a ceiling that most chutes stay far below, so more can
-// be safe, but only the operator knows its chutes; at 1.0 no set of chutes
-// at their limits can push the gateway into its global OOM killer.
+// more. A limit is a ceiling most chutes stay far below, so a higher ratio
+// can be safe, but only the operator knows its chutes; at 1.0 a promise is
+// never one the hardware could not keep, which on a gateway whose first
+// job is routing is the default to have (serve --memory-overcommit).
 const DefaultOvercommit = 1.0
 
 // diskHeadroom is the part of the data filesystem no chute is promised:
