@@ -162,6 +162,14 @@ func TestDiskAdmissionOnSmallFilesystem(t *testing.T) {
 		t.Fatal(err)
 	} else if free = r.diskFree + r.diskHeadroom; free < 4*mi {
 		t.Errorf("data filesystem down to %d bytes free with every volume full", free)
+	} else {
+		t.Logf("every volume full: %s free of the %s data filesystem", mib(free), mib(r.diskSize))
+	}
+	// Nor can an update grow a quota past it.
+	up := strings.Replace(diskChute("first", "1Gi"), "1.0.0", "1.1.0", 1)
+	_, err = g.m.Update(context.Background(), "first", bytes.NewReader(pkg(t, up, nil)), false)
+	if !errors.Is(err, ErrNoRoom) || !strings.Contains(err.Error(), `disk: "first" asks 1Gi for /data`) {
+		t.Errorf("update to 1Gi: %v", err)
 	}
 
 	// Removing the first chute gives its space back to the loser.
