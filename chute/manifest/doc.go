@@ -33,11 +33,13 @@
 //	user                    0 (root of the chute's user namespace, which is
 //	                        an unprivileged uid on the host); 0..65535
 //	resources.cpu_weight    100; 1..10000
-//	resources.cpu_max       1.0 core; more than 0, at most 64
+//	resources.cpu_max       1.0 core; more than 0, at most 64 (the gateway
+//	                        refuses less than 0.01, the kernel's minimum)
 //	resources.memory        64Mi; at least 4Mi
 //	resources.pids          64; 1..32768
 //	resources.disk          64Mi (quota of /data); at least 1Mi
-//	resources.tmp           16Mi (size of the tmpfs on /tmp); at least 1Mi
+//	resources.tmp           16Mi (size of the tmpfs on /tmp, whose pages
+//	                        count against memory); at least 1Mi
 //	resources.bandwidth     egress and ingress 0 (unlimited)
 //	restart.policy          on-failure; one of no, on-failure, always
 //	restart.max_retries     5; 0 means unlimited
