@@ -193,6 +193,12 @@ func TestCLIErrorsAreOneLine(t *testing.T) {
 	defer func() { d.cmd.Process.Signal(syscall.SIGTERM); d.cmd.Wait() }()
 	notPkg := filepath.Join(top, "not-a-package")
 	os.WriteFile(notPkg, []byte("hello"), 0o644)
+	huge, err := examples.Package("name: huge\nversion: 1.0.0\ncommand: [/bin/true]\nresources: {disk: 1Ti}\n", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hugePkg := filepath.Join(top, "huge.tar.gz")
+	os.WriteFile(hugePkg, huge, 0o644)
 	cases := []struct {
 		args []string
 		code int
@@ -200,6 +206,12 @@ func TestCLIErrorsAreOneLine(t *testing.T) {
 	}{
 		{[]string{"chute", "install", notPkg}, 1, "package"},
 		{[]string{"chute", "info", "nosuch"}, 1, "no such chute"},
+		{[]string{"chute", "info", "NoSuch"}, 1, `chute name "nosuch" is not a lowercase dns label`},
+		{[]string{"changes", "99999"}, 1, "change 99999: no such change"},
+		{[]string{"chute", "install", hugePkg}, 1, `not enough room on the gateway: disk: "huge" asks 1ti for /data`},
+		// A second daemon on the same data directory names the first.
+		{[]string{"serve", "--data", d.data, "--listen", freePort(t), "--network=false", "--cgroup-parent", e2eCgroupParent},
+			1, fmt.Sprintf("held by another process (pid %d;", d.cmd.Process.Pid)},
 		{[]string{"chute", "start", "Bad_Name"}, 1, "name"},
 		{[]string{"chute", "bogus"}, 2, "bogus"},
 		{[]string{"nosuchcommand"}, 2, "unknown command"},
