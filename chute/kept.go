@@ -17,7 +17,8 @@ import (
 // image, so a daemon restart keeps the reservation.
 
 // loadKept reads the slots of the kept volumes; a slot file whose image is
-// gone (a crash between the two renames) is dropped.
+// gone (a crash between the two renames) is dropped. One it cannot read
+// leaves its volume kept but not reserved a slot: the daemon still starts.
 func (m *Manager) loadKept() error {
 	files, err := filepath.Glob(m.paths.keptSlot("*"))
 	if err != nil {
@@ -25,17 +26,15 @@ func (m *Manager) loadKept() error {
 	}
 	for _, f := range files {
 		name := strings.TrimSuffix(filepath.Base(f), ".slot")
-		raw, err := os.ReadFile(f)
-		if err != nil {
-			return fmt.Errorf("kept data of %q: %w", name, err)
-		}
-		slot, err := strconv.Atoi(strings.TrimSpace(string(raw)))
-		if _, serr := os.Stat(m.paths.keptImage(name)); errors.Is(serr, os.ErrNotExist) {
+		if _, err := os.Stat(m.paths.keptImage(name)); errors.Is(err, os.ErrNotExist) {
 			os.Remove(f)
 			continue
 		}
-		if err != nil || slot < 1 {
-			return fmt.Errorf("kept data of %q: bad slot %q", name, raw)
+		raw, err := os.ReadFile(f)
+		slot, perr := strconv.Atoi(strings.TrimSpace(string(raw)))
+		if err != nil || perr != nil || slot < 1 {
+			m.logf("kept data of %q: cannot read its uid slot (%v %q); it is not reserved", name, err, raw)
+			continue
 		}
 		m.keptSlots[name] = slot
 	}
