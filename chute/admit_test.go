@@ -110,6 +110,7 @@ func TestDiskAdmissionOnSmallFilesystem(t *testing.T) {
 	if !errors.Is(err, ErrNoRoom) || !errors.Is(err, ErrConflict) || !strings.Contains(err.Error(), `disk: "huge" asks 1Gi for /data, at most `) {
 		t.Fatalf("1Gi on a 64Mi filesystem: %v, want ErrNoRoom naming disk", err)
 	}
+	t.Logf("refused: %v", err)
 	if _, err := g.m.Get("huge"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("refused chute is known: %v", err)
 	}
