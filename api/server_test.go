@@ -1,0 +1,309 @@
+package api
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"paradrop/api/apitest"
+	"paradrop/store"
+)
+
+// liveServer is the API behind a real Server on a loopback port.
+type liveServer struct {
+	addr  string
+	token string
+	api   *server
+	srv   *Server
+}
+
+func newLiveServer(t *testing.T, lim Limits) *liveServer {
+	t.Helper()
+	dir := t.TempDir()
+	db, err := store.Open(filepath.Join(dir, "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	path, _, err := EnsureOperatorToken(db, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := New(Config{Chutes: apitest.New(), DB: db, Version: "test", Started: time.Now(),
+		MaxUpload: 1 << 20, Limits: lim, Logf: t.Logf})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := NewServer(context.Background(), h, lim)
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return &liveServer{addr: ln.Addr().String(), token: strings.TrimSpace(string(tok)), api: h.(*server), srv: srv}
+}
+
+// dialFrom connects to the server from a loopback address of its own, as
+// a distinct client would.
+func (s *liveServer) dialFrom(t *testing.T, ip string) net.Conn {
+	t.Helper()
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}, Timeout: 5 * time.Second}
+	c, err := d.Dial("tcp", s.addr)
+	if err != nil {
+		t.Fatalf("dial from %s: %v", ip, err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// health asks for /api/v1/health on a new connection from 127.0.0.1.
+func (s *liveServer) health(t *testing.T) {
+	t.Helper()
+	cl := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := cl.Get("http://" + s.addr + "/api/v1/health")
+	if err != nil {
+		t.Fatalf("health from a fresh client: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("health from a fresh client: %d", resp.StatusCode)
+	}
+}
+
+func openFDs(t *testing.T) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ents)
+}
+
+// closedByServer reports whether the server has closed c (EOF or reset
+// within wait), after reading whatever it sent.
+func closedByServer(c net.Conn, wait time.Duration) bool {
+	c.SetReadDeadline(time.Now().Add(wait))
+	_, err := io.Copy(io.Discard, c)
+	if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		return false
+	}
+	return true
+}
+
+// clientIPs returns n loopback addresses from 127.0.0.2 on.
+func clientIPs(n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("127.0.0.%d", i+2)
+	}
+	return out
+}
+
+// Idle keep-alive connections without a token, from many clients, cannot
+// hold more descriptors than the cap, and a fresh client still gets in.
+func TestIdleConnectionsBounded(t *testing.T) {
+	lim := Limits{MaxConns: 16, MaxConnsPerClient: 4, IdleTimeout: time.Minute, HeaderTimeout: time.Minute}
+	s := newLiveServer(t, lim)
+	base := openFDs(t)
+	held := 0
+	for _, ip := range clientIPs(10) {
+		for range 8 {
+			c := s.dialFrom(t, ip)
+			fmt.Fprintf(c, "GET /api/v1/chutes HTTP/1.1\r\nHost: gw\r\n\r\n")
+			c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+			if resp, err := http.ReadResponse(bufio.NewReader(c), nil); err == nil {
+				resp.Body.Close()
+			}
+			held++
+		}
+	}
+	time.Sleep(100 * time.Millisecond)
+	if server := openFDs(t) - base - held; server > lim.MaxConns+4 {
+		t.Errorf("%d idle connections from 10 clients: the server holds %d descriptors, want at most %d", held, server, lim.MaxConns+4)
+	}
+	if all, _ := s.srv.conns.count(""); all > lim.MaxConns {
+		t.Errorf("%d connections counted open, cap %d", all, lim.MaxConns)
+	}
+	s.health(t)
+}
+
+// A client over its own cap is closed at once, not queued.
+func TestConnectionsPerClient(t *testing.T) {
+	s := newLiveServer(t, Limits{MaxConns: 100, MaxConnsPerClient: 3})
+	var conns []net.Conn
+	for range 3 {
+		conns = append(conns, s.dialFrom(t, "127.0.0.2"))
+	}
+	extra := s.dialFrom(t, "127.0.0.2")
+	if !closedByServer(extra, 2*time.Second) {
+		t.Error("a 4th connection from a client capped at 3 was kept open")
+	}
+	for _, c := range conns {
+		fmt.Fprintf(c, "GET /api/v1/health HTTP/1.1\r\nHost: gw\r\n\r\n")
+		c.SetReadDeadline(time.Now().Add(2 * time.Second))
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("a connection within the cap: %v %v", resp, err)
+		}
+		resp.Body.Close()
+	}
+	s.health(t) // another client is not affected
+}
+
+// Slowloris: headers sent a byte at a time are cut off by the header
+// timeout, and the descriptors come back.
+func TestSlowHeadersDropped(t *testing.T) {
+	lim := Limits{HeaderTimeout: 300 * time.Millisecond, MaxConns: 100, MaxConnsPerClient: 10}
+	s := newLiveServer(t, lim)
+	base := openFDs(t)
+	var conns []net.Conn
+	for _, ip := range clientIPs(4) {
+		for range 5 {
+			c := s.dialFrom(t, ip)
+			fmt.Fprintf(c, "GET /api/v1/health HTTP/1.1\r\n")
+			conns = append(conns, c)
+		}
+	}
+	deadline := time.Now().Add(3 * time.Second)
+	for tick := 0; time.Now().Before(deadline); tick++ {
+		for _, c := range conns {
+			c.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+			fmt.Fprintf(c, "X-%d: a\r\n", tick)
+		}
+		if all, _ := s.srv.conns.count(""); all == 0 {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if all, _ := s.srv.conns.count(""); all != 0 {
+		t.Fatalf("%d slow-header connections still open after 3s with a 300ms header timeout", all)
+	}
+	for i, c := range conns {
+		if !closedByServer(c, time.Second) {
+			t.Fatalf("slow-header connection %d not closed", i)
+		}
+	}
+	if server := openFDs(t) - base - len(conns); server > 2 {
+		t.Errorf("server still holds %d descriptors after dropping slow-header clients", server)
+	}
+	s.health(t)
+}
+
+// uploadStart sends the headers of a package upload and the first bytes
+// of its body, then leaves the connection for the caller to stall.
+func (s *liveServer) uploadStart(t *testing.T, ip string, length int) net.Conn {
+	t.Helper()
+	c := s.dialFrom(t, ip)
+	fmt.Fprintf(c, "POST /api/v1/chutes HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer %s\r\nContent-Length: %d\r\n\r\ndb 1.0\n", s.token, length)
+	return c
+}
+
+func readStatus(t *testing.T, c net.Conn, wait time.Duration) (*http.Response, string) {
+	t.Helper()
+	c.SetReadDeadline(time.Now().Add(wait))
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatalf("no answer within %v: %v", wait, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, string(b)
+}
+
+// A body that stops coming is dropped after the stall timeout, while a
+// slow one that keeps coming finishes, however much longer it takes.
+func TestStalledBodyDropped(t *testing.T) {
+	lim := Limits{StallTimeout: 400 * time.Millisecond, MinRate: 1000}
+	s := newLiveServer(t, lim)
+
+	start := time.Now()
+	c := s.uploadStart(t, "127.0.0.2", 100000)
+	resp, body := readStatus(t, c, 3*time.Second)
+	if resp.StatusCode != http.StatusRequestTimeout {
+		t.Errorf("stalled upload: %d %s, want 408", resp.StatusCode, body)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("stalled upload dropped after %v, stall timeout %v", d, lim.StallTimeout)
+	}
+	if !closedByServer(c, 2*time.Second) {
+		t.Error("connection of a stalled upload kept open")
+	}
+
+	// 2000 bytes every 100ms is 20x the minimum rate; it lasts 5 windows.
+	const chunk, chunks = 2000, 20
+	c = s.uploadStart(t, "127.0.0.3", len("db 1.0\n")+chunk*chunks)
+	for range chunks {
+		time.Sleep(100 * time.Millisecond)
+		if _, err := c.Write(make([]byte, chunk)); err != nil {
+			t.Fatalf("slow upload cut off: %v", err)
+		}
+	}
+	if resp, body := readStatus(t, c, 3*time.Second); resp.StatusCode != http.StatusAccepted {
+		t.Errorf("slow upload that kept coming: %d %s, want 202", resp.StatusCode, body)
+	}
+
+	// A trickle under the rate is dropped even though it never stops.
+	c = s.uploadStart(t, "127.0.0.4", 100000)
+	go func() {
+		for range 40 {
+			time.Sleep(50 * time.Millisecond)
+			if _, err := c.Write([]byte{0}); err != nil {
+				return
+			}
+		}
+	}()
+	if resp, body := readStatus(t, c, 3*time.Second); resp.StatusCode != http.StatusRequestTimeout {
+		t.Errorf("trickling upload: %d %s, want 408", resp.StatusCode, body)
+	}
+}
+
+// Uploads beyond a client's cap get 429, beyond the gateway's 503, both
+// with Retry-After and a JSON error; ending one frees its slot.
+func TestUploadCaps(t *testing.T) {
+	lim := Limits{MaxUploads: 3, MaxUploadsPerClient: 2, StallTimeout: time.Minute}
+	s := newLiveServer(t, lim)
+	waitUploads := func(n int) {
+		t.Helper()
+		for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+			s.api.uploads.mu.Lock()
+			all := s.api.uploads.all
+			s.api.uploads.mu.Unlock()
+			if all == n {
+				return
+			}
+		}
+		t.Fatalf("uploads in progress never reached %d", n)
+	}
+	first := s.uploadStart(t, "127.0.0.2", 100000)
+	s.uploadStart(t, "127.0.0.2", 100000)
+	waitUploads(2)
+	resp, body := readStatus(t, s.uploadStart(t, "127.0.0.2", 100000), 2*time.Second)
+	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
+		t.Errorf("3rd upload from one client: %d %v, want 429 with Retry-After", resp.StatusCode, resp.Header)
+	}
+	if !strings.Contains(body, `"error"`) {
+		t.Errorf("429 body %q is not a JSON error", body)
+	}
+	s.uploadStart(t, "127.0.0.3", 100000)
+	waitUploads(3)
+	resp, body = readStatus(t, s.uploadStart(t, "127.0.0.4", 100000), 2*time.Second)
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Errorf("upload past the gateway's cap: %d %v, want 503 with Retry-After", resp.StatusCode, resp.Header)
+	}
+	if !strings.Contains(body, `"error"`) {
+		t.Errorf("503 body %q is not a JSON error", body)
+	}
+	first.Close()
+	waitUploads(2)
+	s.health(t)
+}
