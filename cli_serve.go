@@ -29,18 +29,20 @@ func init() {
 	})
 }
 
-const serveUsage = "serve [--data DIR] [--listen ADDR] [--max-upload BYTES] [--cgroup-parent PATH] [--metrics-open] [network flags]"
+const serveUsage = "serve [--data DIR] [--listen ADDR,...] [--max-upload BYTES] [--cgroup-parent PATH] [--metrics-open] [connection limits] [network flags]"
 
 // serveOptions configure the daemon.
 type serveOptions struct {
 	dataDir   string
-	listen    string
+	listen    string // comma-separated; "" is loopback and the LAN address (apiAddrs)
 	maxUpload int64
 	cgroups   string // parent cgroup of the chutes
 	logf      func(format string, args ...any)
 	ready     func(net.Addr) // called once listening; tests learn the port of :0
 
 	metricsOpen bool // serve /metrics without a token
+
+	limits api.Limits // what clients may hold; zero fields take api.DefaultLimits
 
 	// network connects chutes through Open vSwitch; nil gives them
 	// loopback only.
@@ -51,7 +53,7 @@ func cmdServe(ctx context.Context, env *cliEnv, args []string) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	opts := serveOptions{maxUpload: 256 << 20}
 	fs.StringVar(&opts.dataDir, "data", defaultDataDir, "data directory: state, chutes, operator token")
-	fs.StringVar(&opts.listen, "listen", ":8080", "address of the API")
+	fs.Var(listenFlag{&opts.listen}, "listen", "address of the API, repeatable or comma-separated (default: 127.0.0.1:8080 and, with --lan-addr, the LAN address port 8080)")
 	fs.StringVar(&opts.cgroups, "cgroup-parent", "/paradrop", "cgroup holding the chutes' groups; groups under it that are not this daemon's chutes are removed")
 	fs.BoolVar(&opts.metricsOpen, "metrics-open", false, "serve /metrics without a token, for a Prometheus on a trusted network")
 	fs.Func("max-upload", "largest package accepted, e.g. 256Mi (default 256Mi)", func(s string) error {
@@ -62,9 +64,13 @@ func cmdServe(ctx context.Context, env *cliEnv, args []string) error {
 		opts.maxUpload = n
 		return err
 	})
+	apiLimitFlags(fs, &opts.limits)
 	netCfg, withNetwork := networkFlags(fs)
 	if _, err := parseArgs(env, fs, serveUsage, args, 0, 0); err != nil {
 		return err
+	}
+	if err := checkLimits(opts.limits); err != nil {
+		return usagef("%v", err)
 	}
 	if *withNetwork {
 		opts.network = netCfg
@@ -99,12 +105,20 @@ func serve(ctx context.Context, opts serveOptions) error {
 	}
 
 	// Listen before the manager touches any chute, so that a busy port
-	// fails fast. Serve closes ln; the deferred Close covers early returns.
-	ln, err := net.Listen("tcp", opts.listen)
+	// fails fast. Serve closes them; the deferred Close covers early returns.
+	addrs, lan, err := apiAddrs(opts.listen, opts.network)
 	if err != nil {
 		return err
 	}
-	defer ln.Close()
+	lns, err := listenAPI(ctx, addrs, lan)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		for _, ln := range lns {
+			ln.Close()
+		}
+	}()
 
 	exe, err := os.Executable()
 	if err != nil {
@@ -116,7 +130,7 @@ func serve(ctx context.Context, opts serveOptions) error {
 	}
 	apiCfg := api.Config{
 		DB: db, Version: buildVersion(), Started: time.Now(),
-		MaxUpload: opts.maxUpload, Logf: opts.logf, MetricsOpen: opts.metricsOpen,
+		MaxUpload: opts.maxUpload, Logf: opts.logf, MetricsOpen: opts.metricsOpen, Limits: opts.limits,
 	}
 	if opts.network != nil {
 		cfg := *opts.network
@@ -150,17 +164,14 @@ func serve(ctx context.Context, opts serveOptions) error {
 	mux.Handle("/api/", apiHandler)
 	mux.Handle("/metrics", apiHandler)
 	mux.Handle("/", webui.Handler())
-	srv := &http.Server{
-		Handler:           mux,
-		ReadHeaderTimeout: 10 * time.Second,
-		BaseContext:       func(net.Listener) context.Context { return reqCtx },
-	}
+	srv := api.NewServer(reqCtx, mux, opts.limits)
 	srv.RegisterOnShutdown(cancelReqs)
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	opts.logf("API listening on %s", ln.Addr())
+	served := serveAPI(srv, lns)
+	for _, ln := range lns {
+		opts.logf("API listening on %s", ln.Addr())
+	}
 	if opts.ready != nil {
-		opts.ready(ln.Addr())
+		opts.ready(lns[0].Addr())
 	}
 
 	select {
