@@ -299,24 +299,29 @@ func isRegular(hdr *tar.Header) bool {
 	return hdr.Typeflag == tar.TypeReg || hdr.Typeflag == tar.TypeRegA //nolint:staticcheck // old archives use TypeRegA
 }
 
-// readError classifies an error from reading the upload: too large, the
-// context's, or a corrupt archive.
+// readError classifies an error from reading the upload: too large, a
+// failure to receive it (returned wrapped, for the caller to tell a limit
+// of its own or a stalled client), the context's, or a corrupt archive.
 func readError(ctx context.Context, upload *countingReader, name string, err error) error {
 	switch {
 	case upload.over:
 		return refuse(ErrTooLarge, "", "upload is larger than %d bytes", upload.max)
+	case upload.err != nil:
+		return fmt.Errorf("read upload: %w", upload.err)
 	case ctx.Err() != nil:
 		return ctx.Err()
 	}
 	return &Error{Path: name, Reason: "corrupt archive: " + err.Error(), Err: ErrInvalid}
 }
 
-// countingReader fails once more than max bytes have been read.
+// countingReader fails once more than max bytes have been read, and
+// remembers the error of the upload itself.
 type countingReader struct {
 	r    io.Reader
 	n    int64
 	max  int64
 	over bool
+	err  error // other than io.EOF
 }
 
 func (c *countingReader) Read(p []byte) (int, error) {
@@ -330,6 +335,9 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	}
 	n, err := c.r.Read(p)
 	c.n += int64(n)
+	if err != nil && err != io.EOF {
+		c.err = err
+	}
 	return n, err
 }
 
