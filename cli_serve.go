@@ -16,6 +16,7 @@ import (
 
 	"paradrop/api"
 	"paradrop/chute"
+	"paradrop/chute/archive"
 	"paradrop/chute/manifest"
 	"paradrop/sdn"
 	"paradrop/store"
@@ -42,7 +43,8 @@ type serveOptions struct {
 
 	metricsOpen bool // serve /metrics without a token
 
-	limits api.Limits // what clients may hold; zero fields take api.DefaultLimits
+	limits      api.Limits // what clients may hold; zero fields take api.DefaultLimits
+	maxUnpacked int64      // bytes all uploads being unpacked may take at once
 
 	// network connects chutes through Open vSwitch; nil gives them
 	// loopback only.
@@ -51,19 +53,13 @@ type serveOptions struct {
 
 func cmdServe(ctx context.Context, env *cliEnv, args []string) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	opts := serveOptions{maxUpload: 256 << 20}
+	opts := serveOptions{maxUpload: 256 << 20, maxUnpacked: 1 << 30}
 	fs.StringVar(&opts.dataDir, "data", defaultDataDir, "data directory: state, chutes, operator token")
 	fs.Var(listenFlag{&opts.listen}, "listen", "address of the API, repeatable or comma-separated (default: 127.0.0.1:8080 and, with --lan-addr, the LAN address port 8080)")
 	fs.StringVar(&opts.cgroups, "cgroup-parent", "/paradrop", "cgroup holding the chutes' groups; groups under it that are not this daemon's chutes are removed")
 	fs.BoolVar(&opts.metricsOpen, "metrics-open", false, "serve /metrics without a token, for a Prometheus on a trusted network")
-	fs.Func("max-upload", "largest package accepted, e.g. 256Mi (default 256Mi)", func(s string) error {
-		n, err := manifest.ParseBytes(s)
-		if err == nil && n <= 0 {
-			err = errors.New("must be more than 0")
-		}
-		opts.maxUpload = n
-		return err
-	})
+	bytesFlag(fs, &opts.maxUpload, "max-upload", "largest package accepted, e.g. 256Mi (default 256Mi)")
+	bytesFlag(fs, &opts.maxUnpacked, "max-unpacked", "bytes all packages being unpacked at once may take on the data filesystem, which also keeps 5% free, e.g. 1Gi (default 1Gi)")
 	apiLimitFlags(fs, &opts.limits)
 	netCfg, withNetwork := networkFlags(fs)
 	if _, err := parseArgs(env, fs, serveUsage, args, 0, 0); err != nil {
@@ -126,7 +122,7 @@ func serve(ctx context.Context, opts serveOptions) error {
 	}
 	mgrCfg := chute.Config{
 		DataDir: opts.dataDir, DB: db, Executable: exe, MaxUpload: opts.maxUpload, Logf: opts.logf,
-		CgroupParent: opts.cgroups,
+		CgroupParent: opts.cgroups, Unpack: archive.NewSpace(opts.dataDir, opts.maxUnpacked),
 	}
 	apiCfg := api.Config{
 		DB: db, Version: buildVersion(), Started: time.Now(),
@@ -213,6 +209,18 @@ func buildVersion() string {
 		}
 	}
 	return v
+}
+
+// bytesFlag defines a flag of a positive size such as 256Mi.
+func bytesFlag(fs *flag.FlagSet, v *int64, name, usage string) {
+	fs.Func(name, usage, func(s string) error {
+		n, err := manifest.ParseBytes(s)
+		if err == nil && n <= 0 {
+			err = errors.New("must be more than 0")
+		}
+		*v = n
+		return err
+	})
 }
 
 // networkFlags defines the chute network's flags on fs. The defaults keep

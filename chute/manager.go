@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"paradrop/chute/archive"
 	"paradrop/chute/manifest"
 	"paradrop/chute/sandbox"
 	"paradrop/store"
@@ -32,6 +33,9 @@ type Config struct {
 	// with loopback only. Subnet is the chute subnet it was opened with.
 	Network Network
 	Subnet  netip.Prefix
+	// Unpack is the room all package uploads being unpacked at once may
+	// take on the data filesystem; nil: only each upload's own default.
+	Unpack *archive.Space
 }
 
 // record is a chute as persisted in the store.
