@@ -14,6 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
 	"paradrop/api"
 )
 
@@ -188,5 +191,82 @@ func TestServeChunkedUploadTooLarge(t *testing.T) {
 	}
 	if n := d.stagingDirs(t); n != 0 {
 		t.Errorf("%d staging directories left after the refused upload", n)
+	}
+}
+
+// A scrape of a daemon with no chute, before its first usage sample, has
+// the gateway's series, with sane values.
+func TestServeMetricsWithoutChutes(t *testing.T) {
+	d := startLimitedDaemon(t, serveOptions{})
+	req, _ := http.NewRequest("GET", "http://"+d.addr+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer "+d.token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("/metrics: %d", resp.StatusCode)
+	}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := parser.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	value := func(name string, labels ...string) (float64, bool) {
+		f, ok := fams[name]
+		if !ok {
+			return 0, false
+		}
+	metrics:
+		for _, m := range f.Metric {
+			for i := 0; i+1 < len(labels); i += 2 {
+				found := false
+				for _, lp := range m.Label {
+					found = found || lp.GetName() == labels[i] && lp.GetValue() == labels[i+1]
+				}
+				if !found {
+					continue metrics
+				}
+			}
+			switch {
+			case m.Gauge != nil:
+				return m.Gauge.GetValue(), true
+			case m.Counter != nil:
+				return m.Counter.GetValue(), true
+			}
+		}
+		return 0, false
+	}
+	for _, c := range []struct {
+		name   string
+		labels []string
+		ok     func(float64) bool
+		want   string
+	}{
+		{"paradrop_gateway_memory_total_bytes", nil, func(v float64) bool { return v > 16<<20 }, "> 16 MiB"},
+		{"paradrop_gateway_memory_used_bytes", nil, func(v float64) bool { return v > 0 }, "> 0"},
+		{"paradrop_gateway_disk_total_bytes", nil, func(v float64) bool { return v > 0 }, "> 0"},
+		{"paradrop_gateway_disk_used_bytes", nil, func(v float64) bool { return v > 0 }, "> 0"},
+		{"paradrop_gateway_cpu_busy_seconds_total", nil, func(v float64) bool { return v > 0 }, "> 0"},
+		{"paradrop_gateway_cpus", nil, func(v float64) bool { return v >= 1 }, ">= 1"},
+		{"paradrop_chutes", []string{"state", "running"}, func(v float64) bool { return v == 0 }, "0"},
+		{"paradrop_chutes", []string{"state", "failed"}, func(v float64) bool { return v == 0 }, "0"},
+		{"paradrop_chute_restarts_total", nil, func(v float64) bool { return v == 0 }, "0"},
+		{"paradrop_oom_kills_total", nil, func(v float64) bool { return v == 0 }, "0"},
+		{"paradrop_build_info", []string{"version", buildVersion()}, func(v float64) bool { return v == 1 }, "1"},
+		{"paradrop_start_time_seconds", nil, func(v float64) bool {
+			return v > float64(time.Now().Add(-time.Minute).Unix()) && v <= float64(time.Now().Unix()+1)
+		}, "within the last minute"},
+	} {
+		v, ok := value(c.name, c.labels...)
+		if !ok || !c.ok(v) {
+			t.Errorf("%s%v: %v (present %v), want %s", c.name, c.labels, v, ok, c.want)
+		}
+	}
+	used, _ := value("paradrop_gateway_memory_used_bytes")
+	total, _ := value("paradrop_gateway_memory_total_bytes")
+	if used > total {
+		t.Errorf("memory used %v > total %v", used, total)
 	}
 }

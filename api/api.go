@@ -133,7 +133,7 @@ func New(cfg Config) http.Handler {
 	s.mux.HandleFunc("GET /api/v1/chutes/{name}/resources", s.getResources)
 	s.mux.HandleFunc("PUT /api/v1/chutes/{name}/resources", s.setResources)
 	if cfg.Metrics != nil {
-		s.mux.Handle(metricsPattern, metricsHandler(cfg.Metrics))
+		s.mux.Handle(metricsPattern, metricsHandler(cfg.Metrics, cfg.Version, cfg.Started))
 	}
 	return s
 }

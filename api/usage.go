@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"runtime"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -190,9 +191,21 @@ func decodeResources(body io.Reader) (chute.ResourceRequest, error) {
 }
 
 // metricsHandler serves the collector in the Prometheus text format, from a
-// registry of its own so that nothing but paradrop's series shows.
-func metricsHandler(c prometheus.Collector) http.Handler {
+// registry of its own so that nothing but paradrop's series shows, with the
+// daemon's build and start time.
+func metricsHandler(c prometheus.Collector, version string, started time.Time) http.Handler {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(c)
+	build := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name:        "paradrop_build_info",
+		Help:        "The daemon's build: always 1, labeled with its version and Go's.",
+		ConstLabels: prometheus.Labels{"version": version, "go_version": runtime.Version()},
+	})
+	build.Set(1)
+	start := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "paradrop_start_time_seconds",
+		Help: "When the daemon started, in seconds since the Unix epoch.",
+	})
+	start.Set(float64(started.UnixNano()) / 1e9)
+	reg.MustRegister(c, build, start)
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 }

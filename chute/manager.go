@@ -9,6 +9,7 @@ import (
 	"os"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"paradrop/chute/archive"
@@ -80,7 +81,8 @@ type Manager struct {
 	changes    map[uint64]*Change
 	queues     map[string][]job
 
-	usage *usage.Sampler
+	usage    *usage.Sampler
+	restarts atomic.Uint64 // by restart policies since the daemon started (metrics.go)
 
 	// launcher starts the chutes, from a spare shim booted ahead; Run
 	// closes it.

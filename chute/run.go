@@ -249,6 +249,7 @@ func (m *Manager) exited(ctx context.Context, p *progress, name string, sb *sand
 	delay := e.backoff
 	m.mu.Unlock()
 	m.save(name, func(r *record) { r.State, r.LastExit = Starting, why; r.Restarts++ })
+	m.restarts.Add(1)
 	m.logf("chute %s: restarting in %s", name, delay)
 	time.AfterFunc(delay, func() {
 		m.enqueue(name, job{run: func(ctx context.Context, p *progress) error {
