@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"paradrop/api"
+	"paradrop/api/apitest"
 )
 
 // limitedDaemon is serve in-process on a loopback port, with its own data
@@ -32,8 +33,24 @@ func startLimitedDaemon(t *testing.T, opts serveOptions) *limitedDaemon {
 		t.Skip("the chute manager needs root")
 	}
 	d := &limitedDaemon{data: t.TempDir()}
-	opts.dataDir, opts.listen = d.data, "127.0.0.1:0"
+	opts.dataDir = d.data
 	opts.cgroups = fmt.Sprintf("/paradrop-limits-%d-%s", os.Getpid(), t.Name())
+	d.addr = startServe(t, opts)
+	tok, err := os.ReadFile(filepath.Join(d.data, api.TokenFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.token = strings.TrimSpace(string(tok))
+	return d
+}
+
+// startServe runs serve in-process on a loopback port until the test ends
+// and returns its address. opts needs a data directory and a cgroup parent
+// of the test's own: the daemon removes groups under its parent that are
+// not its chutes, such as other tests'.
+func startServe(t *testing.T, opts serveOptions) string {
+	t.Helper()
+	opts.listen = "127.0.0.1:0"
 	opts.logf = func(format string, args ...any) { t.Logf("daemon: "+format, args...) }
 	addr := make(chan net.Addr, 1)
 	opts.ready = func(a net.Addr) { addr <- a }
@@ -48,55 +65,26 @@ func startLimitedDaemon(t *testing.T, opts serveOptions) *limitedDaemon {
 	})
 	select {
 	case a := <-addr:
-		d.addr = a.String()
+		return a.String()
 	case err := <-done:
 		t.Fatalf("serve: %v", err)
 	}
-	tok, err := os.ReadFile(filepath.Join(d.data, api.TokenFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	d.token = strings.TrimSpace(string(tok))
-	return d
+	return ""
 }
 
 func (d *limitedDaemon) dialFrom(t *testing.T, ip string) net.Conn {
-	t.Helper()
-	dl := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}, Timeout: 5 * time.Second}
-	c, err := dl.Dial("tcp", d.addr)
-	if err != nil {
-		t.Fatalf("dial from %s: %v", ip, err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
+	return apitest.DialFrom(t, ip, d.addr)
 }
 
 func (d *limitedDaemon) health(t *testing.T) {
 	t.Helper()
-	cl := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
-	resp, err := cl.Get("http://" + d.addr + "/api/v1/health")
-	if err != nil {
-		t.Fatalf("health from a fresh client: %v", err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("health from a fresh client: %d", resp.StatusCode)
-	}
+	apitest.Health(t, d.addr)
 }
 
 func (d *limitedDaemon) stagingDirs(t *testing.T) int {
 	t.Helper()
 	ents, err := os.ReadDir(filepath.Join(d.data, "staging"))
 	if err != nil && !os.IsNotExist(err) {
-		t.Fatal(err)
-	}
-	return len(ents)
-}
-
-func countFDs(t *testing.T) int {
-	t.Helper()
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
 		t.Fatal(err)
 	}
 	return len(ents)
@@ -110,7 +98,7 @@ func TestServeStalledUploads(t *testing.T) {
 		MaxUploads: 6, MaxUploadsPerClient: 3, MaxConns: 64, MaxConnsPerClient: 8}
 	d := startLimitedDaemon(t, serveOptions{maxUpload: 1 << 20, limits: lim})
 	d.health(t)
-	base := countFDs(t)
+	base := apitest.OpenFDs(t)
 
 	// A tar header's worth of a package, then nothing.
 	var conns []net.Conn
@@ -156,7 +144,7 @@ func TestServeStalledUploads(t *testing.T) {
 		}
 	}
 	time.Sleep(100 * time.Millisecond)
-	if held := countFDs(t) - base - len(conns); held > 4 {
+	if held := apitest.OpenFDs(t) - base - len(conns); held > 4 {
 		t.Errorf("the daemon holds %d more descriptors after the stalled uploads ended", held)
 	}
 	d.health(t)

@@ -7,14 +7,11 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"paradrop/api/apitest"
-	"paradrop/store"
 )
 
 // liveServer is the API behind a real Server on a loopback port.
@@ -27,20 +24,7 @@ type liveServer struct {
 
 func newLiveServer(t *testing.T, lim Limits) *liveServer {
 	t.Helper()
-	dir := t.TempDir()
-	db, err := store.Open(filepath.Join(dir, "state.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	path, _, err := EnsureOperatorToken(db, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	db, tok := tokenDB(t)
 	h := New(Config{Chutes: apitest.New(), DB: db, Version: "test", Started: time.Now(),
 		MaxUpload: 1 << 20, Limits: lim, Logf: t.Logf})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -50,43 +34,16 @@ func newLiveServer(t *testing.T, lim Limits) *liveServer {
 	srv := NewServer(context.Background(), h, lim)
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
-	return &liveServer{addr: ln.Addr().String(), token: strings.TrimSpace(string(tok)), api: h.(*server), srv: srv}
+	return &liveServer{addr: ln.Addr().String(), token: tok, api: h.(*server), srv: srv}
 }
 
-// dialFrom connects to the server from a loopback address of its own, as
-// a distinct client would.
 func (s *liveServer) dialFrom(t *testing.T, ip string) net.Conn {
-	t.Helper()
-	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}, Timeout: 5 * time.Second}
-	c, err := d.Dial("tcp", s.addr)
-	if err != nil {
-		t.Fatalf("dial from %s: %v", ip, err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
+	return apitest.DialFrom(t, ip, s.addr)
 }
 
-// health asks for /api/v1/health on a new connection from 127.0.0.1.
 func (s *liveServer) health(t *testing.T) {
 	t.Helper()
-	cl := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
-	resp, err := cl.Get("http://" + s.addr + "/api/v1/health")
-	if err != nil {
-		t.Fatalf("health from a fresh client: %v", err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("health from a fresh client: %d", resp.StatusCode)
-	}
-}
-
-func openFDs(t *testing.T) int {
-	t.Helper()
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return len(ents)
+	apitest.Health(t, s.addr)
 }
 
 // closedByServer reports whether the server has closed c (EOF or reset
@@ -114,7 +71,7 @@ func clientIPs(n int) []string {
 func TestIdleConnectionsBounded(t *testing.T) {
 	lim := Limits{MaxConns: 16, MaxConnsPerClient: 4, IdleTimeout: time.Minute, HeaderTimeout: time.Minute}
 	s := newLiveServer(t, lim)
-	base := openFDs(t)
+	base := apitest.OpenFDs(t)
 	held := 0
 	for _, ip := range clientIPs(10) {
 		for range 8 {
@@ -128,7 +85,7 @@ func TestIdleConnectionsBounded(t *testing.T) {
 		}
 	}
 	time.Sleep(100 * time.Millisecond)
-	if server := openFDs(t) - base - held; server > lim.MaxConns+4 {
+	if server := apitest.OpenFDs(t) - base - held; server > lim.MaxConns+4 {
 		t.Errorf("%d idle connections from 10 clients: the server holds %d descriptors, want at most %d", held, server, lim.MaxConns+4)
 	}
 	if all, _ := s.srv.conns.count(""); all > lim.MaxConns {
@@ -165,7 +122,7 @@ func TestConnectionsPerClient(t *testing.T) {
 func TestSlowHeadersDropped(t *testing.T) {
 	lim := Limits{HeaderTimeout: 300 * time.Millisecond, MaxConns: 100, MaxConnsPerClient: 10}
 	s := newLiveServer(t, lim)
-	base := openFDs(t)
+	base := apitest.OpenFDs(t)
 	var conns []net.Conn
 	for _, ip := range clientIPs(4) {
 		for range 5 {
@@ -193,7 +150,7 @@ func TestSlowHeadersDropped(t *testing.T) {
 			t.Fatalf("slow-header connection %d not closed", i)
 		}
 	}
-	if server := openFDs(t) - base - len(conns); server > 2 {
+	if server := apitest.OpenFDs(t) - base - len(conns); server > 2 {
 		t.Errorf("server still holds %d descriptors after dropping slow-header clients", server)
 	}
 	s.health(t)
