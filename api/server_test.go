@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"paradrop/api/apitest"
+	"paradrop/chute"
 )
 
 // liveServer is the API behind a real Server on a loopback port.
@@ -20,12 +21,14 @@ type liveServer struct {
 	token string
 	api   *server
 	srv   *Server
+	fake  *apitest.Fake
 }
 
 func newLiveServer(t *testing.T, lim Limits) *liveServer {
 	t.Helper()
 	db, tok := tokenDB(t)
-	h := New(Config{Chutes: apitest.New(), DB: db, Version: "test", Started: time.Now(),
+	fake := apitest.New()
+	h := New(Config{Chutes: fake, DB: db, Version: "test", Started: time.Now(),
 		MaxUpload: 1 << 20, Limits: lim, Logf: t.Logf})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -34,7 +37,7 @@ func newLiveServer(t *testing.T, lim Limits) *liveServer {
 	srv := NewServer(context.Background(), h, lim)
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
-	return &liveServer{addr: ln.Addr().String(), token: tok, api: h.(*server), srv: srv}
+	return &liveServer{addr: ln.Addr().String(), token: tok, api: h.(*server), srv: srv, fake: fake}
 }
 
 func (s *liveServer) dialFrom(t *testing.T, ip string) net.Conn {
@@ -263,4 +266,60 @@ func TestUploadCaps(t *testing.T) {
 	first.Close()
 	waitUploads(2)
 	s.health(t)
+}
+
+// A keep-alive connection with no further request is closed after the
+// idle timeout.
+func TestIdleTimeout(t *testing.T) {
+	s := newLiveServer(t, Limits{IdleTimeout: 300 * time.Millisecond})
+	c := s.dialFrom(t, "127.0.0.2")
+	fmt.Fprintf(c, "GET /api/v1/health HTTP/1.1\r\nHost: gw\r\n\r\n")
+	resp, _ := readStatus(t, c, 2*time.Second)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("health: %d", resp.StatusCode)
+	}
+	start := time.Now()
+	if !closedByServer(c, 3*time.Second) {
+		t.Fatal("idle keep-alive connection still open 3s later, idle timeout 300ms")
+	}
+	if d := time.Since(start); d < 200*time.Millisecond {
+		t.Errorf("idle connection closed after %v, before the idle timeout", d)
+	}
+}
+
+// The progress rule is about clients that stall, not requests that take
+// long: a followed log quiet for several stall timeouts still gets its next
+// line, and an upload whose change is waited for past them gets its answer.
+func TestLongRequestsOutliveStallTimeout(t *testing.T) {
+	const stall = 200 * time.Millisecond
+	s := newLiveServer(t, Limits{StallTimeout: stall})
+	s.fake.Add(chute.Info{Name: "web", Version: "1.0", State: chute.Running, Desired: chute.Running})
+
+	c := s.dialFrom(t, "127.0.0.2")
+	fmt.Fprintf(c, "GET /api/v1/chutes/web/logs?follow=1 HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer %s\r\n\r\n", s.token)
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("follow: %v %v", resp, err)
+	}
+	time.Sleep(3 * stall)
+	s.fake.AppendLog("web", "after a quiet while")
+	line, err := bufio.NewReader(resp.Body).ReadString('\n')
+	if err != nil || line != "after a quiet while\n" {
+		t.Fatalf("followed log after %v of quiet: %q %v", 3*stall, line, err)
+	}
+
+	s.fake.Hold = true
+	c = s.dialFrom(t, "127.0.0.3")
+	fmt.Fprintf(c, "POST /api/v1/chutes?wait=1 HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer %s\r\nContent-Length: 7\r\n\r\ndb 1.0\n", s.token)
+	time.Sleep(3 * stall)
+	for _, ch := range s.fake.Changes() {
+		if ch.Chute == "db" {
+			s.fake.Finish(ch.ID, "")
+		}
+	}
+	if resp, body := readStatus(t, c, 3*time.Second); resp.StatusCode != http.StatusOK {
+		t.Errorf("install waited for past the stall timeout: %d %s, want 200", resp.StatusCode, body)
+	}
 }
