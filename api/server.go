@@ -70,6 +70,11 @@ func (l Limits) withDefaults() Limits {
 	return l
 }
 
+// maxHeaderBytes bounds a request's headers (net/http's default is 1 MiB,
+// which every connection could make the daemon hold): a bearer token and
+// a browser's headers need a few KiB.
+const maxHeaderBytes = 32 << 10
+
 // Server is the daemon's HTTP server with Limits applied to every listener
 // it serves.
 type Server struct {
@@ -86,6 +91,7 @@ func NewServer(base context.Context, h http.Handler, lim Limits) *Server {
 		Server: &http.Server{
 			Handler:           progressRule(h, lim),
 			ReadHeaderTimeout: lim.HeaderTimeout,
+			MaxHeaderBytes:    maxHeaderBytes,
 			IdleTimeout:       lim.IdleTimeout,
 			ConnState:         conns.connState,
 			BaseContext:       func(net.Listener) context.Context { return base },

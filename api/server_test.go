@@ -323,3 +323,20 @@ func TestLongRequestsOutliveStallTimeout(t *testing.T) {
 		t.Errorf("install waited for past the stall timeout: %d %s, want 200", resp.StatusCode, body)
 	}
 }
+
+// Neither headers nor a policy body can make the daemon hold megabytes.
+func TestSmallRequestsStaySmall(t *testing.T) {
+	s := newLiveServer(t, Limits{})
+	c := s.dialFrom(t, "127.0.0.2")
+	fmt.Fprintf(c, "GET /api/v1/health HTTP/1.1\r\nHost: gw\r\nX-Big: %s\r\n\r\n", strings.Repeat("a", 256<<10))
+	if resp, _ := readStatus(t, c, 3*time.Second); resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+		t.Errorf("256 KiB of headers: %d, want 431", resp.StatusCode)
+	}
+	s.fake.Add(chute.Info{Name: "web", Version: "1.0", State: chute.Running, Desired: chute.Running})
+	body := `{"cpu_max": 0.5, "x": "` + strings.Repeat("a", 512<<10) + `"}`
+	c = s.dialFrom(t, "127.0.0.3")
+	fmt.Fprintf(c, "PUT /api/v1/chutes/web/resources HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer %s\r\nContent-Length: %d\r\n\r\n%s", s.token, len(body), body)
+	if resp, b := readStatus(t, c, 3*time.Second); resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Errorf("512 KiB policy: %d %s, want 413", resp.StatusCode, b)
+	}
+}

@@ -154,7 +154,9 @@ func (s *server) setResources(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	req, err := decodeResources(r.Body)
+	// A policy is a few lines: do not let a body of --max-upload be held
+	// in memory to decode it.
+	req, err := decodeResources(http.MaxBytesReader(nil, r.Body, maxPolicyBody))
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
@@ -171,6 +173,9 @@ func (s *server) setResources(w http.ResponseWriter, r *http.Request) {
 	c, err := s.cfg.Chutes.SetResources(name, req)
 	s.answerChange(w, r, wait, c, err)
 }
+
+// maxPolicyBody is the largest resource policy body accepted.
+const maxPolicyBody = 64 << 10
 
 // decodeResources reads one JSON object and nothing else; an unknown field
 // is refused so that a typo does not silently leave a limit unchanged.
