@@ -152,6 +152,10 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !open {
 		if err := s.authorize(r); err != nil {
 			sw.Header().Set("WWW-Authenticate", `Bearer realm="paradrop"`)
+			if r.ContentLength != 0 {
+				// Do not read a stranger's body to keep the connection.
+				sw.Header().Set("Connection", "close")
+			}
 			writeError(sw, http.StatusUnauthorized, err.Error())
 			return
 		}

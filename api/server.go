@@ -70,6 +70,10 @@ func (l Limits) withDefaults() Limits {
 	return l
 }
 
+// drainTimeout is how long net/http may read what a handler left of a
+// request body.
+const drainTimeout = time.Second
+
 // maxHeaderBytes bounds a request's headers (net/http's default is 1 MiB,
 // which every connection could make the daemon hold): a bearer token and
 // a browser's headers need a few KiB.
@@ -120,9 +124,12 @@ func progressRule(h http.Handler, lim Limits) http.Handler {
 		}
 		h.ServeHTTP(&progressWriter{ResponseWriter: w, rc: rc, timeout: lim.StallTimeout}, r)
 		// What the handler left unread is drained by net/http before the
-		// response is flushed; bound that, and leave the flush its own time.
+		// response is flushed: briefly, for a body that is already on its
+		// way (else the connection is closed rather than reused), so that a
+		// body trickled at a request that ignores it cannot hold the
+		// connection. The flush gets its own time.
 		now := time.Now()
-		_ = rc.SetReadDeadline(now.Add(lim.StallTimeout))
+		_ = rc.SetReadDeadline(now.Add(min(lim.StallTimeout, drainTimeout)))
 		_ = rc.SetWriteDeadline(now.Add(2 * lim.StallTimeout))
 	})
 }

@@ -340,3 +340,24 @@ func TestSmallRequestsStaySmall(t *testing.T) {
 		t.Errorf("512 KiB policy: %d %s, want 413", resp.StatusCode, b)
 	}
 }
+
+// A body trickled at a request that does not read it (health, or any
+// request without a token) cannot hold the connection once answered.
+func TestIgnoredBodyDoesNotHoldConnection(t *testing.T) {
+	s := newLiveServer(t, Limits{StallTimeout: time.Minute})
+	for _, req := range []string{
+		"GET /api/v1/health HTTP/1.1\r\nHost: gw\r\nContent-Length: 100000\r\n\r\nx",
+		"POST /api/v1/chutes HTTP/1.1\r\nHost: gw\r\nContent-Length: 100000\r\n\r\nx",
+	} {
+		c := s.dialFrom(t, "127.0.0.2")
+		fmt.Fprint(c, req)
+		start := time.Now()
+		resp, _ := readStatus(t, c, 5*time.Second)
+		if !closedByServer(c, 5*time.Second) {
+			t.Fatalf("%q: connection held", req[:20])
+		}
+		if d := time.Since(start); d > 3*time.Second {
+			t.Errorf("%q: answered %d and closed after %v, want within the 1s drain", req[:20], resp.StatusCode, d)
+		}
+	}
+}
