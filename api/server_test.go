@@ -60,6 +60,20 @@ func closedByServer(c net.Conn, wait time.Duration) bool {
 	return true
 }
 
+// waitConns waits until the server counts n open connections.
+func (s *liveServer) waitConns(t *testing.T, n int) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if all, _ := s.srv.conns.count(""); all == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			all, _ := s.srv.conns.count("")
+			t.Fatalf("%d connections open, want %d", all, n)
+		}
+	}
+}
+
 // clientIPs returns n loopback addresses from 127.0.0.2 on.
 func clientIPs(n int) []string {
 	out := make([]string, n)
@@ -134,6 +148,7 @@ func TestSlowHeadersDropped(t *testing.T) {
 			conns = append(conns, c)
 		}
 	}
+	s.waitConns(t, len(conns))
 	deadline := time.Now().Add(3 * time.Second)
 	for tick := 0; time.Now().Before(deadline); tick++ {
 		for _, c := range conns {
@@ -358,6 +373,29 @@ func TestIgnoredBodyDoesNotHoldConnection(t *testing.T) {
 		}
 		if d := time.Since(start); d > 3*time.Second {
 			t.Errorf("%q: answered %d and closed after %v, want within the 1s drain", req[:20], resp.StatusCode, d)
+		}
+	}
+}
+
+// A client that asks for a large answer and does not read it is dropped
+// after the stall timeout instead of holding the handler and connection.
+func TestStalledReaderDropped(t *testing.T) {
+	s := newLiveServer(t, Limits{StallTimeout: 300 * time.Millisecond})
+	s.fake.Add(chute.Info{Name: "web", Version: "1.0", State: chute.Running, Desired: chute.Running})
+	line := strings.Repeat("x", 200)
+	for range 50000 { // 10 MB, far more than the sockets' buffers
+		s.fake.AppendLog("web", line)
+	}
+	c := s.dialFrom(t, "127.0.0.2")
+	fmt.Fprintf(c, "GET /api/v1/chutes/web/logs?tail=50000 HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer %s\r\n\r\n", s.token)
+	s.waitConns(t, 1)
+	time.Sleep(100 * time.Millisecond) // the answer fills the sockets' buffers
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if all, _ := s.srv.conns.count(""); all == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a client not reading its answer still holds its connection 5s later, stall timeout 300ms")
 		}
 	}
 }
