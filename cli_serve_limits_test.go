@@ -94,7 +94,7 @@ func (d *limitedDaemon) stagingDirs(t *testing.T) int {
 // dropped after the stall timeout with their staging directories; the
 // daemon's descriptors come back and a fresh client is answered throughout.
 func TestServeStalledUploads(t *testing.T) {
-	lim := api.Limits{StallTimeout: 500 * time.Millisecond, MinRate: 1000,
+	lim := api.Limits{StallTimeout: 2 * time.Second, MinRate: 1000,
 		MaxUploads: 6, MaxUploadsPerClient: 3, MaxConns: 64, MaxConnsPerClient: 8}
 	d := startLimitedDaemon(t, serveOptions{maxUpload: 1 << 20, limits: lim})
 	d.health(t)
@@ -111,7 +111,7 @@ func TestServeStalledUploads(t *testing.T) {
 		}
 	}
 	peak := 0
-	for deadline := time.Now().Add(300 * time.Millisecond); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+	for deadline := time.Now().Add(lim.StallTimeout / 2); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		peak = max(peak, d.stagingDirs(t))
 	}
 	if peak == 0 || peak > lim.MaxUploads {
@@ -119,11 +119,11 @@ func TestServeStalledUploads(t *testing.T) {
 	}
 	d.health(t)
 
-	for deadline := time.Now().Add(5 * time.Second); d.stagingDirs(t) > 0 && time.Now().Before(deadline); {
+	for deadline := time.Now().Add(lim.StallTimeout + 5*time.Second); d.stagingDirs(t) > 0 && time.Now().Before(deadline); {
 		time.Sleep(50 * time.Millisecond)
 	}
 	if n := d.stagingDirs(t); n != 0 {
-		t.Fatalf("%d staging directories left 5s after uploads stalled (stall timeout %v)", n, lim.StallTimeout)
+		t.Fatalf("%d staging directories left 5s after the stall timeout (%v)", n, lim.StallTimeout)
 	}
 	// Every stalled upload got an answer or was hung up on.
 	var codes []int

@@ -127,6 +127,11 @@ func NewManager(cfg Config) (*Manager, error) {
 			return nil, fmt.Errorf("chute manager: %w", err)
 		}
 	}
+	// Uploads staged by an earlier daemon are left over. They go here, not
+	// in Run, which the API may already be serving uploads beside.
+	if err := os.RemoveAll(m.paths.staging()); err != nil {
+		return nil, fmt.Errorf("chute manager: %w", err)
+	}
 	if err := os.MkdirAll(m.paths.staging(), 0o700); err != nil {
 		return nil, fmt.Errorf("chute manager: %w", err)
 	}
