@@ -111,8 +111,8 @@ func freebind(_, _ string, c syscall.RawConn) error {
 	return nil
 }
 
-// serveAPI serves h on every listener until one fails or srv is shut
-// down; the result is the first failure, or nil after a shutdown.
+// serveAPI serves srv on every listener. The channel gets the end of each:
+// nil after a shutdown, else why serving it failed.
 func serveAPI(srv *api.Server, lns []net.Listener) <-chan error {
 	served := make(chan error, len(lns))
 	for _, ln := range lns {
