@@ -17,6 +17,7 @@ import (
 
 	"paradrop/api"
 	"paradrop/chute"
+	"paradrop/chute/archive"
 	"paradrop/chute/manifest"
 	"paradrop/sdn"
 	"paradrop/store"
@@ -30,12 +31,12 @@ func init() {
 	})
 }
 
-const serveUsage = "serve [--data DIR] [--listen ADDR] [--max-upload BYTES] [--cgroup-parent PATH] [--memory-overcommit RATIO] [--gateway-ports LIST] [--metrics-open] [network flags]"
+const serveUsage = "serve [--data DIR] [--listen ADDR,...] [--max-upload BYTES] [--cgroup-parent PATH] [--memory-overcommit RATIO] [--gateway-ports LIST] [--metrics-open] [connection limits] [network flags]"
 
 // serveOptions configure the daemon.
 type serveOptions struct {
 	dataDir   string
-	listen    string
+	listen    string // comma-separated; "" is loopback and the LAN address (apiAddrs)
 	maxUpload int64
 	cgroups   string // parent cgroup of the chutes
 	logf      func(format string, args ...any)
@@ -46,6 +47,8 @@ type serveOptions struct {
 	overcommit float64 // of the gateway's memory by the chutes' limits
 	// gatewayPorts are the gateway's own services; serve adds its own.
 	gatewayPorts []chute.GatewayPort
+	limits       api.Limits // what clients may hold; zero fields take api.DefaultLimits
+	maxUnpacked  int64      // bytes all uploads being unpacked may take at once
 
 	// network connects chutes through Open vSwitch; nil gives them
 	// loopback only.
@@ -54,19 +57,14 @@ type serveOptions struct {
 
 func cmdServe(ctx context.Context, env *cliEnv, args []string) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	opts := serveOptions{maxUpload: 256 << 20, overcommit: chute.DefaultOvercommit}
+	opts := serveOptions{maxUpload: 256 << 20, maxUnpacked: 1 << 30, overcommit: chute.DefaultOvercommit}
 	fs.StringVar(&opts.dataDir, "data", defaultDataDir, "data directory: state, chutes, operator token")
-	fs.StringVar(&opts.listen, "listen", ":8080", "address of the API")
+	fs.Var(listenFlag{&opts.listen}, "listen", "address of the API, repeatable or comma-separated (default: 127.0.0.1:8080 and, with --lan-addr, the LAN address port 8080)")
 	fs.StringVar(&opts.cgroups, "cgroup-parent", "/paradrop", "cgroup holding the chutes' groups; groups under it that are not this daemon's chutes are removed")
 	fs.BoolVar(&opts.metricsOpen, "metrics-open", false, "serve /metrics without a token, for a Prometheus on a trusted network")
-	fs.Func("max-upload", "largest package accepted, e.g. 256Mi (default 256Mi)", func(s string) error {
-		n, err := manifest.ParseBytes(s)
-		if err == nil && n <= 0 {
-			err = errors.New("must be more than 0")
-		}
-		opts.maxUpload = n
-		return err
-	})
+	bytesFlag(fs, &opts.maxUpload, "max-upload", "largest package accepted, e.g. 256Mi (default 256Mi)")
+	bytesFlag(fs, &opts.maxUnpacked, "max-unpacked", "bytes all packages being unpacked at once may take on the data filesystem, which also keeps 5% free, e.g. 1Gi (default 1Gi)")
+	apiLimitFlags(fs, &opts.limits)
 	fs.Func("memory-overcommit", fmt.Sprintf("how many times the gateway's memory the chutes' memory limits may add up to (default %g)", chute.DefaultOvercommit), func(s string) (err error) {
 		opts.overcommit, err = strconv.ParseFloat(s, 64)
 		if err == nil && !(opts.overcommit > 0 && opts.overcommit <= 100) {
@@ -80,6 +78,9 @@ func cmdServe(ctx context.Context, env *cliEnv, args []string) error {
 		return err
 	}
 	opts.gatewayPorts = *gwPorts
+	if err := checkLimits(opts.limits); err != nil {
+		return usagef("%v", err)
+	}
 	if *withNetwork {
 		opts.network = netCfg
 	}
@@ -91,8 +92,9 @@ func cmdServe(ctx context.Context, env *cliEnv, args []string) error {
 // manager re-adopts them on the next start.
 func serve(ctx context.Context, opts serveOptions) error {
 	// Flags are checked before anything is made.
-	if _, err := net.ResolveTCPAddr("tcp", opts.listen); err != nil {
-		return fmt.Errorf("--listen %q: %w", opts.listen, err)
+	addrs, lan, err := apiAddrs(opts.listen, opts.network)
+	if err != nil {
+		return err
 	}
 	if err := os.MkdirAll(opts.dataDir, 0o700); err != nil {
 		return fmt.Errorf("data directory: %w", err)
@@ -117,12 +119,16 @@ func serve(ctx context.Context, opts serveOptions) error {
 	}
 
 	// Listen before the manager touches any chute, so that a busy port
-	// fails fast. Serve closes ln; the deferred Close covers early returns.
-	ln, err := net.Listen("tcp", opts.listen)
+	// fails fast. Serve closes them; the deferred Close covers early returns.
+	lns, err := listenAPI(ctx, addrs, lan)
 	if err != nil {
 		return err
 	}
-	defer ln.Close()
+	defer func() {
+		for _, ln := range lns {
+			ln.Close()
+		}
+	}()
 
 	exe, err := os.Executable()
 	if err != nil {
@@ -130,12 +136,12 @@ func serve(ctx context.Context, opts serveOptions) error {
 	}
 	mgrCfg := chute.Config{
 		DataDir: opts.dataDir, DB: db, Executable: exe, MaxUpload: opts.maxUpload, Logf: opts.logf,
-		CgroupParent: opts.cgroups, MemoryOvercommit: opts.overcommit,
-		GatewayPorts: ownPorts(opts.gatewayPorts, ln.Addr(), ""),
+		CgroupParent: opts.cgroups, MemoryOvercommit: opts.overcommit, Unpack: archive.NewSpace(opts.dataDir, opts.maxUnpacked),
+		GatewayPorts: ownPorts(opts.gatewayPorts, listenerAddrs(lns), ""),
 	}
 	apiCfg := api.Config{
 		DB: db, Version: buildVersion(), Started: time.Now(),
-		MaxUpload: opts.maxUpload, Logf: opts.logf, MetricsOpen: opts.metricsOpen,
+		MaxUpload: opts.maxUpload, Logf: opts.logf, MetricsOpen: opts.metricsOpen, Limits: opts.limits,
 	}
 	if opts.network != nil {
 		cfg := *opts.network
@@ -146,7 +152,7 @@ func serve(ctx context.Context, opts serveOptions) error {
 		}
 		defer n.Close(context.Background())
 		mgrCfg.Network, mgrCfg.Subnet, apiCfg.Network = n, cfg.Subnet, n
-		mgrCfg.GatewayPorts = ownPorts(opts.gatewayPorts, ln.Addr(), cfg.Controller)
+		mgrCfg.GatewayPorts = ownPorts(opts.gatewayPorts, listenerAddrs(lns), cfg.Controller)
 		opts.logf("chute network: bridge %s, chutes in %s", cfg.Bridge, cfg.Subnet)
 	}
 	mgr, err := chute.NewManager(mgrCfg)
@@ -170,17 +176,14 @@ func serve(ctx context.Context, opts serveOptions) error {
 	mux.Handle("/api/", apiHandler)
 	mux.Handle("/metrics", apiHandler)
 	mux.Handle("/", webui.Handler())
-	srv := &http.Server{
-		Handler:           mux,
-		ReadHeaderTimeout: 10 * time.Second,
-		BaseContext:       func(net.Listener) context.Context { return reqCtx },
-	}
+	srv := api.NewServer(reqCtx, mux, opts.limits)
 	srv.RegisterOnShutdown(cancelReqs)
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	opts.logf("API listening on %s", ln.Addr())
+	served := serveAPI(srv, lns)
+	for _, ln := range lns {
+		opts.logf("API listening on %s", ln.Addr())
+	}
 	if opts.ready != nil {
-		opts.ready(ln.Addr())
+		opts.ready(lns[0].Addr())
 	}
 
 	select {
@@ -222,6 +225,18 @@ func buildVersion() string {
 		}
 	}
 	return v
+}
+
+// bytesFlag defines a flag of a positive size such as 256Mi.
+func bytesFlag(fs *flag.FlagSet, v *int64, name, usage string) {
+	fs.Func(name, usage, func(s string) error {
+		n, err := manifest.ParseBytes(s)
+		if err == nil && n <= 0 {
+			err = errors.New("must be more than 0")
+		}
+		*v = n
+		return err
+	})
 }
 
 // networkFlags defines the chute network's flags on fs. The defaults keep

@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -48,12 +49,14 @@ func parseGatewayPorts(s string) ([]chute.GatewayPort, error) {
 }
 
 // ownPorts adds to ports those the daemon itself listens on: the API and
-// web UI at api, and the OpenFlow controller at controller ("" if the
+// web UI at each of api, and the OpenFlow controller at controller ("" if the
 // network is off).
-func ownPorts(ports []chute.GatewayPort, api net.Addr, controller string) []chute.GatewayPort {
+func ownPorts(ports []chute.GatewayPort, api []net.Addr, controller string) []chute.GatewayPort {
 	out := append([]chute.GatewayPort(nil), ports...)
-	if a, ok := api.(*net.TCPAddr); ok {
-		out = append(out, chute.GatewayPort{Port: a.Port, Proto: "tcp", What: "the paradrop API and web UI"})
+	for _, addr := range api {
+		if a, ok := addr.(*net.TCPAddr); ok && !slices.ContainsFunc(out, func(p chute.GatewayPort) bool { return p.Port == a.Port && p.Proto == "tcp" }) {
+			out = append(out, chute.GatewayPort{Port: a.Port, Proto: "tcp", What: "the paradrop API and web UI"})
+		}
 	}
 	if _, p, err := net.SplitHostPort(controller); err == nil {
 		if n, err := strconv.Atoi(p); err == nil {
@@ -61,4 +64,12 @@ func ownPorts(ports []chute.GatewayPort, api net.Addr, controller string) []chut
 		}
 	}
 	return out
+}
+
+func listenerAddrs(lns []net.Listener) []net.Addr {
+	addrs := make([]net.Addr, len(lns))
+	for i, ln := range lns {
+		addrs[i] = ln.Addr()
+	}
+	return addrs
 }

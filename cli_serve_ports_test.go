@@ -30,7 +30,7 @@ func TestGatewayPorts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := ownPorts(def[:2], &net.TCPAddr{Port: 8080}, "127.0.0.1:6653")
+	got := ownPorts(def[:2], []net.Addr{&net.TCPAddr{Port: 8080}, &net.TCPAddr{Port: 8080}}, "127.0.0.1:6653")
 	want := []chute.GatewayPort{
 		{Port: 22, Proto: "tcp", What: "SSH"}, {Port: 53, Proto: "tcp", What: "DNS"},
 		{Port: 8080, Proto: "tcp", What: "the paradrop API and web UI"},

@@ -102,7 +102,8 @@ func TestServeBusyPort(t *testing.T) {
 
 func TestServeFlags(t *testing.T) {
 	f := newCLIFixture(t)
-	for _, args := range [][]string{{"--max-upload", "12x"}, {"--max-upload", "0"}, {"extra"}} {
+	for _, args := range [][]string{{"--max-upload", "12x"}, {"--max-upload", "0"}, {"extra"}, {"--max-unpacked", "0"},
+		{"--listen", "bogus"}, {"--max-conns", "0"}, {"--stall-timeout", "0s"}, {"--min-rate", "-1"}} {
 		run := func(env *cliEnv, args []string) int { return runCLI(env, "serve", cmdServe, args) }
 		if rc := f.run(run, args...); rc != 2 {
 			t.Errorf("%q: rc %d", args, rc)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -177,32 +176,8 @@ func TestWebUI(t *testing.T) {
 // startDaemon runs serve in-process on a loopback port until the test ends.
 func startDaemon(t *testing.T, data string) string {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	addr := make(chan net.Addr, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- serve(ctx, serveOptions{
-			dataDir: data, listen: "127.0.0.1:0", maxUpload: 64 << 20,
-			// Its own cgroup parent: the daemon removes groups under it
-			// that are not its chutes, such as other tests'.
-			cgroups: fmt.Sprintf("/paradrop-webui-%d", os.Getpid()),
-			logf:    func(format string, args ...any) { t.Logf("daemon: "+format, args...) },
-			ready:   func(a net.Addr) { addr <- a },
-		})
-	}()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-	})
-	select {
-	case a := <-addr:
-		return "http://" + a.String()
-	case err := <-done:
-		t.Fatalf("serve: %v", err)
-	}
-	return ""
+	return "http://" + startServe(t, serveOptions{dataDir: data, maxUpload: 64 << 20,
+		cgroups: fmt.Sprintf("/paradrop-webui-%d", os.Getpid())})
 }
 
 func apiCall(t *testing.T, base, token, method, path, body string) {

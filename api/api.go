@@ -4,7 +4,9 @@
 // Every response is JSON except a chute's logs (text/plain). Errors are
 // always {"error": "..."} with a 4xx status that says whose fault it is:
 // 400 bad request, 401 no or wrong token, 404 no such chute/change/route,
-// 405 wrong method, 409 the chute exists or is busy, 413 package too large.
+// 405 wrong method, 408 a body sent too slowly, 409 the chute exists or is
+// busy, 413 package too large, 429 too many attempts or uploads from this
+// client, 503 too many uploads in all.
 // A 500 is the daemon's own failure.
 //
 // Endpoints (all but health need "Authorization: Bearer TOKEN"):
@@ -91,14 +93,18 @@ type Config struct {
 	// a token, for a Prometheus on a trusted network.
 	Metrics     prometheus.Collector
 	MetricsOpen bool
+	// Limits caps concurrent uploads (MaxUploads, MaxUploadsPerClient); the
+	// rest of it applies to the Server.
+	Limits Limits
 }
 
 const healthPattern = "GET /api/v1/health"
 
 type server struct {
-	cfg    Config
-	mux    *http.ServeMux
-	logins *logins // password sessions and the login rate limit (login.go)
+	cfg     Config
+	mux     *http.ServeMux
+	logins  *logins  // password sessions and the login rate limit (login.go)
+	uploads *uploads // concurrent package uploads (uploads.go)
 }
 
 // New returns the API handler.
@@ -106,7 +112,7 @@ func New(cfg Config) http.Handler {
 	if cfg.Logf == nil {
 		cfg.Logf = func(string, ...any) {}
 	}
-	s := &server{cfg: cfg, mux: http.NewServeMux(), logins: newLogins()}
+	s := &server{cfg: cfg, mux: http.NewServeMux(), logins: newLogins(), uploads: newUploads(cfg.Limits.withDefaults())}
 	s.mux.HandleFunc(healthPattern, s.health)
 	s.mux.HandleFunc("GET /api/v1/info", s.info)
 	s.mux.HandleFunc("GET /api/v1/chutes", s.listChutes)
@@ -127,7 +133,7 @@ func New(cfg Config) http.Handler {
 	s.mux.HandleFunc("GET /api/v1/chutes/{name}/resources", s.getResources)
 	s.mux.HandleFunc("PUT /api/v1/chutes/{name}/resources", s.setResources)
 	if cfg.Metrics != nil {
-		s.mux.Handle(metricsPattern, metricsHandler(cfg.Metrics))
+		s.mux.Handle(metricsPattern, metricsHandler(cfg.Metrics, cfg.Version, cfg.Started))
 	}
 	return s
 }
@@ -146,6 +152,10 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !open {
 		if err := s.authorize(r); err != nil {
 			sw.Header().Set("WWW-Authenticate", `Bearer realm="paradrop"`)
+			if r.ContentLength != 0 {
+				// Do not read a stranger's body to keep the connection.
+				sw.Header().Set("Connection", "close")
+			}
 			writeError(sw, http.StatusUnauthorized, err.Error())
 			return
 		}
@@ -249,6 +259,8 @@ func statusOf(err error) int {
 		return http.StatusBadRequest
 	case errors.Is(err, chute.ErrTooLarge), errors.As(err, &tooBig):
 		return http.StatusRequestEntityTooLarge
+	case errors.Is(err, ErrStalled):
+		return http.StatusRequestTimeout
 	default:
 		return http.StatusInternalServerError
 	}

@@ -28,7 +28,8 @@ type fixture struct {
 	token string
 }
 
-func newFixture(t *testing.T) *fixture {
+// tokenDB returns a store holding an operator token, and the token.
+func tokenDB(t *testing.T) (*store.DB, string) {
 	t.Helper()
 	dir := t.TempDir()
 	db, err := store.Open(filepath.Join(dir, "state.db"))
@@ -44,12 +45,18 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return db, strings.TrimSpace(string(tok))
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	db, tok := tokenDB(t)
 	fake := apitest.New()
 	fake.Add(chute.Info{Name: "web", Version: "1.0", State: chute.Running, Desired: chute.Running})
 	h := New(Config{Chutes: fake, DB: db, Version: "test", Started: time.Now(), MaxUpload: maxUpload, Logf: t.Logf})
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
-	return &fixture{srv: srv, fake: fake, token: strings.TrimSpace(string(tok))}
+	return &fixture{srv: srv, fake: fake, token: tok}
 }
 
 // do sends a request with the operator token (unless token is "none") and

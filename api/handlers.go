@@ -104,7 +104,11 @@ func (s *server) install(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
+	if !s.uploads.begin(w, r) {
+		return
+	}
 	c, err := s.cfg.Chutes.Install(r.Context(), r.Body)
+	s.uploads.end(r)
 	s.answerChange(w, r, wait, c, err)
 }
 
@@ -118,7 +122,11 @@ func (s *server) update(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
+	if !s.uploads.begin(w, r) {
+		return
+	}
 	c, err := s.cfg.Chutes.Update(r.Context(), name, r.Body, force)
+	s.uploads.end(r)
 	s.answerChange(w, r, wait, c, err)
 }
 

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/http"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	"unicode/utf8"
 
 	"golang.org/x/crypto/argon2"
+	"golang.org/x/time/rate"
 
 	"paradrop/store"
 )
@@ -28,6 +30,16 @@ import (
 // Only the password's argon2id hash (random salt, parameters stored with
 // it) is kept in store.Meta; session tokens are kept as SHA-256 hashes in
 // memory, so a restart logs every browser out.
+//
+// Guessing is limited three ways, all answered 429 with Retry-After: per
+// client address (a token bucket), for all clients together (a global rate,
+// since a LAN attacker has many addresses), and by lockout: after
+// lockoutAfter wrong passwords in a row, from anywhere, password logins stop
+// for lockoutBase, doubled at each further lockout up to lockoutMax, until a
+// login succeeds. A lockout refuses the right password too, or it would not
+// stop guessing. The operator token is not a password login and keeps
+// working throughout: it is 256 random bits, not guessable, and it is how
+// the operator gets in while someone hammers the login.
 
 const (
 	loginPattern    = "POST /api/v1/login"
@@ -48,6 +60,17 @@ const (
 	loginBurst  = 5
 	loginRefill = 12 * time.Second
 	maxClients  = 1024 // rate-limit entries kept before the oldest go
+
+	// All clients together get globalBurst attempts, then one per
+	// globalRefill.
+	globalBurst  = 10
+	globalRefill = 3 * time.Second
+
+	// lockoutAfter wrong passwords in a row lock password logins out for
+	// lockoutBase, doubled at each further lockout, at most lockoutMax.
+	lockoutAfter = 10
+	lockoutBase  = time.Minute
+	lockoutMax   = time.Hour
 )
 
 // loginFailDelay is how long a wrong password waits before its 401, so
@@ -84,11 +107,15 @@ func (h passwordHash) matches(password string) bool {
 	return subtle.ConstantTimeCompare(key, h.Key) == 1
 }
 
-// logins holds the sessions and the login rate limiter.
+// logins holds the sessions and the login rate limits.
 type logins struct {
 	mu       sync.Mutex
 	sessions map[string]time.Time // SHA-256 of the token -> expiry
 	clients  map[string]*bucket   // client IP -> its attempts
+	global   *rate.Limiter        // all clients' attempts
+	failures int                  // wrong passwords since the last login
+	lockouts int                  // lockouts since the last login
+	until    time.Time            // end of the current lockout
 	hashing  sync.Mutex           // one argon2 at a time: each takes 19 MiB
 	now      func() time.Time
 }
@@ -99,7 +126,54 @@ type bucket struct {
 }
 
 func newLogins() *logins {
-	return &logins{sessions: map[string]time.Time{}, clients: map[string]*bucket{}, now: time.Now}
+	return &logins{sessions: map[string]time.Time{}, clients: map[string]*bucket{},
+		global: rate.NewLimiter(rate.Every(globalRefill), globalBurst), now: time.Now}
+}
+
+// admit decides whether a login attempt from ip may try a password; if
+// not, it returns how long to wait and why.
+func (l *logins) admit(ip string) (wait time.Duration, why string) {
+	now := l.now()
+	l.mu.Lock()
+	locked := l.until.Sub(now)
+	l.mu.Unlock()
+	switch {
+	case locked > 0:
+		return locked, "password login is locked after repeated wrong passwords; the operator token still works"
+	case !l.allow(ip):
+		return loginRefill, "too many login attempts from this address; wait and try again"
+	}
+	// Reserve rather than Allow, to tell the client how long to wait.
+	r := l.global.ReserveN(now, 1)
+	if d := r.DelayFrom(now); d > 0 {
+		r.CancelAt(now)
+		return d, "too many login attempts on this gateway; wait and try again"
+	}
+	return 0, ""
+}
+
+// failed counts a wrong password and starts a lockout every lockoutAfter.
+func (l *logins) failed() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.failures++
+	if l.failures < lockoutAfter {
+		return
+	}
+	l.failures = 0
+	d := lockoutMax
+	if l.lockouts < 16 { // beyond, the shift would overflow long before
+		d = min(lockoutMax, lockoutBase<<l.lockouts)
+	}
+	l.lockouts++
+	l.until = l.now().Add(d)
+}
+
+// succeeded ends the run of failures.
+func (l *logins) succeeded() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.failures, l.lockouts = 0, 0
 }
 
 // allow takes one attempt from ip's bucket; false means too many.
@@ -203,9 +277,9 @@ func (s *server) login(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	if !s.logins.allow(clientIP(r)) {
-		w.Header().Set("Retry-After", fmt.Sprint(int(loginRefill.Seconds())))
-		writeError(w, http.StatusTooManyRequests, "too many login attempts; wait and try again")
+	if wait, why := s.logins.admit(clientIP(r)); wait > 0 {
+		w.Header().Set("Retry-After", fmt.Sprint(int(math.Ceil(wait.Seconds()))))
+		writeError(w, http.StatusTooManyRequests, why)
 		return
 	}
 	var req loginRequest
@@ -226,6 +300,7 @@ func (s *server) login(w http.ResponseWriter, r *http.Request) {
 	ok := req.Password != "" && stored.matches(req.Password)
 	s.logins.hashing.Unlock()
 	if !ok {
+		s.logins.failed()
 		select {
 		case <-time.After(loginFailDelay):
 		case <-r.Context().Done():
@@ -234,6 +309,7 @@ func (s *server) login(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusUnauthorized, "wrong password")
 		return
 	}
+	s.logins.succeeded()
 	token, exp, err := s.logins.newSession()
 	if err != nil {
 		fail(w, err)

@@ -2,7 +2,11 @@ package api
 
 import (
 	"encoding/json"
+	"fmt"
+	"io"
+	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -159,5 +163,100 @@ func TestRateLimitRefills(t *testing.T) {
 	now = now.Add(loginRefill)
 	if !l.allow("192.0.2.1") || l.allow("192.0.2.1") {
 		t.Fatal("want exactly one attempt after one refill period")
+	}
+}
+
+// clientFrom is an HTTP client whose connections come from ip, a loopback
+// address of its own, as another host on the LAN would.
+func clientFrom(ip string) *http.Client {
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}, Timeout: 5 * time.Second}
+	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DialContext: d.DialContext}}
+}
+
+func loginFrom(t *testing.T, f *fixture, ip, password string) *http.Response {
+	t.Helper()
+	body, _ := json.Marshal(loginRequest{Password: password})
+	resp, err := clientFrom(ip).Post(f.srv.URL+"/api/v1/login", "application/json", strings.NewReader(string(body)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		errorOf(t, b)
+	}
+	return resp
+}
+
+// Guessing from many addresses, each within its own limit, is stopped by
+// the global limit and the lockout; during the lockout the right password
+// is refused too, the operator token still works, and the lockout ends.
+func TestLoginGuessesFromManyAddresses(t *testing.T) {
+	shortFailDelay(t)
+	f := newFixture(t)
+	const pw = "correct horse battery"
+	if code, _ := f.do(t, "PUT", "/api/v1/password", `{"password":"`+pw+`"}`); code != http.StatusOK {
+		t.Fatal("set password")
+	}
+	l := f.srv.Config.Handler.(*server).logins
+	now := time.Now()
+	l.now = func() time.Time { return now }
+
+	tried := 0
+	for i := range 40 {
+		ip := fmt.Sprintf("127.0.0.%d", i+2)
+		for range loginBurst {
+			resp := loginFrom(t, f, ip, fmt.Sprintf("guess %d", tried))
+			switch resp.StatusCode {
+			case http.StatusUnauthorized:
+				tried++
+			case http.StatusTooManyRequests:
+				if ra, err := strconv.Atoi(resp.Header.Get("Retry-After")); err != nil || ra < 1 {
+					t.Fatalf("429 with Retry-After %q", resp.Header.Get("Retry-After"))
+				}
+			default:
+				t.Fatalf("guess from %s: %d", ip, resp.StatusCode)
+			}
+		}
+	}
+	if tried > lockoutAfter {
+		t.Errorf("%d of %d guesses from 40 addresses reached the password check, want at most %d", tried, 40*loginBurst, lockoutAfter)
+	}
+	if resp := loginFrom(t, f, "127.0.0.100", pw); resp.StatusCode != http.StatusTooManyRequests {
+		t.Errorf("right password during the lockout: %d, want 429", resp.StatusCode)
+	}
+	if code, _ := f.do(t, "GET", "/api/v1/chutes", ""); code != http.StatusOK {
+		t.Errorf("operator token during the lockout: %d, want 200", code)
+	}
+	now = now.Add(lockoutBase + time.Second)
+	if resp := loginFrom(t, f, "127.0.0.101", pw); resp.StatusCode != http.StatusOK {
+		t.Errorf("right password after the lockout: %d, want 200", resp.StatusCode)
+	}
+}
+
+func TestLockoutBacksOff(t *testing.T) {
+	l := newLogins()
+	now := time.Now()
+	l.now = func() time.Time { return now }
+	want := lockoutBase
+	for round := range 10 {
+		for range lockoutAfter {
+			l.failed()
+		}
+		if got := l.until.Sub(now); got != want {
+			t.Fatalf("lockout %d lasts %v, want %v", round+1, got, want)
+		}
+		if wait, _ := l.admit("192.0.2.1"); wait != want {
+			t.Fatalf("lockout %d: admit says wait %v, want %v", round+1, wait, want)
+		}
+		now = l.until
+		want = min(2*want, lockoutMax)
+	}
+	l.succeeded()
+	for range lockoutAfter {
+		l.failed()
+	}
+	if got := l.until.Sub(now); got != lockoutBase {
+		t.Errorf("lockout after a successful login lasts %v, want %v again", got, lockoutBase)
 	}
 }

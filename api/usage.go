@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"runtime"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -153,7 +154,9 @@ func (s *server) setResources(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	req, err := decodeResources(r.Body)
+	// A policy is a few lines: do not let a body of --max-upload be held
+	// in memory to decode it.
+	req, err := decodeResources(http.MaxBytesReader(nil, r.Body, maxPolicyBody))
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
@@ -170,6 +173,9 @@ func (s *server) setResources(w http.ResponseWriter, r *http.Request) {
 	c, err := s.cfg.Chutes.SetResources(name, req)
 	s.answerChange(w, r, wait, c, err)
 }
+
+// maxPolicyBody is the largest resource policy body accepted.
+const maxPolicyBody = 64 << 10
 
 // decodeResources reads one JSON object and nothing else; an unknown field
 // is refused so that a typo does not silently leave a limit unchanged.
@@ -190,9 +196,21 @@ func decodeResources(body io.Reader) (chute.ResourceRequest, error) {
 }
 
 // metricsHandler serves the collector in the Prometheus text format, from a
-// registry of its own so that nothing but paradrop's series shows.
-func metricsHandler(c prometheus.Collector) http.Handler {
+// registry of its own so that nothing but paradrop's series shows, with the
+// daemon's build and start time.
+func metricsHandler(c prometheus.Collector, version string, started time.Time) http.Handler {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(c)
+	build := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name:        "paradrop_build_info",
+		Help:        "The daemon's build: always 1, labeled with its version and Go's.",
+		ConstLabels: prometheus.Labels{"version": version, "go_version": runtime.Version()},
+	})
+	build.Set(1)
+	start := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "paradrop_start_time_seconds",
+		Help: "When the daemon started, in seconds since the Unix epoch.",
+	})
+	start.Set(float64(started.UnixNano()) / 1e9)
+	reg.MustRegister(c, build, start)
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 }

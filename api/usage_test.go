@@ -98,7 +98,7 @@ func TestUsageEndpoints(t *testing.T) {
 	code, resp = f.do(t, "GET", "/api/v1/chutes/web/usage", "")
 	var ch map[string]any
 	json.Unmarshal(resp, &ch)
-	want = `{"interval":1,"samples":[{"cpu":50,"cpu_gateway":25,"disk":9,"mem":7,"mem_limit":8,"pids":2,"rx_bps":1,"t":1000,"tx_bps":2}]}`
+	want = `{"interval":1,"samples":[{"cpu":50,"cpu_gateway":25,"disk":9,"mem":7,"mem_limit":8,"oom_kills":0,"pids":2,"rx_bps":1,"t":1000,"tx_bps":2}]}`
 	if got, _ := json.Marshal(ch); code != http.StatusOK || string(got) != want {
 		t.Errorf("chute usage: %d\n got %s\nwant %s", code, got, want)
 	}

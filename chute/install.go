@@ -43,7 +43,7 @@ func (m *Manager) stage(ctx context.Context, pkg io.Reader) (*staged, error) {
 }
 
 func (m *Manager) unpack(ctx context.Context, pkg io.Reader, dir string) (*staged, error) {
-	yml, err := archive.Extract(ctx, pkg, dir, archive.Limits{MaxUpload: m.cfg.MaxUpload})
+	yml, err := archive.Extract(ctx, pkg, dir, archive.Limits{MaxUpload: m.cfg.MaxUpload, Space: m.cfg.Unpack})
 	switch {
 	case errors.Is(err, archive.ErrTooLarge):
 		return nil, fmt.Errorf("%w: %v", ErrTooLarge, err)

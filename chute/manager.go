@@ -9,8 +9,10 @@ import (
 	"os"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"paradrop/chute/archive"
 	"paradrop/chute/manifest"
 	"paradrop/chute/sandbox"
 	"paradrop/store"
@@ -40,6 +42,9 @@ type Config struct {
 	Memory int64
 	// GatewayPorts are the gateway's own ports, which no chute may expose.
 	GatewayPorts []GatewayPort
+	// Unpack is the room all package uploads being unpacked at once may
+	// take on the data filesystem; nil: only each upload's own default.
+	Unpack *archive.Space
 }
 
 // record is a chute as persisted in the store.
@@ -90,7 +95,8 @@ type Manager struct {
 
 	admitMu sync.Mutex // one admission at a time
 
-	usage *usage.Sampler
+	usage    *usage.Sampler
+	restarts atomic.Uint64 // by restart policies since the daemon started (metrics.go)
 
 	// launcher starts the chutes, from a spare shim booted ahead; Run
 	// closes it.
@@ -143,6 +149,11 @@ func NewManager(cfg Config) (*Manager, error) {
 		if err := os.Chmod(d, 0o711); err != nil {
 			return nil, fmt.Errorf("chute manager: %w", err)
 		}
+	}
+	// Uploads staged by an earlier daemon are left over. They go here, not
+	// in Run, which the API may already be serving uploads beside.
+	if err := os.RemoveAll(m.paths.staging()); err != nil {
+		return nil, fmt.Errorf("chute manager: %w", err)
 	}
 	if err := os.MkdirAll(m.paths.staging(), 0o700); err != nil {
 		return nil, fmt.Errorf("chute manager: %w", err)

@@ -249,6 +249,7 @@ func (m *Manager) exited(ctx context.Context, p *progress, name string, sb *sand
 	delay := e.backoff
 	m.mu.Unlock()
 	m.save(name, func(r *record) { r.State, r.LastExit = Starting, why; r.Restarts++ })
+	m.restarts.Add(1)
 	m.logf("chute %s: restarting in %s", name, delay)
 	time.AfterFunc(delay, func() {
 		m.enqueue(name, job{run: func(ctx context.Context, p *progress) error {
@@ -308,14 +309,10 @@ func (m *Manager) recover(ctx context.Context, p *progress, name string) error {
 	return m.startChute(ctx, p, name, e.rec.Dir, e.rec.Manifest)
 }
 
-// removeLeftovers deletes what no record owns: staged uploads, directories,
-// cgroups and network namespaces of chutes that are gone.
+// removeLeftovers deletes what no record owns: directories, cgroups and
+// network namespaces of chutes that are gone. (Staged uploads are removed
+// by NewManager.)
 func (m *Manager) removeLeftovers() {
-	if ents, err := os.ReadDir(m.paths.staging()); err == nil {
-		for _, d := range ents {
-			os.RemoveAll(m.paths.staging() + "/" + d.Name())
-		}
-	}
 	m.mu.Lock()
 	known := map[string]record{}
 	for n, e := range m.chutes {

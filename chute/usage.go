@@ -43,5 +43,8 @@ func (m *Manager) Usage(window time.Duration) (usage.Series, error) {
 	return m.usage.Series(window)
 }
 
-// Metrics returns a Prometheus collector of the latest usage sample.
-func (m *Manager) Metrics() prometheus.Collector { return m.usage.Collector() }
+// Metrics returns a Prometheus collector of the latest usage sample and
+// of the manager's own series (metrics.go).
+func (m *Manager) Metrics() prometheus.Collector {
+	return collectors{m.usage.Collector(), managerCollector{m}}
+}

@@ -75,9 +75,10 @@ type ChuteSample struct {
 	Mem        uint64  `json:"mem"`
 	MemLimit   uint64  `json:"mem_limit"` // 0: unlimited
 	Pids       uint64  `json:"pids"`
-	Disk       uint64  `json:"disk"`   // bytes used on /data
-	RxBps      float64 `json:"rx_bps"` // bytes per second received by the chute
-	TxBps      float64 `json:"tx_bps"` // bytes per second sent by the chute
+	Disk       uint64  `json:"disk"`      // bytes used on /data
+	RxBps      float64 `json:"rx_bps"`    // bytes per second received by the chute
+	TxBps      float64 `json:"tx_bps"`    // bytes per second sent by the chute
+	OOMKills   uint64  `json:"oom_kills"` // by the kernel in the chute's cgroup, since it was made
 }
 
 // Series is a run of samples Interval (or one minute) apart, oldest first.
@@ -109,6 +110,11 @@ type Sampler struct {
 	next   int
 	prev   *totals
 	minute []Sample // this minute's samples, for its aggregate
+
+	// OOM kills seen in all chutes since the daemon started, and each
+	// chute's last reading, to count what grew.
+	oomKills uint64
+	oomSeen  map[string]uint64
 }
 
 // New returns a sampler; Run makes it sample.
@@ -116,7 +122,7 @@ func New(cfg Config) *Sampler {
 	if cfg.Logf == nil {
 		cfg.Logf = log.Printf
 	}
-	return &Sampler{cfg: cfg, ring: make([]Sample, 0, int(Recent/Interval))}
+	return &Sampler{cfg: cfg, ring: make([]Sample, 0, int(Recent/Interval)), oomSeen: map[string]uint64{}}
 }
 
 // Run samples until ctx ends.
@@ -168,7 +174,7 @@ func (s *Sampler) sample(ctx context.Context, now time.Time) error {
 		if err != nil {
 			continue
 		}
-		cs := ChuteSample{Mem: st.MemoryUsage, MemLimit: st.MemoryLimit, Pids: st.Pids}
+		cs := ChuteSample{Mem: st.MemoryUsage, MemLimit: st.MemoryLimit, Pids: st.Pids, OOMKills: st.OOMKills}
 		cur.chuteCPU[t.Name] = st.CPUUsageNs
 		if used, _, err := volume.Usage(t.Data); err == nil {
 			cs.Disk = uint64(used)
@@ -184,6 +190,7 @@ func (s *Sampler) sample(ctx context.Context, now time.Time) error {
 	s.mu.Lock()
 	prev := s.prev
 	s.prev = cur
+	s.countOOMKills(smp.Chutes)
 	s.mu.Unlock()
 	if prev == nil {
 		return nil // rates need two readings
@@ -214,6 +221,30 @@ func (s *Sampler) sample(ctx context.Context, now time.Time) error {
 		smp.Chutes[name] = cs
 	}
 	return s.record(smp)
+}
+
+// countOOMKills adds what each chute's OOM-kill count grew by since the
+// last reading; a count that went back is a new cgroup, counted from 0. A
+// chute keeps its reading while it is not sampled (stopped, restarting), so
+// that kills in its last second before a restart are still counted. Callers
+// hold s.mu.
+func (s *Sampler) countOOMKills(chutes map[string]ChuteSample) {
+	for name, cs := range chutes {
+		seen := s.oomSeen[name]
+		if cs.OOMKills < seen {
+			seen = 0
+		}
+		s.oomKills += cs.OOMKills - seen
+		s.oomSeen[name] = cs.OOMKills
+	}
+}
+
+// OOMKills returns the OOM kills seen in all chutes since the daemon
+// started.
+func (s *Sampler) OOMKills() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.oomKills
 }
 
 // rateOf is the throughput between two cumulative byte counts.

@@ -131,3 +131,26 @@ func TestSampleHost(t *testing.T) {
 		t.Errorf("no lo among %v", smp.Ifaces)
 	}
 }
+
+// The gateway's OOM-kill counter only grows: a chute not sampled keeps its
+// reading, and a count that went back is a new cgroup counted from 0.
+func TestOOMKillsCounted(t *testing.T) {
+	s := New(Config{})
+	for i, step := range []struct {
+		chutes map[string]ChuteSample
+		want   uint64
+	}{
+		{map[string]ChuteSample{"a": {OOMKills: 0}, "b": {OOMKills: 1}}, 1},
+		{map[string]ChuteSample{"a": {OOMKills: 2}, "b": {OOMKills: 1}}, 3},
+		{map[string]ChuteSample{"b": {OOMKills: 1}}, 3}, // a stopped
+		{map[string]ChuteSample{"a": {OOMKills: 3}}, 4}, // a back in its cgroup
+		{map[string]ChuteSample{"a": {OOMKills: 1}}, 5}, // a in a new cgroup
+	} {
+		s.mu.Lock()
+		s.countOOMKills(step.chutes)
+		s.mu.Unlock()
+		if got := s.OOMKills(); got != step.want {
+			t.Fatalf("step %d: %d OOM kills, want %d", i, got, step.want)
+		}
+	}
+}

@@ -28,7 +28,8 @@
 //     user-namespace range.
 //   - More than Limits.MaxUpload bytes read, Limits.MaxUnpacked bytes written
 //     (ignored entries count as written) or Limits.MaxFiles entries written:
-//     ErrTooLarge.
+//     ErrTooLarge. So is an entry that does not fit in Limits.Space, the
+//     budget shared with other Extracts and bound by the free space.
 //   - No chute.yaml: ErrNoManifest. Two of them, both or neither of rootfs/
 //     and image.tar, or a corrupt archive or image: ErrInvalid.
 //
@@ -84,11 +85,13 @@ func refuse(kind error, name, format string, args ...any) *Error {
 }
 
 // Limits bound what a package may cost. Zero fields take the defaults:
-// 256Mi uploaded, 1Gi unpacked, 100000 files.
+// 256Mi uploaded, 1Gi unpacked (Space's Max if there is a Space), 100000
+// files.
 type Limits struct {
-	MaxUpload   int64 // bytes read from the upload, compressed
-	MaxUnpacked int64 // bytes written to dest, including a temporary copy of image.tar
-	MaxFiles    int   // entries written to dest
+	MaxUpload   int64  // bytes read from the upload, compressed
+	MaxUnpacked int64  // bytes written to dest, including a temporary copy of image.tar
+	MaxFiles    int    // entries written to dest
+	Space       *Space // shared with concurrent Extracts; nil: none
 }
 
 const maxManifest = 1 << 20 // chute.yaml is held in memory
@@ -96,6 +99,9 @@ const maxManifest = 1 << 20 // chute.yaml is held in memory
 func (l Limits) withDefaults() Limits {
 	if l.MaxUpload <= 0 {
 		l.MaxUpload = 256 << 20
+	}
+	if l.MaxUnpacked <= 0 && l.Space != nil {
+		l.MaxUnpacked = l.Space.Max()
 	}
 	if l.MaxUnpacked <= 0 {
 		l.MaxUnpacked = 1 << 30
@@ -143,6 +149,7 @@ func Extract(ctx context.Context, r io.Reader, dest string, lim Limits) (manifes
 	}
 
 	p := &pkg{ctx: ctx, dest: dest, destFD: destFD, budget: newBudget(lim)}
+	defer p.budget.release()
 	defer p.close()
 	if err := p.read(tar.NewReader(src), upload); err != nil {
 		return nil, err
@@ -299,24 +306,29 @@ func isRegular(hdr *tar.Header) bool {
 	return hdr.Typeflag == tar.TypeReg || hdr.Typeflag == tar.TypeRegA //nolint:staticcheck // old archives use TypeRegA
 }
 
-// readError classifies an error from reading the upload: too large, the
-// context's, or a corrupt archive.
+// readError classifies an error from reading the upload: too large, a
+// failure to receive it (returned wrapped, for the caller to tell a limit
+// of its own or a stalled client), the context's, or a corrupt archive.
 func readError(ctx context.Context, upload *countingReader, name string, err error) error {
 	switch {
 	case upload.over:
 		return refuse(ErrTooLarge, "", "upload is larger than %d bytes", upload.max)
+	case upload.err != nil:
+		return fmt.Errorf("read upload: %w", upload.err)
 	case ctx.Err() != nil:
 		return ctx.Err()
 	}
 	return &Error{Path: name, Reason: "corrupt archive: " + err.Error(), Err: ErrInvalid}
 }
 
-// countingReader fails once more than max bytes have been read.
+// countingReader fails once more than max bytes have been read, and
+// remembers the error of the upload itself.
 type countingReader struct {
 	r    io.Reader
 	n    int64
 	max  int64
 	over bool
+	err  error // other than io.EOF
 }
 
 func (c *countingReader) Read(p []byte) (int, error) {
@@ -330,6 +342,9 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	}
 	n, err := c.r.Read(p)
 	c.n += int64(n)
+	if err != nil && err != io.EOF {
+		c.err = err
+	}
 	return n, err
 }
 

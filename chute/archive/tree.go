@@ -15,14 +15,22 @@ import (
 )
 
 // budget is what is left of Limits.MaxUnpacked and Limits.MaxFiles, shared
-// by everything one Extract writes.
+// by everything one Extract writes, and its share of Limits.Space.
 type budget struct {
 	bytes, maxBytes int64
 	files, maxFiles int
+	space           *Space // nil: no budget shared with other Extracts
 }
 
 func newBudget(l Limits) *budget {
-	return &budget{bytes: l.MaxUnpacked, maxBytes: l.MaxUnpacked, files: l.MaxFiles, maxFiles: l.MaxFiles}
+	return &budget{bytes: l.MaxUnpacked, maxBytes: l.MaxUnpacked, files: l.MaxFiles, maxFiles: l.MaxFiles, space: l.Space}
+}
+
+// release gives what this Extract took back to the shared space.
+func (b *budget) release() {
+	if b.space != nil {
+		b.space.give(b.maxBytes - b.bytes)
+	}
 }
 
 func (b *budget) file(name string) error {
@@ -33,10 +41,20 @@ func (b *budget) file(name string) error {
 	return nil
 }
 
-// charge takes an entry's size from the budget.
+// charge takes an entry's size from the budget, for an entry that is not
+// written.
 func (b *budget) charge(hdr *tar.Header) error {
+	return b.take(hdr, false)
+}
+
+func (b *budget) take(hdr *tar.Header, written bool) error {
 	if hdr.Size > b.bytes {
 		return refuse(ErrTooLarge, hdr.Name, "package unpacks to more than %d bytes", b.maxBytes)
+	}
+	if b.space != nil {
+		if err := b.space.take(hdr.Name, hdr.Size, written); err != nil {
+			return err
+		}
 	}
 	b.bytes -= hdr.Size
 	return nil
@@ -45,8 +63,11 @@ func (b *budget) charge(hdr *tar.Header) error {
 // copy writes the contents of a regular-file entry to f. The size is charged
 // before writing, so a bomb is refused without filling the disk first.
 func (b *budget) copy(ctx context.Context, f *os.File, r io.Reader, hdr *tar.Header) error {
-	if err := b.charge(hdr); err != nil {
+	if err := b.take(hdr, true); err != nil {
 		return err
+	}
+	if b.space != nil {
+		defer b.space.landed(hdr.Size)
 	}
 	if _, err := io.Copy(f, &ctxReader{ctx, io.LimitReader(r, hdr.Size)}); err != nil {
 		return fmt.Errorf("write %s: %w", hdr.Name, err)
