@@ -23,9 +23,11 @@ type Config struct {
 	DB         *store.DB
 	Executable string // binary re-executed as the chutes' shim and init
 	MaxUpload  int64  // bytes of a package upload; 0 = 256 MiB
-	// CgroupParent holds the chutes' cgroups (default /paradrop). The
-	// daemon removes any group under it that is not one of its chutes, so
-	// two daemons on one host need two parents.
+	// CgroupParent holds the chutes' cgroups; required, with no default
+	// here (serve's flag has one), so that no caller, a test least of all,
+	// ends up by omission under the gateway's. The daemon removes any
+	// group under it that is not one of its chutes, so two daemons on one
+	// host need two parents.
 	CgroupParent string
 	Logf         func(format string, args ...any)
 	// Network connects chutes to the gateway's network; nil leaves them
@@ -86,11 +88,8 @@ type Manager struct {
 // NewManager opens the manager over the daemon's data directory and loads
 // the chutes it knows. Run brings them to their desired state.
 func NewManager(cfg Config) (*Manager, error) {
-	if cfg.DB == nil || cfg.DataDir == "" {
-		return nil, errors.New("chute manager: DB and DataDir are required")
-	}
-	if cfg.CgroupParent == "" {
-		cfg.CgroupParent = "/paradrop"
+	if cfg.DB == nil || cfg.DataDir == "" || cfg.CgroupParent == "" {
+		return nil, errors.New("chute manager: DB, DataDir and CgroupParent are required")
 	}
 	if cfg.MaxUpload == 0 {
 		cfg.MaxUpload = 256 << 20

@@ -492,3 +492,19 @@ func TestStartupRemovesLeftovers(t *testing.T) {
 		t.Error("the process in the leftover cgroup was not killed")
 	}
 }
+
+// A manager without a cgroup parent is refused rather than given the
+// gateway's (/paradrop), whose stray groups its start-up would remove: a
+// test that forgot to name its own would kill a running gateway's chutes.
+func TestManagerNeedsCgroupParent(t *testing.T) {
+	dir := t.TempDir()
+	db, err := store.Open(filepath.Join(dir, "paradrop.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	_, err = NewManager(Config{DataDir: dir, DB: db, Executable: "/bin/false"})
+	if err == nil || !strings.Contains(err.Error(), "CgroupParent") {
+		t.Fatalf("NewManager without CgroupParent: %v", err)
+	}
+}
