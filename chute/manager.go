@@ -109,14 +109,14 @@ func NewManager(cfg Config) (*Manager, error) {
 	m.changeCond = sync.NewCond(&m.mu)
 	m.ctx, m.cancel = context.WithCancel(context.Background())
 	m.usage = m.newSampler()
-	// Chute user namespaces run as unprivileged host ids that must be able
-	// to reach their rootfs and /data: the directories on the way are
-	// searchable (0711) but not listable by them.
+	// Private to root: a chute's shim hands its init the chute's rootfs
+	// and /data as mount trees (see package sandbox), so no chute's host
+	// ids need to search anything here.
 	for _, d := range []string{cfg.DataDir, m.paths.chutes()} {
-		if err := os.MkdirAll(d, 0o711); err != nil {
+		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, fmt.Errorf("chute manager: %w", err)
 		}
-		if err := os.Chmod(d, 0o711); err != nil {
+		if err := os.Chmod(d, 0o700); err != nil {
 			return nil, fmt.Errorf("chute manager: %w", err)
 		}
 	}

@@ -82,8 +82,9 @@ func newSpec(t *testing.T, name, script string) sandbox.Spec {
 	if os.Geteuid() != 0 {
 		t.Fatal("chute tests need root")
 	}
+	// t.TempDir and its parent are 0700: the chute's host ids cannot
+	// search them, which the sandbox must not need.
 	base := t.TempDir()
-	sandboxtest.Traversable(t, base)
 	s := sandbox.Spec{
 		Name:        name,
 		Rootfs:      filepath.Join(base, "rootfs"),
@@ -406,6 +407,37 @@ func waitForLog(t *testing.T, dir, substr string) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Fatalf("%q never appeared in the chute's log", substr)
+}
+
+// TestPrivateAncestors starts chutes whose rootfs, data and policy lie
+// under a directory of mode 0700, as a data directory under /root or from
+// mktemp -d does: the chute's root user may not search it, yet the chute
+// runs and reads and writes its /data.
+func TestPrivateAncestors(t *testing.T) {
+	for _, how := range starters(t) {
+		t.Run(how.name, func(t *testing.T) {
+			s := newSpec(t, "private", `cat /paradrop/policy.json; echo; echo from-chute > /data/out; ls /data`)
+			private := filepath.Dir(s.Rootfs)
+			if err := os.Chmod(private, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			c, err := how.start(t, ctx, s)
+			if err != nil {
+				t.Fatalf("start under a 0700 directory: %v", err)
+			}
+			if st := wait(t, c); st.Code != 0 {
+				t.Fatalf("exit status %+v, log %q", st, logLines(t, s.LogDir))
+			}
+			if got, want := logLines(t, s.LogDir), []string{`stdout {"ok":true}`, "stdout out"}; strings.Join(got, "|") != strings.Join(want, "|") {
+				t.Errorf("chute output %q, want %q", got, want)
+			}
+			if b, err := os.ReadFile(filepath.Join(s.DataDir, "out")); err != nil || string(b) != "from-chute\n" {
+				t.Errorf("the chute's /data/out on the host: %q, %v", b, err)
+			}
+		})
+	}
 }
 
 func TestStartErrors(t *testing.T) {
