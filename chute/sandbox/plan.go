@@ -117,6 +117,11 @@ func rootfsPlan(p *pid1.Plan, s Spec, trees treeFDs) {
 	p.Attach("attach rootfs "+s.Rootfs, trees.root, "/")
 	root := "."
 	in := func(path string) string { return filepath.Join(root, path) }
+	// A tree cloned from a shared host mount is a peer of it: made private
+	// before anything is mounted on it, or the chute's mounts would appear
+	// on the host (and pivot_root refuses a shared mount).
+	private := func(path string) { mount(p, "", path, "", unix.MS_REC|unix.MS_PRIVATE, "") }
+	private(root)
 
 	mountpoint(p, in("proc"), true)
 	mount(p, "proc", in("proc"), "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "")
@@ -151,6 +156,7 @@ func rootfsPlan(p *pid1.Plan, s Spec, trees treeFDs) {
 	attach := func(fd int, source, target string, readonly bool) {
 		mountpoint(p, target, true)
 		p.Attach(fmt.Sprintf("mount %s on /%s", source, target), fd, target)
+		private(target)
 		if readonly {
 			remountRO(p, target)
 		}

@@ -440,6 +440,34 @@ func TestPrivateAncestors(t *testing.T) {
 	}
 }
 
+// TestNoMountReachesTheHost starts a chute whose directories lie on a
+// shared mount, as every mount is on a host run by systemd: the trees the
+// shim clones from it are its peers, and the chute's mounts (proc, dev,
+// tmp...) must not propagate back to the host through them.
+func TestNoMountReachesTheHost(t *testing.T) {
+	s := newSpec(t, "shared", `cat /paradrop/policy.json; echo`)
+	base := filepath.Dir(s.Rootfs)
+	if err := syscall.Mount(base, base, "", syscall.MS_BIND, ""); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Unmount(base, syscall.MNT_DETACH) })
+	if err := syscall.Mount("", base, "", syscall.MS_SHARED, ""); err != nil {
+		t.Fatal(err)
+	}
+	if st, lines := runScript(t, s); st.Code != 0 || len(lines) != 1 {
+		t.Fatalf("exit status %+v, output %q", st, lines)
+	}
+	info, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(info), "\n") {
+		if f := strings.Fields(l); len(f) > 4 && strings.HasPrefix(f[4], base+"/") {
+			t.Errorf("a chute's mount reached the host: %s", l)
+		}
+	}
+}
+
 func TestStartErrors(t *testing.T) {
 	tests := []struct {
 		name    string
