@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -136,5 +137,22 @@ func TestServeFlags(t *testing.T) {
 			t.Errorf("%q: rc %d", args, rc)
 		}
 		f.oneLine(t, "paradrop: serve: ")
+	}
+}
+
+// A data directory chutes could not run from is refused at start-up, in one
+// line that says why, rather than every chute start failing later.
+func TestServeRefusesUnusableData(t *testing.T) {
+	dir := t.TempDir()
+	if err := syscall.Mount(dir, dir, "", syscall.MS_BIND, ""); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Unmount(dir, syscall.MNT_DETACH) })
+	if err := syscall.Mount("", dir, "", syscall.MS_UNBINDABLE, ""); err != nil {
+		t.Fatal(err)
+	}
+	err := serve(context.Background(), serveOptions{dataDir: dir, listen: "127.0.0.1:0", cgroups: testCgroupParent, logf: t.Logf})
+	if err == nil || strings.Contains(err.Error(), "\n") || !strings.Contains(err.Error(), "chutes cannot run from "+dir) {
+		t.Errorf("serve on an unbindable data directory: %v", err)
 	}
 }

@@ -120,6 +120,9 @@ func NewManager(cfg Config) (*Manager, error) {
 			return nil, fmt.Errorf("chute manager: %w", err)
 		}
 	}
+	if err := sandbox.CheckHost(m.paths.chutes()); err != nil {
+		return nil, fmt.Errorf("chute manager: %w", err)
+	}
 	if err := os.MkdirAll(m.paths.staging(), 0o700); err != nil {
 		return nil, fmt.Errorf("chute manager: %w", err)
 	}

@@ -852,3 +852,23 @@ func TestInitRunsBeforeOtherPackages(t *testing.T) {
 		}
 	}
 }
+
+// CheckHost refuses a directory chutes could not be started from, here on
+// an unbindable mount, so that the daemon says so once at start-up.
+func TestCheckHost(t *testing.T) {
+	dir := t.TempDir()
+	if err := sandbox.CheckHost(dir); err != nil {
+		t.Fatalf("CheckHost(%s): %v", dir, err)
+	}
+	if err := syscall.Mount(dir, dir, "", syscall.MS_BIND, ""); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Unmount(dir, syscall.MNT_DETACH) })
+	if err := syscall.Mount("", dir, "", syscall.MS_UNBINDABLE, ""); err != nil {
+		t.Fatal(err)
+	}
+	err := sandbox.CheckHost(dir)
+	if err == nil || !strings.Contains(err.Error(), "chutes cannot run from "+dir) {
+		t.Errorf("CheckHost on an unbindable mount: %v", err)
+	}
+}

@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"errors"
 	"fmt"
 	"os"
 
@@ -67,4 +68,18 @@ func (t *hostTrees) Close() {
 			f.Close()
 		}
 	}
+}
+
+// CheckHost says why chutes whose directories lie under dir could not
+// start on this host, or nil: the shim must be able to clone their mount
+// trees there. The daemon asks at start-up rather than fail every start.
+func CheckHost(dir string) error {
+	fd, err := unix.OpenTree(unix.AT_FDCWD, dir, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
+	if errors.Is(err, unix.ENOSYS) {
+		return errors.New("this kernel cannot run chutes: it lacks open_tree (Linux 5.2 or later)")
+	}
+	if err != nil {
+		return fmt.Errorf("chutes cannot run from %s: it cannot be cloned as a mount tree: %w", dir, err)
+	}
+	return unix.Close(fd)
 }
