@@ -19,6 +19,7 @@ import (
 	"paradrop/cgroup"
 	"paradrop/chute/sandbox"
 	"paradrop/chute/sandbox/sandboxtest"
+	"paradrop/netconf/nettest"
 )
 
 // daemonCommand runs the test binary as a stand-in daemon that starts a
@@ -759,18 +760,12 @@ func TestCgroupPlacement(t *testing.T) {
 // TestJoinNetNS runs a chute in a network namespace made beforehand, as
 // the daemon does, with a dummy link that only that namespace has.
 func TestJoinNetNS(t *testing.T) {
-	name := fmt.Sprintf("sbtest%d", os.Getpid())
-	t.Cleanup(func() { exec.Command("ip", "netns", "delete", name).Run() })
-	for _, args := range [][]string{
-		{"netns", "add", name},
-		{"-n", name, "link", "add", "chutelink0", "type", "veth", "peer", "name", "chutelink1"},
-	} {
-		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
-			t.Fatalf("ip %v: %v: %s (iproute2 is needed)", args, err, out)
-		}
-	}
+	// Pinned in the test's own directory: `ip netns add` could bind
+	// iproute2's /run/netns over namespaces other tests pinned there.
+	h := nettest.NewHost(t)
+	nettest.Exec(t, h, "ip", "link", "add", "chutelink0", "type", "veth", "peer", "name", "chutelink1")
 	s := newSpec(t, "netjoin", `cut -d: -f1 /proc/net/dev | tail -n +3 | tr -d ' ' | sort; touch /sys/probe 2>/dev/null || echo sys-ro`)
-	s.NetNS = "/run/netns/" + name
+	s.NetNS = h.NetNS
 	st, lines := runScript(t, s)
 	if st.Code != 0 {
 		t.Fatalf("exit status %+v, output %q", st, lines)
