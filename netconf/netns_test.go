@@ -269,3 +269,27 @@ func TestDeleteNetNSUnderLateBind(t *testing.T) {
 		t.Errorf("namespace left pinned:\n%s", strings.Join(left, "\n"))
 	}
 }
+
+// Two pins stacked on one path (two EnsureNetNS racing on it) both go.
+func TestDeleteNetNSStacked(t *testing.T) {
+	nettest.Require(t)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "chute")
+	// Whatever DeleteNetNS leaves, the directory must go.
+	t.Cleanup(func() {
+		for syscall.Unmount(path, syscall.MNT_DETACH) == nil {
+		}
+	})
+	if err := netconf.EnsureNetNS(path); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mount(path, path, "", syscall.MS_BIND, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := netconf.DeleteNetNS(path); err != nil {
+		t.Fatal(err)
+	}
+	if left := pinnedUnder(t, dir); len(left) > 0 {
+		t.Errorf("pins left:\n%s", strings.Join(left, "\n"))
+	}
+}
