@@ -157,7 +157,7 @@ func serve(ctx context.Context, opts serveOptions) error {
 	}
 	mgr, err := chute.NewManager(mgrCfg)
 	if err != nil {
-		return fmt.Errorf("chute manager: %w", err)
+		return err // it names itself
 	}
 
 	mgrCtx, stopMgr := context.WithCancel(context.Background())

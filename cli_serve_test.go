@@ -9,14 +9,34 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"paradrop/api"
+	"paradrop/cgroup"
 )
+
+// testCgroupParent is this package's cgroup parent: serve removes the
+// groups under its parent that are not its chutes, and the default one
+// (/paradrop) is a real gateway's on the same machine.
+var testCgroupParent = fmt.Sprintf("/paradrop-cli-test-%d", os.Getpid())
 
 func TestServe(t *testing.T) {
 	dir := t.TempDir()
+	// A group left under the parent by someone else: serve's start-up
+	// removes it, as the manager does at every start, which shows that the
+	// parent it cleans is the one it was given.
+	stray, err := cgroup.Open(testCgroupParent+"/stray", cgroup.Resources{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		stray.Delete()
+		if g, err := cgroup.Load(testCgroupParent); err == nil {
+			g.Delete()
+		}
+	})
 	var mu sync.Mutex
 	var logged []string
 	start := func() (string, context.CancelFunc, chan error) {
@@ -25,7 +45,7 @@ func TestServe(t *testing.T) {
 		done := make(chan error, 1)
 		go func() {
 			done <- serve(ctx, serveOptions{
-				dataDir: dir, listen: "127.0.0.1:0", maxUpload: 1 << 20,
+				dataDir: dir, listen: "127.0.0.1:0", maxUpload: 1 << 20, cgroups: testCgroupParent,
 				logf: func(format string, args ...any) {
 					mu.Lock()
 					defer mu.Unlock()
@@ -60,6 +80,15 @@ func TestServe(t *testing.T) {
 		t.Fatalf("info with the token: %v %v", resp, err)
 	}
 	resp.Body.Close()
+	// The manager cleans up as it starts running, beside the API.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if _, err := cgroup.Load(testCgroupParent + "/stray"); err != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("serve kept the stray group under its parent %s", testCgroupParent)
+		}
+	}
 
 	stop()
 	select {
@@ -94,7 +123,7 @@ func TestServeBusyPort(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	err = serve(context.Background(), serveOptions{dataDir: t.TempDir(), listen: ln.Addr().String(), logf: t.Logf})
+	err = serve(context.Background(), serveOptions{dataDir: t.TempDir(), listen: ln.Addr().String(), cgroups: testCgroupParent, logf: t.Logf})
 	if err == nil || !strings.Contains(err.Error(), "address already in use") {
 		t.Errorf("busy port: %v", err)
 	}
@@ -109,5 +138,22 @@ func TestServeFlags(t *testing.T) {
 			t.Errorf("%q: rc %d", args, rc)
 		}
 		f.oneLine(t, "paradrop: serve: ")
+	}
+}
+
+// A data directory chutes could not run from is refused at start-up, in one
+// line that says why, rather than every chute start failing later.
+func TestServeRefusesUnusableData(t *testing.T) {
+	dir := t.TempDir()
+	if err := syscall.Mount(dir, dir, "", syscall.MS_BIND, ""); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Unmount(dir, syscall.MNT_DETACH) })
+	if err := syscall.Mount("", dir, "", syscall.MS_UNBINDABLE, ""); err != nil {
+		t.Fatal(err)
+	}
+	err := serve(context.Background(), serveOptions{dataDir: dir, listen: "127.0.0.1:0", cgroups: testCgroupParent, logf: t.Logf})
+	if err == nil || strings.Contains(err.Error(), "\n") || !strings.Contains(err.Error(), "chutes cannot run from "+dir) {
+		t.Errorf("serve on an unbindable data directory: %v", err)
 	}
 }

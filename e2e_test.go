@@ -120,7 +120,6 @@ func TestDaemonKilledChutesLive(t *testing.T) {
 		t.Fatal("needs root")
 	}
 	top := t.TempDir()
-	os.Chmod(filepath.Dir(top), 0o711)
 	d := &daemon{t: t, bin: buildBinary(t), data: filepath.Join(top, "data"), url: "http://" + freePort(t)}
 	d.start()
 	defer func() {
@@ -187,7 +186,6 @@ func TestCLIErrorsAreOneLine(t *testing.T) {
 		t.Fatal("needs root")
 	}
 	top := t.TempDir()
-	os.Chmod(filepath.Dir(top), 0o711)
 	d := &daemon{t: t, bin: buildBinary(t), data: filepath.Join(top, "data"), url: "http://" + freePort(t)}
 	d.start()
 	defer func() { d.cmd.Process.Signal(syscall.SIGTERM); d.cmd.Wait() }()

@@ -257,9 +257,8 @@ func procStatus(pid int, field string) (string, error) {
 	return "", fmt.Errorf("no %s in /proc/%d/status", field, pid)
 }
 
-// chuteTempDir makes a temporary directory for chutes: searchable by the
-// chutes' host ids, which must reach their rootfs through it. remove
-// unmounts what is left below it and deletes it.
+// chuteTempDir makes a temporary directory for chutes. remove unmounts
+// what is left below it and deletes it.
 func chuteTempDir(prefix string) (dir string, remove func(), err error) {
 	dir, err = os.MkdirTemp("", prefix)
 	if err != nil {
@@ -268,10 +267,6 @@ func chuteTempDir(prefix string) (dir string, remove func(), err error) {
 	remove = func() {
 		unmountUnder(dir)
 		os.RemoveAll(dir)
-	}
-	if err := os.Chmod(dir, 0o711); err != nil {
-		remove()
-		return "", nil, fmt.Errorf("temp dir: %w", err)
 	}
 	return dir, remove, nil
 }

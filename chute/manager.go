@@ -25,9 +25,11 @@ type Config struct {
 	DB         *store.DB
 	Executable string // binary re-executed as the chutes' shim and init
 	MaxUpload  int64  // bytes of a package upload; 0 = 256 MiB
-	// CgroupParent holds the chutes' cgroups (default /paradrop). The
-	// daemon removes any group under it that is not one of its chutes, so
-	// two daemons on one host need two parents.
+	// CgroupParent holds the chutes' cgroups; required, with no default
+	// here (serve's flag has one), so that no caller, a test least of all,
+	// ends up by omission under the gateway's. The daemon removes any
+	// group under it that is not one of its chutes, so two daemons on one
+	// host need two parents.
 	CgroupParent string
 	Logf         func(format string, args ...any)
 	// Network connects chutes to the gateway's network; nil leaves them
@@ -106,11 +108,8 @@ type Manager struct {
 // NewManager opens the manager over the daemon's data directory and loads
 // the chutes it knows. Run brings them to their desired state.
 func NewManager(cfg Config) (*Manager, error) {
-	if cfg.DB == nil || cfg.DataDir == "" {
-		return nil, errors.New("chute manager: DB and DataDir are required")
-	}
-	if cfg.CgroupParent == "" {
-		cfg.CgroupParent = "/paradrop"
+	if cfg.DB == nil || cfg.DataDir == "" || cfg.CgroupParent == "" {
+		return nil, errors.New("chute manager: DB, DataDir and CgroupParent are required")
 	}
 	if cfg.MaxUpload == 0 {
 		cfg.MaxUpload = 256 << 20
@@ -139,20 +138,23 @@ func NewManager(cfg Config) (*Manager, error) {
 	m.changeCond = sync.NewCond(&m.mu)
 	m.ctx, m.cancel = context.WithCancel(context.Background())
 	m.usage = m.newSampler()
-	// Chute user namespaces run as unprivileged host ids that must be able
-	// to reach their rootfs and /data: the directories on the way are
-	// searchable (0711) but not listable by them.
+	// Private to root: a chute's shim hands its init the chute's rootfs
+	// and /data as mount trees (see package sandbox), so no chute's host
+	// ids need to search anything here.
 	for _, d := range []string{cfg.DataDir, m.paths.chutes()} {
-		if err := os.MkdirAll(d, 0o711); err != nil {
+		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, fmt.Errorf("chute manager: %w", err)
 		}
-		if err := os.Chmod(d, 0o711); err != nil {
+		if err := os.Chmod(d, 0o700); err != nil {
 			return nil, fmt.Errorf("chute manager: %w", err)
 		}
 	}
 	// Uploads staged by an earlier daemon are left over. They go here, not
 	// in Run, which the API may already be serving uploads beside.
 	if err := os.RemoveAll(m.paths.staging()); err != nil {
+		return nil, fmt.Errorf("chute manager: %w", err)
+	}
+	if err := sandbox.CheckHost(m.paths.chutes()); err != nil {
 		return nil, fmt.Errorf("chute manager: %w", err)
 	}
 	if err := os.MkdirAll(m.paths.staging(), 0o700); err != nil {

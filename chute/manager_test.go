@@ -55,9 +55,10 @@ func newGatewayWith(t *testing.T, dir string, adjust func(*Config)) *gateway {
 	if os.Geteuid() != 0 {
 		t.Fatal("chute manager tests need root (namespaces, cgroups, loop mounts)")
 	}
-	// t.TempDir's parent is 0700: chute ids must be able to reach their rootfs.
-	if err := os.Chmod(filepath.Dir(dir), 0o711); err != nil {
-		t.Fatal(err)
+	// t.TempDir's parent is 0700, as is a data directory under /root or
+	// from mktemp -d: chutes must run all the same.
+	if st, err := os.Stat(filepath.Dir(dir)); err != nil || st.Mode().Perm()&0o001 != 0 {
+		t.Fatalf("the data directory's parent should not be searchable by chutes: %v, %v", st.Mode(), err)
 	}
 	db, err := store.Open(filepath.Join(dir, "paradrop.db"))
 	if err != nil {
@@ -492,5 +493,21 @@ func TestStartupRemovesLeftovers(t *testing.T) {
 	})
 	if err := sleeper.Wait(); err == nil {
 		t.Error("the process in the leftover cgroup was not killed")
+	}
+}
+
+// A manager without a cgroup parent is refused rather than given the
+// gateway's (/paradrop), whose stray groups its start-up would remove: a
+// test that forgot to name its own would kill a running gateway's chutes.
+func TestManagerNeedsCgroupParent(t *testing.T) {
+	dir := t.TempDir()
+	db, err := store.Open(filepath.Join(dir, "paradrop.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	_, err = NewManager(Config{DataDir: dir, DB: db, Executable: "/bin/false"})
+	if err == nil || !strings.Contains(err.Error(), "CgroupParent") {
+		t.Fatalf("NewManager without CgroupParent: %v", err)
 	}
 }

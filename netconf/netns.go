@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"runtime"
 
+	"github.com/moby/sys/mountinfo"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
@@ -59,7 +60,7 @@ func EnsureNetNS(path string) error {
 // createNetNS unshares a fresh network namespace on a locked thread and pins
 // it by bind-mounting the thread's namespace file onto path.
 func createNetNS(path string) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+	if err := prepareNetNSDir(filepath.Dir(path)); err != nil {
 		return err
 	}
 	f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE, 0o444)
@@ -101,6 +102,64 @@ func createNetNS(path string) error {
 	return <-errc
 }
 
+// ipNetNSDir is where iproute2 pins named namespaces. `ip netns add` makes
+// it a shared mount point first, binding it onto itself (recursively) if it
+// is not one: namespaces pinned there before that bind stay mounted under
+// it, where no path reaches them, for good.
+const ipNetNSDir = "/run/netns"
+
+// prepareNetNSDir creates dir. If it is iproute2's, it also makes it the
+// mount point ip wants before anything is pinned there, so that ip never
+// binds it over our namespaces: once, under a lock our processes share,
+// and only while nothing is pinned there. Should ip bind it at the same
+// moment all the same, its bind joins the peer group of ours, and an
+// unmount through either reaches both. Our own directories need none of
+// this: nobody else mounts over them.
+func prepareNetNSDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	if real, err := filepath.EvalSymlinks(dir); err != nil || real != ipNetNSDir {
+		return err
+	}
+	lock, err := os.Open(ipNetNSDir)
+	if err != nil {
+		return err
+	}
+	defer lock.Close()
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
+		return fmt.Errorf("lock %s: %w", ipNetNSDir, err)
+	}
+	share := func() error { return unix.Mount("", ipNetNSDir, "none", unix.MS_SHARED|unix.MS_REC, "") }
+	err = share()
+	if !errors.Is(err, unix.EINVAL) { // EINVAL: not a mount point
+		return err
+	}
+	pinned, err := mountsUnder(ipNetNSDir)
+	if err != nil || len(pinned) > 0 {
+		return err // binding it now would hide them: leave it as it is
+	}
+	if err := unix.Mount(ipNetNSDir, ipNetNSDir, "none", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		return fmt.Errorf("make %s a mount point: %w", ipNetNSDir, err)
+	}
+	return share()
+}
+
+// mountsUnder lists the mount points below dir.
+func mountsUnder(dir string) ([]string, error) {
+	ms, err := mountinfo.GetMounts(mountinfo.PrefixFilter(dir))
+	if err != nil {
+		return nil, err
+	}
+	var under []string
+	for _, m := range ms {
+		if m.Mountpoint != dir {
+			under = append(under, m.Mountpoint)
+		}
+	}
+	return under, nil
+}
+
 // isNetNSMount reports whether path is a pinned namespace; a missing path or
 // a plain file (left over from a crash between create and mount) is not.
 func isNetNSMount(path string) (bool, error) {
@@ -114,19 +173,35 @@ func isNetNSMount(path string) (bool, error) {
 	return st.Type == unix.NSFS_MAGIC, nil
 }
 
+// maxStacked bounds the pins DeleteNetNS takes off one path: two
+// EnsureNetNS racing on a path can stack two.
+const maxStacked = 8
+
 // DeleteNetNS unmounts and removes a namespace created by EnsureNetNS. The
 // namespace itself disappears once no process or open file holds it. It is
-// not an error if path does not exist.
+// not an error if path does not exist; it is one if a mount is left there.
 func DeleteNetNS(path string) error {
-	// MNT_DETACH: an open handle elsewhere must not make deletion fail.
-	err := unix.Unmount(path, unix.MNT_DETACH)
-	if err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
-		return fmt.Errorf("delete netns %q: unmount: %w", path, err)
+	for range maxStacked {
+		// MNT_DETACH: an open handle elsewhere must not make deletion fail.
+		err := unix.Unmount(path, unix.MNT_DETACH)
+		if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOENT) {
+			break // nothing (more) mounted there
+		}
+		if err != nil {
+			return fmt.Errorf("delete netns %q: unmount: %w", path, err)
+		}
 	}
-	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("delete netns %q: %w", path, err)
+	err := os.Remove(path)
+	if err == nil || errors.Is(err, os.ErrNotExist) {
+		return nil
 	}
-	return nil
+	if errors.Is(err, unix.EBUSY) {
+		// Still a mount point, yet nothing to unmount through the path:
+		// the pin is covered by a later mount over its directory.
+		return fmt.Errorf("delete netns %q: still mounted beneath a later mount over %s, out of reach until that one is unmounted: %w",
+			path, filepath.Dir(path), err)
+	}
+	return fmt.Errorf("delete netns %q: %w", path, err)
 }
 
 // InNetNS runs fn on a locked OS thread that has entered the namespace at

@@ -33,9 +33,12 @@
 // no daemon setup), since the shim is not the daemon. The init role needs
 // nothing: linking this package links pid1.
 //
-// What the host must provide: the rootfs, data and policy directories and
-// their parents searchable by the chute's host uid (init mounts them as
-// that uid); a data directory owned by it; and a service manager that does
-// not kill the shims with the daemon (systemd: KillMode=process), since
-// they run in the daemon's cgroup until the chute's exit.
+// The chute's rootfs, data and policy directories may lie anywhere the
+// daemon can reach, whatever the modes of their parents: the shim, as host
+// root, clones them as detached mount trees (open_tree(2), Linux 5.2 or
+// later) and init attaches those without looking the host paths up. What
+// the host must provide: a data directory owned by the chute's host uid,
+// and a service manager that does not kill the shims with the daemon
+// (systemd: KillMode=process), since they run in the daemon's cgroup until
+// the chute's exit.
 package sandbox

@@ -39,7 +39,7 @@ var (
 
 // initPlan is what the chute's init does, in order, from its fresh
 // namespaces to the exec of the chute's command (see package pid1).
-func initPlan(s Spec) (*pid1.Plan, error) {
+func initPlan(s Spec, trees treeFDs) (*pid1.Plan, error) {
 	filter, err := seccompFilter()
 	if err != nil {
 		return nil, fmt.Errorf("seccomp: %w", err)
@@ -52,7 +52,7 @@ func initPlan(s Spec) (*pid1.Plan, error) {
 	if s.NetNS == "" {
 		p.LoopbackUp("bring lo up")
 	}
-	rootfsPlan(&p, s)
+	rootfsPlan(&p, s, trees)
 	for _, r := range s.Rlimits {
 		p.Rlimit(fmt.Sprintf("setrlimit %d", r.Resource), r.Resource, r.Soft, r.Hard)
 	}
@@ -101,16 +101,27 @@ func remountRO(p *pid1.Plan, path string) {
 	p.RemountRO("make "+path+" read-only", path)
 }
 
-// rootfsPlan builds the chute's view of the filesystem under s.Rootfs,
-// switches root into it and locks it down. It runs in the chute's fresh
-// mount namespace, while the host's tree is still visible.
-func rootfsPlan(p *pid1.Plan, s Spec) {
+// rootfsPlan builds the chute's view of the filesystem from the trees the
+// shim cloned (see hostTrees), switches root into it and locks it down. It
+// runs in the chute's fresh mount namespace, while the host's tree is
+// still visible.
+func rootfsPlan(p *pid1.Plan, s Spec, trees treeFDs) {
 	// Nothing mounted here may propagate back to the host, nor host mounts in.
 	mount(p, "", "/", "", unix.MS_REC|unix.MS_PRIVATE, "")
-	root := s.Rootfs
-	// pivot_root needs the new root to be a mount point.
-	mount(p, root, root, "", unix.MS_BIND|unix.MS_REC, "")
+	// The rootfs tree goes over the host's root, a mount point init can
+	// always reach, and init works in it: the chute's root user may not be
+	// allowed to look s.Rootfs up, so everything up to the pivot_root
+	// below names paths relative to the new root. Being a mount, it can
+	// become the root.
+	p.Fchdir("enter rootfs "+s.Rootfs, trees.root)
+	p.Attach("attach rootfs "+s.Rootfs, trees.root, "/")
+	root := "."
 	in := func(path string) string { return filepath.Join(root, path) }
+	// A tree cloned from a shared host mount is a peer of it: made private
+	// before anything is mounted on it, or the chute's mounts would appear
+	// on the host (and pivot_root refuses a shared mount).
+	private := func(path string) { mount(p, "", path, "", unix.MS_REC|unix.MS_PRIVATE, "") }
+	private(root)
 
 	mountpoint(p, in("proc"), true)
 	mount(p, "proc", in("proc"), "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "")
@@ -142,21 +153,22 @@ func rootfsPlan(p *pid1.Plan, s Spec) {
 
 	mountpoint(p, in("tmp"), true)
 	mount(p, "tmpfs", in("tmp"), "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, fmt.Sprintf("mode=1777,size=%d", s.TmpSize))
-	bind := func(source, target string, readonly bool) {
+	attach := func(fd int, source, target string, readonly bool) {
 		mountpoint(p, target, true)
-		mount(p, source, target, "", unix.MS_BIND|unix.MS_REC, "")
+		p.Attach(fmt.Sprintf("mount %s on /%s", source, target), fd, target)
+		private(target)
 		if readonly {
 			remountRO(p, target)
 		}
 	}
 	if s.DataDir != "" {
-		bind(s.DataDir, in("data"), false)
+		attach(trees.data, s.DataDir, in("data"), false)
 	}
 	if s.PolicyDir != "" {
-		bind(s.PolicyDir, in("paradrop"), true)
+		attach(trees.policy, s.PolicyDir, in("paradrop"), true)
 	}
 
-	p.PivotRoot("pivot_root "+root, root)
+	p.PivotRoot("pivot_root "+s.Rootfs, root)
 	for _, path := range maskedPaths {
 		p.Mask("mask "+path, path)
 	}

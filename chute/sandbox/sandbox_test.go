@@ -19,6 +19,7 @@ import (
 	"paradrop/cgroup"
 	"paradrop/chute/sandbox"
 	"paradrop/chute/sandbox/sandboxtest"
+	"paradrop/netconf/nettest"
 )
 
 // daemonCommand runs the test binary as a stand-in daemon that starts a
@@ -82,8 +83,9 @@ func newSpec(t *testing.T, name, script string) sandbox.Spec {
 	if os.Geteuid() != 0 {
 		t.Fatal("chute tests need root")
 	}
+	// t.TempDir and its parent are 0700: the chute's host ids cannot
+	// search them, which the sandbox must not need.
 	base := t.TempDir()
-	sandboxtest.Traversable(t, base)
 	s := sandbox.Spec{
 		Name:        name,
 		Rootfs:      filepath.Join(base, "rootfs"),
@@ -408,6 +410,65 @@ func waitForLog(t *testing.T, dir, substr string) {
 	t.Fatalf("%q never appeared in the chute's log", substr)
 }
 
+// TestPrivateAncestors starts chutes whose rootfs, data and policy lie
+// under a directory of mode 0700, as a data directory under /root or from
+// mktemp -d does: the chute's root user may not search it, yet the chute
+// runs and reads and writes its /data.
+func TestPrivateAncestors(t *testing.T) {
+	for _, how := range starters(t) {
+		t.Run(how.name, func(t *testing.T) {
+			s := newSpec(t, "private", `cat /paradrop/policy.json; echo; echo from-chute > /data/out; ls /data`)
+			private := filepath.Dir(s.Rootfs)
+			if err := os.Chmod(private, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			c, err := how.start(t, ctx, s)
+			if err != nil {
+				t.Fatalf("start under a 0700 directory: %v", err)
+			}
+			if st := wait(t, c); st.Code != 0 {
+				t.Fatalf("exit status %+v, log %q", st, logLines(t, s.LogDir))
+			}
+			if got, want := logLines(t, s.LogDir), []string{`stdout {"ok":true}`, "stdout out"}; strings.Join(got, "|") != strings.Join(want, "|") {
+				t.Errorf("chute output %q, want %q", got, want)
+			}
+			if b, err := os.ReadFile(filepath.Join(s.DataDir, "out")); err != nil || string(b) != "from-chute\n" {
+				t.Errorf("the chute's /data/out on the host: %q, %v", b, err)
+			}
+		})
+	}
+}
+
+// TestNoMountReachesTheHost starts a chute whose directories lie on a
+// shared mount, as every mount is on a host run by systemd: the trees the
+// shim clones from it are its peers, and the chute's mounts (proc, dev,
+// tmp...) must not propagate back to the host through them.
+func TestNoMountReachesTheHost(t *testing.T) {
+	s := newSpec(t, "shared", `cat /paradrop/policy.json; echo`)
+	base := filepath.Dir(s.Rootfs)
+	if err := syscall.Mount(base, base, "", syscall.MS_BIND, ""); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Unmount(base, syscall.MNT_DETACH) })
+	if err := syscall.Mount("", base, "", syscall.MS_SHARED, ""); err != nil {
+		t.Fatal(err)
+	}
+	if st, lines := runScript(t, s); st.Code != 0 || len(lines) != 1 {
+		t.Fatalf("exit status %+v, output %q", st, lines)
+	}
+	info, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(info), "\n") {
+		if f := strings.Fields(l); len(f) > 4 && strings.HasPrefix(f[4], base+"/") {
+			t.Errorf("a chute's mount reached the host: %s", l)
+		}
+	}
+}
+
 func TestStartErrors(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -699,18 +760,12 @@ func TestCgroupPlacement(t *testing.T) {
 // TestJoinNetNS runs a chute in a network namespace made beforehand, as
 // the daemon does, with a dummy link that only that namespace has.
 func TestJoinNetNS(t *testing.T) {
-	name := fmt.Sprintf("sbtest%d", os.Getpid())
-	t.Cleanup(func() { exec.Command("ip", "netns", "delete", name).Run() })
-	for _, args := range [][]string{
-		{"netns", "add", name},
-		{"-n", name, "link", "add", "chutelink0", "type", "veth", "peer", "name", "chutelink1"},
-	} {
-		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
-			t.Fatalf("ip %v: %v: %s (iproute2 is needed)", args, err, out)
-		}
-	}
+	// Pinned in the test's own directory: `ip netns add` could bind
+	// iproute2's /run/netns over namespaces other tests pinned there.
+	h := nettest.NewHost(t)
+	nettest.Exec(t, h, "ip", "link", "add", "chutelink0", "type", "veth", "peer", "name", "chutelink1")
 	s := newSpec(t, "netjoin", `cut -d: -f1 /proc/net/dev | tail -n +3 | tr -d ' ' | sort; touch /sys/probe 2>/dev/null || echo sys-ro`)
-	s.NetNS = "/run/netns/" + name
+	s.NetNS = h.NetNS
 	st, lines := runScript(t, s)
 	if st.Code != 0 {
 		t.Fatalf("exit status %+v, output %q", st, lines)
@@ -790,5 +845,25 @@ func TestInitRunsBeforeOtherPackages(t *testing.T) {
 		if strings.Contains(trace.String(), "init "+pkg) {
 			t.Errorf("%s was initialised before the init role ran:\n%s", pkg, trace.String())
 		}
+	}
+}
+
+// CheckHost refuses a directory chutes could not be started from, here on
+// an unbindable mount, so that the daemon says so once at start-up.
+func TestCheckHost(t *testing.T) {
+	dir := t.TempDir()
+	if err := sandbox.CheckHost(dir); err != nil {
+		t.Fatalf("CheckHost(%s): %v", dir, err)
+	}
+	if err := syscall.Mount(dir, dir, "", syscall.MS_BIND, ""); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Unmount(dir, syscall.MNT_DETACH) })
+	if err := syscall.Mount("", dir, "", syscall.MS_UNBINDABLE, ""); err != nil {
+		t.Fatal(err)
+	}
+	err := sandbox.CheckHost(dir)
+	if err == nil || !strings.Contains(err.Error(), "chutes cannot run from "+dir) {
+		t.Errorf("CheckHost on an unbindable mount: %v", err)
 	}
 }

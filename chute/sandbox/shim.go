@@ -185,10 +185,11 @@ func (sh *shim) spawn() error {
 		sh.logs.Add(1)
 		go func() { defer sh.logs.Done(); defer r.Close(); copyLines(sh.log, stream, r) }()
 	}
-	plan, err := initPlan(s)
+	trees, err := openHostTrees(s)
 	if err != nil {
 		return err
 	}
+	defer trees.Close()
 	planR, planW, err := os.Pipe()
 	if err != nil {
 		return err
@@ -201,6 +202,11 @@ func (sh *shim) spawn() error {
 	}
 	defer statusR.Close()
 	defer statusW.Close()
+	extra, fds := trees.pass([]*os.File{planR, statusW}) // pid1.PlanFD, pid1.StatusFD
+	plan, err := initPlan(s, fds)
+	if err != nil {
+		return err
+	}
 
 	attr := &syscall.SysProcAttr{
 		Cloneflags: syscall.CLONE_NEWNS | syscall.CLONE_NEWPID | syscall.CLONE_NEWUTS | syscall.CLONE_NEWIPC,
@@ -228,7 +234,7 @@ func (sh *shim) spawn() error {
 		Env:         []string{},
 		Stdout:      outW[0],
 		Stderr:      outW[1],
-		ExtraFiles:  []*os.File{planR, statusW}, // pid1.PlanFD, pid1.StatusFD
+		ExtraFiles:  extra,
 		SysProcAttr: attr,
 	}
 	if err := sh.startInNetNS(); err != nil {

@@ -24,22 +24,23 @@ import (
 	"paradrop/netconf"
 )
 
-// nsDir is where hosts are pinned: the directory `ip netns` uses, so that
-// `ip netns exec NAME ...` works when debugging a stuck test.
-const nsDir = "/run/netns"
-
 // Host is a network namespace owned by one test.
 type Host struct {
 	Name  string // unique, e.g. "pdt-1a2b3c4d"
-	NetNS string // path of the pinned namespace, /run/netns/Name
+	NetNS string // path of the pinned namespace, in a directory of the test's
 }
 
 // NewHost creates an empty namespace (loopback up, see netconf.EnsureNetNS)
-// and deletes it when the test ends.
+// and deletes it when the test ends. It is pinned in the test's own
+// temporary directory, not iproute2's /run/netns, where `ip netns add`
+// can bind the directory over pins of concurrent tests; to debug a stuck
+// test, enter it with nsenter --net=PATH.
 func NewHost(t testing.TB) *Host {
 	t.Helper()
 	name := Name("pdt-")
-	h := &Host{Name: name, NetNS: filepath.Join(nsDir, name)}
+	// Its removal, registered first, runs last: a namespace left mounted
+	// fails the test.
+	h := &Host{Name: name, NetNS: filepath.Join(t.TempDir(), name)}
 	if err := netconf.EnsureNetNS(h.NetNS); err != nil {
 		t.Fatalf("nettest: new host: %v", err)
 	}

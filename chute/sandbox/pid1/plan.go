@@ -77,6 +77,8 @@ const (
 	opChdir                  // path
 	opSeccomp                // filter: sock_filter array
 	opExec                   // search (0 or 1), candidate paths, argv, envv
+	opFchdir                 // fd
+	opAttach                 // fd, target: a detached mount tree
 )
 
 // Plan is the list of operations init carries out, in order. The shim
@@ -239,6 +241,23 @@ func (p *Plan) Exec(what string, search bool, paths, argv, envv []string) {
 	p.list(paths)
 	p.list(argv)
 	p.list(envv)
+}
+
+// Fchdir changes the working directory to the directory open at fd.
+func (p *Plan) Fchdir(what string, fd int) {
+	p.op(opFchdir, what)
+	p.num(uint64(fd))
+}
+
+// Attach mounts at target the detached mount tree open at fd (from
+// open_tree(2) with OPEN_TREE_CLONE), with move_mount(2), and closes fd.
+// The shim clones the trees, as host root, from paths the chute's root
+// user may not be allowed to reach: attaching them needs no path but the
+// target's.
+func (p *Plan) Attach(what string, fd int, target string) {
+	p.op(opAttach, what)
+	p.num(uint64(fd))
+	p.str(target)
 }
 
 // decoder reads a plan; a malformed plan sets bad and yields zeros.

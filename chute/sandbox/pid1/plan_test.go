@@ -3,6 +3,8 @@ package pid1
 import (
 	"reflect"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 func fullPlan() *Plan {
@@ -25,6 +27,8 @@ func fullPlan() *Plan {
 	p.SetIDs("ids", 1000, 1001)
 	p.Chdir("chdir", "/data")
 	p.Seccomp("seccomp", []byte{1, 2, 3, 4, 5, 6, 7, 8})
+	p.Fchdir("fchdir", 5)
+	p.Attach("attach", 5, "/")
 	p.Exec(`exec "sh"`, true, []string{"/bin/sh", "/usr/bin/sh"}, []string{"sh", "-c", ""}, nil)
 	return &p
 }
@@ -53,6 +57,8 @@ func TestPlanRoundTrip(t *testing.T) {
 		{code: opSetIDs, what: "ids", n: []uint64{1000, 1001}},
 		{code: opChdir, what: "chdir", s: []string{"/data"}},
 		{code: opSeccomp, what: "seccomp", s: []string{"\x01\x02\x03\x04\x05\x06\x07\x08"}},
+		{code: opFchdir, what: "fchdir", n: []uint64{5}},
+		{code: opAttach, what: "attach", n: []uint64{5}, s: []string{"/"}},
 		{code: opExec, what: `exec "sh"`, n: []uint64{1}, l: [][]string{{"/bin/sh", "/usr/bin/sh"}, {"sh", "-c", ""}, {}}},
 	}
 	if !reflect.DeepEqual(steps, want) {
@@ -65,11 +71,11 @@ func TestPlanRoundTrip(t *testing.T) {
 func TestPlanMalformed(t *testing.T) {
 	b := fullPlan().Bytes()
 	for n := 1; n < len(b); n++ {
-		if steps, err := decode(b[:n]); err == nil && len(steps) == 19 {
+		if steps, err := decode(b[:n]); err == nil && len(steps) == 21 {
 			t.Fatalf("a plan cut at %d of %d bytes decodes whole", n, len(b))
 		}
 	}
-	for _, bad := range [][]byte{{0}, {opExec + 1, 0, 0, 0, 0}, {opMount, 0xff, 0xff, 0xff, 0xff}} {
+	for _, bad := range [][]byte{{0}, {opAttach + 1, 0, 0, 0, 0}, {opMount, 0xff, 0xff, 0xff, 0xff}} {
 		if _, err := decode(bad); err == nil {
 			t.Errorf("plan %v decodes", bad)
 		}
@@ -90,4 +96,12 @@ func FuzzDecode(f *testing.F) {
 			}
 		}
 	})
+}
+
+// The syscall package does not number move_mount; ours must be the
+// kernel's on every architecture (go vet with GOARCH set builds this).
+func TestMoveMountNumber(t *testing.T) {
+	if sysMoveMount != unix.SYS_MOVE_MOUNT {
+		t.Errorf("sysMoveMount = %d, want %d", sysMoveMount, unix.SYS_MOVE_MOUNT)
+	}
 }

@@ -17,6 +17,7 @@ const (
 	linuxCapabilityV3     = 0x20080522
 	siocgifflags          = 0x8913
 	siocsifflags          = 0x8914
+	moveMountFEmptyPath   = 0x4
 	mountFlagsKeptByRemnt = syscall.MS_NOSUID | syscall.MS_NODEV | syscall.MS_NOEXEC | syscall.MS_NOATIME |
 		syscall.MS_NODIRATIME | syscall.MS_RELATIME | syscall.MS_RDONLY
 )
@@ -28,6 +29,7 @@ var layouts = [...]string{
 	opMount: "sssns", opRemountRO: "s", opCreate: "sn", opMkdir: "sn", opSymlink: "ss",
 	opMountSys: "s", opPivotRoot: "s", opMask: "s", opReadonly: "s", opRlimit: "nnn",
 	opCaps: "n", opSetIDs: "nn", opChdir: "s", opSeccomp: "s", opExec: "nlll",
+	opFchdir: "n", opAttach: "ns",
 }
 
 type step struct {
@@ -126,6 +128,10 @@ func (st *step) run() error {
 		return loadSeccomp(st.s[0])
 	case opExec:
 		return execFirst(st.n[0] == 1, st.l[0], st.l[1], st.l[2])
+	case opFchdir:
+		return syscall.Fchdir(int(st.n[0]))
+	case opAttach:
+		return attach(int(st.n[0]), st.s[0])
 	}
 	return errBadPlan
 }
@@ -193,6 +199,23 @@ func create(path string, mode uint32) error {
 	fd, err := syscall.Open(path, syscall.O_WRONLY|syscall.O_CREAT|syscall.O_TRUNC|syscall.O_CLOEXEC, mode)
 	if err != nil {
 		return err
+	}
+	return syscall.Close(fd)
+}
+
+// attach moves the detached tree at fd onto target and closes fd, which
+// the chute's command must not inherit.
+func attach(fd int, target string) error {
+	p, err := syscall.BytePtrFromString(target)
+	if err != nil {
+		return err
+	}
+	empty := [1]byte{}
+	atFDCWD := -100
+	_, _, errno := syscall.Syscall6(sysMoveMount, uintptr(fd), uintptr(unsafe.Pointer(&empty[0])),
+		uintptr(atFDCWD), uintptr(unsafe.Pointer(p)), moveMountFEmptyPath, 0)
+	if errno != 0 {
+		return errno
 	}
 	return syscall.Close(fd)
 }

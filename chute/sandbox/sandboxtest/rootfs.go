@@ -21,8 +21,7 @@ const busybox = "/bin/busybox"
 // BusyboxRootfs fills dir with a rootfs holding a static busybox, its
 // applets, the mountpoints the sandbox uses (proc, dev, sys, tmp, data,
 // paradrop) and a minimal /etc. It installs Debian's busybox-static when
-// /bin/busybox is missing. dir and its parents are made traversable by
-// everyone, since the chute's init sees them as an unprivileged host uid.
+// /bin/busybox is missing.
 func BusyboxRootfs(t testing.TB, dir string) {
 	t.Helper()
 	if err := ensureBusybox(); err != nil {
@@ -59,28 +58,6 @@ func BusyboxRootfs(t testing.TB, dir string) {
 	}
 	if err := os.Chmod(filepath.Join(dir, "tmp"), 0o1777); err != nil {
 		t.Fatal(err)
-	}
-	Traversable(t, dir)
-}
-
-// Traversable makes dir and every parent up to / searchable by all users,
-// as t.TempDir creates its directories private to root.
-func Traversable(t testing.TB, dir string) {
-	t.Helper()
-	abs, err := filepath.Abs(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for p := abs; p != "/"; p = filepath.Dir(p) {
-		st, err := os.Stat(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if st.Mode().Perm()&0o005 != 0o005 {
-			if err := os.Chmod(p, st.Mode().Perm()|0o005); err != nil {
-				t.Fatal(err)
-			}
-		}
 	}
 }
 
