@@ -15,6 +15,7 @@ import (
 	"paradrop/cgroup"
 	"paradrop/chute/manifest"
 	"paradrop/chute/sandbox"
+	"paradrop/chute/sandbox/sandboxtest"
 )
 
 // The hostile health command: whatever /data/probe.sh says, so that one
@@ -23,7 +24,7 @@ import (
 const probeHealth = `
 name: hp
 version: 1.0.0
-command: ["/bin/sh", "-c", "exec sleep 1000"]
+command: ["/bin/sleep", "1000"]
 health: {command: ["/bin/sh", "-c", "test -f /data/probe.sh || exit 0; . /data/probe.sh"], interval: 1h, timeout: 3s, retries: 100}
 resources: {memory: 48Mi, pids: 24}
 `
@@ -37,7 +38,8 @@ type healthProbe struct {
 }
 
 func newHealthProbe(t *testing.T) *healthProbe {
-	g := newGateway(t, t.TempDir())
+	exe := sandboxtest.StaticExecutable(t)
+	g := newGatewayWith(t, t.TempDir(), func(c *Config) { c.Executable = exe })
 	t.Cleanup(g.removeAll)
 	g.install(pkg(t, probeHealth, nil))
 	e, err := g.m.entry("hp")
@@ -146,7 +148,7 @@ sed 's/  */ /g; s/^/limit: /' /proc/self/limits
 		var limits []string
 		for _, l := range strings.Split(p.data("report"), "\n") {
 			if rest, ok := strings.CutPrefix(l, "limit: "); ok {
-				limits = append(limits, rest)
+				limits = append(limits, strings.Join(strings.Fields(rest), " "))
 			}
 		}
 		var mainLimits []string

@@ -30,7 +30,9 @@ func TestMain(m *testing.M) {
 	if len(os.Args) > 1 && os.Args[1] == daemonCommand {
 		os.Exit(fakeDaemon(os.Args[2:]))
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	sandboxtest.RemoveStatic()
+	os.Exit(code)
 }
 
 // fakeDaemon reads a Spec on stdin, starts it, prints the chute's pid and

@@ -59,6 +59,7 @@ type shim struct {
 
 	cmd       *exec.Cmd
 	startedAt time.Time
+	door      *door // nil without a health command
 
 	done     chan struct{} // closed once status is saved and the socket is gone
 	status   ExitStatus
@@ -189,6 +190,15 @@ func (sh *shim) spawn() error {
 	if err != nil {
 		return err
 	}
+	var doorFiles []*os.File
+	if s.Health != nil {
+		if sh.door, doorFiles, err = openDoor(s); err != nil {
+			return err
+		}
+		for _, f := range doorFiles {
+			defer f.Close()
+		}
+	}
 	planR, planW, err := os.Pipe()
 	if err != nil {
 		return err
@@ -228,7 +238,7 @@ func (sh *shim) spawn() error {
 		Env:         []string{},
 		Stdout:      outW[0],
 		Stderr:      outW[1],
-		ExtraFiles:  []*os.File{planR, statusW}, // pid1.PlanFD, pid1.StatusFD
+		ExtraFiles:  append([]*os.File{planR, statusW}, doorFiles...), // pid1.PlanFD, pid1.StatusFD, doorExeFD, doorSockFD
 		SysProcAttr: attr,
 	}
 	if err := sh.startInNetNS(); err != nil {
@@ -403,6 +413,8 @@ func (sh *shim) do(req request, conn net.Conn) response {
 		case <-gone:
 		}
 		return sh.state()
+	case opCheck:
+		return sh.check()
 	}
 	return response{Error: fmt.Sprintf("unknown request %q", req.Op)}
 }

@@ -25,6 +25,7 @@ func fullPlan() *Plan {
 	p.SetIDs("ids", 1000, 1001)
 	p.Chdir("chdir", "/data")
 	p.Seccomp("seccomp", []byte{1, 2, 3, 4, 5, 6, 7, 8})
+	p.Door("door", 5, 6)
 	p.Exec(`exec "sh"`, true, []string{"/bin/sh", "/usr/bin/sh"}, []string{"sh", "-c", ""}, nil)
 	return &p
 }
@@ -53,6 +54,7 @@ func TestPlanRoundTrip(t *testing.T) {
 		{code: opSetIDs, what: "ids", n: []uint64{1000, 1001}},
 		{code: opChdir, what: "chdir", s: []string{"/data"}},
 		{code: opSeccomp, what: "seccomp", s: []string{"\x01\x02\x03\x04\x05\x06\x07\x08"}},
+		{code: opDoor, what: "door", n: []uint64{5, 6}},
 		{code: opExec, what: `exec "sh"`, n: []uint64{1}, l: [][]string{{"/bin/sh", "/usr/bin/sh"}, {"sh", "-c", ""}, {}}},
 	}
 	if !reflect.DeepEqual(steps, want) {
@@ -65,11 +67,11 @@ func TestPlanRoundTrip(t *testing.T) {
 func TestPlanMalformed(t *testing.T) {
 	b := fullPlan().Bytes()
 	for n := 1; n < len(b); n++ {
-		if steps, err := decode(b[:n]); err == nil && len(steps) == 19 {
+		if steps, err := decode(b[:n]); err == nil && len(steps) == 20 {
 			t.Fatalf("a plan cut at %d of %d bytes decodes whole", n, len(b))
 		}
 	}
-	for _, bad := range [][]byte{{0}, {opExec + 1, 0, 0, 0, 0}, {opMount, 0xff, 0xff, 0xff, 0xff}} {
+	for _, bad := range [][]byte{{0}, {byte(len(layouts)), 0, 0, 0, 0}, {opMount, 0xff, 0xff, 0xff, 0xff}} {
 		if _, err := decode(bad); err == nil {
 			t.Errorf("plan %v decodes", bad)
 		}
