@@ -224,7 +224,7 @@ func TestHealthCommandBounded(t *testing.T) {
 		shimBefore := fields(hostFile(t, shimPid, "status"))["VmHWM"]
 		var before, after runtime.MemStats
 		runtime.ReadMemStats(&before)
-		err = p.run(t, `head -c 419430400 /dev/zero; echo done > /data/report`)
+		err = p.run(t, `dd if=/dev/zero bs=1048576 count=400 2>/dev/null; echo done > /data/report`)
 		runtime.ReadMemStats(&after)
 		if err != nil {
 			t.Fatalf("check: %v", err)

@@ -49,7 +49,7 @@ func fakeDaemon(args []string) int {
 	start := sandbox.Start
 	var l *sandbox.Launcher
 	if len(args) > 0 && args[0] == "warm" {
-		l = sandbox.NewLauncher("")
+		l = sandbox.NewLauncher(s.Executable)
 		pid, err := l.SparePid(ctx)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)

@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -72,6 +73,7 @@ type shim struct {
 // exited, or 0 at once for a spare the launcher let go.
 func ShimMain(args []string) int {
 	unix.CloseOnExec(shimReportFD)
+	closeInheritedOnExec()
 	report := os.NewFile(shimReportFD, "report")
 	if len(args) != 1 {
 		fmt.Fprintf(os.Stderr, "usage: %s STATEDIR|%s\n", ShimCommand, spareArg)
@@ -103,6 +105,22 @@ func ShimMain(args []string) int {
 	<-sh.done
 	waitTimeout(&sh.handlers, handlerGrace)
 	return 0
+}
+
+// closeInheritedOnExec keeps the descriptors the shim inherited beyond
+// its report channel (from whatever started the daemon) from reaching the
+// chute, its init and its door, which get only what the shim gives them.
+func closeInheritedOnExec() {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "shim: %v\n", err)
+		return
+	}
+	for _, e := range ents {
+		if fd, err := strconv.Atoi(e.Name()); err == nil && fd > shimReportFD {
+			unix.CloseOnExec(fd)
+		}
+	}
 }
 
 func (sh *shim) start() error {

@@ -170,6 +170,8 @@ func door() {
 	// What ps shows in the chute, rather than the descriptor's number.
 	name := []byte("paradrop-door\x00")
 	prctl(prSetName, uintptr(unsafe.Pointer(&name[0])), 0)
+	// The socket is the door's alone, not the health commands'.
+	syscall.CloseOnExec(doorSockFD)
 	buf := make([]byte, DoorConfigMax)
 	n, err := recv(buf)
 	if err != nil {
@@ -276,9 +278,10 @@ func runCheck(cfg *DoorConfig) CheckReport {
 		st = <-exited
 	}
 	if st != nil {
-		ws := st.Sys().(syscall.WaitStatus)
-		rep.Exited, rep.Code = ws.Exited(), ws.ExitStatus()
-		if ws.Signaled() {
+		switch ws := st.Sys().(syscall.WaitStatus); {
+		case ws.Exited():
+			rep.Exited, rep.Code = true, ws.ExitStatus()
+		case ws.Signaled():
 			rep.Signal = int(ws.Signal())
 		}
 	}
