@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"paradrop/chute/sandbox"
+	"paradrop/chute/sandbox/pid1"
 	"paradrop/chute/sandbox/sandboxtest"
 )
 
@@ -197,6 +199,27 @@ func TestCheckAfterDaemonDeath(t *testing.T) {
 			}
 		})
 	}
+}
+
+// The door role, like init, runs before the binary's heavy dependencies
+// are initialised; with its socket closed, it exits at once.
+func TestDoorRunsBeforeOtherPackages(t *testing.T) {
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_SEQPACKET|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	syscall.Close(fds[0])
+	sock := os.NewFile(uintptr(fds[1]), "door")
+	defer sock.Close()
+	var trace strings.Builder
+	cmd := exec.Command(os.Args[0], pid1.DoorCommand)
+	cmd.Env = []string{"GODEBUG=inittrace=1"}
+	cmd.Stderr = &trace
+	cmd.ExtraFiles = []*os.File{sock}
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("door without a shim: %v, want exit status 0", err)
+	}
+	checkInitTrace(t, "door", trace.String())
 }
 
 func TestCheckErrors(t *testing.T) {
