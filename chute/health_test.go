@@ -175,10 +175,7 @@ touch /pwned-by-health; echo "touch rc=$?"`)
 	})
 
 	t.Run("within the memory limit", func(t *testing.T) {
-		g, err := cgroup.Load(p.g.m.paths.cgroup("hp"))
-		if err != nil {
-			t.Fatal(err)
-		}
+		g := p.cgroup(t)
 		before, err := g.Stats()
 		if err != nil {
 			t.Fatal(err)
@@ -260,12 +257,17 @@ func TestHealthCommandBounded(t *testing.T) {
 	})
 }
 
-func chuteProcs(t *testing.T, p *healthProbe) []int {
+func (p *healthProbe) cgroup(t *testing.T) *cgroup.Group {
+	t.Helper()
 	g, err := cgroup.Load(p.g.m.paths.cgroup("hp"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	pids, err := g.Procs()
+	return g
+}
+
+func chuteProcs(t *testing.T, p *healthProbe) []int {
+	pids, err := p.cgroup(t).Procs()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -33,6 +33,14 @@
 // no daemon setup), since the shim is not the daemon. The init role needs
 // nothing: linking this package links pid1.
 //
+// A chute with a health command also has a door: a process its init
+// starts, as the last step before the exec, from the same binary, so that
+// it and every health command it runs for Chute.Check have exactly the
+// chute's confinement (see package pid1). Its role too is played by
+// package pid1's init function. Since it is exec'ed inside the chute's
+// root, where no dynamic loader is, such chutes need a static binary
+// (CGO_ENABLED=0, as make build makes it).
+//
 // What the host must provide: the rootfs, data and policy directories and
 // their parents searchable by the chute's host uid (init mounts them as
 // that uid); a data directory owned by it; and a service manager that does

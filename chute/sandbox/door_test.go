@@ -121,6 +121,19 @@ func TestCheck(t *testing.T) {
 	})
 }
 
+// TestCheckAsUser: a chute running as a user other than root checks as
+// that user, with no capabilities, as its command runs.
+func TestCheckAsUser(t *testing.T) {
+	s := healthSpec(t, "user")
+	s.UID, s.GID = 1000, 1000
+	setCheck(t, s, "id -u; id -g; grep -E '^Cap(Prm|Eff)' /proc/self/status")
+	c := start(t, s)
+	res, err := check(t, c)
+	if want := "1000\n1000\nCapPrm:\t0000000000000000\nCapEff:\t0000000000000000\n"; err != nil || res.Output != want {
+		t.Errorf("Check: %+v, %v; want output %q", res, err, want)
+	}
+}
+
 // TestCheckDoor: the door holds nothing of the chute's or the shim's
 // beyond its socket, has the chute's confinement, and a chute that kills
 // it fails its checks at once.
