@@ -253,6 +253,7 @@ func runCheck(cfg *DoorConfig) CheckReport {
 	if err != nil {
 		return CheckReport{Err: "start " + cfg.Argv[0] + ": " + err.Error()}
 	}
+	r.SetReadDeadline(deadline)
 	exited := make(chan *os.ProcessState, 1)
 	go func() {
 		st, _ := proc.Wait()
@@ -261,7 +262,6 @@ func runCheck(cfg *DoorConfig) CheckReport {
 		}
 		exited <- st
 	}()
-	r.SetReadDeadline(deadline)
 	var rep CheckReport
 	rep.Output, rep.Truncated = keepFirst(r, CheckOutputMax)
 	var st *os.ProcessState
@@ -273,7 +273,7 @@ func runCheck(cfg *DoorConfig) CheckReport {
 	}
 	timer.Stop()
 	syscall.Kill(-proc.Pid, syscall.SIGKILL)
-	if st == nil {
+	if rep.TimedOut {
 		proc.Kill() // had it left its group
 		st = <-exited
 	}
