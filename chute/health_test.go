@@ -295,3 +295,38 @@ func readFileOrEmpty(path string) string {
 	b, _ := os.ReadFile(path)
 	return string(b)
 }
+
+// TestFailingHealthCommandRestarts: a chute whose health command fails is
+// killed and restarted, and the new instance's door serves its checks.
+func TestFailingHealthCommandRestarts(t *testing.T) {
+	exe := sandboxtest.StaticExecutable(t)
+	g := newGatewayWith(t, t.TempDir(), func(c *Config) { c.Executable = exe })
+	defer g.removeAll()
+	g.install(pkg(t, `
+name: flaky
+version: 1.0.0
+command: ["/bin/sleep", "1000"]
+health: {command: ["/bin/sh", "-c", "test ! -e /data/sick"], interval: 200ms, timeout: 1s, retries: 2}
+restart: {policy: always}
+`, nil))
+	first, _ := g.m.Get("flaky")
+	sick := filepath.Join(g.m.paths.data("flaky"), "sick")
+	if err := os.WriteFile(sick, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 20*time.Second, "a restart after failed health checks", func() bool {
+		in, _ := g.m.Get("flaky")
+		return in.Restarts >= 1 && in.State == Running && in.Pid != first.Pid
+	})
+	os.Remove(sick)
+	e, err := g.m.entry("flaky")
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 20*time.Second, "a passing check of the restarted chute", func() bool {
+		g.m.mu.Lock()
+		sb, h := e.sb, e.rec.Manifest.Health
+		g.m.mu.Unlock()
+		return sb != nil && sb.Pid() != first.Pid && g.m.check(context.Background(), "flaky", sb, h) == nil
+	})
+}
