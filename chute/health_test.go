@@ -40,7 +40,8 @@ type healthProbe struct {
 func newHealthProbe(t *testing.T) *healthProbe {
 	exe := sandboxtest.StaticExecutable(t)
 	g := newGatewayWith(t, t.TempDir(), func(c *Config) { c.Executable = exe })
-	t.Cleanup(g.removeAll)
+	p := &healthProbe{g: g}
+	t.Cleanup(func() { p.g.removeAll() })
 	g.install(pkg(t, probeHealth, nil))
 	e, err := g.m.entry("hp")
 	if err != nil {
@@ -52,7 +53,8 @@ func newHealthProbe(t *testing.T) *healthProbe {
 	if sb == nil {
 		t.Fatal("chute not running")
 	}
-	return &healthProbe{g: g, sb: sb, h: h, main: sb.Pid()}
+	p.sb, p.h, p.main = sb, h, sb.Pid()
+	return p
 }
 
 // run makes script the health command and runs one check, as the
@@ -329,4 +331,29 @@ restart: {policy: always}
 		g.m.mu.Unlock()
 		return sb != nil && sb.Pid() != first.Pid && g.m.check(context.Background(), "flaky", sb, h) == nil
 	})
+}
+
+// TestHealthCommandAfterDaemonRestart: a daemon that re-adopts a running
+// chute checks it through the door its shim still holds.
+func TestHealthCommandAfterDaemonRestart(t *testing.T) {
+	p := newHealthProbe(t)
+	dir, exe := p.g.dir, p.g.m.cfg.Executable
+	p.g.shutdown()
+	g := newGatewayWith(t, dir, func(c *Config) { c.Executable = exe })
+	p.g = g // removed at the end by the new daemon
+	e, err := g.m.entry("hp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "re-adoption", func() bool {
+		g.m.mu.Lock()
+		defer g.m.mu.Unlock()
+		return e.sb != nil && e.sb.Pid() == p.main
+	})
+	g.m.mu.Lock()
+	p.sb = e.sb
+	g.m.mu.Unlock()
+	if err := p.run(t, "echo readopted > /data/report"); err != nil || p.data("report") != "readopted" {
+		t.Errorf("check after the daemon restarted: %v, report %q", err, p.data("report"))
+	}
 }
