@@ -108,13 +108,15 @@ func TestCheck(t *testing.T) {
 	}
 
 	t.Run("nothing outlives a check", func(t *testing.T) {
-		setCheck(t, s, "sleep 100 & sleep 101 & echo started")
+		// One in the command's process group, one in a session of its
+		// own, one orphaned twice over.
+		setCheck(t, s, "sleep 100 & setsid sleep 101 & (setsid sh -c 'sleep 102 &' &); sleep 0.2; echo started")
 		if res, err := check(t, c); err != nil || res.Err() != nil {
 			t.Fatalf("Check: %+v, %v", res, err)
 		}
 		time.Sleep(100 * time.Millisecond)
 		for pid, cmd := range chuteProcs(t, c.Pid()) {
-			if cmd == "sleep 100" || cmd == "sleep 101" {
+			if cmd == "sleep 100" || cmd == "sleep 101" || cmd == "sleep 102" {
 				t.Errorf("pid %d %q, left by the check, still runs", pid, cmd)
 			}
 		}

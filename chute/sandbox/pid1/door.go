@@ -172,6 +172,12 @@ func door() {
 	prctl(prSetName, uintptr(unsafe.Pointer(&name[0])), 0)
 	// The socket is the door's alone, not the health commands'.
 	syscall.CloseOnExec(doorSockFD)
+	// What a check leaves behind, in its process group or not, becomes
+	// the door's, which ends it with the check (killOrphans); without
+	// this, it would go to the chute's pid 1.
+	if err := prctl(prSetChildSubreaper, 1, 0); err != nil {
+		return
+	}
 	buf := make([]byte, DoorConfigMax)
 	n, err := recv(buf)
 	if err != nil {
@@ -277,6 +283,7 @@ func runCheck(cfg *DoorConfig) CheckReport {
 		proc.Kill() // had it left its group
 		st = <-exited
 	}
+	killOrphans()
 	if st != nil {
 		switch ws := st.Sys().(syscall.WaitStatus); {
 		case ws.Exited():
@@ -286,6 +293,93 @@ func runCheck(cfg *DoorConfig) CheckReport {
 		}
 	}
 	return rep
+}
+
+// killOrphans kills and reaps the door's children: once the command is
+// reaped, they are what it left behind and the door, a child subreaper,
+// inherited. Rounds repeat for what those forked meanwhile; the chute's
+// pids limit bounds them.
+func killOrphans() {
+	self := os.Getpid()
+	for range 100 {
+		kids := childrenOf(self)
+		if len(kids) == 0 {
+			return
+		}
+		for _, pid := range kids {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+		for _, pid := range kids {
+			for {
+				_, err := syscall.Wait4(pid, nil, 0, nil)
+				if err != syscall.EINTR {
+					break
+				}
+			}
+		}
+	}
+}
+
+// childrenOf lists the processes whose parent is ppid, from /proc.
+func childrenOf(ppid int) []int {
+	dir, err := os.Open("/proc")
+	if err != nil {
+		return nil
+	}
+	names, _ := dir.Readdirnames(-1)
+	dir.Close()
+	var kids []int
+	for _, name := range names {
+		pid, ok := atoi(name)
+		if !ok {
+			continue
+		}
+		stat, err := os.ReadFile("/proc/" + name + "/stat")
+		if err != nil {
+			continue
+		}
+		if p, ok := statPPid(string(stat)); ok && p == ppid {
+			kids = append(kids, pid)
+		}
+	}
+	return kids
+}
+
+// statPPid reads the parent's pid from the text of /proc/PID/stat: "pid
+// (comm) state ppid ...", where comm may hold anything but ends at the
+// last parenthesis.
+func statPPid(stat string) (int, bool) {
+	end := -1
+	for i := len(stat) - 1; i >= 0; i-- {
+		if stat[i] == ')' {
+			end = i
+			break
+		}
+	}
+	if end < 0 || len(stat) < end+5 {
+		return 0, false
+	}
+	rest := stat[end+4:] // past ") S "
+	for i := range len(rest) {
+		if rest[i] == ' ' {
+			return atoi(rest[:i])
+		}
+	}
+	return 0, false
+}
+
+func atoi(s string) (int, bool) {
+	if s == "" || len(s) > 9 {
+		return 0, false
+	}
+	n := 0
+	for i := range len(s) {
+		if s[i] < '0' || s[i] > '9' {
+			return 0, false
+		}
+		n = n*10 + int(s[i]-'0')
+	}
+	return n, true
 }
 
 // keepFirst reads r to its end or first error, and returns its first max

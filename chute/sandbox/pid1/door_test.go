@@ -151,3 +151,26 @@ func FuzzDecodeDoorConfig(f *testing.F) {
 		}
 	})
 }
+
+func TestStatPPid(t *testing.T) {
+	tests := []struct {
+		stat string
+		want int
+		ok   bool
+	}{
+		{stat: "123 (sleep) S 45 123 1 0 -1", want: 45, ok: true},
+		{stat: "7 (a) b) (c) R 9 7 7 0", want: 9, ok: true}, // a comm may hold parentheses and spaces
+		{stat: "1 () Z 0 0", want: 0, ok: true},
+		{stat: "1 (x) S", ok: false},
+		{stat: "1 (x) S 12", ok: false}, // cut: no field after ppid
+		{stat: "1 (x) S -1 0", ok: false},
+		{stat: "no parenthesis 1 2", ok: false},
+		{stat: "", ok: false},
+	}
+	for _, tt := range tests {
+		got, ok := statPPid(tt.stat)
+		if got != tt.want || ok != tt.ok {
+			t.Errorf("statPPid(%q) = %d, %v; want %d, %v", tt.stat, got, ok, tt.want, tt.ok)
+		}
+	}
+}

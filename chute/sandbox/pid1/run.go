@@ -14,6 +14,7 @@ const (
 	prCapAmbient          = 47
 	prCapAmbientClearAll  = 4
 	prSetName             = 15
+	prSetChildSubreaper   = 36
 	seccompModeFilter     = 2
 	linuxCapabilityV3     = 0x20080522
 	siocgifflags          = 0x8913
