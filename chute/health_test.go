@@ -231,6 +231,8 @@ func TestHealthCommandBounded(t *testing.T) {
 		if p.data("report") != "done" {
 			t.Errorf("the health command did not get its 400 MB out: %q", p.data("report"))
 		}
+		t.Logf("one check of 400 MB: daemon allocated %d KiB; shim peak RSS %s before, %s after",
+			(after.TotalAlloc-before.TotalAlloc)>>10, shimBefore, fields(hostFile(t, shimPid, "status"))["VmHWM"])
 		if grew := after.TotalAlloc - before.TotalAlloc; grew > 16<<20 {
 			t.Errorf("the daemon allocated %d MiB for one check", grew>>20)
 		}
