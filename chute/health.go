@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os/exec"
 	"strconv"
 	"syscall"
 	"time"
@@ -16,21 +15,37 @@ import (
 	"paradrop/netconf"
 )
 
+// checkGrace is how long past a health command's timeout the daemon waits
+// for the shim's answer; the command itself is killed at the timeout.
+const checkGrace = 5 * time.Second
+
 // check runs the chute's health check once.
 func (m *Manager) check(ctx context.Context, name string, sb *sandbox.Chute, h *manifest.Health) error {
-	ctx, cancel := context.WithTimeout(ctx, time.Duration(h.Timeout))
-	defer cancel()
 	if h.HTTP != nil {
+		ctx, cancel := context.WithTimeout(ctx, time.Duration(h.Timeout))
+		defer cancel()
 		return m.checkHTTP(ctx, name, h.HTTP)
 	}
-	// nsenter joins all of the chute's namespaces and its root, so the
-	// command sees exactly what the chute sees.
-	args := append([]string{"--target", strconv.Itoa(sb.Pid()), "--all", "--root", "--wd", "--"}, h.Command...)
-	out, err := exec.CommandContext(ctx, "nsenter", args...).CombinedOutput()
+	// The command runs in the chute, confined as its command is, with the
+	// timeout of the spec it was started with (healthOf).
+	ctx, cancel := context.WithTimeout(ctx, time.Duration(h.Timeout)+checkGrace)
+	defer cancel()
+	res, err := sb.Check(ctx)
+	if err == nil {
+		err = res.Err()
+	}
 	if err != nil {
-		return fmt.Errorf("health command: %v: %.200s", err, out)
+		return fmt.Errorf("health command: %w", err)
 	}
 	return nil
+}
+
+// healthOf is the sandbox's health check for a manifest's health command.
+func healthOf(man *manifest.Manifest) *sandbox.HealthCheck {
+	if man.Health == nil || len(man.Health.Command) == 0 {
+		return nil
+	}
+	return &sandbox.HealthCheck{Args: man.Health.Command, Timeout: time.Duration(man.Health.Timeout)}
 }
 
 // checkHTTP sends GET to the chute's own loopback: the connection is made

@@ -26,7 +26,9 @@ import (
 // binary does.
 func TestMain(m *testing.M) {
 	sandboxtest.PlayRoles()
-	os.Exit(m.Run())
+	code := m.Run()
+	sandboxtest.RemoveStatic()
+	os.Exit(code)
 }
 
 // testCgroupParent keeps this package's chutes apart from those of tests of

@@ -102,6 +102,7 @@ func (m *Manager) launch(ctx context.Context, p *progress, name string, slot int
 		HostGID:    id,
 		NetNS:      m.paths.netns(name),
 		CgroupPath: m.paths.cgroup(name),
+		Health:     healthOf(man),
 		TmpSize:    int64(man.Resources.Tmp),
 		LogDir:     m.paths.logs(name),
 		StateDir:   m.paths.run(name),

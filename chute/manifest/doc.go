@@ -44,6 +44,11 @@
 //	restart.policy          on-failure; one of no, on-failure, always
 //	restart.max_retries     5; 0 means unlimited
 //	health                  none; when present exactly one of command or http
+//	health.command          runs inside the chute exactly as its command does
+//	                        (user, env, cwd, limits, cgroup), killed at the
+//	                        timeout, with all it started once it ends; 4 KiB
+//	                        of output kept; costs the chute about 1 MiB and
+//	                        5 pids
 //	health.http.path        /
 //	health.interval         5s; at least 100ms
 //	health.timeout          2s; at least 100ms

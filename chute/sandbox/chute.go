@@ -34,6 +34,7 @@ const (
 	opState  = "state"
 	opSignal = "signal"
 	opWait   = "wait"
+	opCheck  = "check" // run the health command once (see door.go)
 )
 
 type request struct {
@@ -42,11 +43,12 @@ type request struct {
 }
 
 type response struct {
-	Pid       int         `json:"pid,omitempty"`
-	StartedAt time.Time   `json:"started_at,omitzero"`
-	Running   bool        `json:"running"`
-	Exit      *ExitStatus `json:"exit,omitempty"`
-	Error     string      `json:"error,omitempty"`
+	Pid       int          `json:"pid,omitempty"`
+	StartedAt time.Time    `json:"started_at,omitzero"`
+	Running   bool         `json:"running"`
+	Exit      *ExitStatus  `json:"exit,omitempty"`
+	Check     *CheckResult `json:"check,omitempty"`
+	Error     string       `json:"error,omitempty"`
 }
 
 // Chute is a handle on a chute run by its shim. Any number of handles, in

@@ -41,4 +41,12 @@
 // and a service manager that does not kill the shims with the daemon
 // (systemd: KillMode=process), since they run in the daemon's cgroup until
 // the chute's exit.
+//
+// A chute with a health command also has a door: a process its init
+// starts, as the last step before the exec, from the same binary, so that
+// it and every health command it runs for Chute.Check have exactly the
+// chute's confinement (see package pid1). Its role too is played by
+// package pid1's init function. Since it is exec'ed inside the chute's
+// root, where no dynamic loader is, such chutes need a static binary
+// (CGO_ENABLED=0, as make build makes it).
 package sandbox

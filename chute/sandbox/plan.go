@@ -62,6 +62,9 @@ func initPlan(s Spec, trees treeFDs) (*pid1.Plan, error) {
 	p.SetIDs(fmt.Sprintf("set uid/gid %d/%d", s.UID, s.GID), s.UID, s.GID)
 	p.Chdir("chdir "+s.Cwd, s.Cwd)
 	p.Seccomp("load seccomp filter", filter)
+	if s.Health != nil {
+		p.Door("start the health door", doorExeFD, doorSockFD)
+	}
 	paths, search := execPaths(s.Args[0], s.Env)
 	p.Exec(fmt.Sprintf("exec %q", s.Args[0]), search, paths, s.Args, s.Env)
 	return &p, nil

@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -59,6 +60,7 @@ type shim struct {
 
 	cmd       *exec.Cmd
 	startedAt time.Time
+	door      *door // nil without a health command
 
 	done     chan struct{} // closed once status is saved and the socket is gone
 	status   ExitStatus
@@ -71,6 +73,7 @@ type shim struct {
 // exited, or 0 at once for a spare the launcher let go.
 func ShimMain(args []string) int {
 	unix.CloseOnExec(shimReportFD)
+	closeInheritedOnExec()
 	report := os.NewFile(shimReportFD, "report")
 	if len(args) != 1 {
 		fmt.Fprintf(os.Stderr, "usage: %s STATEDIR|%s\n", ShimCommand, spareArg)
@@ -102,6 +105,22 @@ func ShimMain(args []string) int {
 	<-sh.done
 	waitTimeout(&sh.handlers, handlerGrace)
 	return 0
+}
+
+// closeInheritedOnExec keeps the descriptors the shim inherited beyond
+// its report channel (from whatever started the daemon) from reaching the
+// chute, its init and its door, which get only what the shim gives them.
+func closeInheritedOnExec() {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "shim: %v\n", err)
+		return
+	}
+	for _, e := range ents {
+		if fd, err := strconv.Atoi(e.Name()); err == nil && fd > shimReportFD {
+			unix.CloseOnExec(fd)
+		}
+	}
 }
 
 func (sh *shim) start() error {
@@ -190,6 +209,15 @@ func (sh *shim) spawn() error {
 		return err
 	}
 	defer trees.Close()
+	var doorFiles []*os.File
+	if s.Health != nil {
+		if sh.door, doorFiles, err = openDoor(s); err != nil {
+			return err
+		}
+		for _, f := range doorFiles {
+			defer f.Close()
+		}
+	}
 	planR, planW, err := os.Pipe()
 	if err != nil {
 		return err
@@ -202,7 +230,8 @@ func (sh *shim) spawn() error {
 	}
 	defer statusR.Close()
 	defer statusW.Close()
-	extra, fds := trees.pass([]*os.File{planR, statusW}) // pid1.PlanFD, pid1.StatusFD
+	// pid1.PlanFD, pid1.StatusFD, then doorExeFD and doorSockFD if there is a door
+	extra, fds := trees.pass(append([]*os.File{planR, statusW}, doorFiles...))
 	plan, err := initPlan(s, fds)
 	if err != nil {
 		return err
@@ -409,6 +438,8 @@ func (sh *shim) do(req request, conn net.Conn) response {
 		case <-gone:
 		}
 		return sh.state()
+	case opCheck:
+		return sh.check()
 	}
 	return response{Error: fmt.Sprintf("unknown request %q", req.Op)}
 }

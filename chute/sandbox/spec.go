@@ -66,6 +66,10 @@ type Spec struct {
 	LogMaxBytes int64  // size at which current.log rotates
 	LogFiles    int    // files kept, current.log included
 
+	// Health is run in the chute by Chute.Check; a chute that has one
+	// also has the door process that runs it (see door.go).
+	Health *HealthCheck
+
 	StateDir   string // shim's pid file, socket and exit status; one chute per directory
 	Executable string // binary re-executed for the shim and init roles (default: os.Executable())
 }
@@ -107,6 +111,9 @@ func (s Spec) withDefaults() (Spec, error) {
 	}
 	if s.UserNS && (uint64(s.HostUID)+idRange > 1<<32 || uint64(s.HostGID)+idRange > 1<<32) {
 		return s, errors.New("spec: host id range overflows")
+	}
+	if s.Health != nil && (len(s.Health.Args) == 0 || s.Health.Timeout <= 0) {
+		return s, errors.New("spec: a health check needs a command and a positive timeout")
 	}
 	if s.UserNS && (s.UID >= idRange || s.GID >= idRange) {
 		return s, fmt.Errorf("spec: uid/gid %d/%d not mapped in the chute", s.UID, s.GID)

@@ -14,7 +14,8 @@
 // a plan of plain system calls: building it needs formatting, seccomp
 // assembly and path handling that this package must not import.
 //
-// Do not add imports to it beyond errors, os, syscall and unsafe.
+// Do not add imports to it beyond errors, os, syscall, time and unsafe
+// (time being one of os's own).
 package pid1
 
 import (
@@ -42,6 +43,10 @@ func init() {
 		err := run()
 		writeAll(StatusFD, []byte(err.Error()))
 		os.Exit(1)
+	}
+	if len(os.Args) == 2 && os.Args[1] == DoorCommand {
+		door()
+		os.Exit(0)
 	}
 }
 
@@ -79,6 +84,7 @@ const (
 	opExec                   // search (0 or 1), candidate paths, argv, envv
 	opFchdir                 // fd
 	opAttach                 // fd, target: a detached mount tree
+	opDoor                   // binary fd, socket fd: start the health door
 )
 
 // Plan is the list of operations init carries out, in order. The shim
@@ -258,6 +264,16 @@ func (p *Plan) Attach(what string, fd int, target string) {
 	p.op(opAttach, what)
 	p.num(uint64(fd))
 	p.str(target)
+}
+
+// Door fork-execs the health door (see DoorCommand) from the binary open
+// at exeFD, with sockFD as its socket to the shim; it closes both. As the
+// step before Exec, it gives the door the confinement of the chute's
+// command.
+func (p *Plan) Door(what string, exeFD, sockFD int) {
+	p.op(opDoor, what)
+	p.num(uint64(exeFD))
+	p.num(uint64(sockFD))
 }
 
 // decoder reads a plan; a malformed plan sets bad and yields zeros.

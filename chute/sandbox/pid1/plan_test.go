@@ -29,6 +29,7 @@ func fullPlan() *Plan {
 	p.Seccomp("seccomp", []byte{1, 2, 3, 4, 5, 6, 7, 8})
 	p.Fchdir("fchdir", 5)
 	p.Attach("attach", 5, "/")
+	p.Door("door", 5, 6)
 	p.Exec(`exec "sh"`, true, []string{"/bin/sh", "/usr/bin/sh"}, []string{"sh", "-c", ""}, nil)
 	return &p
 }
@@ -59,6 +60,7 @@ func TestPlanRoundTrip(t *testing.T) {
 		{code: opSeccomp, what: "seccomp", s: []string{"\x01\x02\x03\x04\x05\x06\x07\x08"}},
 		{code: opFchdir, what: "fchdir", n: []uint64{5}},
 		{code: opAttach, what: "attach", n: []uint64{5}, s: []string{"/"}},
+		{code: opDoor, what: "door", n: []uint64{5, 6}},
 		{code: opExec, what: `exec "sh"`, n: []uint64{1}, l: [][]string{{"/bin/sh", "/usr/bin/sh"}, {"sh", "-c", ""}, {}}},
 	}
 	if !reflect.DeepEqual(steps, want) {
@@ -71,11 +73,11 @@ func TestPlanRoundTrip(t *testing.T) {
 func TestPlanMalformed(t *testing.T) {
 	b := fullPlan().Bytes()
 	for n := 1; n < len(b); n++ {
-		if steps, err := decode(b[:n]); err == nil && len(steps) == 21 {
+		if steps, err := decode(b[:n]); err == nil && len(steps) == 22 {
 			t.Fatalf("a plan cut at %d of %d bytes decodes whole", n, len(b))
 		}
 	}
-	for _, bad := range [][]byte{{0}, {opAttach + 1, 0, 0, 0, 0}, {opMount, 0xff, 0xff, 0xff, 0xff}} {
+	for _, bad := range [][]byte{{0}, {byte(len(layouts)), 0, 0, 0, 0}, {opMount, 0xff, 0xff, 0xff, 0xff}} {
 		if _, err := decode(bad); err == nil {
 			t.Errorf("plan %v decodes", bad)
 		}

@@ -13,6 +13,8 @@ const (
 	prSetNoNewPrivs       = 38
 	prCapAmbient          = 47
 	prCapAmbientClearAll  = 4
+	prSetName             = 15
+	prSetChildSubreaper   = 36
 	seccompModeFilter     = 2
 	linuxCapabilityV3     = 0x20080522
 	siocgifflags          = 0x8913
@@ -29,7 +31,7 @@ var layouts = [...]string{
 	opMount: "sssns", opRemountRO: "s", opCreate: "sn", opMkdir: "sn", opSymlink: "ss",
 	opMountSys: "s", opPivotRoot: "s", opMask: "s", opReadonly: "s", opRlimit: "nnn",
 	opCaps: "n", opSetIDs: "nn", opChdir: "s", opSeccomp: "s", opExec: "nlll",
-	opFchdir: "n", opAttach: "ns",
+	opFchdir: "n", opAttach: "ns", opDoor: "nn",
 }
 
 type step struct {
@@ -132,6 +134,8 @@ func (st *step) run() error {
 		return syscall.Fchdir(int(st.n[0]))
 	case opAttach:
 		return attach(int(st.n[0]), st.s[0])
+	case opDoor:
+		return startDoor(int(st.n[0]), int(st.n[1]))
 	}
 	return errBadPlan
 }
@@ -349,18 +353,24 @@ var errNotInPath = errors.New("executable file not found in $PATH")
 // tells that paths come from $PATH, so that none existing means not found
 // there.
 func execFirst(search bool, paths, argv, envv []string) error {
+	return firstPath(search, paths, func(p string) error { return syscall.Exec(p, argv, envv) })
+}
+
+// firstPath calls try with each of paths until one is found, as execvp
+// tries them, and returns what it said.
+func firstPath(search bool, paths []string, try func(path string) error) error {
 	if len(paths) == 0 {
 		return errNotInPath
 	}
 	var denied bool
 	for _, p := range paths {
-		err := syscall.Exec(p, argv, envv)
+		err := try(p)
 		switch {
-		case !search:
+		case err == nil || !search:
 			return err
-		case err == syscall.EACCES:
+		case errors.Is(err, syscall.EACCES):
 			denied = true
-		case err != syscall.ENOENT && err != syscall.ENOTDIR:
+		case !errors.Is(err, syscall.ENOENT) && !errors.Is(err, syscall.ENOTDIR):
 			return err
 		}
 	}
@@ -368,6 +378,35 @@ func execFirst(search bool, paths, argv, envv []string) error {
 		return syscall.EACCES
 	}
 	return errNotInPath
+}
+
+// startDoor starts the health door from the binary at exeFD, with sockFD
+// as its socket to the shim and /dev/null for its standard streams: the
+// chute's output pipes are the chute's, and must close when it ends.
+// Neither descriptor outlives init.
+func startDoor(exeFD, sockFD int) error {
+	syscall.CloseOnExec(exeFD)
+	syscall.CloseOnExec(sockFD)
+	defer syscall.Close(exeFD)
+	defer syscall.Close(sockFD)
+	null, err := syscall.Open("/dev/null", syscall.O_RDWR|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer syscall.Close(null)
+	fd := uintptr(null)
+	// One P: the door runs one command at a time, and its threads are
+	// tasks of the chute's pids limit.
+	_, err = syscall.ForkExec("/proc/self/fd/"+itoa(exeFD), []string{"paradrop-door", DoorCommand},
+		&syscall.ProcAttr{Env: []string{"GOMAXPROCS=1"}, Files: []uintptr{fd, fd, fd, uintptr(sockFD)}})
+	return err
+}
+
+func itoa(n int) string {
+	if n < 10 {
+		return string(rune('0' + n))
+	}
+	return itoa(n/10) + string(rune('0'+n%10))
 }
 
 func readAll(fd int) ([]byte, error) {
