@@ -88,8 +88,9 @@ func smallDataDir(t *testing.T, size int64) string {
 			t.Error(err)
 		}
 	})
-	dir := filepath.Join(mnt, "data")
-	if err := os.Mkdir(dir, 0o700); err != nil {
+	// Under a parent of mode 0700, as newGatewayWith wants.
+	dir := filepath.Join(mnt, "private", "data")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		t.Fatal(err)
 	}
 	return dir
