@@ -56,6 +56,8 @@ type shim struct {
 	ln   net.Listener
 	log  *rotatingLog
 	logs sync.WaitGroup
+	// logBudget bounds the CPU time spent copying the chute's output.
+	logBudget *logBudget
 
 	cmd       *exec.Cmd
 	startedAt time.Time
@@ -150,6 +152,8 @@ func (sh *shim) run(started chan<- error) {
 	}
 	started <- nil
 	sh.cmd.Wait()
+	// What is left in the pipes is bounded: copy it at once.
+	sh.logBudget.lift()
 	drained := make(chan struct{})
 	go func() { sh.logs.Wait(); close(drained) }()
 	select {
@@ -175,6 +179,7 @@ func (sh *shim) spawn() error {
 	// The output pipes' read ends belong to the log copiers, which finish
 	// at EOF: once the chute is gone, or at once if it never starts.
 	var outW [2]*os.File
+	sh.logBudget = newLogBudget(cgroupCPULimit(s.CgroupPath))
 	for i, stream := range []string{"stdout", "stderr"} {
 		r, w, err := os.Pipe()
 		if err != nil {
@@ -183,7 +188,7 @@ func (sh *shim) spawn() error {
 		defer w.Close()
 		outW[i] = w
 		sh.logs.Add(1)
-		go func() { defer sh.logs.Done(); defer r.Close(); copyLines(sh.log, stream, r) }()
+		go func() { defer sh.logs.Done(); defer r.Close(); copyLines(sh.log, stream, r, sh.logBudget) }()
 	}
 	plan, err := initPlan(s)
 	if err != nil {
