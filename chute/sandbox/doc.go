@@ -10,6 +10,11 @@
 // chute's state directory, so it can die, restart and re-adopt the chute with
 // Attach while the chute and its logs keep going.
 //
+// The shim's thread that creates the chute first enters the chute's network
+// namespace (the daemon's, or a new one with only lo) and a mount namespace
+// of its own, where it builds the chute's /sys: only the chute's own links
+// and cgroup, nothing of the host's devices or of other chutes.
+//
 // Inside the namespaces, a second re-exec of the binary (the init role) builds
 // the chute's filesystem view, drops privileges, installs a seccomp filter
 // and execs the chute's command, which becomes pid 1 of the chute. The shim

@@ -139,8 +139,9 @@ func (sh *shim) start() error {
 // reaps it and records its exit status.
 func (sh *shim) run(started chan<- error) {
 	// The chute's parent-death signal fires when the thread that cloned it
-	// exits, and that thread may have switched network namespace: it stays
-	// locked to this goroutine, which lives as long as the chute.
+	// exits, and that thread enters the chute's network and a mount
+	// namespace of its own: it stays locked to this goroutine, which lives
+	// as long as the chute, and ends with it.
 	runtime.LockOSThread()
 	if err := sh.spawn(); err != nil {
 		if sh.cmd != nil && sh.cmd.Process != nil {
@@ -190,6 +191,9 @@ func (sh *shim) spawn() error {
 		sh.logs.Add(1)
 		go func() { defer sh.logs.Done(); defer r.Close(); copyLines(sh.log, stream, r, sh.logBudget) }()
 	}
+	if err := enterChuteNamespaces(s); err != nil {
+		return err
+	}
 	plan, err := initPlan(s)
 	if err != nil {
 		return err
@@ -221,9 +225,6 @@ func (sh *shim) spawn() error {
 		// root, or init would run as the overflow uid, without capabilities.
 		attr.Credential = &syscall.Credential{Uid: 0, Gid: 0, NoSetGroups: true}
 	}
-	if s.NetNS == "" {
-		attr.Cloneflags |= syscall.CLONE_NEWNET
-	}
 	// The child is an exec of /proc/self/exe, the very binary this shim
 	// runs: no path lookup that the chute's host uid might not be allowed
 	// to make, and no surprise if the binary was replaced on disk.
@@ -236,7 +237,7 @@ func (sh *shim) spawn() error {
 		ExtraFiles:  []*os.File{planR, statusW}, // pid1.PlanFD, pid1.StatusFD
 		SysProcAttr: attr,
 	}
-	if err := sh.startInNetNS(); err != nil {
+	if err := sh.cmd.Start(); err != nil {
 		return err
 	}
 	// Only the chute may hold the write ends, or EOF would never come.
@@ -270,34 +271,6 @@ func (sh *shim) spawn() error {
 	}
 	sh.startedAt = time.Now()
 	return nil
-}
-
-// startInNetNS starts sh.cmd from the calling, locked thread, moved into
-// the chute's network namespace for the time of the clone.
-func (sh *shim) startInNetNS() error {
-	if sh.spec.NetNS == "" {
-		return sh.cmd.Start()
-	}
-	orig, err := os.Open("/proc/thread-self/ns/net")
-	if err != nil {
-		return err
-	}
-	defer orig.Close()
-	target, err := os.Open(sh.spec.NetNS)
-	if err != nil {
-		return fmt.Errorf("open netns: %w", err)
-	}
-	defer target.Close()
-	if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
-		return fmt.Errorf("join netns %s: %w", sh.spec.NetNS, err)
-	}
-	startErr := sh.cmd.Start()
-	if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
-		// The thread stays locked until the chute is gone, so the wrong
-		// namespace cannot leak to other goroutines; the shim needs none.
-		fmt.Fprintf(os.Stderr, "shim: return to own netns: %v\n", err)
-	}
-	return startErr
 }
 
 func exitStatusOf(ps *os.ProcessState) ExitStatus {
