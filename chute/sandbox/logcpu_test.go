@@ -52,16 +52,7 @@ func TestLogCPUWithinBudget(t *testing.T) {
 func testLogCPU(t *testing.T, script string) {
 	const cpuMax = 0.1
 	path := fmt.Sprintf("/paradrop-sandbox-logcpu-%d", os.Getpid())
-	g, err := cgroup.Open(path, cgroup.Resources{CPUMax: cpuMax})
-	if err != nil {
-		t.Fatalf("create test cgroup: %v", err)
-	}
-	t.Cleanup(func() {
-		g.Kill()
-		if err := g.Delete(); err != nil {
-			t.Errorf("delete test cgroup: %v", err)
-		}
-	})
+	g := testCgroup(t, path, cgroup.Resources{CPUMax: cpuMax})
 	s := newSpec(t, "spammer", script)
 	s.CgroupPath = path
 	start(t, s)

@@ -653,9 +653,10 @@ func TestExitWhileNoDaemon(t *testing.T) {
 	}
 }
 
-func TestCgroupPlacement(t *testing.T) {
-	path := fmt.Sprintf("/paradrop-sandbox-test-%d", os.Getpid())
-	g, err := cgroup.Open(path, cgroup.Resources{Pids: 64})
+// testCgroup makes a cgroup for the test, killed and removed at its end.
+func testCgroup(t *testing.T, path string, r cgroup.Resources) *cgroup.Group {
+	t.Helper()
+	g, err := cgroup.Open(path, r)
 	if err != nil {
 		t.Fatalf("create test cgroup: %v", err)
 	}
@@ -665,6 +666,12 @@ func TestCgroupPlacement(t *testing.T) {
 			t.Errorf("delete test cgroup: %v", err)
 		}
 	})
+	return g
+}
+
+func TestCgroupPlacement(t *testing.T) {
+	path := fmt.Sprintf("/paradrop-sandbox-test-%d", os.Getpid())
+	g := testCgroup(t, path, cgroup.Resources{Pids: 64})
 	s := newSpec(t, "grouped", `grep -E ':(pids|memory):' /proc/self/cgroup | sort; echo ready; sleep 1000`)
 	s.CgroupPath = path
 	c := start(t, s)
@@ -697,10 +704,11 @@ func TestCgroupPlacement(t *testing.T) {
 	}
 }
 
-// TestJoinNetNS runs a chute in a network namespace made beforehand, as
-// the daemon does, with a dummy link that only that namespace has.
-func TestJoinNetNS(t *testing.T) {
-	name := fmt.Sprintf("sbtest%d", os.Getpid())
+// testNetNS makes a network namespace named prefix and the test's pid,
+// holding a veth pair chutelink0-chutelink1, deleted at the test's end.
+func testNetNS(t *testing.T, prefix string) string {
+	t.Helper()
+	name := fmt.Sprintf("%s%d", prefix, os.Getpid())
 	t.Cleanup(func() { exec.Command("ip", "netns", "delete", name).Run() })
 	for _, args := range [][]string{
 		{"netns", "add", name},
@@ -710,6 +718,13 @@ func TestJoinNetNS(t *testing.T) {
 			t.Fatalf("ip %v: %v: %s (iproute2 is needed)", args, err, out)
 		}
 	}
+	return name
+}
+
+// TestJoinNetNS runs a chute in a network namespace made beforehand, as
+// the daemon does, with a dummy link that only that namespace has.
+func TestJoinNetNS(t *testing.T) {
+	name := testNetNS(t, "sbtest")
 	s := newSpec(t, "netjoin", `cut -d: -f1 /proc/net/dev | tail -n +3 | tr -d ' ' | sort; touch /sys/probe 2>/dev/null || echo sys-ro`)
 	s.NetNS = "/run/netns/" + name
 	st, lines := runScript(t, s)

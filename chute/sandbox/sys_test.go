@@ -31,11 +31,7 @@ func TestSysShowsNoHost(t *testing.T) {
 	}
 	// A neighbour: a cgroup and a loop device backed by its data image.
 	neighbour := fmt.Sprintf("neighbour-secret-%d", os.Getpid())
-	g, err := cgroup.Open("/"+neighbour, cgroup.Resources{Pids: 8})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { g.Delete() })
+	testCgroup(t, "/"+neighbour, cgroup.Resources{Pids: 8})
 	img := filepath.Join(t.TempDir(), neighbour+".img")
 	if err := os.WriteFile(img, make([]byte, 1<<20), 0o600); err != nil {
 		t.Fatal(err)
@@ -60,16 +56,7 @@ func TestSysShowsNoHost(t *testing.T) {
 		t.Fatalf("the host has no link with a MAC to hide (%d links)", len(links))
 	}
 
-	netns := fmt.Sprintf("sbsys%d", os.Getpid())
-	t.Cleanup(func() { exec.Command("ip", "netns", "delete", netns).Run() })
-	for _, args := range [][]string{
-		{"netns", "add", netns},
-		{"-n", netns, "link", "add", "chutelink0", "type", "veth", "peer", "name", "chutelink1"},
-	} {
-		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
-			t.Fatalf("ip %v: %v: %s", args, err, out)
-		}
-	}
+	netns := testNetNS(t, "sbsys")
 
 	for _, tc := range []struct {
 		name  string
@@ -81,11 +68,7 @@ func TestSysShowsNoHost(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			group := fmt.Sprintf("/paradrop-sandbox-sys-%d", os.Getpid())
-			own, err := cgroup.Open(group, cgroup.Resources{Pids: 64})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { own.Kill(); own.Delete() })
+			testCgroup(t, group, cgroup.Resources{Pids: 64})
 			s := newSpec(t, "sysprobe", sysProbe)
 			s.NetNS = tc.netns
 			s.CgroupPath = group
