@@ -86,3 +86,27 @@ func testLogCPU(t *testing.T, script string) {
 		t.Errorf("the chute's output is not in its log")
 	}
 }
+
+// A chute that has spent its log budget and exits still has all its
+// output logged: what is left in the pipes is copied at once.
+func TestLogDrainedAtExit(t *testing.T) {
+	path := fmt.Sprintf("/paradrop-sandbox-logdrain-%d", os.Getpid())
+	testCgroup(t, path, cgroup.Resources{CPUMax: 0.01})
+	s := newSpec(t, "drained", "yes | head -c 80000; echo END")
+	s.CgroupPath = path
+	s.LogMaxBytes = 8 << 20 // all of it in current.log
+	start := time.Now()
+	st, lines := runScript(t, s)
+	if st.Code != 0 || len(lines) == 0 || lines[len(lines)-1] != "stdout END" {
+		t.Fatalf("exit %+v after %v, %d lines, last %q; want the last line END",
+			st, time.Since(start).Round(time.Millisecond), len(lines), lines[max(0, len(lines)-1):])
+	}
+	if n := len(lines); n != 40001 {
+		t.Errorf("%d lines logged, want 40001", n)
+	}
+	// Held back by the budget, the last 64 KiB would take over 5 s at
+	// this limit, and the shim would give up waiting for them.
+	if took := time.Since(start); took > 3*time.Second {
+		t.Errorf("the chute's end took %v to be recorded: its output was copied at the budget's pace", took)
+	}
+}
