@@ -19,12 +19,18 @@ for f in /sys/class/net/*/address /sys/block/loop*/loop/backing_file /sys/device
 done
 find /sys -maxdepth 4 2>/dev/null | head -n 20000
 grep -rs . /sys/fs/cgroup 2>/dev/null | head -n 2000
-cat /proc/self/mountinfo /proc/swaps /proc/self/cgroup
+cat /proc/self/mountinfo /proc/self/cgroup
+for f in /proc/* /proc/net/* /proc/sys/fs/binfmt_misc/*; do
+	case $f in /proc/kmsg|/proc/kcore|/proc/kallsyms) continue;; esac
+	test -f $f && cat $f 2>/dev/null | sed "s|^|$f: |" | head -n 500
+done
 echo ==net; ls /sys/class/net`
 
 // A chute, with a network namespace of its own or one the daemon made,
-// sees through /sys no other chute (its cgroup, its data image's loop
-// device) and no host detail (the host's links and their MACs).
+// sees through /sys and /proc no other chute (its cgroup, its data
+// image's loop device) and no host detail (the host's links and their
+// MACs); its own cgroup is named "/" and its mounts show only its own
+// paths.
 func TestSysShowsNoHost(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Fatal("chute tests need root")
@@ -72,7 +78,11 @@ func TestSysShowsNoHost(t *testing.T) {
 			s := newSpec(t, "sysprobe", sysProbe)
 			s.NetNS = tc.netns
 			s.CgroupPath = group
-			_, lines := runScript(t, s)
+			s.LogMaxBytes = 64 << 20 // all of it in current.log
+			st, lines := runScript(t, s)
+			if st.Code != 0 {
+				t.Fatalf("probe ended %+v: %q", st, lines[max(0, len(lines)-3):])
+			}
 			all := strings.Join(lines, "\n")
 			leaks := append([]string{neighbour, img, group}, hostMACs...)
 			for _, l := range links {
