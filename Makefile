@@ -18,13 +18,15 @@ build:
 	$(BUILD) -o paradrop .
 	@ls -l paradrop | awk '{printf "paradrop: %.1f MiB\n", $$5/1048576}'
 
-# The gateways of the paper and of today: i386 (ALIX), ARMv7, ARM64, MIPS.
+# The gateways of the paper and of today: i386 (ALIX), ARMv7, ARM64, MIPS
+# (little-endian, and big-endian as most Atheros routers).
 cross:
 	mkdir -p dist
 	GOOS=linux GOARCH=386 $(BUILD) -o dist/paradrop-linux-386 .
 	GOOS=linux GOARCH=arm GOARM=7 $(BUILD) -o dist/paradrop-linux-armv7 .
 	GOOS=linux GOARCH=arm64 $(BUILD) -o dist/paradrop-linux-arm64 .
 	GOOS=linux GOARCH=mipsle GOMIPS=softfloat $(BUILD) -o dist/paradrop-linux-mipsle .
+	GOOS=linux GOARCH=mips GOMIPS=softfloat $(BUILD) -o dist/paradrop-linux-mips .
 	@ls -l dist | awk 'NR>1 {printf "%-28s %.1f MiB\n", $$9, $$5/1048576}'
 
 deps:

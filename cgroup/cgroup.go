@@ -149,6 +149,8 @@ type backend interface {
 	add(pid int) error
 	procs() ([]int, error)
 	stats() (Stats, error)
+	// cpuMax is the CPU limit in cores, 0 for none.
+	cpuMax() (float64, error)
 	reclaim(ctx context.Context, target int64) error
 	// signalAll sends SIGKILL to every process once.
 	signalAll() error
@@ -295,6 +297,16 @@ func (g *Group) Stats() (Stats, error) {
 		return Stats{}, fmt.Errorf("stats of cgroup %q: %w", g.path, err)
 	}
 	return s, nil
+}
+
+// CPUMax returns the group's CPU limit in cores, 0 if it has none, as set
+// now: a chute's policy may have changed it since the group was opened.
+func (g *Group) CPUMax() (float64, error) {
+	c, err := g.b.cpuMax()
+	if err != nil {
+		return 0, fmt.Errorf("cpu limit of cgroup %q: %w", g.path, err)
+	}
+	return c, nil
 }
 
 // Reclaim asks the kernel to bring the group's memory usage down to at most

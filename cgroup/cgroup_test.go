@@ -660,3 +660,45 @@ func TestV2ControllerlessOnHybrid(t *testing.T) {
 		t.Fatalf("after Delete %s: %v", b.dir, err)
 	}
 }
+
+// CPUMax reads back the limit as set now, on the host's cgroup version.
+func TestCPUMax(t *testing.T) {
+	g := open(t, filepath.Join(testParent(t), "cpumax"), Resources{CPUMax: 0.25})
+	for _, want := range []float64{0.25, 0, 1.5} {
+		if err := g.Set(Resources{CPUMax: want}); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := g.CPUMax(); err != nil || got != want {
+			t.Errorf("CPUMax() = %v, %v; want %v", got, err, want)
+		}
+	}
+}
+
+// The v2 reading of cpu.max, on files of the kernel's format: this host's
+// v2 hierarchy may have no cpu controller.
+func TestV2CPUMaxFormat(t *testing.T) {
+	for _, tc := range []struct {
+		file string
+		want float64
+		err  bool
+	}{
+		{"max 100000\n", 0, false},
+		{"25000 100000\n", 0.25, false},
+		{"150000 50000\n", 3, false},
+		{"lots 100000\n", 0, true},
+		{"", 0, true},
+	} {
+		mount := t.TempDir()
+		b := newV2(mount, "/g")
+		if err := os.Mkdir(b.dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(b.dir, "cpu.max"), []byte(tc.file), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		got, err := b.cpuMax()
+		if (err != nil) != tc.err || got != tc.want {
+			t.Errorf("cpu.max %q: %v, %v; want %v (error %v)", tc.file, got, err, tc.want, tc.err)
+		}
+	}
+}

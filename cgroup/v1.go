@@ -175,6 +175,18 @@ func (g *v1Group) stats() (Stats, error) {
 	return s, nil
 }
 
+func (g *v1Group) cpuMax() (float64, error) {
+	quota, err := readInt(filepath.Join(g.dir("cpu"), "cpu.cfs_quota_us"))
+	if err != nil || quota < 0 {
+		return 0, err
+	}
+	period, err := readInt(filepath.Join(g.dir("cpu"), "cpu.cfs_period_us"))
+	if err != nil || period <= 0 {
+		return 0, err
+	}
+	return float64(quota) / float64(period), nil
+}
+
 // reclaim steps memory.limit_in_bytes down towards target: the kernel only
 // accepts a lower limit after reclaiming enough to fit under it (EBUSY
 // otherwise), so each step is a bounded reclaim request that cannot

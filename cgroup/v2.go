@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/containerd/cgroups/v3/cgroup2"
@@ -111,6 +112,24 @@ func (g *v2Group) stats() (Stats, error) {
 		s.PidsLimit = unlimitedAsZero(m.Pids.Limit)
 	}
 	return s, nil
+}
+
+// cpuMax reads cpu.max, "QUOTA PERIOD" with "max" for no quota.
+func (g *v2Group) cpuMax() (float64, error) {
+	b, err := os.ReadFile(filepath.Join(g.dir, "cpu.max"))
+	if err != nil {
+		return 0, err
+	}
+	quota, period, _ := strings.Cut(strings.TrimSpace(string(b)), " ")
+	if quota == "max" {
+		return 0, nil
+	}
+	q, err1 := strconv.ParseInt(quota, 10, 64)
+	p, err2 := strconv.ParseInt(period, 10, 64)
+	if err1 != nil || err2 != nil || q <= 0 || p <= 0 {
+		return 0, fmt.Errorf("parse cpu.max %q", b)
+	}
+	return float64(q) / float64(p), nil
 }
 
 // reclaim uses memory.reclaim (kernel 5.19+), which cgroup2 does not wrap.

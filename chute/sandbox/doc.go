@@ -4,9 +4,16 @@
 // the daemon (own session, no parent-death signal), that creates the chute in
 // new mount, pid, uts, ipc and user namespaces, places it in its cgroup,
 // collects its stdout and stderr into bounded log files, reaps it and records
-// how it ended. The daemon talks to the shim over a unix socket in the
+// how it ended. The shim runs outside the chute's cgroup; the CPU time it
+// spends on a chute's output is bounded by a share of the chute's CPU limit,
+// a chute writing faster being made to wait in write. The daemon talks to the shim over a unix socket in the
 // chute's state directory, so it can die, restart and re-adopt the chute with
 // Attach while the chute and its logs keep going.
+//
+// The shim's thread that creates the chute first enters the chute's network
+// namespace (the daemon's, or a new one with only lo) and a mount namespace
+// of its own, where it builds the chute's /sys: only the chute's own links
+// and cgroup, nothing of the host's devices or of other chutes.
 //
 // Inside the namespaces, a second re-exec of the binary (the init role) builds
 // the chute's filesystem view, drops privileges, installs a seccomp filter

@@ -1,12 +1,13 @@
 package sandbox
 
 import (
-	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"time"
 )
@@ -85,30 +86,46 @@ func (l *rotatingLog) rotate() error {
 	return l.open()
 }
 
-// writeRecord writes one record, cut to maxBytes so that even a single huge
-// record cannot break the bound. Failures (a full disk) drop the record:
-// a chute must never block on its output. Only the first is reported.
-func (l *rotatingLog) writeRecord(rec []byte) {
+// writeRecords writes whole records, each ending in a newline, rotating
+// between two when the file would grow past maxBytes; a single record
+// larger than that is cut to it, so that nothing breaks the bound.
+// Failures (a full disk) drop the records: a chute must never block on its
+// output. Only the first is reported.
+func (l *rotatingLog) writeRecords(recs []byte) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if err := l.write(rec); err != nil && !l.failed {
+	if err := l.write(recs); err != nil && !l.failed {
 		l.failed = true
 		fmt.Fprintf(os.Stderr, "shim: write log (further errors not reported): %v\n", err)
 	}
 }
 
-func (l *rotatingLog) write(rec []byte) error {
-	if int64(len(rec)) > l.maxBytes {
-		rec = append(rec[:l.maxBytes-1:l.maxBytes-1], '\n')
-	}
-	if l.size > 0 && l.size+int64(len(rec)) > l.maxBytes {
-		if err := l.rotate(); err != nil {
+func (l *rotatingLog) write(recs []byte) error {
+	for len(recs) > 0 {
+		// The records that fit in the current file.
+		n := len(recs)
+		if room := l.maxBytes - l.size; int64(n) > room {
+			n = bytes.LastIndexByte(recs[:max(room, 0)], '\n') + 1
+		}
+		chunk := recs[:n]
+		if n == 0 {
+			if l.size > 0 {
+				if err := l.rotate(); err != nil {
+					return err
+				}
+				continue
+			}
+			n = bytes.IndexByte(recs, '\n') + 1
+			chunk = append(recs[:l.maxBytes-1:l.maxBytes-1], '\n')
+		}
+		written, err := l.f.Write(chunk)
+		l.size += int64(written)
+		if err != nil {
 			return err
 		}
+		recs = recs[n:]
 	}
-	n, err := l.f.Write(rec)
-	l.size += int64(n)
-	return err
+	return nil
 }
 
 func (l *rotatingLog) Close() error {
@@ -117,27 +134,70 @@ func (l *rotatingLog) Close() error {
 	return l.f.Close()
 }
 
+// logReadSize is how much of a chute's output the shim reads at once: one
+// timestamp and one write to the log for many lines.
+const logReadSize = 32 << 10
+
 // copyLines reads r until EOF and writes each line to l as
-// "<UTC time> <stream> <line>".
-func copyLines(l *rotatingLog, stream string, r io.Reader) {
-	br := bufio.NewReaderSize(r, maxLogLine)
-	var rec []byte
+// "<UTC time> <stream> <line>", the lines of one read with the same time.
+// It spends no more CPU time than budget allows (nil: no limit), by not
+// reading while the budget is spent.
+func copyLines(l *rotatingLog, stream string, r io.Reader, budget *logBudget) {
+	if budget != nil {
+		// Its thread's CPU time is then this copier's.
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+	}
+	buf := make([]byte, logReadSize)
+	var partial, prefix, out []byte // partial: a line's start, shorter than maxLogLine
 	for {
-		line, err := br.ReadSlice('\n')
-		if len(line) > 0 {
-			rec = rec[:0]
-			rec = time.Now().UTC().AppendFormat(rec, logTimeFormat)
-			rec = append(rec, ' ')
-			rec = append(rec, stream...)
-			rec = append(rec, ' ')
-			rec = append(rec, line...)
-			if rec[len(rec)-1] != '\n' {
-				rec = append(rec, '\n')
-			}
-			l.writeRecord(rec)
+		budget.wait()
+		spent := budget.startCharge()
+		n, err := r.Read(buf)
+		data := buf[:n]
+		last := err != nil && len(partial) > 0 // a line without its newline ends the output
+		if n > 0 || last {
+			prefix = time.Now().UTC().AppendFormat(prefix[:0], logTimeFormat)
+			prefix = append(append(append(prefix, ' '), stream...), ' ')
 		}
-		if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
+		for len(data) > 0 {
+			end := bytes.IndexByte(data, '\n') + 1
+			if end == 0 {
+				end = len(data)
+			}
+			end = min(end, maxLogLine-len(partial))
+			piece := data[:end]
+			data = data[end:]
+			if piece[len(piece)-1] != '\n' && len(partial)+len(piece) < maxLogLine {
+				partial = append(partial, piece...)
+				continue
+			}
+			out = appendRecord(out, prefix, partial, piece)
+			partial = partial[:0]
+			if len(out) >= logReadSize {
+				l.writeRecords(out)
+				out = out[:0]
+			}
+		}
+		if last {
+			out = appendRecord(out, prefix, partial, nil)
+		}
+		if len(out) > 0 {
+			l.writeRecords(out)
+			out = out[:0]
+		}
+		spent()
+		if err != nil {
 			return
 		}
 	}
+}
+
+// appendRecord appends the record of a line, given in two parts, to out.
+func appendRecord(out, prefix, head, tail []byte) []byte {
+	out = append(append(append(out, prefix...), head...), tail...)
+	if out[len(out)-1] != '\n' {
+		out = append(out, '\n')
+	}
+	return out
 }

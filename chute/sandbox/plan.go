@@ -24,13 +24,15 @@ var devSymlinks = [][2]string{
 	{"pts/ptmx", "ptmx"},
 }
 
-// maskedPaths and readonlyPaths are runc's defaults: kernel interfaces that
-// leak host information or let root in the chute reconfigure the host.
+// maskedPaths and readonlyPaths are runc's defaults for /proc (/sys is
+// built by the shim, see buildSys): kernel interfaces that leak host
+// information or let root in the chute reconfigure the host.
 var (
 	maskedPaths = []string{
 		"/proc/acpi", "/proc/asound", "/proc/interrupts", "/proc/kcore", "/proc/keys",
 		"/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats",
-		"/proc/sched_debug", "/proc/scsi", "/sys/firmware", "/sys/devices/virtual/powercap",
+		"/proc/sched_debug", "/proc/scsi",
+		"/proc/swaps", // not runc's: the host's swap files are host paths
 	}
 	readonlyPaths = []string{
 		"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger",
@@ -49,9 +51,6 @@ func initPlan(s Spec, trees treeFDs) (*pid1.Plan, error) {
 	// cgroup, so that is what the new cgroup namespace has as its root.
 	p.Unshare("unshare cgroup namespace", unix.CLONE_NEWCGROUP)
 	p.Sethostname("set hostname", s.Hostname)
-	if s.NetNS == "" {
-		p.LoopbackUp("bring lo up")
-	}
 	rootfsPlan(&p, s, trees)
 	for _, r := range s.Rlimits {
 		p.Rlimit(fmt.Sprintf("setrlimit %d", r.Resource), r.Resource, r.Soft, r.Hard)
@@ -148,11 +147,7 @@ func rootfsPlan(p *pid1.Plan, s Spec, trees treeFDs) {
 		p.Symlink("symlink "+filepath.Join(dev, l[1]), l[0], filepath.Join(dev, l[1]))
 	}
 
-	// A read-only sysfs, or, for a chute joining the daemon's network
-	// namespace (whose owner it is not), the host's /sys bound read-only,
-	// whose net class shows the host's view rather than its own.
-	mountpoint(p, in("sys"), true)
-	p.MountSys("mount sysfs on "+in("sys"), in("sys"))
+	// /sys is the shim's (see buildSys), already under root.
 
 	mountpoint(p, in("tmp"), true)
 	mount(p, "tmpfs", in("tmp"), "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, fmt.Sprintf("mode=1777,size=%d", s.TmpSize))

@@ -244,8 +244,9 @@ func TestIsolation(t *testing.T) {
 		{name: "dev", script: `ls /dev; echo x > /dev/null && head -c 4 /dev/zero | wc -c; ls /dev/pts; readlink /dev/fd`,
 			want: []string{"fd", "full", "null", "ptmx", "pts", "random", "shm", "stderr", "stdin", "stdout", "tty", "urandom", "zero",
 				"4", "ptmx", "/proc/self/fd"}},
-		{name: "masked and read-only proc", script: `wc -c < /proc/timer_list; ls /sys/firmware | wc -l; (echo 1 > /proc/sys/vm/drop_caches) 2>&1; echo rc=$?; grep -c '^sysfs /sys sysfs ro' /proc/mounts`,
-			want: []string{"0", "0", "/bin/sh: can't create /proc/sys/vm/drop_caches: Read-only file system", "rc=1", "1"}},
+		{name: "masked and read-only proc and sys", script: `wc -c < /proc/timer_list; wc -c < /proc/swaps; ls /sys; (echo 1 > /proc/sys/vm/drop_caches) 2>&1; echo rc=$?; touch /sys/x 2>&1; grep -c '^tmpfs /sys tmpfs ro' /proc/mounts`,
+			want: []string{"0", "0", "class", "devices", "/bin/sh: can't create /proc/sys/vm/drop_caches: Read-only file system", "rc=1",
+				"touch: /sys/x: Read-only file system", "1"}},
 		{name: "no user namespace: host root, still confined", hostIDs: true,
 			script: `cat /proc/self/uid_map; grep -E '^(CapEff|CapBnd|Seccomp):' /proc/self/status; touch /x 2>&1; hostname`,
 			want: []string{"         0          0 4294967295", "CapEff:\t00000000200405fb", "CapBnd:\t00000000200405fb",
@@ -715,9 +716,10 @@ func TestExitWhileNoDaemon(t *testing.T) {
 	}
 }
 
-func TestCgroupPlacement(t *testing.T) {
-	path := fmt.Sprintf("/paradrop-sandbox-test-%d", os.Getpid())
-	g, err := cgroup.Open(path, cgroup.Resources{Pids: 64})
+// testCgroup makes a cgroup for the test, killed and removed at its end.
+func testCgroup(t *testing.T, path string, r cgroup.Resources) *cgroup.Group {
+	t.Helper()
+	g, err := cgroup.Open(path, r)
 	if err != nil {
 		t.Fatalf("create test cgroup: %v", err)
 	}
@@ -727,6 +729,12 @@ func TestCgroupPlacement(t *testing.T) {
 			t.Errorf("delete test cgroup: %v", err)
 		}
 	})
+	return g
+}
+
+func TestCgroupPlacement(t *testing.T) {
+	path := fmt.Sprintf("/paradrop-sandbox-test-%d", os.Getpid())
+	g := testCgroup(t, path, cgroup.Resources{Pids: 64})
 	s := newSpec(t, "grouped", `grep -E ':(pids|memory):' /proc/self/cgroup | sort; echo ready; sleep 1000`)
 	s.CgroupPath = path
 	c := start(t, s)
@@ -759,15 +767,23 @@ func TestCgroupPlacement(t *testing.T) {
 	}
 }
 
+// testNetNS makes a network namespace, pinned in the test's own directory
+// (`ip netns add` could bind iproute2's /run/netns over namespaces other
+// tests pinned there), holding a veth pair chutelink0-chutelink1, and
+// returns its path.
+func testNetNS(t *testing.T) string {
+	t.Helper()
+	h := nettest.NewHost(t)
+	nettest.Exec(t, h, "ip", "link", "add", "chutelink0", "type", "veth", "peer", "name", "chutelink1")
+	return h.NetNS
+}
+
 // TestJoinNetNS runs a chute in a network namespace made beforehand, as
 // the daemon does, with a dummy link that only that namespace has.
 func TestJoinNetNS(t *testing.T) {
-	// Pinned in the test's own directory: `ip netns add` could bind
-	// iproute2's /run/netns over namespaces other tests pinned there.
-	h := nettest.NewHost(t)
-	nettest.Exec(t, h, "ip", "link", "add", "chutelink0", "type", "veth", "peer", "name", "chutelink1")
+	netns := testNetNS(t)
 	s := newSpec(t, "netjoin", `cut -d: -f1 /proc/net/dev | tail -n +3 | tr -d ' ' | sort; touch /sys/probe 2>/dev/null || echo sys-ro`)
-	s.NetNS = h.NetNS
+	s.NetNS = netns
 	st, lines := runScript(t, s)
 	if st.Code != 0 {
 		t.Fatalf("exit status %+v, output %q", st, lines)

@@ -1,6 +1,9 @@
 package sandbox
 
 import (
+	"fmt"
+	"runtime"
+
 	seccomp "github.com/elastic/go-seccomp-bpf"
 	"github.com/elastic/go-seccomp-bpf/arch"
 	"golang.org/x/net/bpf"
@@ -11,7 +14,7 @@ import (
 // profile for a process without CAP_SYS_ADMIN: kernel keyring, module and
 // kexec loading, BPF and perf, clock and swap administration, mounting and
 // namespace switching, and syscalls that only exist for legacy or exploits.
-// Names that the running architecture lacks are skipped.
+// Names that an architecture lacks are skipped.
 var deniedSyscalls = []string{
 	"acct", "add_key", "bpf", "clock_adjtime", "clock_settime", "create_module",
 	"delete_module", "finit_module", "fsconfig", "fsmount", "fsopen", "fspick",
@@ -34,15 +37,50 @@ const nsCloneFlags = unix.CLONE_NEWNS | unix.CLONE_NEWCGROUP | unix.CLONE_NEWUTS
 // default, a query, and the 32-bit and uname26 variants.
 var allowedPersonalities = []uint64{0x0, 0x8, 0x20000, 0x20008, 0xffffffff}
 
-func seccompPolicy() (seccomp.Policy, *arch.Info, error) {
-	info, err := arch.GetInfo("")
-	if err != nil {
-		return seccomp.Policy{}, nil, err
+//go:generate go run mksysnum.go
+
+// auditArches are the AUDIT_ARCH_* values, which the kernel gives a filter
+// as seccomp_data.arch, of the architectures with a syscall table in
+// zsysnum.go: those `make cross` ships, and amd64.
+var auditArches = map[string]arch.AuditArch{
+	"386":    arch.I386.ID,
+	"amd64":  arch.X86_64.ID,
+	"arm":    arch.ARM.ID,
+	"arm64":  arch.AARCH64.ID,
+	"mips":   arch.MIPS.ID,
+	"mipsle": arch.MIPSEL.ID,
+}
+
+// x32SyscallBit marks, on amd64, a syscall of the x32 ABI, which shares
+// the audit arch of x86_64 but has a table of its own.
+const x32SyscallBit = 0x40000000
+
+// seccompProgram is the chute's filter for the running architecture.
+func seccompProgram() ([]bpf.RawInstruction, error) {
+	return seccompProgramFor(runtime.GOARCH)
+}
+
+// seccompProgramFor assembles the deny list for goarch from the library's
+// pieces, with syscall numbers from zsysnum.go: the library's Policy only
+// knows the tables it ships, which lack MIPS, and only the running
+// architecture. A prologue does what its Policy cannot express: syscalls
+// of a foreign ABI (i386 on x86_64, x32) fail with ENOSYS, since the deny
+// list only covers the native table and would let them through; and
+// clone3, whose flags live in memory where a filter cannot read them,
+// fails with ENOSYS so that libc falls back to clone, which is filtered.
+//
+// Argument checks load the halves of a 64-bit argument in the byte order
+// of the process assembling the filter: the chute's shim, on the gateway.
+func seccompProgramFor(goarch string) ([]bpf.RawInstruction, error) {
+	audit, ok := auditArches[goarch]
+	nrs := sysnums(goarch)
+	if !ok || nrs == nil {
+		return nil, fmt.Errorf("no syscall table for %s", goarch)
 	}
-	var names []string
-	for _, n := range deniedSyscalls {
-		if _, ok := info.SyscallNames[n]; ok {
-			names = append(names, n)
+	var denied []seccomp.SyscallWithConditions
+	for _, name := range deniedSyscalls {
+		if nr, ok := nrs[name]; ok {
+			denied = append(denied, seccomp.SyscallWithConditions{Num: nr})
 		}
 	}
 	var personality seccomp.ArgumentConditions
@@ -52,41 +90,73 @@ func seccompPolicy() (seccomp.Policy, *arch.Info, error) {
 	nsFlags := func(flags uint64) seccomp.ArgumentConditions {
 		return seccomp.ArgumentConditions{{Argument: 0, Operation: seccomp.BitsSet, Value: flags}}
 	}
-	return seccomp.Policy{
-		DefaultAction: seccomp.ActionAllow,
-		Syscalls: []seccomp.SyscallGroup{
-			{Action: seccomp.ActionErrno, Names: names},
-			{Action: seccomp.ActionErrno, NamesWithCondtions: []seccomp.NameWithConditions{
-				{Name: "unshare", Conditions: nsFlags(nsCloneFlags | unix.CLONE_NEWTIME)},
-				{Name: "clone", Conditions: nsFlags(nsCloneFlags)},
-				{Name: "personality", Conditions: personality},
-			}},
-		},
-	}, info, nil
-}
+	// Each syscall with argument checks is a group of its own: the checks
+	// leave an argument where the syscall number was.
+	groups := [][]seccomp.SyscallWithConditions{denied}
+	for _, c := range []struct {
+		name string
+		cond seccomp.ArgumentConditions
+	}{
+		{"unshare", nsFlags(nsCloneFlags | unix.CLONE_NEWTIME)},
+		{"clone", nsFlags(nsCloneFlags)},
+		{"personality", personality},
+	} {
+		nr, ok := nrs[c.name]
+		if !ok {
+			return nil, fmt.Errorf("%s has no %s syscall", goarch, c.name)
+		}
+		groups = append(groups, []seccomp.SyscallWithConditions{{Num: nr, Conditions: []seccomp.ArgumentConditions{c.cond}}})
+	}
+	clone3, ok := nrs["clone3"]
+	if !ok {
+		return nil, fmt.Errorf("%s has no clone3 syscall", goarch)
+	}
+	loadNr := bpf.LoadAbsolute{Off: 0, Size: 4} // seccomp_data.nr
+	var body []bpf.Instruction
+	for i, group := range groups {
+		insts, err := denyProgram(group)
+		if err != nil {
+			return nil, err
+		}
+		if i < len(groups)-1 {
+			// Where the group allows, the next one starts, with the
+			// syscall number loaded again; jumps are relative and the
+			// length is unchanged.
+			insts[len(insts)-1] = loadNr
+		}
+		body = append(body, insts...)
+	}
 
-// seccompProgram is the deny-list policy behind a prologue that the library
-// cannot express: syscalls of a foreign ABI (i386 on x86_64) fail with ENOSYS,
-// since the policy only covers the native table and would let them through;
-// and clone3, whose flags live in memory where a filter cannot read them,
-// fails with ENOSYS so that libc falls back to clone, which is filtered.
-func seccompProgram() ([]bpf.RawInstruction, error) {
-	policy, info, err := seccompPolicy()
-	if err != nil {
-		return nil, err
-	}
-	body, err := policy.Assemble()
-	if err != nil {
-		return nil, err
-	}
 	enosys := bpf.RetConstant{Val: uint32(seccomp.ActionErrno) | uint32(unix.ENOSYS)}
 	prologue := []bpf.Instruction{
 		bpf.LoadAbsolute{Off: 4, Size: 4}, // seccomp_data.arch
-		bpf.JumpIf{Cond: bpf.JumpEqual, Val: uint32(info.ID), SkipTrue: 1},
+		bpf.JumpIf{Cond: bpf.JumpEqual, Val: uint32(audit), SkipTrue: 1},
 		enosys,
-		bpf.LoadAbsolute{Off: 0, Size: 4}, // seccomp_data.nr
-		bpf.JumpIf{Cond: bpf.JumpEqual, Val: unix.SYS_CLONE3, SkipFalse: 1},
-		enosys,
+		loadNr,
 	}
+	if goarch == "amd64" {
+		prologue = append(prologue,
+			bpf.JumpIf{Cond: bpf.JumpGreaterOrEqual, Val: x32SyscallBit, SkipFalse: 1},
+			enosys)
+	}
+	prologue = append(prologue,
+		bpf.JumpIf{Cond: bpf.JumpEqual, Val: clone3, SkipFalse: 1},
+		enosys)
 	return bpf.Assemble(append(prologue, body...))
+}
+
+// denyProgram makes the syscalls of group fail with EPERM, under their
+// conditions, and allows the rest: the instructions a Policy assembles
+// for a group, ending in an allow.
+func denyProgram(group []seccomp.SyscallWithConditions) ([]bpf.Instruction, error) {
+	prog := seccomp.NewProgram()
+	match, next := prog.NewLabel(), prog.NewLabel()
+	for i, sc := range group {
+		sc.Assemble(&prog, i < len(group)-1, match, next)
+	}
+	prog.SetLabel(match)
+	prog.Ret(seccomp.ActionErrno) // EPERM
+	prog.SetLabel(next)
+	prog.Ret(seccomp.ActionAllow)
+	return prog.Assemble()
 }

@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"encoding/binary"
+	"runtime"
 	"testing"
 
 	seccomp "github.com/elastic/go-seccomp-bpf"
@@ -13,18 +14,21 @@ import (
 // runFilter evaluates the chute's filter on one syscall with x/net/bpf's
 // VM. The VM loads words big-endian where the kernel loads them in native
 // order, so each 32-bit word of seccomp_data is laid out big-endian at the
-// offset the (little-endian) kernel reads it from.
+// offset the kernel reads it from: a 64-bit argument's low word first on a
+// little-endian machine, its high word first on a big-endian one. (The
+// filter's argument checks are assembled for the machine that runs them.)
 func runFilter(t *testing.T, vm *bpf.VM, auditArch uint32, nr int, args ...uint64) uint32 {
 	t.Helper()
-	if !isLittleEndian() {
-		t.Fatal("this simulation lays out seccomp_data for little-endian hosts")
-	}
 	data := make([]byte, 64)
 	binary.BigEndian.PutUint32(data[0:], uint32(nr))
 	binary.BigEndian.PutUint32(data[4:], auditArch)
 	for i, a := range args {
-		binary.BigEndian.PutUint32(data[16+8*i:], uint32(a))
-		binary.BigEndian.PutUint32(data[20+8*i:], uint32(a>>32))
+		lo, hi := 16+8*i, 20+8*i
+		if !isLittleEndian() {
+			lo, hi = hi, lo
+		}
+		binary.BigEndian.PutUint32(data[lo:], uint32(a))
+		binary.BigEndian.PutUint32(data[hi:], uint32(a>>32))
 	}
 	ret, err := vm.Run(data)
 	if err != nil {
@@ -37,24 +41,23 @@ func isLittleEndian() bool {
 	return binary.NativeEndian.Uint16([]byte{1, 0}) == 1
 }
 
+// filterArches are those `make cross` ships and amd64, each with its
+// audit arch (linux/audit.h) and the numbers x/sys/unix gives mount and
+// clone3 there, as a check of the table the filter is built from.
+var filterArches = []struct {
+	goarch        string
+	audit         uint32
+	mount, clone3 int
+}{
+	{"386", 0x40000003, 21, 435},
+	{"amd64", 0xc000003e, 165, 435},
+	{"arm", 0x40000028, 21, 435},
+	{"arm64", 0xc00000b7, 40, 435},
+	{"mips", 0x00000008, 4021, 4435},
+	{"mipsle", 0x40000008, 4021, 4435},
+}
+
 func TestSeccompFilter(t *testing.T) {
-	raw, err := seccompProgram()
-	if err != nil {
-		t.Fatal(err)
-	}
-	insts, ok := bpf.Disassemble(raw)
-	if !ok {
-		t.Fatal("filter does not disassemble")
-	}
-	vm, err := bpf.NewVM(insts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := arch.GetInfo("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	native := uint32(info.ID)
 	const (
 		allow  = uint32(seccomp.ActionAllow)
 		eperm  = uint32(seccomp.ActionErrno) | uint32(unix.EPERM)
@@ -63,42 +66,109 @@ func TestSeccompFilter(t *testing.T) {
 	forkFlags := uint64(unix.CLONE_CHILD_SETTID | unix.CLONE_CHILD_CLEARTID | uint64(unix.SIGCHLD))
 	threadFlags := uint64(unix.CLONE_VM | unix.CLONE_FS | unix.CLONE_FILES | unix.CLONE_SIGHAND | unix.CLONE_THREAD | unix.CLONE_SYSVSEM)
 	tests := []struct {
-		name string
-		arch uint32
-		nr   int
-		args []uint64
-		want uint32
+		name    string
+		syscall string
+		args    []uint64
+		want    uint32
 	}{
-		{"read", native, unix.SYS_READ, nil, allow},
-		{"execve", native, unix.SYS_EXECVE, nil, allow},
-		{"ptrace", native, unix.SYS_PTRACE, nil, allow},
-		{"mount", native, unix.SYS_MOUNT, nil, eperm},
-		{"umount2", native, unix.SYS_UMOUNT2, nil, eperm},
-		{"pivot_root", native, unix.SYS_PIVOT_ROOT, nil, eperm},
-		{"keyctl", native, unix.SYS_KEYCTL, nil, eperm},
-		{"bpf", native, unix.SYS_BPF, nil, eperm},
-		{"kexec_load", native, unix.SYS_KEXEC_LOAD, nil, eperm},
-		{"init_module", native, unix.SYS_INIT_MODULE, nil, eperm},
-		{"open_by_handle_at", native, unix.SYS_OPEN_BY_HANDLE_AT, nil, eperm},
-		{"setns", native, unix.SYS_SETNS, nil, eperm},
-		{"unshare user", native, unix.SYS_UNSHARE, []uint64{unix.CLONE_NEWUSER}, eperm},
-		{"unshare time", native, unix.SYS_UNSHARE, []uint64{unix.CLONE_NEWTIME}, eperm},
-		{"unshare files", native, unix.SYS_UNSHARE, []uint64{unix.CLONE_FILES}, allow},
-		{"clone fork", native, unix.SYS_CLONE, []uint64{forkFlags}, allow},
-		{"clone thread", native, unix.SYS_CLONE, []uint64{threadFlags}, allow},
-		{"clone new user ns", native, unix.SYS_CLONE, []uint64{forkFlags | unix.CLONE_NEWUSER}, eperm},
-		{"clone new net ns", native, unix.SYS_CLONE, []uint64{unix.CLONE_NEWNET}, eperm},
-		{"clone3", native, unix.SYS_CLONE3, nil, enosys},
-		{"personality default", native, unix.SYS_PERSONALITY, []uint64{0}, allow},
-		{"personality query", native, unix.SYS_PERSONALITY, []uint64{0xffffffff}, allow},
-		{"personality read-implies-exec", native, unix.SYS_PERSONALITY, []uint64{0x0400000}, eperm},
-		{"foreign arch", native ^ 0x1, unix.SYS_READ, nil, enosys},
+		{"read", "read", nil, allow},
+		{"execve", "execve", nil, allow},
+		{"ptrace", "ptrace", nil, allow},
+		{"mount", "mount", nil, eperm},
+		{"umount2", "umount2", nil, eperm},
+		{"pivot_root", "pivot_root", nil, eperm},
+		{"keyctl", "keyctl", nil, eperm},
+		{"bpf", "bpf", nil, eperm},
+		{"kexec_load", "kexec_load", nil, eperm},
+		{"init_module", "init_module", nil, eperm},
+		{"open_by_handle_at", "open_by_handle_at", nil, eperm},
+		{"setns", "setns", nil, eperm},
+		{"unshare user", "unshare", []uint64{unix.CLONE_NEWUSER}, eperm},
+		{"unshare time", "unshare", []uint64{unix.CLONE_NEWTIME}, eperm},
+		{"unshare files", "unshare", []uint64{unix.CLONE_FILES}, allow},
+		{"clone fork", "clone", []uint64{forkFlags}, allow},
+		{"clone thread", "clone", []uint64{threadFlags}, allow},
+		{"clone new user ns", "clone", []uint64{forkFlags | unix.CLONE_NEWUSER}, eperm},
+		{"clone new net ns", "clone", []uint64{unix.CLONE_NEWNET}, eperm},
+		{"clone3", "clone3", nil, enosys},
+		{"personality default", "personality", []uint64{0}, allow},
+		{"personality query", "personality", []uint64{0xffffffff}, allow},
+		{"personality read-implies-exec", "personality", []uint64{0x0400000}, eperm},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if got := runFilter(t, vm, tt.arch, tt.nr, tt.args...); got != tt.want {
-				t.Errorf("filter returned %#x, want %#x", got, tt.want)
+	for _, a := range filterArches {
+		t.Run(a.goarch, func(t *testing.T) {
+			raw, err := seccompProgramFor(a.goarch)
+			if err != nil {
+				t.Fatal(err)
+			}
+			insts, ok := bpf.Disassemble(raw)
+			if !ok {
+				t.Fatal("filter does not disassemble")
+			}
+			vm, err := bpf.NewVM(insts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			nrs := sysnums(a.goarch)
+			if nrs["mount"] != uint32(a.mount) || nrs["clone3"] != uint32(a.clone3) {
+				t.Fatalf("table has mount %d, clone3 %d; x/sys/unix has %d, %d",
+					nrs["mount"], nrs["clone3"], a.mount, a.clone3)
+			}
+			for _, tt := range tests {
+				nr, ok := nrs[tt.syscall]
+				if !ok {
+					t.Fatalf("no %s in the table", tt.syscall)
+				}
+				if got := runFilter(t, vm, a.audit, int(nr), tt.args...); got != tt.want {
+					t.Errorf("%s: filter returned %#x, want %#x", tt.name, got, tt.want)
+				}
+			}
+			if got := runFilter(t, vm, a.audit^0x1, int(nrs["read"])); got != enosys {
+				t.Errorf("foreign arch: filter returned %#x, want %#x", got, enosys)
+			}
+			if a.goarch == "amd64" {
+				if got := runFilter(t, vm, a.audit, int(nrs["read"])|0x40000000); got != enosys {
+					t.Errorf("x32 read: filter returned %#x, want %#x", got, enosys)
+				}
 			}
 		})
+	}
+}
+
+// TestSyscallTables checks the tables generated from x/sys/unix against
+// the numbers this build of x/sys/unix has, and against the seccomp
+// library's own tables where it has them, for every syscall the filter
+// names.
+func TestSyscallTables(t *testing.T) {
+	native := sysnums(runtime.GOARCH)
+	for name, nr := range map[string]int{
+		"read": unix.SYS_READ, "mount": unix.SYS_MOUNT, "umount2": unix.SYS_UMOUNT2,
+		"unshare": unix.SYS_UNSHARE, "clone": unix.SYS_CLONE, "clone3": unix.SYS_CLONE3,
+		"personality": unix.SYS_PERSONALITY, "setns": unix.SYS_SETNS, "bpf": unix.SYS_BPF,
+	} {
+		if got, ok := native[name]; !ok || got != uint32(nr) {
+			t.Errorf("%s/%s: table has %d (%v), x/sys/unix %d", runtime.GOARCH, name, got, ok, nr)
+		}
+	}
+	names := append([]string{"unshare", "clone", "clone3", "personality"}, deniedSyscalls...)
+	for _, a := range filterArches {
+		info, err := arch.GetInfo(a.goarch)
+		if err != nil {
+			continue // the library has no table for it (MIPS)
+		}
+		if uint32(info.ID) != a.audit {
+			t.Errorf("%s: audit arch %#x, library has %#x", a.goarch, a.audit, uint32(info.ID))
+		}
+		nrs := sysnums(a.goarch)
+		for _, name := range names {
+			want, inLib := info.SyscallNames[name]
+			got, inTable := nrs[name]
+			if inLib != inTable || uint32(want) != got {
+				t.Errorf("%s/%s: table has %d (%v), library %d (%v)", a.goarch, name, got, inTable, want, inLib)
+			}
+		}
+	}
+	if _, err := seccompProgramFor("riscv64"); err == nil {
+		t.Error("a filter was built for an architecture without a table")
 	}
 }

@@ -57,6 +57,8 @@ type shim struct {
 	ln   net.Listener
 	log  *rotatingLog
 	logs sync.WaitGroup
+	// logBudget bounds the CPU time spent copying the chute's output.
+	logBudget *logBudget
 
 	cmd       *exec.Cmd
 	startedAt time.Time
@@ -156,8 +158,9 @@ func (sh *shim) start() error {
 // reaps it and records its exit status.
 func (sh *shim) run(started chan<- error) {
 	// The chute's parent-death signal fires when the thread that cloned it
-	// exits, and that thread may have switched network namespace: it stays
-	// locked to this goroutine, which lives as long as the chute.
+	// exits, and that thread enters the chute's network and a mount
+	// namespace of its own: it stays locked to this goroutine, which lives
+	// as long as the chute, and ends with it.
 	runtime.LockOSThread()
 	if err := sh.spawn(); err != nil {
 		if sh.cmd != nil && sh.cmd.Process != nil {
@@ -169,6 +172,8 @@ func (sh *shim) run(started chan<- error) {
 	}
 	started <- nil
 	sh.cmd.Wait()
+	// What is left in the pipes is bounded: copy it at once.
+	sh.logBudget.lift()
 	drained := make(chan struct{})
 	go func() { sh.logs.Wait(); close(drained) }()
 	select {
@@ -194,6 +199,7 @@ func (sh *shim) spawn() error {
 	// The output pipes' read ends belong to the log copiers, which finish
 	// at EOF: once the chute is gone, or at once if it never starts.
 	var outW [2]*os.File
+	sh.logBudget = newLogBudget(cgroupCPULimit(s.CgroupPath))
 	for i, stream := range []string{"stdout", "stderr"} {
 		r, w, err := os.Pipe()
 		if err != nil {
@@ -202,7 +208,10 @@ func (sh *shim) spawn() error {
 		defer w.Close()
 		outW[i] = w
 		sh.logs.Add(1)
-		go func() { defer sh.logs.Done(); defer r.Close(); copyLines(sh.log, stream, r) }()
+		go func() { defer sh.logs.Done(); defer r.Close(); copyLines(sh.log, stream, r, sh.logBudget) }()
+	}
+	if err := enterChuteNamespaces(s); err != nil {
+		return err
 	}
 	trees, err := openHostTrees(s)
 	if err != nil {
@@ -251,9 +260,6 @@ func (sh *shim) spawn() error {
 		// root, or init would run as the overflow uid, without capabilities.
 		attr.Credential = &syscall.Credential{Uid: 0, Gid: 0, NoSetGroups: true}
 	}
-	if s.NetNS == "" {
-		attr.Cloneflags |= syscall.CLONE_NEWNET
-	}
 	// The child is an exec of /proc/self/exe, the very binary this shim
 	// runs: no path lookup that the chute's host uid might not be allowed
 	// to make, and no surprise if the binary was replaced on disk.
@@ -266,7 +272,7 @@ func (sh *shim) spawn() error {
 		ExtraFiles:  extra,
 		SysProcAttr: attr,
 	}
-	if err := sh.startInNetNS(); err != nil {
+	if err := sh.cmd.Start(); err != nil {
 		return err
 	}
 	// Only the chute may hold the write ends, or EOF would never come.
@@ -300,34 +306,6 @@ func (sh *shim) spawn() error {
 	}
 	sh.startedAt = time.Now()
 	return nil
-}
-
-// startInNetNS starts sh.cmd from the calling, locked thread, moved into
-// the chute's network namespace for the time of the clone.
-func (sh *shim) startInNetNS() error {
-	if sh.spec.NetNS == "" {
-		return sh.cmd.Start()
-	}
-	orig, err := os.Open("/proc/thread-self/ns/net")
-	if err != nil {
-		return err
-	}
-	defer orig.Close()
-	target, err := os.Open(sh.spec.NetNS)
-	if err != nil {
-		return fmt.Errorf("open netns: %w", err)
-	}
-	defer target.Close()
-	if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
-		return fmt.Errorf("join netns %s: %w", sh.spec.NetNS, err)
-	}
-	startErr := sh.cmd.Start()
-	if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
-		// The thread stays locked until the chute is gone, so the wrong
-		// namespace cannot leak to other goroutines; the shim needs none.
-		fmt.Fprintf(os.Stderr, "shim: return to own netns: %v\n", err)
-	}
-	return startErr
 }
 
 func exitStatusOf(ps *os.ProcessState) ExitStatus {

@@ -24,7 +24,7 @@ import (
 // These tests run a private Open vSwitch (root, openvswitch-switch
 // installed) and check the switch's own view with ovs-ofctl.
 
-const testDPID = 0x0000feed0000c0de
+const testDPID uint64 = 0x0000feed0000c0de
 
 // ovsEnv is a private OVS with one netdev bridge whose controller is a
 // Controller of ours.

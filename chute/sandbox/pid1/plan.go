@@ -65,14 +65,12 @@ func run() error {
 const (
 	opUnshare     = iota + 1 // flags
 	opSethostname            // name
-	opLoopbackUp             //
 	opMountpoint             // path, dir (0 or 1): create it if missing
 	opMount                  // source, target, fstype, flags, data
 	opRemountRO              // path
 	opCreate                 // path, mode: an empty file
 	opMkdir                  // path, mode
 	opSymlink                // target, link
-	opMountSys               // path: sysfs, or the host's /sys read-only
 	opPivotRoot              // path
 	opMask                   // path: hidden, if it exists
 	opReadonly               // path: read-only, if it exists
@@ -135,9 +133,6 @@ func (p *Plan) Unshare(what string, flags uintptr) {
 // Sethostname sets the hostname of init's UTS namespace.
 func (p *Plan) Sethostname(what, name string) { p.strOp(opSethostname, what, name) }
 
-// LoopbackUp brings lo up in a new network namespace.
-func (p *Plan) LoopbackUp(what string) { p.op(opLoopbackUp, what) }
-
 // Mountpoint makes sure path exists, creating a directory (dir) or an
 // empty file if not.
 func (p *Plan) Mountpoint(what, path string, dir bool) {
@@ -184,11 +179,6 @@ func (p *Plan) Symlink(what, target, link string) {
 	p.str(target)
 	p.str(link)
 }
-
-// MountSys mounts a read-only sysfs at path. The kernel allows that only
-// to the owner of the network namespace; others get the host's /sys bound
-// read-only.
-func (p *Plan) MountSys(what, path string) { p.strOp(opMountSys, what, path) }
 
 // PivotRoot makes path the root and detaches the old one, with
 // pivot_root(".", "."), which needs no directory for the old root.

@@ -11,14 +11,12 @@ func fullPlan() *Plan {
 	var p Plan
 	p.Unshare("unshare", 0x02000000)
 	p.Sethostname("hostname", "web")
-	p.LoopbackUp("lo")
 	p.Mountpoint("mp", "/r/proc", true)
 	p.Mount("mount", "proc", "/r/proc", "proc", 14, "")
 	p.RemountRO("ro", "/r/paradrop")
 	p.Create("create", "/r/dev/null", 0o666)
 	p.Mkdir("mkdir", "/r/dev/pts", 0o755)
 	p.Symlink("symlink", "/proc/self/fd", "/r/dev/fd")
-	p.MountSys("sys", "/r/sys")
 	p.PivotRoot("pivot", "/r")
 	p.Mask("mask", "/proc/kcore")
 	p.Readonly("readonly", "/proc/sys")
@@ -42,14 +40,12 @@ func TestPlanRoundTrip(t *testing.T) {
 	want := []step{
 		{code: opUnshare, what: "unshare", n: []uint64{0x02000000}},
 		{code: opSethostname, what: "hostname", s: []string{"web"}},
-		{code: opLoopbackUp, what: "lo"},
 		{code: opMountpoint, what: "mp", s: []string{"/r/proc"}, n: []uint64{1}},
 		{code: opMount, what: "mount", s: []string{"proc", "/r/proc", "proc", ""}, n: []uint64{14}},
 		{code: opRemountRO, what: "ro", s: []string{"/r/paradrop"}},
 		{code: opCreate, what: "create", s: []string{"/r/dev/null"}, n: []uint64{0o666}},
 		{code: opMkdir, what: "mkdir", s: []string{"/r/dev/pts"}, n: []uint64{0o755}},
 		{code: opSymlink, what: "symlink", s: []string{"/proc/self/fd", "/r/dev/fd"}},
-		{code: opMountSys, what: "sys", s: []string{"/r/sys"}},
 		{code: opPivotRoot, what: "pivot", s: []string{"/r"}},
 		{code: opMask, what: "mask", s: []string{"/proc/kcore"}},
 		{code: opReadonly, what: "readonly", s: []string{"/proc/sys"}},

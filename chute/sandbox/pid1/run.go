@@ -17,8 +17,6 @@ const (
 	prSetChildSubreaper   = 36
 	seccompModeFilter     = 2
 	linuxCapabilityV3     = 0x20080522
-	siocgifflags          = 0x8913
-	siocsifflags          = 0x8914
 	moveMountFEmptyPath   = 0x4
 	mountFlagsKeptByRemnt = syscall.MS_NOSUID | syscall.MS_NODEV | syscall.MS_NOEXEC | syscall.MS_NOATIME |
 		syscall.MS_NODIRATIME | syscall.MS_RELATIME | syscall.MS_RDONLY
@@ -27,9 +25,9 @@ const (
 // layouts gives each operation's arguments: n a number, s a string, l a
 // list of strings.
 var layouts = [...]string{
-	opUnshare: "n", opSethostname: "s", opLoopbackUp: "", opMountpoint: "sn",
+	opUnshare: "n", opSethostname: "s", opMountpoint: "sn",
 	opMount: "sssns", opRemountRO: "s", opCreate: "sn", opMkdir: "sn", opSymlink: "ss",
-	opMountSys: "s", opPivotRoot: "s", opMask: "s", opReadonly: "s", opRlimit: "nnn",
+	opPivotRoot: "s", opMask: "s", opReadonly: "s", opRlimit: "nnn",
 	opCaps: "n", opSetIDs: "nn", opChdir: "s", opSeccomp: "s", opExec: "nlll",
 	opFchdir: "n", opAttach: "ns", opDoor: "nn",
 }
@@ -91,8 +89,6 @@ func (st *step) run() error {
 		return syscall.Unshare(int(st.n[0]))
 	case opSethostname:
 		return syscall.Sethostname([]byte(st.s[0]))
-	case opLoopbackUp:
-		return loopbackUp()
 	case opMountpoint:
 		return mountpoint(st.s[0], st.n[0] == 1)
 	case opMount:
@@ -105,8 +101,6 @@ func (st *step) run() error {
 		return syscall.Mkdir(st.s[0], uint32(st.n[0]))
 	case opSymlink:
 		return syscall.Symlink(st.s[0], st.s[1])
-	case opMountSys:
-		return mountSys(st.s[0])
 	case opPivotRoot:
 		return pivotRoot(st.s[0])
 	case opMask:
@@ -150,27 +144,6 @@ func errnoErr(e syscall.Errno) error {
 func prctl(option int, arg2, arg3 uintptr) error {
 	_, _, errno := syscall.RawSyscall6(syscall.SYS_PRCTL, uintptr(option), arg2, arg3, 0, 0, 0)
 	return errnoErr(errno)
-}
-
-// loopbackUp brings lo up: the kernel creates a network namespace with lo
-// down.
-func loopbackUp() error {
-	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_DGRAM|syscall.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return err
-	}
-	defer syscall.Close(fd)
-	var ifr [40]byte // struct ifreq: name, then the flags in the union
-	copy(ifr[:], "lo")
-	ioctl := func(req uintptr) error {
-		_, _, errno := syscall.Syscall(syscall.SYS_IOCTL, uintptr(fd), req, uintptr(unsafe.Pointer(&ifr[0])))
-		return errnoErr(errno)
-	}
-	if err := ioctl(siocgifflags); err != nil {
-		return err
-	}
-	*(*uint16)(unsafe.Pointer(&ifr[16])) |= syscall.IFF_UP
-	return ioctl(siocsifflags)
 }
 
 // mountpoint makes sure a mountpoint exists in the rootfs, creating it when
@@ -234,17 +207,6 @@ func remountRO(path string) error {
 	}
 	flags := uintptr(st.Flags) & mountFlagsKeptByRemnt
 	return syscall.Mount("", path, "", syscall.MS_BIND|syscall.MS_REMOUNT|syscall.MS_RDONLY|flags, "")
-}
-
-func mountSys(path string) error {
-	err := syscall.Mount("sysfs", path, "sysfs", syscall.MS_RDONLY|syscall.MS_NOSUID|syscall.MS_NODEV|syscall.MS_NOEXEC, "")
-	if err != syscall.EPERM {
-		return err
-	}
-	if err := syscall.Mount("/sys", path, "", syscall.MS_BIND|syscall.MS_REC, ""); err != nil {
-		return err
-	}
-	return remountRO(path)
 }
 
 func pivotRoot(root string) error {

@@ -1,0 +1,162 @@
+package sandbox
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"golang.org/x/sys/unix"
+
+	"paradrop/cgroup"
+)
+
+// enterChuteNamespaces moves the calling thread, locked to its goroutine
+// for the chute's life, into the network namespace the chute is to have
+// and into a mount namespace of its own, where it builds the chute's /sys
+// at s.Rootfs/sys (see buildSys). Init, cloned from this thread, starts
+// from both. Nothing mounted here is seen on the host, and it all goes
+// with the thread and the chute.
+//
+// A chute without a namespace from the daemon gets a new one from here,
+// so that in both cases the namespace is not the chute's own: a chute
+// cannot reconfigure its network, and could not mount a sysfs.
+func enterChuteNamespaces(s Spec) error {
+	if err := unix.Unshare(unix.CLONE_NEWNS); err != nil {
+		return fmt.Errorf("unshare mount namespace: %w", err)
+	}
+	// Host mounts still come in; nothing goes out.
+	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_SLAVE, ""); err != nil {
+		return fmt.Errorf("make mounts slaves: %w", err)
+	}
+	if s.NetNS == "" {
+		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+			return fmt.Errorf("unshare network namespace: %w", err)
+		}
+		if err := loopbackUp(); err != nil {
+			return fmt.Errorf("bring lo up: %w", err)
+		}
+	} else {
+		target, err := os.Open(s.NetNS)
+		if err != nil {
+			return fmt.Errorf("open netns: %w", err)
+		}
+		err = unix.Setns(int(target.Fd()), unix.CLONE_NEWNET)
+		target.Close()
+		if err != nil {
+			return fmt.Errorf("join netns %s: %w", s.NetNS, err)
+		}
+	}
+	return buildSys(filepath.Join(s.Rootfs, "sys"), s.CgroupPath)
+}
+
+// loopbackUp brings lo up: the kernel creates a network namespace with lo
+// down.
+func loopbackUp() error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq("lo")
+	if err != nil {
+		return err
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
+		return err
+	}
+	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
+	return unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr)
+}
+
+// sysNetDirs are the parts of a sysfs mounted in the chute's network
+// namespace that a chute sees: its own links, the only entries the kernel
+// filters by namespace. The rest of sysfs is the host's: block devices
+// (a loop device's backing file names another chute's data image), other
+// devices, the cgroup hierarchies of every chute, kernel settings.
+var sysNetDirs = []string{"class/net", "devices/virtual/net"}
+
+const sysFlags = unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC
+
+// buildSys mounts at sys the chute's /sys: a read-only tmpfs holding only
+// its network namespace's links, from a sysfs the shim mounts there (the
+// kernel allows a sysfs mount only to the namespace's owner, which the
+// chute is not), and its own cgroup, bound read-only from the host's.
+func buildSys(sys, cgroupPath string) error {
+	if err := os.Mkdir(sys, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+		return fmt.Errorf("mountpoint /sys missing in rootfs: %w", err)
+	}
+	if err := unix.Mount("tmpfs", sys, "tmpfs", sysFlags, "mode=755,size=64k,nr_inodes=256"); err != nil {
+		return fmt.Errorf("mount tmpfs on %s: %w", sys, err)
+	}
+	staging := filepath.Join(sys, ".sysfs")
+	if err := os.Mkdir(staging, 0o700); err != nil {
+		return err
+	}
+	// Mounted from this thread, the sysfs shows the links of the network
+	// namespace it is in: the chute's.
+	if err := unix.Mount("sysfs", staging, "sysfs", sysFlags|unix.MS_RDONLY, ""); err != nil {
+		return fmt.Errorf("mount sysfs: %w", err)
+	}
+	for _, dir := range sysNetDirs {
+		if err := bindRO(filepath.Join(staging, dir), filepath.Join(sys, dir)); err != nil {
+			return err
+		}
+	}
+	if err := unix.Unmount(staging, unix.MNT_DETACH); err != nil {
+		return fmt.Errorf("unmount %s: %w", staging, err)
+	}
+	if err := os.Remove(staging); err != nil {
+		return err
+	}
+	if cgroupPath != "" {
+		if err := bindCgroup(filepath.Join(sys, "fs", "cgroup"), cgroupPath); err != nil {
+			return err
+		}
+	}
+	if err := unix.Mount("", sys, "", unix.MS_REMOUNT|unix.MS_RDONLY|sysFlags, ""); err != nil {
+		return fmt.Errorf("make %s read-only: %w", sys, err)
+	}
+	return nil
+}
+
+// bindCgroup binds the chute's own group at target, read-only: the
+// directory of each v1 hierarchy that has it, or the v2 one.
+func bindCgroup(target, path string) error {
+	const root = "/sys/fs/cgroup"
+	if cgroup.Detect() == cgroup.V2 {
+		return bindRO(filepath.Join(root, path), target)
+	}
+	ents, err := os.ReadDir(root)
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		// Joined hierarchies (cpu,cpuacct) appear once as a directory and
+		// again as symlinks.
+		if !e.IsDir() {
+			continue
+		}
+		src := filepath.Join(root, e.Name(), path)
+		if _, err := os.Stat(src); err != nil {
+			continue // not in this hierarchy
+		}
+		if err := bindRO(src, filepath.Join(target, e.Name())); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func bindRO(source, target string) error {
+	if err := os.MkdirAll(target, 0o755); err != nil {
+		return err
+	}
+	if err := unix.Mount(source, target, "", unix.MS_BIND, ""); err != nil {
+		return fmt.Errorf("bind %s on %s: %w", source, target, err)
+	}
+	if err := unix.Mount("", target, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY|sysFlags, ""); err != nil {
+		return fmt.Errorf("make %s read-only: %w", target, err)
+	}
+	return nil
+}
