@@ -1,7 +1,6 @@
 package soak
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -21,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/moby/sys/mountinfo"
 	"github.com/vishvananda/netlink"
 
 	"paradrop/api"
@@ -121,7 +121,7 @@ func TestSoakInstallUpdateRemove(t *testing.T) {
 		}
 	}
 	if extra := missingFrom(base["process"], after["process"]); len(extra) > 0 {
-		t.Errorf("daemon children left over: %q", extra)
+		t.Errorf("processes left over: %q", extra)
 	}
 	if n0, n1 := len(base["fd"]), len(after["fd"]); n1 > n0 {
 		t.Errorf("daemon fds: %d -> %d; new: %v", n0, n1, fdKinds(missingFrom(base["fd"], after["fd"])))
@@ -303,8 +303,8 @@ func (g *gateway) change(method, path string, body []byte) {
 // hostKinds are what a removed chute must give back to the host.
 var hostKinds = []string{"mount", "loop device", "cgroup", "veth", "ovs port", "flow", "netns", "staging dir"}
 
-// holdings lists, by kind, what the daemon holds of the host, and its own
-// children and fds.
+// holdings lists, by kind, what the daemon holds of the host, and its
+// processes and fds.
 func (g *gateway) holdings() map[string][]string {
 	g.t.Helper()
 	h := map[string][]string{}
@@ -331,7 +331,7 @@ func (g *gateway) holdings() map[string][]string {
 	add("netns", items, err)
 	items, err = dirNames(filepath.Join(g.data, "staging"))
 	add("staging dir", items, err)
-	items, err = children(g.cmd.Process.Pid)
+	items, err = processesOf(g.cmd.Process.Pid, filepath.Join(g.top, "paradrop"))
 	add("process", items, err)
 	items, err = fds(g.cmd.Process.Pid)
 	add("fd", items, err)
@@ -380,40 +380,12 @@ func missingFrom(a, b []string) []string {
 // mountsUnder lists the mount points below dir, in the test's mount
 // namespace (the daemon's).
 func mountsUnder(dir string) ([]string, error) {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
+	ms, err := mountinfo.GetMounts(mountinfo.PrefixFilter(dir))
 	var out []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) < 5 {
-			continue
-		}
-		mp := unescapeMount(fields[4])
-		if mp == dir || strings.HasPrefix(mp, dir+"/") {
-			out = append(out, mp)
-		}
+	for _, m := range ms {
+		out = append(out, m.Mountpoint)
 	}
-	return out, sc.Err()
-}
-
-// unescapeMount undoes mountinfo's octal escapes (\040 for a space).
-func unescapeMount(s string) string {
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
+	return out, err
 }
 
 // loopsUnder lists the loop devices backed by a file below dir, as
@@ -440,19 +412,10 @@ func loopsUnder(dir string) ([]string, error) {
 // cgroupHierarchies are the mount points of every cgroup hierarchy, v1 and
 // v2.
 func cgroupHierarchies() []string {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return nil
-	}
-	defer f.Close()
+	ms, _ := mountinfo.GetMounts(mountinfo.FSTypeFilter("cgroup", "cgroup2"))
 	var out []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		pre, post, ok := strings.Cut(sc.Text(), " - ")
-		fields, fstype := strings.Fields(pre), strings.Fields(post)
-		if ok && len(fields) >= 5 && len(fstype) > 0 && (fstype[0] == "cgroup" || fstype[0] == "cgroup2") {
-			out = append(out, unescapeMount(fields[4]))
-		}
+	for _, m := range ms {
+		out = append(out, m.Mountpoint)
 	}
 	return out
 }
@@ -540,8 +503,10 @@ func dirNames(dir string) ([]string, error) {
 	return out, err
 }
 
-// children lists the processes whose parent is pid, as "comm".
-func children(pid int) ([]string, error) {
+// processesOf lists, as "comm", the children of pid and the other
+// processes running exe (the daemon's binary, which its shims re-execute
+// and which may outlive their parent).
+func processesOf(pid int, exe string) ([]string, error) {
 	stats, err := filepath.Glob("/proc/[0-9]*/stat")
 	if err != nil {
 		return nil, err
@@ -558,8 +523,10 @@ func children(pid int) ([]string, error) {
 		if i < 0 {
 			continue
 		}
+		self, _ := strconv.Atoi(strings.TrimSpace(s[:strings.IndexByte(s, '(')]))
 		rest := strings.Fields(s[i+1:])
-		if len(rest) > 1 && rest[1] == strconv.Itoa(pid) {
+		target, _ := os.Readlink(filepath.Join(filepath.Dir(f), "exe"))
+		if self != pid && (len(rest) > 1 && rest[1] == strconv.Itoa(pid) || target == exe) {
 			out = append(out, s[strings.IndexByte(s, '(')+1:i])
 		}
 	}
