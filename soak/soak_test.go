@@ -79,6 +79,14 @@ func TestSoakInstallUpdateRemove(t *testing.T) {
 	g := startGateway(t)
 	cycle := func() {
 		g.change("POST", "/chutes", pkgs["1.0.0"])
+		// What an operator reads of a running chute, followed logs
+		// included, which the client leaves after a while.
+		for _, path := range []string{"/chutes/soak", "/chutes/soak/logs?tail=10", "/chutes/soak/usage", "/chutes/soak/flows"} {
+			if _, err := g.call("GET", path, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		g.followLogs(100 * time.Millisecond)
 		g.change("PUT", "/chutes/soak", pkgs["1.0.1"])
 		g.change("DELETE", "/chutes/soak", nil)
 	}
@@ -282,6 +290,27 @@ func (g *gateway) call(method, path string, body []byte) ([]byte, error) {
 		err = fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, bytes.TrimSpace(data))
 	}
 	return data, err
+}
+
+// followLogs follows the chute's logs for d, then hangs up.
+func (g *gateway) followLogs(d time.Duration) {
+	g.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, "GET", g.base+"/chutes/soak/logs?follow=1", nil)
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+g.token)
+	resp, err := g.hc.Do(req)
+	if err != nil {
+		g.t.Fatalf("follow logs: %v", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		g.t.Fatalf("follow logs: %s", resp.Status)
+	}
+	io.Copy(io.Discard, resp.Body) // until the deadline hangs up
 }
 
 // change makes a change and waits for it; it must end done.
