@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -18,6 +19,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/moby/sys/mountinfo"
@@ -78,6 +80,12 @@ func TestSoakInstallUpdateRemove(t *testing.T) {
 	}
 	g := startGateway(t)
 	cycle := func() {
+		// A package cut short and an upload abandoned half-way: each
+		// is staged before it fails.
+		if _, err := g.call("POST", "/chutes", pkgs["1.0.0"][:len(pkgs["1.0.0"])/2]); err == nil {
+			t.Fatal("a truncated package was accepted")
+		}
+		g.abandonUpload(pkgs["1.0.0"])
 		g.change("POST", "/chutes", pkgs["1.0.0"])
 		// What an operator reads of a running chute, followed logs
 		// included, which the client leaves after a while.
@@ -290,6 +298,22 @@ func (g *gateway) call(method, path string, body []byte) ([]byte, error) {
 		err = fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, bytes.TrimSpace(data))
 	}
 	return data, err
+}
+
+// abandonUpload sends half of pkg as an install and hangs up.
+func (g *gateway) abandonUpload(pkg []byte) {
+	g.t.Helper()
+	body := io.MultiReader(bytes.NewReader(pkg[:len(pkg)/2]), iotest.ErrReader(errors.New("client gone")))
+	req, err := http.NewRequest("POST", g.base+"/chutes", body)
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	req.ContentLength = int64(len(pkg))
+	req.Header.Set("Authorization", "Bearer "+g.token)
+	if resp, err := g.hc.Do(req); err == nil {
+		resp.Body.Close()
+		g.t.Fatalf("abandoned upload answered %s", resp.Status)
+	}
 }
 
 // followLogs follows the chute's logs for d, then hangs up.
