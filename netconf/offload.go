@@ -136,6 +136,9 @@ func featureNames(fd int, ifname string) ([]string, error) {
 	if err := ethtool(fd, ifname, gs); err != nil {
 		return nil, err
 	}
+	if got := binary.NativeEndian.Uint32(gs[8:]); got != uint32(n) {
+		return nil, fmt.Errorf("%s: %d feature names, %d announced", ifname, got, n)
+	}
 	names := make([]string, n)
 	for i := range names {
 		s := gs[12+i*ethGStringLen : 12+(i+1)*ethGStringLen]
