@@ -24,6 +24,7 @@ import (
 
 	"github.com/moby/sys/mountinfo"
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 
 	"paradrop/api"
 	"paradrop/chute"
@@ -261,6 +262,16 @@ func (g *gateway) stop() {
 	case <-time.After(20 * time.Second):
 		g.cmd.Process.Kill()
 		<-g.exited
+	}
+	// What a leak left must not outlive the test: mounts under its
+	// directory (deepest first, so that TempDir can go) and groups.
+	mounts, _ := mountsUnder(g.top)
+	for i := len(mounts) - 1; i >= 0; i-- {
+		unix.Unmount(mounts[i], unix.MNT_DETACH)
+	}
+	groups, _ := cgroupsUnder(g.cgroupParent)
+	for i := len(groups) - 1; i >= 0; i-- {
+		os.Remove(groups[i])
 	}
 	for _, h := range cgroupHierarchies() {
 		os.Remove(filepath.Join(h, g.cgroupParent))
