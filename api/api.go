@@ -261,6 +261,9 @@ func statusOf(err error) int {
 		return http.StatusRequestEntityTooLarge
 	case errors.Is(err, ErrStalled):
 		return http.StatusRequestTimeout
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		// The client hung up mid-body: its fault, not ours.
+		return http.StatusBadRequest
 	default:
 		return http.StatusInternalServerError
 	}

@@ -183,6 +183,7 @@ func TestErrorMapping(t *testing.T) {
 		{chute.ErrInvalid, 400},
 		{chute.ErrTooLarge, 413},
 		{&http.MaxBytesError{Limit: 1}, 413},
+		{fmt.Errorf("read upload: %w", io.ErrUnexpectedEOF), 400},
 		{errors.New("disk on fire"), 500},
 	}
 	f := newFixture(t)
