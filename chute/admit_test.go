@@ -213,3 +213,11 @@ func TestMemoryAdmission(t *testing.T) {
 	g.mustDo(g.m.SetResources("a", ResourceRequest{Policy: Policy{Memory: ptr(manifest.Bytes(128 * mi))}}))
 	g.mustDo(g.m.Update(context.Background(), "b", bytes.NewReader(man("b", "1.1.0", "memory: 200Mi")), false))
 }
+
+// A quota the manifest accepts is one a volume can be made of: else the
+// install would pass validation and fail at start.
+func TestManifestDiskFloorIsAVolume(t *testing.T) {
+	if manifest.MinDisk != volume.MinSize {
+		t.Errorf("manifest.MinDisk %d, volume.MinSize %d", manifest.MinDisk, volume.MinSize)
+	}
+}

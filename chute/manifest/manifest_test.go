@@ -196,6 +196,7 @@ func TestParseErrors(t *testing.T) {
 		{"pids 0", minimal + "resources: {pids: 0}\n", "resources.pids"},
 		{"pids big", minimal + "resources: {pids: 32769}\n", "resources.pids"},
 		{"disk small", minimal + "resources: {disk: 1000}\n", "resources.disk"},
+		{"disk below a volume", minimal + "resources: {disk: 3Mi}\n", "resources.disk: 3Mi is less than the minimum 4Mi"},
 		{"tmp small", minimal + "resources: {tmp: 0}\n", "resources.tmp"},
 		{"restart policy", minimal + "restart: {policy: sometimes}\n", `restart.policy: "sometimes"`},
 		{"restart retries", minimal + "restart: {max_retries: -1}\n", "restart.max_retries"},

@@ -18,6 +18,9 @@ const (
 	maxNameLen = 32
 	maxUser    = 65535 // a chute's user namespace maps 65536 ids
 	maxPathLen = 1024
+	// MinDisk is the least /data quota: the smallest ext4 volume the
+	// chute's volume can be (volume.MinSize, which a test holds equal).
+	MinDisk = 4 * mi
 )
 
 var (
@@ -83,7 +86,7 @@ func (m *Manifest) Validate() error {
 	}
 	v.minBytes("resources.memory", r.Memory, 4*mi)
 	v.intRange("resources.pids", r.Pids, 1, 32768)
-	v.minBytes("resources.disk", r.Disk, 1*mi)
+	v.minBytes("resources.disk", r.Disk, MinDisk)
 	v.minBytes("resources.tmp", r.Tmp, 1*mi)
 
 	switch m.Restart.Policy {
