@@ -32,7 +32,10 @@ var (
 		"/proc/acpi", "/proc/asound", "/proc/interrupts", "/proc/kcore", "/proc/keys",
 		"/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats",
 		"/proc/sched_debug", "/proc/scsi",
-		"/proc/swaps", // not runc's: the host's swap files are host paths
+		// Not runc's: the host's swap files are host paths, its boot
+		// command line is the host's, and its disks list every chute's
+		// data image's loop device.
+		"/proc/swaps", "/proc/cmdline", "/proc/diskstats", "/proc/partitions",
 	}
 	readonlyPaths = []string{
 		"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger",

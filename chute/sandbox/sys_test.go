@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -28,8 +29,8 @@ echo ==net; ls /sys/class/net`
 
 // A chute, with a network namespace of its own or one the daemon made,
 // sees through /sys and /proc no other chute (its cgroup, its data
-// image's loop device) and no host detail (the host's links and their
-// MACs); its own cgroup is named "/" and its mounts show only its own
+// image's loop device, by path or name) and no host detail (the host's
+// links and their MACs, its boot command line); its own cgroup is named "/" and its mounts show only its own
 // paths.
 func TestSysShowsNoHost(t *testing.T) {
 	if os.Geteuid() != 0 {
@@ -47,6 +48,11 @@ func TestSysShowsNoHost(t *testing.T) {
 		t.Fatalf("losetup: %v", err)
 	}
 	loop := strings.TrimSpace(string(out))
+	cmdline, err := os.ReadFile("/proc/cmdline")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hostCmdline := strings.TrimSpace(string(cmdline))
 	t.Cleanup(func() { exec.Command("losetup", "-d", loop).Run() })
 
 	var hostMACs []string
@@ -84,7 +90,7 @@ func TestSysShowsNoHost(t *testing.T) {
 				t.Fatalf("probe ended %+v: %q", st, lines[max(0, len(lines)-3):])
 			}
 			all := strings.Join(lines, "\n")
-			leaks := append([]string{neighbour, img, group}, hostMACs...)
+			leaks := append([]string{neighbour, img, group, hostCmdline}, hostMACs...)
 			for _, l := range links {
 				if l.Name() != "lo" {
 					leaks = append(leaks, "/"+l.Name())
@@ -99,6 +105,11 @@ func TestSysShowsNoHost(t *testing.T) {
 						}
 					}
 				}
+			}
+			// Its loop device, by name, as /proc/diskstats and
+			// /proc/partitions would list it.
+			if loopRE := regexp.MustCompile(`\b` + filepath.Base(loop) + `\b`); loopRE.MatchString(all) {
+				t.Errorf("the chute sees the neighbour's %s: %q", filepath.Base(loop), loopRE.FindString(all))
 			}
 			var seen []string
 			for i, l := range lines {
