@@ -31,7 +31,11 @@ const demoUsage = "demo [--data DIR] [--listen ADDR] [network flags of serve]"
 // chute once it is up, printing where the operator finds everything.
 func cmdDemo(ctx context.Context, env *cliEnv, args []string) error {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
-	opts := serveOptions{maxUpload: 256 << 20}
+	opts := defaultServeOptions()
+	// Its own cgroup parent too: serve removes every group under its
+	// parent that is not its chute, so a demo on /paradrop would kill the
+	// chutes of a gateway running beside it.
+	opts.cgroups = "/paradrop-demo"
 	fs.StringVar(&opts.dataDir, "data", "/var/lib/paradrop-demo", "data directory of the demo gateway")
 	fs.StringVar(&opts.listen, "listen", "127.0.0.1:8080", "address of the API and web UI")
 	netCfg, withNetwork := networkFlags(fs)

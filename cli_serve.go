@@ -55,12 +55,24 @@ type serveOptions struct {
 	network *sdn.Config
 }
 
+// defaultServeOptions are serve's defaults, which the demo shares.
+func defaultServeOptions() serveOptions {
+	ports, err := parseGatewayPorts(defaultGatewayPorts)
+	if err != nil {
+		panic(err) // a constant
+	}
+	return serveOptions{
+		maxUpload: 256 << 20, maxUnpacked: 1 << 30, overcommit: chute.DefaultOvercommit,
+		cgroups: "/paradrop", gatewayPorts: ports,
+	}
+}
+
 func cmdServe(ctx context.Context, env *cliEnv, args []string) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	opts := serveOptions{maxUpload: 256 << 20, maxUnpacked: 1 << 30, overcommit: chute.DefaultOvercommit}
+	opts := defaultServeOptions()
 	fs.StringVar(&opts.dataDir, "data", defaultDataDir, "data directory: state, chutes, operator token")
 	fs.Var(listenFlag{&opts.listen}, "listen", "address of the API, repeatable or comma-separated (default: 127.0.0.1:8080 and, with --lan-addr, the LAN address port 8080)")
-	fs.StringVar(&opts.cgroups, "cgroup-parent", "/paradrop", "cgroup holding the chutes' groups; groups under it that are not this daemon's chutes are removed")
+	fs.StringVar(&opts.cgroups, "cgroup-parent", opts.cgroups, "cgroup holding the chutes' groups; groups under it that are not this daemon's chutes are removed")
 	fs.BoolVar(&opts.metricsOpen, "metrics-open", false, "serve /metrics without a token, for a Prometheus on a trusted network")
 	bytesFlag(fs, &opts.maxUpload, "max-upload", "largest package accepted, e.g. 256Mi (default 256Mi)")
 	bytesFlag(fs, &opts.maxUnpacked, "max-unpacked", "bytes all packages being unpacked at once may take on the data filesystem, which also keeps 5% free, e.g. 1Gi (default 1Gi)")
@@ -72,12 +84,11 @@ func cmdServe(ctx context.Context, env *cliEnv, args []string) error {
 		}
 		return err
 	})
-	gwPorts := gatewayPortsFlag(fs)
+	gatewayPortsFlag(fs, &opts.gatewayPorts)
 	netCfg, withNetwork := networkFlags(fs)
 	if _, err := parseArgs(env, fs, serveUsage, args, 0, 0); err != nil {
 		return err
 	}
-	opts.gatewayPorts = *gwPorts
 	if err := checkLimits(opts.limits); err != nil {
 		return usagef("%v", err)
 	}

@@ -17,15 +17,14 @@ const defaultGatewayPorts = "22/tcp,53/tcp,53/udp,67/udp,80/tcp,443/tcp"
 
 var wellKnown = map[int]string{22: "SSH", 53: "DNS", 67: "DHCP", 80: "the gateway's web admin", 443: "the gateway's web admin"}
 
-// gatewayPortsFlag defines --gateway-ports on fs: the gateway's own
-// services, which no chute may expose. serve adds the ports it listens on.
-func gatewayPortsFlag(fs *flag.FlagSet) *[]chute.GatewayPort {
-	ports, _ := parseGatewayPorts(defaultGatewayPorts)
+// gatewayPortsFlag defines --gateway-ports on fs, setting ports: the
+// gateway's own services, which no chute may expose. serve adds the ports
+// it listens on.
+func gatewayPortsFlag(fs *flag.FlagSet, ports *[]chute.GatewayPort) {
 	fs.Func("gateway-ports", "ports of the gateway's own services that no chute may expose, as PORT/PROTO,... (default "+defaultGatewayPorts+"; the API's and the controller's are always added)", func(s string) (err error) {
-		ports, err = parseGatewayPorts(s)
+		*ports, err = parseGatewayPorts(s)
 		return err
 	})
-	return &ports
 }
 
 func parseGatewayPorts(s string) ([]chute.GatewayPort, error) {
