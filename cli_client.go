@@ -236,6 +236,11 @@ func (c *client) open(ctx context.Context, method, path string, q url.Values, bo
 	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	if json.Unmarshal(raw, &e) != nil || e.Error == "" {
 		e.Error = fmt.Sprintf("%s %s: %s", method, path, resp.Status)
+		// net/http's answer to plain HTTP on a TLS listener (serve
+		// --listen on every address serves HTTPS on loopback too).
+		if strings.Contains(string(raw), "HTTP request to an HTTPS server") {
+			e.Error = fmt.Sprintf("daemon at %s serves HTTPS there: use --server %s", c.base, strings.Replace(c.base, "http://", "https://", 1))
+		}
 	}
 	return nil, &apiError{status: resp.StatusCode, msg: e.Error}
 }

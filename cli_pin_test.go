@@ -123,6 +123,12 @@ func TestCLIPlainHTTPOnlyOnLoopback(t *testing.T) {
 	}
 
 	g := newTLSGateway(t, f)
+	f.vars["PARADROP_SERVER"] = strings.Replace(g.srv.URL, "https:", "http:", 1)
+	if rc := run("list"); rc != 1 {
+		t.Errorf("http to an HTTPS listener on loopback: rc %d", rc)
+	}
+	f.oneLine(t, "paradrop: list: daemon at "+f.vars["PARADROP_SERVER"]+" serves HTTPS there: use --server "+g.srv.URL+"\n")
+	f.vars["PARADROP_SERVER"] = g.srv.URL
 	delete(f.vars, "HOME")
 	if rc := run("list"); rc != 1 {
 		t.Errorf("no HOME to pin in: rc %d", rc)
