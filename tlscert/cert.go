@@ -22,6 +22,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/google/renameio/v2"
 )
 
 // Validity is how long a self-signed certificate is valid: the longest a
@@ -210,28 +212,16 @@ func (c *Cert) Missing(names Names) []string {
 	return out
 }
 
-// writeFile replaces path with data atomically, created with mode from the
-// start so that a key is never readable by others, even briefly.
+// writeFile replaces path with data atomically, with mode from the start so
+// that a key is never readable by others, even briefly.
 func writeFile(path string, data []byte, mode os.FileMode) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	f, err := renameio.NewPendingFile(path, renameio.WithStaticPermissions(mode))
 	if err != nil {
 		return err
 	}
-	defer os.Remove(f.Name()) // after a successful rename, a no-op
-	if err := f.Chmod(mode); err != nil {
-		f.Close()
-		return err
-	}
+	defer f.Cleanup() // a no-op once replaced
 	if _, err := f.Write(data); err != nil {
-		f.Close()
 		return err
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
+	return f.CloseAtomicallyReplace()
 }
