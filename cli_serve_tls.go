@@ -38,8 +38,8 @@ func servesTLS(ln net.Listener) bool {
 }
 
 // apiCertificate returns the certificate of the HTTPS listeners, or nil if
-// none of lns serves HTTPS and the operator named none: a daemon on
-// loopback only makes no key.
+// none of lns serves HTTPS: a daemon on loopback only makes no key (and only
+// checks that the operator's, if named, loads).
 func apiCertificate(o tlsOptions, dataDir string, lns []net.Listener, logf func(string, ...any)) (*tlscert.Cert, error) {
 	var names tlscert.Names
 	for _, ln := range lns {
@@ -54,6 +54,10 @@ func apiCertificate(o tlsOptions, dataDir string, lns []net.Listener, logf func(
 		c, err := tlscert.LoadFiles(o.cert, o.key)
 		if err != nil {
 			return nil, err
+		}
+		if names.IPs == nil {
+			logf("TLS certificate %s is not served: every listener is on loopback, which is plain HTTP", c.Path)
+			return nil, nil
 		}
 		logf("TLS certificate %s (the operator's), SHA-256 fingerprint %s", c.Path, c.Fingerprint)
 		return c, nil
