@@ -94,43 +94,60 @@ func (p *gatewayPin) verify(cs tls.ConnectionState) error {
 	got := tlscert.Of(cs.PeerCertificates[0].Raw)
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.seen != nil {
+	var err error
+	switch {
+	case p.seen != nil:
 		if *p.seen != got {
-			return fmt.Errorf("gateway %s changed its certificate during this command (SHA-256 fingerprint %s, then %s)", p.addr, *p.seen, got)
+			err = fmt.Errorf("gateway %s changed its certificate during this command (SHA-256 fingerprint %s, then %s)", p.addr, *p.seen, got)
 		}
+	case p.want != nil:
+		err = p.checkGiven(got)
+	default:
+		err = p.checkPinned(got)
+	}
+	if err == nil {
+		p.seen = &got
+	}
+	return err
+}
+
+// checkGiven accepts got if it is --fingerprint's, and pins it.
+func (p *gatewayPin) checkGiven(got tlscert.Fingerprint) error {
+	if got != *p.want {
+		return fmt.Errorf("gateway %s presented a certificate with SHA-256 fingerprint %s, not the one given with --fingerprint", p.addr, got)
+	}
+	if p.known.Path == "" {
 		return nil
 	}
-	if p.want != nil {
-		if got != *p.want {
-			return fmt.Errorf("gateway %s presented a certificate with SHA-256 fingerprint %s, not the one given with --fingerprint", p.addr, got)
-		}
-		if p.known.Path != "" {
-			if pinned, ok, err := p.known.Lookup(p.addr); err != nil || !ok || pinned != got {
-				if err := p.known.Pin(p.addr, got); err != nil {
-					return fmt.Errorf("pin gateway %s: %w", p.addr, err)
-				}
-				fmt.Fprintf(p.env.stderr, "paradrop: pinned gateway %s, SHA-256 fingerprint %s, in %s\n", p.addr, got, p.known.Path)
-			}
-		}
-	} else {
-		if p.known.Path == "" {
-			return fmt.Errorf("neither $HOME nor $XDG_CONFIG_HOME is set, so gateway %s's certificate cannot be pinned: pass --fingerprint", p.addr)
-		}
-		pinned, ok, err := p.known.Lookup(p.addr)
-		if err != nil {
-			return fmt.Errorf("pinned gateways: %w", err)
-		}
-		switch {
-		case ok && pinned != got:
-			return fmt.Errorf("gateway %s presented a certificate with SHA-256 fingerprint %s, but %s is pinned for it in %s: if its certificate was replaced on purpose, check the new fingerprint on the gateway (paradrop info, or the daemon's startup log) and run again with --fingerprint %s, or remove its line from that file", p.addr, got, pinned, p.known.Path, got)
-		case !ok:
-			if err := p.known.Pin(p.addr, got); err != nil {
-				return fmt.Errorf("pin gateway %s: %w", p.addr, err)
-			}
-			fmt.Fprintf(p.env.stderr, "paradrop: first connection to gateway %s: pinned its certificate, SHA-256 fingerprint %s, in %s (check it on the gateway: paradrop info, or the daemon's startup log)\n", p.addr, got, p.known.Path)
-		}
+	if pinned, ok, err := p.known.Lookup(p.addr); err == nil && ok && pinned == got {
+		return nil
 	}
-	p.seen = &got
+	if err := p.known.Pin(p.addr, got); err != nil {
+		return fmt.Errorf("pin gateway %s: %w", p.addr, err)
+	}
+	fmt.Fprintf(p.env.stderr, "paradrop: pinned gateway %s, SHA-256 fingerprint %s, in %s\n", p.addr, got, p.known.Path)
+	return nil
+}
+
+// checkPinned accepts got if it is the pinned one, or pins it if there is
+// none yet.
+func (p *gatewayPin) checkPinned(got tlscert.Fingerprint) error {
+	if p.known.Path == "" {
+		return fmt.Errorf("neither $HOME nor $XDG_CONFIG_HOME is set, so gateway %s's certificate cannot be pinned: pass --fingerprint", p.addr)
+	}
+	pinned, ok, err := p.known.Lookup(p.addr)
+	switch {
+	case err != nil:
+		return fmt.Errorf("pinned gateways: %w", err)
+	case ok && pinned != got:
+		return fmt.Errorf("gateway %s presented a certificate with SHA-256 fingerprint %s, but %s is pinned for it in %s: if its certificate was replaced on purpose, check the new fingerprint on the gateway (paradrop info, or the daemon's startup log) and run again with --fingerprint %s, or remove its line from that file", p.addr, got, pinned, p.known.Path, got)
+	case ok:
+		return nil
+	}
+	if err := p.known.Pin(p.addr, got); err != nil {
+		return fmt.Errorf("pin gateway %s: %w", p.addr, err)
+	}
+	fmt.Fprintf(p.env.stderr, "paradrop: first connection to gateway %s: pinned its certificate, SHA-256 fingerprint %s, in %s (check it on the gateway: paradrop info, or the daemon's startup log)\n", p.addr, got, p.known.Path)
 	return nil
 }
 

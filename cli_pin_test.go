@@ -60,7 +60,9 @@ func TestCLIPinsOnFirstUse(t *testing.T) {
 	g := newTLSGateway(t, f)
 	first := g.cert.Load().Fingerprint
 	known := filepath.Join(f.vars["HOME"], ".config", "paradrop", "known_gateways")
-	info := func(args ...string) int { return f.run(func(env *cliEnv, a []string) int { return runCLI(env, "info", cmdGatewayInfo, a) }, args...) }
+	info := func(args ...string) int {
+		return f.run(func(env *cliEnv, a []string) int { return runCLI(env, "info", cmdGatewayInfo, a) }, args...)
+	}
 
 	if rc := info(); rc != 0 {
 		t.Fatalf("first use: rc %d: %s", rc, f.stderr)

@@ -64,12 +64,9 @@ func (f Fingerprint) String() string {
 // OpenSSL's "sha256 Fingerprint=".
 func ParseFingerprint(s string) (Fingerprint, error) {
 	var f Fingerprint
-	t := strings.TrimSpace(s)
-	if i := strings.LastIndexAny(t, "="); i >= 0 && strings.HasPrefix(strings.ToLower(t), "sha256 fingerprint=") {
-		t = t[i+1:]
-	}
-	if l := strings.ToLower(t); strings.HasPrefix(l, "sha256:") || strings.HasPrefix(l, "sha-256:") {
-		t = t[strings.IndexByte(t, ':')+1:]
+	t := strings.ToLower(strings.TrimSpace(s))
+	for _, prefix := range []string{"sha256 fingerprint=", "sha256:", "sha-256:"} {
+		t = strings.TrimPrefix(t, prefix)
 	}
 	raw, err := hex.DecodeString(strings.ReplaceAll(t, ":", ""))
 	if err != nil || len(raw) != len(f) {
