@@ -63,4 +63,17 @@
 //	policy.hook             none
 //	policy.hook.http.path   /
 //	policy.grace            3s; 0..60s
+//	devices                 none; at most 16, each {path, inside, access}:
+//	                        path a host device node under /dev/, inside
+//	                        where it appears in the chute (default path),
+//	                        access some of r, w, m (default rw); the
+//	                        sandbox's own entries (null, tty, pts, ...)
+//	                        cannot be named
+//	capabilities            none beyond the default set; only NET_RAW,
+//	                        NET_ADMIN, IPC_LOCK, SYS_NICE may be asked for
+//	                        (CAP_ prefix and case optional), every other
+//	                        capability is refused (see privileges.go)
+//
+// Devices and capabilities are privileges: the gateway installs a chute
+// that asks for them only if the operator allowed them to its developer.
 package manifest

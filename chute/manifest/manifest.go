@@ -33,6 +33,10 @@ type Manifest struct {
 	StopGrace Duration          `yaml:"stop_grace" json:"stop_grace"`
 	Net       Net               `yaml:"net" json:"net"`
 	Policy    Policy            `yaml:"policy" json:"policy"`
+	// Devices and Capabilities are privileges beyond the default sandbox
+	// that the operator must allow (see privileges.go).
+	Devices      []Device `yaml:"devices,omitempty" json:"devices,omitempty"`
+	Capabilities []string `yaml:"capabilities,omitempty" json:"capabilities,omitempty"`
 }
 
 // Resources are the limits the gateway enforces on the chute.
@@ -192,6 +196,14 @@ func Parse(data []byte) (*Manifest, error) {
 	}
 	for i := range m.Net.Expose {
 		m.Net.Expose[i].Proto = defaultProto(m.Net.Expose[i].Proto)
+	}
+	for i := range m.Devices {
+		if m.Devices[i].Access == "" {
+			m.Devices[i].Access = "rw"
+		}
+	}
+	for i, c := range m.Capabilities {
+		m.Capabilities[i] = NormalizeCap(c)
 	}
 	for i := range m.Net.Redirect {
 		m.Net.Redirect[i].Proto = defaultProto(m.Net.Redirect[i].Proto)

@@ -125,6 +125,8 @@ func (m *Manifest) Validate() error {
 		}
 	}
 	v.durRange("policy.grace", m.Policy.Grace, 0, 60*time.Second)
+	v.devices(m.Devices)
+	v.capabilities(m.Capabilities)
 	return errors.Join(v.errs...)
 }
 
