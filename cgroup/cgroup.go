@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/containerd/cgroups/v3"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
 // Mode is the cgroup layout of the host.
@@ -152,6 +153,8 @@ type backend interface {
 	// cpuMax is the CPU limit in cores, 0 for none.
 	cpuMax() (float64, error)
 	reclaim(ctx context.Context, target int64) error
+	// limitDevices applies the devices controller's rules.
+	limitDevices(rules []specs.LinuxDeviceCgroup) error
 	// signalAll sends SIGKILL to every process once.
 	signalAll() error
 	delete() error

@@ -18,9 +18,9 @@ import (
 
 const v1Mount = "/sys/fs/cgroup"
 
-// v1Controllers are the hierarchies a chute's group spans; the last,
-// freezer, is optional.
-var v1Controllers = []string{"cpu", "cpuacct", "memory", "pids", "freezer"}
+// v1Controllers are the hierarchies a chute's group spans; the last two,
+// freezer and devices, are optional.
+var v1Controllers = []string{"cpu", "cpuacct", "memory", "pids", "freezer", "devices"}
 
 type v1Group struct {
 	path string
@@ -29,6 +29,8 @@ type v1Group struct {
 	cg cgroup1.Cgroup
 	// hasFreezer: without it Kill can only race forks with repeated signals.
 	hasFreezer bool
+	// devices is nil when the host has no devices hierarchy.
+	devices cgroup1.Subsystem
 }
 
 // v1Hierarchy lists the controllers we use rather than cgroup1.Default's
@@ -48,8 +50,10 @@ func v1Hierarchy() ([]cgroup1.Subsystem, error) {
 			return nil, fmt.Errorf("cgroup v1 controller %s not mounted: %w", s.Name(), err)
 		}
 	}
-	if _, err := os.Lstat(filepath.Join(v1Mount, string(cgroup1.Freezer))); err == nil {
-		subs = append(subs, cgroup1.NewFreezer(v1Mount))
+	for _, opt := range []cgroup1.Subsystem{cgroup1.NewFreezer(v1Mount), cgroup1.NewDevices(v1Mount)} {
+		if _, err := os.Lstat(filepath.Join(v1Mount, string(opt.Name()))); err == nil {
+			subs = append(subs, opt)
+		}
 	}
 	return subs, nil
 }
@@ -59,7 +63,15 @@ func newV1(path string) (*v1Group, error) {
 	if err != nil {
 		return nil, err
 	}
-	g := &v1Group{path: path, subs: subs, hasFreezer: len(subs) == len(v1Controllers)}
+	g := &v1Group{path: path, subs: subs}
+	for _, s := range subs {
+		switch s.Name() {
+		case cgroup1.Freezer:
+			g.hasFreezer = true
+		case cgroup1.Devices:
+			g.devices = s
+		}
+	}
 	if g.exists() {
 		g.cg, err = cgroup1.Load(cgroup1.StaticPath(path), cgroup1.WithHierarchy(g.hierarchy))
 	}
@@ -241,6 +253,21 @@ func writeLimitBackoff(ctx context.Context, file string, limit int64) error {
 		}
 		delay *= 2
 	}
+}
+
+// limitDevices writes rules through the devices controller: cgroup1.New
+// gave it no rules, so until now the group allowed every device.
+func (g *v1Group) limitDevices(rules []specs.LinuxDeviceCgroup) error {
+	if _, err := g.handle(); err != nil {
+		return err
+	}
+	ctl, ok := g.devices.(interface {
+		Update(path string, r *specs.LinuxResources) error
+	})
+	if !ok {
+		return errors.New("the devices controller is not mounted")
+	}
+	return ctl.Update(g.path, &specs.LinuxResources{Devices: rules})
 }
 
 // signalAll freezes the group so nothing can fork, SIGKILLs everything in

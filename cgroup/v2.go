@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/containerd/cgroups/v3/cgroup2"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
 
@@ -158,6 +159,11 @@ func (g *v2Group) reclaim(ctx context.Context, target int64) error {
 		}
 		delay *= 2
 	}
+}
+
+// limitDevices attaches a BPF device filter built by cgroup2 from rules.
+func (g *v2Group) limitDevices(rules []specs.LinuxDeviceCgroup) error {
+	return g.m.Update(&cgroup2.Resources{Devices: rules})
 }
 
 // signalAll uses cgroup.kill, which kills the whole group atomically with
