@@ -1,6 +1,12 @@
 package sandbox
 
-import "github.com/moby/sys/capability"
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/moby/sys/capability"
+)
 
 // defaultCaps is what a chute keeps: Docker's default set without MKNOD,
 // NET_RAW and SETFCAP, which a gateway app has no use for.
@@ -25,4 +31,19 @@ func capMask(caps []capability.Cap) uint64 {
 		m |= 1 << uint(c)
 	}
 	return m
+}
+
+// extraCaps resolves the names of Spec.Caps ("NET_RAW").
+func extraCaps(names []string) ([]capability.Cap, error) {
+	var caps []capability.Cap
+	for _, n := range names {
+		i := slices.IndexFunc(capability.ListKnown(), func(c capability.Cap) bool {
+			return strings.EqualFold("CAP_"+c.String(), n) || strings.EqualFold(c.String(), n)
+		})
+		if i < 0 {
+			return nil, fmt.Errorf("spec: unknown capability %q", n)
+		}
+		caps = append(caps, capability.ListKnown()[i])
+	}
+	return caps, nil
 }

@@ -9,12 +9,27 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"paradrop/cgroup"
 	"paradrop/chute/sandbox/pid1"
 )
 
 // hostDevices are bound from the host into the chute's /dev: a user
 // namespace cannot mknod, and a chute needs no other device.
 var hostDevices = []string{"null", "zero", "full", "random", "urandom", "tty"}
+
+// DefaultDevices are what a chute's cgroup must allow of devices for the
+// sandbox's /dev to work: hostDevices, the devpts instance's ptmx and its
+// ptys. The chute's cgroup should allow no other but Spec.Devices.
+var DefaultDevices = []cgroup.Device{
+	{Type: 'c', Major: 1, Minor: 3, Access: "rwm"},    // null
+	{Type: 'c', Major: 1, Minor: 5, Access: "rwm"},    // zero
+	{Type: 'c', Major: 1, Minor: 7, Access: "rwm"},    // full
+	{Type: 'c', Major: 1, Minor: 8, Access: "rwm"},    // random
+	{Type: 'c', Major: 1, Minor: 9, Access: "rwm"},    // urandom
+	{Type: 'c', Major: 5, Minor: 0, Access: "rwm"},    // tty
+	{Type: 'c', Major: 5, Minor: 2, Access: "rwm"},    // ptmx
+	{Type: 'c', Major: 136, Minor: -1, Access: "rwm"}, // pts/*
+}
 
 var devSymlinks = [][2]string{
 	{"/proc/self/fd", "fd"},
@@ -60,7 +75,11 @@ func initPlan(s Spec, trees treeFDs) (*pid1.Plan, error) {
 	}
 	// Before the ids: a uid other than 0 loses the capabilities needed to
 	// drop the bounding set; such a chute ends up with none after its exec.
-	p.Caps("drop capabilities", capMask(defaultCaps))
+	extra, err := extraCaps(s.Caps)
+	if err != nil {
+		return nil, err
+	}
+	p.Caps("drop capabilities", capMask(append(extra, defaultCaps...)))
 	p.SetIDs(fmt.Sprintf("set uid/gid %d/%d", s.UID, s.GID), s.UID, s.GID)
 	p.Chdir("chdir "+s.Cwd, s.Cwd)
 	p.Seccomp("load seccomp filter", filter)
@@ -142,6 +161,7 @@ func rootfsPlan(p *pid1.Plan, s Spec, trees treeFDs) {
 	for _, sub := range []string{"pts", "shm"} {
 		p.Mkdir("mkdir "+filepath.Join(dev, sub), filepath.Join(dev, sub), 0o755)
 	}
+	devicesPlan(p, root, s.Devices, trees.devices)
 	mount(p, "devpts", filepath.Join(dev, "pts"), "devpts", unix.MS_NOSUID|unix.MS_NOEXEC,
 		"newinstance,ptmxmode=0666,mode=0620")
 	mount(p, "shm", filepath.Join(dev, "shm"), "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC,
@@ -177,6 +197,27 @@ func rootfsPlan(p *pid1.Plan, s Spec, trees treeFDs) {
 		p.Readonly("make "+path+" read-only", path)
 	}
 	p.RemountRO("make rootfs read-only", "/")
+}
+
+// devicesPlan attaches the device nodes of Spec.Devices, cloned by the
+// shim, in the chute's /dev under root, making the directories they need.
+func devicesPlan(p *pid1.Plan, root string, devs []DeviceNode, fds []int) {
+	made := map[string]bool{"/dev": true}
+	var mkdirs func(dir string)
+	mkdirs = func(dir string) {
+		if made[dir] {
+			return
+		}
+		mkdirs(filepath.Dir(dir))
+		made[dir] = true
+		p.Mkdir("mkdir "+dir, filepath.Join(root, dir), 0o755)
+	}
+	for i, d := range devs {
+		mkdirs(filepath.Dir(d.Inside))
+		target := filepath.Join(root, d.Inside)
+		p.Create("create "+d.Inside, target, 0o600)
+		p.Attach(fmt.Sprintf("mount device %s on %s", d.Path, d.Inside), fds[i], target)
+	}
 }
 
 // seccompFilter is the chute's seccomp program as an array of struct

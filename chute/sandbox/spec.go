@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -66,12 +67,27 @@ type Spec struct {
 	LogMaxBytes int64  // size at which current.log rotates
 	LogFiles    int    // files kept, current.log included
 
+	// Devices are host device nodes bound into the chute's /dev, and
+	// nothing else of the host's /dev. Opening one also needs the chute's
+	// cgroup to allow its number (cgroup.Group.LimitDevices): Start does
+	// not change the cgroup.
+	Devices []DeviceNode
+	// Caps are capabilities the chute keeps beyond the default set, by
+	// name ("NET_RAW"). Which may be asked for is the caller's policy.
+	Caps []string
+
 	// Health is run in the chute by Chute.Check; a chute that has one
 	// also has the door process that runs it (see door.go).
 	Health *HealthCheck
 
 	StateDir   string // shim's pid file, socket and exit status; one chute per directory
 	Executable string // binary re-executed for the shim and init roles (default: os.Executable())
+}
+
+// DeviceNode is a host device node passed into the chute.
+type DeviceNode struct {
+	Path   string `json:"path"`   // on the host
+	Inside string `json:"inside"` // in the chute, a clean path under /dev/
 }
 
 // Rlimit is a resource limit set in the chute, Resource being a
@@ -117,6 +133,19 @@ func (s Spec) withDefaults() (Spec, error) {
 	}
 	if s.UserNS && (s.UID >= idRange || s.GID >= idRange) {
 		return s, fmt.Errorf("spec: uid/gid %d/%d not mapped in the chute", s.UID, s.GID)
+	}
+	if _, err := extraCaps(s.Caps); err != nil {
+		return s, err
+	}
+	for i, d := range s.Devices {
+		first, _, _ := strings.Cut(strings.TrimPrefix(d.Inside, "/dev/"), "/")
+		if !strings.HasPrefix(d.Inside, "/dev/") || filepath.Clean(d.Inside) != d.Inside || !filepath.IsAbs(d.Path) {
+			return s, fmt.Errorf("spec: device %q at %q: want an absolute host path and a clean path under /dev/", d.Path, d.Inside)
+		}
+		if slices.Contains(hostDevices, first) || slices.ContainsFunc(devSymlinks, func(l [2]string) bool { return l[1] == first }) ||
+			first == "pts" || first == "shm" || slices.ContainsFunc(s.Devices[:i], func(e DeviceNode) bool { return e.Inside == d.Inside }) {
+			return s, fmt.Errorf("spec: device %q at %q: the place is taken", d.Path, d.Inside)
+		}
 	}
 	for _, p := range []*string{&s.Rootfs, &s.DataDir, &s.PolicyDir, &s.LogDir, &s.StateDir} {
 		if *p == "" {

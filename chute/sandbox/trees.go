@@ -16,13 +16,18 @@ import (
 // could not have made them as bind mounts: in its user namespace it has no
 // right to search host directories owned by an unmapped user, such as a
 // data directory under /root or mktemp -d.
+//
+// A device node of Spec.Devices is passed the same way, a tree of one
+// file, so that init never names a host path.
 type hostTrees struct {
 	root, data, policy *os.File // data and policy nil when not used
+	devices            []*os.File
 }
 
 // treeFDs are the trees' descriptors in init; 0 for a tree not used.
 type treeFDs struct {
 	root, data, policy int
+	devices            []int // in the order of Spec.Devices
 }
 
 func openHostTrees(s Spec) (*hostTrees, error) {
@@ -41,7 +46,35 @@ func openHostTrees(s Spec) (*hostTrees, error) {
 		}
 		*tr.f = os.NewFile(uintptr(fd), tr.dir)
 	}
+	for _, d := range s.Devices {
+		f, err := openDeviceTree(d.Path)
+		if err != nil {
+			t.Close()
+			return nil, err
+		}
+		t.devices = append(t.devices, f)
+	}
 	return t, nil
+}
+
+// openDeviceTree clones the mount of the device node at path, refusing
+// anything but a device node: a directory or a regular file would give
+// the chute a piece of the host's filesystem.
+func openDeviceTree(path string) (*os.File, error) {
+	fd, err := unix.OpenTree(unix.AT_FDCWD, path, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("clone device node %s: %w", path, err)
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("clone device node %s: %w", path, err)
+	}
+	if t := st.Mode & unix.S_IFMT; t != unix.S_IFCHR && t != unix.S_IFBLK {
+		unix.Close(fd)
+		return nil, fmt.Errorf("%s is not a device node", path)
+	}
+	return os.NewFile(uintptr(fd), path), nil
 }
 
 // pass appends the trees to files, the descriptors init gets from 3 on,
@@ -57,13 +90,17 @@ func (t *hostTrees) pass(files []*os.File) ([]*os.File, treeFDs) {
 			files = append(files, tr.f)
 		}
 	}
+	for _, f := range t.devices {
+		fds.devices = append(fds.devices, 3+len(files))
+		files = append(files, f)
+	}
 	return files, fds
 }
 
 // Close closes the shim's descriptors. A tree init attached stays; one it
 // did not is dissolved once init's copy is gone too.
 func (t *hostTrees) Close() {
-	for _, f := range []*os.File{t.root, t.data, t.policy} {
+	for _, f := range append([]*os.File{t.root, t.data, t.policy}, t.devices...) {
 		if f != nil {
 			f.Close()
 		}
