@@ -99,16 +99,23 @@ func (m *Manager) place(s *staged, name string, slot int, changeID uint64) (stri
 	return dir, nil
 }
 
-// Install reads a package and queues its installation. The upload is
+// Install reads a package and queues its installation, for the operator:
+// with the privileges of Config.Allow.
+func (m *Manager) Install(ctx context.Context, pkg io.Reader) (Change, error) {
+	return m.InstallAllowed(ctx, pkg, m.cfg.Allow)
+}
+
+// InstallAllowed reads a package and queues its installation, refusing a
+// chute that asks for privileges allow does not have. The upload is
 // unpacked and validated before it returns, so a bad package is an error
 // here, not a failed change.
-func (m *Manager) Install(ctx context.Context, pkg io.Reader) (Change, error) {
+func (m *Manager) InstallAllowed(ctx context.Context, pkg io.Reader, allow Privileges) (Change, error) {
 	s, err := m.stage(ctx, pkg)
 	if err != nil {
 		return Change{}, fmt.Errorf("install: %w", err)
 	}
 	name := s.manifest.Name
-	if err := m.checkPorts(s.manifest); err != nil {
+	if err := errors.Join(allow.Permits(s.manifest), m.checkPorts(s.manifest)); err != nil {
 		os.RemoveAll(s.dir)
 		return Change{}, fmt.Errorf("install: %w", err)
 	}
@@ -208,9 +215,16 @@ func (m *Manager) forget(name string, keepData bool) error {
 	return nil
 }
 
-// Update reads a new package for name and queues the update. A version that
-// is not newer than the installed one needs force.
+// Update reads a new package for name and queues the update, for the
+// operator: with the privileges of Config.Allow.
 func (m *Manager) Update(ctx context.Context, name string, pkg io.Reader, force bool) (Change, error) {
+	return m.UpdateAllowed(ctx, name, pkg, force, m.cfg.Allow)
+}
+
+// UpdateAllowed reads a new package for name and queues the update,
+// refusing a version that asks for privileges allow does not have. A
+// version that is not newer than the installed one needs force.
+func (m *Manager) UpdateAllowed(ctx context.Context, name string, pkg io.Reader, force bool, allow Privileges) (Change, error) {
 	if _, err := m.entry(name); err != nil {
 		return Change{}, fmt.Errorf("update: %w", err)
 	}
@@ -225,7 +239,7 @@ func (m *Manager) Update(ctx context.Context, name string, pkg io.Reader, force 
 	if s.manifest.Name != name {
 		return fail(fmt.Errorf("%w: package is chute %q", ErrInvalid, s.manifest.Name))
 	}
-	if err := m.checkPorts(s.manifest); err != nil {
+	if err := errors.Join(allow.Permits(s.manifest), m.checkPorts(s.manifest)); err != nil {
 		return fail(err)
 	}
 	e, err := m.entry(name)

@@ -47,6 +47,9 @@ type Config struct {
 	// Unpack is the room all package uploads being unpacked at once may
 	// take on the data filesystem; nil: only each upload's own default.
 	Unpack *archive.Space
+	// Allow are the privileges the operator's own installs and updates
+	// (Install, Update) may ask for; none when empty.
+	Allow Privileges
 }
 
 // record is a chute as persisted in the store.

@@ -87,6 +87,10 @@ func (m *Manager) launch(ctx context.Context, p *progress, name string, slot int
 	if err := m.attach(ctx, name, man); err != nil {
 		return nil, fmt.Errorf("start chute %q: %w", name, err)
 	}
+	nodes, _, err := devicesOf(man)
+	if err != nil {
+		return nil, fmt.Errorf("start chute %q: %w", name, err)
+	}
 	p.step("starting %s", man.Command[0])
 	return m.launcher.Start(ctx, sandbox.Spec{
 		Name:       name,
@@ -102,6 +106,8 @@ func (m *Manager) launch(ctx context.Context, p *progress, name string, slot int
 		HostGID:    id,
 		NetNS:      m.paths.netns(name),
 		CgroupPath: m.paths.cgroup(name),
+		Devices:    nodes,
+		Caps:       man.Capabilities,
 		Health:     healthOf(man),
 		TmpSize:    int64(man.Resources.Tmp),
 		LogDir:     m.paths.logs(name),
@@ -113,7 +119,23 @@ func (m *Manager) launch(ctx context.Context, p *progress, name string, slot int
 // prepare makes what the sandbox needs: the cgroup with the limits in
 // force, the /data volume, the network namespace, the policy and log dirs.
 func (m *Manager) prepare(ctx context.Context, name string, id uint32, man *manifest.Manifest) error {
-	if _, err := cgroup.Open(m.paths.cgroup(name), m.limits(name, man)); err != nil {
+	_, rules, err := devicesOf(man)
+	if err != nil {
+		return err
+	}
+	// A group left by the chute's last run goes: its device rules are
+	// this version's, and on cgroup v2 a device filter cannot be taken
+	// back, only another added that every device must also pass.
+	if g, err := cgroup.Load(m.paths.cgroup(name)); err == nil {
+		if err := g.Delete(); err != nil {
+			m.logf("chute %s: remove the cgroup of its last run: %v", name, err)
+		}
+	}
+	g, err := cgroup.Open(m.paths.cgroup(name), m.limits(name, man))
+	if err != nil {
+		return err
+	}
+	if err := g.LimitDevices(rules); err != nil {
 		return err
 	}
 	if err := volume.Ensure(ctx, m.paths.dataImage(name), m.paths.data(name), int64(man.Resources.Disk), int(id), int(id)); err != nil {

@@ -1,0 +1,138 @@
+package chute
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"paradrop/chute/manifest"
+)
+
+func TestPermits(t *testing.T) {
+	man := &manifest.Manifest{
+		Devices:      []manifest.Device{{Path: "/dev/ttyUSB0", Access: "rw"}, {Path: "/dev/video0", Access: "r"}},
+		Capabilities: []string{"NET_RAW", "NET_ADMIN"},
+	}
+	for _, tc := range []struct {
+		name  string
+		allow Privileges
+		devs  []string
+		caps  []string
+	}{
+		{"nothing allowed", Privileges{}, []string{"/dev/ttyUSB0", "/dev/video0"}, []string{"NET_RAW", "NET_ADMIN"}},
+		{"some", Privileges{Devices: []string{"/dev/video0"}, Capabilities: []string{"cap_net_raw"}}, []string{"/dev/ttyUSB0"}, []string{"NET_ADMIN"}},
+		{"all", Privileges{Devices: []string{"/dev/ttyUSB0", "/dev/video0"}, Capabilities: []string{"NET_RAW", "NET_ADMIN"}}, nil, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.allow.Permits(man)
+			var pe *PrivilegeError
+			if tc.devs == nil && tc.caps == nil {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if !errors.As(err, &pe) || !errors.Is(err, ErrForbidden) {
+				t.Fatalf("error %v, want a PrivilegeError", err)
+			}
+			if !slices.Equal(pe.Devices, tc.devs) || !slices.Equal(pe.Capabilities, tc.caps) {
+				t.Errorf("refused %v %v, want %v %v", pe.Devices, pe.Capabilities, tc.devs, tc.caps)
+			}
+			for _, w := range append(tc.devs, tc.caps...) {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("%q does not name %s", err, w)
+				}
+			}
+		})
+	}
+}
+
+// testLoopDevice attaches a loop device, read-only, to a small image and
+// lets anyone open it, as an operator's udev rule would for a sensor.
+func testLoopDevice(t *testing.T) string {
+	t.Helper()
+	img := filepath.Join(t.TempDir(), "img")
+	if err := os.WriteFile(img, []byte(strings.Repeat("sensor!\n", 512)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("losetup", "--find", "--show", "--read-only", img).CombinedOutput()
+	if err != nil {
+		t.Fatalf("losetup: %v: %s", err, out)
+	}
+	dev := strings.TrimSpace(string(out))
+	t.Cleanup(func() { exec.Command("losetup", "-d", dev).Run() })
+	if err := os.Chmod(dev, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	return dev
+}
+
+const deviceProbe = `#!/bin/sh
+head -c 7 /dev/sensor > /data/read 2>&1
+(echo x > /dev/sensor) 2> /data/write
+ls /dev | tr '\n' ' ' > /data/dev
+grep CapEff /proc/self/status | cut -f2 > /data/caps
+exec sleep 1000
+`
+
+// TestDeviceGate: a chute asking for a device and a capability is refused
+// unless they are allowed; allowed, it reads its device (only: its access
+// is r) and has the capability.
+func TestDeviceGate(t *testing.T) {
+	dev := testLoopDevice(t)
+	man := fmt.Sprintf(`
+name: sensor
+version: 1.0.0
+command: ["/probe.sh"]
+devices: [{path: %s, inside: /dev/sensor, access: r}]
+capabilities: [NET_RAW]
+`, dev)
+	p := pkg(t, man, map[string]string{"probe.sh": deviceProbe})
+
+	g := newGateway(t, t.TempDir())
+	_, err := g.m.Install(context.Background(), bytes.NewReader(p))
+	var pe *PrivilegeError
+	if !errors.As(err, &pe) || !errors.Is(err, ErrForbidden) || !slices.Equal(pe.Devices, []string{dev}) || !slices.Equal(pe.Capabilities, []string{"NET_RAW"}) {
+		t.Fatalf("install without allow: %v, want refused naming %s and NET_RAW", err, dev)
+	}
+	if len(g.m.List()) != 0 {
+		t.Errorf("refused install left %v", g.m.List())
+	}
+	g.removeAll()
+
+	g = newGatewayWith(t, t.TempDir(), func(c *Config) {
+		c.Allow = Privileges{Devices: []string{dev}, Capabilities: []string{"NET_RAW"}}
+	})
+	defer g.removeAll()
+	// The operator's installs have Config.Allow; another caller's, its own.
+	if _, err := g.m.InstallAllowed(context.Background(), bytes.NewReader(p), Privileges{Devices: []string{dev}}); !errors.As(err, &pe) || pe.Devices != nil {
+		t.Fatalf("install allowed the device only: %v, want refused for NET_RAW only", err)
+	}
+	g.install(p)
+	eventually(t, 10*time.Second, "probe results", func() bool { return readData(g, "sensor", "caps") != "" })
+	for file, want := range map[string]string{
+		"read":  "sensor!",
+		"write": "/probe.sh: line 3: can't create /dev/sensor: Operation not permitted",
+		"dev":   "fd full null ptmx pts random sensor shm stderr stdin stdout tty urandom zero",
+		"caps":  "00000000200425fb",
+	} {
+		if got := readData(g, "sensor", file); got != want {
+			t.Errorf("%s: %q, want %q", file, got, want)
+		}
+	}
+	// An update asking for more than allowed is refused before anything
+	// changes.
+	more := strings.Replace(strings.Replace(man, "1.0.0", "1.1.0", 1), "[NET_RAW]", "[NET_RAW, NET_ADMIN]", 1)
+	_, err = g.m.Update(context.Background(), "sensor", bytes.NewReader(pkg(t, more, map[string]string{"probe.sh": deviceProbe})), false)
+	if !errors.As(err, &pe) || !slices.Equal(pe.Capabilities, []string{"NET_ADMIN"}) {
+		t.Errorf("update asking for NET_ADMIN: %v, want refused", err)
+	}
+}
