@@ -31,7 +31,7 @@ func init() {
 	})
 }
 
-const serveUsage = "serve [--data DIR] [--listen ADDR,...] [--max-upload BYTES] [--cgroup-parent PATH] [--memory-overcommit RATIO] [--gateway-ports LIST] [--metrics-open] [--tls-cert FILE --tls-key FILE] [connection limits] [network flags]"
+const serveUsage = "serve [--data DIR] [--listen ADDR,...] [--max-upload BYTES] [--cgroup-parent PATH] [--memory-overcommit RATIO] [--gateway-ports LIST] [--allow-devices LIST] [--allow-caps LIST] [--metrics-open] [--tls-cert FILE --tls-key FILE] [connection limits] [network flags]"
 
 // serveOptions configure the daemon.
 type serveOptions struct {
@@ -50,6 +50,8 @@ type serveOptions struct {
 	limits       api.Limits // what clients may hold; zero fields take api.DefaultLimits
 	maxUnpacked  int64      // bytes all uploads being unpacked may take at once
 	tls          tlsOptions // the HTTPS listeners' certificate
+	// allow are the privileges the operator's installs may ask for.
+	allow chute.Privileges
 
 	// network connects chutes through Open vSwitch; nil gives them
 	// loopback only.
@@ -87,6 +89,7 @@ func cmdServe(ctx context.Context, env *cliEnv, args []string) error {
 		return err
 	})
 	gatewayPortsFlag(fs, &opts.gatewayPorts)
+	allowFlags(fs, &opts.allow)
 	netCfg, withNetwork := networkFlags(fs)
 	if _, err := parseArgs(env, fs, serveUsage, args, 0, 0); err != nil {
 		return err
@@ -157,7 +160,7 @@ func serve(ctx context.Context, opts serveOptions) error {
 	mgrCfg := chute.Config{
 		DataDir: opts.dataDir, DB: db, Executable: exe, MaxUpload: opts.maxUpload, Logf: opts.logf,
 		CgroupParent: opts.cgroups, MemoryOvercommit: opts.overcommit, Unpack: archive.NewSpace(opts.dataDir, opts.maxUnpacked),
-		GatewayPorts: ownPorts(opts.gatewayPorts, listenerAddrs(lns), ""),
+		GatewayPorts: ownPorts(opts.gatewayPorts, listenerAddrs(lns), ""), Allow: opts.allow,
 	}
 	apiCfg := api.Config{
 		DB: db, Version: buildVersion(), Started: time.Now(),

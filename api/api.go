@@ -260,6 +260,8 @@ func statusOf(err error) int {
 		return http.StatusConflict
 	case errors.Is(err, chute.ErrInvalid):
 		return http.StatusBadRequest
+	case errors.Is(err, chute.ErrForbidden):
+		return http.StatusForbidden
 	case errors.Is(err, chute.ErrTooLarge), errors.As(err, &tooBig):
 		return http.StatusRequestEntityTooLarge
 	case errors.Is(err, ErrStalled):

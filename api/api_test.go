@@ -181,6 +181,7 @@ func TestErrorMapping(t *testing.T) {
 		{fmt.Errorf("install: %w: disk: ...", chute.ErrNoRoom), 409},
 		{fmt.Errorf("change 7: %w", chute.ErrNoChange), 404},
 		{chute.ErrInvalid, 400},
+		{fmt.Errorf("install: %w", &chute.PrivilegeError{Devices: []string{"/dev/ttyUSB0"}}), 403},
 		{chute.ErrTooLarge, 413},
 		{&http.MaxBytesError{Limit: 1}, 413},
 		{fmt.Errorf("read upload: %w", io.ErrUnexpectedEOF), 400},

@@ -1,6 +1,7 @@
 package manifest
 
 import (
+	"fmt"
 	"path"
 	"slices"
 	"strings"
@@ -66,15 +67,33 @@ func NormalizeCap(name string) string {
 	return strings.TrimPrefix(strings.ToUpper(name), "CAP_")
 }
 
+// CheckCapability says why a chute can never have capability name, or
+// nil: the operator's allow lists are checked by the same rule.
+func CheckCapability(name string) error {
+	n := NormalizeCap(name)
+	switch {
+	case !slices.Contains(knownCaps, n):
+		return fmt.Errorf("%q is not a capability", name)
+	case !slices.Contains(requestableCaps, n):
+		return fmt.Errorf("%s is never granted to a chute", n)
+	}
+	return nil
+}
+
+// CheckDevice says why path cannot name a device node given to a chute,
+// or nil.
+func CheckDevice(path string) error {
+	if why := devPath(path); why != "" {
+		return fmt.Errorf("path %q %s", path, why)
+	}
+	return nil
+}
+
 func (v *validator) capabilities(caps []string) {
 	for i, c := range caps {
-		n := NormalizeCap(c)
-		switch {
-		case !slices.Contains(knownCaps, n):
-			v.fail("capabilities", "%q is not a capability", c)
-		case !slices.Contains(requestableCaps, n):
-			v.fail("capabilities", "%s is never granted to a chute", n)
-		case slices.Contains(caps[:i], n):
+		if err := CheckCapability(c); err != nil {
+			v.fail("capabilities", "%v", err)
+		} else if n := NormalizeCap(c); slices.ContainsFunc(caps[:i], func(e string) bool { return NormalizeCap(e) == n }) {
 			v.fail("capabilities", "%s is listed twice", n)
 		}
 	}
@@ -106,8 +125,8 @@ func (v *validator) devices(devs []Device) {
 	}
 	for i, d := range devs {
 		field := "devices." + d.Path
-		if why := devPath(d.Path); why != "" {
-			v.fail(field, "path %q %s", d.Path, why)
+		if err := CheckDevice(d.Path); err != nil {
+			v.fail(field, "%v", err)
 		}
 		if d.Inside != "" {
 			if why := devPath(d.Inside); why != "" {
