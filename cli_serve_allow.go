@@ -18,7 +18,7 @@ func allowFlags(fs *flag.FlagSet, allow *chute.Privileges) {
 		allow.Devices, err = parseList(s, manifest.CheckDevice)
 		return err
 	})
-	fs.Func("allow-caps", "capabilities beyond the default set the operator's chutes may ask for, as NAME,... among NET_RAW, NET_ADMIN, IPC_LOCK, SYS_NICE (default none)", func(s string) (err error) {
+	fs.Func("allow-caps", "capabilities beyond the default set the operator's chutes may ask for, as NAME,... NET_RAW or NET_ADMIN (default none)", func(s string) (err error) {
 		caps, err := parseList(s, manifest.CheckCapability)
 		for i := range caps {
 			caps[i] = manifest.NormalizeCap(caps[i])

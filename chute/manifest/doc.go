@@ -69,10 +69,10 @@
 //	                        access some of r, w, m (default rw); the
 //	                        sandbox's own entries (null, tty, pts, ...)
 //	                        cannot be named
-//	capabilities            none beyond the default set; only NET_RAW,
-//	                        NET_ADMIN, IPC_LOCK, SYS_NICE may be asked for
-//	                        (CAP_ prefix and case optional), every other
-//	                        capability is refused (see privileges.go)
+//	capabilities            none beyond the default set; only NET_RAW and
+//	                        NET_ADMIN may be asked for (CAP_ prefix and
+//	                        case optional), every other capability is
+//	                        refused (see privileges.go)
 //
 // Devices and capabilities are privileges: the gateway installs a chute
 // that asks for them only if the operator allowed them to its developer.
