@@ -52,9 +52,8 @@ func deviceRules(allow []Device) ([]specs.LinuxDeviceCgroup, error) {
 }
 
 // LimitDevices makes allow the only devices the group's processes may
-// open or create, in place of every device. On cgroup v2 each call
-// attaches one more filter, and a device must pass them all: call it once
-// on a new group.
+// open or create, replacing the rules of any earlier call. Descriptors
+// already open stay usable.
 func (g *Group) LimitDevices(allow []Device) error {
 	rules, err := deviceRules(allow)
 	if err == nil {

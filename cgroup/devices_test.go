@@ -89,3 +89,44 @@ func TestLimitDevicesDenies(t *testing.T) {
 	}
 	_ = os.Remove(full)
 }
+
+// The v2 backend's filter on this host's cgroup2 mount (a hybrid host's
+// unified hierarchy runs device filters too): a second LimitDevices
+// replaces the first, it does not add to it.
+func TestLimitDevicesV2OnHybrid(t *testing.T) {
+	requireRoot(t)
+	const mount = "/sys/fs/cgroup/unified"
+	if Detect() == V2 {
+		t.Skip("v2 host: TestLimitDevicesDenies covers the v2 backend")
+	}
+	if _, err := os.Stat(filepath.Join(mount, "cgroup.procs")); err != nil {
+		t.Skip("no cgroup2 mount at " + mount)
+	}
+	path := fmt.Sprintf("/paradrop-test-dev-%d", os.Getpid())
+	b := newV2(mount, path)
+	if err := os.Mkdir(b.dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	g := &Group{path: path, b: b}
+	t.Cleanup(func() { g.Kill(); _ = os.Remove(b.dir) })
+	probe := `for f in "</dev/null" ">/dev/null" "</dev/zero" "</dev/full"; do
+			if (eval "exec 3$f") 2>/dev/null; then echo "$f ok"; else echo "$f denied"; fi
+		done 2>&1 | tr '\n' ,; echo; read _`
+	for _, tc := range []struct {
+		allow []Device
+		want  string
+	}{
+		{[]Device{{Type: 'c', Major: 1, Minor: 3, Access: "rw"}}, "</dev/null ok,>/dev/null ok,</dev/zero denied,</dev/full denied,"},
+		{[]Device{{Type: 'c', Major: 1, Minor: 3, Access: "rw"}, {Type: 'c', Major: 1, Minor: 5, Access: "r"}}, "</dev/null ok,>/dev/null ok,</dev/zero ok,</dev/full denied,"},
+	} {
+		if err := g.LimitDevices(tc.allow); err != nil {
+			t.Fatal(err)
+		}
+		p := startIn(t, g, sh(probe))
+		if got := p.readLine(t); got != tc.want {
+			t.Errorf("allow %v: %s\nwant: %s", tc.allow, got, tc.want)
+		}
+		p.cmd.Process.Kill()
+		<-p.done
+	}
+}

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
 	"github.com/containerd/cgroups/v3/cgroup2"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -161,9 +163,39 @@ func (g *v2Group) reclaim(ctx context.Context, target int64) error {
 	}
 }
 
-// limitDevices attaches a BPF device filter built by cgroup2 from rules.
+// limitDevices attaches a BPF device filter built by cgroup2 from rules,
+// then detaches those attached before: a device must pass every filter of
+// the group, so an old one would keep denying what the new one allows.
+// Until the old ones are gone, both apply, so no device is ever allowed
+// that neither the old nor the new rules allow.
 func (g *v2Group) limitDevices(rules []specs.LinuxDeviceCgroup) error {
-	return g.m.Update(&cgroup2.Resources{Devices: rules})
+	dir, err := unix.Open(g.dir, unix.O_DIRECTORY|unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(dir)
+	old, err := link.QueryPrograms(link.QueryOptions{Target: dir, Attach: ebpf.AttachCGroupDevice})
+	if err != nil {
+		return err
+	}
+	if err := g.m.Update(&cgroup2.Resources{Devices: rules}); err != nil {
+		return err
+	}
+	for _, p := range old.Programs {
+		if err := detachDeviceFilter(dir, p.ID); err != nil {
+			return fmt.Errorf("detach the old device filter: %w", err)
+		}
+	}
+	return nil
+}
+
+func detachDeviceFilter(dir int, id ebpf.ProgramID) error {
+	prog, err := ebpf.NewProgramFromID(id)
+	if err != nil {
+		return err
+	}
+	defer prog.Close()
+	return link.RawDetachProgram(link.RawDetachProgramOptions{Target: dir, Program: prog, Attach: ebpf.AttachCGroupDevice})
 }
 
 // signalAll uses cgroup.kill, which kills the whole group atomically with

@@ -123,14 +123,8 @@ func (m *Manager) prepare(ctx context.Context, name string, id uint32, man *mani
 	if err != nil {
 		return err
 	}
-	// A group left by the chute's last run goes: its device rules are
-	// this version's, and on cgroup v2 a device filter cannot be taken
-	// back, only another added that every device must also pass.
-	if g, err := cgroup.Load(m.paths.cgroup(name)); err == nil {
-		if err := g.Delete(); err != nil {
-			m.logf("chute %s: remove the cgroup of its last run: %v", name, err)
-		}
-	}
+	// The group may be the last run's (its counters, OOM kills included,
+	// carry on): the device rules are replaced by this version's.
 	g, err := cgroup.Open(m.paths.cgroup(name), m.limits(name, man))
 	if err != nil {
 		return err
