@@ -6,14 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"paradrop/chute/manifest"
+	"paradrop/chute/sandbox/sandboxtest"
 )
 
 func TestPermits(t *testing.T) {
@@ -55,20 +54,11 @@ func TestPermits(t *testing.T) {
 	}
 }
 
-// testLoopDevice attaches a loop device, read-only, to a small image and
-// lets anyone open it, as an operator's udev rule would for a sensor.
+// testLoopDevice is a loop device anyone may open, as an operator's udev
+// rule would make a sensor.
 func testLoopDevice(t *testing.T) string {
 	t.Helper()
-	img := filepath.Join(t.TempDir(), "img")
-	if err := os.WriteFile(img, []byte(strings.Repeat("sensor!\n", 512)), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	out, err := exec.Command("losetup", "--find", "--show", "--read-only", img).CombinedOutput()
-	if err != nil {
-		t.Fatalf("losetup: %v: %s", err, out)
-	}
-	dev := strings.TrimSpace(string(out))
-	t.Cleanup(func() { exec.Command("losetup", "-d", dev).Run() })
+	dev, _, _ := sandboxtest.LoopDevice(t)
 	if err := os.Chmod(dev, 0o666); err != nil {
 		t.Fatal(err)
 	}

@@ -3,7 +3,6 @@ package sandbox_test
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -12,27 +11,8 @@ import (
 
 	"paradrop/cgroup"
 	"paradrop/chute/sandbox"
+	"paradrop/chute/sandbox/sandboxtest"
 )
-
-// testLoop attaches a loop device to a small file and returns its numbers.
-func testLoop(t *testing.T) (major, minor uint32) {
-	t.Helper()
-	img := filepath.Join(t.TempDir(), "img")
-	if err := os.WriteFile(img, []byte(strings.Repeat("sensor!\n", 512)), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	out, err := exec.Command("losetup", "--find", "--show", "--read-only", img).CombinedOutput()
-	if err != nil {
-		t.Fatalf("losetup: %v: %s", err, out)
-	}
-	dev := strings.TrimSpace(string(out))
-	t.Cleanup(func() { exec.Command("losetup", "-d", dev).Run() })
-	var st unix.Stat_t
-	if err := unix.Stat(dev, &st); err != nil {
-		t.Fatal(err)
-	}
-	return unix.Major(uint64(st.Rdev)), unix.Minor(uint64(st.Rdev))
-}
 
 // nodeDir is a tmpfs (devices allowed, unlike t.TempDir's /tmp maybe)
 // holding block device nodes anyone may open, as far as modes go.
@@ -59,7 +39,7 @@ func nodeDir(t *testing.T, nodes map[string][2]uint32) string {
 // the access its cgroup grants, and no other: not a node of another number
 // bound in on purpose, not one made with mknod, not the host's by path.
 func TestDevicePassthrough(t *testing.T) {
-	major, minor := testLoop(t)
+	_, major, minor := sandboxtest.LoopDevice(t)
 	// "other" is a loop minor far from any attached one: were the cgroup
 	// to allow it, opening it would fail with ENXIO, not EPERM.
 	dir := nodeDir(t, map[string][2]uint32{"sensor": {major, minor}, "other": {major, 1<<20 - 1}})
@@ -102,7 +82,7 @@ func TestDevicePassthrough(t *testing.T) {
 // A chute without devices has only the sandbox's /dev, and the host's
 // node is out of its reach.
 func TestNoDeviceNoNode(t *testing.T) {
-	major, minor := testLoop(t)
+	_, major, minor := sandboxtest.LoopDevice(t)
 	dir := nodeDir(t, map[string][2]uint32{"sensor": {major, minor}})
 	s := newSpec(t, "nodevices", fmt.Sprintf(`ls /dev | tr '\n' ' '; echo; (cat %s/sensor) 2>&1; (mknod /tmp/s b %d %d) 2>&1`, dir, major, minor))
 	_, lines := runScript(t, s)
