@@ -197,6 +197,13 @@ func TestCLIErrorsAreOneLine(t *testing.T) {
 	}
 	hugePkg := filepath.Join(top, "huge.tar.gz")
 	os.WriteFile(hugePkg, huge, 0o644)
+	// The daemon is started without --allow-devices or --allow-caps.
+	priv, err := examples.Package("name: priv\nversion: 1.0.0\ncommand: [/bin/true]\ndevices: [{path: /dev/ttyUSB9}]\ncapabilities: [NET_RAW]\n", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	privPkg := filepath.Join(top, "priv.tar.gz")
+	os.WriteFile(privPkg, priv, 0o644)
 	cases := []struct {
 		args []string
 		code int
@@ -207,6 +214,7 @@ func TestCLIErrorsAreOneLine(t *testing.T) {
 		{[]string{"chute", "info", "NoSuch"}, 1, `chute name "nosuch" is not a lowercase dns label`},
 		{[]string{"changes", "99999"}, 1, "change 99999: no such change"},
 		{[]string{"chute", "install", hugePkg}, 1, `not enough room on the gateway: disk: "huge" asks 1ti for /data`},
+		{[]string{"chute", "install", privPkg}, 1, "not allowed to ask for devices /dev/ttyusb9 and capabilities net_raw"},
 		// A second daemon on the same data directory names the first.
 		{[]string{"serve", "--data", d.data, "--listen", freePort(t), "--network=false", "--cgroup-parent", e2eCgroupParent},
 			1, fmt.Sprintf("held by another process (pid %d;", d.cmd.Process.Pid)},
