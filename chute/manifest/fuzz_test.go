@@ -12,7 +12,8 @@ import (
 // validates again and survives a round trip through JSON (the API) and YAML.
 func FuzzParse(f *testing.F) {
 	for _, s := range []string{minimal, full, "", "a: b\n", minimal + "health: {}\n",
-		minimal + "resources: {memory: 64Mx}\n", minimal + "net: {lan: [{cidr: 10.0.0.0/8}]}\n"} {
+		minimal + "resources: {memory: 64Mx}\n", minimal + "net: {lan: [{cidr: 10.0.0.0/8}]}\n",
+		minimal + "devices: [{path: /dev/ttyUSB0, inside: /dev/serial/a, access: r}]\ncapabilities: [cap_net_raw]\n"} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
