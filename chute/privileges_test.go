@@ -6,11 +6,15 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
+	"paradrop/cgroup"
 	"paradrop/chute/manifest"
 	"paradrop/chute/sandbox/sandboxtest"
 )
@@ -116,6 +120,23 @@ capabilities: [NET_RAW]
 	} {
 		if got := readData(g, "sensor", file); got != want {
 			t.Errorf("%s: %q, want %q", file, got, want)
+		}
+	}
+	// The chute's cgroup allows the sandbox's devices and this one, read
+	// only, and no other.
+	if cgroup.Detect() == cgroup.V1 {
+		list, err := os.ReadFile(filepath.Join("/sys/fs/cgroup/devices", g.m.paths.cgroup("sensor"), "devices.list"))
+		var st unix.Stat_t
+		if err == nil {
+			err = unix.Stat(dev, &st)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := fmt.Sprintf("c 1:3 rwm\nc 1:5 rwm\nc 1:7 rwm\nc 1:8 rwm\nc 1:9 rwm\nc 5:0 rwm\nc 5:2 rwm\nc 136:* rwm\nb %d:%d r\n",
+			unix.Major(uint64(st.Rdev)), unix.Minor(uint64(st.Rdev)))
+		if string(list) != want {
+			t.Errorf("devices.list:\n%s\nwant\n%s", list, want)
 		}
 	}
 	// An update asking for more than allowed is refused before anything
