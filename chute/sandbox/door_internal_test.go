@@ -126,7 +126,9 @@ func TestDoorCheckHostile(t *testing.T) {
 	t.Run("descriptors sent along are dropped", func(t *testing.T) {
 		d, chute := fakeDoor(t, 50*time.Millisecond)
 		before := openFDs(t)
+		answered := make(chan struct{}) // closed once the fake door closed its own file
 		answer(t, chute, func(seq uint64) [][]byte {
+			defer close(answered)
 			f, err := os.Open("/dev/null")
 			if err != nil {
 				t.Error(err)
@@ -140,6 +142,7 @@ func TestDoorCheckHostile(t *testing.T) {
 		if res, err := d.check(); err != nil || res.Err() != nil {
 			t.Errorf("check: %+v, %v", res, err)
 		}
+		<-answered
 		if after := openFDs(t); after > before {
 			t.Errorf("%d descriptors open after the check, %d before", after, before)
 		}
