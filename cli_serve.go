@@ -31,7 +31,7 @@ func init() {
 	})
 }
 
-const serveUsage = "serve [--data DIR] [--listen ADDR,...] [--max-upload BYTES] [--cgroup-parent PATH] [--memory-overcommit RATIO] [--gateway-ports LIST] [--metrics-open] [connection limits] [network flags]"
+const serveUsage = "serve [--data DIR] [--listen ADDR,...] [--max-upload BYTES] [--cgroup-parent PATH] [--memory-overcommit RATIO] [--gateway-ports LIST] [--metrics-open] [--trusted-keys FILE [--require-signed]] [connection limits] [network flags]"
 
 // serveOptions configure the daemon.
 type serveOptions struct {
@@ -47,8 +47,9 @@ type serveOptions struct {
 	overcommit float64 // of the gateway's memory by the chutes' limits
 	// gatewayPorts are the gateway's own services; serve adds its own.
 	gatewayPorts []chute.GatewayPort
-	limits       api.Limits // what clients may hold; zero fields take api.DefaultLimits
-	maxUnpacked  int64      // bytes all uploads being unpacked may take at once
+	limits       api.Limits  // what clients may hold; zero fields take api.DefaultLimits
+	signing      api.Signing // keys trusted to sign packages, and whether they must
+	maxUnpacked  int64       // bytes all uploads being unpacked may take at once
 
 	// network connects chutes through Open vSwitch; nil gives them
 	// loopback only.
@@ -85,11 +86,15 @@ func cmdServe(ctx context.Context, env *cliEnv, args []string) error {
 		return err
 	})
 	gatewayPortsFlag(fs, &opts.gatewayPorts)
+	signingFlags(fs, &opts.signing)
 	netCfg, withNetwork := networkFlags(fs)
 	if _, err := parseArgs(env, fs, serveUsage, args, 0, 0); err != nil {
 		return err
 	}
 	if err := checkLimits(opts.limits); err != nil {
+		return usagef("%v", err)
+	}
+	if err := checkSigning(opts.signing); err != nil {
 		return usagef("%v", err)
 	}
 	if *withNetwork {
@@ -153,6 +158,10 @@ func serve(ctx context.Context, opts serveOptions) error {
 	apiCfg := api.Config{
 		DB: db, Version: buildVersion(), Started: time.Now(),
 		MaxUpload: opts.maxUpload, Logf: opts.logf, MetricsOpen: opts.metricsOpen, Limits: opts.limits,
+		Signing: opts.signing,
+	}
+	if len(opts.signing.Keys) > 0 {
+		opts.logf("packages signed by %s are trusted (signature required: %t)", keyIDs(opts.signing.Keys), opts.signing.Required)
 	}
 	if opts.network != nil {
 		cfg := *opts.network
