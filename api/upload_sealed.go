@@ -51,7 +51,10 @@ func sealedUpload(r *http.Request, sign Signing) (io.Reader, chute.Seal, error) 
 	if params["boundary"] == "" {
 		return nil, seal, fmt.Errorf("%w: multipart/form-data without a boundary", errUpload)
 	}
-	mr := multipart.NewReader(r.Body, params["boundary"])
+	// Go's multipart reader allows part headers of up to 10 MiB; what is
+	// not the package's content gets a budget of its own.
+	body := &framing{r: r.Body, left: maxFraming}
+	mr := multipart.NewReader(body, params["boundary"])
 	seen := map[string]bool{}
 	for {
 		p, err := nextPart(mr, seen)
@@ -65,9 +68,42 @@ func sealedUpload(r *http.Request, sign Signing) (io.Reader, chute.Seal, error) 
 			continue
 		}
 		// The package: what follows it is read once it has been staged.
-		seal.Trailer = func() ([]byte, error) { return trailer(mr, seen, seal.Signature) }
+		body.left = -1
+		seal.Trailer = func() ([]byte, error) {
+			body.left = maxFraming
+			return trailer(mr, seen, seal.Signature)
+		}
 		return p, seal, nil
 	}
+}
+
+// maxFraming bounds the bytes of a multipart upload before the package's
+// content, and after it: part headers, boundaries and the signature, with
+// the reader's read-ahead.
+const maxFraming = 64 << 10
+
+// errFraming is a multipart form whose framing is over maxFraming.
+var errFraming = fmt.Errorf("%w: multipart form: part headers and signature longer than %d bytes", errUpload, maxFraming)
+
+// framing counts the bytes read from a multipart body while left is not
+// negative, failing past it.
+type framing struct {
+	r    io.Reader
+	left int64 // -1: the package's content, not counted
+}
+
+func (f *framing) Read(p []byte) (int, error) {
+	if f.left == 0 {
+		return 0, errFraming
+	}
+	if f.left > 0 && int64(len(p)) > f.left {
+		p = p[:f.left]
+	}
+	n, err := f.r.Read(p)
+	if f.left > 0 {
+		f.left -= int64(n)
+	}
+	return n, err
 }
 
 // nextPart returns the next part, refusing more parts than a package and

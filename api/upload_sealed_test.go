@@ -65,11 +65,19 @@ func TestSealedUploadForms(t *testing.T) {
 		{"extra part first", mp("readme", "x", "package", "db 2\n"), 400, "", `unexpected part "readme"`},
 		{"oversized signature part", mp("signature", bigSig, "package", "db 2\n"), 400, "", "longer than 4096"},
 		{"oversized signature part after the package", mp("package", "db 2\n", "signature", bigSig), 400, "", "longer than 4096"},
+		{"huge part header before the package", func() req {
+			b := "--B\r\nContent-Disposition: form-data; name=\"package\"\r\nX-Junk: " + strings.Repeat("j", 100<<10) + "\r\n\r\ndb 2\n\r\n--B--\r\n"
+			return req{body: []byte(b), ctype: "multipart/form-data; boundary=B"}
+		}(), 400, "", "longer than 65536"},
+		{"huge part header after the package", func() req {
+			b := "--B\r\nContent-Disposition: form-data; name=\"package\"\r\n\r\ndb 2\n\r\n--B\r\nContent-Disposition: form-data; name=\"signature\"\r\nX-Junk: " + strings.Repeat("j", 100<<10) + "\r\n\r\nx\r\n--B--\r\n"
+			return req{body: []byte(b), ctype: "multipart/form-data; boundary=B"}
+		}(), 400, "", "longer than 65536"},
 		{"no boundary", req{body: []byte("x"), ctype: "multipart/form-data"}, 400, "", "boundary"},
 		{"multipart and header", func() req { r := mp("package", "db 2\n"); r.header = "eA=="; return r }(), 400, "", "in a part"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f := newFixtureWith(t, 64<<10)
+			f := newFixtureWith(t, 1<<20)
 			r, err := http.NewRequest("POST", f.srv.URL+"/api/v1/chutes", bytes.NewReader(tc.req.body))
 			if err != nil {
 				t.Fatal(err)
