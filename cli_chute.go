@@ -36,8 +36,8 @@ type subcommand struct {
 }
 
 var chuteCommands = map[string]subcommand{
-	"install": {"install PKG [--signature FILE.minisig] [--no-wait]", cmdInstall},
-	"update":  {"update NAME PKG [--signature FILE.minisig] [--force] [--no-wait]", cmdUpdate},
+	"install": {"install PKG [--signature FILE.minisig | --sign KEY.sec] [--no-wait]", cmdInstall},
+	"update":  {"update NAME PKG [--signature FILE.minisig | --sign KEY.sec] [--force] [--no-wait]", cmdUpdate},
 	"list":    {"list [--json]", cmdList},
 	"info":    {"info NAME", cmdInfo},
 	"start":   {"start NAME [--no-wait]", cmdAction("start")},
@@ -90,13 +90,13 @@ type queued struct {
 func cmdInstall(ctx context.Context, env *cliEnv, usage string, args []string) error {
 	fs := flag.NewFlagSet("install", flag.ContinueOnError)
 	noWait := fs.Bool("no-wait", false, "return once the change is queued")
-	sig := fs.String("signature", "", "minisign signature of the package (minisign -S -m PKG)")
+	sig := addSignFlags(fs)
 	co := addClientFlags(fs)
 	ops, c, err := co.parseArgs(env, fs, usage, args, 1, 1)
 	if err != nil {
 		return err
 	}
-	q, err := upload(ctx, env, c, "POST", "/api/v1/chutes", nil, ops[0], *sig)
+	q, err := upload(ctx, env, c, "POST", "/api/v1/chutes", nil, ops[0], sig)
 	if err != nil {
 		return err
 	}
@@ -106,7 +106,7 @@ func cmdInstall(ctx context.Context, env *cliEnv, usage string, args []string) e
 func cmdUpdate(ctx context.Context, env *cliEnv, usage string, args []string) error {
 	fs := flag.NewFlagSet("update", flag.ContinueOnError)
 	noWait := fs.Bool("no-wait", false, "return once the change is queued")
-	sig := fs.String("signature", "", "minisign signature of the package (minisign -S -m PKG)")
+	sig := addSignFlags(fs)
 	force := fs.Bool("force", false, "update even to the version already installed")
 	co := addClientFlags(fs)
 	ops, c, err := co.parseArgs(env, fs, usage, args, 2, 2)
@@ -117,7 +117,7 @@ func cmdUpdate(ctx context.Context, env *cliEnv, usage string, args []string) er
 	if *force {
 		params = url.Values{"force": {"1"}}
 	}
-	q, err := upload(ctx, env, c, "PUT", "/api/v1/chutes/"+url.PathEscape(ops[0]), params, ops[1], *sig)
+	q, err := upload(ctx, env, c, "PUT", "/api/v1/chutes/"+url.PathEscape(ops[0]), params, ops[1], sig)
 	if err != nil {
 		return err
 	}
@@ -125,8 +125,8 @@ func cmdUpdate(ctx context.Context, env *cliEnv, usage string, args []string) er
 }
 
 // upload sends the package file at path as the request body, or with the
-// signature at sigPath as a multipart form, showing progress on a terminal.
-func upload(ctx context.Context, env *cliEnv, c *client, method, apiPath string, params url.Values, path, sigPath string) (queued, error) {
+// signature sign gives as a multipart form, showing progress on a terminal.
+func upload(ctx context.Context, env *cliEnv, c *client, method, apiPath string, params url.Values, path string, sign *signFlags) (queued, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return queued{}, err
@@ -138,8 +138,12 @@ func upload(ctx context.Context, env *cliEnv, c *client, method, apiPath string,
 	}
 	var body io.Reader = f
 	var ctype string
-	if sigPath != "" {
-		if body, size, ctype, err = signedForm(f, path, size, sigPath); err != nil {
+	sig, err := sign.signature(f)
+	if err != nil {
+		return queued{}, err
+	}
+	if sig != nil {
+		if body, size, ctype, err = signedForm(f, path, size, sig); err != nil {
 			return queued{}, err
 		}
 	}

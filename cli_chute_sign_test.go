@@ -158,6 +158,21 @@ func TestServeSignedPackages(t *testing.T) {
 	if rc, out, _ := cli("info", "signed"); rc != 0 || json.Unmarshal([]byte(out), &info) != nil || info.Version != "1.1.0" || info.SignedBy != keys[0].ID() {
 		t.Fatalf("after curl update: %s", out)
 	}
+
+	// --sign signs with the secret key minisign -G -W made.
+	v3 := signedPackage(t, strings.Replace(signedV2, "1.1.0", "1.2.0", 1))
+	if rc, _, stderr := cli("update", "signed", v3, "--sign", stranger.SecFile); rc == 0 || !strings.Contains(stderr, "not trusted") {
+		t.Errorf("update signed by a stranger's key: rc %d, %q", rc, stderr)
+	}
+	if rc, _, stderr := cli("update", "signed", v3, "--sign", trusted.SecFile); rc != 0 {
+		t.Fatalf("update --sign: %s", stderr)
+	}
+	if rc, out, _ := cli("info", "signed"); rc != 0 || json.Unmarshal([]byte(out), &info) != nil || info.Version != "1.2.0" {
+		t.Fatalf("after update --sign: %s", out)
+	}
+	if rc, _, stderr := cli("update", "signed", v3, "--sign", trusted.SecFile, "--signature", goodSig); rc != 2 {
+		t.Errorf("--sign with --signature: rc %d, %q", rc, stderr)
+	}
 	refused("after the updates")
 }
 

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -165,3 +167,35 @@ func FuzzParseSignature(f *testing.F) {
 }
 
 func writeFile(name string, b []byte) error { return os.WriteFile(name, b, 0o600) }
+
+// Sign makes what the minisign tool verifies, with a key the tool made.
+func TestSignInterop(t *testing.T) {
+	k := signaturetest.NewKey(t)
+	sec, err := os.ReadFile(k.SecFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	pkg := filepath.Join(dir, "app.tgz")
+	if err := os.WriteFile(pkg, bytes.Repeat([]byte("pkg"), 5000), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(pkg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sig, err := signature.Sign(f, pkg, sec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(pkg+".minisig", sig, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("minisign", "-V", "-p", k.PubFile, "-m", pkg).CombinedOutput(); err != nil {
+		t.Fatalf("minisign -V: %v\n%s", err, out)
+	}
+	if _, err := signature.Sign(bytes.NewReader(nil), "x", []byte("garbage")); err == nil {
+		t.Fatal("garbage key accepted")
+	}
+}
