@@ -8,6 +8,7 @@ import (
 	"mime"
 	"mime/multipart"
 	"net/http"
+	"strings"
 
 	"paradrop/chute"
 	"paradrop/chute/signature"
@@ -39,7 +40,11 @@ var errUpload = fmt.Errorf("%w: upload", chute.ErrInvalid)
 // The package is never buffered: it streams from the body.
 func sealedUpload(r *http.Request, sign Signing) (io.Reader, chute.Seal, error) {
 	seal := chute.Seal{Keys: sign.Keys, Required: sign.Required}
-	mt, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	ct := r.Header.Get("Content-Type")
+	mt, params, err := mime.ParseMediaType(ct)
+	if err != nil && strings.HasPrefix(strings.ToLower(ct), "multipart/") {
+		return nil, seal, fmt.Errorf("%w: Content-Type: %v", errUpload, err)
+	}
 	if err != nil || mt != "multipart/form-data" {
 		sig, err := headerSignature(r.Header)
 		seal.Signature = sig

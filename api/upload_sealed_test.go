@@ -73,6 +73,7 @@ func TestSealedUploadForms(t *testing.T) {
 			b := "--B\r\nContent-Disposition: form-data; name=\"package\"\r\n\r\ndb 2\n\r\n--B\r\nContent-Disposition: form-data; name=\"signature\"\r\nX-Junk: " + strings.Repeat("j", 100<<10) + "\r\n\r\nx\r\n--B--\r\n"
 			return req{body: []byte(b), ctype: "multipart/form-data; boundary=B"}
 		}(), 400, "", "longer than 65536"},
+		{"malformed multipart type", req{body: []byte("db 2\n"), ctype: "multipart/form-data; boundary"}, 400, "", "Content-Type"},
 		{"no boundary", req{body: []byte("x"), ctype: "multipart/form-data"}, 400, "", "boundary"},
 		{"multipart and header", func() req { r := mp("package", "db 2\n"); r.header = "eA=="; return r }(), 400, "", "in a part"},
 	} {
