@@ -36,8 +36,8 @@ type subcommand struct {
 }
 
 var chuteCommands = map[string]subcommand{
-	"install": {"install PKG [--no-wait]", cmdInstall},
-	"update":  {"update NAME PKG [--force] [--no-wait]", cmdUpdate},
+	"install": {"install PKG [--signature FILE.minisig | --sign KEY.sec] [--no-wait]", cmdInstall},
+	"update":  {"update NAME PKG [--signature FILE.minisig | --sign KEY.sec] [--force] [--no-wait]", cmdUpdate},
 	"list":    {"list [--json]", cmdList},
 	"info":    {"info NAME", cmdInfo},
 	"start":   {"start NAME [--no-wait]", cmdAction("start")},
@@ -90,12 +90,13 @@ type queued struct {
 func cmdInstall(ctx context.Context, env *cliEnv, usage string, args []string) error {
 	fs := flag.NewFlagSet("install", flag.ContinueOnError)
 	noWait := fs.Bool("no-wait", false, "return once the change is queued")
+	sig := addSignFlags(fs)
 	co := addClientFlags(fs)
 	ops, c, err := co.parseArgs(env, fs, usage, args, 1, 1)
 	if err != nil {
 		return err
 	}
-	q, err := upload(ctx, env, c, "POST", "/api/v1/chutes", nil, ops[0])
+	q, err := upload(ctx, env, c, "POST", "/api/v1/chutes", nil, ops[0], sig)
 	if err != nil {
 		return err
 	}
@@ -105,6 +106,7 @@ func cmdInstall(ctx context.Context, env *cliEnv, usage string, args []string) e
 func cmdUpdate(ctx context.Context, env *cliEnv, usage string, args []string) error {
 	fs := flag.NewFlagSet("update", flag.ContinueOnError)
 	noWait := fs.Bool("no-wait", false, "return once the change is queued")
+	sig := addSignFlags(fs)
 	force := fs.Bool("force", false, "update even to the version already installed")
 	co := addClientFlags(fs)
 	ops, c, err := co.parseArgs(env, fs, usage, args, 2, 2)
@@ -115,16 +117,16 @@ func cmdUpdate(ctx context.Context, env *cliEnv, usage string, args []string) er
 	if *force {
 		params = url.Values{"force": {"1"}}
 	}
-	q, err := upload(ctx, env, c, "PUT", "/api/v1/chutes/"+url.PathEscape(ops[0]), params, ops[1])
+	q, err := upload(ctx, env, c, "PUT", "/api/v1/chutes/"+url.PathEscape(ops[0]), params, ops[1], sig)
 	if err != nil {
 		return err
 	}
 	return follow(ctx, env, c, q, *noWait, "updated")
 }
 
-// upload sends the package file at path as the request body, showing
-// progress on a terminal.
-func upload(ctx context.Context, env *cliEnv, c *client, method, apiPath string, params url.Values, path string) (queued, error) {
+// upload sends the package file at path as the request body, or with the
+// signature sign gives as a multipart form, showing progress on a terminal.
+func upload(ctx context.Context, env *cliEnv, c *client, method, apiPath string, params url.Values, path string, sign *signFlags) (queued, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return queued{}, err
@@ -134,7 +136,18 @@ func upload(ctx context.Context, env *cliEnv, c *client, method, apiPath string,
 	if st, err := f.Stat(); err == nil && st.Mode().IsRegular() {
 		size = st.Size()
 	}
-	p := &progress{r: f, w: env.stderr, tty: env.stderrTTY, total: size}
+	var body io.Reader = f
+	var ctype string
+	sig, err := sign.signature(f)
+	if err != nil {
+		return queued{}, err
+	}
+	if sig != nil {
+		if body, size, ctype, err = signedForm(f, path, size, sig); err != nil {
+			return queued{}, err
+		}
+	}
+	p := &progress{r: body, w: env.stderr, tty: env.stderrTTY, total: size, contentType: ctype}
 	var q queued
 	err = c.call(ctx, method, apiPath, params, p, size, &q)
 	p.done(err == nil)
@@ -151,7 +164,12 @@ type progress struct {
 	total int64
 	sent  int64
 	drawn time.Time
+
+	contentType string // of the body; "" for a raw package
 }
+
+// ContentType tells client.open the body's type.
+func (p *progress) ContentType() string { return p.contentType }
 
 func (p *progress) Read(b []byte) (int, error) {
 	n, err := p.r.Read(b)

@@ -217,6 +217,10 @@ func (c *client) open(ctx context.Context, method, path string, q url.Values, bo
 	if body != nil {
 		req.ContentLength = size
 	}
+	// A body may say its type (a signed upload is a multipart form).
+	if t, ok := body.(interface{ ContentType() string }); ok && t.ContentType() != "" {
+		req.Header.Set("Content-Type", t.ContentType())
+	}
 	req.Header.Set("Authorization", "Bearer "+c.token)
 	resp, err := c.hc.Do(req)
 	if err != nil {

@@ -31,7 +31,7 @@ func init() {
 	})
 }
 
-const serveUsage = "serve [--data DIR] [--listen ADDR,...] [--max-upload BYTES] [--cgroup-parent PATH] [--memory-overcommit RATIO] [--gateway-ports LIST] [--allow-devices LIST] [--allow-caps LIST] [--metrics-open] [--tls-cert FILE --tls-key FILE] [connection limits] [network flags]"
+const serveUsage = "serve [--data DIR] [--listen ADDR,...] [--max-upload BYTES] [--cgroup-parent PATH] [--memory-overcommit RATIO] [--gateway-ports LIST] [--allow-devices LIST] [--allow-caps LIST] [--metrics-open] [--tls-cert FILE --tls-key FILE] [--trusted-keys FILE [--require-signed]] [connection limits] [network flags]"
 
 // serveOptions configure the daemon.
 type serveOptions struct {
@@ -47,9 +47,10 @@ type serveOptions struct {
 	overcommit float64 // of the gateway's memory by the chutes' limits
 	// gatewayPorts are the gateway's own services; serve adds its own.
 	gatewayPorts []chute.GatewayPort
-	limits       api.Limits // what clients may hold; zero fields take api.DefaultLimits
-	maxUnpacked  int64      // bytes all uploads being unpacked may take at once
-	tls          tlsOptions // the HTTPS listeners' certificate
+	limits       api.Limits  // what clients may hold; zero fields take api.DefaultLimits
+	signing      api.Signing // keys trusted to sign packages, and whether they must
+	maxUnpacked  int64       // bytes all uploads being unpacked may take at once
+	tls          tlsOptions  // the HTTPS listeners' certificate
 	// allow are the privileges the operator's installs may ask for.
 	allow chute.Privileges
 
@@ -90,6 +91,7 @@ func cmdServe(ctx context.Context, env *cliEnv, args []string) error {
 	})
 	gatewayPortsFlag(fs, &opts.gatewayPorts)
 	allowFlags(fs, &opts.allow)
+	signingFlags(fs, &opts.signing)
 	netCfg, withNetwork := networkFlags(fs)
 	if _, err := parseArgs(env, fs, serveUsage, args, 0, 0); err != nil {
 		return err
@@ -99,6 +101,9 @@ func cmdServe(ctx context.Context, env *cliEnv, args []string) error {
 	}
 	if err := opts.tls.check(); err != nil {
 		return err
+	}
+	if err := checkSigning(opts.signing); err != nil {
+		return usagef("%v", err)
 	}
 	if *withNetwork {
 		opts.network = netCfg
@@ -165,6 +170,10 @@ func serve(ctx context.Context, opts serveOptions) error {
 	apiCfg := api.Config{
 		DB: db, Version: buildVersion(), Started: time.Now(),
 		MaxUpload: opts.maxUpload, Logf: opts.logf, MetricsOpen: opts.metricsOpen, Limits: opts.limits,
+		Signing: opts.signing,
+	}
+	if len(opts.signing.Keys) > 0 {
+		opts.logf("packages signed by %s are trusted (signature required: %t)", keyIDs(opts.signing.Keys), opts.signing.Required)
 	}
 	if cert != nil {
 		apiCfg.TLSFingerprint = cert.Fingerprint.String()

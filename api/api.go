@@ -52,6 +52,7 @@ import (
 
 	"paradrop/chute"
 	"paradrop/chute/manifest"
+	"paradrop/chute/signature"
 	"paradrop/store"
 	"paradrop/usage"
 )
@@ -61,8 +62,8 @@ import (
 type Chutes interface {
 	List() []chute.Info
 	Get(name string) (chute.Info, error)
-	Install(ctx context.Context, pkg io.Reader) (chute.Change, error)
-	Update(ctx context.Context, name string, pkg io.Reader, force bool) (chute.Change, error)
+	Install(ctx context.Context, pkg io.Reader, seal chute.Seal) (chute.Change, error)
+	Update(ctx context.Context, name string, pkg io.Reader, force bool, seal chute.Seal) (chute.Change, error)
 	Remove(name string, keepData bool) (chute.Change, error)
 	Start(name string) (chute.Change, error)
 	Stop(name string) (chute.Change, error)
@@ -99,6 +100,9 @@ type Config struct {
 	// Limits caps concurrent uploads (MaxUploads, MaxUploadsPerClient); the
 	// rest of it applies to the Server.
 	Limits Limits
+	// Signing is the rule for the signatures of packages the operator
+	// uploads (upload_sealed.go).
+	Signing Signing
 }
 
 const healthPattern = "GET /api/v1/health"
@@ -258,9 +262,10 @@ func statusOf(err error) int {
 		return http.StatusNotFound
 	case errors.Is(err, chute.ErrExists), errors.Is(err, chute.ErrConflict):
 		return http.StatusConflict
-	case errors.Is(err, chute.ErrInvalid):
+	case errors.Is(err, chute.ErrInvalid), errors.Is(err, signature.ErrMalformed):
 		return http.StatusBadRequest
-	case errors.Is(err, chute.ErrForbidden):
+	case errors.Is(err, chute.ErrForbidden),
+		errors.Is(err, signature.ErrMissing), errors.Is(err, signature.ErrUnknownKey), errors.Is(err, signature.ErrBadSignature):
 		return http.StatusForbidden
 	case errors.Is(err, chute.ErrTooLarge), errors.As(err, &tooBig):
 		return http.StatusRequestEntityTooLarge

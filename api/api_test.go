@@ -50,6 +50,11 @@ func tokenDB(t *testing.T) (*store.DB, string) {
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
+	return newFixtureWith(t, maxUpload)
+}
+
+func newFixtureWith(t *testing.T, maxUpload int64) *fixture {
+	t.Helper()
 	db, tok := tokenDB(t)
 	fake := apitest.New()
 	fake.Add(chute.Info{Name: "web", Version: "1.0", State: chute.Running, Desired: chute.Running})

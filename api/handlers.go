@@ -113,7 +113,11 @@ func (s *server) install(w http.ResponseWriter, r *http.Request) {
 	if !s.uploads.begin(w, r) {
 		return
 	}
-	c, err := s.cfg.Chutes.Install(r.Context(), r.Body)
+	pkg, seal, err := sealedUpload(r, s.cfg.Signing)
+	var c chute.Change
+	if err == nil {
+		c, err = s.cfg.Chutes.Install(r.Context(), pkg, seal)
+	}
 	s.uploads.end(r)
 	s.answerChange(w, r, wait, c, err)
 }
@@ -131,7 +135,11 @@ func (s *server) update(w http.ResponseWriter, r *http.Request) {
 	if !s.uploads.begin(w, r) {
 		return
 	}
-	c, err := s.cfg.Chutes.Update(r.Context(), name, r.Body, force)
+	pkg, seal, err := sealedUpload(r, s.cfg.Signing)
+	var c chute.Change
+	if err == nil {
+		c, err = s.cfg.Chutes.Update(r.Context(), name, pkg, force, seal)
+	}
 	s.uploads.end(r)
 	s.answerChange(w, r, wait, c, err)
 }

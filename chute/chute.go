@@ -49,6 +49,9 @@ type Info struct {
 	Manifest  any        `json:"manifest"`
 	IP        string     `json:"ip,omitempty"`
 	MAC       string     `json:"mac,omitempty"`
+	// SignedBy is the minisign key ID whose signature of the installed
+	// package was verified; empty for an unsigned package.
+	SignedBy string `json:"signed_by,omitempty"`
 	// Traffic is what the switch counted for the chute, in its flows'
 	// statistics; only Get asks the switch for it.
 	Traffic *sdn.Counters `json:"traffic,omitempty"`

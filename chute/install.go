@@ -23,14 +23,34 @@ var mountpoints = []string{"proc", "dev", "sys", "tmp", "data", "paradrop"}
 type staged struct {
 	dir      string
 	manifest *manifest.Manifest
+	signedBy string // ID of the key whose signature was verified; "" if none
 }
 
 // stage unpacks a package into a fresh staging directory and parses its
-// manifest. On error nothing is left behind.
-func (m *Manager) stage(ctx context.Context, pkg io.Reader) (*staged, error) {
+// manifest. A package with a signature, or under a seal that requires one,
+// is first copied aside whole and verified: nothing of a refused package
+// is unpacked. On error nothing is left behind.
+func (m *Manager) stage(ctx context.Context, pkg io.Reader, seal Seal) (*staged, error) {
+	sig, err := seal.check()
+	if err != nil {
+		return nil, err
+	}
 	var rnd [8]byte
 	rand.Read(rnd[:])
 	dir := filepath.Join(m.paths.staging(), hex.EncodeToString(rnd[:]))
+	var signedBy string
+	if sig != nil || seal.Trailer != nil {
+		f, err := spool(pkg, dir+".pkg", m.cfg.MaxUpload)
+		if err != nil {
+			return nil, err
+		}
+		defer os.Remove(f.Name())
+		defer f.Close()
+		if signedBy, err = verifySpooled(f, seal, sig); err != nil {
+			return nil, err
+		}
+		pkg = f
+	}
 	if err := os.Mkdir(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("stage package: %w", err)
 	}
@@ -39,6 +59,7 @@ func (m *Manager) stage(ctx context.Context, pkg io.Reader) (*staged, error) {
 		os.RemoveAll(dir)
 		return nil, err
 	}
+	s.signedBy = signedBy
 	return s, nil
 }
 
@@ -101,16 +122,16 @@ func (m *Manager) place(s *staged, name string, slot int, changeID uint64) (stri
 
 // Install reads a package and queues its installation, for the operator:
 // with the privileges of Config.Allow.
-func (m *Manager) Install(ctx context.Context, pkg io.Reader) (Change, error) {
-	return m.InstallAllowed(ctx, pkg, m.cfg.Allow)
+func (m *Manager) Install(ctx context.Context, pkg io.Reader, seal Seal) (Change, error) {
+	return m.InstallAllowed(ctx, pkg, seal, m.cfg.Allow)
 }
 
 // InstallAllowed reads a package and queues its installation, refusing a
 // chute that asks for privileges allow does not have. The upload is
 // unpacked and validated before it returns, so a bad package is an error
 // here, not a failed change.
-func (m *Manager) InstallAllowed(ctx context.Context, pkg io.Reader, allow Privileges) (Change, error) {
-	s, err := m.stage(ctx, pkg)
+func (m *Manager) InstallAllowed(ctx context.Context, pkg io.Reader, seal Seal, allow Privileges) (Change, error) {
+	s, err := m.stage(ctx, pkg, seal)
 	if err != nil {
 		return Change{}, fmt.Errorf("install: %w", err)
 	}
@@ -173,7 +194,7 @@ func (m *Manager) install(ctx context.Context, p *progress, s *staged, changeID 
 		return fmt.Errorf("install %q: %w", name, err)
 	}
 	ip, mac := m.address(slot, name)
-	rec := record{Name: name, Version: man.Version, Dir: dir, Manifest: man, Desired: Running, State: Stopped, Slot: slot, IP: ip, MAC: mac}
+	rec := record{Name: name, Version: man.Version, Dir: dir, Manifest: man, Desired: Running, State: Stopped, Slot: slot, IP: ip, MAC: mac, SignedBy: s.signedBy}
 	// The record is the commit point: a crash before it leaves only a
 	// directory that start-up removes; after it, a whole chute.
 	if err := m.db.Put(store.Chutes, name, rec); err != nil {
@@ -217,18 +238,18 @@ func (m *Manager) forget(name string, keepData bool) error {
 
 // Update reads a new package for name and queues the update, for the
 // operator: with the privileges of Config.Allow.
-func (m *Manager) Update(ctx context.Context, name string, pkg io.Reader, force bool) (Change, error) {
-	return m.UpdateAllowed(ctx, name, pkg, force, m.cfg.Allow)
+func (m *Manager) Update(ctx context.Context, name string, pkg io.Reader, force bool, seal Seal) (Change, error) {
+	return m.UpdateAllowed(ctx, name, pkg, force, seal, m.cfg.Allow)
 }
 
 // UpdateAllowed reads a new package for name and queues the update,
 // refusing a version that asks for privileges allow does not have. A
 // version that is not newer than the installed one needs force.
-func (m *Manager) UpdateAllowed(ctx context.Context, name string, pkg io.Reader, force bool, allow Privileges) (Change, error) {
+func (m *Manager) UpdateAllowed(ctx context.Context, name string, pkg io.Reader, force bool, seal Seal, allow Privileges) (Change, error) {
 	if _, err := m.entry(name); err != nil {
 		return Change{}, fmt.Errorf("update: %w", err)
 	}
-	s, err := m.stage(ctx, pkg)
+	s, err := m.stage(ctx, pkg, seal)
 	if err != nil {
 		return Change{}, fmt.Errorf("update %q: %w", name, err)
 	}
@@ -312,6 +333,7 @@ func (m *Manager) update(ctx context.Context, p *progress, name string, s *stage
 	commit := func() error {
 		err := m.save(name, func(r *record) {
 			r.Version, r.Dir, r.Manifest, r.Pending, r.Restarts = s.manifest.Version, dir, s.manifest, "", 0
+			r.SignedBy = s.signedBy
 		})
 		if err == nil {
 			os.RemoveAll(m.paths.version(name, old.Dir))

@@ -67,7 +67,8 @@ type record struct {
 	Restarts int                `json:"restarts"`
 	LastExit string             `json:"last_exit,omitempty"`
 	Error    string             `json:"error,omitempty"`
-	Policy   *Policy            `json:"policy,omitempty"` // the operator's, over Manifest.Resources
+	Policy   *Policy            `json:"policy,omitempty"`    // the operator's, over Manifest.Resources
+	SignedBy string             `json:"signed_by,omitempty"` // ID of the key that signed the installed version
 }
 
 // entry is a chute as the manager holds it in memory.
@@ -226,7 +227,7 @@ func (e *entry) info() Info {
 	in := Info{
 		Name: e.rec.Name, Version: e.rec.Version, State: e.rec.State, Desired: e.rec.Desired,
 		Restarts: e.rec.Restarts, LastExit: e.rec.LastExit, Error: e.rec.Error, Manifest: e.rec.Manifest,
-		IP: e.rec.IP, MAC: e.rec.MAC,
+		IP: e.rec.IP, MAC: e.rec.MAC, SignedBy: e.rec.SignedBy,
 	}
 	if e.sb != nil && e.rec.State == Running {
 		in.Pid = e.sb.Pid()

@@ -135,13 +135,13 @@ func TestExposeRefusesGatewayPorts(t *testing.T) {
 	exposing := func(version, expose string) []byte {
 		return pkg(t, fmt.Sprintf("name: web\nversion: %s\ncommand: [/bin/sleep, \"1000\"]\nnet:\n  expose: [%s]\n", version, expose), nil)
 	}
-	_, err := g.m.Install(context.Background(), bytes.NewReader(exposing("1.0.0", "{port: 80, gateway_port: 8080}")))
+	_, err := g.m.Install(context.Background(), bytes.NewReader(exposing("1.0.0", "{port: 80, gateway_port: 8080}")), Seal{})
 	if !errors.Is(err, ErrConflict) || !strings.Contains(err.Error(), "net.expose[0].gateway_port: 8080/tcp is the gateway's own port, used by the API") {
 		t.Errorf("exposing the API port: %v", err)
 	}
 	// The same number over the other protocol is free.
 	g.install(exposing("1.0.0", "{port: 53, gateway_port: 53, proto: tcp}"))
-	_, err = g.m.Update(context.Background(), "web", bytes.NewReader(exposing("1.1.0", "{port: 53, gateway_port: 53, proto: udp}")), false)
+	_, err = g.m.Update(context.Background(), "web", bytes.NewReader(exposing("1.1.0", "{port: 53, gateway_port: 53, proto: udp}")), false, Seal{})
 	if !errors.Is(err, ErrConflict) || !strings.Contains(err.Error(), "53/udp is the gateway's own port, used by DNS") {
 		t.Errorf("update exposing DNS: %v", err)
 	}

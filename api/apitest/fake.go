@@ -34,6 +34,7 @@ type Fake struct {
 	changes []*change // change i has id i+1
 	logs    map[string][]string
 	logged  chan struct{} // closed and replaced when a log line arrives
+	lastSig []byte        // the signature that came with the last upload
 
 	usage    usage.Series
 	requests map[string]chute.ResourceRequest // the last policy request per chute
@@ -147,6 +148,32 @@ func (f *Fake) queue(name, action string) (chute.Change, error) {
 }
 
 // readPackage reads a fake package's "NAME VERSION" line.
+// readSealed reads the package, then what follows it in the upload, and
+// records the signature that came (not verified: that is the manager's).
+func (f *Fake) readSealed(pkg io.Reader, seal chute.Seal) (name, version string, err error) {
+	name, version, err = readPackage(pkg)
+	if err != nil {
+		return "", "", err
+	}
+	sig := seal.Signature
+	if seal.Trailer != nil {
+		if sig, err = seal.Trailer(); err != nil {
+			return "", "", err
+		}
+	}
+	f.mu.Lock()
+	f.lastSig = sig
+	f.mu.Unlock()
+	return name, version, nil
+}
+
+// LastSignature is the signature that came with the last package read.
+func (f *Fake) LastSignature() []byte {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.lastSig
+}
+
 func readPackage(pkg io.Reader) (name, version string, err error) {
 	body, err := io.ReadAll(pkg)
 	if err != nil {
@@ -187,8 +214,8 @@ func (f *Fake) Get(name string) (chute.Info, error) {
 }
 
 // Install implements api.Chutes.
-func (f *Fake) Install(ctx context.Context, pkg io.Reader) (chute.Change, error) {
-	name, version, err := readPackage(pkg)
+func (f *Fake) Install(ctx context.Context, pkg io.Reader, seal chute.Seal) (chute.Change, error) {
+	name, version, err := f.readSealed(pkg, seal)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	switch {
@@ -205,8 +232,8 @@ func (f *Fake) Install(ctx context.Context, pkg io.Reader) (chute.Change, error)
 }
 
 // Update implements api.Chutes.
-func (f *Fake) Update(ctx context.Context, name string, pkg io.Reader, force bool) (chute.Change, error) {
-	pkgName, version, err := readPackage(pkg)
+func (f *Fake) Update(ctx context.Context, name string, pkg io.Reader, force bool, seal chute.Seal) (chute.Change, error) {
+	pkgName, version, err := f.readSealed(pkg, seal)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	switch {
