@@ -53,6 +53,7 @@ import (
 	"paradrop/chute"
 	"paradrop/chute/manifest"
 	"paradrop/store"
+	"paradrop/tenant"
 	"paradrop/usage"
 )
 
@@ -61,7 +62,8 @@ import (
 type Chutes interface {
 	List() []chute.Info
 	Get(name string) (chute.Info, error)
-	Install(ctx context.Context, pkg io.Reader) (chute.Change, error)
+	Install(ctx context.Context, pkg io.Reader, owner chute.Owner) (chute.Change, error)
+	OwnerOf(name string) (chute.Owner, error)
 	Update(ctx context.Context, name string, pkg io.Reader, force bool) (chute.Change, error)
 	Remove(name string, keepData bool) (chute.Change, error)
 	Start(name string) (chute.Change, error)
@@ -105,6 +107,8 @@ type server struct {
 	mux     *http.ServeMux
 	logins  *logins  // password sessions and the login rate limit (login.go)
 	uploads *uploads // concurrent package uploads (uploads.go)
+	tenants *tenant.Registry
+	scopes  map[string]scope // by mux pattern (scope.go)
 }
 
 // New returns the API handler.
@@ -112,28 +116,35 @@ func New(cfg Config) http.Handler {
 	if cfg.Logf == nil {
 		cfg.Logf = func(string, ...any) {}
 	}
-	s := &server{cfg: cfg, mux: http.NewServeMux(), logins: newLogins(), uploads: newUploads(cfg.Limits.withDefaults())}
-	s.mux.HandleFunc(healthPattern, s.health)
-	s.mux.HandleFunc("GET /api/v1/info", s.info)
-	s.mux.HandleFunc("GET /api/v1/chutes", s.listChutes)
-	s.mux.HandleFunc("POST /api/v1/chutes", s.install)
-	s.mux.HandleFunc("GET /api/v1/chutes/{name}", s.getChute)
-	s.mux.HandleFunc("PUT /api/v1/chutes/{name}", s.update)
-	s.mux.HandleFunc("DELETE /api/v1/chutes/{name}", s.remove)
-	s.mux.HandleFunc("POST /api/v1/chutes/{name}/start", s.action(Chutes.Start))
-	s.mux.HandleFunc("POST /api/v1/chutes/{name}/stop", s.action(Chutes.Stop))
-	s.mux.HandleFunc("POST /api/v1/chutes/{name}/restart", s.action(Chutes.Restart))
-	s.mux.HandleFunc("GET /api/v1/chutes/{name}/logs", s.logs)
-	s.mux.HandleFunc("GET /api/v1/changes", s.listChanges)
-	s.mux.HandleFunc("GET /api/v1/changes/{id}", s.getChange)
+	s := &server{
+		cfg: cfg, mux: http.NewServeMux(), logins: newLogins(), uploads: newUploads(cfg.Limits.withDefaults()),
+		scopes: map[string]scope{},
+	}
+	if cfg.DB != nil {
+		s.tenants = tenant.New(cfg.DB)
+	}
+	s.handle(healthPattern, scopeOpen, s.health)
+	s.handle("GET /api/v1/info", scopeAny, s.info)
+	s.handle("GET /api/v1/chutes", scopeAny, s.listChutes)
+	s.handle("POST /api/v1/chutes", scopeAny, s.install)
+	s.handle("GET /api/v1/chutes/{name}", scopeChute, s.getChute)
+	s.handle("PUT /api/v1/chutes/{name}", scopeChute, s.update)
+	s.handle("DELETE /api/v1/chutes/{name}", scopeChute, s.remove)
+	s.handle("POST /api/v1/chutes/{name}/start", scopeChute, s.action(Chutes.Start))
+	s.handle("POST /api/v1/chutes/{name}/stop", scopeChute, s.action(Chutes.Stop))
+	s.handle("POST /api/v1/chutes/{name}/restart", scopeChute, s.action(Chutes.Restart))
+	s.handle("GET /api/v1/chutes/{name}/logs", scopeChute, s.logs)
+	s.handle("GET /api/v1/changes", scopeAny, s.listChanges)
+	s.handle("GET /api/v1/changes/{id}", scopeAny, s.getChange)
 	s.routeLogin()
 	s.routeFlows()
-	s.mux.HandleFunc("GET /api/v1/gateway/usage", s.gatewayUsage)
-	s.mux.HandleFunc("GET /api/v1/chutes/{name}/usage", s.chuteUsage)
-	s.mux.HandleFunc("GET /api/v1/chutes/{name}/resources", s.getResources)
-	s.mux.HandleFunc("PUT /api/v1/chutes/{name}/resources", s.setResources)
+	s.routeDevelopers()
+	s.handle("GET /api/v1/gateway/usage", scopeOperator, s.gatewayUsage)
+	s.handle("GET /api/v1/chutes/{name}/usage", scopeChute, s.chuteUsage)
+	s.handle("GET /api/v1/chutes/{name}/resources", scopeChute, s.getResources)
+	s.handle("PUT /api/v1/chutes/{name}/resources", scopeChute, s.setResources)
 	if cfg.Metrics != nil {
-		s.mux.Handle(metricsPattern, metricsHandler(cfg.Metrics, cfg.Version, cfg.Started))
+		s.handle(metricsPattern, scopeOperator, metricsHandler(cfg.Metrics, cfg.Version, cfg.Started).ServeHTTP)
 	}
 	return s
 }
@@ -148,9 +159,11 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}()
 
 	h, pattern := s.mux.Handler(r)
-	open := pattern == healthPattern || pattern == loginPattern || pattern == metricsPattern && s.cfg.MetricsOpen
+	sc := s.scopes[pattern]
+	open := sc == scopeOpen || pattern == metricsPattern && s.cfg.MetricsOpen
 	if !open {
-		if err := s.authorize(r); err != nil {
+		id, err := s.authorize(r)
+		if err != nil {
 			sw.Header().Set("WWW-Authenticate", `Bearer realm="paradrop"`)
 			if r.ContentLength != 0 {
 				// Do not read a stranger's body to keep the connection.
@@ -159,6 +172,17 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			writeError(sw, http.StatusUnauthorized, err.Error())
 			return
 		}
+		// A route without a scope is the operator's: a route added
+		// carelessly fails closed.
+		if !id.operator() && pattern != "" && sc != scopeAny && sc != scopeChute {
+			s.refused(r, id, "operator only")
+			if r.ContentLength != 0 {
+				sw.Header().Set("Connection", "close")
+			}
+			writeError(sw, http.StatusForbidden, "only the operator may do this")
+			return
+		}
+		r = withIdentity(r, id)
 	}
 	if pattern == "" {
 		// No route: let the mux decide between 404 and 405 (and set Allow),
@@ -251,11 +275,11 @@ func fail(w http.ResponseWriter, err error) {
 func statusOf(err error) int {
 	var tooBig *http.MaxBytesError
 	switch {
-	case errors.Is(err, chute.ErrNotFound):
+	case errors.Is(err, chute.ErrNotFound), errors.Is(err, tenant.ErrNotFound), errors.Is(err, tenant.ErrNoToken):
 		return http.StatusNotFound
-	case errors.Is(err, chute.ErrExists), errors.Is(err, chute.ErrConflict):
+	case errors.Is(err, chute.ErrExists), errors.Is(err, chute.ErrConflict), errors.Is(err, tenant.ErrExists):
 		return http.StatusConflict
-	case errors.Is(err, chute.ErrInvalid):
+	case errors.Is(err, chute.ErrInvalid), errors.Is(err, tenant.ErrInvalid):
 		return http.StatusBadRequest
 	case errors.Is(err, chute.ErrTooLarge), errors.As(err, &tooBig):
 		return http.StatusRequestEntityTooLarge

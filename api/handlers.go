@@ -48,7 +48,7 @@ func (s *server) info(w http.ResponseWriter, r *http.Request) {
 		UptimeSeconds: int64(time.Since(s.cfg.Started).Seconds()),
 		Kernel:        strings.TrimSpace(string(kernel)),
 		CgroupMode:    mode,
-		Chutes:        len(s.cfg.Chutes.List()),
+		Chutes:        len(s.visibleChutes(identityOf(r))),
 	})
 }
 
@@ -57,11 +57,19 @@ func (s *server) listChutes(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	list := s.cfg.Chutes.List()
-	if list == nil {
-		list = []chute.Info{} // [] rather than null for scripts
+	writeJSON(w, http.StatusOK, map[string][]chute.Info{"chutes": s.visibleChutes(identityOf(r))})
+}
+
+// visibleChutes is every chute for the operator, its own for a developer;
+// [] rather than null for scripts.
+func (s *server) visibleChutes(id identity) []chute.Info {
+	list := []chute.Info{}
+	for _, c := range s.cfg.Chutes.List() {
+		if id.visible(c.Owner) {
+			list = append(list, c)
+		}
 	}
-	writeJSON(w, http.StatusOK, map[string][]chute.Info{"chutes": list})
+	return list
 }
 
 // nameAndQuery validates the {name} path value and the query; on error it
@@ -107,7 +115,7 @@ func (s *server) install(w http.ResponseWriter, r *http.Request) {
 	if !s.uploads.begin(w, r) {
 		return
 	}
-	c, err := s.cfg.Chutes.Install(r.Context(), r.Body)
+	c, err := s.cfg.Chutes.Install(r.Context(), r.Body, identityOf(r).owner())
 	s.uploads.end(r)
 	s.answerChange(w, r, wait, c, err)
 }
@@ -273,9 +281,12 @@ func (s *server) listChanges(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	list := s.cfg.Chutes.Changes()
-	if list == nil {
-		list = []chute.Change{}
+	id := identityOf(r)
+	list := []chute.Change{}
+	for _, c := range s.cfg.Chutes.Changes() {
+		if id.visible(c.Owner) {
+			list = append(list, c)
+		}
 	}
 	writeJSON(w, http.StatusOK, map[string][]chute.Change{"changes": list})
 }
@@ -292,6 +303,11 @@ func (s *server) getChange(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c, err := s.cfg.Chutes.Change(id)
+	if err == nil && !identityOf(r).visible(c.Owner) {
+		// As a change that does not exist.
+		s.refused(r, identityOf(r), "change of another owner")
+		err = fmt.Errorf("change %d: %w", id, chute.ErrNoChange)
+	}
 	if err != nil {
 		fail(w, err)
 		return

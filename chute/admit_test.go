@@ -107,7 +107,7 @@ func TestDiskAdmissionOnSmallFilesystem(t *testing.T) {
 	g := newGatewayWith(t, smallDataDir(t, 64*mi), func(c *Config) { c.Memory = 1 << 30 })
 	defer g.removeAll()
 
-	_, err := g.m.Install(context.Background(), bytes.NewReader(pkg(t, diskChute("huge", "1Gi"), nil)))
+	_, err := g.m.Install(context.Background(), bytes.NewReader(pkg(t, diskChute("huge", "1Gi"), nil)), "")
 	if !errors.Is(err, ErrNoRoom) || !errors.Is(err, ErrConflict) || !strings.Contains(err.Error(), `disk: "huge" asks 1Gi for /data, at most `) {
 		t.Fatalf("1Gi on a 64Mi filesystem: %v, want ErrNoRoom naming disk", err)
 	}
@@ -125,7 +125,7 @@ func TestDiskAdmissionOnSmallFilesystem(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			chs[i], errs[i] = g.m.Install(context.Background(), bytes.NewReader(pkg(t, diskChute(fmt.Sprintf("racer%d", i), "16Mi"), nil)))
+			chs[i], errs[i] = g.m.Install(context.Background(), bytes.NewReader(pkg(t, diskChute(fmt.Sprintf("racer%d", i), "16Mi"), nil)), "")
 		}()
 	}
 	wg.Wait()
@@ -192,13 +192,13 @@ func TestMemoryAdmission(t *testing.T) {
 		{"memory: 1Ti", `memory: "big" asks 1Ti (the larger of memory and tmp), at most 384Mi fits (gateway memory 256Mi × overcommit 1.5`},
 		{"tmp: 1Ti", `memory: "big" asks 1Ti`},
 	} {
-		_, err := g.m.Install(context.Background(), bytes.NewReader(man("big", "1.0.0", c.res)))
+		_, err := g.m.Install(context.Background(), bytes.NewReader(man("big", "1.0.0", c.res)), "")
 		if !errors.Is(err, ErrNoRoom) || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: %v, want %q", c.res, err, c.want)
 		}
 	}
 	g.install(man("a", "1.0.0", "memory: 256Mi"))
-	if _, err := g.m.Install(context.Background(), bytes.NewReader(man("b", "1.0.0", "memory: 129Mi"))); !errors.Is(err, ErrNoRoom) {
+	if _, err := g.m.Install(context.Background(), bytes.NewReader(man("b", "1.0.0", "memory: 129Mi")), ""); !errors.Is(err, ErrNoRoom) {
 		t.Errorf("129Mi with 128Mi left: %v", err)
 	}
 	g.install(man("b", "1.0.0", "memory: 64Mi"))

@@ -35,9 +35,14 @@ var (
 	ErrNoChange error = &kindError{msg: "no such change", kind: ErrNotFound}
 )
 
+// Owner is the developer a chute belongs to, by name; the operator's
+// chutes have none ("").
+type Owner string
+
 // Info is what the API shows of a chute.
 type Info struct {
 	Name      string     `json:"name"`
+	Owner     Owner      `json:"owner,omitempty"`
 	Version   string     `json:"version"`
 	State     State      `json:"state"`
 	Desired   State      `json:"desired"`
@@ -75,6 +80,7 @@ type Step struct {
 type Change struct {
 	ID      uint64      `json:"id"`
 	Chute   string      `json:"chute"`
+	Owner   Owner       `json:"owner,omitempty"` // the chute's, when the change was made
 	Action  string      `json:"action"`
 	State   ChangeState `json:"state"`
 	Steps   []Step      `json:"steps"`

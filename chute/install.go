@@ -102,7 +102,7 @@ func (m *Manager) place(s *staged, name string, slot int, changeID uint64) (stri
 // Install reads a package and queues its installation. The upload is
 // unpacked and validated before it returns, so a bad package is an error
 // here, not a failed change.
-func (m *Manager) Install(ctx context.Context, pkg io.Reader) (Change, error) {
+func (m *Manager) Install(ctx context.Context, pkg io.Reader, owner Owner) (Change, error) {
 	s, err := m.stage(ctx, pkg)
 	if err != nil {
 		return Change{}, fmt.Errorf("install: %w", err)
@@ -127,7 +127,7 @@ func (m *Manager) Install(ctx context.Context, pkg io.Reader) (Change, error) {
 		os.RemoveAll(s.dir)
 		return Change{}, fmt.Errorf("install: %w", err)
 	}
-	ch, err := m.newChange(name, "install")
+	ch, err := m.newChange(name, owner, "install")
 	if err != nil {
 		m.release(cl)
 		m.unreserve(name)
@@ -137,7 +137,7 @@ func (m *Manager) Install(ctx context.Context, pkg io.Reader) (Change, error) {
 	m.enqueue(name, job{change: ch, run: func(ctx context.Context, p *progress) error {
 		defer m.unreserve(name)
 		defer m.release(cl)
-		return m.install(ctx, p, s, ch.ID)
+		return m.install(ctx, p, s, owner, ch.ID)
 	}})
 	return m.Change(ch.ID)
 }
@@ -148,7 +148,7 @@ func (m *Manager) unreserve(name string) {
 	m.mu.Unlock()
 }
 
-func (m *Manager) install(ctx context.Context, p *progress, s *staged, changeID uint64) error {
+func (m *Manager) install(ctx context.Context, p *progress, s *staged, owner Owner, changeID uint64) error {
 	name, man := s.manifest.Name, s.manifest
 	p.step("unpacked %s %s", name, man.Version)
 	// Held until the record below holds it, so that two installs cannot
@@ -166,7 +166,7 @@ func (m *Manager) install(ctx context.Context, p *progress, s *staged, changeID 
 		return fmt.Errorf("install %q: %w", name, err)
 	}
 	ip, mac := m.address(slot, name)
-	rec := record{Name: name, Version: man.Version, Dir: dir, Manifest: man, Desired: Running, State: Stopped, Slot: slot, IP: ip, MAC: mac}
+	rec := record{Name: name, Owner: owner, Version: man.Version, Dir: dir, Manifest: man, Desired: Running, State: Stopped, Slot: slot, IP: ip, MAC: mac}
 	// The record is the commit point: a crash before it leaves only a
 	// directory that start-up removes; after it, a whole chute.
 	if err := m.db.Put(store.Chutes, name, rec); err != nil {
@@ -233,7 +233,7 @@ func (m *Manager) Update(ctx context.Context, name string, pkg io.Reader, force 
 		return fail(err)
 	}
 	m.mu.Lock()
-	old, pol := e.rec.Version, e.rec.Policy
+	old, pol, owner := e.rec.Version, e.rec.Policy, e.rec.Owner
 	m.mu.Unlock()
 	// Checked here to refuse at once, and again when the update runs: an
 	// update queued before this one may have installed a newer version.
@@ -244,7 +244,7 @@ func (m *Manager) Update(ctx context.Context, name string, pkg io.Reader, force 
 	if err != nil {
 		return fail(err)
 	}
-	ch, err := m.newChange(name, "update")
+	ch, err := m.newChange(name, owner, "update")
 	if err != nil {
 		m.release(cl)
 		return fail(err)
@@ -355,7 +355,8 @@ func (m *Manager) Remove(name string, keepData bool) (Change, error) {
 	installing := m.reserved[name]
 	m.mu.Unlock()
 	if installing {
-		ch, err := m.newChange(name, "remove")
+		// Only the operator sees a chute being installed (Get does not).
+		ch, err := m.newChange(name, "", "remove")
 		if err != nil {
 			return Change{}, err
 		}
@@ -420,10 +421,14 @@ func (m *Manager) Restart(name string) (Change, error) {
 }
 
 func (m *Manager) queueOp(name, action string, run func(context.Context, *progress) error) (Change, error) {
-	if _, err := m.entry(name); err != nil {
+	e, err := m.entry(name)
+	if err != nil {
 		return Change{}, fmt.Errorf("%s: %w", action, err)
 	}
-	ch, err := m.newChange(name, action)
+	m.mu.Lock()
+	owner := e.rec.Owner
+	m.mu.Unlock()
+	ch, err := m.newChange(name, owner, action)
 	if err != nil {
 		return Change{}, err
 	}

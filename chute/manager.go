@@ -52,6 +52,7 @@ type Config struct {
 // record is a chute as persisted in the store.
 type record struct {
 	Name     string             `json:"name"`
+	Owner    Owner              `json:"owner,omitempty"`
 	Version  string             `json:"version"`
 	Dir      string             `json:"dir"`               // active directory under versions/
 	Pending  string             `json:"pending,omitempty"` // version being tried by an update
@@ -221,7 +222,7 @@ func (m *Manager) Run(ctx context.Context) error {
 // info renders a record for the API.
 func (e *entry) info() Info {
 	in := Info{
-		Name: e.rec.Name, Version: e.rec.Version, State: e.rec.State, Desired: e.rec.Desired,
+		Name: e.rec.Name, Owner: e.rec.Owner, Version: e.rec.Version, State: e.rec.State, Desired: e.rec.Desired,
 		Restarts: e.rec.Restarts, LastExit: e.rec.LastExit, Error: e.rec.Error, Manifest: e.rec.Manifest,
 		IP: e.rec.IP, MAC: e.rec.MAC,
 	}
@@ -264,6 +265,18 @@ func (m *Manager) Get(name string) (Info, error) {
 		}
 	}
 	return in, nil
+}
+
+// OwnerOf returns who a chute belongs to. Unlike Get it asks nothing of
+// the switch, so it takes as long for any chute as for none.
+func (m *Manager) OwnerOf(name string) (Owner, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	e, ok := m.chutes[name]
+	if !ok {
+		return "", fmt.Errorf("chute %q: %w", name, ErrNotFound)
+	}
+	return e.rec.Owner, nil
 }
 
 // save persists e's record; callers hold no lock.

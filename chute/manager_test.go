@@ -129,7 +129,7 @@ func (g *gateway) mustDo(ch Change, err error) Change {
 
 func (g *gateway) install(pkg []byte) Change {
 	g.t.Helper()
-	return g.mustDo(g.m.Install(context.Background(), bytes.NewReader(pkg)))
+	return g.mustDo(g.m.Install(context.Background(), bytes.NewReader(pkg), ""))
 }
 
 func pkg(t *testing.T, manifest string, files map[string]string) []byte {
@@ -382,20 +382,20 @@ func TestBadInstallsLeaveNothing(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			_, err := g.m.Install(context.Background(), bytes.NewReader(pkg(t, c.manifest, nil)))
+			_, err := g.m.Install(context.Background(), bytes.NewReader(pkg(t, c.manifest, nil)), "")
 			if !errors.Is(err, c.want) {
 				t.Fatalf("err = %v, want %v", err, c.want)
 			}
 		})
 	}
 	t.Run("not an archive", func(t *testing.T) {
-		_, err := g.m.Install(context.Background(), strings.NewReader("hello"))
+		_, err := g.m.Install(context.Background(), strings.NewReader("hello"), "")
 		if !errors.Is(err, ErrInvalid) {
 			t.Fatalf("err = %v", err)
 		}
 	})
 	t.Run("command missing: install rolled back", func(t *testing.T) {
-		c := g.wait(g.m.Install(context.Background(), bytes.NewReader(pkg(t, "name: nocmd\nversion: 1.0.0\ncommand: [/nope]\n", nil))))
+		c := g.wait(g.m.Install(context.Background(), bytes.NewReader(pkg(t, "name: nocmd\nversion: 1.0.0\ncommand: [/nope]\n", nil)), ""))
 		if c.State != ChangeError || !strings.Contains(c.Error, "/nope") {
 			t.Fatalf("change %+v", c)
 		}
@@ -408,7 +408,7 @@ func TestBadInstallsLeaveNothing(t *testing.T) {
 	})
 	t.Run("duplicate name", func(t *testing.T) {
 		g.install(pkg(t, counterV1, nil))
-		_, err := g.m.Install(context.Background(), bytes.NewReader(pkg(t, counterV1, nil)))
+		_, err := g.m.Install(context.Background(), bytes.NewReader(pkg(t, counterV1, nil)), "")
 		if !errors.Is(err, ErrExists) {
 			t.Fatalf("err = %v", err)
 		}

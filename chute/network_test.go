@@ -135,7 +135,7 @@ func TestExposeRefusesGatewayPorts(t *testing.T) {
 	exposing := func(version, expose string) []byte {
 		return pkg(t, fmt.Sprintf("name: web\nversion: %s\ncommand: [/bin/sleep, \"1000\"]\nnet:\n  expose: [%s]\n", version, expose), nil)
 	}
-	_, err := g.m.Install(context.Background(), bytes.NewReader(exposing("1.0.0", "{port: 80, gateway_port: 8080}")))
+	_, err := g.m.Install(context.Background(), bytes.NewReader(exposing("1.0.0", "{port: 80, gateway_port: 8080}")), "")
 	if !errors.Is(err, ErrConflict) || !strings.Contains(err.Error(), "net.expose[0].gateway_port: 8080/tcp is the gateway's own port, used by the API") {
 		t.Errorf("exposing the API port: %v", err)
 	}

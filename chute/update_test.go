@@ -55,7 +55,7 @@ func TestQueuedOlderUpdateDoesNotDowngrade(t *testing.T) {
 func TestRemoveDuringInstall(t *testing.T) {
 	g := newGateway(t, t.TempDir())
 	defer g.removeAll()
-	inst, err := g.m.Install(context.Background(), bytes.NewReader(pkg(t, counterV1, nil)))
+	inst, err := g.m.Install(context.Background(), bytes.NewReader(pkg(t, counterV1, nil)), "")
 	if err != nil {
 		t.Fatal(err)
 	}

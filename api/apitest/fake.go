@@ -133,7 +133,7 @@ func (f *Fake) queue(name, action string) (chute.Change, error) {
 	}
 	ch := &change{
 		c: chute.Change{
-			ID: uint64(len(f.changes) + 1), Chute: name, Action: action, State: chute.Queued,
+			ID: uint64(len(f.changes) + 1), Chute: name, Owner: f.chutes[name].Owner, Action: action, State: chute.Queued,
 			Steps: []chute.Step{}, Created: time.Now(),
 		},
 		done: make(chan struct{}),
@@ -186,8 +186,19 @@ func (f *Fake) Get(name string) (chute.Info, error) {
 	return c, nil
 }
 
+// OwnerOf implements api.Chutes.
+func (f *Fake) OwnerOf(name string) (chute.Owner, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c, ok := f.chutes[name]
+	if !ok {
+		return "", fmt.Errorf("%s: %w", name, chute.ErrNotFound)
+	}
+	return c.Owner, nil
+}
+
 // Install implements api.Chutes.
-func (f *Fake) Install(ctx context.Context, pkg io.Reader) (chute.Change, error) {
+func (f *Fake) Install(ctx context.Context, pkg io.Reader, owner chute.Owner) (chute.Change, error) {
 	name, version, err := readPackage(pkg)
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -200,7 +211,7 @@ func (f *Fake) Install(ctx context.Context, pkg io.Reader) (chute.Change, error)
 	if _, ok := f.chutes[name]; ok {
 		return chute.Change{}, fmt.Errorf("%s: %w", name, chute.ErrExists)
 	}
-	f.chutes[name] = chute.Info{Name: name, Version: version, State: chute.Installing, Desired: chute.Running}
+	f.chutes[name] = chute.Info{Name: name, Owner: owner, Version: version, State: chute.Installing, Desired: chute.Running}
 	return f.queue(name, "install")
 }
 

@@ -1,0 +1,33 @@
+package chute
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+)
+
+// A chute keeps the owner it was installed by through updates, restarts
+// and a new daemon, and every change of it says whose chute it is.
+func TestOwnerKept(t *testing.T) {
+	dir := t.TempDir()
+	g := newGateway(t, dir)
+	c := g.mustDo(g.m.Install(context.Background(), bytes.NewReader(pkg(t, counterV1, nil)), "acme"))
+	v2 := strings.Replace(counterV1, "1.0.0", "1.1.0", 1)
+	u := g.mustDo(g.m.Update(context.Background(), "counter", bytes.NewReader(pkg(t, v2, nil)), false))
+	r := g.mustDo(g.m.Restart("counter"))
+	for _, ch := range []Change{c, u, r} {
+		if ch.Owner != "acme" {
+			t.Errorf("%s change: owner %q, want acme", ch.Action, ch.Owner)
+		}
+	}
+	g.shutdown()
+	g = newGateway(t, dir)
+	defer g.removeAll()
+	if in, err := g.m.Get("counter"); err != nil || in.Owner != "acme" || in.Version != "1.1.0" {
+		t.Fatalf("after a new daemon: %+v, %v", in, err)
+	}
+	if l := g.m.List(); len(l) != 1 || l[0].Owner != "acme" {
+		t.Errorf("List = %+v", l)
+	}
+}
