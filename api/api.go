@@ -279,6 +279,8 @@ func statusOf(err error) int {
 		return http.StatusNotFound
 	case errors.Is(err, chute.ErrExists), errors.Is(err, chute.ErrConflict), errors.Is(err, tenant.ErrExists):
 		return http.StatusConflict
+	case errors.Is(err, chute.ErrQuota):
+		return http.StatusForbidden
 	case errors.Is(err, chute.ErrInvalid), errors.Is(err, tenant.ErrInvalid):
 		return http.StatusBadRequest
 	case errors.Is(err, chute.ErrTooLarge), errors.As(err, &tooBig):

@@ -77,11 +77,11 @@ func newTenants(t *testing.T) *tenants {
 type reach int
 
 const (
-	anyone     reach = iota // no token needed
-	operator                // the operator alone; developers get 403
-	everyone                // every identity, each seeing its own
-	chuteOwner              // the chute's owner and the operator; 404 for others
-	changeOwner             // as chuteOwner, for a change of the chute; the handler decides
+	anyone      reach = iota // no token needed
+	operator                 // the operator alone; developers get 403
+	everyone                 // every identity, each seeing its own
+	chuteOwner               // the chute's owner and the operator; 404 for others
+	changeOwner              // as chuteOwner, for a change of the chute; the handler decides
 )
 
 // route is one of every route with a request that succeeds for who may
@@ -351,5 +351,16 @@ func TestDeveloperBodyRefused(t *testing.T) {
 	}
 	if strings.Contains(string(body), ts.alpha) {
 		t.Error("a token is shown in the list")
+	}
+}
+
+// A change beyond the owner's quota is the caller's limit, not a conflict:
+// 403 with the manager's words (what is used, asked and allowed).
+func TestQuotaRefusedIs403(t *testing.T) {
+	ts := newTenants(t)
+	ts.fake.Err = fmt.Errorf("install: %w of developer \"alpha\": memory: 192Mi used by its other chutes, \"x\" asks 65Mi, quota 256Mi", chute.ErrQuota)
+	code, body := ts.doToken(t, ts.alpha, "POST", "/api/v1/chutes", "x 1.0\n")
+	if code != http.StatusForbidden || !strings.Contains(errorOf(t, body), "memory: 192Mi used") {
+		t.Fatalf("over quota: %d %s", code, body)
 	}
 }

@@ -121,7 +121,7 @@ func (m *Manager) Install(ctx context.Context, pkg io.Reader, owner Owner) (Chan
 	}
 	m.reserved[name] = true
 	m.mu.Unlock()
-	cl, err := m.admit(claimOf(s.manifest, nil))
+	cl, err := m.admit(claimOf(s.manifest, nil, owner))
 	if err != nil {
 		m.unreserve(name)
 		os.RemoveAll(s.dir)
@@ -240,7 +240,7 @@ func (m *Manager) Update(ctx context.Context, name string, pkg io.Reader, force 
 	if err := checkNewer(s.manifest.Version, old, force); err != nil {
 		return fail(err)
 	}
-	cl, err := m.admit(claimOf(s.manifest, pol))
+	cl, err := m.admit(claimOf(s.manifest, pol, owner))
 	if err != nil {
 		return fail(err)
 	}
@@ -256,11 +256,14 @@ func (m *Manager) Update(ctx context.Context, name string, pkg io.Reader, force 
 	return m.Change(ch.ID)
 }
 
-// claimOf is what a chute of manifest man under the operator's policy pol
-// will hold.
-func claimOf(man *manifest.Manifest, pol *Policy) claim {
+// claimOf is what a chute of owner, of manifest man under the operator's
+// policy pol, will hold.
+func claimOf(man *manifest.Manifest, pol *Policy, owner Owner) claim {
 	res := pol.apply(man.Resources)
-	return claim{name: man.Name, disk: int64(res.Disk), memory: memoryOf(res)}
+	return claim{
+		name: man.Name, disk: int64(res.Disk), memory: memoryOf(res),
+		owner: owner, cpu: res.CPUMax, egress: uint64(res.Bandwidth.Egress),
+	}
 }
 
 // checkNewer enforces the version rule of updates: a version that is not

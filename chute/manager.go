@@ -44,6 +44,9 @@ type Config struct {
 	Memory int64
 	// GatewayPorts are the gateway's own ports, which no chute may expose.
 	GatewayPorts []GatewayPort
+	// Quota is the quota of a developer owning chutes (quota.go); nil
+	// bounds no one.
+	Quota func(Owner) (Quota, error)
 	// Unpack is the room all package uploads being unpacked at once may
 	// take on the data filesystem; nil: only each upload's own default.
 	Unpack *archive.Space

@@ -190,6 +190,7 @@ func (m *Manager) SetResources(name string, req ResourceRequest) (Change, error)
 	m.mu.Lock()
 	man := *e.rec.Manifest
 	man.Resources = e.rec.Policy.merge(req.Policy).apply(man.Resources)
+	owner := e.rec.Owner
 	m.mu.Unlock()
 	if req.Grace != nil {
 		man.Policy.Grace = *req.Grace
@@ -202,7 +203,8 @@ func (m *Manager) SetResources(name string, req ResourceRequest) (Change, error)
 	if err := resourcesOf(&man).Validate(); err != nil {
 		return Change{}, fmt.Errorf("resources: %w: %v", ErrInvalid, err)
 	}
-	cl, err := m.admit(claim{name: name, memory: memoryOf(man.Resources)})
+	res := man.Resources
+	cl, err := m.admit(claim{name: name, memory: memoryOf(res), owner: owner, cpu: res.CPUMax, egress: uint64(res.Bandwidth.Egress)})
 	if err != nil {
 		return Change{}, fmt.Errorf("resources: %w", err)
 	}
