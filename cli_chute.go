@@ -439,6 +439,9 @@ func cmdChanges(ctx context.Context, env *cliEnv, usage string, args []string) e
 			return fmt.Errorf("bad answer: %w", err)
 		}
 		fmt.Fprintf(env.stdout, "change %d: %s %s: %s\n", ch.ID, ch.Action, ch.Chute, ch.State)
+		if ch.Actor != "" {
+			fmt.Fprintf(env.stdout, "by %s\n", ch.Actor)
+		}
 		for _, s := range ch.Steps {
 			fmt.Fprintf(env.stdout, "  %s  %s\n", s.Time.Local().Format(time.TimeOnly), s.Message)
 		}
@@ -454,9 +457,13 @@ func cmdChanges(ctx context.Context, env *cliEnv, usage string, args []string) e
 		return fmt.Errorf("bad answer: %w", err)
 	}
 	tw := tabwriter.NewWriter(env.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tCHUTE\tACTION\tSTATE\tCREATED\tERROR")
+	fmt.Fprintln(tw, "ID\tCHUTE\tACTION\tACTOR\tSTATE\tCREATED\tERROR")
 	for _, ch := range list.Changes {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", ch.ID, ch.Chute, ch.Action, ch.State,
+		actor := string(ch.Actor)
+		if actor == "" {
+			actor = "-" // a change recorded before changes named their actor
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", ch.ID, ch.Chute, ch.Action, actor, ch.State,
 			ch.Created.Local().Format(time.DateTime), ch.Error)
 	}
 	return tw.Flush()

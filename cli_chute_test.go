@@ -280,7 +280,7 @@ func TestCLIChanges(t *testing.T) {
 	f := newCLIFixture(t)
 	f.fake.Add(chute.Info{Name: "web"})
 	f.fake.Hold = true
-	f.fake.Stop("web")
+	f.fake.Stop("web", "operator")
 	f.fake.Step(1, "stopping")
 	f.fake.Finish(1, "did not stop")
 	if rc := f.run(changesMain); rc != 0 {
@@ -288,13 +288,13 @@ func TestCLIChanges(t *testing.T) {
 	}
 	lines := strings.Split(strings.TrimSpace(f.stdout.String()), "\n")
 	if len(lines) != 2 || !strings.HasPrefix(lines[0], "ID") || !strings.HasPrefix(lines[1], "1 ") ||
-		!strings.Contains(lines[1], "stop") || !strings.HasSuffix(lines[1], "did not stop") {
+		!strings.Contains(lines[1], "stop") || !strings.Contains(lines[1], " operator ") || !strings.HasSuffix(lines[1], "did not stop") {
 		t.Errorf("table:\n%s", f.stdout)
 	}
 	if rc := f.run(changesMain, "1"); rc != 0 {
 		t.Fatalf("rc %d: %s", rc, f.stderr)
 	}
-	if out := f.stdout.String(); !strings.HasPrefix(out, "change 1: stop web: failed\n") ||
+	if out := f.stdout.String(); !strings.HasPrefix(out, "change 1: stop web: failed\nby operator\n") ||
 		!strings.Contains(out, "  stopping\n") || !strings.HasSuffix(out, "error: did not stop\n") {
 		t.Errorf("one change:\n%s", out)
 	}

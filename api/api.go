@@ -62,20 +62,20 @@ import (
 type Chutes interface {
 	List() []chute.Info
 	Get(name string) (chute.Info, error)
-	Install(ctx context.Context, pkg io.Reader, owner chute.Owner) (chute.Change, error)
+	Install(ctx context.Context, pkg io.Reader, owner chute.Owner, actor chute.Actor) (chute.Change, error)
 	OwnerOf(name string) (chute.Owner, error)
-	Update(ctx context.Context, name string, pkg io.Reader, force bool) (chute.Change, error)
-	Remove(name string, keepData bool) (chute.Change, error)
-	Start(name string) (chute.Change, error)
-	Stop(name string) (chute.Change, error)
-	Restart(name string) (chute.Change, error)
+	Update(ctx context.Context, name string, pkg io.Reader, force bool, actor chute.Actor) (chute.Change, error)
+	Remove(name string, keepData bool, actor chute.Actor) (chute.Change, error)
+	Start(name string, actor chute.Actor) (chute.Change, error)
+	Stop(name string, actor chute.Actor) (chute.Change, error)
+	Restart(name string, actor chute.Actor) (chute.Change, error)
 	Changes() []chute.Change
 	Change(id uint64) (chute.Change, error)
 	WaitChange(ctx context.Context, id uint64) (chute.Change, error)
 	Logs(ctx context.Context, name string, tail int, follow bool, w io.Writer) error
 	Usage(window time.Duration) (usage.Series, error)
 	Resources(name string) (manifest.Resources, error)
-	SetResources(name string, req chute.ResourceRequest) (chute.Change, error)
+	SetResources(name string, req chute.ResourceRequest, actor chute.Actor) (chute.Change, error)
 }
 
 var _ Chutes = (*chute.Manager)(nil)

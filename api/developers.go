@@ -184,7 +184,7 @@ func (s *server) deleteDeveloper(w http.ResponseWriter, r *http.Request) {
 	out := deletedDeveloper{Name: name, Changes: []uint64{}}
 	var failed []string
 	for _, c := range owned {
-		ch, err := s.cfg.Chutes.Remove(c, false)
+		ch, err := s.cfg.Chutes.Remove(c, false, identityOf(r).actor())
 		if err != nil {
 			failed = append(failed, fmt.Sprintf("%s: %v", c, err))
 			continue

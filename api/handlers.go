@@ -115,7 +115,7 @@ func (s *server) install(w http.ResponseWriter, r *http.Request) {
 	if !s.uploads.begin(w, r) {
 		return
 	}
-	c, err := s.cfg.Chutes.Install(r.Context(), r.Body, identityOf(r).owner())
+	c, err := s.cfg.Chutes.Install(r.Context(), r.Body, identityOf(r).owner(), identityOf(r).actor())
 	s.uploads.end(r)
 	s.answerChange(w, r, wait, c, err)
 }
@@ -133,7 +133,7 @@ func (s *server) update(w http.ResponseWriter, r *http.Request) {
 	if !s.uploads.begin(w, r) {
 		return
 	}
-	c, err := s.cfg.Chutes.Update(r.Context(), name, r.Body, force)
+	c, err := s.cfg.Chutes.Update(r.Context(), name, r.Body, force, identityOf(r).actor())
 	s.uploads.end(r)
 	s.answerChange(w, r, wait, c, err)
 }
@@ -148,12 +148,12 @@ func (s *server) remove(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	c, err := s.cfg.Chutes.Remove(name, keep)
+	c, err := s.cfg.Chutes.Remove(name, keep, identityOf(r).actor())
 	s.answerChange(w, r, wait, c, err)
 }
 
 // action serves start, stop and restart, which differ only in the method.
-func (s *server) action(do func(Chutes, string) (chute.Change, error)) http.HandlerFunc {
+func (s *server) action(do func(Chutes, string, chute.Actor) (chute.Change, error)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		name, q, ok := nameAndQuery(w, r, "wait")
 		if !ok {
@@ -164,7 +164,7 @@ func (s *server) action(do func(Chutes, string) (chute.Change, error)) http.Hand
 			writeError(w, http.StatusBadRequest, err.Error())
 			return
 		}
-		c, err := do(s.cfg.Chutes, name)
+		c, err := do(s.cfg.Chutes, name, identityOf(r).actor())
 		s.answerChange(w, r, wait, c, err)
 	}
 }

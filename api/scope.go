@@ -26,6 +26,8 @@ func (id identity) String() string {
 
 func (id identity) owner() chute.Owner { return chute.Owner(id.developer) }
 
+func (id identity) actor() chute.Actor { return chute.Actor(id.String()) }
+
 type identityKey struct{}
 
 // identityOf is the identity ServeHTTP resolved for r; the operator for

@@ -64,7 +64,7 @@ func newTenants(t *testing.T) *tenants {
 	}
 	for c, owner := range map[string]chute.Owner{"op": "", "aa": "alpha", "bb": "beta"} {
 		fake.Add(chute.Info{Name: c, Owner: owner, Version: "1.0", State: chute.Running, Desired: chute.Running})
-		ch, err := fake.Start(c)
+		ch, err := fake.Start(c, "operator")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -242,6 +242,16 @@ func TestDeveloperSeesItsOwn(t *testing.T) {
 	}
 	if in, _ := ts.fake.Get("mine"); in.Owner != "alpha" {
 		t.Errorf("installed by alpha, owner %q", in.Owner)
+	}
+	// Each change names who asked for it.
+	var ch chute.Change
+	if _, body := ts.do(t, "POST", "/api/v1/chutes/mine/stop?wait=1", ""); json.Unmarshal(body, &ch) != nil || ch.Actor != "operator" || ch.Owner != "alpha" {
+		t.Errorf("the operator stops alpha's chute: %s", body)
+	}
+	_, body = ts.doToken(t, ts.alpha, "GET", "/api/v1/changes", "")
+	if json.Unmarshal(body, &changes) != nil || len(changes.Changes) != 3 ||
+		changes.Changes[1].Actor != "developer:alpha" || changes.Changes[1].Action != "install" || changes.Changes[2].Actor != "operator" {
+		t.Errorf("alpha's changes: %s", body)
 	}
 	// Beta cannot take alpha's chute by updating it under its name.
 	if code, _ := ts.doToken(t, ts.beta, "PUT", "/api/v1/chutes/mine", "mine 2.0\n"); code != http.StatusNotFound {

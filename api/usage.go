@@ -161,7 +161,7 @@ func (s *server) setResources(w http.ResponseWriter, r *http.Request) {
 		fail(w, err)
 		return
 	}
-	c, err := s.cfg.Chutes.SetResources(name, req)
+	c, err := s.cfg.Chutes.SetResources(name, req, identityOf(r).actor())
 	s.answerChange(w, r, wait, c, err)
 }
 

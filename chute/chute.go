@@ -39,6 +39,10 @@ var (
 // chutes have none ("").
 type Owner string
 
+// Actor is who asks for a change, as the audit names it: "operator",
+// "developer:NAME".
+type Actor string
+
 // Info is what the API shows of a chute.
 type Info struct {
 	Name      string     `json:"name"`
@@ -81,6 +85,7 @@ type Change struct {
 	ID      uint64      `json:"id"`
 	Chute   string      `json:"chute"`
 	Owner   Owner       `json:"owner,omitempty"` // the chute's, when the change was made
+	Actor   Actor       `json:"actor,omitempty"` // who asked for it
 	Action  string      `json:"action"`
 	State   ChangeState `json:"state"`
 	Steps   []Step      `json:"steps"`

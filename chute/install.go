@@ -102,7 +102,7 @@ func (m *Manager) place(s *staged, name string, slot int, changeID uint64) (stri
 // Install reads a package and queues its installation. The upload is
 // unpacked and validated before it returns, so a bad package is an error
 // here, not a failed change.
-func (m *Manager) Install(ctx context.Context, pkg io.Reader, owner Owner) (Change, error) {
+func (m *Manager) Install(ctx context.Context, pkg io.Reader, owner Owner, actor Actor) (Change, error) {
 	s, err := m.stage(ctx, pkg)
 	if err != nil {
 		return Change{}, fmt.Errorf("install: %w", err)
@@ -127,7 +127,7 @@ func (m *Manager) Install(ctx context.Context, pkg io.Reader, owner Owner) (Chan
 		os.RemoveAll(s.dir)
 		return Change{}, fmt.Errorf("install: %w", err)
 	}
-	ch, err := m.newChange(name, owner, "install")
+	ch, err := m.newChange(name, owner, actor, "install")
 	if err != nil {
 		m.release(cl)
 		m.unreserve(name)
@@ -210,7 +210,7 @@ func (m *Manager) forget(name string, keepData bool) error {
 
 // Update reads a new package for name and queues the update. A version that
 // is not newer than the installed one needs force.
-func (m *Manager) Update(ctx context.Context, name string, pkg io.Reader, force bool) (Change, error) {
+func (m *Manager) Update(ctx context.Context, name string, pkg io.Reader, force bool, actor Actor) (Change, error) {
 	if _, err := m.entry(name); err != nil {
 		return Change{}, fmt.Errorf("update: %w", err)
 	}
@@ -244,7 +244,7 @@ func (m *Manager) Update(ctx context.Context, name string, pkg io.Reader, force 
 	if err != nil {
 		return fail(err)
 	}
-	ch, err := m.newChange(name, owner, "update")
+	ch, err := m.newChange(name, owner, actor, "update")
 	if err != nil {
 		m.release(cl)
 		return fail(err)
@@ -353,13 +353,13 @@ func (m *Manager) rollback(ctx context.Context, p *progress, name string, old re
 // later install of the same name.
 // A removal asked while the chute is being installed waits for the
 // install, on the chute's queue, then removes what it installed.
-func (m *Manager) Remove(name string, keepData bool) (Change, error) {
+func (m *Manager) Remove(name string, keepData bool, actor Actor) (Change, error) {
 	m.mu.Lock()
 	installing := m.reserved[name]
 	m.mu.Unlock()
 	if installing {
 		// Only the operator sees a chute being installed (Get does not).
-		ch, err := m.newChange(name, "", "remove")
+		ch, err := m.newChange(name, "", actor, "remove")
 		if err != nil {
 			return Change{}, err
 		}
@@ -372,7 +372,7 @@ func (m *Manager) Remove(name string, keepData bool) (Change, error) {
 		}})
 		return m.Change(ch.ID)
 	}
-	return m.queueOp(name, "remove", func(ctx context.Context, p *progress) error {
+	return m.queueOp(name, actor, "remove", func(ctx context.Context, p *progress) error {
 		return m.remove(ctx, p, name, keepData)
 	})
 }
@@ -389,8 +389,8 @@ func (m *Manager) remove(ctx context.Context, p *progress, name string, keepData
 }
 
 // Start queues a start and makes running the desired state.
-func (m *Manager) Start(name string) (Change, error) {
-	return m.queueOp(name, "start", func(ctx context.Context, p *progress) error {
+func (m *Manager) Start(name string, actor Actor) (Change, error) {
+	return m.queueOp(name, actor, "start", func(ctx context.Context, p *progress) error {
 		e, err := m.entry(name)
 		if err != nil {
 			return err
@@ -401,16 +401,16 @@ func (m *Manager) Start(name string) (Change, error) {
 }
 
 // Stop queues a stop and makes stopped the desired state.
-func (m *Manager) Stop(name string) (Change, error) {
-	return m.queueOp(name, "stop", func(ctx context.Context, p *progress) error {
+func (m *Manager) Stop(name string, actor Actor) (Change, error) {
+	return m.queueOp(name, actor, "stop", func(ctx context.Context, p *progress) error {
 		m.save(name, func(r *record) { r.Desired = Stopped })
 		return m.stopChute(ctx, p, name)
 	})
 }
 
 // Restart queues a stop then a start.
-func (m *Manager) Restart(name string) (Change, error) {
-	return m.queueOp(name, "restart", func(ctx context.Context, p *progress) error {
+func (m *Manager) Restart(name string, actor Actor) (Change, error) {
+	return m.queueOp(name, actor, "restart", func(ctx context.Context, p *progress) error {
 		if err := m.stopChute(ctx, p, name); err != nil {
 			return err
 		}
@@ -423,7 +423,7 @@ func (m *Manager) Restart(name string) (Change, error) {
 	})
 }
 
-func (m *Manager) queueOp(name, action string, run func(context.Context, *progress) error) (Change, error) {
+func (m *Manager) queueOp(name string, actor Actor, action string, run func(context.Context, *progress) error) (Change, error) {
 	e, err := m.entry(name)
 	if err != nil {
 		return Change{}, fmt.Errorf("%s: %w", action, err)
@@ -431,7 +431,7 @@ func (m *Manager) queueOp(name, action string, run func(context.Context, *progre
 	m.mu.Lock()
 	owner := e.rec.Owner
 	m.mu.Unlock()
-	ch, err := m.newChange(name, owner, action)
+	ch, err := m.newChange(name, owner, actor, action)
 	if err != nil {
 		return Change{}, err
 	}

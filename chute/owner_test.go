@@ -12,13 +12,22 @@ import (
 func TestOwnerKept(t *testing.T) {
 	dir := t.TempDir()
 	g := newGateway(t, dir)
-	c := g.mustDo(g.m.Install(context.Background(), bytes.NewReader(pkg(t, counterV1, nil)), "acme"))
+	c := g.mustDo(g.m.Install(context.Background(), bytes.NewReader(pkg(t, counterV1, nil)), "acme", "developer:acme"))
 	v2 := strings.Replace(counterV1, "1.0.0", "1.1.0", 1)
-	u := g.mustDo(g.m.Update(context.Background(), "counter", bytes.NewReader(pkg(t, v2, nil)), false))
-	r := g.mustDo(g.m.Restart("counter"))
+	u := g.mustDo(g.m.Update(context.Background(), "counter", bytes.NewReader(pkg(t, v2, nil)), false, ""))
+	r := g.mustDo(g.m.Restart("counter", "operator"))
 	for _, ch := range []Change{c, u, r} {
 		if ch.Owner != "acme" {
 			t.Errorf("%s change: owner %q, want acme", ch.Action, ch.Owner)
+		}
+	}
+	if c.Actor != "developer:acme" || r.Actor != "operator" {
+		t.Errorf("actors: install %q, restart %q", c.Actor, r.Actor)
+	}
+	// As the store keeps them, for GET /changes after a restart.
+	for _, ch := range g.m.Changes() {
+		if ch.ID == c.ID && ch.Actor != "developer:acme" {
+			t.Errorf("stored install change: actor %q", ch.Actor)
 		}
 	}
 	g.shutdown()

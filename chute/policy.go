@@ -179,7 +179,7 @@ func (m *Manager) Resources(name string) (manifest.Resources, error) {
 
 // SetResources validates a policy change and queues it (action
 // "resources"). Bad values are an error here, wrapping ErrInvalid.
-func (m *Manager) SetResources(name string, req ResourceRequest) (Change, error) {
+func (m *Manager) SetResources(name string, req ResourceRequest, actor Actor) (Change, error) {
 	e, err := m.entry(name)
 	if err != nil {
 		return Change{}, fmt.Errorf("resources: %w", err)
@@ -208,7 +208,7 @@ func (m *Manager) SetResources(name string, req ResourceRequest) (Change, error)
 	if err != nil {
 		return Change{}, fmt.Errorf("resources: %w", err)
 	}
-	ch, err := m.queueOp(name, "resources", func(ctx context.Context, p *progress) error {
+	ch, err := m.queueOp(name, actor, "resources", func(ctx context.Context, p *progress) error {
 		defer m.release(cl)
 		if err := m.changeResources(ctx, p, name, req); err != nil {
 			return fmt.Errorf("resources %q: %w", name, err)

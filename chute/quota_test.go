@@ -77,9 +77,9 @@ func TestQuotaAdmission(t *testing.T) {
 	sleeper := func(name, mem string) []byte {
 		return pkg(t, fmt.Sprintf("name: %s\nversion: 1.0.0\ncommand: [/bin/sleep, \"1000\"]\nresources: {memory: %s}\n", name, mem), nil)
 	}
-	g.mustDo(g.m.Install(context.Background(), bytes.NewReader(sleeper("op", "512Mi")), ""))
-	g.mustDo(g.m.Install(context.Background(), bytes.NewReader(sleeper("other", "512Mi")), "beta"))
-	g.mustDo(g.m.Install(context.Background(), bytes.NewReader(sleeper("a1", "32Mi")), "acme"))
+	g.mustDo(g.m.Install(context.Background(), bytes.NewReader(sleeper("op", "512Mi")), "", ""))
+	g.mustDo(g.m.Install(context.Background(), bytes.NewReader(sleeper("other", "512Mi")), "beta", ""))
+	g.mustDo(g.m.Install(context.Background(), bytes.NewReader(sleeper("a1", "32Mi")), "acme", ""))
 
 	var wg sync.WaitGroup
 	errs := make([]error, 2)
@@ -88,7 +88,7 @@ func TestQuotaAdmission(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			chs[i], errs[i] = g.m.Install(context.Background(), bytes.NewReader(sleeper(fmt.Sprintf("racer%d", i), "32Mi")), "acme")
+			chs[i], errs[i] = g.m.Install(context.Background(), bytes.NewReader(sleeper(fmt.Sprintf("racer%d", i), "32Mi")), "acme", "")
 		}()
 	}
 	wg.Wait()
@@ -106,10 +106,10 @@ func TestQuotaAdmission(t *testing.T) {
 		t.Fatalf("%d racers admitted to the last place, want 1: %v", won, errs)
 	}
 	mem := manifest.Bytes(65 * mi)
-	_, err := g.m.SetResources("a1", ResourceRequest{Policy: Policy{Memory: &mem}})
+	_, err := g.m.SetResources("a1", ResourceRequest{Policy: Policy{Memory: &mem}}, "")
 	if !errors.Is(err, ErrQuota) || !strings.Contains(err.Error(), `memory: 32Mi used by its other chutes, "a1" asks 65Mi, quota 96Mi`) {
 		t.Fatalf("memory beyond the quota: %v", err)
 	}
 	mem = 64 * mi
-	g.mustDo(g.m.SetResources("a1", ResourceRequest{Policy: Policy{Memory: &mem}}))
+	g.mustDo(g.m.SetResources("a1", ResourceRequest{Policy: Policy{Memory: &mem}}, ""))
 }

@@ -125,7 +125,7 @@ func (f *Fake) apply(c chute.Change) {
 }
 
 // queue records a new change on name, refusing if one is still going.
-func (f *Fake) queue(name, action string) (chute.Change, error) {
+func (f *Fake) queue(name string, actor chute.Actor, action string) (chute.Change, error) {
 	for _, ch := range f.changes {
 		if ch.c.Chute == name && !ch.c.Done() {
 			return chute.Change{}, fmt.Errorf("%s: change %d in progress: %w", name, ch.c.ID, chute.ErrConflict)
@@ -133,7 +133,7 @@ func (f *Fake) queue(name, action string) (chute.Change, error) {
 	}
 	ch := &change{
 		c: chute.Change{
-			ID: uint64(len(f.changes) + 1), Chute: name, Owner: f.chutes[name].Owner, Action: action, State: chute.Queued,
+			ID: uint64(len(f.changes) + 1), Chute: name, Owner: f.chutes[name].Owner, Actor: actor, Action: action, State: chute.Queued,
 			Steps: []chute.Step{}, Created: time.Now(),
 		},
 		done: make(chan struct{}),
@@ -198,7 +198,7 @@ func (f *Fake) OwnerOf(name string) (chute.Owner, error) {
 }
 
 // Install implements api.Chutes.
-func (f *Fake) Install(ctx context.Context, pkg io.Reader, owner chute.Owner) (chute.Change, error) {
+func (f *Fake) Install(ctx context.Context, pkg io.Reader, owner chute.Owner, actor chute.Actor) (chute.Change, error) {
 	name, version, err := readPackage(pkg)
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -212,11 +212,11 @@ func (f *Fake) Install(ctx context.Context, pkg io.Reader, owner chute.Owner) (c
 		return chute.Change{}, fmt.Errorf("%s: %w", name, chute.ErrExists)
 	}
 	f.chutes[name] = chute.Info{Name: name, Owner: owner, Version: version, State: chute.Installing, Desired: chute.Running}
-	return f.queue(name, "install")
+	return f.queue(name, actor, "install")
 }
 
 // Update implements api.Chutes.
-func (f *Fake) Update(ctx context.Context, name string, pkg io.Reader, force bool) (chute.Change, error) {
+func (f *Fake) Update(ctx context.Context, name string, pkg io.Reader, force bool, actor chute.Actor) (chute.Change, error) {
 	pkgName, version, err := readPackage(pkg)
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -237,24 +237,30 @@ func (f *Fake) Update(ctx context.Context, name string, pkg io.Reader, force boo
 	}
 	info.Version = version
 	f.chutes[name] = info
-	return f.queue(name, "update")
+	return f.queue(name, actor, "update")
 }
 
 // Remove implements api.Chutes.
-func (f *Fake) Remove(name string, keepData bool) (chute.Change, error) {
-	return f.simple(name, "remove")
+func (f *Fake) Remove(name string, keepData bool, actor chute.Actor) (chute.Change, error) {
+	return f.simple(name, actor, "remove")
 }
 
 // Start implements api.Chutes.
-func (f *Fake) Start(name string) (chute.Change, error) { return f.simple(name, "start") }
+func (f *Fake) Start(name string, actor chute.Actor) (chute.Change, error) {
+	return f.simple(name, actor, "start")
+}
 
 // Stop implements api.Chutes.
-func (f *Fake) Stop(name string) (chute.Change, error) { return f.simple(name, "stop") }
+func (f *Fake) Stop(name string, actor chute.Actor) (chute.Change, error) {
+	return f.simple(name, actor, "stop")
+}
 
 // Restart implements api.Chutes.
-func (f *Fake) Restart(name string) (chute.Change, error) { return f.simple(name, "restart") }
+func (f *Fake) Restart(name string, actor chute.Actor) (chute.Change, error) {
+	return f.simple(name, actor, "restart")
+}
 
-func (f *Fake) simple(name, action string) (chute.Change, error) {
+func (f *Fake) simple(name string, actor chute.Actor, action string) (chute.Change, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.Err != nil {
@@ -263,7 +269,7 @@ func (f *Fake) simple(name, action string) (chute.Change, error) {
 	if _, ok := f.chutes[name]; !ok {
 		return chute.Change{}, fmt.Errorf("%s: %w", name, chute.ErrNotFound)
 	}
-	return f.queue(name, action)
+	return f.queue(name, actor, action)
 }
 
 // Changes implements api.Chutes.
