@@ -1,9 +1,19 @@
 // Package api owns the daemon's HTTP interface: a JSON REST API over the
-// chute manager, authenticated with the operator's bearer token.
+// chute manager, authenticated with the operator's bearer token or a
+// developer's (package tenant).
+//
+// Scope (scope.go): the operator may do everything. A developer installs
+// chutes it then owns, and reaches only its own chutes and their changes:
+// any other answers exactly as one that does not exist (404); GET chutes,
+// changes and info show only its own. The operator's routes (developers,
+// password, flows of the gateway, gateway usage, metrics) answer it 403.
+// Every change records its actor ("operator", "developer:NAME"); every
+// refusal of a developer is logged with it.
 //
 // Every response is JSON except a chute's logs (text/plain). Errors are
 // always {"error": "..."} with a 4xx status that says whose fault it is:
-// 400 bad request, 401 no or wrong token, 404 no such chute/change/route,
+// 400 bad request, 401 no or wrong token, 403 not for this identity or
+// beyond its developer's quota, 404 no such chute/change/route,
 // 405 wrong method, 408 a body sent too slowly, 409 the chute exists or is
 // busy, 413 package too large, 429 too many attempts or uploads from this
 // client, 503 too many uploads in all.
@@ -31,6 +41,7 @@
 //	GET    /api/v1/flows                      {"rules":[...]}: the switch's rules, readable, with counters
 //	GET    /api/v1/chutes/NAME/flows          the rules of one chute (404 when networking is off)
 //	GET    /metrics                           Prometheus; no token with serve --metrics-open
+//	.../developers...                          the operator's; see developers.go
 //
 // A login's session token (see login.go) works like the operator token for
 // 12 hours, except that it cannot set the password.
