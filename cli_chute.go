@@ -51,25 +51,31 @@ var chuteCommands = map[string]subcommand{
 var pollInterval = 200 * time.Millisecond
 
 func chuteMain(env *cliEnv, args []string) int {
+	return dispatch(env, "chute", chuteCommands, args)
+}
+
+// dispatch runs the subcommand of group that args name, or prints the
+// group's usage.
+func dispatch(env *cliEnv, group string, cmds map[string]subcommand, args []string) int {
 	if len(args) > 0 {
-		if sub, ok := chuteCommands[args[0]]; ok {
+		if sub, ok := cmds[args[0]]; ok {
 			run := func(ctx context.Context, env *cliEnv, args []string) error {
-				return sub.run(ctx, env, "chute "+sub.usage, args)
+				return sub.run(ctx, env, group+" "+sub.usage, args)
 			}
 			return runCLI(env, args[0], run, args[1:])
 		}
 		if args[0] != "help" && args[0] != "-h" && args[0] != "--help" {
-			fmt.Fprintf(env.stderr, "paradrop: chute: unknown subcommand %q\n", args[0])
+			fmt.Fprintf(env.stderr, "paradrop: %s: unknown subcommand %q\n", group, args[0])
 		}
 	}
 	fmt.Fprintln(env.stderr, "usage:")
-	names := make([]string, 0, len(chuteCommands))
-	for n := range chuteCommands {
+	names := make([]string, 0, len(cmds))
+	for n := range cmds {
 		names = append(names, n)
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		fmt.Fprintf(env.stderr, "  paradrop chute %s\n", chuteCommands[n].usage)
+		fmt.Fprintf(env.stderr, "  paradrop %s %s\n", group, cmds[n].usage)
 	}
 	return 2
 }
