@@ -307,26 +307,36 @@ func cmdRemove(ctx context.Context, env *cliEnv, usage string, args []string) er
 	return follow(ctx, env, c, q, *noWait, "removed")
 }
 
-func cmdList(ctx context.Context, env *cliEnv, usage string, args []string) error {
+// getList serves a list command that takes --json: it GETs path and
+// prints the daemon's JSON itself, or decodes it into v and returns true
+// for the caller to print it as a table.
+func getList(ctx context.Context, env *cliEnv, usage string, args []string, path string, v any) (bool, error) {
 	fs := flag.NewFlagSet("list", flag.ContinueOnError)
 	asJSON := fs.Bool("json", false, "print the daemon's JSON, for scripts")
 	co := addClientFlags(fs)
 	_, c, err := co.parseArgs(env, fs, usage, args, 0, 0)
 	if err != nil {
-		return err
+		return false, err
 	}
 	var raw json.RawMessage
-	if err := c.call(ctx, "GET", "/api/v1/chutes", nil, nil, 0, &raw); err != nil {
-		return err
+	if err := c.call(ctx, "GET", path, nil, nil, 0, &raw); err != nil {
+		return false, err
 	}
 	if *asJSON {
-		return printJSON(env.stdout, raw)
+		return false, printJSON(env.stdout, raw)
 	}
+	if err := json.Unmarshal(raw, v); err != nil {
+		return false, fmt.Errorf("bad answer: %w", err)
+	}
+	return true, nil
+}
+
+func cmdList(ctx context.Context, env *cliEnv, usage string, args []string) error {
 	var list struct {
 		Chutes []chute.Info `json:"chutes"`
 	}
-	if err := json.Unmarshal(raw, &list); err != nil {
-		return fmt.Errorf("bad answer: %w", err)
+	if table, err := getList(ctx, env, usage, args, "/api/v1/chutes", &list); !table {
+		return err
 	}
 	tw := tabwriter.NewWriter(env.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tVERSION\tSTATE\tPID\tRESTARTS\tUPTIME")

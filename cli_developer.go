@@ -202,25 +202,11 @@ func cmdDeveloperSet(ctx context.Context, env *cliEnv, usage string, args []stri
 }
 
 func cmdDeveloperList(ctx context.Context, env *cliEnv, usage string, args []string) error {
-	fs := flag.NewFlagSet("list", flag.ContinueOnError)
-	asJSON := fs.Bool("json", false, "print the daemon's JSON, for scripts")
-	co := addClientFlags(fs)
-	_, c, err := co.parseArgs(env, fs, usage, args, 0, 0)
-	if err != nil {
-		return err
-	}
-	var raw json.RawMessage
-	if err := c.call(ctx, "GET", "/api/v1/developers", nil, nil, 0, &raw); err != nil {
-		return err
-	}
-	if *asJSON {
-		return printJSON(env.stdout, raw)
-	}
 	var list struct {
 		Developers []tenant.Developer `json:"developers"`
 	}
-	if err := json.Unmarshal(raw, &list); err != nil {
-		return fmt.Errorf("bad answer: %w", err)
+	if table, err := getList(ctx, env, usage, args, "/api/v1/developers", &list); !table {
+		return err
 	}
 	tw := tabwriter.NewWriter(env.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tKEYS\tTOKENS\tQUOTA\tCREATED")

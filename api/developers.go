@@ -74,14 +74,23 @@ type newDeveloper struct {
 	TokenID string `json:"token_id"`
 }
 
-func (s *server) createDeveloper(w http.ResponseWriter, r *http.Request) {
+// specOf reads a developer body; on error it has answered.
+func specOf(w http.ResponseWriter, r *http.Request) (tenant.Spec, bool) {
+	var spec tenant.Spec
 	if _, err := parseQuery(r.URL.RawQuery); err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
-		return
+		return spec, false
 	}
-	var spec tenant.Spec
 	if err := decodeObject(r.Body, maxDeveloperBody, "developer", &spec); err != nil {
 		badBody(w, err)
+		return spec, false
+	}
+	return spec, true
+}
+
+func (s *server) createDeveloper(w http.ResponseWriter, r *http.Request) {
+	spec, ok := specOf(w, r)
+	if !ok {
 		return
 	}
 	d, token, err := s.tenants.Create(spec)
@@ -121,13 +130,8 @@ func (s *server) getDeveloper(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *server) setDeveloper(w http.ResponseWriter, r *http.Request) {
-	if _, err := parseQuery(r.URL.RawQuery); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	var spec tenant.Spec
-	if err := decodeObject(r.Body, maxDeveloperBody, "developer", &spec); err != nil {
-		badBody(w, err)
+	spec, ok := specOf(w, r)
+	if !ok {
 		return
 	}
 	d, err := s.tenants.Set(r.PathValue("dev"), spec)
