@@ -339,7 +339,7 @@ func cmdList(ctx context.Context, env *cliEnv, usage string, args []string) erro
 		return err
 	}
 	tw := tabwriter.NewWriter(env.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tVERSION\tSTATE\tPID\tRESTARTS\tUPTIME")
+	fmt.Fprintln(tw, "NAME\tVERSION\tSTATE\tPID\tRESTARTS\tUPTIME\tOWNER")
 	for _, ch := range list.Chutes {
 		pid, up := "-", "-"
 		if ch.Pid != 0 {
@@ -348,7 +348,11 @@ func cmdList(ctx context.Context, env *cliEnv, usage string, args []string) erro
 		if ch.State == chute.Running && ch.StartedAt != nil {
 			up = shortDuration(time.Since(*ch.StartedAt))
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", ch.Name, ch.Version, ch.State, pid, ch.Restarts, up)
+		owner := "operator"
+		if ch.Owner != "" {
+			owner = "developer:" + string(ch.Owner)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", ch.Name, ch.Version, ch.State, pid, ch.Restarts, up, owner)
 	}
 	return tw.Flush()
 }

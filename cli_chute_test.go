@@ -28,7 +28,7 @@ func TestCLIList(t *testing.T) {
 	f := newCLIFixture(t)
 	started := time.Now().Add(-90 * time.Second)
 	f.fake.Add(chute.Info{Name: "web", Version: "1.2", State: chute.Running, Pid: 4242, StartedAt: &started, Restarts: 2})
-	f.fake.Add(chute.Info{Name: "db", Version: "0.9", State: chute.Stopped})
+	f.fake.Add(chute.Info{Name: "db", Version: "0.9", State: chute.Stopped, Owner: "acme"})
 	if rc := f.run(chuteMain, "list"); rc != 0 {
 		t.Fatalf("rc %d: %s", rc, f.stderr)
 	}
@@ -37,9 +37,9 @@ func TestCLIList(t *testing.T) {
 		rows = append(rows, strings.Fields(l))
 	}
 	want := [][]string{
-		{"NAME", "VERSION", "STATE", "PID", "RESTARTS", "UPTIME"},
-		{"db", "0.9", "stopped", "-", "0", "-"},
-		{"web", "1.2", "running", "4242", "2", "1m30s"},
+		{"NAME", "VERSION", "STATE", "PID", "RESTARTS", "UPTIME", "OWNER"},
+		{"db", "0.9", "stopped", "-", "0", "-", "developer:acme"},
+		{"web", "1.2", "running", "4242", "2", "1m30s", "operator"},
 	}
 	if fmt.Sprint(rows) != fmt.Sprint(want) {
 		t.Errorf("table:\n%s\nwant rows %q", f.stdout, want)
