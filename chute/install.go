@@ -153,7 +153,7 @@ func (m *Manager) install(ctx context.Context, p *progress, s *staged, owner Own
 	p.step("unpacked %s %s", name, man.Version)
 	// Held until the record below holds it, so that two installs cannot
 	// take the same uid range.
-	slot := m.takeSlot(name)
+	slot := m.takeSlot(name, owner)
 	defer m.untake(slot)
 	if err := os.MkdirAll(m.paths.chute(name), 0o711); err != nil {
 		os.RemoveAll(s.dir)

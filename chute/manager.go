@@ -96,6 +96,7 @@ type Manager struct {
 	queues     map[string][]job
 	claims     map[*claim]bool    // admitted changes not yet ended (admit.go)
 	keptSlots  map[string]int     // uid slots reserved for kept data, by name (kept.go)
+	keptOwners map[string]Owner   // whose chute kept the data, by name
 	heldSlots  map[int]bool       // uid slots of installs not yet committed
 	resumed    map[string]*Change // installs a previous daemon left, finished by Run's recovery
 
@@ -128,16 +129,17 @@ func NewManager(cfg Config) (*Manager, error) {
 		return nil, fmt.Errorf("chute manager: memory overcommit %v and memory %d must be more than 0", cfg.MemoryOvercommit, cfg.Memory)
 	}
 	m := &Manager{
-		cfg:       cfg,
-		db:        cfg.DB,
-		paths:     layout{root: cfg.DataDir, cgroupParent: cfg.CgroupParent},
-		chutes:    map[string]*entry{},
-		reserved:  map[string]bool{},
-		changes:   map[uint64]*Change{},
-		queues:    map[string][]job{},
-		claims:    map[*claim]bool{},
-		keptSlots: map[string]int{},
-		heldSlots: map[int]bool{},
+		cfg:        cfg,
+		db:         cfg.DB,
+		paths:      layout{root: cfg.DataDir, cgroupParent: cfg.CgroupParent},
+		chutes:     map[string]*entry{},
+		reserved:   map[string]bool{},
+		changes:    map[uint64]*Change{},
+		queues:     map[string][]job{},
+		claims:     map[*claim]bool{},
+		keptSlots:  map[string]int{},
+		keptOwners: map[string]Owner{},
+		heldSlots:  map[int]bool{},
 	}
 	m.changeCond = sync.NewCond(&m.mu)
 	m.ctx, m.cancel = context.WithCancel(context.Background())

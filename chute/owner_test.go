@@ -5,6 +5,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 )
 
 // A chute keeps the owner it was installed by through updates, restarts
@@ -39,4 +40,28 @@ func TestOwnerKept(t *testing.T) {
 	if l := g.m.List(); len(l) != 1 || l[0].Owner != "acme" {
 		t.Errorf("List = %+v", l)
 	}
+}
+
+// Data kept by one owner's removal is not handed to a chute of the same
+// name installed by another owner: it stays aside for its owner.
+func TestKeptDataStaysWithItsOwner(t *testing.T) {
+	dir := t.TempDir()
+	g := newGateway(t, dir)
+	defer func() { g.removeAll() }() // the last g
+	g.mustDo(g.m.Install(context.Background(), bytes.NewReader(pkg(t, counterV1, nil)), "acme", ""))
+	eventually(t, 10*time.Second, "first run", func() bool { return readData(g, "counter", "n") == "1" })
+	g.mustDo(g.m.Remove("counter", true, ""))
+
+	g.mustDo(g.m.Install(context.Background(), bytes.NewReader(pkg(t, counterV1, nil)), "beta", ""))
+	eventually(t, 10*time.Second, "beta's run", func() bool { return readData(g, "counter", "n") != "" })
+	if n := readData(g, "counter", "n"); n != "1" {
+		t.Fatalf("beta's chute counted %q: it was given acme's kept data", n)
+	}
+	g.mustDo(g.m.Remove("counter", false, ""))
+
+	// A daemon restart keeps whose it is.
+	g.shutdown()
+	g = newGateway(t, dir)
+	g.mustDo(g.m.Install(context.Background(), bytes.NewReader(pkg(t, counterV1, nil)), "acme", ""))
+	eventually(t, 10*time.Second, "acme's second run", func() bool { return readData(g, "counter", "n") == "2" })
 }
