@@ -165,15 +165,21 @@ func New(cfg Config) http.Handler {
 func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	sw := &statusWriter{ResponseWriter: w}
+	var id identity
 	defer func() {
 		s.cfg.Logf("%s %q %d %s", r.Method, r.URL.Path, sw.status(), time.Since(start).Round(time.Microsecond))
+		if !id.operator() && sw.status() >= 400 {
+			// The audit of a developer's refusals: who, and why.
+			s.cfg.Logf("refused %s: %s %q: %d %s", id, r.Method, r.URL.Path, sw.status(), sw.reason)
+		}
 	}()
 
 	h, pattern := s.mux.Handler(r)
 	sc := s.scopes[pattern]
 	open := sc == scopeOpen || pattern == metricsPattern && s.cfg.MetricsOpen
 	if !open {
-		id, err := s.authorize(r)
+		var err error
+		id, err = s.authorize(r)
 		if err != nil {
 			sw.Header().Set("WWW-Authenticate", `Bearer realm="paradrop"`)
 			if r.ContentLength != 0 {
@@ -186,7 +192,6 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// A route without a scope is the operator's: a route added
 		// carelessly fails closed.
 		if !id.operator() && pattern != "" && sc != scopeAny && sc != scopeChute {
-			s.refused(r, id, "operator only")
 			if r.ContentLength != 0 {
 				sw.Header().Set("Connection", "close")
 			}
@@ -227,7 +232,8 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // http.ResponseController reach the real writer's Flush.
 type statusWriter struct {
 	http.ResponseWriter
-	code int
+	code   int
+	reason string // the error answered, for the log
 }
 
 func (w *statusWriter) WriteHeader(code int) {
@@ -275,6 +281,9 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 }
 
 func writeError(w http.ResponseWriter, code int, msg string) {
+	if sw, ok := w.(*statusWriter); ok {
+		sw.reason = msg
+	}
 	writeJSON(w, code, map[string]string{"error": msg})
 }
 

@@ -305,7 +305,6 @@ func (s *server) getChange(w http.ResponseWriter, r *http.Request) {
 	c, err := s.cfg.Chutes.Change(id)
 	if err == nil && !identityOf(r).visible(c.Owner) {
 		// As a change that does not exist.
-		s.refused(r, identityOf(r), "change of another owner")
 		err = fmt.Errorf("change %d: %w", id, chute.ErrNoChange)
 	}
 	if err != nil {

@@ -75,20 +75,14 @@ func (s *server) ownChute(h http.HandlerFunc) http.HandlerFunc {
 				writeError(w, http.StatusBadRequest, err.Error())
 				return
 			}
-			// Both cases take the same path, log line included.
+			// Both cases take the same path.
 			if owner, err := s.cfg.Chutes.OwnerOf(name); err != nil || owner != id.owner() {
-				s.refused(r, id, "no such chute of its own")
 				fail(w, fmt.Errorf("chute %q: %w", name, chute.ErrNotFound))
 				return
 			}
 		}
 		h(w, r)
 	}
-}
-
-// refused logs a call refused to a non-operator.
-func (s *server) refused(r *http.Request, id identity, why string) {
-	s.cfg.Logf("refused %s: %s %q: %s", id, r.Method, r.URL.Path, why)
 }
 
 // withIdentity returns r carrying id.

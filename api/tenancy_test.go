@@ -201,14 +201,14 @@ func TestTenancyMatrix(t *testing.T) {
 						}
 						ts.mu.Lock()
 						defer ts.mu.Unlock()
-						if !strings.Contains(strings.Join(ts.logged, "\n"), "refused developer:"+caller) {
+						if !strings.Contains(strings.Join(ts.logged, "\n"), "refused developer:"+caller+": "+r.method+` "`+path+`": 404 `) {
 							t.Errorf("refusal not logged with its actor: %q", ts.logged)
 						}
 					}
 					if want == http.StatusForbidden {
 						ts.mu.Lock()
 						defer ts.mu.Unlock()
-						if !strings.Contains(strings.Join(ts.logged, "\n"), "refused developer:"+caller) {
+						if !strings.Contains(strings.Join(ts.logged, "\n"), "refused developer:"+caller+": "+r.method+` "`+path+`": 403 only the operator may do this`) {
 							t.Errorf("refusal not logged with its actor: %q", ts.logged)
 						}
 					}
@@ -372,5 +372,10 @@ func TestQuotaRefusedIs403(t *testing.T) {
 	code, body := ts.doToken(t, ts.alpha, "POST", "/api/v1/chutes", "x 1.0\n")
 	if code != http.StatusForbidden || !strings.Contains(errorOf(t, body), "memory: 192Mi used") {
 		t.Fatalf("over quota: %d %s", code, body)
+	}
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	if log := strings.Join(ts.logged, "\n"); !strings.Contains(log, `refused developer:alpha: POST "/api/v1/chutes": 403 install: over quota`) {
+		t.Errorf("the refusal is not in the log with actor and reason:\n%s", log)
 	}
 }
