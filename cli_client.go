@@ -117,6 +117,7 @@ func parseArgs(env *cliEnv, fs *flag.FlagSet, usage string, args []string, minAr
 // back to the environment, then to the defaults.
 type clientOpts struct {
 	server, token, data string
+	fingerprint         string // of an https server's certificate, to pin
 }
 
 func addClientFlags(fs *flag.FlagSet) *clientOpts {
@@ -124,6 +125,7 @@ func addClientFlags(fs *flag.FlagSet) *clientOpts {
 	fs.StringVar(&o.server, "server", "", "daemon URL (default $PARADROP_SERVER or "+defaultServer+")")
 	fs.StringVar(&o.token, "token", "", "operator token (default $PARADROP_TOKEN or the token file in --data)")
 	fs.StringVar(&o.data, "data", "", "daemon's data directory, for its token file (default $PARADROP_DATA or "+defaultDataDir+")")
+	fs.StringVar(&o.fingerprint, "fingerprint", "", "SHA-256 fingerprint of an https server's certificate, pinned in place of the one seen first (see paradrop info)")
 	return o
 }
 
@@ -155,12 +157,30 @@ type client struct {
 	base  string
 	token string
 	hc    *http.Client
+	pin   *gatewayPin // nil over plain HTTP
 }
 
 func (o *clientOpts) client(env *cliEnv) (*client, error) {
 	base := strings.TrimRight(firstOf(o.server, env.getenv("PARADROP_SERVER"), defaultServer), "/")
-	if u, err := url.Parse(base); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+	u, err := url.Parse(base)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, usagef("server %q: want a URL such as %s", base, defaultServer)
+	}
+	// No overall timeout: uploads and followed logs last as long as they
+	// must, and ^C cancels through the context.
+	c := &client{base: base, hc: &http.Client{}}
+	switch {
+	case u.Scheme == "https":
+		if c.pin, err = newGatewayPin(env, u, o.fingerprint); err != nil {
+			return nil, err
+		}
+		c.hc.Transport = c.pin.transport()
+	case !isLoopbackHost(u.Hostname()):
+		// The token would cross the network in the clear, and the daemon
+		// serves only HTTPS there anyway.
+		return nil, usagef("server %q: a gateway off loopback speaks HTTPS only: use https://%s", base, u.Host)
+	case o.fingerprint != "":
+		return nil, usagef("--fingerprint is for https servers; %s is plain HTTP on loopback", base)
 	}
 	token := firstOf(o.token, env.getenv("PARADROP_TOKEN"))
 	if token == "" {
@@ -171,9 +191,8 @@ func (o *clientOpts) client(env *cliEnv) (*client, error) {
 		}
 		token = strings.TrimSpace(string(raw))
 	}
-	// No overall timeout: uploads and followed logs last as long as they
-	// must, and ^C cancels through the context.
-	return &client{base: base, token: token, hc: &http.Client{}}, nil
+	c.token = token
+	return c, nil
 }
 
 // apiError is an error answer from the daemon.
@@ -217,6 +236,11 @@ func (c *client) open(ctx context.Context, method, path string, q url.Values, bo
 	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	if json.Unmarshal(raw, &e) != nil || e.Error == "" {
 		e.Error = fmt.Sprintf("%s %s: %s", method, path, resp.Status)
+		// net/http's answer to plain HTTP on a TLS listener (serve
+		// --listen on every address serves HTTPS on loopback too).
+		if strings.Contains(string(raw), "HTTP request to an HTTPS server") {
+			e.Error = fmt.Sprintf("daemon at %s serves HTTPS there: use --server %s", c.base, strings.Replace(c.base, "http://", "https://", 1))
+		}
 	}
 	return nil, &apiError{status: resp.StatusCode, msg: e.Error}
 }

@@ -15,6 +15,7 @@ import (
 
 	"paradrop/api"
 	"paradrop/sdn"
+	"paradrop/tlscert"
 )
 
 // apiPort is the API's port on the default addresses.
@@ -111,13 +112,19 @@ func freebind(_, _ string, c syscall.RawConn) error {
 	return nil
 }
 
-// serveAPI serves srv on every listener. The channel gets the end of each:
-// nil after a shutdown, else why serving it failed.
-func serveAPI(srv *api.Server, lns []net.Listener) <-chan error {
+// serveAPI serves srv on every listener, HTTPS with cert on those that are
+// not loopback (servesTLS; cert is then not nil). The channel gets the end
+// of each: nil after a shutdown, else why serving it failed.
+func serveAPI(srv *api.Server, lns []net.Listener, cert *tlscert.Cert) <-chan error {
 	served := make(chan error, len(lns))
 	for _, ln := range lns {
 		go func() {
-			err := srv.Serve(ln)
+			var err error
+			if servesTLS(ln) {
+				err = srv.ServeTLS(ln, cert.TLS)
+			} else {
+				err = srv.Serve(ln)
+			}
 			if errors.Is(err, http.ErrServerClosed) {
 				err = nil
 			}

@@ -32,7 +32,7 @@ func init() {
 	})
 }
 
-const serveUsage = "serve [--data DIR] [--listen ADDR,...] [--max-upload BYTES] [--cgroup-parent PATH] [--memory-overcommit RATIO] [--gateway-ports LIST] [--metrics-open] [connection limits] [network flags]"
+const serveUsage = "serve [--data DIR] [--listen ADDR,...] [--max-upload BYTES] [--cgroup-parent PATH] [--memory-overcommit RATIO] [--gateway-ports LIST] [--metrics-open] [--tls-cert FILE --tls-key FILE] [connection limits] [network flags]"
 
 // serveOptions configure the daemon.
 type serveOptions struct {
@@ -50,6 +50,7 @@ type serveOptions struct {
 	gatewayPorts []chute.GatewayPort
 	limits       api.Limits // what clients may hold; zero fields take api.DefaultLimits
 	maxUnpacked  int64      // bytes all uploads being unpacked may take at once
+	tls          tlsOptions // the HTTPS listeners' certificate
 
 	// network connects chutes through Open vSwitch; nil gives them
 	// loopback only.
@@ -78,6 +79,7 @@ func cmdServe(ctx context.Context, env *cliEnv, args []string) error {
 	bytesFlag(fs, &opts.maxUpload, "max-upload", "largest package accepted, e.g. 256Mi (default 256Mi)")
 	bytesFlag(fs, &opts.maxUnpacked, "max-unpacked", "bytes all packages being unpacked at once may take on the data filesystem, which also keeps 5% free, e.g. 1Gi (default 1Gi)")
 	apiLimitFlags(fs, &opts.limits)
+	tlsFlags(fs, &opts.tls)
 	fs.Func("memory-overcommit", fmt.Sprintf("how many times the gateway's memory the chutes' memory limits may add up to (default %g)", chute.DefaultOvercommit), func(s string) (err error) {
 		opts.overcommit, err = strconv.ParseFloat(s, 64)
 		if err == nil && !(opts.overcommit > 0 && opts.overcommit <= 100) {
@@ -92,6 +94,9 @@ func cmdServe(ctx context.Context, env *cliEnv, args []string) error {
 	}
 	if err := checkLimits(opts.limits); err != nil {
 		return usagef("%v", err)
+	}
+	if err := opts.tls.check(); err != nil {
+		return err
 	}
 	if *withNetwork {
 		opts.network = netCfg
@@ -141,6 +146,10 @@ func serve(ctx context.Context, opts serveOptions) error {
 			ln.Close()
 		}
 	}()
+	cert, err := apiCertificate(opts.tls, opts.dataDir, lns, opts.logf)
+	if err != nil {
+		return err
+	}
 
 	exe, err := os.Executable()
 	if err != nil {
@@ -155,6 +164,9 @@ func serve(ctx context.Context, opts serveOptions) error {
 	apiCfg := api.Config{
 		DB: db, Version: buildVersion(), Started: time.Now(),
 		MaxUpload: opts.maxUpload, Logf: opts.logf, MetricsOpen: opts.metricsOpen, Limits: opts.limits,
+	}
+	if cert != nil {
+		apiCfg.TLSFingerprint = cert.Fingerprint.String()
 	}
 	if opts.network != nil {
 		cfg := *opts.network
@@ -191,9 +203,9 @@ func serve(ctx context.Context, opts serveOptions) error {
 	mux.Handle("/", webui.Handler())
 	srv := api.NewServer(reqCtx, mux, opts.limits)
 	srv.RegisterOnShutdown(cancelReqs)
-	served := serveAPI(srv, lns)
+	served := serveAPI(srv, lns, cert)
 	for _, ln := range lns {
-		opts.logf("API listening on %s", ln.Addr())
+		opts.logf("API listening on %s", listenLog(ln))
 	}
 	if opts.ready != nil {
 		opts.ready(lns[0].Addr())

@@ -22,7 +22,7 @@
 // Endpoints (all but health need "Authorization: Bearer TOKEN"):
 //
 //	GET    /api/v1/health                     {"status":"ok"}
-//	GET    /api/v1/info                       version, uptime, kernel, cgroup mode
+//	GET    /api/v1/info                       version, uptime, kernel, cgroup mode, TLS fingerprint
 //	GET    /api/v1/chutes                     {"chutes":[...]}
 //	POST   /api/v1/chutes                     body: package; installs it
 //	GET    /api/v1/chutes/NAME
@@ -106,6 +106,9 @@ type Config struct {
 	// a token, for a Prometheus on a trusted network.
 	Metrics     prometheus.Collector
 	MetricsOpen bool
+	// TLSFingerprint is that of the HTTPS listeners' certificate (OpenSSL's
+	// form), shown by GET /api/v1/info; empty when none serves HTTPS.
+	TLSFingerprint string
 	// Limits caps concurrent uploads (MaxUploads, MaxUploadsPerClient); the
 	// rest of it applies to the Server.
 	Limits Limits

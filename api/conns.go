@@ -1,6 +1,7 @@
 package api
 
 import (
+	"crypto/tls"
 	"net"
 	"net/http"
 	"sync"
@@ -99,6 +100,9 @@ func (l *connLimiter) forget(c *limitedConn) {
 // connState is the http.Server's ConnState hook: it marks which
 // connections may be closed to make room.
 func (l *connLimiter) connState(c net.Conn, st http.ConnState) {
+	if tc, ok := c.(*tls.Conn); ok {
+		c = tc.NetConn()
+	}
 	lc, ok := c.(*limitedConn)
 	if !ok {
 		return

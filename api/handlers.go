@@ -28,6 +28,10 @@ type infoResponse struct {
 	Kernel        string `json:"kernel"`
 	CgroupMode    string `json:"cgroup_mode"`
 	Chutes        int    `json:"chutes"`
+
+	// TLSFingerprint is the HTTPS certificate's SHA-256, for clients to
+	// check what they pinned against; absent without HTTPS listeners.
+	TLSFingerprint string `json:"tls_fingerprint,omitempty"`
 }
 
 func (s *server) info(w http.ResponseWriter, r *http.Request) {
@@ -49,6 +53,8 @@ func (s *server) info(w http.ResponseWriter, r *http.Request) {
 		Kernel:        strings.TrimSpace(string(kernel)),
 		CgroupMode:    mode,
 		Chutes:        len(s.visibleChutes(identityOf(r))),
+
+		TLSFingerprint: s.cfg.TLSFingerprint,
 	})
 }
 

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -107,6 +108,20 @@ func NewServer(base context.Context, h http.Handler, lim Limits) *Server {
 // Serve serves ln, its connections counted against the limits.
 func (s *Server) Serve(ln net.Listener) error {
 	return s.Server.Serve(limitedListener{Listener: ln, l: s.conns})
+}
+
+// ServeTLS serves HTTPS on ln with cert. Connections are counted before
+// their handshake, so the limits hold for TLS as for plain connections, and
+// net/http bounds the handshake by the header timeout. Only HTTP/1.1 is
+// offered: HTTP/2 would carry many requests on one connection, past what
+// the per-connection limits count.
+func (s *Server) ServeTLS(ln net.Listener, cert tls.Certificate) error {
+	cfg := &tls.Config{
+		Certificates: []tls.Certificate{cert},
+		MinVersion:   tls.VersionTLS12,
+		NextProtos:   []string{"http/1.1"},
+	}
+	return s.Server.Serve(tls.NewListener(limitedListener{Listener: ln, l: s.conns}, cfg))
 }
 
 // progressRule applies the StallTimeout rule to the bodies and responses
