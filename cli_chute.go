@@ -51,25 +51,31 @@ var chuteCommands = map[string]subcommand{
 var pollInterval = 200 * time.Millisecond
 
 func chuteMain(env *cliEnv, args []string) int {
+	return dispatch(env, "chute", chuteCommands, args)
+}
+
+// dispatch runs the subcommand of group that args name, or prints the
+// group's usage.
+func dispatch(env *cliEnv, group string, cmds map[string]subcommand, args []string) int {
 	if len(args) > 0 {
-		if sub, ok := chuteCommands[args[0]]; ok {
+		if sub, ok := cmds[args[0]]; ok {
 			run := func(ctx context.Context, env *cliEnv, args []string) error {
-				return sub.run(ctx, env, "chute "+sub.usage, args)
+				return sub.run(ctx, env, group+" "+sub.usage, args)
 			}
 			return runCLI(env, args[0], run, args[1:])
 		}
 		if args[0] != "help" && args[0] != "-h" && args[0] != "--help" {
-			fmt.Fprintf(env.stderr, "paradrop: chute: unknown subcommand %q\n", args[0])
+			fmt.Fprintf(env.stderr, "paradrop: %s: unknown subcommand %q\n", group, args[0])
 		}
 	}
 	fmt.Fprintln(env.stderr, "usage:")
-	names := make([]string, 0, len(chuteCommands))
-	for n := range chuteCommands {
+	names := make([]string, 0, len(cmds))
+	for n := range cmds {
 		names = append(names, n)
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		fmt.Fprintf(env.stderr, "  paradrop chute %s\n", chuteCommands[n].usage)
+		fmt.Fprintf(env.stderr, "  paradrop %s %s\n", group, cmds[n].usage)
 	}
 	return 2
 }
@@ -319,29 +325,39 @@ func cmdRemove(ctx context.Context, env *cliEnv, usage string, args []string) er
 	return follow(ctx, env, c, q, *noWait, "removed")
 }
 
-func cmdList(ctx context.Context, env *cliEnv, usage string, args []string) error {
+// getList serves a list command that takes --json: it GETs path and
+// prints the daemon's JSON itself, or decodes it into v and returns true
+// for the caller to print it as a table.
+func getList(ctx context.Context, env *cliEnv, usage string, args []string, path string, v any) (bool, error) {
 	fs := flag.NewFlagSet("list", flag.ContinueOnError)
 	asJSON := fs.Bool("json", false, "print the daemon's JSON, for scripts")
 	co := addClientFlags(fs)
 	_, c, err := co.parseArgs(env, fs, usage, args, 0, 0)
 	if err != nil {
-		return err
+		return false, err
 	}
 	var raw json.RawMessage
-	if err := c.call(ctx, "GET", "/api/v1/chutes", nil, nil, 0, &raw); err != nil {
-		return err
+	if err := c.call(ctx, "GET", path, nil, nil, 0, &raw); err != nil {
+		return false, err
 	}
 	if *asJSON {
-		return printJSON(env.stdout, raw)
+		return false, printJSON(env.stdout, raw)
 	}
+	if err := json.Unmarshal(raw, v); err != nil {
+		return false, fmt.Errorf("bad answer: %w", err)
+	}
+	return true, nil
+}
+
+func cmdList(ctx context.Context, env *cliEnv, usage string, args []string) error {
 	var list struct {
 		Chutes []chute.Info `json:"chutes"`
 	}
-	if err := json.Unmarshal(raw, &list); err != nil {
-		return fmt.Errorf("bad answer: %w", err)
+	if table, err := getList(ctx, env, usage, args, "/api/v1/chutes", &list); !table {
+		return err
 	}
 	tw := tabwriter.NewWriter(env.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tVERSION\tSTATE\tPID\tRESTARTS\tUPTIME")
+	fmt.Fprintln(tw, "NAME\tVERSION\tSTATE\tPID\tRESTARTS\tUPTIME\tOWNER")
 	for _, ch := range list.Chutes {
 		pid, up := "-", "-"
 		if ch.Pid != 0 {
@@ -350,7 +366,11 @@ func cmdList(ctx context.Context, env *cliEnv, usage string, args []string) erro
 		if ch.State == chute.Running && ch.StartedAt != nil {
 			up = shortDuration(time.Since(*ch.StartedAt))
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", ch.Name, ch.Version, ch.State, pid, ch.Restarts, up)
+		owner := "operator"
+		if ch.Owner != "" {
+			owner = "developer:" + string(ch.Owner)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", ch.Name, ch.Version, ch.State, pid, ch.Restarts, up, owner)
 	}
 	return tw.Flush()
 }
@@ -457,6 +477,9 @@ func cmdChanges(ctx context.Context, env *cliEnv, usage string, args []string) e
 			return fmt.Errorf("bad answer: %w", err)
 		}
 		fmt.Fprintf(env.stdout, "change %d: %s %s: %s\n", ch.ID, ch.Action, ch.Chute, ch.State)
+		if ch.Actor != "" {
+			fmt.Fprintf(env.stdout, "by %s\n", ch.Actor)
+		}
 		for _, s := range ch.Steps {
 			fmt.Fprintf(env.stdout, "  %s  %s\n", s.Time.Local().Format(time.TimeOnly), s.Message)
 		}
@@ -472,9 +495,13 @@ func cmdChanges(ctx context.Context, env *cliEnv, usage string, args []string) e
 		return fmt.Errorf("bad answer: %w", err)
 	}
 	tw := tabwriter.NewWriter(env.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tCHUTE\tACTION\tSTATE\tCREATED\tERROR")
+	fmt.Fprintln(tw, "ID\tCHUTE\tACTION\tACTOR\tSTATE\tCREATED\tERROR")
 	for _, ch := range list.Changes {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", ch.ID, ch.Chute, ch.Action, ch.State,
+		actor := string(ch.Actor)
+		if actor == "" {
+			actor = "-" // a change recorded before changes named their actor
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", ch.ID, ch.Chute, ch.Action, actor, ch.State,
 			ch.Created.Local().Format(time.DateTime), ch.Error)
 	}
 	return tw.Flush()

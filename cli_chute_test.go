@@ -28,7 +28,7 @@ func TestCLIList(t *testing.T) {
 	f := newCLIFixture(t)
 	started := time.Now().Add(-90 * time.Second)
 	f.fake.Add(chute.Info{Name: "web", Version: "1.2", State: chute.Running, Pid: 4242, StartedAt: &started, Restarts: 2})
-	f.fake.Add(chute.Info{Name: "db", Version: "0.9", State: chute.Stopped})
+	f.fake.Add(chute.Info{Name: "db", Version: "0.9", State: chute.Stopped, Owner: "acme"})
 	if rc := f.run(chuteMain, "list"); rc != 0 {
 		t.Fatalf("rc %d: %s", rc, f.stderr)
 	}
@@ -37,9 +37,9 @@ func TestCLIList(t *testing.T) {
 		rows = append(rows, strings.Fields(l))
 	}
 	want := [][]string{
-		{"NAME", "VERSION", "STATE", "PID", "RESTARTS", "UPTIME"},
-		{"db", "0.9", "stopped", "-", "0", "-"},
-		{"web", "1.2", "running", "4242", "2", "1m30s"},
+		{"NAME", "VERSION", "STATE", "PID", "RESTARTS", "UPTIME", "OWNER"},
+		{"db", "0.9", "stopped", "-", "0", "-", "developer:acme"},
+		{"web", "1.2", "running", "4242", "2", "1m30s", "operator"},
 	}
 	if fmt.Sprint(rows) != fmt.Sprint(want) {
 		t.Errorf("table:\n%s\nwant rows %q", f.stdout, want)
@@ -280,7 +280,7 @@ func TestCLIChanges(t *testing.T) {
 	f := newCLIFixture(t)
 	f.fake.Add(chute.Info{Name: "web"})
 	f.fake.Hold = true
-	f.fake.Stop("web")
+	f.fake.Stop("web", "operator")
 	f.fake.Step(1, "stopping")
 	f.fake.Finish(1, "did not stop")
 	if rc := f.run(changesMain); rc != 0 {
@@ -288,13 +288,13 @@ func TestCLIChanges(t *testing.T) {
 	}
 	lines := strings.Split(strings.TrimSpace(f.stdout.String()), "\n")
 	if len(lines) != 2 || !strings.HasPrefix(lines[0], "ID") || !strings.HasPrefix(lines[1], "1 ") ||
-		!strings.Contains(lines[1], "stop") || !strings.HasSuffix(lines[1], "did not stop") {
+		!strings.Contains(lines[1], "stop") || !strings.Contains(lines[1], " operator ") || !strings.HasSuffix(lines[1], "did not stop") {
 		t.Errorf("table:\n%s", f.stdout)
 	}
 	if rc := f.run(changesMain, "1"); rc != 0 {
 		t.Fatalf("rc %d: %s", rc, f.stderr)
 	}
-	if out := f.stdout.String(); !strings.HasPrefix(out, "change 1: stop web: failed\n") ||
+	if out := f.stdout.String(); !strings.HasPrefix(out, "change 1: stop web: failed\nby operator\n") ||
 		!strings.Contains(out, "  stopping\n") || !strings.HasSuffix(out, "error: did not stop\n") {
 		t.Errorf("one change:\n%s", out)
 	}

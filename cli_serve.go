@@ -21,6 +21,7 @@ import (
 	"paradrop/chute/manifest"
 	"paradrop/sdn"
 	"paradrop/store"
+	"paradrop/tenant"
 	"paradrop/webui"
 )
 
@@ -166,6 +167,7 @@ func serve(ctx context.Context, opts serveOptions) error {
 		DataDir: opts.dataDir, DB: db, Executable: exe, MaxUpload: opts.maxUpload, Logf: opts.logf,
 		CgroupParent: opts.cgroups, MemoryOvercommit: opts.overcommit, Unpack: archive.NewSpace(opts.dataDir, opts.maxUnpacked),
 		GatewayPorts: ownPorts(opts.gatewayPorts, listenerAddrs(lns), ""), Allow: opts.allow,
+		Quota:        developerQuota(tenant.New(db)),
 	}
 	apiCfg := api.Config{
 		DB: db, Version: buildVersion(), Started: time.Now(),
@@ -297,4 +299,21 @@ func networkFlags(fs *flag.FlagSet) (*sdn.Config, *bool) {
 		return err
 	})
 	return cfg, on
+}
+
+// developerQuota gives the chute manager the quota the operator set for a
+// developer. A developer deleted with chutes left has none: the operator
+// now manages them.
+func developerQuota(reg *tenant.Registry) func(chute.Owner) (chute.Quota, error) {
+	return func(o chute.Owner) (chute.Quota, error) {
+		d, err := reg.Get(string(o))
+		if errors.Is(err, tenant.ErrNotFound) {
+			return chute.Quota{}, nil
+		}
+		if err != nil {
+			return chute.Quota{}, err
+		}
+		q := d.Quota
+		return chute.Quota{Chutes: q.Chutes, CPU: q.CPU, Memory: int64(q.Memory), Disk: int64(q.Disk), Egress: uint64(q.Egress)}, nil
+	}
 }

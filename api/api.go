@@ -1,9 +1,19 @@
 // Package api owns the daemon's HTTP interface: a JSON REST API over the
-// chute manager, authenticated with the operator's bearer token.
+// chute manager, authenticated with the operator's bearer token or a
+// developer's (package tenant).
+//
+// Scope (scope.go): the operator may do everything. A developer installs
+// chutes it then owns, and reaches only its own chutes and their changes:
+// any other answers exactly as one that does not exist (404); GET chutes,
+// changes and info show only its own. The operator's routes (developers,
+// password, flows of the gateway, gateway usage, metrics) answer it 403.
+// Every change records its actor ("operator", "developer:NAME"); every
+// refusal of a developer is logged with it.
 //
 // Every response is JSON except a chute's logs (text/plain). Errors are
 // always {"error": "..."} with a 4xx status that says whose fault it is:
-// 400 bad request, 401 no or wrong token, 404 no such chute/change/route,
+// 400 bad request, 401 no or wrong token, 403 not for this identity or
+// beyond its developer's quota, 404 no such chute/change/route,
 // 405 wrong method, 408 a body sent too slowly, 409 the chute exists or is
 // busy, 413 package too large, 429 too many attempts or uploads from this
 // client, 503 too many uploads in all.
@@ -31,6 +41,7 @@
 //	GET    /api/v1/flows                      {"rules":[...]}: the switch's rules, readable, with counters
 //	GET    /api/v1/chutes/NAME/flows          the rules of one chute (404 when networking is off)
 //	GET    /metrics                           Prometheus; no token with serve --metrics-open
+//	.../developers...                          the operator's; see developers.go
 //
 // A login's session token (see login.go) works like the operator token for
 // 12 hours, except that it cannot set the password.
@@ -54,6 +65,7 @@ import (
 	"paradrop/chute/manifest"
 	"paradrop/chute/signature"
 	"paradrop/store"
+	"paradrop/tenant"
 	"paradrop/usage"
 )
 
@@ -62,19 +74,20 @@ import (
 type Chutes interface {
 	List() []chute.Info
 	Get(name string) (chute.Info, error)
-	Install(ctx context.Context, pkg io.Reader, seal chute.Seal) (chute.Change, error)
-	Update(ctx context.Context, name string, pkg io.Reader, force bool, seal chute.Seal) (chute.Change, error)
-	Remove(name string, keepData bool) (chute.Change, error)
-	Start(name string) (chute.Change, error)
-	Stop(name string) (chute.Change, error)
-	Restart(name string) (chute.Change, error)
+	Install(ctx context.Context, pkg io.Reader, o chute.Origin) (chute.Change, error)
+	OwnerOf(name string) (chute.Owner, error)
+	Update(ctx context.Context, name string, pkg io.Reader, force bool, o chute.Origin) (chute.Change, error)
+	Remove(name string, keepData bool, actor chute.Actor) (chute.Change, error)
+	Start(name string, actor chute.Actor) (chute.Change, error)
+	Stop(name string, actor chute.Actor) (chute.Change, error)
+	Restart(name string, actor chute.Actor) (chute.Change, error)
 	Changes() []chute.Change
 	Change(id uint64) (chute.Change, error)
 	WaitChange(ctx context.Context, id uint64) (chute.Change, error)
 	Logs(ctx context.Context, name string, tail int, follow bool, w io.Writer) error
 	Usage(window time.Duration) (usage.Series, error)
 	Resources(name string) (manifest.Resources, error)
-	SetResources(name string, req chute.ResourceRequest) (chute.Change, error)
+	SetResources(name string, req chute.ResourceRequest, actor chute.Actor) (chute.Change, error)
 }
 
 var _ Chutes = (*chute.Manager)(nil)
@@ -112,6 +125,8 @@ type server struct {
 	mux     *http.ServeMux
 	logins  *logins  // password sessions and the login rate limit (login.go)
 	uploads *uploads // concurrent package uploads (uploads.go)
+	tenants *tenant.Registry
+	scopes  map[string]scope // by mux pattern (scope.go)
 }
 
 // New returns the API handler.
@@ -119,28 +134,35 @@ func New(cfg Config) http.Handler {
 	if cfg.Logf == nil {
 		cfg.Logf = func(string, ...any) {}
 	}
-	s := &server{cfg: cfg, mux: http.NewServeMux(), logins: newLogins(), uploads: newUploads(cfg.Limits.withDefaults())}
-	s.mux.HandleFunc(healthPattern, s.health)
-	s.mux.HandleFunc("GET /api/v1/info", s.info)
-	s.mux.HandleFunc("GET /api/v1/chutes", s.listChutes)
-	s.mux.HandleFunc("POST /api/v1/chutes", s.install)
-	s.mux.HandleFunc("GET /api/v1/chutes/{name}", s.getChute)
-	s.mux.HandleFunc("PUT /api/v1/chutes/{name}", s.update)
-	s.mux.HandleFunc("DELETE /api/v1/chutes/{name}", s.remove)
-	s.mux.HandleFunc("POST /api/v1/chutes/{name}/start", s.action(Chutes.Start))
-	s.mux.HandleFunc("POST /api/v1/chutes/{name}/stop", s.action(Chutes.Stop))
-	s.mux.HandleFunc("POST /api/v1/chutes/{name}/restart", s.action(Chutes.Restart))
-	s.mux.HandleFunc("GET /api/v1/chutes/{name}/logs", s.logs)
-	s.mux.HandleFunc("GET /api/v1/changes", s.listChanges)
-	s.mux.HandleFunc("GET /api/v1/changes/{id}", s.getChange)
+	s := &server{
+		cfg: cfg, mux: http.NewServeMux(), logins: newLogins(), uploads: newUploads(cfg.Limits.withDefaults()),
+		scopes: map[string]scope{},
+	}
+	if cfg.DB != nil {
+		s.tenants = tenant.New(cfg.DB)
+	}
+	s.handle(healthPattern, scopeOpen, s.health)
+	s.handle("GET /api/v1/info", scopeAny, s.info)
+	s.handle("GET /api/v1/chutes", scopeAny, s.listChutes)
+	s.handle("POST /api/v1/chutes", scopeAny, s.install)
+	s.handle("GET /api/v1/chutes/{name}", scopeChute, s.getChute)
+	s.handle("PUT /api/v1/chutes/{name}", scopeChute, s.update)
+	s.handle("DELETE /api/v1/chutes/{name}", scopeChute, s.remove)
+	s.handle("POST /api/v1/chutes/{name}/start", scopeChute, s.action(Chutes.Start))
+	s.handle("POST /api/v1/chutes/{name}/stop", scopeChute, s.action(Chutes.Stop))
+	s.handle("POST /api/v1/chutes/{name}/restart", scopeChute, s.action(Chutes.Restart))
+	s.handle("GET /api/v1/chutes/{name}/logs", scopeChute, s.logs)
+	s.handle("GET /api/v1/changes", scopeAny, s.listChanges)
+	s.handle("GET /api/v1/changes/{id}", scopeAny, s.getChange)
 	s.routeLogin()
 	s.routeFlows()
-	s.mux.HandleFunc("GET /api/v1/gateway/usage", s.gatewayUsage)
-	s.mux.HandleFunc("GET /api/v1/chutes/{name}/usage", s.chuteUsage)
-	s.mux.HandleFunc("GET /api/v1/chutes/{name}/resources", s.getResources)
-	s.mux.HandleFunc("PUT /api/v1/chutes/{name}/resources", s.setResources)
+	s.routeDevelopers()
+	s.handle("GET /api/v1/gateway/usage", scopeOperator, s.gatewayUsage)
+	s.handle("GET /api/v1/chutes/{name}/usage", scopeChute, s.chuteUsage)
+	s.handle("GET /api/v1/chutes/{name}/resources", scopeChute, s.getResources)
+	s.handle("PUT /api/v1/chutes/{name}/resources", scopeChute, s.setResources)
 	if cfg.Metrics != nil {
-		s.mux.Handle(metricsPattern, metricsHandler(cfg.Metrics, cfg.Version, cfg.Started))
+		s.handle(metricsPattern, scopeOperator, metricsHandler(cfg.Metrics, cfg.Version, cfg.Started).ServeHTTP)
 	}
 	return s
 }
@@ -150,14 +172,22 @@ func New(cfg Config) http.Handler {
 func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	sw := &statusWriter{ResponseWriter: w}
+	var id identity
 	defer func() {
 		s.cfg.Logf("%s %q %d %s", r.Method, r.URL.Path, sw.status(), time.Since(start).Round(time.Microsecond))
+		if !id.operator() && sw.status() >= 400 {
+			// The audit of a developer's refusals: who, and why.
+			s.cfg.Logf("refused %s: %s %q: %d %s", id, r.Method, r.URL.Path, sw.status(), sw.reason)
+		}
 	}()
 
 	h, pattern := s.mux.Handler(r)
-	open := pattern == healthPattern || pattern == loginPattern || pattern == metricsPattern && s.cfg.MetricsOpen
+	sc := s.scopes[pattern]
+	open := sc == scopeOpen || pattern == metricsPattern && s.cfg.MetricsOpen
 	if !open {
-		if err := s.authorize(r); err != nil {
+		var err error
+		id, err = s.authorize(r)
+		if err != nil {
 			sw.Header().Set("WWW-Authenticate", `Bearer realm="paradrop"`)
 			if r.ContentLength != 0 {
 				// Do not read a stranger's body to keep the connection.
@@ -166,6 +196,16 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			writeError(sw, http.StatusUnauthorized, err.Error())
 			return
 		}
+		// A route without a scope is the operator's: a route added
+		// carelessly fails closed.
+		if !id.operator() && pattern != "" && sc != scopeAny && sc != scopeChute {
+			if r.ContentLength != 0 {
+				sw.Header().Set("Connection", "close")
+			}
+			writeError(sw, http.StatusForbidden, "only the operator may do this")
+			return
+		}
+		r = withIdentity(r, id)
 	}
 	if pattern == "" {
 		// No route: let the mux decide between 404 and 405 (and set Allow),
@@ -199,7 +239,8 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // http.ResponseController reach the real writer's Flush.
 type statusWriter struct {
 	http.ResponseWriter
-	code int
+	code   int
+	reason string // the error answered, for the log
 }
 
 func (w *statusWriter) WriteHeader(code int) {
@@ -247,6 +288,9 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 }
 
 func writeError(w http.ResponseWriter, code int, msg string) {
+	if sw, ok := w.(*statusWriter); ok {
+		sw.reason = msg
+	}
 	writeJSON(w, code, map[string]string{"error": msg})
 }
 
@@ -258,11 +302,13 @@ func fail(w http.ResponseWriter, err error) {
 func statusOf(err error) int {
 	var tooBig *http.MaxBytesError
 	switch {
-	case errors.Is(err, chute.ErrNotFound):
+	case errors.Is(err, chute.ErrNotFound), errors.Is(err, tenant.ErrNotFound), errors.Is(err, tenant.ErrNoToken):
 		return http.StatusNotFound
-	case errors.Is(err, chute.ErrExists), errors.Is(err, chute.ErrConflict):
+	case errors.Is(err, chute.ErrExists), errors.Is(err, chute.ErrConflict), errors.Is(err, tenant.ErrExists):
 		return http.StatusConflict
-	case errors.Is(err, chute.ErrInvalid), errors.Is(err, signature.ErrMalformed):
+	case errors.Is(err, chute.ErrQuota):
+		return http.StatusForbidden
+	case errors.Is(err, chute.ErrInvalid), errors.Is(err, tenant.ErrInvalid), errors.Is(err, signature.ErrMalformed):
 		return http.StatusBadRequest
 	case errors.Is(err, chute.ErrForbidden),
 		errors.Is(err, signature.ErrMissing), errors.Is(err, signature.ErrUnknownKey), errors.Is(err, signature.ErrBadSignature):

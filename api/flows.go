@@ -29,14 +29,14 @@ type flowsResponse struct {
 // included) and GET /api/v1/chutes/{name}/flows (one chute's), both
 // {"rules": [...]} with the switch's counters.
 func (s *server) routeFlows() {
-	s.mux.HandleFunc("GET /api/v1/flows", func(w http.ResponseWriter, r *http.Request) {
+	s.handle("GET /api/v1/flows", scopeOperator, func(w http.ResponseWriter, r *http.Request) {
 		if _, err := parseQuery(r.URL.RawQuery); err != nil {
 			writeError(w, http.StatusBadRequest, err.Error())
 			return
 		}
 		s.flows(w, r, "")
 	})
-	s.mux.HandleFunc("GET /api/v1/chutes/{name}/flows", func(w http.ResponseWriter, r *http.Request) {
+	s.handle("GET /api/v1/chutes/{name}/flows", scopeChute, func(w http.ResponseWriter, r *http.Request) {
 		if name, _, ok := nameAndQuery(w, r); ok {
 			s.flows(w, r, name)
 		}

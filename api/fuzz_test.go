@@ -10,9 +10,12 @@ import (
 	"testing"
 	"time"
 
+	"aead.dev/minisign"
+
 	"paradrop/api/apitest"
 	"paradrop/chute"
 	"paradrop/store"
+	"paradrop/tenant"
 )
 
 func FuzzParseQuery(f *testing.F) {
@@ -70,6 +73,10 @@ func FuzzHandler(f *testing.F) {
 	f.Add(uint8(0), "chutes/../info", "", []byte(nil))
 	f.Add(uint8(2), "chutes/web/resources", "wait=1", []byte(`{"cpu_max":0.5,"memory":"32Mi","bandwidth":{"egress":"5Mbit"}}`))
 	f.Add(uint8(2), "chutes/web/resources", "", []byte(`{"memory":-1,"bogus":true}`))
+	f.Add(uint8(1), "developers", "", []byte(`{"name":"acme","quota":{"chutes":3,"memory":"256Mi"}}`))
+	f.Add(uint8(2), "developers/acme", "", []byte(`{"keys":["x"]}`))
+	f.Add(uint8(1), "developers/acme/tokens", "", []byte(`{"expires":"2001-01-01T00:00:00Z"}`))
+	f.Add(uint8(3), "developers/acme", "chutes=remove", []byte(nil))
 	f.Fuzz(func(t *testing.T, m uint8, path, rawQuery string, body []byte) {
 		req := httptest.NewRequestWithContext(ctx, methods[int(m)%len(methods)], "/", bytes.NewReader(body))
 		req.URL.Path = "/api/v1/" + path
@@ -81,6 +88,41 @@ func FuzzHandler(f *testing.F) {
 		case c/100 == 2, c/100 == 4, c == http.StatusMovedPermanently, c == http.StatusTemporaryRedirect, c == http.StatusPermanentRedirect:
 		default:
 			t.Fatalf("%s %s?%s: %d %s", req.Method, req.URL.Path, rawQuery, c, rec.Body)
+		}
+	})
+}
+
+// FuzzDeveloperBody: whatever a developer body holds, it is refused or
+// becomes a spec within the rules: a valid name, at most MaxKeys keys each a
+// minisign key line, no negative quota.
+func FuzzDeveloperBody(f *testing.F) {
+	for _, s := range []string{
+		`{"name":"acme","keys":["RWQf6LRCGA9i53mlYecO4IzT51TGPpvWucNSCh1CBM0QTaLn73Y7GFO3"],"quota":{"chutes":3,"cpu":1.5,"memory":"256Mi","disk":"512Mi","egress":"20Mbit"},"allow":{"unsigned":false,"devices":[],"capabilities":[]}}`,
+		`{"name":"a","quota":{"memory":-1}}`, `{"name":"a"}{}`, `{"name":"a","keys":[""]}`, `{"quota":{"cpu":1e400}}`,
+		`{"name":"a","quota":{"cpu":-0}}`, `{"name":"a","keys":null}`, "\x00",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		var spec tenant.Spec
+		if err := decodeObject(bytes.NewReader(body), maxDeveloperBody, "developer", &spec); err != nil {
+			return
+		}
+		if err := spec.Validate(); err != nil {
+			return
+		}
+		if len(spec.Keys) > tenant.MaxKeys || spec.Quota.Chutes < 0 || spec.Quota.CPU < 0 || spec.Quota.Memory < 0 || spec.Quota.Disk < 0 {
+			t.Fatalf("accepted %+v", spec)
+		}
+		for _, k := range spec.Keys {
+			var pk minisign.PublicKey
+			if pk.UnmarshalText([]byte(k)) != nil || pk.String() != k {
+				t.Fatalf("accepted key %q", k)
+			}
+		}
+		again := spec
+		if again.Validate() != nil || len(again.Name) == 0 || len(again.Name) > 32 {
+			t.Fatalf("accepted name %q", spec.Name)
 		}
 	})
 }

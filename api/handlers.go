@@ -52,7 +52,7 @@ func (s *server) info(w http.ResponseWriter, r *http.Request) {
 		UptimeSeconds: int64(time.Since(s.cfg.Started).Seconds()),
 		Kernel:        strings.TrimSpace(string(kernel)),
 		CgroupMode:    mode,
-		Chutes:        len(s.cfg.Chutes.List()),
+		Chutes:        len(s.visibleChutes(identityOf(r))),
 
 		TLSFingerprint: s.cfg.TLSFingerprint,
 	})
@@ -63,11 +63,19 @@ func (s *server) listChutes(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	list := s.cfg.Chutes.List()
-	if list == nil {
-		list = []chute.Info{} // [] rather than null for scripts
+	writeJSON(w, http.StatusOK, map[string][]chute.Info{"chutes": s.visibleChutes(identityOf(r))})
+}
+
+// visibleChutes is every chute for the operator, its own for a developer;
+// [] rather than null for scripts.
+func (s *server) visibleChutes(id identity) []chute.Info {
+	list := []chute.Info{}
+	for _, c := range s.cfg.Chutes.List() {
+		if id.visible(c.Owner) {
+			list = append(list, c)
+		}
 	}
-	writeJSON(w, http.StatusOK, map[string][]chute.Info{"chutes": list})
+	return list
 }
 
 // nameAndQuery validates the {name} path value and the query; on error it
@@ -113,10 +121,10 @@ func (s *server) install(w http.ResponseWriter, r *http.Request) {
 	if !s.uploads.begin(w, r) {
 		return
 	}
-	pkg, seal, err := sealedUpload(r, s.cfg.Signing)
 	var c chute.Change
+	o, pkg, err := s.origin(r)
 	if err == nil {
-		c, err = s.cfg.Chutes.Install(r.Context(), pkg, seal)
+		c, err = s.cfg.Chutes.Install(r.Context(), pkg, o)
 	}
 	s.uploads.end(r)
 	s.answerChange(w, r, wait, c, err)
@@ -135,10 +143,10 @@ func (s *server) update(w http.ResponseWriter, r *http.Request) {
 	if !s.uploads.begin(w, r) {
 		return
 	}
-	pkg, seal, err := sealedUpload(r, s.cfg.Signing)
 	var c chute.Change
+	o, pkg, err := s.origin(r)
 	if err == nil {
-		c, err = s.cfg.Chutes.Update(r.Context(), name, pkg, force, seal)
+		c, err = s.cfg.Chutes.Update(r.Context(), name, pkg, force, o)
 	}
 	s.uploads.end(r)
 	s.answerChange(w, r, wait, c, err)
@@ -154,12 +162,12 @@ func (s *server) remove(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	c, err := s.cfg.Chutes.Remove(name, keep)
+	c, err := s.cfg.Chutes.Remove(name, keep, identityOf(r).actor())
 	s.answerChange(w, r, wait, c, err)
 }
 
 // action serves start, stop and restart, which differ only in the method.
-func (s *server) action(do func(Chutes, string) (chute.Change, error)) http.HandlerFunc {
+func (s *server) action(do func(Chutes, string, chute.Actor) (chute.Change, error)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		name, q, ok := nameAndQuery(w, r, "wait")
 		if !ok {
@@ -170,7 +178,7 @@ func (s *server) action(do func(Chutes, string) (chute.Change, error)) http.Hand
 			writeError(w, http.StatusBadRequest, err.Error())
 			return
 		}
-		c, err := do(s.cfg.Chutes, name)
+		c, err := do(s.cfg.Chutes, name, identityOf(r).actor())
 		s.answerChange(w, r, wait, c, err)
 	}
 }
@@ -287,9 +295,12 @@ func (s *server) listChanges(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	list := s.cfg.Chutes.Changes()
-	if list == nil {
-		list = []chute.Change{}
+	id := identityOf(r)
+	list := []chute.Change{}
+	for _, c := range s.cfg.Chutes.Changes() {
+		if id.visible(c.Owner) {
+			list = append(list, c)
+		}
 	}
 	writeJSON(w, http.StatusOK, map[string][]chute.Change{"changes": list})
 }
@@ -306,6 +317,10 @@ func (s *server) getChange(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c, err := s.cfg.Chutes.Change(id)
+	if err == nil && !identityOf(r).visible(c.Owner) {
+		// As a change that does not exist.
+		err = fmt.Errorf("change %d: %w", id, chute.ErrNoChange)
+	}
 	if err != nil {
 		fail(w, err)
 		return

@@ -268,8 +268,8 @@ type loginResponse struct {
 
 // routeLogin adds the login and password endpoints.
 func (s *server) routeLogin() {
-	s.mux.HandleFunc(loginPattern, s.login)
-	s.mux.HandleFunc(passwordPattern, s.setPassword)
+	s.handle(loginPattern, scopeOpen, s.login)
+	s.handle(passwordPattern, scopeOperator, s.setPassword)
 }
 
 func (s *server) login(w http.ResponseWriter, r *http.Request) {

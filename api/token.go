@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"paradrop/store"
+	"paradrop/tenant"
 )
 
 // tokenHashKey is the store.Meta key of the operator token's SHA-256. Only
@@ -87,29 +88,39 @@ func hashToken(token string) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// authorize checks the request's bearer token against the stored hash. The
-// hash is read on each request so that a token replaced in the store takes
-// effect without a restart; with no hash at all nobody gets in.
-func (s *server) authorize(r *http.Request) error {
+// authorize finds who the request's bearer token is: the operator (its
+// token, checked against the stored hash, or a password session) or a
+// developer (package tenant). Hashes are read on each request so that a
+// token replaced or revoked in the store takes effect at once; with no
+// operator hash at all nobody gets in.
+func (s *server) authorize(r *http.Request) (identity, error) {
 	auth := r.Header.Get("Authorization")
 	scheme, token, ok := strings.Cut(auth, " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
-		return errors.New("missing bearer token (see operator.token in the daemon's data directory)")
+		return identity{}, errors.New("missing bearer token (see operator.token in the daemon's data directory)")
 	}
+	invalid := errors.New("invalid token")
 	if s.cfg.DB == nil {
-		return errors.New("invalid token")
+		return identity{}, invalid
 	}
 	var want string
 	if err := s.cfg.DB.Get(store.Meta, tokenHashKey, &want); err != nil {
 		if !errors.Is(err, store.ErrNotFound) {
 			s.cfg.Logf("check operator token: %v", err)
 		}
-		return errors.New("invalid token")
+		return identity{}, invalid
 	}
 	token = strings.TrimSpace(token)
 	got := hashToken(token)
-	if subtle.ConstantTimeCompare([]byte(got), []byte(want)) != 1 && !s.logins.valid(token) {
-		return errors.New("invalid token")
+	if subtle.ConstantTimeCompare([]byte(got), []byte(want)) == 1 || s.logins.valid(token) {
+		return identity{}, nil
 	}
-	return nil
+	name, err := s.tenants.Lookup(token)
+	if err != nil {
+		if !errors.Is(err, tenant.ErrDenied) {
+			s.cfg.Logf("check developer token: %v", err)
+		}
+		return identity{}, invalid
+	}
+	return identity{developer: name}, nil
 }

@@ -1,10 +1,6 @@
 package api
 
 import (
-	"encoding/json"
-	"errors"
-	"fmt"
-	"io"
 	"math"
 	"net/http"
 	"runtime"
@@ -156,44 +152,21 @@ func (s *server) setResources(w http.ResponseWriter, r *http.Request) {
 	}
 	// A policy is a few lines: do not let a body of --max-upload be held
 	// in memory to decode it.
-	req, err := decodeResources(http.MaxBytesReader(nil, r.Body, maxPolicyBody))
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			fail(w, err)
-			return
-		}
-		writeError(w, http.StatusBadRequest, err.Error())
+	var req chute.ResourceRequest
+	if err := decodeObject(r.Body, maxPolicyBody, "resources", &req); err != nil {
+		badBody(w, err)
 		return
 	}
 	if err := req.Validate(); err != nil {
 		fail(w, err)
 		return
 	}
-	c, err := s.cfg.Chutes.SetResources(name, req)
+	c, err := s.cfg.Chutes.SetResources(name, req, identityOf(r).actor())
 	s.answerChange(w, r, wait, c, err)
 }
 
 // maxPolicyBody is the largest resource policy body accepted.
 const maxPolicyBody = 64 << 10
-
-// decodeResources reads one JSON object and nothing else; an unknown field
-// is refused so that a typo does not silently leave a limit unchanged.
-func decodeResources(body io.Reader) (chute.ResourceRequest, error) {
-	var req chute.ResourceRequest
-	dec := json.NewDecoder(body)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		if errors.Is(err, io.EOF) {
-			return req, errors.New("resources: empty body, want a JSON object")
-		}
-		return req, fmt.Errorf("resources: %w", err)
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return req, errors.New("resources: more than one JSON value in the body")
-	}
-	return req, nil
-}
 
 // metricsHandler serves the collector in the Prometheus text format, from a
 // registry of its own so that nothing but paradrop's series shows, with the

@@ -254,7 +254,7 @@ func (b *fig3Bed) close() error {
 
 // remove removes a chute through the manager and waits for it.
 func (b *fig3Bed) remove(name string) error {
-	ch, err := b.m.Remove(name, false)
+	ch, err := b.m.Remove(name, false, "")
 	if err != nil {
 		return err
 	}

@@ -67,6 +67,11 @@ type claim struct {
 	name   string
 	disk   int64 // quota of /data; 0 leaves it as it is
 	memory int64 // memory promised
+	// For the owner's quota (quota.go): the chute's owner, cpu_max and
+	// egress limit.
+	owner  Owner
+	cpu    float64
+	egress uint64
 }
 
 // holding is what one chute name is promised and has.
@@ -74,6 +79,9 @@ type holding struct {
 	disk      int64 // quota of /data: the largest of record, image and claims
 	diskAlloc int64 // blocks its image has taken on the data filesystem
 	memory    int64
+	owner     Owner
+	cpu       float64
+	egress    uint64
 }
 
 // promise is the part of the quota not yet taken from the filesystem.
@@ -136,8 +144,18 @@ func (m *Manager) admit(c claim) (*claim, error) {
 	if err != nil {
 		return nil, fmt.Errorf("admission: %w", err)
 	}
-	if err := fit(r, m.holdings(), c); err != nil {
+	hs := m.holdings()
+	if err := fit(r, hs, c); err != nil {
 		return nil, err
+	}
+	if c.owner != "" {
+		q, err := m.quotaOf(c.owner)
+		if err != nil {
+			return nil, fmt.Errorf("admission: %w", err)
+		}
+		if err := fitQuota(c.owner, q, hs, c); err != nil {
+			return nil, err
+		}
 	}
 	m.mu.Lock()
 	m.claims[&c] = true
@@ -185,12 +203,13 @@ func (m *Manager) holdings() map[string]holding {
 	m.mu.Lock()
 	for name, e := range m.chutes {
 		res := e.rec.Policy.apply(e.rec.Manifest.Resources)
-		hs[name] = holding{disk: int64(res.Disk), memory: memoryOf(res)}
+		hs[name] = holding{disk: int64(res.Disk), memory: memoryOf(res), owner: e.rec.Owner, cpu: res.CPUMax, egress: uint64(res.Bandwidth.Egress)}
 		images[name] = m.paths.dataImage(name)
 	}
 	for c := range m.claims {
 		h := hs[c.name]
 		h.disk, h.memory = max(h.disk, c.disk), max(h.memory, c.memory)
+		h.owner, h.cpu, h.egress = c.owner, max(h.cpu, c.cpu), max(h.egress, c.egress)
 		hs[c.name] = h
 	}
 	m.mu.Unlock()

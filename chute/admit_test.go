@@ -107,7 +107,7 @@ func TestDiskAdmissionOnSmallFilesystem(t *testing.T) {
 	g := newGatewayWith(t, smallDataDir(t, 64*mi), func(c *Config) { c.Memory = 1 << 30 })
 	defer g.removeAll()
 
-	_, err := g.m.Install(context.Background(), bytes.NewReader(pkg(t, diskChute("huge", "1Gi"), nil)), Seal{})
+	_, err := g.m.Install(context.Background(), bytes.NewReader(pkg(t, diskChute("huge", "1Gi"), nil)), Origin{})
 	if !errors.Is(err, ErrNoRoom) || !errors.Is(err, ErrConflict) || !strings.Contains(err.Error(), `disk: "huge" asks 1Gi for /data, at most `) {
 		t.Fatalf("1Gi on a 64Mi filesystem: %v, want ErrNoRoom naming disk", err)
 	}
@@ -125,7 +125,7 @@ func TestDiskAdmissionOnSmallFilesystem(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			chs[i], errs[i] = g.m.Install(context.Background(), bytes.NewReader(pkg(t, diskChute(fmt.Sprintf("racer%d", i), "16Mi"), nil)), Seal{})
+			chs[i], errs[i] = g.m.Install(context.Background(), bytes.NewReader(pkg(t, diskChute(fmt.Sprintf("racer%d", i), "16Mi"), nil)), Origin{})
 		}()
 	}
 	wg.Wait()
@@ -169,14 +169,14 @@ func TestDiskAdmissionOnSmallFilesystem(t *testing.T) {
 	}
 	// Nor can an update grow a quota past it.
 	up := strings.Replace(diskChute("first", "1Gi"), "1.0.0", "1.1.0", 1)
-	_, err = g.m.Update(context.Background(), "first", bytes.NewReader(pkg(t, up, nil)), false, Seal{})
+	_, err = g.m.Update(context.Background(), "first", bytes.NewReader(pkg(t, up, nil)), false, Origin{})
 	if !errors.Is(err, ErrNoRoom) || !strings.Contains(err.Error(), `disk: "first" asks 1Gi for /data`) {
 		t.Errorf("update to 1Gi: %v", err)
 	}
 
 	// Removing the first chute gives its space back to the loser.
 	loser := fmt.Sprintf("racer%d", 1-won)
-	g.mustDo(g.m.Remove("first", false))
+	g.mustDo(g.m.Remove("first", false, ""))
 	g.install(pkg(t, diskChute(loser, "16Mi"), nil))
 }
 
@@ -192,26 +192,26 @@ func TestMemoryAdmission(t *testing.T) {
 		{"memory: 1Ti", `memory: "big" asks 1Ti (the larger of memory and tmp), at most 384Mi fits (gateway memory 256Mi × overcommit 1.5`},
 		{"tmp: 1Ti", `memory: "big" asks 1Ti`},
 	} {
-		_, err := g.m.Install(context.Background(), bytes.NewReader(man("big", "1.0.0", c.res)), Seal{})
+		_, err := g.m.Install(context.Background(), bytes.NewReader(man("big", "1.0.0", c.res)), Origin{})
 		if !errors.Is(err, ErrNoRoom) || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: %v, want %q", c.res, err, c.want)
 		}
 	}
 	g.install(man("a", "1.0.0", "memory: 256Mi"))
-	if _, err := g.m.Install(context.Background(), bytes.NewReader(man("b", "1.0.0", "memory: 129Mi")), Seal{}); !errors.Is(err, ErrNoRoom) {
+	if _, err := g.m.Install(context.Background(), bytes.NewReader(man("b", "1.0.0", "memory: 129Mi")), Origin{}); !errors.Is(err, ErrNoRoom) {
 		t.Errorf("129Mi with 128Mi left: %v", err)
 	}
 	g.install(man("b", "1.0.0", "memory: 64Mi"))
-	_, err := g.m.Update(context.Background(), "b", bytes.NewReader(man("b", "1.1.0", "memory: 200Mi")), false, Seal{})
+	_, err := g.m.Update(context.Background(), "b", bytes.NewReader(man("b", "1.1.0", "memory: 200Mi")), false, Origin{})
 	if !errors.Is(err, ErrNoRoom) || !strings.Contains(err.Error(), "at most 128Mi fits") {
 		t.Errorf("update to 200Mi with 128Mi for it: %v", err)
 	}
-	_, err = g.m.SetResources("a", ResourceRequest{Policy: Policy{Memory: ptr(manifest.Bytes(400 * mi))}})
+	_, err = g.m.SetResources("a", ResourceRequest{Policy: Policy{Memory: ptr(manifest.Bytes(400 * mi))}}, "")
 	if !errors.Is(err, ErrNoRoom) || !strings.Contains(err.Error(), "at most 320Mi fits") {
 		t.Errorf("policy raise to 400Mi with 320Mi for it: %v", err)
 	}
-	g.mustDo(g.m.SetResources("a", ResourceRequest{Policy: Policy{Memory: ptr(manifest.Bytes(128 * mi))}}))
-	g.mustDo(g.m.Update(context.Background(), "b", bytes.NewReader(man("b", "1.1.0", "memory: 200Mi")), false, Seal{}))
+	g.mustDo(g.m.SetResources("a", ResourceRequest{Policy: Policy{Memory: ptr(manifest.Bytes(128 * mi))}}, ""))
+	g.mustDo(g.m.Update(context.Background(), "b", bytes.NewReader(man("b", "1.1.0", "memory: 200Mi")), false, Origin{}))
 }
 
 // A quota the manifest accepts is one a volume can be made of: else the

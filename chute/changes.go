@@ -39,9 +39,9 @@ func (p *progress) step(format string, args ...any) {
 	})
 }
 
-// newChange records a queued change.
-func (m *Manager) newChange(name, action string) (*Change, error) {
-	c := &Change{Chute: name, Action: action, State: Queued, Created: time.Now().UTC(), Steps: []Step{}}
+// newChange records a queued change of a chute of owner, asked by actor.
+func (m *Manager) newChange(name string, owner Owner, actor Actor, action string) (*Change, error) {
+	c := &Change{Chute: name, Owner: owner, Actor: actor, Action: action, State: Queued, Created: time.Now().UTC(), Steps: []Step{}}
 	err := m.db.Update(func(tx *store.Tx) error {
 		id, err := tx.NextID(store.Changes)
 		if err != nil {

@@ -35,9 +35,18 @@ var (
 	ErrNoChange error = &kindError{msg: "no such change", kind: ErrNotFound}
 )
 
+// Owner is the developer a chute belongs to, by name; the operator's
+// chutes have none ("").
+type Owner string
+
+// Actor is who asks for a change, as the audit names it: "operator",
+// "developer:NAME".
+type Actor string
+
 // Info is what the API shows of a chute.
 type Info struct {
 	Name      string     `json:"name"`
+	Owner     Owner      `json:"owner,omitempty"`
 	Version   string     `json:"version"`
 	State     State      `json:"state"`
 	Desired   State      `json:"desired"`
@@ -78,6 +87,8 @@ type Step struct {
 type Change struct {
 	ID      uint64      `json:"id"`
 	Chute   string      `json:"chute"`
+	Owner   Owner       `json:"owner,omitempty"` // the chute's, when the change was made
+	Actor   Actor       `json:"actor,omitempty"` // who asked for it
 	Action  string      `json:"action"`
 	State   ChangeState `json:"state"`
 	Steps   []Step      `json:"steps"`

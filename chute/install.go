@@ -120,23 +120,34 @@ func (m *Manager) place(s *staged, name string, slot int, changeID uint64) (stri
 	return dir, nil
 }
 
-// Install reads a package and queues its installation, for the operator:
-// with the privileges of Config.Allow.
-func (m *Manager) Install(ctx context.Context, pkg io.Reader, seal Seal) (Change, error) {
-	return m.InstallAllowed(ctx, pkg, seal, m.cfg.Allow)
+// Origin is where a package comes from: who sends it, its signature, and
+// the privileges its sender may grant the chute.
+type Origin struct {
+	Owner Owner       // of a new chute ("" the operator); an update keeps the chute's
+	Actor Actor       // recorded on the change
+	Seal  Seal        // the package's signature and the keys it must verify against
+	Allow *Privileges // what the chute may ask for; nil: Config.Allow, the operator's
 }
 
-// InstallAllowed reads a package and queues its installation, refusing a
-// chute that asks for privileges allow does not have. The upload is
-// unpacked and validated before it returns, so a bad package is an error
-// here, not a failed change.
-func (m *Manager) InstallAllowed(ctx context.Context, pkg io.Reader, seal Seal, allow Privileges) (Change, error) {
-	s, err := m.stage(ctx, pkg, seal)
+func (m *Manager) allowed(o Origin) Privileges {
+	if o.Allow != nil {
+		return *o.Allow
+	}
+	return m.cfg.Allow
+}
+
+// Install reads a package and queues its installation, refusing a chute
+// that asks for privileges o does not allow. The upload is unpacked and
+// validated before it returns, so a bad package is an error here, not a
+// failed change.
+func (m *Manager) Install(ctx context.Context, pkg io.Reader, o Origin) (Change, error) {
+	owner, actor := o.Owner, o.Actor
+	s, err := m.stage(ctx, pkg, o.Seal)
 	if err != nil {
 		return Change{}, fmt.Errorf("install: %w", err)
 	}
 	name := s.manifest.Name
-	if err := errors.Join(allow.Permits(s.manifest), m.checkPorts(s.manifest)); err != nil {
+	if err := errors.Join(m.allowed(o).Permits(s.manifest), m.checkPorts(s.manifest)); err != nil {
 		os.RemoveAll(s.dir)
 		return Change{}, fmt.Errorf("install: %w", err)
 	}
@@ -149,13 +160,13 @@ func (m *Manager) InstallAllowed(ctx context.Context, pkg io.Reader, seal Seal, 
 	}
 	m.reserved[name] = true
 	m.mu.Unlock()
-	cl, err := m.admit(claimOf(s.manifest, nil))
+	cl, err := m.admit(claimOf(s.manifest, nil, owner))
 	if err != nil {
 		m.unreserve(name)
 		os.RemoveAll(s.dir)
 		return Change{}, fmt.Errorf("install: %w", err)
 	}
-	ch, err := m.newChange(name, "install")
+	ch, err := m.newChange(name, owner, actor, "install")
 	if err != nil {
 		m.release(cl)
 		m.unreserve(name)
@@ -165,7 +176,7 @@ func (m *Manager) InstallAllowed(ctx context.Context, pkg io.Reader, seal Seal, 
 	m.enqueue(name, job{change: ch, run: func(ctx context.Context, p *progress) error {
 		defer m.unreserve(name)
 		defer m.release(cl)
-		return m.install(ctx, p, s, ch.ID)
+		return m.install(ctx, p, s, owner, ch.ID)
 	}})
 	return m.Change(ch.ID)
 }
@@ -176,12 +187,12 @@ func (m *Manager) unreserve(name string) {
 	m.mu.Unlock()
 }
 
-func (m *Manager) install(ctx context.Context, p *progress, s *staged, changeID uint64) error {
+func (m *Manager) install(ctx context.Context, p *progress, s *staged, owner Owner, changeID uint64) error {
 	name, man := s.manifest.Name, s.manifest
 	p.step("unpacked %s %s", name, man.Version)
 	// Held until the record below holds it, so that two installs cannot
 	// take the same uid range.
-	slot := m.takeSlot(name)
+	slot := m.takeSlot(name, owner)
 	defer m.untake(slot)
 	if err := os.MkdirAll(m.paths.chute(name), 0o711); err != nil {
 		os.RemoveAll(s.dir)
@@ -194,7 +205,7 @@ func (m *Manager) install(ctx context.Context, p *progress, s *staged, changeID 
 		return fmt.Errorf("install %q: %w", name, err)
 	}
 	ip, mac := m.address(slot, name)
-	rec := record{Name: name, Version: man.Version, Dir: dir, Manifest: man, Desired: Running, State: Stopped, Slot: slot, IP: ip, MAC: mac, SignedBy: s.signedBy}
+	rec := record{Name: name, Owner: owner, Version: man.Version, Dir: dir, Manifest: man, Desired: Running, State: Stopped, Slot: slot, IP: ip, MAC: mac, SignedBy: s.signedBy}
 	// The record is the commit point: a crash before it leaves only a
 	// directory that start-up removes; after it, a whole chute.
 	if err := m.db.Put(store.Chutes, name, rec); err != nil {
@@ -236,20 +247,15 @@ func (m *Manager) forget(name string, keepData bool) error {
 	return nil
 }
 
-// Update reads a new package for name and queues the update, for the
-// operator: with the privileges of Config.Allow.
-func (m *Manager) Update(ctx context.Context, name string, pkg io.Reader, force bool, seal Seal) (Change, error) {
-	return m.UpdateAllowed(ctx, name, pkg, force, seal, m.cfg.Allow)
-}
-
-// UpdateAllowed reads a new package for name and queues the update,
-// refusing a version that asks for privileges allow does not have. A
-// version that is not newer than the installed one needs force.
-func (m *Manager) UpdateAllowed(ctx context.Context, name string, pkg io.Reader, force bool, seal Seal, allow Privileges) (Change, error) {
+// Update reads a new package for name and queues the update, refusing a
+// version that asks for privileges o does not allow. A version that is not
+// newer than the installed one needs force.
+func (m *Manager) Update(ctx context.Context, name string, pkg io.Reader, force bool, o Origin) (Change, error) {
+	actor := o.Actor
 	if _, err := m.entry(name); err != nil {
 		return Change{}, fmt.Errorf("update: %w", err)
 	}
-	s, err := m.stage(ctx, pkg, seal)
+	s, err := m.stage(ctx, pkg, o.Seal)
 	if err != nil {
 		return Change{}, fmt.Errorf("update %q: %w", name, err)
 	}
@@ -260,7 +266,7 @@ func (m *Manager) UpdateAllowed(ctx context.Context, name string, pkg io.Reader,
 	if s.manifest.Name != name {
 		return fail(fmt.Errorf("%w: package is chute %q", ErrInvalid, s.manifest.Name))
 	}
-	if err := errors.Join(allow.Permits(s.manifest), m.checkPorts(s.manifest)); err != nil {
+	if err := errors.Join(m.allowed(o).Permits(s.manifest), m.checkPorts(s.manifest)); err != nil {
 		return fail(err)
 	}
 	e, err := m.entry(name)
@@ -268,18 +274,18 @@ func (m *Manager) UpdateAllowed(ctx context.Context, name string, pkg io.Reader,
 		return fail(err)
 	}
 	m.mu.Lock()
-	old, pol := e.rec.Version, e.rec.Policy
+	old, pol, owner := e.rec.Version, e.rec.Policy, e.rec.Owner
 	m.mu.Unlock()
 	// Checked here to refuse at once, and again when the update runs: an
 	// update queued before this one may have installed a newer version.
 	if err := checkNewer(s.manifest.Version, old, force); err != nil {
 		return fail(err)
 	}
-	cl, err := m.admit(claimOf(s.manifest, pol))
+	cl, err := m.admit(claimOf(s.manifest, pol, owner))
 	if err != nil {
 		return fail(err)
 	}
-	ch, err := m.newChange(name, "update")
+	ch, err := m.newChange(name, owner, actor, "update")
 	if err != nil {
 		m.release(cl)
 		return fail(err)
@@ -291,11 +297,14 @@ func (m *Manager) UpdateAllowed(ctx context.Context, name string, pkg io.Reader,
 	return m.Change(ch.ID)
 }
 
-// claimOf is what a chute of manifest man under the operator's policy pol
-// will hold.
-func claimOf(man *manifest.Manifest, pol *Policy) claim {
+// claimOf is what a chute of owner, of manifest man under the operator's
+// policy pol, will hold.
+func claimOf(man *manifest.Manifest, pol *Policy, owner Owner) claim {
 	res := pol.apply(man.Resources)
-	return claim{name: man.Name, disk: int64(res.Disk), memory: memoryOf(res)}
+	return claim{
+		name: man.Name, disk: int64(res.Disk), memory: memoryOf(res),
+		owner: owner, cpu: res.CPUMax, egress: uint64(res.Bandwidth.Egress),
+	}
 }
 
 // checkNewer enforces the version rule of updates: a version that is not
@@ -386,12 +395,13 @@ func (m *Manager) rollback(ctx context.Context, p *progress, name string, old re
 // later install of the same name.
 // A removal asked while the chute is being installed waits for the
 // install, on the chute's queue, then removes what it installed.
-func (m *Manager) Remove(name string, keepData bool) (Change, error) {
+func (m *Manager) Remove(name string, keepData bool, actor Actor) (Change, error) {
 	m.mu.Lock()
 	installing := m.reserved[name]
 	m.mu.Unlock()
 	if installing {
-		ch, err := m.newChange(name, "remove")
+		// Only the operator sees a chute being installed (Get does not).
+		ch, err := m.newChange(name, "", actor, "remove")
 		if err != nil {
 			return Change{}, err
 		}
@@ -404,7 +414,7 @@ func (m *Manager) Remove(name string, keepData bool) (Change, error) {
 		}})
 		return m.Change(ch.ID)
 	}
-	return m.queueOp(name, "remove", func(ctx context.Context, p *progress) error {
+	return m.queueOp(name, actor, "remove", func(ctx context.Context, p *progress) error {
 		return m.remove(ctx, p, name, keepData)
 	})
 }
@@ -421,8 +431,8 @@ func (m *Manager) remove(ctx context.Context, p *progress, name string, keepData
 }
 
 // Start queues a start and makes running the desired state.
-func (m *Manager) Start(name string) (Change, error) {
-	return m.queueOp(name, "start", func(ctx context.Context, p *progress) error {
+func (m *Manager) Start(name string, actor Actor) (Change, error) {
+	return m.queueOp(name, actor, "start", func(ctx context.Context, p *progress) error {
 		e, err := m.entry(name)
 		if err != nil {
 			return err
@@ -433,16 +443,16 @@ func (m *Manager) Start(name string) (Change, error) {
 }
 
 // Stop queues a stop and makes stopped the desired state.
-func (m *Manager) Stop(name string) (Change, error) {
-	return m.queueOp(name, "stop", func(ctx context.Context, p *progress) error {
+func (m *Manager) Stop(name string, actor Actor) (Change, error) {
+	return m.queueOp(name, actor, "stop", func(ctx context.Context, p *progress) error {
 		m.save(name, func(r *record) { r.Desired = Stopped })
 		return m.stopChute(ctx, p, name)
 	})
 }
 
 // Restart queues a stop then a start.
-func (m *Manager) Restart(name string) (Change, error) {
-	return m.queueOp(name, "restart", func(ctx context.Context, p *progress) error {
+func (m *Manager) Restart(name string, actor Actor) (Change, error) {
+	return m.queueOp(name, actor, "restart", func(ctx context.Context, p *progress) error {
 		if err := m.stopChute(ctx, p, name); err != nil {
 			return err
 		}
@@ -455,11 +465,15 @@ func (m *Manager) Restart(name string) (Change, error) {
 	})
 }
 
-func (m *Manager) queueOp(name, action string, run func(context.Context, *progress) error) (Change, error) {
-	if _, err := m.entry(name); err != nil {
+func (m *Manager) queueOp(name string, actor Actor, action string, run func(context.Context, *progress) error) (Change, error) {
+	e, err := m.entry(name)
+	if err != nil {
 		return Change{}, fmt.Errorf("%s: %w", action, err)
 	}
-	ch, err := m.newChange(name, action)
+	m.mu.Lock()
+	owner := e.rec.Owner
+	m.mu.Unlock()
+	ch, err := m.newChange(name, owner, actor, action)
 	if err != nil {
 		return Change{}, err
 	}

@@ -14,7 +14,9 @@ import (
 // so the slot stays reserved for the kept volume (no other chute is given
 // those ids, or its address) and a later install of the same name takes it
 // back: the chute finds its files its own. The slot is written next to the
-// image, so a daemon restart keeps the reservation.
+// image, with the chute's owner, so a daemon restart keeps the reservation.
+// Only an install by the same owner takes kept data back: a developer
+// installing a chute of another's old name starts empty.
 
 // loadKept reads the slots of the kept volumes; a slot file whose image is
 // gone (a crash between the two renames) is dropped. One it cannot read
@@ -31,19 +33,22 @@ func (m *Manager) loadKept() error {
 			continue
 		}
 		raw, err := os.ReadFile(f)
-		slot, perr := strconv.Atoi(strings.TrimSpace(string(raw)))
+		// "SLOT\n", then "OWNER\n" if a developer's.
+		slotLine, owner, _ := strings.Cut(string(raw), "\n")
+		slot, perr := strconv.Atoi(strings.TrimSpace(slotLine))
 		if err != nil || perr != nil || slot < 1 {
 			m.logf("kept data of %q: cannot read its uid slot (%v %q); it is not reserved", name, err, raw)
 			continue
 		}
 		m.keptSlots[name] = slot
+		m.keptOwners[name] = Owner(strings.TrimSpace(owner))
 	}
 	return nil
 }
 
-// keep sets the chute's /data image aside for a later install of name,
-// with slot reserved for it. The volume is unmounted.
-func (m *Manager) keep(name string, slot int) error {
+// keep sets the chute's /data image aside for a later install of name by
+// owner, with slot reserved for it. The volume is unmounted.
+func (m *Manager) keep(name string, slot int, owner Owner) error {
 	if err := os.MkdirAll(m.paths.kept(), 0o700); err != nil {
 		return err
 	}
@@ -54,7 +59,7 @@ func (m *Manager) keep(name string, slot int) error {
 		return fmt.Errorf("%w: data of an earlier %q is kept already", ErrConflict, name)
 	}
 	tmp := m.paths.keptSlot(name) + ".new"
-	if err := os.WriteFile(tmp, []byte(strconv.Itoa(slot)+"\n"), 0o600); err != nil {
+	if err := os.WriteFile(tmp, []byte(strconv.Itoa(slot)+"\n"+string(owner)+"\n"), 0o600); err != nil {
 		return err
 	}
 	if err := os.Rename(tmp, m.paths.keptSlot(name)); err != nil {
@@ -63,18 +68,20 @@ func (m *Manager) keep(name string, slot int) error {
 	}
 	m.mu.Lock()
 	m.keptSlots[name] = slot
+	m.keptOwners[name] = owner
 	m.mu.Unlock()
 	return os.Rename(m.paths.dataImage(name), m.paths.keptImage(name))
 }
 
-// takeSlot picks the uid slot of an installing chute and holds it until
-// untake: the slot its kept data is owned by, if any, else the lowest free
-// one.
-func (m *Manager) takeSlot(name string) int {
+// takeSlot picks the uid slot of an installing chute of owner and holds it
+// until untake: the slot its kept data is owned by, if any and kept by the
+// same owner, else the lowest free one (and reuseKept then leaves the kept
+// data aside).
+func (m *Manager) takeSlot(name string, owner Owner) int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	slot, ok := m.keptSlots[name]
-	if !ok || m.slotTaken(slot, name) {
+	if !ok || m.keptOwners[name] != owner || m.slotTaken(slot, name) {
 		slot = 1
 		for m.slotTaken(slot, "") {
 			slot++
@@ -129,6 +136,7 @@ func (m *Manager) reuseKept(name string, slot int) bool {
 	os.Remove(m.paths.keptSlot(name))
 	m.mu.Lock()
 	delete(m.keptSlots, name)
+	delete(m.keptOwners, name)
 	m.mu.Unlock()
 	return true
 }

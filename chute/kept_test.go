@@ -27,7 +27,7 @@ func TestKeptDataStaysTheChutes(t *testing.T) {
 	eventually(t, 10*time.Second, "first run", func() bool { return readData(g, "keeper", "result") == "first" })
 	g.install(pkg(t, diskChute("other", "8Mi"), nil))
 	slot := g.m.chutes["keeper"].rec.Slot
-	g.mustDo(g.m.Remove("keeper", true))
+	g.mustDo(g.m.Remove("keeper", true, ""))
 	g.shutdown()
 
 	g = newGateway(t, dir)

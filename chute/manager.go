@@ -44,6 +44,9 @@ type Config struct {
 	Memory int64
 	// GatewayPorts are the gateway's own ports, which no chute may expose.
 	GatewayPorts []GatewayPort
+	// Quota is the quota of a developer owning chutes (quota.go); nil
+	// bounds no one.
+	Quota func(Owner) (Quota, error)
 	// Unpack is the room all package uploads being unpacked at once may
 	// take on the data filesystem; nil: only each upload's own default.
 	Unpack *archive.Space
@@ -55,6 +58,7 @@ type Config struct {
 // record is a chute as persisted in the store.
 type record struct {
 	Name     string             `json:"name"`
+	Owner    Owner              `json:"owner,omitempty"`
 	Version  string             `json:"version"`
 	Dir      string             `json:"dir"`               // active directory under versions/
 	Pending  string             `json:"pending,omitempty"` // version being tried by an update
@@ -96,6 +100,7 @@ type Manager struct {
 	queues     map[string][]job
 	claims     map[*claim]bool    // admitted changes not yet ended (admit.go)
 	keptSlots  map[string]int     // uid slots reserved for kept data, by name (kept.go)
+	keptOwners map[string]Owner   // whose chute kept the data, by name
 	heldSlots  map[int]bool       // uid slots of installs not yet committed
 	resumed    map[string]*Change // installs a previous daemon left, finished by Run's recovery
 
@@ -128,16 +133,17 @@ func NewManager(cfg Config) (*Manager, error) {
 		return nil, fmt.Errorf("chute manager: memory overcommit %v and memory %d must be more than 0", cfg.MemoryOvercommit, cfg.Memory)
 	}
 	m := &Manager{
-		cfg:       cfg,
-		db:        cfg.DB,
-		paths:     layout{root: cfg.DataDir, cgroupParent: cfg.CgroupParent},
-		chutes:    map[string]*entry{},
-		reserved:  map[string]bool{},
-		changes:   map[uint64]*Change{},
-		queues:    map[string][]job{},
-		claims:    map[*claim]bool{},
-		keptSlots: map[string]int{},
-		heldSlots: map[int]bool{},
+		cfg:        cfg,
+		db:         cfg.DB,
+		paths:      layout{root: cfg.DataDir, cgroupParent: cfg.CgroupParent},
+		chutes:     map[string]*entry{},
+		reserved:   map[string]bool{},
+		changes:    map[uint64]*Change{},
+		queues:     map[string][]job{},
+		claims:     map[*claim]bool{},
+		keptSlots:  map[string]int{},
+		keptOwners: map[string]Owner{},
+		heldSlots:  map[int]bool{},
 	}
 	m.changeCond = sync.NewCond(&m.mu)
 	m.ctx, m.cancel = context.WithCancel(context.Background())
@@ -225,7 +231,7 @@ func (m *Manager) Run(ctx context.Context) error {
 // info renders a record for the API.
 func (e *entry) info() Info {
 	in := Info{
-		Name: e.rec.Name, Version: e.rec.Version, State: e.rec.State, Desired: e.rec.Desired,
+		Name: e.rec.Name, Owner: e.rec.Owner, Version: e.rec.Version, State: e.rec.State, Desired: e.rec.Desired,
 		Restarts: e.rec.Restarts, LastExit: e.rec.LastExit, Error: e.rec.Error, Manifest: e.rec.Manifest,
 		IP: e.rec.IP, MAC: e.rec.MAC, SignedBy: e.rec.SignedBy,
 	}
@@ -268,6 +274,18 @@ func (m *Manager) Get(name string) (Info, error) {
 		}
 	}
 	return in, nil
+}
+
+// OwnerOf returns who a chute belongs to. Unlike Get it asks nothing of
+// the switch, so it takes as long for any chute as for none.
+func (m *Manager) OwnerOf(name string) (Owner, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	e, ok := m.chutes[name]
+	if !ok {
+		return "", fmt.Errorf("chute %q: %w", name, ErrNotFound)
+	}
+	return e.rec.Owner, nil
 }
 
 // save persists e's record; callers hold no lock.

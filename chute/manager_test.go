@@ -93,7 +93,7 @@ func (g *gateway) shutdown() {
 // removeAll removes every chute and shuts down; registered as cleanup.
 func (g *gateway) removeAll() {
 	for _, in := range g.m.List() {
-		c := g.wait(g.m.Remove(in.Name, false))
+		c := g.wait(g.m.Remove(in.Name, false, ""))
 		if c.State != ChangeDone {
 			g.t.Errorf("remove %s: %s", in.Name, c.Error)
 		}
@@ -129,7 +129,7 @@ func (g *gateway) mustDo(ch Change, err error) Change {
 
 func (g *gateway) install(pkg []byte) Change {
 	g.t.Helper()
-	return g.mustDo(g.m.Install(context.Background(), bytes.NewReader(pkg), Seal{}))
+	return g.mustDo(g.m.Install(context.Background(), bytes.NewReader(pkg), Origin{}))
 }
 
 func pkg(t *testing.T, manifest string, files map[string]string) []byte {
@@ -281,11 +281,11 @@ func TestDataSurvivesUpdateAndRestart(t *testing.T) {
 	defer g.removeAll()
 	g.install(pkg(t, counterV1, nil))
 	eventually(t, 10*time.Second, "first run", func() bool { return readData(g, "counter", "n") == "1" })
-	g.mustDo(g.m.Restart("counter"))
+	g.mustDo(g.m.Restart("counter", ""))
 	eventually(t, 10*time.Second, "second run", func() bool { return readData(g, "counter", "n") == "2" })
 
 	v2 := strings.Replace(strings.Replace(counterV1, "1.0.0", "1.1.0", 1), "echo v1", "echo v2", 1)
-	c := g.mustDo(g.m.Update(context.Background(), "counter", bytes.NewReader(pkg(t, v2, nil)), false, Seal{}))
+	c := g.mustDo(g.m.Update(context.Background(), "counter", bytes.NewReader(pkg(t, v2, nil)), false, Origin{}))
 	eventually(t, 10*time.Second, "v2 run", func() bool { return readData(g, "counter", "version") == "v2" })
 	if n := readData(g, "counter", "n"); n != "3" {
 		t.Errorf("/data/n = %q after update, want 3: data lost (steps %v)", n, c.Steps)
@@ -294,7 +294,7 @@ func TestDataSurvivesUpdateAndRestart(t *testing.T) {
 		t.Errorf("after update: %+v", in)
 	}
 	// Same version again needs force.
-	_, err := g.m.Update(context.Background(), "counter", bytes.NewReader(pkg(t, v2, nil)), false, Seal{})
+	_, err := g.m.Update(context.Background(), "counter", bytes.NewReader(pkg(t, v2, nil)), false, Origin{})
 	if !errors.Is(err, ErrConflict) {
 		t.Errorf("update to the same version: %v, want ErrConflict", err)
 	}
@@ -309,7 +309,7 @@ func TestBrokenUpdateRollsBack(t *testing.T) {
 
 	broken := strings.Replace(counterV1, "1.0.0", "2.0.0", 1)
 	broken = strings.Replace(broken, "exec sleep 1000", "exit 3", 1)
-	c := g.wait(g.m.Update(context.Background(), "counter", bytes.NewReader(pkg(t, broken, nil)), false, Seal{}))
+	c := g.wait(g.m.Update(context.Background(), "counter", bytes.NewReader(pkg(t, broken, nil)), false, Origin{}))
 	if c.State != ChangeError || !strings.Contains(c.Error, "rolled back") {
 		t.Fatalf("broken update: state %s, error %q", c.State, c.Error)
 	}
@@ -382,20 +382,20 @@ func TestBadInstallsLeaveNothing(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			_, err := g.m.Install(context.Background(), bytes.NewReader(pkg(t, c.manifest, nil)), Seal{})
+			_, err := g.m.Install(context.Background(), bytes.NewReader(pkg(t, c.manifest, nil)), Origin{})
 			if !errors.Is(err, c.want) {
 				t.Fatalf("err = %v, want %v", err, c.want)
 			}
 		})
 	}
 	t.Run("not an archive", func(t *testing.T) {
-		_, err := g.m.Install(context.Background(), strings.NewReader("hello"), Seal{})
+		_, err := g.m.Install(context.Background(), strings.NewReader("hello"), Origin{})
 		if !errors.Is(err, ErrInvalid) {
 			t.Fatalf("err = %v", err)
 		}
 	})
 	t.Run("command missing: install rolled back", func(t *testing.T) {
-		c := g.wait(g.m.Install(context.Background(), bytes.NewReader(pkg(t, "name: nocmd\nversion: 1.0.0\ncommand: [/nope]\n", nil)), Seal{}))
+		c := g.wait(g.m.Install(context.Background(), bytes.NewReader(pkg(t, "name: nocmd\nversion: 1.0.0\ncommand: [/nope]\n", nil)), Origin{}))
 		if c.State != ChangeError || !strings.Contains(c.Error, "/nope") {
 			t.Fatalf("change %+v", c)
 		}
@@ -408,7 +408,7 @@ func TestBadInstallsLeaveNothing(t *testing.T) {
 	})
 	t.Run("duplicate name", func(t *testing.T) {
 		g.install(pkg(t, counterV1, nil))
-		_, err := g.m.Install(context.Background(), bytes.NewReader(pkg(t, counterV1, nil)), Seal{})
+		_, err := g.m.Install(context.Background(), bytes.NewReader(pkg(t, counterV1, nil)), Origin{})
 		if !errors.Is(err, ErrExists) {
 			t.Fatalf("err = %v", err)
 		}

@@ -94,7 +94,7 @@ net:
 	}
 	// A bandwidth policy lands in the switch as the chute's meters, live.
 	egress := manifest.Rate(5_000_000)
-	c := ng.mustDo(ng.m.SetResources("web", ResourceRequest{Policy: Policy{Bandwidth: &BandwidthPolicy{Egress: &egress}}}))
+	c := ng.mustDo(ng.m.SetResources("web", ResourceRequest{Policy: Policy{Bandwidth: &BandwidthPolicy{Egress: &egress}}}, ""))
 	if !strings.Contains(fmt.Sprint(c.Steps), "egress=5Mbit") || !strings.Contains(fmt.Sprint(c.Steps), "applied") {
 		t.Errorf("bandwidth change steps: %v", c.Steps)
 	}
@@ -119,7 +119,7 @@ net:
 		t.Errorf("chute restarted (pid %d -> %d) instead of being re-adopted", before.Pid, after.Pid)
 	}
 
-	ng.mustDo(ng.m.Remove("web", false))
+	ng.mustDo(ng.m.Remove("web", false, ""))
 	if _, err := fetch(t, lan, page); err == nil {
 		t.Error("the page is still served after the chute was removed")
 	}
@@ -135,13 +135,13 @@ func TestExposeRefusesGatewayPorts(t *testing.T) {
 	exposing := func(version, expose string) []byte {
 		return pkg(t, fmt.Sprintf("name: web\nversion: %s\ncommand: [/bin/sleep, \"1000\"]\nnet:\n  expose: [%s]\n", version, expose), nil)
 	}
-	_, err := g.m.Install(context.Background(), bytes.NewReader(exposing("1.0.0", "{port: 80, gateway_port: 8080}")), Seal{})
+	_, err := g.m.Install(context.Background(), bytes.NewReader(exposing("1.0.0", "{port: 80, gateway_port: 8080}")), Origin{})
 	if !errors.Is(err, ErrConflict) || !strings.Contains(err.Error(), "net.expose[0].gateway_port: 8080/tcp is the gateway's own port, used by the API") {
 		t.Errorf("exposing the API port: %v", err)
 	}
 	// The same number over the other protocol is free.
 	g.install(exposing("1.0.0", "{port: 53, gateway_port: 53, proto: tcp}"))
-	_, err = g.m.Update(context.Background(), "web", bytes.NewReader(exposing("1.1.0", "{port: 53, gateway_port: 53, proto: udp}")), false, Seal{})
+	_, err = g.m.Update(context.Background(), "web", bytes.NewReader(exposing("1.1.0", "{port: 53, gateway_port: 53, proto: udp}")), false, Origin{})
 	if !errors.Is(err, ErrConflict) || !strings.Contains(err.Error(), "53/udp is the gateway's own port, used by DNS") {
 		t.Errorf("update exposing DNS: %v", err)
 	}

@@ -179,7 +179,7 @@ func (m *Manager) Resources(name string) (manifest.Resources, error) {
 
 // SetResources validates a policy change and queues it (action
 // "resources"). Bad values are an error here, wrapping ErrInvalid.
-func (m *Manager) SetResources(name string, req ResourceRequest) (Change, error) {
+func (m *Manager) SetResources(name string, req ResourceRequest, actor Actor) (Change, error) {
 	e, err := m.entry(name)
 	if err != nil {
 		return Change{}, fmt.Errorf("resources: %w", err)
@@ -190,6 +190,7 @@ func (m *Manager) SetResources(name string, req ResourceRequest) (Change, error)
 	m.mu.Lock()
 	man := *e.rec.Manifest
 	man.Resources = e.rec.Policy.merge(req.Policy).apply(man.Resources)
+	owner := e.rec.Owner
 	m.mu.Unlock()
 	if req.Grace != nil {
 		man.Policy.Grace = *req.Grace
@@ -202,11 +203,12 @@ func (m *Manager) SetResources(name string, req ResourceRequest) (Change, error)
 	if err := resourcesOf(&man).Validate(); err != nil {
 		return Change{}, fmt.Errorf("resources: %w: %v", ErrInvalid, err)
 	}
-	cl, err := m.admit(claim{name: name, memory: memoryOf(man.Resources)})
+	res := man.Resources
+	cl, err := m.admit(claim{name: name, memory: memoryOf(res), owner: owner, cpu: res.CPUMax, egress: uint64(res.Bandwidth.Egress)})
 	if err != nil {
 		return Change{}, fmt.Errorf("resources: %w", err)
 	}
-	ch, err := m.queueOp(name, "resources", func(ctx context.Context, p *progress) error {
+	ch, err := m.queueOp(name, actor, "resources", func(ctx context.Context, p *progress) error {
 		defer m.release(cl)
 		if err := m.changeResources(ctx, p, name, req); err != nil {
 			return fmt.Errorf("resources %q: %w", name, err)

@@ -79,7 +79,7 @@ func TestPolicyForcesCPUAndSurvivesRestarts(t *testing.T) {
 		t.Fatalf("busy chute uses %.2f cores before the change; the test needs it busy", use)
 	}
 
-	c := g.mustDo(g.m.SetResources("busy", ResourceRequest{Policy: Policy{CPUMax: ptr(0.2)}, Grace: ptr(manifest.Duration(time.Second))}))
+	c := g.mustDo(g.m.SetResources("busy", ResourceRequest{Policy: Policy{CPUMax: ptr(0.2)}, Grace: ptr(manifest.Duration(time.Second))}, ""))
 	t.Logf("steps:\n%s", steps(c))
 	all := steps(c)
 	if !strings.Contains(all, "forcing") || !strings.Contains(all, "force: cgroup cpu_max=0.2") {
@@ -103,13 +103,13 @@ func TestPolicyForcesCPUAndSurvivesRestarts(t *testing.T) {
 	}
 
 	// A chute restart and a daemon restart keep the operator's policy.
-	g.mustDo(g.m.Restart("busy"))
+	g.mustDo(g.m.Restart("busy", ""))
 	if q := cpuQuota(t, g, "busy"); q != 0.2 {
 		t.Errorf("after a chute restart the quota is %v cores, want 0.2", q)
 	}
 	g.shutdown()
 	g = newGateway(t, dir)
-	g.mustDo(g.m.Restart("busy"))
+	g.mustDo(g.m.Restart("busy", ""))
 	if q := cpuQuota(t, g, "busy"); q != 0.2 {
 		t.Errorf("after a daemon and chute restart the quota is %v cores, want 0.2", q)
 	}
@@ -132,7 +132,7 @@ func TestPolicyChuteComplies(t *testing.T) {
 	if use := cpuUse(t, g, "polite", time.Second); use < 0.3 {
 		t.Fatalf("chute uses %.2f cores before the change; the test needs it busy", use)
 	}
-	c := g.mustDo(g.m.SetResources("polite", ResourceRequest{Policy: Policy{CPUMax: ptr(0.2)}, Grace: ptr(manifest.Duration(4 * time.Second))}))
+	c := g.mustDo(g.m.SetResources("polite", ResourceRequest{Policy: Policy{CPUMax: ptr(0.2)}, Grace: ptr(manifest.Duration(4 * time.Second))}, ""))
 	all := steps(c)
 	t.Logf("steps:\n%s", all)
 	if !strings.Contains(all, "complied within grace") || strings.Contains(all, "forcing") {
@@ -160,7 +160,7 @@ resources: {tmp: 40Mi}
 	eventually(t, 15*time.Second, "the chute to fill /tmp", func() bool { return readData(g, "holder", "full") == "full" })
 	before, _ := g.m.Get("holder")
 
-	c := g.wait(g.m.SetResources("holder", ResourceRequest{Policy: Policy{Memory: ptr(manifest.Bytes(8 << 20))}, Grace: ptr(manifest.Duration(0))}))
+	c := g.wait(g.m.SetResources("holder", ResourceRequest{Policy: Policy{Memory: ptr(manifest.Bytes(8 << 20))}, Grace: ptr(manifest.Duration(0))}, ""))
 	t.Logf("steps:\n%s\nerror: %s", steps(c), c.Error)
 	if c.State != ChangeError || !strings.Contains(c.Error, "cannot reclaim") || !strings.Contains(c.Error, "old limits stay") {
 		t.Fatalf("change %s, error %q: want a failed change saying the memory cannot be reclaimed", c.State, c.Error)
@@ -184,7 +184,7 @@ resources: {tmp: 40Mi}
 	}
 
 	// With force the chute is restarted under the new limit.
-	c = g.mustDo(g.m.SetResources("holder", ResourceRequest{Policy: Policy{Memory: ptr(manifest.Bytes(8 << 20))}, Grace: ptr(manifest.Duration(0)), Force: true}))
+	c = g.mustDo(g.m.SetResources("holder", ResourceRequest{Policy: Policy{Memory: ptr(manifest.Bytes(8 << 20))}, Grace: ptr(manifest.Duration(0)), Force: true}, ""))
 	t.Logf("forced steps:\n%s", steps(c))
 	cg, _ = cgroup.Load(g.m.paths.cgroup("holder"))
 	if st, _ := cg.Stats(); st.MemoryLimit != 8<<20 {
@@ -207,11 +207,11 @@ func TestResourcesBadRequests(t *testing.T) {
 		"too long grace":  {Policy: Policy{Pids: ptr(10)}, Grace: ptr(manifest.Duration(time.Hour))},
 		"weight too high": {Policy: Policy{CPUWeight: ptr(20000)}},
 	} {
-		if _, err := g.m.SetResources("busy", req); !errors.Is(err, ErrInvalid) {
+		if _, err := g.m.SetResources("busy", req, ""); !errors.Is(err, ErrInvalid) {
 			t.Errorf("%s: err = %v, want ErrInvalid", name, err)
 		}
 	}
-	if _, err := g.m.SetResources("nope", ResourceRequest{Policy: Policy{Pids: ptr(10)}}); !errors.Is(err, ErrNotFound) {
+	if _, err := g.m.SetResources("nope", ResourceRequest{Policy: Policy{Pids: ptr(10)}}, ""); !errors.Is(err, ErrNotFound) {
 		t.Errorf("unknown chute: %v", err)
 	}
 }

@@ -92,7 +92,7 @@ capabilities: [NET_RAW]
 	p := pkg(t, man, map[string]string{"probe.sh": deviceProbe})
 
 	g := newGateway(t, t.TempDir())
-	_, err := g.m.Install(context.Background(), bytes.NewReader(p), Seal{})
+	_, err := g.m.Install(context.Background(), bytes.NewReader(p), Origin{})
 	var pe *PrivilegeError
 	if !errors.As(err, &pe) || !errors.Is(err, ErrForbidden) || !slices.Equal(pe.Devices, []string{dev}) || !slices.Equal(pe.Capabilities, []string{"NET_RAW"}) {
 		t.Fatalf("install without allow: %v, want refused naming %s and NET_RAW", err, dev)
@@ -107,7 +107,7 @@ capabilities: [NET_RAW]
 	})
 	defer g.removeAll()
 	// The operator's installs have Config.Allow; another caller's, its own.
-	if _, err := g.m.InstallAllowed(context.Background(), bytes.NewReader(p), Seal{}, Privileges{Devices: []string{dev}}); !errors.As(err, &pe) || pe.Devices != nil {
+	if _, err := g.m.Install(context.Background(), bytes.NewReader(p), Origin{Allow: &Privileges{Devices: []string{dev}}}); !errors.As(err, &pe) || pe.Devices != nil {
 		t.Fatalf("install allowed the device only: %v, want refused for NET_RAW only", err)
 	}
 	g.install(p)
@@ -142,7 +142,7 @@ capabilities: [NET_RAW]
 	// An update asking for more than allowed is refused before anything
 	// changes.
 	more := strings.Replace(strings.Replace(man, "1.0.0", "1.1.0", 1), "[NET_RAW]", "[NET_RAW, NET_ADMIN]", 1)
-	_, err = g.m.Update(context.Background(), "sensor", bytes.NewReader(pkg(t, more, map[string]string{"probe.sh": deviceProbe})), false, Seal{})
+	_, err = g.m.Update(context.Background(), "sensor", bytes.NewReader(pkg(t, more, map[string]string{"probe.sh": deviceProbe})), false, Origin{})
 	if !errors.As(err, &pe) || !slices.Equal(pe.Capabilities, []string{"NET_ADMIN"}) {
 		t.Errorf("update asking for NET_ADMIN: %v, want refused", err)
 	}

@@ -400,14 +400,15 @@ func (m *Manager) purge(name string, keepData bool) error {
 		m.mu.Lock()
 		e, ok := m.chutes[name]
 		var slot int
+		var owner Owner
 		if ok {
-			slot = e.rec.Slot
+			slot, owner = e.rec.Slot, e.rec.Owner
 		}
 		m.mu.Unlock()
 		if !ok {
 			return fmt.Errorf("remove chute %q: keep data: %w", name, ErrNotFound)
 		}
-		if err := m.keep(name, slot); err != nil {
+		if err := m.keep(name, slot, owner); err != nil {
 			return fmt.Errorf("remove chute %q: keep data: %w", name, err)
 		}
 	}

@@ -45,7 +45,7 @@ func TestSealRefusesBeforeUnpacking(t *testing.T) {
 		{"malformed", v1, Seal{Signature: []byte("untrusted comment: x\nnope\n"), Keys: keys, Required: true}, signature.ErrMalformed},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := g.m.Install(context.Background(), bytes.NewReader(tc.pkg), tc.seal)
+			_, err := g.m.Install(context.Background(), bytes.NewReader(tc.pkg), Origin{Seal: tc.seal})
 			if !errors.Is(err, tc.want) {
 				t.Fatalf("err = %v, want %v", err, tc.want)
 			}
@@ -57,7 +57,7 @@ func TestSealRefusesBeforeUnpacking(t *testing.T) {
 	}
 
 	// A valid signature: installed, and the key recorded and shown.
-	g.mustDo(g.m.Install(context.Background(), bytes.NewReader(v1), Seal{Signature: goodSig, Keys: keys, Required: true}))
+	g.mustDo(g.m.Install(context.Background(), bytes.NewReader(v1), Origin{Seal: Seal{Signature: goodSig, Keys: keys, Required: true}}))
 	if in, _ := g.m.Get("sealed"); in.SignedBy != keys[0].ID() {
 		t.Fatalf("signed_by = %q, want %q", in.SignedBy, keys[0].ID())
 	}
@@ -66,12 +66,12 @@ func TestSealRefusesBeforeUnpacking(t *testing.T) {
 	// An update signed by a stranger is refused and the installed version
 	// keeps its signer; an unsigned one, allowed, clears it.
 	v2 := pkg(t, sealedV2, nil)
-	_, err = g.m.Update(context.Background(), "sealed", bytes.NewReader(v2), false, Seal{Signature: stranger.SignBytes(t, v2), Keys: keys})
+	_, err = g.m.Update(context.Background(), "sealed", bytes.NewReader(v2), false, Origin{Seal: Seal{Signature: stranger.SignBytes(t, v2), Keys: keys}})
 	if !errors.Is(err, signature.ErrUnknownKey) {
 		t.Fatalf("update by a stranger: %v", err)
 	}
 	assertStagingEmpty(t, g)
-	g.mustDo(g.m.Update(context.Background(), "sealed", bytes.NewReader(v2), false, Seal{Keys: keys}))
+	g.mustDo(g.m.Update(context.Background(), "sealed", bytes.NewReader(v2), false, Origin{Seal: Seal{Keys: keys}}))
 	if in, _ := g.m.Get("sealed"); in.Version != "1.1.0" || in.SignedBy != "" {
 		t.Fatalf("after unsigned update: %+v", in)
 	}

@@ -20,12 +20,12 @@ func TestQueuedOlderUpdateDoesNotDowngrade(t *testing.T) {
 
 	v103 := strings.Replace(counterV1, "1.0.0", "1.0.3", 1)
 	v102 := strings.Replace(counterV1, "1.0.0", "1.0.2", 1)
-	first, err := g.m.Update(context.Background(), "counter", bytes.NewReader(pkg(t, v103, nil)), false, Seal{})
+	first, err := g.m.Update(context.Background(), "counter", bytes.NewReader(pkg(t, v103, nil)), false, Origin{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(20 * time.Millisecond)
-	second, err := g.m.Update(context.Background(), "counter", bytes.NewReader(pkg(t, v102, nil)), false, Seal{})
+	second, err := g.m.Update(context.Background(), "counter", bytes.NewReader(pkg(t, v102, nil)), false, Origin{})
 	if err != nil {
 		t.Fatalf("1.0.2 over installed 1.0.0 is refused at once (%v); it must be queued", err)
 	}
@@ -40,11 +40,11 @@ func TestQueuedOlderUpdateDoesNotDowngrade(t *testing.T) {
 		t.Errorf("after both updates: version %s state %s, want 1.0.3 running", in.Version, in.State)
 	}
 	// With force, the downgrade is the operator's choice and runs.
-	g.mustDo(g.m.Update(context.Background(), "counter", bytes.NewReader(pkg(t, v102, nil)), true, Seal{}))
+	g.mustDo(g.m.Update(context.Background(), "counter", bytes.NewReader(pkg(t, v102, nil)), true, Origin{}))
 	if in, _ := g.m.Get("counter"); in.Version != "1.0.2" {
 		t.Errorf("forced downgrade: version %s", in.Version)
 	}
-	_, err = g.m.Update(context.Background(), "counter", bytes.NewReader(pkg(t, v102, nil)), false, Seal{})
+	_, err = g.m.Update(context.Background(), "counter", bytes.NewReader(pkg(t, v102, nil)), false, Origin{})
 	if !errors.Is(err, ErrConflict) {
 		t.Errorf("same version again: %v, want ErrConflict", err)
 	}
@@ -55,11 +55,11 @@ func TestQueuedOlderUpdateDoesNotDowngrade(t *testing.T) {
 func TestRemoveDuringInstall(t *testing.T) {
 	g := newGateway(t, t.TempDir())
 	defer g.removeAll()
-	inst, err := g.m.Install(context.Background(), bytes.NewReader(pkg(t, counterV1, nil)), Seal{})
+	inst, err := g.m.Install(context.Background(), bytes.NewReader(pkg(t, counterV1, nil)), Origin{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	rm, err := g.m.Remove("counter", false)
+	rm, err := g.m.Remove("counter", false, "")
 	if err != nil {
 		t.Fatalf("remove during the install: %v", err)
 	}

@@ -30,9 +30,13 @@ const (
 	Chutes  Bucket = "chutes"
 	Changes Bucket = "changes"
 	Usage   Bucket = "usage"
+	// Developers holds the tenants' records and Tokens their tokens'
+	// hashes (package tenant).
+	Developers Bucket = "developers"
+	Tokens     Bucket = "tokens"
 )
 
-var buckets = []Bucket{Meta, Chutes, Changes, Usage}
+var buckets = []Bucket{Meta, Chutes, Changes, Usage, Developers, Tokens}
 
 // ErrNotFound is returned when a key is absent.
 var ErrNotFound = errors.New("not found")

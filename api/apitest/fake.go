@@ -126,7 +126,7 @@ func (f *Fake) apply(c chute.Change) {
 }
 
 // queue records a new change on name, refusing if one is still going.
-func (f *Fake) queue(name, action string) (chute.Change, error) {
+func (f *Fake) queue(name string, actor chute.Actor, action string) (chute.Change, error) {
 	for _, ch := range f.changes {
 		if ch.c.Chute == name && !ch.c.Done() {
 			return chute.Change{}, fmt.Errorf("%s: change %d in progress: %w", name, ch.c.ID, chute.ErrConflict)
@@ -134,7 +134,7 @@ func (f *Fake) queue(name, action string) (chute.Change, error) {
 	}
 	ch := &change{
 		c: chute.Change{
-			ID: uint64(len(f.changes) + 1), Chute: name, Action: action, State: chute.Queued,
+			ID: uint64(len(f.changes) + 1), Chute: name, Owner: f.chutes[name].Owner, Actor: actor, Action: action, State: chute.Queued,
 			Steps: []chute.Step{}, Created: time.Now(),
 		},
 		done: make(chan struct{}),
@@ -213,9 +213,20 @@ func (f *Fake) Get(name string) (chute.Info, error) {
 	return c, nil
 }
 
+// OwnerOf implements api.Chutes.
+func (f *Fake) OwnerOf(name string) (chute.Owner, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c, ok := f.chutes[name]
+	if !ok {
+		return "", fmt.Errorf("%s: %w", name, chute.ErrNotFound)
+	}
+	return c.Owner, nil
+}
+
 // Install implements api.Chutes.
-func (f *Fake) Install(ctx context.Context, pkg io.Reader, seal chute.Seal) (chute.Change, error) {
-	name, version, err := f.readSealed(pkg, seal)
+func (f *Fake) Install(ctx context.Context, pkg io.Reader, o chute.Origin) (chute.Change, error) {
+	name, version, err := f.readSealed(pkg, o.Seal)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	switch {
@@ -227,13 +238,13 @@ func (f *Fake) Install(ctx context.Context, pkg io.Reader, seal chute.Seal) (chu
 	if _, ok := f.chutes[name]; ok {
 		return chute.Change{}, fmt.Errorf("%s: %w", name, chute.ErrExists)
 	}
-	f.chutes[name] = chute.Info{Name: name, Version: version, State: chute.Installing, Desired: chute.Running}
-	return f.queue(name, "install")
+	f.chutes[name] = chute.Info{Name: name, Owner: o.Owner, Version: version, State: chute.Installing, Desired: chute.Running}
+	return f.queue(name, o.Actor, "install")
 }
 
 // Update implements api.Chutes.
-func (f *Fake) Update(ctx context.Context, name string, pkg io.Reader, force bool, seal chute.Seal) (chute.Change, error) {
-	pkgName, version, err := f.readSealed(pkg, seal)
+func (f *Fake) Update(ctx context.Context, name string, pkg io.Reader, force bool, o chute.Origin) (chute.Change, error) {
+	pkgName, version, err := f.readSealed(pkg, o.Seal)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	switch {
@@ -253,24 +264,30 @@ func (f *Fake) Update(ctx context.Context, name string, pkg io.Reader, force boo
 	}
 	info.Version = version
 	f.chutes[name] = info
-	return f.queue(name, "update")
+	return f.queue(name, o.Actor, "update")
 }
 
 // Remove implements api.Chutes.
-func (f *Fake) Remove(name string, keepData bool) (chute.Change, error) {
-	return f.simple(name, "remove")
+func (f *Fake) Remove(name string, keepData bool, actor chute.Actor) (chute.Change, error) {
+	return f.simple(name, actor, "remove")
 }
 
 // Start implements api.Chutes.
-func (f *Fake) Start(name string) (chute.Change, error) { return f.simple(name, "start") }
+func (f *Fake) Start(name string, actor chute.Actor) (chute.Change, error) {
+	return f.simple(name, actor, "start")
+}
 
 // Stop implements api.Chutes.
-func (f *Fake) Stop(name string) (chute.Change, error) { return f.simple(name, "stop") }
+func (f *Fake) Stop(name string, actor chute.Actor) (chute.Change, error) {
+	return f.simple(name, actor, "stop")
+}
 
 // Restart implements api.Chutes.
-func (f *Fake) Restart(name string) (chute.Change, error) { return f.simple(name, "restart") }
+func (f *Fake) Restart(name string, actor chute.Actor) (chute.Change, error) {
+	return f.simple(name, actor, "restart")
+}
 
-func (f *Fake) simple(name, action string) (chute.Change, error) {
+func (f *Fake) simple(name string, actor chute.Actor, action string) (chute.Change, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.Err != nil {
@@ -279,7 +296,7 @@ func (f *Fake) simple(name, action string) (chute.Change, error) {
 	if _, ok := f.chutes[name]; !ok {
 		return chute.Change{}, fmt.Errorf("%s: %w", name, chute.ErrNotFound)
 	}
-	return f.queue(name, action)
+	return f.queue(name, actor, action)
 }
 
 // Changes implements api.Chutes.

@@ -50,7 +50,7 @@ func (f *Fake) LastResources(name string) (chute.ResourceRequest, bool) {
 
 // SetResources implements api.Chutes: it records the request and queues a
 // "resources" change.
-func (f *Fake) SetResources(name string, req chute.ResourceRequest) (chute.Change, error) {
+func (f *Fake) SetResources(name string, req chute.ResourceRequest, actor chute.Actor) (chute.Change, error) {
 	if err := req.Validate(); err != nil {
 		return chute.Change{}, err
 	}
@@ -63,5 +63,5 @@ func (f *Fake) SetResources(name string, req chute.ResourceRequest) (chute.Chang
 		return chute.Change{}, fmt.Errorf("%s: %w", name, chute.ErrNotFound)
 	}
 	f.requests[name] = req
-	return f.queue(name, "resources")
+	return f.queue(name, actor, "resources")
 }

@@ -1,0 +1,96 @@
+package api
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+
+	"paradrop/chute"
+)
+
+// identity is who makes a request: the operator (with its token or a
+// password session), or a developer by name.
+type identity struct {
+	developer string
+}
+
+func (id identity) operator() bool { return id.developer == "" }
+
+// String is the actor a change or a log line names.
+func (id identity) String() string {
+	if id.operator() {
+		return "operator"
+	}
+	return "developer:" + id.developer
+}
+
+func (id identity) owner() chute.Owner { return chute.Owner(id.developer) }
+
+func (id identity) actor() chute.Actor { return chute.Actor(id.String()) }
+
+type identityKey struct{}
+
+// identityOf is the identity ServeHTTP resolved for r; the operator for
+// the routes that need no token.
+func identityOf(r *http.Request) identity {
+	id, _ := r.Context().Value(identityKey{}).(identity)
+	return id
+}
+
+// scope is who may call a route.
+type scope int
+
+const (
+	// scopeOpen needs no token.
+	scopeOpen scope = iota + 1
+	// scopeOperator is the operator's alone: a developer gets 403.
+	scopeOperator
+	// scopeAny is for every identity; the handler shows a developer only
+	// what is its own.
+	scopeAny
+	// scopeChute names a chute by {name}: a developer reaches its own
+	// chutes only, and any other answers as a chute that does not exist.
+	scopeChute
+)
+
+// handle registers h for pattern under sc. A route registered on the mux
+// any other way has no scope, which ServeHTTP refuses to developers.
+func (s *server) handle(pattern string, sc scope, h http.HandlerFunc) {
+	s.scopes[pattern] = sc
+	if sc == scopeChute {
+		h = s.ownChute(h)
+	}
+	s.mux.HandleFunc(pattern, h)
+}
+
+// ownChute answers a developer's request for a chute it does not own, or
+// that does not exist, the same way: by what OwnerOf, which takes as long
+// either way, says of a missing chute.
+func (s *server) ownChute(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		id := identityOf(r)
+		if !id.operator() {
+			name := r.PathValue("name")
+			if err := checkName(name); err != nil {
+				writeError(w, http.StatusBadRequest, err.Error())
+				return
+			}
+			// Both cases take the same path.
+			if owner, err := s.cfg.Chutes.OwnerOf(name); err != nil || owner != id.owner() {
+				fail(w, fmt.Errorf("chute %q: %w", name, chute.ErrNotFound))
+				return
+			}
+		}
+		h(w, r)
+	}
+}
+
+// withIdentity returns r carrying id.
+func withIdentity(r *http.Request, id identity) *http.Request {
+	return r.WithContext(context.WithValue(r.Context(), identityKey{}, id))
+}
+
+// visible reports whether id may see a chute of owner.
+func (id identity) visible(owner chute.Owner) bool {
+	return id.operator() || owner == id.owner()
+}
