@@ -167,7 +167,7 @@ func serve(ctx context.Context, opts serveOptions) error {
 		DataDir: opts.dataDir, DB: db, Executable: exe, MaxUpload: opts.maxUpload, Logf: opts.logf,
 		CgroupParent: opts.cgroups, MemoryOvercommit: opts.overcommit, Unpack: archive.NewSpace(opts.dataDir, opts.maxUnpacked),
 		GatewayPorts: ownPorts(opts.gatewayPorts, listenerAddrs(lns), ""), Allow: opts.allow,
-		Quota:        developerQuota(tenant.New(db)),
+		Quota: developerQuota(tenant.New(db)),
 	}
 	apiCfg := api.Config{
 		DB: db, Version: buildVersion(), Started: time.Now(),
