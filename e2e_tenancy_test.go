@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -9,6 +10,7 @@ import (
 	"syscall"
 	"testing"
 
+	"paradrop/chute/signature/signaturetest"
 	"paradrop/examples"
 )
 
@@ -52,8 +54,9 @@ func TestTenantsOnRealDaemon(t *testing.T) {
 		}
 		return tokenRE.FindString(out)
 	}
-	acme := add("acme", "--chutes", "1", "--memory", "64Mi")
-	beta := add("beta")
+	acmeKey, betaKey := signaturetest.NewKey(t), signaturetest.NewKey(t)
+	acme := add("acme", "--chutes", "1", "--memory", "64Mi", "--key", acmeKey.PubFile)
+	beta := add("beta", "--key", betaKey.PubFile)
 
 	pkg := func(name string) string {
 		p, err := examples.Package("name: "+name+"\nversion: 1.0.0\ncommand: [/bin/sleep, \"1000\"]\nresources: {memory: 32Mi}\n", nil)
@@ -64,10 +67,27 @@ func TestTenantsOnRealDaemon(t *testing.T) {
 		os.WriteFile(path, p, 0o644)
 		return path
 	}
-	if _, errs, code := as(acme, "chute", "install", pkg("a1")); code != 0 {
-		t.Fatalf("acme installs a1: %s", errs)
+	// A developer's package must be signed by one of its own keys: not
+	// unsigned, not by another developer's key.
+	a1 := pkg("a1")
+	sigFile := func(k signaturetest.Key) string {
+		f := filepath.Join(t.TempDir(), "a1.minisig")
+		os.WriteFile(f, k.Sign(t, a1), 0o644)
+		return f
 	}
-	if _, errs, code := as(acme, "chute", "install", pkg("a2")); code != 1 || !strings.Contains(errs, `chutes: 1 used by its other chutes, "a2" asks 1 more, quota 1`) {
+	if _, errs, code := as(acme, "chute", "install", a1); code != 1 || !strings.Contains(errs, "not signed") {
+		t.Errorf("acme installs an unsigned package: exit %d %s", code, errs)
+	}
+	if _, errs, code := as(acme, "chute", "install", a1, "--signature", sigFile(betaKey)); code != 1 || !strings.Contains(errs, "not trusted") {
+		t.Errorf("acme installs a package beta signed: exit %d %s", code, errs)
+	}
+	if _, errs, code := as(acme, "chute", "install", a1, "--signature", sigFile(acmeKey)); code != 0 {
+		t.Fatalf("acme installs a1 signed by its key: %s", errs)
+	}
+	if in := d.info("a1"); !strings.Contains(acmeKey.Pub, "minisign public key "+fmt.Sprint(in["signed_by"])) {
+		t.Errorf("a1 signed by %v, acme's key is %q", in["signed_by"], acmeKey.Pub)
+	}
+	if _, errs, code := as(acme, "chute", "install", pkg("a2"), "--sign", acmeKey.SecFile); code != 1 || !strings.Contains(errs, `chutes: 1 used by its other chutes, "a2" asks 1 more, quota 1`) {
 		t.Errorf("acme beyond its quota: exit %d %s", code, errs)
 	}
 	if _, errs, code := as(beta, "chute", "info", "a1"); code != 1 || !strings.Contains(errs, `chute "a1": no such chute`) {
