@@ -46,7 +46,9 @@ func (k Key) ID() string { return formatID(k.pub.ID()) }
 // String is the key's base64 line, as in a minisign .pub file.
 func (k Key) String() string { return k.pub.String() }
 
-func formatID(id uint64) string { return fmt.Sprintf("%016X", id) }
+// formatID prints a key ID as minisign does: upper-case hex without
+// leading zeros.
+func formatID(id uint64) string { return fmt.Sprintf("%X", id) }
 
 // ParseKey parses one minisign public key: its base64 line, or a .pub
 // file's content (an untrusted comment line, then the base64 line).
