@@ -40,7 +40,7 @@ type Key struct {
 	pub minisign.PublicKey
 }
 
-// ID is the key's minisign ID as minisign prints it (16 hex digits).
+// ID is the key's minisign ID as minisign prints it.
 func (k Key) ID() string { return formatID(k.pub.ID()) }
 
 // String is the key's base64 line, as in a minisign .pub file.
