@@ -88,6 +88,8 @@ type Chutes interface {
 	Usage(window time.Duration) (usage.Series, error)
 	Resources(name string) (manifest.Resources, error)
 	SetResources(name string, req chute.ResourceRequest, actor chute.Actor) (chute.Change, error)
+	// ChuteOfToken is the running chute whose token is token.
+	ChuteOfToken(token string) (string, bool)
 }
 
 var _ Chutes = (*chute.Manager)(nil)
@@ -152,6 +154,7 @@ func New(cfg Config) http.Handler {
 	s.handle("POST /api/v1/chutes/{name}/stop", scopeChute, s.action(Chutes.Stop))
 	s.handle("POST /api/v1/chutes/{name}/restart", scopeChute, s.action(Chutes.Restart))
 	s.handle("GET /api/v1/chutes/{name}/logs", scopeChute, s.logs)
+	s.handle("GET /api/v1/self", scopeSelf, s.self)
 	s.handle("GET /api/v1/changes", scopeAny, s.listChanges)
 	s.handle("GET /api/v1/changes/{id}", scopeAny, s.getChange)
 	s.routeLogin()
@@ -196,9 +199,16 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			writeError(sw, http.StatusUnauthorized, err.Error())
 			return
 		}
+		if ok, code, msg := chuteReach(id, sc); !ok {
+			if r.ContentLength != 0 {
+				sw.Header().Set("Connection", "close")
+			}
+			writeError(sw, code, msg)
+			return
+		}
 		// A route without a scope is the operator's: a route added
 		// carelessly fails closed.
-		if !id.operator() && pattern != "" && sc != scopeAny && sc != scopeChute {
+		if id.developer != "" && pattern != "" && sc != scopeAny && sc != scopeChute {
 			if r.ContentLength != 0 {
 				sw.Header().Set("Connection", "close")
 			}

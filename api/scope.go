@@ -9,19 +9,24 @@ import (
 )
 
 // identity is who makes a request: the operator (with its token or a
-// password session), or a developer by name.
+// password session), a developer by name, or a running chute by name (with
+// the token it was given at its start).
 type identity struct {
 	developer string
+	chute     string
 }
 
-func (id identity) operator() bool { return id.developer == "" }
+func (id identity) operator() bool { return id.developer == "" && id.chute == "" }
 
 // String is the actor a change or a log line names.
 func (id identity) String() string {
-	if id.operator() {
-		return "operator"
+	switch {
+	case id.chute != "":
+		return "chute:" + id.chute
+	case id.developer != "":
+		return "developer:" + id.developer
 	}
-	return "developer:" + id.developer
+	return "operator"
 }
 
 func (id identity) owner() chute.Owner { return chute.Owner(id.developer) }
@@ -51,6 +56,8 @@ const (
 	// scopeChute names a chute by {name}: a developer reaches its own
 	// chutes only, and any other answers as a chute that does not exist.
 	scopeChute
+	// scopeSelf is a chute's, about itself: nobody else may call it.
+	scopeSelf
 )
 
 // handle registers h for pattern under sc. A route registered on the mux
@@ -69,6 +76,16 @@ func (s *server) handle(pattern string, sc scope, h http.HandlerFunc) {
 func (s *server) ownChute(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		id := identityOf(r)
+		if id.chute != "" {
+			// A chute acts on no chute, itself included; another one
+			// does not exist as far as it knows.
+			if r.PathValue("name") != id.chute {
+				fail(w, fmt.Errorf("chute %q: %w", r.PathValue("name"), chute.ErrNotFound))
+				return
+			}
+			writeError(w, http.StatusForbidden, fmt.Sprintf("chute %s may only read GET /api/v1/self", id.chute))
+			return
+		}
 		if !id.operator() {
 			name := r.PathValue("name")
 			if err := checkName(name); err != nil {

@@ -26,6 +26,7 @@ type tenants struct {
 	alpha   string // tokens
 	beta    string
 	alphaID string // the id of alpha's token
+	chute   string // the token of the running chute aa
 	change  map[string]uint64
 	mu      sync.Mutex
 	logged  []string
@@ -70,6 +71,8 @@ func newTenants(t *testing.T) *tenants {
 		}
 		ts.change[c] = ch.ID
 	}
+	ts.chute = "chute-aa-token"
+	fake.SetToken("aa", ts.chute)
 	return ts
 }
 
@@ -82,6 +85,7 @@ const (
 	everyone                 // every identity, each seeing its own
 	chuteOwner               // the chute's owner and the operator; 404 for others
 	changeOwner              // as chuteOwner, for a change of the chute; the handler decides
+	selfOnly                 // a chute, about itself; 403 for everyone else
 )
 
 // route is one of every route with a request that succeeds for who may
@@ -97,6 +101,7 @@ var routes = []struct {
 	{"GET /api/v1/info", everyone, "GET", "/api/v1/info", ""},
 	{"GET /api/v1/chutes", everyone, "GET", "/api/v1/chutes", ""},
 	{"POST /api/v1/chutes", everyone, "POST", "/api/v1/chutes", "new 1.0\n"},
+	{"GET /api/v1/self", selfOnly, "GET", "/api/v1/self", ""},
 	{"GET /api/v1/changes", everyone, "GET", "/api/v1/changes", ""},
 	{"GET /api/v1/changes/{id}", changeOwner, "GET", "/api/v1/changes/CHANGE", ""},
 	{"GET /api/v1/chutes/{name}", chuteOwner, "GET", "/api/v1/chutes/CHUTE", ""},
@@ -130,7 +135,7 @@ func TestRoutesAllInMatrix(t *testing.T) {
 	for p := range ts.h.scopes {
 		served = append(served, p)
 	}
-	want := map[reach]scope{anyone: scopeOpen, operator: scopeOperator, everyone: scopeAny, chuteOwner: scopeChute, changeOwner: scopeAny}
+	want := map[reach]scope{anyone: scopeOpen, operator: scopeOperator, everyone: scopeAny, chuteOwner: scopeChute, changeOwner: scopeAny, selfOnly: scopeSelf}
 	for _, r := range routes {
 		listed = append(listed, r.pattern)
 		if got := ts.h.scopes[r.pattern]; got != want[r.reach] {
@@ -148,7 +153,7 @@ func TestRoutesAllInMatrix(t *testing.T) {
 // route, on each one's chute, each on a fresh gateway.
 func TestTenancyMatrix(t *testing.T) {
 	for _, r := range routes {
-		for _, caller := range []string{"operator", "alpha", "beta"} {
+		for _, caller := range []string{"operator", "alpha", "beta", "chute"} {
 			targets := []string{""}
 			owned := r.reach == chuteOwner || r.reach == changeOwner
 			if owned {
@@ -157,7 +162,7 @@ func TestTenancyMatrix(t *testing.T) {
 			for _, target := range targets {
 				t.Run(fmt.Sprintf("%s/%s/%s", r.pattern, caller, target), func(t *testing.T) {
 					ts := newTenants(t)
-					token := map[string]string{"operator": ts.token, "alpha": ts.alpha, "beta": ts.beta}[caller]
+					token := map[string]string{"operator": ts.token, "alpha": ts.alpha, "beta": ts.beta, "chute": ts.chute}[caller]
 					if r.reach == anyone {
 						token = ""
 					}
@@ -176,7 +181,22 @@ func TestTenancyMatrix(t *testing.T) {
 					switch {
 					case r.reach == anyone && r.pattern == loginPattern:
 						want = http.StatusUnauthorized // no password set: reached, and refused
-					case r.reach == anyone, r.reach == everyone, caller == "operator", owned && owner == caller:
+					case r.reach == anyone:
+						want = 200
+					case caller == "chute":
+						// Its own info, else 403; another chute is
+						// one that does not exist.
+						switch {
+						case r.reach == selfOnly:
+							want = 200
+						case r.reach == chuteOwner && target != "aa":
+							want = http.StatusNotFound
+						default:
+							want = http.StatusForbidden
+						}
+					case r.reach == selfOnly:
+						want = http.StatusForbidden
+					case r.reach == everyone, caller == "operator", owned && owner == caller:
 						want = 200
 					case r.reach == operator:
 						want = http.StatusForbidden
@@ -188,6 +208,10 @@ func TestTenancyMatrix(t *testing.T) {
 					}
 					if code/100 != 2 {
 						errorOf(t, got)
+					}
+					actor := "developer:" + caller
+					if caller == "chute" {
+						actor = "chute:aa"
 					}
 					if want == http.StatusNotFound {
 						// Exactly as a chute (or change) that does not
@@ -201,14 +225,14 @@ func TestTenancyMatrix(t *testing.T) {
 						}
 						ts.mu.Lock()
 						defer ts.mu.Unlock()
-						if !strings.Contains(strings.Join(ts.logged, "\n"), "refused developer:"+caller+": "+r.method+` "`+path+`": 404 `) {
+						if !strings.Contains(strings.Join(ts.logged, "\n"), "refused "+actor+": "+r.method+` "`+path+`": 404 `) {
 							t.Errorf("refusal not logged with its actor: %q", ts.logged)
 						}
 					}
-					if want == http.StatusForbidden {
+					if want == http.StatusForbidden && caller != "operator" {
 						ts.mu.Lock()
 						defer ts.mu.Unlock()
-						if !strings.Contains(strings.Join(ts.logged, "\n"), "refused developer:"+caller+": "+r.method+` "`+path+`": 403 only the operator may do this`) {
+						if !strings.Contains(strings.Join(ts.logged, "\n"), "refused "+actor+": "+r.method+` "`+path+`": 403 `) {
 							t.Errorf("refusal not logged with its actor: %q", ts.logged)
 						}
 					}

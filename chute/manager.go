@@ -103,6 +103,7 @@ type Manager struct {
 	keptOwners map[string]Owner   // whose chute kept the data, by name
 	heldSlots  map[int]bool       // uid slots of installs not yet committed
 	resumed    map[string]*Change // installs a previous daemon left, finished by Run's recovery
+	tokens     map[string]string  // running chutes by their token's hash (identity.go)
 
 	admitMu sync.Mutex // one admission at a time
 
@@ -143,6 +144,7 @@ func NewManager(cfg Config) (*Manager, error) {
 		claims:     map[*claim]bool{},
 		keptSlots:  map[string]int{},
 		keptOwners: map[string]Owner{},
+		tokens:     map[string]string{},
 		heldSlots:  map[int]bool{},
 	}
 	m.changeCond = sync.NewCond(&m.mu)

@@ -91,14 +91,19 @@ func (m *Manager) launch(ctx context.Context, p *progress, name string, slot int
 	if err != nil {
 		return nil, fmt.Errorf("start chute %q: %w", name, err)
 	}
+	// A fresh identity for each run: the last run's token is refused.
+	token, err := m.mintToken(name, id+uint32(man.User))
+	if err != nil {
+		return nil, fmt.Errorf("start chute %q: %w", name, err)
+	}
 	p.step("starting %s", man.Command[0])
-	return m.launcher.Start(ctx, sandbox.Spec{
+	sb, err := m.launcher.Start(ctx, sandbox.Spec{
 		Name:       name,
 		Rootfs:     m.paths.rootfs(name, dir),
 		DataDir:    m.paths.data(name),
 		PolicyDir:  m.paths.policy(name),
 		Args:       man.Command,
-		Env:        envOf(man),
+		Env:        append(envOf(man), tokenEnv+"="+token),
 		UID:        uint32(man.User),
 		GID:        uint32(man.User),
 		UserNS:     true,
@@ -114,6 +119,10 @@ func (m *Manager) launch(ctx context.Context, p *progress, name string, slot int
 		StateDir:   m.paths.run(name),
 		Executable: m.cfg.Executable,
 	})
+	if err != nil {
+		m.revokeToken(name)
+	}
+	return sb, err
 }
 
 // prepare makes what the sandbox needs: the cgroup with the limits in
@@ -184,6 +193,7 @@ func (m *Manager) stopChute(ctx context.Context, p *progress, name string) error
 	if err := sandbox.Cleanup(m.paths.run(name)); err != nil {
 		m.logf("clean up chute %q: %v", name, err)
 	}
+	m.revokeToken(name)
 	return m.save(name, func(r *record) { r.State = Stopped })
 }
 
@@ -247,6 +257,7 @@ func (m *Manager) exited(ctx context.Context, p *progress, name string, sb *sand
 		g.Kill()
 	}
 	sandbox.Cleanup(m.paths.run(name))
+	m.revokeToken(name)
 	m.logf("chute %s exited: %s", name, why)
 
 	restart := e.rec.Desired == Running && (man.Restart.Policy == manifest.RestartAlways ||
@@ -313,6 +324,9 @@ func (m *Manager) recover(ctx context.Context, p *progress, name string) error {
 		m.save(name, func(r *record) { r.State = Running })
 		m.supervise(name, sb, e.rec.Manifest)
 		p.step("chute %s: re-adopted running pid %d", name, sb.Pid())
+		if err := m.adoptToken(name); err != nil {
+			m.logf("chute %s: %v", name, err)
+		}
 		// The network's flows live in this daemon's memory: give them back.
 		if err := m.attach(ctx, name, e.rec.Manifest); err != nil {
 			m.save(name, func(r *record) { r.Error = err.Error() })
@@ -391,6 +405,7 @@ func (m *Manager) purge(name string, keepData bool) error {
 		errs = append(errs, g.Kill(), g.Delete())
 	}
 	errs = append(errs, sandbox.Cleanup(m.paths.run(name)))
+	m.revokeToken(name)
 	if m.cfg.Network != nil {
 		errs = append(errs, m.cfg.Network.Detach(m.ctx, name))
 	}

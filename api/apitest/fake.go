@@ -31,6 +31,7 @@ type Fake struct {
 
 	mu      sync.Mutex
 	chutes  map[string]chute.Info
+	tokens  map[string]string // chute tokens: token -> chute
 	changes []*change // change i has id i+1
 	logs    map[string][]string
 	logged  chan struct{} // closed and replaced when a log line arrives
@@ -49,8 +50,30 @@ type change struct {
 func New() *Fake {
 	return &Fake{
 		chutes: map[string]chute.Info{}, logs: map[string][]string{}, logged: make(chan struct{}),
-		requests: map[string]chute.ResourceRequest{},
+		requests: map[string]chute.ResourceRequest{}, tokens: map[string]string{},
 	}
+}
+
+// SetToken makes token the identity of chute name; "" revokes name's.
+func (f *Fake) SetToken(name, token string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for t, n := range f.tokens {
+		if n == name {
+			delete(f.tokens, t)
+		}
+	}
+	if token != "" {
+		f.tokens[token] = name
+	}
+}
+
+// ChuteOfToken implements api.Chutes.
+func (f *Fake) ChuteOfToken(token string) (string, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n, ok := f.tokens[token]
+	return n, ok
 }
 
 // Add puts a chute in place as if installed earlier.
