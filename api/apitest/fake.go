@@ -32,7 +32,7 @@ type Fake struct {
 	mu      sync.Mutex
 	chutes  map[string]chute.Info
 	tokens  map[string]string // chute tokens: token -> chute
-	changes []*change // change i has id i+1
+	changes []*change         // change i has id i+1
 	logs    map[string][]string
 	logged  chan struct{} // closed and replaced when a log line arrives
 	lastSig []byte        // the signature that came with the last upload
