@@ -1,0 +1,117 @@
+package main
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"paradrop/examples"
+)
+
+// TestChuteIdentityOnRealDaemon: a chute, with the token it reads inside
+// itself, gets its own info from the real daemon and nothing else; its
+// token changes when it restarts, and the old one, like the token of a
+// removed chute, is refused.
+func TestChuteIdentityOnRealDaemon(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("needs root")
+	}
+	top := t.TempDir()
+	d := &daemon{t: t, bin: buildBinary(t), data: filepath.Join(top, "data"), url: "http://" + freePort(t)}
+	d.start()
+	defer func() {
+		for _, c := range []string{"me", "other"} {
+			d.cli("chute", "remove", c, "--yes")
+		}
+		d.cmd.Process.Signal(syscall.SIGTERM)
+		d.cmd.Wait()
+	}()
+	for _, name := range []string{"me", "other"} {
+		p, err := examples.Package("name: "+name+"\nversion: 1.0.0\ncommand: [/bin/sh, -c, \"rm -f /data/token; cat /paradrop/token > /data/t; mv /data/t /data/token; exec sleep 1000\"]\n", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join(top, name+".tar.gz")
+		os.WriteFile(path, p, 0o644)
+		if _, errs, code := d.cli("chute", "install", path); code != 0 {
+			t.Fatalf("install %s: %s", name, errs)
+		}
+	}
+	// The token as the chute read it, from its /data.
+	tokenFile := filepath.Join(d.data, "chutes", "me", "data", "token")
+	read := func(not string) string {
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			b, _ := os.ReadFile(tokenFile)
+			if tok := strings.TrimSpace(string(b)); tok != "" && tok != not {
+				return tok
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the chute wrote no new token to %s", tokenFile)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	get := func(token, method, path string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest(method, d.url+path, nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	first := read("")
+	code, body := get(first, "GET", "/api/v1/self")
+	var self struct {
+		Name, Version, State string
+		Resources            map[string]any
+	}
+	if code != 200 || json.Unmarshal([]byte(body), &self) != nil || self.Name != "me" || self.Version != "1.0.0" || self.State != "running" || self.Resources == nil {
+		t.Fatalf("GET /self: %d %s", code, body)
+	}
+	for _, c := range []struct {
+		method, path string
+		want         int
+	}{
+		{"GET", "/api/v1/chutes", 403},
+		{"GET", "/api/v1/info", 403},
+		{"GET", "/api/v1/changes", 403},
+		{"GET", "/api/v1/developers", 403},
+		{"GET", "/api/v1/chutes/me", 403},
+		{"POST", "/api/v1/chutes/me/stop", 403},
+		{"GET", "/api/v1/chutes/other", 404},
+		{"DELETE", "/api/v1/chutes/other", 404},
+		{"GET", "/api/v1/chutes/other/logs", 404},
+	} {
+		if code, body := get(first, c.method, c.path); code != c.want {
+			t.Errorf("%s %s as the chute: %d %s, want %d", c.method, c.path, code, body, c.want)
+		}
+	}
+
+	if _, errs, code := d.cli("chute", "restart", "me"); code != 0 {
+		t.Fatalf("restart: %s", errs)
+	}
+	second := read(first)
+	if code, body := get(first, "GET", "/api/v1/self"); code != 401 {
+		t.Errorf("the last run's token: %d %s, want 401", code, body)
+	}
+	if code, body := get(second, "GET", "/api/v1/self"); code != 200 || !strings.Contains(body, `"name": "me"`) {
+		t.Errorf("the new token: %d %s", code, body)
+	}
+	if _, errs, code := d.cli("chute", "remove", "me", "--yes"); code != 0 {
+		t.Fatalf("remove: %s", errs)
+	}
+	if code, body := get(second, "GET", "/api/v1/self"); code != 401 {
+		t.Errorf("a removed chute's token: %d %s, want 401", code, body)
+	}
+}
