@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log"
 	"net"
 	"net/http"
@@ -192,15 +193,14 @@ func serve(ctx context.Context, opts serveOptions) error {
 		mgrCfg.GatewayPorts = ownPorts(opts.gatewayPorts, listenerAddrs(lns), cfg.Controller)
 		opts.logf("chute network: bridge %s, chutes in %s", cfg.Bridge, cfg.Subnet)
 	}
+	// Set below, once the API exists, before the manager's Run starts a
+	// chute.
+	var serveChute func(string, net.Listener) io.Closer
+	mgrCfg.ServeAPI = func(name string, ln net.Listener) io.Closer { return serveChute(name, ln) }
 	mgr, err := chute.NewManager(mgrCfg)
 	if err != nil {
 		return err // it names itself
 	}
-
-	mgrCtx, stopMgr := context.WithCancel(context.Background())
-	mgrDone := make(chan error, 1)
-	go func() { mgrDone <- mgr.Run(mgrCtx) }()
-	defer func() { stopMgr(); <-mgrDone }()
 
 	// Requests derive from reqCtx, canceled at shutdown, so that followed
 	// logs and ?wait=1 calls end instead of holding Shutdown up.
@@ -215,6 +215,19 @@ func serve(ctx context.Context, opts serveOptions) error {
 	mux.Handle("/", webui.Handler())
 	srv := api.NewServer(reqCtx, mux, opts.limits)
 	srv.RegisterOnShutdown(cancelReqs)
+	// Each running chute's /paradrop/api.sock: the API under the same
+	// limits, to that chute alone.
+	serveChute = func(name string, ln net.Listener) io.Closer {
+		s := api.NewServer(reqCtx, api.ForChute(apiHandler, name, mgr), opts.limits)
+		go s.Serve(ln)
+		return s
+	}
+
+	mgrCtx, stopMgr := context.WithCancel(context.Background())
+	mgrDone := make(chan error, 1)
+	go func() { mgrDone <- mgr.Run(mgrCtx) }()
+	defer func() { stopMgr(); <-mgrDone }()
+
 	served := serveAPI(srv, lns, cert)
 	for _, ln := range lns {
 		opts.logf("API listening on %s", listenLog(ln))

@@ -62,3 +62,19 @@ func chuteReach(id identity, sc scope) (ok bool, code int, msg string) {
 	}
 	return false, http.StatusForbidden, fmt.Sprintf("chute %s may only read GET /api/v1/self", id.chute)
 }
+
+// ForChute serves h to the running chute name alone, as on its own socket:
+// a request without that chute's token is refused before h sees it.
+func ForChute(h http.Handler, name string, chutes Chutes) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if token, ok := bearerToken(r); ok {
+			if c, ok := chutes.ChuteOfToken(token); ok && c == name {
+				h.ServeHTTP(w, r)
+				return
+			}
+		}
+		w.Header().Set("WWW-Authenticate", `Bearer realm="paradrop"`)
+		w.Header().Set("Connection", "close")
+		writeError(w, http.StatusUnauthorized, "this socket serves chute "+name+" with its token (/paradrop/token)")
+	})
+}

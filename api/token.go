@@ -94,9 +94,8 @@ func hashToken(token string) string {
 // token replaced or revoked in the store takes effect at once; with no
 // operator hash at all nobody gets in.
 func (s *server) authorize(r *http.Request) (identity, error) {
-	auth := r.Header.Get("Authorization")
-	scheme, token, ok := strings.Cut(auth, " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
+	token, ok := bearerToken(r)
+	if !ok {
 		return identity{}, errors.New("missing bearer token (see operator.token in the daemon's data directory)")
 	}
 	invalid := errors.New("invalid token")
@@ -110,7 +109,6 @@ func (s *server) authorize(r *http.Request) (identity, error) {
 		}
 		return identity{}, invalid
 	}
-	token = strings.TrimSpace(token)
 	got := hashToken(token)
 	if subtle.ConstantTimeCompare([]byte(got), []byte(want)) == 1 || s.logins.valid(token) {
 		return identity{}, nil
@@ -127,4 +125,11 @@ func (s *server) authorize(r *http.Request) (identity, error) {
 		return identity{}, invalid
 	}
 	return identity{developer: name}, nil
+}
+
+// bearerToken is the request's bearer token, trimmed.
+func bearerToken(r *http.Request) (string, bool) {
+	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	token = strings.TrimSpace(token)
+	return token, ok && strings.EqualFold(scheme, "Bearer") && token != ""
 }

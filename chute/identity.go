@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,6 +15,10 @@ import (
 
 // tokenFile is the chute's token in its policy dir, its /paradrop/token.
 const tokenFile = "token"
+
+// socketFile is the Unix socket in the policy dir, its /paradrop/api.sock,
+// on which the daemon serves the API to the chute.
+const socketFile = "api.sock"
 
 // tokenEnv is the variable that carries the token into the chute.
 const tokenEnv = "PARADROP_TOKEN"
@@ -81,8 +86,8 @@ func (m *Manager) setToken(name, hash string) {
 	m.tokens[hash] = name
 }
 
-// revokeToken forgets the chute's token and removes its file: a chute that
-// is not running has no identity.
+// revokeToken forgets the chute's token and removes its file, and closes
+// its socket: a chute that is not running has no identity.
 func (m *Manager) revokeToken(name string) {
 	m.mu.Lock()
 	for h, n := range m.tokens {
@@ -90,10 +95,58 @@ func (m *Manager) revokeToken(name string) {
 			delete(m.tokens, h)
 		}
 	}
+	sock := m.sockets[name]
+	delete(m.sockets, name)
 	m.mu.Unlock()
-	if err := os.Remove(filepath.Join(m.paths.policy(name), tokenFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		m.logf("chute %s: revoke token: %v", name, err)
+	if sock != nil {
+		sock.Close()
 	}
+	for _, f := range []string{tokenFile, socketFile} {
+		if err := os.Remove(filepath.Join(m.paths.policy(name), f)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			m.logf("chute %s: revoke token: %v", name, err)
+		}
+	}
+}
+
+// openSocket makes the chute's api.sock, usable by its user (host uid uid)
+// alone, and has the daemon serve the API on it.
+func (m *Manager) openSocket(name string, uid uint32) error {
+	if m.cfg.ServeAPI == nil {
+		return nil
+	}
+	dir, err := os.Open(m.paths.policy(name))
+	if err != nil {
+		return fmt.Errorf("chute socket: %w", err)
+	}
+	defer dir.Close()
+	path := filepath.Join(dir.Name(), socketFile)
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("chute socket: %w", err)
+	}
+	// Bound through the directory's descriptor: the data dir's path may
+	// be longer than a socket's address may be (108 bytes).
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: fmt.Sprintf("/proc/self/fd/%d/%s", dir.Fd(), socketFile), Net: "unix"})
+	if err != nil {
+		return fmt.Errorf("chute socket: %w", err)
+	}
+	ln.SetUnlinkOnClose(false) // by that name, it would not be found
+	// connect(2) needs write permission on the socket.
+	if err := os.Chmod(path, 0o600); err == nil {
+		err = os.Chown(path, int(uid), int(uid))
+	}
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("chute socket: %w", err)
+	}
+	srv := m.cfg.ServeAPI(name, ln)
+	m.mu.Lock()
+	old := m.sockets[name]
+	m.sockets[name] = srv
+	m.mu.Unlock()
+	if old != nil {
+		old.Close()
+	}
+	return nil
 }
 
 // ChuteOfToken is the running chute whose token is token.

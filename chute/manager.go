@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log"
+	"net"
 	"net/netip"
 	"os"
 	"sort"
@@ -53,6 +55,10 @@ type Config struct {
 	// Allow are the privileges the operator's own installs and updates
 	// (Install, Update) may ask for; none when empty.
 	Allow Privileges
+	// ServeAPI serves the API to the running chute name on ln, the Unix
+	// socket its /paradrop/api.sock; closing what it returns ends that.
+	// Nil: chutes get no socket.
+	ServeAPI func(name string, ln net.Listener) io.Closer
 }
 
 // record is a chute as persisted in the store.
@@ -103,7 +109,11 @@ type Manager struct {
 	keptOwners map[string]Owner   // whose chute kept the data, by name
 	heldSlots  map[int]bool       // uid slots of installs not yet committed
 	resumed    map[string]*Change // installs a previous daemon left, finished by Run's recovery
-	tokens     map[string]string  // running chutes by their token's hash (identity.go)
+
+	// The running chutes' identities (identity.go): by their token's
+	// hash, and the API served on each one's socket.
+	tokens  map[string]string
+	sockets map[string]io.Closer
 
 	admitMu sync.Mutex // one admission at a time
 
@@ -145,6 +155,7 @@ func NewManager(cfg Config) (*Manager, error) {
 		keptSlots:  map[string]int{},
 		keptOwners: map[string]Owner{},
 		tokens:     map[string]string{},
+		sockets:    map[string]io.Closer{},
 		heldSlots:  map[int]bool{},
 	}
 	m.changeCond = sync.NewCond(&m.mu)

@@ -93,7 +93,11 @@ func (m *Manager) launch(ctx context.Context, p *progress, name string, slot int
 	}
 	// A fresh identity for each run: the last run's token is refused.
 	token, err := m.mintToken(name, id+uint32(man.User))
+	if err == nil {
+		err = m.openSocket(name, id+uint32(man.User))
+	}
 	if err != nil {
+		m.revokeToken(name)
 		return nil, fmt.Errorf("start chute %q: %w", name, err)
 	}
 	p.step("starting %s", man.Command[0])
@@ -324,7 +328,11 @@ func (m *Manager) recover(ctx context.Context, p *progress, name string) error {
 		m.save(name, func(r *record) { r.State = Running })
 		m.supervise(name, sb, e.rec.Manifest)
 		p.step("chute %s: re-adopted running pid %d", name, sb.Pid())
-		if err := m.adoptToken(name); err != nil {
+		err := m.adoptToken(name)
+		if err == nil {
+			err = m.openSocket(name, hostID(e.rec.Slot)+uint32(e.rec.Manifest.User))
+		}
+		if err != nil {
 			m.logf("chute %s: %v", name, err)
 		}
 		// The network's flows live in this daemon's memory: give them back.
