@@ -74,7 +74,7 @@ func TestChuteIdentityOnRealDaemon(t *testing.T) {
 		req.Header.Set("Authorization", "Bearer "+token)
 		resp, err := c.Do(req)
 		if err != nil {
-			t.Fatal(err)
+			return 0, err.Error()
 		}
 		defer resp.Body.Close()
 		b, _ := io.ReadAll(resp.Body)
@@ -131,6 +131,22 @@ func TestChuteIdentityOnRealDaemon(t *testing.T) {
 		}
 	}
 
+	// A daemon restart re-adopts the running chute: same token, its
+	// socket served again.
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	d.cmd.Wait()
+	d.start()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		code, body := getOn(me, first, "GET", "/api/v1/self")
+		if code == 200 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after a daemon restart, GET /self on the socket: %d %s", code, body)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	if _, errs, code := d.cli("chute", "restart", "me"); code != 0 {
 		t.Fatalf("restart: %s", errs)
 	}
