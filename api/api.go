@@ -7,8 +7,11 @@
 // any other answers exactly as one that does not exist (404); GET chutes,
 // changes and info show only its own. The operator's routes (developers,
 // password, flows of the gateway, gateway usage, metrics) answer it 403.
+// A running chute, with the token of its current run (self.go), may only
+// GET /api/v1/self: 403 elsewhere, 404 on a route naming another chute;
+// ForChute serves its own socket, /paradrop/api.sock, to that token alone.
 // Every change records its actor ("operator", "developer:NAME"); every
-// refusal of a developer is logged with it.
+// refusal of a developer or a chute is logged with it.
 //
 // Every response is JSON except a chute's logs (text/plain). Errors are
 // always {"error": "..."} with a 4xx status that says whose fault it is:
@@ -30,6 +33,7 @@
 //	DELETE /api/v1/chutes/NAME[?keep_data=1]
 //	POST   /api/v1/chutes/NAME/start|stop|restart
 //	GET    /api/v1/chutes/NAME/logs[?tail=N][&follow=1]   text/plain
+//	GET    /api/v1/self                       a chute's own info, resources, usage; its token only
 //	GET    /api/v1/changes                    {"changes":[...]}
 //	GET    /api/v1/changes/ID
 //	POST   /api/v1/login                      {"password"} -> {"token","expires"}; no token needed
