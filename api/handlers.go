@@ -28,6 +28,9 @@ type infoResponse struct {
 	Kernel        string `json:"kernel"`
 	CgroupMode    string `json:"cgroup_mode"`
 	Chutes        int    `json:"chutes"`
+	// Actor is who asks: "operator" or "developer:NAME", for the web UI
+	// to show each only what it may use.
+	Actor string `json:"actor"`
 
 	// TLSFingerprint is the HTTPS certificate's SHA-256, for clients to
 	// check what they pinned against; absent without HTTPS listeners.
@@ -53,6 +56,7 @@ func (s *server) info(w http.ResponseWriter, r *http.Request) {
 		Kernel:        strings.TrimSpace(string(kernel)),
 		CgroupMode:    mode,
 		Chutes:        len(s.visibleChutes(identityOf(r))),
+		Actor:         identityOf(r).String(),
 
 		TLSFingerprint: s.cfg.TLSFingerprint,
 	})

@@ -80,3 +80,6 @@ export async function sendPackage(method, path, file, panel) {
     return null;
   }
 }
+
+// ownerName is who owns a chute, as the operator reads it.
+export const ownerName = (chute) => (chute.owner ? `developer ${chute.owner}` : 'operator');

@@ -5,9 +5,20 @@ const tokenKey = 'paradrop.token';
 
 export const session = {
   token: () => sessionStorage.getItem(tokenKey),
-  save: (token) => sessionStorage.setItem(tokenKey, token),
-  clear: () => sessionStorage.removeItem(tokenKey),
+  save: (token) => { whoami = null; sessionStorage.setItem(tokenKey, token); },
+  clear: () => { whoami = null; sessionStorage.removeItem(tokenKey); },
 };
+
+// whoami is who the token is, as /api/v1/info says: {actor, operator}.
+// Asked once per login, so that pages never call what a developer may not.
+let whoami = null;
+export async function identity(signal) {
+  if (!whoami) {
+    const {actor = 'operator'} = await getJSON('/api/v1/info', {signal});
+    whoami = {actor, operator: actor === 'operator'};
+  }
+  return whoami;
+}
 
 export class APIError extends Error {
   constructor(status, message) {
@@ -57,7 +68,7 @@ export async function sendJSON(method, path, body) {
 
 export const chutePath = (name, rest = '') => `/api/v1/chutes/${encodeURIComponent(name)}${rest}`;
 
-// checkToken validates an operator token before keeping it.
+// checkToken validates a token (the operator's or a developer's) before keeping it.
 export async function checkToken(token) {
   const resp = await fetch('/api/v1/info', {headers: {Authorization: `Bearer ${token}`}});
   if (!resp.ok) throw await errorOf(resp);

@@ -2,7 +2,7 @@
 // logs, its network rules and its history.
 
 import {APIError, chutePath, followLogs, getJSON, request} from './api.js';
-import {actionButtons} from './actions.js';
+import {actionButtons, ownerName} from './actions.js';
 import {changePanel, changeSummary, followChange, stepList} from './changes.js';
 import {Chart} from './charts.js';
 import {announce, h} from './dom.js';
@@ -30,7 +30,7 @@ async function limitsInForce(chute, signal) {
   }
 }
 
-export async function chutePage(view, signal, name) {
+export async function chutePage(view, signal, name, who = {operator: true}) {
   const title = h('h1', {}, name);
   const summary = h('p');
   const activity = changePanel('Progress of the last action');
@@ -78,6 +78,7 @@ export async function chutePage(view, signal, name) {
     chute = c;
     summary.replaceChildren(
       h('span', {class: `state-${c.state}`}, c.state), ` · version ${c.version} · up ${uptime(c)} · ${c.restarts} restarts`,
+      ...(who.operator ? [' · owner ', h('span', {class: 'owner'}, ownerName(c))] : []),
       ...(c.error ? [h('span', {class: 'error'}, ` · ${c.error}`)] : []));
     const focused = document.activeElement?.getAttribute('aria-label');
     actions.replaceChildren(...actionButtons(c, activity, refreshChute));
@@ -264,7 +265,8 @@ async function showHistory(name, box, signal) {
     box.dataset.key = key;
     const open = new Set([...box.querySelectorAll('details[open]')].map((d) => d.dataset.id));
     box.replaceChildren(...mine.map((c) => h('details', {dataset: {id: String(c.id)}, open: open.has(String(c.id))},
-      h('summary', {}, `#${c.id} ${clock(c.created)} — ${changeSummary(c)}`), stepList(c))));
+      h('summary', {}, `#${c.id} ${clock(c.created)} — ${changeSummary(c)}`, c.actor ? h('span', {class: 'hint actor'}, ` by ${c.actor}`) : null),
+      stepList(c))));
   } catch (err) {
     if (!signal.aborted) box.replaceChildren(h('p', {class: 'error'}, err.message));
   }

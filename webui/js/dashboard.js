@@ -5,7 +5,7 @@ import {changePanel} from './changes.js';
 import {Chart} from './charts.js';
 import {h} from './dom.js';
 import {bitsPerSecond, bytes, uptime} from './format.js';
-import {actionButtons} from './actions.js';
+import {actionButtons, ownerName} from './actions.js';
 import {poll} from './poll.js';
 
 const windowSeconds = 300;
@@ -14,7 +14,7 @@ const pollMs = 2000;
 // than this make the chart unreadable.
 const maxIfaces = 3;
 
-export function dashboard(view, signal) {
+export function dashboard(view, signal, who = {operator: true}) {
   const charts = {
     cpu: new Chart('Gateway CPU', {format: (v) => `${Math.round(v)} %`, yMin: 0, yMax: 100}),
     mem: new Chart('Gateway memory', {format: bytes, yMin: 0}),
@@ -30,6 +30,18 @@ export function dashboard(view, signal) {
   const listError = h('p', {class: 'error', hidden: true});
   const activity = changePanel('Progress of the last action');
 
+  // The gateway's usage is the operator's: a developer sees its chutes.
+  const gateway = who.operator ? [
+    h('section', {class: 'card', 'aria-labelledby': 'gw-h'},
+      h('h2', {id: 'gw-h'}, 'Gateway'),
+      usageError,
+      h('div', {class: 'charts'}, charts.cpu.figure, charts.mem.figure, charts.disk.figure, charts.net.figure)),
+    h('section', {class: 'card', 'aria-labelledby': 'share-h'},
+      h('h2', {id: 'share-h'}, 'Chutes’ share'),
+      h('div', {class: 'charts'}, charts.chuteCPU.figure, charts.chuteMem.figure))] : [
+    h('p', {class: 'hint', id: 'developer-note'},
+      `Logged in as ${who.actor}: these are your chutes. The gateway’s own usage is the operator’s to see; each chute’s page shows its usage.`)];
+
   view.replaceChildren(
     h('h1', {}, 'Dashboard'),
     h('section', {class: 'card', 'aria-labelledby': 'chutes-h'},
@@ -38,19 +50,15 @@ export function dashboard(view, signal) {
       h('div', {class: 'table-wrap'},
         h('table', {class: 'chutes'},
           h('thead', {}, h('tr', {},
-            h('th', {scope: 'col'}, 'Name'), h('th', {scope: 'col'}, 'State'),
+            h('th', {scope: 'col'}, 'Name'),
+            who.operator ? h('th', {scope: 'col'}, 'Owner') : null,
+            h('th', {scope: 'col'}, 'State'),
             h('th', {scope: 'col'}, 'Version'), h('th', {scope: 'col', class: 'num'}, 'Uptime'),
             h('th', {scope: 'col', class: 'num'}, 'Restarts'), h('th', {scope: 'col'}, 'Actions'))),
           tbody)),
       h('p', {}, h('a', {href: '/install'}, 'Install a chute…')),
       activity),
-    h('section', {class: 'card', 'aria-labelledby': 'gw-h'},
-      h('h2', {id: 'gw-h'}, 'Gateway'),
-      usageError,
-      h('div', {class: 'charts'}, charts.cpu.figure, charts.mem.figure, charts.disk.figure, charts.net.figure)),
-    h('section', {class: 'card', 'aria-labelledby': 'share-h'},
-      h('h2', {id: 'share-h'}, 'Chutes’ share'),
-      h('div', {class: 'charts'}, charts.chuteCPU.figure, charts.chuteMem.figure)));
+    ...gateway);
 
   let shown = '';
   const refreshChutes = async () => {
@@ -62,7 +70,7 @@ export function dashboard(view, signal) {
       const key = JSON.stringify(chutes.map(({manifest, ...rest}) => rest));
       if (key !== shown) {
         shown = key;
-        renderRows(tbody, chutes, activity, refreshChutes);
+        renderRows(tbody, chutes, activity, refreshChutes, who);
       }
       for (const c of chutes) {
         const cell = tbody.querySelector(`tr[data-chute="${CSS.escape(c.name)}"] .uptime`);
@@ -87,13 +95,14 @@ export function dashboard(view, signal) {
     }
   };
 
-  poll(async () => { await Promise.all([refreshChutes(), refreshUsage()]); }, pollMs, signal);
+  poll(async () => { await Promise.all([refreshChutes(), who.operator ? refreshUsage() : null]); }, pollMs, signal);
 }
 
-function renderRows(tbody, chutes, activity, refresh) {
+function renderRows(tbody, chutes, activity, refresh, who) {
   const focused = document.activeElement?.getAttribute('aria-label');
   tbody.replaceChildren(...chutes.map((c) => h('tr', {dataset: {chute: c.name}},
     h('td', {'data-label': 'Name'}, h('a', {href: `/chutes/${encodeURIComponent(c.name)}`}, c.name)),
+    who.operator ? h('td', {'data-label': 'Owner', class: 'owner'}, ownerName(c)) : null,
     h('td', {'data-label': 'State', class: `state-${c.state}`},
       c.state, c.error ? h('span', {class: 'hint'}, ` (${c.error})`) : null),
     h('td', {'data-label': 'Version'}, c.version),
@@ -101,7 +110,7 @@ function renderRows(tbody, chutes, activity, refresh) {
     h('td', {'data-label': 'Restarts', class: 'num'}, String(c.restarts)),
     h('td', {'data-label': 'Actions', class: 'actions'}, actionButtons(c, activity, refresh)))));
   if (!chutes.length) {
-    tbody.append(h('tr', {}, h('td', {colspan: 6}, 'No chutes installed yet.')));
+    tbody.append(h('tr', {}, h('td', {colspan: who.operator ? 7 : 6}, 'No chutes installed yet.')));
   }
   if (focused) tbody.querySelector(`[aria-label="${CSS.escape(focused)}"]`)?.focus();
 }

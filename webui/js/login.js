@@ -1,4 +1,5 @@
-// Login: the operator token, or the operator password for a session token.
+// Login: the operator's or a developer's token, or the operator password for
+// a session token.
 
 import {checkToken, loginWithPassword, session} from './api.js';
 import {h} from './dom.js';
@@ -32,9 +33,9 @@ export function loginPage(view, onLoggedIn) {
 
   const token = h('input', {type: 'password', id: 'token', autocomplete: 'off', required: true, spellcheck: 'false'});
   const tokenForm = h('form', {id: 'token-login'},
-    h('label', {for: 'token'}, 'Operator token'),
+    h('label', {for: 'token'}, 'Token'),
     token,
-    h('p', {class: 'hint'}, 'In operator.token in the daemon’s data directory.'),
+    h('p', {class: 'hint'}, 'The operator’s (operator.token in the daemon’s data directory), or a developer’s.'),
     h('div', {class: 'buttons'}, h('button', {type: 'submit'}, 'Log in with the token')));
   tokenForm.addEventListener('submit', (event) => {
     event.preventDefault();
