@@ -22,19 +22,7 @@ import (
 // token changes when it restarts, and the old one, like the token of a
 // removed chute, is refused.
 func TestChuteIdentityOnRealDaemon(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Fatal("needs root")
-	}
-	top := t.TempDir()
-	d := &daemon{t: t, bin: buildBinary(t), data: filepath.Join(top, "data"), url: "http://" + freePort(t)}
-	d.start()
-	defer func() {
-		for _, c := range []string{"me", "other"} {
-			d.cli("chute", "remove", c, "--yes")
-		}
-		d.cmd.Process.Signal(syscall.SIGTERM)
-		d.cmd.Wait()
-	}()
+	d, top := startRealDaemon(t, "me", "other")
 	for _, name := range []string{"me", "other"} {
 		p, err := examples.Package("name: "+name+"\nversion: 1.0.0\ncommand: [/bin/sh, -c, \"rm -f /data/token; for f in /paradrop/*; do [ -S $f ] && echo socket $f; done > /data/ls; cat /paradrop/token > /data/t; mv /data/t /data/token; exec sleep 1000\"]\n", nil)
 		if err != nil {

@@ -20,17 +20,7 @@ import (
 // audit names who did what; revocation works at once; ownership survives
 // a daemon restart.
 func TestTenantsOnRealDaemon(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Fatal("needs root")
-	}
-	top := t.TempDir()
-	d := &daemon{t: t, bin: buildBinary(t), data: filepath.Join(top, "data"), url: "http://" + freePort(t)}
-	d.start()
-	defer func() {
-		d.cli("chute", "remove", "a1", "--yes")
-		d.cmd.Process.Signal(syscall.SIGTERM)
-		d.cmd.Wait()
-	}()
+	d, top := startRealDaemon(t, "a1")
 	as := func(token string, args ...string) (string, string, int) {
 		cmd := exec.Command(d.bin, args...)
 		// No data dir: the operator's token file must not be what is used.

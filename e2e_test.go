@@ -29,6 +29,27 @@ type daemon struct {
 	cmd  *exec.Cmd
 }
 
+// startRealDaemon starts the real binary on its own data directory under
+// top and port; at the test's end it removes the named chutes and stops
+// the daemon (the one running then, if the test restarted it).
+func startRealDaemon(t *testing.T, chutes ...string) (d *daemon, top string) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Fatal("needs root")
+	}
+	top = t.TempDir()
+	d = &daemon{t: t, bin: buildBinary(t), data: filepath.Join(top, "data"), url: "http://" + freePort(t)}
+	d.start()
+	t.Cleanup(func() {
+		for _, c := range chutes {
+			d.cli("chute", "remove", c, "--yes")
+		}
+		d.cmd.Process.Signal(syscall.SIGTERM)
+		d.cmd.Wait()
+	})
+	return d, top
+}
+
 // buildBinary builds the static binary once per test run.
 func buildBinary(t *testing.T) string {
 	t.Helper()
@@ -116,17 +137,7 @@ func (d *daemon) info(name string) map[string]any {
 // still running and its logs still growing, restart the daemon and see it
 // re-adopt the same process.
 func TestDaemonKilledChutesLive(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Fatal("needs root")
-	}
-	top := t.TempDir()
-	d := &daemon{t: t, bin: buildBinary(t), data: filepath.Join(top, "data"), url: "http://" + freePort(t)}
-	d.start()
-	defer func() {
-		d.cli("chute", "remove", "talker", "--yes")
-		d.cmd.Process.Signal(syscall.SIGTERM)
-		d.cmd.Wait()
-	}()
+	d, top := startRealDaemon(t, "talker")
 
 	pkg, err := examples.Package(`
 name: talker
@@ -182,13 +193,7 @@ command: ["/bin/sh", "-c", "i=0; while true; do i=$((i+1)); echo tick $i; sleep 
 // TestCLIErrorsAreOneLine checks what an operator sees on bad input: a
 // non-zero exit and one readable line.
 func TestCLIErrorsAreOneLine(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Fatal("needs root")
-	}
-	top := t.TempDir()
-	d := &daemon{t: t, bin: buildBinary(t), data: filepath.Join(top, "data"), url: "http://" + freePort(t)}
-	d.start()
-	defer func() { d.cmd.Process.Signal(syscall.SIGTERM); d.cmd.Wait() }()
+	d, top := startRealDaemon(t)
 	notPkg := filepath.Join(top, "not-a-package")
 	os.WriteFile(notPkg, []byte("hello"), 0o644)
 	huge, err := examples.Package("name: huge\nversion: 1.0.0\ncommand: [/bin/true]\nresources: {disk: 1Ti}\n", nil)
