@@ -33,7 +33,7 @@ func init() {
 	})
 }
 
-const serveUsage = "serve [--data DIR] [--listen ADDR,...] [--max-upload BYTES] [--cgroup-parent PATH] [--memory-overcommit RATIO] [--gateway-ports LIST] [--allow-devices LIST] [--allow-caps LIST] [--metrics-open] [--tls-cert FILE --tls-key FILE] [--trusted-keys FILE [--require-signed]] [connection limits] [network flags]"
+const serveUsage = "serve [--uci FILE | [--data DIR] [--listen ADDR,...] [--max-upload BYTES] [--cgroup-parent PATH] [--memory-overcommit RATIO] [--gateway-ports LIST] [--allow-devices LIST] [--allow-caps LIST] [--metrics-open] [--tls-cert FILE --tls-key FILE] [--trusted-keys FILE [--require-signed]] [connection limits] [network flags]]"
 
 // serveOptions configure the daemon.
 type serveOptions struct {
@@ -74,6 +74,17 @@ func defaultServeOptions() serveOptions {
 }
 
 func cmdServe(ctx context.Context, env *cliEnv, args []string) error {
+	opts, err := parseServe(env, args)
+	if err != nil {
+		return err
+	}
+	opts.logf = log.New(env.stderr, "", log.LstdFlags).Printf
+	return serve(ctx, opts)
+}
+
+// parseServe turns serve's command line, or the UCI file it names, into
+// the daemon's options.
+func parseServe(env *cliEnv, args []string) (serveOptions, error) {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	opts := defaultServeOptions()
 	fs.StringVar(&opts.dataDir, "data", defaultDataDir, "data directory: state, chutes, operator token")
@@ -95,23 +106,28 @@ func cmdServe(ctx context.Context, env *cliEnv, args []string) error {
 	allowFlags(fs, &opts.allow)
 	signingFlags(fs, &opts.signing)
 	netCfg, withNetwork := networkFlags(fs)
+	uciFile := fs.String("uci", "", "read every other flag from this UCI file's 'config paradrop' section (OpenWrt's /etc/config/paradrop), options named as the flags with _ for -")
 	if _, err := parseArgs(env, fs, serveUsage, args, 0, 0); err != nil {
-		return err
+		return opts, err
+	}
+	if *uciFile != "" {
+		if err := setFromUCI(fs, *uciFile); err != nil {
+			return opts, err
+		}
 	}
 	if err := checkLimits(opts.limits); err != nil {
-		return usagef("%v", err)
+		return opts, usagef("%v", err)
 	}
 	if err := opts.tls.check(); err != nil {
-		return err
+		return opts, err
 	}
 	if err := checkSigning(opts.signing); err != nil {
-		return usagef("%v", err)
+		return opts, usagef("%v", err)
 	}
 	if *withNetwork {
 		opts.network = netCfg
 	}
-	opts.logf = log.New(env.stderr, "", log.LstdFlags).Printf
-	return serve(ctx, opts)
+	return opts, nil
 }
 
 // serve runs the daemon until ctx ends. Chutes are left running: the
