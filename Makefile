@@ -12,7 +12,7 @@ BUILD   := CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)'
 DEBS := busybox-static openvswitch-switch e2fsprogs iproute2 ethtool nftables \
 	util-linux iputils-ping chromium runc lxc python3-os-ken iperf3
 
-.PHONY: build cross deps test check demo bench clean
+.PHONY: build cross deps test check demo bench clean package
 
 build:
 	$(BUILD) -o paradrop .
@@ -28,6 +28,26 @@ cross:
 	GOOS=linux GOARCH=mipsle GOMIPS=softfloat $(BUILD) -o dist/paradrop-linux-mipsle .
 	GOOS=linux GOARCH=mips GOMIPS=softfloat $(BUILD) -o dist/paradrop-linux-mips .
 	@ls -l dist | awk 'NR>1 {printf "%-28s %.1f MiB\n", $$9, $$5/1048576}'
+
+# OpenWrt packages of every `make cross` binary, in dist/openwrt: an .ipk
+# for opkg (OpenWrt <= 23.05) and, when APK names apk-tools 3's `apk`, an
+# .apk for OpenWrt 24.10 and later. Versions are OpenWrt's VERSION-rRELEASE;
+# a git snapshot's is 0.COMMITS~HASH-r1.
+PKG_VERSION    ?= 0.$(shell git rev-list --count HEAD 2>/dev/null || echo 0)~$(shell git rev-parse --short=8 HEAD 2>/dev/null || echo 0000)-r1
+PKG_MAINTAINER ?= ParaDrop developers
+PKG_LICENSE    ?= Apache-2.0
+APK            ?= $(shell command -v apk 2>/dev/null)
+PKG_TARGETS    := 386 armv7 arm64 mipsle mips
+
+package: cross
+	@apk="$(APK)"; if [ -n "$$apk" ] && ! "$$apk" --version 2>/dev/null | grep -q '^apk-tools 3'; then \
+		echo "package: $$apk is not apk-tools 3: no .apk"; apk=; fi; \
+	[ -n "$$apk" ] || echo "package: no apk-tools 3 (set APK=/path/to/apk): making .ipk only"; \
+	export SOURCE_DATE_EPOCH=$$(git log -1 --format=%ct 2>/dev/null || echo 0); \
+	for t in $(PKG_TARGETS); do \
+		CGO_ENABLED=0 $(GO) run ./packaging/openwrt -target $$t -bin dist/paradrop-linux-$$t -out dist/openwrt \
+			-version '$(PKG_VERSION)' -maintainer '$(PKG_MAINTAINER)' -license '$(PKG_LICENSE)' -apk "$$apk" || exit 1; \
+	done
 
 deps:
 	@if ! dpkg -s $(DEBS) >/dev/null 2>&1; then \
