@@ -182,7 +182,7 @@ func TestIPK(t *testing.T) {
 	io.Copy(&rawData, zr)
 	wantFields := map[string]string{
 		"Package": "paradrop", "Version": "0.42~abcdef12-r1", "Architecture": "mipsel_24kc",
-		"Depends": "openvswitch, kmod-veth, kmod-loop, kmod-fs-ext4, e2fsprogs, resize2fs, kmod-nft-nat",
+		"Depends":    "openvswitch, kmod-veth, kmod-loop, kmod-fs-ext4, e2fsprogs, resize2fs, kmod-nft-nat",
 		"Maintainer": "Test <test@example.org>", "License": "Apache-2.0", "Section": "net",
 		"Installed-Size": strconv.Itoa(rawData.Len()),
 	}
