@@ -172,6 +172,7 @@ func TestHotplug(t *testing.T) {
 		{"another device", "add", "eth9", `{ "paradrop": { } }`, false},
 		{"a prefix of a listed port", "add", "lan", `{ "paradrop": { } }`, false},
 		{"a removal", "remove", "lan1", `{ "paradrop": { } }`, false},
+		{"the WAN, matched by name", "add", "wan", `{ "paradrop": { } }`, false},
 		{"service not running", "add", "lan1", "{ }", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
