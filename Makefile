@@ -44,6 +44,7 @@ package: cross
 		echo "package: $$apk is not apk-tools 3: no .apk"; apk=; fi; \
 	[ -n "$$apk" ] || echo "package: no apk-tools 3 (set APK=/path/to/apk): making .ipk only"; \
 	export SOURCE_DATE_EPOCH=$$(git log -1 --format=%ct 2>/dev/null || echo 0); \
+	rm -rf dist/openwrt; \
 	for t in $(PKG_TARGETS); do \
 		CGO_ENABLED=0 $(GO) run ./packaging/openwrt -target $$t -bin dist/paradrop-linux-$$t -out dist/openwrt \
 			-version '$(PKG_VERSION)' -maintainer '$(PKG_MAINTAINER)' -license '$(PKG_LICENSE)' -apk "$$apk" || exit 1; \
