@@ -13,9 +13,11 @@ import (
 	"github.com/google/renameio/v2"
 )
 
-// writeIPK writes an .ipk as OpenWrt's ipkg-build does (and opkg reads):
-// a gzipped tar of ./debian-binary, ./data.tar.gz and ./control.tar.gz,
-// each inner tar holding ./-relative paths owned by root.
+// writeIPK writes an .ipk as OpenWrt's ipkg-build does: a gzipped tar of
+// ./debian-binary, ./data.tar.gz and ./control.tar.gz, each inner tar
+// holding ./-relative paths owned by root. It is the only form OpenWrt's
+// opkg (opkg-lede, whose deb_extract gunzips the outer file and walks it
+// as a tar) reads; the ar archive of Debian and Yocto's opkg is not.
 func writeIPK(file string, m meta, entries []entry) error {
 	data, size, err := tarGz(entries, m.Epoch)
 	if err != nil {
