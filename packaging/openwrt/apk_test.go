@@ -143,4 +143,28 @@ func TestAPK(t *testing.T) {
 	if out, err := exec.Command(apk, "--root", root, "info", "-e", "paradrop").CombinedOutput(); err != nil {
 		t.Errorf("apk info -e paradrop: %v %s", err, out)
 	}
+
+	// The operator edits the file; an upgrade keeps it, the new default
+	// beside it as apk does for protected paths.
+	out2, args := testArgs(t, "mipsle", bin, "-apk", apk, "-version", "0.43~abcdef12-r1")
+	if err := run(args); err != nil {
+		t.Fatal(err)
+	}
+	edited := []byte("config paradrop 'main'\n\toption data '/mnt/sda1/paradrop'\n")
+	os.WriteFile(filepath.Join(root, "etc/config/paradrop"), edited, 0o644)
+	upgrade := []string{"--root", root, "--allow-untrusted", "--no-network", "--no-scripts", "add",
+		filepath.Join(out2, "mipsel_24kc", "paradrop-0.43~abcdef12-r1.apk")}
+	if out, err := exec.Command(apk, upgrade...).CombinedOutput(); err != nil {
+		t.Fatalf("apk upgrade: %v: %s", err, out)
+	}
+	if b, _ := os.ReadFile(filepath.Join(root, "etc/config/paradrop")); !bytes.Equal(b, edited) {
+		t.Error("the upgrade replaced the operator's /etc/config/paradrop")
+	}
+	shipped, _ := os.ReadFile(filepath.Join("files", "paradrop.config"))
+	if b, _ := os.ReadFile(filepath.Join(root, "etc/config/paradrop.apk-new")); !bytes.Equal(b, shipped) {
+		t.Error("the new default is not beside it as paradrop.apk-new")
+	}
+	if out, _ := exec.Command(apk, "--root", root, "info", "paradrop").CombinedOutput(); !strings.Contains(string(out), "0.43~abcdef12-r1") {
+		t.Errorf("not upgraded: %s", out)
+	}
 }
