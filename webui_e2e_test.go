@@ -82,9 +82,7 @@ func TestWebUI(t *testing.T) {
 	ctx := browser(t)
 	run := func(what string, steps ...chromedp.Action[chromedp.Void]) {
 		t.Helper()
-		if err := chromedp.Do(ctx, steps...); err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
+		runUI(t, ctx, what, steps...)
 	}
 
 	// A deep link first shows the login, then the page it pointed to.
@@ -230,9 +228,11 @@ func browser(t *testing.T) context.Context {
 	return ctx
 }
 
-// evaluate runs a JavaScript expression in the page.
+// evaluate runs a JavaScript expression in the page, within uiDeadline.
 func evaluate[T any](t *testing.T, ctx context.Context, expr string) T {
 	t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, uiDeadline)
+	defer cancel()
 	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](expr))
 	if err != nil {
 		t.Fatalf("evaluate %s: %v", expr, err)
@@ -272,6 +272,8 @@ func screenshotDir(t *testing.T) string {
 
 func screenshot(t *testing.T, ctx context.Context, dir, name string, width, height int64) {
 	t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, uiDeadline)
+	defer cancel()
 	err := chromedp.Do(ctx,
 		chromedp.EmulateViewport(width, height),
 		chromedp.Sleep(2500*time.Millisecond), // a chart redraw after the resize, and a poll
