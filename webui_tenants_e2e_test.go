@@ -34,23 +34,7 @@ command: ["/bin/sleep", "3600"]
 // and no other, no gateway-wide panels, and the pages call nothing the
 // developer may not call (no 403, no script error).
 func TestWebUITenants(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Fatal("the web UI test runs chutes: it needs root")
-	}
-	if _, err := os.Stat(chromium); err != nil {
-		t.Fatalf("the web UI test needs Debian's chromium (make deps): %v", err)
-	}
-	data := t.TempDir()
-	base := startDaemon(t, data)
-	raw, err := os.ReadFile(filepath.Join(data, api.TokenFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	operator := strings.TrimSpace(string(raw))
-	t.Cleanup(func() {
-		apiCall(t, base, operator, "DELETE", "/api/v1/chutes/opchute?wait=1", "")
-		apiCall(t, base, operator, "DELETE", "/api/v1/chutes/devchute?wait=1", "")
-	})
+	base, operator := uiDaemon(t, "opchute", "devchute")
 	installAs(t, base, operator, "opchute")
 
 	ctx := browser(t)
@@ -185,6 +169,32 @@ func installAs(t *testing.T, base, token, name string) {
 	}
 }
 
+// uiDaemon starts a daemon for a web UI test and returns its URL and the
+// operator's token; chutes, which outlive the daemon, are removed at the
+// end whatever happens.
+func uiDaemon(t *testing.T, chutes ...string) (base, operator string) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Fatal("the web UI test runs chutes: it needs root")
+	}
+	if _, err := os.Stat(chromium); err != nil {
+		t.Fatalf("the web UI test needs Debian's chromium (make deps): %v", err)
+	}
+	data := t.TempDir() // under a 0700 directory, which chutes must not mind
+	base = startDaemon(t, data)
+	raw, err := os.ReadFile(filepath.Join(data, api.TokenFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	operator = strings.TrimSpace(string(raw))
+	t.Cleanup(func() {
+		for _, c := range chutes {
+			apiCall(t, base, operator, "DELETE", "/api/v1/chutes/"+c+"?wait=1", "")
+		}
+	})
+	return base, operator
+}
+
 // uiDeadline bounds every step of a web UI test: a page that never shows
 // what a step waits for fails the test at once instead of hanging it (and
 // leaving its chutes behind).
@@ -225,31 +235,19 @@ resources:
 // a second install is refused by the lowered quota, with the quota's
 // message on the page.
 func TestWebUIDeveloperQuotaAndSigning(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Fatal("the web UI test runs chutes: it needs root")
-	}
-	if _, err := os.Stat(chromium); err != nil {
-		t.Fatalf("the web UI test needs Debian's chromium (make deps): %v", err)
-	}
-	data := t.TempDir()
-	base := startDaemon(t, data)
-	raw, err := os.ReadFile(filepath.Join(data, api.TokenFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	operator := strings.TrimSpace(string(raw))
-	t.Cleanup(func() {
-		apiCall(t, base, operator, "DELETE", "/api/v1/chutes/signed1?wait=1", "")
-		apiCall(t, base, operator, "DELETE", "/api/v1/chutes/signed2?wait=1", "")
-	})
+	base, operator := uiDaemon(t, "signed1", "signed2")
 	apiCall(t, base, operator, "POST", "/api/v1/developers", `{"name":"acme","quota":{"chutes":2}}`)
 
 	key := signaturetest.NewKey(t)
 	keyID := regexp.MustCompile(`minisign public key ([0-9A-F]+)`).FindStringSubmatch(key.Pub)[1]
 	dir := t.TempDir()
 	files := map[string]string{}
-	for _, name := range []string{"signed1", "signed2"} {
-		pkg, err := examples.Package(strings.ReplaceAll(signedManifest, "NAME", name), nil)
+	for _, name := range []string{"signed1", "signed2", "signed1-v2"} {
+		manifest := strings.ReplaceAll(signedManifest, "NAME", strings.TrimSuffix(name, "-v2"))
+		if strings.HasSuffix(name, "-v2") {
+			manifest = strings.ReplaceAll(manifest, "1.0.0", "2.0.0")
+		}
+		pkg, err := examples.Package(manifest, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -301,6 +299,9 @@ func TestWebUIDeveloperQuotaAndSigning(t *testing.T) {
 	if got := text(acmeRow); !strings.Contains(got, "1 key") || !strings.Contains(got, "0 B / 256 MiB") {
 		t.Errorf("acme's row after the edit: %q", got)
 	}
+
+	shots := screenshotDir(t)
+	screenshot(t, ctx, shots, "developers-desktop", 1280, 900)
 
 	// A token that expires in two days.
 	runUI(t, ctx, "give acme a token that expires",
@@ -387,6 +388,9 @@ func TestWebUIDeveloperQuotaAndSigning(t *testing.T) {
 		t.Errorf("acme's memory reads %q", got)
 	}
 
+	screenshot(t, ctx, shots, "developer-dashboard-phone", 390, 844)
+	runUI(t, ctx, "back to a desktop", chromedp.EmulateViewport(1280, 900))
+
 	// The lowered quota holds: the refusal, with its reason, on the page.
 	got := install("signed2")
 	if !strings.Contains(got, "over quota") || !strings.Contains(got, `chutes: 1 used by its other chutes, "signed2" asks 1 more, quota 1`) {
@@ -397,6 +401,33 @@ func TestWebUIDeveloperQuotaAndSigning(t *testing.T) {
 	if len(list.Chutes) != 1 {
 		t.Errorf("chutes after the refusal: %+v", list.Chutes)
 	}
+
+	// An update from the chute's page: refused unsigned, with the reason;
+	// done with its signature.
+	activity := `[aria-label="Progress of the last action"]`
+	update := func(files ...string) string {
+		t.Helper()
+		steps := []chromedp.Action[chromedp.Void]{
+			chromedp.Navigate(base + "/chutes/signed1"),
+			chromedp.WaitVisible(chromedp.CSS(`button[aria-label="Update signed1"]`)),
+			chromedp.Click(chromedp.CSS(`button[aria-label="Update signed1"]`)),
+			chromedp.WaitVisible(chromedp.ID("update-signature")),
+			chromedp.SetUploadFiles(chromedp.ID("update-package"), files[:1]),
+		}
+		if len(files) > 1 {
+			steps = append(steps, chromedp.SetUploadFiles(chromedp.ID("update-signature"), files[1:]))
+		}
+		runUI(t, ctx, "update signed1", append(steps, chromedp.Click(chromedp.ID("confirm-ok")))...)
+		return waitText(t, ctx, activity, regexp.MustCompile(`(?m): (done|failed)\b|^signed1-v2\.tar\.gz: `), 2*time.Minute)
+	}
+	v2 := files["signed1-v2"]
+	if got := update(v2); !strings.Contains(got, "signed1-v2.tar.gz: ") || !strings.Contains(got, "not signed") {
+		t.Errorf("an unsigned update shows:\n%s", got)
+	}
+	if got := update(v2, v2+".minisig"); !strings.Contains(got, "update signed1: done") {
+		t.Fatalf("the signed update did not end well:\n%s", got)
+	}
+	waitText(t, ctx, "#view > p", regexp.MustCompile(`version 2\.0\.0 .*signed by key `+keyID), uiDeadline)
 }
 
 // getJSON reads path with token into v.
