@@ -303,6 +303,16 @@ func TestWebUIDeveloperQuotaAndSigning(t *testing.T) {
 	shots := screenshotDir(t)
 	screenshot(t, ctx, shots, "developers-desktop", 1280, 900)
 
+	// A token that would have expired already: the daemon's refusal shown.
+	runUI(t, ctx, "give acme a token that expired in 2020",
+		chromedp.Click(chromedp.CSS(`button[aria-label="New token for acme"]`)),
+		chromedp.WaitVisible(chromedp.ID("token-expires-at")),
+		chromedp.SetValue(chromedp.ID("token-expires-at"), "2020-01-02T03:04"),
+		chromedp.Click(chromedp.ID("confirm-ok")),
+	)
+	if got := waitText(t, ctx, "#developers-error", regexp.MustCompile(`\S`), uiDeadline); !strings.Contains(got, "New token: refused (400)") || !strings.Contains(got, "has passed") {
+		t.Errorf("a token expiring in the past is shown as %q", got)
+	}
 	// A token that expires in two days.
 	runUI(t, ctx, "give acme a token that expires",
 		chromedp.Click(chromedp.CSS(`button[aria-label="New token for acme"]`)),

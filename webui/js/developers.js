@@ -20,8 +20,8 @@ export function developersPage(view, signal) {
 
   const refresh = async () => {
     try {
+      // A refusal act just showed stays: act clears the line first.
       const {developers} = await getJSON('/api/v1/developers', {signal});
-      error.textContent = '';
       tbody.replaceChildren(...developers.map((d) => row(d)));
       if (!developers.length) tbody.append(h('tr', {}, h('td', {colspan: 6}, 'No developers yet.')));
     } catch (err) {
