@@ -120,6 +120,10 @@ func TestWebUITenants(t *testing.T) {
 		}
 	}
 	shows("dashboard")
+	waitText(t, ctx, `#my-quota dd[data-quota="chutes"]`, regexp.MustCompile(`^1 / 2$`), uiDeadline)
+	if got := evaluate[string](t, ctx, `document.getElementById('my-quota').innerText`); strings.Contains(got, "null") || strings.Contains(got, "expire") {
+		t.Errorf("the developer's quota, with no token that expires, reads %q", got)
+	}
 	if who := evaluate[string](t, ctx, `document.getElementById('who').textContent`); who != "Developer acme" {
 		t.Errorf("the header says %q, want Developer acme", who)
 	}

@@ -9,8 +9,7 @@ export const session = {
   clear: () => { whoami = null; sessionStorage.removeItem(tokenKey); },
 };
 
-// whoami is who the token is, as /api/v1/info says: {actor, operator}
-// (a developer's quota and usage change: pages ask /api/v1/whoami).
+// whoami is who the token is, as /api/v1/info says: {actor, operator}.
 // Asked once per login, so that pages never call what a developer may not.
 let whoami = null;
 export async function identity(signal) {

@@ -106,7 +106,7 @@ export function dashboard(view, signal, who = {operator: true}) {
     try {
       const {developer} = await getJSON('/api/v1/whoami', {signal});
       quotaError.hidden = true;
-      quotaBox.replaceChildren(quotaList(developer), tokenExpiry(developer.tokens));
+      quotaBox.replaceChildren(...[quotaList(developer), tokenExpiry(developer.tokens)].filter(Boolean));
     } catch (err) {
       if (signal.aborted) return;
       quotaError.textContent = `Quota: ${err.message}`;
