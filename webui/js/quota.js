@@ -7,7 +7,7 @@ import {bitsPerSecond, bytes} from './format.js';
 
 const fields = [
   {key: 'chutes', label: 'Chutes', show: String},
-  {key: 'cpu', label: 'CPU', show: (v) => `${Number(v.toFixed(2))} cores`},
+  {key: 'cpu', label: 'CPU', show: (v) => `${Number(v.toFixed(2))} core${v === 1 ? '' : 's'}`},
   {key: 'memory', label: 'Memory', show: bytes},
   {key: 'disk', label: 'Disk', show: bytes},
   {key: 'egress', label: 'Egress', show: (v) => bitsPerSecond(v / 8)},
