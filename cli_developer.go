@@ -30,7 +30,7 @@ var developerCommands = map[string]subcommand{
 	"add":    {"add NAME " + specFlags, cmdDeveloperAdd},
 	"set":    {"set NAME " + specFlags, cmdDeveloperSet},
 	"list":   {"list [--json]", cmdDeveloperList},
-	"show":   {"show NAME", cmdDeveloperShow},
+	"show":   {"show [NAME]", cmdDeveloperShow},
 	"remove": {"remove NAME [--remove-chutes]", cmdDeveloperRemove},
 }
 
@@ -188,7 +188,7 @@ func cmdDeveloperSet(ctx context.Context, env *cliEnv, usage string, args []stri
 		return err
 	}
 	path := "/api/v1/developers/" + url.PathEscape(ops[0])
-	var d tenant.Developer
+	var d developerView
 	if err := c.call(ctx, "GET", path, nil, nil, 0, &d); err != nil {
 		return err
 	}
@@ -240,22 +240,45 @@ func quotaText(q tenant.Quota) string {
 	return strings.Join(parts, " ")
 }
 
+// developerView is a developer as the API shows it, with what its chutes
+// hold against its quota.
+type developerView struct {
+	tenant.Developer
+	Used tenant.Quota `json:"used"`
+}
+
+// cmdDeveloperShow shows a developer to the operator; without a NAME, the
+// developer whose token it is, itself (GET /api/v1/whoami).
 func cmdDeveloperShow(ctx context.Context, env *cliEnv, usage string, args []string) error {
 	fs := flag.NewFlagSet("show", flag.ContinueOnError)
 	co := addClientFlags(fs)
-	ops, c, err := co.parseArgs(env, fs, usage, args, 1, 1)
+	ops, c, err := co.parseArgs(env, fs, usage, args, 0, 1)
 	if err != nil {
 		return err
 	}
-	var d tenant.Developer
-	if err := c.call(ctx, "GET", "/api/v1/developers/"+url.PathEscape(ops[0]), nil, nil, 0, &d); err != nil {
+	var d developerView
+	if len(ops) == 1 {
+		if err := c.call(ctx, "GET", "/api/v1/developers/"+url.PathEscape(ops[0]), nil, nil, 0, &d); err != nil {
+			return err
+		}
+		return printDeveloper(env.stdout, d)
+	}
+	var me struct {
+		Actor     string         `json:"actor"`
+		Developer *developerView `json:"developer"`
+	}
+	if err := c.call(ctx, "GET", "/api/v1/whoami", nil, nil, 0, &me); err != nil {
 		return err
 	}
-	return printDeveloper(env.stdout, d)
+	if me.Developer == nil {
+		return usagef("this token is the %s's, not a developer's: name the developer to show", me.Actor)
+	}
+	return printDeveloper(env.stdout, *me.Developer)
 }
 
-func printDeveloper(w io.Writer, d tenant.Developer) error {
+func printDeveloper(w io.Writer, d developerView) error {
 	fmt.Fprintf(w, "developer %s (since %s)\nquota: %s\n", d.Name, d.Created.Local().Format(time.DateTime), quotaText(d.Quota))
+	fmt.Fprintf(w, "used: %s\n", usedText(d.Used, d.Quota))
 	fmt.Fprintf(w, "allow: unsigned=%t devices=%v capabilities=%v\n", d.Allow.Unsigned, d.Allow.Devices, d.Allow.Capabilities)
 	for _, k := range d.Keys {
 		fmt.Fprintf(w, "key: %s\n", k)
@@ -268,6 +291,24 @@ func printDeveloper(w io.Writer, d tenant.Developer) error {
 		fmt.Fprintf(w, "token %s: made %s, expires %s\n", t.ID, t.Created.Local().Format(time.DateTime), exp)
 	}
 	return nil
+}
+
+// usedText is what is used of each quota field, as "used/limit", "-" for
+// a field with no bound: "chutes=1/3 cpu=0.5/- ...".
+func usedText(used, q tenant.Quota) string {
+	bound := func(set bool, limit string) string {
+		if !set {
+			return "-"
+		}
+		return limit
+	}
+	return strings.Join([]string{
+		fmt.Sprintf("chutes=%d/%s", used.Chutes, bound(q.Chutes > 0, fmt.Sprint(q.Chutes))),
+		fmt.Sprintf("cpu=%g/%s", used.CPU, bound(q.CPU > 0, fmt.Sprintf("%g", q.CPU))),
+		fmt.Sprintf("memory=%s/%s", used.Memory, bound(q.Memory > 0, q.Memory.String())),
+		fmt.Sprintf("disk=%s/%s", used.Disk, bound(q.Disk > 0, q.Disk.String())),
+		fmt.Sprintf("egress=%s/%s", used.Egress, bound(q.Egress > 0, q.Egress.String())),
+	}, " ")
 }
 
 func cmdDeveloperRemove(ctx context.Context, env *cliEnv, usage string, args []string) error {

@@ -77,6 +77,17 @@ func TestTenantsOnRealDaemon(t *testing.T) {
 	if in := d.info("a1"); !strings.Contains(acmeKey.Pub, "minisign public key "+fmt.Sprint(in["signed_by"])) {
 		t.Errorf("a1 signed by %v, acme's key is %q", in["signed_by"], acmeKey.Pub)
 	}
+	// What acme's chutes hold of its quota: a1's memory, as the operator
+	// and acme itself read it.
+	for who, args := range map[string][]string{"the operator": {"developer", "show", "acme"}, "acme": {"developer", "show"}} {
+		run := d.cli
+		if who == "acme" {
+			run = func(args ...string) (string, string, int) { return as(acme, args...) }
+		}
+		if out, errs, code := run(args...); code != 0 || !strings.Contains(out, "used: chutes=1/1 ") || !strings.Contains(out, " memory=32Mi/64Mi ") {
+			t.Errorf("%s shows acme: exit %d %s%s", who, code, out, errs)
+		}
+	}
 	if _, errs, code := as(acme, "chute", "install", pkg("a2"), "--sign", acmeKey.SecFile); code != 1 || !strings.Contains(errs, `chutes: 1 used by its other chutes, "a2" asks 1 more, quota 1`) {
 		t.Errorf("acme beyond its quota: exit %d %s", code, errs)
 	}

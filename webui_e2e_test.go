@@ -14,7 +14,6 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"paradrop/api"
 	"paradrop/cgroup"
 	"paradrop/chute/sandbox/sandboxtest"
 	"paradrop/examples"
@@ -51,23 +50,9 @@ policy:
 // lower its CPU limit through the form, watch the change's steps and the
 // CPU chart fall under the new limit, then remove the chute.
 func TestWebUI(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Fatal("the web UI test runs chutes: it needs root")
-	}
-	if _, err := os.Stat(chromium); err != nil {
-		t.Fatalf("the web UI test needs Debian's chromium (make deps): %v", err)
-	}
-	data := t.TempDir() // under a 0700 directory, which chutes must not mind
-	base := startDaemon(t, data)
-	raw, err := os.ReadFile(filepath.Join(data, api.TokenFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	operator := strings.TrimSpace(string(raw))
+	base, operator := uiDaemon(t, "burn")
 	const password = "web ui test password"
 	apiCall(t, base, operator, "PUT", "/api/v1/password", `{"password":"`+password+`"}`)
-	// Chutes outlive the daemon: remove the test's own, whatever happens.
-	t.Cleanup(func() { apiCall(t, base, operator, "DELETE", "/api/v1/chutes/burn?wait=1", "") })
 
 	pkg, err := examples.Package(burnManifest, nil)
 	if err != nil {
@@ -82,9 +67,7 @@ func TestWebUI(t *testing.T) {
 	ctx := browser(t)
 	run := func(what string, steps ...chromedp.Action[chromedp.Void]) {
 		t.Helper()
-		if err := chromedp.Do(ctx, steps...); err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
+		runUI(t, ctx, what, steps...)
 	}
 
 	// A deep link first shows the login, then the page it pointed to.
@@ -230,9 +213,11 @@ func browser(t *testing.T) context.Context {
 	return ctx
 }
 
-// evaluate runs a JavaScript expression in the page.
+// evaluate runs a JavaScript expression in the page, within uiDeadline.
 func evaluate[T any](t *testing.T, ctx context.Context, expr string) T {
 	t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, uiDeadline)
+	defer cancel()
 	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](expr))
 	if err != nil {
 		t.Fatalf("evaluate %s: %v", expr, err)
@@ -272,6 +257,8 @@ func screenshotDir(t *testing.T) string {
 
 func screenshot(t *testing.T, ctx context.Context, dir, name string, width, height int64) {
 	t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, uiDeadline)
+	defer cancel()
 	err := chromedp.Do(ctx,
 		chromedp.EmulateViewport(width, height),
 		chromedp.Sleep(2500*time.Millisecond), // a chart redraw after the resize, and a poll

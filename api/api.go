@@ -45,6 +45,7 @@
 //	GET    /api/v1/flows                      {"rules":[...]}: the switch's rules, readable, with counters
 //	GET    /api/v1/chutes/NAME/flows          the rules of one chute (404 when networking is off)
 //	GET    /metrics                           Prometheus; no token with serve --metrics-open
+//	GET    /api/v1/whoami                     the caller's identity; a developer's own quota and usage
 //	.../developers...                          the operator's; see developers.go
 //
 // A login's session token (see login.go) works like the operator token for
@@ -94,6 +95,8 @@ type Chutes interface {
 	SetResources(name string, req chute.ResourceRequest, actor chute.Actor) (chute.Change, error)
 	// ChuteOfToken is the running chute whose token is token.
 	ChuteOfToken(token string) (string, bool)
+	// HeldBy is what the chutes of a developer hold against its quota.
+	HeldBy(owner chute.Owner) chute.Quota
 }
 
 var _ Chutes = (*chute.Manager)(nil)

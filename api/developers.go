@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"paradrop/chute"
+	"paradrop/chute/manifest"
 	"paradrop/tenant"
 )
 
@@ -18,13 +19,17 @@ import (
 //
 //	POST   /api/v1/developers                    {"name","keys","quota","allow"} -> 201 {"name","token","token_id"}
 //	GET    /api/v1/developers                    {"developers":[...]}
-//	GET    /api/v1/developers/NAME
+//	GET    /api/v1/developers/NAME               its record and "used": what its chutes hold, in the quota's terms
 //	PUT    /api/v1/developers/NAME               the same body; its tokens stay
 //	DELETE /api/v1/developers/NAME[?chutes=remove]  409 while it owns chutes, unless they are removed with it
 //	POST   /api/v1/developers/NAME/tokens        [{"expires": RFC 3339}] -> 201 {"id","token","expires"}
 //	DELETE /api/v1/developers/NAME/tokens/ID
 //
 // A token is in the answer that makes it and nowhere else.
+//
+// Every identity may ask who it is:
+//
+//	GET    /api/v1/whoami                        {"actor"[, "developer": its own record and "used"]}
 
 // maxDeveloperBody bounds a developer's JSON: MaxKeys key lines and a few
 // lists fit in far less.
@@ -38,6 +43,49 @@ func (s *server) routeDevelopers() {
 	s.handle("DELETE /api/v1/developers/{dev}", scopeOperator, s.deleteDeveloper)
 	s.handle("POST /api/v1/developers/{dev}/tokens", scopeOperator, s.addToken)
 	s.handle("DELETE /api/v1/developers/{dev}/tokens/{id}", scopeOperator, s.revokeToken)
+	s.handle("GET /api/v1/whoami", scopeAny, s.whoami)
+}
+
+// developerView is a developer as the API shows it: its record, and what
+// its chutes hold against its quota as admission counts it (a zero quota
+// field is no bound; what is held is reported all the same).
+type developerView struct {
+	tenant.Developer
+	Used tenant.Quota `json:"used"`
+}
+
+func (s *server) viewOf(d tenant.Developer) developerView {
+	h := s.cfg.Chutes.HeldBy(chute.Owner(d.Name))
+	return developerView{Developer: d, Used: tenant.Quota{
+		Chutes: h.Chutes, CPU: h.CPU, Memory: manifest.Bytes(h.Memory), Disk: manifest.Bytes(h.Disk), Egress: manifest.Rate(h.Egress),
+	}}
+}
+
+type whoamiResponse struct {
+	Actor     string         `json:"actor"`
+	Developer *developerView `json:"developer,omitempty"`
+}
+
+// whoami tells the caller who it is, and a developer its own record: its
+// quota and what it uses of it, its keys, allowances and tokens (never
+// another's: that is the operator's GET /api/v1/developers/NAME).
+func (s *server) whoami(w http.ResponseWriter, r *http.Request) {
+	if _, err := parseQuery(r.URL.RawQuery); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	id := identityOf(r)
+	out := whoamiResponse{Actor: id.String()}
+	if id.developer != "" {
+		d, err := s.tenants.Get(id.developer)
+		if err != nil {
+			fail(w, err)
+			return
+		}
+		v := s.viewOf(d)
+		out.Developer = &v
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 // decodeObject reads one JSON object of at most limit bytes into v and
@@ -113,7 +161,11 @@ func (s *server) listDevelopers(w http.ResponseWriter, r *http.Request) {
 		fail(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string][]tenant.Developer{"developers": list})
+	views := make([]developerView, len(list))
+	for i, d := range list {
+		views[i] = s.viewOf(d)
+	}
+	writeJSON(w, http.StatusOK, map[string][]developerView{"developers": views})
 }
 
 func (s *server) getDeveloper(w http.ResponseWriter, r *http.Request) {
@@ -126,7 +178,7 @@ func (s *server) getDeveloper(w http.ResponseWriter, r *http.Request) {
 		fail(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, d)
+	writeJSON(w, http.StatusOK, s.viewOf(d))
 }
 
 func (s *server) setDeveloper(w http.ResponseWriter, r *http.Request) {
@@ -140,7 +192,7 @@ func (s *server) setDeveloper(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.cfg.Logf("%s changed developer %s", identityOf(r), d.Name)
-	writeJSON(w, http.StatusOK, d)
+	writeJSON(w, http.StatusOK, s.viewOf(d))
 }
 
 type deletedDeveloper struct {

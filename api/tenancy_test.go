@@ -3,6 +3,7 @@ package api
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"sort"
@@ -125,6 +126,7 @@ var routes = []struct {
 	{"PUT /api/v1/developers/{dev}", operator, "PUT", "/api/v1/developers/alpha", `{"quota":{"chutes":9}}`},
 	{"DELETE /api/v1/developers/{dev}", operator, "DELETE", "/api/v1/developers/gamma", ""},
 	{"POST /api/v1/developers/{dev}/tokens", operator, "POST", "/api/v1/developers/alpha/tokens", ""},
+	{"GET /api/v1/whoami", everyone, "GET", "/api/v1/whoami", ""},
 	{"DELETE /api/v1/developers/{dev}/tokens/{id}", operator, "DELETE", "/api/v1/developers/beta/tokens/TOKEN", ""},
 }
 
@@ -401,5 +403,78 @@ func TestQuotaRefusedIs403(t *testing.T) {
 	defer ts.mu.Unlock()
 	if log := strings.Join(ts.logged, "\n"); !strings.Contains(log, `refused developer:alpha: POST "/api/v1/chutes": 403 install: over quota`) {
 		t.Errorf("the refusal is not in the log with actor and reason:\n%s", log)
+	}
+}
+
+// What a developer's chutes hold against its quota: the operator reads it
+// of every developer, a developer of itself alone (whoami), in the quota's
+// own terms, so that used and limit compare field by field.
+func TestDeveloperUsage(t *testing.T) {
+	ts := newTenants(t)
+	ts.fake.SetHeld("alpha", chute.Quota{Chutes: 1, CPU: 0.5, Memory: 64 << 20, Disk: 128 << 20, Egress: 5e6})
+	type figures map[string]float64
+	wantUsed := figures{"chutes": 1, "cpu": 0.5, "memory": 64 << 20, "disk": 128 << 20, "egress": 5e6}
+	wantQuota := figures{"chutes": 3, "cpu": 0, "memory": 256 << 20, "disk": 0, "egress": 0}
+	type view struct {
+		Name        string
+		Quota, Used figures
+		Tokens      []json.RawMessage
+	}
+	read := func(token, path string) (int, view, string) {
+		t.Helper()
+		code, body := ts.doToken(t, token, "GET", path, "")
+		var v view
+		if code == 200 && json.Unmarshal(body, &v) != nil {
+			t.Fatalf("GET %s: %s", path, body)
+		}
+		return code, v, string(body)
+	}
+
+	code, v, body := read(ts.token, "/api/v1/developers/alpha")
+	if code != 200 || !maps.Equal(v.Used, wantUsed) || !maps.Equal(v.Quota, wantQuota) {
+		t.Errorf("the operator reads alpha: %d %s, want used %v of %v", code, body, wantUsed, wantQuota)
+	}
+	var list struct{ Developers []view }
+	if _, body := ts.do(t, "GET", "/api/v1/developers", ""); json.Unmarshal(body, &list) != nil || len(list.Developers) != 3 ||
+		!maps.Equal(list.Developers[0].Used, wantUsed) || list.Developers[1].Name != "beta" || list.Developers[1].Used["chutes"] != 1 ||
+		list.Developers[2].Used["chutes"] != 0 {
+		t.Errorf("the list: %s", body)
+	}
+	var changed view
+	if code, body := ts.do(t, "PUT", "/api/v1/developers/alpha", `{"quota":{"chutes":1}}`); code != 200 || json.Unmarshal(body, &changed) != nil ||
+		!maps.Equal(changed.Used, wantUsed) || changed.Quota["chutes"] != 1 {
+		t.Errorf("a change answers with the usage: %d %s", code, body)
+	}
+
+	var me struct {
+		Actor     string
+		Developer *view
+	}
+	code, raw := ts.doToken(t, ts.alpha, "GET", "/api/v1/whoami", "")
+	body = string(raw)
+	if code != 200 || json.Unmarshal(raw, &me) != nil || me.Actor != "developer:alpha" || me.Developer == nil ||
+		me.Developer.Name != "alpha" || me.Developer.Quota["chutes"] != 1 || !maps.Equal(me.Developer.Used, wantUsed) || len(me.Developer.Tokens) != 1 {
+		t.Errorf("alpha asks who it is: %d %s", code, body)
+	}
+	if strings.Contains(body, ts.alpha) || strings.Contains(body, "beta") {
+		t.Errorf("whoami tells alpha a token or another developer: %s", body)
+	}
+	me.Developer = nil
+	if code, raw = ts.doToken(t, ts.beta, "GET", "/api/v1/whoami", ""); code != 200 || json.Unmarshal(raw, &me) != nil ||
+		me.Developer == nil || me.Developer.Name != "beta" || me.Developer.Used["chutes"] != 1 || me.Developer.Used["memory"] != 0 {
+		t.Errorf("beta asks who it is: %d %s", code, raw)
+	}
+	me.Developer = nil
+	if code, raw = ts.do(t, "GET", "/api/v1/whoami", ""); code != 200 || json.Unmarshal(raw, &me) != nil || me.Actor != "operator" || me.Developer != nil {
+		t.Errorf("the operator asks who it is: %d %s", code, raw)
+	}
+	// Another's record, or its own by name: the operator's routes.
+	for _, path := range []string{"/api/v1/developers/beta", "/api/v1/developers/alpha", "/api/v1/developers"} {
+		if code, _, body := read(ts.alpha, path); code != http.StatusForbidden || strings.Contains(body, "used") {
+			t.Errorf("alpha reads %s: %d %s", path, code, body)
+		}
+	}
+	if code, _ := ts.doToken(t, ts.alpha, "GET", "/api/v1/whoami?name=beta", ""); code != http.StatusBadRequest {
+		t.Errorf("whoami with a query: %d, want 400", code)
 	}
 }

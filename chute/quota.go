@@ -27,17 +27,8 @@ var ErrQuota = errors.New("over quota")
 // the owner's chutes within q. A chute without a limit that q bounds (no
 // cpu_max, no egress) does not fit any such bound.
 func fitQuota(owner Owner, q Quota, hs map[string]holding, c claim) error {
-	var count int
-	var cpu float64
-	var mem, disk int64
-	var egress uint64
-	for name, h := range hs {
-		if name == c.name || h.owner != owner {
-			continue
-		}
-		count++
-		cpu, mem, disk, egress = cpu+h.cpu, mem+h.memory, disk+h.disk, egress+h.egress
-	}
+	other := heldBy(owner, hs, c.name)
+	count, cpu, mem, disk, egress := other.Chutes, other.CPU, other.Memory, other.Disk, other.Egress
 	next := hs[c.name]
 	next.disk = max(next.disk, c.disk) // a volume never shrinks
 	next.cpu, next.memory, next.egress = c.cpu, c.memory, c.egress
@@ -65,6 +56,26 @@ func fitQuota(owner Owner, q Quota, hs map[string]holding, c claim) error {
 	}
 	return nil
 }
+
+// heldBy is what the chutes of owner but except hold together, counted as
+// fitQuota counts them: each chute's limits under its policy, the size of
+// its volume, and what admitted changes still in progress claim.
+func heldBy(owner Owner, hs map[string]holding, except string) Quota {
+	var q Quota
+	for name, h := range hs {
+		if name == except || h.owner != owner {
+			continue
+		}
+		q.Chutes++
+		q.CPU, q.Memory, q.Disk, q.Egress = q.CPU+h.cpu, q.Memory+h.memory, q.Disk+h.disk, q.Egress+h.egress
+	}
+	return q
+}
+
+// HeldBy is what the chutes of developer owner hold against its quota now,
+// as admission counts it. (The operator has no quota; its "" also owns the
+// kept volumes of removed chutes.)
+func (m *Manager) HeldBy(owner Owner) Quota { return heldBy(owner, m.holdings(), "") }
 
 // quotaOf is the quota of owner; the operator has none.
 func (m *Manager) quotaOf(owner Owner) (Quota, error) {

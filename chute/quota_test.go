@@ -113,3 +113,25 @@ func TestQuotaAdmission(t *testing.T) {
 	mem = 64 * mi
 	g.mustDo(g.m.SetResources("a1", ResourceRequest{Policy: Policy{Memory: &mem}}, ""))
 }
+
+// heldBy counts what fitQuota counts: an owner's chutes, claims included,
+// and nobody else's.
+func TestHeldBy(t *testing.T) {
+	hs := map[string]holding{
+		"a1":   {owner: "acme", cpu: 1, memory: 128 * mi, disk: 256 * mi, diskAlloc: 4 * mi, egress: 10e6},
+		"a2":   {owner: "acme", cpu: 0.25, memory: 64 * mi, disk: 128 * mi, egress: 5e6},
+		"b1":   {owner: "beta", cpu: 8, memory: 1 << 30, disk: 1 << 30, egress: 1e9},
+		"kept": {disk: 1 << 30},
+	}
+	want := Quota{Chutes: 2, CPU: 1.25, Memory: 192 * mi, Disk: 384 * mi, Egress: 15e6}
+	if got := heldBy("acme", hs, ""); got != want {
+		t.Errorf("acme holds %+v, want %+v", got, want)
+	}
+	want = Quota{Chutes: 1, CPU: 0.25, Memory: 64 * mi, Disk: 128 * mi, Egress: 5e6}
+	if got := heldBy("acme", hs, "a1"); got != want {
+		t.Errorf("acme without a1 holds %+v, want %+v", got, want)
+	}
+	if got := heldBy("nobody", hs, ""); got != (Quota{}) {
+		t.Errorf("a developer without chutes holds %+v", got)
+	}
+}

@@ -38,6 +38,7 @@ type Fake struct {
 	lastSig []byte        // the signature that came with the last upload
 
 	usage    usage.Series
+	held     map[chute.Owner]chute.Quota // set by SetHeld
 	requests map[string]chute.ResourceRequest // the last policy request per chute
 }
 
@@ -74,6 +75,33 @@ func (f *Fake) ChuteOfToken(token string) (string, bool) {
 	defer f.mu.Unlock()
 	n, ok := f.tokens[token]
 	return n, ok
+}
+
+// SetHeld makes q what owner's chutes hold; until then they hold nothing
+// but their count (the fake runs nothing and admits everything).
+func (f *Fake) SetHeld(owner chute.Owner, q chute.Quota) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.held == nil {
+		f.held = map[chute.Owner]chute.Quota{}
+	}
+	f.held[owner] = q
+}
+
+// HeldBy implements api.Chutes.
+func (f *Fake) HeldBy(owner chute.Owner) chute.Quota {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if q, ok := f.held[owner]; ok {
+		return q
+	}
+	var q chute.Quota
+	for _, c := range f.chutes {
+		if c.Owner == owner {
+			q.Chutes++
+		}
+	}
+	return q
 }
 
 // Add puts a chute in place as if installed earlier.

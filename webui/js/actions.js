@@ -40,23 +40,40 @@ export function actionButtons(chute, panel, onDone) {
   ];
 }
 
-// pickUpdate asks for a package file and uploads it as the chute's update.
-function pickUpdate(name, panel, onDone) {
-  const input = h('input', {type: 'file', accept: '.tar,.tgz,.tar.gz,.gz,application/gzip,application/x-tar', hidden: true});
-  input.addEventListener('change', async () => {
-    const file = input.files[0];
-    input.remove();
-    if (!file) return;
-    await sendPackage('PUT', chutePath(name), file, panel);
-    onDone?.();
-  });
-  document.body.append(input);
-  input.click();
+// pickUpdate asks for a package file, and optionally its signature, and
+// uploads them as the chute's update.
+async function pickUpdate(name, panel, onDone) {
+  const {pkg, sig, fields} = packageFields('update');
+  if (!await confirmDialog(`Update ${name}`, fields, 'Update')) return;
+  if (!pkg.files.length) {
+    panel.replaceChildren(h('p', {class: 'error'}, `Update ${name}: no package chosen`));
+    return;
+  }
+  await sendPackage('PUT', chutePath(name), pkg.files[0], panel, sig.files[0]);
+  onDone?.();
 }
 
-// sendPackage uploads file with a progress bar in panel, then follows the
-// change it started. Resolves to the change, or null if the upload failed.
-export async function sendPackage(method, path, file, panel) {
+// packageFields are the file inputs of an upload: the package, and its
+// optional detached signature; their ids start with prefix, if any.
+export function packageFields(prefix = '') {
+  const id = (k) => (prefix ? `${prefix}-${k}` : k);
+  const pkg = h('input', {type: 'file', id: id('package'), name: 'package',
+    accept: '.tar,.tgz,.tar.gz,.gz,application/gzip,application/x-tar', 'aria-describedby': id('package-hint')});
+  const sig = h('input', {type: 'file', id: id('signature'), name: 'signature', accept: '.minisig',
+    'aria-describedby': id('signature-hint')});
+  return {pkg, sig, fields: [
+    h('label', {for: pkg.id}, 'Chute package'), pkg,
+    h('p', {class: 'hint', id: id('package-hint')}, 'A .tar or .tar.gz holding chute.yaml and rootfs/ or image.tar.'),
+    h('label', {for: sig.id}, 'Signature (optional)'), sig,
+    h('p', {class: 'hint', id: id('signature-hint')},
+      'Its minisign signature (minisign -S -m PKG makes PKG.minisig). A developer’s package needs one by one of its keys, unless the operator allows it unsigned.'),
+  ]};
+}
+
+// sendPackage uploads file (with its signature, if any) with a progress
+// bar in panel, then follows the change it started. Resolves to the
+// change, or null if the upload failed.
+export async function sendPackage(method, path, file, panel, signature = null) {
   const bar = h('progress', {max: file.size || 1, value: 0, id: 'upload-progress', 'aria-label': `Uploading ${file.name}`});
   const text = h('p', {}, `Uploading ${file.name} (${bytes(file.size)})…`);
   panel.replaceChildren(text, bar);
@@ -70,7 +87,7 @@ export async function sendPackage(method, path, file, panel) {
       const tenth = Math.floor((loaded / total) * 10);
       if (tenth !== lastTenth) announce(`Upload ${tenth * 10} %`);
       lastTenth = tenth;
-    });
+    }, signature);
     const steps = changePanel(`Progress of ${file.name}`);
     panel.replaceChildren(h('p', {}, `Uploaded ${file.name}.`), steps);
     return await followChange(queued.change_id, steps);

@@ -83,14 +83,23 @@ export async function loginWithPassword(password) {
   return (await resp.json()).token;
 }
 
-// upload sends a package file as the raw request body. XMLHttpRequest
-// rather than fetch, because only it reports upload progress.
-export function upload(method, path, file, onProgress) {
+// upload sends a package file as the raw request body or, with its
+// detached minisign signature, as a multipart form (the "signature" part
+// first, then the "package"). XMLHttpRequest rather than fetch, because
+// only it reports upload progress.
+export function upload(method, path, file, onProgress, signature = null) {
   return new Promise((resolve, reject) => {
     const xhr = new XMLHttpRequest();
     xhr.open(method, path);
     xhr.setRequestHeader('Authorization', `Bearer ${session.token()}`);
-    xhr.setRequestHeader('Content-Type', 'application/octet-stream');
+    let body = file;
+    if (signature) {
+      body = new FormData();
+      body.append('signature', signature);
+      body.append('package', file);
+    } else {
+      xhr.setRequestHeader('Content-Type', 'application/octet-stream');
+    }
     xhr.responseType = 'json';
     xhr.upload.addEventListener('progress', (e) => {
       if (e.lengthComputable) onProgress(e.loaded, e.total);
@@ -101,7 +110,7 @@ export function upload(method, path, file, onProgress) {
       reject(new APIError(xhr.status, xhr.response?.error || `${xhr.status} ${xhr.statusText}`));
     });
     xhr.addEventListener('error', () => reject(new APIError(0, 'upload failed: the daemon did not answer')));
-    xhr.send(file);
+    xhr.send(body);
   });
 }
 

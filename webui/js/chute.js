@@ -79,6 +79,7 @@ export async function chutePage(view, signal, name, who = {operator: true}) {
     summary.replaceChildren(
       h('span', {class: `state-${c.state}`}, c.state), ` · version ${c.version} · up ${uptime(c)} · ${c.restarts} restarts`,
       ...(who.operator ? [' · owner ', h('span', {class: 'owner'}, ownerName(c))] : []),
+      ' · ', ...(c.signed_by ? ['signed by key ', h('code', {class: 'signed-by', title: 'the minisign key ID that signed its package'}, c.signed_by)] : [h('span', {class: 'unsigned'}, 'unsigned')]),
       ...(c.error ? [h('span', {class: 'error'}, ` · ${c.error}`)] : []));
     const focused = document.activeElement?.getAttribute('aria-label');
     actions.replaceChildren(...actionButtons(c, activity, refreshChute));

@@ -7,6 +7,7 @@ import {h} from './dom.js';
 import {bitsPerSecond, bytes, uptime} from './format.js';
 import {actionButtons, ownerName} from './actions.js';
 import {poll} from './poll.js';
+import {quotaList} from './quota.js';
 
 const windowSeconds = 300;
 const pollMs = 2000;
@@ -29,6 +30,8 @@ export function dashboard(view, signal, who = {operator: true}) {
   const tbody = h('tbody');
   const listError = h('p', {class: 'error', hidden: true});
   const activity = changePanel('Progress of the last action');
+  const quotaError = h('p', {class: 'error', hidden: true});
+  const quotaBox = h('div', {id: 'my-quota'});
 
   // The gateway's usage is the operator's: a developer sees its chutes.
   const gateway = who.operator ? [
@@ -40,7 +43,11 @@ export function dashboard(view, signal, who = {operator: true}) {
       h('h2', {id: 'share-h'}, 'Chutes’ share'),
       h('div', {class: 'charts'}, charts.chuteCPU.figure, charts.chuteMem.figure))] : [
     h('p', {class: 'hint', id: 'developer-note'},
-      `Logged in as ${who.actor}: these are your chutes. The gateway’s own usage is the operator’s to see; each chute’s page shows its usage.`)];
+      `Logged in as ${who.actor}: these are your chutes. The gateway’s own usage is the operator’s to see; each chute’s page shows its usage.`),
+    h('section', {class: 'card', 'aria-labelledby': 'quota-h'},
+      h('h2', {id: 'quota-h'}, 'Your quota'),
+      h('p', {class: 'hint'}, 'What your chutes hold (their limits, not their current use) of what the operator allows you; an install or change beyond it is refused.'),
+      quotaError, quotaBox)];
 
   view.replaceChildren(
     h('h1', {}, 'Dashboard'),
@@ -95,7 +102,27 @@ export function dashboard(view, signal, who = {operator: true}) {
     }
   };
 
-  poll(async () => { await Promise.all([refreshChutes(), who.operator ? refreshUsage() : null]); }, pollMs, signal);
+  const refreshQuota = async () => {
+    try {
+      const {developer} = await getJSON('/api/v1/whoami', {signal});
+      quotaError.hidden = true;
+      quotaBox.replaceChildren(...[quotaList(developer), tokenExpiry(developer.tokens)].filter(Boolean));
+    } catch (err) {
+      if (signal.aborted) return;
+      quotaError.textContent = `Quota: ${err.message}`;
+      quotaError.hidden = false;
+    }
+  };
+
+  poll(async () => { await Promise.all([refreshChutes(), who.operator ? refreshUsage() : refreshQuota()]); }, pollMs, signal);
+}
+
+// tokenExpiry says when the developer's tokens expire, if any does.
+function tokenExpiry(tokens = []) {
+  const expiring = tokens.filter((t) => t.expires);
+  if (!expiring.length) return null;
+  return h('p', {class: 'hint', id: 'token-expiry'}, 'Your tokens expire: ',
+    expiring.flatMap((t, i) => [i ? ', ' : '', `${t.id} at `, h('time', {datetime: t.expires}, new Date(t.expires).toLocaleString())]));
 }
 
 function renderRows(tbody, chutes, activity, refresh, who) {

@@ -44,3 +44,20 @@ export function uptime(chute) {
 export function clock(iso) {
   return new Date(iso).toLocaleTimeString();
 }
+
+// quantity writes a byte count as the daemon's quantities read it back
+// (the largest binary suffix that divides it exactly: 256Mi), and rate a
+// bit rate likewise (20Mbit): the form a developer's quota is edited in.
+export function quantity(n) {
+  for (const [unit, suffix] of [[2 ** 40, 'Ti'], [2 ** 30, 'Gi'], [2 ** 20, 'Mi'], [2 ** 10, 'Ki']]) {
+    if (n && n % unit === 0) return `${n / unit}${suffix}`;
+  }
+  return String(n || 0);
+}
+
+export function rate(n) {
+  for (const [unit, prefix] of [[1e9, 'G'], [1e6, 'M'], [1e3, 'k']]) {
+    if (n && n % unit === 0) return `${n / unit}${prefix}bit`;
+  }
+  return n ? `${n}bit` : '0';
+}
