@@ -114,6 +114,8 @@ type Manager struct {
 	// hash, and the API served on each one's socket.
 	tokens  map[string]string
 	sockets map[string]io.Closer
+	// The resources changes waiting for their chute to comply (ack.go).
+	asks map[string]*policyAsk
 
 	admitMu sync.Mutex // one admission at a time
 
@@ -156,6 +158,7 @@ func NewManager(cfg Config) (*Manager, error) {
 		keptOwners: map[string]Owner{},
 		tokens:     map[string]string{},
 		sockets:    map[string]io.Closer{},
+		asks:       map[string]*policyAsk{},
 		heldSlots:  map[int]bool{},
 	}
 	m.changeCond = sync.NewCond(&m.mu)
