@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/netip"
 	"time"
 
 	"paradrop/chute"
@@ -165,8 +166,37 @@ func ForChute(h http.Handler, name string, chutes Chutes) http.Handler {
 				return
 			}
 		}
-		w.Header().Set("WWW-Authenticate", `Bearer realm="paradrop"`)
-		w.Header().Set("Connection", "close")
-		writeError(w, http.StatusUnauthorized, "this socket serves chute "+name+" with its token (/paradrop/token)")
+		refuseChute(w, "this socket serves chute "+name+" with its token (/paradrop/token)")
 	})
+}
+
+// ForChuteNetwork serves h to the chutes over the chute network: a request
+// must carry a running chute's token and come from that chute's own
+// address. Anything else, the operator's and developers' tokens and
+// password logins included, is refused before h sees it.
+func ForChuteNetwork(h http.Handler, chutes Chutes) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		token, ok := bearerToken(r)
+		name, isChute := chutes.ChuteOfToken(token)
+		if !ok || !isChute {
+			refuseChute(w, "this listener serves chutes with their own token (/paradrop/token)")
+			return
+		}
+		// A token taken from a chute is no use from anywhere else.
+		from, err := netip.ParseAddrPort(r.RemoteAddr)
+		info, gerr := chutes.Get(name)
+		own, perr := netip.ParseAddr(info.IP)
+		if err != nil || gerr != nil || perr != nil || from.Addr().Unmap() != own {
+			refuseChute(w, "a chute's token is accepted from that chute's own address only")
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// refuseChute answers 401 a request the chute listeners do not serve.
+func refuseChute(w http.ResponseWriter, msg string) {
+	w.Header().Set("WWW-Authenticate", `Bearer realm="paradrop"`)
+	w.Header().Set("Connection", "close")
+	writeError(w, http.StatusUnauthorized, msg)
 }

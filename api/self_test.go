@@ -3,6 +3,7 @@ package api
 import (
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"sort"
 	"strings"
 	"testing"
@@ -116,5 +117,52 @@ func TestSelfPolicyAck(t *testing.T) {
 	}
 	if n := ts.fake.Acks("aa"); n != 2 {
 		t.Errorf("%d acks taken, want 2", n)
+	}
+}
+
+// The chute network's listener serves chutes alone, each from its own
+// address: no other identity, no login, no token from elsewhere.
+func TestForChuteNetwork(t *testing.T) {
+	ts := newTenants(t)
+	ts.fake.Add(chute.Info{Name: "aa", Owner: "alpha", Version: "1.0", State: chute.Running, IP: "10.131.0.11"})
+	ts.fake.Add(chute.Info{Name: "bb", Owner: "beta", Version: "1.0", State: chute.Running, IP: "10.131.0.12"})
+	ts.fake.SetToken("bb", "chute-bb-token")
+	h := ForChuteNetwork(ts.h, ts.fake)
+	do := func(from, token, method, path, body string) (int, string) {
+		t.Helper()
+		req := httptest.NewRequest(method, path, strings.NewReader(body))
+		req.RemoteAddr = from
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != 200 {
+			errorOf(t, rec.Body.Bytes())
+		}
+		return rec.Code, rec.Body.String()
+	}
+	const aa, bb = "10.131.0.11:40000", "10.131.0.12:40000"
+	for _, c := range []struct {
+		what, from, token, method, path, body string
+		want                                  int
+		has                                   string
+	}{
+		{"chute aa about itself", aa, ts.chute, "GET", "/api/v1/self", "", 200, `"name": "aa"`},
+		{"chute bb about itself", bb, "chute-bb-token", "GET", "/api/v1/self", "", 200, `"name": "bb"`},
+		{"aa's token from bb's address", bb, ts.chute, "GET", "/api/v1/self", "", 401, ""},
+		{"aa's token from the LAN", "198.51.100.20:40000", ts.chute, "GET", "/api/v1/self", "", 401, ""},
+		{"chute aa, another route", aa, ts.chute, "GET", "/api/v1/chutes", "", 403, ""},
+		{"chute aa, another chute", aa, ts.chute, "GET", "/api/v1/chutes/bb", "", 404, ""},
+		{"chute aa acks", aa, ts.chute, "POST", "/api/v1/self/policy/ack", "", 200, ""},
+		{"the operator", aa, ts.token, "GET", "/api/v1/info", "", 401, ""},
+		{"a developer", aa, ts.alpha, "GET", "/api/v1/chutes", "", 401, ""},
+		{"no token", aa, "", "GET", "/api/v1/health", "", 401, ""},
+		{"a password login", aa, "", "POST", "/api/v1/login", `{"password":"x"}`, 401, ""},
+	} {
+		code, body := do(c.from, c.token, c.method, c.path, c.body)
+		if code != c.want || !strings.Contains(body, c.has) {
+			t.Errorf("%s: %d %s, want %d", c.what, code, body, c.want)
+		}
 	}
 }

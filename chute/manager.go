@@ -59,6 +59,9 @@ type Config struct {
 	// socket its /paradrop/api.sock; closing what it returns ends that.
 	// Nil: chutes get no socket.
 	ServeAPI func(name string, ln net.Listener) io.Closer
+	// NetworkAPI is where chutes reach the API over the chute network;
+	// nil: only on their socket.
+	NetworkAPI *NetworkAPI
 }
 
 // record is a chute as persisted in the store.

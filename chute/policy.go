@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -252,22 +251,8 @@ func (m *Manager) publishPolicy(name string, doc policyDoc) error {
 	if err != nil {
 		return fmt.Errorf("publish policy: %w", err)
 	}
-	f, err := os.CreateTemp(dir, ".policy-*.json")
-	if err != nil {
-		return fmt.Errorf("publish policy: %w", err)
-	}
-	defer os.Remove(f.Name()) // after the rename, a no-op
-	_, err = f.Write(append(raw, '\n'))
-	if err == nil {
-		err = f.Chmod(0o644) // readable by the chute's unprivileged uid
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), filepath.Join(dir, "policy.json"))
-	}
-	if err != nil {
+	// Readable by the chute's unprivileged uid.
+	if err := replaceFile(dir, "policy.json", append(raw, '\n'), 0o644); err != nil {
 		return fmt.Errorf("publish policy: %w", err)
 	}
 	return nil
