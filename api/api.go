@@ -9,7 +9,9 @@
 // password, flows of the gateway, gateway usage, metrics) answer it 403.
 // A running chute, with the token of its current run (self.go), may only
 // GET /api/v1/self and acknowledge a policy request: 403 elsewhere, 404 on a route naming another chute;
-// ForChute serves its own socket, /paradrop/api.sock, to that token alone.
+// ForChute serves its own socket, /paradrop/api.sock, to that token alone;
+// ForChuteNetwork serves the chutes' listener on their network to chute
+// tokens alone, each from its own chute's address.
 // Every change records its actor ("operator", "developer:NAME"); every
 // refusal of a developer or a chute is logged with it.
 //
