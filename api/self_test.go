@@ -1,16 +1,20 @@
 package api
 
 import (
+	"bytes"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
 	"time"
 
+	"paradrop/api/apitest"
 	"paradrop/chute"
 	"paradrop/chute/manifest"
+	"paradrop/store"
 	"paradrop/usage"
 )
 
@@ -165,4 +169,46 @@ func TestForChuteNetwork(t *testing.T) {
 			t.Errorf("%s: %d %s, want %d", c.what, code, body, c.want)
 		}
 	}
+}
+
+// FuzzPolicyAck: whatever a chute sends as an ack, it is taken (empty, or
+// naming the request waiting) or refused with a 4xx, never a 5xx.
+func FuzzPolicyAck(f *testing.F) {
+	deadline := time.Date(2030, 1, 2, 3, 4, 5, 678901234, time.UTC)
+	for _, s := range []string{"", " \n", `{}`, `{"deadline":null}`, `{"deadline":"` + deadline.Format(time.RFC3339Nano) + `"}`,
+		`{"deadline":"2030-01-02T04:04:05.678901234+01:00"}`, `{"deadline":"soon"}`, `{"deadline":1}`, `{"deadline":"0001-01-01T00:00:00Z"}`,
+		`{} {}`, `[]`, "\x00", `{"deadline":"2030-01-02T03:04:05Z","x":1}`} {
+		f.Add([]byte(s))
+	}
+	db, err := store.Open(filepath.Join(f.TempDir(), "state.db"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { db.Close() })
+	if err := db.Put(store.Meta, tokenHashKey, hashToken("operator")); err != nil {
+		f.Fatal(err)
+	}
+	fake := apitest.New()
+	fake.Add(chute.Info{Name: "aa", Version: "1"})
+	fake.SetToken("aa", "chute")
+	h := New(Config{Chutes: fake, DB: db, Started: time.Now(), MaxUpload: 64 << 10})
+	f.Fuzz(func(t *testing.T, body []byte) {
+		fake.SetPendingPolicy("aa", chute.PolicyRequest{Deadline: deadline})
+		before := fake.Acks("aa")
+		req := httptest.NewRequest("POST", "/api/v1/self/policy/ack", bytes.NewReader(body))
+		req.Header.Set("Authorization", "Bearer chute")
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		taken := fake.Acks("aa") - before
+		switch {
+		case rec.Code == 200 && taken == 1:
+			var got struct{ Acknowledged chute.PolicyRequest }
+			if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil || !got.Acknowledged.Deadline.Equal(deadline) {
+				t.Fatalf("%q: acknowledged %s (%v)", body, rec.Body, err)
+			}
+		case rec.Code/100 == 4 && taken == 0:
+		default:
+			t.Fatalf("%q: %d %s, %d acks taken", body, rec.Code, rec.Body, taken)
+		}
+	})
 }
