@@ -54,7 +54,8 @@ func TestSelfHidesHost(t *testing.T) {
 	if k := keys(got); k != "ip name policy_request resources restarts started_at state usage version" {
 		t.Errorf("GET /self has fields %q:\n%s", k, body)
 	}
-	if k := keys(got["usage"].(map[string]any)); k != "cpu disk mem mem_limit oom_kills pids rx_bps t tx_bps" {
+	u, _ := got["usage"].(map[string]any)
+	if k := keys(u); k != "cpu disk mem mem_limit oom_kills pids rx_bps t tx_bps" {
 		t.Errorf("its usage has fields %q", k)
 	}
 	for _, host := range []string{"4242", "/var/lib", "/secret", "alpha", "RWQF6LRCGDWKJ", "6.25", "02:00:00"} {
