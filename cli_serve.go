@@ -171,10 +171,6 @@ func serve(ctx context.Context, opts serveOptions) error {
 			ln.Close()
 		}
 	}()
-	cert, err := apiCertificate(opts.tls, opts.dataDir, lns, opts.logf)
-	if err != nil {
-		return err
-	}
 
 	exe, err := os.Executable()
 	if err != nil {
@@ -194,9 +190,7 @@ func serve(ctx context.Context, opts serveOptions) error {
 	if len(opts.signing.Keys) > 0 {
 		opts.logf("packages signed by %s are trusted (signature required: %t)", keyIDs(opts.signing.Keys), opts.signing.Required)
 	}
-	if cert != nil {
-		apiCfg.TLSFingerprint = cert.Fingerprint.String()
-	}
+	var chuteLn net.Listener // the chutes' API on their network
 	if opts.network != nil {
 		cfg := *opts.network
 		cfg.DataDir, cfg.Logf = opts.dataDir, opts.logf
@@ -206,9 +200,24 @@ func serve(ctx context.Context, opts serveOptions) error {
 		}
 		defer n.Close(context.Background())
 		mgrCfg.Network, mgrCfg.Subnet, apiCfg.Network = n, cfg.Subnet, n
-		mgrCfg.GatewayPorts = ownPorts(opts.gatewayPorts, listenerAddrs(lns), cfg.Controller)
+		if chuteLn, err = listenChuteAPI(n, cfg.APIPort); err != nil {
+			return err
+		}
+		if chuteLn != nil {
+			defer chuteLn.Close()
+		}
+		mgrCfg.GatewayPorts = ownPorts(opts.gatewayPorts, listenerAddrs(withListener(lns, chuteLn)), cfg.Controller)
 		opts.logf("chute network: bridge %s, chutes in %s", cfg.Bridge, cfg.Subnet)
 	}
+	// The certificate names the chutes' API's address too.
+	cert, err := apiCertificate(opts.tls, opts.dataDir, withListener(lns, chuteLn), opts.logf)
+	if err != nil {
+		return err
+	}
+	if cert != nil {
+		apiCfg.TLSFingerprint = cert.Fingerprint.String()
+	}
+	mgrCfg.NetworkAPI = networkAPI(chuteLn, cert)
 	// Set below, once the API exists, before the manager's Run starts a
 	// chute.
 	var serveChute func(string, net.Listener) io.Closer
@@ -237,6 +246,14 @@ func serve(ctx context.Context, opts serveOptions) error {
 		s := api.NewServer(reqCtx, api.ForChute(apiHandler, name, mgr), opts.limits)
 		go s.Serve(ln)
 		return s
+	}
+
+	if chuteLn != nil {
+		chuteSrv := api.NewServer(reqCtx, api.ForChuteNetwork(apiHandler, mgr), opts.limits)
+		go chuteSrv.ServeTLS(chuteLn, cert.TLS)
+		srv.RegisterOnShutdown(func() { chuteSrv.Close() })
+		defer chuteSrv.Close()
+		opts.logf("API for chutes listening on %s (HTTPS, chute tokens only)", chuteLn.Addr())
 	}
 
 	mgrCtx, stopMgr := context.WithCancel(context.Background())
@@ -314,6 +331,7 @@ func networkFlags(fs *flag.FlagSet) (*sdn.Config, *bool) {
 	fs.StringVar(&cfg.OVSDB, "ovsdb", "", "OVSDB of the Open vSwitch to use (default: the system's if it runs, else our own under DATA/ovs)")
 	fs.StringVar(&cfg.Bridge, "bridge", cfg.Bridge, "the chutes' bridge")
 	fs.StringVar(&cfg.Controller, "controller", cfg.Controller, "listen address of the OpenFlow controller")
+	fs.IntVar(&cfg.APIPort, "chute-api-port", defaultChuteAPIPort, "TCP port of the API for chutes at the gateway's address on the chute network, HTTPS, chute tokens only (0: none; chutes keep /paradrop/api.sock)")
 	fs.StringVar(&cfg.WAN, "wan", "", "uplink interface chute traffic may leave by, masqueraded (default: none)")
 	fs.Func("subnet", "chute subnet; the gateway takes .1 (default "+sdn.DefaultSubnet.String()+")", func(s string) (err error) {
 		cfg.Subnet, err = netip.ParsePrefix(s)

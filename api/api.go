@@ -8,8 +8,10 @@
 // changes and info show only its own. The operator's routes (developers,
 // password, flows of the gateway, gateway usage, metrics) answer it 403.
 // A running chute, with the token of its current run (self.go), may only
-// GET /api/v1/self: 403 elsewhere, 404 on a route naming another chute;
-// ForChute serves its own socket, /paradrop/api.sock, to that token alone.
+// GET /api/v1/self and acknowledge a policy request: 403 elsewhere, 404 on a route naming another chute;
+// ForChute serves its own socket, /paradrop/api.sock, to that token alone;
+// ForChuteNetwork serves the chutes' listener on their network to chute
+// tokens alone, each from its own chute's address.
 // Every change records its actor ("operator", "developer:NAME"); every
 // refusal of a developer or a chute is logged with it.
 //
@@ -33,7 +35,8 @@
 //	DELETE /api/v1/chutes/NAME[?keep_data=1]
 //	POST   /api/v1/chutes/NAME/start|stop|restart
 //	GET    /api/v1/chutes/NAME/logs[?tail=N][&follow=1]   text/plain
-//	GET    /api/v1/self                       a chute's own info, resources, usage; its token only
+//	GET    /api/v1/self                       a chute's own info, resources, policy request, usage; its token only
+//	POST   /api/v1/self/policy/ack            [{"deadline"}]: the chute complies with the request waiting (409 if none); its token only
 //	GET    /api/v1/changes                    {"changes":[...]}
 //	GET    /api/v1/changes/ID
 //	POST   /api/v1/login                      {"password"} -> {"token","expires"}; no token needed
@@ -97,6 +100,10 @@ type Chutes interface {
 	ChuteOfToken(token string) (string, bool)
 	// HeldBy is what the chutes of a developer hold against its quota.
 	HeldBy(owner chute.Owner) chute.Quota
+	// PendingPolicy is the resources change waiting for the chute to
+	// comply; AckPolicy is the chute's word that it does (chute/ack.go).
+	PendingPolicy(name string) (chute.PolicyRequest, bool)
+	AckPolicy(name string, deadline time.Time) (chute.PolicyRequest, error)
 }
 
 var _ Chutes = (*chute.Manager)(nil)
@@ -162,6 +169,7 @@ func New(cfg Config) http.Handler {
 	s.handle("POST /api/v1/chutes/{name}/restart", scopeChute, s.action(Chutes.Restart))
 	s.handle("GET /api/v1/chutes/{name}/logs", scopeChute, s.logs)
 	s.handle("GET /api/v1/self", scopeSelf, s.self)
+	s.handle("POST /api/v1/self/policy/ack", scopeSelf, s.ackPolicy)
 	s.handle("GET /api/v1/changes", scopeAny, s.listChanges)
 	s.handle("GET /api/v1/changes/{id}", scopeAny, s.getChange)
 	s.routeLogin()

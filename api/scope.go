@@ -83,7 +83,7 @@ func (s *server) ownChute(h http.HandlerFunc) http.HandlerFunc {
 				fail(w, fmt.Errorf("chute %q: %w", r.PathValue("name"), chute.ErrNotFound))
 				return
 			}
-			writeError(w, http.StatusForbidden, fmt.Sprintf("chute %s may only read GET /api/v1/self", id.chute))
+			writeError(w, http.StatusForbidden, chuteOnlySelf(id.chute))
 			return
 		}
 		if !id.operator() {

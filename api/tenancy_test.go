@@ -74,6 +74,7 @@ func newTenants(t *testing.T) *tenants {
 	}
 	ts.chute = "chute-aa-token"
 	fake.SetToken("aa", ts.chute)
+	fake.SetPendingPolicy("aa", chute.PolicyRequest{Deadline: time.Now().Add(time.Minute)})
 	return ts
 }
 
@@ -103,6 +104,7 @@ var routes = []struct {
 	{"GET /api/v1/chutes", everyone, "GET", "/api/v1/chutes", ""},
 	{"POST /api/v1/chutes", everyone, "POST", "/api/v1/chutes", "new 1.0\n"},
 	{"GET /api/v1/self", selfOnly, "GET", "/api/v1/self", ""},
+	{"POST /api/v1/self/policy/ack", selfOnly, "POST", "/api/v1/self/policy/ack", ""},
 	{"GET /api/v1/changes", everyone, "GET", "/api/v1/changes", ""},
 	{"GET /api/v1/changes/{id}", changeOwner, "GET", "/api/v1/changes/CHANGE", ""},
 	{"GET /api/v1/chutes/{name}", chuteOwner, "GET", "/api/v1/chutes/CHUTE", ""},

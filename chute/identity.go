@@ -23,6 +23,40 @@ const socketFile = "api.sock"
 // tokenEnv is the variable that carries the token into the chute.
 const tokenEnv = "PARADROP_TOKEN"
 
+// NetworkAPI is the API served to chutes at the gateway's address on the
+// chute network, over HTTPS.
+type NetworkAPI struct {
+	URL string // https://GATEWAY:PORT, in the chute's $PARADROP_API
+	// CertPEM is the certificate it is served with, given to the chute in
+	// its /paradrop/api.crt to verify it by; Fingerprint its SHA-256, in
+	// $PARADROP_API_FINGERPRINT, for a chute that pins it instead.
+	CertPEM     []byte
+	Fingerprint string
+}
+
+// Where the chute finds the network API: variables and the certificate
+// in its policy dir.
+const (
+	apiEnv            = "PARADROP_API"
+	apiFingerprintEnv = "PARADROP_API_FINGERPRINT"
+	apiCertFile       = "api.crt"
+)
+
+// networkAPIEnv gives the chute what it needs to reach and verify the
+// network API: its certificate in the policy dir and the variables
+// returned. None without the network API.
+func (m *Manager) networkAPIEnv(name string) ([]string, error) {
+	api := m.cfg.NetworkAPI
+	if api == nil || m.cfg.Network == nil {
+		return nil, nil
+	}
+	// Public, readable by the chute's uid.
+	if err := replaceFile(m.paths.policy(name), apiCertFile, api.CertPEM, 0o644); err != nil {
+		return nil, fmt.Errorf("chute API certificate: %w", err)
+	}
+	return []string{apiEnv + "=" + api.URL, apiFingerprintEnv + "=" + api.Fingerprint}, nil
+}
+
 func hashChuteToken(token string) string {
 	sum := sha256.Sum256([]byte(token))
 	return hex.EncodeToString(sum[:])
@@ -156,4 +190,25 @@ func (m *Manager) ChuteOfToken(token string) (string, bool) {
 	defer m.mu.Unlock()
 	name, ok := m.tokens[h]
 	return name, ok
+}
+
+// replaceFile replaces dir/name with data at once: written aside and
+// renamed, so that the chute never reads a half-written file.
+func replaceFile(dir, name string, data []byte, mode os.FileMode) error {
+	f, err := os.CreateTemp(dir, "."+name+"-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name()) // after the rename, a no-op
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Chmod(mode)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), filepath.Join(dir, name))
+	}
+	return err
 }

@@ -59,6 +59,9 @@ type Config struct {
 	// socket its /paradrop/api.sock; closing what it returns ends that.
 	// Nil: chutes get no socket.
 	ServeAPI func(name string, ln net.Listener) io.Closer
+	// NetworkAPI is where chutes reach the API over the chute network;
+	// nil: only on their socket.
+	NetworkAPI *NetworkAPI
 }
 
 // record is a chute as persisted in the store.
@@ -114,6 +117,8 @@ type Manager struct {
 	// hash, and the API served on each one's socket.
 	tokens  map[string]string
 	sockets map[string]io.Closer
+	// The resources changes waiting for their chute to comply (ack.go).
+	asks map[string]*policyAsk
 
 	admitMu sync.Mutex // one admission at a time
 
@@ -156,6 +161,7 @@ func NewManager(cfg Config) (*Manager, error) {
 		keptOwners: map[string]Owner{},
 		tokens:     map[string]string{},
 		sockets:    map[string]io.Closer{},
+		asks:       map[string]*policyAsk{},
 		heldSlots:  map[int]bool{},
 	}
 	m.changeCond = sync.NewCond(&m.mu)

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -252,22 +251,8 @@ func (m *Manager) publishPolicy(name string, doc policyDoc) error {
 	if err != nil {
 		return fmt.Errorf("publish policy: %w", err)
 	}
-	f, err := os.CreateTemp(dir, ".policy-*.json")
-	if err != nil {
-		return fmt.Errorf("publish policy: %w", err)
-	}
-	defer os.Remove(f.Name()) // after the rename, a no-op
-	_, err = f.Write(append(raw, '\n'))
-	if err == nil {
-		err = f.Chmod(0o644) // readable by the chute's unprivileged uid
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), filepath.Join(dir, "policy.json"))
-	}
-	if err != nil {
+	// Readable by the chute's unprivileged uid.
+	if err := replaceFile(dir, "policy.json", append(raw, '\n'), 0o644); err != nil {
 		return fmt.Errorf("publish policy: %w", err)
 	}
 	return nil
@@ -360,13 +345,21 @@ func (m *Manager) enforce(ctx context.Context, p *progress, name string, man *ma
 	defer func() { <-hookDone }() // its step belongs to this change
 
 	limits := resourcesOf(&manifest.Manifest{Resources: want})
-	over, complied, err := watchGrace(ctx, g, limits, start, deadline)
+	ask := m.openAsk(name, want, doc)
+	over, complied, acked, err := watchGrace(ctx, g, limits, start, deadline, ask.acked)
+	m.closeAsk(name, ask)
 	if err != nil {
 		return err
 	}
-	if over == "" {
+	if acked > 0 {
+		p.step("chute acknowledged at T+%s", acked.Round(time.Millisecond))
+	}
+	switch {
+	case over == "":
 		p.step("chute complied within grace (after %s): no force needed", complied.Round(time.Millisecond))
-	} else {
+	case acked > 0:
+		p.step("acknowledged but %s, forcing", over)
+	default:
 		p.step("grace %s: %s, forcing", grace, over)
 	}
 
@@ -397,10 +390,14 @@ func (m *Manager) enforce(ctx context.Context, p *progress, name string, man *ma
 		return err
 	}
 	applied := time.Now()
-	if over != "" {
+	switch {
+	case over != "" && acked > 0:
+		p.step("force: cgroup %s applied at T+%s (%s after the ack)", describeLimits(limits),
+			applied.Sub(start).Round(time.Millisecond), (applied.Sub(start) - acked).Round(time.Millisecond))
+	case over != "":
 		p.step("force: cgroup %s applied at T+%s (%s after the grace)", describeLimits(limits),
 			applied.Sub(start).Round(time.Millisecond), applied.Sub(deadline).Round(time.Millisecond))
-	} else {
+	default:
 		p.step("backstop: cgroup %s applied", describeLimits(limits))
 	}
 	if req.Bandwidth != nil {
@@ -418,9 +415,11 @@ type reading struct {
 }
 
 // watchGrace samples the chute every graceTick until it keeps within want
-// over a whole graceWindow (complied, after how long) or the deadline
-// comes (what it still exceeds, "" if nothing).
-func watchGrace(ctx context.Context, g *cgroup.Group, want cgroup.Resources, start, deadline time.Time) (over string, complied time.Duration, err error) {
+// over a whole graceWindow (complied, after how long), the chute
+// acknowledges the request on ack (acked, after how long; it is judged at
+// once, its CPU over a window from the ack) or the deadline comes.
+// over is what it still exceeds then, "" if nothing.
+func watchGrace(ctx context.Context, g *cgroup.Group, want cgroup.Resources, start, deadline time.Time, ack <-chan time.Time) (over string, complied, acked time.Duration, err error) {
 	tick := time.NewTicker(graceTick)
 	defer tick.Stop()
 	end := time.NewTimer(time.Until(deadline))
@@ -440,29 +439,53 @@ func watchGrace(ctx context.Context, g *cgroup.Group, want cgroup.Resources, sta
 		return nil
 	}
 	if err := look(); err != nil {
-		return "", 0, err
+		return "", 0, 0, err
 	}
 	for {
 		select {
 		case <-ctx.Done():
-			return "", 0, ctx.Err()
-		case <-end.C:
+			return "", 0, 0, ctx.Err()
+		case at := <-ack:
+			acked = at.Sub(start)
 			if err := look(); err != nil {
-				return "", 0, err
+				return "", 0, 0, err
 			}
-			if rs[len(rs)-1].t.Sub(rs[0].t) < graceTick {
-				return "no time to judge", 0, nil
+			if want.CPUMax > 0 {
+				// CPU is an average, and what the chute used before it
+				// complied does not count: measure it from the ack, over
+				// a window (or what is left of the grace).
+				rs = rs[len(rs)-1:]
+				wait := max(min(graceWindow, time.Until(deadline)), graceTick)
+				select {
+				case <-ctx.Done():
+					return "", 0, 0, ctx.Err()
+				case <-time.After(wait):
+				}
+				if err := look(); err != nil {
+					return "", 0, 0, err
+				}
 			}
 			if ex := excess(rs, want); ex != "" {
-				return ex, 0, nil
+				return ex, 0, acked, nil
 			}
-			return "", time.Since(start), nil
+			return "", time.Since(start), acked, nil
+		case <-end.C:
+			if err := look(); err != nil {
+				return "", 0, 0, err
+			}
+			if rs[len(rs)-1].t.Sub(rs[0].t) < graceTick {
+				return "no time to judge", 0, 0, nil
+			}
+			if ex := excess(rs, want); ex != "" {
+				return ex, 0, 0, nil
+			}
+			return "", time.Since(start), 0, nil
 		case <-tick.C:
 			if err := look(); err != nil {
-				return "", 0, err
+				return "", 0, 0, err
 			}
 			if rs[len(rs)-1].t.Sub(rs[0].t) >= graceWindow-graceTick/2 && excess(rs, want) == "" {
-				return "", time.Since(start), nil
+				return "", time.Since(start), 0, nil
 			}
 		}
 	}

@@ -96,6 +96,10 @@ func (m *Manager) launch(ctx context.Context, p *progress, name string, slot int
 	if err == nil {
 		err = m.openSocket(name, id+uint32(man.User))
 	}
+	var apiEnv []string
+	if err == nil {
+		apiEnv, err = m.networkAPIEnv(name)
+	}
 	if err != nil {
 		m.revokeToken(name)
 		return nil, fmt.Errorf("start chute %q: %w", name, err)
@@ -107,7 +111,7 @@ func (m *Manager) launch(ctx context.Context, p *progress, name string, slot int
 		DataDir:    m.paths.data(name),
 		PolicyDir:  m.paths.policy(name),
 		Args:       man.Command,
-		Env:        append(envOf(man), tokenEnv+"="+token),
+		Env:        append(append(envOf(man), tokenEnv+"="+token), apiEnv...),
 		UID:        uint32(man.User),
 		GID:        uint32(man.User),
 		UserNS:     true,

@@ -46,6 +46,7 @@ type topology struct {
 	LANAddr    netip.Prefix // the gateway's LAN address; invalid if no LAN
 	GatewayMAC net.HardwareAddr
 	LANPorts   []uint32 // OpenFlow ports of the LAN interfaces
+	APIPort    int      // the chutes' API at Gateway, tcp; 0 for none
 }
 
 // attached is a chute as the flows see it: its declaration and port.
@@ -423,6 +424,10 @@ func chuteFlows(d *derived, t topology, c *attached, peers []*attached) {
 	for _, proto := range []string{"udp", "tcp"} {
 		allow(fmt.Sprintf("%s may use DNS at the gateway %s:53/%s", name, t.Gateway, proto),
 			cat([]ofp.OXM{ofp.FieldIPProto.Uint(protoNumbers[proto]), gw}, l4(proto, 53)[1:])...)
+	}
+	if t.APIPort != 0 {
+		allow(fmt.Sprintf("%s may use the paradrop API at the gateway %s:%d/tcp", name, t.Gateway, t.APIPort),
+			cat([]ofp.OXM{ofp.FieldIPProto.Uint(protoNumbers["tcp"]), gw}, l4("tcp", t.APIPort)[1:])...)
 	}
 	targets := lanTargets(t, c.Net.LAN)
 	for _, lt := range targets {

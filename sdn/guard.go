@@ -19,18 +19,19 @@ import (
 //	forward: from the chute subnet, accept only out of wanIf ("" = nowhere),
 //	         drop otherwise; to the chute subnet, only established/related
 //	input:   from the chute subnet on the bridge, only established/related,
-//	         ICMP and DNS reach the gateway itself
+//	         ICMP, DNS and, with api valid, TCP to api reach the gateway
+//	         itself; api is reached from nowhere else
 //
 // so chute traffic can never leave the host by any other interface, even
-// with wrong flows.
-func ensureGuard(table, bridge string, subnet netip.Prefix, wanIf string) error {
-	if err := ensureGuardTable(table, bridge, subnet, wanIf); err != nil {
+// with wrong flows, and the chutes' API is theirs alone.
+func ensureGuard(table, bridge string, subnet netip.Prefix, wanIf string, api netip.AddrPort) error {
+	if err := ensureGuardTable(table, bridge, subnet, wanIf, api); err != nil {
 		return fmt.Errorf("nftables guard %q: %w", table, err)
 	}
 	return nil
 }
 
-func ensureGuardTable(table, bridge string, subnet netip.Prefix, wanIf string) error {
+func ensureGuardTable(table, bridge string, subnet netip.Prefix, wanIf string, api netip.AddrPort) error {
 	c, err := nftables.New()
 	if err != nil {
 		return err
@@ -70,6 +71,13 @@ func ensureGuardTable(table, bridge string, subnet netip.Prefix, wanIf string) e
 	for _, p := range []byte{unix.IPPROTO_UDP, unix.IPPROTO_TCP} {
 		rule(in, onBridge, from, l4proto(p), dport(53), verdict(expr.VerdictAccept))
 	}
+	if api.IsValid() {
+		toAPI := [][]expr.Any{l4proto(unix.IPPROTO_TCP), isAddr(16, api.Addr()), dport(api.Port())}
+		rule(in, append([][]expr.Any{onBridge, from}, append(toAPI, verdict(expr.VerdictAccept))...)...)
+		// The LAN, the host itself and anything else: as if it were
+		// not there.
+		rule(in, append(toAPI, verdict(expr.VerdictDrop))...)
+	}
 	rule(in, from, verdict(expr.VerdictDrop))
 	return c.Flush()
 }
@@ -83,6 +91,11 @@ func inSubnet(offset uint32, subnet netip.Prefix) []expr.Any {
 			Mask: net.CIDRMask(subnet.Bits(), 32), Xor: make([]byte, 4)},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: subnet.Masked().Addr().AsSlice()},
 	}
+}
+
+// isAddr matches the IPv4 address at offset (12 source, 16 destination).
+func isAddr(offset uint32, a netip.Addr) []expr.Any {
+	return inSubnet(offset, netip.PrefixFrom(a, 32))
 }
 
 func ifname(key expr.MetaKey, name string) []expr.Any {

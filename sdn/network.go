@@ -89,6 +89,10 @@ type Config struct {
 	// in (bridge ports, addresses, nftables, controller socket); "" is the
 	// caller's. Tests run whole gateways in namespaces of their own.
 	NetNS string
+	// APIPort is the TCP port at which chutes reach the daemon's API for
+	// them, at the gateway's address in Subnet (ListenAPI): the flows and
+	// the guard let chutes, and nothing else, connect to it. 0 for none.
+	APIPort int
 	// RepairInterval is how often the network checks that Open vSwitch
 	// runs and the bridge's ports and addresses are as they should be
 	// (after a vswitchd restart, say); default 5s.
@@ -229,7 +233,7 @@ func open(ctx context.Context, cfg Config) (_ *Network, err error) {
 	if err := n.inGW(func() (err error) { addr, err = n.ctl.Listen(); return err }); err != nil {
 		return nil, fmt.Errorf("controller: %w", err)
 	}
-	if err := n.inGW(func() error { return ensureGuard(guardTable(cfg.Bridge), cfg.Bridge, cfg.Subnet, cfg.WAN) }); err != nil {
+	if err := n.inGW(func() error { return ensureGuard(guardTable(cfg.Bridge), cfg.Bridge, cfg.Subnet, cfg.WAN, n.apiAddr()) }); err != nil {
 		return nil, err
 	}
 	masq := natTable(cfg.Bridge)
@@ -266,6 +270,30 @@ func open(ctx context.Context, cfg Config) (_ *Network, err error) {
 	n.done.Add(1)
 	go n.repairLoop(runCtx, "tcp:"+addr.String())
 	return n, nil
+}
+
+// apiAddr is where chutes reach the API; invalid for none.
+func (n *Network) apiAddr() netip.AddrPort {
+	if n.cfg.APIPort <= 0 || n.cfg.APIPort > 65535 {
+		return netip.AddrPort{}
+	}
+	return netip.AddrPortFrom(n.gateway, uint16(n.cfg.APIPort))
+}
+
+// ListenAPI listens at the gateway's address in the chute subnet, port
+// APIPort, in the gateway's namespace: the chutes' API, which only they
+// may reach.
+func (n *Network) ListenAPI() (net.Listener, error) {
+	addr := n.apiAddr()
+	if !addr.IsValid() {
+		return nil, fmt.Errorf("chute API: port %d", n.cfg.APIPort)
+	}
+	var ln net.Listener
+	err := n.inGW(func() (err error) { ln, err = net.Listen("tcp", addr.String()); return err })
+	if err != nil {
+		return nil, fmt.Errorf("chute API: %w", err)
+	}
+	return ln, nil
 }
 
 func guardTable(bridge string) string { return "pd_guard_" + bridge }
@@ -375,7 +403,7 @@ func (n *Network) setupBridge(ctx context.Context, target string) error {
 		}
 		lanPorts = append(lanPorts, p)
 	}
-	topo := topology{Subnet: cfg.Subnet, Gateway: n.gateway, LANAddr: cfg.LANAddr, GatewayMAC: mac, LANPorts: lanPorts}
+	topo := topology{Subnet: cfg.Subnet, Gateway: n.gateway, LANAddr: cfg.LANAddr, GatewayMAC: mac, LANPorts: lanPorts, APIPort: cfg.APIPort}
 
 	n.mu.Lock()
 	chutes := make([]*attached, 0, len(n.chutes))

@@ -54,7 +54,7 @@ func testCtx(t *testing.T, d time.Duration) context.Context {
 	return ctx
 }
 
-func newTestbed(t *testing.T) *testbed {
+func newTestbed(t *testing.T, adjust ...func(*Config)) *testbed {
 	t.Helper()
 	requireTools(t)
 	tb := &testbed{gw: nettest.NewHost(t), lan1: nettest.NewHost(t), lan2: nettest.NewHost(t), cloud: nettest.NewHost(t)}
@@ -71,6 +71,9 @@ func newTestbed(t *testing.T) *testbed {
 	tb.cfg = Config{
 		DataDir: t.TempDir(), NetNS: tb.gw.NetNS, LANPorts: []string{"lan1", "lan2"}, LANAddr: lanGW,
 		WAN: "wan0", RepairInterval: time.Second, Logf: t.Logf,
+	}
+	for _, a := range adjust {
+		a(&tb.cfg)
 	}
 	tb.open(t)
 	return tb

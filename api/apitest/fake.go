@@ -40,6 +40,8 @@ type Fake struct {
 	usage    usage.Series
 	held     map[chute.Owner]chute.Quota // set by SetHeld
 	requests map[string]chute.ResourceRequest // the last policy request per chute
+	pending  map[string]chute.PolicyRequest   // waiting for their chute's ack
+	acks     map[string]int                   // acks taken, per chute
 }
 
 type change struct {
@@ -52,6 +54,7 @@ func New() *Fake {
 	return &Fake{
 		chutes: map[string]chute.Info{}, logs: map[string][]string{}, logged: make(chan struct{}),
 		requests: map[string]chute.ResourceRequest{}, tokens: map[string]string{},
+		pending: map[string]chute.PolicyRequest{}, acks: map[string]int{},
 	}
 }
 

@@ -65,3 +65,39 @@ func (f *Fake) SetResources(name string, req chute.ResourceRequest, actor chute.
 	f.requests[name] = req
 	return f.queue(name, actor, "resources")
 }
+
+// SetPendingPolicy makes req wait for chute name's ack, until acked.
+func (f *Fake) SetPendingPolicy(name string, req chute.PolicyRequest) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.pending[name] = req
+}
+
+// PendingPolicy implements api.Chutes.
+func (f *Fake) PendingPolicy(name string) (chute.PolicyRequest, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	req, ok := f.pending[name]
+	return req, ok
+}
+
+// AckPolicy implements api.Chutes as the manager does: the request
+// waiting, named by its deadline unless that is zero, is taken once.
+func (f *Fake) AckPolicy(name string, deadline time.Time) (chute.PolicyRequest, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	req, ok := f.pending[name]
+	if !ok || !deadline.IsZero() && !deadline.Equal(req.Deadline) {
+		return chute.PolicyRequest{}, fmt.Errorf("chute %s: %w", name, chute.ErrNoPolicyRequest)
+	}
+	delete(f.pending, name)
+	f.acks[name]++
+	return req, nil
+}
+
+// Acks is how many acks chute name made.
+func (f *Fake) Acks(name string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.acks[name]
+}

@@ -74,6 +74,11 @@
 //	                        case optional), every other capability is
 //	                        refused (see privileges.go)
 //
+// A resource policy is published to the chute in /paradrop/policy.json and
+// POSTed to policy.hook; the gateway enforces it policy.grace later, or as
+// soon as the chute acknowledges it (POST /api/v1/self/policy/ack with its
+// token; see the README).
+//
 // Devices and capabilities are privileges: the gateway installs a chute
 // that asks for them only if the operator allowed them to its developer.
 package manifest

@@ -1,0 +1,46 @@
+package sdn
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"paradrop/chute/manifest"
+	"paradrop/netconf/nettest"
+)
+
+// The chutes' API port at the gateway's address is reached by chutes, and
+// by nothing else: not the LAN, not the gateway's own processes; and it
+// opens no other port of the gateway to chutes.
+func TestChuteAPIOnlyForChutes(t *testing.T) {
+	const port = 8443
+	tb := newTestbed(t, func(c *Config) { c.APIPort = port })
+	ln, err := tb.n.ListenAPI()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	if got, want := ln.Addr().String(), ip(tb.n.gateway, port); got != want {
+		t.Errorf("ListenAPI on %s, want %s", got, want)
+	}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			fmt.Fprintf(c, "%s\n", c.RemoteAddr())
+			c.Close()
+		}
+	}()
+	nettest.StartTCPServer(t, tb.gw, ip(tb.n.gateway, port+1))
+	h, c := tb.chute(t, "app", 0, manifest.Net{}, manifest.Bandwidth{})
+
+	if seen := mustReach(t, "the chutes' API", h, ip(tb.n.gateway, port)); !strings.HasPrefix(seen, c.IP.String()+":") {
+		t.Errorf("the API saw %q, want the chute's own address", seen)
+	}
+	mustNotReach(t, "another port of the gateway", h, ip(tb.n.gateway, port+1))
+	mustNotReach(t, "the chutes' API from the LAN", tb.lan1, ip(tb.n.gateway, port))
+	mustNotReach(t, "the chutes' API at the LAN address", tb.lan1, ip(lanGW.Addr(), port))
+	mustNotReach(t, "the chutes' API from the gateway itself", tb.gw, ip(tb.n.gateway, port))
+}
