@@ -1,0 +1,88 @@
+// Package mosquitto starts Debian's mosquitto broker on a loopback port
+// for a test, and can stop and restart it there.
+package mosquitto
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// Broker is a mosquitto run by a test.
+type Broker struct {
+	t    testing.TB
+	conf string
+	addr string
+	cmd  *exec.Cmd
+}
+
+// Start runs mosquitto on a free loopback port until the test ends. The
+// test is skipped when mosquitto is not installed (CI installs it: make
+// deps).
+func Start(t testing.TB) *Broker {
+	t.Helper()
+	bin, err := exec.LookPath("mosquitto")
+	if err != nil {
+		if _, err = os.Stat("/usr/sbin/mosquitto"); err != nil {
+			t.Skip("mosquitto not installed (apt-get install mosquitto)")
+		}
+		bin = "/usr/sbin/mosquitto"
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	_, port, _ := net.SplitHostPort(addr)
+	b := &Broker{t: t, addr: addr, conf: filepath.Join(t.TempDir(), "mosquitto.conf")}
+	// No persistence, no file log: nothing outside the test's directory.
+	conf := fmt.Sprintf("listener %s 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest stderr\nlog_type error\n", port)
+	if err := os.WriteFile(b.conf, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b.cmd = exec.Command(bin, "-c", b.conf)
+	b.cmd.Stderr = os.Stderr
+	b.start()
+	t.Cleanup(b.Stop)
+	return b
+}
+
+// URL is the broker's tcp:// address.
+func (b *Broker) URL() string { return "tcp://" + b.addr }
+
+func (b *Broker) start() {
+	b.t.Helper()
+	if err := b.cmd.Start(); err != nil {
+		b.t.Fatalf("mosquitto: %v", err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if c, err := net.Dial("tcp", b.addr); err == nil {
+			c.Close()
+			return
+		}
+	}
+	b.t.Fatalf("mosquitto did not listen on %s", b.addr)
+}
+
+// Stop kills the broker, as a crash would.
+func (b *Broker) Stop() {
+	if b.cmd == nil || b.cmd.Process == nil || b.cmd.ProcessState != nil {
+		return
+	}
+	b.cmd.Process.Kill()
+	b.cmd.Wait()
+}
+
+// Restart starts the broker again on the same port.
+func (b *Broker) Restart() {
+	b.t.Helper()
+	b.Stop()
+	b.cmd = exec.Command(b.cmd.Path, b.cmd.Args[1:]...)
+	b.cmd.Stderr = os.Stderr
+	b.start()
+}
