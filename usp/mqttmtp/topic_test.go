@@ -13,7 +13,7 @@ func TestReplyTo(t *testing.T) {
 		{"a/reply-to=c", "c"},
 		{"a", ""},
 		{"a/reply-to=", ""},
-		{"a/reply-to=c%2F#", ""}, // a wildcard would get us disconnected
+		{"a/reply-to=c%2F#", ""},        // a wildcard would get us disconnected
 		{"a/reply-to=c%2F%23", "c/%23"}, // only %2F is decoded
 		{"a/reply-to=c%2F+", ""},
 		{"a/reply-to=c\x00", ""},
