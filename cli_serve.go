@@ -33,7 +33,7 @@ func init() {
 	})
 }
 
-const serveUsage = "serve [--data DIR] [--listen ADDR,...] [--max-upload BYTES] [--cgroup-parent PATH] [--memory-overcommit RATIO] [--gateway-ports LIST] [--allow-devices LIST] [--allow-caps LIST] [--metrics-open] [--tls-cert FILE --tls-key FILE] [--trusted-keys FILE [--require-signed]] [connection limits] [network flags]"
+const serveUsage = "serve [--data DIR] [--listen ADDR,...] [--max-upload BYTES] [--cgroup-parent PATH] [--memory-overcommit RATIO] [--gateway-ports LIST] [--allow-devices LIST] [--allow-caps LIST] [--metrics-open] [--tls-cert FILE --tls-key FILE] [--trusted-keys FILE [--require-signed]] [connection limits] [network flags] [--usp-broker tcp://HOST:PORT --usp-controller ID=TOPIC... [--usp-endpoint-id ID] [--usp-topic TOPIC]]"
 
 // serveOptions configure the daemon.
 type serveOptions struct {
@@ -59,6 +59,8 @@ type serveOptions struct {
 	// network connects chutes through Open vSwitch; nil gives them
 	// loopback only.
 	network *sdn.Config
+	// usp is the TR-369 agent; off without a broker.
+	usp uspOptions
 }
 
 // defaultServeOptions are serve's defaults, which the demo shares.
@@ -95,6 +97,7 @@ func cmdServe(ctx context.Context, env *cliEnv, args []string) error {
 	allowFlags(fs, &opts.allow)
 	signingFlags(fs, &opts.signing)
 	netCfg, withNetwork := networkFlags(fs)
+	uspFlags(fs, &opts.usp)
 	if _, err := parseArgs(env, fs, serveUsage, args, 0, 0); err != nil {
 		return err
 	}
@@ -105,6 +108,9 @@ func cmdServe(ctx context.Context, env *cliEnv, args []string) error {
 		return err
 	}
 	if err := checkSigning(opts.signing); err != nil {
+		return usagef("%v", err)
+	}
+	if err := opts.usp.check(); err != nil {
 		return usagef("%v", err)
 	}
 	if *withNetwork {
@@ -227,6 +233,11 @@ func serve(ctx context.Context, opts serveOptions) error {
 	mgrDone := make(chan error, 1)
 	go func() { mgrDone <- mgr.Run(mgrCtx) }()
 	defer func() { stopMgr(); <-mgrDone }()
+	stopUSP, err := startUSP(opts.usp, opts.dataDir, mgr, opts.logf)
+	if err != nil {
+		return err
+	}
+	defer stopUSP()
 
 	served := serveAPI(srv, lns, cert)
 	for _, ln := range lns {

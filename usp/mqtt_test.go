@@ -13,7 +13,7 @@ import (
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
-	"paradrop/usp/internal/mosquitto"
+	"paradrop/internal/mosquitto"
 	"paradrop/usp/mqttmtp"
 )
 

@@ -10,7 +10,7 @@ import (
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
-	"paradrop/usp/internal/mosquitto"
+	"paradrop/internal/mosquitto"
 )
 
 // peer is a plain MQTT client on the broker: a controller or an attacker.
