@@ -67,15 +67,8 @@ func TestServeUSP(t *testing.T) {
 	t.Cleanup(func() { apiCall(t, base, d.token, "DELETE", "/api/v1/chutes/usptest?wait=1", "") })
 
 	b.Restart()
-	ctrl := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(b.URL()).SetClientID("ctrl"))
-	if tok := ctrl.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
-		t.Fatal(tok.Error())
-	}
-	defer ctrl.Disconnect(0)
-	answers := make(chan []byte, 10)
-	if tok := ctrl.Subscribe("usp/controllers/ctrl/#", 1, func(_ mqtt.Client, m mqtt.Message) { answers <- m.Payload() }); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
-		t.Fatal(tok.Error())
-	}
+	answers := make(chan mqtt.Message, 10)
+	ctrl := b.Client(t, "ctrl", "usp/controllers/ctrl/#", answers)
 	req, err := codec.Wrap(&codec.Msg{Header: &codec.Header{MsgId: "g1", MsgType: codec.Header_GET},
 		Body: &codec.Body{MsgBody: &codec.Body_Request{Request: &codec.Request{ReqType: &codec.Request_Get{Get: &codec.Get{
 			ParamPaths: []string{"Device.LocalAgent.EndpointID", "Device.DeviceInfo.SoftwareVersion",
@@ -87,7 +80,7 @@ func TestServeUSP(t *testing.T) {
 	}
 	// The agent retries with TR-369's backoff (5 to 10 s the first time):
 	// ask until it answers.
-	var answer []byte
+	var answer mqtt.Message
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	for answer == nil {
@@ -99,7 +92,7 @@ func TestServeUSP(t *testing.T) {
 			t.Fatal("no answer from the agent")
 		}
 	}
-	_, msg, err := codec.Unwrap(answer, ctrlID, 1<<20)
+	_, msg, err := codec.Unwrap(answer.Payload(), ctrlID, 1<<20)
 	if err != nil {
 		t.Fatal(err)
 	}

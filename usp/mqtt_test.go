@@ -116,15 +116,8 @@ func TestAgentOverMQTT(t *testing.T) {
 	go func() { done <- agent.Serve(ctx, c) }()
 	defer func() { cancel(); <-done }()
 
-	ctrl := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(b.URL()).SetClientID("ctrl"))
-	if tok := ctrl.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
-		t.Fatal(tok.Error())
-	}
-	defer ctrl.Disconnect(0)
 	answers := make(chan mqtt.Message, 100)
-	if tok := ctrl.Subscribe("usp/controllers/#", 1, func(_ mqtt.Client, m mqtt.Message) { answers <- m }); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
-		t.Fatal(tok.Error())
-	}
+	ctrl := b.Client(t, "ctrl", "usp/controllers/#", answers)
 	for deadline := time.Now().Add(10 * time.Second); c.Stats().Connects == 0; time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("agent not connected")

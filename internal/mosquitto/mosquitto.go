@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
 )
 
 // Broker is a mosquitto run by a test.
@@ -85,4 +87,23 @@ func (b *Broker) Restart() {
 	b.cmd = exec.Command(b.cmd.Path, b.cmd.Args[1:]...)
 	b.cmd.Stderr = os.Stderr
 	b.start()
+}
+
+// Client connects a plain MQTT client (a controller, an attacker) to the
+// broker until the test ends; with a filter, what it receives on it goes
+// to got.
+func (b *Broker) Client(t testing.TB, id, filter string, got chan<- mqtt.Message) mqtt.Client {
+	t.Helper()
+	cl := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(b.URL()).SetClientID(id))
+	if tok := cl.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("mqtt client %s: connect: %v", id, tok.Error())
+	}
+	t.Cleanup(func() { cl.Disconnect(0) })
+	if filter != "" {
+		tok := cl.Subscribe(filter, 1, func(_ mqtt.Client, m mqtt.Message) { got <- m })
+		if !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+			t.Fatalf("mqtt client %s: subscribe: %v", id, tok.Error())
+		}
+	}
+	return cl
 }

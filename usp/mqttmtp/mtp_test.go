@@ -13,17 +13,6 @@ import (
 	"paradrop/internal/mosquitto"
 )
 
-// peer is a plain MQTT client on the broker: a controller or an attacker.
-func peer(t *testing.T, broker, id string) mqtt.Client {
-	t.Helper()
-	cl := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(broker).SetClientID(id))
-	if tok := cl.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
-		t.Fatalf("peer connect: %v", tok.Error())
-	}
-	t.Cleanup(func() { cl.Disconnect(0) })
-	return cl
-}
-
 // echo runs an endpoint on topic that answers every record with itself.
 func echo(t *testing.T, cfg Config) *Client {
 	t.Helper()
@@ -61,11 +50,8 @@ func TestEndpoint(t *testing.T) {
 	b := mosquitto.Start(t)
 	c := echo(t, Config{Broker: b.URL(), ClientID: "os::agent", Topic: "usp/agents/a", MaxPacket: 4096,
 		Rate: 50, Burst: 20, Backoff: Backoff{Min: 50 * time.Millisecond, Multiplier: 2, Max: 200 * time.Millisecond}})
-	ctrl := peer(t, b.URL(), "ctrl")
 	got := make(chan mqtt.Message, 100)
-	if tok := ctrl.Subscribe("usp/controllers/c/#", 1, func(_ mqtt.Client, m mqtt.Message) { got <- m }); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
-		t.Fatal(tok.Error())
-	}
+	ctrl := b.Client(t, "ctrl", "usp/controllers/c/#", got)
 	send := func(t *testing.T, topic string, payload []byte) {
 		t.Helper()
 		if tok := ctrl.Publish(topic, 1, false, payload); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
@@ -128,10 +114,7 @@ func TestEndpoint(t *testing.T) {
 	t.Run("broker restart", func(t *testing.T) {
 		b.Restart()
 		waitFor(t, "reconnected", func() bool { return c.Stats().Connects == 2 })
-		ctrl = peer(t, b.URL(), "ctrl2")
-		if tok := ctrl.Subscribe("usp/controllers/c/#", 1, func(_ mqtt.Client, m mqtt.Message) { got <- m }); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
-			t.Fatal(tok.Error())
-		}
+		ctrl = b.Client(t, "ctrl2", "usp/controllers/c/#", got)
 		roundTrip(t, "after restart")
 	})
 }
