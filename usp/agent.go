@@ -132,6 +132,11 @@ func (a *Agent) dispatch(req *codec.Request) *codec.Body {
 		if gr, err = getSupportedDM(r.GetSupportedDm, a.snapshot(), &b); err == nil {
 			resp = &codec.Response{RespType: &codec.Response_GetSupportedDmResp{GetSupportedDmResp: gr}}
 		}
+	case *codec.Request_GetInstances:
+		var gr *codec.GetInstancesResp
+		if gr, err = getInstances(r.GetInstances, a.snapshot(), &b); err == nil {
+			resp = &codec.Response{RespType: &codec.Response_GetInstancesResp{GetInstancesResp: gr}}
+		}
 	case *codec.Request_GetSupportedProtocol:
 		resp = &codec.Response{RespType: &codec.Response_GetSupportedProtocolResp{GetSupportedProtocolResp: &codec.GetSupportedProtocolResp{
 			AgentSupportedProtocolVersions: strings.Join(codec.Versions, ","),
@@ -161,6 +166,8 @@ func respType(b *codec.Body) codec.Header_MsgType {
 		return codec.Header_GET_SUPPORTED_DM_RESP
 	case *codec.Response_GetSupportedProtocolResp:
 		return codec.Header_GET_SUPPORTED_PROTO_RESP
+	case *codec.Response_GetInstancesResp:
+		return codec.Header_GET_INSTANCES_RESP
 	}
 	return codec.Header_ERROR
 }

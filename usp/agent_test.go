@@ -324,3 +324,46 @@ func FuzzHandle(f *testing.F) {
 		}
 	})
 }
+
+func TestGetInstances(t *testing.T) {
+	a := testAgent(t, twoChutes(), nil)
+	m := ask(t, a, ctrlID, &codec.Request{ReqType: &codec.Request_GetInstances{GetInstances: &codec.GetInstances{ObjPaths: []string{
+		"Device.SoftwareModules.DeploymentUnit.", "Device.SoftwareModules.", "Device.SoftwareModules.ExecutionUnit.2.",
+		"Device.DeviceInfo.", "Device.DeviceInfo.UpTime", "Device.SoftwareModules.ExecutionUnit.9.", "Device.Nope.", "Device..",
+	}, FirstLevelOnly: false}}})
+	if m.Header.MsgType != codec.Header_GET_INSTANCES_RESP {
+		t.Fatalf("answer %v", m)
+	}
+	var got []string
+	for _, r := range m.Body.GetResponse().GetGetInstancesResp().ReqPathResults {
+		s := fmt.Sprintf("%s %d:", r.RequestedPath, r.ErrCode)
+		for _, in := range r.CurrInsts {
+			s += " " + in.InstantiatedObjPath
+			for _, k := range []string{"DUID", "UUID", "EUID"} {
+				if v, ok := in.UniqueKeys[k]; ok {
+					s += " " + k + "=" + v[:min(len(v), 5)]
+				}
+			}
+		}
+		got = append(got, s)
+	}
+	want := []string{
+		"Device.SoftwareModules.DeploymentUnit. 0: Device.SoftwareModules.DeploymentUnit.1. DUID=hello UUID=03282 Device.SoftwareModules.DeploymentUnit.2. DUID=web UUID=a4b76",
+		"Device.SoftwareModules. 0: Device.SoftwareModules.DeploymentUnit.1. DUID=hello UUID=03282 Device.SoftwareModules.DeploymentUnit.2. DUID=web UUID=a4b76 Device.SoftwareModules.ExecutionUnit.1. EUID=hello Device.SoftwareModules.ExecutionUnit.2. EUID=web",
+		"Device.SoftwareModules.ExecutionUnit.2. 0: Device.SoftwareModules.ExecutionUnit.2. EUID=web",
+		"Device.DeviceInfo. 0:",
+		"Device.DeviceInfo.UpTime 7018:",
+		"Device.SoftwareModules.ExecutionUnit.9. 7026:",
+		"Device.Nope. 7026:",
+		"Device.. 7008:",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	m = ask(t, a, ctrlID, &codec.Request{ReqType: &codec.Request_GetInstances{GetInstances: &codec.GetInstances{ObjPaths: []string{
+		"Device.SoftwareModules.", "Device.SoftwareModules.ExecutionUnit."}, FirstLevelOnly: true}}})
+	r := m.Body.GetResponse().GetGetInstancesResp().ReqPathResults
+	if r[0].ErrCode != codeNotTable || len(r[1].CurrInsts) != 2 {
+		t.Errorf("first level only: %v", r)
+	}
+}
