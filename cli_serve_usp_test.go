@@ -80,21 +80,30 @@ func TestServeUSP(t *testing.T) {
 	}
 	// The agent retries with TR-369's backoff (5 to 10 s the first time):
 	// ask until it answers.
-	var answer mqtt.Message
+	// Once connected, the agent sends its Connect Record too.
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	for answer == nil {
-		ctrl.Publish("usp/agents/"+agentID+"/reply-to=usp%2Fcontrollers%2Fctrl", 1, false, req)
+	var msg *codec.Msg
+	connected := false
+	for msg == nil || !connected {
+		if msg == nil {
+			ctrl.Publish("usp/agents/"+agentID+"/reply-to=usp%2Fcontrollers%2Fctrl", 1, false, req)
+		}
 		select {
-		case answer = <-answers:
+		case m := <-answers:
+			rec, got, err := codec.Unwrap(m.Payload(), ctrlID, 1<<20)
+			switch {
+			case err == nil:
+				msg = got
+			case rec.GetMqttConnect().GetSubscribedTopic() == "usp/agents/"+agentID:
+				connected = true
+			default:
+				t.Fatalf("record %v: %v", rec, err)
+			}
 		case <-time.After(time.Second):
 		case <-ctx.Done():
-			t.Fatal("no answer from the agent")
+			t.Fatalf("no answer (%v) or no connect record (%v) from the agent", msg != nil, connected)
 		}
-	}
-	_, msg, err := codec.Unwrap(answer.Payload(), ctrlID, 1<<20)
-	if err != nil {
-		t.Fatal(err)
 	}
 	got := map[string]string{}
 	for _, r := range msg.GetBody().GetResponse().GetGetResp().GetReqPathResults() {

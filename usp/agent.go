@@ -183,8 +183,22 @@ func (a *Agent) answer(rec *codec.Record, msg *codec.Msg, body *codec.Body) []by
 	return b
 }
 
-// Serve answers the records c receives until ctx ends.
+// Serve answers the records c receives until ctx ends. Once connected it
+// sends each controller a Connect Record on its topic (R-MTP.6).
 func (a *Agent) Serve(ctx context.Context, c *mqttmtp.Client) error {
+	connected := func(ctx context.Context) {
+		for id, topic := range a.cfg.Controllers {
+			rec, err := codec.ConnectRecord(a.cfg.EndpointID, id, c.Topic())
+			if err == nil {
+				ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+				err = c.Publish(ctx, topic, rec)
+				cancel()
+			}
+			if err != nil {
+				a.cfg.Logf("usp: connect record to %s: %v", id, err)
+			}
+		}
+	}
 	return c.Run(ctx, func(ctx context.Context, m mqttmtp.Message) {
 		out := a.Handle(m.Payload)
 		if out == nil {
@@ -195,5 +209,5 @@ func (a *Agent) Serve(ctx context.Context, c *mqttmtp.Client) error {
 		if err := c.Publish(ctx, m.ReplyTo, out); err != nil {
 			a.cfg.Logf("usp: answer: %v", err)
 		}
-	})
+	}, connected)
 }

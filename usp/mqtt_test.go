@@ -111,13 +111,12 @@ func TestAgentOverMQTT(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	answers := make(chan mqtt.Message, 100)
+	ctrl := b.Client(t, "ctrl", "usp/controllers/#", answers)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() { done <- agent.Serve(ctx, c) }()
 	defer func() { cancel(); <-done }()
-
-	answers := make(chan mqtt.Message, 100)
-	ctrl := b.Client(t, "ctrl", "usp/controllers/#", answers)
 	for deadline := time.Now().Add(10 * time.Second); c.Stats().Connects == 0; time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("agent not connected")
@@ -143,6 +142,14 @@ func TestAgentOverMQTT(t *testing.T) {
 		return `header { msg_id: "` + id + `" msg_type: GET } body { request { get { param_paths: "Device.DeviceInfo.SoftwareVersion" param_paths: "Device.SoftwareModules.ExecutionUnit.*.Status" } } }`
 	}
 
+	t.Run("connect record on connection", func(t *testing.T) {
+		m := next(t)
+		if m.Topic() != "usp/controllers/ctrl/reply-to=usp%2Fagents%2Ftest" {
+			t.Errorf("connect record on %q", m.Topic())
+		}
+		mustContain(t, string(protoc(t, m.Payload(), "--decode=usp_record.Record")),
+			`to_id: "self::ctrl"`, `from_id: "os::test-agent"`, `mqtt_connect {`, `subscribed_topic: "usp/agents/test"`)
+	})
 	t.Run("get decoded by protoc", func(t *testing.T) {
 		send(t, "usp/controllers/ctrl", rawRecord(t, ctrlID, agentID, get("get-1")))
 		m := next(t)

@@ -77,6 +77,21 @@ func Wrap(msg *Msg, from, to string) ([]byte, error) {
 	return b, nil
 }
 
+// ConnectRecord is the MQTT Connect Record an endpoint sends a peer once
+// connected (R-MTP.6): it names the topic where the sender is subscribed.
+func ConnectRecord(from, to, topic string) ([]byte, error) {
+	b, err := proto.Marshal(&Record{
+		Version: Version, ToId: to, FromId: from, PayloadSecurity: Record_PLAINTEXT,
+		RecordType: &Record_MqttConnect{MqttConnect: &MQTTConnectRecord{
+			Version: MQTTConnectRecord_V3_1_1, SubscribedTopic: topic,
+		}},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("usp: encode connect record: %w", err)
+	}
+	return b, nil
+}
+
 // Unwrap decodes a Record of at most max bytes addressed to self and the
 // Msg it carries. It returns what it could read with the error: a
 // *RecordError comes with the Record and, when its payload is a Msg with

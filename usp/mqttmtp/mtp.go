@@ -113,9 +113,13 @@ func (c *Client) Stats() Stats {
 	return Stats{c.connects.Load(), c.received.Load(), c.oversized.Load(), c.noReplyTo.Load(), c.dropped.Load()}
 }
 
+// Topic is where this endpoint is reached.
+func (c *Client) Topic() string { return c.cfg.Topic }
+
 // Run keeps the endpoint connected and subscribed until ctx ends, calling
-// handle for each record, one at a time.
-func (c *Client) Run(ctx context.Context, handle func(context.Context, Message)) error {
+// handle for each record, one at a time, and connected (if not nil) once
+// each session is subscribed, as it may publish.
+func (c *Client) Run(ctx context.Context, handle func(context.Context, Message), connected func(context.Context)) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	wg.Go(func() {
@@ -148,6 +152,9 @@ func (c *Client) Run(ctx context.Context, handle func(context.Context, Message))
 		retry = 0
 		c.connects.Add(1)
 		c.setClient(cl)
+		if connected != nil {
+			wg.Go(func() { connected(ctx) })
+		}
 		select {
 		case <-ctx.Done():
 			c.setClient(nil)

@@ -25,7 +25,7 @@ func echo(t *testing.T, cfg Config) *Client {
 	go func() {
 		done <- c.Run(ctx, func(ctx context.Context, m Message) {
 			c.Publish(ctx, m.ReplyTo, m.Payload)
-		})
+		}, nil)
 	}()
 	t.Cleanup(func() {
 		cancel()
