@@ -98,6 +98,8 @@ func (a *Agent) Handle(data []byte) []byte {
 	rec, msg, err := codec.Unwrap(data, a.cfg.EndpointID, a.cfg.MaxRecord)
 	var rerr *codec.RecordError
 	switch {
+	case rec == nil || CheckEndpointID(rec.FromId) != nil:
+		return nil // no valid sender to answer (R-MTP.5)
 	case err == nil:
 	case errors.As(err, &rerr) && msg != nil && msg.GetBody().GetRequest() != nil:
 		// R-MTP.5: an erroneous record whose request we can read.

@@ -278,6 +278,8 @@ func TestRefusals(t *testing.T) {
 			return b
 		}()},
 		{"too large", record(t, ctrlID, func(r *codec.Record) { r.SenderCert = make([]byte, 70<<10) })},
+		{"no sender", record(t, ctrlID, func(r *codec.Record) { r.FromId = "" })},
+		{"invalid sender", record(t, ctrlID, func(r *codec.Record) { r.FromId = "not an endpoint ID" })},
 	} {
 		t.Run("no answer to "+tc.name, func(t *testing.T) {
 			if out := a.Handle(tc.data); out != nil {

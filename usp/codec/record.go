@@ -7,7 +7,6 @@ package codec
 import (
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 
 	"google.golang.org/protobuf/proto"
@@ -124,8 +123,8 @@ func Unwrap(data []byte, self string, max int) (*Record, *Msg, error) {
 	if id := msg.GetHeader().GetMsgId(); id == "" || len(id) > MaxMsgID || msg.GetBody() == nil {
 		return rec, nil, ErrNoMsg
 	}
-	if !supported(rec.Version) {
-		return rec, msg, &RecordError{CodeInvalidRecord, fmt.Sprintf("USP version %q is not supported (%s)", rec.Version, strings.Join(Versions, ","))}
+	if !readable(rec.Version) {
+		return rec, msg, &RecordError{CodeInvalidRecord, fmt.Sprintf("USP version %q is not 1.x", rec.Version)}
 	}
 	if rec.PayloadSecurity != Record_PLAINTEXT {
 		return rec, msg, &RecordError{CodeSecureSessionNS, "only plaintext payloads are supported"}
@@ -136,4 +135,18 @@ func Unwrap(data []byte, self string, max int) (*Record, *Msg, error) {
 	return rec, msg, nil
 }
 
-func supported(v string) bool { return slices.Contains(Versions, v) }
+// readable says whether a Record of version v can be read: any 1.x, as a
+// later minor version only adds messages and fields, which are answered
+// 7001 or ignored (TR-369 asks to handle them gracefully).
+func readable(v string) bool {
+	minor, ok := strings.CutPrefix(v, "1.")
+	if !ok || minor == "" || len(minor) > 3 {
+		return false
+	}
+	for _, c := range minor {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}

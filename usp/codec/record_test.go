@@ -50,6 +50,10 @@ func TestWrapUnwrap(t *testing.T) {
 	if !proto.Equal(msg, getMsg("m1")) {
 		t.Errorf("message %v", msg)
 	}
+	// A later minor version is read (TR-369: handled gracefully).
+	if _, _, err := Unwrap(record(t, func(r *Record) { r.Version = "1.7" }, getMsg("m")), "os::agent", 1<<16); err != nil {
+		t.Errorf("version 1.7: %v", err)
+	}
 }
 
 func TestUnwrapRefuses(t *testing.T) {
@@ -77,6 +81,8 @@ func TestUnwrapRefuses(t *testing.T) {
 		{"msg id too long", record(t, nil, getMsg(long)), ErrNoMsg, 0, false},
 		{"no body", record(t, nil, &Msg{Header: &Header{MsgId: "m"}}), ErrNoMsg, 0, false},
 		{"version", record(t, func(r *Record) { r.Version = "2.0" }, getMsg("m")), nil, CodeInvalidRecord, true},
+		{"no version", record(t, func(r *Record) { r.Version = "" }, getMsg("m")), nil, CodeInvalidRecord, true},
+		{"bad version", record(t, func(r *Record) { r.Version = "1.x" }, getMsg("m")), nil, CodeInvalidRecord, true},
 		{"tls payload", record(t, func(r *Record) { r.PayloadSecurity = Record_TLS12 }, getMsg("m")), nil, CodeSecureSessionNS, true},
 		{"no from", record(t, func(r *Record) { r.FromId = "" }, getMsg("m")), nil, CodeInvalidRecord, true},
 	} {
