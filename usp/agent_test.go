@@ -121,6 +121,16 @@ func TestGet(t *testing.T) {
 		{"table", 0, []string{"Device.SoftwareModules.ExecutionUnit.*.Status", "Device.SoftwareModules.DeploymentUnit.1.ExecutionUnitList"}, []string{
 			"Device.SoftwareModules.DeploymentUnit.1.ExecutionUnitList=Device.SoftwareModules.ExecutionUnit.1",
 			"Device.SoftwareModules.ExecutionUnit.1.Status=Active", "Device.SoftwareModules.ExecutionUnit.2.Status=Idle"}},
+		{"search", 0, []string{`Device.SoftwareModules.ExecutionUnit.[Name=="web"].Status`,
+			`Device.SoftwareModules.DeploymentUnit.[Version>=2&&Status=="Installed"].`,
+			`Device.SoftwareModules.ExecutionUnit.[Name=="none"].Status`}, []string{
+			"Device.SoftwareModules.DeploymentUnit.2.DUID=web",
+			"Device.SoftwareModules.DeploymentUnit.2.ExecutionUnitList=Device.SoftwareModules.ExecutionUnit.2",
+			"Device.SoftwareModules.DeploymentUnit.2.Name=web", "Device.SoftwareModules.DeploymentUnit.2.Resolved=true",
+			"Device.SoftwareModules.DeploymentUnit.2.Status=Installed",
+			"Device.SoftwareModules.DeploymentUnit.2.UUID=a4b76130-cd15-5b65-b933-a04db035d0e0",
+			"Device.SoftwareModules.DeploymentUnit.2.Version=2.1",
+			"Device.SoftwareModules.ExecutionUnit.2.Status=Idle"}},
 		{"max depth", 1, []string{"Device.SoftwareModules."}, []string{
 			"Device.SoftwareModules.DeploymentUnitNumberOfEntries=2", "Device.SoftwareModules.ExecutionUnitNumberOfEntries=2"}},
 		{"max depth 2", 2, []string{"Device."}, []string{
@@ -131,11 +141,12 @@ func TestGet(t *testing.T) {
 		{"errors", 0, []string{
 			"Device.SoftwareModules.DeploymentUnit.9.", "Device.SoftwareModules.DeploymentUnit.9.Name", "Device.Nope.",
 			"Device.DeviceInfo.Nope", "Device..x", "Device.SoftwareModules.DeploymentUnit.{i}.", "Device.DeviceInfo.[a]",
-			"Device.SoftwareModules.DeploymentUnit.Name",
+			"Device.SoftwareModules.DeploymentUnit.Name", `Device.SoftwareModules.DeploymentUnit.[Nope=="x"].`,
 		}, []string{
 			"Device..x: 7008", "Device.DeviceInfo.Nope: 7026", "Device.DeviceInfo.[a]: 7008", "Device.Nope.: 7026",
 			"Device.SoftwareModules.DeploymentUnit.9.: 7026", "Device.SoftwareModules.DeploymentUnit.9.Name: 7026",
-			"Device.SoftwareModules.DeploymentUnit.Name: 7026", "Device.SoftwareModules.DeploymentUnit.{i}.: 7008",
+			"Device.SoftwareModules.DeploymentUnit.Name: 7026", "Device.SoftwareModules.DeploymentUnit.[Nope==\"x\"].: 7026",
+			"Device.SoftwareModules.DeploymentUnit.{i}.: 7008",
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -332,6 +343,7 @@ func TestGetInstances(t *testing.T) {
 	m := ask(t, a, ctrlID, &codec.Request{ReqType: &codec.Request_GetInstances{GetInstances: &codec.GetInstances{ObjPaths: []string{
 		"Device.SoftwareModules.DeploymentUnit.", "Device.SoftwareModules.", "Device.SoftwareModules.ExecutionUnit.2.",
 		"Device.DeviceInfo.", "Device.DeviceInfo.UpTime", "Device.SoftwareModules.ExecutionUnit.9.", "Device.Nope.", "Device..",
+		`Device.SoftwareModules.ExecutionUnit.[Status=="Active"].`,
 	}, FirstLevelOnly: false}}})
 	if m.Header.MsgType != codec.Header_GET_INSTANCES_RESP {
 		t.Fatalf("answer %v", m)
@@ -358,6 +370,7 @@ func TestGetInstances(t *testing.T) {
 		"Device.SoftwareModules.ExecutionUnit.9. 7026:",
 		"Device.Nope. 7026:",
 		"Device.. 7008:",
+		`Device.SoftwareModules.ExecutionUnit.[Status=="Active"]. 0: Device.SoftwareModules.ExecutionUnit.1. EUID=hello`,
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))

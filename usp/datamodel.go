@@ -88,8 +88,8 @@ func (in instance) name() string { return strings.Join(in.path, ".") + "." }
 // name): stable across restarts and reinstalls of the same chute.
 var duNamespace = uuid.NewSHA1(uuid.NameSpaceURL, []byte("https://paradrop.org/usp/deployment-unit"))
 
-// snapshot is the instantiated data model at one instant, parents first.
-func (a *Agent) snapshot() []instance {
+// snapshot takes the instantiated data model.
+func (a *Agent) snapshot() *snapshot {
 	chutes := a.cfg.Chutes.List()
 	nums := a.numbers(chutes)
 	d := a.cfg.Device
@@ -127,7 +127,7 @@ func (a *Agent) snapshot() []instance {
 			"AutoStart": strconv.FormatBool(c.Desired == chute.Running), "Version": c.Version,
 		}})
 	}
-	return out
+	return newSnapshot(out)
 }
 
 // numbers gives each chute its instance number: kept while the chute
@@ -192,7 +192,7 @@ func fault(c chute.Info) (string, string) {
 func supportedPath(segs []string) []string {
 	out := make([]string, len(segs))
 	for i, s := range segs {
-		if s == "*" || instanceNumber(s) {
+		if s == "*" || instanceNumber(s) || s[0] == '[' {
 			s = "{i}"
 		}
 		out[i] = s
@@ -211,15 +211,57 @@ func findObject(segs []string) *object {
 	return nil
 }
 
-// matches says whether the instantiated path segs starts with the
-// requested segments req ("*" matches any instance number).
-func matches(req, segs []string) bool {
-	if len(segs) < len(req) {
+// snapshot is the instantiated data model at one instant, parents first.
+type snapshot struct {
+	list   []instance
+	byName map[string]map[string]string // values by instance path name
+}
+
+func newSnapshot(list []instance) *snapshot {
+	s := &snapshot{list: list, byName: make(map[string]map[string]string, len(list))}
+	for _, in := range list {
+		s.byName[in.name()] = in.values
+	}
+	return s
+}
+
+// matches says whether the instantiated path segs starts with the first
+// n segments of p: "*" and search expressions match instance numbers,
+// the latter if the instance's values satisfy them.
+func (s *snapshot) matches(p Path, n int, segs []string) bool {
+	if len(segs) < n {
 		return false
 	}
-	for i, r := range req {
-		if r != segs[i] && !(r == "*" && instanceNumber(segs[i])) {
+	for i, r := range p.Segs[:n] {
+		if r == segs[i] {
+			continue
+		}
+		if !instanceNumber(segs[i]) {
 			return false
+		}
+		if conds, ok := p.search[i]; ok {
+			if !holds(conds, s.byName[strings.Join(segs[:i+1], ".")+"."]) {
+				return false
+			}
+		} else if r != "*" {
+			return false
+		}
+	}
+	return true
+}
+
+// searchable says whether each search expression of p names parameters
+// of the object it filters.
+func (p Path) searchable() bool {
+	for i, conds := range p.search {
+		o := findObject(supportedPath(p.Segs[:i+1]))
+		for _, c := range conds {
+			if o == nil {
+				return false
+			}
+			if _, ok := o.param(c.param); !ok {
+				return false
+			}
 		}
 	}
 	return true

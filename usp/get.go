@@ -38,7 +38,7 @@ func invalidPath(p string) *pathError {
 }
 
 // get answers a Get (TR-369 "The Get Message").
-func get(req *codec.Get, snap []instance, b *budget) (*codec.GetResp, error) {
+func get(req *codec.Get, snap *snapshot, b *budget) (*codec.GetResp, error) {
 	resp := &codec.GetResp{}
 	for _, ps := range req.ParamPaths {
 		res := &codec.GetResp_RequestedPathResult{RequestedPath: ps}
@@ -65,7 +65,7 @@ func get(req *codec.Get, snap []instance, b *budget) (*codec.GetResp, error) {
 	return resp, nil
 }
 
-func resolveGet(ps string, maxDepth uint32, snap []instance) ([]*codec.GetResp_ResolvedPathResult, *pathError) {
+func resolveGet(ps string, maxDepth uint32, snap *snapshot) ([]*codec.GetResp_ResolvedPathResult, *pathError) {
 	p, err := ParsePath(ps)
 	if err != nil {
 		return nil, &pathError{codePathSyntax, err.Error()}
@@ -74,14 +74,17 @@ func resolveGet(ps string, maxDepth uint32, snap []instance) ([]*codec.GetResp_R
 		return nil, &pathError{codePathSyntax, "{i} names the supported data model: Get takes instance numbers or *"}
 	}
 	sup := supportedPath(p.Segs)
+	if !p.searchable() {
+		return nil, invalidPath(ps)
+	}
 	var out []*codec.GetResp_ResolvedPathResult
 	if p.Object {
 		if findObject(sup) == nil {
 			return nil, invalidPath(ps)
 		}
 		found := false
-		for _, in := range snap {
-			if !matches(p.Segs, in.path) {
+		for _, in := range snap.list {
+			if !snap.matches(p, len(p.Segs), in.path) {
 				continue
 			}
 			found = true
@@ -103,8 +106,8 @@ func resolveGet(ps string, maxDepth uint32, snap []instance) ([]*codec.GetResp_R
 	if _, ok := o.param(p.Segs[n]); !ok {
 		return nil, invalidPath(ps)
 	}
-	for _, in := range snap {
-		if len(in.path) == n && matches(p.Segs[:n], in.path) {
+	for _, in := range snap.list {
+		if len(in.path) == n && snap.matches(p, n, in.path) {
 			out = append(out, &codec.GetResp_ResolvedPathResult{
 				ResolvedPath: in.name(), ResultParams: map[string]string{p.Segs[n]: in.values[p.Segs[n]]},
 			})
@@ -120,7 +123,7 @@ func hasInstance(segs []string) bool { return slices.ContainsFunc(segs, instance
 
 // getSupportedDM answers a GetSupportedDM (TR-369 "The GetSupportedDM
 // Message").
-func getSupportedDM(req *codec.GetSupportedDM, snap []instance, b *budget) (*codec.GetSupportedDMResp, error) {
+func getSupportedDM(req *codec.GetSupportedDM, snap *snapshot, b *budget) (*codec.GetSupportedDMResp, error) {
 	resp := &codec.GetSupportedDMResp{}
 	for _, ps := range req.ObjPaths {
 		res := &codec.GetSupportedDMResp_RequestedObjectResult{ReqObjPath: ps, DataModelInstUri: dataModelURI}
@@ -147,16 +150,19 @@ func getSupportedDM(req *codec.GetSupportedDM, snap []instance, b *budget) (*cod
 	return resp, nil
 }
 
-func resolveSupported(ps string, req *codec.GetSupportedDM, snap []instance) ([]*codec.GetSupportedDMResp_SupportedObjectResult, *pathError) {
+func resolveSupported(ps string, req *codec.GetSupportedDM, snap *snapshot) ([]*codec.GetSupportedDMResp_SupportedObjectResult, *pathError) {
 	p, err := ParsePath(ps)
 	if err != nil {
 		return nil, &pathError{codePathSyntax, err.Error()}
 	}
 	sup := supportedPath(p.Segs)
+	if !p.searchable() {
+		return nil, invalidPath(ps)
+	}
 	if !p.Object {
 		n := len(sup) - 1
 		o := findObject(sup[:n])
-		if o == nil || !slices.Equal(o.path, sup[:n]) || !exists(p.Segs[:n], snap) {
+		if o == nil || !slices.Equal(o.path, sup[:n]) || !exists(p, n, snap) {
 			return nil, invalidPath(ps)
 		}
 		prm, ok := o.param(p.Segs[n])
@@ -168,7 +174,7 @@ func resolveSupported(ps string, req *codec.GetSupportedDM, snap []instance) ([]
 		return []*codec.GetSupportedDMResp_SupportedObjectResult{r}, nil
 	}
 	o := findObject(sup)
-	if o == nil || !exists(p.Segs, snap) {
+	if o == nil || !exists(p, len(p.Segs), snap) {
 		return nil, invalidPath(ps)
 	}
 	out := []*codec.GetSupportedDMResp_SupportedObjectResult{supportedObject(o, req)}
@@ -185,14 +191,15 @@ func resolveSupported(ps string, req *codec.GetSupportedDM, snap []instance) ([]
 	return out, nil
 }
 
-// exists says whether a path with instance numbers names instantiated
-// objects (GetSupportedDM accepts such paths for objects that exist).
-func exists(segs []string, snap []instance) bool {
-	if !hasInstance(segs) {
+// exists says whether the first n segments of a path with instance
+// numbers name instantiated objects (GetSupportedDM accepts such paths
+// for objects that exist).
+func exists(p Path, n int, snap *snapshot) bool {
+	if !hasInstance(p.Segs[:n]) {
 		return true
 	}
-	for _, in := range snap {
-		if matches(segs, in.path) {
+	for _, in := range snap.list {
+		if snap.matches(p, n, in.path) {
 			return true
 		}
 	}

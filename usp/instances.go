@@ -12,7 +12,7 @@ const codeNotTable = 7018
 // getInstances answers a GetInstances (TR-369 "The GetInstances
 // Message"): the instances of the tables at or below each path, with
 // their unique keys.
-func getInstances(req *codec.GetInstances, snap []instance, b *budget) (*codec.GetInstancesResp, error) {
+func getInstances(req *codec.GetInstances, snap *snapshot, b *budget) (*codec.GetInstancesResp, error) {
 	resp := &codec.GetInstancesResp{}
 	for _, ps := range req.ObjPaths {
 		res := &codec.GetInstancesResp_RequestedPathResult{RequestedPath: ps}
@@ -39,7 +39,7 @@ func getInstances(req *codec.GetInstances, snap []instance, b *budget) (*codec.G
 	return resp, nil
 }
 
-func resolveInstances(ps string, firstLevel bool, snap []instance) ([]*codec.GetInstancesResp_CurrInstance, *pathError) {
+func resolveInstances(ps string, firstLevel bool, snap *snapshot) ([]*codec.GetInstancesResp_CurrInstance, *pathError) {
 	p, err := ParsePath(ps)
 	if err != nil {
 		return nil, &pathError{codePathSyntax, err.Error()}
@@ -52,7 +52,7 @@ func resolveInstances(ps string, firstLevel bool, snap []instance) ([]*codec.Get
 	}
 	sup := supportedPath(p.Segs)
 	o := findObject(sup)
-	if o == nil {
+	if o == nil || !p.searchable() {
 		return nil, invalidPath(ps)
 	}
 	table := o.multi() && len(sup) == len(o.path)-1
@@ -61,8 +61,8 @@ func resolveInstances(ps string, firstLevel bool, snap []instance) ([]*codec.Get
 	}
 	var out []*codec.GetInstancesResp_CurrInstance
 	found := false
-	for _, in := range snap {
-		if !matches(p.Segs, in.path) {
+	for _, in := range snap.list {
+		if !snap.matches(p, len(p.Segs), in.path) {
 			continue
 		}
 		found = true

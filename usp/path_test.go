@@ -28,7 +28,23 @@ func TestParsePath(t *testing.T) {
 		{"Device.SoftwareModules.DeploymentUnit.4294967296.", 0, false, false},
 		{"Device.SoftwareModules.DeploymentUnit.+1.", 0, false, false},
 		{"1.Device.", 0, false, false},
-		{"Device.SoftwareModules.DeploymentUnit.[Name==\"a\"].", 0, false, false},
+		{"Device.SoftwareModules.DeploymentUnit.[Name==\"a\"].", 4, true, true},
+		{"Device.SoftwareModules.ExecutionUnit.[Name==\"a.b\"&&Status!=\"Idle\"].Version", 5, false, true},
+		{"Device.SoftwareModules.ExecutionUnit.[Version>=1.5].", 4, true, true},
+		{"Device.SoftwareModules.ExecutionUnit.[Name==\"[x]&&y\"].", 4, true, true},
+		{"Device.SoftwareModules.ExecutionUnit.[Name==\"a].", 0, false, false},
+		{"Device.SoftwareModules.ExecutionUnit.[Name=\"a\"].", 0, false, false},
+		{"Device.SoftwareModules.ExecutionUnit.[Name==].", 0, false, false},
+		{"Device.SoftwareModules.ExecutionUnit.[==1].", 0, false, false},
+		{"Device.SoftwareModules.ExecutionUnit.[Name==1&&].", 0, false, false},
+		{"Device.SoftwareModules.ExecutionUnit.[Name==1]x.", 0, false, false},
+		{"Device.SoftwareModules.ExecutionUnit.x[Name==1].", 0, false, false},
+		{"Device.SoftwareModules.ExecutionUnit.[[Name==1]].", 0, false, false},
+		{"Device.SoftwareModules.ExecutionUnit.[Name==1].Status]", 0, false, false},
+		{"Device.SoftwareModules.ExecutionUnit.[Name==\"a\"\"b\"].", 0, false, false},
+		{"Device.SoftwareModules.ExecutionUnit.[Name==1]", 0, false, false},
+		{"Device.SoftwareModules.ExecutionUnit.1.Status+", 0, false, false},
+		{"Device.SoftwareModules.ExecutionUnit.#.", 0, false, false},
 		{"Device.DeviceInfo.1abc", 0, false, false},
 		{"Device.Device Info.", 0, false, false},
 		{"Device." + strings.Repeat("a.", 40), 0, false, false},
@@ -52,7 +68,8 @@ func TestParsePath(t *testing.T) {
 }
 
 func FuzzParsePath(f *testing.F) {
-	for _, s := range []string{"Device.", "Device.DeviceInfo.UpTime", "Device.SoftwareModules.ExecutionUnit.*.Status", "Device.X.{i}."} {
+	for _, s := range []string{"Device.", "Device.DeviceInfo.UpTime", "Device.SoftwareModules.ExecutionUnit.*.Status", "Device.X.{i}.",
+		`Device.SoftwareModules.ExecutionUnit.[Name=="a.b"&&Version>=1].Status`} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
@@ -63,8 +80,8 @@ func FuzzParsePath(f *testing.F) {
 		if p.String() != s || len(p.Segs) == 0 || len(p.Segs) > maxSegments {
 			t.Fatalf("ParsePath(%q) = %+v", s, p)
 		}
-		for _, seg := range p.Segs {
-			if seg == "" || strings.ContainsAny(seg, ".[]") {
+		for i, seg := range p.Segs {
+			if _, search := p.search[i]; seg == "" || (!search && strings.ContainsAny(seg, ".[]\"")) {
 				t.Fatalf("ParsePath(%q): segment %q", s, seg)
 			}
 		}
