@@ -71,8 +71,7 @@ func (o *uspOptions) check() error {
 			return fmt.Errorf("--usp-topic %q: %w", o.topic, err)
 		}
 	}
-	_, err := mqttmtp.New(mqttmtp.Config{Broker: o.broker, ClientID: "os::check", Topic: "check"})
-	return err
+	return mqttmtp.CheckBroker(o.broker)
 }
 
 // startUSP runs the agent, if configured, until the returned stop is

@@ -75,11 +75,19 @@ type Client struct {
 	connects, received, oversized, noReplyTo, dropped atomic.Uint64
 }
 
+// CheckBroker says whether broker is an address New takes.
+func CheckBroker(broker string) error {
+	u, err := url.Parse(broker)
+	if err != nil || (u.Scheme != "tcp" && u.Scheme != "mqtt") || u.Host == "" {
+		return fmt.Errorf("mqtt: broker %q: want tcp://HOST:PORT", broker)
+	}
+	return nil
+}
+
 // New checks cfg and makes a client; Run connects it.
 func New(cfg Config) (*Client, error) {
-	u, err := url.Parse(cfg.Broker)
-	if err != nil || (u.Scheme != "tcp" && u.Scheme != "mqtt") || u.Host == "" {
-		return nil, fmt.Errorf("mqtt: broker %q: want tcp://HOST:PORT", cfg.Broker)
+	if err := CheckBroker(cfg.Broker); err != nil {
+		return nil, err
 	}
 	if err := CheckTopic(cfg.Topic); err != nil {
 		return nil, fmt.Errorf("mqtt: topic %q: %w", cfg.Topic, err)
