@@ -382,3 +382,23 @@ func TestGetInstances(t *testing.T) {
 		t.Errorf("first level only: %v", r)
 	}
 }
+
+// BenchmarkGetTree: a Get of the whole tree on a gateway of 100 chutes,
+// record in, record out.
+func BenchmarkGetTree(b *testing.B) {
+	var chutes fakeChutes
+	for i := range 100 {
+		chutes = append(chutes, chute.Info{Name: fmt.Sprintf("chute%03d", i), Version: "1.0", State: chute.Running, Desired: chute.Running})
+	}
+	a := testAgent(b, &chutes, nil)
+	req, err := codec.Wrap(&codec.Msg{Header: &codec.Header{MsgId: "m-1"},
+		Body: &codec.Body{MsgBody: &codec.Body_Request{Request: getReq(0, "Device.")}}}, ctrlID, agentID)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var out []byte
+	for b.Loop() {
+		out = a.Handle(req)
+	}
+	b.ReportMetric(float64(len(out)), "answer-bytes")
+}
