@@ -16,10 +16,12 @@ import (
 
 // Broker is a mosquitto run by a test.
 type Broker struct {
-	t    testing.TB
-	conf string
-	addr string
-	cmd  *exec.Cmd
+	t      testing.TB
+	bin    string
+	conf   string
+	addr   string
+	cmd    *exec.Cmd
+	exited chan struct{} // closed when cmd has exited
 }
 
 // Start runs mosquitto on a free loopback port until the test ends. The
@@ -41,14 +43,12 @@ func Start(t testing.TB) *Broker {
 	addr := ln.Addr().String()
 	ln.Close()
 	_, port, _ := net.SplitHostPort(addr)
-	b := &Broker{t: t, addr: addr, conf: filepath.Join(t.TempDir(), "mosquitto.conf")}
+	b := &Broker{t: t, bin: bin, addr: addr, conf: filepath.Join(t.TempDir(), "mosquitto.conf")}
 	// No persistence, no file log: nothing outside the test's directory.
 	conf := fmt.Sprintf("listener %s 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest stderr\nlog_type error\n", port)
 	if err := os.WriteFile(b.conf, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	b.cmd = exec.Command(bin, "-c", b.conf)
-	b.cmd.Stderr = os.Stderr
 	b.start()
 	t.Cleanup(b.Stop)
 	return b
@@ -59,10 +59,19 @@ func (b *Broker) URL() string { return "tcp://" + b.addr }
 
 func (b *Broker) start() {
 	b.t.Helper()
+	b.cmd = exec.Command(b.bin, "-c", b.conf)
+	b.cmd.Stderr = os.Stderr
 	if err := b.cmd.Start(); err != nil {
 		b.t.Fatalf("mosquitto: %v", err)
 	}
+	b.exited = make(chan struct{})
+	go func() { b.cmd.Wait(); close(b.exited) }()
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		select {
+		case <-b.exited:
+			b.t.Fatalf("mosquitto exited (port %s taken?): %v", b.addr, b.cmd.ProcessState)
+		default:
+		}
 		if c, err := net.Dial("tcp", b.addr); err == nil {
 			c.Close()
 			return
@@ -73,19 +82,14 @@ func (b *Broker) start() {
 
 // Stop kills the broker, as a crash would.
 func (b *Broker) Stop() {
-	if b.cmd == nil || b.cmd.Process == nil || b.cmd.ProcessState != nil {
-		return
-	}
 	b.cmd.Process.Kill()
-	b.cmd.Wait()
+	<-b.exited
 }
 
 // Restart starts the broker again on the same port.
 func (b *Broker) Restart() {
 	b.t.Helper()
 	b.Stop()
-	b.cmd = exec.Command(b.cmd.Path, b.cmd.Args[1:]...)
-	b.cmd.Stderr = os.Stderr
 	b.start()
 }
 
