@@ -7,5 +7,6 @@ const (
 	codeResources    = 7005 // the answer would be too large
 	codePermission   = 7006 // the sender is not a configured controller
 	codePathSyntax   = 7008
+	codeNotTable     = 7018 // GetInstances on an object that is not a table
 	codeInvalidPath  = 7026 // not in the supported or instantiated model
 )

@@ -6,9 +6,6 @@ import (
 	"paradrop/usp/codec"
 )
 
-// codeNotTable: GetInstances on an object that is not a table (7018).
-const codeNotTable = 7018
-
 // getInstances answers a GetInstances (TR-369 "The GetInstances
 // Message"): the instances of the tables at or below each path, with
 // their unique keys.
