@@ -136,7 +136,7 @@ func TestGet(t *testing.T) {
 		{"max depth 2", 2, []string{"Device."}, []string{
 			"Device.DeviceInfo.Manufacturer=PC Engines", "Device.DeviceInfo.ModelName=APU2",
 			"Device.DeviceInfo.SerialNumber=abc123", "Device.DeviceInfo.SoftwareVersion=v1.2.3", "Device.DeviceInfo.UpTime=90",
-			"Device.LocalAgent.EndpointID=" + agentID,
+			"Device.LocalAgent.ControllerNumberOfEntries=1", "Device.LocalAgent.EndpointID=" + agentID,
 			"Device.SoftwareModules.DeploymentUnitNumberOfEntries=2", "Device.SoftwareModules.ExecutionUnitNumberOfEntries=2"}},
 		{"errors", 0, []string{
 			"Device.SoftwareModules.DeploymentUnit.9.", "Device.SoftwareModules.DeploymentUnit.9.Name", "Device.Nope.",
@@ -161,10 +161,40 @@ func TestGet(t *testing.T) {
 	}
 	t.Run("whole tree", func(t *testing.T) {
 		got := flat(ask(t, a, ctrlID, getReq(0, "Device.")).Body.GetResponse().GetGetResp())
-		if len(got) != 5+1+2+2*7+2*7 {
+		if len(got) != 5+2+(3+2+1)+2+2*7+2*7 {
 			t.Errorf("%d parameters:\n%s", len(got), strings.Join(got, "\n"))
 		}
 	})
+}
+
+// The controllers, with their MQTT topics, in a nested table.
+func TestControllers(t *testing.T) {
+	a := testAgent(t, twoChutes(), func(c *Config) {
+		c.Controllers = map[string]string{ctrlID: "usp/controllers/ctrl", "self::acs": "acs/topic"}
+	})
+	got := flat(ask(t, a, ctrlID, getReq(0, "Device.LocalAgent.", `Device.LocalAgent.Controller.[EndpointID=="self::ctrl"].MTP.*.MQTT.Topic`)).Body.GetResponse().GetGetResp())
+	want := []string{
+		"Device.LocalAgent.Controller.1.Enable=true", "Device.LocalAgent.Controller.1.EndpointID=self::acs",
+		"Device.LocalAgent.Controller.1.MTP.1.Enable=true", "Device.LocalAgent.Controller.1.MTP.1.MQTT.Topic=acs/topic",
+		"Device.LocalAgent.Controller.1.MTP.1.Protocol=MQTT", "Device.LocalAgent.Controller.1.MTPNumberOfEntries=1",
+		"Device.LocalAgent.Controller.2.Enable=true", "Device.LocalAgent.Controller.2.EndpointID=self::ctrl",
+		"Device.LocalAgent.Controller.2.MTP.1.Enable=true", "Device.LocalAgent.Controller.2.MTP.1.MQTT.Topic=usp/controllers/ctrl",
+		"Device.LocalAgent.Controller.2.MTP.1.MQTT.Topic=usp/controllers/ctrl", // the search
+		"Device.LocalAgent.Controller.2.MTP.1.Protocol=MQTT", "Device.LocalAgent.Controller.2.MTPNumberOfEntries=1",
+		"Device.LocalAgent.ControllerNumberOfEntries=2", "Device.LocalAgent.EndpointID=" + agentID,
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	m := ask(t, a, ctrlID, &codec.Request{ReqType: &codec.Request_GetInstances{GetInstances: &codec.GetInstances{ObjPaths: []string{"Device.LocalAgent."}}}})
+	var insts []string
+	for _, in := range m.Body.GetResponse().GetGetInstancesResp().ReqPathResults[0].CurrInsts {
+		insts = append(insts, in.InstantiatedObjPath+" "+in.UniqueKeys["EndpointID"]+in.UniqueKeys["Protocol"])
+	}
+	if want := []string{"Device.LocalAgent.Controller.1. self::acs", "Device.LocalAgent.Controller.1.MTP.1. MQTT",
+		"Device.LocalAgent.Controller.2. self::ctrl", "Device.LocalAgent.Controller.2.MTP.1. MQTT"}; !slices.Equal(insts, want) {
+		t.Errorf("instances %q", insts)
+	}
 }
 
 // A chute keeps its instance number while it exists; a removed chute's

@@ -1,6 +1,7 @@
 package usp
 
 import (
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -52,28 +53,43 @@ var (
 	boolT = codec.GetSupportedDMResp_PARAM_BOOLEAN
 )
 
-// model is the supported data model (TR-181 names), parents first: only
-// what is true of this gateway.
-var model = []*object{
-	{path: []string{"Device"}},
-	{path: []string{"Device", "DeviceInfo"}, params: []param{
+// The supported data model (TR-181 names): only what is true of this
+// gateway.
+var (
+	device     = &object{path: []string{"Device"}}
+	deviceInfo = &object{path: []string{"Device", "DeviceInfo"}, params: []param{
 		{name: "Manufacturer", typ: str}, {name: "ModelName", typ: str}, {name: "SerialNumber", typ: str},
 		{name: "SoftwareVersion", typ: str}, {name: "UpTime", typ: uintT, noValueChange: true},
-	}},
-	{path: []string{"Device", "LocalAgent"}, params: []param{{name: "EndpointID", typ: str}}},
-	{path: []string{"Device", "SoftwareModules"}, params: []param{
+	}}
+	localAgent = &object{path: []string{"Device", "LocalAgent"}, params: []param{
+		{name: "EndpointID", typ: str}, {name: "ControllerNumberOfEntries", typ: uintT},
+	}}
+	controller = &object{path: []string{"Device", "LocalAgent", "Controller", "{i}"}, params: []param{
+		{name: "EndpointID", typ: str}, {name: "Enable", typ: boolT}, {name: "MTPNumberOfEntries", typ: uintT},
+	}, keys: [][]string{{"EndpointID"}}}
+	controllerMTP = &object{path: []string{"Device", "LocalAgent", "Controller", "{i}", "MTP", "{i}"}, params: []param{
+		{name: "Protocol", typ: str}, {name: "Enable", typ: boolT},
+	}, keys: [][]string{{"Protocol"}}}
+	controllerMQTT = &object{path: []string{"Device", "LocalAgent", "Controller", "{i}", "MTP", "{i}", "MQTT"}, params: []param{
+		{name: "Topic", typ: str},
+	}}
+	softwareModules = &object{path: []string{"Device", "SoftwareModules"}, params: []param{
 		{name: "DeploymentUnitNumberOfEntries", typ: uintT}, {name: "ExecutionUnitNumberOfEntries", typ: uintT},
-	}},
-	{path: []string{"Device", "SoftwareModules", "DeploymentUnit", "{i}"}, params: []param{
+	}}
+	deploymentUnit = &object{path: []string{"Device", "SoftwareModules", "DeploymentUnit", "{i}"}, params: []param{
 		{name: "UUID", typ: str}, {name: "DUID", typ: str}, {name: "Name", typ: str}, {name: "Status", typ: str},
 		{name: "Resolved", typ: boolT}, {name: "Version", typ: str}, {name: "ExecutionUnitList", typ: str},
-	}, keys: [][]string{{"DUID"}, {"UUID"}}},
-	{path: []string{"Device", "SoftwareModules", "ExecutionUnit", "{i}"}, params: []param{
+	}, keys: [][]string{{"DUID"}, {"UUID"}}}
+	executionUnit = &object{path: []string{"Device", "SoftwareModules", "ExecutionUnit", "{i}"}, params: []param{
 		{name: "EUID", typ: str}, {name: "Name", typ: str}, {name: "Status", typ: str},
 		{name: "ExecutionFaultCode", typ: str}, {name: "ExecutionFaultMessage", typ: str},
 		{name: "AutoStart", typ: boolT}, {name: "Version", typ: str},
-	}, keys: [][]string{{"EUID"}}},
-}
+	}, keys: [][]string{{"EUID"}}}
+
+	// model lists them parents first.
+	model = []*object{device, deviceInfo, localAgent, controller, controllerMTP, controllerMQTT,
+		softwareModules, deploymentUnit, executionUnit}
+)
 
 // instance is an object of the instantiated data model with its values.
 type instance struct {
@@ -98,36 +114,59 @@ func (a *Agent) snapshot() *snapshot {
 		up = strconv.FormatInt(int64(d.UpTime()/time.Second), 10)
 	}
 	out := []instance{
-		{path: model[0].path, obj: model[0]},
-		{path: model[1].path, obj: model[1], values: map[string]string{
+		at(device, nil),
+		at(deviceInfo, map[string]string{
 			"Manufacturer": d.Manufacturer, "ModelName": d.ModelName, "SerialNumber": d.SerialNumber,
 			"SoftwareVersion": d.SoftwareVersion, "UpTime": up,
-		}},
-		{path: model[2].path, obj: model[2], values: map[string]string{"EndpointID": a.cfg.EndpointID}},
-		{path: model[3].path, obj: model[3], values: map[string]string{
-			"DeploymentUnitNumberOfEntries": strconv.Itoa(len(chutes)),
-			"ExecutionUnitNumberOfEntries":  strconv.Itoa(len(chutes)),
-		}},
+		}),
+		at(localAgent, map[string]string{
+			"EndpointID": a.cfg.EndpointID, "ControllerNumberOfEntries": strconv.Itoa(len(a.cfg.Controllers)),
+		}),
 	}
+	// The controllers are fixed while the agent runs: numbered in the
+	// order of their IDs, each with its one MQTT MTP.
+	for i, id := range slices.Sorted(maps.Keys(a.cfg.Controllers)) {
+		n := strconv.Itoa(i + 1)
+		out = append(out,
+			at(controller, map[string]string{"EndpointID": id, "Enable": "true", "MTPNumberOfEntries": "1"}, n),
+			at(controllerMTP, map[string]string{"Protocol": "MQTT", "Enable": "true"}, n, "1"),
+			at(controllerMQTT, map[string]string{"Topic": a.cfg.Controllers[id]}, n, "1"))
+	}
+	out = append(out, at(softwareModules, map[string]string{
+		"DeploymentUnitNumberOfEntries": strconv.Itoa(len(chutes)),
+		"ExecutionUnitNumberOfEntries":  strconv.Itoa(len(chutes)),
+	}))
 	// A chute is one DU with one EU, both of its instance number.
 	for _, c := range chutes {
 		n := strconv.FormatUint(uint64(nums[c.Name]), 10)
-		out = append(out, instance{path: []string{"Device", "SoftwareModules", "DeploymentUnit", n}, obj: model[4], values: map[string]string{
+		out = append(out, at(deploymentUnit, map[string]string{
 			"UUID": uuid.NewSHA1(duNamespace, []byte(c.Name)).String(), "DUID": c.Name, "Name": c.Name,
 			"Status": duStatus(c.State), "Resolved": "true", "Version": c.Version,
 			"ExecutionUnitList": "Device.SoftwareModules.ExecutionUnit." + n,
-		}})
+		}, n))
 	}
 	for _, c := range chutes {
 		n := strconv.FormatUint(uint64(nums[c.Name]), 10)
 		code, msg := fault(c)
-		out = append(out, instance{path: []string{"Device", "SoftwareModules", "ExecutionUnit", n}, obj: model[5], values: map[string]string{
+		out = append(out, at(executionUnit, map[string]string{
 			"EUID": c.Name, "Name": c.Name, "Status": euStatus(c.State),
 			"ExecutionFaultCode": code, "ExecutionFaultMessage": msg,
 			"AutoStart": strconv.FormatBool(c.Desired == chute.Running), "Version": c.Version,
-		}})
+		}, n))
 	}
 	return newSnapshot(out)
+}
+
+// at is the instance of o with these instance numbers, in order, for its
+// "{i}".
+func at(o *object, values map[string]string, nums ...string) instance {
+	path := slices.Clone(o.path)
+	for i, s := range path {
+		if s == "{i}" {
+			path[i], nums = nums[0], nums[1:]
+		}
+	}
+	return instance{path: path, obj: o, values: values}
 }
 
 // numbers gives each chute its instance number: kept while the chute
