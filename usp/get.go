@@ -27,6 +27,19 @@ func (b *budget) spend(strs ...string) error {
 	return nil
 }
 
+// spendMap spends a path and its map of names to values.
+func (b *budget) spendMap(path string, m map[string]string) error {
+	if err := b.spend(path); err != nil {
+		return err
+	}
+	for k, v := range m {
+		if err := b.spend(k, v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // pathError is a per-path failure in a response.
 type pathError struct {
 	code uint32
@@ -50,13 +63,8 @@ func get(req *codec.Get, snap *snapshot, b *budget) (*codec.GetResp, error) {
 			return nil, err
 		}
 		for _, r := range resolved {
-			if err := b.spend(r.ResolvedPath); err != nil {
+			if err := b.spendMap(r.ResolvedPath, r.ResultParams); err != nil {
 				return nil, err
-			}
-			for k, v := range r.ResultParams {
-				if err := b.spend(k, v); err != nil {
-					return nil, err
-				}
 			}
 		}
 		res.ResolvedPathResults = resolved

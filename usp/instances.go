@@ -21,13 +21,8 @@ func getInstances(req *codec.GetInstances, snap *snapshot, b *budget) (*codec.Ge
 			return nil, err
 		}
 		for _, in := range insts {
-			if err := b.spend(in.InstantiatedObjPath); err != nil {
+			if err := b.spendMap(in.InstantiatedObjPath, in.UniqueKeys); err != nil {
 				return nil, err
-			}
-			for k, v := range in.UniqueKeys {
-				if err := b.spend(k, v); err != nil {
-					return nil, err
-				}
 			}
 		}
 		res.CurrInsts = insts
