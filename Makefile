@@ -8,11 +8,13 @@ BUILD   := CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)'
 
 # Debian packages the tests and the demo use: busybox-static for chute
 # rootfs, Open vSwitch for the chute network, chromium for the web UI tests,
-# runc, lxc and os-ken as peers in the benchmarks.
+# runc, lxc and os-ken as peers in the benchmarks; mosquitto as the USP
+# agent's broker and protoc to decode its records independently.
 DEBS := busybox-static openvswitch-switch e2fsprogs iproute2 ethtool nftables \
-	util-linux iputils-ping chromium runc lxc python3-os-ken iperf3
+	util-linux iputils-ping chromium runc lxc python3-os-ken iperf3 \
+	mosquitto protobuf-compiler
 
-.PHONY: build cross deps test check demo bench clean package
+.PHONY: build cross deps test check demo bench clean package generate
 
 build:
 	$(BUILD) -o paradrop .
@@ -72,6 +74,14 @@ bench: deps build
 
 clean:
 	rm -rf paradrop dist bench/out
+
+# The USP codec's Go code from its .proto files (checked in: a build needs
+# neither tool). protoc-gen-go is built at the protobuf version of go.mod.
+generate:
+	@command -v protoc >/dev/null || { echo "protoc missing: apt-get install protobuf-compiler"; exit 1; }
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	GOBIN=$$tmp $(GO) install google.golang.org/protobuf/cmd/protoc-gen-go && \
+	PATH=$$tmp:$$PATH $(GO) generate ./usp/codec
 
 # The web UI's chart library, vendored so that builds, CI and an offline
 # gateway need no npm and no CDN: run after changing UPLOT_VERSION and

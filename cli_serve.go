@@ -33,7 +33,7 @@ func init() {
 	})
 }
 
-const serveUsage = "serve [--uci FILE | [--data DIR] [--listen ADDR,...] [--max-upload BYTES] [--cgroup-parent PATH] [--memory-overcommit RATIO] [--gateway-ports LIST] [--allow-devices LIST] [--allow-caps LIST] [--metrics-open] [--tls-cert FILE --tls-key FILE] [--trusted-keys FILE [--require-signed]] [connection limits] [network flags]]"
+const serveUsage = "serve [--uci FILE | [--data DIR] [--listen ADDR,...] [--max-upload BYTES] [--cgroup-parent PATH] [--memory-overcommit RATIO] [--gateway-ports LIST] [--allow-devices LIST] [--allow-caps LIST] [--metrics-open] [--tls-cert FILE --tls-key FILE] [--trusted-keys FILE [--require-signed]] [connection limits] [network flags] [--usp-broker tcp://HOST:PORT --usp-controller ID=TOPIC... [--usp-endpoint-id ID] [--usp-topic TOPIC]]]"
 
 // serveOptions configure the daemon.
 type serveOptions struct {
@@ -59,6 +59,8 @@ type serveOptions struct {
 	// network connects chutes through Open vSwitch; nil gives them
 	// loopback only.
 	network *sdn.Config
+	// usp is the TR-369 agent; off without a broker.
+	usp uspOptions
 }
 
 // defaultServeOptions are serve's defaults, which the demo shares.
@@ -106,6 +108,7 @@ func parseServe(env *cliEnv, args []string) (serveOptions, error) {
 	allowFlags(fs, &opts.allow)
 	signingFlags(fs, &opts.signing)
 	netCfg, withNetwork := networkFlags(fs)
+	uspFlags(fs, &opts.usp)
 	uciFile := fs.String("uci", "", "read every other flag from this UCI file's 'config paradrop' section (OpenWrt's /etc/config/paradrop), options named as the flags with _ for -")
 	if _, err := parseArgs(env, fs, serveUsage, args, 0, 0); err != nil {
 		return opts, err
@@ -122,6 +125,9 @@ func parseServe(env *cliEnv, args []string) (serveOptions, error) {
 		return opts, err
 	}
 	if err := checkSigning(opts.signing); err != nil {
+		return opts, usagef("%v", err)
+	}
+	if err := opts.usp.check(); err != nil {
 		return opts, usagef("%v", err)
 	}
 	if *withNetwork {
@@ -260,6 +266,11 @@ func serve(ctx context.Context, opts serveOptions) error {
 	mgrDone := make(chan error, 1)
 	go func() { mgrDone <- mgr.Run(mgrCtx) }()
 	defer func() { stopMgr(); <-mgrDone }()
+	stopUSP, err := startUSP(opts.usp, opts.dataDir, mgr, opts.logf)
+	if err != nil {
+		return err
+	}
+	defer stopUSP()
 
 	served := serveAPI(srv, lns, cert)
 	for _, ln := range lns {

@@ -27,7 +27,10 @@ func TestServeUCIEqualsFlags(t *testing.T) {
 		"--gateway-ports", "22/tcp,53/udp", "--allow-devices", "/dev/ttyUSB0", "--allow-caps", "NET_RAW",
 		"--trusted-keys", keys, "--require-signed", "--network=true", "--ovsdb", "unix:/run/ovs.sock",
 		"--bridge", "pdbrU", "--controller", "127.0.0.1:6654", "--wan", "wan0", "--subnet", "10.9.0.0/24",
-		"--lan", "lan1", "--lan", "lan2", "--lan-addr", "192.0.2.1/24",
+		"--lan", "lan1", "--lan", "lan2", "--lan-addr", "192.0.2.1/24", "--chute-api-port", "9443",
+		"--usp-broker", "tcp://127.0.0.1:1884", "--usp-endpoint-id", "os::012345-uci",
+		"--usp-topic", "usp/agents/uci", "--usp-controller", "self::ctl1=usp/controllers/one",
+		"--usp-controller", "self::ctl2=usp/controllers/two",
 	}
 	file := writeTemp(t, "paradrop", []byte(`
 config paradrop 'main'
@@ -63,6 +66,12 @@ config paradrop 'main'
 	list lan 'lan1'
 	list lan 'lan2'
 	option lan_addr '192.0.2.1/24'
+	option chute_api_port '9443'
+	option usp_broker 'tcp://127.0.0.1:1884'
+	option usp_endpoint_id 'os::012345-uci'
+	option usp_topic 'usp/agents/uci'
+	list usp_controller 'self::ctl1=usp/controllers/one'
+	list usp_controller 'self::ctl2=usp/controllers/two'
 `))
 	env := &cliEnv{stdout: new(bytes.Buffer), stderr: new(bytes.Buffer)}
 	// The command line sets every flag but --uci: a flag added later

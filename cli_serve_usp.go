@@ -1,0 +1,160 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"paradrop/usp"
+	"paradrop/usp/mqttmtp"
+)
+
+// uspOptions configure the TR-369 agent; it runs when broker is set.
+type uspOptions struct {
+	broker      string
+	endpointID  string            // default os:: + the machine's serial
+	topic       string            // default usp/agents/<endpoint ID>
+	controllers map[string]string // endpoint ID -> its topic
+}
+
+func uspFlags(fs *flag.FlagSet, o *uspOptions) {
+	fs.StringVar(&o.broker, "usp-broker", "", "MQTT broker of the TR-369 (USP) agent, tcp://HOST:PORT (default: no agent)")
+	fs.StringVar(&o.endpointID, "usp-endpoint-id", "", "the agent's USP endpoint ID (default os:: and an ID derived from the machine)")
+	fs.StringVar(&o.topic, "usp-topic", "", "the agent's MQTT topic (default usp/agents/ENDPOINT-ID)")
+	fs.Func("usp-controller", "a USP controller the agent answers, ENDPOINT_ID=TOPIC (repeatable)", func(s string) error {
+		id, topic, ok := strings.Cut(s, "=")
+		if !ok {
+			return errors.New("want ENDPOINT_ID=TOPIC")
+		}
+		if err := usp.CheckEndpointID(id); err != nil {
+			return err
+		}
+		if err := mqttmtp.CheckTopic(topic); err != nil {
+			return fmt.Errorf("topic %q: %w", topic, err)
+		}
+		if o.controllers == nil {
+			o.controllers = map[string]string{}
+		}
+		o.controllers[id] = topic
+		return nil
+	})
+}
+
+// check refuses USP flags that cannot work, before anything starts.
+func (o *uspOptions) check() error {
+	if o.broker == "" {
+		if o.endpointID != "" || o.topic != "" || len(o.controllers) > 0 {
+			return errors.New("the --usp-* flags need --usp-broker")
+		}
+		return nil
+	}
+	if len(o.controllers) == 0 {
+		return errors.New("--usp-broker needs at least one --usp-controller ENDPOINT_ID=TOPIC")
+	}
+	if o.endpointID != "" {
+		if err := usp.CheckEndpointID(o.endpointID); err != nil {
+			return err
+		}
+	}
+	if o.topic != "" {
+		if err := mqttmtp.CheckTopic(o.topic); err != nil {
+			return fmt.Errorf("--usp-topic %q: %w", o.topic, err)
+		}
+	}
+	return mqttmtp.CheckBroker(o.broker)
+}
+
+// startUSP runs the agent, if configured, until the returned stop is
+// called. The gateway never depends on the broker: the agent reconnects
+// on its own and serve does not wait for it.
+func startUSP(o uspOptions, dataDir string, chutes usp.Chutes, logf func(string, ...any)) (stop func(), err error) {
+	if o.broker == "" {
+		return func() {}, nil
+	}
+	serial, err := machineSerial(dataDir)
+	if err != nil {
+		return nil, err
+	}
+	id := o.endpointID
+	if id == "" {
+		id = "os::" + serial
+	}
+	topic := o.topic
+	if topic == "" {
+		topic = "usp/agents/" + id
+	}
+	vendor, model := hardware()
+	agent, err := usp.New(usp.Config{
+		EndpointID: id, Controllers: o.controllers, Chutes: chutes, Logf: logf,
+		Device: usp.DeviceInfo{Manufacturer: vendor, ModelName: model, SerialNumber: serial,
+			SoftwareVersion: buildVersion(), UpTime: upTime},
+	})
+	if err != nil {
+		return nil, err
+	}
+	client, err := mqttmtp.New(mqttmtp.Config{Broker: o.broker, ClientID: id, Topic: topic, Logf: logf})
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		agent.Serve(ctx, client)
+	}()
+	logf("USP agent %s on %s, topic %s", id, o.broker, topic)
+	return func() { cancel(); <-done }, nil
+}
+
+// machineSerial is a stable ID of this machine: a hash of systemd's
+// machine ID (not the ID itself, as machine-id(5) asks), or of one made
+// in the data directory where there is none (OpenWrt).
+func machineSerial(dataDir string) (string, error) {
+	id, err := os.ReadFile("/etc/machine-id")
+	if err != nil || len(strings.TrimSpace(string(id))) == 0 {
+		own := filepath.Join(dataDir, "machine-id")
+		if id, err = os.ReadFile(own); err != nil {
+			if !errors.Is(err, os.ErrNotExist) {
+				return "", fmt.Errorf("machine ID: %w", err)
+			}
+			id = []byte(rand.Text() + "\n")
+			if err := os.WriteFile(own, id, 0o600); err != nil {
+				return "", fmt.Errorf("machine ID: %w", err)
+			}
+		}
+	}
+	sum := sha256.Sum256([]byte("paradrop usp serial\n" + strings.TrimSpace(string(id))))
+	return hex.EncodeToString(sum[:8]), nil
+}
+
+// hardware is the machine's maker and model as firmware tells them:
+// DMI on PCs, the device tree on routers; empty when unknown.
+func hardware() (vendor, model string) {
+	read := func(p string) string {
+		b, _ := os.ReadFile(p)
+		return strings.TrimSpace(strings.TrimRight(string(b), "\x00"))
+	}
+	vendor, model = read("/sys/class/dmi/id/sys_vendor"), read("/sys/class/dmi/id/product_name")
+	if model == "" {
+		model = read("/proc/device-tree/model")
+	}
+	return vendor, model
+}
+
+func upTime() time.Duration {
+	var si unix.Sysinfo_t
+	if unix.Sysinfo(&si) != nil {
+		return 0
+	}
+	return time.Duration(si.Uptime) * time.Second
+}

@@ -1,0 +1,113 @@
+// Package mosquitto starts Debian's mosquitto broker on a loopback port
+// for a test, and can stop and restart it there.
+package mosquitto
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+)
+
+// Broker is a mosquitto run by a test.
+type Broker struct {
+	t      testing.TB
+	bin    string
+	conf   string
+	addr   string
+	cmd    *exec.Cmd
+	exited chan struct{} // closed when cmd has exited
+}
+
+// Start runs mosquitto on a free loopback port until the test ends. The
+// test is skipped when mosquitto is not installed (CI installs it: make
+// deps).
+func Start(t testing.TB) *Broker {
+	t.Helper()
+	bin, err := exec.LookPath("mosquitto")
+	if err != nil {
+		if _, err = os.Stat("/usr/sbin/mosquitto"); err != nil {
+			t.Skip("mosquitto not installed (apt-get install mosquitto)")
+		}
+		bin = "/usr/sbin/mosquitto"
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	_, port, _ := net.SplitHostPort(addr)
+	b := &Broker{t: t, bin: bin, addr: addr, conf: filepath.Join(t.TempDir(), "mosquitto.conf")}
+	// No persistence, no file log: nothing outside the test's directory.
+	conf := fmt.Sprintf("listener %s 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest stderr\nlog_type error\n", port)
+	if err := os.WriteFile(b.conf, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b.start()
+	t.Cleanup(b.Stop)
+	return b
+}
+
+// URL is the broker's tcp:// address.
+func (b *Broker) URL() string { return "tcp://" + b.addr }
+
+func (b *Broker) start() {
+	b.t.Helper()
+	b.cmd = exec.Command(b.bin, "-c", b.conf)
+	b.cmd.Stderr = os.Stderr
+	if err := b.cmd.Start(); err != nil {
+		b.t.Fatalf("mosquitto: %v", err)
+	}
+	b.exited = make(chan struct{})
+	go func() { b.cmd.Wait(); close(b.exited) }()
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		select {
+		case <-b.exited:
+			b.t.Fatalf("mosquitto exited (port %s taken?): %v", b.addr, b.cmd.ProcessState)
+		default:
+		}
+		if c, err := net.Dial("tcp", b.addr); err == nil {
+			c.Close()
+			return
+		}
+	}
+	b.t.Fatalf("mosquitto did not listen on %s", b.addr)
+}
+
+// Stop kills the broker, as a crash would.
+func (b *Broker) Stop() {
+	b.cmd.Process.Kill()
+	<-b.exited
+}
+
+// Restart starts the broker again on the same port.
+func (b *Broker) Restart() {
+	b.t.Helper()
+	b.Stop()
+	b.start()
+}
+
+// Client connects a plain MQTT client (a controller, an attacker) to the
+// broker until the test ends; with a filter, what it receives on it goes
+// to got.
+func (b *Broker) Client(t testing.TB, id, filter string, got chan<- mqtt.Message) mqtt.Client {
+	t.Helper()
+	cl := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(b.URL()).SetClientID(id))
+	if tok := cl.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("mqtt client %s: connect: %v", id, tok.Error())
+	}
+	t.Cleanup(func() { cl.Disconnect(0) })
+	if filter != "" {
+		tok := cl.Subscribe(filter, 1, func(_ mqtt.Client, m mqtt.Message) { got <- m })
+		if !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+			t.Fatalf("mqtt client %s: subscribe: %v", id, tok.Error())
+		}
+	}
+	return cl
+}

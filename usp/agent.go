@@ -1,0 +1,215 @@
+// Package usp is the gateway's TR-369 (User Services Platform) agent: a
+// second front door beside api/, mapping TR-181's data model
+// (Device.DeviceInfo, Device.LocalAgent, Device.SoftwareModules) onto the
+// chute manager. It answers the USP controllers it is configured to trust,
+// over any transport; usp/mqttmtp carries it over MQTT and usp/codec is
+// the wire format.
+package usp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+
+	"paradrop/chute"
+	"paradrop/usp/codec"
+	"paradrop/usp/mqttmtp"
+)
+
+// Chutes is what the agent reads of the chute manager.
+type Chutes interface {
+	List() []chute.Info
+}
+
+// DeviceInfo is Device.DeviceInfo.
+type DeviceInfo struct {
+	Manufacturer, ModelName, SerialNumber, SoftwareVersion string
+	UpTime                                                 func() time.Duration
+}
+
+// Config configures an agent.
+type Config struct {
+	// EndpointID is the agent's USP endpoint ID (TR-369 "Endpoint
+	// Identifier").
+	EndpointID string
+	// Controllers are the controllers the agent answers, by endpoint ID,
+	// with the topic where they take notifications.
+	Controllers map[string]string
+	Device      DeviceInfo
+	Chutes      Chutes
+	// MaxRecord bounds a record received (default 64 KiB); MaxResponse
+	// the answer built (default 1 MiB).
+	MaxRecord, MaxResponse int
+	Logf                   func(format string, args ...any)
+}
+
+// Agent answers USP records.
+type Agent struct {
+	cfg  Config
+	mu   sync.Mutex
+	nums map[string]uint32 // instance numbers of the chutes' DU and EU
+	next uint32
+}
+
+// endpointID is TR-369's Endpoint ID: authority-scheme::instance-id, of
+// the allowed characters, at most 64 of them.
+var endpointID = regexp.MustCompile(`^[a-z]+:[A-Za-z0-9._%-]*:[A-Za-z0-9._%:-]+$`)
+
+// CheckEndpointID says whether id is a valid USP endpoint ID.
+func CheckEndpointID(id string) error {
+	if len(id) > 64 || !endpointID.MatchString(id) {
+		return fmt.Errorf("endpoint ID %q: want SCHEME:AUTHORITY:ID of letters, digits and . _ %% - :, at most 64", id)
+	}
+	return nil
+}
+
+// New checks cfg and makes an agent.
+func New(cfg Config) (*Agent, error) {
+	if err := CheckEndpointID(cfg.EndpointID); err != nil {
+		return nil, err
+	}
+	for id := range cfg.Controllers {
+		if err := CheckEndpointID(id); err != nil {
+			return nil, fmt.Errorf("controller: %w", err)
+		}
+	}
+	if cfg.Chutes == nil {
+		return nil, errors.New("usp: no chute manager")
+	}
+	if cfg.MaxRecord <= 0 {
+		cfg.MaxRecord = 64 << 10
+	}
+	if cfg.MaxResponse <= 0 {
+		cfg.MaxResponse = 1 << 20
+	}
+	if cfg.Logf == nil {
+		cfg.Logf = func(string, ...any) {}
+	}
+	return &Agent{cfg: cfg, nums: map[string]uint32{}}, nil
+}
+
+// Handle answers one record: the record to send back, or nil when it
+// gets no answer (not for us, not a request, unreadable).
+func (a *Agent) Handle(data []byte) []byte {
+	rec, msg, err := codec.Unwrap(data, a.cfg.EndpointID, a.cfg.MaxRecord)
+	var rerr *codec.RecordError
+	switch {
+	case rec == nil || CheckEndpointID(rec.FromId) != nil:
+		return nil // no valid sender to answer (R-MTP.5)
+	case err == nil:
+	case errors.As(err, &rerr) && msg != nil && msg.GetBody().GetRequest() != nil:
+		// R-MTP.5: an erroneous record whose request we can read.
+		return a.answer(rec, msg, errorMsg(rerr.Code, rerr.Reason))
+	default:
+		return nil
+	}
+	req := msg.GetBody().GetRequest()
+	if req == nil {
+		return nil // a response or error: nothing asked of us yet
+	}
+	if _, ok := a.cfg.Controllers[rec.FromId]; !ok {
+		a.cfg.Logf("usp: request from %q, not a configured controller, refused", rec.FromId)
+		return a.answer(rec, msg, errorMsg(codePermission, "not a controller of this agent"))
+	}
+	return a.answer(rec, msg, a.dispatch(req))
+}
+
+// dispatch runs a request from a trusted controller.
+func (a *Agent) dispatch(req *codec.Request) *codec.Body {
+	b := budget(a.cfg.MaxResponse)
+	var resp *codec.Response
+	var err error
+	switch r := req.ReqType.(type) {
+	case *codec.Request_Get:
+		var gr *codec.GetResp
+		if gr, err = get(r.Get, a.snapshot(), &b); err == nil {
+			resp = &codec.Response{RespType: &codec.Response_GetResp{GetResp: gr}}
+		}
+	case *codec.Request_GetSupportedDm:
+		var gr *codec.GetSupportedDMResp
+		if gr, err = getSupportedDM(r.GetSupportedDm, a.snapshot(), &b); err == nil {
+			resp = &codec.Response{RespType: &codec.Response_GetSupportedDmResp{GetSupportedDmResp: gr}}
+		}
+	case *codec.Request_GetInstances:
+		var gr *codec.GetInstancesResp
+		if gr, err = getInstances(r.GetInstances, a.snapshot(), &b); err == nil {
+			resp = &codec.Response{RespType: &codec.Response_GetInstancesResp{GetInstancesResp: gr}}
+		}
+	case *codec.Request_GetSupportedProtocol:
+		resp = &codec.Response{RespType: &codec.Response_GetSupportedProtocolResp{GetSupportedProtocolResp: &codec.GetSupportedProtocolResp{
+			AgentSupportedProtocolVersions: strings.Join(codec.Versions, ","),
+		}}}
+	default:
+		return errorMsg(codeNotSupported, "this agent does not support the message yet")
+	}
+	switch {
+	case errors.Is(err, errResources):
+		return errorMsg(codeResources, fmt.Sprintf("%v (%d bytes)", err, a.cfg.MaxResponse))
+	case err != nil:
+		return errorMsg(codeInternal, err.Error())
+	}
+	return &codec.Body{MsgBody: &codec.Body_Response{Response: resp}}
+}
+
+func errorMsg(code uint32, msg string) *codec.Body {
+	return &codec.Body{MsgBody: &codec.Body_Error{Error: &codec.Error{ErrCode: code, ErrMsg: msg}}}
+}
+
+// respType is the header type of the answer to a body.
+func respType(b *codec.Body) codec.Header_MsgType {
+	switch b.GetResponse().GetRespType().(type) {
+	case *codec.Response_GetResp:
+		return codec.Header_GET_RESP
+	case *codec.Response_GetSupportedDmResp:
+		return codec.Header_GET_SUPPORTED_DM_RESP
+	case *codec.Response_GetSupportedProtocolResp:
+		return codec.Header_GET_SUPPORTED_PROTO_RESP
+	case *codec.Response_GetInstancesResp:
+		return codec.Header_GET_INSTANCES_RESP
+	}
+	return codec.Header_ERROR
+}
+
+// answer wraps the answer to msg, under its message ID (R-MSG.9).
+func (a *Agent) answer(rec *codec.Record, msg *codec.Msg, body *codec.Body) []byte {
+	out := &codec.Msg{Header: &codec.Header{MsgId: msg.Header.MsgId, MsgType: respType(body)}, Body: body}
+	b, err := codec.Wrap(out, a.cfg.EndpointID, rec.FromId)
+	if err != nil {
+		a.cfg.Logf("usp: %v", err)
+		return nil
+	}
+	return b
+}
+
+// Serve answers the records c receives until ctx ends. Once connected it
+// sends each controller a Connect Record on its topic (R-MTP.6).
+func (a *Agent) Serve(ctx context.Context, c *mqttmtp.Client) error {
+	connected := func(ctx context.Context) {
+		for id, topic := range a.cfg.Controllers {
+			rec, err := codec.ConnectRecord(a.cfg.EndpointID, id, c.Topic())
+			if err == nil {
+				ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+				err = c.Publish(ctx, topic, rec)
+				cancel()
+			}
+			if err != nil {
+				a.cfg.Logf("usp: connect record to %s: %v", id, err)
+			}
+		}
+	}
+	return c.Run(ctx, func(ctx context.Context, m mqttmtp.Message) {
+		out := a.Handle(m.Payload)
+		if out == nil {
+			return
+		}
+		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		if err := c.Publish(ctx, m.ReplyTo, out); err != nil {
+			a.cfg.Logf("usp: answer: %v", err)
+		}
+	}, connected)
+}
