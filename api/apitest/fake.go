@@ -38,7 +38,7 @@ type Fake struct {
 	lastSig []byte        // the signature that came with the last upload
 
 	usage    usage.Series
-	held     map[chute.Owner]chute.Quota // set by SetHeld
+	held     map[chute.Owner]chute.Quota      // set by SetHeld
 	requests map[string]chute.ResourceRequest // the last policy request per chute
 	pending  map[string]chute.PolicyRequest   // waiting for their chute's ack
 	acks     map[string]int                   // acks taken, per chute
