@@ -67,10 +67,11 @@ type Spec struct {
 	LogMaxBytes int64  // size at which current.log rotates
 	LogFiles    int    // files kept, current.log included
 
-	// Devices are host device nodes bound into the chute's /dev, and
-	// nothing else of the host's /dev. Opening one also needs the chute's
-	// cgroup to allow its number (cgroup.Group.LimitDevices): Start does
-	// not change the cgroup.
+	// Devices are host device nodes passed into the chute's /dev, and
+	// nothing else of the host's /dev: the chute gets a node of its own of
+	// each one's number, owned by UID/GID (see openDeviceTrees). Opening
+	// one also needs the chute's cgroup to allow its number
+	// (cgroup.Group.LimitDevices): Start does not change the cgroup.
 	Devices []DeviceNode
 	// Caps are capabilities the chute keeps beyond the default set, by
 	// name ("NET_RAW"). Which may be asked for is the caller's policy.
