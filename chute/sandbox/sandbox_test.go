@@ -28,6 +28,9 @@ const daemonCommand = "__test_daemon"
 
 func TestMain(m *testing.M) {
 	sandboxtest.PlayRoles()
+	if len(os.Args) > 1 && os.Args[1] == probeCommand {
+		os.Exit(probe(os.Args[2:]))
+	}
 	if len(os.Args) > 1 && os.Args[1] == daemonCommand {
 		os.Exit(fakeDaemon(os.Args[2:]))
 	}
