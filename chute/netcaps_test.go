@@ -2,6 +2,7 @@ package chute
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -20,13 +21,17 @@ arping -c 1 -w 3 -I eth0 10.131.0.1 > /data/arping 2>&1; echo "exit $?" >> /data
 ip link set eth0 mtu 1400 && ip addr add 10.131.0.99/24 dev eth0; echo "exit $?" > /data/admin
 ping -c 1 -W 3 10.131.0.1 > /data/ping 2>&1; echo "exit $?" >> /data/ping
 ping -c 1 -W 3 -I 10.131.0.99 10.131.0.1 > /data/spoof 2>&1; echo "exit $?" >> /data/spoof
+if [ -e /data/macspoof ]; then
+	ip link set eth0 address 02:00:00:00:7d:99
+	ping -c 1 -W 3 -s 99 10.131.0.1 > /data/macspoofed 2>&1; echo "exit $?" >> /data/macspoofed
+fi
 echo done > /data/done
 exec sleep 1000
 `
 
 // echoSources listens, in the namespace at path, for ICMP echo requests
 // and returns a function that says, after waiting up to d, from which
-// addresses they came.
+// addresses they came, each with its data size ("10.131.0.11/56").
 func echoSources(t *testing.T, path string) func(d time.Duration) map[string]bool {
 	t.Helper()
 	var c *icmp.PacketConn
@@ -48,7 +53,7 @@ func echoSources(t *testing.T, path string) func(d time.Duration) map[string]boo
 				return seen
 			}
 			if m, err := icmp.ParseMessage(1, buf[:n]); err == nil && m.Type == ipv4.ICMPTypeEcho {
-				seen[peer.String()] = true
+				seen[fmt.Sprintf("%s/%d", peer, len(m.Body.(*icmp.Echo).Data))] = true
 			}
 		}
 	}
@@ -83,7 +88,7 @@ capabilities: [NET_RAW, NET_ADMIN]
 	}
 	for file, want := range map[string]string{
 		"arping": "Unicast reply from 10.131.0.1", // a packet socket: NET_RAW
-		"admin":  "exit 0",                 // ip link set, ip addr add: NET_ADMIN
+		"admin":  "exit 0",                        // ip link set, ip addr add: NET_ADMIN
 		"ping":   "exit 0",
 		"spoof":  "exit 1",
 	} {
@@ -92,7 +97,7 @@ capabilities: [NET_RAW, NET_ADMIN]
 		}
 	}
 	seen := echoes(2 * time.Second)
-	if !seen[info.IP] || seen["10.131.0.99"] || len(seen) != 1 {
+	if !seen[info.IP+"/56"] || len(seen) != 1 {
 		t.Errorf("the gateway saw echo requests from %v, want from the chute's %s only", seen, info.IP)
 	}
 	host := nettest.Exec(t, gw, "ip", "-o", "link", "show", netconf.HostIfFor("netadmin"))
@@ -101,16 +106,19 @@ capabilities: [NET_RAW, NET_ADMIN]
 	}
 
 	// A restart moves eth0, as the chute left it, into the next
-	// instance's namespace.
+	// instance's namespace; this time the chute also changes its MAC.
 	os.Remove(filepath.Join(ng.m.paths.data("netadmin"), "done"))
+	if err := os.WriteFile(filepath.Join(ng.m.paths.data("netadmin"), "macspoof"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	ng.mustDo(ng.m.Restart("netadmin", ""))
 	eventually(t, 20*time.Second, "the probe after a restart", func() bool { return readData(ng.gateway, "netadmin", "done") == "done" })
-	for file, want := range map[string]string{"arping": "Unicast reply from 10.131.0.1", "ping": "exit 0", "spoof": "exit 1"} {
+	for file, want := range map[string]string{"arping": "Unicast reply from 10.131.0.1", "ping": "exit 0", "spoof": "exit 1", "macspoofed": "exit 1"} {
 		if got := readData(ng.gateway, "netadmin", file); !strings.Contains(got, want) {
 			t.Errorf("after the restart, %s: %q, want %q in it", file, got, want)
 		}
 	}
-	if seen := echoes(2 * time.Second); !seen[info.IP] || len(seen) != 1 {
-		t.Errorf("after the restart, the gateway saw echo requests from %v, want from %s only", seen, info.IP)
+	if seen := echoes(2 * time.Second); !seen[info.IP+"/56"] || len(seen) != 1 {
+		t.Errorf("after the restart, the gateway saw echo requests from %v, want the one from %s with its own MAC only", seen, info.IP)
 	}
 }

@@ -18,9 +18,11 @@ import (
 // It exists for chutes whose network namespace must belong to their own
 // user namespace, so that capabilities they hold there (NET_RAW,
 // NET_ADMIN) apply to it: such a namespace can only be made with the
-// chute's process, at each start. Every link but lo goes across with its
-// addresses, routes and state; the host end of a veth stays where it is,
-// so the chute's bridge port and its flows are untouched. Target's lo is
+// chute's process, at each start. The chute's eth0 (see Link), if there
+// is one, goes across with its addresses, routes and state; the host end
+// of its veth stays where it is, so the chute's bridge port and its flows
+// are untouched. Links the chute made itself stay behind: a new instance
+// starts without them, as it starts with an empty /tmp. Target's lo is
 // brought up and the chute sysctls are applied, as EnsureNetNS does.
 // Nothing is moved back: the namespace pinned before is dropped, and goes
 // once nothing else holds it. With path empty, target only gets lo up and
@@ -32,7 +34,7 @@ func MoveNetNS(path, target string) error {
 		}
 		return nil
 	}
-	if err := moveLinks(path, target); err != nil {
+	if err := moveChuteIf(path, target); err != nil {
 		return fmt.Errorf("move netns %s to %s: %w", path, target, err)
 	}
 	if err := InNetNS(target, setUpNetNS); err != nil {
@@ -44,14 +46,9 @@ func MoveNetNS(path, target string) error {
 	return nil
 }
 
-// movedLink is what a link loses on its way to another namespace.
-type movedLink struct {
-	name  string
-	up    bool
-	addrs []netlink.Addr
-}
-
-func moveLinks(path, target string) error {
+// moveChuteIf moves eth0 from the namespace at path to target with what
+// it loses on the way: addresses, routes, up state.
+func moveChuteIf(path, target string) error {
 	from, err := netns.GetFromPath(path)
 	if err != nil {
 		return err
@@ -73,63 +70,47 @@ func moveLinks(path, target string) error {
 	}
 	defer th.Close()
 
-	links, err := fh.LinkList()
-	if err != nil {
+	l, err := lookupLink(fh, chuteIf)
+	if err != nil || l == nil {
 		return err
 	}
-	var moved []movedLink
-	var routes []netlink.Route
-	names := map[int]string{} // old ifindex to name
-	for _, l := range links {
-		a := l.Attrs()
-		if a.Flags&net.FlagLoopback != 0 {
-			continue
-		}
-		addrs, err := fh.AddrList(l, netlink.FAMILY_ALL)
-		if err != nil {
-			return fmt.Errorf("addresses of %s: %w", a.Name, err)
-		}
-		rs, err := fh.RouteListFiltered(netlink.FAMILY_ALL, &netlink.Route{LinkIndex: a.Index, Table: unix.RT_TABLE_UNSPEC},
-			netlink.RT_FILTER_OIF|netlink.RT_FILTER_TABLE)
-		if err != nil {
-			return fmt.Errorf("routes of %s: %w", a.Name, err)
-		}
-		// The kernel's own (those of the addresses, IPv6 link-local) come
-		// back by themselves.
-		addrs = slices.DeleteFunc(addrs, func(ad netlink.Addr) bool { return ad.IP.IsLinkLocalUnicast() })
-		rs = slices.DeleteFunc(rs, func(r netlink.Route) bool { return r.Protocol == unix.RTPROT_KERNEL || r.Table == unix.RT_TABLE_LOCAL })
-		moved = append(moved, movedLink{name: a.Name, up: a.Flags&net.FlagUp != 0, addrs: addrs})
-		routes = append(routes, rs...)
-		names[a.Index] = a.Name
-		if err := fh.LinkSetNsFd(l, int(to)); err != nil {
-			return fmt.Errorf("move %s: %w", a.Name, err)
+	addrs, err := fh.AddrList(l, netlink.FAMILY_ALL)
+	if err != nil {
+		return fmt.Errorf("addresses of %s: %w", chuteIf, err)
+	}
+	routes, err := fh.RouteListFiltered(netlink.FAMILY_ALL, &netlink.Route{LinkIndex: l.Attrs().Index, Table: unix.RT_TABLE_UNSPEC},
+		netlink.RT_FILTER_OIF|netlink.RT_FILTER_TABLE)
+	if err != nil {
+		return fmt.Errorf("routes of %s: %w", chuteIf, err)
+	}
+	// The kernel's own (those of the addresses, IPv6 link-local) come
+	// back by themselves.
+	addrs = slices.DeleteFunc(addrs, func(a netlink.Addr) bool { return a.IP.IsLinkLocalUnicast() })
+	routes = slices.DeleteFunc(routes, func(r netlink.Route) bool { return r.Protocol == unix.RTPROT_KERNEL || r.Table == unix.RT_TABLE_LOCAL })
+	up := l.Attrs().Flags&net.FlagUp != 0
+	if err := fh.LinkSetNsFd(l, int(to)); err != nil {
+		return fmt.Errorf("move %s: %w", chuteIf, err)
+	}
+
+	if l, err = th.LinkByName(chuteIf); err != nil {
+		return err
+	}
+	for _, a := range addrs {
+		a.LinkIndex = 0
+		if err := th.AddrAdd(l, &a); err != nil && !errors.Is(err, unix.EEXIST) {
+			return fmt.Errorf("address %s of %s: %w", a.IPNet, chuteIf, err)
 		}
 	}
-	index := map[string]int{}
-	for _, m := range moved {
-		l, err := th.LinkByName(m.name)
-		if err != nil {
-			return err
-		}
-		index[m.name] = l.Attrs().Index
-		for _, ad := range m.addrs {
-			ad.LinkIndex = 0
-			if err := th.AddrAdd(l, &ad); err != nil && !errors.Is(err, unix.EEXIST) {
-				return fmt.Errorf("address %s of %s: %w", ad.IPNet, m.name, err)
-			}
-		}
-		if m.up {
-			if err := th.LinkSetUp(l); err != nil {
-				return fmt.Errorf("set %s up: %w", m.name, err)
-			}
+	if up {
+		if err := th.LinkSetUp(l); err != nil {
+			return fmt.Errorf("set %s up: %w", chuteIf, err)
 		}
 	}
 	// Narrowest scope first: a route via a gateway needs the on-link
 	// route that reaches it.
 	slices.SortStableFunc(routes, func(a, b netlink.Route) int { return int(b.Scope) - int(a.Scope) })
 	for _, r := range routes {
-		r.LinkIndex = index[names[r.LinkIndex]]
-		r.ILinkIndex = 0
+		r.LinkIndex = l.Attrs().Index
 		if err := th.RouteReplace(&r); err != nil {
 			return fmt.Errorf("route %s: %w", r, err)
 		}

@@ -25,6 +25,8 @@ func TestMoveNetNS(t *testing.T) {
 	from.Route(t, netip.Prefix{}, netip.MustParseAddr("192.0.2.1"))
 	nettest.Exec(t, from, "ip", "route", "add", "198.51.100.0/24", "dev", "eth0", "scope", "link", "proto", "static")
 	before := nettest.Exec(t, from, "ip", "-4", "route")
+	// One the chute made itself (a bridge, which could not even move).
+	nettest.Exec(t, from, "ip", "link", "add", "own0", "type", "bridge")
 
 	if err := netconf.MoveNetNS(from.NetNS, to.NetNS); err != nil {
 		t.Fatal(err)
@@ -51,6 +53,9 @@ func TestMoveNetNS(t *testing.T) {
 	}
 	if lo := nettest.Exec(t, to, "ip", "-o", "link", "show", "lo"); !strings.Contains(lo, "LOOPBACK,UP") {
 		t.Errorf("lo: %s", lo)
+	}
+	if out, err := nettest.Run(to, "ip", "link", "show", "own0"); err == nil {
+		t.Errorf("a link the chute made moved too: %s", out)
 	}
 	nettest.Exec(t, peer, "ping", "-c", "1", "-W", "2", "192.0.2.2")
 }
