@@ -13,6 +13,18 @@ import (
 	"paradrop/chute/sandbox/sandboxtest"
 )
 
+// deviceCgroup makes a test cgroup, named for the test, that allows the
+// sandbox's devices and dev, and returns its path.
+func deviceCgroup(t *testing.T, name string, dev cgroup.Device) string {
+	t.Helper()
+	path := fmt.Sprintf("/paradrop-sandbox-test-%s-%d", name, os.Getpid())
+	g := testCgroup(t, path, cgroup.Resources{Pids: 64})
+	if err := g.LimitDevices(append(append([]cgroup.Device(nil), sandbox.DefaultDevices...), dev)); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
 // TestDevicePassthrough: a chute opens the device node it is given, with
 // the access its cgroup grants, and no other: not a node of another number
 // bound in on purpose, not one made with mknod, not the host's by path.
@@ -21,12 +33,7 @@ func TestDevicePassthrough(t *testing.T) {
 	// "other" is a loop minor far from any attached one: were the cgroup
 	// to allow it, opening it would fail with ENXIO, not EPERM.
 	dir := sandboxtest.NodeDir(t, map[string][2]uint32{"sensor": {major, minor}, "other": {major, 1<<20 - 1}})
-	path := fmt.Sprintf("/paradrop-sandbox-test-dev-%d", os.Getpid())
-	g := testCgroup(t, path, cgroup.Resources{Pids: 64})
-	allow := append(append([]cgroup.Device(nil), sandbox.DefaultDevices...), cgroup.Device{Type: 'b', Major: int64(major), Minor: int64(minor), Access: "r"})
-	if err := g.LimitDevices(allow); err != nil {
-		t.Fatal(err)
-	}
+	path := deviceCgroup(t, "dev", cgroup.Device{Type: 'b', Major: int64(major), Minor: int64(minor), Access: "r"})
 	s := newSpec(t, "devices", fmt.Sprintf(`
 		ls /dev /dev/usb
 		head -c 8 /dev/usb/sensor
@@ -127,12 +134,7 @@ func TestExtraCapability(t *testing.T) {
 func TestDeviceUsableByChuteUser(t *testing.T) {
 	host, major, minor := sandboxtest.WritableLoopDevice(t)
 	dir := sandboxtest.NodeDir(t, map[string][2]uint32{"disk": {major, minor}, "other": {major, 1<<20 - 1}})
-	path := fmt.Sprintf("/paradrop-sandbox-test-devrw-%d", os.Getpid())
-	g := testCgroup(t, path, cgroup.Resources{Pids: 64})
-	allow := append(append([]cgroup.Device(nil), sandbox.DefaultDevices...), cgroup.Device{Type: 'b', Major: int64(major), Minor: int64(minor), Access: "rw"})
-	if err := g.LimitDevices(allow); err != nil {
-		t.Fatal(err)
-	}
+	path := deviceCgroup(t, "devrw", cgroup.Device{Type: 'b', Major: int64(major), Minor: int64(minor), Access: "rw"})
 	s := newSpec(t, "devrw", fmt.Sprintf(`
 		id -u
 		stat -c '%%u:%%g %%a' /dev/disk /dev/other

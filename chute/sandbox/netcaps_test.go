@@ -2,7 +2,6 @@ package sandbox_test
 
 import (
 	"fmt"
-	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -68,21 +67,7 @@ func probe(args []string) int {
 // installProbe puts the (static) test binary into the rootfs as /probe.
 func installProbe(t *testing.T, rootfs string) {
 	t.Helper()
-	src, err := os.Open(sandboxtest.StaticExecutable(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
-	dst, err := os.OpenFile(filepath.Join(rootfs, "probe"), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o755)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.Copy(dst, src); err != nil {
-		t.Fatal(err)
-	}
-	if err := dst.Close(); err != nil {
-		t.Fatal(err)
-	}
+	copyExeFrom(t, sandboxtest.StaticExecutable(t), filepath.Join(rootfs, "probe"))
 }
 
 // chuteNet is a chute's network namespace made as the daemon makes it
