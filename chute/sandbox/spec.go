@@ -75,6 +75,9 @@ type Spec struct {
 	Devices []DeviceNode
 	// Caps are capabilities the chute keeps beyond the default set, by
 	// name ("NET_RAW"). Which may be asked for is the caller's policy.
+	// With UserNS, NET_RAW or NET_ADMIN also gives the chute a network
+	// namespace of its own user namespace, into which NetNS's eth0 is
+	// moved and on which NetNS is pinned from then on (see ownNetNS).
 	Caps []string
 
 	// Health is run in the chute by Chute.Check; a chute that has one
