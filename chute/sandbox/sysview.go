@@ -24,7 +24,7 @@ import (
 // cannot reconfigure its network, and could not mount a sysfs. The
 // exception is a chute that keeps a network capability (Spec.ownNetNS):
 // its init is cloned into a new network namespace of its own user
-// namespace, which the shim then gives the daemon's links (see
+// namespace, which the shim then gives the daemon's eth0 (see
 // adoptNetwork).
 func enterChuteNamespaces(s Spec) error {
 	if err := unix.Unshare(unix.CLONE_NEWNS); err != nil {
@@ -187,7 +187,7 @@ func bindRO(source, target string) error {
 
 // adoptNetwork gives the network namespace init was cloned into (owned
 // by the chute's user namespace, see Spec.ownNetNS) the chute's network:
-// the links of the namespace the daemon made at s.NetNS, which is pinned
+// the eth0 of the namespace the daemon made at s.NetNS, which is pinned
 // on the new one from then on (see netconf.MoveNetNS), or only lo when
 // there is none. It runs before init gets its plan, so the chute's first
 // instruction has its network, and its /sys (sysNetPlan) shows it.
