@@ -17,6 +17,7 @@ import (
 	"golang.org/x/net/ipv4"
 	"golang.org/x/sys/unix"
 
+	"paradrop/chute/sandbox"
 	"paradrop/chute/sandbox/sandboxtest"
 	"paradrop/netconf/nettest"
 )
@@ -82,7 +83,7 @@ var (
 	gwAddr    = netip.MustParsePrefix("192.0.2.1/24")
 )
 
-func newChuteNet(t *testing.T) chuteNet {
+func newChuteNet(t testing.TB) chuteNet {
 	t.Helper()
 	n := chuteNet{chute: nettest.NewHost(t), gw: nettest.NewHost(t)}
 	nettest.Veth(t, nettest.End{Host: n.gw, If: "gw0", Addr: gwAddr}, nettest.End{Host: n.chute, If: "eth0", Addr: chuteAddr})
@@ -186,5 +187,27 @@ func TestNetCapabilityNoNetwork(t *testing.T) {
 	_, lines := runScript(t, s)
 	if got, want := strings.Join(lines, "|"), "stdout lo|stdout 1280|stdout unknown"; got != want {
 		t.Errorf("chute printed %q, want %q", got, want)
+	}
+}
+
+// BenchmarkStartNetNS: a chute's start and run of true, in the network
+// namespace the daemon made and in one of its own (NET_RAW), into which
+// the shim moves eth0 at each start.
+func BenchmarkStartNetNS(b *testing.B) {
+	for _, caps := range [][]string{nil, {"NET_RAW"}} {
+		b.Run(fmt.Sprint(caps), func(b *testing.B) {
+			n := newChuteNet(b)
+			s := newSpec(b, "bench", "true")
+			s.NetNS, s.Caps = n.chute.NetNS, caps
+			for b.Loop() {
+				c, err := sandbox.Start(b.Context(), s)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := c.Wait(b.Context()); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

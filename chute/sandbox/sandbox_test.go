@@ -83,7 +83,7 @@ const hostIDBase = 200000
 
 // newSpec returns a spec for a chute running script under busybox sh, with
 // a fresh rootfs, data, policy, log and state directory.
-func newSpec(t *testing.T, name, script string) sandbox.Spec {
+func newSpec(t testing.TB, name, script string) sandbox.Spec {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Fatal("chute tests need root")
