@@ -34,6 +34,13 @@ var (
 
 func newNetGateway(t *testing.T, dir string, gw, lan *nettest.Host) *netGateway {
 	t.Helper()
+	return newNetGatewayWith(t, dir, gw, lan, func(*Config) {})
+}
+
+// newNetGatewayWith is newNetGateway with the manager's configuration
+// adjusted.
+func newNetGatewayWith(t *testing.T, dir string, gw, lan *nettest.Host, adjust func(*Config)) *netGateway {
+	t.Helper()
 	cfg := sdn.Config{DataDir: dir, NetNS: gw.NetNS, LANPorts: []string{"lan0"}, LANAddr: testLANAddr, Logf: t.Logf}
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
@@ -41,7 +48,7 @@ func newNetGateway(t *testing.T, dir string, gw, lan *nettest.Host) *netGateway 
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := newGatewayWith(t, dir, func(c *Config) { c.Network, c.Subnet = n, sdn.DefaultSubnet })
+	g := newGatewayWith(t, dir, func(c *Config) { c.Network, c.Subnet = n, sdn.DefaultSubnet; adjust(c) })
 	return &netGateway{gateway: g, gw: gw, lan: lan, cfg: cfg, net: n}
 }
 

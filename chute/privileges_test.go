@@ -58,17 +58,6 @@ func TestPermits(t *testing.T) {
 	}
 }
 
-// testLoopDevice is a loop device anyone may open, as an operator's udev
-// rule would make a sensor.
-func testLoopDevice(t *testing.T) string {
-	t.Helper()
-	dev, _, _ := sandboxtest.LoopDevice(t)
-	if err := os.Chmod(dev, 0o666); err != nil {
-		t.Fatal(err)
-	}
-	return dev
-}
-
 const deviceProbe = `#!/bin/sh
 head -c 7 /dev/sensor > /data/read 2>&1
 (echo x > /dev/sensor) 2> /data/write
@@ -81,7 +70,10 @@ exec sleep 1000
 // unless they are allowed; allowed, it reads its device (only: its access
 // is r) and has the capability.
 func TestDeviceGate(t *testing.T) {
-	dev := testLoopDevice(t)
+	// The node has the host's usual owner and mode, root:disk 0660: the
+	// chute still opens it, through its own node (see package sandbox).
+	_, major, minor := sandboxtest.LoopDevice(t)
+	dev := sandboxtest.DevNode(t, "paradrop-test-sensor", major, minor)
 	man := fmt.Sprintf(`
 name: sensor
 version: 1.0.0

@@ -8,15 +8,16 @@ import (
 	"runtime"
 
 	"github.com/moby/sys/mountinfo"
-	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
 
-// chuteSysctls are set in every namespace EnsureNetNS creates. A chute's
-// root user is unprivileged with respect to its namespace (the namespace
-// belongs to the host user namespace), so it cannot change its interfaces;
-// these two settings give back what a service needs: binding ports below
-// 1024 and sending ICMP echo through unprivileged ping sockets.
+// chuteSysctls are set in every namespace EnsureNetNS creates or
+// MoveNetNS fills. A chute's root user is unprivileged with respect to
+// its namespace (the namespace belongs to the host user namespace, unless
+// the chute keeps a network capability: see MoveNetNS), so it cannot
+// change its interfaces; these two settings give back what a service
+// needs: binding ports below 1024 and sending ICMP echo through
+// unprivileged ping sockets.
 var chuteSysctls = []struct{ key, value string }{
 	{"net/ipv4/ip_unprivileged_port_start", "0"},
 	{"net/ipv4/ping_group_range", "0 2147483647"},
@@ -36,22 +37,7 @@ func EnsureNetNS(path string) error {
 			return fmt.Errorf("ensure netns %q: %w", path, err)
 		}
 	}
-	err = InNetNS(path, func() error {
-		lo, err := netlink.LinkByName("lo")
-		if err != nil {
-			return fmt.Errorf("find lo: %w", err)
-		}
-		if err := netlink.LinkSetUp(lo); err != nil {
-			return fmt.Errorf("set lo up: %w", err)
-		}
-		for _, s := range chuteSysctls {
-			if err := writeSysctl(s.key, s.value); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
+	if err := InNetNS(path, setUpNetNS); err != nil {
 		return fmt.Errorf("ensure netns %q: %w", path, err)
 	}
 	return nil

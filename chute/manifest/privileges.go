@@ -27,8 +27,8 @@ func (d Device) Where() string {
 // Requestable capabilities: those a chute may ask for beyond the
 // sandbox's default set, if the operator allows them. In the chute's user
 // namespace they reach only namespaces that one owns: raw sockets and
-// interfaces of a network namespace of the chute's own. (The daemon makes
-// a chute's network namespace today, so it is not yet one of them.)
+// interfaces of the chute's network namespace, which a chute keeping one
+// of them gets as its own (see package sandbox), and nothing outside it.
 // Capabilities the kernel checks against the initial user namespace only
 // (IPC_LOCK, SYS_NICE, ...) would do nothing in a chute.
 //

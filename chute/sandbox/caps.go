@@ -47,3 +47,16 @@ func extraCaps(names []string) ([]capability.Cap, error) {
 	}
 	return caps, nil
 }
+
+// netCaps act on the chute's network namespace; the kernel checks them
+// against the user namespace that owns it.
+var netCaps = []capability.Cap{capability.CAP_NET_RAW, capability.CAP_NET_ADMIN}
+
+// ownNetNS says whether the chute keeps a capability of netCaps in a user
+// namespace of its own, and so needs a network namespace that user
+// namespace owns: in one the daemon made (owned by the host's), such a
+// capability would act on nothing.
+func (s Spec) ownNetNS() bool {
+	caps, _ := extraCaps(s.Caps)
+	return s.UserNS && slices.ContainsFunc(caps, func(c capability.Cap) bool { return slices.Contains(netCaps, c) })
+}

@@ -2,37 +2,27 @@ package sandbox_test
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"golang.org/x/sys/unix"
 
 	"paradrop/cgroup"
 	"paradrop/chute/sandbox"
 	"paradrop/chute/sandbox/sandboxtest"
 )
 
-// nodeDir is a tmpfs (devices allowed, unlike t.TempDir's /tmp maybe)
-// holding block device nodes anyone may open, as far as modes go.
-func nodeDir(t *testing.T, nodes map[string][2]uint32) string {
+// deviceCgroup makes a test cgroup, named for the test, that allows the
+// sandbox's devices and dev, and returns its path.
+func deviceCgroup(t *testing.T, name string, dev cgroup.Device) string {
 	t.Helper()
-	dir := t.TempDir()
-	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "mode=0755,size=64k"); err != nil {
+	path := fmt.Sprintf("/paradrop-sandbox-test-%s-%d", name, os.Getpid())
+	g := testCgroup(t, path, cgroup.Resources{Pids: 64})
+	if err := g.LimitDevices(append(append([]cgroup.Device(nil), sandbox.DefaultDevices...), dev)); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { unix.Unmount(dir, unix.MNT_DETACH) })
-	for name, n := range nodes {
-		path := filepath.Join(dir, name)
-		if err := unix.Mknod(path, unix.S_IFBLK|0o666, int(unix.Mkdev(n[0], n[1]))); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Chmod(path, 0o666); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return dir
+	return path
 }
 
 // TestDevicePassthrough: a chute opens the device node it is given, with
@@ -42,13 +32,8 @@ func TestDevicePassthrough(t *testing.T) {
 	_, major, minor := sandboxtest.LoopDevice(t)
 	// "other" is a loop minor far from any attached one: were the cgroup
 	// to allow it, opening it would fail with ENXIO, not EPERM.
-	dir := nodeDir(t, map[string][2]uint32{"sensor": {major, minor}, "other": {major, 1<<20 - 1}})
-	path := fmt.Sprintf("/paradrop-sandbox-test-dev-%d", os.Getpid())
-	g := testCgroup(t, path, cgroup.Resources{Pids: 64})
-	allow := append(append([]cgroup.Device(nil), sandbox.DefaultDevices...), cgroup.Device{Type: 'b', Major: int64(major), Minor: int64(minor), Access: "r"})
-	if err := g.LimitDevices(allow); err != nil {
-		t.Fatal(err)
-	}
+	dir := sandboxtest.NodeDir(t, map[string][2]uint32{"sensor": {major, minor}, "other": {major, 1<<20 - 1}})
+	path := deviceCgroup(t, "dev", cgroup.Device{Type: 'b', Major: int64(major), Minor: int64(minor), Access: "r"})
 	s := newSpec(t, "devices", fmt.Sprintf(`
 		ls /dev /dev/usb
 		head -c 8 /dev/usb/sensor
@@ -83,7 +68,7 @@ func TestDevicePassthrough(t *testing.T) {
 // node is out of its reach.
 func TestNoDeviceNoNode(t *testing.T) {
 	_, major, minor := sandboxtest.LoopDevice(t)
-	dir := nodeDir(t, map[string][2]uint32{"sensor": {major, minor}})
+	dir := sandboxtest.NodeDir(t, map[string][2]uint32{"sensor": {major, minor}})
 	s := newSpec(t, "nodevices", fmt.Sprintf(`ls /dev | tr '\n' ' '; echo; (cat %s/sensor) 2>&1; (mknod /tmp/s b %d %d) 2>&1`, dir, major, minor))
 	_, lines := runScript(t, s)
 	want := []string{
@@ -138,5 +123,53 @@ func TestExtraCapability(t *testing.T) {
 	s.Caps = []string{"NET_RAWW"}
 	if _, err := sandbox.Start(t.Context(), s); err == nil || !strings.Contains(err.Error(), "unknown capability") {
 		t.Errorf("unknown capability: %v", err)
+	}
+}
+
+// TestDeviceUsableByChuteUser: a device the chute is given is usable by
+// the user the chute runs as, although the host's node is root:disk 0660:
+// the chute reads and writes the very device (the host sees the write),
+// while another device of its /dev, with the same owner but no cgroup
+// rule, stays closed, and it can make no node of its own.
+func TestDeviceUsableByChuteUser(t *testing.T) {
+	host, major, minor := sandboxtest.WritableLoopDevice(t)
+	dir := sandboxtest.NodeDir(t, map[string][2]uint32{"disk": {major, minor}, "other": {major, 1<<20 - 1}})
+	path := deviceCgroup(t, "devrw", cgroup.Device{Type: 'b', Major: int64(major), Minor: int64(minor), Access: "rw"})
+	s := newSpec(t, "devrw", fmt.Sprintf(`
+		id -u
+		stat -c '%%u:%%g %%a' /dev/disk /dev/other
+		head -c 7 /dev/disk; echo
+		printf 'written!' > /dev/disk && echo write ok
+		(cat /dev/other) 2>&1
+		(mknod /tmp/disk b %d %d) 2>&1
+		grep ' /dev/disk ' /proc/self/mountinfo | cut -d' ' -f6`, major, minor))
+	s.UID, s.GID = 1000, 1000
+	s.CgroupPath = path
+	s.Devices = []sandbox.DeviceNode{{Path: filepath.Join(dir, "disk"), Inside: "/dev/disk"}, {Path: filepath.Join(dir, "other"), Inside: "/dev/other"}}
+	_, lines := runScript(t, s)
+	want := []string{
+		"1000",
+		"1000:1000 660", "1000:1000 660",
+		"sensor!",
+		"write ok",
+		"cat: can't open '/dev/other': Operation not permitted",
+		"mknod: /tmp/disk: Operation not permitted",
+		"rw,nosuid,noexec,relatime", // devices allowed on that one file's mount only
+	}
+	var got []string
+	for _, l := range lines {
+		got = append(got, strings.TrimPrefix(l, "stdout "))
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("chute printed\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	f, err := os.Open(host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	buf := make([]byte, 8)
+	if _, err := io.ReadFull(f, buf); err != nil || string(buf) != "written!" {
+		t.Errorf("host reads %q (%v) from %s, want the chute's write", buf, err, host)
 	}
 }

@@ -13,7 +13,16 @@
 // The shim's thread that creates the chute first enters the chute's network
 // namespace (the daemon's, or a new one with only lo) and a mount namespace
 // of its own, where it builds the chute's /sys: only the chute's own links
-// and cgroup, nothing of the host's devices or of other chutes.
+// and cgroup, nothing of the host's devices or of other chutes. A chute
+// that keeps NET_RAW or NET_ADMIN is different: those act only on a
+// network namespace its own user namespace owns, so its init is cloned
+// into a new one, which the shim gives the daemon's eth0 and pins in the
+// place of the daemon's (see netconf.MoveNetNS) before init goes on, and
+// init shows its links in /sys itself.
+//
+// A device node of Spec.Devices reaches the chute as a node of its own,
+// of the same number, owned by the chute's user (see openDeviceTrees):
+// the host's node keeps the host's owner and mode.
 //
 // Inside the namespaces, a second re-exec of the binary (the init role) builds
 // the chute's filesystem view, drops privileges, installs a seccomp filter

@@ -315,7 +315,13 @@ func copyExe(t *testing.T, path string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	in, err := os.Open(self)
+	copyExeFrom(t, self, path)
+}
+
+// copyExeFrom copies the executable src to path.
+func copyExeFrom(t *testing.T, src, path string) {
+	t.Helper()
+	in, err := os.Open(src)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -170,7 +170,11 @@ func rootfsPlan(p *pid1.Plan, s Spec, trees treeFDs) {
 		p.Symlink("symlink "+filepath.Join(dev, l[1]), l[0], filepath.Join(dev, l[1]))
 	}
 
-	// /sys is the shim's (see buildSys), already under root.
+	// /sys is the shim's (see buildSys), already under root; its links
+	// are init's to mount when the chute owns its network namespace.
+	if s.ownNetNS() {
+		sysNetPlan(p, in("tmp"), in("sys"))
+	}
 
 	mountpoint(p, in("tmp"), true)
 	mount(p, "tmpfs", in("tmp"), "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, fmt.Sprintf("mode=1777,size=%d", s.TmpSize))
@@ -197,6 +201,19 @@ func rootfsPlan(p *pid1.Plan, s Spec, trees treeFDs) {
 		p.Readonly("make "+path+" read-only", path)
 	}
 	p.RemountRO("make rootfs read-only", "/")
+}
+
+// sysNetPlan binds at sys the sysNetDirs of a sysfs init mounts at
+// staging, an empty directory it unmounts again: a sysfs shows the links
+// of its mounter's network namespace, and only a process of the user
+// namespace that owns a network namespace may mount one for it.
+func sysNetPlan(p *pid1.Plan, staging, sys string) {
+	mountpoint(p, staging, true)
+	mount(p, "sysfs", staging, "sysfs", sysFlags|unix.MS_RDONLY, "")
+	for _, dir := range sysNetDirs {
+		mount(p, filepath.Join(staging, dir), filepath.Join(sys, dir), "", unix.MS_BIND, "")
+	}
+	p.Unmount("unmount sysfs from "+staging, staging)
 }
 
 // devicesPlan attaches the device nodes of Spec.Devices, cloned by the

@@ -28,6 +28,9 @@ const daemonCommand = "__test_daemon"
 
 func TestMain(m *testing.M) {
 	sandboxtest.PlayRoles()
+	if len(os.Args) > 1 && os.Args[1] == probeCommand {
+		os.Exit(probe(os.Args[2:]))
+	}
 	if len(os.Args) > 1 && os.Args[1] == daemonCommand {
 		os.Exit(fakeDaemon(os.Args[2:]))
 	}
@@ -80,7 +83,7 @@ const hostIDBase = 200000
 
 // newSpec returns a spec for a chute running script under busybox sh, with
 // a fresh rootfs, data, policy, log and state directory.
-func newSpec(t *testing.T, name, script string) sandbox.Spec {
+func newSpec(t testing.TB, name, script string) sandbox.Spec {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Fatal("chute tests need root")

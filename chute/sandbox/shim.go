@@ -260,6 +260,10 @@ func (sh *shim) spawn() error {
 		// root, or init would run as the overflow uid, without capabilities.
 		attr.Credential = &syscall.Credential{Uid: 0, Gid: 0, NoSetGroups: true}
 	}
+	if s.ownNetNS() {
+		// Made with the user namespace, so owned by it.
+		attr.Cloneflags |= syscall.CLONE_NEWNET
+	}
 	// The child is an exec of /proc/self/exe, the very binary this shim
 	// runs: no path lookup that the chute's host uid might not be allowed
 	// to make, and no surprise if the binary was replaced on disk.
@@ -287,6 +291,11 @@ func (sh *shim) spawn() error {
 			return err
 		}
 		if err := g.Add(pid); err != nil {
+			return err
+		}
+	}
+	if s.ownNetNS() {
+		if err := adoptNetwork(s, pid); err != nil {
 			return err
 		}
 	}

@@ -67,13 +67,17 @@ type Spec struct {
 	LogMaxBytes int64  // size at which current.log rotates
 	LogFiles    int    // files kept, current.log included
 
-	// Devices are host device nodes bound into the chute's /dev, and
-	// nothing else of the host's /dev. Opening one also needs the chute's
-	// cgroup to allow its number (cgroup.Group.LimitDevices): Start does
-	// not change the cgroup.
+	// Devices are host device nodes passed into the chute's /dev, and
+	// nothing else of the host's /dev: the chute gets a node of its own of
+	// each one's number, owned by UID/GID (see openDeviceTrees). Opening
+	// one also needs the chute's cgroup to allow its number
+	// (cgroup.Group.LimitDevices): Start does not change the cgroup.
 	Devices []DeviceNode
 	// Caps are capabilities the chute keeps beyond the default set, by
 	// name ("NET_RAW"). Which may be asked for is the caller's policy.
+	// With UserNS, NET_RAW or NET_ADMIN also gives the chute a network
+	// namespace of its own user namespace, into which NetNS's eth0 is
+	// moved and on which NetNS is pinned from then on (see ownNetNS).
 	Caps []string
 
 	// Health is run in the chute by Chute.Check; a chute that has one

@@ -9,6 +9,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"paradrop/cgroup"
+	"paradrop/netconf"
 )
 
 // enterChuteNamespaces moves the calling thread, locked to its goroutine
@@ -20,7 +21,11 @@ import (
 //
 // A chute without a namespace from the daemon gets a new one from here,
 // so that in both cases the namespace is not the chute's own: a chute
-// cannot reconfigure its network, and could not mount a sysfs.
+// cannot reconfigure its network, and could not mount a sysfs. The
+// exception is a chute that keeps a network capability (Spec.ownNetNS):
+// its init is cloned into a new network namespace of its own user
+// namespace, which the shim then gives the daemon's eth0 (see
+// adoptNetwork).
 func enterChuteNamespaces(s Spec) error {
 	if err := unix.Unshare(unix.CLONE_NEWNS); err != nil {
 		return fmt.Errorf("unshare mount namespace: %w", err)
@@ -28,6 +33,11 @@ func enterChuteNamespaces(s Spec) error {
 	// Host mounts still come in; nothing goes out.
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_SLAVE, ""); err != nil {
 		return fmt.Errorf("make mounts slaves: %w", err)
+	}
+	if s.ownNetNS() {
+		// The chute's init is cloned into a network namespace of its own
+		// (see adoptNetwork), whose links init shows in /sys itself.
+		return buildSys(filepath.Join(s.Rootfs, "sys"), s.CgroupPath, false)
 	}
 	if s.NetNS == "" {
 		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
@@ -47,7 +57,7 @@ func enterChuteNamespaces(s Spec) error {
 			return fmt.Errorf("join netns %s: %w", s.NetNS, err)
 		}
 	}
-	return buildSys(filepath.Join(s.Rootfs, "sys"), s.CgroupPath)
+	return buildSys(filepath.Join(s.Rootfs, "sys"), s.CgroupPath, true)
 }
 
 // loopbackUp brings lo up: the kernel creates a network namespace with lo
@@ -82,13 +92,38 @@ const sysFlags = unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC
 // its network namespace's links, from a sysfs the shim mounts there (the
 // kernel allows a sysfs mount only to the namespace's owner, which the
 // chute is not), and its own cgroup, bound read-only from the host's.
-func buildSys(sys, cgroupPath string) error {
+// Without links, only their mountpoints are made: a chute that owns its
+// network namespace mounts them itself (see sysNetPlan).
+func buildSys(sys, cgroupPath string, links bool) error {
 	if err := os.Mkdir(sys, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
 		return fmt.Errorf("mountpoint /sys missing in rootfs: %w", err)
 	}
 	if err := unix.Mount("tmpfs", sys, "tmpfs", sysFlags, "mode=755,size=64k,nr_inodes=256"); err != nil {
 		return fmt.Errorf("mount tmpfs on %s: %w", sys, err)
 	}
+	if !links {
+		for _, dir := range sysNetDirs {
+			if err := os.MkdirAll(filepath.Join(sys, dir), 0o755); err != nil {
+				return err
+			}
+		}
+	} else if err := bindSysNet(sys); err != nil {
+		return err
+	}
+	if cgroupPath != "" {
+		if err := bindCgroup(filepath.Join(sys, "fs", "cgroup"), cgroupPath); err != nil {
+			return err
+		}
+	}
+	if err := unix.Mount("", sys, "", unix.MS_REMOUNT|unix.MS_RDONLY|sysFlags, ""); err != nil {
+		return fmt.Errorf("make %s read-only: %w", sys, err)
+	}
+	return nil
+}
+
+// bindSysNet binds at sys the sysNetDirs of a sysfs mounted in the
+// calling thread's network namespace.
+func bindSysNet(sys string) error {
 	staging := filepath.Join(sys, ".sysfs")
 	if err := os.Mkdir(staging, 0o700); err != nil {
 		return err
@@ -106,18 +141,7 @@ func buildSys(sys, cgroupPath string) error {
 	if err := unix.Unmount(staging, unix.MNT_DETACH); err != nil {
 		return fmt.Errorf("unmount %s: %w", staging, err)
 	}
-	if err := os.Remove(staging); err != nil {
-		return err
-	}
-	if cgroupPath != "" {
-		if err := bindCgroup(filepath.Join(sys, "fs", "cgroup"), cgroupPath); err != nil {
-			return err
-		}
-	}
-	if err := unix.Mount("", sys, "", unix.MS_REMOUNT|unix.MS_RDONLY|sysFlags, ""); err != nil {
-		return fmt.Errorf("make %s read-only: %w", sys, err)
-	}
-	return nil
+	return os.Remove(staging)
 }
 
 // bindCgroup binds the chute's own group at target, read-only: the
@@ -157,6 +181,24 @@ func bindRO(source, target string) error {
 	}
 	if err := unix.Mount("", target, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY|sysFlags, ""); err != nil {
 		return fmt.Errorf("make %s read-only: %w", target, err)
+	}
+	return nil
+}
+
+// adoptNetwork gives the network namespace init was cloned into (owned
+// by the chute's user namespace, see Spec.ownNetNS) the chute's network:
+// the eth0 of the namespace the daemon made at s.NetNS, which is pinned
+// on the new one from then on (see netconf.MoveNetNS), or only lo when
+// there is none. It runs before init gets its plan, so the chute's first
+// instruction has its network, and its /sys (sysNetPlan) shows it.
+func adoptNetwork(s Spec, pid int) error {
+	target := fmt.Sprintf("/proc/%d/ns/net", pid)
+	// On a fresh goroutine: the calling thread is in the chute's mount
+	// namespace, where a pin would not be seen by the daemon.
+	errc := make(chan error, 1)
+	go func() { errc <- netconf.MoveNetNS(s.NetNS, target) }()
+	if err := <-errc; err != nil {
+		return fmt.Errorf("give the chute its network: %w", err)
 	}
 	return nil
 }

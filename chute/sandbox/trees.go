@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 
 	"golang.org/x/sys/unix"
 )
@@ -18,7 +19,8 @@ import (
 // data directory under /root or mktemp -d.
 //
 // A device node of Spec.Devices is passed the same way, a tree of one
-// file, so that init never names a host path.
+// file, so that init never names a host path; the node is the chute's own
+// (see openDeviceTrees).
 type hostTrees struct {
 	root, data, policy *os.File // data and policy nil when not used
 	devices            []*os.File
@@ -46,33 +48,92 @@ func openHostTrees(s Spec) (*hostTrees, error) {
 		}
 		*tr.f = os.NewFile(uintptr(fd), tr.dir)
 	}
-	for _, d := range s.Devices {
-		f, err := openDeviceTree(d.Path)
-		if err != nil {
-			t.Close()
-			return nil, err
-		}
-		t.devices = append(t.devices, f)
+	var err error
+	if t.devices, err = openDeviceTrees(s); err != nil {
+		t.Close()
+		return nil, err
 	}
 	return t, nil
 }
 
-// openDeviceTree clones the mount of the device node at path, refusing
-// anything but a device node: a directory or a regular file would give
-// the chute a piece of the host's filesystem.
-func openDeviceTree(path string) (*os.File, error) {
-	fd, err := unix.OpenTree(unix.AT_FDCWD, path, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
+// openDeviceTrees makes the chute its own node of each of s.Devices and
+// clones each as a tree of one file. The host's node keeps its owner and
+// mode (root:disk 0660, say), which no uid of the chute's user namespace
+// may open, and a user namespace cannot change them nor make a node (nor
+// use one on a file system it mounts). So the shim, as host root, makes a
+// node of the same type and number, owned by the uid and gid the chute
+// runs as, on a tmpfs of the chute's own that is mounted nowhere: only
+// these single-file clones of it ever appear in the chute. Their mount
+// allows devices (unlike the chute's /dev) but not suid nor exec. What
+// the chute may do with such a node is still what its cgroup allows of
+// that number, nothing more.
+func openDeviceTrees(s Spec) ([]*os.File, error) {
+	if len(s.Devices) == 0 {
+		return nil, nil
+	}
+	uid, gid := s.UID, s.GID
+	if s.UserNS {
+		uid, gid = s.HostUID+s.UID, s.HostGID+s.GID
+	}
+	fs, err := unix.Fsopen("tmpfs", unix.FSOPEN_CLOEXEC)
 	if err != nil {
-		return nil, fmt.Errorf("clone device node %s: %w", path, err)
+		return nil, fmt.Errorf("device nodes: fsopen: %w", err)
 	}
+	defer unix.Close(fs)
+	for _, o := range [][2]string{{"mode", "0700"}, {"size", "4k"}, {"nr_inodes", strconv.Itoa(len(s.Devices) + 1)}} {
+		if err := unix.FsconfigSetString(fs, o[0], o[1]); err != nil {
+			return nil, fmt.Errorf("device nodes: tmpfs %s=%s: %w", o[0], o[1], err)
+		}
+	}
+	if err := unix.FsconfigCreate(fs); err != nil {
+		return nil, fmt.Errorf("device nodes: create tmpfs: %w", err)
+	}
+	mnt, err := unix.Fsmount(fs, unix.FSMOUNT_CLOEXEC, unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("device nodes: mount tmpfs: %w", err)
+	}
+	defer unix.Close(mnt)
+	var trees []*os.File
+	for i, d := range s.Devices {
+		f, err := makeDeviceTree(mnt, strconv.Itoa(i), d.Path, uid, gid)
+		if err != nil {
+			for _, f := range trees {
+				f.Close()
+			}
+			return nil, err
+		}
+		trees = append(trees, f)
+	}
+	return trees, nil
+}
+
+// makeDeviceTree makes name in the directory dir a node of the type and
+// number of the host's device node at path, owned by uid:gid, and clones
+// it. Anything but a device node is refused: the chute gets no file of
+// the host's.
+func makeDeviceTree(dir int, name, path string, uid, gid uint32) (*os.File, error) {
 	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
-		unix.Close(fd)
-		return nil, fmt.Errorf("clone device node %s: %w", path, err)
+	if err := unix.Stat(path, &st); err != nil {
+		return nil, fmt.Errorf("device node %s: %w", path, err)
 	}
-	if t := st.Mode & unix.S_IFMT; t != unix.S_IFCHR && t != unix.S_IFBLK {
-		unix.Close(fd)
+	typ := st.Mode & unix.S_IFMT
+	if typ != unix.S_IFCHR && typ != unix.S_IFBLK {
 		return nil, fmt.Errorf("%s is not a device node", path)
+	}
+	if err := unix.Mknodat(dir, name, typ|0o600, int(st.Rdev)); err != nil {
+		return nil, fmt.Errorf("device node %s: mknod: %w", path, err)
+	}
+	// Owner first: chown clears nothing a device node has, and the mode
+	// is then set whatever the shim's umask was.
+	if err := unix.Fchownat(dir, name, int(uid), int(gid), unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return nil, fmt.Errorf("device node %s: chown: %w", path, err)
+	}
+	if err := unix.Fchmodat(dir, name, 0o660, 0); err != nil {
+		return nil, fmt.Errorf("device node %s: chmod: %w", path, err)
+	}
+	fd, err := unix.OpenTree(dir, name, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("device node %s: clone: %w", path, err)
 	}
 	return os.NewFile(uintptr(fd), path), nil
 }

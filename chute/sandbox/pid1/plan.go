@@ -83,6 +83,7 @@ const (
 	opFchdir                 // fd
 	opAttach                 // fd, target: a detached mount tree
 	opDoor                   // binary fd, socket fd: start the health door
+	opUnmount                // path: detached
 )
 
 // Plan is the list of operations init carries out, in order. The shim
@@ -187,6 +188,9 @@ func (p *Plan) PivotRoot(what, path string) { p.strOp(opPivotRoot, what, path) }
 // Mask hides path, if it exists: a directory behind an empty read-only
 // tmpfs, a file behind /dev/null.
 func (p *Plan) Mask(what, path string) { p.strOp(opMask, what, path) }
+
+// Unmount detaches the mount at path (umount2 with MNT_DETACH).
+func (p *Plan) Unmount(what, path string) { p.strOp(opUnmount, what, path) }
 
 // Readonly binds path over itself read-only, if it exists.
 func (p *Plan) Readonly(what, path string) { p.strOp(opReadonly, what, path) }

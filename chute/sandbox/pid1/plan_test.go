@@ -20,6 +20,7 @@ func fullPlan() *Plan {
 	p.PivotRoot("pivot", "/r")
 	p.Mask("mask", "/proc/kcore")
 	p.Readonly("readonly", "/proc/sys")
+	p.Unmount("unmount", "/r/tmp")
 	p.Rlimit("rlimit", 7, 1024, 1<<63)
 	p.Caps("caps", 0xa80425fb)
 	p.SetIDs("ids", 1000, 1001)
@@ -49,6 +50,7 @@ func TestPlanRoundTrip(t *testing.T) {
 		{code: opPivotRoot, what: "pivot", s: []string{"/r"}},
 		{code: opMask, what: "mask", s: []string{"/proc/kcore"}},
 		{code: opReadonly, what: "readonly", s: []string{"/proc/sys"}},
+		{code: opUnmount, what: "unmount", s: []string{"/r/tmp"}},
 		{code: opRlimit, what: "rlimit", n: []uint64{7, 1024, 1 << 63}},
 		{code: opCaps, what: "caps", n: []uint64{0xa80425fb}},
 		{code: opSetIDs, what: "ids", n: []uint64{1000, 1001}},
@@ -69,7 +71,7 @@ func TestPlanRoundTrip(t *testing.T) {
 func TestPlanMalformed(t *testing.T) {
 	b := fullPlan().Bytes()
 	for n := 1; n < len(b); n++ {
-		if steps, err := decode(b[:n]); err == nil && len(steps) == 22 {
+		if steps, err := decode(b[:n]); err == nil && len(steps) == 23 {
 			t.Fatalf("a plan cut at %d of %d bytes decodes whole", n, len(b))
 		}
 	}

@@ -29,7 +29,7 @@ var layouts = [...]string{
 	opMount: "sssns", opRemountRO: "s", opCreate: "sn", opMkdir: "sn", opSymlink: "ss",
 	opPivotRoot: "s", opMask: "s", opReadonly: "s", opRlimit: "nnn",
 	opCaps: "n", opSetIDs: "nn", opChdir: "s", opSeccomp: "s", opExec: "nlll",
-	opFchdir: "n", opAttach: "ns", opDoor: "nn",
+	opFchdir: "n", opAttach: "ns", opDoor: "nn", opUnmount: "s",
 }
 
 type step struct {
@@ -107,6 +107,8 @@ func (st *step) run() error {
 		return mask(st.s[0])
 	case opReadonly:
 		return readonly(st.s[0])
+	case opUnmount:
+		return syscall.Unmount(st.s[0], syscall.MNT_DETACH)
 	case opRlimit:
 		lim := [2]uint64{st.n[1], st.n[2]}
 		_, _, errno := syscall.RawSyscall6(syscall.SYS_PRLIMIT64, 0, uintptr(st.n[0]), uintptr(unsafe.Pointer(&lim)), 0, 0, 0)
