@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strings"
 
-	"paradrop/chute/manifest"
 	"paradrop/sdn/controller"
 	"paradrop/sdn/ofp"
 )
@@ -36,7 +35,7 @@ const (
 	arpReply = 2
 )
 
-var protoNumbers = map[string]uint64{"icmp": 1, "tcp": 6, "udp": 17}
+const protoICMP = 1
 
 // topology is what the flows depend on besides the chutes: the gateway's
 // addresses and the bridge's non-chute ports.
@@ -149,7 +148,7 @@ func dnat(to netip.AddrPort) ofp.Action {
 }
 
 // meter prepends chute's meter instruction when it has one.
-func meter(id uint32, rate manifest.Rate, is ...ofp.Instruction) []ofp.Instruction {
+func meter(id uint32, rate BitRate, is ...ofp.Instruction) []ofp.Instruction {
 	if rate == 0 {
 		return is
 	}
@@ -157,11 +156,11 @@ func meter(id uint32, rate manifest.Rate, is ...ofp.Instruction) []ofp.Instructi
 }
 
 // l4 is the match on a protocol and, if port is not 0, its destination port.
-func l4(proto string, port int) []ofp.OXM {
-	m := []ofp.OXM{ofp.FieldIPProto.Uint(protoNumbers[proto])}
+func l4(proto Proto, port uint16) []ofp.OXM {
+	m := []ofp.OXM{ofp.FieldIPProto.Uint(uint64(proto))}
 	if port != 0 {
 		f := ofp.FieldTCPDst
-		if proto == "udp" {
+		if proto == UDP {
 			f = ofp.FieldUDPDst
 		}
 		m = append(m, f.Uint(uint64(port)))
@@ -297,35 +296,23 @@ type lanTarget struct {
 	dst   ofp.OXM      // ip dst or eth dst
 	arp   netip.Prefix // addresses the chute must resolve to reach it
 	desc  string
-	ports []int
+	ports []uint16
 }
 
-// lanTargets turns lan rules into match terms. Non-IPv4 addresses are
-// skipped (the bridge carries only IPv4 for chutes). A MAC rule needs the
-// chute to resolve any LAN address.
-func lanTargets(t topology, rules []manifest.LANRule) []lanTarget {
+// lanTargets turns lan rules into match terms. Policy.Check has refused
+// what the switch cannot carry (IPv6 while chutes have IPv4 only). A MAC
+// rule needs the chute to resolve any LAN address, so it has nothing to
+// reach on a gateway without a LAN.
+func lanTargets(t topology, rules []LANRule) []lanTarget {
 	var ts []lanTarget
 	for _, r := range rules {
 		var lt lanTarget
 		switch {
-		case r.IP != "":
-			a, err := netip.ParseAddr(r.IP)
-			if err != nil || !a.Is4() {
-				continue
-			}
-			lt = lanTarget{dst: ipDstAddr(a), arp: netip.PrefixFrom(a, 32), desc: a.String()}
-		case r.CIDR != "":
-			p, err := netip.ParsePrefix(r.CIDR)
-			if err != nil || !p.Addr().Is4() {
-				continue
-			}
-			lt = lanTarget{dst: ipDst(p), arp: p.Masked(), desc: p.Masked().String()}
-		case r.MAC != "":
-			hw, err := net.ParseMAC(r.MAC)
-			if err != nil || len(hw) != 6 || !t.LANAddr.IsValid() {
-				continue
-			}
-			lt = lanTarget{dst: ofp.FieldEthDst.MAC(hw), arp: t.LANAddr.Masked(), desc: "MAC " + hw.String()}
+		case r.Prefix.IsValid():
+			p := r.Prefix.Masked()
+			lt = lanTarget{dst: ipDst(p), arp: p, desc: prefixText(p)}
+		case t.LANAddr.IsValid():
+			lt = lanTarget{dst: ofp.FieldEthDst.MAC(r.MAC), arp: t.LANAddr.Masked(), desc: "MAC " + r.MAC.String()}
 		default:
 			continue
 		}
@@ -340,7 +327,7 @@ func lanTargets(t topology, rules []manifest.LANRule) []lanTarget {
 // answer exposed and redirected connections directly, and the declared
 // LAN destinations outside it. The switch delivers LAN traffic by MAC
 // without routing it through the host.
-func onLink(t topology, c manifest.Net) []netip.Prefix {
+func onLink(t topology, c Policy) []netip.Prefix {
 	var ps []netip.Prefix
 	if t.LANAddr.IsValid() {
 		ps = append(ps, t.LANAddr.Masked())
@@ -394,18 +381,18 @@ func chuteFlows(d *derived, t topology, c *attached, peers []*attached) {
 	// the DNAT, and ct(commit) cannot take nat here (OVS's userspace
 	// tracker then leaves the connection's replies untracked).
 	answered := map[string]bool{}
-	dnatReplies := func(proto string, port int) {
+	dnatReplies := func(proto Proto, port uint16) {
 		key := fmt.Sprint(proto, port)
 		if answered[key] {
 			return
 		}
 		answered[key] = true
 		f := ofp.FieldTCPSrc
-		if proto == "udp" {
+		if proto == UDP {
 			f = ofp.FieldUDPSrc
 		}
 		d.TX[b.add(tableClassify, 220, fmt.Sprintf("%s's answers from its port %d/%s pass the tracker (DNAT undone)", name, port, proto),
-			cat(own, []ofp.OXM{ofp.FieldIPProto.Uint(protoNumbers[proto]), f.Uint(uint64(port))}),
+			cat(own, []ofp.OXM{ofp.FieldIPProto.Uint(uint64(proto)), f.Uint(uint64(port))}),
 			meter(egressMeter(id), bw.Egress, gotoTable(tableCT))...)] = true
 	}
 	if t.LANAddr.IsValid() {
@@ -414,15 +401,13 @@ func chuteFlows(d *derived, t topology, c *attached, peers []*attached) {
 		}
 	}
 	for _, r := range c.Net.Redirect {
-		if to, err := netip.ParseAddrPort(r.To); err == nil && to.Addr().Is4() {
-			dnatReplies(r.Proto, r.Port)
-		}
+		dnatReplies(r.Proto, r.Port)
 	}
 	gw := ipDstAddr(t.Gateway)
-	allow(name+" may ping the gateway "+t.Gateway.String(), cat(l4("icmp", 0), []ofp.OXM{gw})...)
-	for _, proto := range []string{"udp", "tcp"} {
+	allow(name+" may ping the gateway "+t.Gateway.String(), ofp.FieldIPProto.Uint(protoICMP), gw)
+	for _, proto := range []Proto{UDP, TCP} {
 		allow(fmt.Sprintf("%s may use DNS at the gateway %s:53/%s", name, t.Gateway, proto),
-			cat([]ofp.OXM{ofp.FieldIPProto.Uint(protoNumbers[proto]), gw}, l4(proto, 53)[1:])...)
+			cat([]ofp.OXM{ofp.FieldIPProto.Uint(uint64(proto)), gw}, l4(proto, 53)[1:])...)
 	}
 	targets := lanTargets(t, c.Net.LAN)
 	for _, lt := range targets {
@@ -431,9 +416,9 @@ func chuteFlows(d *derived, t topology, c *attached, peers []*attached) {
 			continue
 		}
 		for _, port := range lt.ports {
-			for _, proto := range []string{"tcp", "udp"} {
+			for _, proto := range []Proto{TCP, UDP} {
 				allow(fmt.Sprintf("%s may reach LAN %s:%d/%s", name, lt.desc, port, proto),
-					cat([]ofp.OXM{ofp.FieldIPProto.Uint(protoNumbers[proto]), lt.dst}, l4(proto, port)[1:])...)
+					cat([]ofp.OXM{ofp.FieldIPProto.Uint(uint64(proto)), lt.dst}, l4(proto, port)[1:])...)
 			}
 		}
 	}
@@ -469,17 +454,14 @@ func chuteFlows(d *derived, t topology, c *attached, peers []*attached) {
 		for _, e := range c.Net.Expose {
 			deliverNAT(fmt.Sprintf("LAN users reach %s port %d/%s at %s:%d", name, e.Port, e.Proto, t.LANAddr.Addr(), e.GatewayPort),
 				cat(l4(e.Proto, e.GatewayPort)[:1], []ofp.OXM{ipDstAddr(t.LANAddr.Addr())}, l4(e.Proto, e.GatewayPort)[1:]),
-				netip.AddrPortFrom(c.IP, uint16(e.Port)))
+				netip.AddrPortFrom(c.IP, e.Port))
 		}
 	}
 	for _, r := range c.Net.Redirect {
-		to, err := netip.ParseAddrPort(r.To)
-		if err != nil || !to.Addr().Is4() {
-			continue
-		}
+		to := r.To
 		deliverNAT(fmt.Sprintf("LAN requests to %s/%s answered by %s port %d", to, r.Proto, name, r.Port),
-			cat(l4(r.Proto, 0), []ofp.OXM{ipDstAddr(to.Addr())}, l4(r.Proto, int(to.Port()))[1:]),
-			netip.AddrPortFrom(c.IP, uint16(r.Port)))
+			cat(l4(r.Proto, 0), []ofp.OXM{ipDstAddr(to.Addr())}, l4(r.Proto, to.Port())[1:]),
+			netip.AddrPortFrom(c.IP, r.Port))
 	}
 
 	// Table 3: delivery to the chute, and to its LAN destinations beyond
@@ -526,7 +508,7 @@ func chuteFlows(d *derived, t topology, c *attached, peers []*attached) {
 
 	for _, m := range []struct {
 		id   uint32
-		rate manifest.Rate
+		rate BitRate
 	}{{egressMeter(id), bw.Egress}, {ingressMeter(id), bw.Ingress}} {
 		if m.rate > 0 {
 			kbps := uint32(max(1, (uint64(m.rate)+999)/1000))

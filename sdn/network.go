@@ -1,8 +1,9 @@
 // Package sdn owns the chutes' network: the Open vSwitch bridge they are
-// attached to, the controller's desired flows derived from what each chute
-// declares in its manifest (net: wan, lan, expose, redirect, peers, and its
-// bandwidth), and the gateway's plumbing around it (the bridge's internal
-// port addresses, the WAN masquerade and the forward guard).
+// attached to, the controller's desired flows derived from each chute's
+// Policy (wan, lan, expose, redirect, peers) and Bandwidth, which the chute
+// manager makes from its manifest, and the gateway's plumbing around it
+// (the bridge's internal port addresses, the WAN masquerade and the
+// forward guard).
 //
 // The bridge is a default-deny switch programmed only by our in-process
 // OpenFlow 1.3 controller (fail_mode secure). Chutes and the LAN share it;
@@ -13,7 +14,7 @@
 // other. See flows.go for the pipeline.
 //
 // The chute manager calls Attach when a chute's namespace exists, Update
-// when its manifest changes, Detach when it goes away; Flows and Counters
+// when its policy or bandwidth changes, Detach when it goes away; Flows and Counters
 // report what the switch holds and counts.
 package sdn
 
@@ -34,7 +35,6 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
-	"paradrop/chute/manifest"
 	"paradrop/netconf"
 	"paradrop/sdn/controller"
 	"paradrop/sdn/ovs"
@@ -103,8 +103,8 @@ type Chute struct {
 	NetNS     string // path of the chute's bind-mounted network namespace
 	MAC       net.HardwareAddr
 	IP        netip.Addr
-	Net       manifest.Net
-	Bandwidth manifest.Bandwidth
+	Net       Policy
+	Bandwidth Bandwidth
 }
 
 // Rule is a flow as people read it, with the switch's counters.
@@ -516,7 +516,7 @@ func (n *Network) Attach(ctx context.Context, c Chute) error {
 	return nil
 }
 
-// Update applies a changed manifest (net and bandwidth) of an attached
+// Update applies a changed policy or bandwidth of an attached
 // chute live: flows and meters are modified, connections allowed by both
 // the old and the new policy survive.
 func (n *Network) Update(ctx context.Context, c Chute) error {
@@ -576,15 +576,18 @@ func (n *Network) check(c Chute, update bool) error {
 		c.IP == n.cfg.Subnet.Addr() || hostIndex(n.cfg.Subnet, c.IP) == 1<<(32-n.cfg.Subnet.Bits())-1:
 		return fmt.Errorf("address %s is not a chute address in %s", c.IP, n.cfg.Subnet)
 	}
+	if err := c.Net.Check(); err != nil {
+		return err
+	}
 	type key struct{ addr, proto string }
 	taken := map[key]string{}
 	claims := func(o Chute) []key {
 		var ks []key
 		for _, e := range o.Net.Expose {
-			ks = append(ks, key{fmt.Sprint(e.GatewayPort), e.Proto})
+			ks = append(ks, key{fmt.Sprint(e.GatewayPort), e.Proto.String()})
 		}
 		for _, r := range o.Net.Redirect {
-			ks = append(ks, key{r.To, r.Proto})
+			ks = append(ks, key{r.To.String(), r.Proto.String()})
 		}
 		return ks
 	}

@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"paradrop/chute/manifest"
 	"paradrop/netconf"
 	"paradrop/netconf/nettest"
 	"paradrop/sdn/ovs"
@@ -93,7 +92,7 @@ func (tb *testbed) open(t *testing.T) {
 }
 
 // chute creates a chute namespace and attaches it in slot.
-func (tb *testbed) chute(t *testing.T, name string, slot int, nt manifest.Net, bw manifest.Bandwidth) (*nettest.Host, Chute) {
+func (tb *testbed) chute(t *testing.T, name string, slot int, nt Policy, bw Bandwidth) (*nettest.Host, Chute) {
 	t.Helper()
 	ns := filepath.Join(t.TempDir(), name)
 	if err := netconf.EnsureNetNS(ns); err != nil {
@@ -200,21 +199,21 @@ func TestReachability(t *testing.T) {
 	nettest.StartTCPServer(t, tb.lan1, ip(lan1Addr, 22))
 	nettest.StartTCPServer(t, tb.lan2, ip(lan2Addr, 554))
 
-	web, webC := tb.chute(t, "web", 0, manifest.Net{
+	web, webC := tb.chute(t, "web", 0, Policy{
 		WAN:      true,
-		LAN:      []manifest.LANRule{{IP: lan1Addr.String(), Ports: []int{554}}},
-		Expose:   []manifest.Expose{{Port: 80, GatewayPort: 8080, Proto: "tcp"}},
-		Redirect: []manifest.Redirect{{To: ip(cloudIP, 80), Port: 8081, Proto: "tcp"}},
+		LAN:      []LANRule{{Prefix: netip.PrefixFrom(lan1Addr, 32), Ports: []uint16{554}}},
+		Expose:   []Expose{{Port: 80, GatewayPort: 8080, Proto: TCP}},
+		Redirect: []Redirect{{To: netip.AddrPortFrom(cloudIP, 80), Port: 8081, Proto: TCP}},
 		Peers:    []string{"db"},
-	}, manifest.Bandwidth{})
-	db, dbC := tb.chute(t, "db", 1, manifest.Net{Peers: []string{"web"}}, manifest.Bandwidth{})
-	lonely, lonelyC := tb.chute(t, "lonely", 2, manifest.Net{Peers: []string{"web"}}, manifest.Bandwidth{})
+	}, Bandwidth{})
+	db, dbC := tb.chute(t, "db", 1, Policy{Peers: []string{"web"}}, Bandwidth{})
+	lonely, lonelyC := tb.chute(t, "lonely", 2, Policy{Peers: []string{"web"}}, Bandwidth{})
 	// cam may reach lan1 on any port, so its answers to lan1's request
 	// to an exposed port also match what it may start.
-	cam, _ := tb.chute(t, "cam", 3, manifest.Net{
-		LAN:    []manifest.LANRule{{IP: lan1Addr.String()}},
-		Expose: []manifest.Expose{{Port: 80, GatewayPort: 8082, Proto: "tcp"}},
-	}, manifest.Bandwidth{})
+	cam, _ := tb.chute(t, "cam", 3, Policy{
+		LAN:    []LANRule{{Prefix: netip.PrefixFrom(lan1Addr, 32)}},
+		Expose: []Expose{{Port: 80, GatewayPort: 8082, Proto: TCP}},
+	}, Bandwidth{})
 	httpd(t, web, 80, "hello from web\n")
 	httpd(t, cam, 80, "hello from cam\n")
 	nettest.StartTCPServer(t, web, ip(webC.IP, 8081))
@@ -404,8 +403,8 @@ func rate(t *testing.T, from, to *nettest.Host, toAddr netip.Addr, d time.Durati
 
 func TestMeter(t *testing.T) {
 	tb := newTestbed(t)
-	h, c := tb.chute(t, "fat", 0, manifest.Net{LAN: []manifest.LANRule{{IP: lan1Addr.String()}}},
-		manifest.Bandwidth{Egress: 20_000_000, Ingress: 10_000_000})
+	h, c := tb.chute(t, "fat", 0, Policy{LAN: []LANRule{{Prefix: netip.PrefixFrom(lan1Addr, 32)}}},
+		Bandwidth{Egress: 20_000_000, Ingress: 10_000_000})
 	within := func(what string, got, want float64) {
 		t.Helper()
 		t.Logf("%s: %.2f Mbit/s (meter %.0f Mbit/s)", what, got/1e6, want/1e6)
@@ -467,7 +466,7 @@ func rateIn(t *testing.T, h, lan *nettest.Host, chuteIP netip.Addr, d time.Durat
 func TestRestart(t *testing.T) {
 	tb := newTestbed(t)
 	nettest.StartTCPServer(t, tb.lan1, ip(lan1Addr, 554))
-	h, c := tb.chute(t, "web", 3, manifest.Net{LAN: []manifest.LANRule{{IP: lan1Addr.String()}}}, manifest.Bandwidth{})
+	h, c := tb.chute(t, "web", 3, Policy{LAN: []LANRule{{Prefix: netip.PrefixFrom(lan1Addr, 32)}}}, Bandwidth{})
 	mustReach(t, "before restarts", h, ip(lan1Addr, 554))
 
 	eventually := func(what string) {
