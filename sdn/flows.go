@@ -333,11 +333,26 @@ func onLink(t topology, c Policy) []netip.Prefix {
 		ps = append(ps, t.LANAddr.Masked())
 	}
 	for _, lt := range lanTargets(t, c.LAN) {
-		if !slices.ContainsFunc(ps, func(p netip.Prefix) bool { return p.Contains(lt.arp.Addr()) && p.Bits() <= lt.arp.Bits() }) {
-			ps = append(ps, lt.arp)
+		ps = append(ps, lt.arp)
+	}
+	return outermost(ps)
+}
+
+// outermost is ps (masked prefixes) without those inside another, in
+// order: flows for both would be two entries of one priority matching the
+// same packets.
+func outermost(ps []netip.Prefix) []netip.Prefix {
+	var out []netip.Prefix
+	for i, p := range ps {
+		inside := slices.ContainsFunc(ps, func(q netip.Prefix) bool {
+			j := slices.Index(ps, q)
+			return j != i && q.Contains(p.Addr()) && (q.Bits() < p.Bits() || q.Bits() == p.Bits() && j < i)
+		})
+		if !inside {
+			out = append(out, p)
 		}
 	}
-	return ps
+	return out
 }
 
 // chuteFlows are the flows of one chute: what it may send, what it may
@@ -493,7 +508,7 @@ func chuteFlows(d *derived, t topology, c *attached, peers []*attached) {
 		resolve = append(resolve, lt.arp)
 	}
 	slices.SortFunc(resolve, func(a, b netip.Prefix) int { return strings.Compare(a.String(), b.String()) })
-	for _, p := range slices.Compact(resolve) {
+	for _, p := range outermost(resolve) {
 		arpFrom(name+" resolves LAN "+p.String(), p, t.LANPorts...)
 	}
 	b.add(tableARP, 150, name+": ARP for undeclared hosts dropped", []ofp.OXM{from, arp})
