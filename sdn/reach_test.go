@@ -126,6 +126,7 @@ type simWorld struct {
 	d     *derived
 	hosts map[string]*simHost
 	wan   bool // the gateway forwards chute traffic to the cloud
+	sw    *ofsim.Switch
 }
 
 // newSimWorld puts the hosts around the flows derived for topo and
@@ -170,11 +171,13 @@ func (w *simWorld) endpoint(s string) (string, netip.AddrPort) {
 // notes of the flows that decided it: on success those the request hit,
 // else the one that dropped the packet that did not arrive.
 func (w *simWorld) run(c reachCase) (ok bool, notes []string, err error) {
-	sw, err := ofsim.New(w.d.Flows, w.d.Meters)
-	if err != nil {
-		return false, nil, err
+	if w.sw == nil {
+		if w.sw, err = ofsim.New(w.d.Flows, w.d.Meters); err != nil {
+			return false, nil, err
+		}
 	}
-	x := &exchange{w: w, sw: sw}
+	w.sw.Reset()
+	x := &exchange{w: w, sw: w.sw}
 	return x.run(c)
 }
 

@@ -349,6 +349,15 @@ func (t *Trace) OutputTo(port uint32) []*Packet {
 	return ps
 }
 
+// Reset forgets every connection and meter count, as a switch just
+// programmed with the same flows.
+func (s *Switch) Reset() {
+	s.ct = tracker{}
+	for _, m := range s.meters {
+		*m = MeterCount{}
+	}
+}
+
 // Meter returns what meter id counted.
 func (s *Switch) Meter(id uint32) MeterCount {
 	if m := s.meters[id]; m != nil {

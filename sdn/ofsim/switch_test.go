@@ -236,3 +236,16 @@ func TestIPv6Fields(t *testing.T) {
 		t.Errorf("IPv6 to another port: %q, want a miss (never the IPv4 flow)", tr.Note())
 	}
 }
+
+func TestReset(t *testing.T) {
+	s := firewall(t)
+	a, v := netip.AddrPortFrom(ipA, 40000), netip.AddrPortFrom(vip, 80)
+	run(t, s, tcp(1, a, v, TCPSyn))
+	s.Reset()
+	if m := s.Meter(7); m.Packets != 0 {
+		t.Errorf("meter after Reset: %+v", m)
+	}
+	if tr := run(t, s, tcp(2, netip.AddrPortFrom(ipB, 8080), a, TCPSyn|TCPAck)); tr.Note() != "invalid" {
+		t.Errorf("an answer after Reset: %q, want invalid (no connection)", tr.Note())
+	}
+}
