@@ -368,6 +368,15 @@ func (n *Network) setupBridge(ctx context.Context, target string) error {
 			if err := netconf.DisableTxOffload(name, cfg.NetNS); err != nil {
 				return err
 			}
+			// The userspace datapath leaves the port's frames to the
+			// kernel too, which would answer LAN hosts' ARP for the
+			// gateway's addresses with the port's own MAC: their traffic
+			// would then reach the gateway around the switch (a LAN
+			// host's first connection to an exposed port was refused by
+			// the gateway's kernel that way).
+			if err := n.inGW(func() error { return arpOff(name) }); err != nil {
+				return fmt.Errorf("LAN port %s: %w", name, err)
+			}
 		}
 		p, err := db.OFPort(ctx, name)
 		if err != nil {
@@ -403,6 +412,18 @@ func (n *Network) setupBridge(ctx context.Context, target string) error {
 		}
 	}
 	n.mu.Unlock()
+	return nil
+}
+
+// arpOff stops the kernel resolving and answering ARP on interface name.
+func arpOff(name string) error {
+	l, err := netlink.LinkByName(name)
+	if err != nil {
+		return err
+	}
+	if err := netlink.LinkSetARPOff(l); err != nil {
+		return fmt.Errorf("arp off: %w", err)
+	}
 	return nil
 }
 
