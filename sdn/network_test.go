@@ -10,6 +10,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -193,34 +196,25 @@ func get(t *testing.T, h *nettest.Host, addr string) (string, error) {
 }
 
 func TestReachability(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("the matrix against real Open vSwitch needs root; TestMatrixSimulated runs it without")
+	}
 	tb := newTestbed(t)
-	nettest.StartTCPServer(t, tb.cloud, ip(cloudIP, 80))
-	nettest.StartTCPServer(t, tb.lan1, ip(lan1Addr, 554))
-	nettest.StartTCPServer(t, tb.lan1, ip(lan1Addr, 22))
-	nettest.StartTCPServer(t, tb.lan2, ip(lan2Addr, 554))
-
-	web, webC := tb.chute(t, "web", 0, Policy{
-		WAN:      true,
-		LAN:      []LANRule{{Prefix: netip.PrefixFrom(lan1Addr, 32), Ports: []uint16{554}}},
-		Expose:   []Expose{{Port: 80, GatewayPort: 8080, Proto: TCP}},
-		Redirect: []Redirect{{To: netip.AddrPortFrom(cloudIP, 80), Port: 8081, Proto: TCP}},
-		Peers:    []string{"db"},
-	}, Bandwidth{})
-	db, dbC := tb.chute(t, "db", 1, Policy{Peers: []string{"web"}}, Bandwidth{})
-	lonely, lonelyC := tb.chute(t, "lonely", 2, Policy{Peers: []string{"web"}}, Bandwidth{})
-	// cam may reach lan1 on any port, so its answers to lan1's request
-	// to an exposed port also match what it may start.
-	cam, _ := tb.chute(t, "cam", 3, Policy{
-		LAN:    []LANRule{{Prefix: netip.PrefixFrom(lan1Addr, 32)}},
-		Expose: []Expose{{Port: 80, GatewayPort: 8082, Proto: TCP}},
-	}, Bandwidth{})
+	lanMACs := []net.HardwareAddr{macOf(t, tb.lan1), macOf(t, tb.lan2)}
+	hosts := map[string]*nettest.Host{"lan1": tb.lan1, "lan2": tb.lan2, "cloud": tb.cloud, "gw": tb.gw, "gwlan": tb.gw}
+	chutes := map[string]Chute{}
+	for _, mc := range matrixChutes(lanMACs[1]) {
+		hosts[mc.name], chutes[mc.name] = tb.chute(t, mc.name, mc.slot, mc.net, Bandwidth{})
+	}
+	web, webC := hosts["web"], chutes["web"]
+	db, dbC := hosts["db"], chutes["db"]
+	lonely, lonelyC := hosts["lonely"], chutes["lonely"]
+	cam := hosts["cam"]
 	httpd(t, web, 80, "hello from web\n")
 	httpd(t, cam, 80, "hello from cam\n")
-	nettest.StartTCPServer(t, web, ip(webC.IP, 8081))
-	nettest.StartTCPServer(t, web, ip(webC.IP, 81))
-	nettest.StartTCPServer(t, db, ip(dbC.IP, 5432))
-	nettest.StartTCPServer(t, lonely, ip(lonelyC.IP, 5432))
+	tb.startMatrixServers(t, hosts, map[string]bool{"web:80": true, "cam:80": true})
 
+	t.Run("matrix", func(t *testing.T) { tb.matrix(t, hosts, lanMACs) })
 	t.Run("gateway", func(t *testing.T) {
 		if err := ping(web, tb.n.gateway); err != nil {
 			t.Errorf("web cannot ping the gateway: %v", err)
@@ -512,5 +506,166 @@ func TestRestart(t *testing.T) {
 	eventually("after the gateway restarted")
 	if after := addrOf(); after != before {
 		t.Errorf("chute address changed across restarts:\n%s\n%s", before, after)
+	}
+}
+
+// macOf is the MAC of eth0 in h.
+func macOf(t *testing.T, h *nettest.Host) net.HardwareAddr {
+	t.Helper()
+	var mac net.HardwareAddr
+	if err := netconf.InNetNS(h.NetNS, func() error {
+		ifc, err := net.InterfaceByName("eth0")
+		if err == nil {
+			mac = ifc.HardwareAddr
+		}
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return mac
+}
+
+// matrixAddr is the address of a matrix host name on the testbed.
+func (tb *testbed) matrixAddr(name string) netip.Addr {
+	switch name {
+	case "gw":
+		return tb.n.gateway
+	case "gwlan":
+		return lanGW.Addr()
+	case "lan1":
+		return lan1Addr
+	case "lan2":
+		return lan2Addr
+	case "cloud":
+		return cloudIP
+	}
+	tb.n.mu.Lock()
+	defer tb.n.mu.Unlock()
+	return tb.n.chutes[name].IP
+}
+
+func (tb *testbed) matrixEndpoint(s string) (string, netip.AddrPort) {
+	host, port, _ := strings.Cut(s, ":")
+	n, _ := strconv.Atoi(port)
+	return host, netip.AddrPortFrom(tb.matrixAddr(host), uint16(n))
+}
+
+// startMatrixServers listens wherever a matrix case may land (at, or to),
+// but for the endpoints in running, so that a refused case is the
+// network's doing and not a missing server's.
+func (tb *testbed) startMatrixServers(t *testing.T, hosts map[string]*nettest.Host, running map[string]bool) {
+	t.Helper()
+	started := map[string]bool{}
+	for _, c := range reachCases {
+		at := c.at
+		if at == "" {
+			at = c.to
+		}
+		if !strings.Contains(at, ":") || running[at] || c.proto == "ack" {
+			continue
+		}
+		key := at + "/" + c.proto
+		if started[key] {
+			continue
+		}
+		started[key] = true
+		host, addr := tb.matrixEndpoint(at)
+		if c.proto == "udp" {
+			udpEcho(t, hosts[host], addr)
+		} else {
+			nettest.StartTCPServer(t, hosts[host], addr.String())
+		}
+	}
+}
+
+// udpEcho answers every datagram to addr in h with itself.
+func udpEcho(t *testing.T, h *nettest.Host, addr netip.AddrPort) {
+	t.Helper()
+	var pc net.PacketConn
+	if err := netconf.InNetNS(h.NetNS, func() (err error) { pc, err = net.ListenPacket("udp", addr.String()); return err }); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	go func() {
+		buf := make([]byte, 1500)
+		for {
+			n, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			pc.WriteTo(buf[:n], from)
+		}
+	}()
+}
+
+// udpReach sends a datagram from h to addr and waits for its echo; it
+// tries three times, as ping does.
+func udpReach(h *nettest.Host, addr netip.AddrPort) error {
+	var c net.Conn
+	if err := netconf.InNetNS(h.NetNS, func() (err error) { c, err = net.Dial("udp", addr.String()); return err }); err != nil {
+		return err
+	}
+	defer c.Close()
+	buf := make([]byte, 16)
+	var err error
+	for range 3 {
+		if _, err = c.Write([]byte("matrix")); err != nil {
+			continue
+		}
+		c.SetReadDeadline(time.Now().Add(2 * time.Second))
+		var n int
+		if n, err = c.Read(buf); err == nil && string(buf[:n]) == "matrix" {
+			return nil
+		}
+	}
+	return fmt.Errorf("no echo from %s: %v", addr, err)
+}
+
+// matrix runs every case of the reachability matrix with real traffic and
+// checks it against the expectation and, case by case, against the
+// simulator running the flows this switch was given.
+func (tb *testbed) matrix(t *testing.T, hosts map[string]*nettest.Host, lanMACs []net.HardwareAddr) {
+	tb.n.mu.Lock()
+	var chutes []*attached
+	for _, c := range tb.n.chutes {
+		a := *c
+		chutes = append(chutes, &a)
+	}
+	slices.SortFunc(chutes, func(a, b *attached) int { return strings.Compare(a.Name, b.Name) })
+	w := newSimWorld(tb.n.topo, chutes, lanMACs)
+	installed := tb.n.last
+	tb.n.mu.Unlock()
+	if !reflect.DeepEqual(w.d, installed) {
+		t.Fatal("the simulator's flows are not those the switch was given")
+	}
+	for _, c := range reachCases {
+		t.Run(c.name, func(t *testing.T) {
+			simOK, notes, err := w.run(c)
+			if err != nil {
+				t.Fatalf("simulator: %v", err)
+			}
+			if c.proto == "ack" {
+				t.Skipf("a lone ACK needs a raw socket; the simulator says reached=%v (%q)", simOK, notes)
+			}
+			from := hosts[c.from]
+			_, to := tb.matrixEndpoint(c.to)
+			var ovsErr error
+			switch c.proto {
+			case "ping":
+				ovsErr = ping(from, to.Addr())
+			case "udp":
+				ovsErr = udpReach(from, to)
+			default:
+				_, ovsErr = nettest.Dial(t, from, to.String(), 3*time.Second)
+			}
+			ovsOK := ovsErr == nil
+			if ovsOK != c.want {
+				t.Errorf("Open vSwitch: %s -> %s (%s): reached %v, want %v (%v)", c.from, c.to, c.proto, ovsOK, c.want, ovsErr)
+			}
+			if simOK != ovsOK {
+				t.Errorf("the simulator and Open vSwitch disagree on %s -> %s (%s): simulator %v (%q), Open vSwitch %v (%v)",
+					c.from, c.to, c.proto, simOK, notes, ovsOK, ovsErr)
+			}
+		})
 	}
 }
