@@ -419,3 +419,39 @@ func TestMatrixSimulated(t *testing.T) {
 		})
 	}
 }
+
+// A chute's meters count what it sends and what is delivered to it, on
+// every path: its own connections and those DNATed to it.
+func TestMetersCountedSimulated(t *testing.T) {
+	topo, chutes, lanMACs := simTopo()
+	var web *attached
+	for _, c := range chutes {
+		if c.Name == "web" {
+			c.Bandwidth = Bandwidth{Egress: 8_000_000, Ingress: 4_000_000}
+			web = c
+		}
+	}
+	w := newSimWorld(topo, chutes, lanMACs)
+	id := web.id(topo.Subnet)
+	for _, tt := range []struct {
+		c       reachCase
+		tx, rx  uint64
+		comment string
+	}{
+		{reachCase{from: "web", to: "lan1:554"}, 2, 1, "SYN and ACK sent, SYN-ACK received"},
+		{reachCase{from: "lan1", to: "gwlan:8080", at: "web:80"}, 1, 2, "SYN and ACK received through the DNAT, SYN-ACK sent"},
+		{reachCase{from: "web", to: "lan2:554"}, 1, 0, "a SYN the policy drops still went through the egress meter"},
+	} {
+		ok, notes, err := w.run(tt.c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tt.rx > 0 && !ok {
+			t.Fatalf("%s -> %s did not connect: %q", tt.c.from, tt.c.to, notes)
+		}
+		tx, rx := w.sw.Meter(egressMeter(id)), w.sw.Meter(ingressMeter(id))
+		if tx.Packets != tt.tx || rx.Packets != tt.rx {
+			t.Errorf("%s -> %s: egress meter %d packets, ingress %d; want %d and %d (%s)", tt.c.from, tt.c.to, tx.Packets, rx.Packets, tt.tx, tt.rx, tt.comment)
+		}
+	}
+}
