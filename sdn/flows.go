@@ -356,31 +356,48 @@ func outermost(ps []netip.Prefix) []netip.Prefix {
 }
 
 // chuteFlows are the flows of one chute: what it may send, what it may
-// receive and what it may resolve.
+// receive and what it may resolve, table by table.
 func chuteFlows(d *derived, t topology, c *attached, peers []*attached) {
 	id := c.id(t.Subnet)
-	b := builder{d, id}
-	local := uint32(ofp.PortLocal)
-	ip, arp := eth(ethIPv4), eth(ethARP)
 	from := inPort(c.Port)
-	bw := c.Bandwidth
-	name := "chute " + c.Name
+	cf := &chuteFlowSet{
+		d: d, t: t, c: c, peers: peers, b: builder{d, id}, id: id, name: "chute " + c.Name, from: from,
+		own:     []ofp.OXM{from, eth(ethIPv4), ofp.FieldEthSrc.MAC(c.MAC), ofp.FieldIPv4Src.Addr(c.IP)},
+		targets: lanTargets(t, c.Net.LAN),
+	}
+	cf.classify()
+	cf.policy()
+	cf.output()
+	cf.arp()
+	cf.meters()
+}
 
-	// Table 0: only the chute's own addresses get in.
-	own := []ofp.OXM{from, ip, ofp.FieldEthSrc.MAC(c.MAC), ofp.FieldIPv4Src.Addr(c.IP)}
+// chuteFlowSet is one chute's flows under construction.
+type chuteFlowSet struct {
+	d       *derived
+	t       topology
+	c       *attached
+	peers   []*attached // its mutual peers
+	b       builder
+	id      uint32
+	name    string    // "chute NAME", for notes
+	from    ofp.OXM   // its port
+	own     []ofp.OXM // IPv4 from its port, its MAC and its address
+	targets []lanTarget
+}
+
+// classify is table 0: only the chute's own addresses get in, and what it
+// may start is decided here.
+func (cf *chuteFlowSet) classify() {
+	b, c, d, t, id, name, own := cf.b, cf.c, cf.d, cf.t, cf.id, cf.name, cf.own
+	bw := c.Bandwidth
 	d.TX[b.add(tableClassify, 200, name+" sends IPv4 (from its own MAC and IP)",
 		own, meter(egressMeter(id), bw.Egress, gotoTable(tableCT))...)] = true
 	b.add(tableClassify, 200, name+" sends ARP (as its own MAC and IP)",
-		[]ofp.OXM{from, arp, ofp.FieldEthSrc.MAC(c.MAC), ofp.FieldARPSPA.Addr(c.IP), ofp.FieldARPSHA.MAC(c.MAC)},
+		[]ofp.OXM{cf.from, eth(ethARP), ofp.FieldEthSrc.MAC(c.MAC), ofp.FieldARPSPA.Addr(c.IP), ofp.FieldARPSHA.MAC(c.MAC)},
 		gotoTable(tableARP))
-	b.add(tableClassify, 190, name+": spoofed or non-IPv4 traffic dropped", []ofp.OXM{from})
+	b.add(tableClassify, 190, name+": spoofed or non-IPv4 traffic dropped", []ofp.OXM{cf.from})
 
-	// Table 2: its connections.
-	b.add(tablePolicy, 400, name+": invalid connection state dropped", []ofp.OXM{from, ip, ctState(ofp.CtStateInv)})
-	b.add(tablePolicy, 300, name+": established connections",
-		[]ofp.OXM{from, ip, ctState(ofp.CtStateEst)}, gotoTable(tableOutput))
-	b.add(tablePolicy, 300, name+": related traffic (ICMP errors)",
-		[]ofp.OXM{from, ip, ctState(ofp.CtStateRel)}, gotoTable(tableOutput))
 	// What the chute may start is allowed whatever the connection's state,
 	// so it is decided in table 0: the packet passes the tracker without
 	// recirculating (ct(commit) keeps the connection's state for its
@@ -424,8 +441,7 @@ func chuteFlows(d *derived, t topology, c *attached, peers []*attached) {
 		allow(fmt.Sprintf("%s may use DNS at the gateway %s:53/%s", name, t.Gateway, proto),
 			cat([]ofp.OXM{ofp.FieldIPProto.Uint(uint64(proto)), gw}, l4(proto, 53)[1:])...)
 	}
-	targets := lanTargets(t, c.Net.LAN)
-	for _, lt := range targets {
+	for _, lt := range cf.targets {
 		if len(lt.ports) == 0 {
 			allow(fmt.Sprintf("%s may reach LAN %s", name, lt.desc), lt.dst)
 			continue
@@ -437,9 +453,22 @@ func chuteFlows(d *derived, t topology, c *attached, peers []*attached) {
 			}
 		}
 	}
-	for _, p := range peers {
+	for _, p := range cf.peers {
 		allow(fmt.Sprintf("%s may connect to its peer %s (%s)", name, p.Name, p.IP), ipDstAddr(p.IP))
 	}
+}
+
+// policy is table 2: the chute's connections once tracked, what it may
+// not start, the WAN, and what the LAN may start towards it (exposed
+// ports and redirected addresses, DNATed to it).
+func (cf *chuteFlowSet) policy() {
+	b, c, d, t, id, name, from := cf.b, cf.c, cf.d, cf.t, cf.id, cf.name, cf.from
+	ip := eth(ethIPv4)
+	b.add(tablePolicy, 400, name+": invalid connection state dropped", []ofp.OXM{from, ip, ctState(ofp.CtStateInv)})
+	b.add(tablePolicy, 300, name+": established connections",
+		[]ofp.OXM{from, ip, ctState(ofp.CtStateEst)}, gotoTable(tableOutput))
+	b.add(tablePolicy, 300, name+": related traffic (ICMP errors)",
+		[]ofp.OXM{from, ip, ctState(ofp.CtStateRel)}, gotoTable(tableOutput))
 	b.add(tablePolicy, 240, name+": other chutes denied", []ofp.OXM{from, ip, ipDst(t.Subnet)})
 	if t.LANAddr.IsValid() {
 		b.add(tablePolicy, 240, name+": undeclared LAN hosts denied", []ofp.OXM{from, ip, ipDst(t.LANAddr.Masked())})
@@ -450,18 +479,16 @@ func chuteFlows(d *derived, t topology, c *attached, peers []*attached) {
 		// WAN-only forward guard.
 		b.add(tablePolicy, 200, name+" may reach the WAN (routed and masqueraded by the gateway)",
 			[]ofp.OXM{from, ip, ctState(ofp.CtStateNew)},
-			apply(commit(), setDst(t.GatewayMAC), &ofp.ActionOutput{Port: local}))
+			apply(commit(), setDst(t.GatewayMAC), &ofp.ActionOutput{Port: uint32(ofp.PortLocal)}))
 	}
 	b.add(tablePolicy, 100, name+": default deny", []ofp.OXM{from, ip})
 
-	// Traffic the LAN starts towards the chute: exposed ports and
-	// redirected cloud addresses, DNATed to the chute. The output is in
-	// the same flow because a ct(commit,nat) without recirculation leaves
-	// the pipeline matching on the pre-NAT headers.
+	// The output is in the same flow because a ct(commit,nat) without
+	// recirculation leaves the pipeline matching on the pre-NAT headers.
 	deliverNAT := func(note string, m []ofp.OXM, to netip.AddrPort) {
 		for _, p := range t.LANPorts {
 			d.RX[b.add(tablePolicy, 280, note, cat([]ofp.OXM{inPort(p), ip}, m, []ofp.OXM{ctState(ofp.CtStateNew)}),
-				meter(ingressMeter(id), bw.Ingress,
+				meter(ingressMeter(id), c.Bandwidth.Ingress,
 					apply(dnat(to), setDst(c.MAC), &ofp.ActionOutput{Port: c.Port}))...)] = true
 		}
 	}
@@ -478,25 +505,34 @@ func chuteFlows(d *derived, t topology, c *attached, peers []*attached) {
 			cat(l4(r.Proto, 0), []ofp.OXM{ipDstAddr(to.Addr())}, l4(r.Proto, to.Port())[1:]),
 			netip.AddrPortFrom(c.IP, r.Port))
 	}
+}
 
-	// Table 3: delivery to the chute, and to its LAN destinations beyond
-	// the LAN subnet.
+// output is table 3: delivery to the chute, and to its LAN destinations
+// beyond the LAN subnet.
+func (cf *chuteFlowSet) output() {
+	b, c, d, t, name := cf.b, cf.c, cf.d, cf.t, cf.name
+	ip := eth(ethIPv4)
 	for _, p := range onLink(t, c.Net) {
 		if t.LANAddr.IsValid() && p == t.LANAddr.Masked() {
 			continue
 		}
 		b.add(tableOutput, 55, fmt.Sprintf("%s's LAN destination %s is on the LAN", name, p),
-			[]ofp.OXM{from, ip, ipDst(p)}, apply(output(t.LANPorts...)...))
+			[]ofp.OXM{cf.from, ip, ipDst(p)}, apply(output(t.LANPorts...)...))
 	}
 	d.RX[b.add(tableOutput, 300, "deliver to "+name+" at "+c.IP.String(), []ofp.OXM{ip, ipDstAddr(c.IP)},
-		meter(ingressMeter(id), bw.Ingress, apply(setDst(c.MAC), &ofp.ActionOutput{Port: c.Port}))...)] = true
+		meter(ingressMeter(cf.id), c.Bandwidth.Ingress, apply(setDst(c.MAC), &ofp.ActionOutput{Port: c.Port}))...)] = true
+}
 
-	// Table 4: ARP.
+// arp is table 4: whom the chute may resolve, and who may resolve it.
+func (cf *chuteFlowSet) arp() {
+	b, c, t, name := cf.b, cf.c, cf.t, cf.name
+	local := uint32(ofp.PortLocal)
+	arp := eth(ethARP)
 	arpFrom := func(note string, tpa netip.Prefix, ports ...uint32) {
-		b.add(tableARP, 200, note, []ofp.OXM{from, arp, ofp.FieldARPTPA.Prefix(tpa)}, apply(output(ports...)...))
+		b.add(tableARP, 200, note, []ofp.OXM{cf.from, arp, ofp.FieldARPTPA.Prefix(tpa)}, apply(output(ports...)...))
 	}
 	arpFrom(name+" resolves the gateway", netip.PrefixFrom(t.Gateway, 32), local)
-	for _, p := range peers {
+	for _, p := range cf.peers {
 		arpFrom(name+" resolves its peer "+p.Name, netip.PrefixFrom(p.IP, 32), p.Port)
 	}
 	// A chute answering LAN users (expose, redirect) must resolve them.
@@ -504,14 +540,14 @@ func chuteFlows(d *derived, t topology, c *attached, peers []*attached) {
 	if (len(c.Net.Expose) > 0 || len(c.Net.Redirect) > 0) && t.LANAddr.IsValid() {
 		resolve = append(resolve, t.LANAddr.Masked())
 	}
-	for _, lt := range targets {
+	for _, lt := range cf.targets {
 		resolve = append(resolve, lt.arp)
 	}
 	slices.SortFunc(resolve, func(a, b netip.Prefix) int { return strings.Compare(a.String(), b.String()) })
 	for _, p := range outermost(resolve) {
 		arpFrom(name+" resolves LAN "+p.String(), p, t.LANPorts...)
 	}
-	b.add(tableARP, 150, name+": ARP for undeclared hosts dropped", []ofp.OXM{from, arp})
+	b.add(tableARP, 150, name+": ARP for undeclared hosts dropped", []ofp.OXM{cf.from, arp})
 	tpa := ofp.FieldARPTPA.Addr(c.IP)
 	b.add(tableARP, 200, "the gateway resolves "+name, []ofp.OXM{inPort(local), arp, tpa}, apply(&ofp.ActionOutput{Port: c.Port}))
 	if len(resolve) > 0 {
@@ -520,17 +556,21 @@ func chuteFlows(d *derived, t topology, c *attached, peers []*attached) {
 				[]ofp.OXM{inPort(p), arp, ofp.FieldARPOp.Uint(arpReply), tpa}, apply(&ofp.ActionOutput{Port: c.Port}))
 		}
 	}
+}
 
+// meters are the chute's two meters, for the rates it has.
+func (cf *chuteFlowSet) meters() {
+	bw := cf.c.Bandwidth
 	for _, m := range []struct {
 		id   uint32
 		rate BitRate
-	}{{egressMeter(id), bw.Egress}, {ingressMeter(id), bw.Ingress}} {
+	}{{egressMeter(cf.id), bw.Egress}, {ingressMeter(cf.id), bw.Ingress}} {
 		if m.rate > 0 {
 			kbps := uint32(max(1, (uint64(m.rate)+999)/1000))
 			// A burst of 1/4 s: TCP against a policer with a smaller bucket
 			// (1/10 s measured here) gets about half the rate; a larger one
 			// lets a short transfer exceed the rate noticeably.
-			d.Meters = append(d.Meters, controller.Meter{ID: m.id, RateKbps: kbps, BurstKb: max(kbps/4, 16)})
+			cf.d.Meters = append(cf.d.Meters, controller.Meter{ID: m.id, RateKbps: kbps, BurstKb: max(kbps/4, 16)})
 		}
 	}
 }
