@@ -107,6 +107,9 @@ var reachCases = []reachCase{
 	{name: "WAN to chute", from: "cloud", to: "web:81", want: false, by: "unsolicited gateway traffic to chutes dropped"},
 	{name: "LAN answer to no connection", from: "lan1", to: "web:81", proto: "ack", want: false, by: "unsolicited LAN traffic to chutes dropped"},
 	{name: "chute answer to no connection", from: "web", to: "lan2:554", proto: "ack", want: false, by: "chute web: invalid connection state dropped"},
+	// What a chute may start passes whatever the connection's state (it
+	// is decided before the tracker): a mutual peer's lone ACK arrives.
+	{name: "mutual peer's packet of no connection", from: "db", to: "web:81", proto: "ack", want: true, by: "chute db may connect to its peer web (10.131.0.10)"},
 }
 
 // simHost is an endpoint of the simulated world: a chute, a LAN host, the
@@ -127,6 +130,10 @@ type simWorld struct {
 	hosts map[string]*simHost
 	wan   bool // the gateway forwards chute traffic to the cloud
 	sw    *ofsim.Switch
+	// request is the last run's first packet as sent (MACs resolved)
+	// and what the switch did with it.
+	request      *ofsim.Packet
+	requestTrace *ofsim.Trace
 }
 
 // newSimWorld puts the hosts around the flows derived for topo and
@@ -177,6 +184,7 @@ func (w *simWorld) run(c reachCase) (ok bool, notes []string, err error) {
 		}
 	}
 	w.sw.Reset()
+	w.request, w.requestTrace = nil, nil
 	x := &exchange{w: w, sw: w.sw}
 	return x.run(c)
 }
@@ -307,6 +315,9 @@ func (x *exchange) send(h *simHost, p ofsim.Packet) (delivery, []string, error) 
 	tr, err := x.sw.Run(p)
 	if err != nil {
 		return delivery{}, nil, err
+	}
+	if x.w.request == nil {
+		x.w.request, x.w.requestTrace = &p, tr
 	}
 	var notes []string
 	for _, s := range tr.Steps {
