@@ -466,3 +466,54 @@ func TestMetersCountedSimulated(t *testing.T) {
 		}
 	}
 }
+
+// Chutes have IPv4 only: no IPv6 packet leaves a chute, and none reaches
+// one, whoever sends it and to whatever MAC (neighbour solicitations
+// included, which the LAN and the gateway still exchange).
+func TestIPv6KeptFromChutesSimulated(t *testing.T) {
+	topo, chutes, lanMACs := simTopo()
+	w := newSimWorld(topo, chutes, lanMACs)
+	sw, err := ofsim.New(w.d.Flows, w.d.Meters)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lanV6, chuteV6 := netip.MustParseAddr("2001:db8::20"), netip.MustParseAddr("fd00::10")
+	nsMAC := net.HardwareAddr{0x33, 0x33, 0xff, 0, 0, 0x10}
+	web, lan1, gw := w.hosts["web"], w.hosts["lan1"], w.hosts["gw"]
+	chutePorts := map[uint32]string{}
+	for _, c := range chutes {
+		chutePorts[c.Port] = c.Name
+	}
+	syn := func(from *simHost, dstMAC net.HardwareAddr, src, dst netip.Addr) ofsim.Packet {
+		return ofsim.Packet{InPort: from.port, EthSrc: from.mac, EthDst: dstMAC, EthType: ofsim.EthIPv6,
+			Src: src, Dst: dst, Proto: ofsim.ProtoTCP, SrcPort: 40000, DstPort: 80, TCPFlags: ofsim.TCPSyn}
+	}
+	ns := func(from *simHost, src, target netip.Addr) ofsim.Packet {
+		return ofsim.Packet{InPort: from.port, EthSrc: from.mac, EthDst: nsMAC, EthType: ofsim.EthIPv6,
+			Src: src, Dst: netip.MustParseAddr("ff02::1:ff00:10"), Proto: ofsim.ProtoICMPv6, ICMPType: 135, NDTarget: target}
+	}
+	for _, tt := range []struct {
+		name string
+		p    ofsim.Packet
+		by   string
+	}{
+		{"a chute's IPv6 to a LAN host", syn(web, lan1.mac, chuteV6, lanV6), "chute web: spoofed or non-IPv4 traffic dropped"},
+		{"a chute's neighbour solicitation", ns(web, chuteV6, lanV6), "chute web: spoofed or non-IPv4 traffic dropped"},
+		{"a LAN host's IPv6 to a chute's MAC", syn(lan1, web.mac, lanV6, chuteV6), "LAN's other traffic (IPv6...) to the gateway and the LAN only"},
+		{"a LAN host's neighbour solicitation", ns(lan1, lanV6, chuteV6), "LAN's other traffic (IPv6...) to the gateway and the LAN only"},
+		{"the gateway's IPv6 to a chute's MAC", syn(gw, web.mac, netip.MustParseAddr("2001:db8::1"), chuteV6), "gateway's other traffic (IPv6...) to the LAN only"},
+	} {
+		tr, err := sw.Run(tt.p)
+		if err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		if tr.Note() != tt.by {
+			t.Errorf("%s: decided by %q, want %q", tt.name, tr.Note(), tt.by)
+		}
+		for _, o := range tr.Outputs {
+			if name, ok := chutePorts[o.Port]; ok {
+				t.Errorf("%s: delivered to chute %s", tt.name, name)
+			}
+		}
+	}
+}
