@@ -147,10 +147,10 @@ func mustRun(t *testing.T, w *simWorld, c reachCase) (bool, []string) {
 // gateway's kernel for routing.
 func noWANLeak(t *testing.T, w *simWorld, c *attached) {
 	t.Helper()
-	sw, err := ofsim.New(w.d.Flows, w.d.Meters)
-	if err != nil {
+	if err := w.reset(); err != nil {
 		t.Fatal(err)
 	}
+	sw := w.sw
 	for _, dst := range []netip.Addr{cloudIP, netip.MustParseAddr("192.0.2.99"), netip.MustParseAddr("8.8.8.8")} {
 		for _, proto := range []uint8{ofsim.ProtoTCP, ofsim.ProtoUDP, ofsim.ProtoICMP} {
 			p := ofsim.Packet{InPort: c.Port, EthSrc: c.MAC, EthDst: w.topo.GatewayMAC, EthType: ofsim.EthIPv4,
@@ -180,7 +180,9 @@ func noChuteLeak(t *testing.T, w *simWorld, c *attached, chutes []*attached) {
 		for _, mac := range [][]byte{o.MAC, w.topo.GatewayMAC} {
 			for _, proto := range []uint8{ofsim.ProtoTCP, ofsim.ProtoUDP, ofsim.ProtoICMP} {
 				for _, flags := range []uint16{ofsim.TCPSyn, ofsim.TCPAck} {
-					w.sw.Reset()
+					if err := w.reset(); err != nil {
+						t.Fatal(err)
+					}
 					p := ofsim.Packet{InPort: c.Port, EthSrc: c.MAC, EthDst: mac, EthType: ofsim.EthIPv4,
 						Src: c.IP, Dst: o.IP, Proto: proto, SrcPort: 40000, DstPort: 5432, TCPFlags: flags, ICMPType: 8}
 					tr, err := w.sw.Run(p)

@@ -178,15 +178,25 @@ func (w *simWorld) endpoint(s string) (string, netip.AddrPort) {
 // notes of the flows that decided it: on success those the request hit,
 // else the one that dropped the packet that did not arrive.
 func (w *simWorld) run(c reachCase) (ok bool, notes []string, err error) {
-	if w.sw == nil {
-		if w.sw, err = ofsim.New(w.d.Flows, w.d.Meters); err != nil {
-			return false, nil, err
-		}
+	if err := w.reset(); err != nil {
+		return false, nil, err
 	}
-	w.sw.Reset()
 	w.request, w.requestTrace = nil, nil
 	x := &exchange{w: w, sw: w.sw}
 	return x.run(c)
+}
+
+// reset gives the world a switch holding its flows and no connections.
+func (w *simWorld) reset() error {
+	if w.sw == nil {
+		sw, err := ofsim.New(w.d.Flows, w.d.Meters)
+		if err != nil {
+			return err
+		}
+		w.sw = sw
+	}
+	w.sw.Reset()
+	return nil
 }
 
 type exchange struct {
