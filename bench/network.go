@@ -36,7 +36,6 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 
-	"paradrop/chute/manifest"
 	"paradrop/netconf"
 	"paradrop/sdn"
 	"paradrop/sdn/controller"
@@ -413,7 +412,7 @@ func (b *netbed) oursPath(ctx context.Context) (*netPath, error) {
 			return nil, err
 		}
 		err = b.gw.Attach(ctx, sdn.Chute{Name: name, NetNS: ns, MAC: netconf.MACFor(name), IP: sdn.AddressFor(netSubnet, i),
-			Net: manifest.Net{LAN: []manifest.LANRule{{IP: netLANHost.Addr().String()}}}})
+			Net: sdn.Policy{LAN: []sdn.LANRule{{Prefix: netip.PrefixFrom(netLANHost.Addr(), 32)}}}})
 		if err != nil {
 			return nil, err
 		}

@@ -147,7 +147,7 @@ func (m *Manager) Install(ctx context.Context, pkg io.Reader, o Origin) (Change,
 		return Change{}, fmt.Errorf("install: %w", err)
 	}
 	name := s.manifest.Name
-	if err := errors.Join(m.allowed(o).Permits(s.manifest), m.checkPorts(s.manifest)); err != nil {
+	if err := errors.Join(m.allowed(o).Permits(s.manifest), m.checkNet(s.manifest)); err != nil {
 		os.RemoveAll(s.dir)
 		return Change{}, fmt.Errorf("install: %w", err)
 	}
@@ -266,7 +266,7 @@ func (m *Manager) Update(ctx context.Context, name string, pkg io.Reader, force 
 	if s.manifest.Name != name {
 		return fail(fmt.Errorf("%w: package is chute %q", ErrInvalid, s.manifest.Name))
 	}
-	if err := errors.Join(m.allowed(o).Permits(s.manifest), m.checkPorts(s.manifest)); err != nil {
+	if err := errors.Join(m.allowed(o).Permits(s.manifest), m.checkNet(s.manifest)); err != nil {
 		return fail(err)
 	}
 	e, err := m.entry(name)

@@ -2,6 +2,7 @@ package chute
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -29,6 +30,82 @@ type GatewayPort struct {
 }
 
 func (p GatewayPort) String() string { return fmt.Sprintf("%d/%s (%s)", p.Port, p.Proto, p.What) }
+
+// netPolicy converts the manifest's net section into the network's typed
+// policy, the one place where manifest text becomes addresses, and
+// refuses what the switch cannot enforce (ErrInvalid: the manifest asks
+// for access this gateway would silently not give).
+func netPolicy(n manifest.Net) (sdn.Policy, error) {
+	p := sdn.Policy{WAN: n.WAN, Peers: n.Peers}
+	var errs []error
+	bad := func(field, v string, err error) {
+		errs = append(errs, fmt.Errorf("%s: %q: %v", field, v, err))
+	}
+	for i, r := range n.LAN {
+		f := fmt.Sprintf("net.lan[%d]", i)
+		var lr sdn.LANRule
+		var err error
+		switch {
+		case r.IP != "":
+			var a netip.Addr
+			if a, err = netip.ParseAddr(r.IP); err == nil {
+				lr.Prefix = netip.PrefixFrom(a, a.BitLen())
+			}
+		case r.CIDR != "":
+			lr.Prefix, err = netip.ParsePrefix(r.CIDR)
+		default:
+			lr.MAC, err = net.ParseMAC(r.MAC)
+		}
+		if err != nil {
+			bad(f, r.IP+r.CIDR+r.MAC, err)
+			continue
+		}
+		for _, port := range r.Ports {
+			lr.Ports = append(lr.Ports, uint16(port))
+		}
+		p.LAN = append(p.LAN, lr)
+	}
+	for _, e := range n.Expose {
+		p.Expose = append(p.Expose, sdn.Expose{Port: uint16(e.Port), GatewayPort: uint16(e.GatewayPort), Proto: proto(e.Proto)})
+	}
+	for i, r := range n.Redirect {
+		to, err := netip.ParseAddrPort(r.To)
+		if err != nil {
+			bad(fmt.Sprintf("net.redirect[%d].to", i), r.To, err)
+			continue
+		}
+		p.Redirect = append(p.Redirect, sdn.Redirect{To: to, Port: uint16(r.Port), Proto: proto(r.Proto)})
+	}
+	errs = append(errs, p.Check())
+	if err := errors.Join(errs...); err != nil {
+		return sdn.Policy{}, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	return p, nil
+}
+
+// proto is a manifest's protocol name as a number; the manifest's
+// validation allows only tcp and udp, and Check refuses anything else.
+func proto(name string) sdn.Proto {
+	switch name {
+	case "tcp":
+		return sdn.TCP
+	case "udp":
+		return sdn.UDP
+	}
+	return 0
+}
+
+// netBandwidth is the manifest's bandwidth in the network's terms.
+func netBandwidth(bw manifest.Bandwidth) sdn.Bandwidth {
+	return sdn.Bandwidth{Egress: sdn.BitRate(bw.Egress), Ingress: sdn.BitRate(bw.Ingress)}
+}
+
+// checkNet refuses a manifest whose net section the network cannot
+// enforce, or that exposes one of the gateway's own ports.
+func (m *Manager) checkNet(man *manifest.Manifest) error {
+	_, err := netPolicy(man.Net)
+	return errors.Join(err, m.checkPorts(man))
+}
 
 // checkPorts refuses a manifest exposing one of the gateway's own ports.
 func (m *Manager) checkPorts(man *manifest.Manifest) error {
@@ -72,7 +149,11 @@ func (m *Manager) netChute(name string, man *manifest.Manifest, bw manifest.Band
 	if err != nil {
 		return sdn.Chute{}, fmt.Errorf("chute %q: MAC %q: %w", name, macS, err)
 	}
-	return sdn.Chute{Name: name, NetNS: m.paths.netns(name), MAC: mac, IP: ip, Net: man.Net, Bandwidth: bw}, nil
+	pol, err := netPolicy(man.Net)
+	if err != nil {
+		return sdn.Chute{}, fmt.Errorf("chute %q: %w", name, err)
+	}
+	return sdn.Chute{Name: name, NetNS: m.paths.netns(name), MAC: mac, IP: ip, Net: pol, Bandwidth: netBandwidth(bw)}, nil
 }
 
 // attach connects the chute's namespace to the gateway's network, as its
@@ -84,7 +165,7 @@ func (m *Manager) attach(ctx context.Context, name string, man *manifest.Manifes
 	}
 	// Checked at install too; again here in case the gateway has taken
 	// the port since (a daemon restarted with other ports).
-	if err := m.checkPorts(man); err != nil {
+	if err := m.checkNet(man); err != nil {
 		return err
 	}
 	res, err := m.Resources(name)

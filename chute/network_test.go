@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/netip"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -151,5 +153,65 @@ func TestExposeRefusesGatewayPorts(t *testing.T) {
 	_, err = g.m.Update(context.Background(), "web", bytes.NewReader(exposing("1.1.0", "{port: 53, gateway_port: 53, proto: udp}")), false, Origin{})
 	if !errors.Is(err, ErrConflict) || !strings.Contains(err.Error(), "53/udp is the gateway's own port, used by DNS") {
 		t.Errorf("update exposing DNS: %v", err)
+	}
+}
+
+// What the switch cannot enforce is refused at install and update, with a
+// message naming the field, rather than installed and silently skipped:
+// today chutes have IPv4 only, so an IPv6 LAN host or redirect would be
+// access declared and never given.
+func TestNetRefusesWhatTheSwitchCannotEnforce(t *testing.T) {
+	g := newGatewayWith(t, t.TempDir(), func(*Config) {})
+	defer g.removeAll()
+	withNet := func(version, net string) []byte {
+		return pkg(t, fmt.Sprintf("name: web\nversion: %s\ncommand: [/bin/sleep, \"1000\"]\nnet:\n%s\n", version, net), nil)
+	}
+	for _, tt := range []struct{ net, want string }{
+		{"  lan: [{ip: \"2001:db8::5\"}]", "net.lan[0]: 2001:db8::5 is IPv6"},
+		{"  lan: [{ip: 198.51.100.20}, {cidr: \"2001:db8::/64\", ports: [80]}]", "net.lan[1]: 2001:db8::/64 is IPv6"},
+		{"  redirect: [{to: \"[2001:db8::1]:443\", port: 8443, proto: tcp}]", "net.redirect[0].to: [2001:db8::1]:443 is IPv6"},
+	} {
+		_, err := g.m.Install(context.Background(), bytes.NewReader(withNet("1.0.0", tt.net)), Origin{})
+		if !errors.Is(err, ErrInvalid) || !errors.Is(err, sdn.ErrUnenforceable) || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("install with %s: %v; want ErrInvalid saying %q", tt.net, err, tt.want)
+		}
+		if _, err := g.m.Get("web"); err == nil {
+			t.Errorf("install with %s left a chute behind", tt.net)
+		}
+	}
+	g.install(withNet("1.0.0", "  lan: [{ip: 198.51.100.20}]"))
+	_, err := g.m.Update(context.Background(), "web", bytes.NewReader(withNet("1.1.0", "  lan: [{ip: \"2001:db8::5\"}]")), false, Origin{})
+	if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "net.lan[0]: 2001:db8::5 is IPv6") {
+		t.Errorf("update to an IPv6 LAN host: %v", err)
+	}
+	if in, _ := g.m.Get("web"); in.Version != "1.0.0" {
+		t.Errorf("version %q after a refused update, want 1.0.0", in.Version)
+	}
+}
+
+func TestNetPolicy(t *testing.T) {
+	p, err := netPolicy(manifest.Net{
+		WAN:      true,
+		LAN:      []manifest.LANRule{{IP: "198.51.100.20", Ports: []int{554}}, {CIDR: "192.0.2.0/28"}, {MAC: "02:aa:bb:cc:dd:ee"}},
+		Expose:   []manifest.Expose{{Port: 80, GatewayPort: 8080, Proto: "tcp"}},
+		Redirect: []manifest.Redirect{{To: "203.0.113.5:53", Port: 5353, Proto: "udp"}},
+		Peers:    []string{"db"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := sdn.Policy{
+		WAN: true,
+		LAN: []sdn.LANRule{
+			{Prefix: netip.MustParsePrefix("198.51.100.20/32"), Ports: []uint16{554}},
+			{Prefix: netip.MustParsePrefix("192.0.2.0/28")},
+			{MAC: net.HardwareAddr{2, 0xaa, 0xbb, 0xcc, 0xdd, 0xee}},
+		},
+		Expose:   []sdn.Expose{{Port: 80, GatewayPort: 8080, Proto: sdn.TCP}},
+		Redirect: []sdn.Redirect{{To: netip.MustParseAddrPort("203.0.113.5:53"), Port: 5353, Proto: sdn.UDP}},
+		Peers:    []string{"db"},
+	}
+	if !reflect.DeepEqual(p, want) {
+		t.Errorf("policy\n%+v\nwant\n%+v", p, want)
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"strings"
 	"testing"
 
-	"paradrop/chute/manifest"
 	"paradrop/netconf/nettest"
 )
 
@@ -34,7 +33,7 @@ func TestChuteAPIOnlyForChutes(t *testing.T) {
 		}
 	}()
 	nettest.StartTCPServer(t, tb.gw, ip(tb.n.gateway, port+1))
-	h, c := tb.chute(t, "app", 0, manifest.Net{}, manifest.Bandwidth{})
+	h, c := tb.chute(t, "app", 0, Policy{}, Bandwidth{})
 
 	if seen := mustReach(t, "the chutes' API", h, ip(tb.n.gateway, port)); !strings.HasPrefix(seen, c.IP.String()+":") {
 		t.Errorf("the API saw %q, want the chute's own address", seen)

@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strings"
 
-	"paradrop/chute/manifest"
 	"paradrop/sdn/controller"
 	"paradrop/sdn/ofp"
 )
@@ -36,7 +35,7 @@ const (
 	arpReply = 2
 )
 
-var protoNumbers = map[string]uint64{"icmp": 1, "tcp": 6, "udp": 17}
+const protoICMP = 1
 
 // topology is what the flows depend on besides the chutes: the gateway's
 // addresses and the bridge's non-chute ports.
@@ -46,7 +45,7 @@ type topology struct {
 	LANAddr    netip.Prefix // the gateway's LAN address; invalid if no LAN
 	GatewayMAC net.HardwareAddr
 	LANPorts   []uint32 // OpenFlow ports of the LAN interfaces
-	APIPort    int      // the chutes' API at Gateway, tcp; 0 for none
+	APIPort    uint16   // the chutes' API at Gateway, tcp; 0 for none
 }
 
 // attached is a chute as the flows see it: its declaration and port.
@@ -150,7 +149,7 @@ func dnat(to netip.AddrPort) ofp.Action {
 }
 
 // meter prepends chute's meter instruction when it has one.
-func meter(id uint32, rate manifest.Rate, is ...ofp.Instruction) []ofp.Instruction {
+func meter(id uint32, rate BitRate, is ...ofp.Instruction) []ofp.Instruction {
 	if rate == 0 {
 		return is
 	}
@@ -158,11 +157,11 @@ func meter(id uint32, rate manifest.Rate, is ...ofp.Instruction) []ofp.Instructi
 }
 
 // l4 is the match on a protocol and, if port is not 0, its destination port.
-func l4(proto string, port int) []ofp.OXM {
-	m := []ofp.OXM{ofp.FieldIPProto.Uint(protoNumbers[proto])}
+func l4(proto Proto, port uint16) []ofp.OXM {
+	m := []ofp.OXM{ofp.FieldIPProto.Uint(uint64(proto))}
 	if port != 0 {
 		f := ofp.FieldTCPDst
-		if proto == "udp" {
+		if proto == UDP {
 			f = ofp.FieldUDPDst
 		}
 		m = append(m, f.Uint(uint64(port)))
@@ -298,35 +297,23 @@ type lanTarget struct {
 	dst   ofp.OXM      // ip dst or eth dst
 	arp   netip.Prefix // addresses the chute must resolve to reach it
 	desc  string
-	ports []int
+	ports []uint16
 }
 
-// lanTargets turns lan rules into match terms. Non-IPv4 addresses are
-// skipped (the bridge carries only IPv4 for chutes). A MAC rule needs the
-// chute to resolve any LAN address.
-func lanTargets(t topology, rules []manifest.LANRule) []lanTarget {
+// lanTargets turns lan rules into match terms. Policy.Check has refused
+// what the switch cannot carry (IPv6 while chutes have IPv4 only). A MAC
+// rule needs the chute to resolve any LAN address, so it has nothing to
+// reach on a gateway without a LAN.
+func lanTargets(t topology, rules []LANRule) []lanTarget {
 	var ts []lanTarget
 	for _, r := range rules {
 		var lt lanTarget
 		switch {
-		case r.IP != "":
-			a, err := netip.ParseAddr(r.IP)
-			if err != nil || !a.Is4() {
-				continue
-			}
-			lt = lanTarget{dst: ipDstAddr(a), arp: netip.PrefixFrom(a, 32), desc: a.String()}
-		case r.CIDR != "":
-			p, err := netip.ParsePrefix(r.CIDR)
-			if err != nil || !p.Addr().Is4() {
-				continue
-			}
-			lt = lanTarget{dst: ipDst(p), arp: p.Masked(), desc: p.Masked().String()}
-		case r.MAC != "":
-			hw, err := net.ParseMAC(r.MAC)
-			if err != nil || len(hw) != 6 || !t.LANAddr.IsValid() {
-				continue
-			}
-			lt = lanTarget{dst: ofp.FieldEthDst.MAC(hw), arp: t.LANAddr.Masked(), desc: "MAC " + hw.String()}
+		case r.Prefix.IsValid():
+			p := r.Prefix.Masked()
+			lt = lanTarget{dst: ipDst(p), arp: p, desc: prefixText(p)}
+		case t.LANAddr.IsValid():
+			lt = lanTarget{dst: ofp.FieldEthDst.MAC(r.MAC), arp: t.LANAddr.Masked(), desc: "MAC " + r.MAC.String()}
 		default:
 			continue
 		}
@@ -341,45 +328,77 @@ func lanTargets(t topology, rules []manifest.LANRule) []lanTarget {
 // answer exposed and redirected connections directly, and the declared
 // LAN destinations outside it. The switch delivers LAN traffic by MAC
 // without routing it through the host.
-func onLink(t topology, c manifest.Net) []netip.Prefix {
+func onLink(t topology, c Policy) []netip.Prefix {
 	var ps []netip.Prefix
 	if t.LANAddr.IsValid() {
 		ps = append(ps, t.LANAddr.Masked())
 	}
 	for _, lt := range lanTargets(t, c.LAN) {
-		if !slices.ContainsFunc(ps, func(p netip.Prefix) bool { return p.Contains(lt.arp.Addr()) && p.Bits() <= lt.arp.Bits() }) {
-			ps = append(ps, lt.arp)
+		ps = append(ps, lt.arp)
+	}
+	return outermost(ps)
+}
+
+// outermost is ps (masked prefixes) without those inside another, in
+// order: flows for both would be two entries of one priority matching the
+// same packets.
+func outermost(ps []netip.Prefix) []netip.Prefix {
+	var out []netip.Prefix
+	for i, p := range ps {
+		inside := slices.ContainsFunc(ps, func(q netip.Prefix) bool {
+			j := slices.Index(ps, q)
+			return j != i && q.Contains(p.Addr()) && (q.Bits() < p.Bits() || q.Bits() == p.Bits() && j < i)
+		})
+		if !inside {
+			out = append(out, p)
 		}
 	}
-	return ps
+	return out
 }
 
 // chuteFlows are the flows of one chute: what it may send, what it may
-// receive and what it may resolve.
+// receive and what it may resolve, table by table.
 func chuteFlows(d *derived, t topology, c *attached, peers []*attached) {
 	id := c.id(t.Subnet)
-	b := builder{d, id}
-	local := uint32(ofp.PortLocal)
-	ip, arp := eth(ethIPv4), eth(ethARP)
 	from := inPort(c.Port)
-	bw := c.Bandwidth
-	name := "chute " + c.Name
+	cf := &chuteFlowSet{
+		d: d, t: t, c: c, peers: peers, b: builder{d, id}, id: id, name: "chute " + c.Name, from: from,
+		own:     []ofp.OXM{from, eth(ethIPv4), ofp.FieldEthSrc.MAC(c.MAC), ofp.FieldIPv4Src.Addr(c.IP)},
+		targets: lanTargets(t, c.Net.LAN),
+	}
+	cf.classify()
+	cf.policy()
+	cf.output()
+	cf.arp()
+	cf.meters()
+}
 
-	// Table 0: only the chute's own addresses get in.
-	own := []ofp.OXM{from, ip, ofp.FieldEthSrc.MAC(c.MAC), ofp.FieldIPv4Src.Addr(c.IP)}
+// chuteFlowSet is one chute's flows under construction.
+type chuteFlowSet struct {
+	d       *derived
+	t       topology
+	c       *attached
+	peers   []*attached // its mutual peers
+	b       builder
+	id      uint32
+	name    string    // "chute NAME", for notes
+	from    ofp.OXM   // its port
+	own     []ofp.OXM // IPv4 from its port, its MAC and its address
+	targets []lanTarget
+}
+
+// classify is table 0: only the chute's own addresses get in, and what it
+// may start is decided here.
+func (cf *chuteFlowSet) classify() {
+	b, c, d, t, id, name, own := cf.b, cf.c, cf.d, cf.t, cf.id, cf.name, cf.own
+	bw := c.Bandwidth
 	d.TX[b.add(tableClassify, 200, name+" sends IPv4 (from its own MAC and IP)",
 		own, meter(egressMeter(id), bw.Egress, gotoTable(tableCT))...)] = true
 	b.add(tableClassify, 200, name+" sends ARP (as its own MAC and IP)",
-		[]ofp.OXM{from, arp, ofp.FieldEthSrc.MAC(c.MAC), ofp.FieldARPSPA.Addr(c.IP), ofp.FieldARPSHA.MAC(c.MAC)},
+		[]ofp.OXM{cf.from, eth(ethARP), ofp.FieldEthSrc.MAC(c.MAC), ofp.FieldARPSPA.Addr(c.IP), ofp.FieldARPSHA.MAC(c.MAC)},
 		gotoTable(tableARP))
-	b.add(tableClassify, 190, name+": spoofed or non-IPv4 traffic dropped", []ofp.OXM{from})
+	b.add(tableClassify, 190, name+": spoofed or non-IPv4 traffic dropped", []ofp.OXM{cf.from})
 
-	// Table 2: its connections.
-	b.add(tablePolicy, 400, name+": invalid connection state dropped", []ofp.OXM{from, ip, ctState(ofp.CtStateInv)})
-	b.add(tablePolicy, 300, name+": established connections",
-		[]ofp.OXM{from, ip, ctState(ofp.CtStateEst)}, gotoTable(tableOutput))
-	b.add(tablePolicy, 300, name+": related traffic (ICMP errors)",
-		[]ofp.OXM{from, ip, ctState(ofp.CtStateRel)}, gotoTable(tableOutput))
 	// What the chute may start is allowed whatever the connection's state,
 	// so it is decided in table 0: the packet passes the tracker without
 	// recirculating (ct(commit) keeps the connection's state for its
@@ -395,18 +414,18 @@ func chuteFlows(d *derived, t topology, c *attached, peers []*attached) {
 	// the DNAT, and ct(commit) cannot take nat here (OVS's userspace
 	// tracker then leaves the connection's replies untracked).
 	answered := map[string]bool{}
-	dnatReplies := func(proto string, port int) {
+	dnatReplies := func(proto Proto, port uint16) {
 		key := fmt.Sprint(proto, port)
 		if answered[key] {
 			return
 		}
 		answered[key] = true
 		f := ofp.FieldTCPSrc
-		if proto == "udp" {
+		if proto == UDP {
 			f = ofp.FieldUDPSrc
 		}
 		d.TX[b.add(tableClassify, 220, fmt.Sprintf("%s's answers from its port %d/%s pass the tracker (DNAT undone)", name, port, proto),
-			cat(own, []ofp.OXM{ofp.FieldIPProto.Uint(protoNumbers[proto]), f.Uint(uint64(port))}),
+			cat(own, []ofp.OXM{ofp.FieldIPProto.Uint(uint64(proto)), f.Uint(uint64(port))}),
 			meter(egressMeter(id), bw.Egress, gotoTable(tableCT))...)] = true
 	}
 	if t.LANAddr.IsValid() {
@@ -415,36 +434,46 @@ func chuteFlows(d *derived, t topology, c *attached, peers []*attached) {
 		}
 	}
 	for _, r := range c.Net.Redirect {
-		if to, err := netip.ParseAddrPort(r.To); err == nil && to.Addr().Is4() {
-			dnatReplies(r.Proto, r.Port)
-		}
+		dnatReplies(r.Proto, r.Port)
 	}
 	gw := ipDstAddr(t.Gateway)
-	allow(name+" may ping the gateway "+t.Gateway.String(), cat(l4("icmp", 0), []ofp.OXM{gw})...)
-	for _, proto := range []string{"udp", "tcp"} {
+	allow(name+" may ping the gateway "+t.Gateway.String(), ofp.FieldIPProto.Uint(protoICMP), gw)
+	for _, proto := range []Proto{UDP, TCP} {
 		allow(fmt.Sprintf("%s may use DNS at the gateway %s:53/%s", name, t.Gateway, proto),
-			cat([]ofp.OXM{ofp.FieldIPProto.Uint(protoNumbers[proto]), gw}, l4(proto, 53)[1:])...)
+			cat([]ofp.OXM{ofp.FieldIPProto.Uint(uint64(proto)), gw}, l4(proto, 53)[1:])...)
 	}
 	if t.APIPort != 0 {
 		allow(fmt.Sprintf("%s may use the paradrop API at the gateway %s:%d/tcp", name, t.Gateway, t.APIPort),
-			cat([]ofp.OXM{ofp.FieldIPProto.Uint(protoNumbers["tcp"]), gw}, l4("tcp", t.APIPort)[1:])...)
+			cat([]ofp.OXM{ofp.FieldIPProto.Uint(uint64(TCP)), gw}, l4(TCP, t.APIPort)[1:])...)
 	}
-	targets := lanTargets(t, c.Net.LAN)
-	for _, lt := range targets {
+	for _, lt := range cf.targets {
 		if len(lt.ports) == 0 {
 			allow(fmt.Sprintf("%s may reach LAN %s", name, lt.desc), lt.dst)
 			continue
 		}
 		for _, port := range lt.ports {
-			for _, proto := range []string{"tcp", "udp"} {
+			for _, proto := range []Proto{TCP, UDP} {
 				allow(fmt.Sprintf("%s may reach LAN %s:%d/%s", name, lt.desc, port, proto),
-					cat([]ofp.OXM{ofp.FieldIPProto.Uint(protoNumbers[proto]), lt.dst}, l4(proto, port)[1:])...)
+					cat([]ofp.OXM{ofp.FieldIPProto.Uint(uint64(proto)), lt.dst}, l4(proto, port)[1:])...)
 			}
 		}
 	}
-	for _, p := range peers {
+	for _, p := range cf.peers {
 		allow(fmt.Sprintf("%s may connect to its peer %s (%s)", name, p.Name, p.IP), ipDstAddr(p.IP))
 	}
+}
+
+// policy is table 2: the chute's connections once tracked, what it may
+// not start, the WAN, and what the LAN may start towards it (exposed
+// ports and redirected addresses, DNATed to it).
+func (cf *chuteFlowSet) policy() {
+	b, c, d, t, id, name, from := cf.b, cf.c, cf.d, cf.t, cf.id, cf.name, cf.from
+	ip := eth(ethIPv4)
+	b.add(tablePolicy, 400, name+": invalid connection state dropped", []ofp.OXM{from, ip, ctState(ofp.CtStateInv)})
+	b.add(tablePolicy, 300, name+": established connections",
+		[]ofp.OXM{from, ip, ctState(ofp.CtStateEst)}, gotoTable(tableOutput))
+	b.add(tablePolicy, 300, name+": related traffic (ICMP errors)",
+		[]ofp.OXM{from, ip, ctState(ofp.CtStateRel)}, gotoTable(tableOutput))
 	b.add(tablePolicy, 240, name+": other chutes denied", []ofp.OXM{from, ip, ipDst(t.Subnet)})
 	if t.LANAddr.IsValid() {
 		b.add(tablePolicy, 240, name+": undeclared LAN hosts denied", []ofp.OXM{from, ip, ipDst(t.LANAddr.Masked())})
@@ -455,18 +484,16 @@ func chuteFlows(d *derived, t topology, c *attached, peers []*attached) {
 		// WAN-only forward guard.
 		b.add(tablePolicy, 200, name+" may reach the WAN (routed and masqueraded by the gateway)",
 			[]ofp.OXM{from, ip, ctState(ofp.CtStateNew)},
-			apply(commit(), setDst(t.GatewayMAC), &ofp.ActionOutput{Port: local}))
+			apply(commit(), setDst(t.GatewayMAC), &ofp.ActionOutput{Port: uint32(ofp.PortLocal)}))
 	}
 	b.add(tablePolicy, 100, name+": default deny", []ofp.OXM{from, ip})
 
-	// Traffic the LAN starts towards the chute: exposed ports and
-	// redirected cloud addresses, DNATed to the chute. The output is in
-	// the same flow because a ct(commit,nat) without recirculation leaves
-	// the pipeline matching on the pre-NAT headers.
+	// The output is in the same flow because a ct(commit,nat) without
+	// recirculation leaves the pipeline matching on the pre-NAT headers.
 	deliverNAT := func(note string, m []ofp.OXM, to netip.AddrPort) {
 		for _, p := range t.LANPorts {
 			d.RX[b.add(tablePolicy, 280, note, cat([]ofp.OXM{inPort(p), ip}, m, []ofp.OXM{ctState(ofp.CtStateNew)}),
-				meter(ingressMeter(id), bw.Ingress,
+				meter(ingressMeter(id), c.Bandwidth.Ingress,
 					apply(dnat(to), setDst(c.MAC), &ofp.ActionOutput{Port: c.Port}))...)] = true
 		}
 	}
@@ -474,37 +501,43 @@ func chuteFlows(d *derived, t topology, c *attached, peers []*attached) {
 		for _, e := range c.Net.Expose {
 			deliverNAT(fmt.Sprintf("LAN users reach %s port %d/%s at %s:%d", name, e.Port, e.Proto, t.LANAddr.Addr(), e.GatewayPort),
 				cat(l4(e.Proto, e.GatewayPort)[:1], []ofp.OXM{ipDstAddr(t.LANAddr.Addr())}, l4(e.Proto, e.GatewayPort)[1:]),
-				netip.AddrPortFrom(c.IP, uint16(e.Port)))
+				netip.AddrPortFrom(c.IP, e.Port))
 		}
 	}
 	for _, r := range c.Net.Redirect {
-		to, err := netip.ParseAddrPort(r.To)
-		if err != nil || !to.Addr().Is4() {
-			continue
-		}
+		to := r.To
 		deliverNAT(fmt.Sprintf("LAN requests to %s/%s answered by %s port %d", to, r.Proto, name, r.Port),
-			cat(l4(r.Proto, 0), []ofp.OXM{ipDstAddr(to.Addr())}, l4(r.Proto, int(to.Port()))[1:]),
-			netip.AddrPortFrom(c.IP, uint16(r.Port)))
+			cat(l4(r.Proto, 0), []ofp.OXM{ipDstAddr(to.Addr())}, l4(r.Proto, to.Port())[1:]),
+			netip.AddrPortFrom(c.IP, r.Port))
 	}
+}
 
-	// Table 3: delivery to the chute, and to its LAN destinations beyond
-	// the LAN subnet.
+// output is table 3: delivery to the chute, and to its LAN destinations
+// beyond the LAN subnet.
+func (cf *chuteFlowSet) output() {
+	b, c, d, t, name := cf.b, cf.c, cf.d, cf.t, cf.name
+	ip := eth(ethIPv4)
 	for _, p := range onLink(t, c.Net) {
 		if t.LANAddr.IsValid() && p == t.LANAddr.Masked() {
 			continue
 		}
 		b.add(tableOutput, 55, fmt.Sprintf("%s's LAN destination %s is on the LAN", name, p),
-			[]ofp.OXM{from, ip, ipDst(p)}, apply(output(t.LANPorts...)...))
+			[]ofp.OXM{cf.from, ip, ipDst(p)}, apply(output(t.LANPorts...)...))
 	}
 	d.RX[b.add(tableOutput, 300, "deliver to "+name+" at "+c.IP.String(), []ofp.OXM{ip, ipDstAddr(c.IP)},
-		meter(ingressMeter(id), bw.Ingress, apply(setDst(c.MAC), &ofp.ActionOutput{Port: c.Port}))...)] = true
+		meter(ingressMeter(cf.id), c.Bandwidth.Ingress, apply(setDst(c.MAC), &ofp.ActionOutput{Port: c.Port}))...)] = true
+}
 
-	// Table 4: ARP.
+// arp is table 4: whom the chute may resolve, and who may resolve it.
+func (cf *chuteFlowSet) arp() {
+	b, c, t, name := cf.b, cf.c, cf.t, cf.name
+	local := uint32(ofp.PortLocal)
+	arp := eth(ethARP)
 	arpFrom := func(note string, tpa netip.Prefix, ports ...uint32) {
-		b.add(tableARP, 200, note, []ofp.OXM{from, arp, ofp.FieldARPTPA.Prefix(tpa)}, apply(output(ports...)...))
+		b.add(tableARP, 200, note, []ofp.OXM{cf.from, arp, ofp.FieldARPTPA.Prefix(tpa)}, apply(output(ports...)...))
 	}
 	arpFrom(name+" resolves the gateway", netip.PrefixFrom(t.Gateway, 32), local)
-	for _, p := range peers {
+	for _, p := range cf.peers {
 		arpFrom(name+" resolves its peer "+p.Name, netip.PrefixFrom(p.IP, 32), p.Port)
 	}
 	// A chute answering LAN users (expose, redirect) must resolve them.
@@ -512,14 +545,14 @@ func chuteFlows(d *derived, t topology, c *attached, peers []*attached) {
 	if (len(c.Net.Expose) > 0 || len(c.Net.Redirect) > 0) && t.LANAddr.IsValid() {
 		resolve = append(resolve, t.LANAddr.Masked())
 	}
-	for _, lt := range targets {
+	for _, lt := range cf.targets {
 		resolve = append(resolve, lt.arp)
 	}
 	slices.SortFunc(resolve, func(a, b netip.Prefix) int { return strings.Compare(a.String(), b.String()) })
-	for _, p := range slices.Compact(resolve) {
+	for _, p := range outermost(resolve) {
 		arpFrom(name+" resolves LAN "+p.String(), p, t.LANPorts...)
 	}
-	b.add(tableARP, 150, name+": ARP for undeclared hosts dropped", []ofp.OXM{from, arp})
+	b.add(tableARP, 150, name+": ARP for undeclared hosts dropped", []ofp.OXM{cf.from, arp})
 	tpa := ofp.FieldARPTPA.Addr(c.IP)
 	b.add(tableARP, 200, "the gateway resolves "+name, []ofp.OXM{inPort(local), arp, tpa}, apply(&ofp.ActionOutput{Port: c.Port}))
 	if len(resolve) > 0 {
@@ -528,17 +561,21 @@ func chuteFlows(d *derived, t topology, c *attached, peers []*attached) {
 				[]ofp.OXM{inPort(p), arp, ofp.FieldARPOp.Uint(arpReply), tpa}, apply(&ofp.ActionOutput{Port: c.Port}))
 		}
 	}
+}
 
+// meters are the chute's two meters, for the rates it has.
+func (cf *chuteFlowSet) meters() {
+	bw := cf.c.Bandwidth
 	for _, m := range []struct {
 		id   uint32
-		rate manifest.Rate
-	}{{egressMeter(id), bw.Egress}, {ingressMeter(id), bw.Ingress}} {
+		rate BitRate
+	}{{egressMeter(cf.id), bw.Egress}, {ingressMeter(cf.id), bw.Ingress}} {
 		if m.rate > 0 {
 			kbps := uint32(max(1, (uint64(m.rate)+999)/1000))
 			// A burst of 1/4 s: TCP against a policer with a smaller bucket
 			// (1/10 s measured here) gets about half the rate; a larger one
 			// lets a short transfer exceed the rate noticeably.
-			d.Meters = append(d.Meters, controller.Meter{ID: m.id, RateKbps: kbps, BurstKb: max(kbps/4, 16)})
+			cf.d.Meters = append(cf.d.Meters, controller.Meter{ID: m.id, RateKbps: kbps, BurstKb: max(kbps/4, 16)})
 		}
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"strings"
 	"testing"
 
-	"paradrop/chute/manifest"
 	"paradrop/sdn/controller"
 	"paradrop/sdn/ofp"
 )
@@ -19,7 +18,7 @@ var testTopo = topology{
 	LANPorts:   []uint32{1},
 }
 
-func mkChute(name string, host byte, port uint32, nt manifest.Net, bw manifest.Bandwidth) *attached {
+func mkChute(name string, host byte, port uint32, nt Policy, bw Bandwidth) *attached {
 	return &attached{Chute: Chute{Name: name, MAC: net.HardwareAddr{2, 0, 0, 0, 1, host},
 		IP: netip.AddrFrom4([4]byte{10, 131, 0, host}), Net: nt, Bandwidth: bw}, Port: port}
 }
@@ -36,7 +35,7 @@ func notesOf(d *derived, id uint32) map[string][]controller.Flow {
 }
 
 func TestDerive(t *testing.T) {
-	web := func(nt manifest.Net) *attached { return mkChute("web", 10, 5, nt, manifest.Bandwidth{}) }
+	web := func(nt Policy) *attached { return mkChute("web", 10, 5, nt, Bandwidth{}) }
 	tests := []struct {
 		name   string
 		chutes []*attached
@@ -46,7 +45,7 @@ func TestDerive(t *testing.T) {
 	}{
 		{
 			name:   "no declarations: gateway only, default deny",
-			chutes: []*attached{web(manifest.Net{})},
+			chutes: []*attached{web(Policy{})},
 			owner:  10,
 			want: []string{
 				"chute web sends IPv4 (from its own MAC and IP)",
@@ -62,16 +61,16 @@ func TestDerive(t *testing.T) {
 		},
 		{
 			name:   "wan",
-			chutes: []*attached{web(manifest.Net{WAN: true})},
+			chutes: []*attached{web(Policy{WAN: true})},
 			owner:  10,
 			want:   []string{"chute web may reach the WAN (routed and masqueraded by the gateway)"},
 		},
 		{
 			name: "lan rules",
-			chutes: []*attached{web(manifest.Net{LAN: []manifest.LANRule{
-				{IP: "198.51.100.20", Ports: []int{554}},
-				{CIDR: "192.0.2.0/28"},
-				{MAC: "02:aa:bb:cc:dd:ee", Ports: []int{80}},
+			chutes: []*attached{web(Policy{LAN: []LANRule{
+				{Prefix: hostPrefix("198.51.100.20"), Ports: []uint16{554}},
+				{Prefix: netip.MustParsePrefix("192.0.2.0/28")},
+				{MAC: mustMAC("02:aa:bb:cc:dd:ee"), Ports: []uint16{80}},
 			}})},
 			owner: 10,
 			want: []string{
@@ -79,19 +78,20 @@ func TestDerive(t *testing.T) {
 				"chute web may reach LAN 198.51.100.20:554/udp",
 				"chute web may reach LAN 192.0.2.0/28",
 				"chute web may reach LAN MAC 02:aa:bb:cc:dd:ee:80/tcp",
-				"chute web resolves LAN 198.51.100.20/32",
 				"chute web resolves LAN 198.51.100.0/24",
 				"chute web resolves LAN 192.0.2.0/28",
 				"chute web's LAN destination 192.0.2.0/28 is on the LAN",
 				"LAN hosts answer chute web's ARP",
 			},
-			absent: []string{"WAN"},
+			// Inside the LAN, which it resolves already: a second flow
+			// would match the same ARP requests at the same priority.
+			absent: []string{"WAN", "resolves LAN 198.51.100.20/32"},
 		},
 		{
 			name: "expose and redirect",
-			chutes: []*attached{web(manifest.Net{
-				Expose:   []manifest.Expose{{Port: 80, GatewayPort: 8080, Proto: "tcp"}},
-				Redirect: []manifest.Redirect{{To: "203.0.113.5:80", Port: 8081, Proto: "tcp"}},
+			chutes: []*attached{web(Policy{
+				Expose:   []Expose{{Port: 80, GatewayPort: 8080, Proto: TCP}},
+				Redirect: []Redirect{{To: netip.MustParseAddrPort("203.0.113.5:80"), Port: 8081, Proto: TCP}},
 			})},
 			owner: 10,
 			want: []string{
@@ -105,8 +105,8 @@ func TestDerive(t *testing.T) {
 		{
 			name: "mutual peers",
 			chutes: []*attached{
-				web(manifest.Net{Peers: []string{"db"}}),
-				mkChute("db", 11, 6, manifest.Net{Peers: []string{"web"}}, manifest.Bandwidth{}),
+				web(Policy{Peers: []string{"db"}}),
+				mkChute("db", 11, 6, Policy{Peers: []string{"web"}}, Bandwidth{}),
 			},
 			owner: 10,
 			want:  []string{"chute web may connect to its peer db (10.131.0.11)", "chute web resolves its peer db"},
@@ -114,15 +114,15 @@ func TestDerive(t *testing.T) {
 		{
 			name: "one-sided peers: no peer flows",
 			chutes: []*attached{
-				web(manifest.Net{Peers: []string{"db"}}),
-				mkChute("db", 11, 6, manifest.Net{}, manifest.Bandwidth{}),
+				web(Policy{Peers: []string{"db"}}),
+				mkChute("db", 11, 6, Policy{}, Bandwidth{}),
 			},
 			owner:  10,
 			absent: []string{"peer"},
 		},
 		{
 			name:   "peer not attached: no peer flows",
-			chutes: []*attached{web(manifest.Net{Peers: []string{"db"}})},
+			chutes: []*attached{web(Policy{Peers: []string{"db"}})},
 			owner:  10,
 			absent: []string{"peer"},
 		},
@@ -193,8 +193,8 @@ func checkInvariants(t *testing.T, d *derived) {
 }
 
 func TestCookiesAndMeters(t *testing.T) {
-	bw := manifest.Bandwidth{Egress: 20_000_000, Ingress: 1500}
-	a := mkChute("web", 10, 5, manifest.Net{Expose: []manifest.Expose{{Port: 80, GatewayPort: 8080, Proto: "tcp"}}}, bw)
+	bw := Bandwidth{Egress: 20_000_000, Ingress: 1500}
+	a := mkChute("web", 10, 5, Policy{Expose: []Expose{{Port: 80, GatewayPort: 8080, Proto: TCP}}}, bw)
 	d := derive(testTopo, []*attached{a})
 	for _, f := range d.Flows {
 		if id := f.Cookie >> 32; id != 0 && id != 10 {
@@ -241,7 +241,7 @@ func TestCookiesAndMeters(t *testing.T) {
 	}
 
 	// Cookies are stable: adding another chute changes none of web's.
-	b := mkChute("db", 11, 6, manifest.Net{}, manifest.Bandwidth{})
+	b := mkChute("db", 11, 6, Policy{}, Bandwidth{})
 	d2 := derive(testTopo, []*attached{a, b})
 	before := map[uint64]string{}
 	for _, f := range d.Flows {
@@ -275,7 +275,7 @@ func TestAddressFor(t *testing.T) {
 }
 
 func TestOnLink(t *testing.T) {
-	got := onLink(testTopo, manifest.Net{LAN: []manifest.LANRule{{IP: "198.51.100.20"}, {CIDR: "192.0.2.0/28"}, {IP: "192.0.2.3"}}})
+	got := onLink(testTopo, Policy{LAN: []LANRule{{Prefix: hostPrefix("198.51.100.20")}, {Prefix: netip.MustParsePrefix("192.0.2.0/28")}, {Prefix: hostPrefix("192.0.2.3")}}})
 	want := []netip.Prefix{netip.MustParsePrefix("198.51.100.0/24"), netip.MustParsePrefix("192.0.2.0/28")}
 	if len(got) != len(want) || got[0] != want[0] || got[1] != want[1] {
 		t.Errorf("onLink = %v, want %v", got, want)
@@ -285,7 +285,7 @@ func TestOnLink(t *testing.T) {
 // What a chute may start is decided before the tracker's recirculation:
 // a table 0 flow commits the connection and delivers in the same pass.
 func TestAllowedTrafficTakesOnePass(t *testing.T) {
-	a := mkChute("web", 10, 5, manifest.Net{LAN: []manifest.LANRule{{IP: "198.51.100.20"}}}, manifest.Bandwidth{})
+	a := mkChute("web", 10, 5, Policy{LAN: []LANRule{{Prefix: hostPrefix("198.51.100.20")}}}, Bandwidth{})
 	d := derive(testTopo, []*attached{a})
 	fs := notesOf(d, 10)["chute web may reach LAN 198.51.100.20"]
 	if len(fs) != 1 {
@@ -318,4 +318,17 @@ func TestAllowedTrafficTakesOnePass(t *testing.T) {
 	if !d.TX[f.Cookie] {
 		t.Error("its counters are not the chute's sent traffic")
 	}
+}
+
+func hostPrefix(s string) netip.Prefix {
+	a := netip.MustParseAddr(s)
+	return netip.PrefixFrom(a, a.BitLen())
+}
+
+func mustMAC(s string) net.HardwareAddr {
+	hw, err := net.ParseMAC(s)
+	if err != nil {
+		panic(err)
+	}
+	return hw
 }

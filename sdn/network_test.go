@@ -3,6 +3,8 @@ package sdn
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -10,13 +12,18 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"paradrop/chute/manifest"
+	"golang.org/x/sys/unix"
+
 	"paradrop/netconf"
 	"paradrop/netconf/nettest"
+	"paradrop/sdn/ofsim"
 	"paradrop/sdn/ovs"
 )
 
@@ -96,7 +103,7 @@ func (tb *testbed) open(t *testing.T) {
 }
 
 // chute creates a chute namespace and attaches it in slot.
-func (tb *testbed) chute(t *testing.T, name string, slot int, nt manifest.Net, bw manifest.Bandwidth) (*nettest.Host, Chute) {
+func (tb *testbed) chute(t *testing.T, name string, slot int, nt Policy, bw Bandwidth) (*nettest.Host, Chute) {
 	t.Helper()
 	ns := filepath.Join(t.TempDir(), name)
 	if err := netconf.EnsureNetNS(ns); err != nil {
@@ -197,34 +204,25 @@ func get(t *testing.T, h *nettest.Host, addr string) (string, error) {
 }
 
 func TestReachability(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("the matrix against real Open vSwitch needs root; TestMatrixSimulated runs it without")
+	}
 	tb := newTestbed(t)
-	nettest.StartTCPServer(t, tb.cloud, ip(cloudIP, 80))
-	nettest.StartTCPServer(t, tb.lan1, ip(lan1Addr, 554))
-	nettest.StartTCPServer(t, tb.lan1, ip(lan1Addr, 22))
-	nettest.StartTCPServer(t, tb.lan2, ip(lan2Addr, 554))
-
-	web, webC := tb.chute(t, "web", 0, manifest.Net{
-		WAN:      true,
-		LAN:      []manifest.LANRule{{IP: lan1Addr.String(), Ports: []int{554}}},
-		Expose:   []manifest.Expose{{Port: 80, GatewayPort: 8080, Proto: "tcp"}},
-		Redirect: []manifest.Redirect{{To: ip(cloudIP, 80), Port: 8081, Proto: "tcp"}},
-		Peers:    []string{"db"},
-	}, manifest.Bandwidth{})
-	db, dbC := tb.chute(t, "db", 1, manifest.Net{Peers: []string{"web"}}, manifest.Bandwidth{})
-	lonely, lonelyC := tb.chute(t, "lonely", 2, manifest.Net{Peers: []string{"web"}}, manifest.Bandwidth{})
-	// cam may reach lan1 on any port, so its answers to lan1's request
-	// to an exposed port also match what it may start.
-	cam, _ := tb.chute(t, "cam", 3, manifest.Net{
-		LAN:    []manifest.LANRule{{IP: lan1Addr.String()}},
-		Expose: []manifest.Expose{{Port: 80, GatewayPort: 8082, Proto: "tcp"}},
-	}, manifest.Bandwidth{})
+	lanMACs := []net.HardwareAddr{macOf(t, tb.lan1), macOf(t, tb.lan2)}
+	hosts := map[string]*nettest.Host{"lan1": tb.lan1, "lan2": tb.lan2, "cloud": tb.cloud, "gw": tb.gw, "gwlan": tb.gw}
+	chutes := map[string]Chute{}
+	for _, mc := range matrixChutes(lanMACs[1]) {
+		hosts[mc.name], chutes[mc.name] = tb.chute(t, mc.name, mc.slot, mc.net, Bandwidth{})
+	}
+	web, webC := hosts["web"], chutes["web"]
+	db, dbC := hosts["db"], chutes["db"]
+	lonely, lonelyC := hosts["lonely"], chutes["lonely"]
+	cam := hosts["cam"]
 	httpd(t, web, 80, "hello from web\n")
 	httpd(t, cam, 80, "hello from cam\n")
-	nettest.StartTCPServer(t, web, ip(webC.IP, 8081))
-	nettest.StartTCPServer(t, web, ip(webC.IP, 81))
-	nettest.StartTCPServer(t, db, ip(dbC.IP, 5432))
-	nettest.StartTCPServer(t, lonely, ip(lonelyC.IP, 5432))
+	tb.startMatrixServers(t, hosts, map[string]bool{"web:80": true, "cam:80": true})
 
+	t.Run("matrix", func(t *testing.T) { tb.matrix(t, hosts, lanMACs) })
 	t.Run("gateway", func(t *testing.T) {
 		if err := ping(web, tb.n.gateway); err != nil {
 			t.Errorf("web cannot ping the gateway: %v", err)
@@ -407,8 +405,8 @@ func rate(t *testing.T, from, to *nettest.Host, toAddr netip.Addr, d time.Durati
 
 func TestMeter(t *testing.T) {
 	tb := newTestbed(t)
-	h, c := tb.chute(t, "fat", 0, manifest.Net{LAN: []manifest.LANRule{{IP: lan1Addr.String()}}},
-		manifest.Bandwidth{Egress: 20_000_000, Ingress: 10_000_000})
+	h, c := tb.chute(t, "fat", 0, Policy{LAN: []LANRule{{Prefix: netip.PrefixFrom(lan1Addr, 32)}}},
+		Bandwidth{Egress: 20_000_000, Ingress: 10_000_000})
 	within := func(what string, got, want float64) {
 		t.Helper()
 		t.Logf("%s: %.2f Mbit/s (meter %.0f Mbit/s)", what, got/1e6, want/1e6)
@@ -470,7 +468,7 @@ func rateIn(t *testing.T, h, lan *nettest.Host, chuteIP netip.Addr, d time.Durat
 func TestRestart(t *testing.T) {
 	tb := newTestbed(t)
 	nettest.StartTCPServer(t, tb.lan1, ip(lan1Addr, 554))
-	h, c := tb.chute(t, "web", 3, manifest.Net{LAN: []manifest.LANRule{{IP: lan1Addr.String()}}}, manifest.Bandwidth{})
+	h, c := tb.chute(t, "web", 3, Policy{LAN: []LANRule{{Prefix: netip.PrefixFrom(lan1Addr, 32)}}}, Bandwidth{})
 	mustReach(t, "before restarts", h, ip(lan1Addr, 554))
 
 	eventually := func(what string) {
@@ -516,5 +514,284 @@ func TestRestart(t *testing.T) {
 	eventually("after the gateway restarted")
 	if after := addrOf(); after != before {
 		t.Errorf("chute address changed across restarts:\n%s\n%s", before, after)
+	}
+}
+
+// macOf is the MAC of eth0 in h.
+func macOf(t *testing.T, h *nettest.Host) net.HardwareAddr {
+	t.Helper()
+	var mac net.HardwareAddr
+	if err := netconf.InNetNS(h.NetNS, func() error {
+		ifc, err := net.InterfaceByName("eth0")
+		if err == nil {
+			mac = ifc.HardwareAddr
+		}
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return mac
+}
+
+// matrixAddr is the address of a matrix host name on the testbed.
+func (tb *testbed) matrixAddr(name string) netip.Addr {
+	switch name {
+	case "gw":
+		return tb.n.gateway
+	case "gwlan":
+		return lanGW.Addr()
+	case "lan1":
+		return lan1Addr
+	case "lan2":
+		return lan2Addr
+	case "cloud":
+		return cloudIP
+	}
+	tb.n.mu.Lock()
+	defer tb.n.mu.Unlock()
+	return tb.n.chutes[name].IP
+}
+
+func (tb *testbed) matrixEndpoint(s string) (string, netip.AddrPort) {
+	host, port, _ := strings.Cut(s, ":")
+	n, _ := strconv.Atoi(port)
+	return host, netip.AddrPortFrom(tb.matrixAddr(host), uint16(n))
+}
+
+// startMatrixServers listens wherever a matrix case may land (at, or to),
+// but for the endpoints in running, so that a refused case is the
+// network's doing and not a missing server's.
+func (tb *testbed) startMatrixServers(t *testing.T, hosts map[string]*nettest.Host, running map[string]bool) {
+	t.Helper()
+	started := map[string]bool{}
+	for _, c := range reachCases {
+		at := c.at
+		if at == "" {
+			at = c.to
+		}
+		if !strings.Contains(at, ":") || running[at] || c.proto == "ack" {
+			continue
+		}
+		key := at + "/" + c.proto
+		if started[key] {
+			continue
+		}
+		started[key] = true
+		host, addr := tb.matrixEndpoint(at)
+		if c.proto == "udp" {
+			udpEcho(t, hosts[host], addr)
+		} else {
+			nettest.StartTCPServer(t, hosts[host], addr.String())
+		}
+	}
+}
+
+// udpEcho answers every datagram to addr in h with itself.
+func udpEcho(t *testing.T, h *nettest.Host, addr netip.AddrPort) {
+	t.Helper()
+	var pc net.PacketConn
+	if err := netconf.InNetNS(h.NetNS, func() (err error) { pc, err = net.ListenPacket("udp", addr.String()); return err }); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	go func() {
+		buf := make([]byte, 1500)
+		for {
+			n, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			pc.WriteTo(buf[:n], from)
+		}
+	}()
+}
+
+// udpReach sends a datagram from h to addr and waits for its echo; it
+// tries three times, as ping does.
+func udpReach(h *nettest.Host, addr netip.AddrPort) error {
+	var c net.Conn
+	if err := netconf.InNetNS(h.NetNS, func() (err error) { c, err = net.Dial("udp", addr.String()); return err }); err != nil {
+		return err
+	}
+	defer c.Close()
+	buf := make([]byte, 16)
+	var err error
+	for range 3 {
+		if _, err = c.Write([]byte("matrix")); err != nil {
+			continue
+		}
+		c.SetReadDeadline(time.Now().Add(2 * time.Second))
+		var n int
+		if n, err = c.Read(buf); err == nil && string(buf[:n]) == "matrix" {
+			return nil
+		}
+	}
+	return fmt.Errorf("no echo from %s: %v", addr, err)
+}
+
+// matrix runs every case of the reachability matrix with real traffic and
+// checks it against the expectation and, case by case, against the
+// simulator running the flows this switch was given.
+func (tb *testbed) matrix(t *testing.T, hosts map[string]*nettest.Host, lanMACs []net.HardwareAddr) {
+	tb.n.mu.Lock()
+	var chutes []*attached
+	for _, c := range tb.n.chutes {
+		a := *c
+		chutes = append(chutes, &a)
+	}
+	slices.SortFunc(chutes, func(a, b *attached) int { return strings.Compare(a.Name, b.Name) })
+	w := newSimWorld(tb.n.topo, chutes, lanMACs)
+	installed := tb.n.last
+	tb.n.mu.Unlock()
+	if !reflect.DeepEqual(w.d, installed) {
+		t.Fatal("the simulator's flows are not those the switch was given")
+	}
+	for _, c := range reachCases {
+		t.Run(c.name, func(t *testing.T) {
+			simOK, notes, err := w.run(c)
+			if err != nil {
+				t.Fatalf("simulator: %v", err)
+			}
+			if c.proto == "ack" {
+				ovsOK, err := tb.forged(t, w, hosts, c)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if ovsOK != c.want || simOK != ovsOK {
+					t.Errorf("forged answer %s -> %s: Open vSwitch delivered it: %v, the simulator: %v (%q), want %v", c.from, c.to, ovsOK, simOK, notes, c.want)
+				}
+				return
+			}
+			from := hosts[c.from]
+			_, to := tb.matrixEndpoint(c.to)
+			var ovsErr error
+			switch c.proto {
+			case "ping":
+				ovsErr = ping(from, to.Addr())
+			case "udp":
+				ovsErr = udpReach(from, to)
+			default:
+				_, ovsErr = nettest.Dial(t, from, to.String(), 3*time.Second)
+			}
+			ovsOK := ovsErr == nil
+			if ovsOK != c.want {
+				t.Errorf("Open vSwitch: %s -> %s (%s): reached %v, want %v (%v)", c.from, c.to, c.proto, ovsOK, c.want, ovsErr)
+			}
+			if simOK != ovsOK {
+				t.Errorf("the simulator and Open vSwitch disagree on %s -> %s (%s): simulator %v (%q), Open vSwitch %v (%v)",
+					c.from, c.to, c.proto, simOK, notes, ovsOK, ovsErr)
+			}
+		})
+	}
+}
+
+// frame encodes an IPv4 TCP packet of the simulator as it goes on the
+// wire, checksums included.
+func frame(p *ofsim.Packet) []byte {
+	b := make([]byte, 14+20+20)
+	copy(b[0:6], p.EthDst)
+	copy(b[6:12], p.EthSrc)
+	binary.BigEndian.PutUint16(b[12:], ofsim.EthIPv4)
+	ip := b[14:34]
+	ip[0], ip[8], ip[9] = 0x45, 64, ofsim.ProtoTCP
+	binary.BigEndian.PutUint16(ip[2:], 40)
+	src, dst := p.Src.As4(), p.Dst.As4()
+	copy(ip[12:16], src[:])
+	copy(ip[16:20], dst[:])
+	binary.BigEndian.PutUint16(ip[10:], checksum(ip, 0))
+	tcp := b[34:]
+	binary.BigEndian.PutUint16(tcp[0:], p.SrcPort)
+	binary.BigEndian.PutUint16(tcp[2:], p.DstPort)
+	binary.BigEndian.PutUint32(tcp[4:], 1000)
+	binary.BigEndian.PutUint32(tcp[8:], 2000)
+	tcp[12], tcp[13] = 5<<4, byte(p.TCPFlags)
+	binary.BigEndian.PutUint16(tcp[14:], 65535)
+	pseudo := uint32(src[0])<<8 | uint32(src[1]) + uint32(src[2])<<8 | uint32(src[3]) +
+		uint32(dst[0])<<8 | uint32(dst[1]) + uint32(dst[2])<<8 | uint32(dst[3]) + ofsim.ProtoTCP + 20
+	binary.BigEndian.PutUint16(tcp[16:], checksum(tcp, pseudo))
+	return b
+}
+
+// checksum is the Internet checksum of b, starting from sum.
+func checksum(b []byte, sum uint32) uint16 {
+	for i := 0; i+1 < len(b); i += 2 {
+		sum += uint32(b[i])<<8 | uint32(b[i+1])
+	}
+	for sum > 0xffff {
+		sum = sum>>16 + sum&0xffff
+	}
+	return ^uint16(sum)
+}
+
+// sendFrame puts a raw frame on eth0 in h.
+func sendFrame(h *nettest.Host, b []byte) error {
+	return netconf.InNetNS(h.NetNS, func() error {
+		ifc, err := net.InterfaceByName("eth0")
+		if err != nil {
+			return err
+		}
+		fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return err
+		}
+		defer unix.Close(fd)
+		return unix.Sendto(fd, b, 0, &unix.SockaddrLinklayer{Ifindex: ifc.Index, Halen: 6})
+	})
+}
+
+// counts returns the switch's packet count of every flow, by cookie.
+func (tb *testbed) counts(t *testing.T) map[uint64]uint64 {
+	t.Helper()
+	rules, err := tb.n.Flows(testCtx(t, 20*time.Second), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := map[uint64]uint64{}
+	for _, r := range rules {
+		m[r.Cookie] += r.Packets
+	}
+	return m
+}
+
+// forged sends the simulator's forged answer (a lone ACK of no
+// connection) as a raw frame and reports whether the switch delivered it
+// to the chute, and whether the flow the simulator says decided it
+// counted it.
+func (tb *testbed) forged(t *testing.T, w *simWorld, hosts map[string]*nettest.Host, c reachCase) (delivered bool, err error) {
+	p, tr := w.request, w.requestTrace
+	if p == nil {
+		return false, errors.New("the simulator sent nothing")
+	}
+	toHost, _ := tb.matrixEndpoint(c.to)
+	// The flow delivering to the target, if it is a chute; for another
+	// host, only the deciding drop flow's count tells.
+	var deliver uint64
+	tb.n.mu.Lock()
+	if a, ok := tb.n.chutes[toHost]; ok {
+		id := a.id(tb.n.topo.Subnet)
+		for _, f := range tb.n.last.Flows {
+			if uint32(f.Cookie>>32) == id && tb.n.last.RX[f.Cookie] && f.Table == tableOutput {
+				deliver = f.Cookie
+			}
+		}
+	}
+	tb.n.mu.Unlock()
+	decided := tr.Decided().Cookie
+	before := tb.counts(t)
+	if err := sendFrame(hosts[c.from], frame(p)); err != nil {
+		t.Fatal(err)
+	}
+	// Flow statistics reach the controller within a second or so.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		after := tb.counts(t)
+		if deliver != 0 && after[deliver] > before[deliver] {
+			return true, nil
+		}
+		if after[decided] > before[decided] {
+			return false, nil
+		}
+		if time.Now().After(deadline) {
+			return false, fmt.Errorf("the switch counted the frame on neither %q nor the delivery to %s", tr.Note(), toHost)
+		}
 	}
 }

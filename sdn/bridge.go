@@ -1,0 +1,186 @@
+package sdn
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/vishvananda/netlink"
+
+	"paradrop/netconf"
+	"paradrop/sdn/ovs"
+	"paradrop/sdn/ovsdb"
+)
+
+func (n *Network) datapathType() string {
+	if ovs.HasKernelModule() {
+		return "system"
+	}
+	return "netdev"
+}
+
+// setupBridge makes the bridge, its internal port's addresses and the LAN
+// ports what the configuration says and records the port numbers and the
+// gateway's MAC. It is idempotent: the repair loop calls it again.
+func (n *Network) setupBridge(ctx context.Context, target string) error {
+	n.mu.Lock()
+	db := n.db
+	n.mu.Unlock()
+	cfg := n.cfg
+	err := db.EnsureBridge(ctx, ovsdb.BridgeConfig{
+		Name: cfg.Bridge, DatapathType: n.datapathType(), DatapathID: cfg.DatapathID,
+		Protocols: []string{"OpenFlow13"}, FailMode: "secure", DisableInBand: true, Controller: target,
+	})
+	if err != nil {
+		return err
+	}
+	if _, err := db.OFPort(ctx, cfg.Bridge); err != nil {
+		return fmt.Errorf("bridge's internal port: %w", err)
+	}
+	mac, err := db.InterfaceMAC(ctx, cfg.Bridge)
+	if err != nil {
+		return err
+	}
+	addrs := []netip.Prefix{netip.PrefixFrom(n.gateway, cfg.Subnet.Bits())}
+	if cfg.LANAddr.IsValid() {
+		addrs = append(addrs, cfg.LANAddr)
+	}
+	if err := n.inGW(func() error {
+		for _, a := range addrs {
+			if err := netconf.SetAddr(cfg.Bridge, a); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	netdev := n.datapathType() == "netdev"
+	// The userspace datapath needs full checksums from the kernel's side
+	// of every port (see netconf.DisableTxOffload).
+	if netdev {
+		if err := netconf.DisableTxOffload(cfg.Bridge, cfg.NetNS); err != nil {
+			return err
+		}
+	}
+	var lanPorts []uint32
+	for _, name := range cfg.LANPorts {
+		if err := db.AddPort(ctx, cfg.Bridge, name, "", nil); err != nil {
+			return err
+		}
+		if netdev {
+			if err := netconf.DisableTxOffload(name, cfg.NetNS); err != nil {
+				return err
+			}
+			// The userspace datapath leaves the port's frames to the
+			// kernel too, which would answer LAN hosts' ARP for the
+			// gateway's addresses with the port's own MAC: their traffic
+			// would then reach the gateway around the switch (a LAN
+			// host's first connection to an exposed port was refused by
+			// the gateway's kernel that way).
+			if err := n.inGW(func() error { return arpOff(name) }); err != nil {
+				return fmt.Errorf("LAN port %s: %w", name, err)
+			}
+		}
+		p, err := db.OFPort(ctx, name)
+		if err != nil {
+			return fmt.Errorf("LAN port: %w", err)
+		}
+		lanPorts = append(lanPorts, p)
+	}
+	topo := topology{Subnet: cfg.Subnet, Gateway: n.gateway, LANAddr: cfg.LANAddr, GatewayMAC: mac, LANPorts: lanPorts, APIPort: n.apiAddr().Port()}
+
+	n.mu.Lock()
+	chutes := make([]*attached, 0, len(n.chutes))
+	for _, c := range n.chutes {
+		chutes = append(chutes, c)
+	}
+	n.mu.Unlock()
+	ports := map[string]uint32{}
+	for _, c := range chutes {
+		hostIf := netconf.HostIfFor(c.Name)
+		if err := db.AddPort(ctx, cfg.Bridge, hostIf, "", map[string]string{chuteIDKey: c.Name}); err != nil {
+			return err
+		}
+		p, err := db.OFPort(ctx, hostIf)
+		if err != nil {
+			return fmt.Errorf("chute %s: %w", c.Name, err)
+		}
+		ports[c.Name] = p
+	}
+	n.mu.Lock()
+	n.topo = topo
+	for name, p := range ports {
+		if c, ok := n.chutes[name]; ok {
+			c.Port = p
+		}
+	}
+	n.mu.Unlock()
+	return nil
+}
+
+// arpOff stops the kernel resolving and answering ARP on interface name.
+func arpOff(name string) error {
+	l, err := netlink.LinkByName(name)
+	if err != nil {
+		return err
+	}
+	if err := netlink.LinkSetARPOff(l); err != nil {
+		return fmt.Errorf("arp off: %w", err)
+	}
+	return nil
+}
+
+// repairLoop brings the bridge back after Open vSwitch restarts: it
+// restarts our own OVS if it died, redials OVSDB, re-creates the internal
+// port's addresses (a new vswitchd makes a new device) and refreshes port
+// numbers and flows. The controller re-installs the flows by itself once
+// the switch reconnects.
+func (n *Network) repairLoop(ctx context.Context, target string) {
+	defer n.done.Done()
+	t := time.NewTicker(n.cfg.RepairInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := n.repair(ctx, target); err != nil && ctx.Err() == nil {
+			n.cfg.Logf("sdn: repair: %v", err)
+		}
+	}
+}
+
+func (n *Network) repair(ctx context.Context, target string) error {
+	n.opMu.Lock()
+	defer n.opMu.Unlock()
+	ctx, cancel := context.WithTimeout(ctx, 4*n.cfg.RepairInterval)
+	defer cancel()
+	if n.ovsDir != "" {
+		if err := n.inGW(func() error { _, err := ovs.Start(ctx, n.ovsDir); return err }); err != nil {
+			return err
+		}
+	}
+	n.mu.Lock()
+	db := n.db
+	n.mu.Unlock()
+	if db.Err() != nil {
+		fresh, err := ovsdb.Dial(ctx, n.daemon.DBSocket())
+		if err != nil {
+			return err
+		}
+		db.Close()
+		n.mu.Lock()
+		n.db = fresh
+		n.mu.Unlock()
+	}
+	if err := n.setupBridge(ctx, target); err != nil {
+		return err
+	}
+	if n.setDesired() {
+		n.cfg.Logf("sdn: bridge %s changed (restarted Open vSwitch?); flows updated", n.cfg.Bridge)
+	}
+	return nil
+}

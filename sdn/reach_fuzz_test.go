@@ -1,0 +1,207 @@
+package sdn
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"testing"
+
+	"paradrop/netconf"
+	"paradrop/sdn/ofp"
+	"paradrop/sdn/ofsim"
+)
+
+// policyDeck deals random valid policies out of fuzz bytes.
+type policyDeck struct{ b []byte }
+
+func (d *policyDeck) next() byte {
+	if len(d.b) == 0 {
+		return 0
+	}
+	x := d.b[0]
+	d.b = d.b[1:]
+	return x
+}
+
+func (d *policyDeck) bit() bool { return d.next()&1 == 1 }
+
+// chutes deals 2 to 5 chutes with random wan, peers, LAN rules (host,
+// prefix, MAC; with or without ports), exposed ports and redirects, all
+// valid and free of clashes (as Network.check insists).
+func (d *policyDeck) chutes(topo topology, lanMACs [][]byte) []*attached {
+	names := []string{"a", "b", "c", "d", "e"}[:2+int(d.next())%4]
+	lanRules := []LANRule{
+		{Prefix: netip.PrefixFrom(lan1Addr, 32)},
+		{Prefix: netip.PrefixFrom(lan2Addr, 32), Ports: []uint16{554}},
+		{Prefix: netip.MustParsePrefix("198.51.100.20/31"), Ports: []uint16{22, 554}},
+		{Prefix: netip.MustParsePrefix("192.0.2.0/28")},
+		{MAC: lanMACs[1]},
+		{MAC: lanMACs[0], Ports: []uint16{80}},
+	}
+	var out []*attached
+	exposed := map[uint16]bool{}
+	redirected := map[netip.AddrPort]bool{}
+	for i, name := range names {
+		var p Policy
+		p.WAN = d.bit()
+		for _, other := range names {
+			if other != name && d.bit() {
+				p.Peers = append(p.Peers, other)
+			}
+		}
+		for _, r := range lanRules {
+			if d.next()%3 == 0 {
+				p.LAN = append(p.LAN, r)
+			}
+		}
+		if gp := 8000 + uint16(d.next()%4); d.bit() && !exposed[gp] {
+			exposed[gp] = true
+			p.Expose = append(p.Expose, Expose{Port: 80, GatewayPort: gp, Proto: TCP})
+		}
+		if to := netip.AddrPortFrom(cloudIP, 80+uint16(d.next()%2)); d.bit() && !redirected[to] {
+			redirected[to] = true
+			p.Redirect = append(p.Redirect, Redirect{To: to, Port: 8081, Proto: TCP})
+		}
+		out = append(out, &attached{Chute: Chute{Name: name, MAC: netconf.MACFor(name), IP: AddressFor(topo.Subnet, i), Net: p},
+			Port: uint32(10 + i)})
+	}
+	return out
+}
+
+func mutual(a, b *attached) bool {
+	return slices.Contains(a.Net.Peers, b.Name) && slices.Contains(b.Net.Peers, a.Name)
+}
+
+// FuzzPolicyInvariants derives the flows of random valid policies and
+// checks in the simulator what must hold whatever the policies say: the
+// switch accepts every flow and no lookup is ambiguous; no chute reaches
+// another without mutual peers; nothing from a chute leaves to the WAN
+// without wan; nothing reaches a chute as an answer unless it answers a
+// tracked connection.
+func FuzzPolicyInvariants(f *testing.F) {
+	f.Add([]byte{})
+	f.Add([]byte{3, 1, 1, 1, 1, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1})
+	f.Add([]byte("\x01\x00\x01\x03\x00\x03\x00\x03\x00\x01\x02\x01\x00\x01\x01\x00\x00\x00\x03\x03\x03\x03\x03\x03\x01\x01\x01\x01"))
+	f.Add([]byte(strings.Repeat("\x02\x01\x00", 40)))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		topo, _, lanMACs := simTopo()
+		deck := &policyDeck{b}
+		chutes := deck.chutes(topo, [][]byte{lanMACs[0], lanMACs[1]})
+		for _, c := range chutes {
+			if err := c.Net.Check(); err != nil {
+				t.Fatalf("the deck dealt an invalid policy: %v", err)
+			}
+		}
+		w := newSimWorld(topo, chutes, lanMACs)
+		for _, c := range chutes {
+			// From this chute to the world.
+			for _, o := range chutes {
+				if o == c {
+					continue
+				}
+				for _, proto := range []string{"tcp", "ping", "ack"} {
+					to := o.Name + ":5432"
+					if proto == "ping" {
+						to = o.Name
+					}
+					ok, notes := mustRun(t, w, reachCase{from: c.Name, to: to, proto: proto})
+					if ok && !mutual(c, o) {
+						t.Errorf("%s reaches %s (%s) without mutual peers (%q)\n%s", c.Name, o.Name, proto, notes, describe(chutes))
+					}
+					if !ok && mutual(c, o) && proto != "ack" {
+						t.Errorf("%s cannot reach its mutual peer %s (%s): %q\n%s", c.Name, o.Name, proto, notes, describe(chutes))
+					}
+				}
+			}
+			for _, port := range []uint16{80, 81, 443} {
+				if ok, notes := mustRun(t, w, reachCase{from: c.Name, to: fmt.Sprintf("cloud:%d", port)}); ok != c.Net.WAN {
+					t.Errorf("%s to the WAN port %d: reached %v with wan %v (%q)\n%s", c.Name, port, ok, c.Net.WAN, notes, describe(chutes))
+				}
+			}
+			noWANLeak(t, w, c)
+			noChuteLeak(t, w, c, chutes)
+			// Answers to connections that do not exist, from everyone.
+			for _, from := range []string{"lan1", "lan2", "gw", "cloud"} {
+				for _, port := range []string{"80", "8081", "5432"} {
+					if ok, notes := mustRun(t, w, reachCase{from: from, to: c.Name + ":" + port, proto: "ack"}); ok {
+						t.Errorf("an answer from %s to %s:%s with no connection was delivered (%q)\n%s", from, c.Name, port, notes, describe(chutes))
+					}
+				}
+			}
+		}
+	})
+}
+
+func mustRun(t *testing.T, w *simWorld, c reachCase) (bool, []string) {
+	t.Helper()
+	ok, notes, err := w.run(c)
+	if err != nil {
+		t.Fatalf("simulator, %s -> %s (%s): %v", c.from, c.to, c.proto, err)
+	}
+	return ok, notes
+}
+
+// noWANLeak sends c's packets straight at the gateway's MAC, to addresses
+// the flows know nothing of: without wan, none may be handed to the
+// gateway's kernel for routing.
+func noWANLeak(t *testing.T, w *simWorld, c *attached) {
+	t.Helper()
+	if err := w.reset(); err != nil {
+		t.Fatal(err)
+	}
+	sw := w.sw
+	for _, dst := range []netip.Addr{cloudIP, netip.MustParseAddr("192.0.2.99"), netip.MustParseAddr("8.8.8.8")} {
+		for _, proto := range []uint8{ofsim.ProtoTCP, ofsim.ProtoUDP, ofsim.ProtoICMP} {
+			p := ofsim.Packet{InPort: c.Port, EthSrc: c.MAC, EthDst: w.topo.GatewayMAC, EthType: ofsim.EthIPv4,
+				Src: c.IP, Dst: dst, Proto: proto, SrcPort: 40000, DstPort: 443, TCPFlags: ofsim.TCPSyn, ICMPType: 8}
+			tr, err := sw.Run(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, o := range tr.OutputTo(ofp.PortLocal) {
+				if o.Dst == dst && !c.Net.WAN {
+					t.Errorf("%s without wan: %s handed to the gateway for routing by %q", c.Name, o, tr.Note())
+				}
+			}
+		}
+	}
+}
+
+// noChuteLeak sends c's packets straight at the other chutes' MACs (a
+// chute can skip ARP: their MACs follow from their names) and the
+// gateway's: none may be delivered to a chute that is not a mutual peer.
+func noChuteLeak(t *testing.T, w *simWorld, c *attached, chutes []*attached) {
+	t.Helper()
+	for _, o := range chutes {
+		if o == c || mutual(c, o) {
+			continue
+		}
+		for _, mac := range [][]byte{o.MAC, w.topo.GatewayMAC} {
+			for _, proto := range []uint8{ofsim.ProtoTCP, ofsim.ProtoUDP, ofsim.ProtoICMP} {
+				for _, flags := range []uint16{ofsim.TCPSyn, ofsim.TCPAck} {
+					if err := w.reset(); err != nil {
+						t.Fatal(err)
+					}
+					p := ofsim.Packet{InPort: c.Port, EthSrc: c.MAC, EthDst: mac, EthType: ofsim.EthIPv4,
+						Src: c.IP, Dst: o.IP, Proto: proto, SrcPort: 40000, DstPort: 5432, TCPFlags: flags, ICMPType: 8}
+					tr, err := w.sw.Run(p)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if got := tr.OutputTo(o.Port); len(got) > 0 {
+						t.Errorf("%s's %s was delivered to %s, not a mutual peer, by %q", c.Name, &p, o.Name, tr.Note())
+					}
+				}
+			}
+		}
+	}
+}
+
+func describe(chutes []*attached) string {
+	var b strings.Builder
+	for _, c := range chutes {
+		fmt.Fprintf(&b, "  %s: %+v\n", c.Name, c.Net)
+	}
+	return b.String()
+}
