@@ -88,7 +88,9 @@ type Chutes interface {
 	Changes() []chute.Change
 	Change(id uint64) (chute.Change, error)
 	WaitChange(ctx context.Context, id uint64) (chute.Change, error)
-	Logs(ctx context.Context, name string, tail int, follow bool, w io.Writer) error
+	// Logs, Update and the calls taking an actor refuse a chute the actor
+	// may not act on (chute.Actor.MayAct) as one that does not exist.
+	Logs(ctx context.Context, name string, actor chute.Actor, tail int, follow bool, w io.Writer) error
 	Usage(window time.Duration) (usage.Series, error)
 	Resources(name string) (manifest.Resources, error)
 	SetResources(name string, req chute.ResourceRequest, actor chute.Actor) (chute.Change, error)
@@ -133,6 +135,7 @@ type server struct {
 	uploads *uploads // concurrent package uploads (uploads.go)
 	tenants *tenant.Registry
 	scopes  map[string]scope // by mux pattern (scope.go)
+	live    live             // requests under way of developers and chutes (live.go)
 }
 
 // New returns the API handler.
@@ -192,8 +195,10 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	sc := s.scopes[pattern]
 	open := sc == scopeOpen || pattern == metricsPattern && s.cfg.MetricsOpen
 	if !open {
+		token, _ := bearerToken(r)
+		var expires *time.Time
 		var err error
-		id, err = s.authorize(r)
+		id, expires, err = s.authorize(r)
 		if err != nil {
 			sw.Header().Set("WWW-Authenticate", `Bearer realm="paradrop"`)
 			if r.ContentLength != 0 {
@@ -220,6 +225,13 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		r = withIdentity(r, id)
+		if !id.operator() {
+			// What a developer or a chute has under way ends with
+			// its token.
+			var untrack func()
+			r, untrack = s.track(sw, r, token, id, expires)
+			defer untrack()
+		}
 	}
 	if pattern == "" {
 		// No route: let the mux decide between 404 and 405 (and set Allow),
@@ -329,6 +341,8 @@ func statusOf(err error) int {
 		return http.StatusForbidden
 	case errors.Is(err, chute.ErrTooLarge), errors.As(err, &tooBig):
 		return http.StatusRequestEntityTooLarge
+	case errors.Is(err, errCredentialEnded):
+		return http.StatusUnauthorized
 	case errors.Is(err, ErrStalled):
 		return http.StatusRequestTimeout
 	case errors.Is(err, io.ErrUnexpectedEOF):

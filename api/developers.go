@@ -184,6 +184,7 @@ func (s *server) deleteDeveloper(w http.ResponseWriter, r *http.Request) {
 		fail(w, err)
 		return
 	}
+	s.recheck() // its requests under way end before this answers
 	s.cfg.Logf("%s deleted developer %s", identityOf(r), name)
 	out := deletedDeveloper{Name: name, Changes: []uint64{}}
 	var failed []string
@@ -244,6 +245,7 @@ func (s *server) revokeToken(w http.ResponseWriter, r *http.Request) {
 		fail(w, err)
 		return
 	}
+	s.recheck() // the requests under way with it end before this answers
 	s.cfg.Logf("%s revoked token %s of developer %s", identityOf(r), id, name)
 	writeJSON(w, http.StatusOK, map[string]string{"name": name, "revoked": id})
 }

@@ -102,6 +102,23 @@ func (s *server) ownChute(h http.HandlerFunc) http.HandlerFunc {
 	}
 }
 
+// stillOwn is ownChute's check made again after a handler has read what it
+// shows of the chute name, before it shows it: the chute may have been
+// removed and installed again by another since ownChute's check. The
+// change-making calls need no such check: the manager makes it with the
+// change, under its lock. On false it has answered as ownChute does.
+func (s *server) stillOwn(w http.ResponseWriter, r *http.Request, name string) bool {
+	id := identityOf(r)
+	if id.operator() {
+		return true
+	}
+	if owner, err := s.cfg.Chutes.OwnerOf(name); err != nil || owner != id.owner() {
+		fail(w, fmt.Errorf("chute %q: %w", name, chute.ErrNotFound))
+		return false
+	}
+	return true
+}
+
 // withIdentity returns r carrying id.
 func withIdentity(r *http.Request, id identity) *http.Request {
 	return r.WithContext(context.WithValue(r.Context(), identityKey{}, id))

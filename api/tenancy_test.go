@@ -403,3 +403,46 @@ func TestQuotaRefusedIs403(t *testing.T) {
 		t.Errorf("the refusal is not in the log with actor and reason:\n%s", log)
 	}
 }
+
+// The API checks a developer's chute is its own, then acts on it: in
+// between, the chute can be removed and installed again under the same
+// name by another developer. That interleaving is made here on every
+// route naming a chute: alpha's call must then answer as for a chute that
+// does not exist and change nothing of beta's, which only works if the
+// check is made again with the call (by the manager, with the actor, for
+// the calls that act).
+func TestOwnershipCheckedWithTheCall(t *testing.T) {
+	for _, r := range routes {
+		if r.reach != chuteOwner {
+			continue
+		}
+		t.Run(r.pattern, func(t *testing.T) {
+			ts := newTenants(t)
+			ts.fake.AppendLog("aa", "alpha's line")
+			var once sync.Once
+			ts.fake.AfterOwnerOf = func(name string) {
+				once.Do(func() {
+					ts.fake.Drop("aa")
+					ts.fake.Add(chute.Info{Name: "aa", Owner: "beta", Version: "1.0", State: chute.Running, Desired: chute.Running})
+				})
+			}
+			before := len(ts.fake.Changes())
+			path := strings.ReplaceAll(r.path, "CHUTE", "aa")
+			code, got := ts.doToken(t, ts.alpha, r.method, path, strings.ReplaceAll(r.body, "CHUTE", "aa"))
+			if code != http.StatusNotFound {
+				t.Fatalf("%s %s by alpha after aa became beta's: %d %s", r.method, path, code, got)
+			}
+			ts.fake.AfterOwnerOf = nil
+			_, none := ts.doToken(t, ts.alpha, r.method, strings.ReplaceAll(r.path, "CHUTE", "zz"), strings.ReplaceAll(r.body, "CHUTE", "zz"))
+			if strings.ReplaceAll(string(got), `\"aa\"`, `\"zz\"`) != string(none) {
+				t.Errorf("beta's answers %s, a missing one %s", got, none)
+			}
+			if n := len(ts.fake.Changes()); n != before {
+				t.Errorf("%d changes made on beta's chute", n-before)
+			}
+			if in, err := ts.fake.Get("aa"); err != nil || in.Owner != "beta" || in.Version != "1.0" {
+				t.Errorf("beta's chute: %+v, %v", in, err)
+			}
+		})
+	}
+}

@@ -114,6 +114,9 @@ func (s *server) chuteUsage(w http.ResponseWriter, r *http.Request) {
 		fail(w, err)
 		return
 	}
+	if !s.stillOwn(w, r, name) {
+		return
+	}
 	out := usageSeries[chuteSample]{Interval: int(series.Interval / time.Second), Samples: []chuteSample{}}
 	for _, smp := range series.Samples {
 		c, ok := smp.Chutes[name]
@@ -135,6 +138,9 @@ func (s *server) getResources(w http.ResponseWriter, r *http.Request) {
 	res, err := s.cfg.Chutes.Resources(name)
 	if err != nil {
 		fail(w, err)
+		return
+	}
+	if !s.stillOwn(w, r, name) {
 		return
 	}
 	writeJSON(w, http.StatusOK, res)

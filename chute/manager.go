@@ -101,7 +101,7 @@ type Manager struct {
 	mu         sync.Mutex
 	changeCond *sync.Cond
 	chutes     map[string]*entry
-	reserved   map[string]bool // names whose install is queued
+	reserved   map[string]Owner // names whose install is queued, with the owner-to-be
 	changes    map[uint64]*Change
 	queues     map[string][]job
 	claims     map[*claim]bool    // admitted changes not yet ended (admit.go)
@@ -148,7 +148,7 @@ func NewManager(cfg Config) (*Manager, error) {
 		db:         cfg.DB,
 		paths:      layout{root: cfg.DataDir, cgroupParent: cfg.CgroupParent},
 		chutes:     map[string]*entry{},
-		reserved:   map[string]bool{},
+		reserved:   map[string]Owner{},
 		changes:    map[uint64]*Change{},
 		queues:     map[string][]job{},
 		claims:     map[*claim]bool{},
@@ -316,6 +316,29 @@ func (m *Manager) save(name string, fn func(r *record)) error {
 		return fmt.Errorf("save chute %q: %w", name, err)
 	}
 	return nil
+}
+
+// acting returns the chute name if actor may act on it, and as a chute
+// that does not exist if not: a developer learns nothing of others'.
+func (m *Manager) acting(name string, actor Actor) (*entry, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	e, ok := m.chutes[name]
+	if !ok || !actor.MayAct(name, e.rec.Owner) {
+		return nil, fmt.Errorf("chute %q: %w", name, ErrNotFound)
+	}
+	return e, nil
+}
+
+// guarded is run, checked again when it runs: the chute on the queue then
+// must still be one actor may act on.
+func (m *Manager) guarded(name string, actor Actor, run func(context.Context, *progress) error) func(context.Context, *progress) error {
+	return func(ctx context.Context, p *progress) error {
+		if _, err := m.acting(name, actor); err != nil {
+			return err
+		}
+		return run(ctx, p)
+	}
 }
 
 func (m *Manager) entry(name string) (*entry, error) {
