@@ -183,11 +183,14 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	sw := &statusWriter{ResponseWriter: w}
 	var id identity
+	// Until its token says otherwise, a caller is nobody known.
+	who := "anonymous"
 	defer func() {
 		s.cfg.Logf("%s %q %d %s", r.Method, r.URL.Path, sw.status(), time.Since(start).Round(time.Microsecond))
-		if !id.operator() && sw.status() >= 400 {
-			// The audit of a developer's refusals: who, and why.
-			s.cfg.Logf("refused %s: %s %q: %d %s", id, r.Method, r.URL.Path, sw.status(), sw.reason)
+		if who != "operator" && sw.status() >= 400 {
+			// The audit of refusals of all but the operator: who, and
+			// why.
+			s.cfg.Logf("refused %s: %s %q: %d %s", who, r.Method, r.URL.Path, sw.status(), sw.reason)
 		}
 	}()
 
@@ -208,6 +211,7 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			writeError(sw, http.StatusUnauthorized, err.Error())
 			return
 		}
+		who = id.String()
 		if ok, code, msg := chuteReach(id, sc); !ok {
 			if r.ContentLength != 0 {
 				sw.Header().Set("Connection", "close")

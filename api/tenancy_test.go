@@ -27,6 +27,8 @@ type tenants struct {
 	beta    string
 	alphaID string // the id of alpha's token
 	chute   string // the token of the running chute aa
+	revoked string // a token of alpha's, revoked
+	expired string // a token of alpha's that has expired
 	change  map[string]uint64
 	mu      sync.Mutex
 	logged  []string
@@ -73,7 +75,32 @@ func newTenants(t *testing.T) *tenants {
 	}
 	ts.chute = "chute-aa-token"
 	fake.SetToken("aa", ts.chute)
+	fake.SetToken("bb", "chute-bb-token")
+	var made newToken
+	if code, b := ts.do(t, "POST", "/api/v1/developers/alpha/tokens", ""); code != http.StatusCreated || json.Unmarshal(b, &made) != nil {
+		t.Fatalf("token: %d %s", code, b)
+	}
+	ts.revoked = made.Token
+	if code, b := ts.do(t, "DELETE", "/api/v1/developers/alpha/tokens/"+made.ID, ""); code != 200 {
+		t.Fatalf("revoke: %d %s", code, b)
+	}
+	ts.mu.Lock()
+	ts.logged = nil // the fixture's own
+	ts.mu.Unlock()
 	return ts
+}
+
+// expire sets ts.expired to a token of alpha's that has expired.
+func (ts *tenants) expire(t *testing.T) {
+	t.Helper()
+	var made newToken
+	expires := time.Now().Add(100 * time.Millisecond)
+	body := `{"expires":"` + expires.UTC().Format(time.RFC3339Nano) + `"}`
+	if code, b := ts.do(t, "POST", "/api/v1/developers/alpha/tokens", body); code != http.StatusCreated || json.Unmarshal(b, &made) != nil {
+		t.Fatalf("token %s: %d %s", body, code, b)
+	}
+	ts.expired = made.Token
+	time.Sleep(time.Until(expires))
 }
 
 // Who may call a route, by its pattern.
@@ -141,6 +168,11 @@ func TestRoutesAllInMatrix(t *testing.T) {
 		if got := ts.h.scopes[r.pattern]; got != want[r.reach] {
 			t.Errorf("%s: scope %d, the matrix says %d", r.pattern, got, want[r.reach])
 		}
+		// The row's request is the route's: the mux takes it there.
+		req := httptest.NewRequest(r.method, r.path, nil)
+		if _, p := ts.h.mux.Handler(req); p != r.pattern {
+			t.Errorf("%s %s goes to %q, not %q", r.method, r.path, p, r.pattern)
+		}
 	}
 	sort.Strings(served)
 	sort.Strings(listed)
@@ -149,11 +181,14 @@ func TestRoutesAllInMatrix(t *testing.T) {
 	}
 }
 
-// The matrix: the operator and developers alpha and beta against every
-// route, on each one's chute, each on a fresh gateway.
+// The matrix: every route against the operator, developers alpha and beta,
+// the token of chute aa (on aa, and on the others), no token, a revoked
+// token and an expired one, on each one's chute, each on a fresh gateway.
+// Every refusal of anyone but the operator is in the log, with who and
+// why.
 func TestTenancyMatrix(t *testing.T) {
 	for _, r := range routes {
-		for _, caller := range []string{"operator", "alpha", "beta", "chute"} {
+		for _, caller := range []string{"operator", "alpha", "beta", "chute", "none", "revoked", "expired"} {
 			targets := []string{""}
 			owned := r.reach == chuteOwner || r.reach == changeOwner
 			if owned {
@@ -162,10 +197,14 @@ func TestTenancyMatrix(t *testing.T) {
 			for _, target := range targets {
 				t.Run(fmt.Sprintf("%s/%s/%s", r.pattern, caller, target), func(t *testing.T) {
 					ts := newTenants(t)
-					token := map[string]string{"operator": ts.token, "alpha": ts.alpha, "beta": ts.beta, "chute": ts.chute}[caller]
+					if caller == "expired" {
+						ts.expire(t)
+					}
+					token := map[string]string{"operator": ts.token, "alpha": ts.alpha, "beta": ts.beta, "chute": ts.chute, "revoked": ts.revoked, "expired": ts.expired}[caller]
 					if r.reach == anyone {
 						token = ""
 					}
+					nobody := r.reach == anyone || caller == "none" || caller == "revoked" || caller == "expired"
 					path := strings.ReplaceAll(r.path, "CHUTE", target)
 					path = strings.ReplaceAll(path, "CHANGE", fmt.Sprint(ts.change[target]))
 					tokID := ts.alphaID
@@ -183,6 +222,8 @@ func TestTenancyMatrix(t *testing.T) {
 						want = http.StatusUnauthorized // no password set: reached, and refused
 					case r.reach == anyone:
 						want = 200
+					case nobody:
+						want = http.StatusUnauthorized
 					case caller == "chute":
 						// Its own info, else 403; another chute is
 						// one that does not exist.
@@ -209,9 +250,18 @@ func TestTenancyMatrix(t *testing.T) {
 					if code/100 != 2 {
 						errorOf(t, got)
 					}
-					actor := "developer:" + caller
-					if caller == "chute" {
-						actor = "chute:aa"
+					actor := map[string]string{"operator": "operator", "alpha": "developer:alpha", "beta": "developer:beta", "chute": "chute:aa"}[caller]
+					if nobody {
+						actor = "anonymous"
+					}
+					if code >= 400 && actor != "operator" {
+						line := fmt.Sprintf("refused %s: %s %q: %d %s", actor, r.method, path, code, errorOf(t, got))
+						ts.mu.Lock()
+						logged := strings.Join(ts.logged, "\n")
+						ts.mu.Unlock()
+						if !strings.Contains(logged, line) {
+							t.Errorf("refusal not logged with its actor and reason: %q not in\n%s", line, logged)
+						}
 					}
 					if want == http.StatusNotFound {
 						// Exactly as a chute (or change) that does not
@@ -222,18 +272,6 @@ func TestTenancyMatrix(t *testing.T) {
 						mine := strings.ReplaceAll(strings.ReplaceAll(string(got), `\"`+target+`\"`, `\"zz\"`), fmt.Sprint(ts.change[target]), "999")
 						if mine != string(none) {
 							t.Errorf("another's answers %s, a missing one %s", got, none)
-						}
-						ts.mu.Lock()
-						defer ts.mu.Unlock()
-						if !strings.Contains(strings.Join(ts.logged, "\n"), "refused "+actor+": "+r.method+` "`+path+`": 404 `) {
-							t.Errorf("refusal not logged with its actor: %q", ts.logged)
-						}
-					}
-					if want == http.StatusForbidden && caller != "operator" {
-						ts.mu.Lock()
-						defer ts.mu.Unlock()
-						if !strings.Contains(strings.Join(ts.logged, "\n"), "refused "+actor+": "+r.method+` "`+path+`": 403 `) {
-							t.Errorf("refusal not logged with its actor: %q", ts.logged)
 						}
 					}
 				})
