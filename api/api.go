@@ -18,7 +18,7 @@
 // 400 bad request, 401 no or wrong token, 403 not for this identity or
 // beyond its developer's quota, 404 no such chute/change/route,
 // 405 wrong method, 408 a body sent too slowly, 409 the chute exists or is
-// busy, 413 package too large, 429 too many attempts or uploads from this
+// busy, 413 package too large, 422 a waited change that failed, 429 too many attempts or uploads from this
 // client, 503 too many uploads in all.
 // A 500 is the daemon's own failure.
 //
@@ -51,7 +51,8 @@
 // 12 hours, except that it cannot set the password.
 //
 // A change-making call answers 202 {"change_id":N,"chute":NAME} at once,
-// or with ?wait=1, 200 and the change when it has ended, failed or not.
+// or with ?wait=1, the change when it has ended: 200 if done, 422 if it
+// failed (its "error" says why).
 // Unknown query parameters are refused rather than ignored.
 package api
 

@@ -207,8 +207,10 @@ type changeQueued struct {
 }
 
 // answerChange answers a change-making call: 202 with the change's id, or
-// with wait, 200 and the change once it has ended, failed or not (the
-// request itself succeeded; the change's state says how it went).
+// with wait, the change once it has ended: 200 if done, 422 if it failed,
+// so that a script (curl --fail) stops on a failed change as on a refused
+// call. The body is the change either way; a failed one's "error" says why,
+// as every error body's does.
 func (s *server) answerChange(w http.ResponseWriter, r *http.Request, wait bool, c chute.Change, err error) {
 	if err != nil {
 		if ended(r.Context()) {
@@ -232,6 +234,13 @@ func (s *server) answerChange(w http.ResponseWriter, r *http.Request, wait bool,
 			return // the client left; nobody to answer
 		}
 		fail(w, fmt.Errorf("wait for change %d: %w", c.ID, err))
+		return
+	}
+	if done.State == chute.ChangeError {
+		if sw, ok := w.(*statusWriter); ok {
+			sw.reason = fmt.Sprintf("change %d failed: %s", done.ID, done.Error)
+		}
+		writeJSON(w, http.StatusUnprocessableEntity, done)
 		return
 	}
 	writeJSON(w, http.StatusOK, done)
