@@ -95,11 +95,23 @@ func (s *server) ownChute(h http.HandlerFunc) http.HandlerFunc {
 			// Both cases take the same path.
 			if owner, err := s.cfg.Chutes.OwnerOf(name); err != nil || owner != id.owner() {
 				fail(w, fmt.Errorf("chute %q: %w", name, chute.ErrNotFound))
+				if sw, ok := w.(*statusWriter); ok && err == nil {
+					// The operator's log may say what the caller is not told.
+					sw.reason += " (it is " + ownerName(owner) + "'s)"
+				}
 				return
 			}
 		}
 		h(w, r)
 	}
+}
+
+// ownerName is how the log names a chute's owner.
+func ownerName(o chute.Owner) string {
+	if o == "" {
+		return "the operator"
+	}
+	return "developer " + string(o)
 }
 
 // stillOwn is ownChute's check made again after a handler has read what it

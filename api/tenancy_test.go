@@ -256,6 +256,10 @@ func TestTenancyMatrix(t *testing.T) {
 					}
 					if code >= 400 && actor != "operator" {
 						line := fmt.Sprintf("refused %s: %s %q: %d %s", actor, r.method, path, code, errorOf(t, got))
+						if want == http.StatusNotFound && r.reach == chuteOwner && caller != "chute" {
+							// The log says whose it is; the answer does not.
+							line += fmt.Sprintf(" (it is %s's)", map[string]string{"op": "the operator", "aa": "developer alpha", "bb": "developer beta"}[target])
+						}
 						ts.mu.Lock()
 						logged := strings.Join(ts.logged, "\n")
 						ts.mu.Unlock()
