@@ -93,6 +93,12 @@ func (s *server) createDeveloper(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	// A deleted developer's chutes that outlived it (one installing as it
+	// was deleted) would be a new developer's of the same name.
+	if owned := s.ownedBy(spec.Name); len(owned) > 0 {
+		writeError(w, http.StatusConflict, fmt.Sprintf("chutes %s belong to a former developer %q: remove them before reusing the name", strings.Join(owned, ", "), spec.Name))
+		return
+	}
 	d, token, err := s.tenants.Create(spec)
 	if err != nil {
 		fail(w, err)
@@ -169,13 +175,7 @@ func (s *server) deleteDeveloper(w http.ResponseWriter, r *http.Request) {
 		fail(w, err)
 		return
 	}
-	var owned []string
-	for _, c := range s.cfg.Chutes.List() {
-		if c.Owner == chute.Owner(name) {
-			owned = append(owned, c.Name)
-		}
-	}
-	sort.Strings(owned)
+	owned := s.ownedBy(name)
 	if len(owned) > 0 && !removeChutes {
 		writeError(w, http.StatusConflict, fmt.Sprintf("developer %q owns chutes %s: remove them first, or delete with ?chutes=remove", name, strings.Join(owned, ", ")))
 		return
@@ -201,6 +201,18 @@ func (s *server) deleteDeveloper(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// ownedBy lists the chutes of developer name, by name.
+func (s *server) ownedBy(name string) []string {
+	var owned []string
+	for _, c := range s.cfg.Chutes.List() {
+		if name != "" && c.Owner == chute.Owner(name) {
+			owned = append(owned, c.Name)
+		}
+	}
+	sort.Strings(owned)
+	return owned
 }
 
 type tokenRequest struct {

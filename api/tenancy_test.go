@@ -488,3 +488,22 @@ func TestOwnershipCheckedWithTheCall(t *testing.T) {
 		})
 	}
 }
+
+// A developer's name cannot be given again while chutes of the former
+// developer of that name remain (one that was installing as it was
+// deleted): the new one would own them.
+func TestDeveloperNameNotReusedOverItsChutes(t *testing.T) {
+	ts := newTenants(t)
+	if code, body := ts.do(t, "DELETE", "/api/v1/developers/gamma", ""); code != 200 {
+		t.Fatalf("delete gamma: %d %s", code, body)
+	}
+	ts.fake.Add(chute.Info{Name: "late", Owner: "gamma", Version: "1.0", State: chute.Running})
+	code, body := ts.do(t, "POST", "/api/v1/developers", `{"name":"gamma"}`)
+	if code != http.StatusConflict || !strings.Contains(errorOf(t, body), "late") || strings.Contains(string(body), "token") {
+		t.Fatalf("gamma again over its chute: %d %s", code, body)
+	}
+	ts.fake.Drop("late")
+	if code, body := ts.do(t, "POST", "/api/v1/developers", `{"name":"gamma"}`); code != http.StatusCreated {
+		t.Fatalf("gamma again: %d %s", code, body)
+	}
+}
