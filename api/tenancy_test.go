@@ -15,6 +15,7 @@ import (
 
 	"paradrop/api/apitest"
 	"paradrop/chute"
+	"paradrop/usage"
 )
 
 // tenants is a gateway with the operator's chute "op", chutes "aa" of
@@ -505,5 +506,23 @@ func TestDeveloperNameNotReusedOverItsChutes(t *testing.T) {
 	ts.fake.Drop("late")
 	if code, body := ts.do(t, "POST", "/api/v1/developers", `{"name":"gamma"}`); code != http.StatusCreated {
 		t.Fatalf("gamma again: %d %s", code, body)
+	}
+}
+
+// A chute's usage is its own: what was measured of its name before it was
+// installed (another developer's chute, perhaps) is not shown.
+func TestUsageOfTheNameBeforeTheChute(t *testing.T) {
+	ts := newTenants(t)
+	installed := time.UnixMilli(10_000).UTC()
+	ts.fake.Add(chute.Info{Name: "bb", Owner: "beta", Version: "1.0", State: chute.Running, Installed: &installed})
+	ts.fake.SetUsage(usage.Series{Interval: time.Second, Samples: []usage.Sample{
+		{T: 9_000, Chutes: map[string]usage.ChuteSample{"bb": {Mem: 111}}},  // alpha's former bb
+		{T: 10_500, Chutes: map[string]usage.ChuteSample{"bb": {Mem: 222}}}, // straddles the install
+		{T: 11_000, Chutes: map[string]usage.ChuteSample{"bb": {Mem: 333}}},
+	}})
+	code, body := ts.doToken(t, ts.beta, "GET", "/api/v1/chutes/bb/usage", "")
+	var got usageSeries[chuteSample]
+	if code != 200 || json.Unmarshal(body, &got) != nil || len(got.Samples) != 1 || got.Samples[0].Mem != 333 {
+		t.Errorf("beta's usage of bb: %d %s", code, body)
 	}
 }

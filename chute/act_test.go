@@ -80,6 +80,10 @@ command: ["/bin/sh", "-c", "i=0; while true; do i=$((i+1)); echo `+who+` $i; sle
 		g.m.Logs(ctx, "talker", "developer:acme", 0, false, &b)
 		return strings.Contains(b.String(), "acme 2")
 	})
+	first, err := g.m.Get("talker")
+	if err != nil || first.Installed == nil {
+		t.Fatalf("acme's chute: %+v, %v", first, err)
+	}
 	followCtx, stopFollow := context.WithTimeout(ctx, 30*time.Second)
 	defer stopFollow()
 	var followed syncBuffer
@@ -132,6 +136,10 @@ command: ["/bin/sh", "-c", "i=0; while true; do i=$((i+1)); echo `+who+` $i; sle
 	in, err := g.m.Get("talker")
 	if err != nil || in.Owner != "beta" || in.State != Running || in.Restarts != 0 {
 		t.Fatalf("beta's chute after acme's calls: %+v, %v", in, err)
+	}
+	// What was measured of the name before is told apart by this.
+	if in.Installed == nil || !in.Installed.After(*first.Installed) {
+		t.Errorf("beta's chute installed at %v, acme's at %v", in.Installed, first.Installed)
 	}
 
 	// A removal asked while an install of the name is under way: hold

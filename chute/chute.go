@@ -85,6 +85,9 @@ type Info struct {
 	// SignedBy is the minisign key ID whose signature of the installed
 	// package was verified; empty for an unsigned package.
 	SignedBy string `json:"signed_by,omitempty"`
+	// Installed is when this chute of the name was installed (absent for
+	// chutes installed before it was recorded).
+	Installed *time.Time `json:"installed,omitempty"`
 	// Traffic is what the switch counted for the chute, in its flows'
 	// statistics; only Get asks the switch for it.
 	Traffic *sdn.Counters `json:"traffic,omitempty"`

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"time"
 
 	"paradrop/chute/archive"
 	"paradrop/chute/manifest"
@@ -219,7 +220,8 @@ func (m *Manager) install(ctx context.Context, p *progress, s *staged, owner Own
 		return fmt.Errorf("install %q: %w", name, err)
 	}
 	ip, mac := m.address(slot, name)
-	rec := record{Name: name, Owner: owner, Version: man.Version, Dir: dir, Manifest: man, Desired: Running, State: Stopped, Slot: slot, IP: ip, MAC: mac, SignedBy: s.signedBy}
+	rec := record{Name: name, Owner: owner, Version: man.Version, Dir: dir, Manifest: man, Desired: Running, State: Stopped, Slot: slot, IP: ip, MAC: mac, SignedBy: s.signedBy,
+		Installed: time.Now().UTC()}
 	// The record is the commit point: a crash before it leaves only a
 	// directory that start-up removes; after it, a whole chute.
 	if err := m.db.Put(store.Chutes, name, rec); err != nil {

@@ -79,6 +79,9 @@ type record struct {
 	Error    string             `json:"error,omitempty"`
 	Policy   *Policy            `json:"policy,omitempty"`    // the operator's, over Manifest.Resources
 	SignedBy string             `json:"signed_by,omitempty"` // ID of the key that signed the installed version
+	// Installed is when this chute of the name was installed: what was
+	// measured of the name before is another chute's.
+	Installed time.Time `json:"installed,omitempty"`
 }
 
 // entry is a chute as the manager holds it in memory.
@@ -247,6 +250,10 @@ func (e *entry) info() Info {
 		Name: e.rec.Name, Owner: e.rec.Owner, Version: e.rec.Version, State: e.rec.State, Desired: e.rec.Desired,
 		Restarts: e.rec.Restarts, LastExit: e.rec.LastExit, Error: e.rec.Error, Manifest: e.rec.Manifest,
 		IP: e.rec.IP, MAC: e.rec.MAC, SignedBy: e.rec.SignedBy,
+	}
+	if !e.rec.Installed.IsZero() {
+		t := e.rec.Installed
+		in.Installed = &t
 	}
 	if e.sb != nil && e.rec.State == Running {
 		in.Pid = e.sb.Pid()
