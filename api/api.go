@@ -99,6 +99,9 @@ type Chutes interface {
 	SetResources(name string, req chute.ResourceRequest, actor chute.Actor) (chute.Change, error)
 	// ChuteOfToken is the running chute whose token is token.
 	ChuteOfToken(token string) (string, bool)
+	// DropKept deletes the data kept by the removed chutes of a developer
+	// being deleted, returning their names.
+	DropKept(owner chute.Owner) ([]string, error)
 }
 
 var _ Chutes = (*chute.Manager)(nil)

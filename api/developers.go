@@ -152,6 +152,9 @@ func (s *server) setDeveloper(w http.ResponseWriter, r *http.Request) {
 type deletedDeveloper struct {
 	Name    string   `json:"name"`
 	Changes []uint64 `json:"changes"` // the removals of its chutes
+	// KeptDropped are the chutes whose kept data was deleted with it: no
+	// one may take it back, and a new developer of its name must not.
+	KeptDropped []string `json:"kept_dropped"`
 }
 
 // deleteDeveloper deletes a developer, and with ?chutes=remove its chutes:
@@ -186,7 +189,7 @@ func (s *server) deleteDeveloper(w http.ResponseWriter, r *http.Request) {
 	}
 	s.recheck() // its requests under way end before this answers
 	s.cfg.Logf("%s deleted developer %s", identityOf(r), name)
-	out := deletedDeveloper{Name: name, Changes: []uint64{}}
+	out := deletedDeveloper{Name: name, Changes: []uint64{}, KeptDropped: []string{}}
 	var failed []string
 	for _, c := range owned {
 		ch, err := s.cfg.Chutes.Remove(c, false, identityOf(r).actor())
@@ -196,8 +199,13 @@ func (s *server) deleteDeveloper(w http.ResponseWriter, r *http.Request) {
 		}
 		out.Changes = append(out.Changes, ch.ID)
 	}
+	dropped, err := s.cfg.Chutes.DropKept(chute.Owner(name))
+	out.KeptDropped = append(out.KeptDropped, dropped...)
+	if err != nil {
+		failed = append(failed, err.Error())
+	}
 	if len(failed) > 0 {
-		writeError(w, http.StatusInternalServerError, fmt.Sprintf("developer %q deleted, but not all of its chutes could be removed: %s", name, strings.Join(failed, "; ")))
+		writeError(w, http.StatusInternalServerError, fmt.Sprintf("developer %q deleted, but not all of its chutes or kept data could be removed: %s", name, strings.Join(failed, "; ")))
 		return
 	}
 	writeJSON(w, http.StatusOK, out)

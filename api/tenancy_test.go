@@ -526,3 +526,20 @@ func TestUsageOfTheNameBeforeTheChute(t *testing.T) {
 		t.Errorf("beta's usage of bb: %d %s", code, body)
 	}
 }
+
+// Deleting a developer deletes the data its removed chutes kept, and no
+// one else's.
+func TestDeleteDeveloperDropsItsKeptData(t *testing.T) {
+	ts := newTenants(t)
+	ts.fake.KeepData("old", "beta")
+	ts.fake.KeepData("mine", "alpha")
+	ts.fake.KeepData("ops", "")
+	code, body := ts.do(t, "DELETE", "/api/v1/developers/beta?chutes=remove", "")
+	var out deletedDeveloper
+	if code != 200 || json.Unmarshal(body, &out) != nil || strings.Join(out.KeptDropped, ",") != "old" || len(out.Changes) != 1 {
+		t.Fatalf("delete beta: %d %s", code, body)
+	}
+	if left, _ := ts.fake.DropKept("alpha"); strings.Join(left, ",") != "mine" {
+		t.Errorf("alpha's kept data after beta's deletion: %v", left)
+	}
+}

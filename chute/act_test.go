@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -187,3 +188,36 @@ func TestInstallOfATakenName(t *testing.T) {
 }
 
 func second[T any](_ T, err error) error { return err }
+
+// A deleted developer's kept data is dropped, not left for a new developer
+// given the same name: that one starts empty. Others' kept data stays.
+func TestDropKept(t *testing.T) {
+	g := newGateway(t, t.TempDir())
+	defer g.removeAll()
+	ctx := context.Background()
+	g.mustDo(g.m.Install(ctx, bytes.NewReader(pkg(t, counterV1, nil)), Origin{Owner: "acme", Actor: "developer:acme"}))
+	eventually(t, 10*time.Second, "first run", func() bool { return readData(g, "counter", "n") == "1" })
+	g.mustDo(g.m.Remove("counter", true, "developer:acme"))
+
+	if names, err := g.m.DropKept("beta"); err != nil || len(names) != 0 {
+		t.Fatalf("beta's kept data: %v, %v", names, err)
+	}
+	if names, err := g.m.DropKept(""); err != nil || len(names) != 0 {
+		t.Fatalf("the operator's kept data: %v, %v", names, err)
+	}
+	names, err := g.m.DropKept("acme")
+	if err != nil || len(names) != 1 || names[0] != "counter" {
+		t.Fatalf("acme's kept data: %v, %v", names, err)
+	}
+	for _, p := range []string{g.m.paths.keptImage("counter"), g.m.paths.keptSlot("counter")} {
+		if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s is still there: %v", p, err)
+		}
+	}
+	// A new acme installs the name: its count starts again.
+	g.mustDo(g.m.Install(ctx, bytes.NewReader(pkg(t, counterV1, nil)), Origin{Owner: "acme", Actor: "developer:acme"}))
+	eventually(t, 10*time.Second, "the new acme's run", func() bool { return readData(g, "counter", "n") != "" })
+	if n := readData(g, "counter", "n"); n != "1" {
+		t.Errorf("the new acme's chute counted %q: it was given the deleted acme's data", n)
+	}
+}

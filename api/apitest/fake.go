@@ -34,8 +34,9 @@ type Fake struct {
 
 	mu      sync.Mutex
 	chutes  map[string]chute.Info
-	tokens  map[string]string // chute tokens: token -> chute
-	changes []*change         // change i has id i+1
+	tokens  map[string]string      // chute tokens: token -> chute
+	kept    map[string]chute.Owner // kept data, by chute name
+	changes []*change              // change i has id i+1
 	logs    map[string][]string
 	logged  chan struct{} // closed and replaced when a log line arrives
 	lastSig []byte        // the signature that came with the last upload
@@ -53,7 +54,7 @@ type change struct {
 func New() *Fake {
 	return &Fake{
 		chutes: map[string]chute.Info{}, logs: map[string][]string{}, logged: make(chan struct{}),
-		requests: map[string]chute.ResourceRequest{}, tokens: map[string]string{},
+		requests: map[string]chute.ResourceRequest{}, tokens: map[string]string{}, kept: map[string]chute.Owner{},
 	}
 }
 
@@ -69,6 +70,28 @@ func (f *Fake) SetToken(name, token string) {
 	if token != "" {
 		f.tokens[token] = name
 	}
+}
+
+// KeepData records data kept by a removed chute name of owner.
+func (f *Fake) KeepData(name string, owner chute.Owner) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.kept[name] = owner
+}
+
+// DropKept implements api.Chutes.
+func (f *Fake) DropKept(owner chute.Owner) ([]string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []string
+	for n, o := range f.kept {
+		if o == owner && owner != "" {
+			out = append(out, n)
+			delete(f.kept, n)
+		}
+	}
+	slices.Sort(out)
+	return out, nil
 }
 
 // ChuteOfToken implements api.Chutes.
