@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -199,5 +200,46 @@ func TestChuteTokenEndCutsRequestsUnderWay(t *testing.T) {
 	defer ts.h.live.mu.Unlock()
 	if n := len(ts.h.live.reqs); n != 0 {
 		t.Errorf("%d requests still tracked", n)
+	}
+}
+
+// Under the server's progress rule, which sets the connection's read
+// deadlines itself, an upload stalled mid-body by a developer whose token
+// is revoked is still cut at once, not after the stall timeout.
+func TestRevocationCutsStalledUploadUnderProgressRule(t *testing.T) {
+	s := newLiveServer(t, Limits{StallTimeout: time.Minute})
+	var dev newDeveloper
+	req, _ := http.NewRequest("POST", "http://"+s.addr+"/api/v1/developers", strings.NewReader(`{"name":"acme","allow":{"unsigned":true}}`))
+	req.Header.Set("Authorization", "Bearer "+s.token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	json.NewDecoder(resp.Body).Decode(&dev)
+	resp.Body.Close()
+	if dev.Token == "" {
+		t.Fatalf("create developer: %s", resp.Status)
+	}
+	c := s.dialFrom(t, "127.0.0.2")
+	defer c.Close()
+	fmt.Fprintf(c, "POST /api/v1/chutes HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer %s\r\nContent-Length: 100000\r\n\r\ndb 1.0\n", dev.Token)
+	// The upload is being read once it counts against the limits.
+	deadline := time.Now().Add(cutBound)
+	for time.Now().Before(deadline) {
+		s.api.uploads.mu.Lock()
+		n := s.api.uploads.all
+		s.api.uploads.mu.Unlock()
+		if n > 0 {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := s.api.tenants.RevokeToken("acme", dev.TokenID); err != nil {
+		t.Fatal(err)
+	}
+	s.api.recheck() // as the revocation through the API does
+	resp2, body := readStatus(t, c, cutBound)
+	if resp2.StatusCode != http.StatusUnauthorized || !strings.Contains(body, "revoked") {
+		t.Errorf("the stalled upload: %s %s", resp2.Status, body)
 	}
 }
