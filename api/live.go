@@ -23,6 +23,10 @@ var errCredentialEnded = errors.New("the token of this request was revoked or ha
 // expiring token cuts them when it expires.
 const liveCheck = time.Second
 
+// cutRepeat is how often a cut request's connection is told again to stop
+// reading.
+const cutRepeat = 100 * time.Millisecond
+
 // liveReq is a request under way made by a developer or a chute.
 type liveReq struct {
 	token  string
@@ -49,10 +53,23 @@ func (s *server) track(w http.ResponseWriter, r *http.Request, token string, id 
 		ctx, stopDeadline = context.WithDeadlineCause(ctx, *expires, errCredentialEnded)
 	}
 	rc := http.NewResponseController(w)
+	done := make(chan struct{})
 	stopCut := context.AfterFunc(ctx, func() {
-		if ended(ctx) {
-			// Wakes a read of the body that waits for the client.
+		if !ended(ctx) {
+			return
+		}
+		// Wakes a read of the body that waits for the client; again
+		// until the request ends, as the progress rule (server.go) sets
+		// the deadline of each read it makes.
+		t := time.NewTicker(cutRepeat)
+		defer t.Stop()
+		for {
 			_ = rc.SetReadDeadline(time.Now())
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
 		}
 	})
 	lr := &liveReq{token: token, id: id, cancel: cancel}
@@ -70,6 +87,7 @@ func (s *server) track(w http.ResponseWriter, r *http.Request, token string, id 
 		r.Body = liveBody{ReadCloser: r.Body, ctx: ctx}
 	}
 	return r.WithContext(ctx), func() {
+		close(done)
 		stopCut()
 		s.live.mu.Lock()
 		delete(s.live.reqs, lr)
