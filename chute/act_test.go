@@ -6,7 +6,6 @@ import (
 	"errors"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -36,24 +35,6 @@ func TestActorMayAct(t *testing.T) {
 			t.Errorf("%q on %s of %q: %v, want %v", c.actor, c.name, c.owner, got, c.want)
 		}
 	}
-}
-
-// syncBuffer is a bytes.Buffer a follower writes while the test reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // The API checks a chute's owner, then calls the manager: in between, the
@@ -87,7 +68,7 @@ command: ["/bin/sh", "-c", "i=0; while true; do i=$((i+1)); echo `+who+` $i; sle
 	}
 	followCtx, stopFollow := context.WithTimeout(ctx, 30*time.Second)
 	defer stopFollow()
-	var followed syncBuffer
+	var followed bytes.Buffer // read once the follow has returned
 	followDone := make(chan error, 1)
 	go func() { followDone <- g.m.Logs(followCtx, "talker", "developer:acme", 0, true, &followed) }()
 
