@@ -104,6 +104,12 @@ func (s *server) createDeveloper(w http.ResponseWriter, r *http.Request) {
 		fail(w, err)
 		return
 	}
+	// Nor the data kept by a former developer of the name after it was
+	// deleted (a removal with keep_data queued before): dropped before
+	// the new one has its token.
+	if dropped, err := s.cfg.Chutes.DropKept(chute.Owner(d.Name)); err != nil || len(dropped) > 0 {
+		s.cfg.Logf("developer %s: dropped kept data of a former developer of the name: %v %v", d.Name, dropped, err)
+	}
 	s.cfg.Logf("%s created developer %s", identityOf(r), d.Name)
 	w.Header().Set("Cache-Control", "no-store")
 	writeJSON(w, http.StatusCreated, newDeveloper{Name: d.Name, Token: token, TokenID: d.Tokens[0].ID})

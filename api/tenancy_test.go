@@ -504,8 +504,13 @@ func TestDeveloperNameNotReusedOverItsChutes(t *testing.T) {
 		t.Fatalf("gamma again over its chute: %d %s", code, body)
 	}
 	ts.fake.Drop("late")
+	// Its data kept after it was deleted is not the new gamma's.
+	ts.fake.KeepData("late", "gamma")
 	if code, body := ts.do(t, "POST", "/api/v1/developers", `{"name":"gamma"}`); code != http.StatusCreated {
 		t.Fatalf("gamma again: %d %s", code, body)
+	}
+	if left, _ := ts.fake.DropKept("gamma"); len(left) != 0 {
+		t.Errorf("the new gamma has the former one's kept data: %v", left)
 	}
 }
 
