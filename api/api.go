@@ -17,11 +17,11 @@
 // always {"error": "..."} with a 4xx status that says whose fault it is:
 // 400 bad request, 401 no or wrong token (or one revoked or expired while
 // the request ran: a developer's or a chute's requests under way end with
-// its token, live.go), 403 not for this identity or
-// beyond its developer's quota, 404 no such chute/change/route,
-// 405 wrong method, 408 a body sent too slowly, 409 the chute exists or is
-// busy, 413 package too large, 422 a waited change that failed, 429 too many attempts or uploads from this
-// client, 503 too many uploads in all.
+// its token, live.go), 403 not for this identity or beyond its developer's
+// quota, 404 no such chute/change/route, 405 wrong method, 408 a body sent
+// too slowly, 409 the chute exists or is busy, 413 package too large,
+// 422 a waited change that failed, 429 too many attempts or uploads from
+// this client, 503 too many uploads in all.
 // A 500 is the daemon's own failure.
 //
 // Endpoints (all but health need "Authorization: Bearer TOKEN"):
