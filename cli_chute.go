@@ -441,7 +441,16 @@ func cmdLogs(ctx context.Context, env *cliEnv, usage string, args []string) erro
 	if _, err := io.Copy(env.stdout, resp.Body); err != nil && ctx.Err() == nil {
 		return fmt.Errorf("reading logs: %w", err)
 	}
-	return nil // ^C is how a follower stops
+	if !*follow || ctx.Err() != nil {
+		return nil // ^C is how a follower stops
+	}
+	// The daemon ended the follow: the chute was removed, the token
+	// revoked or expired, or the daemon stopped. Say which.
+	var in chute.Info
+	if err := c.call(ctx, "GET", "/api/v1/chutes/"+url.PathEscape(ops[0]), nil, nil, 0, &in); err != nil {
+		return fmt.Errorf("the log ended: %w", err)
+	}
+	return errors.New("the log ended: the daemon closed it")
 }
 
 func cmdChanges(ctx context.Context, env *cliEnv, usage string, args []string) error {

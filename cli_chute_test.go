@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -262,6 +264,50 @@ func TestCLILogs(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Errorf("^C on a follower: %v", err)
+	}
+}
+
+// A follow the daemon ends (here: the developer's token is revoked) is
+// not a success: the CLI says why, on one line, and exits 1.
+func TestCLILogsFollowCut(t *testing.T) {
+	f := newCLIFixture(t)
+	if rc := f.run(developerMain, "add", "acme"); rc != 0 {
+		t.Fatalf("developer add: %s", f.stderr)
+	}
+	token := regexp.MustCompile(`pdd_[0-9a-f]+`).FindString(f.stdout.String())
+	operator := f.vars["PARADROP_DATA"]
+	f.fake.Add(chute.Info{Name: "web", Owner: "acme"})
+	f.fake.AppendLog("web", "line 1")
+	f.vars["PARADROP_TOKEN"] = token
+	f.stdout.Reset()
+	f.stderr.Reset()
+	done := make(chan int)
+	go func() { done <- chuteMain(f.env, []string{"logs", "-f", "web"}) }()
+	waitFor(t, f.stdout, "line 1\n")
+
+	// The operator revokes it.
+	out, _ := os.ReadFile(filepath.Join(operator, "operator.token"))
+	req, _ := http.NewRequest("GET", f.srv.URL+"/api/v1/developers/acme", nil)
+	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(out)))
+	resp, err := f.srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dev struct{ Tokens []struct{ ID string } }
+	json.NewDecoder(resp.Body).Decode(&dev)
+	resp.Body.Close()
+	req, _ = http.NewRequest("DELETE", f.srv.URL+"/api/v1/developers/acme/tokens/"+dev.Tokens[0].ID, nil)
+	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(out)))
+	if resp, err := f.srv.Client().Do(req); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("revoke: %v %v", resp, err)
+	}
+	select {
+	case rc := <-done:
+		if rc != 1 || f.stderr.String() != "paradrop: logs: the log ended: invalid token\n" {
+			t.Errorf("rc %d, stderr %q", rc, f.stderr)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the follow goes on after its token was revoked")
 	}
 }
 

@@ -17,11 +17,13 @@
 //
 // Every response is JSON except a chute's logs (text/plain). Errors are
 // always {"error": "..."} with a 4xx status that says whose fault it is:
-// 400 bad request, 401 no or wrong token, 403 not for this identity or
-// beyond its developer's quota, 404 no such chute/change/route,
-// 405 wrong method, 408 a body sent too slowly, 409 the chute exists or is
-// busy, 413 package too large, 429 too many attempts or uploads from this
-// client, 503 too many uploads in all.
+// 400 bad request, 401 no or wrong token (or one revoked or expired while
+// the request ran: a developer's or a chute's requests under way end with
+// its token, live.go), 403 not for this identity or beyond its developer's
+// quota, 404 no such chute/change/route, 405 wrong method, 408 a body sent
+// too slowly, 409 the chute exists or is busy, 413 package too large,
+// 422 a waited change that failed, 429 too many attempts or uploads from
+// this client, 503 too many uploads in all.
 // A 500 is the daemon's own failure.
 //
 // Endpoints (all but health need "Authorization: Bearer TOKEN"):
@@ -55,7 +57,8 @@
 // 12 hours, except that it cannot set the password.
 //
 // A change-making call answers 202 {"change_id":N,"chute":NAME} at once,
-// or with ?wait=1, 200 and the change when it has ended, failed or not.
+// or with ?wait=1, the change when it has ended: 200 if done, 422 if it
+// failed (its "error" says why).
 // Unknown query parameters are refused rather than ignored.
 package api
 
@@ -92,7 +95,9 @@ type Chutes interface {
 	Changes() []chute.Change
 	Change(id uint64) (chute.Change, error)
 	WaitChange(ctx context.Context, id uint64) (chute.Change, error)
-	Logs(ctx context.Context, name string, tail int, follow bool, w io.Writer) error
+	// Logs, Update and the calls taking an actor refuse a chute the actor
+	// may not act on (chute.Actor.MayAct) as one that does not exist.
+	Logs(ctx context.Context, name string, actor chute.Actor, tail int, follow bool, w io.Writer) error
 	Usage(window time.Duration) (usage.Series, error)
 	Resources(name string) (manifest.Resources, error)
 	SetResources(name string, req chute.ResourceRequest, actor chute.Actor) (chute.Change, error)
@@ -104,6 +109,9 @@ type Chutes interface {
 	// comply; AckPolicy is the chute's word that it does (chute/ack.go).
 	PendingPolicy(name string) (chute.PolicyRequest, bool)
 	AckPolicy(name string, deadline time.Time) (chute.PolicyRequest, error)
+	// DropKept deletes the data kept by the removed chutes of a developer
+	// being deleted, returning their names.
+	DropKept(owner chute.Owner) ([]string, error)
 }
 
 var _ Chutes = (*chute.Manager)(nil)
@@ -143,6 +151,7 @@ type server struct {
 	uploads *uploads // concurrent package uploads (uploads.go)
 	tenants *tenant.Registry
 	scopes  map[string]scope // by mux pattern (scope.go)
+	live    live             // requests under way of developers and chutes (live.go)
 }
 
 // New returns the API handler.
@@ -191,11 +200,14 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	sw := &statusWriter{ResponseWriter: w}
 	var id identity
+	// Until its token says otherwise, a caller is nobody known.
+	who := "anonymous"
 	defer func() {
 		s.cfg.Logf("%s %q %d %s", r.Method, r.URL.Path, sw.status(), time.Since(start).Round(time.Microsecond))
-		if !id.operator() && sw.status() >= 400 {
-			// The audit of a developer's refusals: who, and why.
-			s.cfg.Logf("refused %s: %s %q: %d %s", id, r.Method, r.URL.Path, sw.status(), sw.reason)
+		if who != "operator" && sw.status() >= 400 {
+			// The audit of refusals of all but the operator: who, and
+			// why.
+			s.cfg.Logf("refused %s: %s %q: %d %s", who, r.Method, r.URL.Path, sw.status(), sw.reason)
 		}
 	}()
 
@@ -203,8 +215,10 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	sc := s.scopes[pattern]
 	open := sc == scopeOpen || pattern == metricsPattern && s.cfg.MetricsOpen
 	if !open {
+		token, _ := bearerToken(r)
+		var expires *time.Time
 		var err error
-		id, err = s.authorize(r)
+		id, expires, err = s.authorize(r)
 		if err != nil {
 			sw.Header().Set("WWW-Authenticate", `Bearer realm="paradrop"`)
 			if r.ContentLength != 0 {
@@ -214,6 +228,7 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			writeError(sw, http.StatusUnauthorized, err.Error())
 			return
 		}
+		who = id.String()
 		if ok, code, msg := chuteReach(id, sc); !ok {
 			if r.ContentLength != 0 {
 				sw.Header().Set("Connection", "close")
@@ -231,6 +246,13 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		r = withIdentity(r, id)
+		if !id.operator() {
+			// What a developer or a chute has under way ends with
+			// its token.
+			var untrack func()
+			r, untrack = s.track(sw, r, token, id, expires)
+			defer untrack()
+		}
 	}
 	if pattern == "" {
 		// No route: let the mux decide between 404 and 405 (and set Allow),
@@ -340,6 +362,8 @@ func statusOf(err error) int {
 		return http.StatusForbidden
 	case errors.Is(err, chute.ErrTooLarge), errors.As(err, &tooBig):
 		return http.StatusRequestEntityTooLarge
+	case errors.Is(err, errCredentialEnded):
+		return http.StatusUnauthorized
 	case errors.Is(err, ErrStalled):
 		return http.StatusRequestTimeout
 	case errors.Is(err, io.ErrUnexpectedEOF):

@@ -326,12 +326,13 @@ func TestWait(t *testing.T) {
 		f.fake.Finish(1, failMsg)
 		r := <-done
 		var c chute.Change
-		if err := json.Unmarshal(r.body, &c); r.code != 200 || err != nil {
-			t.Fatalf("wait: %d %s", r.code, r.body)
-		}
-		want := chute.ChangeDone
+		want, wantCode := chute.ChangeDone, http.StatusOK
 		if failMsg != "" {
-			want = chute.ChangeError
+			// A script must not take a failed change for a success.
+			want, wantCode = chute.ChangeError, http.StatusUnprocessableEntity
+		}
+		if err := json.Unmarshal(r.body, &c); r.code != wantCode || err != nil {
+			t.Fatalf("wait: %d %s, want %d", r.code, r.body, wantCode)
 		}
 		if c.State != want || c.Error != failMsg || len(c.Steps) != 1 {
 			t.Errorf("change = %+v, want state %s", c, want)

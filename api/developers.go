@@ -141,10 +141,22 @@ func (s *server) createDeveloper(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	// A deleted developer's chutes that outlived it (one installing as it
+	// was deleted) would be a new developer's of the same name.
+	if owned := s.ownedBy(spec.Name); len(owned) > 0 {
+		writeError(w, http.StatusConflict, fmt.Sprintf("chutes %s belong to a former developer %q: remove them before reusing the name", strings.Join(owned, ", "), spec.Name))
+		return
+	}
 	d, token, err := s.tenants.Create(spec)
 	if err != nil {
 		fail(w, err)
 		return
+	}
+	// Nor the data kept by a former developer of the name after it was
+	// deleted (a removal with keep_data queued before): dropped before
+	// the new one has its token.
+	if dropped, err := s.cfg.Chutes.DropKept(chute.Owner(d.Name)); err != nil || len(dropped) > 0 {
+		s.cfg.Logf("developer %s: dropped kept data of a former developer of the name: %v %v", d.Name, dropped, err)
 	}
 	s.cfg.Logf("%s created developer %s", identityOf(r), d.Name)
 	w.Header().Set("Cache-Control", "no-store")
@@ -198,6 +210,9 @@ func (s *server) setDeveloper(w http.ResponseWriter, r *http.Request) {
 type deletedDeveloper struct {
 	Name    string   `json:"name"`
 	Changes []uint64 `json:"changes"` // the removals of its chutes
+	// KeptDropped are the chutes whose kept data was deleted with it: no
+	// one may take it back, and a new developer of its name must not.
+	KeptDropped []string `json:"kept_dropped"`
 }
 
 // deleteDeveloper deletes a developer, and with ?chutes=remove its chutes:
@@ -221,13 +236,7 @@ func (s *server) deleteDeveloper(w http.ResponseWriter, r *http.Request) {
 		fail(w, err)
 		return
 	}
-	var owned []string
-	for _, c := range s.cfg.Chutes.List() {
-		if c.Owner == chute.Owner(name) {
-			owned = append(owned, c.Name)
-		}
-	}
-	sort.Strings(owned)
+	owned := s.ownedBy(name)
 	if len(owned) > 0 && !removeChutes {
 		writeError(w, http.StatusConflict, fmt.Sprintf("developer %q owns chutes %s: remove them first, or delete with ?chutes=remove", name, strings.Join(owned, ", ")))
 		return
@@ -236,8 +245,9 @@ func (s *server) deleteDeveloper(w http.ResponseWriter, r *http.Request) {
 		fail(w, err)
 		return
 	}
+	s.recheck() // its requests under way end before this answers
 	s.cfg.Logf("%s deleted developer %s", identityOf(r), name)
-	out := deletedDeveloper{Name: name, Changes: []uint64{}}
+	out := deletedDeveloper{Name: name, Changes: []uint64{}, KeptDropped: []string{}}
 	var failed []string
 	for _, c := range owned {
 		ch, err := s.cfg.Chutes.Remove(c, false, identityOf(r).actor())
@@ -247,11 +257,28 @@ func (s *server) deleteDeveloper(w http.ResponseWriter, r *http.Request) {
 		}
 		out.Changes = append(out.Changes, ch.ID)
 	}
+	dropped, err := s.cfg.Chutes.DropKept(chute.Owner(name))
+	out.KeptDropped = append(out.KeptDropped, dropped...)
+	if err != nil {
+		failed = append(failed, err.Error())
+	}
 	if len(failed) > 0 {
-		writeError(w, http.StatusInternalServerError, fmt.Sprintf("developer %q deleted, but not all of its chutes could be removed: %s", name, strings.Join(failed, "; ")))
+		writeError(w, http.StatusInternalServerError, fmt.Sprintf("developer %q deleted, but not all of its chutes or kept data could be removed: %s", name, strings.Join(failed, "; ")))
 		return
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// ownedBy lists the chutes of developer name, by name.
+func (s *server) ownedBy(name string) []string {
+	var owned []string
+	for _, c := range s.cfg.Chutes.List() {
+		if name != "" && c.Owner == chute.Owner(name) {
+			owned = append(owned, c.Name)
+		}
+	}
+	sort.Strings(owned)
+	return owned
 }
 
 type tokenRequest struct {
@@ -296,6 +323,7 @@ func (s *server) revokeToken(w http.ResponseWriter, r *http.Request) {
 		fail(w, err)
 		return
 	}
+	s.recheck() // the requests under way with it end before this answers
 	s.cfg.Logf("%s revoked token %s of developer %s", identityOf(r), id, name)
 	writeJSON(w, http.StatusOK, map[string]string{"name": name, "revoked": id})
 }

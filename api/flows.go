@@ -56,6 +56,7 @@ func (s *server) flows(w http.ResponseWriter, r *http.Request, chute string) {
 		writeError(w, http.StatusNotFound, err.Error())
 	case err != nil:
 		fail(w, err)
+	case chute != "" && !s.stillOwn(w, r, chute):
 	default:
 		if rules == nil {
 			rules = []sdn.Rule{}

@@ -104,6 +104,10 @@ func (s *server) getChute(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	info, err := s.cfg.Chutes.Get(name)
+	if err == nil && !identityOf(r).visible(info.Owner) {
+		// Another's since ownChute's check: as one that does not exist.
+		err = fmt.Errorf("chute %q: %w", name, chute.ErrNotFound)
+	}
 	if err != nil {
 		fail(w, err)
 		return
@@ -203,10 +207,15 @@ type changeQueued struct {
 }
 
 // answerChange answers a change-making call: 202 with the change's id, or
-// with wait, 200 and the change once it has ended, failed or not (the
-// request itself succeeded; the change's state says how it went).
+// with wait, the change once it has ended: 200 if done, 422 if it failed,
+// so that a script (curl --fail) stops on a failed change as on a refused
+// call. The body is the change either way; a failed one's "error" says why,
+// as every error body's does.
 func (s *server) answerChange(w http.ResponseWriter, r *http.Request, wait bool, c chute.Change, err error) {
 	if err != nil {
+		if ended(r.Context()) {
+			err = errCredentialEnded // an upload cut short by it
+		}
 		fail(w, err)
 		return
 	}
@@ -216,10 +225,22 @@ func (s *server) answerChange(w http.ResponseWriter, r *http.Request, wait bool,
 	}
 	done, err := s.cfg.Chutes.WaitChange(r.Context(), c.ID)
 	if err != nil {
+		if ended(r.Context()) {
+			// The change goes on; the caller no longer may see it.
+			fail(w, errCredentialEnded)
+			return
+		}
 		if r.Context().Err() != nil {
 			return // the client left; nobody to answer
 		}
 		fail(w, fmt.Errorf("wait for change %d: %w", c.ID, err))
+		return
+	}
+	if done.State == chute.ChangeError {
+		if sw, ok := w.(*statusWriter); ok {
+			sw.reason = fmt.Sprintf("change %d failed: %s", done.ID, done.Error)
+		}
+		writeJSON(w, http.StatusUnprocessableEntity, done)
 		return
 	}
 	writeJSON(w, http.StatusOK, done)
@@ -242,7 +263,12 @@ func (s *server) logs(w http.ResponseWriter, r *http.Request) {
 	}
 	// Check the chute first so that a follower gets its 404 as JSON, and
 	// otherwise its headers at once instead of at the first log line.
-	if _, err := s.cfg.Chutes.Get(name); err != nil {
+	// Logs checks again, with the actor, what it reads.
+	info, err := s.cfg.Chutes.Get(name)
+	if err == nil && !identityOf(r).visible(info.Owner) {
+		err = fmt.Errorf("chute %q: %w", name, chute.ErrNotFound)
+	}
+	if err != nil {
 		fail(w, err)
 		return
 	}
@@ -250,11 +276,11 @@ func (s *server) logs(w http.ResponseWriter, r *http.Request) {
 	if follow {
 		lw.begin()
 	}
-	err = s.cfg.Chutes.Logs(r.Context(), name, tail, follow, lw)
+	err = s.cfg.Chutes.Logs(r.Context(), name, identityOf(r).actor(), tail, follow, lw)
 	switch {
 	case err != nil && !lw.started:
 		fail(w, err)
-	case err != nil && !errors.Is(err, context.Canceled):
+	case err != nil && !errors.Is(err, context.Canceled) && !ended(r.Context()):
 		s.cfg.Logf("logs of %s: %v", name, err)
 	case !lw.started:
 		lw.begin() // an empty log is still a 200

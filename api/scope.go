@@ -95,11 +95,40 @@ func (s *server) ownChute(h http.HandlerFunc) http.HandlerFunc {
 			// Both cases take the same path.
 			if owner, err := s.cfg.Chutes.OwnerOf(name); err != nil || owner != id.owner() {
 				fail(w, fmt.Errorf("chute %q: %w", name, chute.ErrNotFound))
+				if sw, ok := w.(*statusWriter); ok && err == nil {
+					// The operator's log may say what the caller is not told.
+					sw.reason += " (it is " + ownerName(owner) + "'s)"
+				}
 				return
 			}
 		}
 		h(w, r)
 	}
+}
+
+// ownerName is how the log names a chute's owner.
+func ownerName(o chute.Owner) string {
+	if o == "" {
+		return "the operator"
+	}
+	return "developer " + string(o)
+}
+
+// stillOwn is ownChute's check made again after a handler has read what it
+// shows of the chute name, before it shows it: the chute may have been
+// removed and installed again by another since ownChute's check. The
+// change-making calls need no such check: the manager makes it with the
+// change, under its lock. On false it has answered as ownChute does.
+func (s *server) stillOwn(w http.ResponseWriter, r *http.Request, name string) bool {
+	id := identityOf(r)
+	if id.operator() {
+		return true
+	}
+	if owner, err := s.cfg.Chutes.OwnerOf(name); err != nil || owner != id.owner() {
+		fail(w, fmt.Errorf("chute %q: %w", name, chute.ErrNotFound))
+		return false
+	}
+	return true
 }
 
 // withIdentity returns r carrying id.

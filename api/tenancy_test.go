@@ -16,6 +16,7 @@ import (
 
 	"paradrop/api/apitest"
 	"paradrop/chute"
+	"paradrop/usage"
 )
 
 // tenants is a gateway with the operator's chute "op", chutes "aa" of
@@ -28,6 +29,8 @@ type tenants struct {
 	beta    string
 	alphaID string // the id of alpha's token
 	chute   string // the token of the running chute aa
+	revoked string // a token of alpha's, revoked
+	expired string // a token of alpha's that has expired
 	change  map[string]uint64
 	mu      sync.Mutex
 	logged  []string
@@ -75,7 +78,32 @@ func newTenants(t *testing.T) *tenants {
 	ts.chute = "chute-aa-token"
 	fake.SetToken("aa", ts.chute)
 	fake.SetPendingPolicy("aa", chute.PolicyRequest{Deadline: time.Now().Add(time.Minute)})
+	fake.SetToken("bb", "chute-bb-token")
+	var made newToken
+	if code, b := ts.do(t, "POST", "/api/v1/developers/alpha/tokens", ""); code != http.StatusCreated || json.Unmarshal(b, &made) != nil {
+		t.Fatalf("token: %d %s", code, b)
+	}
+	ts.revoked = made.Token
+	if code, b := ts.do(t, "DELETE", "/api/v1/developers/alpha/tokens/"+made.ID, ""); code != 200 {
+		t.Fatalf("revoke: %d %s", code, b)
+	}
+	ts.mu.Lock()
+	ts.logged = nil // the fixture's own
+	ts.mu.Unlock()
 	return ts
+}
+
+// expire sets ts.expired to a token of alpha's that has expired.
+func (ts *tenants) expire(t *testing.T) {
+	t.Helper()
+	var made newToken
+	expires := time.Now().Add(100 * time.Millisecond)
+	body := `{"expires":"` + expires.UTC().Format(time.RFC3339Nano) + `"}`
+	if code, b := ts.do(t, "POST", "/api/v1/developers/alpha/tokens", body); code != http.StatusCreated || json.Unmarshal(b, &made) != nil {
+		t.Fatalf("token %s: %d %s", body, code, b)
+	}
+	ts.expired = made.Token
+	time.Sleep(time.Until(expires))
 }
 
 // Who may call a route, by its pattern.
@@ -145,6 +173,11 @@ func TestRoutesAllInMatrix(t *testing.T) {
 		if got := ts.h.scopes[r.pattern]; got != want[r.reach] {
 			t.Errorf("%s: scope %d, the matrix says %d", r.pattern, got, want[r.reach])
 		}
+		// The row's request is the route's: the mux takes it there.
+		req := httptest.NewRequest(r.method, r.path, nil)
+		if _, p := ts.h.mux.Handler(req); p != r.pattern {
+			t.Errorf("%s %s goes to %q, not %q", r.method, r.path, p, r.pattern)
+		}
 	}
 	sort.Strings(served)
 	sort.Strings(listed)
@@ -153,11 +186,14 @@ func TestRoutesAllInMatrix(t *testing.T) {
 	}
 }
 
-// The matrix: the operator and developers alpha and beta against every
-// route, on each one's chute, each on a fresh gateway.
+// The matrix: every route against the operator, developers alpha and beta,
+// the token of chute aa (on aa, and on the others), no token, a revoked
+// token and an expired one, on each one's chute, each on a fresh gateway.
+// Every refusal of anyone but the operator is in the log, with who and
+// why.
 func TestTenancyMatrix(t *testing.T) {
 	for _, r := range routes {
-		for _, caller := range []string{"operator", "alpha", "beta", "chute"} {
+		for _, caller := range []string{"operator", "alpha", "beta", "chute", "none", "revoked", "expired"} {
 			targets := []string{""}
 			owned := r.reach == chuteOwner || r.reach == changeOwner
 			if owned {
@@ -166,10 +202,14 @@ func TestTenancyMatrix(t *testing.T) {
 			for _, target := range targets {
 				t.Run(fmt.Sprintf("%s/%s/%s", r.pattern, caller, target), func(t *testing.T) {
 					ts := newTenants(t)
-					token := map[string]string{"operator": ts.token, "alpha": ts.alpha, "beta": ts.beta, "chute": ts.chute}[caller]
+					if caller == "expired" {
+						ts.expire(t)
+					}
+					token := map[string]string{"operator": ts.token, "alpha": ts.alpha, "beta": ts.beta, "chute": ts.chute, "revoked": ts.revoked, "expired": ts.expired}[caller]
 					if r.reach == anyone {
 						token = ""
 					}
+					nobody := r.reach == anyone || caller == "none" || caller == "revoked" || caller == "expired"
 					path := strings.ReplaceAll(r.path, "CHUTE", target)
 					path = strings.ReplaceAll(path, "CHANGE", fmt.Sprint(ts.change[target]))
 					tokID := ts.alphaID
@@ -187,6 +227,8 @@ func TestTenancyMatrix(t *testing.T) {
 						want = http.StatusUnauthorized // no password set: reached, and refused
 					case r.reach == anyone:
 						want = 200
+					case nobody:
+						want = http.StatusUnauthorized
 					case caller == "chute":
 						// Its own info, else 403; another chute is
 						// one that does not exist.
@@ -213,9 +255,22 @@ func TestTenancyMatrix(t *testing.T) {
 					if code/100 != 2 {
 						errorOf(t, got)
 					}
-					actor := "developer:" + caller
-					if caller == "chute" {
-						actor = "chute:aa"
+					actor := map[string]string{"operator": "operator", "alpha": "developer:alpha", "beta": "developer:beta", "chute": "chute:aa"}[caller]
+					if nobody {
+						actor = "anonymous"
+					}
+					if code >= 400 && actor != "operator" {
+						line := fmt.Sprintf("refused %s: %s %q: %d %s", actor, r.method, path, code, errorOf(t, got))
+						if want == http.StatusNotFound && r.reach == chuteOwner && caller != "chute" {
+							// The log says whose it is; the answer does not.
+							line += fmt.Sprintf(" (it is %s's)", map[string]string{"op": "the operator", "aa": "developer alpha", "bb": "developer beta"}[target])
+						}
+						ts.mu.Lock()
+						logged := strings.Join(ts.logged, "\n")
+						ts.mu.Unlock()
+						if !strings.Contains(logged, line) {
+							t.Errorf("refusal not logged with its actor and reason: %q not in\n%s", line, logged)
+						}
 					}
 					if want == http.StatusNotFound {
 						// Exactly as a chute (or change) that does not
@@ -226,18 +281,6 @@ func TestTenancyMatrix(t *testing.T) {
 						mine := strings.ReplaceAll(strings.ReplaceAll(string(got), `\"`+target+`\"`, `\"zz\"`), fmt.Sprint(ts.change[target]), "999")
 						if mine != string(none) {
 							t.Errorf("another's answers %s, a missing one %s", got, none)
-						}
-						ts.mu.Lock()
-						defer ts.mu.Unlock()
-						if !strings.Contains(strings.Join(ts.logged, "\n"), "refused "+actor+": "+r.method+` "`+path+`": 404 `) {
-							t.Errorf("refusal not logged with its actor: %q", ts.logged)
-						}
-					}
-					if want == http.StatusForbidden && caller != "operator" {
-						ts.mu.Lock()
-						defer ts.mu.Unlock()
-						if !strings.Contains(strings.Join(ts.logged, "\n"), "refused "+actor+": "+r.method+` "`+path+`": 403 `) {
-							t.Errorf("refusal not logged with its actor: %q", ts.logged)
 						}
 					}
 				})
@@ -478,5 +521,107 @@ func TestDeveloperUsage(t *testing.T) {
 	}
 	if code, _ := ts.doToken(t, ts.alpha, "GET", "/api/v1/whoami?name=beta", ""); code != http.StatusBadRequest {
 		t.Errorf("whoami with a query: %d, want 400", code)
+	}
+}
+
+// The API checks a developer's chute is its own, then acts on it: in
+// between, the chute can be removed and installed again under the same
+// name by another developer. That interleaving is made here on every
+// route naming a chute: alpha's call must then answer as for a chute that
+// does not exist and change nothing of beta's, which only works if the
+// check is made again with the call (by the manager, with the actor, for
+// the calls that act).
+func TestOwnershipCheckedWithTheCall(t *testing.T) {
+	for _, r := range routes {
+		if r.reach != chuteOwner {
+			continue
+		}
+		t.Run(r.pattern, func(t *testing.T) {
+			ts := newTenants(t)
+			ts.fake.AppendLog("aa", "alpha's line")
+			var once sync.Once
+			ts.fake.AfterOwnerOf = func(name string) {
+				once.Do(func() {
+					ts.fake.Drop("aa")
+					ts.fake.Add(chute.Info{Name: "aa", Owner: "beta", Version: "1.0", State: chute.Running, Desired: chute.Running})
+				})
+			}
+			before := len(ts.fake.Changes())
+			path := strings.ReplaceAll(r.path, "CHUTE", "aa")
+			code, got := ts.doToken(t, ts.alpha, r.method, path, strings.ReplaceAll(r.body, "CHUTE", "aa"))
+			if code != http.StatusNotFound {
+				t.Fatalf("%s %s by alpha after aa became beta's: %d %s", r.method, path, code, got)
+			}
+			ts.fake.AfterOwnerOf = nil
+			_, none := ts.doToken(t, ts.alpha, r.method, strings.ReplaceAll(r.path, "CHUTE", "zz"), strings.ReplaceAll(r.body, "CHUTE", "zz"))
+			if strings.ReplaceAll(string(got), `\"aa\"`, `\"zz\"`) != string(none) {
+				t.Errorf("beta's answers %s, a missing one %s", got, none)
+			}
+			if n := len(ts.fake.Changes()); n != before {
+				t.Errorf("%d changes made on beta's chute", n-before)
+			}
+			if in, err := ts.fake.Get("aa"); err != nil || in.Owner != "beta" || in.Version != "1.0" {
+				t.Errorf("beta's chute: %+v, %v", in, err)
+			}
+		})
+	}
+}
+
+// A developer's name cannot be given again while chutes of the former
+// developer of that name remain (one that was installing as it was
+// deleted): the new one would own them.
+func TestDeveloperNameNotReusedOverItsChutes(t *testing.T) {
+	ts := newTenants(t)
+	if code, body := ts.do(t, "DELETE", "/api/v1/developers/gamma", ""); code != 200 {
+		t.Fatalf("delete gamma: %d %s", code, body)
+	}
+	ts.fake.Add(chute.Info{Name: "late", Owner: "gamma", Version: "1.0", State: chute.Running})
+	code, body := ts.do(t, "POST", "/api/v1/developers", `{"name":"gamma"}`)
+	if code != http.StatusConflict || !strings.Contains(errorOf(t, body), "late") || strings.Contains(string(body), "token") {
+		t.Fatalf("gamma again over its chute: %d %s", code, body)
+	}
+	ts.fake.Drop("late")
+	// Its data kept after it was deleted is not the new gamma's.
+	ts.fake.KeepData("late", "gamma")
+	if code, body := ts.do(t, "POST", "/api/v1/developers", `{"name":"gamma"}`); code != http.StatusCreated {
+		t.Fatalf("gamma again: %d %s", code, body)
+	}
+	if left, _ := ts.fake.DropKept("gamma"); len(left) != 0 {
+		t.Errorf("the new gamma has the former one's kept data: %v", left)
+	}
+}
+
+// A chute's usage is its own: what was measured of its name before it was
+// installed (another developer's chute, perhaps) is not shown.
+func TestUsageOfTheNameBeforeTheChute(t *testing.T) {
+	ts := newTenants(t)
+	installed := time.UnixMilli(10_000).UTC()
+	ts.fake.Add(chute.Info{Name: "bb", Owner: "beta", Version: "1.0", State: chute.Running, Installed: &installed})
+	ts.fake.SetUsage(usage.Series{Interval: time.Second, Samples: []usage.Sample{
+		{T: 9_000, Chutes: map[string]usage.ChuteSample{"bb": {Mem: 111}}},  // alpha's former bb
+		{T: 10_500, Chutes: map[string]usage.ChuteSample{"bb": {Mem: 222}}}, // straddles the install
+		{T: 11_000, Chutes: map[string]usage.ChuteSample{"bb": {Mem: 333}}},
+	}})
+	code, body := ts.doToken(t, ts.beta, "GET", "/api/v1/chutes/bb/usage", "")
+	var got usageSeries[chuteSample]
+	if code != 200 || json.Unmarshal(body, &got) != nil || len(got.Samples) != 1 || got.Samples[0].Mem != 333 {
+		t.Errorf("beta's usage of bb: %d %s", code, body)
+	}
+}
+
+// Deleting a developer deletes the data its removed chutes kept, and no
+// one else's.
+func TestDeleteDeveloperDropsItsKeptData(t *testing.T) {
+	ts := newTenants(t)
+	ts.fake.KeepData("old", "beta")
+	ts.fake.KeepData("mine", "alpha")
+	ts.fake.KeepData("ops", "")
+	code, body := ts.do(t, "DELETE", "/api/v1/developers/beta?chutes=remove", "")
+	var out deletedDeveloper
+	if code != 200 || json.Unmarshal(body, &out) != nil || strings.Join(out.KeptDropped, ",") != "old" || len(out.Changes) != 1 {
+		t.Fatalf("delete beta: %d %s", code, body)
+	}
+	if left, _ := ts.fake.DropKept("alpha"); strings.Join(left, ",") != "mine" {
+		t.Errorf("alpha's kept data after beta's deletion: %v", left)
 	}
 }

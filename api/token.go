@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"paradrop/store"
 	"paradrop/tenant"
@@ -92,39 +93,45 @@ func hashToken(token string) string {
 // token, checked against the stored hash, or a password session) or a
 // developer (package tenant). Hashes are read on each request so that a
 // token replaced or revoked in the store takes effect at once; with no
-// operator hash at all nobody gets in.
-func (s *server) authorize(r *http.Request) (identity, error) {
+// operator hash at all nobody gets in. It returns when the token expires
+// too (nil: when revoked).
+func (s *server) authorize(r *http.Request) (identity, *time.Time, error) {
 	token, ok := bearerToken(r)
 	if !ok {
-		return identity{}, errors.New("missing bearer token (see operator.token in the daemon's data directory)")
+		return identity{}, nil, errors.New("missing bearer token (see operator.token in the daemon's data directory)")
 	}
+	return s.identify(token)
+}
+
+// identify is who token is, and when it expires (nil: when revoked).
+func (s *server) identify(token string) (identity, *time.Time, error) {
 	invalid := errors.New("invalid token")
 	if s.cfg.DB == nil {
-		return identity{}, invalid
+		return identity{}, nil, invalid
 	}
 	var want string
 	if err := s.cfg.DB.Get(store.Meta, tokenHashKey, &want); err != nil {
 		if !errors.Is(err, store.ErrNotFound) {
 			s.cfg.Logf("check operator token: %v", err)
 		}
-		return identity{}, invalid
+		return identity{}, nil, invalid
 	}
 	got := hashToken(token)
 	if subtle.ConstantTimeCompare([]byte(got), []byte(want)) == 1 || s.logins.valid(token) {
-		return identity{}, nil
+		return identity{}, nil, nil
 	}
-	name, err := s.tenants.Lookup(token)
+	name, expires, err := s.tenants.LookupExpiry(token)
 	if err != nil {
 		if !errors.Is(err, tenant.ErrDenied) {
 			s.cfg.Logf("check developer token: %v", err)
-			return identity{}, invalid
+			return identity{}, nil, invalid
 		}
 		if c, ok := s.cfg.Chutes.ChuteOfToken(token); ok {
-			return identity{chute: c}, nil
+			return identity{chute: c}, nil, nil
 		}
-		return identity{}, invalid
+		return identity{}, nil, invalid
 	}
-	return identity{developer: name}, nil
+	return identity{developer: name}, expires, nil
 }
 
 // bearerToken is the request's bearer token, trimmed.

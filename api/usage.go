@@ -105,7 +105,8 @@ func (s *server) chuteUsage(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if _, err := s.cfg.Chutes.Get(name); err != nil {
+	info, err := s.cfg.Chutes.Get(name)
+	if err != nil {
 		fail(w, err)
 		return
 	}
@@ -114,11 +115,17 @@ func (s *server) chuteUsage(w http.ResponseWriter, r *http.Request) {
 		fail(w, err)
 		return
 	}
+	if !s.stillOwn(w, r, name) {
+		return
+	}
 	out := usageSeries[chuteSample]{Interval: int(series.Interval / time.Second), Samples: []chuteSample{}}
 	for _, smp := range series.Samples {
 		c, ok := smp.Chutes[name]
 		if !ok {
 			continue // not running then
+		}
+		if info.Installed != nil && smp.T-series.Interval.Milliseconds() < info.Installed.UnixMilli() {
+			continue // a former chute of the name's, perhaps another's
 		}
 		c.CPU, c.CPUGateway = round2(c.CPU), round2(c.CPUGateway)
 		c.RxBps, c.TxBps = round2(c.RxBps), round2(c.TxBps)
@@ -135,6 +142,9 @@ func (s *server) getResources(w http.ResponseWriter, r *http.Request) {
 	res, err := s.cfg.Chutes.Resources(name)
 	if err != nil {
 		fail(w, err)
+		return
+	}
+	if !s.stillOwn(w, r, name) {
 		return
 	}
 	writeJSON(w, http.StatusOK, res)

@@ -5,6 +5,7 @@ package chute
 
 import (
 	"errors"
+	"strings"
 	"time"
 
 	"paradrop/sdn"
@@ -31,6 +32,9 @@ var (
 	ErrInvalid  = errors.New("invalid request")
 	ErrTooLarge = errors.New("package too large")
 	ErrConflict = errors.New("conflict")
+	// ErrNameTaken is an ErrExists: the name is another's chute, of which
+	// nothing more is told.
+	ErrNameTaken error = &kindError{msg: "not available: another chute has it", kind: ErrExists}
 	// ErrNoChange is an ErrNotFound: no change has the id.
 	ErrNoChange error = &kindError{msg: "no such change", kind: ErrNotFound}
 )
@@ -40,8 +44,28 @@ var (
 type Owner string
 
 // Actor is who asks for a change, as the audit names it: "operator",
-// "developer:NAME".
+// "developer:NAME", "chute:NAME". It is also whose rights the manager
+// checks: a change asked by a developer may only touch that developer's
+// chutes, checked under the manager's lock together with the change, so
+// that a chute removed and installed again under the same name by someone
+// else between the API's check and the call is not reached.
 type Actor string
+
+// MayAct reports whether a may act on the chute name of owner: a developer
+// on its own chutes, a chute on itself, the operator ("operator", or ""
+// for the daemon's own work) on every chute. Any other actor on none.
+func (a Actor) MayAct(name string, owner Owner) bool {
+	kind, who, _ := strings.Cut(string(a), ":")
+	switch {
+	case a == "" || a == "operator":
+		return true
+	case kind == "developer":
+		return who != "" && Owner(who) == owner
+	case kind == "chute":
+		return who != "" && who == name
+	}
+	return false
+}
 
 // Info is what the API shows of a chute.
 type Info struct {
@@ -61,6 +85,9 @@ type Info struct {
 	// SignedBy is the minisign key ID whose signature of the installed
 	// package was verified; empty for an unsigned package.
 	SignedBy string `json:"signed_by,omitempty"`
+	// Installed is when this chute of the name was installed (absent for
+	// chutes installed before it was recorded).
+	Installed *time.Time `json:"installed,omitempty"`
 	// Traffic is what the switch counted for the chute, in its flows'
 	// statistics; only Get asks the switch for it.
 	Traffic *sdn.Counters `json:"traffic,omitempty"`

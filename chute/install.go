@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"time"
 
 	"paradrop/chute/archive"
 	"paradrop/chute/manifest"
@@ -152,13 +153,16 @@ func (m *Manager) Install(ctx context.Context, pkg io.Reader, o Origin) (Change,
 		return Change{}, fmt.Errorf("install: %w", err)
 	}
 	m.mu.Lock()
-	_, exists := m.chutes[name]
-	if exists || m.reserved[name] {
+	holder, exists := m.reserved[name]
+	if e, ok := m.chutes[name]; ok {
+		holder, exists = e.rec.Owner, true
+	}
+	if exists {
 		m.mu.Unlock()
 		os.RemoveAll(s.dir)
-		return Change{}, fmt.Errorf("install: chute %q: %w", name, ErrExists)
+		return Change{}, fmt.Errorf("install: %w", taken(name, holder, actor))
 	}
-	m.reserved[name] = true
+	m.reserved[name] = owner
 	m.mu.Unlock()
 	cl, err := m.admit(claimOf(s.manifest, nil, owner))
 	if err != nil {
@@ -179,6 +183,17 @@ func (m *Manager) Install(ctx context.Context, pkg io.Reader, o Origin) (Change,
 		return m.install(ctx, p, s, owner, ch.ID)
 	}})
 	return m.Change(ch.ID)
+}
+
+// taken is the error of an install of name, which a chute of holder has:
+// names are the gateway's, one chute each. Whoever may act on that chute
+// is told it exists; anyone else only that the name is not available,
+// nothing of whose it is or what it is.
+func taken(name string, holder Owner, actor Actor) error {
+	if actor.MayAct(name, holder) {
+		return fmt.Errorf("chute %q: %w", name, ErrExists)
+	}
+	return fmt.Errorf("name %q: %w", name, ErrNameTaken)
 }
 
 func (m *Manager) unreserve(name string) {
@@ -205,7 +220,8 @@ func (m *Manager) install(ctx context.Context, p *progress, s *staged, owner Own
 		return fmt.Errorf("install %q: %w", name, err)
 	}
 	ip, mac := m.address(slot, name)
-	rec := record{Name: name, Owner: owner, Version: man.Version, Dir: dir, Manifest: man, Desired: Running, State: Stopped, Slot: slot, IP: ip, MAC: mac, SignedBy: s.signedBy}
+	rec := record{Name: name, Owner: owner, Version: man.Version, Dir: dir, Manifest: man, Desired: Running, State: Stopped, Slot: slot, IP: ip, MAC: mac, SignedBy: s.signedBy,
+		Installed: time.Now().UTC()}
 	// The record is the commit point: a crash before it leaves only a
 	// directory that start-up removes; after it, a whole chute.
 	if err := m.db.Put(store.Chutes, name, rec); err != nil {
@@ -252,7 +268,7 @@ func (m *Manager) forget(name string, keepData bool) error {
 // newer than the installed one needs force.
 func (m *Manager) Update(ctx context.Context, name string, pkg io.Reader, force bool, o Origin) (Change, error) {
 	actor := o.Actor
-	if _, err := m.entry(name); err != nil {
+	if _, err := m.acting(name, actor); err != nil {
 		return Change{}, fmt.Errorf("update: %w", err)
 	}
 	s, err := m.stage(ctx, pkg, o.Seal)
@@ -269,7 +285,9 @@ func (m *Manager) Update(ctx context.Context, name string, pkg io.Reader, force 
 	if err := errors.Join(m.allowed(o).Permits(s.manifest), m.checkNet(s.manifest)); err != nil {
 		return fail(err)
 	}
-	e, err := m.entry(name)
+	// Again: the package took time to come, and the chute by that name
+	// may not be the one it was then.
+	e, err := m.acting(name, actor)
 	if err != nil {
 		return fail(err)
 	}
@@ -292,6 +310,10 @@ func (m *Manager) Update(ctx context.Context, name string, pkg io.Reader, force 
 	}
 	m.enqueue(name, job{change: ch, run: func(ctx context.Context, p *progress) error {
 		defer m.release(cl)
+		if _, err := m.acting(name, actor); err != nil {
+			os.RemoveAll(s.dir)
+			return err
+		}
 		return m.update(ctx, p, name, s, ch.ID, force)
 	}})
 	return m.Change(ch.ID)
@@ -397,11 +419,13 @@ func (m *Manager) rollback(ctx context.Context, p *progress, name string, old re
 // install, on the chute's queue, then removes what it installed.
 func (m *Manager) Remove(name string, keepData bool, actor Actor) (Change, error) {
 	m.mu.Lock()
-	installing := m.reserved[name]
+	owner, installing := m.reserved[name]
 	m.mu.Unlock()
 	if installing {
-		// Only the operator sees a chute being installed (Get does not).
-		ch, err := m.newChange(name, "", actor, "remove")
+		if !actor.MayAct(name, owner) {
+			return Change{}, fmt.Errorf("remove: chute %q: %w", name, ErrNotFound)
+		}
+		ch, err := m.newChange(name, owner, actor, "remove")
 		if err != nil {
 			return Change{}, err
 		}
@@ -409,6 +433,9 @@ func (m *Manager) Remove(name string, keepData bool, actor Actor) (Change, error
 			if _, err := m.entry(name); errors.Is(err, ErrNotFound) {
 				p.step("the install of %s did not complete: nothing to remove", name)
 				return nil
+			}
+			if _, err := m.acting(name, actor); err != nil {
+				return err
 			}
 			return m.remove(ctx, p, name, keepData)
 		}})
@@ -465,8 +492,10 @@ func (m *Manager) Restart(name string, actor Actor) (Change, error) {
 	})
 }
 
+// queueOp queues run as a change of name asked by actor, if actor may act
+// on that chute, both now and when the change runs.
 func (m *Manager) queueOp(name string, actor Actor, action string, run func(context.Context, *progress) error) (Change, error) {
-	e, err := m.entry(name)
+	e, err := m.acting(name, actor)
 	if err != nil {
 		return Change{}, fmt.Errorf("%s: %w", action, err)
 	}
@@ -477,6 +506,6 @@ func (m *Manager) queueOp(name string, actor Actor, action string, run func(cont
 	if err != nil {
 		return Change{}, err
 	}
-	m.enqueue(name, job{change: ch, run: run})
+	m.enqueue(name, job{change: ch, run: m.guarded(name, actor, run)})
 	return m.Change(ch.ID)
 }

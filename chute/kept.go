@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 )
@@ -139,4 +140,45 @@ func (m *Manager) reuseKept(name string, slot int) bool {
 	delete(m.keptOwners, name)
 	m.mu.Unlock()
 	return true
+}
+
+// DropKept deletes the data kept by removed chutes of owner, and frees
+// their uid slots: owner is a developer being deleted, which no one may
+// take its data back for any more (a new developer given its name would).
+// It returns the names whose data it dropped. The operator's kept data
+// ("") is not dropped this way.
+func (m *Manager) DropKept(owner Owner) ([]string, error) {
+	if owner == "" {
+		return nil, nil
+	}
+	m.mu.Lock()
+	var names []string
+	for n, o := range m.keptOwners {
+		if o == owner {
+			names = append(names, n)
+		}
+	}
+	m.mu.Unlock()
+	sort.Strings(names)
+	var dropped []string
+	var errs []error
+	for _, n := range names {
+		// The image first: a slot file left without its image is dropped
+		// by the next start (loadKept).
+		if err := os.Remove(m.paths.keptImage(n)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, fmt.Errorf("drop kept data of %q: %w", n, err))
+			continue
+		}
+		if err := os.Remove(m.paths.keptSlot(n)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			m.logf("drop kept data of %q: %v", n, err)
+		}
+		m.mu.Lock()
+		if m.keptOwners[n] == owner {
+			delete(m.keptSlots, n)
+			delete(m.keptOwners, n)
+		}
+		m.mu.Unlock()
+		dropped = append(dropped, n)
+	}
+	return dropped, errors.Join(errs...)
 }

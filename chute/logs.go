@@ -16,11 +16,21 @@ import (
 const logPoll = 200 * time.Millisecond
 
 // Logs writes the last tail lines of the chute's log to w (all of them if
-// tail <= 0), then, with follow, new lines until ctx ends. The log is the
-// shim's rotating current.log, current.log.1, ...: oldest rotation first.
-func (m *Manager) Logs(ctx context.Context, name string, tail int, follow bool, w io.Writer) error {
-	if _, err := m.entry(name); err != nil {
+// tail <= 0), then, with follow, new lines until ctx ends or the chute is
+// removed: a chute installed again under its name is another's log. The
+// log is the shim's rotating current.log, current.log.1, ...: oldest
+// rotation first. actor must be one that may act on the chute.
+func (m *Manager) Logs(ctx context.Context, name string, actor Actor, tail int, follow bool, w io.Writer) error {
+	e, err := m.acting(name, actor)
+	if err != nil {
 		return fmt.Errorf("logs: %w", err)
+	}
+	// Whatever was read while e was still the chute is e's: another of
+	// the name writes its log only once its own entry has replaced e.
+	gone := func() bool {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		return m.chutes[name] != e
 	}
 	dir := m.paths.logs(name)
 	cur := filepath.Join(dir, "current.log")
@@ -35,6 +45,9 @@ func (m *Manager) Logs(ctx context.Context, name string, tail int, follow bool, 
 			continue
 		}
 		all = append(all, bytes.SplitAfter(b, []byte("\n"))...)
+	}
+	if gone() {
+		return fmt.Errorf("logs: chute %q: %w", name, ErrNotFound)
 	}
 	lines := all[:0]
 	for _, l := range all {
@@ -54,12 +67,13 @@ func (m *Manager) Logs(ctx context.Context, name string, tail int, follow bool, 
 		return nil
 	}
 	flush(w)
-	return followFile(ctx, cur, w)
+	return followFile(ctx, cur, w, gone)
 }
 
-// followFile copies what is appended to path until ctx ends, reopening it
-// when the shim rotates it away.
-func followFile(ctx context.Context, path string, w io.Writer) error {
+// followFile copies what is appended to path until ctx ends or gone says
+// the file is no longer the one asked for, reopening it when the shim
+// rotates it away.
+func followFile(ctx context.Context, path string, w io.Writer, gone func() bool) error {
 	var f *os.File
 	var off int64
 	defer func() {
@@ -79,6 +93,11 @@ func followFile(ctx context.Context, path string, w io.Writer) error {
 				f = nf
 				f.Seek(off, io.SeekStart)
 			}
+		}
+		// After the open: a file opened while the chute was still the
+		// one asked for is its own.
+		if gone() {
+			return nil
 		}
 		if f != nil {
 			n, err := io.Copy(w, bufio.NewReader(f))

@@ -82,6 +82,9 @@ type record struct {
 	Error    string             `json:"error,omitempty"`
 	Policy   *Policy            `json:"policy,omitempty"`    // the operator's, over Manifest.Resources
 	SignedBy string             `json:"signed_by,omitempty"` // ID of the key that signed the installed version
+	// Installed is when this chute of the name was installed: what was
+	// measured of the name before is another chute's.
+	Installed time.Time `json:"installed,omitempty"`
 }
 
 // entry is a chute as the manager holds it in memory.
@@ -104,7 +107,7 @@ type Manager struct {
 	mu         sync.Mutex
 	changeCond *sync.Cond
 	chutes     map[string]*entry
-	reserved   map[string]bool // names whose install is queued
+	reserved   map[string]Owner // names whose install is queued, with the owner-to-be
 	changes    map[uint64]*Change
 	queues     map[string][]job
 	claims     map[*claim]bool    // admitted changes not yet ended (admit.go)
@@ -153,7 +156,7 @@ func NewManager(cfg Config) (*Manager, error) {
 		db:         cfg.DB,
 		paths:      layout{root: cfg.DataDir, cgroupParent: cfg.CgroupParent},
 		chutes:     map[string]*entry{},
-		reserved:   map[string]bool{},
+		reserved:   map[string]Owner{},
 		changes:    map[uint64]*Change{},
 		queues:     map[string][]job{},
 		claims:     map[*claim]bool{},
@@ -254,6 +257,10 @@ func (e *entry) info() Info {
 		Restarts: e.rec.Restarts, LastExit: e.rec.LastExit, Error: e.rec.Error, Manifest: e.rec.Manifest,
 		IP: e.rec.IP, MAC: e.rec.MAC, SignedBy: e.rec.SignedBy,
 	}
+	if !e.rec.Installed.IsZero() {
+		t := e.rec.Installed
+		in.Installed = &t
+	}
 	if e.sb != nil && e.rec.State == Running {
 		in.Pid = e.sb.Pid()
 		t := e.sb.StartedAt()
@@ -322,6 +329,29 @@ func (m *Manager) save(name string, fn func(r *record)) error {
 		return fmt.Errorf("save chute %q: %w", name, err)
 	}
 	return nil
+}
+
+// acting returns the chute name if actor may act on it, and as a chute
+// that does not exist if not: a developer learns nothing of others'.
+func (m *Manager) acting(name string, actor Actor) (*entry, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	e, ok := m.chutes[name]
+	if !ok || !actor.MayAct(name, e.rec.Owner) {
+		return nil, fmt.Errorf("chute %q: %w", name, ErrNotFound)
+	}
+	return e, nil
+}
+
+// guarded is run, checked again when it runs: the chute on the queue then
+// must still be one actor may act on.
+func (m *Manager) guarded(name string, actor Actor, run func(context.Context, *progress) error) func(context.Context, *progress) error {
+	return func(ctx context.Context, p *progress) error {
+		if _, err := m.acting(name, actor); err != nil {
+			return err
+		}
+		return run(ctx, p)
+	}
 }
 
 func (m *Manager) entry(name string) (*entry, error) {

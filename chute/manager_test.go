@@ -428,11 +428,11 @@ command: ["/bin/sh", "-c", "i=0; while true; do i=$((i+1)); echo line $i; sleep 
 `, nil))
 	eventually(t, 10*time.Second, "a few lines", func() bool {
 		var b bytes.Buffer
-		g.m.Logs(context.Background(), "talker", 0, false, &b)
+		g.m.Logs(context.Background(), "talker", "", 0, false, &b)
 		return strings.Count(b.String(), "\n") >= 5
 	})
 	var b bytes.Buffer
-	if err := g.m.Logs(context.Background(), "talker", 2, false, &b); err != nil {
+	if err := g.m.Logs(context.Background(), "talker", "", 2, false, &b); err != nil {
 		t.Fatal(err)
 	}
 	if n := strings.Count(b.String(), "\n"); n != 2 || !strings.Contains(b.String(), "stdout line") {
@@ -441,7 +441,7 @@ command: ["/bin/sh", "-c", "i=0; while true; do i=$((i+1)); echo line $i; sleep 
 	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
 	defer cancel()
 	var f bytes.Buffer
-	g.m.Logs(ctx, "talker", 1, true, &f)
+	g.m.Logs(ctx, "talker", "", 1, true, &f)
 	if n := strings.Count(f.String(), "\n"); n < 5 {
 		t.Errorf("follow for 1.5 s gave %d lines, want new lines as they come: %q", n, f.String())
 	}

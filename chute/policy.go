@@ -179,7 +179,7 @@ func (m *Manager) Resources(name string) (manifest.Resources, error) {
 // SetResources validates a policy change and queues it (action
 // "resources"). Bad values are an error here, wrapping ErrInvalid.
 func (m *Manager) SetResources(name string, req ResourceRequest, actor Actor) (Change, error) {
-	e, err := m.entry(name)
+	e, err := m.acting(name, actor)
 	if err != nil {
 		return Change{}, fmt.Errorf("resources: %w", err)
 	}

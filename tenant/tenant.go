@@ -331,7 +331,15 @@ func (r *Registry) RevokeToken(name, id string) error {
 // ErrDenied. The token's record and its developer's are read in one
 // transaction, so a token of a developer being deleted does not slip in.
 func (r *Registry) Lookup(token string) (string, error) {
+	name, _, err := r.LookupExpiry(token)
+	return name, err
+}
+
+// LookupExpiry is Lookup, with when the token expires (nil: never), so
+// that what runs on its strength can end then.
+func (r *Registry) LookupExpiry(token string) (string, *time.Time, error) {
 	var name string
+	var expires *time.Time
 	err := r.db.View(func(tx *store.Tx) error {
 		var t tokenRecord
 		if err := tx.Get(store.Tokens, Hash(token), &t); err != nil {
@@ -350,8 +358,8 @@ func (r *Registry) Lookup(token string) (string, error) {
 			}
 			return err
 		}
-		name = d.Name
+		name, expires = d.Name, t.Expires
 		return nil
 	})
-	return name, err
+	return name, expires, err
 }

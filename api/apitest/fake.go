@@ -28,11 +28,15 @@ type Fake struct {
 	// Hold leaves new changes running until Finish; otherwise they end at
 	// once, successfully.
 	Hold bool
+	// AfterOwnerOf, when set, runs after each OwnerOf has answered: a test
+	// changes the chutes there, between the API's check and its call.
+	AfterOwnerOf func(name string)
 
 	mu      sync.Mutex
 	chutes  map[string]chute.Info
-	tokens  map[string]string // chute tokens: token -> chute
-	changes []*change         // change i has id i+1
+	tokens  map[string]string      // chute tokens: token -> chute
+	kept    map[string]chute.Owner // kept data, by chute name
+	changes []*change              // change i has id i+1
 	logs    map[string][]string
 	logged  chan struct{} // closed and replaced when a log line arrives
 	lastSig []byte        // the signature that came with the last upload
@@ -53,7 +57,7 @@ type change struct {
 func New() *Fake {
 	return &Fake{
 		chutes: map[string]chute.Info{}, logs: map[string][]string{}, logged: make(chan struct{}),
-		requests: map[string]chute.ResourceRequest{}, tokens: map[string]string{},
+		requests: map[string]chute.ResourceRequest{}, tokens: map[string]string{}, kept: map[string]chute.Owner{},
 		pending: map[string]chute.PolicyRequest{}, acks: map[string]int{},
 	}
 }
@@ -70,6 +74,28 @@ func (f *Fake) SetToken(name, token string) {
 	if token != "" {
 		f.tokens[token] = name
 	}
+}
+
+// KeepData records data kept by a removed chute name of owner.
+func (f *Fake) KeepData(name string, owner chute.Owner) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.kept[name] = owner
+}
+
+// DropKept implements api.Chutes.
+func (f *Fake) DropKept(owner chute.Owner) ([]string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []string
+	for n, o := range f.kept {
+		if o == owner && owner != "" {
+			out = append(out, n)
+			delete(f.kept, n)
+		}
+	}
+	slices.Sort(out)
+	return out, nil
 }
 
 // ChuteOfToken implements api.Chutes.
@@ -270,12 +296,33 @@ func (f *Fake) Get(name string) (chute.Info, error) {
 // OwnerOf implements api.Chutes.
 func (f *Fake) OwnerOf(name string) (chute.Owner, error) {
 	f.mu.Lock()
-	defer f.mu.Unlock()
 	c, ok := f.chutes[name]
+	after := f.AfterOwnerOf
+	f.mu.Unlock()
+	if after != nil {
+		after(name)
+	}
 	if !ok {
 		return "", fmt.Errorf("%s: %w", name, chute.ErrNotFound)
 	}
 	return c.Owner, nil
+}
+
+// Drop removes a chute at once, as a removal that has ended.
+func (f *Fake) Drop(name string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.chutes, name)
+}
+
+// acting is the chute name if actor may act on it, as the manager's rule
+// has it (chute.Actor.MayAct); callers hold f.mu.
+func (f *Fake) acting(name string, actor chute.Actor) (chute.Info, error) {
+	c, ok := f.chutes[name]
+	if !ok || !actor.MayAct(name, c.Owner) {
+		return chute.Info{}, fmt.Errorf("chute %q: %w", name, chute.ErrNotFound)
+	}
+	return c, nil
 }
 
 // Install implements api.Chutes.
@@ -309,9 +356,9 @@ func (f *Fake) Update(ctx context.Context, name string, pkg io.Reader, force boo
 	case pkgName != name:
 		return chute.Change{}, fmt.Errorf("package is for %s, not %s: %w", pkgName, name, chute.ErrInvalid)
 	}
-	info, ok := f.chutes[name]
-	if !ok {
-		return chute.Change{}, fmt.Errorf("%s: %w", name, chute.ErrNotFound)
+	info, err := f.acting(name, o.Actor)
+	if err != nil {
+		return chute.Change{}, err
 	}
 	if info.Version == version && !force {
 		return chute.Change{}, fmt.Errorf("%s is already at version %s (force to reinstall): %w", name, version, chute.ErrConflict)
@@ -347,8 +394,8 @@ func (f *Fake) simple(name string, actor chute.Actor, action string) (chute.Chan
 	if f.Err != nil {
 		return chute.Change{}, f.Err
 	}
-	if _, ok := f.chutes[name]; !ok {
-		return chute.Change{}, fmt.Errorf("%s: %w", name, chute.ErrNotFound)
+	if _, err := f.acting(name, actor); err != nil {
+		return chute.Change{}, err
 	}
 	return f.queue(name, actor, action)
 }
@@ -398,11 +445,11 @@ func copyChange(c chute.Change) chute.Change {
 }
 
 // Logs implements api.Chutes.
-func (f *Fake) Logs(ctx context.Context, name string, tail int, follow bool, w io.Writer) error {
+func (f *Fake) Logs(ctx context.Context, name string, actor chute.Actor, tail int, follow bool, w io.Writer) error {
 	f.mu.Lock()
-	if _, ok := f.chutes[name]; !ok {
+	if _, err := f.acting(name, actor); err != nil {
 		f.mu.Unlock()
-		return fmt.Errorf("%s: %w", name, chute.ErrNotFound)
+		return err
 	}
 	lines := f.logs[name]
 	sent := len(lines)

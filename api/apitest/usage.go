@@ -59,8 +59,8 @@ func (f *Fake) SetResources(name string, req chute.ResourceRequest, actor chute.
 	if f.Err != nil {
 		return chute.Change{}, f.Err
 	}
-	if _, ok := f.chutes[name]; !ok {
-		return chute.Change{}, fmt.Errorf("%s: %w", name, chute.ErrNotFound)
+	if _, err := f.acting(name, actor); err != nil {
+		return chute.Change{}, err
 	}
 	f.requests[name] = req
 	return f.queue(name, actor, "resources")
