@@ -7,7 +7,6 @@ import (
 	"os"
 	"strings"
 	"testing"
-	"time"
 )
 
 // Two updates queued back to back: the older version, checked only against
@@ -20,12 +19,17 @@ func TestQueuedOlderUpdateDoesNotDowngrade(t *testing.T) {
 
 	v103 := strings.Replace(counterV1, "1.0.0", "1.0.3", 1)
 	v102 := strings.Replace(counterV1, "1.0.0", "1.0.2", 1)
+	// Hold the chute's queue so that both updates are queued before
+	// either runs, however busy the machine.
+	release := make(chan struct{})
+	g.m.enqueue("counter", job{run: func(context.Context, *progress) error { <-release; return nil }})
 	first, err := g.m.Update(context.Background(), "counter", bytes.NewReader(pkg(t, v103, nil)), false, Origin{})
 	if err != nil {
+		close(release)
 		t.Fatal(err)
 	}
-	time.Sleep(20 * time.Millisecond)
 	second, err := g.m.Update(context.Background(), "counter", bytes.NewReader(pkg(t, v102, nil)), false, Origin{})
+	close(release)
 	if err != nil {
 		t.Fatalf("1.0.2 over installed 1.0.0 is refused at once (%v); it must be queued", err)
 	}
