@@ -37,6 +37,20 @@ func runFilter(t *testing.T, vm *bpf.VM, auditArch uint32, nr int, args ...uint6
 	return uint32(ret)
 }
 
+// filterVM loads a filter into x/net/bpf's VM.
+func filterVM(t *testing.T, raw []bpf.RawInstruction) *bpf.VM {
+	t.Helper()
+	insts, ok := bpf.Disassemble(raw)
+	if !ok {
+		t.Fatal("filter does not disassemble")
+	}
+	vm, err := bpf.NewVM(insts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return vm
+}
+
 func isLittleEndian() bool {
 	return binary.NativeEndian.Uint16([]byte{1, 0}) == 1
 }
@@ -101,14 +115,7 @@ func TestSeccompFilter(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			insts, ok := bpf.Disassemble(raw)
-			if !ok {
-				t.Fatal("filter does not disassemble")
-			}
-			vm, err := bpf.NewVM(insts)
-			if err != nil {
-				t.Fatal(err)
-			}
+			vm := filterVM(t, raw)
 			nrs := sysnums(a.goarch)
 			if nrs["mount"] != uint32(a.mount) || nrs["clone3"] != uint32(a.clone3) {
 				t.Fatalf("table has mount %d, clone3 %d; x/sys/unix has %d, %d",
@@ -190,14 +197,7 @@ func TestSeccompFilterBytes(t *testing.T) {
 		r := b[8*i:]
 		raw[i] = bpf.RawInstruction{Op: binary.NativeEndian.Uint16(r), Jt: r[2], Jf: r[3], K: binary.NativeEndian.Uint32(r[4:])}
 	}
-	insts, ok := bpf.Disassemble(raw)
-	if !ok {
-		t.Fatal("filter bytes do not disassemble")
-	}
-	vm, err := bpf.NewVM(insts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	vm := filterVM(t, raw)
 	audit := uint32(auditArches[runtime.GOARCH])
 	nrs := sysnums(runtime.GOARCH)
 	eperm := uint32(seccomp.ActionErrno) | uint32(unix.EPERM)
