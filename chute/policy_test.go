@@ -62,6 +62,20 @@ func cpuQuota(t *testing.T, g *gateway, name string) float64 {
 	return float64(q) / 100000
 }
 
+// mustBeBusy waits until the chute is seen using well above the 0.2 cores
+// the tests then ask of it. On a machine busy with other tests it may get
+// little CPU for a while: look again rather than fail on a starved second.
+func mustBeBusy(t *testing.T, g *gateway, name string) {
+	t.Helper()
+	use := 0.0
+	for end := time.Now().Add(15 * time.Second); use < 0.3 && time.Now().Before(end); {
+		use = cpuUse(t, g, name, time.Second)
+	}
+	if use < 0.3 {
+		t.Fatalf("chute %s uses %.2f cores before the change; the test needs it busy", name, use)
+	}
+}
+
 func steps(c Change) string {
 	var b strings.Builder
 	for _, s := range c.Steps {
@@ -75,9 +89,7 @@ func TestPolicyForcesCPUAndSurvivesRestarts(t *testing.T) {
 	g := newGateway(t, dir)
 	defer func() { g.removeAll() }()
 	g.install(pkg(t, busyChute, nil))
-	if use := cpuUse(t, g, "busy", time.Second); use < 0.3 {
-		t.Fatalf("busy chute uses %.2f cores before the change; the test needs it busy", use)
-	}
+	mustBeBusy(t, g, "busy")
 
 	c := g.mustDo(g.m.SetResources("busy", ResourceRequest{Policy: Policy{CPUMax: ptr(0.2)}, Grace: ptr(manifest.Duration(time.Second))}, ""))
 	t.Logf("steps:\n%s", steps(c))
@@ -129,16 +141,7 @@ func TestPolicyChuteComplies(t *testing.T) {
 	g := newGateway(t, t.TempDir())
 	defer g.removeAll()
 	g.install(pkg(t, politeChute, nil))
-	// The chute must be seen busy, well above the new limit, first. On a
-	// machine busy with other tests it may get little CPU for a while:
-	// look again rather than take a quiet second for compliance.
-	use := 0.0
-	for end := time.Now().Add(15 * time.Second); use < 0.3 && time.Now().Before(end); {
-		use = cpuUse(t, g, "polite", time.Second)
-	}
-	if use < 0.3 {
-		t.Fatalf("chute uses %.2f cores before the change; the test needs it busy", use)
-	}
+	mustBeBusy(t, g, "polite")
 	c := g.mustDo(g.m.SetResources("polite", ResourceRequest{Policy: Policy{CPUMax: ptr(0.2)}, Grace: ptr(manifest.Duration(4 * time.Second))}, ""))
 	all := steps(c)
 	t.Logf("steps:\n%s", all)
