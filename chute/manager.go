@@ -82,6 +82,9 @@ type record struct {
 	Error    string             `json:"error,omitempty"`
 	Policy   *Policy            `json:"policy,omitempty"`    // the operator's, over Manifest.Resources
 	SignedBy string             `json:"signed_by,omitempty"` // ID of the key that signed the installed version
+	// MigratedFrom is the gateway the chute was migrated from, given to
+	// it in $PARADROP_MIGRATED_FROM (migrate.go).
+	MigratedFrom string `json:"migrated_from,omitempty"`
 }
 
 // entry is a chute as the manager holds it in memory.
