@@ -182,7 +182,9 @@ func NewManager(cfg Config) (*Manager, error) {
 		}
 	}
 	// Uploads staged by an earlier daemon are left over. They go here, not
-	// in Run, which the API may already be serving uploads beside.
+	// in Run, which the API may already be serving uploads beside. The
+	// /data of a migration cut short may still be mounted there.
+	unmountStaged(m.paths.staging())
 	if err := os.RemoveAll(m.paths.staging()); err != nil {
 		return nil, fmt.Errorf("chute manager: %w", err)
 	}

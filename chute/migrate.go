@@ -250,6 +250,15 @@ func (m *Manager) settle(ctx context.Context, in *immigrant, name string, slot i
 	return nil
 }
 
+// unmountStaged unmounts the /data volumes of imports an earlier daemon
+// left under staging.
+func unmountStaged(staging string) {
+	mnts, _ := filepath.Glob(filepath.Join(staging, "*.data"))
+	for _, mnt := range mnts {
+		volume.Unmount(mnt)
+	}
+}
+
 // Import reads a migration stream and installs the chute it carries, with
 // its /data, as Install would install its package for o: the same
 // admission refuses it, before its /data is read. The change returned
