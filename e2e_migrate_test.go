@@ -11,7 +11,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -150,28 +149,35 @@ func TestMigrateBetweenGateways(t *testing.T) {
 	}
 	untouched("B's refusal")
 
-	// B dies mid-transfer, 256 KiB into /data: A runs the chute again,
-	// its /data as it was, counting on from it.
+	// B dies mid-transfer. While /data is pre-copied, A's chute is
+	// untouched; once it was stopped, A runs it again, its /data as it
+	// was, counting on from it.
 	if _, errs, code := b.cli("developer", "set", "acme", "--memory", "64Mi"); code != 0 {
 		t.Fatal(errs)
 	}
-	proxy := killingProxy(t, strings.TrimPrefix(b.url, "http://"), int64(len(pkg))+256<<10, func() { b.cmd.Process.Kill() })
+	killB := func(p *killingProxy, want string) {
+		t.Helper()
+		out, errs, code := migrate(acmeA, "http://"+p.addr)
+		if code != 1 || !strings.Contains(out, "admitted the package") || !strings.Contains(out, want) {
+			t.Errorf("migrate to a target killed mid-transfer: exit %d %s%s", code, out, errs)
+		}
+		b.cmd.Wait()
+		if in := a.info("mig"); in["state"] != "running" {
+			t.Fatalf("after B died, A's chute: %v", in)
+		}
+		if got := sum(a); got != blob {
+			t.Errorf("after B died, A's /data/blob is %s, was %s", got, blob)
+		}
+		b.start()
+		if out, _, _ := b.cli("chute", "list"); strings.Contains(out, "mig") {
+			t.Errorf("B, restarted, lists the chute: %s", out)
+		}
+	}
+	killB(newKillingProxy(t, b, int64(len(pkg))+256<<10, 0), "sent the package")
+	untouched("B died during the pre-copy")
 	before := count(a)
-	if out, errs, code := migrate(acmeA, "http://"+proxy); code != 1 || !strings.Contains(out, "admitted the package") || !strings.Contains(out, "runs here again") {
-		t.Errorf("migrate to a target killed mid-transfer: exit %d %s%s", code, out, errs)
-	}
-	b.cmd.Wait()
-	if in := a.info("mig"); in["state"] != "running" {
-		t.Fatalf("after B died, A's chute: %v", in)
-	}
-	if got := sum(a); got != blob {
-		t.Errorf("after B died, A's /data/blob is %s, was %s", got, blob)
-	}
+	killB(newKillingProxy(t, b, int64(len(pkg)), 500*time.Millisecond), "mig runs here again")
 	waitCount(a, before)
-	b.start()
-	if out, _, _ := b.cli("chute", "list"); strings.Contains(out, "mig") {
-		t.Errorf("B, restarted, lists the chute: %s", out)
-	}
 
 	// The move: the steps say what moved and how long it took; /data
 	// arrives whole, the count goes on from the one handed over.
@@ -180,7 +186,7 @@ func TestMigrateBetweenGateways(t *testing.T) {
 		t.Fatalf("migrate: exit %d %s%s", code, out, errs)
 	}
 	t.Logf("paradrop chute migrate:\n%s", out)
-	for _, want := range []string{"admitted the package", "sent the package: ", "sent /data: ", "stopped mig in", "running on " + b.url} {
+	for _, want := range []string{"admitted the package", "sent the package: ", "sent /data while it runs: ", "stopped mig in", "sent what changed in /data since: ", "running on " + b.url} {
 		if !strings.Contains(out, want) {
 			t.Errorf("the steps do not say %q:\n%s", want, out)
 		}
@@ -205,9 +211,12 @@ func TestMigrateBetweenGateways(t *testing.T) {
 	waitCount(b, handed+3)
 }
 
-// killingProxy forwards one connection to target and calls kill once more
-// than after bytes have gone through it towards the target, then cuts it.
-func killingProxy(t *testing.T, target string, after int64, kill func()) string {
+// killingProxy forwards one connection to b and kills b once more than
+// after bytes have gone through towards it, and, with pause, only at the
+// first bytes after a silence that long (the source's handover grace).
+type killingProxy struct{ addr string }
+
+func newKillingProxy(t *testing.T, b *daemon, after int64, pause time.Duration) *killingProxy {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -219,27 +228,30 @@ func killingProxy(t *testing.T, target string, after int64, kill func()) string 
 			return
 		}
 		defer c.Close()
-		u, err := net.Dial("tcp", target)
+		u, err := net.Dial("tcp", strings.TrimPrefix(b.url, "http://"))
 		if err != nil {
 			return
 		}
 		defer u.Close()
 		go io.Copy(c, u)
-		var n atomic.Int64
+		var n int64
+		last := time.Now()
 		buf := make([]byte, 32<<10)
 		for {
 			k, err := c.Read(buf)
 			if k > 0 {
-				u.Write(buf[:k])
-				if n.Add(int64(k)) > after {
-					kill()
+				silent := time.Since(last) >= pause
+				last = time.Now()
+				if n += int64(k); n > after && silent {
+					b.cmd.Process.Kill()
 					return
 				}
+				u.Write(buf[:k])
 			}
 			if err != nil {
 				return
 			}
 		}
 	}()
-	return l.Addr().String()
+	return &killingProxy{addr: l.Addr().String()}
 }

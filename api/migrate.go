@@ -2,6 +2,7 @@ package api
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 
@@ -61,6 +62,9 @@ func (s *server) importChute(w http.ResponseWriter, r *http.Request) {
 		fail(w, err)
 		return
 	}
+	// The stream has ended; reading the body to its end lets the server
+	// notice, and end r's context, if the source goes away now.
+	io.Copy(io.Discard, io.LimitReader(r.Body, 1<<10))
 	done, err := s.cfg.Chutes.WaitChange(r.Context(), c.ID)
 	if err != nil {
 		// The source left, and starts its copy again: this one must not

@@ -106,16 +106,16 @@ func (m *Manager) migrate(ctx context.Context, p *progress, name, from, to strin
 	admitted := make(chan struct{})
 	var once sync.Once
 	var stopped bool
-	hold := func() error {
+	admit := func() error {
 		select {
 		case <-admitted:
 		case <-sendCtx.Done():
 			return sendCtx.Err()
 		}
 		p.step("%s admitted the package", to)
-		if !running {
-			return nil
-		}
+		return nil
+	}
+	stop := func() error {
 		m.handover(ctx, p, name, sb, to, time.Duration(rec.Manifest.StopGrace))
 		t := time.Now()
 		stopped = true
@@ -125,11 +125,14 @@ func (m *Manager) migrate(ctx context.Context, p *progress, name, from, to strin
 		p.step("stopped %s in %s", name, time.Since(t).Round(time.Millisecond))
 		return nil
 	}
+	if !running {
+		stop = nil
+	}
 	start := time.Now()
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
 	go func() {
-		err := m.export(sendCtx, p, rec, from, pw, hold)
+		err := m.export(sendCtx, p, rec, from, pw, admit, stop)
 		pw.CloseWithError(err)
 		done <- err
 	}()
@@ -179,9 +182,11 @@ func (m *Manager) handover(ctx context.Context, p *progress, name string, sb int
 	}
 }
 
-// export writes the chute rec as a transfer stream to w; between its
-// package and its /data, hold returns once the chute is stopped.
-func (m *Manager) export(ctx context.Context, p *progress, rec record, from string, w io.Writer, hold func() error) error {
+// export writes the chute rec as a transfer stream to w: its package;
+// once admit returns, its /data. If the chute runs (stop is not nil),
+// /data is sent while it does (pre-copy), then stop stops it and what
+// changed since is sent.
+func (m *Manager) export(ctx context.Context, p *progress, rec record, from string, w io.Writer, admit, stop func() error) error {
 	tw := transfer.NewWriter(w)
 	dir := m.paths.version(rec.Name, rec.Dir)
 	start := time.Now()
@@ -205,15 +210,28 @@ func (m *Manager) export(ctx context.Context, p *progress, rec record, from stri
 		return err
 	}
 	p.step("sent the package: %d bytes in %s", fi.Size(), time.Since(start).Round(time.Millisecond))
-	if err := hold(); err != nil {
+	if err := admit(); err != nil {
 		return err
 	}
 	start = time.Now()
-	n, err := tw.Data(ctx, m.paths.data(rec.Name), hostID(rec.Slot))
+	data, id := m.paths.data(rec.Name), hostID(rec.Slot)
+	snap, sent, err := tw.Data(ctx, data, id, stop != nil)
 	if err != nil {
 		return err
 	}
-	p.step("sent /data: %d bytes in %s", n, time.Since(start).Round(time.Millisecond))
+	if stop == nil {
+		p.step("sent /data: %d entries, %d bytes in %s", sent.Entries, sent.Bytes, time.Since(start).Round(time.Millisecond))
+	} else {
+		p.step("sent /data while it runs: %d entries, %d bytes in %s", sent.Entries, sent.Bytes, time.Since(start).Round(time.Millisecond))
+		if err := stop(); err != nil {
+			return err
+		}
+		start = time.Now()
+		if sent, err = tw.Delta(ctx, data, id, snap); err != nil {
+			return err
+		}
+		p.step("sent what changed in /data since: %d entries, %d deleted, %d bytes in %s", sent.Entries, sent.Deleted, sent.Bytes, time.Since(start).Round(time.Millisecond))
+	}
 	if err := tw.Handover(transfer.Handover{From: from, At: time.Now().UTC()}); err != nil {
 		return err
 	}
@@ -318,7 +336,7 @@ func (m *Manager) Import(ctx context.Context, stream io.Reader, o Origin, onAdmi
 				return fail(err)
 			}
 			onAdmit()
-		case transfer.KindData:
+		case transfer.KindData, transfer.KindDeleted, transfer.KindDelta:
 			if err := e.Extract(fd, 0); err != nil {
 				return fail(err)
 			}

@@ -38,7 +38,10 @@ type Reader struct {
 func NewReader(r io.Reader, lim Limits) *Reader { return &Reader{tr: tar.NewReader(r), lim: lim} }
 
 // rank is the order parts must come in; a blob comes once.
-var rank = map[string]int{KindSignature: 1, KindPackage: 2, KindData: 3, KindHandover: 4, manifestName: 5}
+var rank = map[string]int{KindSignature: 1, KindPackage: 2, KindData: 3, KindDeleted: 4, KindDelta: 5, KindHandover: 6, manifestName: 7}
+
+// tree tells the kinds whose entries are paths under /data, many a part.
+func tree(kind string) bool { return kind == KindData || kind == KindDeleted || kind == KindDelta }
 
 func invalid(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
@@ -71,11 +74,11 @@ func (r *Reader) Next() (*Entry, error) {
 		return nil, invalid("unknown part %q", hdr.Name)
 	}
 	rk := rank[kind]
-	if rk < r.rank || rk == r.rank && kind != KindData {
+	if rk < r.rank || rk == r.rank && !tree(kind) {
 		return nil, invalid("part %q out of order", hdr.Name)
 	}
 	r.rank = rk
-	if kind == KindData && r.sum.parts[KindPackage] == nil {
+	if tree(kind) && r.sum.parts[KindPackage] == nil {
 		return nil, invalid("/data before the package")
 	}
 	if kind == manifestName {
@@ -91,9 +94,9 @@ func (r *Reader) Next() (*Entry, error) {
 	}
 	r.body = &hashReader{r: io.LimitReader(r.tr, hdr.Size), s: s}
 	e := &Entry{Kind: kind, Header: hdr, Body: r.body}
-	if kind == KindData {
+	if tree(kind) {
 		h := *hdr
-		h.Name = strings.TrimPrefix(hdr.Name, KindData+"/")
+		h.Name = strings.TrimPrefix(hdr.Name, kind+"/")
 		e.Header = &h
 	}
 	return e, nil
@@ -111,14 +114,17 @@ func (r *Reader) check(kind string, hdr *tar.Header, s *sum) error {
 		if hdr.Size > r.lim.Package {
 			return invalid("package of %d bytes, more than %d", hdr.Size, r.lim.Package)
 		}
-	case KindData:
+	case KindData, KindDelta, KindDeleted:
 		if s.entries > r.lim.Files {
 			return invalid("/data has more than %d entries", r.lim.Files)
 		}
 		if hdr.Size < 0 || hdr.Size > r.lim.Data-s.bytes {
 			return invalid("/data is larger than %d bytes", r.lim.Data)
 		}
-		return checkData(hdr)
+		if kind == KindDeleted && (hdr.Typeflag != tar.TypeReg || hdr.Size != 0) {
+			return invalid("deleted entry %q is not empty", hdr.Name)
+		}
+		return checkData(kind, hdr)
 	}
 	if hdr.Typeflag != tar.TypeReg {
 		return invalid("part %q is not a file", kind)
@@ -129,8 +135,8 @@ func (r *Reader) check(kind string, hdr *tar.Header, s *sum) error {
 // checkData refuses a data entry that is not a clean relative path, of a
 // kind /data does not carry, owned outside the chute's ids or with a
 // setuid or setgid bit.
-func checkData(hdr *tar.Header) error {
-	rel := strings.TrimPrefix(hdr.Name, KindData+"/")
+func checkData(kind string, hdr *tar.Header) error {
+	rel := strings.TrimPrefix(hdr.Name, kind+"/")
 	if path.Clean(rel) != rel || rel == "." || strings.HasPrefix(rel, "/") || rel == ".." || strings.HasPrefix(rel, "../") || len(rel) > 4096 {
 		return invalid("/data entry %q is not a clean relative path", rel)
 	}

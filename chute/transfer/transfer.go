@@ -9,7 +9,11 @@
 //	signature         the package's .minisig as it was installed (optional)
 //	package           the package as it was installed
 //	data/PATH         the chute's /data, entry by entry; owners are the
-//	                  chute's own ids (0..65535), not the host's
+//	                  chute's own ids (0..65535), not the host's; sent
+//	                  while the chute runs (pre-copy), or once stopped
+//	deleted/PATH      after a pre-copy, once the chute is stopped: paths
+//	                  gone since, or changed in kind (empty entries)
+//	delta/PATH        then what is new or changed since, as data/
 //	handover          JSON: where the chute comes from (Handover)
 //	manifest.json     Manifest; the last entry
 //
@@ -38,6 +42,8 @@ const (
 	KindSignature = "signature"
 	KindPackage   = "package"
 	KindData      = "data"
+	KindDeleted   = "deleted"
+	KindDelta     = "delta"
 	KindHandover  = "handover"
 )
 
@@ -110,6 +116,9 @@ func (d *digests) manifest(chute, version string) Manifest {
 	m := Manifest{Format: Format, Chute: chute, Version: version}
 	for _, k := range d.order {
 		s := d.parts[k]
+		if s.entries == 0 {
+			continue // asked for, never written: a Delta with nothing deleted
+		}
 		m.Parts = append(m.Parts, Part{Kind: k, Entries: s.entries, Bytes: s.bytes, SHA256: hex.EncodeToString(s.h.Sum(nil))})
 	}
 	return m
@@ -120,8 +129,11 @@ func kindOf(name string) (string, bool) {
 	switch {
 	case name == KindSignature, name == KindPackage, name == KindHandover, name == manifestName:
 		return name, true
-	case strings.HasPrefix(name, KindData+"/") && len(name) > len(KindData)+1:
-		return KindData, true
+	}
+	for _, k := range []string{KindData, KindDeleted, KindDelta} {
+		if strings.HasPrefix(name, k+"/") && len(name) > len(k)+1 {
+			return k, true
+		}
 	}
 	return "", false
 }

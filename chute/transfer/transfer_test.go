@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -31,7 +32,7 @@ func stream(t *testing.T, root string) []byte {
 	if err := w.Blob(KindPackage, strings.NewReader("the package"), 11); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := w.Data(context.Background(), root, uint32(os.Getuid())); err != nil {
+	if _, _, err := w.Data(context.Background(), root, uint32(os.Getuid()), false); err != nil {
 		t.Fatal(err)
 	}
 	if err := w.Handover(Handover{From: "gw-a"}); err != nil {
@@ -43,7 +44,7 @@ func stream(t *testing.T, root string) []byte {
 	return buf.Bytes()
 }
 
-func tree(t *testing.T) string {
+func sampleTree(t *testing.T) string {
 	root := t.TempDir()
 	os.MkdirAll(filepath.Join(root, "sub/deeper"), 0o750)
 	os.WriteFile(filepath.Join(root, "sub/deeper/counter"), []byte("41"), 0o640)
@@ -70,7 +71,7 @@ func read(t *testing.T, b []byte, l Limits) (string, *Reader, map[string]string,
 		if err != nil {
 			return dest, r, blobs, err
 		}
-		if e.Kind == KindData {
+		if tree(e.Kind) {
 			if err := e.Extract(fd, uint32(os.Getuid())); err != nil {
 				return dest, r, blobs, err
 			}
@@ -104,7 +105,7 @@ func digestTree(t *testing.T, root string) map[string]string {
 }
 
 func TestRoundTrip(t *testing.T) {
-	src := tree(t)
+	src := sampleTree(t)
 	dest, r, blobs, err := read(t, stream(t, src), lim)
 	if err != nil {
 		t.Fatal(err)
@@ -128,10 +129,61 @@ func TestRoundTrip(t *testing.T) {
 	}
 }
 
+// TestPreCopy: /data sent while the chute runs, then what changed after
+// it stopped (rewritten, grown, deleted, a directory become a file, new),
+// arrives as the source's final tree; what did not change is not sent
+// twice.
+func TestPreCopy(t *testing.T) {
+	src := sampleTree(t)
+	for i := range 20 {
+		os.WriteFile(filepath.Join(src, fmt.Sprintf("still%d", i)), []byte("unchanged"), 0o600)
+	}
+	time.Sleep(2 * recent) // older than the coarse clock can hide a write in
+	var buf bytes.Buffer
+	w := NewWriter(&buf)
+	w.Blob(KindPackage, strings.NewReader("p"), 1)
+	uid := uint32(os.Getuid())
+	snap, _, err := w.Data(context.Background(), src, uid, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(src, "sub/deeper/counter"), []byte("42"), 0o640)
+	os.WriteFile(filepath.Join(src, "blob"), bytes.Repeat([]byte("y"), 7000), 0o600)
+	os.Remove(filepath.Join(src, "still3"))
+	os.RemoveAll(filepath.Join(src, "sub"))
+	os.WriteFile(filepath.Join(src, "sub"), []byte("now a file"), 0o600)
+	os.WriteFile(filepath.Join(src, "new"), []byte("new"), 0o600)
+	sent, err := w.Delta(context.Background(), src, uid, snap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Close("c", "1")
+	// Deleted: still3, sub and what was under it; sent again: the root's
+	// changed entries only (blob, sub, new).
+	if sent.Deleted != 4 || sent.Entries != 3 {
+		t.Errorf("delta: %+v", sent)
+	}
+	dest, _, _, err := read(t, buf.Bytes(), lim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, want := digestTree(t, dest), digestTree(t, src)
+	delete(got, ".")
+	delete(want, ".")
+	if len(got) != len(want) {
+		t.Fatalf("got %d entries, want %d:\n%v\n%v", len(got), len(want), got, want)
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s: got %q, want %q", k, got[k], v)
+		}
+	}
+}
+
 // TestRefused: a stream altered, cut, reordered, over its limits, or
 // naming paths out of /data is refused, never half-taken as whole.
 func TestRefused(t *testing.T) {
-	good := stream(t, tree(t))
+	good := stream(t, sampleTree(t))
 	flip := func(b []byte, old, new string) []byte {
 		i := bytes.Index(b, []byte(old))
 		if i < 0 {
@@ -184,6 +236,13 @@ func TestRefused(t *testing.T) {
 		{"setuid", craft(pkg, &tar.Header{Name: "data/x", Typeflag: tar.TypeReg, Mode: 0o4755, Size: 1}), lim, "mode"},
 		{"host root's file", craft(pkg, &tar.Header{Name: "data/x", Typeflag: tar.TypeReg, Uid: 1 << 20, Size: 1}), lim, "outside the chute's ids"},
 		{"unknown part", craft(pkg, &tar.Header{Name: "criu", Typeflag: tar.TypeReg, Size: 1}), lim, "unknown part"},
+		{"deleting through a symlink", craft(pkg,
+			&tar.Header{Name: "data/l", Typeflag: tar.TypeSymlink, Linkname: "/etc"},
+			&tar.Header{Name: "deleted/l/passwd", Typeflag: tar.TypeReg}), lim, "open its directory"},
+		{"deleted with a body", craft(pkg, &tar.Header{Name: "deleted/x", Typeflag: tar.TypeReg, Size: 1}), lim, "not empty"},
+		{"data after delta", craft(pkg,
+			&tar.Header{Name: "delta/x", Typeflag: tar.TypeReg, Size: 1},
+			&tar.Header{Name: "data/y", Typeflag: tar.TypeReg, Size: 1}), lim, "out of order"},
 		{"through a symlink", craft(pkg,
 			&tar.Header{Name: "data/l", Typeflag: tar.TypeSymlink, Linkname: "/etc"},
 			&tar.Header{Name: "data/l/passwd", Typeflag: tar.TypeReg, Size: 1}), lim, "open its directory"},
@@ -209,7 +268,7 @@ func FuzzReader(f *testing.F) {
 	var buf bytes.Buffer
 	w := NewWriter(&buf)
 	w.Blob(KindPackage, strings.NewReader("p"), 1)
-	w.Data(context.Background(), root, uint32(os.Getuid()))
+	w.Data(context.Background(), root, uint32(os.Getuid()), false)
 	w.Close("c", "1")
 	f.Add(buf.Bytes())
 	f.Fuzz(func(t *testing.T, b []byte) {

@@ -10,7 +10,10 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"syscall"
+	"sort"
+	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Writer writes a stream.
@@ -45,15 +48,110 @@ func (w *Writer) Handover(h Handover) error {
 	return w.Blob(KindHandover, bytes.NewReader(b), int64(len(b)))
 }
 
+// Snapshot is what Data sent of each path, to tell what changed since.
+type Snapshot map[string]stamp
+
+// stamp is what tells a file changed: a write changes its ctime, a
+// replacement its inode. A stamp is not trusted for a file changed too
+// recently for the kernel's coarse clock to tell a later write.
+type stamp struct {
+	ino        uint64
+	mode       uint32
+	size       int64
+	ctim, mtim unix.Timespec
+	untrusted  bool
+}
+
+// recent is within the kernel's coarse clock: a file changed this close to
+// its read may change again with the same ctime.
+const recent = 100 * time.Millisecond
+
+// Sent is what a data or delta pass sent.
+type Sent struct {
+	Entries, Deleted int
+	Bytes            int64
+}
+
 // Data writes the tree under root, a chute's /data on the host, as the
 // data part: directories, regular files and symlinks, with their owners
 // made relative to base, the host id of the chute's root. Files owned
 // outside the chute's range (the filesystem's lost+found) are left out.
-// It returns the bytes of file content written.
-func (w *Writer) Data(ctx context.Context, root string, base uint32) (int64, error) {
-	s := w.sum.of(KindData)
-	before := s.bytes
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+// With live, the chute still runs: a file that changes while it is read
+// is sent as far as it was read (cut or padded to the size it had), and
+// left out of the snapshot for Delta to send again once it is stopped.
+func (w *Writer) Data(ctx context.Context, root string, base uint32, live bool) (Snapshot, Sent, error) {
+	snap := Snapshot{}
+	var sent Sent
+	err := walk(ctx, root, base, func(rel string, hdr *tar.Header, st stamp) error {
+		n, changed, err := w.entry(KindData, root, rel, hdr, live)
+		if err != nil {
+			return err
+		}
+		sent.Entries++
+		sent.Bytes += n
+		if !changed {
+			snap[rel] = st
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, sent, fmt.Errorf("send /data: %w", err)
+	}
+	return snap, sent, nil
+}
+
+// Delta writes, once the chute is stopped, what changed in root since
+// Data took prev: the paths gone or changed in kind as deleted entries,
+// then what is new or changed as delta entries.
+func (w *Writer) Delta(ctx context.Context, root string, base uint32, prev Snapshot) (Sent, error) {
+	type change struct {
+		rel string
+		hdr *tar.Header
+	}
+	var changes []change
+	now := map[string]uint32{}
+	err := walk(ctx, root, base, func(rel string, hdr *tar.Header, st stamp) error {
+		now[rel] = st.mode & unix.S_IFMT
+		if old, ok := prev[rel]; !ok || old != st || old.untrusted || st.untrusted {
+			changes = append(changes, change{rel, hdr})
+		}
+		return nil
+	})
+	if err != nil {
+		return Sent{}, fmt.Errorf("send what changed in /data: %w", err)
+	}
+	var gone []string
+	for rel, st := range prev {
+		if kind, ok := now[rel]; !ok || kind != st.mode&unix.S_IFMT {
+			gone = append(gone, rel)
+		}
+	}
+	sort.Strings(gone)
+	var sent Sent
+	s := w.sum.of(KindDeleted)
+	for _, rel := range gone {
+		hdr := &tar.Header{Name: KindDeleted + "/" + rel, Typeflag: tar.TypeReg, Mode: 0o600}
+		s.header(hdr)
+		if err := w.tw.WriteHeader(hdr); err != nil {
+			return sent, err
+		}
+		sent.Deleted++
+	}
+	for _, c := range changes {
+		n, _, err := w.entry(KindDelta, root, c.rel, c.hdr, false)
+		if err != nil {
+			return sent, fmt.Errorf("send what changed in /data: %w", err)
+		}
+		sent.Entries++
+		sent.Bytes += n
+	}
+	return sent, nil
+}
+
+// walk calls fn with the header (its name relative) and stamp of every
+// entry under root that belongs to the chute, parents first.
+func walk(ctx context.Context, root string, base uint32, fn func(rel string, hdr *tar.Header, st stamp) error) error {
+	return filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
@@ -63,12 +161,11 @@ func (w *Writer) Data(ctx context.Context, root string, base uint32) (int64, err
 		if p == root {
 			return nil
 		}
-		fi, err := d.Info()
-		if err != nil {
-			return err
+		var st unix.Stat_t
+		if err := unix.Lstat(p, &st); err != nil {
+			return &os.PathError{Op: "lstat", Path: p, Err: err}
 		}
-		st, ok := fi.Sys().(*syscall.Stat_t)
-		if !ok || st.Uid < base || st.Uid-base >= idRange || st.Gid < base || st.Gid-base >= idRange {
+		if st.Uid < base || st.Uid-base >= idRange || st.Gid < base || st.Gid-base >= idRange {
 			if d.IsDir() {
 				return filepath.SkipDir
 			}
@@ -78,18 +175,14 @@ func (w *Writer) Data(ctx context.Context, root string, base uint32) (int64, err
 		if err != nil {
 			return err
 		}
-		hdr := &tar.Header{Name: KindData + "/" + filepath.ToSlash(rel), Mode: int64(fi.Mode().Perm()), Uid: int(st.Uid - base), Gid: int(st.Gid - base), ModTime: fi.ModTime()}
-		var f *os.File
-		switch {
-		case fi.IsDir():
+		hdr := &tar.Header{Name: filepath.ToSlash(rel), Mode: int64(st.Mode & 0o1777), Uid: int(st.Uid - base), Gid: int(st.Gid - base),
+			ModTime: time.Unix(st.Mtim.Unix())}
+		switch st.Mode & unix.S_IFMT {
+		case unix.S_IFDIR:
 			hdr.Typeflag = tar.TypeDir
-		case fi.Mode().IsRegular():
-			hdr.Typeflag, hdr.Size = tar.TypeReg, fi.Size()
-			if f, err = os.Open(p); err != nil {
-				return err
-			}
-			defer f.Close()
-		case fi.Mode()&fs.ModeSymlink != 0:
+		case unix.S_IFREG:
+			hdr.Typeflag, hdr.Size = tar.TypeReg, st.Size
+		case unix.S_IFLNK:
 			hdr.Typeflag = tar.TypeSymlink
 			if hdr.Linkname, err = os.Readlink(p); err != nil {
 				return err
@@ -97,24 +190,65 @@ func (w *Writer) Data(ctx context.Context, root string, base uint32) (int64, err
 		default:
 			return nil // sockets, FIFOs: nothing to carry
 		}
-		s.header(hdr)
-		if err := w.tw.WriteHeader(hdr); err != nil {
-			return err
-		}
-		if f == nil {
-			return nil
-		}
-		// The chute is stopped: the size stays what it was.
-		n, err := io.Copy(hashWriter{w.tw, s}, io.LimitReader(f, hdr.Size))
-		if err == nil && n != hdr.Size {
-			err = fmt.Errorf("%s changed size while sent", p)
-		}
-		return err
+		s := stamp{ino: uint64(st.Ino), mode: st.Mode, size: st.Size, ctim: st.Ctim, mtim: st.Mtim}
+		s.untrusted = time.Since(time.Unix(st.Ctim.Unix())) < recent
+		return fn(filepath.ToSlash(rel), hdr, s)
 	})
-	if err != nil {
-		return s.bytes - before, fmt.Errorf("send /data: %w", err)
+}
+
+// entry writes one entry of kind, the file at root/rel with header hdr
+// (its name relative), and returns the content bytes written and whether
+// the file changed size while read (only when live: else an error).
+func (w *Writer) entry(kind, root, rel string, hdr *tar.Header, live bool) (int64, bool, error) {
+	h := *hdr
+	h.Name = kind + "/" + rel
+	var f *os.File
+	if h.Typeflag == tar.TypeReg {
+		var err error
+		if f, err = os.Open(filepath.Join(root, filepath.FromSlash(rel))); err != nil {
+			if live && os.IsNotExist(err) {
+				// Gone since the walk saw it: sent empty, and by Delta
+				// deleted.
+				f = nil
+			} else {
+				return 0, false, err
+			}
+		}
+		if f != nil {
+			defer f.Close()
+		}
 	}
-	return s.bytes - before, nil
+	s := w.sum.of(kind)
+	s.header(&h)
+	if err := w.tw.WriteHeader(&h); err != nil {
+		return 0, false, err
+	}
+	if h.Typeflag != tar.TypeReg {
+		return 0, false, nil
+	}
+	var n int64
+	var err error
+	if f != nil {
+		n, err = io.Copy(hashWriter{w.tw, s}, io.LimitReader(f, h.Size))
+		if err != nil {
+			return n, false, err
+		}
+	}
+	if n == h.Size {
+		return n, false, nil
+	}
+	if !live {
+		return n, false, fmt.Errorf("%s changed size while sent, the chute stopped", rel)
+	}
+	m, err := io.Copy(hashWriter{w.tw, s}, io.LimitReader(zeros{}, h.Size-n))
+	return n + m, true, err
+}
+
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
 }
 
 // Close writes the manifest and ends the stream; it does not close the
