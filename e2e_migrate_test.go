@@ -6,7 +6,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -72,18 +71,7 @@ func TestMigrateBetweenGateways(t *testing.T) {
 	// On B acme may not yet hold the chute's memory.
 	acmeB := add(b, "acme", "--key", key.PubFile, "--memory", "16Mi")
 	as := func(d *daemon, token string, args ...string) (string, string, int) {
-		cmd := exec.Command(d.bin, args...)
-		cmd.Env = append(os.Environ(), "PARADROP_SERVER="+d.url, "PARADROP_TOKEN="+token, "PARADROP_DATA=/nonexistent")
-		var out, errb strings.Builder
-		cmd.Stdout, cmd.Stderr = &out, &errb
-		err := cmd.Run()
-		code := 0
-		if ee, ok := err.(*exec.ExitError); ok {
-			code = ee.ExitCode()
-		} else if err != nil {
-			t.Fatal(err)
-		}
-		return out.String(), errb.String(), code
+		return d.cli(append(args, "--token", token)...)
 	}
 
 	pkg, err := examples.Package("name: mig\nversion: 1.0.0\ncommand: [/bin/sh, /counter.sh]\nstop_grace: 1s\nresources: {memory: 32Mi, disk: 16Mi}\n",

@@ -104,6 +104,23 @@ func digestTree(t *testing.T, root string) map[string]string {
 	return out
 }
 
+// sameTree compares the trees under got and want: kinds, modes, contents,
+// link targets.
+func sameTree(t *testing.T, got, want string) {
+	t.Helper()
+	g, w := digestTree(t, got), digestTree(t, want)
+	delete(g, ".")
+	delete(w, ".")
+	if len(g) != len(w) {
+		t.Fatalf("got %d entries, want %d:\n%v\n%v", len(g), len(w), g, w)
+	}
+	for k, v := range w {
+		if g[k] != v {
+			t.Errorf("%s: got %q, want %q", k, g[k], v)
+		}
+	}
+}
+
 func TestRoundTrip(t *testing.T) {
 	src := sampleTree(t)
 	dest, r, blobs, err := read(t, stream(t, src), lim)
@@ -116,17 +133,7 @@ func TestRoundTrip(t *testing.T) {
 	if m := r.Manifest(); m.Chute != "c" || m.Version != "1.0.0" || len(m.Parts) != 4 || m.Parts[2].Kind != KindData || m.Parts[2].Bytes != 5002 {
 		t.Errorf("manifest: %+v", m)
 	}
-	got, want := digestTree(t, dest), digestTree(t, src)
-	delete(got, ".")
-	delete(want, ".")
-	if len(got) != len(want) {
-		t.Fatalf("got %d entries, want %d:\n%v\n%v", len(got), len(want), got, want)
-	}
-	for k, v := range want {
-		if got[k] != v {
-			t.Errorf("%s: got %q, want %q", k, got[k], v)
-		}
-	}
+	sameTree(t, dest, src)
 }
 
 // TestPreCopy: /data sent while the chute runs, then what changed after
@@ -167,17 +174,7 @@ func TestPreCopy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, want := digestTree(t, dest), digestTree(t, src)
-	delete(got, ".")
-	delete(want, ".")
-	if len(got) != len(want) {
-		t.Fatalf("got %d entries, want %d:\n%v\n%v", len(got), len(want), got, want)
-	}
-	for k, v := range want {
-		if got[k] != v {
-			t.Errorf("%s: got %q, want %q", k, got[k], v)
-		}
-	}
+	sameTree(t, dest, src)
 }
 
 // TestRefused: a stream altered, cut, reordered, over its limits, or
