@@ -134,7 +134,7 @@ func runMigrate(ctx context.Context, o options) (string, error) {
 		return "not met"
 	}
 	r16, r64 := results[16], results[64]
-	goals := fmt.Sprintf("Goals: downtime ≤ 1 s at 16 MiB: %s (%s); ≤ 0.3× by hand at 64 MiB: %s (%.2f×); bytes ≤ 1.2× /data: %s at 16 MiB (%.2f×) and 64 MiB (%.2f×), the package counted.",
+	goals := fmt.Sprintf("Goals: downtime ≤ 1 s at 16 MiB: %s (%s); ≤ 0.3× by hand at 64 MiB: %s (%.2f×); bytes ≤ 1.2× /data: %s at 16 MiB (%.2f×) and 64 MiB (%.2f×), the package counted",
 		met(r16[0].downtime.median() <= time.Second), ms(r16[0].downtime.median()),
 		met(ratio(r64[0].downtime, r64[1].downtime) <= 0.3), ratio(r64[0].downtime, r64[1].downtime),
 		met(float64(r16[0].bytes) <= 1.2*float64(16<<20) && float64(r64[0].bytes) <= 1.2*float64(64<<20)),
