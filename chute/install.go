@@ -27,9 +27,10 @@ type staged struct {
 }
 
 // stage unpacks a package into a fresh staging directory and parses its
-// manifest. A package with a signature, or under a seal that requires one,
-// is first copied aside whole and verified: nothing of a refused package
-// is unpacked. On error nothing is left behind.
+// manifest. The package is first copied aside whole and, if it has a
+// signature or its seal requires one, verified: nothing of a refused
+// package is unpacked. The copy and the signature stay in the staged
+// directory (keptPackage, keptSignature). On error nothing is left behind.
 func (m *Manager) stage(ctx context.Context, pkg io.Reader, seal Seal) (*staged, error) {
 	sig, err := seal.check()
 	if err != nil {

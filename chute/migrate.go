@@ -116,7 +116,10 @@ func (m *Manager) migrate(ctx context.Context, p *progress, name, from, to strin
 		return nil
 	}
 	stop := func() error {
-		m.handover(ctx, p, name, sb, to, time.Duration(rec.Manifest.StopGrace))
+		// A chute told is stopped, and started again if the move
+		// fails: it may have stopped serving once it saved its state.
+		// The grace ends early if the target fails meanwhile.
+		m.handover(sendCtx, p, name, sb, to, time.Duration(rec.Manifest.StopGrace))
 		t := time.Now()
 		stopped = true
 		if err := m.stopChute(ctx, p, name); err != nil {
@@ -144,6 +147,7 @@ func (m *Manager) migrate(ctx context.Context, p *progress, name, from, to strin
 	}
 	if err != nil {
 		p.step("not running on %s after %s: %v", to, time.Since(start).Round(time.Millisecond), err)
+		os.Remove(filepath.Join(m.paths.policy(name), handoverFile))
 		if stopped {
 			if serr := m.startChute(ctx, p, name, rec.Dir, rec.Manifest); serr != nil {
 				return fmt.Errorf("migrate %q: %w (and starting it here again failed: %v)", name, err, serr)
