@@ -28,7 +28,7 @@ if [ -n "$PARADROP_MIGRATED_FROM" ] && [ -f /data/handover ]; then
   n=$(cat /data/handover)
   echo "migrated from $PARADROP_MIGRATED_FROM at $n"
 fi
-[ -f /data/blob ] || dd if=/dev/urandom of=/data/blob bs=65536 count=32 2>/dev/null
+[ -f /data/blob ] || dd if=/dev/urandom of=/data/blob bs=65536 count=128 2>/dev/null
 handed=0
 trap 'echo $n > /data/handover; echo "handover at $n: $(cat /paradrop/migrate.json)"; handed=1' USR1
 trap 'exit 0' TERM
@@ -104,7 +104,7 @@ func TestMigrateBetweenGateways(t *testing.T) {
 	}
 	sum := func(d *daemon) string {
 		b, err := os.ReadFile(filepath.Join(dataOf(d), "blob"))
-		if err != nil || len(b) != 32*65536 {
+		if err != nil || len(b) != 128*65536 {
 			t.Fatalf("blob on %s: %d bytes, %v", d.url, len(b), err)
 		}
 		return fmt.Sprintf("%x", sha256.Sum256(b))
@@ -137,7 +137,7 @@ func TestMigrateBetweenGateways(t *testing.T) {
 	}
 	untouched("B's refusal")
 
-	// B dies mid-transfer. While /data is pre-copied, A's chute is
+	// B dies mid-transfer. While /data (8 MiB) is pre-copied, A's chute is
 	// untouched; once it was stopped, A runs it again, its /data as it
 	// was, counting on from it.
 	if _, errs, code := b.cli("developer", "set", "acme", "--memory", "64Mi"); code != 0 {
@@ -161,7 +161,7 @@ func TestMigrateBetweenGateways(t *testing.T) {
 			t.Errorf("B, restarted, lists the chute: %s", out)
 		}
 	}
-	killB(newKillingProxy(t, b, int64(len(pkg))+256<<10, 0), "sent the package")
+	killB(newKillingProxy(t, b, int64(len(pkg))+64<<10, 0), "sent the package")
 	untouched("B died during the pre-copy")
 	before := count(a)
 	killB(newKillingProxy(t, b, int64(len(pkg)), 500*time.Millisecond), "mig runs here again")

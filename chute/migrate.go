@@ -119,6 +119,9 @@ func (m *Manager) migrate(ctx context.Context, p *progress, name, from, to strin
 		// A chute told is stopped, and started again if the move
 		// fails: it may have stopped serving once it saved its state.
 		// The grace ends early if the target fails meanwhile.
+		if err := sendCtx.Err(); err != nil {
+			return err // the target failed already: the chute is not told
+		}
 		m.handover(sendCtx, p, name, sb, to, time.Duration(rec.Manifest.StopGrace))
 		t := time.Now()
 		stopped = true
@@ -227,7 +230,7 @@ func (m *Manager) export(ctx context.Context, p *progress, rec record, from stri
 		p.step("sent /data: %d entries, %d bytes in %s", sent.Entries, sent.Bytes, time.Since(start).Round(time.Millisecond))
 	} else {
 		p.step("sent /data while it runs: %d entries, %d bytes in %s", sent.Entries, sent.Bytes, time.Since(start).Round(time.Millisecond))
-		if err := stop(); err != nil {
+		if err := keepAlive(tw, stop); err != nil {
 			return err
 		}
 		start = time.Now()
@@ -240,6 +243,33 @@ func (m *Manager) export(ctx context.Context, p *progress, rec record, from stri
 		return err
 	}
 	return tw.Close(rec.Name, rec.Version)
+}
+
+// keepAliveEvery is how often a stream waiting on its chute's handover
+// and stop sends a wait entry: well within a target's stall rule (the
+// API's default: 30 KiB in 30 s of waiting).
+var keepAliveEvery = 5 * time.Second
+
+// keepAlive runs fn, sending wait entries on tw until it returns.
+func keepAlive(tw *transfer.Writer, fn func() error) error {
+	done := make(chan error, 1)
+	go func() { done <- fn() }()
+	t := time.NewTicker(keepAliveEvery)
+	defer t.Stop()
+	var werr error
+	for {
+		select {
+		case err := <-done:
+			if err == nil {
+				err = werr
+			}
+			return err
+		case <-t.C:
+			if werr == nil {
+				werr = tw.Wait() // a stream cut short: fn still ends first
+			}
+		}
+	}
 }
 
 // immigrant is the /data and origin a migrated chute brings, staged as a

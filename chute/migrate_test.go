@@ -108,3 +108,47 @@ func TestMigrateLeavesOneCopy(t *testing.T) {
 		t.Errorf("migrated from %q", got)
 	}
 }
+
+// stallCheck records the longest a Read of the stream waited for the
+// source.
+type stallCheck struct {
+	r       io.Reader
+	longest time.Duration
+}
+
+func (s *stallCheck) Read(p []byte) (int, error) {
+	t := time.Now()
+	n, err := s.r.Read(p)
+	s.longest = max(s.longest, time.Since(t))
+	return n, err
+}
+
+// TestMigrateKeepsTheStreamMoving: while the source waits on its chute
+// (the handover grace, then its stop), the stream still moves, so a
+// target's stall rule does not drop it.
+func TestMigrateKeepsTheStreamMoving(t *testing.T) {
+	defer func(d time.Duration) { keepAliveEvery = d }(keepAliveEvery)
+	keepAliveEvery = 300 * time.Millisecond
+	a := newGateway(t, t.TempDir())
+	defer a.removeAll()
+	parentB := testCgroupParent + "-b2"
+	b := newGatewayWith(t, t.TempDir(), func(c *Config) { c.CgroupParent = parentB })
+	defer func() {
+		b.removeAll()
+		if g, err := cgroup.Load(parentB); err == nil {
+			g.Delete()
+		}
+	}()
+	a.install(pkg(t, "name: slow\nversion: 1.0.0\ncommand: [/bin/sleep, \"1000\"]\nstop_grace: 2s\n", nil))
+	var sc *stallCheck
+	c := a.wait(a.m.Migrate("slow", "operator", "gw-a", "gw-b", inProcess(t, b, func(r io.Reader) io.Reader {
+		sc = &stallCheck{r: r}
+		return sc
+	})))
+	if c.State != ChangeDone {
+		t.Fatalf("the move: %s (steps %v)", c.Error, c.Steps)
+	}
+	if sc.longest > time.Second {
+		t.Errorf("the stream stalled for %s while the chute was told (grace 2s) and stopped", sc.longest)
+	}
+}

@@ -32,10 +32,34 @@ type Reader struct {
 	rank     int // of the last part seen
 	body     *hashReader
 	manifest *Manifest
+	waited   int64 // bytes of wait entries
 }
 
 // NewReader reads a stream from r within lim.
 func NewReader(r io.Reader, lim Limits) *Reader { return &Reader{tr: tar.NewReader(r), lim: lim} }
+
+// nextHeader is the next entry's header but for wait entries, which it
+// skips within their limit.
+func (r *Reader) nextHeader() (*tar.Header, error) {
+	for {
+		hdr, err := r.tr.Next()
+		if err != nil || hdr.Name != waitName {
+			return hdr, err
+		}
+		r.waited += waitSize
+		switch {
+		case r.sum.parts[KindPackage] == nil:
+			return nil, invalid("wait before the package")
+		case hdr.Typeflag != tar.TypeReg || hdr.Size != waitSize:
+			return nil, invalid("wait entry of %d bytes", hdr.Size)
+		case r.waited > maxWait:
+			return nil, invalid("more than %d bytes of wait entries", maxWait)
+		}
+		if _, err := io.Copy(io.Discard, r.tr); err != nil {
+			return nil, err
+		}
+	}
+}
 
 // rank is the order parts must come in; a blob comes once.
 var rank = map[string]int{KindSignature: 1, KindPackage: 2, KindData: 3, KindDeleted: 4, KindDelta: 5, KindHandover: 6, manifestName: 7}
@@ -60,7 +84,7 @@ func (r *Reader) Next() (*Entry, error) {
 	if r.manifest != nil {
 		return nil, io.EOF
 	}
-	hdr, err := r.tr.Next()
+	hdr, err := r.nextHeader()
 	switch {
 	case errors.Is(err, io.EOF):
 		return nil, invalid("stream ends without its manifest")

@@ -17,6 +17,10 @@
 //	handover          JSON: where the chute comes from (Handover)
 //	manifest.json     Manifest; the last entry
 //
+// After the package, a writer waiting on the chute (its handover grace,
+// its stop) sends wait entries, zeros a reader skips: a gateway drops a
+// request body that stalls.
+//
 // A part kind this reader does not know is refused: a later kind (a
 // process image, say) comes with a new Format.
 package transfer
@@ -48,6 +52,13 @@ const (
 )
 
 const manifestName = "manifest.json"
+
+// The wait entries: each of waitSize bytes, at most maxWait in a stream.
+const (
+	waitName = "wait"
+	waitSize = 32 << 10
+	maxWait  = 16 << 20
+)
 
 // maxSmall bounds the parts a gateway holds in memory: the manifest, the
 // signature and the handover.

@@ -47,7 +47,7 @@ func stream(t *testing.T, root string) []byte {
 func sampleTree(t *testing.T) string {
 	root := t.TempDir()
 	os.MkdirAll(filepath.Join(root, "sub/deeper"), 0o750)
-	os.WriteFile(filepath.Join(root, "sub/deeper/counter"), []byte("41"), 0o640)
+	os.WriteFile(filepath.Join(root, "sub/deeper/counter"), []byte("count=41"), 0o640)
 	os.WriteFile(filepath.Join(root, "blob"), bytes.Repeat([]byte("x"), 5000), 0o600)
 	os.Symlink("sub/deeper/counter", filepath.Join(root, "link"))
 	return root
@@ -130,7 +130,7 @@ func TestRoundTrip(t *testing.T) {
 	if blobs[KindPackage] != "the package" || blobs[KindSignature] != "sig" || !strings.Contains(blobs[KindHandover], `"from":"gw-a"`) {
 		t.Errorf("blobs: %q", blobs)
 	}
-	if m := r.Manifest(); m.Chute != "c" || m.Version != "1.0.0" || len(m.Parts) != 4 || m.Parts[2].Kind != KindData || m.Parts[2].Bytes != 5002 {
+	if m := r.Manifest(); m.Chute != "c" || m.Version != "1.0.0" || len(m.Parts) != 4 || m.Parts[2].Kind != KindData || m.Parts[2].Bytes != 5008 {
 		t.Errorf("manifest: %+v", m)
 	}
 	sameTree(t, dest, src)
@@ -153,6 +153,11 @@ func TestPreCopy(t *testing.T) {
 	snap, _, err := w.Data(context.Background(), src, uid, true)
 	if err != nil {
 		t.Fatal(err)
+	}
+	for range 3 { // while the chute is told, then stopped
+		if err := w.Wait(); err != nil {
+			t.Fatal(err)
+		}
 	}
 	os.WriteFile(filepath.Join(src, "sub/deeper/counter"), []byte("42"), 0o640)
 	os.WriteFile(filepath.Join(src, "blob"), bytes.Repeat([]byte("y"), 7000), 0o600)
@@ -218,7 +223,7 @@ func TestRefused(t *testing.T) {
 		lim    Limits
 		want   string
 	}{
-		{"a byte of /data changed", flip(good, "41", "42"), lim, "does not match the manifest"},
+		{"a byte of /data changed", flip(good, "count=41", "count=42"), lim, "does not match the manifest"},
 		{"the package changed", flip(good, "the package", "the pockage"), lim, "does not match the manifest"},
 		{"cut short", good[:len(good)/2], lim, "stream"},
 		{"no manifest", good[:1024], lim, ""},
@@ -236,6 +241,8 @@ func TestRefused(t *testing.T) {
 		{"deleting through a symlink", craft(pkg,
 			&tar.Header{Name: "data/l", Typeflag: tar.TypeSymlink, Linkname: "/etc"},
 			&tar.Header{Name: "deleted/l/passwd", Typeflag: tar.TypeReg}), lim, "open its directory"},
+		{"wait before the package", craft(&tar.Header{Name: "wait", Typeflag: tar.TypeReg, Size: waitSize}, pkg), lim, "wait before the package"},
+		{"wait of another size", craft(pkg, &tar.Header{Name: "wait", Typeflag: tar.TypeReg, Size: 1 << 20}), lim, "wait entry of"},
 		{"deleted with a body", craft(pkg, &tar.Header{Name: "deleted/x", Typeflag: tar.TypeReg, Size: 1}), lim, "not empty"},
 		{"data after delta", craft(pkg,
 			&tar.Header{Name: "delta/x", Typeflag: tar.TypeReg, Size: 1},

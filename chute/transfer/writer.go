@@ -48,6 +48,16 @@ func (w *Writer) Handover(h Handover) error {
 	return w.Blob(KindHandover, bytes.NewReader(b), int64(len(b)))
 }
 
+// Wait writes a wait entry, which keeps the stream moving while the
+// writer waits.
+func (w *Writer) Wait() error {
+	if err := w.tw.WriteHeader(&tar.Header{Name: waitName, Typeflag: tar.TypeReg, Mode: 0o600, Size: waitSize}); err != nil {
+		return err
+	}
+	_, err := io.Copy(w.tw, io.LimitReader(zeros{}, waitSize))
+	return err
+}
+
 // Snapshot is what Data sent of each path, to tell what changed since.
 type Snapshot map[string]stamp
 
