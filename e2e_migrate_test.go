@@ -131,6 +131,12 @@ func TestMigrateBetweenGateways(t *testing.T) {
 	}
 	untouched("beta's attempt")
 
+	// B does not know the token: the chute was never stopped on A.
+	if _, errs, code := as(a, acmeA, "chute", "migrate", "mig", "--to", b.url, "--to-token", "pdd_"+strings.Repeat("0", 64)); code != 1 || !strings.Contains(errs, "refused: invalid token") {
+		t.Errorf("migrate with a token B does not know: exit %d %s", code, errs)
+	}
+	untouched("B's refusal of the token")
+
 	// B's quota refuses it: the chute was never stopped on A.
 	if out, errs, code := migrate(acmeA, b.url); code != 1 || !strings.Contains(errs, "memory") {
 		t.Errorf("migrate beyond B's quota: exit %d %s%s", code, out, errs)
