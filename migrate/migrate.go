@@ -43,6 +43,9 @@ type Target struct {
 	Fingerprint string `json:"fingerprint"` // of the target's certificate; required over HTTPS
 }
 
+// maxAnswer bounds the target's error message the source repeats.
+const maxAnswer = 512
+
 // Timeout bounds a whole migration's transfer and the target's install.
 const Timeout = 10 * time.Minute
 
@@ -121,6 +124,10 @@ func (t Target) Sender() (chute.Sender, error) {
 		if resp.StatusCode != http.StatusOK {
 			if answer.Error == "" {
 				answer.Error = resp.Status
+			}
+			// The target's words go into the change's steps: a line.
+			if len(answer.Error) > maxAnswer {
+				answer.Error = answer.Error[:maxAnswer] + "..."
 			}
 			return fmt.Errorf("target %s refused: %s", u.Host, answer.Error)
 		}
