@@ -36,7 +36,8 @@
 //	POST   /api/v1/chutes/NAME/start|stop|restart
 //	GET    /api/v1/chutes/NAME/logs[?tail=N][&follow=1]   text/plain
 //	POST   /api/v1/chutes/NAME/migrate[?wait=1]  {"to","token","fingerprint"}: moves it to that gateway (migrate.go)
-//	POST   /api/v1/chutes/import              body: a migration stream; answers once the chute runs here
+//	POST   /api/v1/chutes/import              body: a migration stream (chute/transfer); 102 once its package is
+//	                                          admitted, 200 and the install change once the chute runs here
 //	GET    /api/v1/self                       a chute's own info, resources, policy request, usage; its token only
 //	POST   /api/v1/self/policy/ack            [{"deadline"}]: the chute complies with the request waiting (409 if none); its token only
 //	GET    /api/v1/changes                    {"changes":[...]}
