@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -69,8 +70,22 @@ func TestMigrateLeavesOneCopy(t *testing.T) {
 	eventually(t, 10*time.Second, "the payload", func() bool { return readData(a, "mover", "d/note") == "kept" })
 	payload := readData(a, "mover", "payload")
 
+	// A chute installed before packages were kept is not sent half.
+	rec, _ := a.m.entry("mover")
+	kept := filepath.Join(a.m.paths.version("mover", rec.rec.Dir), keptPackage)
+	os.Rename(kept, kept+".aside")
+	ch, err := a.m.Migrate("mover", "operator", "gw-a", "gw-b", func(context.Context, io.Reader, func()) error {
+		t.Error("sent without its package")
+		return nil
+	})
+	c := a.wait(ch, err)
+	if c.State != ChangeError || !strings.Contains(c.Error, "update it first") {
+		t.Errorf("without its package: %+v", c)
+	}
+	os.Rename(kept+".aside", kept)
+
 	flip := func(r io.Reader) io.Reader { return &flipAt{r: r, at: int64(len(p)) + 100_000} }
-	c := a.wait(a.m.Migrate("mover", "operator", "gw-a", "gw-b", inProcess(t, b, flip)))
+	c = a.wait(a.m.Migrate("mover", "operator", "gw-a", "gw-b", inProcess(t, b, flip)))
 	if c.State != ChangeError || !strings.Contains(c.Error, "does not match the manifest") {
 		t.Fatalf("an altered stream: %+v", c)
 	}
