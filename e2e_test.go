@@ -27,6 +27,9 @@ type daemon struct {
 	data string
 	url  string
 	cmd  *exec.Cmd
+	// cgroupParent is e2eCgroupParent unless set: two daemons running at
+	// once need two.
+	cgroupParent string
 }
 
 // startRealDaemon starts the real binary on its own data directory under
@@ -74,8 +77,12 @@ func freePort(t *testing.T) string {
 func (d *daemon) start() {
 	d.t.Helper()
 	addr := strings.TrimPrefix(d.url, "http://")
+	parent := d.cgroupParent
+	if parent == "" {
+		parent = e2eCgroupParent
+	}
 	d.cmd = exec.Command(d.bin, "serve", "--data", d.data, "--listen", addr,
-		"--cgroup-parent", e2eCgroupParent,
+		"--cgroup-parent", parent,
 		// The chute network is tested in a namespace of its own
 		// (chute/network_test.go); here the daemon stays off the host's.
 		"--network=false")

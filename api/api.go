@@ -37,6 +37,9 @@
 //	DELETE /api/v1/chutes/NAME[?keep_data=1]
 //	POST   /api/v1/chutes/NAME/start|stop|restart
 //	GET    /api/v1/chutes/NAME/logs[?tail=N][&follow=1]   text/plain
+//	POST   /api/v1/chutes/NAME/migrate[?wait=1]  {"to","token","fingerprint"}: moves it to that gateway (migrate.go)
+//	POST   /api/v1/chutes/import              body: a migration stream (chute/transfer); 102 once its package is
+//	                                          admitted, 200 and the install change once the chute runs here
 //	GET    /api/v1/self                       a chute's own info, resources, policy request, usage; its token only
 //	POST   /api/v1/self/policy/ack            [{"deadline"}]: the chute complies with the request waiting (409 if none); its token only
 //	GET    /api/v1/changes                    {"changes":[...]}
@@ -75,6 +78,7 @@ import (
 	"paradrop/chute"
 	"paradrop/chute/manifest"
 	"paradrop/chute/signature"
+	"paradrop/migrate"
 	"paradrop/store"
 	"paradrop/tenant"
 	"paradrop/usage"
@@ -112,6 +116,10 @@ type Chutes interface {
 	// DropKept deletes the data kept by the removed chutes of a developer
 	// being deleted, returning their names.
 	DropKept(owner chute.Owner) ([]string, error)
+	// Migrate moves a chute to another gateway through send; Import
+	// installs one moved here (chute/migrate.go).
+	Migrate(name string, actor chute.Actor, from, to string, send chute.Sender) (chute.Change, error)
+	Import(ctx context.Context, stream io.Reader, o chute.Origin, admitted func()) (chute.Change, error)
 }
 
 var _ Chutes = (*chute.Manager)(nil)
@@ -177,6 +185,8 @@ func New(cfg Config) http.Handler {
 	s.handle("POST /api/v1/chutes/{name}/stop", scopeChute, s.action(Chutes.Stop))
 	s.handle("POST /api/v1/chutes/{name}/restart", scopeChute, s.action(Chutes.Restart))
 	s.handle("GET /api/v1/chutes/{name}/logs", scopeChute, s.logs)
+	s.handle("POST /api/v1/chutes/{name}/migrate", scopeChute, s.migrate)
+	s.handle("POST "+migrate.ImportPath, scopeAny, s.importChute)
 	s.handle("GET /api/v1/self", scopeSelf, s.self)
 	s.handle("POST /api/v1/self/policy/ack", scopeSelf, s.ackPolicy)
 	s.handle("GET /api/v1/changes", scopeAny, s.listChanges)
@@ -291,7 +301,7 @@ type statusWriter struct {
 }
 
 func (w *statusWriter) WriteHeader(code int) {
-	if w.code == 0 {
+	if w.code == 0 && code >= 200 { // a 1xx is not the answer
 		w.code = code
 	}
 	w.ResponseWriter.WriteHeader(code)
@@ -355,7 +365,7 @@ func statusOf(err error) int {
 		return http.StatusConflict
 	case errors.Is(err, chute.ErrQuota):
 		return http.StatusForbidden
-	case errors.Is(err, chute.ErrInvalid), errors.Is(err, tenant.ErrInvalid), errors.Is(err, signature.ErrMalformed):
+	case errors.Is(err, chute.ErrInvalid), errors.Is(err, tenant.ErrInvalid), errors.Is(err, signature.ErrMalformed), errors.Is(err, migrate.ErrTarget):
 		return http.StatusBadRequest
 	case errors.Is(err, chute.ErrForbidden),
 		errors.Is(err, signature.ErrMissing), errors.Is(err, signature.ErrUnknownKey), errors.Is(err, signature.ErrBadSignature):

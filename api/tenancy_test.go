@@ -142,6 +142,8 @@ var routes = []struct {
 	{"POST /api/v1/chutes/{name}/stop", chuteOwner, "POST", "/api/v1/chutes/CHUTE/stop", ""},
 	{"POST /api/v1/chutes/{name}/restart", chuteOwner, "POST", "/api/v1/chutes/CHUTE/restart", ""},
 	{"GET /api/v1/chutes/{name}/logs", chuteOwner, "GET", "/api/v1/chutes/CHUTE/logs", ""},
+	{"POST /api/v1/chutes/{name}/migrate", chuteOwner, "POST", "/api/v1/chutes/CHUTE/migrate", `{"to":"http://127.0.0.1:9","token":"t"}`},
+	{"POST /api/v1/chutes/import", everyone, "POST", "/api/v1/chutes/import", "new 1.0\n"},
 	{"GET /api/v1/chutes/{name}/usage", chuteOwner, "GET", "/api/v1/chutes/CHUTE/usage", ""},
 	{"GET /api/v1/chutes/{name}/resources", chuteOwner, "GET", "/api/v1/chutes/CHUTE/resources", ""},
 	{"PUT /api/v1/chutes/{name}/resources", chuteOwner, "PUT", "/api/v1/chutes/CHUTE/resources", `{"memory":"32Mi"}`},

@@ -80,6 +80,12 @@ type daemon struct {
 }
 
 func startDaemon(ctx context.Context, bin, dataDir string) (*daemon, error) {
+	return startDaemonIn(ctx, bin, dataDir, daemonCgroup)
+}
+
+// startDaemonIn is startDaemon with the chutes under cgroupParent: two
+// daemons at once need two.
+func startDaemonIn(ctx context.Context, bin, dataDir, cgroupParent string) (*daemon, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
@@ -95,7 +101,7 @@ func startDaemon(ctx context.Context, bin, dataDir string) (*daemon, error) {
 	// Off the host's network and out of the default cgroup parent, so the
 	// bench touches nothing a gateway running on this machine owns.
 	cmd := exec.Command(bin, "serve", "--data", dataDir, "--listen", listen,
-		"--network=false", "--cgroup-parent", daemonCgroup)
+		"--network=false", "--cgroup-parent", cgroupParent)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // no terminal ^C before cleanup
 	if err := cmd.Start(); err != nil {

@@ -100,11 +100,13 @@ func diskChute(name, disk string) string {
 	return fmt.Sprintf("name: %s\nversion: 1.0.0\ncommand: [/bin/sleep, \"1000\"]\nresources: {disk: %s}\n", name, disk)
 }
 
-// A data filesystem of 64 MiB holds what its free space allows and no more:
+// A data filesystem of 68 MiB holds what its free space allows and no more:
 // a /data quota beyond it is refused at once, two installs racing for the
 // last space cannot both have it, and a removal gives its space back.
+// (68, not 64: each installed chute keeps its package, 1 MiB here, for a
+// migration to send.)
 func TestDiskAdmissionOnSmallFilesystem(t *testing.T) {
-	g := newGatewayWith(t, smallDataDir(t, 64*mi), func(c *Config) { c.Memory = 1 << 30 })
+	g := newGatewayWith(t, smallDataDir(t, 68*mi), func(c *Config) { c.Memory = 1 << 30 })
 	defer g.removeAll()
 
 	_, err := g.m.Install(context.Background(), bytes.NewReader(pkg(t, diskChute("huge", "1Gi"), nil)), Origin{})

@@ -28,9 +28,10 @@ type staged struct {
 }
 
 // stage unpacks a package into a fresh staging directory and parses its
-// manifest. A package with a signature, or under a seal that requires one,
-// is first copied aside whole and verified: nothing of a refused package
-// is unpacked. On error nothing is left behind.
+// manifest. The package is first copied aside whole and, if it has a
+// signature or its seal requires one, verified: nothing of a refused
+// package is unpacked. The copy and the signature stay in the staged
+// directory (keptPackage, keptSignature). On error nothing is left behind.
 func (m *Manager) stage(ctx context.Context, pkg io.Reader, seal Seal) (*staged, error) {
 	sig, err := seal.check()
 	if err != nil {
@@ -39,23 +40,26 @@ func (m *Manager) stage(ctx context.Context, pkg io.Reader, seal Seal) (*staged,
 	var rnd [8]byte
 	rand.Read(rnd[:])
 	dir := filepath.Join(m.paths.staging(), hex.EncodeToString(rnd[:]))
-	var signedBy string
-	if sig != nil || seal.Trailer != nil {
-		f, err := spool(pkg, dir+".pkg", m.cfg.MaxUpload)
-		if err != nil {
-			return nil, err
-		}
-		defer os.Remove(f.Name())
-		defer f.Close()
-		if signedBy, err = verifySpooled(f, seal, sig); err != nil {
-			return nil, err
-		}
-		pkg = f
+	// Every package is spooled whole and kept beside its rootfs, as it
+	// came with its signature: a migration sends it on as installed, for
+	// the target to verify again (migrate.go).
+	f, err := spool(pkg, dir+".pkg", m.cfg.MaxUpload)
+	if err != nil {
+		return nil, err
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	signedBy, sigBytes, err := verifySpooled(f, seal, sig)
+	if err != nil {
+		return nil, err
 	}
 	if err := os.Mkdir(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("stage package: %w", err)
 	}
-	s, err := m.unpack(ctx, pkg, dir)
+	s, err := m.unpack(ctx, f, dir)
+	if err == nil {
+		err = keepPackage(f.Name(), sigBytes, dir)
+	}
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, err
@@ -142,15 +146,34 @@ func (m *Manager) allowed(o Origin) Privileges {
 // validated before it returns, so a bad package is an error here, not a
 // failed change.
 func (m *Manager) Install(ctx context.Context, pkg io.Reader, o Origin) (Change, error) {
-	owner, actor := o.Owner, o.Actor
+	a, err := m.admitInstall(ctx, pkg, o)
+	if err != nil {
+		return Change{}, err
+	}
+	return m.queueInstall(a, o.Actor, nil)
+}
+
+// admitted is a package staged for a new chute whose name is reserved and
+// whose resources are admitted, not yet queued.
+type admitted struct {
+	s     *staged
+	cl    *claim
+	owner Owner
+}
+
+// admitInstall stages pkg for a new chute and refuses it as an install
+// must: privileges o does not allow, ports, a name taken, the gateway's
+// room and the owner's quota.
+func (m *Manager) admitInstall(ctx context.Context, pkg io.Reader, o Origin) (*admitted, error) {
+	owner := o.Owner
 	s, err := m.stage(ctx, pkg, o.Seal)
 	if err != nil {
-		return Change{}, fmt.Errorf("install: %w", err)
+		return nil, fmt.Errorf("install: %w", err)
 	}
 	name := s.manifest.Name
 	if err := errors.Join(m.allowed(o).Permits(s.manifest), m.checkNet(s.manifest)); err != nil {
 		os.RemoveAll(s.dir)
-		return Change{}, fmt.Errorf("install: %w", err)
+		return nil, fmt.Errorf("install: %w", err)
 	}
 	m.mu.Lock()
 	holder, exists := m.reserved[name]
@@ -160,7 +183,7 @@ func (m *Manager) Install(ctx context.Context, pkg io.Reader, o Origin) (Change,
 	if exists {
 		m.mu.Unlock()
 		os.RemoveAll(s.dir)
-		return Change{}, fmt.Errorf("install: %w", taken(name, holder, actor))
+		return nil, fmt.Errorf("install: %w", taken(name, holder, o.Actor))
 	}
 	m.reserved[name] = owner
 	m.mu.Unlock()
@@ -168,19 +191,32 @@ func (m *Manager) Install(ctx context.Context, pkg io.Reader, o Origin) (Change,
 	if err != nil {
 		m.unreserve(name)
 		os.RemoveAll(s.dir)
-		return Change{}, fmt.Errorf("install: %w", err)
+		return nil, fmt.Errorf("install: %w", err)
 	}
+	return &admitted{s: s, cl: cl, owner: owner}, nil
+}
+
+// abandon gives back what admitInstall took.
+func (m *Manager) abandon(a *admitted) {
+	m.release(a.cl)
+	m.unreserve(a.s.manifest.Name)
+	os.RemoveAll(a.s.dir)
+}
+
+// queueInstall queues the installation of a; in, if set, is the /data
+// and origin of a chute migrated here.
+func (m *Manager) queueInstall(a *admitted, actor Actor, in *immigrant) (Change, error) {
+	name, owner := a.s.manifest.Name, a.owner
 	ch, err := m.newChange(name, owner, actor, "install")
 	if err != nil {
-		m.release(cl)
-		m.unreserve(name)
-		os.RemoveAll(s.dir)
+		m.abandon(a)
+		in.discard()
 		return Change{}, err
 	}
 	m.enqueue(name, job{change: ch, run: func(ctx context.Context, p *progress) error {
 		defer m.unreserve(name)
-		defer m.release(cl)
-		return m.install(ctx, p, s, owner, ch.ID)
+		defer m.release(a.cl)
+		return m.install(ctx, p, a.s, owner, ch.ID, in)
 	}})
 	return m.Change(ch.ID)
 }
@@ -202,7 +238,7 @@ func (m *Manager) unreserve(name string) {
 	m.mu.Unlock()
 }
 
-func (m *Manager) install(ctx context.Context, p *progress, s *staged, owner Owner, changeID uint64) error {
+func (m *Manager) install(ctx context.Context, p *progress, s *staged, owner Owner, changeID uint64, in *immigrant) error {
 	name, man := s.manifest.Name, s.manifest
 	p.step("unpacked %s %s", name, man.Version)
 	// Held until the record below holds it, so that two installs cannot
@@ -211,30 +247,43 @@ func (m *Manager) install(ctx context.Context, p *progress, s *staged, owner Own
 	defer m.untake(slot)
 	if err := os.MkdirAll(m.paths.chute(name), 0o711); err != nil {
 		os.RemoveAll(s.dir)
+		in.discard()
 		return fmt.Errorf("install %q: %w", name, err)
 	}
 	dir, err := m.place(s, name, slot, changeID)
 	if err != nil {
 		os.RemoveAll(s.dir)
+		in.discard()
 		m.purge(name, false)
 		return fmt.Errorf("install %q: %w", name, err)
 	}
 	ip, mac := m.address(slot, name)
 	rec := record{Name: name, Owner: owner, Version: man.Version, Dir: dir, Manifest: man, Desired: Running, State: Stopped, Slot: slot, IP: ip, MAC: mac, SignedBy: s.signedBy,
 		Installed: time.Now().UTC()}
+	if in != nil {
+		rec.MigratedFrom = in.from
+	}
 	// The record is the commit point: a crash before it leaves only a
 	// directory that start-up removes; after it, a whole chute.
 	if err := m.db.Put(store.Chutes, name, rec); err != nil {
+		in.discard()
 		m.purge(name, false)
 		return fmt.Errorf("install %q: %w", name, err)
 	}
 	m.mu.Lock()
 	m.chutes[name] = &entry{rec: rec}
 	m.mu.Unlock()
-	// Kept data is taken only now: a crash before the commit leaves it
-	// kept. It is owned by the slot the chute was given back.
-	reused := m.reuseKept(name, slot)
-	if reused {
+	var reused bool
+	if in != nil {
+		// A migrated chute's /data is the one it brought, never a kept one.
+		if err := m.settle(ctx, in, name, slot, man); err != nil {
+			m.forget(name, false)
+			return fmt.Errorf("install %q: %w", name, err)
+		}
+		p.step("placed the /data %s brought", name)
+	} else if reused = m.reuseKept(name, slot); reused {
+		// Kept data is taken only now: a crash before the commit leaves
+		// it kept. It is owned by the slot the chute was given back.
 		p.step("reusing /data kept from an earlier %s", name)
 	}
 	p.step("installed %s %s", name, man.Version)

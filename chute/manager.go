@@ -85,6 +85,9 @@ type record struct {
 	// Installed is when this chute of the name was installed: what was
 	// measured of the name before is another chute's.
 	Installed time.Time `json:"installed,omitempty"`
+	// MigratedFrom is the gateway the chute was migrated from, given to
+	// it in $PARADROP_MIGRATED_FROM (migrate.go).
+	MigratedFrom string `json:"migrated_from,omitempty"`
 }
 
 // entry is a chute as the manager holds it in memory.
@@ -182,7 +185,9 @@ func NewManager(cfg Config) (*Manager, error) {
 		}
 	}
 	// Uploads staged by an earlier daemon are left over. They go here, not
-	// in Run, which the API may already be serving uploads beside.
+	// in Run, which the API may already be serving uploads beside. The
+	// /data of a migration cut short may still be mounted there.
+	unmountStaged(m.paths.staging())
 	if err := os.RemoveAll(m.paths.staging()); err != nil {
 		return nil, fmt.Errorf("chute manager: %w", err)
 	}

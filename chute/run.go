@@ -100,6 +100,9 @@ func (m *Manager) launch(ctx context.Context, p *progress, name string, slot int
 	if err == nil {
 		apiEnv, err = m.networkAPIEnv(name)
 	}
+	if from := m.migratedFrom(name); from != "" {
+		apiEnv = append(apiEnv, migratedFromEnv+"="+from)
+	}
 	if err != nil {
 		m.revokeToken(name)
 		return nil, fmt.Errorf("start chute %q: %w", name, err)

@@ -71,28 +71,28 @@ func spool(pkg io.Reader, path string, max int64) (*os.File, error) {
 
 // verifySpooled checks the spooled package f against the seal, whose
 // signature may have come after the package, and returns the ID of the key
-// that signed ("" for an unsigned package the seal lets through), with f
-// back at its start.
-func verifySpooled(f *os.File, s Seal, sig *signature.Signature) (string, error) {
+// that signed ("" for an unsigned package the seal lets through) and the
+// signature verified, with f back at its start.
+func verifySpooled(f *os.File, s Seal, sig *signature.Signature) (keyID string, verified []byte, err error) {
 	if s.Trailer != nil {
 		b, err := s.Trailer()
 		if err != nil {
-			return "", err
+			return "", nil, err
 		}
 		s.Signature, s.Trailer = b, nil
 		if sig, err = s.check(); err != nil {
-			return "", err
+			return "", nil, err
 		}
 	}
 	if sig == nil {
-		return "", nil
+		return "", nil, nil
 	}
 	key, err := signature.Verify(f, *sig, s.Keys)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return "", err
+		return "", nil, err
 	}
-	return key.ID(), nil
+	return key.ID(), s.Signature, nil
 }

@@ -191,7 +191,7 @@ func (f *Fake) apply(c chute.Change) {
 	}
 	now := time.Now()
 	switch c.Action {
-	case "remove":
+	case "remove", "migrate":
 		delete(f.chutes, c.Chute)
 		return
 	case "stop":
@@ -476,4 +476,18 @@ func (f *Fake) Logs(ctx context.Context, name string, actor chute.Actor, tail in
 		wake = f.logged
 		f.mu.Unlock()
 	}
+}
+
+// Migrate queues a migration that removes the chute; nothing is sent.
+func (f *Fake) Migrate(name string, actor chute.Actor, from, to string, send chute.Sender) (chute.Change, error) {
+	return f.simple(name, actor, "migrate")
+}
+
+// Import reads the stream as a fake package and installs it, as Install.
+func (f *Fake) Import(ctx context.Context, stream io.Reader, o chute.Origin, admitted func()) (chute.Change, error) {
+	c, err := f.Install(ctx, stream, o)
+	if err == nil {
+		admitted()
+	}
+	return c, err
 }

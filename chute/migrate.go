@@ -1,0 +1,399 @@
+package chute
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"paradrop/chute/archive"
+	"paradrop/chute/manifest"
+	"paradrop/chute/signature"
+	"paradrop/chute/transfer"
+	"paradrop/chute/volume"
+)
+
+// Migration: the manager offers the two halves, and whoever talks to the
+// other gateway (package migrate) joins them. The source's Migrate tells
+// the chute (handover), stops it, and writes it as a transfer stream
+// (package chute/transfer) to a Sender; the target's Import reads such a
+// stream and installs the chute it carries, with its /data, through the
+// same admission as any install. The source removes its copy only once
+// the Sender reports the chute running on the target; any failure before
+// that starts it here again, its /data untouched.
+
+// migratedFromEnv tells a migrated chute where it comes from.
+const migratedFromEnv = "PARADROP_MIGRATED_FROM"
+
+// handoverFile is what a chute without a hook is told of its migration,
+// in /paradrop, with SIGUSR1.
+const handoverFile = "migrate.json"
+
+// The files an install keeps beside its rootfs, for a migration to send.
+const (
+	keptPackage   = "package"
+	keptSignature = "package.minisig"
+)
+
+// maxDataFiles bounds the entries of a /data a migration brings.
+const maxDataFiles = 1 << 20
+
+// Sender sends a migration stream to the target gateway and returns nil
+// once the target reports the chute running there; any error means it is
+// not. It calls admitted when the target has accepted the package, which
+// the stream holds back its /data for.
+type Sender func(ctx context.Context, stream io.Reader, admitted func()) error
+
+// keepPackage moves the spooled package, and the signature it was
+// verified with, into the staged directory dir.
+func keepPackage(spooled string, sig []byte, dir string) error {
+	if err := os.Rename(spooled, filepath.Join(dir, keptPackage)); err != nil {
+		return fmt.Errorf("stage package: %w", err)
+	}
+	if sig == nil {
+		return nil
+	}
+	if err := os.WriteFile(filepath.Join(dir, keptSignature), sig, 0o600); err != nil {
+		return fmt.Errorf("stage package: %w", err)
+	}
+	return nil
+}
+
+func (m *Manager) migratedFrom(name string) string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if e, ok := m.chutes[name]; ok {
+		return e.rec.MigratedFrom
+	}
+	return ""
+}
+
+// Migrate queues the migration of name to another gateway through send;
+// from is this gateway as the chute will be told on the target, to the
+// target as the chute is told here.
+func (m *Manager) Migrate(name string, actor Actor, from, to string, send Sender) (Change, error) {
+	return m.queueOp(name, actor, "migrate", func(ctx context.Context, p *progress) error {
+		return m.migrate(ctx, p, name, from, to, send)
+	})
+}
+
+func (m *Manager) migrate(ctx context.Context, p *progress, name, from, to string, send Sender) error {
+	e, err := m.entry(name)
+	if err != nil {
+		return err
+	}
+	m.mu.Lock()
+	rec, sb := e.rec, e.sb
+	m.mu.Unlock()
+	dir := m.paths.version(name, rec.Dir)
+	if _, err := os.Stat(filepath.Join(dir, keptPackage)); err != nil {
+		return fmt.Errorf("migrate %q: %w: its package was installed before gateways kept packages; update it first", name, ErrConflict)
+	}
+	running := sb != nil
+	// The chute runs on while the target admits its package: refused
+	// there, it is as it was here.
+	sendCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	admitted := make(chan struct{})
+	var once sync.Once
+	var stopped bool
+	admit := func() error {
+		select {
+		case <-admitted:
+		case <-sendCtx.Done():
+			return sendCtx.Err()
+		}
+		p.step("%s admitted the package", to)
+		return nil
+	}
+	stop := func() error {
+		// A chute told is stopped, and started again if the move
+		// fails: it may have stopped serving once it saved its state.
+		// The grace ends early if the target fails meanwhile.
+		if err := sendCtx.Err(); err != nil {
+			return err // the target failed already: the chute is not told
+		}
+		m.handover(sendCtx, p, name, sb, to, time.Duration(rec.Manifest.StopGrace))
+		t := time.Now()
+		stopped = true
+		if err := m.stopChute(ctx, p, name); err != nil {
+			return err
+		}
+		p.step("stopped %s in %s", name, time.Since(t).Round(time.Millisecond))
+		return nil
+	}
+	if !running {
+		stop = nil
+	}
+	start := time.Now()
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		err := m.export(sendCtx, p, rec, from, pw, admit, stop)
+		pw.CloseWithError(err)
+		done <- err
+	}()
+	err = send(sendCtx, pr, func() { once.Do(func() { close(admitted) }) })
+	cancel()
+	pr.CloseWithError(errors.New("migration stream abandoned"))
+	if werr := <-done; err == nil && werr != nil {
+		err = werr
+	}
+	if err != nil {
+		p.step("not running on %s after %s: %v", to, time.Since(start).Round(time.Millisecond), err)
+		os.Remove(filepath.Join(m.paths.policy(name), handoverFile))
+		if stopped {
+			if serr := m.startChute(ctx, p, name, rec.Dir, rec.Manifest); serr != nil {
+				return fmt.Errorf("migrate %q: %w (and starting it here again failed: %v)", name, err, serr)
+			}
+			p.step("%s runs here again, its /data as it was", name)
+		}
+		return fmt.Errorf("migrate %q: %w", name, err)
+	}
+	p.step("running on %s after %s; removing it here", to, time.Since(start).Round(time.Millisecond))
+	if err := m.forget(name, false); err != nil {
+		return fmt.Errorf("migrate %q: running on %s, but removing it here: %w", name, to, err)
+	}
+	p.step("removed %s", name)
+	return nil
+}
+
+// handover tells the running chute it is about to move, with
+// /paradrop/migrate.json and SIGUSR1, and gives it grace to write to /data
+// what it wants to keep.
+func (m *Manager) handover(ctx context.Context, p *progress, name string, sb interface{ Signal(syscall.Signal) error }, to string, grace time.Duration) {
+	doc, _ := json.Marshal(map[string]any{"to": to, "deadline": time.Now().Add(grace).UTC()})
+	if err := os.WriteFile(filepath.Join(m.paths.policy(name), handoverFile), doc, 0o644); err != nil {
+		p.step("handover: %v", err)
+		return
+	}
+	if err := sb.Signal(syscall.SIGUSR1); err != nil {
+		p.step("handover: %v", err)
+		return
+	}
+	p.step("told %s it moves to %s; grace %s to save its state to /data", name, to, grace)
+	t := time.NewTimer(grace)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
+
+// export writes the chute rec as a transfer stream to w: its package;
+// once admit returns, its /data. If the chute runs (stop is not nil),
+// /data is sent while it does (pre-copy), then stop stops it and what
+// changed since is sent.
+func (m *Manager) export(ctx context.Context, p *progress, rec record, from string, w io.Writer, admit, stop func() error) error {
+	tw := transfer.NewWriter(w)
+	dir := m.paths.version(rec.Name, rec.Dir)
+	start := time.Now()
+	if sig, err := os.ReadFile(filepath.Join(dir, keptSignature)); err == nil {
+		if err := tw.Blob(transfer.KindSignature, bytes.NewReader(sig), int64(len(sig))); err != nil {
+			return err
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	f, err := os.Open(filepath.Join(dir, keptPackage))
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if err := tw.Blob(transfer.KindPackage, f, fi.Size()); err != nil {
+		return err
+	}
+	p.step("sent the package: %d bytes in %s", fi.Size(), time.Since(start).Round(time.Millisecond))
+	if err := admit(); err != nil {
+		return err
+	}
+	start = time.Now()
+	data, id := m.paths.data(rec.Name), hostID(rec.Slot)
+	snap, sent, err := tw.Data(ctx, data, id, stop != nil)
+	if err != nil {
+		return err
+	}
+	if stop == nil {
+		p.step("sent /data: %d entries, %d bytes in %s", sent.Entries, sent.Bytes, time.Since(start).Round(time.Millisecond))
+	} else {
+		p.step("sent /data while it runs: %d entries, %d bytes in %s", sent.Entries, sent.Bytes, time.Since(start).Round(time.Millisecond))
+		if err := keepAlive(tw, stop); err != nil {
+			return err
+		}
+		start = time.Now()
+		if sent, err = tw.Delta(ctx, data, id, snap); err != nil {
+			return err
+		}
+		p.step("sent what changed in /data since: %d entries, %d deleted, %d bytes in %s", sent.Entries, sent.Deleted, sent.Bytes, time.Since(start).Round(time.Millisecond))
+	}
+	if err := tw.Handover(transfer.Handover{From: from, At: time.Now().UTC()}); err != nil {
+		return err
+	}
+	return tw.Close(rec.Name, rec.Version)
+}
+
+// keepAliveEvery is how often a stream waiting on its chute's handover
+// and stop sends a wait entry: well within a target's stall rule (the
+// API's default: 30 KiB in 30 s of waiting).
+var keepAliveEvery = 5 * time.Second
+
+// keepAlive runs fn, sending wait entries on tw until it returns.
+func keepAlive(tw *transfer.Writer, fn func() error) error {
+	done := make(chan error, 1)
+	go func() { done <- fn() }()
+	t := time.NewTicker(keepAliveEvery)
+	defer t.Stop()
+	var werr error
+	for {
+		select {
+		case err := <-done:
+			if err == nil {
+				err = werr
+			}
+			return err
+		case <-t.C:
+			if werr == nil {
+				werr = tw.Wait() // a stream cut short: fn still ends first
+			}
+		}
+	}
+}
+
+// immigrant is the /data and origin a migrated chute brings, staged as a
+// volume image owned by the chute's own ids, until its install places it.
+type immigrant struct {
+	image string
+	from  string
+}
+
+// discard removes what was staged, for an install that does not happen.
+func (in *immigrant) discard() {
+	if in != nil {
+		os.Remove(in.image)
+	}
+}
+
+// settle makes in's image the /data of the chute name, given slot's ids.
+func (m *Manager) settle(ctx context.Context, in *immigrant, name string, slot int, man *manifest.Manifest) error {
+	if err := os.Rename(in.image, m.paths.dataImage(name)); err != nil {
+		in.discard()
+		return fmt.Errorf("place /data: %w", err)
+	}
+	if err := volume.Ensure(ctx, m.paths.dataImage(name), m.paths.data(name), int64(man.Resources.Disk), 0, 0); err != nil {
+		return err
+	}
+	id := int(hostID(slot))
+	if err := archive.Shift(m.paths.data(name), id, id); err != nil {
+		return fmt.Errorf("give /data to the chute's user range: %w", err)
+	}
+	return nil
+}
+
+// unmountStaged unmounts the /data volumes of imports an earlier daemon
+// left under staging.
+func unmountStaged(staging string) {
+	mnts, _ := filepath.Glob(filepath.Join(staging, "*.data"))
+	for _, mnt := range mnts {
+		volume.Unmount(mnt)
+	}
+}
+
+// Import reads a migration stream and installs the chute it carries, with
+// its /data, as Install would install its package for o: the same
+// admission refuses it, before its /data is read. The change returned
+// ends once the chute runs here, or has been taken back.
+// onAdmit is called once the package has passed, before /data is read.
+func (m *Manager) Import(ctx context.Context, stream io.Reader, o Origin, onAdmit func()) (Change, error) {
+	rd := transfer.NewReader(stream, transfer.Limits{Package: m.cfg.MaxUpload})
+	var (
+		a   *admitted
+		in  = &immigrant{}
+		mnt string
+		fd  = -1
+	)
+	fail := func(err error) (Change, error) {
+		if fd >= 0 {
+			unix.Close(fd)
+		}
+		if mnt != "" {
+			volume.Unmount(mnt)
+			os.Remove(mnt)
+		}
+		in.discard()
+		if a != nil {
+			m.abandon(a)
+		}
+		if errors.Is(err, transfer.ErrInvalid) {
+			err = fmt.Errorf("%w: %v", ErrInvalid, err)
+		}
+		return Change{}, fmt.Errorf("import: %w", err)
+	}
+	o.Seal.Signature, o.Seal.Trailer = nil, nil
+	for {
+		e, err := rd.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return fail(err)
+		}
+		switch e.Kind {
+		case transfer.KindSignature:
+			if o.Seal.Signature, err = io.ReadAll(io.LimitReader(e.Body, signature.MaxSize+1)); err != nil {
+				return fail(err)
+			}
+		case transfer.KindPackage:
+			if a, err = m.admitInstall(ctx, e.Body, o); err != nil {
+				return fail(err)
+			}
+			disk := int64(a.s.manifest.Resources.Disk)
+			rd.LimitData(disk, maxDataFiles)
+			in.image, mnt = a.s.dir+".data.img", a.s.dir+".data"
+			if err := volume.Ensure(ctx, in.image, mnt, disk, 0, 0); err != nil {
+				mnt = ""
+				return fail(err)
+			}
+			if fd, err = unix.Open(mnt, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err != nil {
+				return fail(err)
+			}
+			onAdmit()
+		case transfer.KindData, transfer.KindDeleted, transfer.KindDelta:
+			if err := e.Extract(fd, 0); err != nil {
+				return fail(err)
+			}
+		case transfer.KindHandover:
+			var h transfer.Handover
+			if err := json.NewDecoder(io.LimitReader(e.Body, 64<<10)).Decode(&h); err != nil {
+				return fail(fmt.Errorf("%w: handover: %v", ErrInvalid, err))
+			}
+			in.from = h.From
+		}
+	}
+	if a == nil {
+		return fail(fmt.Errorf("%w: no package", ErrInvalid))
+	}
+	if man := rd.Manifest(); man.Chute != a.s.manifest.Name || man.Version != a.s.manifest.Version {
+		return fail(fmt.Errorf("%w: stream of %s %s carries %s %s", ErrInvalid, man.Chute, man.Version, a.s.manifest.Name, a.s.manifest.Version))
+	}
+	unix.Close(fd)
+	fd = -1
+	if err := volume.Unmount(mnt); err != nil {
+		return fail(err)
+	}
+	os.Remove(mnt)
+	mnt = ""
+	return m.queueInstall(a, o.Actor, in)
+}

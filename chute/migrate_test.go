@@ -1,0 +1,169 @@
+package chute
+
+import (
+	"context"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"paradrop/cgroup"
+)
+
+const moverScript = `#!/bin/sh
+[ -f /data/payload ] || { head -c 300000 /dev/urandom > /data/payload; mkdir -p /data/d; echo kept > /data/d/note; }
+exec sleep 1000
+`
+
+// flipAt flips one byte of a stream, at offset at.
+type flipAt struct {
+	r   io.Reader
+	off int64
+	at  int64
+}
+
+func (f *flipAt) Read(p []byte) (int, error) {
+	n, err := f.r.Read(p)
+	if i := f.at - f.off; i >= 0 && i < int64(n) {
+		p[i] ^= 0xff
+	}
+	f.off += int64(n)
+	return n, err
+}
+
+// inProcess is a Sender straight into another manager's Import, the
+// stream passed through wrap.
+func inProcess(t *testing.T, to *gateway, wrap func(io.Reader) io.Reader) Sender {
+	return func(ctx context.Context, stream io.Reader, admitted func()) error {
+		ch, err := to.m.Import(ctx, wrap(stream), Origin{Actor: "operator"}, admitted)
+		if err != nil {
+			return err
+		}
+		if c := to.wait(ch, nil); c.State != ChangeDone {
+			return errors.New(c.Error)
+		}
+		return nil
+	}
+}
+
+// TestMigrateLeavesOneCopy: a stream altered on the way is refused by the
+// target, which keeps nothing of it (no chute, no staging, no mount, the
+// name and the room free again), and the source runs its chute again with
+// its /data; the same move unaltered leaves the chute on the target alone,
+// its /data the same.
+func TestMigrateLeavesOneCopy(t *testing.T) {
+	a := newGateway(t, t.TempDir())
+	defer a.removeAll()
+	parentB := testCgroupParent + "-b"
+	b := newGatewayWith(t, t.TempDir(), func(c *Config) { c.CgroupParent = parentB })
+	defer func() {
+		b.removeAll()
+		if g, err := cgroup.Load(parentB); err == nil {
+			g.Delete()
+		}
+	}()
+	p := pkg(t, "name: mover\nversion: 1.0.0\ncommand: [/bin/sh, /mover.sh]\nstop_grace: 200ms\nresources: {disk: 8Mi}\n", map[string]string{"mover.sh": moverScript})
+	a.install(p)
+	eventually(t, 10*time.Second, "the payload", func() bool { return readData(a, "mover", "d/note") == "kept" })
+	payload := readData(a, "mover", "payload")
+
+	// A chute installed before packages were kept is not sent half.
+	rec, _ := a.m.entry("mover")
+	kept := filepath.Join(a.m.paths.version("mover", rec.rec.Dir), keptPackage)
+	os.Rename(kept, kept+".aside")
+	ch, err := a.m.Migrate("mover", "operator", "gw-a", "gw-b", func(context.Context, io.Reader, func()) error {
+		t.Error("sent without its package")
+		return nil
+	})
+	c := a.wait(ch, err)
+	if c.State != ChangeError || !strings.Contains(c.Error, "update it first") {
+		t.Errorf("without its package: %+v", c)
+	}
+	os.Rename(kept+".aside", kept)
+
+	flip := func(r io.Reader) io.Reader { return &flipAt{r: r, at: int64(len(p)) + 100_000} }
+	c = a.wait(a.m.Migrate("mover", "operator", "gw-a", "gw-b", inProcess(t, b, flip)))
+	if c.State != ChangeError || !strings.Contains(c.Error, "does not match the manifest") {
+		t.Fatalf("an altered stream: %+v", c)
+	}
+	if in, err := a.m.Get("mover"); err != nil || in.State != Running || readData(a, "mover", "payload") != payload {
+		t.Errorf("on A after the refusal: %+v %v", in, err)
+	}
+	if _, err := b.m.Get("mover"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("B kept a chute: %v", err)
+	}
+	if ents, _ := os.ReadDir(b.m.paths.staging()); len(ents) != 0 {
+		t.Errorf("B's staging not empty: %v", ents)
+	}
+	if mi, _ := os.ReadFile("/proc/self/mountinfo"); strings.Contains(string(mi), b.dir) {
+		t.Errorf("B left a mount:\n%s", mi)
+	}
+	if q := b.m.HeldBy(""); q.Chutes != 0 {
+		t.Errorf("B still holds %+v for the refused chute", q)
+	}
+
+	c = a.wait(a.m.Migrate("mover", "operator", "gw-a", "gw-b", inProcess(t, b, func(r io.Reader) io.Reader { return r })))
+	if c.State != ChangeDone {
+		t.Fatalf("the move: %s (steps %v)", c.Error, c.Steps)
+	}
+	if _, err := a.m.Get("mover"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("A kept its copy: %v", err)
+	}
+	in, err := b.m.Get("mover")
+	if err != nil || in.State != Running {
+		t.Fatalf("on B: %+v %v", in, err)
+	}
+	if readData(b, "mover", "payload") != payload || readData(b, "mover", "d/note") != "kept" {
+		t.Errorf("B's /data differs from A's")
+	}
+	if got := b.m.migratedFrom("mover"); got != "gw-a" {
+		t.Errorf("migrated from %q", got)
+	}
+}
+
+// stallCheck records the longest a Read of the stream waited for the
+// source.
+type stallCheck struct {
+	r       io.Reader
+	longest time.Duration
+}
+
+func (s *stallCheck) Read(p []byte) (int, error) {
+	t := time.Now()
+	n, err := s.r.Read(p)
+	s.longest = max(s.longest, time.Since(t))
+	return n, err
+}
+
+// TestMigrateKeepsTheStreamMoving: while the source waits on its chute
+// (the handover grace, then its stop), the stream still moves, so a
+// target's stall rule does not drop it.
+func TestMigrateKeepsTheStreamMoving(t *testing.T) {
+	defer func(d time.Duration) { keepAliveEvery = d }(keepAliveEvery)
+	keepAliveEvery = 300 * time.Millisecond
+	a := newGateway(t, t.TempDir())
+	defer a.removeAll()
+	parentB := testCgroupParent + "-b2"
+	b := newGatewayWith(t, t.TempDir(), func(c *Config) { c.CgroupParent = parentB })
+	defer func() {
+		b.removeAll()
+		if g, err := cgroup.Load(parentB); err == nil {
+			g.Delete()
+		}
+	}()
+	a.install(pkg(t, "name: slow\nversion: 1.0.0\ncommand: [/bin/sleep, \"1000\"]\nstop_grace: 2s\n", nil))
+	var sc *stallCheck
+	c := a.wait(a.m.Migrate("slow", "operator", "gw-a", "gw-b", inProcess(t, b, func(r io.Reader) io.Reader {
+		sc = &stallCheck{r: r}
+		return sc
+	})))
+	if c.State != ChangeDone {
+		t.Fatalf("the move: %s (steps %v)", c.Error, c.Steps)
+	}
+	if sc.longest > time.Second {
+		t.Errorf("the stream stalled for %s while the chute was told (grace 2s) and stopped", sc.longest)
+	}
+}

@@ -1,0 +1,288 @@
+package transfer
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+var lim = Limits{Package: 1 << 20, Data: 1 << 20, Files: 100}
+
+// stream writes a package, a signature, the tree under root and a
+// handover.
+func stream(t *testing.T, root string) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	w := NewWriter(&buf)
+	if err := w.Blob(KindSignature, strings.NewReader("sig"), 3); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Blob(KindPackage, strings.NewReader("the package"), 11); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := w.Data(context.Background(), root, uint32(os.Getuid()), false); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Handover(Handover{From: "gw-a"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close("c", "1.0.0"); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func sampleTree(t *testing.T) string {
+	root := t.TempDir()
+	os.MkdirAll(filepath.Join(root, "sub/deeper"), 0o750)
+	os.WriteFile(filepath.Join(root, "sub/deeper/counter"), []byte("count=41"), 0o640)
+	os.WriteFile(filepath.Join(root, "blob"), bytes.Repeat([]byte("x"), 5000), 0o600)
+	os.Symlink("sub/deeper/counter", filepath.Join(root, "link"))
+	return root
+}
+
+// read reads a whole stream, extracting /data into a new directory.
+func read(t *testing.T, b []byte, l Limits) (string, *Reader, map[string]string, error) {
+	dest := t.TempDir()
+	fd, err := unix.Open(dest, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	r := NewReader(bytes.NewReader(b), l)
+	blobs := map[string]string{}
+	for {
+		e, err := r.Next()
+		if errors.Is(err, io.EOF) {
+			return dest, r, blobs, nil
+		}
+		if err != nil {
+			return dest, r, blobs, err
+		}
+		if tree(e.Kind) {
+			if err := e.Extract(fd, uint32(os.Getuid())); err != nil {
+				return dest, r, blobs, err
+			}
+			continue
+		}
+		raw, _ := io.ReadAll(e.Body)
+		blobs[e.Kind] = string(raw)
+	}
+}
+
+func digestTree(t *testing.T, root string) map[string]string {
+	out := map[string]string{}
+	filepath.Walk(root, func(p string, fi os.FileInfo, err error) error {
+		if err != nil {
+			t.Fatal(err)
+		}
+		rel, _ := filepath.Rel(root, p)
+		switch {
+		case fi.Mode()&os.ModeSymlink != 0:
+			l, _ := os.Readlink(p)
+			out[rel] = "-> " + l
+		case fi.Mode().IsRegular():
+			b, _ := os.ReadFile(p)
+			out[rel] = fmt.Sprintf("%s %x", fi.Mode(), sha256.Sum256(b))
+		default:
+			out[rel] = fi.Mode().String()
+		}
+		return nil
+	})
+	return out
+}
+
+// sameTree compares the trees under got and want: kinds, modes, contents,
+// link targets.
+func sameTree(t *testing.T, got, want string) {
+	t.Helper()
+	g, w := digestTree(t, got), digestTree(t, want)
+	delete(g, ".")
+	delete(w, ".")
+	if len(g) != len(w) {
+		t.Fatalf("got %d entries, want %d:\n%v\n%v", len(g), len(w), g, w)
+	}
+	for k, v := range w {
+		if g[k] != v {
+			t.Errorf("%s: got %q, want %q", k, g[k], v)
+		}
+	}
+}
+
+func TestRoundTrip(t *testing.T) {
+	src := sampleTree(t)
+	dest, r, blobs, err := read(t, stream(t, src), lim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if blobs[KindPackage] != "the package" || blobs[KindSignature] != "sig" || !strings.Contains(blobs[KindHandover], `"from":"gw-a"`) {
+		t.Errorf("blobs: %q", blobs)
+	}
+	if m := r.Manifest(); m.Chute != "c" || m.Version != "1.0.0" || len(m.Parts) != 4 || m.Parts[2].Kind != KindData || m.Parts[2].Bytes != 5008 {
+		t.Errorf("manifest: %+v", m)
+	}
+	sameTree(t, dest, src)
+}
+
+// TestPreCopy: /data sent while the chute runs, then what changed after
+// it stopped (rewritten, grown, deleted, a directory become a file, new),
+// arrives as the source's final tree; what did not change is not sent
+// twice.
+func TestPreCopy(t *testing.T) {
+	src := sampleTree(t)
+	for i := range 20 {
+		os.WriteFile(filepath.Join(src, fmt.Sprintf("still%d", i)), []byte("unchanged"), 0o600)
+	}
+	time.Sleep(2 * recent) // older than the coarse clock can hide a write in
+	var buf bytes.Buffer
+	w := NewWriter(&buf)
+	w.Blob(KindPackage, strings.NewReader("p"), 1)
+	uid := uint32(os.Getuid())
+	snap, _, err := w.Data(context.Background(), src, uid, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 { // while the chute is told, then stopped
+		if err := w.Wait(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.WriteFile(filepath.Join(src, "sub/deeper/counter"), []byte("42"), 0o640)
+	os.WriteFile(filepath.Join(src, "blob"), bytes.Repeat([]byte("y"), 7000), 0o600)
+	os.Remove(filepath.Join(src, "still3"))
+	os.RemoveAll(filepath.Join(src, "sub"))
+	os.WriteFile(filepath.Join(src, "sub"), []byte("now a file"), 0o600)
+	os.WriteFile(filepath.Join(src, "new"), []byte("new"), 0o600)
+	sent, err := w.Delta(context.Background(), src, uid, snap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Close("c", "1")
+	// Deleted: still3, sub and what was under it; sent again: the root's
+	// changed entries only (blob, sub, new).
+	if sent.Deleted != 4 || sent.Entries != 3 {
+		t.Errorf("delta: %+v", sent)
+	}
+	dest, _, _, err := read(t, buf.Bytes(), lim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameTree(t, dest, src)
+}
+
+// TestRefused: a stream altered, cut, reordered, over its limits, or
+// naming paths out of /data is refused, never half-taken as whole.
+func TestRefused(t *testing.T) {
+	good := stream(t, sampleTree(t))
+	flip := func(b []byte, old, new string) []byte {
+		i := bytes.Index(b, []byte(old))
+		if i < 0 {
+			t.Fatalf("%q not in the stream", old)
+		}
+		out := append([]byte(nil), b...)
+		copy(out[i:], new)
+		return out
+	}
+	// A tar of hand-made entries, closed with a manifest that matches.
+	craft := func(hdrs ...*tar.Header) []byte {
+		var buf bytes.Buffer
+		tw := tar.NewWriter(&buf)
+		var d digests
+		for _, h := range hdrs {
+			kind, _ := kindOf(h.Name)
+			s := d.of(kind)
+			s.header(h)
+			tw.WriteHeader(h)
+			body := bytes.Repeat([]byte("a"), int(h.Size))
+			tw.Write(body)
+			s.h.Write(body)
+			s.bytes += h.Size
+		}
+		m, _ := json.Marshal(d.manifest("c", "1"))
+		tw.WriteHeader(&tar.Header{Name: manifestName, Typeflag: tar.TypeReg, Size: int64(len(m))})
+		tw.Write(m)
+		tw.Close()
+		return buf.Bytes()
+	}
+	pkg := &tar.Header{Name: KindPackage, Typeflag: tar.TypeReg, Size: 4}
+	for _, tc := range []struct {
+		name   string
+		stream []byte
+		lim    Limits
+		want   string
+	}{
+		{"a byte of /data changed", flip(good, "count=41", "count=42"), lim, "does not match the manifest"},
+		{"the package changed", flip(good, "the package", "the pockage"), lim, "does not match the manifest"},
+		{"cut short", good[:len(good)/2], lim, "stream"},
+		{"no manifest", good[:1024], lim, ""},
+		{"/data over its limit", good, Limits{Package: 100, Data: 4000, Files: 100}, "larger than 4000"},
+		{"too many entries", good, Limits{Package: 100, Data: 1 << 20, Files: 2}, "more than 2 entries"},
+		{"package over its limit", good, Limits{Package: 5, Data: 1 << 20, Files: 100}, "more than 5"},
+		{"data before package", craft(&tar.Header{Name: "data/x", Typeflag: tar.TypeReg, Size: 1}, pkg), lim, "before the package"},
+		{"package twice", craft(pkg, pkg), lim, "out of order"},
+		{"climbing out", craft(pkg, &tar.Header{Name: "data/../x", Typeflag: tar.TypeReg, Size: 1}), lim, "not a clean relative path"},
+		{"absolute", craft(pkg, &tar.Header{Name: "data//etc/x", Typeflag: tar.TypeReg, Size: 1}), lim, "not a clean relative path"},
+		{"device", craft(pkg, &tar.Header{Name: "data/sda", Typeflag: tar.TypeBlock}), lim, "not carried"},
+		{"setuid", craft(pkg, &tar.Header{Name: "data/x", Typeflag: tar.TypeReg, Mode: 0o4755, Size: 1}), lim, "mode"},
+		{"host root's file", craft(pkg, &tar.Header{Name: "data/x", Typeflag: tar.TypeReg, Uid: 1 << 20, Size: 1}), lim, "outside the chute's ids"},
+		{"unknown part", craft(pkg, &tar.Header{Name: "criu", Typeflag: tar.TypeReg, Size: 1}), lim, "unknown part"},
+		{"deleting through a symlink", craft(pkg,
+			&tar.Header{Name: "data/l", Typeflag: tar.TypeSymlink, Linkname: "/etc"},
+			&tar.Header{Name: "deleted/l/passwd", Typeflag: tar.TypeReg}), lim, "open its directory"},
+		{"wait before the package", craft(&tar.Header{Name: "wait", Typeflag: tar.TypeReg, Size: waitSize}, pkg), lim, "wait before the package"},
+		{"wait of another size", craft(pkg, &tar.Header{Name: "wait", Typeflag: tar.TypeReg, Size: 1 << 20}), lim, "wait entry of"},
+		{"deleted with a body", craft(pkg, &tar.Header{Name: "deleted/x", Typeflag: tar.TypeReg, Size: 1}), lim, "not empty"},
+		{"data after delta", craft(pkg,
+			&tar.Header{Name: "delta/x", Typeflag: tar.TypeReg, Size: 1},
+			&tar.Header{Name: "data/y", Typeflag: tar.TypeReg, Size: 1}), lim, "out of order"},
+		{"through a symlink", craft(pkg,
+			&tar.Header{Name: "data/l", Typeflag: tar.TypeSymlink, Linkname: "/etc"},
+			&tar.Header{Name: "data/l/passwd", Typeflag: tar.TypeReg, Size: 1}), lim, "open its directory"},
+		{"a file twice", craft(pkg,
+			&tar.Header{Name: "data/f", Typeflag: tar.TypeReg, Size: 1},
+			&tar.Header{Name: "data/f", Typeflag: tar.TypeReg, Size: 1}), lim, "file exists"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, _, _, err := read(t, tc.stream, tc.lim)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, want an error with %q", err, tc.want)
+			}
+			if _, err := os.Lstat("/etc/passwd"); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+func FuzzReader(f *testing.F) {
+	root := f.TempDir()
+	os.WriteFile(filepath.Join(root, "f"), []byte("data"), 0o600)
+	var buf bytes.Buffer
+	w := NewWriter(&buf)
+	w.Blob(KindPackage, strings.NewReader("p"), 1)
+	w.Data(context.Background(), root, uint32(os.Getuid()), false)
+	w.Close("c", "1")
+	f.Add(buf.Bytes())
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r := NewReader(bytes.NewReader(b), Limits{Package: 1 << 10, Data: 1 << 10, Files: 10})
+		for i := 0; i < 100; i++ {
+			e, err := r.Next()
+			if err != nil {
+				return
+			}
+			io.Copy(io.Discard, e.Body)
+		}
+	})
+}

@@ -1,0 +1,281 @@
+package transfer
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Writer writes a stream.
+type Writer struct {
+	tw  *tar.Writer
+	sum digests
+}
+
+// NewWriter starts a stream on w.
+func NewWriter(w io.Writer) *Writer { return &Writer{tw: tar.NewWriter(w)} }
+
+// Blob writes a part of one entry, of size bytes read from r.
+func (w *Writer) Blob(kind string, r io.Reader, size int64) error {
+	hdr := &tar.Header{Name: kind, Typeflag: tar.TypeReg, Mode: 0o600, Size: size}
+	s := w.sum.of(kind)
+	s.header(hdr)
+	if err := w.tw.WriteHeader(hdr); err != nil {
+		return fmt.Errorf("send %s: %w", kind, err)
+	}
+	if _, err := io.Copy(hashWriter{w.tw, s}, io.LimitReader(r, size)); err != nil {
+		return fmt.Errorf("send %s: %w", kind, err)
+	}
+	return nil
+}
+
+// Handover writes the handover part.
+func (w *Writer) Handover(h Handover) error {
+	b, err := json.Marshal(h)
+	if err != nil {
+		return err
+	}
+	return w.Blob(KindHandover, bytes.NewReader(b), int64(len(b)))
+}
+
+// Wait writes a wait entry, which keeps the stream moving while the
+// writer waits.
+func (w *Writer) Wait() error {
+	if err := w.tw.WriteHeader(&tar.Header{Name: waitName, Typeflag: tar.TypeReg, Mode: 0o600, Size: waitSize}); err != nil {
+		return err
+	}
+	_, err := io.Copy(w.tw, io.LimitReader(zeros{}, waitSize))
+	return err
+}
+
+// Snapshot is what Data sent of each path, to tell what changed since.
+type Snapshot map[string]stamp
+
+// stamp is what tells a file changed: a write changes its ctime, a
+// replacement its inode. A stamp is not trusted for a file changed too
+// recently for the kernel's coarse clock to tell a later write.
+type stamp struct {
+	ino        uint64
+	mode       uint32
+	size       int64
+	ctim, mtim unix.Timespec
+	untrusted  bool
+}
+
+// recent is within the kernel's coarse clock: a file changed this close to
+// its read may change again with the same ctime.
+const recent = 100 * time.Millisecond
+
+// Sent is what a data or delta pass sent.
+type Sent struct {
+	Entries, Deleted int
+	Bytes            int64
+}
+
+// Data writes the tree under root, a chute's /data on the host, as the
+// data part: directories, regular files and symlinks, with their owners
+// made relative to base, the host id of the chute's root. Files owned
+// outside the chute's range (the filesystem's lost+found) are left out.
+// With live, the chute still runs: a file that changes while it is read
+// is sent as far as it was read (cut or padded to the size it had), and
+// left out of the snapshot for Delta to send again once it is stopped.
+func (w *Writer) Data(ctx context.Context, root string, base uint32, live bool) (Snapshot, Sent, error) {
+	snap := Snapshot{}
+	var sent Sent
+	err := walk(ctx, root, base, func(rel string, hdr *tar.Header, st stamp) error {
+		n, changed, err := w.entry(KindData, root, rel, hdr, live)
+		if err != nil {
+			return err
+		}
+		sent.Entries++
+		sent.Bytes += n
+		if !changed {
+			snap[rel] = st
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, sent, fmt.Errorf("send /data: %w", err)
+	}
+	return snap, sent, nil
+}
+
+// Delta writes, once the chute is stopped, what changed in root since
+// Data took prev: the paths gone or changed in kind as deleted entries,
+// then what is new or changed as delta entries.
+func (w *Writer) Delta(ctx context.Context, root string, base uint32, prev Snapshot) (Sent, error) {
+	type change struct {
+		rel string
+		hdr *tar.Header
+	}
+	var changes []change
+	now := map[string]uint32{}
+	err := walk(ctx, root, base, func(rel string, hdr *tar.Header, st stamp) error {
+		now[rel] = st.mode & unix.S_IFMT
+		if old, ok := prev[rel]; !ok || old != st || old.untrusted || st.untrusted {
+			changes = append(changes, change{rel, hdr})
+		}
+		return nil
+	})
+	if err != nil {
+		return Sent{}, fmt.Errorf("send what changed in /data: %w", err)
+	}
+	var gone []string
+	for rel, st := range prev {
+		if kind, ok := now[rel]; !ok || kind != st.mode&unix.S_IFMT {
+			gone = append(gone, rel)
+		}
+	}
+	sort.Strings(gone)
+	var sent Sent
+	s := w.sum.of(KindDeleted)
+	for _, rel := range gone {
+		hdr := &tar.Header{Name: KindDeleted + "/" + rel, Typeflag: tar.TypeReg, Mode: 0o600}
+		s.header(hdr)
+		if err := w.tw.WriteHeader(hdr); err != nil {
+			return sent, err
+		}
+		sent.Deleted++
+	}
+	for _, c := range changes {
+		n, _, err := w.entry(KindDelta, root, c.rel, c.hdr, false)
+		if err != nil {
+			return sent, fmt.Errorf("send what changed in /data: %w", err)
+		}
+		sent.Entries++
+		sent.Bytes += n
+	}
+	return sent, nil
+}
+
+// walk calls fn with the header (its name relative) and stamp of every
+// entry under root that belongs to the chute, parents first.
+func walk(ctx context.Context, root string, base uint32, fn func(rel string, hdr *tar.Header, st stamp) error) error {
+	return filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if p == root {
+			return nil
+		}
+		var st unix.Stat_t
+		if err := unix.Lstat(p, &st); err != nil {
+			return &os.PathError{Op: "lstat", Path: p, Err: err}
+		}
+		if st.Uid < base || st.Uid-base >= idRange || st.Gid < base || st.Gid-base >= idRange {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		rel, err := filepath.Rel(root, p)
+		if err != nil {
+			return err
+		}
+		hdr := &tar.Header{Name: filepath.ToSlash(rel), Mode: int64(st.Mode & 0o1777), Uid: int(st.Uid - base), Gid: int(st.Gid - base),
+			ModTime: time.Unix(st.Mtim.Unix())}
+		switch st.Mode & unix.S_IFMT {
+		case unix.S_IFDIR:
+			hdr.Typeflag = tar.TypeDir
+		case unix.S_IFREG:
+			hdr.Typeflag, hdr.Size = tar.TypeReg, st.Size
+		case unix.S_IFLNK:
+			hdr.Typeflag = tar.TypeSymlink
+			if hdr.Linkname, err = os.Readlink(p); err != nil {
+				return err
+			}
+		default:
+			return nil // sockets, FIFOs: nothing to carry
+		}
+		s := stamp{ino: uint64(st.Ino), mode: st.Mode, size: st.Size, ctim: st.Ctim, mtim: st.Mtim}
+		s.untrusted = time.Since(time.Unix(st.Ctim.Unix())) < recent
+		return fn(filepath.ToSlash(rel), hdr, s)
+	})
+}
+
+// entry writes one entry of kind, the file at root/rel with header hdr
+// (its name relative), and returns the content bytes written and whether
+// the file changed size while read (only when live: else an error).
+func (w *Writer) entry(kind, root, rel string, hdr *tar.Header, live bool) (int64, bool, error) {
+	h := *hdr
+	h.Name = kind + "/" + rel
+	var f *os.File
+	if h.Typeflag == tar.TypeReg {
+		var err error
+		if f, err = os.Open(filepath.Join(root, filepath.FromSlash(rel))); err != nil {
+			if live && os.IsNotExist(err) {
+				// Gone since the walk saw it: sent empty, and by Delta
+				// deleted.
+				f = nil
+			} else {
+				return 0, false, err
+			}
+		}
+		if f != nil {
+			defer f.Close()
+		}
+	}
+	s := w.sum.of(kind)
+	s.header(&h)
+	if err := w.tw.WriteHeader(&h); err != nil {
+		return 0, false, err
+	}
+	if h.Typeflag != tar.TypeReg {
+		return 0, false, nil
+	}
+	var n int64
+	var err error
+	if f != nil {
+		n, err = io.Copy(hashWriter{w.tw, s}, io.LimitReader(f, h.Size))
+		if err != nil {
+			return n, false, err
+		}
+	}
+	if n == h.Size {
+		return n, false, nil
+	}
+	if !live {
+		return n, false, fmt.Errorf("%s changed size while sent, the chute stopped", rel)
+	}
+	m, err := io.Copy(hashWriter{w.tw, s}, io.LimitReader(zeros{}, h.Size-n))
+	return n + m, true, err
+}
+
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
+}
+
+// Close writes the manifest and ends the stream; it does not close the
+// underlying writer.
+func (w *Writer) Close(chute, version string) error {
+	b, err := json.Marshal(w.sum.manifest(chute, version))
+	if err != nil {
+		return err
+	}
+	if err := w.tw.WriteHeader(&tar.Header{Name: manifestName, Typeflag: tar.TypeReg, Mode: 0o600, Size: int64(len(b))}); err != nil {
+		return err
+	}
+	if _, err := w.tw.Write(b); err != nil {
+		return err
+	}
+	return w.tw.Close()
+}
+
+// idRange is the ids of one chute's user namespace.
+const idRange = 1 << 16
