@@ -1,0 +1,86 @@
+package examples
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+// EnvSenseDebs are the Debian packages of EnvSense's image: python3 with
+// its standard library and the shared libraries they load (sqlite3 among
+// them), nothing else. python3-minimal and libpython3-stdlib are Debian's
+// python3 itself; the versioned packages are what they depend on.
+var EnvSenseDebs = []string{
+	"python3-minimal", "python3.11-minimal", "libpython3.11-minimal",
+	"libpython3-stdlib", "libpython3.11-stdlib", "media-types",
+	"libc6", "libgcc-s1", "libcrypt1", "zlib1g", "libexpat1", "libffi8",
+	"libbz2-1.0", "liblzma5", "libuuid1", "libsqlite3-0",
+}
+
+// envSenseSkip are the unpacked packages' subtrees the image leaves out:
+// documentation, and the tools that manage Python packages on a Debian
+// system (the chute installs none).
+var envSenseSkip = []string{"usr/share/doc", "usr/share/man", "usr/share/lintian", "usr/share/python3/debian_defaults"}
+
+// EnvSense builds the EnvSense chute package: Debian's python3 (see
+// DebianRoot; cache keeps the unpacked packages and the package itself,
+// keyed on their versions and on the chute's files) running envsense.py.
+func EnvSense(ctx context.Context, cache string) ([]byte, error) {
+	root, err := DebianRoot(ctx, cache, EnvSenseDebs)
+	if err != nil {
+		return nil, fmt.Errorf("envsense image: %w", err)
+	}
+	files := map[string][]byte{}
+	h := sha256.New()
+	h.Write([]byte(root))
+	for _, name := range []string{"chute.yaml", "envsense.py", "index.html"} {
+		b, err := samples.ReadFile("envsense/" + name)
+		if err != nil {
+			return nil, err
+		}
+		files[name] = b
+		fmt.Fprintf(h, "%s %d\n", name, len(b))
+		h.Write(b)
+	}
+	cached := filepath.Join(cache, "envsense-"+hex.EncodeToString(h.Sum(nil)[:8])+".tar.gz")
+	if b, err := os.ReadFile(cached); err == nil {
+		return b, nil
+	}
+	t := newTarball()
+	if err := t.file("chute.yaml", 0o644, files["chute.yaml"]); err != nil {
+		return nil, err
+	}
+	if err := t.tree(root, "rootfs", envSenseSkip); err != nil {
+		return nil, fmt.Errorf("envsense image: %w", err)
+	}
+	for _, name := range []string{"envsense.py", "index.html"} {
+		if err := t.file("rootfs/app/"+name, 0o644, files[name]); err != nil {
+			return nil, err
+		}
+	}
+	pkg, err := t.bytes()
+	if err != nil {
+		return nil, err
+	}
+	tmp := cached + ".tmp"
+	if err := os.WriteFile(tmp, pkg, 0o644); err == nil {
+		os.Rename(tmp, cached)
+	}
+	return pkg, nil
+}
+
+// CacheDir is where the examples keep what they download and build:
+// $PARADROP_CACHE, else the user's cache directory.
+func CacheDir() (string, error) {
+	if d := os.Getenv("PARADROP_CACHE"); d != "" {
+		return d, nil
+	}
+	d, err := os.UserCacheDir()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(d, "paradrop"), nil
+}
