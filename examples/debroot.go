@@ -24,12 +24,18 @@ var ErrNoPackages = errors.New("Debian packages unavailable")
 // added and no maintainer script runs, so the list names every package
 // the image needs. apt-get downloads them from the configured mirror; the
 // unpacked tree is kept under cache, keyed on the packages' versions, and
-// reused until one of them changes.
-func DebianRoot(ctx context.Context, cache string, pkgs []string) (string, error) {
-	files, err := debFiles(ctx, pkgs)
+// reused until one of them changes. It also returns the packages' file
+// names, which tell their versions.
+func DebianRoot(ctx context.Context, cache string, pkgs []string) (root string, files []string, err error) {
+	files, err = debFiles(ctx, pkgs)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
+	root, err = debianRoot(ctx, cache, pkgs, files)
+	return root, files, err
+}
+
+func debianRoot(ctx context.Context, cache string, pkgs, files []string) (string, error) {
 	sum := sha256.Sum256([]byte(strings.Join(files, "\n")))
 	root := filepath.Join(cache, "debroot-"+hex.EncodeToString(sum[:8]))
 	if _, err := os.Stat(filepath.Join(root, ".complete")); err == nil {

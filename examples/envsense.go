@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // EnvSenseDebs are the Debian packages of EnvSense's image: python3 with
@@ -20,6 +21,10 @@ var EnvSenseDebs = []string{
 	"libbz2-1.0", "liblzma5", "libuuid1", "libsqlite3-0",
 }
 
+// EnvSenseDebList is the file of EnvSense's image naming the Debian
+// packages' files it was unpacked from, one a line.
+const EnvSenseDebList = "usr/share/paradrop/debs"
+
 // envSenseSkip are the unpacked packages' subtrees the image leaves out:
 // documentation, and the tools that manage Python packages on a Debian
 // system (the chute installs none).
@@ -29,7 +34,7 @@ var envSenseSkip = []string{"usr/share/doc", "usr/share/man", "usr/share/lintian
 // DebianRoot; cache keeps the unpacked packages and the package itself,
 // keyed on their versions and on the chute's files) running envsense.py.
 func EnvSense(ctx context.Context, cache string) ([]byte, error) {
-	root, err := DebianRoot(ctx, cache, EnvSenseDebs)
+	root, debs, err := DebianRoot(ctx, cache, EnvSenseDebs)
 	if err != nil {
 		return nil, fmt.Errorf("envsense image: %w", err)
 	}
@@ -60,6 +65,10 @@ func EnvSense(ctx context.Context, cache string) ([]byte, error) {
 		if err := t.file("rootfs/app/"+name, 0o644, files[name]); err != nil {
 			return nil, err
 		}
+	}
+	// What the image is made of, since dpkg-deb -x records nothing.
+	if err := t.file("rootfs/"+EnvSenseDebList, 0o644, []byte(strings.Join(debs, "\n")+"\n")); err != nil {
+		return nil, err
 	}
 	pkg, err := t.bytes()
 	if err != nil {

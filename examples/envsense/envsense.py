@@ -1,10 +1,10 @@
 """EnvSense: environment sensing on a ParaDrop gateway.
 
-LAN sensors send readings as UDP datagrams holding one JSON object:
+LAN sensors POST readings to /api/report, one JSON object each:
   {"sensor": "s1", "seq": 7, "time": 1733500000.25, "temp": 21.4, "hum": 45.0}
 where time is the sensor's own clock (seconds since the epoch), which
 drifts. Readings are validated, their timestamps corrected (each sensor's
-clock offset is estimated from the datagrams' arrival times), stored in
+clock offset is estimated from the reports' arrival times), stored in
 SQLite under /data, and served as JSON and as a page with live charts.
 
 Python's standard library only: this file runs unmodified on Debian's
@@ -16,24 +16,23 @@ import json
 import math
 import os
 import re
-import socket
 import sqlite3
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 DB_PATH = os.environ.get("ENVSENSE_DB", "/data/readings.db")
-UDP_PORT = int(os.environ.get("ENVSENSE_UDP_PORT", "5005"))
 HTTP_PORT = int(os.environ.get("ENVSENSE_HTTP_PORT", "80"))
 PAGE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "index.html")
 
-MAX_DATAGRAM = 512          # a reading is ~100 bytes
+MAX_REPORT = 512            # a reading is ~100 bytes
 MAX_SENSORS = 64            # new sensor ids beyond this are rejected
 MAX_ROWS = 200000           # the database stays well inside the disk quota
 RETENTION = 7 * 86400       # seconds of readings kept
 STALE_AFTER = float(os.environ.get("ENVSENSE_STALE_AFTER", "15"))
-WINDOW = 32                 # datagrams the clock offset is estimated over
+WINDOW = 32                 # reports the clock offset is estimated over
 CLOCK_JUMP = 5.0            # seconds: a larger change restarts the estimate
 MAX_RESULTS = 2000          # readings per API answer
 SENSOR_ID = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
@@ -42,9 +41,9 @@ SENSOR_ID = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
 class Clock:
     """Estimates one sensor's clock offset.
 
-    A datagram stamped s by the sensor and received at r (our clock) gives
+    A report stamped s by the sensor and received at r (our clock) gives
     r - s = delay - offset, delay >= 0. The smallest r - s over the last
-    WINDOW datagrams is the one that waited least, so -min is the offset's
+    WINDOW reports is the one that waited least, so -min is the offset's
     best estimate; a window follows the clock's slow drift, and a step
     larger than CLOCK_JUMP (a sensor reset) starts afresh.
     """
@@ -64,7 +63,7 @@ class Clock:
 
 
 class Store:
-    """The readings database, shared by the UDP and HTTP threads."""
+    """The readings database, shared by the HTTP server's threads."""
 
     def __init__(self, path):
         self.lock = threading.Lock()
@@ -129,10 +128,12 @@ class Service:
     def reject(self, reason):
         with self.lock:
             self.rejected[reason] += 1
+        return reason
 
     def receive(self, data, addr, received):
-        """Validates one datagram and stores its reading."""
-        if len(data) > MAX_DATAGRAM:
+        """Validates one report and stores its reading; returns why it was
+        rejected, or None."""
+        if len(data) > MAX_REPORT:
             return self.reject("too large")
         try:
             msg = json.loads(data.decode("utf-8"))
@@ -156,13 +157,14 @@ class Service:
         with self.lock:
             if sensor not in self.known and len(self.known) >= MAX_SENSORS:
                 self.rejected["too many sensors"] += 1
-                return
+                return "too many sensors"
             self.known.add(sensor)
             clock = self.clocks.setdefault(sensor, Clock())
             t = clock.correct(sensor_t, received)
             self.addrs[sensor] = addr[0]
             self.accepted += 1
         self.store.add(sensor, seq, t, sensor_t, received, temp, hum)
+        return None
 
     def status(self, now):
         stored = self.store.sensors()
@@ -183,18 +185,6 @@ class Service:
                     "rejected_by_reason": dict(self.rejected)}
 
 
-def listen_udp(service):
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind(("0.0.0.0", UDP_PORT))
-    while True:
-        data, addr = sock.recvfrom(MAX_DATAGRAM + 1)
-        try:
-            service.receive(data, addr, time.time())
-        except sqlite3.Error as e:
-            print("envsense: store:", e, flush=True)
-            service.reject("store error")
-
-
 def prune_forever(store):
     while True:
         try:
@@ -207,6 +197,7 @@ def prune_forever(store):
 class Handler(BaseHTTPRequestHandler):
     service = None
     server_version = "EnvSense/1.0"
+    timeout = 5  # a slow or stalled client cannot hold a thread longer
 
     def log_message(self, fmt, *args):
         pass  # a request log would fill the chute's log every 2 s per viewer
@@ -228,12 +219,35 @@ class Handler(BaseHTTPRequestHandler):
             with open(PAGE, "rb") as f:
                 return self.send(200, f.read(), "text/html; charset=utf-8")
         if url.path == "/healthz":
-            return self.send(200, {"ok": True})
+            return self.send(200, {"ok": True, "python": sys.version})
         if url.path == "/api/sensors":
             return self.send(200, self.service.status(time.time()))
         if url.path == "/api/readings":
             return self.readings(q)
         self.send(404, {"error": "no such page: " + url.path})
+
+    def do_POST(self):
+        if urlsplit(self.path).path != "/api/report":
+            return self.send(404, {"error": "no such page: " + self.path})
+        try:
+            length = int(self.headers.get("Content-Length", ""))
+        except ValueError:
+            self.service.reject("no length")
+            return self.send(411, {"error": "want a Content-Length"})
+        if not 0 <= length <= MAX_REPORT:
+            self.service.reject("too large")
+            self.close_connection = True
+            return self.send(413, {"error": "a report is at most %d bytes" % MAX_REPORT})
+        data = self.rfile.read(length)
+        try:
+            reason = self.service.receive(data, self.client_address, time.time())
+        except sqlite3.Error as e:
+            print("envsense: store:", e, flush=True)
+            reason = self.service.reject("store error")
+            return self.send(503, {"error": reason})
+        if reason:
+            return self.send(400, {"error": reason})
+        self.send(202, {"ok": True})
 
     def readings(self, q):
         sensor = q.get("sensor", [""])[0]
@@ -255,11 +269,11 @@ def main():
     store = Store(DB_PATH)
     service = Service(store)
     Handler.service = service
-    threading.Thread(target=listen_udp, args=(service,), daemon=True).start()
     threading.Thread(target=prune_forever, args=(store,), daemon=True).start()
     server = ThreadingHTTPServer(("0.0.0.0", HTTP_PORT), Handler)
     server.daemon_threads = True
-    print("envsense: %d sensors stored, UDP %d, HTTP %d" % (len(service.known), UDP_PORT, HTTP_PORT), flush=True)
+    print("envsense: python %s, %d sensors stored, HTTP %d" % (
+        sys.version.split()[0], len(service.known), HTTP_PORT), flush=True)
     server.serve_forever()
 
 

@@ -1,17 +1,19 @@
 // Package sensor simulates EnvSense's wireless sensors: temperature and
 // humidity that follow a daily cycle, wander and carry measurement noise,
 // stamped by a clock that is off by a fixed skew and drifts, and reported as
-// one JSON datagram per reading. A sensor can be switched at any time to
+// one JSON object per reading, POSTed over HTTP. A sensor can be switched at any time to
 // send garbage or to go silent.
 package sensor
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math"
 	"math/rand/v2"
-	"net"
+	"net/http"
 	"os"
 	"strings"
 	"time"
@@ -128,10 +130,10 @@ func (s *Sim) Payload(now time.Time, m Mode) []byte {
 	}
 }
 
-// Run reports on conn (a UDP socket connected to the collector) every
-// Interval until ctx is done. A failed send is retried at the next report,
-// as a real sensor would: the collector may not be up yet.
-func Run(ctx context.Context, cfg Config, conn net.Conn) error {
+// Run reports through send every Interval until ctx is done. A failed
+// report is dropped, as a real sensor would: the collector may not be up
+// yet, and the next report is due soon.
+func Run(ctx context.Context, cfg Config, send func(context.Context, []byte) error) error {
 	if cfg.Interval <= 0 {
 		cfg.Interval = 2 * time.Second
 	}
@@ -144,13 +146,37 @@ func Run(ctx context.Context, cfg Config, conn net.Conn) error {
 	defer tick.Stop()
 	for {
 		if b := s.Payload(time.Now(), mode()); b != nil {
-			conn.Write(b)
+			sctx, cancel := context.WithTimeout(ctx, cfg.Interval)
+			send(sctx, b)
+			cancel()
 		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-tick.C:
 		}
+	}
+}
+
+// Poster returns a send for Run that POSTs each report to url with c; an
+// answer other than 2xx is an error.
+func Poster(c *http.Client, url string) func(context.Context, []byte) error {
+	return func(ctx context.Context, b []byte) error {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(b))
+		if err != nil {
+			return err
+		}
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := c.Do(req)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
+		if resp.StatusCode/100 != 2 {
+			return fmt.Errorf("report: %s", resp.Status)
+		}
+		return nil
 	}
 }
 
