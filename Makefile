@@ -14,7 +14,7 @@ DEBS := busybox-static openvswitch-switch e2fsprogs iproute2 ethtool nftables \
 	util-linux iputils-ping chromium runc lxc python3-os-ken iperf3 \
 	mosquitto protobuf-compiler
 
-.PHONY: build cross deps test check demo bench clean package generate
+.PHONY: build cross deps test check demo bench clean package generate examples
 
 build:
 	$(BUILD) -o paradrop .
@@ -66,7 +66,14 @@ check: deps
 
 test: check
 
-demo: deps build
+# The sample chutes' packages, in dist/examples. EnvSense's image is made of
+# Debian's python3 packages, which apt downloads (package lists refreshed
+# once if it cannot name them) and which are kept in ~/.cache/paradrop.
+examples: deps
+	@CGO_ENABLED=0 $(GO) run ./examples/build -out dist/examples 2>/dev/null || \
+		{ apt-get update -q && CGO_ENABLED=0 $(GO) run ./examples/build -out dist/examples; }
+
+demo: deps build examples
 	./paradrop demo
 
 bench: deps build

@@ -32,8 +32,9 @@ func init() {
 const demoUsage = "demo [--data DIR] [--listen ADDR] [--sensors N] [network flags of serve]"
 
 // demoLANAddr is the demo gateway's LAN address unless --lan-addr says
-// otherwise: TEST-NET-1, which never leaves the machine.
-var demoLANAddr = netip.MustParsePrefix("192.0.2.1/24")
+// otherwise: TEST-NET-2, which no real network uses (lan refuses one
+// that the machine routes already).
+var demoLANAddr = netip.MustParsePrefix("198.51.100.1/24")
 
 // envSensePort is EnvSense's port on the gateway, as its chute.yaml
 // exposes it: its page, its API and where its sensors report.

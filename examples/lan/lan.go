@@ -20,6 +20,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/vishvananda/netlink"
+
 	"paradrop/netconf"
 )
 
@@ -51,6 +53,9 @@ func (l *LAN) Add(name, port string, addr netip.Addr) (*Device, error) {
 	if !l.gw.Masked().Contains(addr) || addr == l.gw.Addr() {
 		return nil, fmt.Errorf("lan: device %s: %s is not a host of the gateway's LAN %s", name, addr, l.gw.Masked())
 	}
+	if err := l.inGW(l.free); err != nil {
+		return nil, fmt.Errorf("lan: device %s: %w", name, err)
+	}
 	d := &Device{Name: name, Port: port, NetNS: filepath.Join(l.dir, name), Addr: addr}
 	if err := netconf.EnsureNetNS(d.NetNS); err != nil {
 		return nil, fmt.Errorf("lan: device %s: %w", name, err)
@@ -81,6 +86,36 @@ func (l *LAN) Close() error {
 	}
 	l.devices = nil
 	return errors.Join(errs...)
+}
+
+// free fails if the gateway's namespace already routes part of the LAN's
+// subnet elsewhere, as it does when the subnet is the machine's real
+// network: the devices would take the addresses of real hosts. A route the
+// gateway's own LAN address is the source of is ours, from an earlier run.
+func (l *LAN) free() error {
+	routes, err := netlink.RouteList(nil, netlink.FAMILY_V4)
+	if err != nil {
+		return fmt.Errorf("list routes: %w", err)
+	}
+	for _, r := range routes {
+		// The default route overlaps everything and is no network.
+		if r.Dst == nil || r.Src.Equal(l.gw.Addr().AsSlice()) {
+			continue
+		}
+		dst, ok := netip.AddrFromSlice(r.Dst.IP)
+		if !ok {
+			continue
+		}
+		ones, _ := r.Dst.Mask.Size()
+		if p := netip.PrefixFrom(dst.Unmap(), ones); ones > 0 && p.Overlaps(l.gw.Masked()) {
+			name := fmt.Sprint("interface ", r.LinkIndex)
+			if link, err := netlink.LinkByIndex(r.LinkIndex); err == nil {
+				name = link.Attrs().Name
+			}
+			return fmt.Errorf("the LAN %s overlaps %s on %s, a network this machine already uses: choose another", l.gw.Masked(), p, name)
+		}
+	}
+	return nil
 }
 
 func (l *LAN) inGW(fn func() error) error {

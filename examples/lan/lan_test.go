@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -31,6 +32,15 @@ func TestDevice(t *testing.T) {
 	}
 	if _, err := l.Add("gw", "langw", gwAddr.Addr()); err == nil {
 		t.Error("a device at the gateway's own address was added")
+	}
+	// A LAN over a network the gateway already has is refused: its
+	// devices would take the addresses of real hosts.
+	nettest.Veth(t, nettest.End{Host: gw, If: "eth0", Addr: netip.MustParsePrefix("203.0.113.2/24")}, nettest.End{Host: nettest.NewHost(t), If: "eth0"})
+	gw.Route(t, netip.Prefix{}, netip.MustParseAddr("203.0.113.1"))
+	taken := New(t.TempDir(), gw.NetNS, netip.MustParsePrefix("203.0.113.1/25"))
+	t.Cleanup(func() { taken.Close() })
+	if _, err := taken.Add("x", "lanx", netip.MustParseAddr("203.0.113.50")); err == nil || !strings.Contains(err.Error(), "overlaps 203.0.113.0/24 on eth0") {
+		t.Errorf("a LAN over the gateway's own network: %v", err)
 	}
 	d, err := l.Add("cam", "lan0", netip.MustParseAddr("192.0.2.50"))
 	if err != nil {
