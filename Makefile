@@ -59,8 +59,10 @@ deps:
 
 # The README's test command: every test, root ones included.
 # CGO_ENABLED=0 as in make build: a health check's door is the test binary
-# exec'ed inside a chute's root, where no dynamic loader is.
-check: deps
+# exec'ed inside a chute's root, where no dynamic loader is. examples first:
+# EnvSense's tests install what it caches, and it refreshes apt's lists if
+# they cannot name its packages.
+check: deps examples
 	CGO_ENABLED=0 $(GO) vet ./...
 	CGO_ENABLED=0 $(GO) test -count=1 -timeout 15m ./...
 

@@ -145,10 +145,7 @@ func demoInstall(ctx context.Context, env *cliEnv, dataDir string, network *sdn.
 	}
 	var envSense string
 	if len(sensors) > 0 {
-		cache, err := examples.CacheDir()
-		if err != nil {
-			return err
-		}
+		cache := examples.CacheDir()
 		fmt.Fprintf(env.stdout, "demo: installing EnvSense (its image is Debian's python3, from apt or %s)\n", cache)
 		ip, err := demoChute(ctx, env, c, "envsense", func(ctx context.Context) ([]byte, error) { return examples.EnvSense(ctx, cache) })
 		if err != nil {

@@ -64,11 +64,7 @@ func TestEnvSense(t *testing.T) {
 	nettest.Require(t, "busybox")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	cache, err := examples.CacheDir()
-	if err != nil {
-		t.Fatal(err)
-	}
-	pkg, err := examples.EnvSense(ctx, cache)
+	pkg, err := examples.EnvSense(ctx, examples.CacheDir())
 	if errors.Is(err, examples.ErrNoPackages) {
 		t.Skipf("apt cannot give Debian's python3: %v", err)
 	}

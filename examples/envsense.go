@@ -74,22 +74,27 @@ func EnvSense(ctx context.Context, cache string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	tmp := cached + ".tmp"
-	if err := os.WriteFile(tmp, pkg, 0o644); err == nil {
-		os.Rename(tmp, cached)
+	// Kept for next time if it can be; concurrent builds each write their
+	// own file and the last rename wins.
+	if f, err := os.CreateTemp(cache, "envsense-*.tmp"); err == nil {
+		_, werr := f.Write(pkg)
+		if cerr := f.Close(); werr == nil && cerr == nil {
+			os.Rename(f.Name(), cached)
+		}
+		os.Remove(f.Name())
 	}
 	return pkg, nil
 }
 
 // CacheDir is where the examples keep what they download and build:
-// $PARADROP_CACHE, else the user's cache directory.
-func CacheDir() (string, error) {
+// $PARADROP_CACHE, else the user's cache directory, else (no $HOME, as in
+// some CI jobs) the temporary directory.
+func CacheDir() string {
 	if d := os.Getenv("PARADROP_CACHE"); d != "" {
-		return d, nil
+		return d
 	}
-	d, err := os.UserCacheDir()
-	if err != nil {
-		return "", err
+	if d, err := os.UserCacheDir(); err == nil {
+		return filepath.Join(d, "paradrop")
 	}
-	return filepath.Join(d, "paradrop"), nil
+	return filepath.Join(os.TempDir(), "paradrop-cache")
 }

@@ -26,10 +26,7 @@ func main() {
 }
 
 func build(ctx context.Context, out string) error {
-	cache, err := examples.CacheDir()
-	if err != nil {
-		return err
-	}
+	cache := examples.CacheDir()
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return err
 	}

@@ -29,7 +29,7 @@ PAGE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "index.html")
 
 MAX_REPORT = 512            # a reading is ~100 bytes
 MAX_SENSORS = 64            # new sensor ids beyond this are rejected
-MAX_ROWS = 200000           # the database stays well inside the disk quota
+MAX_ROWS = 150000           # ~12 MB: the database stays well inside the disk quota
 RETENTION = 7 * 86400       # seconds of readings kept
 STALE_AFTER = float(os.environ.get("ENVSENSE_STALE_AFTER", "15"))
 WINDOW = 32                 # reports the clock offset is estimated over
