@@ -7,16 +7,20 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net"
 	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
 	"github.com/vishvananda/netlink"
 
 	"paradrop/api"
@@ -249,12 +253,12 @@ func TestEnvSense(t *testing.T) {
 	// sensor a 404.
 	last := r.Readings[len(r.Readings)-1].T
 	var newer struct{ Readings []envSenseReading }
-	if err := get(fmt.Sprintf("/api/readings?sensor=s2&since=%f", last), &newer); err != nil {
+	if err := get("/api/readings?sensor=s2&since="+strconv.FormatFloat(last, 'f', -1, 64), &newer); err != nil {
 		t.Fatal(err)
 	}
 	for _, x := range newer.Readings {
 		if x.T <= last {
-			t.Errorf("since=%f returned %+v", last, x)
+			t.Errorf("since=%v returned %+v", last, x)
 		}
 	}
 	for path, want := range map[string]int{"/api/readings?sensor=../x": 400, "/api/readings?sensor=s1&since=soon": 400, "/api/readings?sensor=s9": 404} {
@@ -294,6 +298,29 @@ func TestEnvSense(t *testing.T) {
 		t.Errorf("s4 stale %v after it went silent, before the chute's 10 s", d)
 	}
 
+	// The owner's page in Chromium, through a relay on the test's
+	// loopback to the LAN: a card per reporting sensor, the silent one
+	// marked, none for the garbage sender.
+	ui := browser(t)
+	relay := relayTo(t, devices[0], netip.AddrPortFrom(lanAddr.Addr(), 8002).String())
+	if err := chromedp.Do(ui, chromedp.Navigate("http://"+relay+"/")); err != nil {
+		t.Fatal(err)
+	}
+	waitText(t, ui, "#sensor-s4", regexp.MustCompile(`silent`), 10*time.Second)
+	for _, id := range []string{"s1", "s2"} {
+		text := waitText(t, ui, "#sensor-"+id, regexp.MustCompile(`°C, .* %, clock offset .* s, last \d+ s ago, \d+ stored`), 10*time.Second)
+		if strings.Contains(text, "silent") {
+			t.Errorf("live sensor %s shown silent: %s", id, text)
+		}
+	}
+	if text := waitText(t, ui, "#sensor-s2", regexp.MustCompile(`clock offset`), time.Second); !strings.Contains(text, "clock offset 30.0") {
+		t.Errorf("s2's card: %s, want its 30 s offset", text)
+	}
+	if n := evaluate[int](t, ui, `document.querySelectorAll("#sensor-s3").length`); n != 0 {
+		t.Errorf("the garbage sender has a card")
+	}
+	waitText(t, ui, "#totals", regexp.MustCompile(`[1-9]\d* rejected`), 5*time.Second)
+
 	// Readings are in /data and survive a restart.
 	if fi, err := os.Stat(filepath.Join(data, "chutes", "envsense", "data", "readings.db")); err != nil || fi.Size() == 0 {
 		t.Errorf("no readings in the chute's /data: %v", err)
@@ -328,6 +355,36 @@ func TestEnvSense(t *testing.T) {
 		}
 		t.Logf("envsense: peak memory %.1f MiB, %d pids, over %d s", float64(mem)/(1<<20), pids, len(usage.Samples))
 	}
+}
+
+// relayTo relays connections to the test's loopback to addr, dialled from
+// d, so that a browser in the test's namespace sees the LAN's view.
+func relayTo(t *testing.T, d *lan.Device, addr string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				up, err := d.DialContext(context.Background(), "tcp", addr)
+				if err != nil {
+					return
+				}
+				defer up.Close()
+				go io.Copy(up, c)
+				io.Copy(c, up)
+			}()
+		}
+	}()
+	return ln.Addr().String()
 }
 
 // readChuteFile reads path in the chute's current rootfs.
