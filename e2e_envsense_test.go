@@ -1,6 +1,9 @@
 package main
 
 import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
@@ -329,6 +332,17 @@ func TestEnvSense(t *testing.T) {
 	if err := get("/api/readings?sensor=s1&since=0&limit=5", &first); err != nil || len(first.Readings) == 0 {
 		t.Fatalf("s1's first readings: %v", err)
 	}
+	// What its limits are sized on (see its chute.yaml).
+	var usage struct {
+		Samples []struct{ Mem, MemLimit, Pids int64 }
+	}
+	if code, body := call(t, http.DefaultClient, base+"/envsense/usage", operator, "GET", ""); code == 200 && json.Unmarshal(body, &usage) == nil {
+		var mem, pids int64
+		for _, s := range usage.Samples {
+			mem, pids = max(mem, s.Mem), max(pids, s.Pids)
+		}
+		t.Logf("envsense: peak memory %.1f MiB, %d pids, over %d s", float64(mem)/(1<<20), pids, len(usage.Samples))
+	}
 	stopSensors()
 	if code, body := call(t, http.DefaultClient, base+"/envsense/restart?wait=1", operator, "POST", ""); code != 200 {
 		t.Fatalf("restart: %d %s", code, body)
@@ -344,17 +358,56 @@ func TestEnvSense(t *testing.T) {
 	if c := counts(status()); c["s1"] < st.Sensors[0].Count {
 		t.Errorf("after a restart s1 has %d readings, before %d", c["s1"], st.Sensors[0].Count)
 	}
-	// What its limits are sized on (see its chute.yaml).
-	var usage struct {
-		Samples []struct{ Mem, MemLimit, Pids int64 }
+	// And an update to a new version keeps them too.
+	if code, body := call(t, http.DefaultClient, base+"/envsense?wait=1", operator, "PUT", string(withVersion(t, pkg, "1.0.1"))); code != 200 || !strings.Contains(string(body), `"state": "done"`) {
+		t.Fatalf("update: %d %s", code, body)
 	}
-	if code, body := call(t, http.DefaultClient, base+"/envsense/usage", operator, "GET", ""); code == 200 && json.Unmarshal(body, &usage) == nil {
-		var mem, pids int64
-		for _, s := range usage.Samples {
-			mem, pids = max(mem, s.Mem), max(pids, s.Pids)
+	if code, body := call(t, http.DefaultClient, base+"/envsense", operator, "GET", ""); code != 200 || !strings.Contains(string(body), `"version": "1.0.1"`) {
+		t.Errorf("after the update: %d %s", code, body)
+	}
+	again.Readings = nil
+	if err := get("/api/readings?sensor=s1&since=0&limit=5", &again); err != nil || fmt.Sprint(again.Readings) != fmt.Sprint(first.Readings) {
+		t.Errorf("s1's first readings after an update: %v\n%+v\nbefore:\n%+v", err, again.Readings, first.Readings)
+	}
+}
+
+// withVersion returns pkg with its chute.yaml at version v.
+func withVersion(t *testing.T, pkg []byte, v string) []byte {
+	t.Helper()
+	gz, err := gzip.NewReader(bytes.NewReader(pkg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := tar.NewReader(gz)
+	var out bytes.Buffer
+	tw := tar.NewWriter(&out)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
 		}
-		t.Logf("envsense: peak memory %.1f MiB, %d pids, over %d s", float64(mem)/(1<<20), pids, len(usage.Samples))
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := io.ReadAll(tr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h.Name == "chute.yaml" {
+			body = regexp.MustCompile(`(?m)^version: .*$`).ReplaceAll(body, []byte("version: "+v))
+			h.Size = int64(len(body))
+		}
+		if err := tw.WriteHeader(h); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tw.Write(body); err != nil {
+			t.Fatal(err)
+		}
 	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return out.Bytes()
 }
 
 // relayTo relays connections to the test's loopback to addr, dialled from
