@@ -90,7 +90,7 @@ func cmdDemo(ctx context.Context, env *cliEnv, args []string) error {
 		}()
 		var err error
 		if devices, err = demoLAN(l, netCfg.LANAddr, *nSensors); err != nil {
-			return err
+			return fmt.Errorf("%w (--lan-addr sets the demo's LAN)", err)
 		}
 		netCfg.LANPorts = append(netCfg.LANPorts, l.Ports()...)
 		report := "http://" + netip.AddrPortFrom(netCfg.LANAddr.Addr(), envSensePort).String() + "/api/report"

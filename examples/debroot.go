@@ -53,8 +53,12 @@ func debianRoot(ctx context.Context, cache string, pkgs, files []string) (string
 	if err := os.Mkdir(debs, 0o755); err != nil {
 		return "", err
 	}
-	// apt's _apt user cannot write to a directory of root's 0700 cache.
-	get := exec.CommandContext(ctx, "apt-get", append([]string{"-q", "-o", "APT::Sandbox::User=root", "download"}, pkgs...)...)
+	args := []string{"-q", "download"}
+	if os.Geteuid() == 0 {
+		// apt's _apt user cannot write to a directory of root's 0700 cache.
+		args = append([]string{"-o", "APT::Sandbox::User=root"}, args...)
+	}
+	get := exec.CommandContext(ctx, "apt-get", append(args, pkgs...)...)
 	get.Dir = debs
 	if out, err := get.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("%w: apt-get download: %v\n%s", ErrNoPackages, err, out)
