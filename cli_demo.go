@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"paradrop/api"
@@ -77,8 +78,15 @@ func cmdDemo(ctx context.Context, env *cliEnv, args []string) error {
 		opts.network = netCfg
 	}
 	opts.logf = log.New(env.stderr, "", log.LstdFlags).Printf
+	return runDemo(ctx, env, opts, *nSensors)
+}
+
+// runDemo runs the demo gateway with sensors simulated sensors (0 with no
+// network) until ctx is done; the LAN it made is gone when it returns.
+func runDemo(ctx context.Context, env *cliEnv, opts serveOptions, sensors int) error {
 	var devices []*lan.Device
-	if *nSensors > 0 {
+	if sensors > 0 {
+		netCfg := opts.network
 		if !netCfg.LANAddr.IsValid() {
 			netCfg.LANAddr = demoLANAddr
 		}
@@ -89,19 +97,28 @@ func cmdDemo(ctx context.Context, env *cliEnv, args []string) error {
 			}
 		}()
 		var err error
-		if devices, err = demoLAN(l, netCfg.LANAddr, *nSensors); err != nil {
+		if devices, err = demoLAN(l, netCfg.LANAddr, sensors); err != nil {
 			return fmt.Errorf("%w (--lan-addr sets the demo's LAN)", err)
 		}
 		netCfg.LANPorts = append(netCfg.LANPorts, l.Ports()...)
 		report := "http://" + netip.AddrPortFrom(netCfg.LANAddr.Addr(), envSensePort).String() + "/api/report"
+		sensorCtx, stop := context.WithCancel(ctx)
+		var running sync.WaitGroup
+		// Deferred after the LAN's removal, so run before it.
+		defer running.Wait()
+		defer stop()
 		for i, d := range devices {
 			cfg := demoSensors[i]
 			cfg.Seed = uint64(i + 1)
 			cfg.Mode = sensor.ModeFile(filepath.Join(opts.dataDir, "lan", cfg.ID+".mode"))
-			go sensor.Run(ctx, cfg, sensor.Poster(d.HTTPClient(5*time.Second), report))
+			running.Go(func() { sensor.Run(sensorCtx, cfg, sensor.Poster(d.HTTPClient(5*time.Second), report)) })
 		}
 	}
+	ready := opts.ready
 	opts.ready = func(addr net.Addr) {
+		if ready != nil {
+			ready(addr)
+		}
 		go func() {
 			if err := demoInstall(ctx, env, opts.dataDir, opts.network, devices, addr); err != nil {
 				opts.logf("demo: %v", err)
