@@ -97,7 +97,9 @@ func TestDemo(t *testing.T) {
 	// The owner at a sensor's place on the LAN.
 	s1 := &nettest.Host{Name: "sensor-s1", NetNS: filepath.Join(data, "lan", "sensor-s1")}
 	owner := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
-		DialContext: func(_ context.Context, network, addr string) (net.Conn, error) { return nettest.Dial(t, s1, addr, 3*time.Second) },
+		DialContext: func(_ context.Context, network, addr string) (net.Conn, error) {
+			return nettest.Dial(t, s1, addr, 3*time.Second)
+		},
 	}}
 	sensors := func() (map[string]bool, map[string]int) {
 		var st struct {
