@@ -1,24 +1,48 @@
 package examples
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 )
 
-// EnvSenseDebs are the Debian packages of EnvSense's image: python3 with
-// its standard library and the shared libraries they load (sqlite3 among
-// them), nothing else. python3-minimal and libpython3-stdlib are Debian's
-// python3 itself; the versioned packages are what they depend on.
-var EnvSenseDebs = []string{
-	"python3-minimal", "python3.11-minimal", "libpython3.11-minimal",
-	"libpython3-stdlib", "libpython3.11-stdlib", "media-types",
-	"libc6", "libgcc-s1", "libcrypt1", "zlib1g", "libexpat1", "libffi8",
+// envSenseLibs are the shared libraries python3 and its standard library
+// load (sqlite3 among them), by their Debian package names.
+var envSenseLibs = []string{
+	"media-types", "libc6", "libgcc-s1", "libcrypt1", "zlib1g", "libexpat1", "libffi8",
 	"libbz2-1.0", "liblzma5", "libuuid1", "libsqlite3-0",
+}
+
+// pythonVersion finds the release's python3 (3.11 on Debian 12) in what
+// libpython3-stdlib depends on.
+var pythonVersion = regexp.MustCompile(`\blibpython(3\.[0-9]+)-stdlib\b`)
+
+// EnvSenseDebs are the Debian packages of EnvSense's image: python3 with
+// its standard library, the release's python3.X behind them, and the
+// shared libraries they load; nothing else. apt's lists tell which
+// python3.X the release has.
+func EnvSenseDebs(ctx context.Context) ([]string, error) {
+	cmd := exec.CommandContext(ctx, "apt-cache", "show", "--no-all-versions", "libpython3-stdlib")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("%w: apt-cache show libpython3-stdlib: %v: %s", ErrNoPackages, err, strings.TrimSpace(stderr.String()))
+	}
+	m := pythonVersion.FindSubmatch(out)
+	if m == nil {
+		return nil, fmt.Errorf("%w: libpython3-stdlib depends on no libpython3.X-stdlib:\n%s", ErrNoPackages, out)
+	}
+	v := string(m[1])
+	return append([]string{"python3-minimal", "python" + v + "-minimal", "libpython" + v + "-minimal",
+		"libpython3-stdlib", "libpython" + v + "-stdlib"}, envSenseLibs...), nil
 }
 
 // EnvSenseDebList is the file of EnvSense's image naming the Debian
@@ -34,7 +58,11 @@ var envSenseSkip = []string{"usr/share/doc", "usr/share/man", "usr/share/lintian
 // DebianRoot; cache keeps the unpacked packages and the package itself,
 // keyed on their versions and on the chute's files) running envsense.py.
 func EnvSense(ctx context.Context, cache string) ([]byte, error) {
-	root, debs, err := DebianRoot(ctx, cache, EnvSenseDebs)
+	pkgs, err := EnvSenseDebs(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("envsense image: %w", err)
+	}
+	root, debs, err := DebianRoot(ctx, cache, pkgs)
 	if err != nil {
 		return nil, fmt.Errorf("envsense image: %w", err)
 	}
