@@ -61,8 +61,9 @@ deps:
 # CGO_ENABLED=0 as in make build: a health check's door is the test binary
 # exec'ed inside a chute's root, where no dynamic loader is. examples first:
 # EnvSense's tests install what it caches, and it refreshes apt's lists if
-# they cannot name its packages.
-check: deps examples
+# they cannot name its packages; offline, those tests skip.
+check: deps
+	@$(MAKE) --no-print-directory examples || echo "check: apt cannot give EnvSense's packages: its tests skip"
 	CGO_ENABLED=0 $(GO) vet ./...
 	CGO_ENABLED=0 $(GO) test -count=1 -timeout 15m ./...
 
