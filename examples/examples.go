@@ -1,25 +1,21 @@
-// Package examples owns the sample chutes: packages built from the host's
-// static busybox, used by the demo gateway, the tests and the benchmarks.
+// Package examples owns the sample chutes, used by the demo gateway, the
+// tests and the benchmarks: packages built from the host's static busybox,
+// and EnvSense, whose image is Debian's python3 running a Python service.
 package examples
 
 import (
-	"archive/tar"
-	"bytes"
-	"compress/gzip"
 	"embed"
 	"fmt"
 	"os"
 	"os/exec"
-	"path"
 	"sort"
 	"strings"
-	"time"
 )
 
 // Busybox is where Debian's busybox-static installs its binary.
 const Busybox = "/bin/busybox"
 
-//go:embed hello
+//go:embed hello envsense
 var samples embed.FS
 
 // Package builds a chute package (tar.gz): chute.yaml, a rootfs holding a
@@ -34,55 +30,23 @@ func Package(manifest string, files map[string]string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list busybox applets: %w", err)
 	}
-	var buf bytes.Buffer
-	gz := gzip.NewWriter(&buf)
-	tw := tar.NewWriter(gz)
-	now := time.Now()
-	dirs := map[string]bool{}
-	add := func(h *tar.Header, body []byte) error {
-		h.ModTime = now
-		if err := tw.WriteHeader(h); err != nil {
-			return err
-		}
-		_, err := tw.Write(body)
-		return err
-	}
-	mkdirs := func(p string) error {
-		var parents []string
-		for d := path.Dir(p); d != "." && !dirs[d]; d = path.Dir(d) {
-			parents = append(parents, d)
-		}
-		for i := len(parents) - 1; i >= 0; i-- {
-			dirs[parents[i]] = true
-			if err := add(&tar.Header{Name: parents[i] + "/", Typeflag: tar.TypeDir, Mode: 0o755}, nil); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	if err := add(&tar.Header{Name: "chute.yaml", Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(manifest))}, []byte(manifest)); err != nil {
+	t := newTarball()
+	if err := t.file("chute.yaml", 0o644, []byte(manifest)); err != nil {
 		return nil, err
 	}
 	for _, d := range []string{"rootfs/etc", "rootfs/root", "rootfs/www"} {
-		if err := mkdirs(d + "/x"); err != nil {
+		if err := t.mkdirs(d + "/x"); err != nil {
 			return nil, err
 		}
 	}
-	if err := mkdirs("rootfs/bin/busybox"); err != nil {
-		return nil, err
-	}
-	if err := add(&tar.Header{Name: "rootfs/bin/busybox", Typeflag: tar.TypeReg, Mode: 0o755, Size: int64(len(bb))}, bb); err != nil {
+	if err := t.file("rootfs/bin/busybox", 0o755, bb); err != nil {
 		return nil, err
 	}
 	for _, applet := range strings.Fields(string(out)) {
-		p := "rootfs/" + applet
-		if p == "rootfs/bin/busybox" {
+		if applet == "bin/busybox" {
 			continue
 		}
-		if err := mkdirs(p); err != nil {
-			return nil, err
-		}
-		if err := add(&tar.Header{Name: p, Typeflag: tar.TypeSymlink, Linkname: "/bin/busybox", Mode: 0o777}, nil); err != nil {
+		if err := t.symlink("rootfs/"+strings.TrimPrefix(applet, "/"), "/bin/busybox"); err != nil {
 			return nil, err
 		}
 	}
@@ -92,25 +56,15 @@ func Package(manifest string, files map[string]string) ([]byte, error) {
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		p := "rootfs/" + strings.TrimPrefix(n, "/")
 		mode := int64(0o644)
 		if strings.HasSuffix(n, ".sh") {
 			mode = 0o755
 		}
-		if err := mkdirs(p); err != nil {
-			return nil, err
-		}
-		if err := add(&tar.Header{Name: p, Typeflag: tar.TypeReg, Mode: mode, Size: int64(len(files[n]))}, []byte(files[n])); err != nil {
+		if err := t.file("rootfs/"+strings.TrimPrefix(n, "/"), mode, []byte(files[n])); err != nil {
 			return nil, err
 		}
 	}
-	if err := tw.Close(); err != nil {
-		return nil, err
-	}
-	if err := gz.Close(); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
+	return t.bytes()
 }
 
 // Hello builds the demo chute: busybox httpd serving a page on port 80.
