@@ -266,7 +266,11 @@ func serve(ctx context.Context, opts serveOptions) error {
 	mgrDone := make(chan error, 1)
 	go func() { mgrDone <- mgr.Run(mgrCtx) }()
 	defer func() { stopMgr(); <-mgrDone }()
-	stopUSP, err := startUSP(opts.usp, opts.dataDir, mgr, opts.logf)
+	tenants := tenant.New(db)
+	origin := func(developer string, actor chute.Actor) (chute.Origin, error) {
+		return tenants.Origin(developer, actor, opts.signing)
+	}
+	stopUSP, err := startUSP(opts.usp, opts.dataDir, mgr, origin, opts.maxUpload, opts.logf)
 	if err != nil {
 		return err
 	}

@@ -30,7 +30,7 @@ func TestServeUCIEqualsFlags(t *testing.T) {
 		"--lan", "lan1", "--lan", "lan2", "--lan-addr", "192.0.2.1/24", "--chute-api-port", "9443",
 		"--usp-broker", "tcp://127.0.0.1:1884", "--usp-endpoint-id", "os::012345-uci",
 		"--usp-topic", "usp/agents/uci", "--usp-controller", "self::ctl1=usp/controllers/one",
-		"--usp-controller", "self::ctl2=usp/controllers/two",
+		"--usp-controller", "self::ctl2=usp/controllers/two,developer=acme",
 	}
 	file := writeTemp(t, "paradrop", []byte(`
 config paradrop 'main'
@@ -71,7 +71,7 @@ config paradrop 'main'
 	option usp_endpoint_id 'os::012345-uci'
 	option usp_topic 'usp/agents/uci'
 	list usp_controller 'self::ctl1=usp/controllers/one'
-	list usp_controller 'self::ctl2=usp/controllers/two'
+	list usp_controller 'self::ctl2=usp/controllers/two,developer=acme'
 `))
 	env := &cliEnv{stdout: new(bytes.Buffer), stderr: new(bytes.Buffer)}
 	// The command line sets every flag but --uci: a flag added later

@@ -10,11 +10,14 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
 
+	"paradrop/chute"
+	"paradrop/tenant"
 	"paradrop/usp"
 	"paradrop/usp/mqttmtp"
 )
@@ -24,30 +27,46 @@ type uspOptions struct {
 	broker      string
 	endpointID  string            // default os:: + the machine's serial
 	topic       string            // default usp/agents/<endpoint ID>
-	controllers map[string]string // endpoint ID -> its topic
+	controllers map[string]usp.Controller // by endpoint ID
 }
 
 func uspFlags(fs *flag.FlagSet, o *uspOptions) {
 	fs.StringVar(&o.broker, "usp-broker", "", "MQTT broker of the TR-369 (USP) agent, tcp://HOST:PORT (default: no agent)")
 	fs.StringVar(&o.endpointID, "usp-endpoint-id", "", "the agent's USP endpoint ID (default os:: and an ID derived from the machine)")
 	fs.StringVar(&o.topic, "usp-topic", "", "the agent's MQTT topic (default usp/agents/ENDPOINT-ID)")
-	fs.Func("usp-controller", "a USP controller the agent answers, ENDPOINT_ID=TOPIC (repeatable)", func(s string) error {
-		id, topic, ok := strings.Cut(s, "=")
-		if !ok {
-			return errors.New("want ENDPOINT_ID=TOPIC")
-		}
-		if err := usp.CheckEndpointID(id); err != nil {
+	fs.Func("usp-controller", "a USP controller the agent answers, ENDPOINT_ID=TOPIC, the operator's, or ENDPOINT_ID=TOPIC,developer=NAME, acting for developer NAME on its chutes only (repeatable)", func(s string) error {
+		id, c, err := parseController(s)
+		if err != nil {
 			return err
 		}
-		if err := mqttmtp.CheckTopic(topic); err != nil {
-			return fmt.Errorf("topic %q: %w", topic, err)
-		}
 		if o.controllers == nil {
-			o.controllers = map[string]string{}
+			o.controllers = map[string]usp.Controller{}
 		}
-		o.controllers[id] = topic
+		o.controllers[id] = c
 		return nil
 	})
+}
+
+// parseController reads --usp-controller's ENDPOINT_ID=TOPIC[,developer=NAME].
+func parseController(s string) (string, usp.Controller, error) {
+	id, topic, ok := strings.Cut(s, "=")
+	if !ok {
+		return "", usp.Controller{}, errors.New("want ENDPOINT_ID=TOPIC[,developer=NAME]")
+	}
+	if err := usp.CheckEndpointID(id); err != nil {
+		return "", usp.Controller{}, err
+	}
+	c := usp.Controller{Topic: topic}
+	if i := strings.LastIndex(topic, ",developer="); i >= 0 {
+		c.Topic, c.Developer = topic[:i], topic[i+len(",developer="):]
+		if err := (&tenant.Spec{Name: c.Developer}).Validate(); err != nil {
+			return "", usp.Controller{}, err
+		}
+	}
+	if err := mqttmtp.CheckTopic(c.Topic); err != nil {
+		return "", usp.Controller{}, fmt.Errorf("topic %q: %w", c.Topic, err)
+	}
+	return id, c, nil
 }
 
 // check refuses USP flags that cannot work, before anything starts.
@@ -77,7 +96,7 @@ func (o *uspOptions) check() error {
 // startUSP runs the agent, if configured, until the returned stop is
 // called. The gateway never depends on the broker: the agent reconnects
 // on its own and serve does not wait for it.
-func startUSP(o uspOptions, dataDir string, chutes usp.Chutes, logf func(string, ...any)) (stop func(), err error) {
+func startUSP(o uspOptions, dataDir string, mgr *chute.Manager, origin func(string, chute.Actor) (chute.Origin, error), maxUpload int64, logf func(string, ...any)) (stop func(), err error) {
 	if o.broker == "" {
 		return func() {}, nil
 	}
@@ -95,13 +114,16 @@ func startUSP(o uspOptions, dataDir string, chutes usp.Chutes, logf func(string,
 	}
 	vendor, model := hardware()
 	agent, err := usp.New(usp.Config{
-		EndpointID: id, Controllers: o.controllers, Chutes: chutes, Logf: logf,
+		EndpointID: id, Controllers: o.controllers, Chutes: mgr, Origin: origin, Logf: logf,
+		Available: func() (uint64, uint64) { return available(dataDir) },
+		Download:  usp.Download{MaxSize: maxUpload},
 		Device: usp.DeviceInfo{Manufacturer: vendor, ModelName: model, SerialNumber: serial,
 			SoftwareVersion: buildVersion(), UpTime: upTime},
 	})
 	if err != nil {
 		return nil, err
 	}
+	mgr.OnChangeEnd(agent.ChangeEnded)
 	client, err := mqttmtp.New(mqttmtp.Config{Broker: o.broker, ClientID: id, Topic: topic, Logf: logf})
 	if err != nil {
 		return nil, err
@@ -157,4 +179,21 @@ func upTime() time.Duration {
 		return 0
 	}
 	return time.Duration(si.Uptime) * time.Second
+}
+
+// available is the memory (MemAvailable) and the data filesystem's space
+// left, in KiB; 0 when unknown.
+func available(dataDir string) (mem, disk uint64) {
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		for line := range strings.Lines(string(b)) {
+			if v, ok := strings.CutPrefix(line, "MemAvailable:"); ok {
+				mem, _ = strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			}
+		}
+	}
+	var st unix.Statfs_t
+	if unix.Statfs(dataDir, &st) == nil {
+		disk = st.Bavail * uint64(st.Bsize) >> 10
+	}
+	return mem, disk
 }

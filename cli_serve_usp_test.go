@@ -10,6 +10,7 @@ import (
 
 	"paradrop/examples"
 	"paradrop/internal/mosquitto"
+	"paradrop/usp"
 	"paradrop/usp/codec"
 )
 
@@ -24,6 +25,8 @@ func TestServeUSPFlags(t *testing.T) {
 		{"--usp-broker", "tcp://127.0.0.1:1883", "--usp-controller", "self::ctrl"},
 		{"--usp-broker", "tcp://127.0.0.1:1883", "--usp-controller", "ctrl=usp/c"},
 		{"--usp-broker", "tcp://127.0.0.1:1883", "--usp-controller", "self::ctrl=usp/#"},
+		{"--usp-broker", "tcp://127.0.0.1:1883", "--usp-controller", "self::ctrl=usp/c,developer=Bad Name"},
+		{"--usp-broker", "tcp://127.0.0.1:1883", "--usp-controller", "self::ctrl=usp/c,developer="},
 		append([]string{"--usp-broker", "tcp://127.0.0.1:1883", "--usp-endpoint-id", "os::a b"}, ctrl...),
 		append([]string{"--usp-broker", "tcp://127.0.0.1:1883", "--usp-topic", "usp/+/a"}, ctrl...),
 	} {
@@ -55,7 +58,7 @@ func TestServeUSP(t *testing.T) {
 	b.Stop()
 	const agentID, ctrlID = "os::serve-test", "self::ctrl"
 	d := startLimitedDaemon(t, serveOptions{maxUpload: 8 << 20, usp: uspOptions{
-		broker: b.URL(), endpointID: agentID, controllers: map[string]string{ctrlID: "usp/controllers/ctrl"},
+		broker: b.URL(), endpointID: agentID, controllers: map[string]usp.Controller{ctrlID: {Topic: "usp/controllers/ctrl"}},
 	}})
 	d.health(t) // the broker is down
 	pkg, err := examples.Package("name: usptest\nversion: 1.2.0\ncommand: [/bin/sleep, \"1000\"]\n", nil)

@@ -10,3 +10,9 @@ const (
 	codeNotTable     = 7018 // GetInstances on an object that is not a table
 	codeInvalidPath  = 7026 // not in the supported or instantiated model
 )
+
+// The codes of commands and their failures.
+const (
+	codeCommandFailure = 7022 // the command ran and failed
+	codeCommandArgs    = 7027 // invalid command arguments
+)
