@@ -25,8 +25,8 @@ import (
 // uspOptions configure the TR-369 agent; it runs when broker is set.
 type uspOptions struct {
 	broker      string
-	endpointID  string            // default os:: + the machine's serial
-	topic       string            // default usp/agents/<endpoint ID>
+	endpointID  string                    // default os:: + the machine's serial
+	topic       string                    // default usp/agents/<endpoint ID>
 	controllers map[string]usp.Controller // by endpoint ID
 }
 
