@@ -1,0 +1,310 @@
+package main
+
+import (
+	"bytes"
+	"encoding/base64"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+	"google.golang.org/protobuf/proto"
+
+	"paradrop/api"
+	"paradrop/chute/signature"
+	"paradrop/chute/signature/signaturetest"
+	"paradrop/examples"
+	"paradrop/internal/mosquitto"
+	"paradrop/usp"
+	"paradrop/usp/codec"
+)
+
+// uspController drives a daemon's agent over a real broker.
+type uspController struct {
+	t       *testing.T
+	cl      mqtt.Client
+	in      chan mqtt.Message
+	agentID string
+	n       int
+	kept    []kept
+}
+
+func (c *uspController) request(req *codec.Request, typ codec.Header_MsgType) string {
+	c.t.Helper()
+	c.n++
+	id := fmt.Sprintf("req-%d", c.n)
+	data, err := codec.Wrap(&codec.Msg{Header: &codec.Header{MsgId: id, MsgType: typ},
+		Body: &codec.Body{MsgBody: &codec.Body_Request{Request: req}}}, "self::ctrl", c.agentID)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	if tok := c.cl.Publish("usp/agents/"+c.agentID+"/reply-to=usp%2Fcontrollers%2Fctrl", 1, false, data); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		c.t.Fatal(tok.Error())
+	}
+	return id
+}
+
+// next returns the first message, received or kept from before, for which
+// match is true; the others are kept for later.
+func (c *uspController) next(what string, match func(*codec.Msg) bool) ([]byte, *codec.Msg) {
+	c.t.Helper()
+	for i, k := range c.kept {
+		if match(k.msg) {
+			c.kept = append(c.kept[:i:i], c.kept[i+1:]...)
+			return k.raw, k.msg
+		}
+	}
+	deadline := time.After(60 * time.Second)
+	for {
+		select {
+		case m := <-c.in:
+			_, msg, err := codec.Unwrap(m.Payload(), "self::ctrl", 1<<20)
+			if err != nil {
+				continue
+			}
+			if match(msg) {
+				return m.Payload(), msg
+			}
+			if len(c.kept) < 1000 {
+				c.kept = append(c.kept, kept{m.Payload(), msg})
+			}
+		case <-deadline:
+			c.t.Fatalf("no %s", what)
+		}
+	}
+}
+
+type kept struct {
+	raw []byte
+	msg *codec.Msg
+}
+
+// operate runs a command and returns its OperateResp result.
+func (c *uspController) operate(cmd string, args map[string]string) *codec.OperateResp_OperationResult {
+	c.t.Helper()
+	id := c.request(&codec.Request{ReqType: &codec.Request_Operate{Operate: &codec.Operate{
+		Command: cmd, CommandKey: "key-" + cmd, SendResp: true, InputArgs: args}}}, codec.Header_OPERATE)
+	_, m := c.next("answer to "+cmd, func(m *codec.Msg) bool { return m.Header.MsgId == id })
+	res := m.GetBody().GetResponse().GetOperateResp().GetOperationResults()
+	if len(res) != 1 {
+		c.t.Fatalf("%s: answer %v", cmd, m)
+	}
+	return res[0]
+}
+
+// complete waits for the OperationComplete of the command key.
+func (c *uspController) complete(cmd string) *codec.Notify_OperationComplete {
+	c.t.Helper()
+	_, m := c.next("OperationComplete of "+cmd, func(m *codec.Msg) bool {
+		return m.GetBody().GetRequest().GetNotify().GetOperComplete().GetCommandKey() == "key-"+cmd
+	})
+	return m.GetBody().GetRequest().GetNotify().GetOperComplete()
+}
+
+// duEvent waits for a DUStateChange! of op.
+func (c *uspController) duEvent(op string) ([]byte, map[string]string) {
+	c.t.Helper()
+	raw, m := c.next("DUStateChange! "+op, func(m *codec.Msg) bool {
+		ev := m.GetBody().GetRequest().GetNotify().GetEvent()
+		return ev.GetEventName() == "DUStateChange!" && ev.Params["OperationPerformed"] == op
+	})
+	return raw, m.GetBody().GetRequest().GetNotify().GetEvent().Params
+}
+
+// get returns one parameter's value.
+func (c *uspController) get(path string) string {
+	c.t.Helper()
+	id := c.request(&codec.Request{ReqType: &codec.Request_Get{Get: &codec.Get{ParamPaths: []string{path}}}}, codec.Header_GET)
+	_, m := c.next("answer to Get "+path, func(m *codec.Msg) bool { return m.Header.MsgId == id })
+	for _, r := range m.GetBody().GetResponse().GetGetResp().GetReqPathResults() {
+		for _, res := range r.ResolvedPathResults {
+			for _, v := range res.ResultParams {
+				return v
+			}
+		}
+	}
+	return ""
+}
+
+func (c *uspController) waitValue(path, want string) {
+	c.t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		got := c.get(path)
+		if got == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("%s = %q, want %q", path, got, want)
+		}
+	}
+}
+
+// A controller installs a signed chute from a URL, stops, starts, updates
+// and uninstalls it through a real daemon's agent and a real broker; each
+// install, update and uninstall ends with OperationComplete and
+// DUStateChange!, an install through the API too; a missing signature URL
+// is refused before the package is unpacked.
+func TestServeUSPOperate(t *testing.T) {
+	if _, err := exec.LookPath("protoc"); err != nil {
+		t.Skip("protoc not installed (apt-get install protobuf-compiler)")
+	}
+	key := signaturetest.NewKey(t)
+	pub, err := signature.ParseKey(key.Line())
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string][]byte{}
+	for _, v := range []string{"1.0.0", "2.0.0"} {
+		pkg, err := examples.Package("name: uspops\nversion: "+v+"\ncommand: [/bin/sleep, \"1000\"]\n", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files["/uspops-"+v+".tgz"] = pkg
+		files["/uspops-"+v+".tgz.minisig"] = key.SignBytes(t, pkg)
+	}
+	web := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, ok := files[r.URL.Path]
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		w.Write(b)
+	}))
+	defer web.Close()
+
+	b := mosquitto.Start(t)
+	const agentID = "os::ops-test"
+	in := make(chan mqtt.Message, 100)
+	ctrl := &uspController{t: t, cl: b.Client(t, "ctrl", "usp/controllers/ctrl/#", in), in: in, agentID: agentID}
+	d := startLimitedDaemon(t, serveOptions{maxUpload: 8 << 20, signing: api.Signing{Keys: []signature.Key{pub}, Required: true},
+		usp: uspOptions{broker: b.URL(), endpointID: agentID, controllers: map[string]usp.Controller{"self::ctrl": {Topic: "usp/controllers/ctrl"}}}})
+	ctrl.next("Boot!", func(m *codec.Msg) bool {
+		return m.GetBody().GetRequest().GetNotify().GetEvent().GetEventName() == "Boot!"
+	})
+	base := "http://" + d.addr
+	t.Cleanup(func() { apiCall(t, base, d.token, "DELETE", "/api/v1/chutes/uspops?wait=1", "") })
+
+	t.Run("a missing signature is refused before unpack", func(t *testing.T) {
+		ctrl.t = t
+		res := ctrl.operate("Device.SoftwareModules.InstallDU()", map[string]string{
+			"URL": web.URL + "/uspops-1.0.0.tgz", "X_ParaDrop_SignatureURL": web.URL + "/nope.minisig"})
+		if !strings.HasPrefix(res.GetReqObjPath(), "Device.LocalAgent.Request.") {
+			t.Fatalf("answer %v", res)
+		}
+		oc := ctrl.complete("Device.SoftwareModules.InstallDU()")
+		if oc.GetCmdFailure().GetErrCode() == 0 || !strings.Contains(oc.GetCmdFailure().GetErrMsg(), "nope.minisig") {
+			t.Errorf("OperationComplete %v", oc)
+		}
+		if _, ev := ctrl.duEvent("Install"); ev["CurrentState"] != "Failed" {
+			t.Errorf("DUStateChange! %v", ev)
+		}
+		if n := ctrl.get("Device.SoftwareModules.DeploymentUnitNumberOfEntries"); n != "0" || d.stagingDirs(t) != 0 {
+			t.Errorf("%s DUs, %d staging directories", n, d.stagingDirs(t))
+		}
+	})
+	t.Run("install", func(t *testing.T) {
+		ctrl.t = t
+		ctrl.operate("Device.SoftwareModules.InstallDU()", map[string]string{"URL": web.URL + "/uspops-1.0.0.tgz"})
+		oc := ctrl.complete("Device.SoftwareModules.InstallDU()")
+		ref := oc.GetReqOutputArgs().GetOutputArgs()["DeploymentUnitRef"]
+		if !strings.HasPrefix(ref, "Device.SoftwareModules.DeploymentUnit.") {
+			t.Fatalf("OperationComplete %v", oc)
+		}
+		raw, ev := ctrl.duEvent("Install")
+		if ev["CurrentState"] != "Installed" || ev["Version"] != "1.0.0" || ev["Fault.FaultCode"] != "0" || ev["DeploymentUnitRef"] != ref {
+			t.Errorf("DUStateChange! %v", ev)
+		}
+		// protoc reads what the agent sent, independently of its codec.
+		rec, msg := protocDecode(t, raw)
+		mustHave(t, rec, `from_id: "os::ops-test"`, `to_id: "self::ctrl"`)
+		mustHave(t, msg, `msg_type: NOTIFY`, `event_name: "DUStateChange!"`, `value: "Installed"`, `value: "Install"`)
+		if url := ctrl.get(ref + ".URL"); url != web.URL+"/uspops-1.0.0.tgz" {
+			t.Errorf("URL %q", url)
+		}
+	})
+	eu := "Device.SoftwareModules.ExecutionUnit.[Name==\"uspops\"]."
+	t.Run("stop and start", func(t *testing.T) {
+		ctrl.t = t
+		ctrl.waitValue(eu+"Status", "Active")
+		if res := ctrl.operate(eu+"SetRequestedState()", map[string]string{"RequestedState": "Idle"}); res.GetCmdFailure() != nil {
+			t.Fatalf("answer %v", res)
+		}
+		ctrl.waitValue(eu+"Status", "Idle")
+		ctrl.operate(eu+"SetRequestedState()", map[string]string{"RequestedState": "Active"})
+		ctrl.waitValue(eu+"Status", "Active")
+	})
+	du := "Device.SoftwareModules.DeploymentUnit.[Name==\"uspops\"]."
+	t.Run("update", func(t *testing.T) {
+		ctrl.t = t
+		ctrl.operate(du+"Update()", map[string]string{"URL": web.URL + "/uspops-2.0.0.tgz"})
+		if oc := ctrl.complete(du + "Update()"); oc.GetCmdFailure() != nil {
+			t.Fatalf("OperationComplete %v", oc)
+		}
+		if _, ev := ctrl.duEvent("Update"); ev["Version"] != "2.0.0" || ev["CurrentState"] != "Installed" {
+			t.Errorf("DUStateChange! %v", ev)
+		}
+		ctrl.waitValue(du+"Version", "2.0.0")
+	})
+	t.Run("an install through the API is told too", func(t *testing.T) {
+		ctrl.t = t
+		pkg, err := examples.Package("name: uspapi\nversion: 3.0.0\ncommand: [/bin/sleep, \"1000\"]\n", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req, _ := http.NewRequest("POST", base+"/api/v1/chutes?wait=1", bytes.NewReader(pkg))
+		req.Header.Set("Authorization", "Bearer "+d.token)
+		req.Header.Set("Paradrop-Signature", base64.StdEncoding.EncodeToString(key.SignBytes(t, pkg)))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil || resp.StatusCode/100 != 2 {
+			t.Fatalf("install: %v %v", resp, err)
+		}
+		resp.Body.Close()
+		defer apiCall(t, base, d.token, "DELETE", "/api/v1/chutes/uspapi?wait=1", "")
+		if _, ev := ctrl.duEvent("Install"); ev["Version"] != "3.0.0" {
+			t.Errorf("DUStateChange! %v", ev)
+		}
+	})
+	t.Run("uninstall", func(t *testing.T) {
+		ctrl.t = t
+		ctrl.operate(du+"Uninstall()", nil)
+		if oc := ctrl.complete(du + "Uninstall()"); oc.GetCmdFailure() != nil {
+			t.Fatalf("OperationComplete %v", oc)
+		}
+		if _, ev := ctrl.duEvent("Uninstall"); ev["CurrentState"] != "Uninstalled" {
+			t.Errorf("DUStateChange! %v", ev)
+		}
+		ctrl.waitValue(`Device.SoftwareModules.DeploymentUnit.[Name=="uspops"].Name`, "")
+	})
+}
+
+// protocDecode decodes a record and its message with Debian's protoc.
+func protocDecode(t *testing.T, data []byte) (rec, msg string) {
+	t.Helper()
+	run := func(typ string, in []byte) []byte {
+		cmd := exec.Command("protoc", "-Iusp/codec", "--decode="+typ, "usp-record-1-4.proto", "usp-msg-1-4.proto")
+		cmd.Stdin = bytes.NewReader(in)
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("protoc %s: %v", typ, err)
+		}
+		return out
+	}
+	var r codec.Record
+	if err := proto.Unmarshal(data, &r); err != nil {
+		t.Fatal(err)
+	}
+	return string(run("usp_record.Record", data)), string(run("usp.Msg", r.GetNoSessionContext().GetPayload()))
+}
+
+func mustHave(t *testing.T, text string, want ...string) {
+	t.Helper()
+	for _, w := range want {
+		if !strings.Contains(text, w) {
+			t.Errorf("no %q in\n%s", w, text)
+		}
+	}
+}
