@@ -60,6 +60,10 @@ type Config struct {
 	// Download bounds the fetch of a package: its size (default 256 MiB)
 	// and time (default 10 minutes).
 	Download Download
+	// Poll is how often ValueChange subscriptions are looked at (default
+	// 1 s); NotifyRetry the first wait before a notification is sent
+	// again (default 5 s, doubling).
+	Poll, NotifyRetry time.Duration
 	// MaxRecord bounds a record received (default 64 KiB); MaxResponse
 	// the answer built (default 1 MiB).
 	MaxRecord, MaxResponse int
@@ -81,6 +85,8 @@ type Agent struct {
 
 	seen     *recent       // answers to the Operates already run (recent.go)
 	ops      *operations   // the async commands running (request.go)
+	subs     *subscriptions
+	pending  *pending // notifications waiting for their NotifyResp (notify.go)
 	outbox   chan outgoing // notifications waiting to be sent (notify.go)
 	notifyID atomic.Uint64
 	boot     string // names this run in notification message IDs
@@ -122,9 +128,15 @@ func New(cfg Config) (*Agent, error) {
 		cfg.Logf = func(string, ...any) {}
 	}
 	cfg.Download = cfg.Download.withDefaults()
+	if cfg.Poll <= 0 {
+		cfg.Poll = time.Second
+	}
+	if cfg.NotifyRetry <= 0 {
+		cfg.NotifyRetry = 5 * time.Second
+	}
 	ctx, stop := context.WithCancel(context.Background())
 	return &Agent{cfg: cfg, nums: map[string]uint32{}, urls: map[string]string{}, ctx: ctx, stop: stop,
-		seen: newRecent(maxRecent), ops: newOperations(maxOperations),
+		seen: newRecent(maxRecent), ops: newOperations(maxOperations), subs: newSubscriptions(), pending: newPending(),
 		outbox: make(chan outgoing, maxOutbox), boot: rand.Text()[:8]}, nil
 }
 
@@ -143,28 +155,42 @@ func (a *Agent) Handle(data []byte) []byte {
 	default:
 		return nil
 	}
+	ctl, trusted := a.cfg.Controllers[rec.FromId]
 	req := msg.GetBody().GetRequest()
 	if req == nil {
-		return nil // a response or error: nothing asked of us yet
+		// A response: a NotifyResp ends a notification's retries.
+		if nr := msg.GetBody().GetResponse().GetNotifyResp(); nr != nil && trusted {
+			a.pending.ack(rec.FromId, msg.Header.MsgId)
+		}
+		return nil
 	}
-	ctl, ok := a.cfg.Controllers[rec.FromId]
-	if !ok {
+	if !trusted {
 		a.cfg.Logf("usp: request from %q, not a configured controller, refused", rec.FromId)
 		return a.answer(rec, msg, errorMsg(codePermission, "not a controller of this agent"))
 	}
-	op, isOperate := req.ReqType.(*codec.Request_Operate)
-	if !isOperate {
+	var body func() *codec.Body
+	switch r := req.ReqType.(type) {
+	case *codec.Request_Operate:
+		body = func() *codec.Body { return a.operate(rec.FromId, ctl, r.Operate) }
+	case *codec.Request_Add:
+		body = func() *codec.Body { return a.add(rec.FromId, r.Add) }
+	case *codec.Request_Set:
+		body = func() *codec.Body { return a.set(rec.FromId, ctl, r.Set) }
+	case *codec.Request_Delete:
+		body = func() *codec.Body { return a.remove(rec.FromId, ctl, r.Delete) }
+	default:
 		return a.answer(rec, msg, a.dispatch(rec.FromId, ctl, req))
 	}
-	// An Operate delivered again (MQTT's QoS 1 may) runs once: the same
-	// controller's same message ID gets the first answer again.
+	// A request that changes something, delivered again (MQTT's QoS 1
+	// may), runs once: the same controller's same message ID gets the
+	// first answer again.
 	key := rec.FromId + "\x00" + msg.Header.MsgId
 	if out, ok := a.seen.get(key); ok {
-		a.cfg.Logf("usp: Operate %q from %s again: not run twice", msg.Header.MsgId, rec.FromId)
+		a.cfg.Logf("usp: message %q from %s again: not run twice", msg.Header.MsgId, rec.FromId)
 		return out
 	}
-	out := a.answer(rec, msg, a.operate(rec.FromId, ctl, op.Operate))
-	if !op.Operate.SendResp {
+	out := a.answer(rec, msg, body())
+	if op := req.GetOperate(); op != nil && !op.SendResp {
 		out = nil
 	}
 	a.seen.put(key, out)
@@ -225,6 +251,12 @@ func respType(b *codec.Body) codec.Header_MsgType {
 		return codec.Header_GET_INSTANCES_RESP
 	case *codec.Response_OperateResp:
 		return codec.Header_OPERATE_RESP
+	case *codec.Response_AddResp:
+		return codec.Header_ADD_RESP
+	case *codec.Response_SetResp:
+		return codec.Header_SET_RESP
+	case *codec.Response_DeleteResp:
+		return codec.Header_DELETE_RESP
 	}
 	return codec.Header_ERROR
 }
@@ -250,6 +282,7 @@ func (a *Agent) Serve(ctx context.Context, c *mqttmtp.Client) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	a.wg.Go(func() { a.send(ctx, c) })
+	a.wg.Go(func() { a.watch(ctx) })
 	connected := func(ctx context.Context) {
 		for id, ctl := range a.cfg.Controllers {
 			rec, err := codec.ConnectRecord(a.cfg.EndpointID, id, c.Topic())

@@ -342,9 +342,9 @@ func TestRefusals(t *testing.T) {
 			t.Errorf("code %d", c)
 		}
 	})
-	t.Run("not supported yet", func(t *testing.T) {
+	t.Run("read-only", func(t *testing.T) {
 		set := &codec.Request{ReqType: &codec.Request_Set{Set: &codec.Set{UpdateObjs: []*codec.Set_UpdateObject{{ObjPath: "Device.DeviceInfo."}}}}}
-		if c := errCode(ask(t, a, ctrlID, set)); c != codeNotSupported {
+		if c := errCode(ask(t, a, ctrlID, set)); c != codeNotUpdatable {
 			t.Errorf("code %d", c)
 		}
 	})

@@ -19,11 +19,12 @@ const dataModelURI = "urn:broadband-forum-org:tr-181-2-18-0-usp"
 
 type valueType = codec.GetSupportedDMResp_ParamValueType
 
-// param is a parameter of the supported data model. All are read-only in
-// this version of the agent.
+// param is a parameter of the supported data model.
 type param struct {
 	name string
 	typ  valueType
+	// writable: a controller may set it (the others are read-only).
+	writable bool
 	// noValueChange: a ValueChange subscription ignores it (it changes
 	// all the time).
 	noValueChange bool
@@ -35,6 +36,9 @@ type object struct {
 	path   []string
 	params []param
 	keys   [][]string // unique key sets, for multi-instance objects
+	// writable: a controller may add and delete instances (the others
+	// are read-only).
+	writable bool
 }
 
 func (o *object) multi() bool { return o.path[len(o.path)-1] == "{i}" }
@@ -77,6 +81,12 @@ var (
 	requestObj = &object{path: []string{"Device", "LocalAgent", "Request", "{i}"}, params: []param{
 		{name: "Originator", typ: str}, {name: "Command", typ: str}, {name: "CommandKey", typ: str}, {name: "Status", typ: str},
 	}}
+	subscriptionObj = &object{path: []string{"Device", "LocalAgent", "Subscription", "{i}"}, params: []param{
+		{name: "Enable", typ: boolT, writable: true}, {name: "ID", typ: str, writable: true},
+		{name: "NotifType", typ: str, writable: true}, {name: "ReferenceList", typ: str, writable: true},
+		{name: "NotifRetry", typ: boolT, writable: true}, {name: "Recipient", typ: str}, {name: "Persistent", typ: boolT},
+		{name: "CreationDate", typ: str},
+	}, keys: [][]string{{"Recipient", "ID"}}, writable: true}
 	softwareModules = &object{path: []string{"Device", "SoftwareModules"}, params: []param{
 		{name: "ExecEnvNumberOfEntries", typ: uintT},
 		{name: "DeploymentUnitNumberOfEntries", typ: uintT}, {name: "ExecutionUnitNumberOfEntries", typ: uintT},
@@ -101,7 +111,7 @@ var (
 	}, keys: [][]string{{"EUID"}}}
 
 	// model lists them parents first.
-	model = []*object{device, deviceInfo, localAgent, controller, controllerMTP, controllerMQTT, requestObj,
+	model = []*object{device, deviceInfo, localAgent, controller, controllerMTP, controllerMQTT, requestObj, subscriptionObj,
 		softwareModules, execEnv, deploymentUnit, executionUnit}
 )
 
@@ -157,6 +167,7 @@ func (a *Agent) snapshot(from string, ctl Controller) *snapshot {
 			at(controllerMQTT, map[string]string{"Topic": a.cfg.Controllers[id].Topic}, n, "1"))
 	}
 	out = append(out, a.ops.instances(from)...)
+	out = append(out, a.subs.instances(from, a.recipient(from))...)
 	out = append(out, at(softwareModules, map[string]string{
 		"ExecEnvNumberOfEntries":        "1",
 		"DeploymentUnitNumberOfEntries": strconv.Itoa(len(chutes)),
@@ -201,6 +212,12 @@ func (a *Agent) snapshot(from string, ctl Controller) *snapshot {
 		}, n))
 	}
 	return newSnapshot(out)
+}
+
+// recipient is the path of the controller from's object.
+func (a *Agent) recipient(from string) string {
+	i := slices.Index(slices.Sorted(maps.Keys(a.cfg.Controllers)), from)
+	return "Device.LocalAgent.Controller." + strconv.Itoa(i+1)
 }
 
 // allocated is what the chute's manifest asks for: memory and disk in

@@ -219,7 +219,7 @@ func exists(p Path, n int, snap *snapshot) bool {
 func supportedObject(o *object, req *codec.GetSupportedDM) *codec.GetSupportedDMResp_SupportedObjectResult {
 	r := &codec.GetSupportedDMResp_SupportedObjectResult{
 		SupportedObjPath: strings.Join(o.path, ".") + ".",
-		Access:           codec.GetSupportedDMResp_OBJ_READ_ONLY,
+		Access:           objAccess(o),
 		IsMultiInstance:  o.multi(),
 	}
 	if req == nil {
@@ -244,6 +244,20 @@ func supportedParam(p param) *codec.GetSupportedDMResp_SupportedParamResult {
 		vc = codec.GetSupportedDMResp_VALUE_CHANGE_WILL_IGNORE
 	}
 	return &codec.GetSupportedDMResp_SupportedParamResult{
-		ParamName: p.name, Access: codec.GetSupportedDMResp_PARAM_READ_ONLY, ValueType: p.typ, ValueChange: vc,
+		ParamName: p.name, Access: paramAccess(p), ValueType: p.typ, ValueChange: vc,
 	}
+}
+
+func objAccess(o *object) codec.GetSupportedDMResp_ObjAccessType {
+	if o.writable {
+		return codec.GetSupportedDMResp_OBJ_ADD_DELETE
+	}
+	return codec.GetSupportedDMResp_OBJ_READ_ONLY
+}
+
+func paramAccess(p param) codec.GetSupportedDMResp_ParamAccessType {
+	if p.writable {
+		return codec.GetSupportedDMResp_PARAM_READ_WRITE
+	}
+	return codec.GetSupportedDMResp_PARAM_READ_ONLY
 }

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -20,8 +21,13 @@ import (
 // newest are dropped (and logged): the gateway never waits on the broker.
 const maxOutbox = 256
 
-// notifyRetry is how long a notification waits for the broker to be back.
-const notifyRetry = time.Minute
+// Retries of a notification not sent (the broker away) or not answered
+// (NotifRetry): TR-369's NotifRetryMinimumWaitInterval (5 s) doubling,
+// maxTries times in all.
+const (
+	maxTries   = 5
+	maxPending = 256
+)
 
 // outgoing is a notification for a controller, by endpoint ID.
 type outgoing struct {
@@ -29,8 +35,16 @@ type outgoing struct {
 	msg *codec.Msg
 }
 
-// notify queues n for the controller to.
-func (a *Agent) notify(to string, n *codec.Notify) {
+// notify queues n for the controller to; a subscription of to of type typ
+// on path, if any, gives it its ID and whether it asks a NotifyResp.
+func (a *Agent) notify(to, typ, path string, n *codec.Notify) {
+	if s := a.subs.matching(to, typ, path); s != nil {
+		n.SubscriptionId, n.SendResp = s.id, s.retry
+	}
+	a.queue(to, n)
+}
+
+func (a *Agent) queue(to string, n *codec.Notify) {
 	id := fmt.Sprintf("notify-%s-%d", a.boot, a.notifyID.Add(1))
 	msg := &codec.Msg{Header: &codec.Header{MsgId: id, MsgType: codec.Header_NOTIFY},
 		Body: &codec.Body{MsgBody: &codec.Body_Request{Request: &codec.Request{ReqType: &codec.Request_Notify{Notify: n}}}}}
@@ -41,37 +55,90 @@ func (a *Agent) notify(to string, n *codec.Notify) {
 	}
 }
 
+// waiting is a notification to send again.
+type waiting struct {
+	o     outgoing
+	tries int
+	next  time.Time
+}
+
+// pending are the notifications to send again: not sent yet, or sent
+// with send_resp and not answered, by controller and message ID.
+type pending struct {
+	mu sync.Mutex
+	m  map[string]*waiting
+}
+
+func newPending() *pending { return &pending{m: map[string]*waiting{}} }
+
+func pendingKey(to, id string) string { return to + "\x00" + id }
+
+// ack drops the notification a NotifyResp answers.
+func (p *pending) ack(from, id string) {
+	p.mu.Lock()
+	delete(p.m, pendingKey(from, id))
+	p.mu.Unlock()
+}
+
+// due takes the notifications to send again now.
+func (p *pending) due(now time.Time) []*waiting {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []*waiting
+	for _, w := range p.m {
+		if !now.Before(w.next) {
+			out = append(out, w)
+		}
+	}
+	return out
+}
+
+// sent records that w was tried: it stays (to be tried again, after
+// retry*2^tries) if it failed or awaits an answer, and tries are left.
+func (p *pending) sent(w *waiting, failed bool, retry time.Duration) bool {
+	key := pendingKey(w.o.to, w.o.msg.Header.MsgId)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	w.tries++
+	wantsResp := w.o.msg.GetBody().GetRequest().GetNotify().GetSendResp()
+	if (!failed && !wantsResp) || w.tries >= maxTries {
+		delete(p.m, key)
+		return failed
+	}
+	if _, ok := p.m[key]; !ok && len(p.m) >= maxPending {
+		return true
+	}
+	w.next = time.Now().Add(retry << (w.tries - 1))
+	p.m[key] = w
+	return false
+}
+
 // send publishes the notifications queued until ctx ends, each to its
-// controller's topic, waiting up to notifyRetry for a lost broker.
+// controller's topic, and sends again those due.
 func (a *Agent) send(ctx context.Context, c *mqttmtp.Client) {
+	tick := time.NewTicker(a.cfg.NotifyRetry / 5)
+	defer tick.Stop()
+	try := func(w *waiting) {
+		rec, err := codec.Wrap(w.o.msg, a.cfg.EndpointID, w.o.to)
+		if err == nil {
+			pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			err = c.Publish(pctx, a.cfg.Controllers[w.o.to].Topic, rec)
+			cancel()
+		}
+		if a.pending.sent(w, err != nil, a.cfg.NotifyRetry) {
+			a.cfg.Logf("usp: notification %s to %s given up: %v", w.o.msg.Header.MsgId, w.o.to, err)
+		}
+	}
 	for {
-		var o outgoing
 		select {
 		case <-ctx.Done():
 			return
-		case o = <-a.outbox:
-		}
-		rec, err := codec.Wrap(o.msg, a.cfg.EndpointID, o.to)
-		if err != nil {
-			a.cfg.Logf("usp: notification to %s: %v", o.to, err)
-			continue
-		}
-		deadline := time.Now().Add(notifyRetry)
-		for {
-			pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			err = c.Publish(pctx, a.cfg.Controllers[o.to].Topic, rec)
-			cancel()
-			if !errors.Is(err, mqttmtp.ErrNotConnected) || time.Now().After(deadline) {
-				break
+		case o := <-a.outbox:
+			try(&waiting{o: o})
+		case now := <-tick.C:
+			for _, w := range a.pending.due(now) {
+				try(w)
 			}
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(time.Second):
-			}
-		}
-		if err != nil {
-			a.cfg.Logf("usp: notification to %s: %v", o.to, err)
 		}
 	}
 }
@@ -79,7 +146,7 @@ func (a *Agent) send(ctx context.Context, c *mqttmtp.Client) {
 // notifyBoot tells every controller the agent has started (Device.Boot!).
 func (a *Agent) notifyBoot() {
 	for _, id := range slices.Sorted(maps.Keys(a.cfg.Controllers)) {
-		a.notify(id, &codec.Notify{Notification: &codec.Notify_Event_{Event: &codec.Notify_Event{
+		a.notify(id, "Event", "Device.Boot!", &codec.Notify{Notification: &codec.Notify_Event_{Event: &codec.Notify_Event{
 			ObjPath: "Device.", EventName: "Boot!",
 			Params: map[string]string{"CommandKey": "", "Cause": "LocalReboot", "FirmwareUpdated": "false", "ParameterMap": "{}"},
 		}}})
@@ -96,7 +163,7 @@ func (a *Agent) operationComplete(from, obj, command, key string, out map[string
 	} else {
 		oc.OperationResp = &codec.Notify_OperationComplete_ReqOutputArgs{ReqOutputArgs: &codec.Notify_OperationComplete_OutputArgs{OutputArgs: out}}
 	}
-	a.notify(from, &codec.Notify{Notification: &codec.Notify_OperComplete{OperComplete: oc}})
+	a.notify(from, "OperationComplete", obj+command, &codec.Notify{Notification: &codec.Notify_OperComplete{OperComplete: oc}})
 }
 
 // duOperations name chute changes as DUStateChange!'s OperationPerformed.
@@ -155,7 +222,7 @@ func (a *Agent) duStateChange(name string, owner chute.Owner, op string, start, 
 	}
 	for _, id := range slices.Sorted(maps.Keys(a.cfg.Controllers)) {
 		if a.cfg.Controllers[id].sees(owner) {
-			a.notify(id, &codec.Notify{Notification: &codec.Notify_Event_{Event: &codec.Notify_Event{
+			a.notify(id, "Event", "Device.SoftwareModules.DUStateChange!", &codec.Notify{Notification: &codec.Notify_Event_{Event: &codec.Notify_Event{
 				ObjPath: "Device.SoftwareModules.", EventName: "DUStateChange!", Params: params,
 			}}})
 		}
