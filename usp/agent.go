@@ -83,10 +83,10 @@ type Agent struct {
 	stop context.CancelFunc
 	wg   sync.WaitGroup
 
-	seen     *recent       // answers to the Operates already run (recent.go)
-	ops      *operations   // the async commands running (request.go)
+	seen     *recent     // answers to the Operates already run (recent.go)
+	ops      *operations // the async commands running (request.go)
 	subs     *subscriptions
-	pending  *pending // notifications waiting for their NotifyResp (notify.go)
+	pending  *pending      // notifications waiting for their NotifyResp (notify.go)
 	outbox   chan outgoing // notifications waiting to be sent (notify.go)
 	notifyID atomic.Uint64
 	boot     string // names this run in notification message IDs
