@@ -29,8 +29,15 @@ type uspController struct {
 	cl      mqtt.Client
 	in      chan mqtt.Message
 	agentID string
+	from    string // the controller's endpoint ID
+	topic   string // where it takes answers
 	n       int
 	kept    []kept
+}
+
+func newUSPController(t *testing.T, b *mosquitto.Broker, agentID, from, topic string) *uspController {
+	in := make(chan mqtt.Message, 100)
+	return &uspController{t: t, cl: b.Client(t, from, topic+"/#", in), in: in, agentID: agentID, from: from, topic: topic}
 }
 
 func (c *uspController) request(req *codec.Request, typ codec.Header_MsgType) string {
@@ -38,14 +45,20 @@ func (c *uspController) request(req *codec.Request, typ codec.Header_MsgType) st
 	c.n++
 	id := fmt.Sprintf("req-%d", c.n)
 	data, err := codec.Wrap(&codec.Msg{Header: &codec.Header{MsgId: id, MsgType: typ},
-		Body: &codec.Body{MsgBody: &codec.Body_Request{Request: req}}}, "self::ctrl", c.agentID)
+		Body: &codec.Body{MsgBody: &codec.Body_Request{Request: req}}}, c.from, c.agentID)
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	if tok := c.cl.Publish("usp/agents/"+c.agentID+"/reply-to=usp%2Fcontrollers%2Fctrl", 1, false, data); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+	c.publish(data)
+	return id
+}
+
+// publish sends a record to the agent, as MQTT's QoS 1 may more than once.
+func (c *uspController) publish(data []byte) {
+	c.t.Helper()
+	if tok := c.cl.Publish("usp/agents/"+c.agentID+"/reply-to="+strings.ReplaceAll(c.topic, "/", "%2F"), 1, false, data); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
 		c.t.Fatal(tok.Error())
 	}
-	return id
 }
 
 // next returns the first message, received or kept from before, for which
@@ -62,7 +75,7 @@ func (c *uspController) next(what string, match func(*codec.Msg) bool) ([]byte, 
 	for {
 		select {
 		case m := <-c.in:
-			_, msg, err := codec.Unwrap(m.Payload(), "self::ctrl", 1<<20)
+			_, msg, err := codec.Unwrap(m.Payload(), c.from, 1<<20)
 			if err != nil {
 				continue
 			}
@@ -178,10 +191,12 @@ func TestServeUSPOperate(t *testing.T) {
 
 	b := mosquitto.Start(t)
 	const agentID = "os::ops-test"
-	in := make(chan mqtt.Message, 100)
-	ctrl := &uspController{t: t, cl: b.Client(t, "ctrl", "usp/controllers/ctrl/#", in), in: in, agentID: agentID}
+	ctrl := newUSPController(t, b, agentID, "self::ctrl", "usp/controllers/ctrl")
+	dev := newUSPController(t, b, agentID, "self::dev", "usp/controllers/dev")
+	stranger := newUSPController(t, b, agentID, "self::stranger", "usp/controllers/stranger")
 	d := startLimitedDaemon(t, serveOptions{maxUpload: 8 << 20, signing: api.Signing{Keys: []signature.Key{pub}, Required: true},
-		usp: uspOptions{broker: b.URL(), endpointID: agentID, controllers: map[string]usp.Controller{"self::ctrl": {Topic: "usp/controllers/ctrl"}}}})
+		usp: uspOptions{broker: b.URL(), endpointID: agentID, controllers: map[string]usp.Controller{
+			"self::ctrl": {Topic: "usp/controllers/ctrl"}, "self::dev": {Topic: "usp/controllers/dev", Developer: "acme"}}}})
 	ctrl.next("Boot!", func(m *codec.Msg) bool {
 		return m.GetBody().GetRequest().GetNotify().GetEvent().GetEventName() == "Boot!"
 	})
@@ -208,7 +223,22 @@ func TestServeUSPOperate(t *testing.T) {
 	})
 	t.Run("install", func(t *testing.T) {
 		ctrl.t = t
-		ctrl.operate("Device.SoftwareModules.InstallDU()", map[string]string{"URL": web.URL + "/uspops-1.0.0.tgz"})
+		// Delivered twice, as QoS 1 may: it runs once, and both get
+		// the same answer.
+		data, err := codec.Wrap(&codec.Msg{Header: &codec.Header{MsgId: "install-once", MsgType: codec.Header_OPERATE},
+			Body: &codec.Body{MsgBody: &codec.Body_Request{Request: &codec.Request{ReqType: &codec.Request_Operate{Operate: &codec.Operate{
+				Command: "Device.SoftwareModules.InstallDU()", CommandKey: "key-Device.SoftwareModules.InstallDU()", SendResp: true,
+				InputArgs: map[string]string{"URL": web.URL + "/uspops-1.0.0.tgz"}}}}}}}, "self::ctrl", agentID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctrl.publish(data)
+		ctrl.publish(data)
+		isAnswer := func(m *codec.Msg) bool { return m.Header.MsgId == "install-once" }
+		first, _ := ctrl.next("answer", isAnswer)
+		if again, _ := ctrl.next("answer again", isAnswer); !bytes.Equal(first, again) {
+			t.Error("the redelivery got another answer")
+		}
 		oc := ctrl.complete("Device.SoftwareModules.InstallDU()")
 		ref := oc.GetReqOutputArgs().GetOutputArgs()["DeploymentUnitRef"]
 		if !strings.HasPrefix(ref, "Device.SoftwareModules.DeploymentUnit.") {
@@ -227,12 +257,64 @@ func TestServeUSPOperate(t *testing.T) {
 		}
 	})
 	eu := "Device.SoftwareModules.ExecutionUnit.[Name==\"uspops\"]."
-	t.Run("stop and start", func(t *testing.T) {
+	t.Run("others' controllers touch nothing", func(t *testing.T) {
+		ctrl.t, dev.t, stranger.t = t, t, t
+		if n := dev.get("Device.SoftwareModules.DeploymentUnitNumberOfEntries"); n != "0" {
+			t.Errorf("the developer's controller sees %s DUs", n)
+		}
+		for c, code := range map[*uspController]uint32{dev: 7026, stranger: 7006} {
+			id := c.request(&codec.Request{ReqType: &codec.Request_Operate{Operate: &codec.Operate{
+				Command: "Device.SoftwareModules.DeploymentUnit.*.Uninstall()", SendResp: true}}}, codec.Header_OPERATE)
+			_, m := c.next("answer to "+c.from, func(m *codec.Msg) bool { return m.Header.MsgId == id })
+			res := m.GetBody().GetResponse().GetOperateResp().GetOperationResults()
+			if e := m.GetBody().GetError(); (e == nil || e.ErrCode != code) && !(code == 7026 && len(res) == 0) {
+				t.Errorf("%s: answer %v", c.from, m)
+			}
+			id = c.request(&codec.Request{ReqType: &codec.Request_Operate{Operate: &codec.Operate{
+				Command: "Device.SoftwareModules.DeploymentUnit.1.Uninstall()", SendResp: true}}}, codec.Header_OPERATE)
+			if _, m = c.next("answer to "+c.from, func(m *codec.Msg) bool { return m.Header.MsgId == id }); m.GetBody().GetError().GetErrCode() != code {
+				t.Errorf("%s: answer %v", c.from, m)
+			}
+		}
+		time.Sleep(time.Second)
+		ctrl.waitValue(eu+"Status", "Active")
+	})
+	var answered string // a notification answered with NotifyResp
+	t.Run("stop and start, told by a subscription", func(t *testing.T) {
 		ctrl.t = t
 		ctrl.waitValue(eu+"Status", "Active")
+		id := ctrl.request(&codec.Request{ReqType: &codec.Request_Add{Add: &codec.Add{CreateObjs: []*codec.Add_CreateObject{{
+			ObjPath: "Device.LocalAgent.Subscription.", ParamSettings: []*codec.Add_CreateParamSetting{
+				{Param: "ID", Value: "eu"}, {Param: "Enable", Value: "true"}, {Param: "NotifType", Value: "ValueChange"},
+				{Param: "ReferenceList", Value: "Device.SoftwareModules.ExecutionUnit.*.Status"}, {Param: "NotifRetry", Value: "true"},
+			}}}}}}, codec.Header_ADD)
+		if _, m := ctrl.next("AddResp", func(m *codec.Msg) bool { return m.Header.MsgId == id }); m.GetBody().GetResponse().GetAddResp() == nil {
+			t.Fatalf("answer %v", m)
+		}
+		time.Sleep(2 * time.Second) // the subscription's first look
 		if res := ctrl.operate(eu+"SetRequestedState()", map[string]string{"RequestedState": "Idle"}); res.GetCmdFailure() != nil {
 			t.Fatalf("answer %v", res)
 		}
+		raw, m := ctrl.next("ValueChange to Idle", func(m *codec.Msg) bool {
+			return m.GetBody().GetRequest().GetNotify().GetValueChange().GetParamValue() == "Idle"
+		})
+		n := m.GetBody().GetRequest().GetNotify()
+		if n.SubscriptionId != "eu" || !n.SendResp || !strings.HasSuffix(n.GetValueChange().ParamPath, ".Status") {
+			t.Errorf("notification %v", n)
+		}
+		_, msg := protocDecode(t, raw)
+		mustHave(t, msg, `value_change {`, `param_value: "Idle"`, `subscription_id: "eu"`)
+		// Not answered, it comes again (after NotifRetry's 5 s); answered,
+		// it stops.
+		_, m2 := ctrl.next("ValueChange again", func(m2 *codec.Msg) bool { return m2.Header.MsgId == m.Header.MsgId })
+		data, err := codec.Wrap(&codec.Msg{Header: &codec.Header{MsgId: m2.Header.MsgId, MsgType: codec.Header_NOTIFY_RESP},
+			Body: &codec.Body{MsgBody: &codec.Body_Response{Response: &codec.Response{RespType: &codec.Response_NotifyResp{
+				NotifyResp: &codec.NotifyResp{SubscriptionId: "eu"}}}}}}, "self::ctrl", agentID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctrl.publish(data)
+		answered = m2.Header.MsgId
 		ctrl.waitValue(eu+"Status", "Idle")
 		ctrl.operate(eu+"SetRequestedState()", map[string]string{"RequestedState": "Active"})
 		ctrl.waitValue(eu+"Status", "Active")
@@ -278,6 +360,27 @@ func TestServeUSPOperate(t *testing.T) {
 			t.Errorf("DUStateChange! %v", ev)
 		}
 		ctrl.waitValue(`Device.SoftwareModules.DeploymentUnit.[Name=="uspops"].Name`, "")
+	})
+	t.Run("an answered notification and a redelivered install come no more", func(t *testing.T) {
+		ctrl.t = t
+		time.Sleep(11 * time.Second) // past the answered notification's next retry
+		for {
+			select {
+			case m := <-ctrl.in:
+				if _, msg, err := codec.Unwrap(m.Payload(), ctrl.from, 1<<20); err == nil {
+					ctrl.kept = append(ctrl.kept, kept{m.Payload(), msg})
+				}
+				continue
+			default:
+			}
+			break
+		}
+		for _, k := range ctrl.kept {
+			n := k.msg.GetBody().GetRequest().GetNotify()
+			if k.msg.Header.MsgId == answered || n.GetOperComplete().GetCommandKey() == "key-Device.SoftwareModules.InstallDU()" {
+				t.Errorf("again: %v", k.msg)
+			}
+		}
 	})
 }
 
