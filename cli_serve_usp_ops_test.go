@@ -179,6 +179,17 @@ func TestServeUSPOperate(t *testing.T) {
 		files["/uspops-"+v+".tgz"] = pkg
 		files["/uspops-"+v+".tgz.minisig"] = key.SignBytes(t, pkg)
 	}
+	// acme's, signed by its key (the first) and by the operator's.
+	acmeKey := signaturetest.NewKey(t)
+	for _, name := range []string{"acme1", "acme2"} {
+		pkg, err := examples.Package("name: "+name+"\nversion: 1.0.0\ncommand: [/bin/sleep, \"1000\"]\n", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files["/"+name+".tgz"] = pkg
+		files["/"+name+".tgz.minisig"] = acmeKey.SignBytes(t, pkg)
+		files["/"+name+".tgz.operator.minisig"] = key.SignBytes(t, pkg)
+	}
 	web := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, ok := files[r.URL.Path]
 		if !ok {
@@ -360,6 +371,55 @@ func TestServeUSPOperate(t *testing.T) {
 			t.Errorf("DUStateChange! %v", ev)
 		}
 		ctrl.waitValue(`Device.SoftwareModules.DeploymentUnit.[Name=="uspops"].Name`, "")
+	})
+	t.Run("a developer's controller, on the developer's terms", func(t *testing.T) {
+		ctrl.t, dev.t = t, t
+		body := fmt.Sprintf(`{"name":"acme","keys":[%q],"quota":{"chutes":1}}`, acmeKey.Line())
+		req, _ := http.NewRequest("POST", base+"/api/v1/developers", strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+d.token)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil || resp.StatusCode/100 != 2 {
+			t.Fatalf("add developer: %v %v", resp, err)
+		}
+		resp.Body.Close()
+		t.Cleanup(func() { apiCall(t, base, d.token, "DELETE", "/api/v1/chutes/acme1?wait=1", "") })
+		install := func(name, sig string) *codec.Notify_OperationComplete {
+			t.Helper()
+			key := "dev-install-" + name + sig
+			id := dev.request(&codec.Request{ReqType: &codec.Request_Operate{Operate: &codec.Operate{
+				Command: "Device.SoftwareModules.InstallDU()", CommandKey: key, SendResp: true,
+				InputArgs: map[string]string{"URL": web.URL + "/" + name + ".tgz", "X_ParaDrop_SignatureURL": web.URL + "/" + name + ".tgz" + sig}}}}, codec.Header_OPERATE)
+			dev.next("answer", func(m *codec.Msg) bool { return m.Header.MsgId == id })
+			_, m := dev.next("OperationComplete", func(m *codec.Msg) bool {
+				return m.GetBody().GetRequest().GetNotify().GetOperComplete().GetCommandKey() == key
+			})
+			return m.GetBody().GetRequest().GetNotify().GetOperComplete()
+		}
+		// The operator's key does not sign acme's packages.
+		if oc := install("acme1", ".operator.minisig"); oc.GetCmdFailure().GetErrCode() != 7006 || !strings.Contains(oc.GetCmdFailure().GetErrMsg(), "not trusted") {
+			t.Errorf("signed by the operator's key: %v", oc)
+		}
+		if _, ev := dev.duEvent("Install"); ev["CurrentState"] != "Failed" {
+			t.Errorf("DUStateChange! %v", ev)
+		}
+		if oc := install("acme1", ".minisig"); oc.GetCmdFailure() != nil {
+			t.Fatalf("signed by acme's key: %v", oc)
+		}
+		// Both controllers are told; the chute is acme's.
+		if _, ev := dev.duEvent("Install"); ev["CurrentState"] != "Installed" {
+			t.Errorf("DUStateChange! %v", ev)
+		}
+		if v := ctrl.get(`Device.SoftwareModules.DeploymentUnit.[Name=="acme1"].Vendor`); v != "acme" {
+			t.Errorf("acme1's Vendor %q", v)
+		}
+		// acme's quota is one chute.
+		if oc := install("acme2", ".minisig"); oc.GetCmdFailure().GetErrCode() != 7006 || !strings.Contains(oc.GetCmdFailure().GetErrMsg(), "quota") {
+			t.Errorf("over quota: %v", oc)
+		}
+		if n := dev.get("Device.SoftwareModules.DeploymentUnitNumberOfEntries"); n != "1" {
+			t.Errorf("acme's controller sees %s DUs", n)
+		}
 	})
 	t.Run("an answered notification and a redelivered install come no more", func(t *testing.T) {
 		ctrl.t = t
