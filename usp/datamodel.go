@@ -135,13 +135,14 @@ var duNamespace = uuid.NewSHA1(uuid.NameSpaceURL, []byte("https://paradrop.org/u
 // scope ctl, sees it: a developer's controller sees its developer's chutes
 // only, and each controller its own requests.
 func (a *Agent) snapshot(from string, ctl Controller) *snapshot {
+	all := a.cfg.Chutes.List()
+	nums := a.numbers(all) // of all chutes: numbers are the gateway's
 	var chutes []chute.Info
-	for _, c := range a.cfg.Chutes.List() {
+	for _, c := range all {
 		if ctl.sees(c.Owner) {
 			chutes = append(chutes, c)
 		}
 	}
-	nums := a.numbers(a.cfg.Chutes.List())
 	d := a.cfg.Device
 	up := "0"
 	if d.UpTime != nil {

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"paradrop/chute"
 	"paradrop/usp/codec"
@@ -177,3 +178,31 @@ func TestPendingNotify(t *testing.T) {
 }
 
 func errOf(m *codec.Msg) uint32 { return m.GetBody().GetError().GetErrCode() }
+
+// FuzzSubscription: any Add, Set and Delete of subscriptions gets an
+// answer, never a panic, and a controller never holds more than its bound.
+func FuzzSubscription(f *testing.F) {
+	f.Add("ID", "x", "ReferenceList", "Device.SoftwareModules.ExecutionUnit.*.Status", "Device.LocalAgent.Subscription.1.", true)
+	f.Add("NotifType", "Event", "ReferenceList", "Device.SoftwareModules.DUStateChange!,Device.", "Device.LocalAgent.Subscription.*.", false)
+	f.Add("Enable", "true", "ReferenceList", "Device.[a==\"b\"].x()", `Device.LocalAgent.Subscription.[ID=="x"].`, true)
+	f.Fuzz(func(t *testing.T, p1, v1, p2, v2, path string, partial bool) {
+		for _, s := range []string{p1, v1, p2, v2, path} {
+			if !utf8.ValidString(s) {
+				return // protobuf's strings are UTF-8: no controller sends it
+			}
+		}
+		a, _ := scopedAgent(t)
+		for i := range 3 {
+			m := send(t, a, ctrlID, fmt.Sprint("a", i), addSub(partial, p1, v1, p2, v2, "NotifType", "ValueChange"))
+			if m.GetBody().GetError() == nil && m.GetBody().GetResponse().GetAddResp() == nil {
+				t.Fatalf("answer %v", m)
+			}
+		}
+		send(t, a, ctrlID, "s", setSub(path, p1, v1, p2, v2))
+		send(t, a, ctrlID, "d", deleteSub(path))
+		a.valueChanges()
+		if n := len(a.subs.all); n > 3 {
+			t.Fatalf("%d subscriptions", n)
+		}
+	})
+}
