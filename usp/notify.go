@@ -143,6 +143,19 @@ func (a *Agent) send(ctx context.Context, c *mqttmtp.Client) {
 	}
 }
 
+// event is an event of the supported data model, with its arguments.
+type event struct {
+	obj  *object
+	name string
+	args []string
+}
+
+var events = []event{
+	{obj: device, name: "Boot!", args: []string{"CommandKey", "Cause", "FirmwareUpdated", "ParameterMap"}},
+	{obj: softwareModules, name: "DUStateChange!", args: []string{"UUID", "DeploymentUnitRef", "Version", "CurrentState",
+		"Resolved", "ExecutionUnitRefList", "StartTime", "CompleteTime", "OperationPerformed", "Fault.FaultCode", "Fault.FaultString"}},
+}
+
 // notifyBoot tells every controller the agent has started (Device.Boot!).
 func (a *Agent) notifyBoot() {
 	for _, id := range slices.Sorted(maps.Keys(a.cfg.Controllers)) {

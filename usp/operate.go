@@ -32,17 +32,19 @@ type operation struct {
 // command is a command of the supported data model: on an object, sync or
 // async (answered at once, ended with OperationComplete).
 type command struct {
-	obj   *object
-	name  string
-	async bool
+	obj     *object
+	name    string
+	async   bool
+	in, out []string // argument names, as GetSupportedDM tells them
 	run   func(a *Agent, ctx context.Context, op operation) (map[string]string, error)
 }
 
 var commands = []command{
-	{obj: softwareModules, name: "InstallDU()", async: true, run: (*Agent).installDU},
-	{obj: deploymentUnit, name: "Update()", async: true, run: (*Agent).updateDU},
+	{obj: softwareModules, name: "InstallDU()", async: true, run: (*Agent).installDU,
+		in: []string{"URL", "ExecutionEnvRef", argSignatureURL}, out: []string{"DeploymentUnitRef"}},
+	{obj: deploymentUnit, name: "Update()", async: true, run: (*Agent).updateDU, in: []string{"URL", argSignatureURL}},
 	{obj: deploymentUnit, name: "Uninstall()", async: true, run: (*Agent).uninstallDU},
-	{obj: executionUnit, name: "SetRequestedState()", run: (*Agent).setRequestedState},
+	{obj: executionUnit, name: "SetRequestedState()", run: (*Agent).setRequestedState, in: []string{"RequestedState"}},
 	{obj: executionUnit, name: "Restart()", run: (*Agent).restartEU},
 }
 

@@ -2,6 +2,7 @@ package usp
 
 import (
 	"bytes"
+	"strings"
 	"testing"
 	"time"
 
@@ -172,4 +173,35 @@ func FuzzOperate(f *testing.F) {
 			t.Fatal("no answer")
 		}
 	})
+}
+
+// GetSupportedDM tells the commands, sync or async with their arguments,
+// and the events.
+func TestSupportedCommands(t *testing.T) {
+	a, _ := scopedAgent(t)
+	m := ask(t, a, ctrlID, &codec.Request{ReqType: &codec.Request_GetSupportedDm{GetSupportedDm: &codec.GetSupportedDM{
+		ObjPaths: []string{"Device.SoftwareModules.", "Device."}, FirstLevelOnly: true, ReturnCommands: true, ReturnEvents: true}}})
+	got := map[string]string{}
+	for _, r := range m.GetBody().GetResponse().GetGetSupportedDmResp().GetReqObjResults() {
+		for _, o := range r.SupportedObjs {
+			for _, c := range o.SupportedCommands {
+				got[o.SupportedObjPath+c.CommandName] = c.CommandType.String() + " " + strings.Join(c.InputArgNames, ",") + " -> " + strings.Join(c.OutputArgNames, ",")
+			}
+			for _, e := range o.SupportedEvents {
+				got[o.SupportedObjPath+e.EventName] = strings.Join(e.ArgNames, ",")
+			}
+		}
+	}
+	for k, v := range map[string]string{
+		"Device.SoftwareModules.InstallDU()": "CMD_ASYNC URL,ExecutionEnvRef," + argSignatureURL + " -> DeploymentUnitRef",
+		"Device.SoftwareModules.DUStateChange!": "UUID,DeploymentUnitRef,Version,CurrentState,Resolved,ExecutionUnitRefList,StartTime,CompleteTime,OperationPerformed,Fault.FaultCode,Fault.FaultString",
+		"Device.Boot!": "CommandKey,Cause,FirmwareUpdated,ParameterMap",
+	} {
+		if got[k] != v {
+			t.Errorf("%s: %q, want %q", k, got[k], v)
+		}
+	}
+	if len(got) != 3 {
+		t.Errorf("got %v", got)
+	}
 }
