@@ -36,7 +36,7 @@ type command struct {
 	name    string
 	async   bool
 	in, out []string // argument names, as GetSupportedDM tells them
-	run   func(a *Agent, ctx context.Context, op operation) (map[string]string, error)
+	run     func(a *Agent, ctx context.Context, op operation) (map[string]string, error)
 }
 
 var commands = []command{

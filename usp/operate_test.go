@@ -193,9 +193,9 @@ func TestSupportedCommands(t *testing.T) {
 		}
 	}
 	for k, v := range map[string]string{
-		"Device.SoftwareModules.InstallDU()": "CMD_ASYNC URL,ExecutionEnvRef," + argSignatureURL + " -> DeploymentUnitRef",
+		"Device.SoftwareModules.InstallDU()":    "CMD_ASYNC URL,ExecutionEnvRef," + argSignatureURL + " -> DeploymentUnitRef",
 		"Device.SoftwareModules.DUStateChange!": "UUID,DeploymentUnitRef,Version,CurrentState,Resolved,ExecutionUnitRefList,StartTime,CompleteTime,OperationPerformed,Fault.FaultCode,Fault.FaultString",
-		"Device.Boot!": "CommandKey,Cause,FirmwareUpdated,ParameterMap",
+		"Device.Boot!":                          "CommandKey,Cause,FirmwareUpdated,ParameterMap",
 	} {
 		if got[k] != v {
 			t.Errorf("%s: %q, want %q", k, got[k], v)
