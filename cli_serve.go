@@ -33,7 +33,7 @@ func init() {
 	})
 }
 
-const serveUsage = "serve [--uci FILE | [--data DIR] [--listen ADDR,...] [--max-upload BYTES] [--cgroup-parent PATH] [--memory-overcommit RATIO] [--gateway-ports LIST] [--allow-devices LIST] [--allow-caps LIST] [--metrics-open] [--tls-cert FILE --tls-key FILE] [--trusted-keys FILE [--require-signed]] [connection limits] [network flags] [--usp-broker tcp://HOST:PORT --usp-controller ID=TOPIC[,developer=NAME]... [--usp-endpoint-id ID] [--usp-topic TOPIC]]]"
+const serveUsage = "serve [--uci FILE | [--data DIR] [--listen ADDR,...] [--max-upload BYTES] [--cgroup-parent PATH] [--memory-overcommit RATIO] [--gateway-ports LIST] [--allow-devices LIST] [--allow-caps LIST] [--metrics-open] [--tls-cert FILE --tls-key FILE] [--trusted-keys FILE [--require-signed]] [connection limits] [network flags] [--usp-broker tcp://HOST:PORT --usp-controller ID=TOPIC[,developer=NAME]... [--usp-endpoint-id ID] [--usp-topic TOPIC] [--usp-ca FILE] [--usp-username NAME [--usp-password-file FILE]]]]"
 
 // serveOptions configure the daemon.
 type serveOptions struct {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"flag"
@@ -28,12 +30,18 @@ type uspOptions struct {
 	endpointID  string                    // default os:: + the machine's serial
 	topic       string                    // default usp/agents/<endpoint ID>
 	controllers map[string]usp.Controller // by endpoint ID
+	// MQTT over TLS (an ssl:// broker): the CA file (default the
+	// system's), and the user name and the file holding its password.
+	ca, username, passwordFile string
 }
 
 func uspFlags(fs *flag.FlagSet, o *uspOptions) {
-	fs.StringVar(&o.broker, "usp-broker", "", "MQTT broker of the TR-369 (USP) agent, tcp://HOST:PORT (default: no agent)")
+	fs.StringVar(&o.broker, "usp-broker", "", "MQTT broker of the TR-369 (USP) agent, tcp://HOST:PORT or ssl://HOST:PORT (default: no agent)")
 	fs.StringVar(&o.endpointID, "usp-endpoint-id", "", "the agent's USP endpoint ID (default os:: and an ID derived from the machine)")
 	fs.StringVar(&o.topic, "usp-topic", "", "the agent's MQTT topic (default usp/agents/ENDPOINT-ID)")
+	fs.StringVar(&o.ca, "usp-ca", "", "PEM file of the CAs that sign an ssl:// broker's certificate (default the system's)")
+	fs.StringVar(&o.username, "usp-username", "", "user name the agent gives the broker")
+	fs.StringVar(&o.passwordFile, "usp-password-file", "", "file holding the password the agent gives the broker (needs --usp-username)")
 	fs.Func("usp-controller", "a USP controller the agent answers, ENDPOINT_ID=TOPIC, the operator's, or ENDPOINT_ID=TOPIC,developer=NAME, acting for developer NAME on its chutes only (repeatable)", func(s string) error {
 		id, c, err := parseController(s)
 		if err != nil {
@@ -72,10 +80,24 @@ func parseController(s string) (string, usp.Controller, error) {
 // check refuses USP flags that cannot work, before anything starts.
 func (o *uspOptions) check() error {
 	if o.broker == "" {
-		if o.endpointID != "" || o.topic != "" || len(o.controllers) > 0 {
+		if o.endpointID != "" || o.topic != "" || len(o.controllers) > 0 || o.ca != "" || o.username != "" || o.passwordFile != "" {
 			return errors.New("the --usp-* flags need --usp-broker")
 		}
 		return nil
+	}
+	if o.ca != "" && !mqttmtp.Secure(o.broker) {
+		return errors.New("--usp-ca needs an ssl:// --usp-broker")
+	}
+	if o.passwordFile != "" && o.username == "" {
+		return errors.New("--usp-password-file needs --usp-username")
+	}
+	if _, err := o.tlsConfig(); err != nil {
+		return err
+	}
+	if o.passwordFile != "" {
+		if _, err := os.ReadFile(o.passwordFile); err != nil {
+			return fmt.Errorf("--usp-password-file: %w", err)
+		}
 	}
 	if len(o.controllers) == 0 {
 		return errors.New("--usp-broker needs at least one --usp-controller ENDPOINT_ID=TOPIC")
@@ -124,7 +146,18 @@ func startUSP(o uspOptions, dataDir string, mgr *chute.Manager, origin func(stri
 		return nil, err
 	}
 	mgr.OnChangeEnd(agent.ChangeEnded)
-	client, err := mqttmtp.New(mqttmtp.Config{Broker: o.broker, ClientID: id, Topic: topic, Logf: logf})
+	mc := mqttmtp.Config{Broker: o.broker, ClientID: id, Topic: topic, Logf: logf, Username: o.username}
+	if mc.TLS, err = o.tlsConfig(); err != nil {
+		return nil, err
+	}
+	if o.passwordFile != "" {
+		pw, err := os.ReadFile(o.passwordFile)
+		if err != nil {
+			return nil, fmt.Errorf("--usp-password-file: %w", err)
+		}
+		mc.Password = strings.TrimRight(string(pw), "\r\n")
+	}
+	client, err := mqttmtp.New(mc)
 	if err != nil {
 		return nil, err
 	}
@@ -136,6 +169,23 @@ func startUSP(o uspOptions, dataDir string, mgr *chute.Manager, origin func(stri
 	}()
 	logf("USP agent %s on %s, topic %s", id, o.broker, topic)
 	return func() { cancel(); <-done }, nil
+}
+
+// tlsConfig is the TLS of an ssl:// broker: its certificate verified
+// with --usp-ca's CAs, or the system's.
+func (o *uspOptions) tlsConfig() (*tls.Config, error) {
+	if o.ca == "" {
+		return nil, nil
+	}
+	pem, err := os.ReadFile(o.ca)
+	if err != nil {
+		return nil, fmt.Errorf("--usp-ca: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("--usp-ca %s: no PEM certificate", o.ca)
+	}
+	return &tls.Config{RootCAs: pool}, nil
 }
 
 // machineSerial is a stable ID of this machine: a hash of systemd's

@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"encoding/base64"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -19,6 +22,7 @@ import (
 	"paradrop/chute/signature/signaturetest"
 	"paradrop/examples"
 	"paradrop/internal/mosquitto"
+	"paradrop/tlscert"
 	"paradrop/usp"
 	"paradrop/usp/codec"
 )
@@ -469,5 +473,32 @@ func mustHave(t *testing.T, text string, want ...string) {
 		if !strings.Contains(text, w) {
 			t.Errorf("no %q in\n%s", w, text)
 		}
+	}
+}
+
+// serve's agent reaches an ssl:// broker, verifying it with --usp-ca and
+// logging in with --usp-username and --usp-password-file.
+func TestServeUSPTLS(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := tlscert.EnsureSelfSigned(dir, tlscert.Names{IPs: []net.IP{net.IPv4(127, 0, 0, 1)}}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	ca := filepath.Join(dir, tlscert.Dir, "cert.pem")
+	b := mosquitto.StartTLS(t, mosquitto.TLS{CertFile: ca, KeyFile: filepath.Join(dir, tlscert.Dir, "key.pem"),
+		Users: map[string]string{"gw": "s3cret"}})
+	pw := filepath.Join(t.TempDir(), "password")
+	if err := os.WriteFile(pw, []byte("s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	const agentID = "os::tls-test"
+	ctrl := newUSPController(t, b, agentID, "self::ctrl", "usp/controllers/ctrl") // on the plain listener
+	startLimitedDaemon(t, serveOptions{maxUpload: 8 << 20, usp: uspOptions{broker: b.TLSURL(), endpointID: agentID,
+		ca: ca, username: "gw", passwordFile: pw,
+		controllers: map[string]usp.Controller{"self::ctrl": {Topic: "usp/controllers/ctrl"}}}})
+	ctrl.next("Boot!", func(m *codec.Msg) bool {
+		return m.GetBody().GetRequest().GetNotify().GetEvent().GetEventName() == "Boot!"
+	})
+	if id := ctrl.get("Device.LocalAgent.EndpointID"); id != agentID {
+		t.Errorf("EndpointID %q", id)
 	}
 }

@@ -27,6 +27,11 @@ func TestServeUSPFlags(t *testing.T) {
 		{"--usp-broker", "tcp://127.0.0.1:1883", "--usp-controller", "self::ctrl=usp/#"},
 		{"--usp-broker", "tcp://127.0.0.1:1883", "--usp-controller", "self::ctrl=usp/c,developer=Bad Name"},
 		{"--usp-broker", "tcp://127.0.0.1:1883", "--usp-controller", "self::ctrl=usp/c,developer="},
+		append([]string{"--usp-broker", "tcp://127.0.0.1:1883", "--usp-ca", "/etc/hostname"}, ctrl...),            // not ssl://
+		append([]string{"--usp-broker", "ssl://127.0.0.1:8883", "--usp-ca", "/etc/hostname"}, ctrl...),            // no PEM
+		append([]string{"--usp-broker", "ssl://127.0.0.1:8883", "--usp-password-file", "/etc/hostname"}, ctrl...), // no user
+		append([]string{"--usp-broker", "ssl://127.0.0.1:8883", "--usp-username", "u", "--usp-password-file", "/nonexistent"}, ctrl...),
+		{"--usp-ca", "/etc/hostname"},
 		append([]string{"--usp-broker", "tcp://127.0.0.1:1883", "--usp-endpoint-id", "os::a b"}, ctrl...),
 		append([]string{"--usp-broker", "tcp://127.0.0.1:1883", "--usp-topic", "usp/+/a"}, ctrl...),
 	} {
