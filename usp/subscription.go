@@ -247,7 +247,7 @@ func (ss *subscriptions) matching(from, typ, path string) *subscription {
 			continue
 		}
 		for _, r := range s.refs {
-			if r == path || (strings.HasSuffix(r, ".") && strings.HasPrefix(path, r)) {
+			if refMatches(r, path) {
 				c := *s
 				return &c
 			}
@@ -277,4 +277,24 @@ func (ss *subscriptions) saw(s subscription, values map[string]string) {
 	if cur, ok := ss.all[s.num]; ok && slices.Equal(cur.refs, s.refs) && cur.typ == s.typ {
 		cur.last = values
 	}
+}
+
+// refMatches says whether a ReferenceList path names path (an event's or
+// a command's): the same, or an object above it; "*" stands for any
+// instance number.
+func refMatches(ref, path string) bool {
+	rs, ps := strings.Split(ref, "."), strings.Split(path, ".")
+	object := strings.HasSuffix(ref, ".")
+	if object {
+		rs = rs[:len(rs)-1]
+	}
+	if len(rs) > len(ps) || (!object && len(rs) != len(ps)) {
+		return false
+	}
+	for i, r := range rs {
+		if r != ps[i] && (r != "*" || !instanceNumber(ps[i])) {
+			return false
+		}
+	}
+	return true
 }

@@ -206,3 +206,24 @@ func FuzzSubscription(f *testing.F) {
 		}
 	})
 }
+
+func TestRefMatches(t *testing.T) {
+	for _, tc := range []struct {
+		ref, path string
+		want      bool
+	}{
+		{"Device.SoftwareModules.DUStateChange!", "Device.SoftwareModules.DUStateChange!", true},
+		{"Device.SoftwareModules.", "Device.SoftwareModules.DUStateChange!", true},
+		{"Device.", "Device.Boot!", true},
+		{"Device.SoftwareModules.DeploymentUnit.*.Update()", "Device.SoftwareModules.DeploymentUnit.3.Update()", true},
+		{"Device.SoftwareModules.DeploymentUnit.*.", "Device.SoftwareModules.DeploymentUnit.3.Uninstall()", true},
+		{"Device.SoftwareModules.DeploymentUnit.2.Update()", "Device.SoftwareModules.DeploymentUnit.3.Update()", false},
+		{"Device.SoftwareModules.DeploymentUnit.*.Update()", "Device.SoftwareModules.DeploymentUnit.x.Update()", false},
+		{"Device.Soft", "Device.SoftwareModules.DUStateChange!", false},
+		{"Device.SoftwareModules.DUStateChange", "Device.SoftwareModules.DUStateChange!", false},
+	} {
+		if got := refMatches(tc.ref, tc.path); got != tc.want {
+			t.Errorf("%s on %s: %v", tc.ref, tc.path, got)
+		}
+	}
+}
