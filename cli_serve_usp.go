@@ -10,6 +10,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -33,6 +34,9 @@ type uspOptions struct {
 	// MQTT over TLS (an ssl:// broker): the CA file (default the
 	// system's), and the user name and the file holding its password.
 	ca, username, passwordFile string
+	// developersReachAll lets developers' controllers download from any
+	// address, loopback too: for tests, whose packages are served there.
+	developersReachAll bool
 }
 
 func uspFlags(fs *flag.FlagSet, o *uspOptions) {
@@ -138,7 +142,7 @@ func startUSP(o uspOptions, dataDir string, mgr *chute.Manager, origin func(stri
 	agent, err := usp.New(usp.Config{
 		EndpointID: id, Controllers: o.controllers, Chutes: mgr, Origin: origin, Logf: logf,
 		Available: func() (uint64, uint64) { return available(dataDir) },
-		Download:  usp.Download{MaxSize: maxUpload},
+		Download:  usp.Download{MaxSize: maxUpload, Public: o.publicClient()},
 		Device: usp.DeviceInfo{Manufacturer: vendor, ModelName: model, SerialNumber: serial,
 			SoftwareVersion: buildVersion(), UpTime: upTime},
 	})
@@ -169,6 +173,15 @@ func startUSP(o uspOptions, dataDir string, mgr *chute.Manager, origin func(stri
 	}()
 	logf("USP agent %s on %s, topic %s", id, o.broker, topic)
 	return func() { cancel(); <-done }, nil
+}
+
+// publicClient is the client of developers' downloads: nil, the agent's
+// own that reaches public addresses only, except in tests.
+func (o *uspOptions) publicClient() *http.Client {
+	if o.developersReachAll {
+		return &http.Client{}
+	}
+	return nil
 }
 
 // tlsConfig is the TLS of an ssl:// broker: its certificate verified

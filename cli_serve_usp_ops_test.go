@@ -210,7 +210,7 @@ func TestServeUSPOperate(t *testing.T) {
 	dev := newUSPController(t, b, agentID, "self::dev", "usp/controllers/dev")
 	stranger := newUSPController(t, b, agentID, "self::stranger", "usp/controllers/stranger")
 	d := startLimitedDaemon(t, serveOptions{maxUpload: 8 << 20, signing: api.Signing{Keys: []signature.Key{pub}, Required: true},
-		usp: uspOptions{broker: b.URL(), endpointID: agentID, controllers: map[string]usp.Controller{
+		usp: uspOptions{broker: b.URL(), endpointID: agentID, developersReachAll: true, controllers: map[string]usp.Controller{
 			"self::ctrl": {Topic: "usp/controllers/ctrl"}, "self::dev": {Topic: "usp/controllers/dev", Developer: "acme"}}}})
 	ctrl.next("Boot!", func(m *codec.Msg) bool {
 		return m.GetBody().GetRequest().GetNotify().GetEvent().GetEventName() == "Boot!"

@@ -5,8 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
+	"syscall"
 	"time"
 
 	"paradrop/chute/signature"
@@ -16,7 +19,11 @@ import (
 type Download struct {
 	MaxSize int64         // bytes; default 256 MiB
 	Timeout time.Duration // for the package and its signature; default 10 minutes
-	Client  *http.Client  // default: one of its own
+	// Client fetches for the operator's controllers (default: one of its
+	// own); Public for developers' (default: one that connects to public
+	// addresses only, so that a developer cannot have the gateway reach
+	// itself or the home's LAN).
+	Client, Public *http.Client
 }
 
 func (d Download) withDefaults() Download {
@@ -29,7 +36,63 @@ func (d Download) withDefaults() Download {
 	if d.Client == nil {
 		d.Client = &http.Client{}
 	}
+	if d.Public == nil {
+		dialer := &net.Dialer{Timeout: 30 * time.Second, Control: publicOnly}
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.Proxy = nil // the proxy would connect for us, anywhere
+		tr.DialContext = dialer.DialContext
+		d.Public = &http.Client{Transport: tr}
+	}
 	return d
+}
+
+// errPrivate is an address a developer's download may not reach.
+var errPrivate = errors.New("not a public address")
+
+// publicOnly refuses a connection to what is not a public unicast address:
+// checked on the address dialled, after name resolution, so that a name
+// resolving to the LAN is refused too.
+func publicOnly(_, address string, _ syscall.RawConn) error {
+	host, _, err := net.SplitHostPort(address)
+	if err != nil {
+		return err
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return err
+	}
+	ip = ip.Unmap()
+	if !ip.IsGlobalUnicast() || ip.IsPrivate() || !publicPrefix(ip) {
+		return fmt.Errorf("%w: %s", errPrivate, ip)
+	}
+	return nil
+}
+
+// nonPublic are ranges IsPrivate does not cover that no package is
+// served from: shared address space (RFC 6598), benchmarking, and the
+// TEST-NETs.
+var nonPublic = []netip.Prefix{
+	netip.MustParsePrefix("100.64.0.0/10"), netip.MustParsePrefix("198.18.0.0/15"),
+	netip.MustParsePrefix("192.0.0.0/24"), netip.MustParsePrefix("192.0.2.0/24"),
+	netip.MustParsePrefix("198.51.100.0/24"), netip.MustParsePrefix("203.0.113.0/24"),
+	netip.MustParsePrefix("2001:db8::/32"),
+}
+
+func publicPrefix(ip netip.Addr) bool {
+	for _, p := range nonPublic {
+		if p.Contains(ip) {
+			return false
+		}
+	}
+	return true
+}
+
+// client is the HTTP client of a controller's downloads.
+func (d Download) client(developer bool) *http.Client {
+	if developer {
+		return d.Public
+	}
+	return d.Client
 }
 
 // errDownload is a package or signature that could not be fetched.
@@ -50,12 +113,12 @@ func checkURL(s string) (*url.URL, error) {
 
 // open starts the download of u: its body, bounded by max bytes. A 404 is
 // reported as errNotThere.
-func (d Download) open(ctx context.Context, u string, max int64) (io.ReadCloser, error) {
+func (d Download) open(ctx context.Context, c *http.Client, u string, max int64) (io.ReadCloser, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", errDownload, err)
 	}
-	resp, err := d.Client.Do(req)
+	resp, err := c.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", errDownload, err)
 	}
@@ -103,7 +166,7 @@ func (c *capped) Read(p []byte) (int, error) {
 // signature fetches the package's signature: from sigURL when the
 // controller names one (then it must be there), else from the package's
 // URL with .minisig added to its path, where none is no signature.
-func (d Download) signature(ctx context.Context, pkg *url.URL, sigURL string) ([]byte, error) {
+func (d Download) signature(ctx context.Context, c *http.Client, pkg *url.URL, sigURL string) ([]byte, error) {
 	explicit := sigURL != ""
 	if !explicit {
 		u := *pkg
@@ -113,7 +176,7 @@ func (d Download) signature(ctx context.Context, pkg *url.URL, sigURL string) ([
 	} else if _, err := checkURL(sigURL); err != nil {
 		return nil, err
 	}
-	body, err := d.open(ctx, sigURL, signature.MaxSize)
+	body, err := d.open(ctx, c, sigURL, signature.MaxSize)
 	if errors.Is(err, errNotThere) && !explicit {
 		return nil, nil
 	}

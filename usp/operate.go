@@ -190,12 +190,13 @@ func (a *Agent) fetch(ctx context.Context, op operation) (chute.Origin, io.ReadC
 		return o, nil, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, a.cfg.Download.Timeout)
-	sig, err := a.cfg.Download.signature(ctx, u, op.args[argSignatureURL])
+	client := a.cfg.Download.client(op.ctl.Developer != "")
+	sig, err := a.cfg.Download.signature(ctx, client, u, op.args[argSignatureURL])
 	if err != nil {
 		cancel()
 		return o, nil, err
 	}
-	body, err := a.cfg.Download.open(ctx, u.String(), a.cfg.Download.MaxSize)
+	body, err := a.cfg.Download.open(ctx, client, u.String(), a.cfg.Download.MaxSize)
 	if err != nil {
 		cancel()
 		return o, nil, fmt.Errorf("package: %w", err)

@@ -205,3 +205,36 @@ func TestSupportedCommands(t *testing.T) {
 		t.Errorf("got %v", got)
 	}
 }
+
+// A developer's controller cannot have the gateway download from itself
+// or the home's LAN, by address or by a name that resolves there; the
+// operator's can.
+func TestDeveloperDownloadsPublicOnly(t *testing.T) {
+	for _, tc := range []struct {
+		addr string
+		ok   bool
+	}{
+		{"127.0.0.1:80", false}, {"[::1]:80", false}, {"192.168.1.1:80", false}, {"10.0.0.1:443", false},
+		{"169.254.169.254:80", false}, {"[fe80::1]:80", false}, {"0.0.0.0:80", false}, {"100.64.0.1:80", false},
+		{"[::ffff:127.0.0.1]:80", false}, {"[fd00::1]:80", false}, {"192.0.2.1:80", false},
+		{"93.184.216.34:80", true}, {"[2606:4700::1111]:443", true},
+	} {
+		if err := publicOnly("tcp", tc.addr, nil); (err == nil) != tc.ok {
+			t.Errorf("%s: %v", tc.addr, err)
+		}
+	}
+	a, _ := scopedAgent(t)
+	a.cfg.Origin = func(string, chute.Actor) (chute.Origin, error) { return chute.Origin{}, nil }
+	for _, u := range []string{"http://127.0.0.1:9/p.tgz", "http://localhost:9/p.tgz"} {
+		operate(t, a, devCtrl, "p-"+u, "Device.SoftwareModules.InstallDU()", map[string]string{"URL": u})
+		for {
+			o := <-a.outbox
+			if oc := o.msg.GetBody().GetRequest().GetNotify().GetOperComplete(); oc != nil {
+				if !strings.Contains(oc.GetCmdFailure().GetErrMsg(), "not a public address") {
+					t.Errorf("%s: %v", u, oc)
+				}
+				break
+			}
+		}
+	}
+}
