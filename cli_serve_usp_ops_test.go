@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/base64"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -22,7 +21,6 @@ import (
 	"paradrop/chute/signature/signaturetest"
 	"paradrop/examples"
 	"paradrop/internal/mosquitto"
-	"paradrop/tlscert"
 	"paradrop/usp"
 	"paradrop/usp/codec"
 )
@@ -479,13 +477,8 @@ func mustHave(t *testing.T, text string, want ...string) {
 // serve's agent reaches an ssl:// broker, verifying it with --usp-ca and
 // logging in with --usp-username and --usp-password-file.
 func TestServeUSPTLS(t *testing.T) {
-	dir := t.TempDir()
-	if _, err := tlscert.EnsureSelfSigned(dir, tlscert.Names{IPs: []net.IP{net.IPv4(127, 0, 0, 1)}}, time.Now()); err != nil {
-		t.Fatal(err)
-	}
-	ca := filepath.Join(dir, tlscert.Dir, "cert.pem")
-	b := mosquitto.StartTLS(t, mosquitto.TLS{CertFile: ca, KeyFile: filepath.Join(dir, tlscert.Dir, "key.pem"),
-		Users: map[string]string{"gw": "s3cret"}})
+	b := mosquitto.StartTLS(t, map[string]string{"gw": "s3cret"})
+	ca := b.CAFile()
 	pw := filepath.Join(t.TempDir(), "password")
 	if err := os.WriteFile(pw, []byte("s3cret\n"), 0o600); err != nil {
 		t.Fatal(err)

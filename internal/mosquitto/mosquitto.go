@@ -12,6 +12,8 @@ import (
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"paradrop/tlscert"
 )
 
 // Broker is a mosquitto run by a test.
@@ -20,10 +22,11 @@ type Broker struct {
 	bin  string
 	conf string
 	addr string
-	// tlsAddr is the listener of MQTT over TLS, if any.
-	tlsAddr string
-	cmd     *exec.Cmd
-	exited  chan struct{} // closed when cmd has exited
+	// tlsAddr is the listener of MQTT over TLS, if any, and caFile
+	// verifies it.
+	tlsAddr, caFile string
+	cmd             *exec.Cmd
+	exited          chan struct{} // closed when cmd has exited
 }
 
 // Start runs mosquitto on a free loopback port until the test ends. The
@@ -34,21 +37,24 @@ func Start(t testing.TB) *Broker {
 	return start(t, nil)
 }
 
-// TLS is a second listener, MQTT over TLS with its certificate and key
-// files, for the users given by name and password only.
-type TLS struct {
-	CertFile, KeyFile string
-	Users             map[string]string
-}
-
-// StartTLS runs mosquitto as Start does, with the listener tls too, at
-// TLSURL.
-func StartTLS(t testing.TB, tls TLS) *Broker {
+// StartTLS runs mosquitto as Start does, with a second listener at
+// TLSURL: MQTT over TLS, with a self-signed certificate for 127.0.0.1 (the
+// CA file is CAFile), for users given by name and password only.
+func StartTLS(t testing.TB, users map[string]string) *Broker {
 	t.Helper()
-	return start(t, &tls)
+	dir := t.TempDir()
+	if _, err := tlscert.EnsureSelfSigned(dir, tlscert.Names{IPs: []net.IP{net.IPv4(127, 0, 0, 1)}}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	return start(t, &tlsListener{cert: filepath.Join(dir, tlscert.Dir, "cert.pem"), key: filepath.Join(dir, tlscert.Dir, "key.pem"), users: users})
 }
 
-func start(t testing.TB, tls *TLS) *Broker {
+type tlsListener struct {
+	cert, key string
+	users     map[string]string
+}
+
+func start(t testing.TB, tls *tlsListener) *Broker {
 	t.Helper()
 	bin, err := exec.LookPath("mosquitto")
 	if err != nil {
@@ -69,13 +75,14 @@ func start(t testing.TB, tls *TLS) *Broker {
 		if err := os.WriteFile(passwd, nil, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		for user, pass := range tls.Users {
+		for user, pass := range tls.users {
 			if out, err := exec.Command("mosquitto_passwd", "-b", passwd, user, pass).CombinedOutput(); err != nil {
 				t.Fatalf("mosquitto_passwd: %v: %s", err, out)
 			}
 		}
 		conf += fmt.Sprintf("listener %s 127.0.0.1\ncertfile %s\nkeyfile %s\nallow_anonymous false\npassword_file %s\n",
-			tport, tls.CertFile, tls.KeyFile, passwd)
+			tport, tls.cert, tls.key, passwd)
+		b.caFile = tls.cert
 		if os.Geteuid() == 0 {
 			// Run as root, mosquitto becomes user mosquitto before it
 			// reads the password file, in the test's private directory.
@@ -101,6 +108,9 @@ func freePort(t testing.TB) string {
 
 // TLSURL is the ssl:// address of StartTLS's TLS listener.
 func (b *Broker) TLSURL() string { return "ssl://" + b.tlsAddr }
+
+// CAFile is the PEM file that verifies the TLS listener's certificate.
+func (b *Broker) CAFile() string { return b.caFile }
 
 // URL is the broker's tcp:// address.
 func (b *Broker) URL() string { return "tcp://" + b.addr }

@@ -6,9 +6,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
-	"net"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -16,7 +14,6 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
 	"paradrop/internal/mosquitto"
-	"paradrop/tlscert"
 )
 
 // echo runs an endpoint on topic that answers every record with itself.
@@ -129,27 +126,19 @@ func TestEndpoint(t *testing.T) {
 // with the wrong CA or the wrong password it never connects; with both
 // right it does, and records flow.
 func TestTLS(t *testing.T) {
-	dir := t.TempDir()
-	if _, err := tlscert.EnsureSelfSigned(dir, tlscert.Names{IPs: []net.IP{net.IPv4(127, 0, 0, 1)}}, time.Now()); err != nil {
-		t.Fatal(err)
-	}
-	certFile := filepath.Join(dir, tlscert.Dir, "cert.pem")
-	b := mosquitto.StartTLS(t, mosquitto.TLS{CertFile: certFile, KeyFile: filepath.Join(dir, tlscert.Dir, "key.pem"),
-		Users: map[string]string{"gw": "s3cret"}})
-	pem, err := os.ReadFile(certFile)
+	b := mosquitto.StartTLS(t, map[string]string{"gw": "s3cret"})
+	pool, otherPool := x509.NewCertPool(), x509.NewCertPool()
+	pem, err := os.ReadFile(b.CAFile())
 	if err != nil {
 		t.Fatal(err)
 	}
-	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(pem)
-	other := tlscert.Names{IPs: []net.IP{net.IPv4(127, 0, 0, 1)}}
-	otherDir := t.TempDir()
-	if _, err := tlscert.EnsureSelfSigned(otherDir, other, time.Now()); err != nil {
+	other := mosquitto.StartTLS(t, nil) // another self-signed certificate
+	pem, err = os.ReadFile(other.CAFile())
+	if err != nil {
 		t.Fatal(err)
 	}
-	otherPEM, _ := os.ReadFile(filepath.Join(otherDir, tlscert.Dir, "cert.pem"))
-	otherPool := x509.NewCertPool()
-	otherPool.AppendCertsFromPEM(otherPEM)
+	otherPool.AppendCertsFromPEM(pem)
 
 	for _, tc := range []struct {
 		name string
