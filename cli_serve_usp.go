@@ -142,6 +142,7 @@ func startUSP(o uspOptions, dataDir string, mgr *chute.Manager, origin func(stri
 	agent, err := usp.New(usp.Config{
 		EndpointID: id, Controllers: o.controllers, Chutes: mgr, Origin: origin, Logf: logf,
 		Available: func() (uint64, uint64) { return available(dataDir) },
+		InUse:     func() map[string]usp.Use { return inUse(mgr) },
 		Download:  usp.Download{MaxSize: maxUpload, Public: o.publicClient()},
 		Device: usp.DeviceInfo{Manufacturer: vendor, ModelName: model, SerialNumber: serial,
 			SoftwareVersion: buildVersion(), UpTime: upTime},
@@ -242,6 +243,20 @@ func upTime() time.Duration {
 		return 0
 	}
 	return time.Duration(si.Uptime) * time.Second
+}
+
+// inUse is what each chute used in the usage sampler's latest sample.
+func inUse(mgr *chute.Manager) map[string]usp.Use {
+	series, err := mgr.Usage(3 * time.Second)
+	if err != nil || len(series.Samples) == 0 {
+		return nil
+	}
+	last := series.Samples[len(series.Samples)-1]
+	out := make(map[string]usp.Use, len(last.Chutes))
+	for name, c := range last.Chutes {
+		out[name] = usp.Use{Memory: c.Mem, Disk: c.Disk}
+	}
+	return out
 }
 
 // available is the memory (MemAvailable) and the data filesystem's space

@@ -268,6 +268,14 @@ func TestServeUSPOperate(t *testing.T) {
 		if url := ctrl.get(ref + ".URL"); url != web.URL+"/uspops-1.0.0.tgz" {
 			t.Errorf("URL %q", url)
 		}
+		// What the chute uses, as the usage sampler saw it.
+		eu := strings.Replace(ref, "DeploymentUnit", "ExecutionUnit", 1)
+		for deadline := time.Now().Add(10 * time.Second); ctrl.get(eu+".MemoryInUse") == "0"; time.Sleep(500 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Errorf("%s.MemoryInUse stays 0", eu)
+				break
+			}
+		}
 	})
 	eu := "Device.SoftwareModules.ExecutionUnit.[Name==\"uspops\"]."
 	t.Run("others' controllers touch nothing", func(t *testing.T) {

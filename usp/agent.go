@@ -41,6 +41,11 @@ type DeviceInfo struct {
 	UpTime                                                 func() time.Duration
 }
 
+// Use is what a chute uses, in bytes.
+type Use struct {
+	Memory, Disk uint64
+}
+
 // Config configures an agent.
 type Config struct {
 	// EndpointID is the agent's USP endpoint ID (TR-369 "Endpoint
@@ -57,6 +62,8 @@ type Config struct {
 	// Available is the memory and disk space left to chutes, in KiB, for
 	// ExecEnv; nil: unknown (0).
 	Available func() (memory, disk uint64)
+	// InUse is what each chute uses now, by name; nil: unknown (0).
+	InUse func() map[string]Use
 	// Download bounds the fetch of a package: its size (default 256 MiB)
 	// and time (default 10 minutes).
 	Download Download

@@ -160,10 +160,12 @@ func TestGet(t *testing.T) {
 		{"instance", 0, []string{"Device.SoftwareModules.ExecutionUnit.2."}, []string{
 			"Device.SoftwareModules.ExecutionUnit.2.AllocatedCPUPercent=0", "Device.SoftwareModules.ExecutionUnit.2.AllocatedDiskSpace=0",
 			"Device.SoftwareModules.ExecutionUnit.2.AllocatedMemory=0",
-			"Device.SoftwareModules.ExecutionUnit.2.AutoStart=true", "Device.SoftwareModules.ExecutionUnit.2.EUID=web",
+			"Device.SoftwareModules.ExecutionUnit.2.AutoStart=true", "Device.SoftwareModules.ExecutionUnit.2.DiskSpaceInUse=0",
+			"Device.SoftwareModules.ExecutionUnit.2.EUID=web",
 			"Device.SoftwareModules.ExecutionUnit.2.ExecutionEnvRef=Device.SoftwareModules.ExecEnv.1",
 			"Device.SoftwareModules.ExecutionUnit.2.ExecutionFaultCode=FailureOnStart",
 			"Device.SoftwareModules.ExecutionUnit.2.ExecutionFaultMessage=exec: not found",
+			"Device.SoftwareModules.ExecutionUnit.2.MemoryInUse=0",
 			"Device.SoftwareModules.ExecutionUnit.2.Name=web", "Device.SoftwareModules.ExecutionUnit.2.RequestedState=Active",
 			"Device.SoftwareModules.ExecutionUnit.2.Status=Idle", "Device.SoftwareModules.ExecutionUnit.2.Vendor=",
 			"Device.SoftwareModules.ExecutionUnit.2.Version=2.1"}},
@@ -213,7 +215,7 @@ func TestGet(t *testing.T) {
 	}
 	t.Run("whole tree", func(t *testing.T) {
 		got := flat(ask(t, a, ctrlID, getReq(0, "Device.")).Body.GetResponse().GetGetResp())
-		if len(got) != 5+2+(3+2+1)+3+9+2*10+2*13 {
+		if len(got) != 5+2+(3+2+1)+3+9+2*10+2*15 {
 			t.Errorf("%d parameters:\n%s", len(got), strings.Join(got, "\n"))
 		}
 	})
@@ -294,7 +296,7 @@ func TestGetSupportedDM(t *testing.T) {
 		"Device.SoftwareModules. ExecEnvNumberOfEntries DeploymentUnitNumberOfEntries ExecutionUnitNumberOfEntries",
 		"Device.SoftwareModules.ExecEnv.{i}. Enable Status Name Type Vendor Version AvailableDiskSpace AvailableMemory ActiveExecutionUnits key:Name",
 		"Device.SoftwareModules.DeploymentUnit.{i}. UUID DUID Name Status Resolved URL Vendor Version ExecutionUnitList ExecutionEnvRef key:DUID key:UUID",
-		"Device.SoftwareModules.ExecutionUnit.{i}. EUID Name Status RequestedState ExecutionFaultCode ExecutionFaultMessage AutoStart Vendor Version AllocatedMemory AllocatedDiskSpace AllocatedCPUPercent ExecutionEnvRef key:EUID",
+		"Device.SoftwareModules.ExecutionUnit.{i}. EUID Name Status RequestedState ExecutionFaultCode ExecutionFaultMessage AutoStart Vendor Version AllocatedMemory AllocatedDiskSpace AllocatedCPUPercent MemoryInUse DiskSpaceInUse ExecutionEnvRef key:EUID",
 	}
 	if got := objs(r.ReqObjResults[0]); !slices.Equal(got, want) || r.ReqObjResults[0].DataModelInstUri != dataModelURI {
 		t.Errorf("got %q", got)
@@ -304,7 +306,7 @@ func TestGetSupportedDM(t *testing.T) {
 	for i, want := range [][]string{
 		{"Device.", "Device.DeviceInfo.", "Device.LocalAgent.", "Device.SoftwareModules."},
 		{"Device.SoftwareModules.DeploymentUnit.{i}. UUID DUID Name Status Resolved URL Vendor Version ExecutionUnitList ExecutionEnvRef"},
-		{"Device.SoftwareModules.ExecutionUnit.{i}. EUID Name Status RequestedState ExecutionFaultCode ExecutionFaultMessage AutoStart Vendor Version AllocatedMemory AllocatedDiskSpace AllocatedCPUPercent ExecutionEnvRef"},
+		{"Device.SoftwareModules.ExecutionUnit.{i}. EUID Name Status RequestedState ExecutionFaultCode ExecutionFaultMessage AutoStart Vendor Version AllocatedMemory AllocatedDiskSpace AllocatedCPUPercent MemoryInUse DiskSpaceInUse ExecutionEnvRef"},
 		{"Device.DeviceInfo. UpTime"},
 	} {
 		if got := objs(r.ReqObjResults[i]); !slices.Equal(got, want) {

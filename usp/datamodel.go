@@ -107,6 +107,7 @@ var (
 		{name: "ExecutionFaultCode", typ: str}, {name: "ExecutionFaultMessage", typ: str},
 		{name: "AutoStart", typ: boolT}, {name: "Vendor", typ: str}, {name: "Version", typ: str},
 		{name: "AllocatedMemory", typ: uintT}, {name: "AllocatedDiskSpace", typ: uintT}, {name: "AllocatedCPUPercent", typ: uintT},
+		{name: "MemoryInUse", typ: uintT, noValueChange: true}, {name: "DiskSpaceInUse", typ: uintT, noValueChange: true},
 		{name: "ExecutionEnvRef", typ: str},
 	}, keys: [][]string{{"EUID"}}}
 
@@ -200,15 +201,21 @@ func (a *Agent) snapshot(from string, ctl Controller) *snapshot {
 			"ExecutionEnvRef": execEnvRef,
 		}, n))
 	}
+	var inUse map[string]Use
+	if a.cfg.InUse != nil && len(chutes) > 0 {
+		inUse = a.cfg.InUse()
+	}
 	for _, c := range chutes {
 		n := strconv.FormatUint(uint64(nums[c.Name]), 10)
 		code, msg := fault(c)
+		use := inUse[c.Name]
 		mem, disk, cpu := allocated(c)
 		out = append(out, at(executionUnit, map[string]string{
 			"EUID": c.Name, "Name": c.Name, "Status": euStatus(c.State), "RequestedState": euStatus(c.Desired),
 			"ExecutionFaultCode": code, "ExecutionFaultMessage": msg,
 			"AutoStart": strconv.FormatBool(c.Desired == chute.Running), "Vendor": string(c.Owner), "Version": c.Version,
 			"AllocatedMemory": mem, "AllocatedDiskSpace": disk, "AllocatedCPUPercent": cpu,
+			"MemoryInUse": strconv.FormatUint(use.Memory>>10, 10), "DiskSpaceInUse": strconv.FormatUint(use.Disk>>10, 10),
 			"ExecutionEnvRef": execEnvRef,
 		}, n))
 	}
