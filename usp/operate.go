@@ -103,7 +103,7 @@ func (a *Agent) start(cmd command, op operation, executed, key string, res *code
 	n, ok := a.ops.begin(request{from: op.from, command: executed, key: key})
 	if !ok {
 		res.OperationResp = &codec.OperateResp_OperationResult_CmdFailure{CmdFailure: &codec.OperateResp_OperationResult_CommandFailure{
-			ErrCode: codeResources, ErrMsg: fmt.Sprintf("%d commands already running; try again later", maxOperations)}}
+			ErrCode: codeResources, ErrMsg: fmt.Sprintf("%d commands already running (%d of yours at most); try again later", maxOperations, maxPerController)}}
 		return
 	}
 	a.wg.Go(func() {

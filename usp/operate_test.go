@@ -2,6 +2,7 @@ package usp
 
 import (
 	"bytes"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -236,5 +237,34 @@ func TestDeveloperDownloadsPublicOnly(t *testing.T) {
 				break
 			}
 		}
+	}
+}
+
+// One controller runs at most maxPerController async commands at once, and
+// all of them maxOperations.
+func TestOperationsBounded(t *testing.T) {
+	o := newOperations(maxOperations)
+	for i := range maxPerController {
+		if _, ok := o.begin(request{from: devCtrl}); !ok {
+			t.Fatalf("command %d refused", i)
+		}
+	}
+	if _, ok := o.begin(request{from: devCtrl}); ok {
+		t.Fatal("one controller took more than its share")
+	}
+	var last uint32
+	for i := range maxOperations - maxPerController {
+		n, ok := o.begin(request{from: fmt.Sprint("self::c", i)})
+		if !ok {
+			t.Fatalf("another controller's command %d refused", i)
+		}
+		last = n
+	}
+	if _, ok := o.begin(request{from: ctrlID}); ok {
+		t.Fatal("more than maxOperations")
+	}
+	o.end(last)
+	if _, ok := o.begin(request{from: ctrlID}); !ok {
+		t.Fatal("refused once one ended")
 	}
 }

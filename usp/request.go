@@ -8,8 +8,12 @@ import (
 )
 
 // maxOperations bounds the async commands running at once (each may hold
-// a download and a staging directory).
-const maxOperations = 4
+// a download and a staging directory), and maxPerController those of one
+// controller, so that one cannot take them all.
+const (
+	maxOperations    = 4
+	maxPerController = 2
+)
 
 // request is an async command running: Device.LocalAgent.Request.{i}.
 type request struct {
@@ -33,6 +37,15 @@ func (o *operations) begin(r request) (uint32, bool) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if len(o.run) >= o.max {
+		return 0, false
+	}
+	mine := 0
+	for _, q := range o.run {
+		if q.from == r.from {
+			mine++
+		}
+	}
+	if mine >= maxPerController {
 		return 0, false
 	}
 	o.next++
