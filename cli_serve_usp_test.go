@@ -101,8 +101,9 @@ func TestServeUSP(t *testing.T) {
 		case m := <-answers:
 			rec, got, err := codec.Unwrap(m.Payload(), ctrlID, 1<<20)
 			switch {
-			case err == nil:
+			case err == nil && got.Header.MsgId == "g1":
 				msg = got
+			case err == nil: // a notification: Device.Boot!
 			case rec.GetMqttConnect().GetSubscribedTopic() == "usp/agents/"+agentID:
 				connected = true
 			default:
