@@ -182,11 +182,12 @@ func serve(ctx context.Context, opts serveOptions) error {
 	if err != nil {
 		return fmt.Errorf("find own executable: %w", err)
 	}
+	tenants := tenant.New(db)
 	mgrCfg := chute.Config{
 		DataDir: opts.dataDir, DB: db, Executable: exe, MaxUpload: opts.maxUpload, Logf: opts.logf,
 		CgroupParent: opts.cgroups, MemoryOvercommit: opts.overcommit, Unpack: archive.NewSpace(opts.dataDir, opts.maxUnpacked),
 		GatewayPorts: ownPorts(opts.gatewayPorts, listenerAddrs(lns), ""), Allow: opts.allow,
-		Quota: developerQuota(tenant.New(db)),
+		Quota: developerQuota(tenants),
 	}
 	apiCfg := api.Config{
 		DB: db, Version: buildVersion(), Started: time.Now(),
@@ -266,7 +267,6 @@ func serve(ctx context.Context, opts serveOptions) error {
 	mgrDone := make(chan error, 1)
 	go func() { mgrDone <- mgr.Run(mgrCtx) }()
 	defer func() { stopMgr(); <-mgrDone }()
-	tenants := tenant.New(db)
 	origin := func(developer string, actor chute.Actor) (chute.Origin, error) {
 		return tenants.Origin(developer, actor, opts.signing)
 	}
