@@ -90,7 +90,7 @@ type Agent struct {
 	stop context.CancelFunc
 	wg   sync.WaitGroup
 
-	seen     *recent     // answers to the Operates already run (recent.go)
+	seen     *recent     // answers to the requests that changed something (recent.go)
 	ops      *operations // the async commands running (request.go)
 	subs     *subscriptions
 	pending  *pending      // notifications waiting for their NotifyResp (notify.go)
