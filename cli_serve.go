@@ -33,7 +33,7 @@ func init() {
 	})
 }
 
-const serveUsage = "serve [--uci FILE | [--data DIR] [--listen ADDR,...] [--max-upload BYTES] [--cgroup-parent PATH] [--memory-overcommit RATIO] [--gateway-ports LIST] [--allow-devices LIST] [--allow-caps LIST] [--metrics-open] [--tls-cert FILE --tls-key FILE] [--trusted-keys FILE [--require-signed]] [connection limits] [network flags] [--usp-broker tcp://HOST:PORT --usp-controller ID=TOPIC... [--usp-endpoint-id ID] [--usp-topic TOPIC]]]"
+const serveUsage = "serve [--uci FILE | [--data DIR] [--listen ADDR,...] [--max-upload BYTES] [--cgroup-parent PATH] [--memory-overcommit RATIO] [--gateway-ports LIST] [--allow-devices LIST] [--allow-caps LIST] [--metrics-open] [--tls-cert FILE --tls-key FILE] [--trusted-keys FILE [--require-signed]] [connection limits] [network flags] [--usp-broker tcp://HOST:PORT --usp-controller ID=TOPIC[,developer=NAME]... [--usp-endpoint-id ID] [--usp-topic TOPIC] [--usp-ca FILE] [--usp-username NAME [--usp-password-file FILE]]]]"
 
 // serveOptions configure the daemon.
 type serveOptions struct {
@@ -182,11 +182,12 @@ func serve(ctx context.Context, opts serveOptions) error {
 	if err != nil {
 		return fmt.Errorf("find own executable: %w", err)
 	}
+	tenants := tenant.New(db)
 	mgrCfg := chute.Config{
 		DataDir: opts.dataDir, DB: db, Executable: exe, MaxUpload: opts.maxUpload, Logf: opts.logf,
 		CgroupParent: opts.cgroups, MemoryOvercommit: opts.overcommit, Unpack: archive.NewSpace(opts.dataDir, opts.maxUnpacked),
 		GatewayPorts: ownPorts(opts.gatewayPorts, listenerAddrs(lns), ""), Allow: opts.allow,
-		Quota: developerQuota(tenant.New(db)),
+		Quota: developerQuota(tenants),
 	}
 	apiCfg := api.Config{
 		DB: db, Version: buildVersion(), Started: time.Now(),
@@ -266,7 +267,10 @@ func serve(ctx context.Context, opts serveOptions) error {
 	mgrDone := make(chan error, 1)
 	go func() { mgrDone <- mgr.Run(mgrCtx) }()
 	defer func() { stopMgr(); <-mgrDone }()
-	stopUSP, err := startUSP(opts.usp, opts.dataDir, mgr, opts.logf)
+	origin := func(developer string, actor chute.Actor) (chute.Origin, error) {
+		return tenants.Origin(developer, actor, opts.signing)
+	}
+	stopUSP, err := startUSP(opts.usp, opts.dataDir, mgr, origin, opts.maxUpload, opts.logf)
 	if err != nil {
 		return err
 	}

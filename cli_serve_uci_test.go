@@ -10,14 +10,21 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"paradrop/chute/signature/signaturetest"
+	"paradrop/tlscert"
 )
 
 // A UCI file gives the daemon exactly the options the same flags give,
 // for every flag serve has.
 func TestServeUCIEqualsFlags(t *testing.T) {
 	keys := writeTemp(t, "trusted.pub", []byte(signaturetest.NewKey(t).Pub))
+	caDir := t.TempDir()
+	if _, err := tlscert.EnsureSelfSigned(caDir, tlscert.Names{Hosts: []string{"broker.example"}}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	ca := filepath.Join(caDir, tlscert.Dir, "cert.pem")
 	flags := []string{
 		"--data", "/srv/pd", "--listen", "127.0.0.1:8081", "--listen", "192.0.2.1:8443,[::1]:8082",
 		"--cgroup-parent", "/pd-uci", "--metrics-open", "--max-upload", "64Mi", "--max-unpacked", "512Mi",
@@ -28,9 +35,10 @@ func TestServeUCIEqualsFlags(t *testing.T) {
 		"--trusted-keys", keys, "--require-signed", "--network=true", "--ovsdb", "unix:/run/ovs.sock",
 		"--bridge", "pdbrU", "--controller", "127.0.0.1:6654", "--wan", "wan0", "--subnet", "10.9.0.0/24",
 		"--lan", "lan1", "--lan", "lan2", "--lan-addr", "192.0.2.1/24", "--chute-api-port", "9443",
-		"--usp-broker", "tcp://127.0.0.1:1884", "--usp-endpoint-id", "os::012345-uci",
+		"--usp-broker", "ssl://127.0.0.1:1884", "--usp-endpoint-id", "os::012345-uci",
 		"--usp-topic", "usp/agents/uci", "--usp-controller", "self::ctl1=usp/controllers/one",
-		"--usp-controller", "self::ctl2=usp/controllers/two",
+		"--usp-controller", "self::ctl2=usp/controllers/two,developer=acme",
+		"--usp-ca", ca, "--usp-username", "gw1", "--usp-password-file", keys,
 	}
 	file := writeTemp(t, "paradrop", []byte(`
 config paradrop 'main'
@@ -67,11 +75,14 @@ config paradrop 'main'
 	list lan 'lan2'
 	option lan_addr '192.0.2.1/24'
 	option chute_api_port '9443'
-	option usp_broker 'tcp://127.0.0.1:1884'
+	option usp_broker 'ssl://127.0.0.1:1884'
 	option usp_endpoint_id 'os::012345-uci'
 	option usp_topic 'usp/agents/uci'
 	list usp_controller 'self::ctl1=usp/controllers/one'
-	list usp_controller 'self::ctl2=usp/controllers/two'
+	list usp_controller 'self::ctl2=usp/controllers/two,developer=acme'
+	option usp_ca '`+ca+`'
+	option usp_username 'gw1'
+	option usp_password_file '`+keys+`'
 `))
 	env := &cliEnv{stdout: new(bytes.Buffer), stderr: new(bytes.Buffer)}
 	// The command line sets every flag but --uci: a flag added later

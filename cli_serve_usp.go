@@ -4,17 +4,23 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
 
+	"paradrop/chute"
+	"paradrop/tenant"
 	"paradrop/usp"
 	"paradrop/usp/mqttmtp"
 )
@@ -22,41 +28,80 @@ import (
 // uspOptions configure the TR-369 agent; it runs when broker is set.
 type uspOptions struct {
 	broker      string
-	endpointID  string            // default os:: + the machine's serial
-	topic       string            // default usp/agents/<endpoint ID>
-	controllers map[string]string // endpoint ID -> its topic
+	endpointID  string                    // default os:: + the machine's serial
+	topic       string                    // default usp/agents/<endpoint ID>
+	controllers map[string]usp.Controller // by endpoint ID
+	// MQTT over TLS (an ssl:// broker): the CA file (default the
+	// system's), and the user name and the file holding its password.
+	ca, username, passwordFile string
+	// developersReachAll lets developers' controllers download from any
+	// address, loopback too: for tests, whose packages are served there.
+	developersReachAll bool
 }
 
 func uspFlags(fs *flag.FlagSet, o *uspOptions) {
-	fs.StringVar(&o.broker, "usp-broker", "", "MQTT broker of the TR-369 (USP) agent, tcp://HOST:PORT (default: no agent)")
+	fs.StringVar(&o.broker, "usp-broker", "", "MQTT broker of the TR-369 (USP) agent, tcp://HOST:PORT or ssl://HOST:PORT (default: no agent)")
 	fs.StringVar(&o.endpointID, "usp-endpoint-id", "", "the agent's USP endpoint ID (default os:: and an ID derived from the machine)")
 	fs.StringVar(&o.topic, "usp-topic", "", "the agent's MQTT topic (default usp/agents/ENDPOINT-ID)")
-	fs.Func("usp-controller", "a USP controller the agent answers, ENDPOINT_ID=TOPIC (repeatable)", func(s string) error {
-		id, topic, ok := strings.Cut(s, "=")
-		if !ok {
-			return errors.New("want ENDPOINT_ID=TOPIC")
-		}
-		if err := usp.CheckEndpointID(id); err != nil {
+	fs.StringVar(&o.ca, "usp-ca", "", "PEM file of the CAs that sign an ssl:// broker's certificate (default the system's)")
+	fs.StringVar(&o.username, "usp-username", "", "user name the agent gives the broker")
+	fs.StringVar(&o.passwordFile, "usp-password-file", "", "file holding the password the agent gives the broker (needs --usp-username)")
+	fs.Func("usp-controller", "a USP controller the agent answers, ENDPOINT_ID=TOPIC, the operator's, or ENDPOINT_ID=TOPIC,developer=NAME, acting for developer NAME on its chutes only (repeatable)", func(s string) error {
+		id, c, err := parseController(s)
+		if err != nil {
 			return err
 		}
-		if err := mqttmtp.CheckTopic(topic); err != nil {
-			return fmt.Errorf("topic %q: %w", topic, err)
-		}
 		if o.controllers == nil {
-			o.controllers = map[string]string{}
+			o.controllers = map[string]usp.Controller{}
 		}
-		o.controllers[id] = topic
+		o.controllers[id] = c
 		return nil
 	})
+}
+
+// parseController reads --usp-controller's ENDPOINT_ID=TOPIC[,developer=NAME].
+func parseController(s string) (string, usp.Controller, error) {
+	id, topic, ok := strings.Cut(s, "=")
+	if !ok {
+		return "", usp.Controller{}, errors.New("want ENDPOINT_ID=TOPIC[,developer=NAME]")
+	}
+	if err := usp.CheckEndpointID(id); err != nil {
+		return "", usp.Controller{}, err
+	}
+	c := usp.Controller{Topic: topic}
+	if i := strings.LastIndex(topic, ",developer="); i >= 0 {
+		c.Topic, c.Developer = topic[:i], topic[i+len(",developer="):]
+		if err := (&tenant.Spec{Name: c.Developer}).Validate(); err != nil {
+			return "", usp.Controller{}, err
+		}
+	}
+	if err := mqttmtp.CheckTopic(c.Topic); err != nil {
+		return "", usp.Controller{}, fmt.Errorf("topic %q: %w", c.Topic, err)
+	}
+	return id, c, nil
 }
 
 // check refuses USP flags that cannot work, before anything starts.
 func (o *uspOptions) check() error {
 	if o.broker == "" {
-		if o.endpointID != "" || o.topic != "" || len(o.controllers) > 0 {
+		if o.endpointID != "" || o.topic != "" || len(o.controllers) > 0 || o.ca != "" || o.username != "" || o.passwordFile != "" {
 			return errors.New("the --usp-* flags need --usp-broker")
 		}
 		return nil
+	}
+	if o.ca != "" && !mqttmtp.Secure(o.broker) {
+		return errors.New("--usp-ca needs an ssl:// --usp-broker")
+	}
+	if o.passwordFile != "" && o.username == "" {
+		return errors.New("--usp-password-file needs --usp-username")
+	}
+	if _, err := o.tlsConfig(); err != nil {
+		return err
+	}
+	if o.passwordFile != "" {
+		if _, err := os.ReadFile(o.passwordFile); err != nil {
+			return fmt.Errorf("--usp-password-file: %w", err)
+		}
 	}
 	if len(o.controllers) == 0 {
 		return errors.New("--usp-broker needs at least one --usp-controller ENDPOINT_ID=TOPIC")
@@ -77,7 +122,7 @@ func (o *uspOptions) check() error {
 // startUSP runs the agent, if configured, until the returned stop is
 // called. The gateway never depends on the broker: the agent reconnects
 // on its own and serve does not wait for it.
-func startUSP(o uspOptions, dataDir string, chutes usp.Chutes, logf func(string, ...any)) (stop func(), err error) {
+func startUSP(o uspOptions, dataDir string, mgr *chute.Manager, origin func(string, chute.Actor) (chute.Origin, error), maxUpload int64, logf func(string, ...any)) (stop func(), err error) {
 	if o.broker == "" {
 		return func() {}, nil
 	}
@@ -95,14 +140,29 @@ func startUSP(o uspOptions, dataDir string, chutes usp.Chutes, logf func(string,
 	}
 	vendor, model := hardware()
 	agent, err := usp.New(usp.Config{
-		EndpointID: id, Controllers: o.controllers, Chutes: chutes, Logf: logf,
+		EndpointID: id, Controllers: o.controllers, Chutes: mgr, Origin: origin, Logf: logf,
+		Available: func() (uint64, uint64) { return available(dataDir) },
+		InUse:     func() map[string]usp.Use { return inUse(mgr) },
+		Download:  usp.Download{MaxSize: maxUpload, Public: o.publicClient()},
 		Device: usp.DeviceInfo{Manufacturer: vendor, ModelName: model, SerialNumber: serial,
 			SoftwareVersion: buildVersion(), UpTime: upTime},
 	})
 	if err != nil {
 		return nil, err
 	}
-	client, err := mqttmtp.New(mqttmtp.Config{Broker: o.broker, ClientID: id, Topic: topic, Logf: logf})
+	mgr.OnChangeEnd(agent.ChangeEnded)
+	mc := mqttmtp.Config{Broker: o.broker, ClientID: id, Topic: topic, Logf: logf, Username: o.username}
+	if mc.TLS, err = o.tlsConfig(); err != nil {
+		return nil, err
+	}
+	if o.passwordFile != "" {
+		pw, err := os.ReadFile(o.passwordFile)
+		if err != nil {
+			return nil, fmt.Errorf("--usp-password-file: %w", err)
+		}
+		mc.Password = strings.TrimRight(string(pw), "\r\n")
+	}
+	client, err := mqttmtp.New(mc)
 	if err != nil {
 		return nil, err
 	}
@@ -114,6 +174,32 @@ func startUSP(o uspOptions, dataDir string, chutes usp.Chutes, logf func(string,
 	}()
 	logf("USP agent %s on %s, topic %s", id, o.broker, topic)
 	return func() { cancel(); <-done }, nil
+}
+
+// publicClient is the client of developers' downloads: nil, the agent's
+// own that reaches public addresses only, except in tests.
+func (o *uspOptions) publicClient() *http.Client {
+	if o.developersReachAll {
+		return &http.Client{}
+	}
+	return nil
+}
+
+// tlsConfig is the TLS of an ssl:// broker: its certificate verified
+// with --usp-ca's CAs, or the system's.
+func (o *uspOptions) tlsConfig() (*tls.Config, error) {
+	if o.ca == "" {
+		return nil, nil
+	}
+	pem, err := os.ReadFile(o.ca)
+	if err != nil {
+		return nil, fmt.Errorf("--usp-ca: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("--usp-ca %s: no PEM certificate", o.ca)
+	}
+	return &tls.Config{RootCAs: pool}, nil
 }
 
 // machineSerial is a stable ID of this machine: a hash of systemd's
@@ -157,4 +243,35 @@ func upTime() time.Duration {
 		return 0
 	}
 	return time.Duration(si.Uptime) * time.Second
+}
+
+// inUse is what each chute used in the usage sampler's latest sample.
+func inUse(mgr *chute.Manager) map[string]usp.Use {
+	series, err := mgr.Usage(3 * time.Second)
+	if err != nil || len(series.Samples) == 0 {
+		return nil
+	}
+	last := series.Samples[len(series.Samples)-1]
+	out := make(map[string]usp.Use, len(last.Chutes))
+	for name, c := range last.Chutes {
+		out[name] = usp.Use{Memory: c.Mem, Disk: c.Disk}
+	}
+	return out
+}
+
+// available is the memory (MemAvailable) and the data filesystem's space
+// left, in KiB; 0 when unknown.
+func available(dataDir string) (mem, disk uint64) {
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		for line := range strings.Lines(string(b)) {
+			if v, ok := strings.CutPrefix(line, "MemAvailable:"); ok {
+				mem, _ = strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			}
+		}
+	}
+	var st unix.Statfs_t
+	if unix.Statfs(dataDir, &st) == nil {
+		disk = st.Bavail * uint64(st.Bsize) >> 10
+	}
+	return mem, disk
 }

@@ -10,6 +10,7 @@ import (
 
 	"paradrop/examples"
 	"paradrop/internal/mosquitto"
+	"paradrop/usp"
 	"paradrop/usp/codec"
 )
 
@@ -24,6 +25,13 @@ func TestServeUSPFlags(t *testing.T) {
 		{"--usp-broker", "tcp://127.0.0.1:1883", "--usp-controller", "self::ctrl"},
 		{"--usp-broker", "tcp://127.0.0.1:1883", "--usp-controller", "ctrl=usp/c"},
 		{"--usp-broker", "tcp://127.0.0.1:1883", "--usp-controller", "self::ctrl=usp/#"},
+		{"--usp-broker", "tcp://127.0.0.1:1883", "--usp-controller", "self::ctrl=usp/c,developer=Bad Name"},
+		{"--usp-broker", "tcp://127.0.0.1:1883", "--usp-controller", "self::ctrl=usp/c,developer="},
+		append([]string{"--usp-broker", "tcp://127.0.0.1:1883", "--usp-ca", "/etc/hostname"}, ctrl...),            // not ssl://
+		append([]string{"--usp-broker", "ssl://127.0.0.1:8883", "--usp-ca", "/etc/hostname"}, ctrl...),            // no PEM
+		append([]string{"--usp-broker", "ssl://127.0.0.1:8883", "--usp-password-file", "/etc/hostname"}, ctrl...), // no user
+		append([]string{"--usp-broker", "ssl://127.0.0.1:8883", "--usp-username", "u", "--usp-password-file", "/nonexistent"}, ctrl...),
+		{"--usp-ca", "/etc/hostname"},
 		append([]string{"--usp-broker", "tcp://127.0.0.1:1883", "--usp-endpoint-id", "os::a b"}, ctrl...),
 		append([]string{"--usp-broker", "tcp://127.0.0.1:1883", "--usp-topic", "usp/+/a"}, ctrl...),
 	} {
@@ -55,7 +63,7 @@ func TestServeUSP(t *testing.T) {
 	b.Stop()
 	const agentID, ctrlID = "os::serve-test", "self::ctrl"
 	d := startLimitedDaemon(t, serveOptions{maxUpload: 8 << 20, usp: uspOptions{
-		broker: b.URL(), endpointID: agentID, controllers: map[string]string{ctrlID: "usp/controllers/ctrl"},
+		broker: b.URL(), endpointID: agentID, controllers: map[string]usp.Controller{ctrlID: {Topic: "usp/controllers/ctrl"}},
 	}})
 	d.health(t) // the broker is down
 	pkg, err := examples.Package("name: usptest\nversion: 1.2.0\ncommand: [/bin/sleep, \"1000\"]\n", nil)
@@ -93,8 +101,9 @@ func TestServeUSP(t *testing.T) {
 		case m := <-answers:
 			rec, got, err := codec.Unwrap(m.Payload(), ctrlID, 1<<20)
 			switch {
-			case err == nil:
+			case err == nil && got.Header.MsgId == "g1":
 				msg = got
+			case err == nil: // a notification: Device.Boot!
 			case rec.GetMqttConnect().GetSubscribedTopic() == "usp/agents/"+agentID:
 				connected = true
 			default:

@@ -51,7 +51,7 @@ func (s *server) importChute(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var c chute.Change
-	o, _, err := s.terms(r)
+	o, err := s.terms(r)
 	if err == nil {
 		// The source stops its chute only once told the package passed
 		// this gateway's admission: a refusal leaves it untouched.

@@ -12,14 +12,11 @@ import (
 
 	"paradrop/chute"
 	"paradrop/chute/signature"
+	"paradrop/tenant"
 )
 
-// Signing is the operator's rule for package signatures: the keys trusted
-// to sign, and whether a package must carry a valid signature by one.
-type Signing struct {
-	Keys     []signature.Key
-	Required bool
-}
+// Signing is the operator's rule for package signatures (tenant.Signing).
+type Signing = tenant.Signing
 
 // signatureHeader carries, base64, a .minisig with a raw-body upload.
 const signatureHeader = "Paradrop-Signature"
@@ -38,8 +35,7 @@ var errUpload = fmt.Errorf("%w: upload", chute.ErrInvalid)
 // satisfy under keys: the raw body with its signature in a header, or a
 // multipart form with a package part and a signature part in either order.
 // The package is never buffered: it streams from the body.
-func sealedUpload(r *http.Request, sign Signing) (io.Reader, chute.Seal, error) {
-	seal := chute.Seal{Keys: sign.Keys, Required: sign.Required}
+func sealedUpload(r *http.Request, seal chute.Seal) (io.Reader, chute.Seal, error) {
 	ct := r.Header.Get("Content-Type")
 	mt, params, err := mime.ParseMediaType(ct)
 	if err != nil && strings.HasPrefix(strings.ToLower(ct), "multipart/") {

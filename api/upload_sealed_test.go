@@ -10,6 +10,8 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"paradrop/chute"
 )
 
 // form builds a multipart/form-data body from (name, content) pairs, in order.
@@ -119,7 +121,7 @@ func FuzzSealedUpload(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte, boundary string) {
 		r := httptest.NewRequest("POST", "/api/v1/chutes", bytes.NewReader(body))
 		r.Header.Set("Content-Type", fmt.Sprintf("multipart/form-data; boundary=%q", boundary))
-		pkg, seal, err := sealedUpload(r, Signing{})
+		pkg, seal, err := sealedUpload(r, chute.Seal{})
 		if err != nil {
 			return
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 
@@ -84,6 +85,21 @@ func (m *Manager) updateChange(id uint64, fn func(*Change)) {
 		delete(m.changes, id)
 	}
 	m.changeCond.Broadcast()
+	watchers := m.watchers
+	m.mu.Unlock()
+	if snap.Done() {
+		for _, fn := range watchers {
+			fn(snap)
+		}
+	}
+}
+
+// OnChangeEnd has fn called with every change that ends from now on,
+// whoever asked for it, on the goroutine that ended it: fn must not block.
+// The USP agent tells its controllers of installs made through the API.
+func (m *Manager) OnChangeEnd(fn func(Change)) {
+	m.mu.Lock()
+	m.watchers = append(slices.Clip(m.watchers), fn)
 	m.mu.Unlock()
 }
 

@@ -112,6 +112,7 @@ type Manager struct {
 	chutes     map[string]*entry
 	reserved   map[string]Owner // names whose install is queued, with the owner-to-be
 	changes    map[uint64]*Change
+	watchers   []func(Change) // called as changes end (OnChangeEnd)
 	queues     map[string][]job
 	claims     map[*claim]bool    // admitted changes not yet ended (admit.go)
 	keptSlots  map[string]int     // uid slots reserved for kept data, by name (kept.go)

@@ -8,11 +8,14 @@ package usp
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
+	"io"
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"paradrop/chute"
@@ -20,9 +23,16 @@ import (
 	"paradrop/usp/mqttmtp"
 )
 
-// Chutes is what the agent reads of the chute manager.
+// Chutes is what the agent reads and asks of the chute manager.
 type Chutes interface {
 	List() []chute.Info
+	Install(ctx context.Context, pkg io.Reader, o chute.Origin) (chute.Change, error)
+	Update(ctx context.Context, name string, pkg io.Reader, force bool, o chute.Origin) (chute.Change, error)
+	Remove(name string, keepData bool, actor chute.Actor) (chute.Change, error)
+	Start(name string, actor chute.Actor) (chute.Change, error)
+	Stop(name string, actor chute.Actor) (chute.Change, error)
+	Restart(name string, actor chute.Actor) (chute.Change, error)
+	WaitChange(ctx context.Context, id uint64) (chute.Change, error)
 }
 
 // DeviceInfo is Device.DeviceInfo.
@@ -31,16 +41,36 @@ type DeviceInfo struct {
 	UpTime                                                 func() time.Duration
 }
 
+// Use is what a chute uses, in bytes.
+type Use struct {
+	Memory, Disk uint64
+}
+
 // Config configures an agent.
 type Config struct {
 	// EndpointID is the agent's USP endpoint ID (TR-369 "Endpoint
 	// Identifier").
 	EndpointID string
-	// Controllers are the controllers the agent answers, by endpoint ID,
-	// with the topic where they take notifications.
-	Controllers map[string]string
+	// Controllers are the controllers the agent answers, by endpoint ID.
+	Controllers map[string]Controller
 	Device      DeviceInfo
 	Chutes      Chutes
+	// Origin is the terms a package from a developer ("" the operator)
+	// is installed on (tenant.Origin): the API's, so that a download is
+	// checked as an upload is. Nil refuses installs and updates.
+	Origin func(developer string, actor chute.Actor) (chute.Origin, error)
+	// Available is the memory and disk space left to chutes, in KiB, for
+	// ExecEnv; nil: unknown (0).
+	Available func() (memory, disk uint64)
+	// InUse is what each chute uses now, by name; nil: unknown (0).
+	InUse func() map[string]Use
+	// Download bounds the fetch of a package: its size (default 256 MiB)
+	// and time (default 10 minutes).
+	Download Download
+	// Poll is how often ValueChange subscriptions are looked at (default
+	// 1 s); NotifyRetry the first wait before a notification is sent
+	// again (default 5 s, doubling).
+	Poll, NotifyRetry time.Duration
 	// MaxRecord bounds a record received (default 64 KiB); MaxResponse
 	// the answer built (default 1 MiB).
 	MaxRecord, MaxResponse int
@@ -53,6 +83,21 @@ type Agent struct {
 	mu   sync.Mutex
 	nums map[string]uint32 // instance numbers of the chutes' DU and EU
 	next uint32
+	urls map[string]string // the URL each chute was installed from, by the agent
+
+	// ctx ends the agent's operations; wg waits for them.
+	ctx  context.Context
+	stop context.CancelFunc
+	wg   sync.WaitGroup
+
+	seen     *recent     // answers to the requests that changed something (recent.go)
+	ops      *operations // the async commands running (request.go)
+	subs     *subscriptions
+	pending  *pending      // notifications waiting for their NotifyResp (notify.go)
+	outbox   chan outgoing // notifications waiting to be sent (notify.go)
+	notifyID atomic.Uint64
+	boot     string // names this run in notification message IDs
+	booted   atomic.Bool
 }
 
 // endpointID is TR-369's Endpoint ID: authority-scheme::instance-id, of
@@ -89,7 +134,17 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.Logf == nil {
 		cfg.Logf = func(string, ...any) {}
 	}
-	return &Agent{cfg: cfg, nums: map[string]uint32{}}, nil
+	cfg.Download = cfg.Download.withDefaults()
+	if cfg.Poll <= 0 {
+		cfg.Poll = time.Second
+	}
+	if cfg.NotifyRetry <= 0 {
+		cfg.NotifyRetry = 5 * time.Second
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	return &Agent{cfg: cfg, nums: map[string]uint32{}, urls: map[string]string{}, ctx: ctx, stop: stop,
+		seen: newRecent(maxRecent), ops: newOperations(maxOperations), subs: newSubscriptions(), pending: newPending(),
+		outbox: make(chan outgoing, maxOutbox), boot: rand.Text()[:8]}, nil
 }
 
 // Handle answers one record: the record to send back, or nil when it
@@ -107,36 +162,67 @@ func (a *Agent) Handle(data []byte) []byte {
 	default:
 		return nil
 	}
+	ctl, trusted := a.cfg.Controllers[rec.FromId]
 	req := msg.GetBody().GetRequest()
 	if req == nil {
-		return nil // a response or error: nothing asked of us yet
+		// A response: a NotifyResp ends a notification's retries.
+		if nr := msg.GetBody().GetResponse().GetNotifyResp(); nr != nil && trusted {
+			a.pending.ack(rec.FromId, msg.Header.MsgId)
+		}
+		return nil
 	}
-	if _, ok := a.cfg.Controllers[rec.FromId]; !ok {
+	if !trusted {
 		a.cfg.Logf("usp: request from %q, not a configured controller, refused", rec.FromId)
 		return a.answer(rec, msg, errorMsg(codePermission, "not a controller of this agent"))
 	}
-	return a.answer(rec, msg, a.dispatch(req))
+	var body func() *codec.Body
+	switch r := req.ReqType.(type) {
+	case *codec.Request_Operate:
+		body = func() *codec.Body { return a.operate(rec.FromId, ctl, r.Operate) }
+	case *codec.Request_Add:
+		body = func() *codec.Body { return a.add(rec.FromId, r.Add) }
+	case *codec.Request_Set:
+		body = func() *codec.Body { return a.set(rec.FromId, ctl, r.Set) }
+	case *codec.Request_Delete:
+		body = func() *codec.Body { return a.remove(rec.FromId, ctl, r.Delete) }
+	default:
+		return a.answer(rec, msg, a.dispatch(rec.FromId, ctl, req))
+	}
+	// A request that changes something, delivered again (MQTT's QoS 1
+	// may), runs once: the same controller's same message ID gets the
+	// first answer again.
+	key := rec.FromId + "\x00" + msg.Header.MsgId
+	if out, ok := a.seen.get(key); ok {
+		a.cfg.Logf("usp: message %q from %s again: not run twice", msg.Header.MsgId, rec.FromId)
+		return out
+	}
+	out := a.answer(rec, msg, body())
+	if op := req.GetOperate(); op != nil && !op.SendResp {
+		out = nil
+	}
+	a.seen.put(key, out)
+	return out
 }
 
 // dispatch runs a request from a trusted controller.
-func (a *Agent) dispatch(req *codec.Request) *codec.Body {
+func (a *Agent) dispatch(from string, ctl Controller, req *codec.Request) *codec.Body {
 	b := budget(a.cfg.MaxResponse)
 	var resp *codec.Response
 	var err error
 	switch r := req.ReqType.(type) {
 	case *codec.Request_Get:
 		var gr *codec.GetResp
-		if gr, err = get(r.Get, a.snapshot(), &b); err == nil {
+		if gr, err = get(r.Get, a.snapshot(from, ctl), &b); err == nil {
 			resp = &codec.Response{RespType: &codec.Response_GetResp{GetResp: gr}}
 		}
 	case *codec.Request_GetSupportedDm:
 		var gr *codec.GetSupportedDMResp
-		if gr, err = getSupportedDM(r.GetSupportedDm, a.snapshot(), &b); err == nil {
+		if gr, err = getSupportedDM(r.GetSupportedDm, a.snapshot(from, ctl), &b); err == nil {
 			resp = &codec.Response{RespType: &codec.Response_GetSupportedDmResp{GetSupportedDmResp: gr}}
 		}
 	case *codec.Request_GetInstances:
 		var gr *codec.GetInstancesResp
-		if gr, err = getInstances(r.GetInstances, a.snapshot(), &b); err == nil {
+		if gr, err = getInstances(r.GetInstances, a.snapshot(from, ctl), &b); err == nil {
 			resp = &codec.Response{RespType: &codec.Response_GetInstancesResp{GetInstancesResp: gr}}
 		}
 	case *codec.Request_GetSupportedProtocol:
@@ -170,6 +256,14 @@ func respType(b *codec.Body) codec.Header_MsgType {
 		return codec.Header_GET_SUPPORTED_PROTO_RESP
 	case *codec.Response_GetInstancesResp:
 		return codec.Header_GET_INSTANCES_RESP
+	case *codec.Response_OperateResp:
+		return codec.Header_OPERATE_RESP
+	case *codec.Response_AddResp:
+		return codec.Header_ADD_RESP
+	case *codec.Response_SetResp:
+		return codec.Header_SET_RESP
+	case *codec.Response_DeleteResp:
+		return codec.Header_DELETE_RESP
 	}
 	return codec.Header_ERROR
 }
@@ -185,20 +279,31 @@ func (a *Agent) answer(rec *codec.Record, msg *codec.Msg, body *codec.Body) []by
 	return b
 }
 
-// Serve answers the records c receives until ctx ends. Once connected it
-// sends each controller a Connect Record on its topic (R-MTP.6).
+// Serve answers the records c receives until ctx ends, and sends the
+// notifications. Once connected it sends each controller a Connect Record
+// on its topic (R-MTP.6), and Device.Boot! after the first connection.
+// The operations still running are cancelled when it returns.
 func (a *Agent) Serve(ctx context.Context, c *mqttmtp.Client) error {
+	defer a.wg.Wait()
+	defer a.stop()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	a.wg.Go(func() { a.send(ctx, c) })
+	a.wg.Go(func() { a.watch(ctx) })
 	connected := func(ctx context.Context) {
-		for id, topic := range a.cfg.Controllers {
+		for id, ctl := range a.cfg.Controllers {
 			rec, err := codec.ConnectRecord(a.cfg.EndpointID, id, c.Topic())
 			if err == nil {
 				ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-				err = c.Publish(ctx, topic, rec)
+				err = c.Publish(ctx, ctl.Topic, rec)
 				cancel()
 			}
 			if err != nil {
 				a.cfg.Logf("usp: connect record to %s: %v", id, err)
 			}
+		}
+		if !a.booted.Swap(true) {
+			a.notifyBoot()
 		}
 	}
 	return c.Run(ctx, func(ctx context.Context, m mqttmtp.Message) {

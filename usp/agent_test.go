@@ -1,7 +1,10 @@
 package usp
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 	"testing"
@@ -22,11 +25,53 @@ type fakeChutes []chute.Info
 
 func (f *fakeChutes) List() []chute.Info { return slices.Clone(*f) }
 
+// The fake's changes are done at once; Install and Update are not faked
+// (the tests with a real daemon run them).
+func (f *fakeChutes) Install(context.Context, io.Reader, chute.Origin) (chute.Change, error) {
+	return chute.Change{}, errors.New("fake: no install")
+}
+
+func (f *fakeChutes) Update(context.Context, string, io.Reader, bool, chute.Origin) (chute.Change, error) {
+	return chute.Change{}, errors.New("fake: no update")
+}
+
+func (f *fakeChutes) set(name string, fn func(*chute.Info)) (chute.Change, error) {
+	for i := range *f {
+		if (*f)[i].Name == name {
+			fn(&(*f)[i])
+			return chute.Change{Chute: name, State: chute.ChangeDone}, nil
+		}
+	}
+	return chute.Change{}, chute.ErrNotFound
+}
+
+func (f *fakeChutes) Remove(name string, _ bool, _ chute.Actor) (chute.Change, error) {
+	ch, err := f.set(name, func(*chute.Info) {})
+	*f = slices.DeleteFunc(*f, func(c chute.Info) bool { return c.Name == name })
+	return ch, err
+}
+
+func (f *fakeChutes) Start(name string, _ chute.Actor) (chute.Change, error) {
+	return f.set(name, func(c *chute.Info) { c.State, c.Desired = chute.Running, chute.Running })
+}
+
+func (f *fakeChutes) Stop(name string, _ chute.Actor) (chute.Change, error) {
+	return f.set(name, func(c *chute.Info) { c.State, c.Desired = chute.Stopped, chute.Stopped })
+}
+
+func (f *fakeChutes) Restart(name string, _ chute.Actor) (chute.Change, error) {
+	return f.set(name, func(c *chute.Info) { c.Restarts++ })
+}
+
+func (f *fakeChutes) WaitChange(_ context.Context, id uint64) (chute.Change, error) {
+	return chute.Change{ID: id, State: chute.ChangeDone}, nil
+}
+
 func testAgent(t testing.TB, chutes *fakeChutes, edit func(*Config)) *Agent {
 	t.Helper()
 	cfg := Config{
 		EndpointID:  agentID,
-		Controllers: map[string]string{ctrlID: "usp/controllers/ctrl"},
+		Controllers: map[string]Controller{ctrlID: {Topic: "usp/controllers/ctrl"}},
 		Device: DeviceInfo{Manufacturer: "PC Engines", ModelName: "APU2", SerialNumber: "abc123",
 			SoftwareVersion: "v1.2.3", UpTime: func() time.Duration { return 90 * time.Second }},
 		Chutes: chutes,
@@ -113,10 +158,16 @@ func TestGet(t *testing.T) {
 		{"wildcard", 0, []string{"Device.SoftwareModules.DeploymentUnit.*.Name"}, []string{
 			"Device.SoftwareModules.DeploymentUnit.1.Name=hello", "Device.SoftwareModules.DeploymentUnit.2.Name=web"}},
 		{"instance", 0, []string{"Device.SoftwareModules.ExecutionUnit.2."}, []string{
-			"Device.SoftwareModules.ExecutionUnit.2.AutoStart=true", "Device.SoftwareModules.ExecutionUnit.2.EUID=web",
+			"Device.SoftwareModules.ExecutionUnit.2.AllocatedCPUPercent=0", "Device.SoftwareModules.ExecutionUnit.2.AllocatedDiskSpace=0",
+			"Device.SoftwareModules.ExecutionUnit.2.AllocatedMemory=0",
+			"Device.SoftwareModules.ExecutionUnit.2.AutoStart=true", "Device.SoftwareModules.ExecutionUnit.2.DiskSpaceInUse=0",
+			"Device.SoftwareModules.ExecutionUnit.2.EUID=web",
+			"Device.SoftwareModules.ExecutionUnit.2.ExecutionEnvRef=Device.SoftwareModules.ExecEnv.1",
 			"Device.SoftwareModules.ExecutionUnit.2.ExecutionFaultCode=FailureOnStart",
 			"Device.SoftwareModules.ExecutionUnit.2.ExecutionFaultMessage=exec: not found",
-			"Device.SoftwareModules.ExecutionUnit.2.Name=web", "Device.SoftwareModules.ExecutionUnit.2.Status=Idle",
+			"Device.SoftwareModules.ExecutionUnit.2.MemoryInUse=0",
+			"Device.SoftwareModules.ExecutionUnit.2.Name=web", "Device.SoftwareModules.ExecutionUnit.2.RequestedState=Active",
+			"Device.SoftwareModules.ExecutionUnit.2.Status=Idle", "Device.SoftwareModules.ExecutionUnit.2.Vendor=",
 			"Device.SoftwareModules.ExecutionUnit.2.Version=2.1"}},
 		{"table", 0, []string{"Device.SoftwareModules.ExecutionUnit.*.Status", "Device.SoftwareModules.DeploymentUnit.1.ExecutionUnitList"}, []string{
 			"Device.SoftwareModules.DeploymentUnit.1.ExecutionUnitList=Device.SoftwareModules.ExecutionUnit.1",
@@ -125,19 +176,22 @@ func TestGet(t *testing.T) {
 			`Device.SoftwareModules.DeploymentUnit.[Version>=2&&Status=="Installed"].`,
 			`Device.SoftwareModules.ExecutionUnit.[Name=="none"].Status`}, []string{
 			"Device.SoftwareModules.DeploymentUnit.2.DUID=web",
+			"Device.SoftwareModules.DeploymentUnit.2.ExecutionEnvRef=Device.SoftwareModules.ExecEnv.1",
 			"Device.SoftwareModules.DeploymentUnit.2.ExecutionUnitList=Device.SoftwareModules.ExecutionUnit.2",
 			"Device.SoftwareModules.DeploymentUnit.2.Name=web", "Device.SoftwareModules.DeploymentUnit.2.Resolved=true",
-			"Device.SoftwareModules.DeploymentUnit.2.Status=Installed",
+			"Device.SoftwareModules.DeploymentUnit.2.Status=Installed", "Device.SoftwareModules.DeploymentUnit.2.URL=",
 			"Device.SoftwareModules.DeploymentUnit.2.UUID=a4b76130-cd15-5b65-b933-a04db035d0e0",
-			"Device.SoftwareModules.DeploymentUnit.2.Version=2.1",
+			"Device.SoftwareModules.DeploymentUnit.2.Vendor=", "Device.SoftwareModules.DeploymentUnit.2.Version=2.1",
 			"Device.SoftwareModules.ExecutionUnit.2.Status=Idle"}},
 		{"max depth", 1, []string{"Device.SoftwareModules."}, []string{
-			"Device.SoftwareModules.DeploymentUnitNumberOfEntries=2", "Device.SoftwareModules.ExecutionUnitNumberOfEntries=2"}},
+			"Device.SoftwareModules.DeploymentUnitNumberOfEntries=2", "Device.SoftwareModules.ExecEnvNumberOfEntries=1",
+			"Device.SoftwareModules.ExecutionUnitNumberOfEntries=2"}},
 		{"max depth 2", 2, []string{"Device."}, []string{
 			"Device.DeviceInfo.Manufacturer=PC Engines", "Device.DeviceInfo.ModelName=APU2",
 			"Device.DeviceInfo.SerialNumber=abc123", "Device.DeviceInfo.SoftwareVersion=v1.2.3", "Device.DeviceInfo.UpTime=90",
 			"Device.LocalAgent.ControllerNumberOfEntries=1", "Device.LocalAgent.EndpointID=" + agentID,
-			"Device.SoftwareModules.DeploymentUnitNumberOfEntries=2", "Device.SoftwareModules.ExecutionUnitNumberOfEntries=2"}},
+			"Device.SoftwareModules.DeploymentUnitNumberOfEntries=2", "Device.SoftwareModules.ExecEnvNumberOfEntries=1",
+			"Device.SoftwareModules.ExecutionUnitNumberOfEntries=2"}},
 		{"errors", 0, []string{
 			"Device.SoftwareModules.DeploymentUnit.9.", "Device.SoftwareModules.DeploymentUnit.9.Name", "Device.Nope.",
 			"Device.DeviceInfo.Nope", "Device..x", "Device.SoftwareModules.DeploymentUnit.{i}.", "Device.DeviceInfo.[a]",
@@ -161,7 +215,7 @@ func TestGet(t *testing.T) {
 	}
 	t.Run("whole tree", func(t *testing.T) {
 		got := flat(ask(t, a, ctrlID, getReq(0, "Device.")).Body.GetResponse().GetGetResp())
-		if len(got) != 5+2+(3+2+1)+2+2*7+2*7 {
+		if len(got) != 5+2+(3+2+1)+3+9+2*10+2*15 {
 			t.Errorf("%d parameters:\n%s", len(got), strings.Join(got, "\n"))
 		}
 	})
@@ -170,7 +224,7 @@ func TestGet(t *testing.T) {
 // The controllers, with their MQTT topics, in a nested table.
 func TestControllers(t *testing.T) {
 	a := testAgent(t, twoChutes(), func(c *Config) {
-		c.Controllers = map[string]string{ctrlID: "usp/controllers/ctrl", "self::acs": "acs/topic"}
+		c.Controllers = map[string]Controller{ctrlID: {Topic: "usp/controllers/ctrl"}, "self::acs": {Topic: "acs/topic"}}
 	})
 	got := flat(ask(t, a, ctrlID, getReq(0, "Device.LocalAgent.", `Device.LocalAgent.Controller.[EndpointID=="self::ctrl"].MTP.*.MQTT.Topic`)).Body.GetResponse().GetGetResp())
 	want := []string{
@@ -239,9 +293,10 @@ func TestGetSupportedDM(t *testing.T) {
 	}
 	r := gsdm(&codec.GetSupportedDM{ObjPaths: []string{"Device.SoftwareModules."}, ReturnParams: true, ReturnUniqueKeySets: true})
 	want := []string{
-		"Device.SoftwareModules. DeploymentUnitNumberOfEntries ExecutionUnitNumberOfEntries",
-		"Device.SoftwareModules.DeploymentUnit.{i}. UUID DUID Name Status Resolved Version ExecutionUnitList key:DUID key:UUID",
-		"Device.SoftwareModules.ExecutionUnit.{i}. EUID Name Status ExecutionFaultCode ExecutionFaultMessage AutoStart Version key:EUID",
+		"Device.SoftwareModules. ExecEnvNumberOfEntries DeploymentUnitNumberOfEntries ExecutionUnitNumberOfEntries",
+		"Device.SoftwareModules.ExecEnv.{i}. Enable Status Name Type Vendor Version AvailableDiskSpace AvailableMemory ActiveExecutionUnits key:Name",
+		"Device.SoftwareModules.DeploymentUnit.{i}. UUID DUID Name Status Resolved URL Vendor Version ExecutionUnitList ExecutionEnvRef key:DUID key:UUID",
+		"Device.SoftwareModules.ExecutionUnit.{i}. EUID Name Status RequestedState ExecutionFaultCode ExecutionFaultMessage AutoStart Vendor Version AllocatedMemory AllocatedDiskSpace AllocatedCPUPercent MemoryInUse DiskSpaceInUse ExecutionEnvRef key:EUID",
 	}
 	if got := objs(r.ReqObjResults[0]); !slices.Equal(got, want) || r.ReqObjResults[0].DataModelInstUri != dataModelURI {
 		t.Errorf("got %q", got)
@@ -250,8 +305,8 @@ func TestGetSupportedDM(t *testing.T) {
 		"Device.DeviceInfo.UpTime", "Device.Nope.", "Device.SoftwareModules.ExecutionUnit.7.", "Device.x..y"}, FirstLevelOnly: true, ReturnParams: true})
 	for i, want := range [][]string{
 		{"Device.", "Device.DeviceInfo.", "Device.LocalAgent.", "Device.SoftwareModules."},
-		{"Device.SoftwareModules.DeploymentUnit.{i}. UUID DUID Name Status Resolved Version ExecutionUnitList"},
-		{"Device.SoftwareModules.ExecutionUnit.{i}. EUID Name Status ExecutionFaultCode ExecutionFaultMessage AutoStart Version"},
+		{"Device.SoftwareModules.DeploymentUnit.{i}. UUID DUID Name Status Resolved URL Vendor Version ExecutionUnitList ExecutionEnvRef"},
+		{"Device.SoftwareModules.ExecutionUnit.{i}. EUID Name Status RequestedState ExecutionFaultCode ExecutionFaultMessage AutoStart Vendor Version AllocatedMemory AllocatedDiskSpace AllocatedCPUPercent MemoryInUse DiskSpaceInUse ExecutionEnvRef"},
 		{"Device.DeviceInfo. UpTime"},
 	} {
 		if got := objs(r.ReqObjResults[i]); !slices.Equal(got, want) {
@@ -289,9 +344,9 @@ func TestRefusals(t *testing.T) {
 			t.Errorf("code %d", c)
 		}
 	})
-	t.Run("not supported yet", func(t *testing.T) {
+	t.Run("read-only", func(t *testing.T) {
 		set := &codec.Request{ReqType: &codec.Request_Set{Set: &codec.Set{UpdateObjs: []*codec.Set_UpdateObject{{ObjPath: "Device.DeviceInfo."}}}}}
-		if c := errCode(ask(t, a, ctrlID, set)); c != codeNotSupported {
+		if c := errCode(ask(t, a, ctrlID, set)); c != codeNotUpdatable {
 			t.Errorf("code %d", c)
 		}
 	})
@@ -393,7 +448,7 @@ func TestGetInstances(t *testing.T) {
 	}
 	want := []string{
 		"Device.SoftwareModules.DeploymentUnit. 0: Device.SoftwareModules.DeploymentUnit.1. DUID=hello UUID=03282 Device.SoftwareModules.DeploymentUnit.2. DUID=web UUID=a4b76",
-		"Device.SoftwareModules. 0: Device.SoftwareModules.DeploymentUnit.1. DUID=hello UUID=03282 Device.SoftwareModules.DeploymentUnit.2. DUID=web UUID=a4b76 Device.SoftwareModules.ExecutionUnit.1. EUID=hello Device.SoftwareModules.ExecutionUnit.2. EUID=web",
+		"Device.SoftwareModules. 0: Device.SoftwareModules.ExecEnv.1. Device.SoftwareModules.DeploymentUnit.1. DUID=hello UUID=03282 Device.SoftwareModules.DeploymentUnit.2. DUID=web UUID=a4b76 Device.SoftwareModules.ExecutionUnit.1. EUID=hello Device.SoftwareModules.ExecutionUnit.2. EUID=web",
 		"Device.SoftwareModules.ExecutionUnit.2. 0: Device.SoftwareModules.ExecutionUnit.2. EUID=web",
 		"Device.DeviceInfo. 0:",
 		"Device.DeviceInfo.UpTime 7018:",

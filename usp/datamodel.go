@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 
 	"paradrop/chute"
+	"paradrop/chute/manifest"
 	"paradrop/usp/codec"
 )
 
@@ -18,11 +19,12 @@ const dataModelURI = "urn:broadband-forum-org:tr-181-2-18-0-usp"
 
 type valueType = codec.GetSupportedDMResp_ParamValueType
 
-// param is a parameter of the supported data model. All are read-only in
-// this version of the agent.
+// param is a parameter of the supported data model.
 type param struct {
 	name string
 	typ  valueType
+	// writable: a controller may set it (the others are read-only).
+	writable bool
 	// noValueChange: a ValueChange subscription ignores it (it changes
 	// all the time).
 	noValueChange bool
@@ -34,6 +36,9 @@ type object struct {
 	path   []string
 	params []param
 	keys   [][]string // unique key sets, for multi-instance objects
+	// writable: a controller may add and delete instances (the others
+	// are read-only).
+	writable bool
 }
 
 func (o *object) multi() bool { return o.path[len(o.path)-1] == "{i}" }
@@ -73,23 +78,46 @@ var (
 	controllerMQTT = &object{path: []string{"Device", "LocalAgent", "Controller", "{i}", "MTP", "{i}", "MQTT"}, params: []param{
 		{name: "Topic", typ: str},
 	}}
+	requestObj = &object{path: []string{"Device", "LocalAgent", "Request", "{i}"}, params: []param{
+		{name: "Originator", typ: str}, {name: "Command", typ: str}, {name: "CommandKey", typ: str}, {name: "Status", typ: str},
+	}}
+	subscriptionObj = &object{path: []string{"Device", "LocalAgent", "Subscription", "{i}"}, params: []param{
+		{name: "Enable", typ: boolT, writable: true}, {name: "ID", typ: str, writable: true},
+		{name: "NotifType", typ: str, writable: true}, {name: "ReferenceList", typ: str, writable: true},
+		{name: "NotifRetry", typ: boolT, writable: true}, {name: "Recipient", typ: str}, {name: "Persistent", typ: boolT},
+		{name: "CreationDate", typ: str},
+	}, keys: [][]string{{"Recipient", "ID"}}, writable: true}
 	softwareModules = &object{path: []string{"Device", "SoftwareModules"}, params: []param{
+		{name: "ExecEnvNumberOfEntries", typ: uintT},
 		{name: "DeploymentUnitNumberOfEntries", typ: uintT}, {name: "ExecutionUnitNumberOfEntries", typ: uintT},
 	}}
+	execEnv = &object{path: []string{"Device", "SoftwareModules", "ExecEnv", "{i}"}, params: []param{
+		{name: "Enable", typ: boolT}, {name: "Status", typ: str}, {name: "Name", typ: str}, {name: "Type", typ: str},
+		{name: "Vendor", typ: str}, {name: "Version", typ: str},
+		{name: "AvailableDiskSpace", typ: uintT, noValueChange: true}, {name: "AvailableMemory", typ: uintT, noValueChange: true},
+		{name: "ActiveExecutionUnits", typ: str},
+	}, keys: [][]string{{"Name"}}}
 	deploymentUnit = &object{path: []string{"Device", "SoftwareModules", "DeploymentUnit", "{i}"}, params: []param{
 		{name: "UUID", typ: str}, {name: "DUID", typ: str}, {name: "Name", typ: str}, {name: "Status", typ: str},
-		{name: "Resolved", typ: boolT}, {name: "Version", typ: str}, {name: "ExecutionUnitList", typ: str},
+		{name: "Resolved", typ: boolT}, {name: "URL", typ: str}, {name: "Vendor", typ: str}, {name: "Version", typ: str},
+		{name: "ExecutionUnitList", typ: str}, {name: "ExecutionEnvRef", typ: str},
 	}, keys: [][]string{{"DUID"}, {"UUID"}}}
 	executionUnit = &object{path: []string{"Device", "SoftwareModules", "ExecutionUnit", "{i}"}, params: []param{
-		{name: "EUID", typ: str}, {name: "Name", typ: str}, {name: "Status", typ: str},
+		{name: "EUID", typ: str}, {name: "Name", typ: str}, {name: "Status", typ: str}, {name: "RequestedState", typ: str},
 		{name: "ExecutionFaultCode", typ: str}, {name: "ExecutionFaultMessage", typ: str},
-		{name: "AutoStart", typ: boolT}, {name: "Version", typ: str},
+		{name: "AutoStart", typ: boolT}, {name: "Vendor", typ: str}, {name: "Version", typ: str},
+		{name: "AllocatedMemory", typ: uintT}, {name: "AllocatedDiskSpace", typ: uintT}, {name: "AllocatedCPUPercent", typ: uintT},
+		{name: "MemoryInUse", typ: uintT, noValueChange: true}, {name: "DiskSpaceInUse", typ: uintT, noValueChange: true},
+		{name: "ExecutionEnvRef", typ: str},
 	}, keys: [][]string{{"EUID"}}}
 
 	// model lists them parents first.
-	model = []*object{device, deviceInfo, localAgent, controller, controllerMTP, controllerMQTT,
-		softwareModules, deploymentUnit, executionUnit}
+	model = []*object{device, deviceInfo, localAgent, controller, controllerMTP, controllerMQTT, requestObj, subscriptionObj,
+		softwareModules, execEnv, deploymentUnit, executionUnit}
 )
+
+// execEnvRef is the one ExecEnv: this gateway's chute runtime.
+const execEnvRef = "Device.SoftwareModules.ExecEnv.1"
 
 // instance is an object of the instantiated data model with its values.
 type instance struct {
@@ -104,10 +132,18 @@ func (in instance) name() string { return strings.Join(in.path, ".") + "." }
 // name): stable across restarts and reinstalls of the same chute.
 var duNamespace = uuid.NewSHA1(uuid.NameSpaceURL, []byte("https://paradrop.org/usp/deployment-unit"))
 
-// snapshot takes the instantiated data model.
-func (a *Agent) snapshot() *snapshot {
-	chutes := a.cfg.Chutes.List()
-	nums := a.numbers(chutes)
+// snapshot takes the instantiated data model as the controller from, of
+// scope ctl, sees it: a developer's controller sees its developer's chutes
+// only, and each controller its own requests.
+func (a *Agent) snapshot(from string, ctl Controller) *snapshot {
+	all := a.cfg.Chutes.List()
+	nums := a.numbers(all) // of all chutes: numbers are the gateway's
+	var chutes []chute.Info
+	for _, c := range all {
+		if ctl.sees(c.Owner) {
+			chutes = append(chutes, c)
+		}
+	}
 	d := a.cfg.Device
 	up := "0"
 	if d.UpTime != nil {
@@ -130,31 +166,111 @@ func (a *Agent) snapshot() *snapshot {
 		out = append(out,
 			at(controller, map[string]string{"EndpointID": id, "Enable": "true", "MTPNumberOfEntries": "1"}, n),
 			at(controllerMTP, map[string]string{"Protocol": "MQTT", "Enable": "true"}, n, "1"),
-			at(controllerMQTT, map[string]string{"Topic": a.cfg.Controllers[id]}, n, "1"))
+			at(controllerMQTT, map[string]string{"Topic": a.cfg.Controllers[id].Topic}, n, "1"))
 	}
+	out = append(out, a.ops.instances(from)...)
+	out = append(out, a.subs.instances(from, a.recipient(from))...)
 	out = append(out, at(softwareModules, map[string]string{
+		"ExecEnvNumberOfEntries":        "1",
 		"DeploymentUnitNumberOfEntries": strconv.Itoa(len(chutes)),
 		"ExecutionUnitNumberOfEntries":  strconv.Itoa(len(chutes)),
 	}))
+	var mem, disk uint64
+	if a.cfg.Available != nil {
+		mem, disk = a.cfg.Available()
+	}
+	var active []string
+	for _, c := range chutes {
+		if c.State == chute.Running {
+			active = append(active, "Device.SoftwareModules.ExecutionUnit."+strconv.FormatUint(uint64(nums[c.Name]), 10))
+		}
+	}
+	out = append(out, at(execEnv, map[string]string{
+		"Enable": "true", "Status": "Up", "Name": "paradrop", "Type": "Linux namespaces and cgroups",
+		"Vendor": "ParaDrop", "Version": d.SoftwareVersion,
+		"AvailableMemory": strconv.FormatUint(mem, 10), "AvailableDiskSpace": strconv.FormatUint(disk, 10),
+		"ActiveExecutionUnits": strings.Join(active, ","),
+	}, "1"))
 	// A chute is one DU with one EU, both of its instance number.
 	for _, c := range chutes {
 		n := strconv.FormatUint(uint64(nums[c.Name]), 10)
 		out = append(out, at(deploymentUnit, map[string]string{
 			"UUID": uuid.NewSHA1(duNamespace, []byte(c.Name)).String(), "DUID": c.Name, "Name": c.Name,
-			"Status": duStatus(c.State), "Resolved": "true", "Version": c.Version,
-			"ExecutionUnitList": "Device.SoftwareModules.ExecutionUnit." + n,
+			"Status": duStatus(c.State), "Resolved": "true", "URL": a.url(c.Name), "Vendor": string(c.Owner),
+			"Version": c.Version, "ExecutionUnitList": "Device.SoftwareModules.ExecutionUnit." + n,
+			"ExecutionEnvRef": execEnvRef,
 		}, n))
+	}
+	var inUse map[string]Use
+	if a.cfg.InUse != nil && len(chutes) > 0 {
+		inUse = a.cfg.InUse()
 	}
 	for _, c := range chutes {
 		n := strconv.FormatUint(uint64(nums[c.Name]), 10)
 		code, msg := fault(c)
+		use := inUse[c.Name]
+		mem, disk, cpu := allocated(c)
 		out = append(out, at(executionUnit, map[string]string{
-			"EUID": c.Name, "Name": c.Name, "Status": euStatus(c.State),
+			"EUID": c.Name, "Name": c.Name, "Status": euStatus(c.State), "RequestedState": euStatus(c.Desired),
 			"ExecutionFaultCode": code, "ExecutionFaultMessage": msg,
-			"AutoStart": strconv.FormatBool(c.Desired == chute.Running), "Version": c.Version,
+			"AutoStart": strconv.FormatBool(c.Desired == chute.Running), "Vendor": string(c.Owner), "Version": c.Version,
+			"AllocatedMemory": mem, "AllocatedDiskSpace": disk, "AllocatedCPUPercent": cpu,
+			"MemoryInUse": strconv.FormatUint(use.Memory>>10, 10), "DiskSpaceInUse": strconv.FormatUint(use.Disk>>10, 10),
+			"ExecutionEnvRef": execEnvRef,
 		}, n))
 	}
 	return newSnapshot(out)
+}
+
+// recipient is the path of the controller from's object.
+func (a *Agent) recipient(from string) string {
+	i := slices.Index(slices.Sorted(maps.Keys(a.cfg.Controllers)), from)
+	return "Device.LocalAgent.Controller." + strconv.Itoa(i+1)
+}
+
+// allocated is what the chute's manifest asks for: memory and disk in
+// KiB, CPU in percent of one core; 0 where it sets no limit.
+func allocated(c chute.Info) (mem, disk, cpu string) {
+	man, _ := c.Manifest.(*manifest.Manifest)
+	if man == nil {
+		return "0", "0", "0"
+	}
+	r := man.Resources
+	return strconv.FormatInt(int64(r.Memory)>>10, 10), strconv.FormatInt(int64(r.Disk)>>10, 10),
+		strconv.FormatInt(int64(r.CPUMax*100+0.5), 10)
+}
+
+// url is the URL the agent installed chute name from ("" for one
+// installed through the API).
+func (a *Agent) url(name string) string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.urls[name]
+}
+
+func (a *Agent) setURL(name, url string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if url == "" {
+		delete(a.urls, name)
+		return
+	}
+	a.urls[name] = url
+}
+
+// number is chute name's instance number, given one if it has none yet.
+func (a *Agent) number(name string) uint32 {
+	a.mu.Lock()
+	n, ok := a.nums[name]
+	a.mu.Unlock()
+	if ok {
+		return n
+	}
+	return a.numbers(a.cfg.Chutes.List())[name]
+}
+
+func (a *Agent) numberString(name string) string {
+	return strconv.FormatUint(uint64(a.number(name)), 10)
 }
 
 // at is the instance of o with these instance numbers, in order, for its

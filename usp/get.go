@@ -151,6 +151,16 @@ func getSupportedDM(req *codec.GetSupportedDM, snap *snapshot, b *budget) (*code
 					return nil, err
 				}
 			}
+			for _, c := range o.SupportedCommands {
+				if err := b.spend(c.CommandName, strings.Join(c.InputArgNames, ""), strings.Join(c.OutputArgNames, "")); err != nil {
+					return nil, err
+				}
+			}
+			for _, e := range o.SupportedEvents {
+				if err := b.spend(e.EventName, strings.Join(e.ArgNames, "")); err != nil {
+					return nil, err
+				}
+			}
 		}
 		res.SupportedObjs = objs
 		resp.ReqObjResults = append(resp.ReqObjResults, res)
@@ -219,7 +229,7 @@ func exists(p Path, n int, snap *snapshot) bool {
 func supportedObject(o *object, req *codec.GetSupportedDM) *codec.GetSupportedDMResp_SupportedObjectResult {
 	r := &codec.GetSupportedDMResp_SupportedObjectResult{
 		SupportedObjPath: strings.Join(o.path, ".") + ".",
-		Access:           codec.GetSupportedDMResp_OBJ_READ_ONLY,
+		Access:           objAccess(o),
 		IsMultiInstance:  o.multi(),
 	}
 	if req == nil {
@@ -228,6 +238,25 @@ func supportedObject(o *object, req *codec.GetSupportedDM) *codec.GetSupportedDM
 	if req.ReturnParams {
 		for _, p := range o.params {
 			r.SupportedParams = append(r.SupportedParams, supportedParam(p))
+		}
+	}
+	if req.ReturnCommands {
+		for _, c := range commands {
+			if c.obj == o {
+				typ := codec.GetSupportedDMResp_CMD_SYNC
+				if c.async {
+					typ = codec.GetSupportedDMResp_CMD_ASYNC
+				}
+				r.SupportedCommands = append(r.SupportedCommands, &codec.GetSupportedDMResp_SupportedCommandResult{
+					CommandName: c.name, InputArgNames: c.in, OutputArgNames: c.out, CommandType: typ})
+			}
+		}
+	}
+	if req.ReturnEvents {
+		for _, e := range events {
+			if e.obj == o {
+				r.SupportedEvents = append(r.SupportedEvents, &codec.GetSupportedDMResp_SupportedEventResult{EventName: e.name, ArgNames: e.args})
+			}
 		}
 	}
 	if req.ReturnUniqueKeySets {
@@ -244,6 +273,20 @@ func supportedParam(p param) *codec.GetSupportedDMResp_SupportedParamResult {
 		vc = codec.GetSupportedDMResp_VALUE_CHANGE_WILL_IGNORE
 	}
 	return &codec.GetSupportedDMResp_SupportedParamResult{
-		ParamName: p.name, Access: codec.GetSupportedDMResp_PARAM_READ_ONLY, ValueType: p.typ, ValueChange: vc,
+		ParamName: p.name, Access: paramAccess(p), ValueType: p.typ, ValueChange: vc,
 	}
+}
+
+func objAccess(o *object) codec.GetSupportedDMResp_ObjAccessType {
+	if o.writable {
+		return codec.GetSupportedDMResp_OBJ_ADD_DELETE
+	}
+	return codec.GetSupportedDMResp_OBJ_READ_ONLY
+}
+
+func paramAccess(p param) codec.GetSupportedDMResp_ParamAccessType {
+	if p.writable {
+		return codec.GetSupportedDMResp_PARAM_READ_WRITE
+	}
+	return codec.GetSupportedDMResp_PARAM_READ_ONLY
 }

@@ -149,6 +149,13 @@ func TestAgentOverMQTT(t *testing.T) {
 		}
 		mustContain(t, string(protoc(t, m.Payload(), "--decode=usp_record.Record")),
 			`to_id: "self::ctrl"`, `from_id: "os::test-agent"`, `mqtt_connect {`, `subscribed_topic: "usp/agents/test"`)
+		// Then Device.Boot!, once.
+		m = next(t)
+		if m.Topic() != "usp/controllers/ctrl/reply-to=usp%2Fagents%2Ftest" {
+			t.Errorf("Boot! on %q", m.Topic())
+		}
+		_, msg := decoded(t, m.Payload())
+		mustContain(t, msg, `msg_type: NOTIFY`, `notify {`, `obj_path: "Device."`, `event_name: "Boot!"`, `key: "Cause"`)
 	})
 	t.Run("get decoded by protoc", func(t *testing.T) {
 		send(t, "usp/controllers/ctrl", rawRecord(t, ctrlID, agentID, get("get-1")))

@@ -12,22 +12,49 @@ import (
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"paradrop/tlscert"
 )
 
 // Broker is a mosquitto run by a test.
 type Broker struct {
-	t      testing.TB
-	bin    string
-	conf   string
-	addr   string
-	cmd    *exec.Cmd
-	exited chan struct{} // closed when cmd has exited
+	t    testing.TB
+	bin  string
+	conf string
+	addr string
+	// tlsAddr is the listener of MQTT over TLS, if any, and caFile
+	// verifies it.
+	tlsAddr, caFile string
+	cmd             *exec.Cmd
+	exited          chan struct{} // closed when cmd has exited
 }
 
 // Start runs mosquitto on a free loopback port until the test ends. The
 // test is skipped when mosquitto is not installed (CI installs it: make
 // deps).
 func Start(t testing.TB) *Broker {
+	t.Helper()
+	return start(t, nil)
+}
+
+// StartTLS runs mosquitto as Start does, with a second listener at
+// TLSURL: MQTT over TLS, with a self-signed certificate for 127.0.0.1 (the
+// CA file is CAFile), for users given by name and password only.
+func StartTLS(t testing.TB, users map[string]string) *Broker {
+	t.Helper()
+	dir := t.TempDir()
+	if _, err := tlscert.EnsureSelfSigned(dir, tlscert.Names{IPs: []net.IP{net.IPv4(127, 0, 0, 1)}}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	return start(t, &tlsListener{cert: filepath.Join(dir, tlscert.Dir, "cert.pem"), key: filepath.Join(dir, tlscert.Dir, "key.pem"), users: users})
+}
+
+type tlsListener struct {
+	cert, key string
+	users     map[string]string
+}
+
+func start(t testing.TB, tls *tlsListener) *Broker {
 	t.Helper()
 	bin, err := exec.LookPath("mosquitto")
 	if err != nil {
@@ -36,16 +63,32 @@ func Start(t testing.TB) *Broker {
 		}
 		bin = "/usr/sbin/mosquitto"
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	_, port, _ := net.SplitHostPort(addr)
-	b := &Broker{t: t, bin: bin, addr: addr, conf: filepath.Join(t.TempDir(), "mosquitto.conf")}
+	dir := t.TempDir()
+	b := &Broker{t: t, bin: bin, addr: freePort(t), conf: filepath.Join(dir, "mosquitto.conf")}
+	_, port, _ := net.SplitHostPort(b.addr)
 	// No persistence, no file log: nothing outside the test's directory.
-	conf := fmt.Sprintf("listener %s 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest stderr\nlog_type error\n", port)
+	conf := fmt.Sprintf("per_listener_settings true\npersistence false\nlog_dest stderr\nlog_type error\nlistener %s 127.0.0.1\nallow_anonymous true\n", port)
+	if tls != nil {
+		b.tlsAddr = freePort(t)
+		_, tport, _ := net.SplitHostPort(b.tlsAddr)
+		passwd := filepath.Join(dir, "passwd")
+		if err := os.WriteFile(passwd, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		for user, pass := range tls.users {
+			if out, err := exec.Command("mosquitto_passwd", "-b", passwd, user, pass).CombinedOutput(); err != nil {
+				t.Fatalf("mosquitto_passwd: %v: %s", err, out)
+			}
+		}
+		conf += fmt.Sprintf("listener %s 127.0.0.1\ncertfile %s\nkeyfile %s\nallow_anonymous false\npassword_file %s\n",
+			tport, tls.cert, tls.key, passwd)
+		b.caFile = tls.cert
+		if os.Geteuid() == 0 {
+			// Run as root, mosquitto becomes user mosquitto before it
+			// reads the password file, in the test's private directory.
+			conf = "user root\n" + conf
+		}
+	}
 	if err := os.WriteFile(b.conf, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -53,6 +96,21 @@ func Start(t testing.TB) *Broker {
 	t.Cleanup(b.Stop)
 	return b
 }
+
+func freePort(t testing.TB) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// TLSURL is the ssl:// address of StartTLS's TLS listener.
+func (b *Broker) TLSURL() string { return "ssl://" + b.tlsAddr }
+
+// CAFile is the PEM file that verifies the TLS listener's certificate.
+func (b *Broker) CAFile() string { return b.caFile }
 
 // URL is the broker's tcp:// address.
 func (b *Broker) URL() string { return "tcp://" + b.addr }

@@ -8,6 +8,7 @@ package mqttmtp
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -23,8 +24,14 @@ import (
 
 // Config configures an endpoint's MQTT connection.
 type Config struct {
-	// Broker is tcp://HOST:PORT.
+	// Broker is tcp://HOST:PORT, or ssl://HOST:PORT for MQTT over TLS
+	// (1.2 or later), the broker's certificate verified.
 	Broker string
+	// TLS configures an ssl:// connection (nil: the system's roots); its
+	// ServerName defaults to the broker's host.
+	TLS *tls.Config
+	// Username and Password, if set, are sent in CONNECT.
+	Username, Password string
 	// ClientID is the MQTT client ID: the USP endpoint ID.
 	ClientID string
 	// Topic is where this endpoint is reached: it subscribes to Topic/#
@@ -78,10 +85,16 @@ type Client struct {
 // CheckBroker says whether broker is an address New takes.
 func CheckBroker(broker string) error {
 	u, err := url.Parse(broker)
-	if err != nil || (u.Scheme != "tcp" && u.Scheme != "mqtt") || u.Host == "" {
-		return fmt.Errorf("mqtt: broker %q: want tcp://HOST:PORT", broker)
+	if err != nil || (u.Scheme != "tcp" && u.Scheme != "mqtt" && !Secure(broker)) || u.Host == "" {
+		return fmt.Errorf("mqtt: broker %q: want tcp://HOST:PORT or ssl://HOST:PORT", broker)
 	}
 	return nil
+}
+
+// Secure says whether broker is reached over TLS.
+func Secure(broker string) bool {
+	u, err := url.Parse(broker)
+	return err == nil && (u.Scheme == "ssl" || u.Scheme == "tls" || u.Scheme == "mqtts")
 }
 
 // New checks cfg and makes a client; Run connects it.
@@ -200,6 +213,11 @@ func (c *Client) connect(ctx context.Context, lost chan<- error) (mqtt.Client, e
 			if err != nil {
 				return nil, err
 			}
+			if Secure(c.cfg.Broker) {
+				if conn, err = c.handshake(ctx, conn, u.Hostname(), o.ConnectTimeout); err != nil {
+					return nil, err
+				}
+			}
 			return newGuard(conn, c.cfg.MaxPacket, &c.oversized), nil
 		}).
 		SetConnectionLostHandler(func(_ mqtt.Client, err error) {
@@ -208,6 +226,9 @@ func (c *Client) connect(ctx context.Context, lost chan<- error) (mqtt.Client, e
 			default:
 			}
 		})
+	if c.cfg.Username != "" {
+		opts.SetUsername(c.cfg.Username).SetPassword(c.cfg.Password)
+	}
 	cl := mqtt.NewClient(opts)
 	if err := wait(ctx, cl.Connect()); err != nil {
 		cl.Disconnect(0) // a connection still being made ends with ctx
@@ -227,6 +248,28 @@ func (c *Client) connect(ctx context.Context, lost chan<- error) (mqtt.Client, e
 		return nil, fmt.Errorf("subscribe %s/#: %w", c.cfg.Topic, err)
 	}
 	return cl, nil
+}
+
+// handshake runs TLS over conn, verifying the broker as host.
+func (c *Client) handshake(ctx context.Context, conn net.Conn, host string, timeout time.Duration) (net.Conn, error) {
+	cfg := &tls.Config{}
+	if c.cfg.TLS != nil {
+		cfg = c.cfg.TLS.Clone()
+	}
+	if cfg.ServerName == "" {
+		cfg.ServerName = host
+	}
+	if cfg.MinVersion == 0 {
+		cfg.MinVersion = tls.VersionTLS12
+	}
+	tc := tls.Client(conn, cfg)
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	if err := tc.HandshakeContext(ctx); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("TLS: %w", err)
+	}
+	return tc, nil
 }
 
 // incoming runs on the client's reader: it only queues, so that a slow

@@ -3,7 +3,10 @@ package mqttmtp
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -117,4 +120,60 @@ func TestEndpoint(t *testing.T) {
 		ctrl = b.Client(t, "ctrl2", "usp/controllers/c/#", got)
 		roundTrip(t, "after restart")
 	})
+}
+
+// Over TLS the broker's certificate is verified and the endpoint logs in:
+// with the wrong CA or the wrong password it never connects; with both
+// right it does, and records flow.
+func TestTLS(t *testing.T) {
+	b := mosquitto.StartTLS(t, map[string]string{"gw": "s3cret"})
+	pool, otherPool := x509.NewCertPool(), x509.NewCertPool()
+	pem, err := os.ReadFile(b.CAFile())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool.AppendCertsFromPEM(pem)
+	other := mosquitto.StartTLS(t, nil) // another self-signed certificate
+	pem, err = os.ReadFile(other.CAFile())
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherPool.AppendCertsFromPEM(pem)
+
+	for _, tc := range []struct {
+		name string
+		pool *x509.CertPool
+		pass string
+	}{{"wrong CA", otherPool, "s3cret"}, {"system CAs", nil, "s3cret"}, {"wrong password", pool, "guess"}} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := Config{Broker: b.TLSURL(), ClientID: "tls-" + tc.name, Topic: "usp/agents/tls", Username: "gw", Password: tc.pass,
+				Backoff: Backoff{Min: 50 * time.Millisecond, Max: 100 * time.Millisecond, Multiplier: 2}}
+			if tc.pool != nil {
+				cfg.TLS = &tls.Config{RootCAs: tc.pool}
+			}
+			c, err := New(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			c.Run(ctx, func(context.Context, Message) {}, nil)
+			if n := c.Stats().Connects; n != 0 {
+				t.Errorf("%d connections", n)
+			}
+		})
+	}
+	c := echo(t, Config{Broker: b.TLSURL(), ClientID: "tls-ok", Topic: "usp/agents/tls", Username: "gw", Password: "s3cret",
+		TLS: &tls.Config{RootCAs: pool}})
+	got := make(chan mqtt.Message, 1)
+	ctl := b.Client(t, "ctl", "usp/controllers/tls/#", got)
+	ctl.Publish(WithReplyTo(c.Topic(), "usp/controllers/tls"), 1, false, []byte("over tls"))
+	select {
+	case m := <-got:
+		if string(m.Payload()) != "over tls" {
+			t.Errorf("got %q", m.Payload())
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no echo over TLS")
+	}
 }

@@ -1,0 +1,217 @@
+package usp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+
+	"paradrop/chute"
+	"paradrop/chute/signature"
+	"paradrop/usp/codec"
+)
+
+// errArgs is a command's input that cannot be used (7027).
+var errArgs = errors.New("invalid command arguments")
+
+// The input argument naming a package's signature (a vendor extension,
+// TR-106's X_ prefix): without it, the package's URL with .minisig added
+// to its path is tried.
+const argSignatureURL = "X_ParaDrop_SignatureURL"
+
+// operation is one command to run on one object instance.
+type operation struct {
+	from string     // the controller's endpoint ID
+	ctl  Controller // and its scope
+	obj  instance   // the object the command is on
+	args map[string]string
+}
+
+// command is a command of the supported data model: on an object, sync or
+// async (answered at once, ended with OperationComplete).
+type command struct {
+	obj     *object
+	name    string
+	async   bool
+	in, out []string // argument names, as GetSupportedDM tells them
+	run     func(a *Agent, ctx context.Context, op operation) (map[string]string, error)
+}
+
+var commands = []command{
+	{obj: softwareModules, name: "InstallDU()", async: true, run: (*Agent).installDU,
+		in: []string{"URL", "ExecutionEnvRef", argSignatureURL}, out: []string{"DeploymentUnitRef"}},
+	{obj: deploymentUnit, name: "Update()", async: true, run: (*Agent).updateDU, in: []string{"URL", argSignatureURL}},
+	{obj: deploymentUnit, name: "Uninstall()", async: true, run: (*Agent).uninstallDU},
+	{obj: executionUnit, name: "SetRequestedState()", run: (*Agent).setRequestedState, in: []string{"RequestedState"}},
+	{obj: executionUnit, name: "Restart()", run: (*Agent).restartEU},
+}
+
+// operate answers an Operate (TR-369 "The Operate Message"): the command
+// runs on each object its path names that the controller may see.
+func (a *Agent) operate(from string, ctl Controller, req *codec.Operate) *codec.Body {
+	objPath, name, ok := cutCommand(req.Command)
+	if !ok {
+		return errorMsg(codePathSyntax, fmt.Sprintf("%.200q names no command", req.Command))
+	}
+	p, err := ParsePath(objPath)
+	if err != nil {
+		return errorMsg(codePathSyntax, err.Error())
+	}
+	var cmd *command
+	for i, c := range commands {
+		if c.name == name && slicesEqual(c.obj.path, supportedPath(p.Segs)) {
+			cmd = &commands[i]
+		}
+	}
+	if cmd == nil || !p.searchable() {
+		return errorMsg(codeInvalidPath, fmt.Sprintf("%.200s is not a command of the data model", req.Command))
+	}
+	snap := a.snapshot(from, ctl)
+	var targets []instance
+	for _, in := range snap.list {
+		if in.obj == cmd.obj && len(in.path) == len(p.Segs) && snap.matches(p, len(p.Segs), in.path) {
+			targets = append(targets, in)
+		}
+	}
+	// Another developer's chute is answered as one that does not exist.
+	if len(targets) == 0 && !p.Search() && !hasWildcard(p.Segs) {
+		return errorMsg(codeInvalidPath, fmt.Sprintf("%.200s: no such object", objPath))
+	}
+	resp := &codec.OperateResp{}
+	for _, in := range targets {
+		executed := in.name() + cmd.name
+		res := &codec.OperateResp_OperationResult{ExecutedCommand: executed}
+		op := operation{from: from, ctl: ctl, obj: in, args: req.InputArgs}
+		if cmd.async {
+			a.start(*cmd, op, executed, req.CommandKey, res)
+		} else if out, err := cmd.run(a, a.ctx, op); err != nil {
+			code, msg := commandError(err)
+			res.OperationResp = &codec.OperateResp_OperationResult_CmdFailure{CmdFailure: &codec.OperateResp_OperationResult_CommandFailure{ErrCode: code, ErrMsg: msg}}
+		} else {
+			res.OperationResp = &codec.OperateResp_OperationResult_ReqOutputArgs{ReqOutputArgs: &codec.OperateResp_OperationResult_OutputArgs{OutputArgs: out}}
+		}
+		resp.OperationResults = append(resp.OperationResults, res)
+	}
+	return &codec.Body{MsgBody: &codec.Body_Response{Response: &codec.Response{RespType: &codec.Response_OperateResp{OperateResp: resp}}}}
+}
+
+// start runs an async command, answering the path of its Request object,
+// or a failure when too many are running.
+func (a *Agent) start(cmd command, op operation, executed, key string, res *codec.OperateResp_OperationResult) {
+	n, ok := a.ops.begin(request{from: op.from, command: executed, key: key})
+	if !ok {
+		res.OperationResp = &codec.OperateResp_OperationResult_CmdFailure{CmdFailure: &codec.OperateResp_OperationResult_CommandFailure{
+			ErrCode: codeResources, ErrMsg: fmt.Sprintf("%d commands already running (%d of yours at most); try again later", maxOperations, maxPerController)}}
+		return
+	}
+	a.wg.Go(func() {
+		defer a.ops.end(n)
+		out, err := cmd.run(a, a.ctx, op)
+		a.operationComplete(op.from, op.obj.name(), cmd.name, key, out, err)
+	})
+	res.OperationResp = &codec.OperateResp_OperationResult_ReqObjPath{ReqObjPath: "Device.LocalAgent.Request." + strconv.FormatUint(uint64(n), 10) + "."}
+}
+
+// cutCommand splits a command path into its object's path and the
+// command's name.
+func cutCommand(s string) (obj, name string, ok bool) {
+	if !strings.HasSuffix(s, "()") {
+		return "", "", false
+	}
+	i := strings.LastIndexByte(s, '.')
+	if i < 0 || i == len(s)-3 {
+		return "", "", false
+	}
+	return s[:i+1], s[i+1:], true
+}
+
+func hasWildcard(segs []string) bool {
+	for _, s := range segs {
+		if s == "*" {
+			return true
+		}
+	}
+	return false
+}
+
+func slicesEqual(a, b []string) bool {
+	return strings.Join(a, ".") == strings.Join(b, ".")
+}
+
+// commandError is the USP error code and message of a command's failure.
+func commandError(err error) (uint32, string) {
+	switch {
+	case errors.Is(err, errArgs), errors.Is(err, chute.ErrInvalid):
+		return codeCommandArgs, err.Error()
+	case errors.Is(err, chute.ErrForbidden), errors.Is(err, chute.ErrQuota),
+		errors.Is(err, signature.ErrMissing), errors.Is(err, signature.ErrMalformed),
+		errors.Is(err, signature.ErrUnknownKey), errors.Is(err, signature.ErrBadSignature):
+		return codePermission, err.Error()
+	case errors.Is(err, chute.ErrTooLarge):
+		return codeResources, err.Error()
+	}
+	return codeCommandFailure, err.Error()
+}
+
+// waitChange waits for the change the chute manager queued, an error if
+// it failed.
+func (a *Agent) waitChange(ctx context.Context, ch chute.Change, err error) error {
+	if err != nil {
+		return err
+	}
+	ch, err = a.cfg.Chutes.WaitChange(ctx, ch.ID)
+	switch {
+	case err != nil:
+		return err
+	case ch.State == chute.ChangeError:
+		return fmt.Errorf("%s %s: %s", ch.Action, ch.Chute, ch.Error)
+	}
+	return nil
+}
+
+// fetch opens the package at the URL in args, and fetches its signature,
+// on the terms of the controller's scope (Config.Origin). The signature
+// comes first: a package whose signature cannot be had is not downloaded.
+func (a *Agent) fetch(ctx context.Context, op operation) (chute.Origin, io.ReadCloser, error) {
+	if a.cfg.Origin == nil {
+		return chute.Origin{}, nil, fmt.Errorf("%w: this agent installs no packages", errArgs)
+	}
+	u, err := checkURL(op.args["URL"])
+	if err != nil {
+		return chute.Origin{}, nil, err
+	}
+	if ref := op.args["ExecutionEnvRef"]; ref != "" && strings.TrimSuffix(ref, ".") != execEnvRef {
+		return chute.Origin{}, nil, fmt.Errorf("%w: ExecutionEnvRef %.100q: this gateway has %s only", errArgs, ref, execEnvRef)
+	}
+	o, err := a.cfg.Origin(op.ctl.Developer, op.ctl.actor())
+	if err != nil {
+		return o, nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, a.cfg.Download.Timeout)
+	client := a.cfg.Download.client(op.ctl.Developer != "")
+	sig, err := a.cfg.Download.signature(ctx, client, u, op.args[argSignatureURL])
+	if err != nil {
+		cancel()
+		return o, nil, err
+	}
+	body, err := a.cfg.Download.open(ctx, client, u.String(), a.cfg.Download.MaxSize)
+	if err != nil {
+		cancel()
+		return o, nil, fmt.Errorf("package: %w", err)
+	}
+	o.Seal.Signature = sig
+	return o, cancelling{body, cancel}, nil
+}
+
+// cancelling is a download whose Close ends its context too.
+type cancelling struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+}
+
+func (c cancelling) Close() error {
+	defer c.cancel()
+	return c.ReadCloser.Close()
+}
