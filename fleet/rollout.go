@@ -9,12 +9,12 @@ import (
 )
 
 // Package is a chute package a rollout installs: the chute's name and
-// version, and where the gateways download it (its signature is at URL
-// + ".minisig").
+// version, and the SHA-256 of the package file, which names it where the
+// gateways download it.
 type Package struct {
 	Name    string `json:"name"`
 	Version string `json:"version"`
-	URL     string `json:"url"`
+	SHA256  string `json:"sha256"`
 }
 
 // Installer acts on one gateway. Each call is bounded by its ctx: a call
@@ -151,6 +151,7 @@ type Status struct {
 	Spec   Spec                 `json:"spec"`
 	State  State                `json:"state"`
 	Reason string               `json:"reason,omitempty"` // why it aborted
+	Owner  string               `json:"owner,omitempty"`  // the controller running it
 	Counts map[GatewayState]int `json:"counts"`
 	Update time.Time            `json:"update"`
 	Result map[string]Result    `json:"-"`
@@ -324,9 +325,8 @@ func (r *Run) run(ctx context.Context) {
 		}
 		r.setState(ctx, Aborting, reason)
 	}
-	if state == Aborting {
-		r.setState(ctx, Aborting, r.Status().Reason)
-	}
+	// Saved at once: this controller owns the rollout now.
+	r.setState(ctx, state, r.Status().Reason)
 	for {
 		// Start what may start now.
 		var wait <-chan time.Time
@@ -428,6 +428,9 @@ func later(a, b time.Time) time.Time {
 func (r *Run) install(ctx context.Context, gw string, prior Result) Result {
 	res := Result{State: Installing, Prev: prior.Prev, PrevKnown: prior.PrevKnown}
 	err := bounded(ctx, func(ctx context.Context) error {
+		if prior.State != Installing {
+			r.setResult(ctx, gw, res) // shown under way at once
+		}
 		if !res.PrevKnown {
 			cur, err := r.inst.Current(ctx, gw, r.spec.Package.Name)
 			if err != nil {
