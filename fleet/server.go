@@ -56,6 +56,9 @@ type Server struct {
 // Messages counts the USP records the controller sent and received.
 func (s *Server) Messages() uint64 { return s.ctl.Messages() }
 
+// Ready is closed once the controller is connected to the broker.
+func (s *Server) Ready() <-chan struct{} { return s.ctl.Ready() }
+
 // URL is where gateways download packages.
 func (s *Server) URL() string { return s.cfg.PublicURL }
 
