@@ -19,6 +19,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -40,7 +41,8 @@ type Agent struct {
 	Hang        bool
 	Delay       time.Duration // of an install
 
-	mtp *mqttmtp.Client
+	mtp  *mqttmtp.Client
+	msgs atomic.Uint64
 
 	mu       sync.Mutex
 	dus      map[string]du // by name
@@ -59,6 +61,16 @@ func (a *Agent) DU(name string) string {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.dus[name].version
+}
+
+// Messages counts the USP records the agent received and sent.
+func (a *Agent) Messages() uint64 { return a.msgs.Load() }
+
+// publish sends a record, counting it.
+func (a *Agent) publish(ctx context.Context, topic string, rec []byte) {
+	if a.mtp.Publish(ctx, topic, rec) == nil {
+		a.msgs.Add(1)
+	}
 }
 
 // Installs counts the installs and updates the agent ran.
@@ -104,13 +116,14 @@ func (a *Agent) Run(ctx context.Context, broker string) error {
 		for id, topic := range a.Controllers {
 			rec, err := codec.ConnectRecord(a.ID, id, a.Topic)
 			if err == nil {
-				mtp.Publish(ctx, topic, rec)
+				a.publish(ctx, topic, rec)
 			}
 		}
 	})
 }
 
 func (a *Agent) handle(ctx context.Context, m mqttmtp.Message) {
+	a.msgs.Add(1)
 	rec, msg, err := codec.Unwrap(m.Payload, a.ID, 64<<10)
 	if err != nil || a.Controllers[rec.FromId] == "" {
 		return
@@ -137,7 +150,7 @@ func (a *Agent) handle(ctx context.Context, m mqttmtp.Message) {
 	out, err := codec.Wrap(&codec.Msg{Header: &codec.Header{MsgId: msg.Header.MsgId, MsgType: typ},
 		Body: &codec.Body{MsgBody: &codec.Body_Response{Response: resp}}}, a.ID, rec.FromId)
 	if err == nil {
-		a.mtp.Publish(ctx, m.ReplyTo, out)
+		a.publish(ctx, m.ReplyTo, out)
 	}
 }
 
@@ -215,7 +228,7 @@ func (a *Agent) run(ctx context.Context, to string, op *codec.Operate, cmd, targ
 		Body: &codec.Body{MsgBody: &codec.Body_Request{Request: &codec.Request{ReqType: &codec.Request_Notify{Notify: &codec.Notify{
 			SubscriptionId: "paradrop-fleet", Notification: &codec.Notify_OperComplete{OperComplete: oc}}}}}}}, a.ID, to)
 	if err == nil {
-		a.mtp.Publish(ctx, a.Controllers[to], out)
+		a.publish(ctx, a.Controllers[to], out)
 	}
 }
 
