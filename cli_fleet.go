@@ -83,6 +83,19 @@ func (f *stateFlags) check() error {
 	return nil
 }
 
+// parseAndOpen parses a fleet command's arguments and reads the state.
+func (f *stateFlags) parseAndOpen(ctx context.Context, env *cliEnv, fs *flag.FlagSet, usage string, args []string, minArgs, maxArgs int) ([]string, *fleet.Retained, error) {
+	ops, err := parseArgs(env, fs, usage, args, minArgs, maxArgs)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := f.check(); err != nil {
+		return nil, nil, err
+	}
+	st, err := f.open(ctx)
+	return ops, st, err
+}
+
 // open reads the state, as a client that runs no controller.
 func (f *stateFlags) open(ctx context.Context) (*fleet.Retained, error) {
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
@@ -136,13 +149,7 @@ func cmdFleetGateways(ctx context.Context, env *cliEnv, usage string, args []str
 	fs := flag.NewFlagSet("gateways", flag.ContinueOnError)
 	sf := addStateFlags(env, fs)
 	asJSON := fs.Bool("json", false, "print JSON, for scripts")
-	if _, err := parseArgs(env, fs, usage, args, 0, 0); err != nil {
-		return err
-	}
-	if err := sf.check(); err != nil {
-		return err
-	}
-	st, err := sf.open(ctx)
+	_, st, err := sf.parseAndOpen(ctx, env, fs, usage, args, 0, 0)
 	if err != nil {
 		return err
 	}
@@ -363,14 +370,7 @@ func cmdRolloutStatus(ctx context.Context, env *cliEnv, usage string, args []str
 	fs := flag.NewFlagSet("status", flag.ContinueOnError)
 	sf := addStateFlags(env, fs)
 	asJSON := fs.Bool("json", false, "print JSON, for scripts")
-	ops, err := parseArgs(env, fs, usage, args, 0, 1)
-	if err != nil {
-		return err
-	}
-	if err := sf.check(); err != nil {
-		return err
-	}
-	st, err := sf.open(ctx)
+	ops, st, err := sf.parseAndOpen(ctx, env, fs, usage, args, 0, 1)
 	if err != nil {
 		return err
 	}
@@ -417,14 +417,7 @@ func cmdRolloutControl(action string) func(context.Context, *cliEnv, string, []s
 	return func(ctx context.Context, env *cliEnv, usage string, args []string) error {
 		fs := flag.NewFlagSet(action, flag.ContinueOnError)
 		sf := addStateFlags(env, fs)
-		ops, err := parseArgs(env, fs, usage, args, 1, 1)
-		if err != nil {
-			return err
-		}
-		if err := sf.check(); err != nil {
-			return err
-		}
-		st, err := sf.open(ctx)
+		ops, st, err := sf.parseAndOpen(ctx, env, fs, usage, args, 1, 1)
 		if err != nil {
 			return err
 		}

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/url"
 	"slices"
@@ -361,24 +362,14 @@ func (s *Retained) SetControl(ctx context.Context, id, action string) error {
 func (s *Retained) Gateways() []Gateway {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make([]Gateway, 0, len(s.gateways))
-	for _, g := range s.gateways {
-		out = append(out, g)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
-	return out
+	return slices.SortedFunc(maps.Values(s.gateways), func(a, b Gateway) int { return strings.Compare(a.ID, b.ID) })
 }
 
 // Rollouts are the rollouts stored, by ID.
 func (s *Retained) Rollouts() []Status {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make([]Status, 0, len(s.rollouts))
-	for _, st := range s.rollouts {
-		out = append(out, st)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Spec.ID < out[j].Spec.ID })
-	return out
+	return slices.SortedFunc(maps.Values(s.rollouts), func(a, b Status) int { return strings.Compare(a.Spec.ID, b.Spec.ID) })
 }
 
 // Rollout is one rollout with its gateways' results and control.
@@ -417,11 +408,7 @@ func (s *Retained) Online() []string {
 func (s *Retained) Packages() []PackageMeta {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make([]PackageMeta, 0, len(s.packages))
-	for _, p := range s.packages {
-		out = append(out, p)
-	}
-	return out
+	return slices.Collect(maps.Values(s.packages))
 }
 
 // PutPackage stores a package and its signature, then its description.

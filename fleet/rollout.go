@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"sync"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 )
 
 // Package is a chute package a rollout installs: the chute's name and
@@ -469,8 +471,8 @@ func bounded(ctx context.Context, f func(context.Context) error) error {
 // rollback puts back the previous version on every gateway the rollout
 // may have changed: updated, failed, timed out or cancelled.
 func (r *Run) rollback(ctx context.Context) {
-	sem := make(chan struct{}, r.spec.MaxInFlight)
-	var wg sync.WaitGroup
+	var g errgroup.Group
+	g.SetLimit(r.spec.MaxInFlight)
 	for _, gw := range r.spec.Targets {
 		res := r.result(gw)
 		switch res.State {
@@ -478,26 +480,23 @@ func (r *Run) rollback(ctx context.Context) {
 		default:
 			continue
 		}
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
-			wg.Wait()
-			return
+		if ctx.Err() != nil {
+			break
 		}
-		wg.Go(func() {
-			defer func() { <-sem }()
+		g.Go(func() error {
 			rctx, cancel := context.WithTimeout(ctx, r.spec.Timeout)
 			defer cancel()
 			err := bounded(rctx, func(ctx context.Context) error { return r.inst.Rollback(ctx, gw, r.spec.Package, res.Prev) })
 			if ctx.Err() != nil {
-				return
+				return nil
 			}
 			res.State, res.Error = RolledBack, ""
 			if err != nil {
 				res.State, res.Error = RollbackFailed, err.Error()
 			}
 			r.setResult(ctx, gw, res)
+			return nil
 		})
 	}
-	wg.Wait()
+	g.Wait()
 }

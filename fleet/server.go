@@ -219,21 +219,18 @@ func (s *Server) probe(ctx context.Context, agent string) {
 
 // probeAll probes every gateway known, a few at a time.
 func (s *Server) probeAll(ctx context.Context) {
-	sem := make(chan struct{}, 32)
-	var wg sync.WaitGroup
+	var g errgroup.Group
+	g.SetLimit(32)
 	for agent := range s.ctl.Agents() {
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
-			wg.Wait()
-			return
+		if ctx.Err() != nil {
+			break
 		}
-		wg.Go(func() {
-			defer func() { <-sem }()
+		g.Go(func() error {
 			s.probe(ctx, agent)
+			return nil
 		})
 	}
-	wg.Wait()
+	g.Wait()
 }
 
 // supervise starts the rollouts this controller should run and applies
