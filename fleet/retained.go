@@ -365,6 +365,22 @@ func (s *Retained) Gateways() []Gateway {
 	return slices.SortedFunc(maps.Values(s.gateways), func(a, b Gateway) int { return strings.Compare(a.ID, b.ID) })
 }
 
+// Gateway is one gateway stored.
+func (s *Retained) Gateway(id string) (Gateway, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	g, ok := s.gateways[id]
+	return g, ok
+}
+
+// Package is one package stored.
+func (s *Retained) Package(sha string) (PackageMeta, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p, ok := s.packages[sha]
+	return p, ok
+}
+
 // Rollouts are the rollouts stored, by ID.
 func (s *Retained) Rollouts() []Status {
 	s.mu.Lock()

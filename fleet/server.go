@@ -111,7 +111,8 @@ func (s *Server) State() *Retained { return s.st }
 // Run serves until ctx ends; then it marks itself offline.
 func (s *Server) Run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
-	srv := &http.Server{Handler: http.HandlerFunc(s.servePackage), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: http.HandlerFunc(s.servePackage), ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout: 30 * time.Second, WriteTimeout: 10 * time.Minute, IdleTimeout: time.Minute, MaxHeaderBytes: 16 << 10}
 	g.Go(func() error {
 		if err := srv.Serve(s.http); !errors.Is(err, http.ErrServerClosed) {
 			return err
@@ -177,10 +178,8 @@ func (s *Server) Kill() { s.st.Kill() }
 func (s *Server) seen(agent, topic string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, g := range s.st.Gateways() {
-		if g.ID == agent && g.Topic == topic && g.Online {
-			return
-		}
+	if g, ok := s.st.Gateway(agent); ok && g.Topic == topic && g.Online {
+		return
 	}
 	if s.probing[agent] || topic == "" {
 		return
@@ -201,12 +200,7 @@ func (s *Server) probe(ctx context.Context, agent string) {
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	g, err := s.ctl.Probe(pctx, agent)
-	var old Gateway
-	for _, o := range s.st.Gateways() {
-		if o.ID == agent {
-			old = o
-		}
-	}
+	old, _ := s.st.Gateway(agent)
 	g.Labels = old.Labels
 	if err != nil {
 		g = old
@@ -350,6 +344,11 @@ func (s *Server) servePackage(w http.ResponseWriter, r *http.Request) {
 		ok = false
 	}
 	if !ok || r.Method != http.MethodGet || CheckName(name) != nil {
+		http.NotFound(w, r)
+		return
+	}
+	// Only what the state lists: a made-up name costs no broker read.
+	if _, stored := s.st.Package(name); !stored {
 		http.NotFound(w, r)
 		return
 	}

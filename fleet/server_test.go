@@ -5,7 +5,11 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"crypto/sha256"
 	"fmt"
+	"io"
+	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -289,5 +293,41 @@ func TestServerRolloutControl(t *testing.T) {
 	}
 	if got.Counts[Pending] == 0 {
 		t.Errorf("counts %v", got.Counts)
+	}
+}
+
+// The controller serves the packages the state lists, and nothing else.
+func TestServerServesPackages(t *testing.T) {
+	w := newFleetWorld(t, 0, "self::ctl-a")
+	s, _ := w.server("self::ctl-a", nil)
+	st := w.client()
+	p := w.pkg(st, "1.0.0")
+	until(t, s.State(), "the package listed", func() bool { _, ok := s.State().Package(p.SHA256); return ok })
+	get := func(method, path string) (int, string) {
+		req, _ := http.NewRequest(method, s.URL()+path, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := get("GET", "/packages/"+p.SHA256+".tar"); code != 200 || fmt.Sprintf("%x", sha256.Sum256([]byte(body))) != p.SHA256 {
+		t.Errorf("package: %d, %d bytes", code, len(body))
+	}
+	if code, body := get("GET", "/packages/"+p.SHA256+".tar.minisig"); code != 200 || body != sig {
+		t.Errorf("signature: %d %q", code, body)
+	}
+	for _, bad := range []struct{ method, path string }{
+		{"GET", "/packages/" + strings.Repeat("0", 64) + ".tar"},
+		{"POST", "/packages/" + p.SHA256 + ".tar"},
+		{"GET", "/packages/" + p.SHA256},
+		{"GET", "/packages/../" + p.SHA256 + ".tar"},
+		{"GET", "/"},
+	} {
+		if code, _ := get(bad.method, bad.path); code != 404 {
+			t.Errorf("%s %s: %d", bad.method, bad.path, code)
+		}
 	}
 }
