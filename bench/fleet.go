@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -13,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -57,21 +59,36 @@ func runFleet(ctx context.Context, o options) (string, error) {
 	defer stopBroker()
 
 	t := newTable("gateways", "total", "per gateway", "controller CPU", "controller RSS peak", "USP records per gateway", "state records per gateway")
+	type round struct {
+		n int
+		fleetResult
+	}
+	var rounds []round
 	for _, n := range o.gateways {
 		r, err := fleetRound(ctx, bin, dir, broker, n)
 		if err != nil {
 			return "", fmt.Errorf("%d gateways: %w", n, err)
 		}
+		rounds = append(rounds, round{n, r})
 		t.add(strconv.Itoa(n), r.total.Round(10*time.Millisecond).String(), ms(r.total/time.Duration(n)),
 			r.cpu.Round(10*time.Millisecond).String(), fmt.Sprintf("%.1f MiB", float64(r.rss)/(1<<20)),
 			fmt.Sprintf("%.1f", r.usp), fmt.Sprintf("%.1f", r.state))
 	}
 	t.print(os.Stdout)
+	at := newTable("gateways", "abort stored after the crossing failure", "installs started after the abort", "rolled back", "rollback took")
+	for _, r := range rounds {
+		at.add(strconv.Itoa(r.n), ms(r.abort.decided), strconv.Itoa(r.abort.lateStarts), strconv.Itoa(r.abort.rolledBack),
+			r.abort.rollback.Round(10*time.Millisecond).String())
+	}
+	at.print(os.Stdout)
 	return "A rollout of a small package (chute.yaml only) to N simulated agents on one Mosquitto, " +
 		"unlimited rate, at most N in flight, canary 1; `paradrop fleet serve` is its own process. " +
 		"Total: from the rollout stored to its completion. CPU and RSS peak: the controller's, over its " +
 		"whole life (discovery included). USP records: sent and received by the agents, the Connect " +
-		"Record included. State records: retained messages the controller stored per gateway.\n\n" + t.markdown(), nil
+		"Record included. State records: retained messages the controller stored per gateway.\n\n" + t.markdown() +
+		"\nThen a version that one gateway in 20 fails, 50 in flight, no canary, abort at 3% failed after 20: " +
+		"the time from the end of the failure that crossed the threshold to the abort stored (both as the " +
+		"controller stamped them), installs started after it, and the rollback of every gateway touched.\n\n" + at.markdown(), nil
 }
 
 type fleetResult struct {
@@ -79,6 +96,7 @@ type fleetResult struct {
 	cpu        time.Duration
 	rss        int64
 	usp, state float64
+	abort      abortResult
 }
 
 func fleetRound(ctx context.Context, bin, dir, broker string, n int) (fleetResult, error) {
@@ -121,6 +139,9 @@ func fleetRound(ctx context.Context, bin, dir, broker string, n int) (fleetResul
 	for i := range agents {
 		id := fmt.Sprintf("os::bench-%05d", i)
 		a := &uspsim.Agent{ID: id, Topic: "usp/agents/" + id, Controllers: map[string]string{ctrl: "usp/controllers/" + ctrl}, Version: "sim"}
+		if i%20 == 19 {
+			a.FailVersion = "3.0.0" // for the abort round
+		}
 		a.Put("benchapp", "1.0.0")
 		agents[i] = a
 		targets = append(targets, id)
@@ -177,6 +198,95 @@ func fleetRound(ctx context.Context, bin, dir, broker string, n int) (fleetResul
 	}
 	res.usp = float64(msgs) / float64(n)
 	res.state = float64(stateRecords.Load()) / float64(n)
+	res.abort, err = abortRound(ctx, st, broker, prefix, targets, n)
+	return res, err
+}
+
+// abortResult is how fast an abort threshold crossed stops a rollout.
+type abortResult struct {
+	decided    time.Duration // from the crossing failure's end to the abort stored
+	lateStarts int           // installs started after the abort
+	rolledBack int
+	rollback   time.Duration // from the abort to the rollout's end
+}
+
+// abortRound rolls a version out that one gateway in 20 fails, 50 at a
+// time, aborting at 3% failed after 20: how soon does it stop?
+func abortRound(ctx context.Context, st *fleet.Retained, broker, prefix string, targets []string, n int) (abortResult, error) {
+	var res abortResult
+	pkg, err := tinyPackage("benchapp", "3.0.0")
+	if err != nil {
+		return res, err
+	}
+	p, err := st.AddPackage(ctx, "benchapp", "3.0.0", pkg, []byte("untrusted comment: bench\n"))
+	if err != nil {
+		return res, err
+	}
+	id := fmt.Sprintf("bench-abort-%d", n)
+	// Each gateway's first "installing" record and every failure, as
+	// the controller stored them.
+	var mu sync.Mutex
+	started := map[string]time.Time{}
+	var failures []time.Time
+	cl := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(broker).SetClientID("bench-fleet-abort"))
+	if tok := cl.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		return res, fmt.Errorf("watcher: %v", tok.Error())
+	}
+	defer cl.Disconnect(0)
+	tok := cl.Subscribe(prefix+"/rollouts/"+id+"/results/+", 1, func(_ mqtt.Client, m mqtt.Message) {
+		var r fleet.Result
+		if json.Unmarshal(m.Payload(), &r) != nil {
+			return
+		}
+		gw := m.Topic()[strings.LastIndexByte(m.Topic(), '/')+1:]
+		mu.Lock()
+		defer mu.Unlock()
+		switch r.State {
+		case fleet.Installing:
+			if _, ok := started[gw]; !ok {
+				started[gw] = r.At
+			}
+		case fleet.Failed:
+			failures = append(failures, r.At)
+		}
+	})
+	if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		return res, fmt.Errorf("watcher: %v", tok.Error())
+	}
+	spec := fleet.Spec{ID: id, Package: p, Targets: targets, Canary: -1, MaxInFlight: 50, Timeout: time.Minute, AbortMin: 20, AbortPercent: 3}
+	if err := st.StartRollout(ctx, spec); err != nil {
+		return res, err
+	}
+	var abortedAt time.Time
+	if err := waitFor(ctx, st, 5*time.Minute, func() bool {
+		s, _, _ := st.Rollout(id)
+		if abortedAt.IsZero() && (s.State == fleet.Aborting || s.State == fleet.Aborted) {
+			abortedAt = s.Update
+		}
+		return s.State.Done()
+	}); err != nil {
+		return res, err
+	}
+	s, _, _ := st.Rollout(id)
+	if s.State != fleet.Aborted {
+		return res, fmt.Errorf("abort round: %s %v", s.State, s.Counts)
+	}
+	res.rollback = s.Update.Sub(abortedAt)
+	res.rolledBack = s.Counts[fleet.RolledBack]
+	mu.Lock()
+	defer mu.Unlock()
+	var crossing time.Time
+	for _, f := range failures {
+		if !f.After(abortedAt) && f.After(crossing) {
+			crossing = f
+		}
+	}
+	res.decided = abortedAt.Sub(crossing)
+	for _, t := range started {
+		if t.After(abortedAt) {
+			res.lateStarts++
+		}
+	}
 	return res, nil
 }
 
