@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -212,4 +213,114 @@ func TestFleetDiscoversDaemons(t *testing.T) {
 	}
 	f.run("gateways")
 	t.Logf("\n%s", f.stdout.String())
+}
+
+// A controller process killed (SIGKILL) mid-rollout: the broker publishes
+// its will, a second process takes the rollout over from the retained
+// state and finishes it, redoing no gateway the first one finished.
+func TestFleetTakeoverAfterKill(t *testing.T) {
+	b := mosquitto.Start(t)
+	bin := buildBinary(t)
+	const a, bb = "self::fleet-a", "self::fleet-b"
+	ctrls := map[string]string{a: "usp/controllers/" + a, bb: "usp/controllers/" + bb}
+	ctx, cancel := context.WithCancel(context.Background())
+	var agents []*uspsim.Agent
+	done := make(chan struct{})
+	serveA := []string{"fleet", "serve", "--broker", b.URL(), "--endpoint-id", a, "--listen", "127.0.0.1:0"}
+	var ids []string
+	for i := range 10 {
+		id := fmt.Sprintf("os::kill-gw%d", i)
+		ag := &uspsim.Agent{ID: id, Topic: "usp/agents/" + id, Controllers: ctrls, Version: "gw-1", Delay: 300 * time.Millisecond}
+		agents = append(agents, ag)
+		ids = append(ids, id)
+		serveA = append(serveA, "--gateway", id+"="+ag.Topic)
+		go func() { ag.Run(ctx, b.URL()); done <- struct{}{} }()
+	}
+	t.Cleanup(func() {
+		cancel()
+		for range agents {
+			<-done
+		}
+	})
+	start := func(args ...string) *exec.Cmd {
+		cmd := exec.Command(bin, args...)
+		cmd.Stderr = &testLog{t}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		return cmd
+	}
+	procA := start(serveA...)
+	st, err := fleet.OpenRetained(t.Context(), fleet.RetainedConfig{Broker: b.URL(), ClientID: "test-watch"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	wait := func(what string, cond func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(30 * time.Second); !cond(); {
+			select {
+			case <-st.Changed():
+			case <-time.After(100 * time.Millisecond):
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s", what)
+			}
+		}
+	}
+	wait("the gateways probed", func() bool { return len(st.Gateways()) == 10 })
+
+	pkg, err := examples.Package("name: killapp\nversion: 1.1.0\ncommand: [/bin/sleep, \"1000\"]\n", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pkgFile := filepath.Join(t.TempDir(), "killapp.tar.gz")
+	os.WriteFile(pkgFile, pkg, 0o644)
+	os.WriteFile(pkgFile+".minisig", signaturetest.NewKey(t).SignBytes(t, pkg), 0o644)
+	f := newFleetCLI(b.URL())
+	if rc := f.run("rollout", "start", "--package", pkgFile, "--signature", pkgFile+".minisig", "--id", "rk",
+		"--targets", strings.Join(ids, ","), "--max-in-flight", "2"); rc != 0 {
+		t.Fatalf("start: %d %s", rc, f.stderr.String())
+	}
+	status := func() fleet.Status { s, _, _ := st.Rollout("rk"); return s }
+	wait("3 gateways updated", func() bool { return status().Counts[fleet.Succeeded] >= 3 })
+	procA.Process.Kill()
+	procA.Wait()
+	finished := map[string]bool{}
+	for gw, r := range status().Result {
+		finished[gw] = r.State == fleet.Succeeded
+	}
+	wait("A's will", func() bool { return len(st.Online()) == 0 })
+	if s := status(); s.State != fleet.Running || s.Owner != a {
+		t.Fatalf("after the kill: %s owner %q", s.State, s.Owner)
+	}
+
+	start("fleet", "serve", "--broker", b.URL(), "--endpoint-id", bb, "--listen", "127.0.0.1:0")
+	wait("the rollout to end", func() bool { return status().State.Done() })
+	s := status()
+	if s.State != fleet.Completed || s.Counts[fleet.Succeeded] != 10 || s.Owner != bb {
+		t.Fatalf("rollout %s %v owner %q", s.State, s.Counts, s.Owner)
+	}
+	n := 0
+	for _, ag := range agents {
+		if ag.DU("killapp") != "1.1.0" {
+			t.Errorf("%s runs %q", ag.ID, ag.DU("killapp"))
+		}
+		if finished[ag.ID] {
+			n++
+			if ag.Installs() != 1 {
+				t.Errorf("%s, finished by A, installed %d times", ag.ID, ag.Installs())
+			}
+		}
+	}
+	t.Logf("A finished %d gateways before its kill; B the rest", n)
+}
+
+// testLog writes a subprocess's stderr to the test's log.
+type testLog struct{ t *testing.T }
+
+func (l *testLog) Write(b []byte) (int, error) {
+	l.t.Logf("%s", bytes.TrimRight(b, "\n"))
+	return len(b), nil
 }
