@@ -29,7 +29,7 @@ type Controller struct {
 	pinned   map[string]bool   // topics given by configuration: a Connect Record does not move them
 	pending  map[string]chan *codec.Msg
 	complete map[string]chan *codec.Notify_OperationComplete // by command key
-	seen     func(agent, topic string)
+	seen     func(agent, topic string, news bool)
 	ready    chan struct{}
 
 	msgs atomic.Uint64 // records sent and received
@@ -43,8 +43,9 @@ type ControllerConfig struct {
 	// Agents are agents known beforehand, endpoint ID -> topic.
 	Agents map[string]string
 	// Seen (if not nil) is told of every record an agent sends, with the
-	// topic it is reached on.
-	Seen func(agent, topic string)
+	// topic it is reached on; news says the agent (re)connected, booted or
+	// changed its software modules: what it runs may have changed.
+	Seen func(agent, topic string, news bool)
 	Logf func(string, ...any)
 }
 
@@ -122,14 +123,15 @@ func (c *Controller) handle(ctx context.Context, m mqttmtp.Message) {
 	if mc := rec.GetMqttConnect(); mc != nil {
 		// R-MTP.6: the agent names the topic it listens on.
 		c.Learn(rec.FromId, mc.SubscribedTopic)
-		c.tellSeen(rec.FromId)
+		c.tellSeen(rec.FromId, true)
 		return
 	}
 	if err != nil {
 		return
 	}
-	c.tellSeen(rec.FromId)
-	if n := msg.GetBody().GetRequest().GetNotify(); n != nil {
+	n := msg.GetBody().GetRequest().GetNotify()
+	c.tellSeen(rec.FromId, newsEvents[n.GetEvent().GetEventName()])
+	if n != nil {
 		c.notify(ctx, rec.FromId, m.ReplyTo, msg, n)
 		return
 	}
@@ -142,12 +144,16 @@ func (c *Controller) handle(ctx context.Context, m mqttmtp.Message) {
 	}
 }
 
-func (c *Controller) tellSeen(agent string) {
+// newsEvents are the events after which an agent runs something else
+// (TR-181's Device.Boot! and Device.SoftwareModules.DUStateChange!).
+var newsEvents = map[string]bool{"Boot!": true, "DUStateChange!": true}
+
+func (c *Controller) tellSeen(agent string, news bool) {
 	c.mu.Lock()
 	topic := c.topics[agent]
 	c.mu.Unlock()
 	if c.seen != nil {
-		c.seen(agent, topic)
+		c.seen(agent, topic, news)
 	}
 }
 

@@ -174,11 +174,11 @@ func (s *Server) Run(ctx context.Context) error {
 func (s *Server) Kill() { s.st.Kill() }
 
 // seen is told of every record an agent sends: a gateway not known yet,
-// or moved to another topic, is probed and stored.
-func (s *Server) seen(agent, topic string) {
+// moved to another topic, or with news is probed and stored.
+func (s *Server) seen(agent, topic string, news bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if g, ok := s.st.Gateway(agent); ok && g.Topic == topic && g.Online {
+	if g, ok := s.st.Gateway(agent); ok && g.Topic == topic && g.Online && !news {
 		return
 	}
 	if s.probing[agent] || topic == "" {
