@@ -218,13 +218,21 @@ func Start(ctx context.Context, spec Spec, inst Installer, store Store, state St
 }
 
 // Pause stops starting installs; those under way end.
-func (r *Run) Pause() { r.ctl <- control{state: Paused} }
+func (r *Run) Pause() { r.send(control{state: Paused}) }
 
 // Resume starts installs again.
-func (r *Run) Resume() { r.ctl <- control{state: Running} }
+func (r *Run) Resume() { r.send(control{state: Running}) }
 
 // Abort stops the rollout and rolls back the gateways it updated.
-func (r *Run) Abort(reason string) { r.ctl <- control{state: Aborting, reason: reason} }
+func (r *Run) Abort(reason string) { r.send(control{state: Aborting, reason: reason}) }
+
+// send hands the loop a control, unless it ended.
+func (r *Run) send(c control) {
+	select {
+	case r.ctl <- c:
+	case <-r.done:
+	}
+}
 
 // Done is closed when the rollout ended, or its ctx did.
 func (r *Run) Done() <-chan struct{} { return r.done }
@@ -469,7 +477,9 @@ func bounded(ctx context.Context, f func(context.Context) error) error {
 }
 
 // rollback puts back the previous version on every gateway the rollout
-// may have changed: updated, failed, timed out or cancelled.
+// may have changed: updated, failed, timed out or cancelled, or under
+// way when a former controller stopped, once its former version was
+// read (before, nothing was sent to it).
 func (r *Run) rollback(ctx context.Context) {
 	var g errgroup.Group
 	g.SetLimit(r.spec.MaxInFlight)
@@ -477,6 +487,11 @@ func (r *Run) rollback(ctx context.Context) {
 		res := r.result(gw)
 		switch res.State {
 		case Succeeded, Failed, TimedOut, Cancelled, RollbackFailed:
+		case Installing:
+			if !res.PrevKnown {
+				r.setResult(ctx, gw, Result{State: Pending})
+				continue
+			}
 		default:
 			continue
 		}

@@ -389,3 +389,41 @@ func TestRolloutBadSpec(t *testing.T) {
 		}
 	}
 }
+
+// A rollout taken over while it was rolling back rolls back what the
+// former controller had not, including an install it left under way
+// once that gateway's former version was read; a gateway never asked is
+// left alone.
+func TestRolloutTakeoverWhileAborting(t *testing.T) {
+	f, gws := newFakeFleet(5, "1.0.0")
+	for _, gw := range gws[:3] {
+		f.version[gw] = "2.0.0"
+	}
+	prior := map[string]Result{
+		gws[0]: {State: RolledBack, Prev: "1.0.0", PrevKnown: true},
+		gws[1]: {State: Succeeded, Prev: "1.0.0", PrevKnown: true},
+		gws[2]: {State: Installing, Prev: "1.0.0", PrevKnown: true},
+		gws[3]: {State: Installing},
+	}
+	r, err := Start(t.Context(), Spec{ID: "r1", Package: pkg2, Targets: gws}, f, &memStore{}, Aborting, prior, t.Logf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-r.Done()
+	st := r.Status()
+	if st.State != Aborted || st.Counts[RolledBack] != 3 || st.Counts[Pending] != 2 {
+		t.Fatalf("state %s %v", st.State, st.Counts)
+	}
+	if _, ok := f.rollbacks[gws[0]]; ok {
+		t.Error("a gateway rolled back twice")
+	}
+	for _, gw := range gws[1:3] {
+		if f.version[gw] != "1.0.0" {
+			t.Errorf("%s runs %s", gw, f.version[gw])
+		}
+	}
+	if _, ok := f.rollbacks[gws[3]]; ok || len(f.starts) != 0 {
+		t.Errorf("a gateway never asked was touched: rollbacks %v, installs %v", f.rollbacks, f.starts)
+	}
+	r.Pause() // ended: returns at once
+}
