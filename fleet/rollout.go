@@ -433,35 +433,54 @@ func later(a, b time.Time) time.Time {
 }
 
 // install runs one gateway's install under ctx, which bounds it: an
-// installer that ignores ctx is left behind. The version it replaces is
-// read and stored first, unless a former controller did.
+// installer that ignores ctx is left behind, and what it would store
+// after is dropped, so that it never overwrites the gateway's final
+// result. The version it replaces is read and stored first, unless a
+// former controller did.
 func (r *Run) install(ctx context.Context, gw string, prior Result) Result {
+	var mu sync.Mutex
+	over := false // the outcome is decided: the work may store nothing more
 	res := Result{State: Installing, Prev: prior.Prev, PrevKnown: prior.PrevKnown}
-	err := bounded(ctx, func(ctx context.Context) error {
-		if prior.State != Installing {
-			r.setResult(ctx, gw, res) // shown under way at once
+	store := func(ctx context.Context, prev string, known bool) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		if over {
+			return false
 		}
-		if !res.PrevKnown {
+		res.Prev, res.PrevKnown = prev, known
+		r.setResult(ctx, gw, res)
+		return true
+	}
+	err := bounded(ctx, func(ctx context.Context) error {
+		if prior.State != Installing && !store(ctx, prior.Prev, prior.PrevKnown) {
+			return ctx.Err() // shown under way at once
+		}
+		if !prior.PrevKnown {
 			cur, err := r.inst.Current(ctx, gw, r.spec.Package.Name)
 			if err != nil {
 				return fmt.Errorf("read version: %w", err)
 			}
-			res.Prev, res.PrevKnown = cur, true
-			r.setResult(ctx, gw, res)
+			if !store(ctx, cur, true) {
+				return ctx.Err()
+			}
 		}
 		return r.inst.Install(ctx, gw, r.spec.Package)
 	})
+	mu.Lock()
+	over = true
+	out := res
+	mu.Unlock()
 	switch {
 	case err == nil:
-		res.State = Succeeded
+		out.State = Succeeded
 	case errors.Is(err, context.DeadlineExceeded):
-		res.State, res.Error = TimedOut, err.Error()
+		out.State, out.Error = TimedOut, err.Error()
 	case errors.Is(err, context.Canceled):
-		res.State, res.Error = Cancelled, err.Error()
+		out.State, out.Error = Cancelled, err.Error()
 	default:
-		res.State, res.Error = Failed, err.Error()
+		out.State, out.Error = Failed, err.Error()
 	}
-	return res
+	return out
 }
 
 // bounded runs f, returning when it does or when ctx ends.

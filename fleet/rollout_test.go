@@ -36,6 +36,12 @@ func newFakeFleet(n int, version string) (*fakeFleet, []string) {
 
 func (f *fakeFleet) Current(ctx context.Context, gw, chute string) (string, error) {
 	f.mu.Lock()
+	slow := f.behave[gw] == "slow-read"
+	f.mu.Unlock()
+	if slow {
+		time.Sleep(300 * time.Millisecond) // ignoring ctx
+	}
+	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.currents[gw]++
 	return f.version[gw], nil
@@ -426,4 +432,22 @@ func TestRolloutTakeoverWhileAborting(t *testing.T) {
 		t.Errorf("a gateway never asked was touched: rollbacks %v, installs %v", f.rollbacks, f.starts)
 	}
 	r.Pause() // ended: returns at once
+}
+
+// A gateway whose version read outlives its timeout ends timed out, and
+// what the abandoned read would store later does not overwrite it.
+func TestRolloutLateWorkStoresNothing(t *testing.T) {
+	f, gws := newFakeFleet(3, "1.0.0")
+	f.behave[gws[1]] = "slow-read"
+	store := &memStore{}
+	_, st := runRollout(t, Spec{ID: "r1", Package: pkg2, Targets: gws, Timeout: 100 * time.Millisecond}, f, store, nil)
+	if st.Counts[TimedOut] != 1 || st.Counts[Succeeded] != 2 {
+		t.Fatalf("counts %v", st.Counts)
+	}
+	time.Sleep(400 * time.Millisecond)
+	store.mu.Lock()
+	defer store.mu.Unlock()
+	if r := store.results[gws[1]]; r.State != TimedOut {
+		t.Errorf("stored %+v after the abandoned read ended", r)
+	}
 }
