@@ -97,6 +97,7 @@ type memStore struct {
 	mu      sync.Mutex
 	status  []Status
 	results map[string]Result
+	saves   map[string]int
 }
 
 func (m *memStore) SaveRollout(_ context.Context, st Status) error {
@@ -108,6 +109,10 @@ func (m *memStore) SaveRollout(_ context.Context, st Status) error {
 
 func (m *memStore) SaveResult(_ context.Context, id, gw string, r Result) error {
 	m.mu.Lock()
+	if m.saves == nil {
+		m.saves = map[string]int{}
+	}
+	m.saves[gw]++
 	defer m.mu.Unlock()
 	if m.results == nil {
 		m.results = map[string]Result{}
@@ -444,10 +449,13 @@ func TestRolloutLateWorkStoresNothing(t *testing.T) {
 	if st.Counts[TimedOut] != 1 || st.Counts[Succeeded] != 2 {
 		t.Fatalf("counts %v", st.Counts)
 	}
+	store.mu.Lock()
+	saves := store.saves[gws[1]]
+	store.mu.Unlock()
 	time.Sleep(400 * time.Millisecond)
 	store.mu.Lock()
 	defer store.mu.Unlock()
-	if r := store.results[gws[1]]; r.State != TimedOut {
-		t.Errorf("stored %+v after the abandoned read ended", r)
+	if r := store.results[gws[1]]; r.State != TimedOut || r.PrevKnown || store.saves[gws[1]] != saves {
+		t.Errorf("stored %+v, %d more times after the abandoned read ended", r, store.saves[gws[1]]-saves)
 	}
 }
