@@ -83,6 +83,7 @@ type Retained struct {
 	changed     chan struct{} // closed and replaced at each change
 	sync        map[string]chan struct{}
 	lost        chan struct{} // closed when the connection is lost
+	connected   time.Time     // when the connection was last made
 	conn        net.Conn      // the connection now, for Kill
 	killed      bool
 }
@@ -143,6 +144,9 @@ func OpenRetained(ctx context.Context, cfg RetainedConfig) (*Retained, error) {
 		s.cl.Disconnect(0)
 		return nil, fmt.Errorf("fleet: state on %s: %w", cfg.Broker, err)
 	}
+	s.mu.Lock()
+	s.connected = time.Now()
+	s.mu.Unlock()
 	// The handler subscribes too, but later: the first sync needs the
 	// subscription made.
 	err := wait(ctx, s.cl.SubscribeMultiple(s.filters(), s.handler))
@@ -162,6 +166,9 @@ func (s *Retained) topic(parts ...string) string {
 
 // subscribe (again, after a reconnection) to the state's topics.
 func (s *Retained) subscribe(cl mqtt.Client) {
+	s.mu.Lock()
+	s.connected = time.Now()
+	s.mu.Unlock()
 	cl.SubscribeMultiple(s.filters(), s.handler)
 	if s.cfg.Controller != "" {
 		cl.Publish(s.topic("controllers", s.cfg.Controller), 1, true, "online")
@@ -265,6 +272,13 @@ func (s *Retained) decode(topic string, payload []byte, v any) bool {
 		return false
 	}
 	return true
+}
+
+// Connected is when the connection to the broker was last made.
+func (s *Retained) Connected() time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.connected
 }
 
 // Lost is closed when the connection to the broker is next lost.

@@ -231,12 +231,15 @@ func (s *Server) probeAll(ctx context.Context) {
 // the operators' controls to those it runs.
 func (s *Server) supervise(ctx context.Context) {
 	online := s.st.Online()
+	// Just (re)connected, a controller lets a takeover by another, made
+	// while it was away, reach it before it runs anything: MQTT has no
+	// compare-and-set to claim a rollout with.
+	settled := time.Since(s.st.Connected()) >= settle
 	for _, st := range s.st.Rollouts() {
 		id := st.Spec.ID
 		s.mu.Lock()
 		r := s.runs[id]
 		s.mu.Unlock()
-		full, control, _ := s.st.Rollout(id)
 		if r != nil && isDone(r.Done()) {
 			s.mu.Lock()
 			delete(s.runs, id)
@@ -244,10 +247,11 @@ func (s *Server) supervise(ctx context.Context) {
 			s.mu.Unlock()
 			r = nil
 		}
+		if r == nil && (st.State.Done() || !settled || !s.shouldRun(st, online)) {
+			continue
+		}
+		full, control, _ := s.st.Rollout(id)
 		if r == nil {
-			if st.State.Done() || !s.shouldRun(st, online) {
-				continue
-			}
 			// A controller that lost the broker stops its rollouts at
 			// once: another may take them over meanwhile. Once back, it
 			// runs again those still its own.
@@ -327,6 +331,10 @@ func (s *Server) previous(name, version string) (Package, bool) {
 	}
 	return Package{}, false
 }
+
+// settle is how long a controller waits after connecting to the state
+// before it starts a rollout.
+const settle = 2 * time.Second
 
 // maxCached bounds the packages kept in memory to serve them.
 const maxCached = 4
