@@ -126,6 +126,9 @@ func fleetRound(ctx context.Context, bin, dir, broker string, n int) (fleetResul
 	if err := waitFor(ctx, st, 30*time.Second, func() bool { return len(st.Online()) == 1 }); err != nil {
 		return res, fmt.Errorf("controller online: %w", err)
 	}
+	// A controller starts rollouts 2 s after it connected (fleet's
+	// settle): not part of a rollout's time.
+	settled := time.Now().Add(2500 * time.Millisecond)
 	agents := make([]*uspsim.Agent, n)
 	done := make(chan struct{}, n)
 	actx, stopAgents := context.WithCancel(context.Background())
@@ -158,6 +161,7 @@ func fleetRound(ctx context.Context, bin, dir, broker string, n int) (fleetResul
 	if err != nil {
 		return res, err
 	}
+	time.Sleep(time.Until(settled))
 	cpu0, err := procCPU(cmd.Process.Pid)
 	if err != nil {
 		return res, err

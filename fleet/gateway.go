@@ -82,6 +82,7 @@ type USPInstaller struct {
 
 	mu         sync.Mutex
 	subscribed map[string]bool
+	found      map[string]Chute // by gateway: the DU Current found
 }
 
 // subscribe asks a gateway, once, for the OperationComplete notifications
@@ -128,9 +129,19 @@ func (u *USPInstaller) du(ctx context.Context, gw, chute string) (Chute, error) 
 	return Chute{}, nil
 }
 
-// Current implements Installer.
+// Current implements Installer. The DU found is kept for the Install
+// that follows, which then need not ask again.
 func (u *USPInstaller) Current(ctx context.Context, gw, chute string) (string, error) {
 	c, err := u.du(ctx, gw, chute)
+	if err == nil {
+		u.mu.Lock()
+		if u.found == nil {
+			u.found = map[string]Chute{}
+		}
+		c.Name = chute
+		u.found[gw] = c
+		u.mu.Unlock()
+	}
 	return c.Version, err
 }
 
@@ -140,15 +151,21 @@ func (u *USPInstaller) Install(ctx context.Context, gw string, pkg Package) erro
 	if err != nil {
 		return err
 	}
-	return u.put(ctx, gw, pkg.Name, url)
+	u.mu.Lock()
+	c, ok := u.found[gw]
+	delete(u.found, gw)
+	u.mu.Unlock()
+	if !ok || c.Name != pkg.Name {
+		if c, err = u.du(ctx, gw, pkg.Name); err != nil {
+			return err
+		}
+	}
+	return u.put(ctx, gw, c, url)
 }
 
-// put installs or updates a chute from url.
-func (u *USPInstaller) put(ctx context.Context, gw, name, url string) error {
-	c, err := u.du(ctx, gw, name)
-	if err != nil {
-		return err
-	}
+// put installs or updates a chute from url; c is its DU, if any.
+func (u *USPInstaller) put(ctx context.Context, gw string, c Chute, url string) error {
+	var err error
 	u.subscribe(ctx, gw)
 	if c.Instance == "" {
 		_, err = u.C.Operate(ctx, gw, installDU, map[string]string{"URL": url, "ExecutionEnvRef": execEnvRef})
@@ -163,6 +180,9 @@ func (u *USPInstaller) put(ctx context.Context, gw, name, url string) error {
 
 // Rollback implements Installer.
 func (u *USPInstaller) Rollback(ctx context.Context, gw string, pkg Package, prev string) error {
+	u.mu.Lock()
+	delete(u.found, gw) // what the gateway runs now is asked again
+	u.mu.Unlock()
 	if prev != "" {
 		old, ok := u.Previous(pkg.Name, prev)
 		if !ok {
@@ -172,7 +192,11 @@ func (u *USPInstaller) Rollback(ctx context.Context, gw string, pkg Package, pre
 		if err != nil {
 			return err
 		}
-		return u.put(ctx, gw, pkg.Name, url)
+		c, err := u.du(ctx, gw, pkg.Name)
+		if err != nil {
+			return err
+		}
+		return u.put(ctx, gw, c, url)
 	}
 	c, err := u.du(ctx, gw, pkg.Name)
 	if err != nil || c.Instance == "" {
