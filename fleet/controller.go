@@ -214,35 +214,40 @@ func (c *Controller) Request(ctx context.Context, agent string, typ codec.Header
 		c.mu.Unlock()
 	}()
 	// While the broker is away, wait for it (within ctx): a controller
-	// starting or a broker restarting fails no gateway.
-	for {
-		err := c.mtp.Publish(ctx, topic, out)
-		if err == nil {
-			break
-		}
-		if !errors.Is(err, mqttmtp.ErrNotConnected) {
-			return nil, err
-		}
+	// starting or a broker restarting fails no gateway. A request
+	// unanswered is sent again under the same message ID: the agent was
+	// perhaps away (the broker keeps nothing for it), and runs an
+	// Operate it already ran only once (R-MSG.2).
+	for resend := time.NewTimer(0); ; {
 		select {
-		case <-time.After(200 * time.Millisecond):
+		case <-resend.C:
+			err := c.mtp.Publish(ctx, topic, out)
+			switch {
+			case err == nil:
+				c.msgs.Add(1)
+				resend.Reset(resendAfter)
+			case errors.Is(err, mqttmtp.ErrNotConnected):
+				resend.Reset(200 * time.Millisecond)
+			default:
+				return nil, err
+			}
+		case msg := <-ch:
+			if e := msg.GetBody().GetError(); e != nil {
+				return nil, &USPError{e.ErrCode, e.ErrMsg}
+			}
+			if r := msg.GetBody().GetResponse(); r != nil {
+				return r, nil
+			}
+			return nil, fmt.Errorf("fleet: %s answered %s with neither a response nor an error", agent, typ)
 		case <-ctx.Done():
-			return nil, fmt.Errorf("fleet: %s: %w (%v)", agent, err, ctx.Err())
+			return nil, fmt.Errorf("fleet: %s: no answer to %s: %w", agent, typ, ctx.Err())
 		}
-	}
-	c.msgs.Add(1)
-	select {
-	case msg := <-ch:
-		if e := msg.GetBody().GetError(); e != nil {
-			return nil, &USPError{e.ErrCode, e.ErrMsg}
-		}
-		if r := msg.GetBody().GetResponse(); r != nil {
-			return r, nil
-		}
-		return nil, fmt.Errorf("fleet: %s answered %s with neither a response nor an error", agent, typ)
-	case <-ctx.Done():
-		return nil, fmt.Errorf("fleet: %s: no answer to %s: %w", agent, typ, ctx.Err())
 	}
 }
+
+// resendAfter is how long a request waits for its answer before it is
+// sent again.
+const resendAfter = 5 * time.Second
 
 // Operate runs an asynchronous command on an agent and waits for its
 // OperationComplete notification: its output arguments, or a *USPError

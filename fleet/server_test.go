@@ -331,3 +331,43 @@ func TestServerServesPackages(t *testing.T) {
 		}
 	}
 }
+
+// The broker restarts mid-rollout (losing its retained messages, as this
+// test's Mosquitto keeps none): the controller stops its rollout while
+// the broker is away, and once back it carries on from what it knew, and
+// finishes. An install under way at the restart may have lost its
+// OperationComplete with the broker: it times out, and that is all.
+func TestServerRolloutSurvivesBrokerRestart(t *testing.T) {
+	w := newFleetWorld(t, 6, "self::ctl-a")
+	for _, a := range w.agents {
+		a.Put("app", "1.0.0")
+		a.Delay = 200 * time.Millisecond
+	}
+	s, _ := w.server("self::ctl-a", nil)
+	w.start()
+	until(t, s.State(), "the gateways", func() bool { return len(s.State().Gateways()) == 6 })
+	w.pkg(s.State(), "1.0.0")
+	p2 := w.pkg(s.State(), "2.0.0")
+	if err := s.State().StartRollout(t.Context(), Spec{ID: "r-restart", Package: p2, Targets: w.ids(), MaxInFlight: 1, Timeout: 20 * time.Second}); err != nil {
+		t.Fatal(err)
+	}
+	until(t, s.State(), "2 gateways updated", func() bool { return rolloutState(s.State(), "r-restart").Counts[Succeeded] >= 2 })
+	w.broker.Restart()
+	deadline := time.Now().Add(90 * time.Second)
+	for !rolloutState(s.State(), "r-restart").State.Done() {
+		if time.Now().After(deadline) {
+			t.Fatalf("rollout %+v", rolloutState(s.State(), "r-restart").Counts)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	got := rolloutState(s.State(), "r-restart")
+	if got.State != Completed || got.Counts[Succeeded] < 5 || got.Counts[Succeeded]+got.Counts[TimedOut] != 6 {
+		t.Fatalf("rollout %s %v: %+v", got.State, got.Counts, got.Result)
+	}
+	for _, a := range w.agents {
+		if got.Result[a.ID].State == Succeeded && a.DU("app") != "2.0.0" {
+			t.Errorf("%s runs %q", a.ID, a.DU("app"))
+		}
+	}
+	t.Logf("counts %v", got.Counts)
+}
