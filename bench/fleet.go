@@ -1,9 +1,7 @@
 package main
 
 import (
-	"archive/tar"
 	"bytes"
-	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
@@ -153,11 +151,7 @@ func fleetRound(ctx context.Context, bin, dir, broker string, n int) (fleetResul
 	if err := waitFor(ctx, st, 120*time.Second, func() bool { return len(st.Gateways()) == n }); err != nil {
 		return res, fmt.Errorf("%d of %d gateways found: %w", len(st.Gateways()), n, err)
 	}
-	pkg, err := tinyPackage("benchapp", "2.0.0")
-	if err != nil {
-		return res, err
-	}
-	p, err := st.AddPackage(ctx, "benchapp", "2.0.0", pkg, []byte("untrusted comment: bench\n"))
+	p, err := st.AddPackage(ctx, "benchapp", "2.0.0", uspsim.Package("benchapp", "2.0.0"), []byte("untrusted comment: bench\n"))
 	if err != nil {
 		return res, err
 	}
@@ -218,11 +212,7 @@ type abortResult struct {
 // time, aborting at 3% failed after 20: how soon does it stop?
 func abortRound(ctx context.Context, st *fleet.Retained, broker, prefix string, targets []string, n int) (abortResult, error) {
 	var res abortResult
-	pkg, err := tinyPackage("benchapp", "3.0.0")
-	if err != nil {
-		return res, err
-	}
-	p, err := st.AddPackage(ctx, "benchapp", "3.0.0", pkg, []byte("untrusted comment: bench\n"))
+	p, err := st.AddPackage(ctx, "benchapp", "3.0.0", uspsim.Package("benchapp", "3.0.0"), []byte("untrusted comment: bench\n"))
 	if err != nil {
 		return res, err
 	}
@@ -328,21 +318,6 @@ func procCPU(pid int) (time.Duration, error) {
 		return 0, err
 	}
 	return time.Duration(u+s) * time.Second / 100, nil // USER_HZ
-}
-
-// tinyPackage is a package with only its chute.yaml.
-func tinyPackage(name, version string) ([]byte, error) {
-	var buf bytes.Buffer
-	gz := gzip.NewWriter(&buf)
-	tw := tar.NewWriter(gz)
-	y := fmt.Sprintf("name: %s\nversion: %s\ncommand: [/bin/true]\n", name, version)
-	if err := tw.WriteHeader(&tar.Header{Name: "chute.yaml", Mode: 0o644, Size: int64(len(y)), Typeflag: tar.TypeReg}); err != nil {
-		return nil, err
-	}
-	tw.Write([]byte(y))
-	tw.Close()
-	gz.Close()
-	return buf.Bytes(), nil
 }
 
 // startMosquitto runs Debian's mosquitto on a free loopback port.

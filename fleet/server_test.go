@@ -1,9 +1,6 @@
 package fleet
 
 import (
-	"archive/tar"
-	"bytes"
-	"compress/gzip"
 	"context"
 	"crypto/sha256"
 	"fmt"
@@ -16,21 +13,6 @@ import (
 	"paradrop/internal/mosquitto"
 	"paradrop/internal/uspsim"
 )
-
-// chutePackage is a package the simulated agents read: a tar.gz with
-// only its chute.yaml.
-func chutePackage(t testing.TB, name, version string) []byte {
-	t.Helper()
-	var buf bytes.Buffer
-	gz := gzip.NewWriter(&buf)
-	tw := tar.NewWriter(gz)
-	y := fmt.Sprintf("name: %s\nversion: %s\ncommand: [/bin/true]\n", name, version)
-	tw.WriteHeader(&tar.Header{Name: "chute.yaml", Mode: 0o644, Size: int64(len(y)), Typeflag: tar.TypeReg})
-	tw.Write([]byte(y))
-	tw.Close()
-	gz.Close()
-	return buf.Bytes()
-}
 
 const sig = "untrusted comment: test\nRWQ...\n"
 
@@ -116,7 +98,7 @@ func (w *fleetWorld) client() *Retained {
 
 func (w *fleetWorld) pkg(st *Retained, version string) Package {
 	w.t.Helper()
-	p, err := st.AddPackage(w.t.Context(), "app", version, chutePackage(w.t, "app", version), []byte(sig))
+	p, err := st.AddPackage(w.t.Context(), "app", version, uspsim.Package("app", version), []byte(sig))
 	if err != nil {
 		w.t.Fatal(err)
 	}

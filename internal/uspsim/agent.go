@@ -325,3 +325,17 @@ func fetch(ctx context.Context, url string) (name, version string, err error) {
 		return m.Name, m.Version, nil
 	}
 }
+
+// Package is a package the simulated agents install: a tar.gz with only
+// its chute.yaml.
+func Package(name, version string) []byte {
+	var buf bytes.Buffer
+	gz := gzip.NewWriter(&buf)
+	tw := tar.NewWriter(gz)
+	y := fmt.Sprintf("name: %s\nversion: %s\ncommand: [/bin/true]\n", name, version)
+	tw.WriteHeader(&tar.Header{Name: "chute.yaml", Mode: 0o644, Size: int64(len(y)), Typeflag: tar.TypeReg})
+	tw.Write([]byte(y))
+	tw.Close()
+	gz.Close()
+	return buf.Bytes()
+}
