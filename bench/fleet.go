@@ -81,8 +81,9 @@ func runFleet(ctx context.Context, o options) (string, error) {
 	at.print(os.Stdout)
 	return "A rollout of a small package (chute.yaml only) to N simulated agents on one Mosquitto, " +
 		"unlimited rate, at most N in flight, canary 1; `paradrop fleet serve` is its own process. " +
-		"Total: from the rollout stored to its completion. CPU and RSS peak: the controller's, over its " +
-		"whole life (discovery included). USP records: sent and received by the agents, the Connect " +
+		"Total: from the rollout stored to its completion. CPU: the controller's user and system time " +
+		"during the rollout. RSS peak: the controller's over its whole life (discovery and the abort " +
+		"round below included). USP records: sent and received by the agents, the Connect " +
 		"Record included. State records: retained messages the controller stored per gateway.\n\n" + t.markdown() +
 		"\nThen a version that one gateway in 20 fails, 50 in flight, no canary, abort at 3% failed after 20: " +
 		"the time from the end of the failure that crossed the threshold to the abort stored (both as the " +
