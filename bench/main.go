@@ -22,6 +22,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -39,12 +40,14 @@ type suite struct {
 
 var suites = map[string]suite{
 	"runtime": {summary: "chute start, install, daemon and shim RSS, binary size; vs runc and LXC", run: runRuntime},
+	"fleet":   {summary: "a rollout by paradrop fleet to N simulated USP agents on one broker", run: runFleet},
 }
 
 // options are the command line's settings, shared by all suites.
 type options struct {
-	n       int    // timed repetitions of each measurement (at least)
-	command string // the command line, recorded in the README
+	n        int    // timed repetitions of each measurement (at least)
+	gateways []int  // the fleet suite's sizes
+	command  string // the command line, recorded in the README
 }
 
 const readmePath = "bench/README.md"
@@ -66,6 +69,18 @@ func run(args []string) error {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	o := options{command: strings.TrimSpace("go run ./bench " + strings.Join(args, " "))}
 	fs.IntVar(&o.n, "n", 20, "timed repetitions of each start measurement")
+	o.gateways = []int{100, 1000}
+	fs.Func("gateways", "the fleet suite's numbers of gateways, comma-separated (default 100,1000)", func(s string) error {
+		o.gateways = nil
+		for _, f := range strings.Split(s, ",") {
+			n, err := strconv.Atoi(f)
+			if err != nil || n < 1 {
+				return fmt.Errorf("want positive numbers, not %q", f)
+			}
+			o.gateways = append(o.gateways, n)
+		}
+		return nil
+	})
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: go run ./bench [-n N] [SUITE...]\nsuites:")
 		for _, name := range suiteNames() {
