@@ -13,6 +13,7 @@
 package chutedns
 
 import (
+	"context"
 	"errors"
 	"net"
 	"net/netip"
@@ -42,6 +43,9 @@ type Config struct {
 	// Local are the names the gateway answers itself (any case, with or
 	// without the final dot), for every chute.
 	Local map[string][]netip.Addr
+	// Dial connects to an upstream (default: net.Dialer in the caller's
+	// network namespace); the gateway's may be another.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 
 	Rate             rate.Limit    // queries per second per chute (default 20)
 	Burst            int           // per chute (default 40)
@@ -85,6 +89,9 @@ type clientState struct {
 func New(cfg Config) (*Server, error) {
 	if cfg.Lookup == nil {
 		return nil, errors.New("chutedns: no Lookup")
+	}
+	if cfg.Dial == nil {
+		cfg.Dial = (&net.Dialer{}).DialContext
 	}
 	if cfg.Rate == 0 {
 		cfg.Rate = DefaultRate
@@ -261,7 +268,7 @@ func (s *Server) forward(w dns.ResponseWriter, r *dns.Msg, overTCP bool) {
 	}
 	c := &dns.Client{Net: netw, Timeout: s.cfg.Timeout, UDPSize: udpSize}
 	for _, up := range s.cfg.Upstreams {
-		ans, _, err := c.Exchange(out, up)
+		ans, err := s.exchange(c, out, up)
 		if err != nil || ans == nil {
 			continue
 		}
@@ -274,6 +281,20 @@ func (s *Server) forward(w dns.ResponseWriter, r *dns.Msg, overTCP bool) {
 		return
 	}
 	s.reply(w, r, overTCP, dns.RcodeServerFailure)
+}
+
+// exchange asks one upstream, within the timeout.
+func (s *Server) exchange(c *dns.Client, m *dns.Msg, up string) (*dns.Msg, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.Timeout)
+	defer cancel()
+	conn, err := s.cfg.Dial(ctx, c.Net, up)
+	if err != nil {
+		return nil, err
+	}
+	co := &dns.Conn{Conn: conn, UDPSize: c.UDPSize}
+	defer co.Close()
+	ans, _, err := c.ExchangeWithConnContext(ctx, m, co)
+	return ans, err
 }
 
 // answerLocal answers a name the gateway knows: its addresses of the
