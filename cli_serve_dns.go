@@ -14,12 +14,11 @@ import (
 // the chute network, port 53.
 type dnsOptions struct {
 	upstreams  []string // forwarded to; empty: the host's resolv.conf
-	resolvConf string   // where the host's resolvers are read
+	resolvConf string   // where the host's resolvers are read ("": /etc/resolv.conf)
 	off        bool
 }
 
 func dnsFlags(fs *flag.FlagSet, o *dnsOptions) {
-	o.resolvConf = "/etc/resolv.conf"
 	fs.Func("dns", "upstream resolver chutes' queries are forwarded to, host[:port], repeatable, or 'off' for no chute resolver (default: the nameservers of /etc/resolv.conf)", func(s string) error {
 		for _, v := range strings.Split(s, ",") {
 			v = strings.TrimSpace(v)
@@ -52,7 +51,11 @@ func serveChuteDNS(n *sdn.Network, o dnsOptions, logf func(string, ...any)) (sto
 	ups := o.upstreams
 	if len(ups) == 0 {
 		var err error
-		if ups, err = chutedns.Upstreams(o.resolvConf); err != nil {
+		conf := o.resolvConf
+		if conf == "" {
+			conf = "/etc/resolv.conf"
+		}
+		if ups, err = chutedns.Upstreams(conf); err != nil {
 			logf("chute DNS: %v: chutes get the gateway's names only (--dns names an upstream)", err)
 		}
 	}
@@ -76,6 +79,10 @@ func serveChuteDNS(n *sdn.Network, o dnsOptions, logf func(string, ...any)) (sto
 	}
 	done := make(chan struct{})
 	go func() { s.Serve(pc, ln); close(done) }()
-	logf("chute DNS at %s:53, forwarding to %s for chutes with wan", n.Gateway(), strings.Join(ups, ", "))
+	if len(ups) > 0 {
+		logf("chute DNS at %s:53, forwarding to %s for chutes with wan", n.Gateway(), strings.Join(ups, ", "))
+	} else {
+		logf("chute DNS at %s:53, the gateway's names only", n.Gateway())
+	}
 	return func() { s.Shutdown(); <-done }
 }
