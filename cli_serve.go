@@ -59,6 +59,7 @@ type serveOptions struct {
 	// network connects chutes through Open vSwitch; nil gives them
 	// loopback only.
 	network *sdn.Config
+	dns     dnsOptions // the chutes' resolver, with network
 	// usp is the TR-369 agent; off without a broker.
 	usp uspOptions
 }
@@ -108,6 +109,7 @@ func parseServe(env *cliEnv, args []string) (serveOptions, error) {
 	allowFlags(fs, &opts.allow)
 	signingFlags(fs, &opts.signing)
 	netCfg, withNetwork := networkFlags(fs)
+	dnsFlags(fs, &opts.dns)
 	uspFlags(fs, &opts.usp)
 	uciFile := fs.String("uci", "", "read every other flag from this UCI file's 'config paradrop' section (OpenWrt's /etc/config/paradrop), options named as the flags with _ for -")
 	if _, err := parseArgs(env, fs, serveUsage, args, 0, 0); err != nil {
@@ -214,6 +216,7 @@ func serve(ctx context.Context, opts serveOptions) error {
 			defer chuteLn.Close()
 		}
 		mgrCfg.GatewayPorts = ownPorts(opts.gatewayPorts, listenerAddrs(withListener(lns, chuteLn)), cfg.Controller)
+		defer serveChuteDNS(n, opts.dns, opts.logf)()
 		opts.logf("chute network: bridge %s, chutes in %s", cfg.Bridge, cfg.Subnet)
 	}
 	// The certificate names the chutes' API's address too.

@@ -245,6 +245,14 @@ func baseFlows(b builder, t topology) {
 			[]ofp.OXM{inPort(p), ip, subnet, ctState(ofp.CtStateEst)}, gotoTable(tableOutput))
 		b.add(tablePolicy, 300, "related traffic (ICMP errors) from the "+from+" to chutes",
 			[]ofp.OXM{inPort(p), ip, subnet, ctState(ofp.CtStateRel)}, gotoTable(tableOutput))
+		if p != local {
+			// A connection DNATed to a chute (exposed port, redirect) is
+			// new to the tracker until the chute answers: a UDP flow's
+			// later datagrams come here already translated (+new+dnat),
+			// and no longer match the DNAT flow that let the first in.
+			b.add(tablePolicy, 300, "later packets from the "+from+" of a connection DNATed to a chute, before its answer",
+				[]ofp.OXM{inPort(p), ip, subnet, ctState(ofp.CtStateNew | ofp.CtStateDNAT)}, gotoTable(tableOutput))
+		}
 		b.add(tablePolicy, 290, "unsolicited "+from+" traffic to chutes dropped",
 			[]ofp.OXM{inPort(p), ip, subnet})
 		b.add(tablePolicy, 270, from+" traffic not for chutes",

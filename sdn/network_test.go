@@ -578,9 +578,12 @@ func (tb *testbed) startMatrixServers(t *testing.T, hosts map[string]*nettest.Ho
 		}
 		started[key] = true
 		host, addr := tb.matrixEndpoint(at)
-		if c.proto == "udp" {
+		switch c.proto {
+		case "udp":
 			udpEcho(t, hosts[host], addr)
-		} else {
+		case "udp3":
+			udpBurstEcho(t, hosts[host], addr, 3)
+		default:
 			nettest.StartTCPServer(t, hosts[host], addr.String())
 		}
 	}
@@ -604,6 +607,63 @@ func udpEcho(t *testing.T, h *nettest.Host, addr netip.AddrPort) {
 			pc.WriteTo(buf[:n], from)
 		}
 	}()
+}
+
+// udpBurstEcho answers datagrams to addr in h only once n have come
+// from one sender, then echoes all n: the flow's later datagrams cross
+// the switch before any answer does.
+func udpBurstEcho(t *testing.T, h *nettest.Host, addr netip.AddrPort, n int) {
+	t.Helper()
+	var pc net.PacketConn
+	if err := netconf.InNetNS(h.NetNS, func() (err error) { pc, err = net.ListenPacket("udp", addr.String()); return err }); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	go func() {
+		held := map[string][][]byte{}
+		buf := make([]byte, 1500)
+		for {
+			k, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			key := from.String()
+			held[key] = append(held[key], slices.Clone(buf[:k]))
+			if len(held[key]) < n {
+				continue
+			}
+			for _, d := range held[key] {
+				pc.WriteTo(d, from)
+			}
+			delete(held, key)
+		}
+	}()
+}
+
+// udpBurstReach sends n datagrams of one flow from h to addr at once and
+// waits for all n echoes (a udpBurstEcho answers only after the last).
+func udpBurstReach(h *nettest.Host, addr netip.AddrPort, n int) error {
+	var c net.Conn
+	if err := netconf.InNetNS(h.NetNS, func() (err error) { c, err = net.Dial("udp", addr.String()); return err }); err != nil {
+		return err
+	}
+	defer c.Close()
+	for i := range n {
+		if _, err := fmt.Fprintf(c, "datagram %d", i); err != nil {
+			return err
+		}
+	}
+	got := map[string]bool{}
+	buf := make([]byte, 64)
+	c.SetReadDeadline(time.Now().Add(3 * time.Second))
+	for len(got) < n {
+		k, err := c.Read(buf)
+		if err != nil {
+			return fmt.Errorf("%d of %d datagrams echoed by %s: %v", len(got), n, addr, err)
+		}
+		got[string(buf[:k])] = true
+	}
+	return nil
 }
 
 // udpReach sends a datagram from h to addr and waits for its echo; it
@@ -670,6 +730,8 @@ func (tb *testbed) matrix(t *testing.T, hosts map[string]*nettest.Host, lanMACs 
 				ovsErr = ping(from, to.Addr())
 			case "udp":
 				ovsErr = udpReach(from, to)
+			case "udp3":
+				ovsErr = udpBurstReach(from, to, 3)
 			default:
 				_, ovsErr = nettest.Dial(t, from, to.String(), 3*time.Second)
 			}

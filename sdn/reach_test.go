@@ -35,8 +35,8 @@ func matrixChutes(lan2MAC net.HardwareAddr) []matrixChute {
 		{"web", 0, Policy{
 			WAN:      true,
 			LAN:      []LANRule{{Prefix: lan1, Ports: []uint16{554}}},
-			Expose:   []Expose{{Port: 80, GatewayPort: 8080, Proto: TCP}},
-			Redirect: []Redirect{{To: netip.AddrPortFrom(cloudIP, 80), Port: 8081, Proto: TCP}},
+			Expose:   []Expose{{Port: 80, GatewayPort: 8080, Proto: TCP}, {Port: 5300, GatewayPort: 8083, Proto: UDP}},
+			Redirect: []Redirect{{To: netip.AddrPortFrom(cloudIP, 80), Port: 8081, Proto: TCP}, {To: netip.AddrPortFrom(cloudIP, 123), Port: 5301, Proto: UDP}},
 			Peers:    []string{"db"},
 		}},
 		{"db", 1, Policy{Peers: []string{"web"}}},
@@ -58,7 +58,7 @@ func matrixChutes(lan2MAC net.HardwareAddr) []matrixChute {
 type reachCase struct {
 	name     string
 	from, to string
-	proto    string // tcp (default), udp, ping, or ack: a lone ACK as if answering a connection that does not exist
+	proto    string // tcp (default), udp, udp3 (three datagrams of one flow before any answer), ping, or ack: a lone ACK as if answering a connection that does not exist
 	at       string
 	want     bool
 	by       string
@@ -95,6 +95,12 @@ var reachCases = []reachCase{
 	{name: "unexposed gateway port", from: "lan1", to: "gwlan:81", at: "web:81", want: false, by: "to the gateway's 198.51.100.1"},
 
 	{name: "redirect", from: "lan1", to: "cloud:80", at: "web:8081", want: true, by: "LAN requests to 203.0.113.5:80/tcp answered by chute web port 8081"},
+
+	// UDP through the DNAT: the datagrams after the first, sent before
+	// any answer, are +new+dnat to the tracker (already translated), not
+	// +est; then the answers, undone.
+	{name: "exposed UDP port, three datagrams before an answer", from: "lan1", to: "gwlan:8083", at: "web:5300", proto: "udp3", want: true, by: "LAN users reach chute web port 5300/udp at 198.51.100.1:8083"},
+	{name: "redirect over UDP, three datagrams before an answer", from: "lan2", to: "cloud:123", at: "web:5301", proto: "udp3", want: true, by: "LAN requests to 203.0.113.5:123/udp answered by chute web port 5301"},
 
 	{name: "mutual peers", from: "web", to: "db:5432", want: true, by: "chute web may connect to its peer db (10.131.0.11)"},
 	{name: "mutual peers, other way", from: "db", to: "web:81", want: true, by: "chute db may connect to its peer web (10.131.0.10)"},
@@ -220,7 +226,7 @@ func (x *exchange) run(c reachCase) (bool, []string, error) {
 	if atHost == "gwlan" {
 		atHost = "gw"
 	}
-	proto := map[string]uint8{"": ofsim.ProtoTCP, "tcp": ofsim.ProtoTCP, "ack": ofsim.ProtoTCP, "udp": ofsim.ProtoUDP, "ping": ofsim.ProtoICMP}[c.proto]
+	proto := map[string]uint8{"": ofsim.ProtoTCP, "tcp": ofsim.ProtoTCP, "ack": ofsim.ProtoTCP, "udp": ofsim.ProtoUDP, "udp3": ofsim.ProtoUDP, "ping": ofsim.ProtoICMP}[c.proto]
 	req := ofsim.Packet{EthType: ofsim.EthIPv4, Src: x.srcAddr(from, to.Addr()), Dst: to.Addr(), Proto: proto, SrcPort: 40000, DstPort: to.Port()}
 	switch c.proto {
 	case "", "tcp":
@@ -240,6 +246,19 @@ func (x *exchange) run(c reachCase) (bool, []string, error) {
 	if c.proto == "ack" {
 		return true, first, nil
 	}
+	if c.proto == "udp3" {
+		// The flow's next datagrams, before any answer: the same
+		// receiver sees the same translated packet.
+		for range 2 {
+			next, _, err := x.send(from, req)
+			if err != nil {
+				return false, notOf(err), ignoreFailure(err)
+			}
+			if next.host != got.host || next.pkt.Dst != got.pkt.Dst || next.pkt.DstPort != got.pkt.DstPort {
+				return false, []string{"next datagram elsewhere"}, nil
+			}
+		}
+	}
 	// The answer, from what the receiver saw.
 	ans := *got.pkt
 	ans.Src, ans.Dst, ans.SrcPort, ans.DstPort = got.pkt.Dst, got.pkt.Src, got.pkt.DstPort, got.pkt.SrcPort
@@ -250,12 +269,18 @@ func (x *exchange) run(c reachCase) (bool, []string, error) {
 	case "ping":
 		ans.ICMPType = 0
 	}
-	back, _, err := x.send(got.host, ans)
-	if err != nil {
-		return false, notOf(err), ignoreFailure(err)
+	answers := 1
+	if c.proto == "udp3" {
+		answers = 3
 	}
-	if back.host != from || back.pkt.Src != req.Dst || back.pkt.Dst != req.Src || back.pkt.SrcPort != req.DstPort || back.pkt.DstPort != req.SrcPort {
-		return false, []string{"answer not undone"}, nil
+	for range answers {
+		back, _, err := x.send(got.host, ans)
+		if err != nil {
+			return false, notOf(err), ignoreFailure(err)
+		}
+		if back.host != from || back.pkt.Src != req.Dst || back.pkt.Dst != req.Src || back.pkt.SrcPort != req.DstPort || back.pkt.DstPort != req.SrcPort {
+			return false, []string{"answer not undone"}, nil
+		}
 	}
 	if c.proto == "" || c.proto == "tcp" {
 		ack := req

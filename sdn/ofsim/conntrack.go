@@ -42,13 +42,18 @@ type conn struct {
 	zone        uint16
 	orig, reply tuple
 	snat, dnat  bool
+	// seenReply: a packet of the reply direction has passed. Until then
+	// the connection's packets are new, as the kernel's tracker has them
+	// (IP_CT_NEW until IPS_SEEN_REPLY): a UDP flow's second datagram
+	// before any answer is +new, with its NAT applied (+dnat).
+	seenReply bool
 }
 
 // tracker is Open vSwitch's connection tracker, reduced to the states the
 // flows match on: a packet of no committed connection is new (a TCP
 // segment other than a first SYN, or an echo reply, is invalid instead),
-// one of a committed connection is established, in the reply direction
-// also rpl, and an ICMP error quoting a connection's packet is related.
+// one of a committed connection is established once a reply has passed
+// (new before that), in the reply direction also rpl, and an ICMP error quoting a connection's packet is related.
 type tracker struct {
 	conns []*conn
 }
@@ -94,6 +99,9 @@ func (tk *tracker) track(a *ofp.NXActionCT, p *Packet) uint32 {
 		state := uint32(trk | ofp.CtStateEst)
 		if reply {
 			state |= ofp.CtStateRpl
+			c.seenReply = true
+		} else if !c.seenReply {
+			state = trk | ofp.CtStateNew
 		}
 		if nat != nil && (c.snat || c.dnat) {
 			if reply {

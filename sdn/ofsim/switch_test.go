@@ -129,6 +129,40 @@ func TestDNATAndUndo(t *testing.T) {
 	}
 }
 
+// The kernel's tracker has a connection's packets new until a reply has
+// passed: a UDP flow's second datagram, sent before any answer, is
+// +new+dnat (already translated), not +est; after the answer, +est.
+func TestNewUntilReply(t *testing.T) {
+	s := firewall(t)
+	udp := func(in uint32, src, dst netip.AddrPort) Packet {
+		p := tcp(in, src, dst, 0)
+		p.Proto = ProtoUDP
+		return p
+	}
+	a, b := netip.AddrPortFrom(ipA, 40000), netip.AddrPortFrom(ipB, 53)
+	run(t, s, udp(1, a, b))
+	if tr := run(t, s, udp(1, a, b)); tr.Steps[1].CtState != ofp.CtStateTrk|ofp.CtStateNew {
+		t.Errorf("second datagram before an answer: ct_state %#x, want trk+new", tr.Steps[1].CtState)
+	}
+	if tr := run(t, s, udp(2, b, a)); tr.Steps[1].CtState != ofp.CtStateTrk|ofp.CtStateEst|ofp.CtStateRpl {
+		t.Errorf("answer: ct_state %#x, want trk+est+rpl", tr.Steps[1].CtState)
+	}
+	if tr := run(t, s, udp(1, a, b)); tr.Steps[1].CtState != ofp.CtStateTrk|ofp.CtStateEst {
+		t.Errorf("datagram after the answer: ct_state %#x, want trk+est", tr.Steps[1].CtState)
+	}
+
+	// Through the DNAT (TCP, a retransmitted SYN): translated, +new+dnat.
+	v := netip.AddrPortFrom(vip, 80)
+	run(t, s, tcp(1, a, v, TCPSyn))
+	tr := run(t, s, tcp(1, a, v, TCPSyn))
+	if got := tr.Steps[1].CtState; got != ofp.CtStateTrk|ofp.CtStateNew|ofp.CtStateDNAT {
+		t.Errorf("retransmitted SYN to the VIP: ct_state %#x, want trk+new+dnat", got)
+	}
+	if fwd := tr.OutputTo(2); len(fwd) != 1 || fwd[0].Dst != ipB || fwd[0].DstPort != 8080 {
+		t.Errorf("retransmitted SYN: %q %v, want it translated to %s:8080", tr.Note(), tr.Outputs, ipB)
+	}
+}
+
 func TestRelatedAndEcho(t *testing.T) {
 	s := firewall(t)
 	a, b := netip.AddrPortFrom(ipA, 40000), netip.AddrPortFrom(ipB, 22)
