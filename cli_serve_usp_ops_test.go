@@ -341,6 +341,25 @@ func TestServeUSPOperate(t *testing.T) {
 		ctrl.waitValue(eu+"Status", "Active")
 	})
 	du := "Device.SoftwareModules.DeploymentUnit.[Name==\"uspops\"]."
+	t.Run("a version not newer needs X_ParaDrop_Force", func(t *testing.T) {
+		ctrl.t = t
+		for _, force := range []string{"", "true"} {
+			args := map[string]string{"URL": web.URL + "/uspops-1.0.0.tgz"}
+			if force != "" {
+				args["X_ParaDrop_Force"] = force
+			}
+			ctrl.operate(du+"Update()", args)
+			oc := ctrl.complete(du + "Update()")
+			_, ev := ctrl.duEvent("Update")
+			switch {
+			case force == "" && (oc.GetCmdFailure().GetErrCode() != 7022 || ev["Fault.FaultCode"] != "7022" || ev["CurrentState"] != "Installed"):
+				t.Errorf("without force: OperationComplete %v, DUStateChange! %v", oc, ev)
+			case force != "" && (oc.GetCmdFailure() != nil || ev["CurrentState"] != "Installed" || ev["Version"] != "1.0.0"):
+				t.Errorf("with force: OperationComplete %v, DUStateChange! %v", oc, ev)
+			}
+		}
+		ctrl.waitValue(du+"Version", "1.0.0")
+	})
 	t.Run("update", func(t *testing.T) {
 		ctrl.t = t
 		ctrl.operate(du+"Update()", map[string]string{"URL": web.URL + "/uspops-2.0.0.tgz"})

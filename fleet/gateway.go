@@ -38,6 +38,9 @@ const (
 	installDU     = "Device.SoftwareModules.InstallDU()"
 	execEnvRef    = "Device.SoftwareModules.ExecEnv.1"
 	subscriptions = "Device.LocalAgent.Subscription."
+	// argForce lets DeploymentUnit.{i}.Update() go back to an older
+	// version (paradrop's agent's vendor extension).
+	argForce = "X_ParaDrop_Force"
 )
 
 // Probe asks a gateway its software version and chutes.
@@ -88,7 +91,9 @@ type USPInstaller struct {
 // subscribe asks a gateway, once, for the OperationComplete notifications
 // of its software modules (TR-369 sends a notification only to a
 // subscriber). A refusal is logged, not fatal: the subscription may
-// exist already, made by this controller before.
+// exist already, made by this controller before. It does not ask for
+// Persistent: paradrop's agent keeps subscriptions while it runs only
+// (Persistent is read-only there), and refused the whole Add for it.
 func (u *USPInstaller) subscribe(ctx context.Context, gw string) {
 	u.mu.Lock()
 	done := u.subscribed[gw]
@@ -106,7 +111,7 @@ func (u *USPInstaller) subscribe(ctx context.Context, gw string) {
 	_, err := u.C.Request(ctx, gw, codec.Header_ADD, &codec.Request{ReqType: &codec.Request_Add{Add: &codec.Add{
 		CreateObjs: []*codec.Add_CreateObject{{ObjPath: subscriptions, ParamSettings: []*codec.Add_CreateParamSetting{
 			set("ID", "paradrop-fleet-"+u.C.id), set("Enable", "true"), set("NotifType", "OperationComplete"),
-			set("ReferenceList", "Device.SoftwareModules."), set("Persistent", "true"),
+			set("ReferenceList", "Device.SoftwareModules."),
 		}}},
 	}}})
 	if err != nil {
@@ -160,17 +165,22 @@ func (u *USPInstaller) Install(ctx context.Context, gw string, pkg Package) erro
 			return err
 		}
 	}
-	return u.put(ctx, gw, c, url)
+	return u.put(ctx, gw, c, url, false)
 }
 
-// put installs or updates a chute from url; c is its DU, if any.
-func (u *USPInstaller) put(ctx context.Context, gw string, c Chute, url string) error {
+// put installs or updates a chute from url; c is its DU, if any. A
+// rollback updates with force: the version it goes back to is older.
+func (u *USPInstaller) put(ctx context.Context, gw string, c Chute, url string, rollback bool) error {
 	var err error
 	u.subscribe(ctx, gw)
 	if c.Instance == "" {
 		_, err = u.C.Operate(ctx, gw, installDU, map[string]string{"URL": url, "ExecutionEnvRef": execEnvRef})
 	} else {
-		_, err = u.C.Operate(ctx, gw, c.Instance+"Update()", map[string]string{"URL": url})
+		args := map[string]string{"URL": url}
+		if rollback {
+			args[argForce] = "true"
+		}
+		_, err = u.C.Operate(ctx, gw, c.Instance+"Update()", args)
 	}
 	if err != nil {
 		return fmt.Errorf("%s: %w", gw, err)
@@ -193,10 +203,10 @@ func (u *USPInstaller) Rollback(ctx context.Context, gw string, pkg Package, pre
 			return err
 		}
 		c, err := u.du(ctx, gw, pkg.Name)
-		if err != nil {
-			return err
+		if err != nil || c.Version == prev {
+			return err // a gateway that refused the new version runs prev still
 		}
-		return u.put(ctx, gw, c, url)
+		return u.put(ctx, gw, c, url, true)
 	}
 	c, err := u.du(ctx, gw, pkg.Name)
 	if err != nil || c.Instance == "" {

@@ -524,7 +524,13 @@ func (r *Run) rollback(ctx context.Context) {
 			if ctx.Err() != nil {
 				return nil
 			}
-			res.State, res.Error = RolledBack, ""
+			// A gateway that failed keeps why once rolled back: the
+			// operator sees which gateways caused the abort, and why.
+			why := ""
+			if res.State == Failed || res.State == TimedOut {
+				why = res.Error
+			}
+			res.State, res.Error = RolledBack, why
 			if err != nil {
 				res.State, res.Error = RollbackFailed, err.Error()
 			}

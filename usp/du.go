@@ -2,6 +2,8 @@ package usp
 
 import (
 	"context"
+	"fmt"
+	"io"
 	"time"
 
 	"paradrop/chute"
@@ -33,15 +35,20 @@ func (a *Agent) installDU(ctx context.Context, op operation) (map[string]string,
 	return map[string]string{"DeploymentUnitRef": "Device.SoftwareModules.DeploymentUnit." + a.numberString(ch.Chute)}, nil
 }
 
-// updateDU is DeploymentUnit.{i}.Update(URL, X_ParaDrop_SignatureURL).
+// updateDU is DeploymentUnit.{i}.Update(URL, X_ParaDrop_SignatureURL,
+// X_ParaDrop_Force).
 func (a *Agent) updateDU(ctx context.Context, op operation) (map[string]string, error) {
 	start := time.Now()
 	name := op.obj.values["Name"]
-	o, body, err := a.fetch(ctx, op)
 	var ch chute.Change
+	force, err := parseForce(op.args[argForce])
 	if err == nil {
-		ch, err = a.cfg.Chutes.Update(ctx, name, body, false, o)
-		body.Close()
+		var o chute.Origin
+		var body io.ReadCloser
+		if o, body, err = a.fetch(ctx, op); err == nil {
+			ch, err = a.cfg.Chutes.Update(ctx, name, body, force, o)
+			body.Close()
+		}
 	}
 	if err != nil {
 		a.duStateChange(name, chute.Owner(op.obj.values["Vendor"]), "Update", start, time.Now(), err)
@@ -63,4 +70,15 @@ func (a *Agent) uninstallDU(ctx context.Context, op operation) (map[string]strin
 	}
 	a.setURL(name, "")
 	return map[string]string{}, nil
+}
+
+// parseForce reads X_ParaDrop_Force: absent is false.
+func parseForce(v string) (bool, error) {
+	switch v {
+	case "", "false", "0":
+		return false, nil
+	case "true", "1":
+		return true, nil
+	}
+	return false, fmt.Errorf("%w: %s %q is not a boolean", errArgs, argForce, v)
 }

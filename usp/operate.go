@@ -21,6 +21,12 @@ var errArgs = errors.New("invalid command arguments")
 // to its path is tried.
 const argSignatureURL = "X_ParaDrop_SignatureURL"
 
+// argForce ("true") lets Update() install a version not newer than the
+// one installed (a vendor extension): a controller rolling a gateway back
+// to its former version says so; without it a downgrade is refused, as
+// the API refuses one without force.
+const argForce = "X_ParaDrop_Force"
+
 // operation is one command to run on one object instance.
 type operation struct {
 	from string     // the controller's endpoint ID
@@ -42,7 +48,7 @@ type command struct {
 var commands = []command{
 	{obj: softwareModules, name: "InstallDU()", async: true, run: (*Agent).installDU,
 		in: []string{"URL", "ExecutionEnvRef", argSignatureURL}, out: []string{"DeploymentUnitRef"}},
-	{obj: deploymentUnit, name: "Update()", async: true, run: (*Agent).updateDU, in: []string{"URL", argSignatureURL}},
+	{obj: deploymentUnit, name: "Update()", async: true, run: (*Agent).updateDU, in: []string{"URL", argSignatureURL, argForce}},
 	{obj: deploymentUnit, name: "Uninstall()", async: true, run: (*Agent).uninstallDU},
 	{obj: executionUnit, name: "SetRequestedState()", run: (*Agent).setRequestedState, in: []string{"RequestedState"}},
 	{obj: executionUnit, name: "Restart()", run: (*Agent).restartEU},
