@@ -46,6 +46,10 @@ type topology struct {
 	GatewayMAC net.HardwareAddr
 	LANPorts   []uint32 // OpenFlow ports of the LAN interfaces
 	APIPort    uint16   // the chutes' API at Gateway, tcp; 0 for none
+	// Subnet6 is the chutes' IPv6 /64 (a ULA) and Gateway6 the gateway's
+	// address in it; invalid for IPv4 only (see flows6.go).
+	Subnet6  netip.Prefix
+	Gateway6 netip.Addr
 }
 
 // attached is a chute as the flows see it: its declaration and port.
@@ -177,6 +181,7 @@ func cat(parts ...[]ofp.OXM) []ofp.OXM { return slices.Concat(parts...) }
 func derive(t topology, chutes []*attached) *derived {
 	d := &derived{TX: map[uint64]bool{}, RX: map[uint64]bool{}}
 	baseFlows(builder{d, 0}, t)
+	baseFlows6(builder{d, 0}, t)
 	byName := map[string]*attached{}
 	for _, c := range chutes {
 		byName[c.Name] = c
@@ -370,6 +375,7 @@ func chuteFlows(d *derived, t topology, c *attached, peers []*attached) {
 	cf.policy()
 	cf.output()
 	cf.arp()
+	cf.flows6()
 	cf.meters()
 }
 
@@ -397,7 +403,7 @@ func (cf *chuteFlowSet) classify() {
 	b.add(tableClassify, 200, name+" sends ARP (as its own MAC and IP)",
 		[]ofp.OXM{cf.from, eth(ethARP), ofp.FieldEthSrc.MAC(c.MAC), ofp.FieldARPSPA.Addr(c.IP), ofp.FieldARPSHA.MAC(c.MAC)},
 		gotoTable(tableARP))
-	b.add(tableClassify, 190, name+": spoofed or non-IPv4 traffic dropped", []ofp.OXM{cf.from})
+	b.add(tableClassify, 190, name+": spoofed or other traffic dropped", []ofp.OXM{cf.from})
 
 	// What the chute may start is allowed whatever the connection's state,
 	// so it is decided in table 0: the packet passes the tracker without

@@ -49,7 +49,7 @@ func TestDerive(t *testing.T) {
 			owner:  10,
 			want: []string{
 				"chute web sends IPv4 (from its own MAC and IP)",
-				"chute web: spoofed or non-IPv4 traffic dropped",
+				"chute web: spoofed or other traffic dropped",
 				"chute web may ping the gateway 10.131.0.1",
 				"chute web may use DNS at the gateway 10.131.0.1:53/udp",
 				"chute web: default deny",

@@ -1,0 +1,197 @@
+package sdn
+
+import (
+	"crypto/sha256"
+	"fmt"
+	"net"
+	"net/netip"
+
+	"paradrop/sdn/ofp"
+)
+
+// IPv6 for chutes: each chute has an address in the ULA /64 Subnet6, at
+// the same host index as its IPv4 address, and the gateway has ::1 there.
+// The flows are IPv4's, family for family: the same tables, the same
+// conntrack zone, the same verdicts. Neighbour discovery takes ARP's
+// place in table 4: a solicitation goes only to the owner of its target
+// (never flooded to other chutes), an advertisement only to the MAC it
+// is sent to, and a chute may advertise nothing but its own address and
+// MAC. Chutes reach no LAN host and nothing beyond the gateway over IPv6
+// yet: Policy.Check refuses IPv6 in net.lan and redirect.to.
+
+const ethIPv6 = 0x86dd
+
+// ICMPv6.
+const (
+	protoICMPv6   = 58
+	icmp6Echo     = 128
+	ndSolicit     = 135
+	ndAdvertise   = 136
+	ndNoLinkLayer = "00:00:00:00:00:00"
+)
+
+// ULAFor derives a stable unique local /64 (RFC 4193: fd00::/8 and a
+// 40-bit global id) from seed, such as the bridge's datapath id and the
+// chute subnet: the same gateway keeps its chutes' IPv6 addresses across
+// restarts without storing them.
+func ULAFor(seed string) netip.Prefix {
+	h := sha256.Sum256([]byte("paradrop ULA " + seed))
+	var a [16]byte
+	a[0] = 0xfd
+	copy(a[1:6], h[:5])
+	return netip.PrefixFrom(netip.AddrFrom16(a), 64)
+}
+
+// address6 is the IPv6 address in subnet6 of the chute whose IPv4 address
+// is ip in subnet: the same host index. The zero Addr without subnet6.
+func address6(subnet, subnet6 netip.Prefix, ip netip.Addr) netip.Addr {
+	if !subnet6.IsValid() || !ip.Is4() {
+		return netip.Addr{}
+	}
+	a := subnet6.Masked().Addr().As16()
+	id := hostIndex(subnet, ip)
+	a[12], a[13], a[14], a[15] = byte(id>>24), byte(id>>16), byte(id>>8), byte(id)
+	return netip.AddrFrom16(a)
+}
+
+// gateway6 is the gateway's address in subnet6: ::1.
+func gateway6(subnet6 netip.Prefix) netip.Addr {
+	if !subnet6.IsValid() {
+		return netip.Addr{}
+	}
+	return subnet6.Masked().Addr().Next()
+}
+
+func ip6Dst(p netip.Prefix) ofp.OXM   { return ofp.FieldIPv6Dst.Prefix(p) }
+func ip6DstAddr(a netip.Addr) ofp.OXM { return ofp.FieldIPv6Dst.Addr(a) }
+func icmp6(typ uint64) []ofp.OXM {
+	return []ofp.OXM{ofp.FieldIPProto.Uint(protoICMPv6), ofp.FieldICMPv6Type.Uint(typ)}
+}
+func ndTarget(a netip.Addr) ofp.OXM { return ofp.FieldIPv6NDTarget.Addr(a) }
+func ndLLField(f ofp.FieldID, mac string) ofp.OXM {
+	hw, _ := net.ParseMAC(mac)
+	return f.MAC(hw)
+}
+
+// baseFlows6 are the IPv6 flows that do not depend on any chute, beside
+// baseFlows (which keeps the gateway's and the LAN's other IPv6 off the
+// chutes' ports).
+func baseFlows6(b builder, t topology) {
+	if !t.Subnet6.IsValid() {
+		return
+	}
+	local := uint32(ofp.PortLocal)
+	ip6, subnet := eth(ethIPv6), ip6Dst(t.Subnet6)
+	gw := t.Gateway6
+
+	for _, typ := range []uint64{ndSolicit, ndAdvertise} {
+		b.add(tableClassify, 110, fmt.Sprintf("gateway neighbour discovery (ICMPv6 %d) to the resolution table", typ),
+			cat([]ofp.OXM{inPort(local), ip6}, icmp6(typ)), gotoTable(tableARP))
+	}
+	b.add(tableClassify, 100, "gateway IPv6 to chutes to conntrack", []ofp.OXM{inPort(local), ip6, subnet}, gotoTable(tableCT))
+	b.add(tableCT, 10, "IPv6 through conntrack", []ofp.OXM{ip6},
+		apply(&ofp.NXActionCT{ZoneOfsNbits: ctZone, RecircTable: tablePolicy,
+			Actions: []ofp.Action{&ofp.NXActionNAT{}}}))
+
+	// Only the gateway reaches the chutes' IPv6 subnet (the LAN's IPv6
+	// never enters the pipeline), so only its traffic needs a policy.
+	from := []ofp.OXM{inPort(local), ip6, subnet}
+	b.add(tablePolicy, 300, "IPv6 replies from the gateway to chutes", append(from, ctState(ofp.CtStateEst)), gotoTable(tableOutput))
+	b.add(tablePolicy, 300, "related IPv6 traffic (ICMPv6 errors) from the gateway to chutes", append(from, ctState(ofp.CtStateRel)), gotoTable(tableOutput))
+	b.add(tablePolicy, 295, fmt.Sprintf("the gateway (%s) may connect to chutes", gw),
+		append(from, ofp.FieldIPv6Src.Addr(gw), ctState(ofp.CtStateNew)), apply(commit()), gotoTable(tableOutput))
+	b.add(tablePolicy, 290, "unsolicited gateway IPv6 to chutes dropped", from)
+
+	b.add(tableOutput, 250, "to unknown chute IPv6 addresses dropped", []ofp.OXM{ip6, subnet})
+	b.add(tableOutput, 260, "to the gateway's "+gw.String(), []ofp.OXM{ip6, ip6DstAddr(gw)},
+		apply(setDst(t.GatewayMAC), &ofp.ActionOutput{Port: local}))
+
+	// The gateway resolves chutes only through their own flows.
+	b.add(tableARP, 100, "gateway neighbour solicitations for unknown chute addresses dropped",
+		cat([]ofp.OXM{inPort(local), ip6}, icmp6(ndSolicit), []ofp.OXM{ofp.FieldIPv6NDTarget.Prefix(t.Subnet6)}))
+	b.add(tableARP, 50, "gateway neighbour discovery to the LAN", []ofp.OXM{inPort(local), ip6},
+		apply(output(t.LANPorts...)...))
+}
+
+// flows6 are one chute's IPv6 flows, table by table, beside the IPv4
+// ones of chuteFlowSet.
+func (cf *chuteFlowSet) flows6() {
+	t := cf.t
+	if !t.Subnet6.IsValid() {
+		return
+	}
+	b, c, d, id, name, from := cf.b, cf.c, cf.d, cf.id, cf.name, cf.from
+	ip6 := eth(ethIPv6)
+	me := address6(t.Subnet, t.Subnet6, c.IP)
+	bw := c.Bandwidth
+	local := uint32(ofp.PortLocal)
+	own := []ofp.OXM{from, ip6, ofp.FieldEthSrc.MAC(c.MAC), ofp.FieldIPv6Src.Addr(me)}
+
+	// Table 0.
+	d.TX[b.add(tableClassify, 200, name+" sends IPv6 (from its own MAC and IP)",
+		own, meter(egressMeter(id), bw.Egress, gotoTable(tableCT))...)] = true
+	// Solicitations from any source address (a retransmission comes from
+	// the link-local one), but only with its own MAC as the answer's
+	// destination; advertisements of its own address only.
+	ndFrom := cat([]ofp.OXM{from, ip6, ofp.FieldEthSrc.MAC(c.MAC)})
+	for _, ll := range []string{c.MAC.String(), ndNoLinkLayer} {
+		b.add(tableClassify, 205, name+" solicits neighbours (as its own MAC)",
+			cat(ndFrom, icmp6(ndSolicit), []ofp.OXM{ndLLField(ofp.FieldIPv6NDSLL, ll)}), gotoTable(tableARP))
+		b.add(tableClassify, 205, name+" advertises its own address "+me.String(),
+			cat(ndFrom, icmp6(ndAdvertise), []ofp.OXM{ndTarget(me), ndLLField(ofp.FieldIPv6NDTLL, ll)}), gotoTable(tableARP))
+	}
+	for _, typ := range []uint64{ndSolicit, ndAdvertise} {
+		b.add(tableClassify, 204, fmt.Sprintf("%s: spoofed neighbour discovery (ICMPv6 %d) dropped", name, typ),
+			cat([]ofp.OXM{from, ip6}, icmp6(typ)))
+	}
+	allow := func(note string, m ...ofp.OXM) {
+		d.TX[b.add(tableClassify, 210, note, cat(own, m),
+			meter(egressMeter(id), bw.Egress, apply(commit()), gotoTable(tableOutput))...)] = true
+	}
+	gw := ip6DstAddr(t.Gateway6)
+	allow(name+" may ping the gateway "+t.Gateway6.String(), cat(icmp6(icmp6Echo), []ofp.OXM{gw})...)
+	for _, proto := range []Proto{UDP, TCP} {
+		allow(fmt.Sprintf("%s may use DNS at the gateway [%s]:53/%s", name, t.Gateway6, proto),
+			cat([]ofp.OXM{ofp.FieldIPProto.Uint(uint64(proto)), gw}, l4(proto, 53)[1:])...)
+	}
+	if t.APIPort != 0 {
+		allow(fmt.Sprintf("%s may use the paradrop API at the gateway [%s]:%d/tcp", name, t.Gateway6, t.APIPort),
+			cat([]ofp.OXM{ofp.FieldIPProto.Uint(uint64(TCP)), gw}, l4(TCP, t.APIPort)[1:])...)
+	}
+	for _, p := range cf.peers {
+		pa := address6(t.Subnet, t.Subnet6, p.IP)
+		allow(fmt.Sprintf("%s may connect to its peer %s (%s)", name, p.Name, pa), ip6DstAddr(pa))
+	}
+
+	// Table 2: its connections once tracked; nothing else.
+	b.add(tablePolicy, 400, name+": invalid IPv6 connection state dropped", []ofp.OXM{from, ip6, ctState(ofp.CtStateInv)})
+	b.add(tablePolicy, 300, name+": established IPv6 connections", []ofp.OXM{from, ip6, ctState(ofp.CtStateEst)}, gotoTable(tableOutput))
+	b.add(tablePolicy, 300, name+": related IPv6 traffic (ICMPv6 errors)", []ofp.OXM{from, ip6, ctState(ofp.CtStateRel)}, gotoTable(tableOutput))
+	b.add(tablePolicy, 100, name+": IPv6 default deny", []ofp.OXM{from, ip6})
+
+	// Table 3.
+	d.RX[b.add(tableOutput, 300, "deliver to "+name+" at "+me.String(), []ofp.OXM{ip6, ip6DstAddr(me)},
+		meter(ingressMeter(id), bw.Ingress, apply(setDst(c.MAC), &ofp.ActionOutput{Port: c.Port}))...)] = true
+
+	// Table 4: it resolves the gateway and its peers; the gateway and its
+	// peers resolve it, and their advertisements reach it by its MAC.
+	solicit := func(note string, target netip.Addr, port uint32) {
+		b.add(tableARP, 200, note, cat([]ofp.OXM{from, ip6}, icmp6(ndSolicit), []ofp.OXM{ndTarget(target)}),
+			apply(&ofp.ActionOutput{Port: port}))
+	}
+	advertise := func(note string, to net.HardwareAddr, port uint32) {
+		b.add(tableARP, 200, note, cat([]ofp.OXM{from, ip6, ofp.FieldEthDst.MAC(to)}, icmp6(ndAdvertise)),
+			apply(&ofp.ActionOutput{Port: port}))
+	}
+	solicit(name+" resolves the gateway "+t.Gateway6.String(), t.Gateway6, local)
+	advertise(name+" answers the gateway's solicitations", t.GatewayMAC, local)
+	for _, p := range cf.peers {
+		solicit(name+" resolves its peer "+p.Name+" over IPv6", address6(t.Subnet, t.Subnet6, p.IP), p.Port)
+		advertise(name+" answers its peer "+p.Name+"'s solicitations", p.MAC, p.Port)
+	}
+	b.add(tableARP, 150, name+": neighbour discovery for undeclared hosts dropped", []ofp.OXM{from, ip6})
+	b.add(tableARP, 200, "the gateway resolves "+name+" over IPv6",
+		cat([]ofp.OXM{inPort(local), ip6}, icmp6(ndSolicit), []ofp.OXM{ndTarget(me)}), apply(&ofp.ActionOutput{Port: c.Port}))
+	b.add(tableARP, 200, "the gateway answers "+name+"'s solicitations",
+		cat([]ofp.OXM{inPort(local), ip6, ofp.FieldEthDst.MAC(c.MAC)}, icmp6(ndAdvertise)), apply(&ofp.ActionOutput{Port: c.Port}))
+}
