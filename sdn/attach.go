@@ -45,8 +45,15 @@ func AddressFor(subnet netip.Prefix, slot int) netip.Addr {
 	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
 }
 
+// Address6 is the IPv6 address of the chute whose IPv4 address is ip: its
+// host index in Subnet6.
+func (n *Network) Address6(ip netip.Addr) netip.Addr {
+	return address6(n.cfg.Subnet, n.cfg.Subnet6, ip)
+}
+
 // Attach connects chute c to the bridge, or corrects its connection: the
-// veth with eth0 in c.NetNS (address c.IP, default route via the gateway,
+// veth with eth0 in c.NetNS (address c.IP and Address6(c.IP), default
+// route via the gateway,
 // on-link routes to the LAN), the bridge port, and the flows for what c
 // declares, installed before it returns.
 func (n *Network) Attach(ctx context.Context, c Chute) error {
@@ -74,7 +81,8 @@ func (n *Network) attach(ctx context.Context, c Chute, update bool) error {
 	}
 	hostIf := netconf.HostIfFor(c.Name)
 	link := netconf.Link{HostIf: hostIf, NetNS: c.NetNS, MAC: c.MAC,
-		Addr: netip.PrefixFrom(c.IP, n.cfg.Subnet.Bits()), Gateway: n.gateway}
+		Addr: netip.PrefixFrom(c.IP, n.cfg.Subnet.Bits()), Gateway: n.gateway,
+		Addr6: netip.PrefixFrom(n.Address6(c.IP), n.cfg.Subnet6.Bits())}
 	if err := n.inGW(func() error { return netconf.EnsureLink(link) }); err != nil {
 		return err
 	}

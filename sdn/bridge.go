@@ -42,7 +42,7 @@ func (n *Network) setupBridge(ctx context.Context, target string) error {
 	if err != nil {
 		return err
 	}
-	addrs := []netip.Prefix{netip.PrefixFrom(n.gateway, cfg.Subnet.Bits())}
+	addrs := []netip.Prefix{netip.PrefixFrom(n.gateway, cfg.Subnet.Bits()), netip.PrefixFrom(n.gateway6, cfg.Subnet6.Bits())}
 	if cfg.LANAddr.IsValid() {
 		addrs = append(addrs, cfg.LANAddr)
 	}
@@ -89,7 +89,8 @@ func (n *Network) setupBridge(ctx context.Context, target string) error {
 		}
 		lanPorts = append(lanPorts, p)
 	}
-	topo := topology{Subnet: cfg.Subnet, Gateway: n.gateway, LANAddr: cfg.LANAddr, GatewayMAC: mac, LANPorts: lanPorts, APIPort: n.apiAddr().Port()}
+	topo := topology{Subnet: cfg.Subnet, Gateway: n.gateway, LANAddr: cfg.LANAddr, GatewayMAC: mac, LANPorts: lanPorts, APIPort: n.apiAddr().Port(),
+		Subnet6: cfg.Subnet6, Gateway6: n.gateway6}
 
 	n.mu.Lock()
 	chutes := make([]*attached, 0, len(n.chutes))

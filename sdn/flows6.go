@@ -17,7 +17,8 @@ import (
 // (never flooded to other chutes), an advertisement only to the MAC it
 // is sent to, and a chute may advertise nothing but its own address and
 // MAC. Chutes reach no LAN host and nothing beyond the gateway over IPv6
-// yet: Policy.Check refuses IPv6 in net.lan and redirect.to.
+// yet: Policy.Check refuses IPv6 in net.lan and redirect.to. The chutes'
+// API is at the gateway's IPv4 address only.
 
 const ethIPv6 = 0x86dd
 
@@ -153,10 +154,6 @@ func (cf *chuteFlowSet) flows6() {
 	for _, proto := range []Proto{UDP, TCP} {
 		allow(fmt.Sprintf("%s may use DNS at the gateway [%s]:53/%s", name, t.Gateway6, proto),
 			cat([]ofp.OXM{ofp.FieldIPProto.Uint(uint64(proto)), gw}, l4(proto, 53)[1:])...)
-	}
-	if t.APIPort != 0 {
-		allow(fmt.Sprintf("%s may use the paradrop API at the gateway [%s]:%d/tcp", name, t.Gateway6, t.APIPort),
-			cat([]ofp.OXM{ofp.FieldIPProto.Uint(uint64(TCP)), gw}, l4(TCP, t.APIPort)[1:])...)
 	}
 	for _, p := range cf.peers {
 		pa := address6(t.Subnet, t.Subnet6, p.IP)

@@ -66,6 +66,10 @@ type Config struct {
 	Controller string
 	// Subnet is the chute subnet; the gateway's internal port gets .1.
 	Subnet netip.Prefix
+	// Subnet6 is the chutes' IPv6 /64, the gateway's internal port gets
+	// ::1 in it and each chute the address at its IPv4 host index; default
+	// a unique local prefix derived from DatapathID and Subnet (ULAFor).
+	Subnet6 netip.Prefix
 	// LANPorts are existing interfaces added to the bridge as the LAN.
 	LANPorts []string
 	// LANAddr is the gateway's address on the LAN, on the internal port;
@@ -93,11 +97,13 @@ type Config struct {
 type Network struct {
 	cfg     Config
 	gateway netip.Addr
-	ovsDir  string // our own OVS's directory; "" when using another one
-	daemon  *ovs.Daemon
-	ctl     *controller.Controller
-	cancel  context.CancelFunc
-	done    sync.WaitGroup
+	// gateway6 is the gateway's address in Subnet6.
+	gateway6 netip.Addr
+	ovsDir   string // our own OVS's directory; "" when using another one
+	daemon   *ovs.Daemon
+	ctl      *controller.Controller
+	cancel   context.CancelFunc
+	done     sync.WaitGroup
 
 	// opMu serializes the operations that change the bridge.
 	opMu sync.Mutex
@@ -141,7 +147,13 @@ func open(ctx context.Context, cfg Config) (_ *Network, err error) {
 		cfg.Logf = log.Printf
 	}
 	cfg.Subnet = cfg.Subnet.Masked()
+	if !cfg.Subnet6.IsValid() {
+		cfg.Subnet6 = ULAFor(cfg.DatapathID + " " + cfg.Subnet.String())
+	}
+	cfg.Subnet6 = cfg.Subnet6.Masked()
 	switch {
+	case !cfg.Subnet6.Addr().Is6() || cfg.Subnet6.Addr().Is4In6() || cfg.Subnet6.Bits() != 64:
+		return nil, fmt.Errorf("chute IPv6 subnet %s is not an IPv6 /64", cfg.Subnet6)
 	case !cfg.Subnet.Addr().Is4() || cfg.Subnet.Bits() > 29:
 		return nil, fmt.Errorf("chute subnet %s is not an IPv4 prefix of at most /29", cfg.Subnet)
 	case cfg.LANAddr.IsValid() && (!cfg.LANAddr.Addr().Is4() || cfg.LANAddr.Overlaps(cfg.Subnet)):
@@ -150,7 +162,7 @@ func open(ctx context.Context, cfg Config) (_ *Network, err error) {
 		return nil, errors.New("no data directory for our own Open vSwitch")
 	}
 
-	n := &Network{cfg: cfg, gateway: cfg.Subnet.Addr().Next(), chutes: map[string]*attached{}}
+	n := &Network{cfg: cfg, gateway: cfg.Subnet.Addr().Next(), gateway6: gateway6(cfg.Subnet6), chutes: map[string]*attached{}}
 	if err := n.findOVS(ctx); err != nil {
 		return nil, err
 	}
@@ -173,7 +185,9 @@ func open(ctx context.Context, cfg Config) (_ *Network, err error) {
 	if err := n.inGW(func() (err error) { addr, err = n.ctl.Listen(); return err }); err != nil {
 		return nil, fmt.Errorf("controller: %w", err)
 	}
-	if err := n.inGW(func() error { return ensureGuard(guardTable(cfg.Bridge), cfg.Bridge, cfg.Subnet, cfg.WAN, n.apiAddr()) }); err != nil {
+	if err := n.inGW(func() error {
+		return ensureGuard(guardTable(cfg.Bridge), cfg.Bridge, cfg.Subnet, cfg.Subnet6, cfg.WAN, n.apiAddr())
+	}); err != nil {
 		return nil, err
 	}
 	masq := natTable(cfg.Bridge)

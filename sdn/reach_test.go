@@ -131,7 +131,6 @@ var reachCases6 = []reachCase{
 	{name: "IPv6 DNS at the gateway over UDP", six: true, from: "web", to: "gw:53", proto: "udp", want: true, by: "chute web may use DNS at the gateway [fd70:6472:6f70::1]:53/udp"},
 	{name: "IPv6 DNS at the gateway over TCP", six: true, from: "db", to: "gw:53", want: true, by: "chute db may use DNS at the gateway [fd70:6472:6f70::1]:53/tcp"},
 	{name: "IPv6 other gateway ports", six: true, from: "web", to: "gw:22", want: false, by: "chute web: IPv6 default deny"},
-	{name: "IPv6 lone ACK to the gateway", six: true, from: "web", to: "gw:22", proto: "ack", want: false, by: "chute web: invalid IPv6 connection state dropped"},
 	{name: "IPv6 the gateway connects to a chute", six: true, from: "gw", to: "web:81", want: true, by: "the gateway (fd70:6472:6f70::1) may connect to chutes"},
 
 	{name: "IPv6 mutual peers", six: true, from: "web", to: "db:5432", want: true, by: "chute web may connect to its peer db (fd70:6472:6f70::b)"},
@@ -149,7 +148,6 @@ var reachCases6 = []reachCase{
 	{name: "IPv6 LAN to chute", six: true, from: "lan1", to: "web:81", want: false, by: "LAN's other traffic (IPv6...) to the gateway and the LAN only"},
 	{name: "IPv6 WAN to chute", six: true, from: "cloud", to: "web:81", want: false, by: "unsolicited gateway IPv6 to chutes dropped"},
 	{name: "IPv6 WAN pings chute", six: true, from: "cloud", to: "web", proto: "ping", want: false, by: "unsolicited gateway IPv6 to chutes dropped"},
-	{name: "IPv6 WAN answer to no connection", six: true, from: "cloud", to: "web:81", proto: "ack", want: false, by: "unsolicited gateway IPv6 to chutes dropped"},
 }
 
 // simHost is an endpoint of the simulated world: a chute, a LAN host, the
