@@ -205,7 +205,7 @@ func serve(ctx context.Context, opts serveOptions) error {
 			return fmt.Errorf("chute network (--network=false runs chutes with loopback only): %w", err)
 		}
 		defer n.Close(context.Background())
-		mgrCfg.Network, mgrCfg.Subnet, apiCfg.Network = n, cfg.Subnet, n
+		mgrCfg.Network, mgrCfg.Subnet, mgrCfg.Subnet6, apiCfg.Network = n, cfg.Subnet, n.Subnet6(), n
 		if chuteLn, err = listenChuteAPI(n, cfg.APIPort); err != nil {
 			return err
 		}
@@ -213,7 +213,7 @@ func serve(ctx context.Context, opts serveOptions) error {
 			defer chuteLn.Close()
 		}
 		mgrCfg.GatewayPorts = ownPorts(opts.gatewayPorts, listenerAddrs(withListener(lns, chuteLn)), cfg.Controller)
-		opts.logf("chute network: bridge %s, chutes in %s", cfg.Bridge, cfg.Subnet)
+		opts.logf("chute network: bridge %s, chutes in %s and %s", cfg.Bridge, cfg.Subnet, n.Subnet6())
 	}
 	// The certificate names the chutes' API's address too.
 	cert, err := apiCertificate(opts.tls, opts.dataDir, withListener(lns, chuteLn), opts.logf)
@@ -346,6 +346,10 @@ func networkFlags(fs *flag.FlagSet) (*sdn.Config, *bool) {
 	fs.StringVar(&cfg.WAN, "wan", "", "uplink interface chute traffic may leave by, masqueraded (default: none)")
 	fs.Func("subnet", "chute subnet; the gateway takes .1 (default "+sdn.DefaultSubnet.String()+")", func(s string) (err error) {
 		cfg.Subnet, err = netip.ParsePrefix(s)
+		return err
+	})
+	fs.Func("subnet6", "chutes' IPv6 /64; the gateway takes ::1, a chute the host index of its IPv4 address (default: a unique local prefix derived from the datapath id and --subnet)", func(s string) (err error) {
+		cfg.Subnet6, err = netip.ParsePrefix(s)
 		return err
 	})
 	fs.Func("lan", "interface on the LAN side, added to the bridge (repeatable)", func(s string) error {

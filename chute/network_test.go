@@ -50,7 +50,7 @@ func newNetGatewayWith(t *testing.T, dir string, gw, lan *nettest.Host, adjust f
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := newGatewayWith(t, dir, func(c *Config) { c.Network, c.Subnet = n, sdn.DefaultSubnet; adjust(c) })
+	g := newGatewayWith(t, dir, func(c *Config) { c.Network, c.Subnet, c.Subnet6 = n, sdn.DefaultSubnet, n.Subnet6(); adjust(c) })
 	return &netGateway{gateway: g, gw: gw, lan: lan, cfg: cfg, net: n}
 }
 
@@ -115,6 +115,13 @@ net:
 	before, _ := ng.m.Get("web")
 	if before.IP != "10.131.0.11" || before.Traffic == nil || before.Traffic.RxPackets == 0 || before.Traffic.TxBytes == 0 {
 		t.Errorf("chute info: ip %q, traffic %+v: want the address of slot 1 and the page's packets counted", before.IP, before.Traffic)
+	}
+	// Its IPv6 address, in its info, is on its interface: the gateway
+	// fetches the page there.
+	if want := sdn.AddressFor6(sdn.DefaultSubnet, ng.net.Subnet6(), netip.MustParseAddr("10.131.0.11")); before.IPv6 != want.String() || !want.IsValid() {
+		t.Errorf("chute info: ipv6 %q, want %s", before.IPv6, want)
+	} else if body, err := fetch(t, gw, netip.AddrPortFrom(want, 80).String()); !strings.Contains(body, "hello from the web chute") {
+		t.Errorf("the page from the gateway over IPv6: %q, %v", body, err)
 	}
 
 	ng.stop()

@@ -48,8 +48,11 @@ func AddressFor(subnet netip.Prefix, slot int) netip.Addr {
 // Address6 is the IPv6 address of the chute whose IPv4 address is ip: its
 // host index in Subnet6.
 func (n *Network) Address6(ip netip.Addr) netip.Addr {
-	return address6(n.cfg.Subnet, n.cfg.Subnet6, ip)
+	return AddressFor6(n.cfg.Subnet, n.cfg.Subnet6, ip)
 }
+
+// Subnet6 is the chutes' IPv6 /64, as configured or derived.
+func (n *Network) Subnet6() netip.Prefix { return n.cfg.Subnet6 }
 
 // Attach connects chute c to the bridge, or corrects its connection: the
 // veth with eth0 in c.NetNS (address c.IP and Address6(c.IP), default

@@ -43,9 +43,10 @@ func ULAFor(seed string) netip.Prefix {
 	return netip.PrefixFrom(netip.AddrFrom16(a), 64)
 }
 
-// address6 is the IPv6 address in subnet6 of the chute whose IPv4 address
-// is ip in subnet: the same host index. The zero Addr without subnet6.
-func address6(subnet, subnet6 netip.Prefix, ip netip.Addr) netip.Addr {
+// AddressFor6 is the IPv6 address in subnet6 of the chute whose IPv4
+// address is ip in subnet: the same host index. The zero Addr without
+// subnet6.
+func AddressFor6(subnet, subnet6 netip.Prefix, ip netip.Addr) netip.Addr {
 	if !subnet6.IsValid() || !ip.Is4() {
 		return netip.Addr{}
 	}
@@ -123,7 +124,7 @@ func (cf *chuteFlowSet) flows6() {
 	}
 	b, c, d, id, name, from := cf.b, cf.c, cf.d, cf.id, cf.name, cf.from
 	ip6 := eth(ethIPv6)
-	me := address6(t.Subnet, t.Subnet6, c.IP)
+	me := AddressFor6(t.Subnet, t.Subnet6, c.IP)
 	bw := c.Bandwidth
 	local := uint32(ofp.PortLocal)
 	own := []ofp.OXM{from, ip6, ofp.FieldEthSrc.MAC(c.MAC), ofp.FieldIPv6Src.Addr(me)}
@@ -156,7 +157,7 @@ func (cf *chuteFlowSet) flows6() {
 			cat([]ofp.OXM{ofp.FieldIPProto.Uint(uint64(proto)), gw}, l4(proto, 53)[1:])...)
 	}
 	for _, p := range cf.peers {
-		pa := address6(t.Subnet, t.Subnet6, p.IP)
+		pa := AddressFor6(t.Subnet, t.Subnet6, p.IP)
 		allow(fmt.Sprintf("%s may connect to its peer %s (%s)", name, p.Name, pa), ip6DstAddr(pa))
 	}
 
@@ -183,7 +184,7 @@ func (cf *chuteFlowSet) flows6() {
 	solicit(name+" resolves the gateway "+t.Gateway6.String(), t.Gateway6, local)
 	advertise(name+" answers the gateway's solicitations", t.GatewayMAC, local)
 	for _, p := range cf.peers {
-		solicit(name+" resolves its peer "+p.Name+" over IPv6", address6(t.Subnet, t.Subnet6, p.IP), p.Port)
+		solicit(name+" resolves its peer "+p.Name+" over IPv6", AddressFor6(t.Subnet, t.Subnet6, p.IP), p.Port)
 		advertise(name+" answers its peer "+p.Name+"'s solicitations", p.MAC, p.Port)
 	}
 	b.add(tableARP, 150, name+": neighbour discovery for undeclared hosts dropped", []ofp.OXM{from, ip6})

@@ -193,7 +193,7 @@ func newSimWorld(topo topology, chutes []*attached, lanMACs []net.HardwareAddr) 
 			onLink: []netip.Prefix{topo.LANAddr.Masked(), lanNet6, topo.Subnet6}, router: topo.LANAddr.Addr()}
 	}
 	for _, c := range chutes {
-		w.hosts[c.Name] = &simHost{name: c.Name, port: c.Port, mac: c.MAC, addrs: []netip.Addr{c.IP, address6(topo.Subnet, topo.Subnet6, c.IP)},
+		w.hosts[c.Name] = &simHost{name: c.Name, port: c.Port, mac: c.MAC, addrs: []netip.Addr{c.IP, AddressFor6(topo.Subnet, topo.Subnet6, c.IP)},
 			onLink: append([]netip.Prefix{topo.Subnet, topo.Subnet6}, onLink(topo, c.Net)...), router: topo.Gateway, router6: topo.Gateway6}
 	}
 	return w
