@@ -134,16 +134,18 @@ func (cf *chuteFlowSet) flows6() {
 		own, meter(egressMeter(id), bw.Egress, gotoTable(tableCT))...)] = true
 	// Solicitations from any source address (a retransmission comes from
 	// the link-local one), but only with its own MAC as the answer's
-	// destination; advertisements of its own address only.
+	// destination; advertisements of its own address only. Above what it
+	// may start (210): that a peer may be reached does not let a chute
+	// advertise the peer's address to it.
 	ndFrom := cat([]ofp.OXM{from, ip6, ofp.FieldEthSrc.MAC(c.MAC)})
 	for _, ll := range []string{c.MAC.String(), ndNoLinkLayer} {
-		b.add(tableClassify, 205, name+" solicits neighbours (as its own MAC)",
+		b.add(tableClassify, 216, name+" solicits neighbours (as its own MAC)",
 			cat(ndFrom, icmp6(ndSolicit), []ofp.OXM{ndLLField(ofp.FieldIPv6NDSLL, ll)}), gotoTable(tableARP))
-		b.add(tableClassify, 205, name+" advertises its own address "+me.String(),
+		b.add(tableClassify, 216, name+" advertises its own address "+me.String(),
 			cat(ndFrom, icmp6(ndAdvertise), []ofp.OXM{ndTarget(me), ndLLField(ofp.FieldIPv6NDTLL, ll)}), gotoTable(tableARP))
 	}
 	for _, typ := range []uint64{ndSolicit, ndAdvertise} {
-		b.add(tableClassify, 204, fmt.Sprintf("%s: spoofed neighbour discovery (ICMPv6 %d) dropped", name, typ),
+		b.add(tableClassify, 215, fmt.Sprintf("%s: spoofed neighbour discovery (ICMPv6 %d) dropped", name, typ),
 			cat([]ofp.OXM{from, ip6}, icmp6(typ)))
 	}
 	allow := func(note string, m ...ofp.OXM) {

@@ -620,6 +620,7 @@ func TestNeighbourDiscoverySimulated(t *testing.T) {
 		{"a chute answers the gateway", na(web, six(web), six(web), gw, web.mac), []uint32{gw.port}, "chute web answers the gateway's solicitations"},
 		{"a chute answers a unicast probe (no link-layer option)", na(web, six(web), six(web), gw, nil), []uint32{gw.port}, "chute web answers the gateway's solicitations"},
 		{"a chute advertises another's address", na(web, six(web), six(db), gw, web.mac), nil, "chute web: spoofed neighbour discovery (ICMPv6 136) dropped"},
+		{"a chute advertises its peer's address to that peer", na(web, six(web), six(db), db, web.mac), nil, "chute web: spoofed neighbour discovery (ICMPv6 136) dropped"},
 		{"a chute advertises its address with another's MAC", na(web, six(web), six(web), gw, db.mac), nil, "chute web: spoofed neighbour discovery (ICMPv6 136) dropped"},
 		{"a chute advertises to a non-peer", na(lonely, six(lonely), six(lonely), web, lonely.mac), nil, "chute lonely: neighbour discovery for undeclared hosts dropped"},
 		{"a chute sends as another's IPv6 address", syn(web, gw.mac, six(db), topo.Gateway6), nil, "chute web: spoofed or other traffic dropped"},
