@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/vishvananda/netlink"
@@ -111,6 +112,9 @@ func (n *Network) setupBridge(ctx context.Context, target string) error {
 		ports[c.Name] = p
 	}
 	n.mu.Lock()
+	if slices.Equal(n.topo.LANPorts, lanPorts) {
+		topo.LANHosts = n.topo.LANHosts // still on the ports they were learned on
+	}
 	n.topo = topo
 	for name, p := range ports {
 		if c, ok := n.chutes[name]; ok {

@@ -16,12 +16,14 @@ import (
 // The bridge's pipeline. Every packet enters table 0; IPv4 passes the
 // connection tracker once (table 1) and is judged in table 2, whose
 // verdicts go to table 3 to be delivered; ARP is judged in table 4.
+// What table 3 sends to the LAN goes out by table 5.
 const (
 	tableClassify = 0 // per in_port: anti-spoofing, egress meters, IPv4 vs ARP
 	tableCT       = 1 // ct(zone, nat) then table 2 with ct_state known
 	tablePolicy   = 2 // allow (commit) or drop, by who talks to whom
 	tableOutput   = 3 // deliver by destination; ingress meters
 	tableARP      = 4 // who may resolve whom
+	tableLAN      = 5 // which LAN port: the one a host was learned on
 )
 
 // ctZone is the conntrack zone of the bridge's traffic. One zone for all
@@ -46,6 +48,9 @@ type topology struct {
 	GatewayMAC net.HardwareAddr
 	LANPorts   []uint32 // OpenFlow ports of the LAN interfaces
 	APIPort    uint16   // the chutes' API at Gateway, tcp; 0 for none
+	// LANHosts are the LAN hosts' MACs (net.HardwareAddr.String) and the
+	// LAN port each was learned on (see learn.go).
+	LANHosts map[string]uint32
 	// Subnet6 is the chutes' IPv6 /64 (a ULA) and Gateway6 the gateway's
 	// address in it; invalid for IPv4 only (see flows6.go).
 	Subnet6  netip.Prefix
@@ -221,15 +226,15 @@ func baseFlows(b builder, t topology) {
 	for _, table := range []uint8{tableClassify, tableCT, tablePolicy, tableOutput, tableARP} {
 		b.add(table, 0, fmt.Sprintf("default deny (table %d)", table), nil)
 	}
+	lanFlows(b, t)
 
 	// Ingress from the gateway and the LAN ports.
 	b.add(tableClassify, 100, "gateway IPv4 to conntrack", []ofp.OXM{inPort(local), ip}, gotoTable(tableCT))
 	b.add(tableClassify, 100, "gateway ARP", []ofp.OXM{inPort(local), arp}, gotoTable(tableARP))
 	b.add(tableClassify, 90, "gateway's other traffic (IPv6...) to the LAN only",
-		[]ofp.OXM{inPort(local)}, apply(output(t.LANPorts...)...))
+		[]ofp.OXM{inPort(local)}, gotoTable(tableLAN))
 	for _, p := range t.LANPorts {
 		b.add(tableClassify, 100, "LAN IPv4 to conntrack", []ofp.OXM{inPort(p), ip}, gotoTable(tableCT))
-		b.add(tableClassify, 100, "LAN ARP", []ofp.OXM{inPort(p), arp}, gotoTable(tableARP))
 		b.add(tableClassify, 90, "LAN's other traffic (IPv6...) to the gateway and the LAN only",
 			[]ofp.OXM{inPort(p)}, apply(output(append(others(t.LANPorts, p), local)...)...))
 	}
@@ -274,11 +279,11 @@ func baseFlows(b builder, t topology) {
 		[]ofp.OXM{ip, ofp.FieldEthDst.MAC(t.GatewayMAC)}, apply(&ofp.ActionOutput{Port: local}))
 	if t.LANAddr.IsValid() {
 		b.add(tableOutput, 60, "to the LAN "+t.LANAddr.Masked().String(), []ofp.OXM{ip, ipDst(t.LANAddr.Masked())},
-			apply(output(t.LANPorts...)...))
+			gotoTable(tableLAN))
 	}
 	for _, p := range append([]uint32{local}, t.LANPorts...) {
 		b.add(tableOutput, 50, "from the gateway or the LAN beyond the LAN subnet: by MAC on the LAN",
-			[]ofp.OXM{inPort(p), ip}, apply(output(t.LANPorts...)...))
+			[]ofp.OXM{inPort(p), ip}, gotoTable(tableLAN))
 	}
 	// Chutes cannot use a LAN host as their router by addressing it.
 	b.add(tableOutput, 40, "chute traffic to anywhere else is routed by the gateway", []ofp.OXM{ip},
@@ -288,7 +293,7 @@ func baseFlows(b builder, t topology) {
 	// per-chute flows (higher priority) let anyone resolve a chute.
 	b.add(tableARP, 100, "gateway ARP for unknown chute addresses dropped",
 		[]ofp.OXM{inPort(local), arp, ofp.FieldARPTPA.Prefix(t.Subnet)})
-	b.add(tableARP, 50, "gateway ARP to the LAN", []ofp.OXM{inPort(local), arp}, apply(output(t.LANPorts...)...))
+	b.add(tableARP, 50, "gateway ARP to the LAN", []ofp.OXM{inPort(local), arp}, gotoTable(tableLAN))
 	for _, p := range t.LANPorts {
 		b.add(tableARP, 100, "LAN may not resolve chutes",
 			[]ofp.OXM{inPort(p), arp, ofp.FieldARPTPA.Prefix(t.Subnet)})
@@ -528,7 +533,7 @@ func (cf *chuteFlowSet) output() {
 			continue
 		}
 		b.add(tableOutput, 55, fmt.Sprintf("%s's LAN destination %s is on the LAN", name, p),
-			[]ofp.OXM{cf.from, ip, ipDst(p)}, apply(output(t.LANPorts...)...))
+			[]ofp.OXM{cf.from, ip, ipDst(p)}, gotoTable(tableLAN))
 	}
 	d.RX[b.add(tableOutput, 300, "deliver to "+name+" at "+c.IP.String(), []ofp.OXM{ip, ipDstAddr(c.IP)},
 		meter(ingressMeter(cf.id), c.Bandwidth.Ingress, apply(setDst(c.MAC), &ofp.ActionOutput{Port: c.Port}))...)] = true

@@ -112,7 +112,7 @@ func baseFlows6(b builder, t topology) {
 	b.add(tableARP, 100, "gateway neighbour solicitations for unknown chute addresses dropped",
 		cat([]ofp.OXM{inPort(local), ip6}, icmp6(ndSolicit), []ofp.OXM{ofp.FieldIPv6NDTarget.Prefix(t.Subnet6)}))
 	b.add(tableARP, 50, "gateway neighbour discovery to the LAN", []ofp.OXM{inPort(local), ip6},
-		apply(output(t.LANPorts...)...))
+		gotoTable(tableLAN))
 }
 
 // flows6 are one chute's IPv6 flows, table by table, beside the IPv4

@@ -205,9 +205,9 @@ func TestCookiesAndMeters(t *testing.T) {
 			t.Errorf("flow %q: cookie %#x does not name its chute", f.Note, f.Cookie)
 		}
 	}
-	want := map[uint32]uint32{20: 20000, 21: 2} // egress, ingress (rounded up)
-	if len(d.Meters) != 2 {
-		t.Fatalf("meters %+v, want 2", d.Meters)
+	want := map[uint32]uint32{20: 20000, 21: 2, learnMeter: learnRateKbps} // egress, ingress (rounded up), LAN learning
+	if len(d.Meters) != 3 {
+		t.Fatalf("meters %+v, want 3", d.Meters)
 	}
 	for _, m := range d.Meters {
 		if want[m.ID] != m.RateKbps || m.BurstKb == 0 {

@@ -113,7 +113,9 @@ type Network struct {
 	topo   topology
 	chutes map[string]*attached
 	last   *derived
-	names  map[uint32]string // chute id to name, for Flows
+	// learned signals LAN hosts learned since the flows were derived.
+	learned chan struct{}
+	names   map[uint32]string // chute id to name, for Flows
 }
 
 // Open finds or starts Open vSwitch, sets up the bridge, the gateway's
@@ -162,7 +164,7 @@ func open(ctx context.Context, cfg Config) (_ *Network, err error) {
 		return nil, errors.New("no data directory for our own Open vSwitch")
 	}
 
-	n := &Network{cfg: cfg, gateway: cfg.Subnet.Addr().Next(), gateway6: gateway6(cfg.Subnet6), chutes: map[string]*attached{}}
+	n := &Network{cfg: cfg, gateway: cfg.Subnet.Addr().Next(), gateway6: gateway6(cfg.Subnet6), chutes: map[string]*attached{}, learned: make(chan struct{}, 1)}
 	if err := n.findOVS(ctx); err != nil {
 		return nil, err
 	}
@@ -181,6 +183,7 @@ func open(ctx context.Context, cfg Config) (_ *Network, err error) {
 	}()
 
 	n.ctl = controller.New(controller.Config{Listen: cfg.Controller, Logf: cfg.Logf})
+	n.ctl.OnPacketIn(n.learn)
 	var addr net.Addr
 	if err := n.inGW(func() (err error) { addr, err = n.ctl.Listen(); return err }); err != nil {
 		return nil, fmt.Errorf("controller: %w", err)
@@ -221,8 +224,9 @@ func open(ctx context.Context, cfg Config) (_ *Network, err error) {
 	if err := n.apply(ctx); err != nil {
 		return nil, err
 	}
-	n.done.Add(1)
+	n.done.Add(2)
 	go n.repairLoop(runCtx, "tcp:"+addr.String())
+	go n.applyLearned(runCtx)
 	return n, nil
 }
 

@@ -147,7 +147,7 @@ func checkAction(table uint8, a ofp.Action) error {
 	switch a := a.(type) {
 	case *ofp.ActionOutput:
 		switch {
-		case a.Port < ofp.PortInPort, a.Port == ofp.PortInPort, a.Port == ofp.PortLocal:
+		case a.Port < ofp.PortInPort, a.Port == ofp.PortInPort, a.Port == ofp.PortLocal, a.Port == ofp.PortController:
 		default:
 			return fmt.Errorf("output to reserved port %#x: %w", a.Port, ErrUnsupported)
 		}
