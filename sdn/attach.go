@@ -189,8 +189,9 @@ func (n *Network) detach(ctx context.Context, name string) error {
 }
 
 // ensureOnLink makes prefixes the on-link routes (ours: protocol static,
-// scope link) of eth0 in the chute's namespace, so the chute resolves LAN
-// hosts itself; routes of ours it no longer needs are removed.
+// scope link, no gateway) of eth0 in the chute's namespace, IPv4 and
+// IPv6, so the chute resolves LAN hosts itself; routes of ours it no
+// longer needs are removed. (The kernel keeps no scope on IPv6 routes.)
 func ensureOnLink(nsPath string, prefixes []netip.Prefix) error {
 	err := netconf.InNetNS(nsPath, func() error {
 		link, err := netlink.LinkByName("eth0")
@@ -201,19 +202,23 @@ func ensureOnLink(nsPath string, prefixes []netip.Prefix) error {
 		for _, p := range prefixes {
 			want[p.String()] = true
 		}
-		routes, err := netlink.RouteList(link, netlink.FAMILY_V4)
-		if err != nil {
-			return err
-		}
-		for _, r := range routes {
-			if r.Protocol == unix.RTPROT_STATIC && r.Scope == netlink.SCOPE_LINK && r.Dst != nil && !want[r.Dst.String()] {
-				if err := netlink.RouteDel(&r); err != nil {
-					return err
+		for _, family := range []int{netlink.FAMILY_V4, netlink.FAMILY_V6} {
+			routes, err := netlink.RouteList(link, family)
+			if err != nil {
+				return err
+			}
+			for _, r := range routes {
+				ours := r.Protocol == unix.RTPROT_STATIC && r.Dst != nil && r.Gw == nil &&
+					(r.Scope == netlink.SCOPE_LINK || family == netlink.FAMILY_V6)
+				if ours && !want[r.Dst.String()] {
+					if err := netlink.RouteDel(&r); err != nil {
+						return err
+					}
 				}
 			}
 		}
 		for _, p := range prefixes {
-			dst := &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), 32)}
+			dst := &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
 			r := &netlink.Route{LinkIndex: link.Attrs().Index, Dst: dst, Scope: netlink.SCOPE_LINK, Protocol: unix.RTPROT_STATIC}
 			if err := netlink.RouteReplace(r); err != nil {
 				return fmt.Errorf("route %s: %w", p, err)

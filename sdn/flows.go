@@ -310,15 +310,23 @@ type lanTarget struct {
 	ports []uint16
 }
 
-// lanTargets turns lan rules into match terms. Policy.Check has refused
-// what the switch cannot carry (IPv6 while chutes have IPv4 only). A MAC
-// rule needs the chute to resolve any LAN address, so it has nothing to
-// reach on a gateway without a LAN.
-func lanTargets(t topology, rules []LANRule) []lanTarget {
+// lanTargets turns the lan rules of one family into match terms (IPv6
+// ones, see flows6.go, need the chutes' IPv6). A MAC rule, IPv4 only,
+// needs the chute to resolve any LAN address, so it has nothing to reach
+// on a gateway without a LAN.
+func lanTargets(t topology, rules []LANRule, six bool) []lanTarget {
 	var ts []lanTarget
 	for _, r := range rules {
 		var lt lanTarget
 		switch {
+		case r.Prefix.IsValid() && r.Prefix.Addr().Is6():
+			if !six || !t.Subnet6.IsValid() {
+				continue
+			}
+			p := r.Prefix.Masked()
+			lt = lanTarget{dst: ip6Dst(p), arp: p, desc: prefixText(p)}
+		case six:
+			continue
 		case r.Prefix.IsValid():
 			p := r.Prefix.Masked()
 			lt = lanTarget{dst: ipDst(p), arp: p, desc: prefixText(p)}
@@ -334,17 +342,20 @@ func lanTargets(t topology, rules []LANRule) []lanTarget {
 }
 
 // onLink lists the prefixes a chute must treat as on-link (resolve with
-// ARP rather than send to its default gateway): the LAN, so that it can
-// answer exposed and redirected connections directly, and the declared
-// LAN destinations outside it. The switch delivers LAN traffic by MAC
-// without routing it through the host.
+// ARP or neighbour discovery rather than send to its default gateway):
+// the LAN, so that it can answer exposed and redirected connections
+// directly, and the declared LAN destinations outside it, of either
+// family. The switch delivers LAN traffic by MAC without routing it
+// through the host.
 func onLink(t topology, c Policy) []netip.Prefix {
 	var ps []netip.Prefix
 	if t.LANAddr.IsValid() {
 		ps = append(ps, t.LANAddr.Masked())
 	}
-	for _, lt := range lanTargets(t, c.LAN) {
-		ps = append(ps, lt.arp)
+	for _, six := range []bool{false, true} {
+		for _, lt := range lanTargets(t, c.LAN, six) {
+			ps = append(ps, lt.arp)
+		}
 	}
 	return outermost(ps)
 }
@@ -374,7 +385,7 @@ func chuteFlows(d *derived, t topology, c *attached, peers []*attached) {
 	cf := &chuteFlowSet{
 		d: d, t: t, c: c, peers: peers, b: builder{d, id}, id: id, name: "chute " + c.Name, from: from,
 		own:     []ofp.OXM{from, eth(ethIPv4), ofp.FieldEthSrc.MAC(c.MAC), ofp.FieldIPv4Src.Addr(c.IP)},
-		targets: lanTargets(t, c.Net.LAN),
+		targets: lanTargets(t, c.Net.LAN, false),
 	}
 	cf.classify()
 	cf.policy()
@@ -529,7 +540,7 @@ func (cf *chuteFlowSet) output() {
 	b, c, d, t, name := cf.b, cf.c, cf.d, cf.t, cf.name
 	ip := eth(ethIPv4)
 	for _, p := range onLink(t, c.Net) {
-		if t.LANAddr.IsValid() && p == t.LANAddr.Masked() {
+		if t.LANAddr.IsValid() && p == t.LANAddr.Masked() || p.Addr().Is6() {
 			continue
 		}
 		b.add(tableOutput, 55, fmt.Sprintf("%s's LAN destination %s is on the LAN", name, p),

@@ -16,9 +16,13 @@ import (
 // place in table 4: a solicitation goes only to the owner of its target
 // (never flooded to other chutes), an advertisement only to the MAC it
 // is sent to, and a chute may advertise nothing but its own address and
-// MAC. Chutes reach no LAN host and nothing beyond the gateway over IPv6
-// yet: Policy.Check refuses IPv6 in net.lan and redirect.to. The chutes'
-// API is at the gateway's IPv4 address only.
+// MAC. Declared IPv6 LAN hosts are on-link for the chute, as IPv4 ones:
+// it resolves them on the LAN, and they may probe it (unicast
+// solicitations, to keep their neighbour entry) and answer its
+// connections. Nothing beyond the gateway and the LAN yet (no WAN,
+// expose or redirect over IPv6: Policy.Check refuses an IPv6
+// redirect.to), and the chutes' API is at the gateway's IPv4 address
+// only.
 
 const ethIPv6 = 0x86dd
 
@@ -95,14 +99,30 @@ func baseFlows6(b builder, t topology) {
 		apply(&ofp.NXActionCT{ZoneOfsNbits: ctZone, RecircTable: tablePolicy,
 			Actions: []ofp.Action{&ofp.NXActionNAT{}}}))
 
-	// Only the gateway reaches the chutes' IPv6 subnet (the LAN's IPv6
-	// never enters the pipeline), so only its traffic needs a policy.
+	// The gateway and the LAN reach the chutes' IPv6 subnet only with
+	// replies; the gateway may connect to them.
 	from := []ofp.OXM{inPort(local), ip6, subnet}
-	b.add(tablePolicy, 300, "IPv6 replies from the gateway to chutes", append(from, ctState(ofp.CtStateEst)), gotoTable(tableOutput))
-	b.add(tablePolicy, 300, "related IPv6 traffic (ICMPv6 errors) from the gateway to chutes", append(from, ctState(ofp.CtStateRel)), gotoTable(tableOutput))
 	b.add(tablePolicy, 295, fmt.Sprintf("the gateway (%s) may connect to chutes", gw),
 		append(from, ofp.FieldIPv6Src.Addr(gw), ctState(ofp.CtStateNew)), apply(commit()), gotoTable(tableOutput))
-	b.add(tablePolicy, 290, "unsolicited gateway IPv6 to chutes dropped", from)
+	for _, p := range append([]uint32{local}, t.LANPorts...) {
+		who := "LAN"
+		if p == local {
+			who = "gateway"
+		}
+		from := []ofp.OXM{inPort(p), ip6, subnet}
+		b.add(tablePolicy, 300, "IPv6 replies from the "+who+" to chutes", append(from, ctState(ofp.CtStateEst)), gotoTable(tableOutput))
+		b.add(tablePolicy, 300, "related IPv6 traffic (ICMPv6 errors) from the "+who+" to chutes", append(from, ctState(ofp.CtStateRel)), gotoTable(tableOutput))
+		b.add(tablePolicy, 290, "unsolicited "+who+" IPv6 to chutes dropped", from)
+	}
+	for _, p := range t.LANPorts {
+		for _, typ := range []uint64{ndSolicit, ndAdvertise} {
+			b.add(tableClassify, 110, fmt.Sprintf("LAN neighbour discovery (ICMPv6 %d) to the resolution table", typ),
+				cat([]ofp.OXM{inPort(p), ip6}, icmp6(typ)), gotoTable(tableARP))
+		}
+		b.add(tableClassify, 100, "LAN IPv6 to chutes to conntrack", []ofp.OXM{inPort(p), ip6, subnet}, gotoTable(tableCT))
+		b.add(tableARP, 50, "LAN neighbour discovery to the gateway and the LAN", []ofp.OXM{inPort(p), ip6},
+			apply(output(append(others(t.LANPorts, p), local)...)...))
+	}
 
 	b.add(tableOutput, 250, "to unknown chute IPv6 addresses dropped", []ofp.OXM{ip6, subnet})
 	b.add(tableOutput, 260, "to the gateway's "+gw.String(), []ofp.OXM{ip6, ip6DstAddr(gw)},
@@ -162,6 +182,19 @@ func (cf *chuteFlowSet) flows6() {
 		pa := AddressFor6(t.Subnet, t.Subnet6, p.IP)
 		allow(fmt.Sprintf("%s may connect to its peer %s (%s)", name, p.Name, pa), ip6DstAddr(pa))
 	}
+	targets := lanTargets(t, c.Net.LAN, true)
+	for _, lt := range targets {
+		if len(lt.ports) == 0 {
+			allow(fmt.Sprintf("%s may reach LAN %s", name, lt.desc), lt.dst)
+			continue
+		}
+		for _, port := range lt.ports {
+			for _, proto := range []Proto{TCP, UDP} {
+				allow(fmt.Sprintf("%s may reach LAN [%s]:%d/%s", name, lt.desc, port, proto),
+					cat([]ofp.OXM{ofp.FieldIPProto.Uint(uint64(proto)), lt.dst}, l4(proto, port)[1:])...)
+			}
+		}
+	}
 
 	// Table 2: its connections once tracked; nothing else.
 	b.add(tablePolicy, 400, name+": invalid IPv6 connection state dropped", []ofp.OXM{from, ip6, ctState(ofp.CtStateInv)})
@@ -169,7 +202,16 @@ func (cf *chuteFlowSet) flows6() {
 	b.add(tablePolicy, 300, name+": related IPv6 traffic (ICMPv6 errors)", []ofp.OXM{from, ip6, ctState(ofp.CtStateRel)}, gotoTable(tableOutput))
 	b.add(tablePolicy, 100, name+": IPv6 default deny", []ofp.OXM{from, ip6})
 
-	// Table 3.
+	// Table 3. One flow for prefixes inside one another.
+	var onLAN []netip.Prefix
+	for _, lt := range targets {
+		onLAN = append(onLAN, lt.arp)
+	}
+	onLAN = outermost(onLAN)
+	for _, p := range onLAN {
+		b.add(tableOutput, 55, fmt.Sprintf("%s's LAN destination %s is on the LAN", name, p),
+			[]ofp.OXM{from, ip6, ip6Dst(p)}, gotoTable(tableLAN))
+	}
 	d.RX[b.add(tableOutput, 300, "deliver to "+name+" at "+me.String(), []ofp.OXM{ip6, ip6DstAddr(me)},
 		meter(ingressMeter(id), bw.Ingress, apply(setDst(c.MAC), &ofp.ActionOutput{Port: c.Port}))...)] = true
 
@@ -188,6 +230,24 @@ func (cf *chuteFlowSet) flows6() {
 	for _, p := range cf.peers {
 		solicit(name+" resolves its peer "+p.Name+" over IPv6", AddressFor6(t.Subnet, t.Subnet6, p.IP), p.Port)
 		advertise(name+" answers its peer "+p.Name+"'s solicitations", p.MAC, p.Port)
+	}
+	for _, p := range onLAN {
+		b.add(tableARP, 200, name+" resolves LAN "+prefixText(p),
+			cat([]ofp.OXM{from, ip6}, icmp6(ndSolicit), []ofp.OXM{ofp.FieldIPv6NDTarget.Prefix(p)}), gotoTable(tableLAN))
+		b.add(tableARP, 200, name+" answers LAN "+prefixText(p)+"'s solicitations",
+			cat([]ofp.OXM{from, ip6}, icmp6(ndAdvertise), []ofp.OXM{ip6Dst(p)}), gotoTable(tableLAN))
+	}
+	if len(targets) > 0 {
+		// A host's neighbour probes may come from its link-local address.
+		b.add(tableARP, 200, name+" answers LAN hosts' link-local solicitations",
+			cat([]ofp.OXM{from, ip6}, icmp6(ndAdvertise), []ofp.OXM{ip6Dst(netip.MustParsePrefix("fe80::/10"))}), gotoTable(tableLAN))
+		for _, p := range t.LANPorts {
+			b.add(tableARP, 200, "LAN hosts answer "+name+"'s solicitations",
+				cat([]ofp.OXM{inPort(p), ip6, ofp.FieldEthDst.MAC(c.MAC)}, icmp6(ndAdvertise)), apply(&ofp.ActionOutput{Port: c.Port}))
+			b.add(tableARP, 200, "LAN hosts probe "+name+" (unicast solicitations)",
+				cat([]ofp.OXM{inPort(p), ip6, ofp.FieldEthDst.MAC(c.MAC)}, icmp6(ndSolicit), []ofp.OXM{ndTarget(me)}),
+				apply(&ofp.ActionOutput{Port: c.Port}))
+		}
 	}
 	b.add(tableARP, 150, name+": neighbour discovery for undeclared hosts dropped", []ofp.OXM{from, ip6})
 	b.add(tableARP, 200, "the gateway resolves "+name+" over IPv6",

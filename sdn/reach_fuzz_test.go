@@ -39,6 +39,8 @@ func (d *policyDeck) chutes(topo topology, lanMACs [][]byte) []*attached {
 		{Prefix: netip.MustParsePrefix("192.0.2.0/28")},
 		{MAC: lanMACs[1]},
 		{MAC: lanMACs[0], Ports: []uint16{80}},
+		{Prefix: netip.PrefixFrom(lanV6[0], 128)},
+		{Prefix: netip.MustParsePrefix("2001:db8:1::20/127"), Ports: []uint16{554}},
 	}
 	var out []*attached
 	exposed := map[uint16]bool{}

@@ -40,14 +40,15 @@ func matrixChutes(lan2MAC net.HardwareAddr) []matrixChute {
 			Peers:    []string{"db"},
 		}},
 		{"db", 1, Policy{Peers: []string{"web"}}},
-		{"lonely", 2, Policy{Peers: []string{"web"}}},
+		{"lonely", 2, Policy{Peers: []string{"web"}, LAN: []LANRule{{Prefix: netip.PrefixFrom(lanV6[1], 128)}}}},
 		// cam may reach lan1 on any port, so its answers to lan1's
 		// request to an exposed port also match what it may start.
 		{"cam", 3, Policy{
 			LAN:    []LANRule{{Prefix: lan1}},
 			Expose: []Expose{{Port: 80, GatewayPort: 8082, Proto: TCP}},
 		}},
-		{"scan", 4, Policy{LAN: []LANRule{{Prefix: netip.MustParsePrefix("198.51.100.20/31"), Ports: []uint16{554}}}}},
+		{"scan", 4, Policy{LAN: []LANRule{{Prefix: netip.MustParsePrefix("198.51.100.20/31"), Ports: []uint16{554}},
+			{Prefix: netip.MustParsePrefix("2001:db8:1::20/127"), Ports: []uint16{554}}}}},
 		{"bymac", 5, Policy{LAN: []LANRule{{MAC: lan2MAC}}}},
 	}
 }
@@ -145,7 +146,17 @@ var reachCases6 = []reachCase{
 	{name: "IPv6 LAN host through the gateway", six: true, from: "cam", to: "lan1:554", want: false, by: "chute cam: IPv6 default deny"},
 
 	// A LAN host that takes the chutes' subnet for its own link.
-	{name: "IPv6 LAN to chute", six: true, from: "lan1", to: "web:81", want: false, by: "LAN's other traffic (IPv6...) to the gateway and the LAN only"},
+	{name: "IPv6 LAN to chute", six: true, from: "lan1", to: "web:81", want: false, by: "LAN neighbour discovery to the gateway and the LAN"},
+	{name: "IPv6 LAN to a chute that may reach it", six: true, from: "lan1", to: "scan:81", want: false, by: "LAN neighbour discovery to the gateway and the LAN"},
+
+	{name: "IPv6 declared LAN prefix and port", six: true, from: "scan", to: "lan1:554", want: true, by: "chute scan may reach LAN [2001:db8:1::20/127]:554/tcp"},
+	{name: "IPv6 declared LAN prefix over UDP", six: true, from: "scan", to: "lan2:554", proto: "udp", want: true, by: "chute scan may reach LAN [2001:db8:1::20/127]:554/udp"},
+	{name: "IPv6 declared LAN prefix, other port", six: true, from: "scan", to: "lan1:22", want: false, by: "chute scan: IPv6 default deny"},
+	{name: "IPv6 declared LAN prefix by ports: no ping", six: true, from: "scan", to: "lan1", proto: "ping", want: false, by: "chute scan: IPv6 default deny"},
+	{name: "IPv6 declared LAN host, all ports", six: true, from: "lonely", to: "lan2", proto: "ping", want: true, by: "chute lonely may reach LAN 2001:db8:1::21"},
+	{name: "IPv6 declared LAN host, all ports over TCP", six: true, from: "lonely", to: "lan2:22", want: true, by: "chute lonely may reach LAN 2001:db8:1::21"},
+	{name: "IPv6 undeclared LAN host", six: true, from: "lonely", to: "lan1:554", want: false, by: "chute lonely: IPv6 default deny"},
+	{name: "IPv6 LAN host declared over IPv4 only", six: true, from: "web", to: "lan1:554", want: false, by: "chute web: IPv6 default deny"},
 	{name: "IPv6 WAN to chute", six: true, from: "cloud", to: "web:81", want: false, by: "unsolicited gateway IPv6 to chutes dropped"},
 	{name: "IPv6 WAN pings chute", six: true, from: "cloud", to: "web", proto: "ping", want: false, by: "unsolicited gateway IPv6 to chutes dropped"},
 }
@@ -249,6 +260,10 @@ func (w *simWorld) reset() error {
 type exchange struct {
 	w  *simWorld
 	sw *ofsim.Switch
+	// neighbours are what hosts learned from the solicitations they
+	// received (host name, then address): as Linux does, they answer
+	// without soliciting in turn.
+	neighbours map[string]map[netip.Addr]net.HardwareAddr
 }
 
 // failure is a packet that did not arrive: note is the flow that
@@ -450,6 +465,9 @@ func (x *exchange) resolve(h *simHost, hop netip.Addr) (net.HardwareAddr, error)
 	if owner.port == h.port {
 		return owner.mac, nil // the gateway, from the cloud's side
 	}
+	if mac, ok := x.neighbours[h.name][hop]; ok {
+		return mac, nil
+	}
 	spa := x.srcAddr(h, hop)
 	if hop.Is6() {
 		return x.solicit(h, owner, spa, hop)
@@ -484,6 +502,13 @@ func (x *exchange) solicit(h, owner *simHost, src, hop netip.Addr) (net.Hardware
 	if len(tr.OutputTo(owner.port)) == 0 {
 		return nil, &failure{tr.Note(), fmt.Sprintf("%s's solicitation for %s did not reach %s", h.name, hop, owner.name)}
 	}
+	if x.neighbours == nil {
+		x.neighbours = map[string]map[netip.Addr]net.HardwareAddr{}
+	}
+	if x.neighbours[owner.name] == nil {
+		x.neighbours[owner.name] = map[netip.Addr]net.HardwareAddr{}
+	}
+	x.neighbours[owner.name][src] = h.mac
 	na := ofsim.Packet{InPort: owner.port, EthSrc: owner.mac, EthDst: h.mac, EthType: ofsim.EthIPv6,
 		Src: hop, Dst: src, Proto: ofsim.ProtoICMPv6, ICMPType: 136, NDTarget: hop, NDTLL: owner.mac}
 	if tr, err = x.sw.Run(na); err != nil {
@@ -589,7 +614,7 @@ func TestNeighbourDiscoverySimulated(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	web, db, lonely, lan1, gw := w.hosts["web"], w.hosts["db"], w.hosts["lonely"], w.hosts["lan1"], w.hosts["gw"]
+	web, db, lonely, lan1, gw, scan := w.hosts["web"], w.hosts["db"], w.hosts["lonely"], w.hosts["lan1"], w.hosts["gw"], w.hosts["scan"]
 	six := func(h *simHost) netip.Addr { return w.addr(h.name, true) }
 	ns := func(from *simHost, src, target netip.Addr, sll net.HardwareAddr) ofsim.Packet {
 		p := neighbourSolicitation(from.port, from.mac, src, target)
@@ -599,6 +624,11 @@ func TestNeighbourDiscoverySimulated(t *testing.T) {
 	na := func(from *simHost, src, target netip.Addr, to *simHost, tll net.HardwareAddr) ofsim.Packet {
 		return ofsim.Packet{InPort: from.port, EthSrc: from.mac, EthDst: to.mac, EthType: ofsim.EthIPv6,
 			Src: src, Dst: six(to), Proto: ofsim.ProtoICMPv6, ICMPType: 136, NDTarget: target, NDTLL: tll}
+	}
+	probe := func(from *simHost, src netip.Addr, to *simHost) ofsim.Packet {
+		p := neighbourSolicitation(from.port, from.mac, src, six(to))
+		p.EthDst, p.Dst = to.mac, six(to)
+		return p
 	}
 	syn := func(from *simHost, dstMAC net.HardwareAddr, src, dst netip.Addr) ofsim.Packet {
 		return ofsim.Packet{InPort: from.port, EthSrc: from.mac, EthDst: dstMAC, EthType: ofsim.EthIPv6,
@@ -628,8 +658,13 @@ func TestNeighbourDiscoverySimulated(t *testing.T) {
 		{"the gateway solicits an unknown chute address", ns(gw, topo.Gateway6, netip.MustParseAddr("fd70:6472:6f70::99"), gw.mac), nil, "gateway neighbour solicitations for unknown chute addresses dropped"},
 		{"the gateway answers a chute", na(gw, topo.Gateway6, topo.Gateway6, web, gw.mac), []uint32{web.port}, "the gateway answers chute web's solicitations"},
 		{"the gateway solicits a LAN host", ns(gw, linkLocal, lanV6[0], gw.mac), topo.LANPorts, "LAN hosts not learned: every LAN port"},
-		{"a LAN host solicits a chute", ns(lan1, lanV6[0], six(web), lan1.mac), []uint32{topo.LANPorts[1], gw.port}, "LAN's other traffic (IPv6...) to the gateway and the LAN only"},
-		{"a LAN host's IPv6 to a chute's MAC", syn(lan1, web.mac, lanV6[0], six(web)), []uint32{topo.LANPorts[1], gw.port}, "LAN's other traffic (IPv6...) to the gateway and the LAN only"},
+		{"a LAN host solicits a chute", ns(lan1, lanV6[0], six(web), lan1.mac), []uint32{topo.LANPorts[1], gw.port}, "LAN neighbour discovery to the gateway and the LAN"},
+		{"a LAN host solicits a chute that may reach it", ns(lan1, lanV6[0], six(scan), lan1.mac), []uint32{topo.LANPorts[1], gw.port}, "LAN neighbour discovery to the gateway and the LAN"},
+		{"a LAN host probes a chute that may reach it", probe(lan1, lanV6[0], scan), []uint32{scan.port}, "LAN hosts probe chute scan (unicast solicitations)"},
+		{"a LAN host probes a chute that may not reach it", probe(lan1, lanV6[0], web), []uint32{topo.LANPorts[1], gw.port}, "LAN neighbour discovery to the gateway and the LAN"},
+		{"a LAN host advertises to a chute that may reach it", na(lan1, lanV6[0], lanV6[0], scan, lan1.mac), []uint32{scan.port}, "LAN hosts answer chute scan's solicitations"},
+		{"a chute solicits a declared LAN host", ns(scan, six(scan), lanV6[1], scan.mac), topo.LANPorts, "LAN hosts not learned: every LAN port"},
+		{"a LAN host's IPv6 to a chute's MAC", syn(lan1, web.mac, lanV6[0], six(web)), nil, "unsolicited LAN IPv6 to chutes dropped"},
 		{"the gateway's IPv6 from the LAN address to a chute", syn(gw, web.mac, lanV6[1], six(web)), nil, "unsolicited gateway IPv6 to chutes dropped"},
 	} {
 		sw.Reset()
