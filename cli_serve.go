@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"time"
 
 	"paradrop/api"
@@ -354,6 +355,18 @@ func networkFlags(fs *flag.FlagSet) (*sdn.Config, *bool) {
 	})
 	fs.Func("lan", "interface on the LAN side, added to the bridge (repeatable)", func(s string) error {
 		cfg.LANPorts = append(cfg.LANPorts, s)
+		return nil
+	})
+	fs.Func("lan-host", "MAC=INTERFACE: the LAN port of a LAN host, instead of the one learned from its ARP (repeatable)", func(s string) error {
+		mac, port, ok := strings.Cut(s, "=")
+		hw, err := net.ParseMAC(mac)
+		if !ok || err != nil || len(hw) != 6 || port == "" {
+			return fmt.Errorf("%q is not MAC=INTERFACE", s)
+		}
+		if cfg.LANHosts == nil {
+			cfg.LANHosts = map[string]string{}
+		}
+		cfg.LANHosts[hw.String()] = port
 		return nil
 	})
 	fs.Func("lan-addr", "the gateway's address on the LAN, e.g. 192.168.1.1/24", func(s string) (err error) {

@@ -115,6 +115,7 @@ func (n *Network) setupBridge(ctx context.Context, target string) error {
 	if slices.Equal(n.topo.LANPorts, lanPorts) {
 		topo.LANHosts = n.topo.LANHosts // still on the ports they were learned on
 	}
+	topo.LANHosts = withNamed(topo.LANHosts, cfg.LANHosts, cfg.LANPorts, lanPorts)
 	n.topo = topo
 	for name, p := range ports {
 		if c, ok := n.chutes[name]; ok {

@@ -93,9 +93,10 @@ func (n *Network) learn(pi *ofp.PacketIn) {
 }
 
 // ours says mac is the gateway's or a chute's, which a LAN host may claim
-// in its ARP but is never taken to be on the LAN. Called with n.mu held.
+// in its ARP but is never taken to be on the LAN, or a host whose port the
+// operator named. Called with n.mu held.
 func (n *Network) ours(mac net.HardwareAddr) bool {
-	if slices.Equal(mac, n.topo.GatewayMAC) {
+	if _, named := n.cfg.LANHosts[mac.String()]; named || slices.Equal(mac, n.topo.GatewayMAC) {
 		return true
 	}
 	for _, c := range n.chutes {
@@ -104,6 +105,39 @@ func (n *Network) ours(mac net.HardwareAddr) bool {
 		}
 	}
 	return false
+}
+
+// checkLANHosts refuses a named LAN host that is not a MAC or whose port
+// is not a LAN port.
+func checkLANHosts(cfg Config) error {
+	for mac, port := range cfg.LANHosts {
+		hw, err := net.ParseMAC(mac)
+		switch {
+		case err != nil || len(hw) != 6 || hw.String() != mac:
+			return fmt.Errorf("LAN host %q is not a MAC like 02:00:00:00:00:01", mac)
+		case !slices.Contains(cfg.LANPorts, port):
+			return fmt.Errorf("LAN host %s: %q is not a LAN port", mac, port)
+		}
+	}
+	return nil
+}
+
+// withNamed is learned with the operator's named hosts (names, the LAN
+// ports' names and numbers in the same order) put on their ports: a copy.
+func withNamed(learned map[string]uint32, named map[string]string, names []string, ports []uint32) map[string]uint32 {
+	if len(named) == 0 {
+		return learned
+	}
+	out := make(map[string]uint32, len(learned)+len(named))
+	for k, v := range learned {
+		out[k] = v
+	}
+	for mac, name := range named {
+		if i := slices.Index(names, name); i >= 0 && i < len(ports) {
+			out[mac] = ports[i]
+		}
+	}
+	return out
 }
 
 // applyLearned installs the flows of newly learned hosts, coalescing

@@ -2,11 +2,14 @@ package sdn
 
 import (
 	"bufio"
+	"context"
 	"io"
+	"maps"
 	"net"
 	"net/netip"
 	"os"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -199,4 +202,35 @@ func rxBytes(t *testing.T, h *nettest.Host) uint64 {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// The operator's named hosts are put on their ports over what was
+// learned, never learned elsewhere, and checked at Open.
+func TestNamedLANHosts(t *testing.T) {
+	a, b := "02:00:00:00:00:0a", "02:00:00:00:00:0b"
+	learned := map[string]uint32{a: 1, b: 1}
+	got := withNamed(learned, map[string]string{b: "lan2", "02:00:00:00:00:0c": "lan1"}, []string{"lan1", "lan2"}, []uint32{5, 6})
+	if want := map[string]uint32{a: 1, b: 6, "02:00:00:00:00:0c": 5}; !maps.Equal(got, want) {
+		t.Errorf("withNamed = %v, want %v", got, want)
+	}
+	if learned[b] != 1 {
+		t.Errorf("withNamed changed the learned map: %v", learned)
+	}
+
+	n := &Network{learned: make(chan struct{}, 1), cfg: Config{LANHosts: map[string]string{b: "lan2"}},
+		topo: topology{LANPorts: []uint32{5, 6}, LANHosts: map[string]uint32{b: 6}}}
+	mac, _ := net.ParseMAC(b)
+	data := make([]byte, 42)
+	copy(data[6:12], mac)
+	n.learn(&ofp.PacketIn{Match: ofp.Match{Fields: []ofp.OXM{inPort(5)}}, Data: data})
+	if n.topo.LANHosts[b] != 6 {
+		t.Errorf("a named host's ARP on another port moved it: %v", n.topo.LANHosts)
+	}
+
+	for _, hosts := range []map[string]string{{"02:00:00:00:00:0A": "lan1"}, {"not a mac": "lan1"}, {a: "eth9"}} {
+		_, err := Open(context.Background(), Config{DataDir: t.TempDir(), LANPorts: []string{"lan1"}, LANHosts: hosts})
+		if err == nil || !strings.Contains(err.Error(), "LAN host") {
+			t.Errorf("Open with LAN hosts %v: %v, want refused", hosts, err)
+		}
+	}
 }

@@ -72,6 +72,10 @@ type Config struct {
 	Subnet6 netip.Prefix
 	// LANPorts are existing interfaces added to the bridge as the LAN.
 	LANPorts []string
+	// LANHosts name the LAN port (one of LANPorts) of LAN hosts, by MAC
+	// (net.HardwareAddr.String): traffic to them leaves by that port
+	// alone, whatever their ARP says. Other hosts' ports are learned.
+	LANHosts map[string]string
 	// LANAddr is the gateway's address on the LAN, on the internal port;
 	// invalid for none.
 	LANAddr netip.Prefix
@@ -160,6 +164,8 @@ func open(ctx context.Context, cfg Config) (_ *Network, err error) {
 		return nil, fmt.Errorf("chute subnet %s is not an IPv4 prefix of at most /29", cfg.Subnet)
 	case cfg.LANAddr.IsValid() && (!cfg.LANAddr.Addr().Is4() || cfg.LANAddr.Overlaps(cfg.Subnet)):
 		return nil, fmt.Errorf("LAN address %s is not IPv4 outside the chute subnet %s", cfg.LANAddr, cfg.Subnet)
+	case checkLANHosts(cfg) != nil:
+		return nil, checkLANHosts(cfg)
 	case cfg.DataDir == "" && (cfg.OVSDB == "" || cfg.NetNS != ""):
 		return nil, errors.New("no data directory for our own Open vSwitch")
 	}
