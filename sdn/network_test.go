@@ -322,6 +322,17 @@ func TestReachability(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustNotReach(t, "after update without lan", web, ip(lan1Addr, 554))
+	// So does an IPv6 one, its on-link route with it.
+	scan, scanC := hosts["scan"], chutes["scan"]
+	mustReach(t, "IPv6 LAN prefix before the update", scan, ip(lanV6[0], 554))
+	scanC.Net.LAN = scanC.Net.LAN[:1]
+	if err := tb.n.Update(testCtx(t, 30*time.Second), scanC); err != nil {
+		t.Fatal(err)
+	}
+	mustNotReach(t, "after update without the IPv6 lan rule", scan, ip(lanV6[0], 554))
+	if out := nettest.Exec(t, scan, "ip", "-6", "route", "show", "2001:db8:1::20/127"); strings.TrimSpace(out) != "" {
+		t.Errorf("the IPv6 on-link route stays after the update: %s", out)
+	}
 	if err := tb.n.Detach(testCtx(t, 30*time.Second), "db"); err != nil {
 		t.Fatal(err)
 	}
