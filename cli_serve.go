@@ -349,7 +349,7 @@ func networkFlags(fs *flag.FlagSet) (*sdn.Config, *bool) {
 		cfg.Subnet, err = netip.ParsePrefix(s)
 		return err
 	})
-	fs.Func("subnet6", "chutes' IPv6 /64; the gateway takes ::1, a chute the host index of its IPv4 address (default: a unique local prefix derived from the datapath id and --subnet)", func(s string) (err error) {
+	fs.Func("subnet6", "chutes' IPv6 /64; the gateway takes ::1, a chute the host index of its IPv4 address (default: a unique local prefix derived from the machine id, the datapath id and --subnet)", func(s string) (err error) {
 		cfg.Subnet6, err = netip.ParsePrefix(s)
 		return err
 	})

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
+	"strings"
 
 	"paradrop/sdn/ofp"
 )
@@ -45,6 +47,13 @@ func ULAFor(seed string) netip.Prefix {
 	a[0] = 0xfd
 	copy(a[1:6], h[:5])
 	return netip.PrefixFrom(netip.AddrFrom16(a), 64)
+}
+
+// machineID is /etc/machine-id, or "" where there is none: what makes
+// one gateway's derived ULA unlike another's with the same settings.
+func machineID() string {
+	b, _ := os.ReadFile("/etc/machine-id")
+	return strings.TrimSpace(string(b))
 }
 
 // AddressFor6 is the IPv6 address in subnet6 of the chute whose IPv4

@@ -68,7 +68,8 @@ type Config struct {
 	Subnet netip.Prefix
 	// Subnet6 is the chutes' IPv6 /64, the gateway's internal port gets
 	// ::1 in it and each chute the address at its IPv4 host index; default
-	// a unique local prefix derived from DatapathID and Subnet (ULAFor).
+	// a unique local prefix derived from the machine id, DatapathID and
+	// Subnet (ULAFor): stable, and unlike another gateway's.
 	Subnet6 netip.Prefix
 	// LANPorts are existing interfaces added to the bridge as the LAN.
 	LANPorts []string
@@ -154,7 +155,7 @@ func open(ctx context.Context, cfg Config) (_ *Network, err error) {
 	}
 	cfg.Subnet = cfg.Subnet.Masked()
 	if !cfg.Subnet6.IsValid() {
-		cfg.Subnet6 = ULAFor(cfg.DatapathID + " " + cfg.Subnet.String())
+		cfg.Subnet6 = ULAFor(machineID() + " " + cfg.DatapathID + " " + cfg.Subnet.String())
 	}
 	cfg.Subnet6 = cfg.Subnet6.Masked()
 	switch {
