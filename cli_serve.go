@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"time"
 
 	"paradrop/api"
@@ -208,7 +209,7 @@ func serve(ctx context.Context, opts serveOptions) error {
 			return fmt.Errorf("chute network (--network=false runs chutes with loopback only): %w", err)
 		}
 		defer n.Close(context.Background())
-		mgrCfg.Network, mgrCfg.Subnet, apiCfg.Network = n, cfg.Subnet, n
+		mgrCfg.Network, mgrCfg.Subnet, mgrCfg.Subnet6, apiCfg.Network = n, cfg.Subnet, n.Subnet6(), n
 		if chuteLn, err = listenChuteAPI(n, cfg.APIPort); err != nil {
 			return err
 		}
@@ -217,7 +218,7 @@ func serve(ctx context.Context, opts serveOptions) error {
 		}
 		mgrCfg.GatewayPorts = ownPorts(opts.gatewayPorts, listenerAddrs(withListener(lns, chuteLn)), cfg.Controller)
 		defer serveChuteDNS(n, opts.dns, opts.logf)()
-		opts.logf("chute network: bridge %s, chutes in %s", cfg.Bridge, cfg.Subnet)
+		opts.logf("chute network: bridge %s, chutes in %s and %s", cfg.Bridge, cfg.Subnet, n.Subnet6())
 	}
 	// The certificate names the chutes' API's address too.
 	cert, err := apiCertificate(opts.tls, opts.dataDir, withListener(lns, chuteLn), opts.logf)
@@ -355,8 +356,24 @@ func networkFlags(fs *flag.FlagSet) (*sdn.Config, *bool) {
 		cfg.Subnet, err = netip.ParsePrefix(s)
 		return err
 	})
+	fs.Func("subnet6", "chutes' IPv6 /64; the gateway takes ::1, a chute the host index of its IPv4 address (default: a unique local prefix derived from the machine id, the datapath id and --subnet)", func(s string) (err error) {
+		cfg.Subnet6, err = netip.ParsePrefix(s)
+		return err
+	})
 	fs.Func("lan", "interface on the LAN side, added to the bridge (repeatable)", func(s string) error {
 		cfg.LANPorts = append(cfg.LANPorts, s)
+		return nil
+	})
+	fs.Func("lan-host", "MAC=INTERFACE: the LAN port of a LAN host, instead of the one learned from its ARP (repeatable)", func(s string) error {
+		mac, port, ok := strings.Cut(s, "=")
+		hw, err := net.ParseMAC(mac)
+		if !ok || err != nil || len(hw) != 6 || port == "" {
+			return fmt.Errorf("%q is not MAC=INTERFACE", s)
+		}
+		if cfg.LANHosts == nil {
+			cfg.LANHosts = map[string]string{}
+		}
+		cfg.LANHosts[hw.String()] = port
 		return nil
 	})
 	fs.Func("lan-addr", "the gateway's address on the LAN, e.g. 192.168.1.1/24", func(s string) (err error) {

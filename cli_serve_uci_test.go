@@ -35,6 +35,7 @@ func TestServeUCIEqualsFlags(t *testing.T) {
 		"--trusted-keys", keys, "--require-signed", "--network=true", "--ovsdb", "unix:/run/ovs.sock",
 		"--bridge", "pdbrU", "--controller", "127.0.0.1:6654", "--wan", "wan0", "--subnet", "10.9.0.0/24",
 		"--lan", "lan1", "--lan", "lan2", "--lan-addr", "192.0.2.1/24", "--chute-api-port", "9443",
+		"--subnet6", "fd12:3456:789a::/64", "--lan-host", "02:00:00:00:00:0a=lan1", "--lan-host", "02:00:00:00:00:0b=lan2",
 		"--dns", "198.51.100.53", "--dns", "198.51.100.54:5353",
 		"--usp-broker", "ssl://127.0.0.1:1884", "--usp-endpoint-id", "os::012345-uci",
 		"--usp-topic", "usp/agents/uci", "--usp-controller", "self::ctl1=usp/controllers/one",
@@ -76,6 +77,9 @@ config paradrop 'main'
 	list lan 'lan2'
 	option lan_addr '192.0.2.1/24'
 	option chute_api_port '9443'
+	option subnet6 'fd12:3456:789a::/64'
+	list lan_host '02:00:00:00:00:0a=lan1'
+	list lan_host '02:00:00:00:00:0B=lan2'
 	list dns '198.51.100.53'
 	list dns '198.51.100.54:5353'
 	option usp_broker 'ssl://127.0.0.1:1884'

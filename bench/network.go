@@ -57,8 +57,12 @@ var (
 	netSubnet  = netip.MustParsePrefix("192.0.2.0/24")    // chutes (TEST-NET-1)
 	netLANGW   = netip.MustParsePrefix("198.51.100.1/24") // the gateway on the LAN (TEST-NET-2)
 	netLANHost = netip.MustParsePrefix("198.51.100.20/24")
-	netPIFrom  = netip.MustParsePrefix("203.0.113.1/24") // PACKET_IN sender (TEST-NET-3)
-	netPITo    = netip.MustParsePrefix("203.0.113.2/24")
+	// IPv6: the LAN host's documentation address, and the unique local
+	// /64 of the peers' chutes (ours derive theirs, see sdn.Config.Subnet6).
+	netLANHost6 = netip.MustParsePrefix("2001:db8:77::20/64")
+	netChutes6  = netip.MustParsePrefix("fd62:656e:6368::/64")
+	netPIFrom   = netip.MustParsePrefix("203.0.113.1/24") // PACKET_IN sender (TEST-NET-3)
+	netPITo     = netip.MustParsePrefix("203.0.113.2/24")
 )
 
 const (
@@ -101,6 +105,9 @@ type netPath struct {
 	rtt    sample   // per-round medians
 	pings  sample   // every ping
 	tcp    []float64
+	// The same over IPv6, for ours and the conntrack floor.
+	rtt6, pings6 sample
+	tcp6         []float64
 }
 
 func runNetwork(ctx context.Context, o options) (string, error) {
@@ -158,7 +165,7 @@ func (b *netbed) run(ctx context.Context) (string, error) {
 	for r := range pingRounds {
 		// Each path goes first in turn.
 		for i := range paths {
-			if err := paths[(r+i)%len(paths)].ping(ctx); err != nil {
+			if err := paths[(r+i)%len(paths)].ping(ctx, false); err != nil {
 				return "", err
 			}
 		}
@@ -167,18 +174,45 @@ func (b *netbed) run(ctx context.Context) (string, error) {
 	fair := map[int]*fairness{2: {n: 2}, fairChutes: {n: fairChutes}}
 	for range netRuns {
 		for _, p := range paths {
-			rates, err := tcpTransfer(p.chutes[:1], p.lan)
+			rates, err := tcpTransfer(p.chutes[:1], p.lan, netLANHost.Addr())
 			if err != nil {
 				return "", fmt.Errorf("%s: TCP: %w", p.name, err)
 			}
 			p.tcp = append(p.tcp, rates[0])
 		}
 		for _, f := range fair {
-			rates, err := tcpTransfer(ours.chutes[:f.n], ours.lan)
+			rates, err := tcpTransfer(ours.chutes[:f.n], ours.lan, netLANHost.Addr())
 			if err != nil {
 				return "", fmt.Errorf("fairness, %d chutes: %w", f.n, err)
 			}
 			f.add(rates)
+		}
+	}
+
+	// IPv6, ours against the floor only: the goal is against it.
+	paths6 := []*netPath{ours, floor}
+	for _, p := range paths6 {
+		if _, err := runInNetNS(ctx, p.chutes[0], "busybox", "ping", "-c", "1", "-W", "2", netLANHost6.Addr().String()); err != nil {
+			return "", fmt.Errorf("%s: the LAN host does not answer over IPv6: %w", p.name, err)
+		}
+	}
+	fmt.Printf("measuring IPv6 RTT, %d rounds...\n", pingRounds)
+	for r := range pingRounds {
+		for i := range paths6 {
+			if err := paths6[(r+i)%len(paths6)].ping(ctx, true); err != nil {
+				return "", err
+			}
+		}
+	}
+	fmt.Printf("measuring IPv6 TCP, %d rounds...\n", netRuns)
+	for r := range netRuns {
+		for i := range paths6 {
+			p := paths6[(r+i)%len(paths6)]
+			rates, err := tcpTransfer(p.chutes[:1], p.lan, netLANHost6.Addr())
+			if err != nil {
+				return "", fmt.Errorf("%s: IPv6 TCP: %w", p.name, err)
+			}
+			p.tcp6 = append(p.tcp6, rates[0])
 		}
 	}
 
@@ -381,6 +415,9 @@ func (b *netbed) oursPath(ctx context.Context) (*netPath, error) {
 	if err := makeVeth(vethEnd{ns: p.lan, name: "eth0", addr: netLANHost}, vethEnd{ns: b.sw, name: "lan0"}, true); err != nil {
 		return nil, err
 	}
+	if err := addAddr6(p.lan, netLANHost6); err != nil {
+		return nil, err
+	}
 	h, err := netlinkIn(p.lan)
 	if err != nil {
 		return nil, fmt.Errorf("LAN host route: %w", err)
@@ -405,6 +442,10 @@ func (b *netbed) oursPath(ctx context.Context) (*netPath, error) {
 		defer cancel()
 		b.gw.Close(ctx)
 	})
+	// The chutes' /64 is on the LAN host's link (see the README).
+	if err := routeOnLink(p.lan, "eth0", b.gw.Subnet6()); err != nil {
+		return nil, err
+	}
 	for i := range fairChutes {
 		name := fmt.Sprintf("bench%d", i)
 		ns, err := b.netns("ours-" + name)
@@ -412,7 +453,7 @@ func (b *netbed) oursPath(ctx context.Context) (*netPath, error) {
 			return nil, err
 		}
 		err = b.gw.Attach(ctx, sdn.Chute{Name: name, NetNS: ns, MAC: netconf.MACFor(name), IP: sdn.AddressFor(netSubnet, i),
-			Net: sdn.Policy{LAN: []sdn.LANRule{{Prefix: netip.PrefixFrom(netLANHost.Addr(), 32)}}}})
+			Net: sdn.Policy{LAN: []sdn.LANRule{{Prefix: netip.PrefixFrom(netLANHost.Addr(), 32)}, {Prefix: netip.PrefixFrom(netLANHost6.Addr(), 128)}}}})
 		if err != nil {
 			return nil, err
 		}
@@ -462,6 +503,13 @@ func (b *netbed) conntrackPath(ctx context.Context) (*netPath, error) {
 			fmt.Sprintf("table=1,priority=10,ct_state=+new+trk,ip,in_port=%d,actions=ct(commit,zone=5),output:%d", chute, lan),
 			fmt.Sprintf("table=1,priority=10,ct_state=+est+trk,ip,in_port=%d,actions=output:%d", chute, lan),
 			fmt.Sprintf("table=1,priority=10,ct_state=+est+trk,ip,in_port=%d,actions=output:%d", lan, chute),
+			// IPv6 alike, neighbour discovery by NORMAL as ARP.
+			"priority=20,icmp6,icmp_type=135,actions=NORMAL",
+			"priority=20,icmp6,icmp_type=136,actions=NORMAL",
+			"priority=10,ipv6,actions=ct(zone=5,table=1)",
+			fmt.Sprintf("table=1,priority=10,ct_state=+new+trk,ipv6,in_port=%d,actions=ct(commit,zone=5),output:%d", chute, lan),
+			fmt.Sprintf("table=1,priority=10,ct_state=+est+trk,ipv6,in_port=%d,actions=output:%d", chute, lan),
+			fmt.Sprintf("table=1,priority=10,ct_state=+est+trk,ipv6,in_port=%d,actions=output:%d", lan, chute),
 		}
 	})
 }
@@ -504,7 +552,37 @@ func (b *netbed) ovsPath(ctx context.Context, prefix, name string, flows func(ch
 			return nil, err
 		}
 	}
+	chute6 := netip.PrefixFrom(sdn.AddressFor6(netSubnet, netChutes6, sdn.AddressFor(netSubnet, 0)), netChutes6.Bits())
+	for _, a := range []struct {
+		ns          string
+		addr, route netip.Prefix
+	}{{p.chutes[0], chute6, netLANHost6}, {p.lan, netLANHost6, netChutes6}} {
+		if err := addAddr6(a.ns, a.addr); err != nil {
+			return nil, err
+		}
+		if err := routeOnLink(a.ns, "eth0", a.route); err != nil {
+			return nil, err
+		}
+	}
 	return p, p.routes()
+}
+
+// addAddr6 puts an IPv6 address on eth0 in ns, usable at once (no
+// duplicate address detection, as sdn does for chutes).
+func addAddr6(ns string, p netip.Prefix) error {
+	h, err := netlinkIn(ns)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	l, err := h.LinkByName("eth0")
+	if err != nil {
+		return err
+	}
+	if err := h.AddrAdd(l, &netlink.Addr{IPNet: ipNetOf(p), Flags: syscall.IFA_F_NODAD}); err != nil {
+		return fmt.Errorf("address %s: %w", p, err)
+	}
+	return nil
 }
 
 // linuxPath is a Linux bridge in a namespace of its own, the same veths
@@ -582,10 +660,14 @@ func runInNetNS(ctx context.Context, ns string, argv ...string) (string, error) 
 
 var pingTimeRE = regexp.MustCompile(`time=([0-9.]+) ms`)
 
-// ping runs one round of pings from p's first chute.
-func (p *netPath) ping(ctx context.Context) error {
+// ping runs one round of pings from p's first chute, over IPv6 if six.
+func (p *netPath) ping(ctx context.Context, six bool) error {
+	dst, rtt, pings := netLANHost.Addr(), &p.rtt, &p.pings
+	if six {
+		dst, rtt, pings = netLANHost6.Addr(), &p.rtt6, &p.pings6
+	}
 	out, err := runInNetNS(ctx, p.chutes[0], "busybox", "ping", "-c", strconv.Itoa(pingCount), "-i", "0.01", "-W", "2",
-		netLANHost.Addr().String())
+		dst.String())
 	if err != nil {
 		return fmt.Errorf("%s: ping: %w", p.name, err)
 	}
@@ -600,18 +682,18 @@ func (p *netPath) ping(ctx context.Context) error {
 	if len(run) < pingCount*9/10 {
 		return fmt.Errorf("%s: ping: %d of %d answers", p.name, len(run), pingCount)
 	}
-	p.rtt = append(p.rtt, run.median())
-	p.pings = append(p.pings, run...)
+	*rtt = append(*rtt, run.median())
+	*pings = append(*pings, run...)
 	return nil
 }
 
-// tcpTransfer has every chute send TCP to the LAN host at once for
+// tcpTransfer has every chute send TCP to the LAN host at dst at once for
 // transferTime and returns each one's rate in bit/s, counted by the
 // receiver after transferWarm so that all are sending.
-func tcpTransfer(chutes []string, lan string) ([]float64, error) {
+func tcpTransfer(chutes []string, lan string, dst netip.Addr) ([]float64, error) {
 	var ln net.Listener
 	if err := netconf.InNetNS(lan, func() (err error) {
-		ln, err = net.Listen("tcp", netip.AddrPortFrom(netLANHost.Addr(), tcpSinkPort).String())
+		ln, err = net.Listen("tcp", netip.AddrPortFrom(dst, tcpSinkPort).String())
 		return err
 	}); err != nil {
 		return nil, fmt.Errorf("listen: %w", err)
@@ -656,7 +738,7 @@ func tcpTransfer(chutes []string, lan string) ([]float64, error) {
 	})
 	for i, ns := range chutes {
 		if err := netconf.InNetNS(ns, func() (err error) {
-			conns[i], err = net.DialTimeout("tcp", netip.AddrPortFrom(netLANHost.Addr(), tcpSinkPort).String(), 5*time.Second)
+			conns[i], err = net.DialTimeout("tcp", netip.AddrPortFrom(dst, tcpSinkPort).String(), 5*time.Second)
 			return err
 		}); err != nil {
 			return nil, fmt.Errorf("dial from chute %d: %w", i, err)
@@ -1244,6 +1326,18 @@ func netReport(paths []*netPath, fair map[int]*fairness, fm *flowModsResults, pi
 			x(rttRatio(p))+spread(pingRounds, func(i int) float64 { return float64(p.rtt[i]) }, func(i int) float64 { return float64(normal.rtt[i]) }),
 			x(tcpRatio(p))+spread(netRuns, func(i int) float64 { return p.tcp[i] }, func(i int) float64 { return normal.tcp[i] }))
 	}
+	rtt6Vs := func(p, q *netPath) float64 {
+		return paired(pingRounds, func(i int) float64 { return float64(p.rtt6[i]) }, func(i int) float64 { return float64(q.rtt6[i]) })
+	}
+	tcp6Vs := func(p, q *netPath) float64 {
+		return paired(netRuns, func(i int) float64 { return p.tcp6[i] }, func(i int) float64 { return q.tcp6[i] })
+	}
+	paths6 := newTable("chute → LAN host over IPv6", "RTT median", "RTT p90", "TCP median", "RTT vs conntrack floor (per round)", "TCP vs conntrack floor (per round)")
+	for _, p := range []*netPath{ours, floor} {
+		paths6.add(p.name, us(p.pings6.median()), us(p.pings6.p90()), mbit(medianFloat(p.tcp6)),
+			x(rtt6Vs(p, floor))+spread(pingRounds, func(i int) float64 { return float64(p.rtt6[i]) }, func(i int) float64 { return float64(floor.rtt6[i]) }),
+			x(tcp6Vs(p, floor))+spread(netRuns, func(i int) float64 { return p.tcp6[i] }, func(i int) float64 { return floor.tcp6[i] }))
+	}
 	alone := medianFloat(ours.tcp)
 	fairT := newTable("chutes sending at once (ours)", "Jain median", "Jain min", "per chute median", "sum median", "sum vs one alone")
 	var jain8 float64
@@ -1281,7 +1375,7 @@ func netReport(paths []*netPath, fair map[int]*fairness, fm *flowModsResults, pi
 	piT.add("flow → CONTROLLER, OnPacketIn → PACKET_OUT", strconv.Itoa(len(pi.viaController)), us(pi.viaController.median()), us(pi.viaController.p90()))
 	piT.add("flow → output port (no controller)", strconv.Itoa(len(pi.direct)), us(pi.direct.median()), us(pi.direct.p90()))
 
-	for _, t := range []*table{paths1, fairT, fmT, piT} {
+	for _, t := range []*table{paths1, paths6, fairT, fmT, piT} {
 		t.print(os.Stdout)
 	}
 
@@ -1295,11 +1389,16 @@ func netReport(paths []*netPath, fair map[int]*fairness, fm *flowModsResults, pi
 	fmt.Fprintf(&s, "- TCP through our flows ≥ 0.95× NORMAL's: **%s** (%s: %s vs %s).\n", goal(oursTCP >= 0.95), x(oursTCP), mbit(medianFloat(ours.tcp)), mbit(medianFloat(normal.tcp)))
 	fmt.Fprintf(&s, "- For scale, the least any stateful pipeline does here (every packet through the tracker and its recirculation) costs RTT %s and TCP %s of NORMAL's; ours against it: RTT %s, TCP %s.\n",
 		x(rttRatio(floor)), x(tcpRatio(floor)), x(rttVs(ours, floor)), x(tcpVs(ours, floor)))
+	r4, r6, t4, t6 := rttVs(ours, floor), rtt6Vs(ours, floor), tcpVs(ours, floor), tcp6Vs(ours, floor)
+	fmt.Fprintf(&s, "- RTT through our flows ≤ 1.02× the minimal conntrack pipeline's, IPv4: **%s** (%s), IPv6: **%s** (%s: %s vs %s).\n",
+		goal(r4 <= 1.02), x(r4), goal(r6 <= 1.02), x(r6), us(ours.pings6.median()), us(floor.pings6.median()))
+	fmt.Fprintf(&s, "- TCP through our flows ≥ 0.98× the minimal conntrack pipeline's, IPv4: **%s** (%s), IPv6: **%s** (%s: %s vs %s).\n",
+		goal(t4 >= 0.98), x(t4), goal(t6 >= 0.98), x(t6), mbit(medianFloat(ours.tcp6)), mbit(medianFloat(floor.tcp6)))
 	fmt.Fprintf(&s, "- Jain's index ≥ 0.99 with 2 and %d chutes: **%s** (%.3f and %.3f).\n", fairChutes, goal(jainMin >= 0.99), medianFloat(fair[2].jain), jain8)
 	fmt.Fprintf(&s, "- Flow-mod rate ≥ 0.95× ovs-ofctl's (`%s`, the faster): **%s** (%s: %.0f vs %.0f flow-mods/s).\n",
 		ofctlName, goal(rateRatio >= 0.95), x(rateRatio), rate(oursWall), rate(ofctlWall))
 	fmt.Fprintf(&s, "- Controller CPU per flow-mod ≤ 0.1× os-ken's: **%s** (%s: %s vs %s per 1000).\n\n", goal(cpuRatio <= 0.1), x(cpuRatio), ms(perK(oursCPU)), ms(perK(oskenCPU)))
-	for _, t := range []*table{paths1, fairT, fmT, piT} {
+	for _, t := range []*table{paths1, paths6, fairT, fmT, piT} {
 		s.WriteString(t.markdown() + "\n")
 	}
 	fmt.Fprintf(&s, `How it is measured (%d rounds of everything, round robin, so a loaded moment hits all contenders alike):
@@ -1326,6 +1425,10 @@ func netReport(paths []*netPath, fair map[int]*fairness, fm *flowModsResults, pi
   median of the rounds' ratios, as for RTT. Fairness: %d and 2 of
   ours' chutes at once, equal weights, no meters; Jain's index of their
   rates per round, and their sum against one chute alone.
+- IPv6: ours and the minimal conntrack pipeline (IPv6 through the same
+  tracker, neighbour discovery by NORMAL) only, the goal being against
+  the latter: the same pings and transfers to the LAN host's
+  2001:db8:77::20, the chutes' /64 on its link; ratios against the floor.
 - Flow-mods: the same %d flows (table 0, priority 100,
   ip,nw_dst=198.18.X.Y/32, actions=output:1) into an emptied bridge of
   the same OVS, confirmed by a barrier. Ours: `+"`SetDesired`"+` (building the

@@ -81,6 +81,7 @@ type Info struct {
 	Error     string     `json:"error,omitempty"`
 	Manifest  any        `json:"manifest"`
 	IP        string     `json:"ip,omitempty"`
+	IPv6      string     `json:"ipv6,omitempty"`
 	MAC       string     `json:"mac,omitempty"`
 	// SignedBy is the minisign key ID whose signature of the installed
 	// package was verified; empty for an unsigned package.

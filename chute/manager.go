@@ -36,8 +36,11 @@ type Config struct {
 	Logf         func(format string, args ...any)
 	// Network connects chutes to the gateway's network; nil leaves them
 	// with loopback only. Subnet is the chute subnet it was opened with.
+	// Subnet6 is its IPv6 /64, where a chute's address is at its IPv4
+	// host index (sdn.AddressFor6).
 	Network Network
 	Subnet  netip.Prefix
+	Subnet6 netip.Prefix
 	// MemoryOvercommit is how many times the gateway's memory the chutes
 	// may be promised together (admit.go); 0 is DefaultOvercommit.
 	MemoryOvercommit float64
@@ -281,7 +284,7 @@ func (m *Manager) List() []Info {
 	defer m.mu.Unlock()
 	out := make([]Info, 0, len(m.chutes))
 	for _, e := range m.chutes {
-		out = append(out, e.info())
+		out = append(out, m.withIPv6(e.info()))
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
@@ -295,7 +298,7 @@ func (m *Manager) Get(name string) (Info, error) {
 		m.mu.Unlock()
 		return Info{}, fmt.Errorf("chute %q: %w", name, ErrNotFound)
 	}
-	in := e.info()
+	in := m.withIPv6(e.info())
 	m.mu.Unlock()
 	if m.cfg.Network != nil && in.State == Running {
 		// Bounded: a switch that does not answer must not hold up the API.

@@ -119,6 +119,17 @@ func (m *Manager) checkPorts(man *manifest.Manifest) error {
 	return nil
 }
 
+// withIPv6 adds the chute's IPv6 address, which follows from its IPv4
+// one and the network's IPv6 subnet.
+func (m *Manager) withIPv6(in Info) Info {
+	if ip, err := netip.ParseAddr(in.IP); err == nil {
+		if a := sdn.AddressFor6(m.cfg.Subnet, m.cfg.Subnet6, ip); a.IsValid() {
+			in.IPv6 = a.String()
+		}
+	}
+	return in
+}
+
 // address gives a chute its IP and MAC for its lifetime: chosen once, from
 // its uid slot and its name, and kept in its record so they survive
 // restarts, updates and daemon upgrades.

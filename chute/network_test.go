@@ -50,7 +50,7 @@ func newNetGatewayWith(t *testing.T, dir string, gw, lan *nettest.Host, adjust f
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := newGatewayWith(t, dir, func(c *Config) { c.Network, c.Subnet = n, sdn.DefaultSubnet; adjust(c) })
+	g := newGatewayWith(t, dir, func(c *Config) { c.Network, c.Subnet, c.Subnet6 = n, sdn.DefaultSubnet, n.Subnet6(); adjust(c) })
 	return &netGateway{gateway: g, gw: gw, lan: lan, cfg: cfg, net: n}
 }
 
@@ -116,6 +116,13 @@ net:
 	if before.IP != "10.131.0.11" || before.Traffic == nil || before.Traffic.RxPackets == 0 || before.Traffic.TxBytes == 0 {
 		t.Errorf("chute info: ip %q, traffic %+v: want the address of slot 1 and the page's packets counted", before.IP, before.Traffic)
 	}
+	// Its IPv6 address, in its info, is on its interface: the gateway
+	// fetches the page there.
+	if want := sdn.AddressFor6(sdn.DefaultSubnet, ng.net.Subnet6(), netip.MustParseAddr("10.131.0.11")); before.IPv6 != want.String() || !want.IsValid() {
+		t.Errorf("chute info: ipv6 %q, want %s", before.IPv6, want)
+	} else if body, err := fetch(t, gw, netip.AddrPortFrom(want, 80).String()); !strings.Contains(body, "hello from the web chute") {
+		t.Errorf("the page from the gateway over IPv6: %q, %v", body, err)
+	}
 
 	ng.stop()
 	ng = newNetGateway(t, dir, gw, lan)
@@ -158,8 +165,8 @@ func TestExposeRefusesGatewayPorts(t *testing.T) {
 
 // What the switch cannot enforce is refused at install and update, with a
 // message naming the field, rather than installed and silently skipped:
-// today chutes have IPv4 only, so an IPv6 LAN host or redirect would be
-// access declared and never given.
+// chutes are not redirected IPv6 yet, so an IPv6 redirect would be access
+// declared and never given. (IPv6 LAN hosts are enforced.)
 func TestNetRefusesWhatTheSwitchCannotEnforce(t *testing.T) {
 	g := newGatewayWith(t, t.TempDir(), func(*Config) {})
 	defer g.removeAll()
@@ -167,8 +174,6 @@ func TestNetRefusesWhatTheSwitchCannotEnforce(t *testing.T) {
 		return pkg(t, fmt.Sprintf("name: web\nversion: %s\ncommand: [/bin/sleep, \"1000\"]\nnet:\n%s\n", version, net), nil)
 	}
 	for _, tt := range []struct{ net, want string }{
-		{"  lan: [{ip: \"2001:db8::5\"}]", "net.lan[0]: 2001:db8::5 is IPv6"},
-		{"  lan: [{ip: 198.51.100.20}, {cidr: \"2001:db8::/64\", ports: [80]}]", "net.lan[1]: 2001:db8::/64 is IPv6"},
 		{"  redirect: [{to: \"[2001:db8::1]:443\", port: 8443, proto: tcp}]", "net.redirect[0].to: [2001:db8::1]:443 is IPv6"},
 	} {
 		_, err := g.m.Install(context.Background(), bytes.NewReader(withNet("1.0.0", tt.net)), Origin{})
@@ -179,10 +184,10 @@ func TestNetRefusesWhatTheSwitchCannotEnforce(t *testing.T) {
 			t.Errorf("install with %s left a chute behind", tt.net)
 		}
 	}
-	g.install(withNet("1.0.0", "  lan: [{ip: 198.51.100.20}]"))
-	_, err := g.m.Update(context.Background(), "web", bytes.NewReader(withNet("1.1.0", "  lan: [{ip: \"2001:db8::5\"}]")), false, Origin{})
-	if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "net.lan[0]: 2001:db8::5 is IPv6") {
-		t.Errorf("update to an IPv6 LAN host: %v", err)
+	g.install(withNet("1.0.0", "  lan: [{ip: 198.51.100.20}, {ip: \"2001:db8::5\"}]"))
+	_, err := g.m.Update(context.Background(), "web", bytes.NewReader(withNet("1.1.0", "  redirect: [{to: \"[2001:db8::1]:443\", port: 8443, proto: tcp}]")), false, Origin{})
+	if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "net.redirect[0].to: [2001:db8::1]:443 is IPv6") {
+		t.Errorf("update to an IPv6 redirect: %v", err)
 	}
 	if in, _ := g.m.Get("web"); in.Version != "1.0.0" {
 		t.Errorf("version %q after a refused update, want 1.0.0", in.Version)

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 )
 
 // SetAddr puts address p on ifname and brings the link up, in the calling
@@ -26,8 +27,15 @@ func SetAddr(ifname string, p netip.Prefix) error {
 	return nil
 }
 
+// nlAddr is p as netlink takes it. An IPv6 address skips duplicate
+// address detection: ours are unique by construction (chutes' by their
+// slot), and a tentative address would fail the first seconds' traffic.
 func nlAddr(p netip.Prefix) *netlink.Addr {
-	return &netlink.Addr{IPNet: ipNet(p)}
+	a := &netlink.Addr{IPNet: ipNet(p)}
+	if p.Addr().Is6() {
+		a.Flags = unix.IFA_F_NODAD
+	}
+	return a
 }
 
 // ipNet keeps the host bits of p (net.IPNet from netip would mask them).

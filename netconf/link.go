@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -19,12 +20,16 @@ const chuteIf = "eth0"
 // calling thread's namespace (to be added to the OVS bridge) and whose other
 // end is eth0 inside the chute's namespace.
 type Link struct {
-	HostIf  string           // host end, at most 15 bytes; see HostIfFor
-	NetNS   string           // path of the chute's namespace (EnsureNetNS)
-	MAC     net.HardwareAddr // of eth0; nil leaves the kernel's random one
-	Addr    netip.Prefix     // of eth0, e.g. 10.131.0.11/24
-	Gateway netip.Addr       // default route of the chute; zero for none
-	MTU     int              // of both ends; 0 leaves the default
+	HostIf string           // host end, at most 15 bytes; see HostIfFor
+	NetNS  string           // path of the chute's namespace (EnsureNetNS)
+	MAC    net.HardwareAddr // of eth0; nil leaves the kernel's random one
+	Addr   netip.Prefix     // of eth0, e.g. 10.131.0.11/24
+	// Addr6 is eth0's IPv6 address, e.g. fd70:6472:6f70::b/64, the only
+	// one beside its link-local address; invalid for none. Router
+	// advertisements are ignored: the chute's IPv6 is what l says.
+	Addr6   netip.Prefix
+	Gateway netip.Addr // default route of the chute; zero for none
+	MTU     int        // of both ends; 0 leaves the default
 }
 
 // EnsureLink creates or repairs l: if the pair is missing or half gone (for
@@ -52,6 +57,8 @@ func (l Link) validate() error {
 		return fmt.Errorf("MAC %s is not 6 bytes", l.MAC)
 	case !l.Addr.IsValid() || !l.Addr.Addr().Is4():
 		return fmt.Errorf("address %s is not an IPv4 prefix", l.Addr)
+	case l.Addr6.IsValid() && !l.Addr6.Addr().Is6():
+		return fmt.Errorf("address %s is not an IPv6 prefix", l.Addr6)
 	case l.Gateway.IsValid() && !l.Addr.Masked().Contains(l.Gateway):
 		return fmt.Errorf("gateway %s is outside %s", l.Gateway, l.Addr.Masked())
 	case l.MTU < 0:
@@ -101,7 +108,15 @@ func ensureLink(l Link) error {
 			}
 		}
 	}
-	if err := setOnlyAddr(nsh, peer, l.Addr); err != nil {
+	if err := setOnlyAddr(nsh, peer, netlink.FAMILY_V4, l.Addr); err != nil {
+		return err
+	}
+	if l.Addr6.IsValid() {
+		if err := InNetNS(l.NetNS, func() error { return ignoreRA(chuteIf) }); err != nil {
+			return err
+		}
+	}
+	if err := setOnlyAddr(nsh, peer, netlink.FAMILY_V6, l.Addr6); err != nil {
 		return err
 	}
 	if err := DisableTxOffload(l.HostIf, ""); err != nil {
@@ -184,23 +199,44 @@ func createPair(nsh *netlink.Handle, ns netns.NsHandle, l Link) (host, peer netl
 	return host, peer, nil
 }
 
-// setOnlyAddr makes p the only IPv4 address of link, so a chute that moved
-// to another address does not keep answering on the old one.
-func setOnlyAddr(nsh *netlink.Handle, link netlink.Link, p netip.Prefix) error {
-	addrs, err := nsh.AddrList(link, netlink.FAMILY_V4)
+// setOnlyAddr makes p the only address of its family on link (an invalid
+// p: none), so a chute that moved to another address does not keep
+// answering on the old one. IPv6 link-local addresses stay.
+func setOnlyAddr(nsh *netlink.Handle, link netlink.Link, family int, p netip.Prefix) error {
+	addrs, err := nsh.AddrList(link, family)
 	if err != nil {
 		return fmt.Errorf("list addresses of %s: %w", chuteIf, err)
 	}
-	want := nlAddr(p)
+	var want *netlink.Addr
+	if p.IsValid() {
+		want = nlAddr(p)
+	}
 	for _, a := range addrs {
-		if a.IPNet.String() != want.IPNet.String() {
+		if a.Scope == unix.RT_SCOPE_LINK && family == netlink.FAMILY_V6 {
+			continue
+		}
+		if want == nil || a.IPNet.String() != want.IPNet.String() {
 			if err := nsh.AddrDel(link, &a); err != nil {
 				return fmt.Errorf("remove old address %s: %w", a.IPNet, err)
 			}
 		}
 	}
+	if want == nil {
+		return nil
+	}
 	if err := nsh.AddrReplace(link, want); err != nil {
 		return fmt.Errorf("set address %s: %w", p, err)
+	}
+	return nil
+}
+
+// ignoreRA makes ifname, in the calling thread's namespace, take no
+// address or route from router advertisements.
+func ignoreRA(ifname string) error {
+	for _, k := range []string{"accept_ra", "autoconf"} {
+		if err := os.WriteFile("/proc/sys/net/ipv6/conf/"+ifname+"/"+k, []byte("0"), 0); err != nil {
+			return fmt.Errorf("%s: %w", ifname, err)
+		}
 	}
 	return nil
 }

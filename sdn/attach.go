@@ -45,8 +45,18 @@ func AddressFor(subnet netip.Prefix, slot int) netip.Addr {
 	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
 }
 
+// Address6 is the IPv6 address of the chute whose IPv4 address is ip: its
+// host index in Subnet6.
+func (n *Network) Address6(ip netip.Addr) netip.Addr {
+	return AddressFor6(n.cfg.Subnet, n.cfg.Subnet6, ip)
+}
+
+// Subnet6 is the chutes' IPv6 /64, as configured or derived.
+func (n *Network) Subnet6() netip.Prefix { return n.cfg.Subnet6 }
+
 // Attach connects chute c to the bridge, or corrects its connection: the
-// veth with eth0 in c.NetNS (address c.IP, default route via the gateway,
+// veth with eth0 in c.NetNS (address c.IP and Address6(c.IP), default
+// route via the gateway,
 // on-link routes to the LAN), the bridge port, and the flows for what c
 // declares, installed before it returns.
 func (n *Network) Attach(ctx context.Context, c Chute) error {
@@ -74,7 +84,8 @@ func (n *Network) attach(ctx context.Context, c Chute, update bool) error {
 	}
 	hostIf := netconf.HostIfFor(c.Name)
 	link := netconf.Link{HostIf: hostIf, NetNS: c.NetNS, MAC: c.MAC,
-		Addr: netip.PrefixFrom(c.IP, n.cfg.Subnet.Bits()), Gateway: n.gateway}
+		Addr: netip.PrefixFrom(c.IP, n.cfg.Subnet.Bits()), Gateway: n.gateway,
+		Addr6: netip.PrefixFrom(n.Address6(c.IP), n.cfg.Subnet6.Bits())}
 	if err := n.inGW(func() error { return netconf.EnsureLink(link) }); err != nil {
 		return err
 	}
@@ -178,8 +189,9 @@ func (n *Network) detach(ctx context.Context, name string) error {
 }
 
 // ensureOnLink makes prefixes the on-link routes (ours: protocol static,
-// scope link) of eth0 in the chute's namespace, so the chute resolves LAN
-// hosts itself; routes of ours it no longer needs are removed.
+// scope link, no gateway) of eth0 in the chute's namespace, IPv4 and
+// IPv6, so the chute resolves LAN hosts itself; routes of ours it no
+// longer needs are removed. (The kernel keeps no scope on IPv6 routes.)
 func ensureOnLink(nsPath string, prefixes []netip.Prefix) error {
 	err := netconf.InNetNS(nsPath, func() error {
 		link, err := netlink.LinkByName("eth0")
@@ -190,19 +202,23 @@ func ensureOnLink(nsPath string, prefixes []netip.Prefix) error {
 		for _, p := range prefixes {
 			want[p.String()] = true
 		}
-		routes, err := netlink.RouteList(link, netlink.FAMILY_V4)
-		if err != nil {
-			return err
-		}
-		for _, r := range routes {
-			if r.Protocol == unix.RTPROT_STATIC && r.Scope == netlink.SCOPE_LINK && r.Dst != nil && !want[r.Dst.String()] {
-				if err := netlink.RouteDel(&r); err != nil {
-					return err
+		for _, family := range []int{netlink.FAMILY_V4, netlink.FAMILY_V6} {
+			routes, err := netlink.RouteList(link, family)
+			if err != nil {
+				return err
+			}
+			for _, r := range routes {
+				ours := r.Protocol == unix.RTPROT_STATIC && r.Dst != nil && r.Gw == nil &&
+					(r.Scope == netlink.SCOPE_LINK || family == netlink.FAMILY_V6)
+				if ours && !want[r.Dst.String()] {
+					if err := netlink.RouteDel(&r); err != nil {
+						return err
+					}
 				}
 			}
 		}
 		for _, p := range prefixes {
-			dst := &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), 32)}
+			dst := &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
 			r := &netlink.Route{LinkIndex: link.Attrs().Index, Dst: dst, Scope: netlink.SCOPE_LINK, Protocol: unix.RTPROT_STATIC}
 			if err := netlink.RouteReplace(r); err != nil {
 				return fmt.Errorf("route %s: %w", p, err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/vishvananda/netlink"
@@ -42,7 +43,7 @@ func (n *Network) setupBridge(ctx context.Context, target string) error {
 	if err != nil {
 		return err
 	}
-	addrs := []netip.Prefix{netip.PrefixFrom(n.gateway, cfg.Subnet.Bits())}
+	addrs := []netip.Prefix{netip.PrefixFrom(n.gateway, cfg.Subnet.Bits()), netip.PrefixFrom(n.gateway6, cfg.Subnet6.Bits())}
 	if cfg.LANAddr.IsValid() {
 		addrs = append(addrs, cfg.LANAddr)
 	}
@@ -89,7 +90,8 @@ func (n *Network) setupBridge(ctx context.Context, target string) error {
 		}
 		lanPorts = append(lanPorts, p)
 	}
-	topo := topology{Subnet: cfg.Subnet, Gateway: n.gateway, LANAddr: cfg.LANAddr, GatewayMAC: mac, LANPorts: lanPorts, APIPort: n.apiAddr().Port()}
+	topo := topology{Subnet: cfg.Subnet, Gateway: n.gateway, LANAddr: cfg.LANAddr, GatewayMAC: mac, LANPorts: lanPorts, APIPort: n.apiAddr().Port(),
+		Subnet6: cfg.Subnet6, Gateway6: n.gateway6}
 
 	n.mu.Lock()
 	chutes := make([]*attached, 0, len(n.chutes))
@@ -110,6 +112,10 @@ func (n *Network) setupBridge(ctx context.Context, target string) error {
 		ports[c.Name] = p
 	}
 	n.mu.Lock()
+	if slices.Equal(n.topo.LANPorts, lanPorts) {
+		topo.LANHosts = n.topo.LANHosts // still on the ports they were learned on
+	}
+	topo.LANHosts = withNamed(topo.LANHosts, cfg.LANHosts, cfg.LANPorts, lanPorts)
 	n.topo = topo
 	for name, p := range ports {
 		if c, ok := n.chutes[name]; ok {

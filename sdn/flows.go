@@ -16,12 +16,14 @@ import (
 // The bridge's pipeline. Every packet enters table 0; IPv4 passes the
 // connection tracker once (table 1) and is judged in table 2, whose
 // verdicts go to table 3 to be delivered; ARP is judged in table 4.
+// What table 3 sends to the LAN goes out by table 5.
 const (
 	tableClassify = 0 // per in_port: anti-spoofing, egress meters, IPv4 vs ARP
 	tableCT       = 1 // ct(zone, nat) then table 2 with ct_state known
 	tablePolicy   = 2 // allow (commit) or drop, by who talks to whom
 	tableOutput   = 3 // deliver by destination; ingress meters
 	tableARP      = 4 // who may resolve whom
+	tableLAN      = 5 // which LAN port: the one a host was learned on
 )
 
 // ctZone is the conntrack zone of the bridge's traffic. One zone for all
@@ -46,6 +48,13 @@ type topology struct {
 	GatewayMAC net.HardwareAddr
 	LANPorts   []uint32 // OpenFlow ports of the LAN interfaces
 	APIPort    uint16   // the chutes' API at Gateway, tcp; 0 for none
+	// LANHosts are the LAN hosts' MACs (net.HardwareAddr.String) and the
+	// LAN port each was learned on (see learn.go).
+	LANHosts map[string]uint32
+	// Subnet6 is the chutes' IPv6 /64 (a ULA) and Gateway6 the gateway's
+	// address in it; invalid for IPv4 only (see flows6.go).
+	Subnet6  netip.Prefix
+	Gateway6 netip.Addr
 }
 
 // attached is a chute as the flows see it: its declaration and port.
@@ -177,6 +186,7 @@ func cat(parts ...[]ofp.OXM) []ofp.OXM { return slices.Concat(parts...) }
 func derive(t topology, chutes []*attached) *derived {
 	d := &derived{TX: map[uint64]bool{}, RX: map[uint64]bool{}}
 	baseFlows(builder{d, 0}, t)
+	baseFlows6(builder{d, 0}, t)
 	byName := map[string]*attached{}
 	for _, c := range chutes {
 		byName[c.Name] = c
@@ -216,15 +226,15 @@ func baseFlows(b builder, t topology) {
 	for _, table := range []uint8{tableClassify, tableCT, tablePolicy, tableOutput, tableARP} {
 		b.add(table, 0, fmt.Sprintf("default deny (table %d)", table), nil)
 	}
+	lanFlows(b, t)
 
 	// Ingress from the gateway and the LAN ports.
 	b.add(tableClassify, 100, "gateway IPv4 to conntrack", []ofp.OXM{inPort(local), ip}, gotoTable(tableCT))
 	b.add(tableClassify, 100, "gateway ARP", []ofp.OXM{inPort(local), arp}, gotoTable(tableARP))
 	b.add(tableClassify, 90, "gateway's other traffic (IPv6...) to the LAN only",
-		[]ofp.OXM{inPort(local)}, apply(output(t.LANPorts...)...))
+		[]ofp.OXM{inPort(local)}, gotoTable(tableLAN))
 	for _, p := range t.LANPorts {
 		b.add(tableClassify, 100, "LAN IPv4 to conntrack", []ofp.OXM{inPort(p), ip}, gotoTable(tableCT))
-		b.add(tableClassify, 100, "LAN ARP", []ofp.OXM{inPort(p), arp}, gotoTable(tableARP))
 		b.add(tableClassify, 90, "LAN's other traffic (IPv6...) to the gateway and the LAN only",
 			[]ofp.OXM{inPort(p)}, apply(output(append(others(t.LANPorts, p), local)...)...))
 	}
@@ -277,11 +287,11 @@ func baseFlows(b builder, t topology) {
 		[]ofp.OXM{ip, ofp.FieldEthDst.MAC(t.GatewayMAC)}, apply(&ofp.ActionOutput{Port: local}))
 	if t.LANAddr.IsValid() {
 		b.add(tableOutput, 60, "to the LAN "+t.LANAddr.Masked().String(), []ofp.OXM{ip, ipDst(t.LANAddr.Masked())},
-			apply(output(t.LANPorts...)...))
+			gotoTable(tableLAN))
 	}
 	for _, p := range append([]uint32{local}, t.LANPorts...) {
 		b.add(tableOutput, 50, "from the gateway or the LAN beyond the LAN subnet: by MAC on the LAN",
-			[]ofp.OXM{inPort(p), ip}, apply(output(t.LANPorts...)...))
+			[]ofp.OXM{inPort(p), ip}, gotoTable(tableLAN))
 	}
 	// Chutes cannot use a LAN host as their router by addressing it.
 	b.add(tableOutput, 40, "chute traffic to anywhere else is routed by the gateway", []ofp.OXM{ip},
@@ -291,7 +301,7 @@ func baseFlows(b builder, t topology) {
 	// per-chute flows (higher priority) let anyone resolve a chute.
 	b.add(tableARP, 100, "gateway ARP for unknown chute addresses dropped",
 		[]ofp.OXM{inPort(local), arp, ofp.FieldARPTPA.Prefix(t.Subnet)})
-	b.add(tableARP, 50, "gateway ARP to the LAN", []ofp.OXM{inPort(local), arp}, apply(output(t.LANPorts...)...))
+	b.add(tableARP, 50, "gateway ARP to the LAN", []ofp.OXM{inPort(local), arp}, gotoTable(tableLAN))
 	for _, p := range t.LANPorts {
 		b.add(tableARP, 100, "LAN may not resolve chutes",
 			[]ofp.OXM{inPort(p), arp, ofp.FieldARPTPA.Prefix(t.Subnet)})
@@ -308,15 +318,23 @@ type lanTarget struct {
 	ports []uint16
 }
 
-// lanTargets turns lan rules into match terms. Policy.Check has refused
-// what the switch cannot carry (IPv6 while chutes have IPv4 only). A MAC
-// rule needs the chute to resolve any LAN address, so it has nothing to
-// reach on a gateway without a LAN.
-func lanTargets(t topology, rules []LANRule) []lanTarget {
+// lanTargets turns the lan rules of one family into match terms (IPv6
+// ones, see flows6.go, need the chutes' IPv6). A MAC rule, IPv4 only,
+// needs the chute to resolve any LAN address, so it has nothing to reach
+// on a gateway without a LAN.
+func lanTargets(t topology, rules []LANRule, six bool) []lanTarget {
 	var ts []lanTarget
 	for _, r := range rules {
 		var lt lanTarget
 		switch {
+		case r.Prefix.IsValid() && r.Prefix.Addr().Is6():
+			if !six || !t.Subnet6.IsValid() {
+				continue
+			}
+			p := r.Prefix.Masked()
+			lt = lanTarget{dst: ip6Dst(p), arp: p, desc: prefixText(p)}
+		case six:
+			continue
 		case r.Prefix.IsValid():
 			p := r.Prefix.Masked()
 			lt = lanTarget{dst: ipDst(p), arp: p, desc: prefixText(p)}
@@ -332,17 +350,20 @@ func lanTargets(t topology, rules []LANRule) []lanTarget {
 }
 
 // onLink lists the prefixes a chute must treat as on-link (resolve with
-// ARP rather than send to its default gateway): the LAN, so that it can
-// answer exposed and redirected connections directly, and the declared
-// LAN destinations outside it. The switch delivers LAN traffic by MAC
-// without routing it through the host.
+// ARP or neighbour discovery rather than send to its default gateway):
+// the LAN, so that it can answer exposed and redirected connections
+// directly, and the declared LAN destinations outside it, of either
+// family. The switch delivers LAN traffic by MAC without routing it
+// through the host.
 func onLink(t topology, c Policy) []netip.Prefix {
 	var ps []netip.Prefix
 	if t.LANAddr.IsValid() {
 		ps = append(ps, t.LANAddr.Masked())
 	}
-	for _, lt := range lanTargets(t, c.LAN) {
-		ps = append(ps, lt.arp)
+	for _, six := range []bool{false, true} {
+		for _, lt := range lanTargets(t, c.LAN, six) {
+			ps = append(ps, lt.arp)
+		}
 	}
 	return outermost(ps)
 }
@@ -372,12 +393,13 @@ func chuteFlows(d *derived, t topology, c *attached, peers []*attached) {
 	cf := &chuteFlowSet{
 		d: d, t: t, c: c, peers: peers, b: builder{d, id}, id: id, name: "chute " + c.Name, from: from,
 		own:     []ofp.OXM{from, eth(ethIPv4), ofp.FieldEthSrc.MAC(c.MAC), ofp.FieldIPv4Src.Addr(c.IP)},
-		targets: lanTargets(t, c.Net.LAN),
+		targets: lanTargets(t, c.Net.LAN, false),
 	}
 	cf.classify()
 	cf.policy()
 	cf.output()
 	cf.arp()
+	cf.flows6()
 	cf.meters()
 }
 
@@ -405,7 +427,7 @@ func (cf *chuteFlowSet) classify() {
 	b.add(tableClassify, 200, name+" sends ARP (as its own MAC and IP)",
 		[]ofp.OXM{cf.from, eth(ethARP), ofp.FieldEthSrc.MAC(c.MAC), ofp.FieldARPSPA.Addr(c.IP), ofp.FieldARPSHA.MAC(c.MAC)},
 		gotoTable(tableARP))
-	b.add(tableClassify, 190, name+": spoofed or non-IPv4 traffic dropped", []ofp.OXM{cf.from})
+	b.add(tableClassify, 190, name+": spoofed or other traffic dropped", []ofp.OXM{cf.from})
 
 	// What the chute may start is allowed whatever the connection's state,
 	// so it is decided in table 0: the packet passes the tracker without
@@ -526,11 +548,11 @@ func (cf *chuteFlowSet) output() {
 	b, c, d, t, name := cf.b, cf.c, cf.d, cf.t, cf.name
 	ip := eth(ethIPv4)
 	for _, p := range onLink(t, c.Net) {
-		if t.LANAddr.IsValid() && p == t.LANAddr.Masked() {
+		if t.LANAddr.IsValid() && p == t.LANAddr.Masked() || p.Addr().Is6() {
 			continue
 		}
 		b.add(tableOutput, 55, fmt.Sprintf("%s's LAN destination %s is on the LAN", name, p),
-			[]ofp.OXM{cf.from, ip, ipDst(p)}, apply(output(t.LANPorts...)...))
+			[]ofp.OXM{cf.from, ip, ipDst(p)}, gotoTable(tableLAN))
 	}
 	d.RX[b.add(tableOutput, 300, "deliver to "+name+" at "+c.IP.String(), []ofp.OXM{ip, ipDstAddr(c.IP)},
 		meter(ingressMeter(cf.id), c.Bandwidth.Ingress, apply(setDst(c.MAC), &ofp.ActionOutput{Port: c.Port}))...)] = true

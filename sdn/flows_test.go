@@ -1,6 +1,7 @@
 package sdn
 
 import (
+	"context"
 	"net"
 	"net/netip"
 	"strings"
@@ -49,7 +50,7 @@ func TestDerive(t *testing.T) {
 			owner:  10,
 			want: []string{
 				"chute web sends IPv4 (from its own MAC and IP)",
-				"chute web: spoofed or non-IPv4 traffic dropped",
+				"chute web: spoofed or other traffic dropped",
 				"chute web may ping the gateway 10.131.0.1",
 				"chute web may use DNS at the gateway 10.131.0.1:53/udp",
 				"chute web: default deny",
@@ -204,9 +205,9 @@ func TestCookiesAndMeters(t *testing.T) {
 			t.Errorf("flow %q: cookie %#x does not name its chute", f.Note, f.Cookie)
 		}
 	}
-	want := map[uint32]uint32{20: 20000, 21: 2} // egress, ingress (rounded up)
-	if len(d.Meters) != 2 {
-		t.Fatalf("meters %+v, want 2", d.Meters)
+	want := map[uint32]uint32{20: 20000, 21: 2, learnMeter: learnRateKbps} // egress, ingress (rounded up), LAN learning
+	if len(d.Meters) != 3 {
+		t.Fatalf("meters %+v, want 3", d.Meters)
 	}
 	for _, m := range d.Meters {
 		if want[m.ID] != m.RateKbps || m.BurstKb == 0 {
@@ -331,4 +332,42 @@ func mustMAC(s string) net.HardwareAddr {
 		panic(err)
 	}
 	return hw
+}
+
+func TestAddressFor6(t *testing.T) {
+	a, b := ULAFor("0000000000007064 10.131.0.0/24"), ULAFor("0000000000007065 10.131.0.0/24")
+	if a != ULAFor("0000000000007064 10.131.0.0/24") || a == b {
+		t.Errorf("ULAFor is not a function of its seed alone: %s, %s", a, b)
+	}
+	if !netip.MustParsePrefix("fd00::/8").Contains(a.Addr()) || a.Bits() != 64 || a != a.Masked() {
+		t.Errorf("ULAFor = %s, want a unique local /64", a)
+	}
+	subnet6 := netip.MustParsePrefix("fd70:6472:6f70::/64")
+	for _, tt := range []struct {
+		subnet6 netip.Prefix
+		ip      string
+		want    string
+	}{
+		{subnet6, "10.131.0.10", "fd70:6472:6f70::a"},
+		{subnet6, "10.131.0.254", "fd70:6472:6f70::fe"},
+		{netip.Prefix{}, "10.131.0.10", "invalid IP"},
+	} {
+		if got := AddressFor6(DefaultSubnet, tt.subnet6, netip.MustParseAddr(tt.ip)).String(); got != tt.want {
+			t.Errorf("AddressFor6(%s, %s) = %s, want %s", tt.subnet6, tt.ip, got, tt.want)
+		}
+	}
+	if got := gateway6(subnet6).String(); got != "fd70:6472:6f70::1" {
+		t.Errorf("gateway6 = %s", got)
+	}
+}
+
+// A configured IPv6 subnet that is not a /64 is refused before anything
+// is set up.
+func TestOpenRefusesSubnet6(t *testing.T) {
+	for _, p := range []string{"fd00::/48", "fd00::/96", "10.0.0.0/24", "::ffff:10.0.0.0/120"} {
+		_, err := Open(context.Background(), Config{DataDir: t.TempDir(), Subnet6: netip.MustParsePrefix(p)})
+		if err == nil || !strings.Contains(err.Error(), "is not an IPv6 /64") {
+			t.Errorf("Open with Subnet6 %s: %v, want refused", p, err)
+		}
+	}
 }

@@ -23,10 +23,15 @@ import (
 //	         itself; api is reached from nowhere else
 //
 // so chute traffic can never leave the host by any other interface, even
-// with wrong flows, and the chutes' API is theirs alone.
-func ensureGuard(table, bridge string, subnet netip.Prefix, wanIf string, api netip.AddrPort) error {
+// with wrong flows, and the chutes' API is theirs alone. The table `ip6
+// TABLE` does the same for the chutes' IPv6 subnet6 (ICMPv6 for ICMP),
+// which leaves by no interface and has no API yet.
+func ensureGuard(table, bridge string, subnet, subnet6 netip.Prefix, wanIf string, api netip.AddrPort) error {
 	if err := ensureGuardTable(table, bridge, subnet, wanIf, api); err != nil {
 		return fmt.Errorf("nftables guard %q: %w", table, err)
+	}
+	if err := ensureGuardTable(table, bridge, subnet6, "", netip.AddrPort{}); err != nil {
+		return fmt.Errorf("nftables guard ip6 %q: %w", table, err)
 	}
 	return nil
 }
@@ -36,7 +41,11 @@ func ensureGuardTable(table, bridge string, subnet netip.Prefix, wanIf string, a
 	if err != nil {
 		return err
 	}
-	t := &nftables.Table{Name: table, Family: nftables.TableFamilyIPv4}
+	family, icmp := nftables.TableFamilyIPv4, byte(unix.IPPROTO_ICMP)
+	if subnet.Addr().Is6() {
+		family, icmp = nftables.TableFamilyIPv6, unix.IPPROTO_ICMPV6
+	}
+	t := &nftables.Table{Name: table, Family: family}
 	// add+delete+add in one batch replaces the table atomically.
 	c.AddTable(t)
 	c.DelTable(t)
@@ -54,7 +63,7 @@ func ensureGuardTable(table, bridge string, subnet netip.Prefix, wanIf string, a
 		c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: all})
 	}
 	verdict := func(v expr.VerdictKind) []expr.Any { return []expr.Any{&expr.Verdict{Kind: v}} }
-	from, to := inSubnet(12, subnet), inSubnet(16, subnet)
+	from, to := inSubnet(true, subnet), inSubnet(false, subnet)
 
 	fwd := chain("forward", nftables.ChainHookForward)
 	if wanIf != "" {
@@ -67,12 +76,12 @@ func ensureGuardTable(table, bridge string, subnet netip.Prefix, wanIf string, a
 	in := chain("input", nftables.ChainHookInput)
 	onBridge := ifname(expr.MetaKeyIIFNAME, bridge)
 	rule(in, onBridge, from, ctEstablished(), verdict(expr.VerdictAccept))
-	rule(in, onBridge, from, l4proto(unix.IPPROTO_ICMP), verdict(expr.VerdictAccept))
+	rule(in, onBridge, from, l4proto(icmp), verdict(expr.VerdictAccept))
 	for _, p := range []byte{unix.IPPROTO_UDP, unix.IPPROTO_TCP} {
 		rule(in, onBridge, from, l4proto(p), dport(53), verdict(expr.VerdictAccept))
 	}
 	if api.IsValid() {
-		toAPI := [][]expr.Any{l4proto(unix.IPPROTO_TCP), isAddr(16, api.Addr()), dport(api.Port())}
+		toAPI := [][]expr.Any{l4proto(unix.IPPROTO_TCP), isAddr(false, api.Addr()), dport(api.Port())}
 		rule(in, append([][]expr.Any{onBridge, from}, append(toAPI, verdict(expr.VerdictAccept))...)...)
 		// The LAN, the host itself and anything else: as if it were
 		// not there.
@@ -82,20 +91,25 @@ func ensureGuardTable(table, bridge string, subnet netip.Prefix, wanIf string, a
 	return c.Flush()
 }
 
-// inSubnet matches the IPv4 address at offset (12 source, 16 destination)
-// against subnet.
-func inSubnet(offset uint32, subnet netip.Prefix) []expr.Any {
+// inSubnet matches the packet's source (or destination) address against
+// subnet, of either family.
+func inSubnet(src bool, subnet netip.Prefix) []expr.Any {
+	n := uint32(subnet.Addr().BitLen() / 8)
+	offset := map[bool]uint32{true: 12, false: 16}[src] // IPv4
+	if n == 16 {
+		offset = map[bool]uint32{true: 8, false: 24}[src]
+	}
 	return []expr.Any{
-		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: offset, Len: 4},
-		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4,
-			Mask: net.CIDRMask(subnet.Bits(), 32), Xor: make([]byte, 4)},
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: offset, Len: n},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: n,
+			Mask: net.CIDRMask(subnet.Bits(), int(n*8)), Xor: make([]byte, n)},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: subnet.Masked().Addr().AsSlice()},
 	}
 }
 
-// isAddr matches the IPv4 address at offset (12 source, 16 destination).
-func isAddr(offset uint32, a netip.Addr) []expr.Any {
-	return inSubnet(offset, netip.PrefixFrom(a, 32))
+// isAddr matches the packet's source (or destination) address.
+func isAddr(src bool, a netip.Addr) []expr.Any {
+	return inSubnet(src, netip.PrefixFrom(a, a.BitLen()))
 }
 
 func ifname(key expr.MetaKey, name string) []expr.Any {

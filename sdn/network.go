@@ -66,8 +66,17 @@ type Config struct {
 	Controller string
 	// Subnet is the chute subnet; the gateway's internal port gets .1.
 	Subnet netip.Prefix
+	// Subnet6 is the chutes' IPv6 /64, the gateway's internal port gets
+	// ::1 in it and each chute the address at its IPv4 host index; default
+	// a unique local prefix derived from the machine id, DatapathID and
+	// Subnet (ULAFor): stable, and unlike another gateway's.
+	Subnet6 netip.Prefix
 	// LANPorts are existing interfaces added to the bridge as the LAN.
 	LANPorts []string
+	// LANHosts name the LAN port (one of LANPorts) of LAN hosts, by MAC
+	// (net.HardwareAddr.String): traffic to them leaves by that port
+	// alone, whatever their ARP says. Other hosts' ports are learned.
+	LANHosts map[string]string
 	// LANAddr is the gateway's address on the LAN, on the internal port;
 	// invalid for none.
 	LANAddr netip.Prefix
@@ -93,11 +102,13 @@ type Config struct {
 type Network struct {
 	cfg     Config
 	gateway netip.Addr
-	ovsDir  string // our own OVS's directory; "" when using another one
-	daemon  *ovs.Daemon
-	ctl     *controller.Controller
-	cancel  context.CancelFunc
-	done    sync.WaitGroup
+	// gateway6 is the gateway's address in Subnet6.
+	gateway6 netip.Addr
+	ovsDir   string // our own OVS's directory; "" when using another one
+	daemon   *ovs.Daemon
+	ctl      *controller.Controller
+	cancel   context.CancelFunc
+	done     sync.WaitGroup
 
 	// opMu serializes the operations that change the bridge.
 	opMu sync.Mutex
@@ -107,7 +118,9 @@ type Network struct {
 	topo   topology
 	chutes map[string]*attached
 	last   *derived
-	names  map[uint32]string // chute id to name, for Flows
+	// learned signals LAN hosts learned since the flows were derived.
+	learned chan struct{}
+	names   map[uint32]string // chute id to name, for Flows
 }
 
 // Open finds or starts Open vSwitch, sets up the bridge, the gateway's
@@ -141,16 +154,24 @@ func open(ctx context.Context, cfg Config) (_ *Network, err error) {
 		cfg.Logf = log.Printf
 	}
 	cfg.Subnet = cfg.Subnet.Masked()
+	if !cfg.Subnet6.IsValid() {
+		cfg.Subnet6 = ULAFor(machineID() + " " + cfg.DatapathID + " " + cfg.Subnet.String())
+	}
+	cfg.Subnet6 = cfg.Subnet6.Masked()
 	switch {
+	case !cfg.Subnet6.Addr().Is6() || cfg.Subnet6.Addr().Is4In6() || cfg.Subnet6.Bits() != 64:
+		return nil, fmt.Errorf("chute IPv6 subnet %s is not an IPv6 /64", cfg.Subnet6)
 	case !cfg.Subnet.Addr().Is4() || cfg.Subnet.Bits() > 29:
 		return nil, fmt.Errorf("chute subnet %s is not an IPv4 prefix of at most /29", cfg.Subnet)
 	case cfg.LANAddr.IsValid() && (!cfg.LANAddr.Addr().Is4() || cfg.LANAddr.Overlaps(cfg.Subnet)):
 		return nil, fmt.Errorf("LAN address %s is not IPv4 outside the chute subnet %s", cfg.LANAddr, cfg.Subnet)
+	case checkLANHosts(cfg) != nil:
+		return nil, checkLANHosts(cfg)
 	case cfg.DataDir == "" && (cfg.OVSDB == "" || cfg.NetNS != ""):
 		return nil, errors.New("no data directory for our own Open vSwitch")
 	}
 
-	n := &Network{cfg: cfg, gateway: cfg.Subnet.Addr().Next(), chutes: map[string]*attached{}}
+	n := &Network{cfg: cfg, gateway: cfg.Subnet.Addr().Next(), gateway6: gateway6(cfg.Subnet6), chutes: map[string]*attached{}, learned: make(chan struct{}, 1)}
 	if err := n.findOVS(ctx); err != nil {
 		return nil, err
 	}
@@ -169,11 +190,14 @@ func open(ctx context.Context, cfg Config) (_ *Network, err error) {
 	}()
 
 	n.ctl = controller.New(controller.Config{Listen: cfg.Controller, Logf: cfg.Logf})
+	n.ctl.OnPacketIn(n.learn)
 	var addr net.Addr
 	if err := n.inGW(func() (err error) { addr, err = n.ctl.Listen(); return err }); err != nil {
 		return nil, fmt.Errorf("controller: %w", err)
 	}
-	if err := n.inGW(func() error { return ensureGuard(guardTable(cfg.Bridge), cfg.Bridge, cfg.Subnet, cfg.WAN, n.apiAddr()) }); err != nil {
+	if err := n.inGW(func() error {
+		return ensureGuard(guardTable(cfg.Bridge), cfg.Bridge, cfg.Subnet, cfg.Subnet6, cfg.WAN, n.apiAddr())
+	}); err != nil {
 		return nil, err
 	}
 	masq := natTable(cfg.Bridge)
@@ -207,8 +231,9 @@ func open(ctx context.Context, cfg Config) (_ *Network, err error) {
 	if err := n.apply(ctx); err != nil {
 		return nil, err
 	}
-	n.done.Add(1)
+	n.done.Add(2)
 	go n.repairLoop(runCtx, "tcp:"+addr.String())
+	go n.applyLearned(runCtx)
 	return n, nil
 }
 

@@ -23,6 +23,7 @@ import (
 
 	"paradrop/netconf"
 	"paradrop/netconf/nettest"
+	"paradrop/sdn/ofp"
 	"paradrop/sdn/ofsim"
 	"paradrop/sdn/ovs"
 )
@@ -220,6 +221,7 @@ func TestReachability(t *testing.T) {
 	cam := hosts["cam"]
 	httpd(t, web, 80, "hello from web\n")
 	httpd(t, cam, 80, "hello from cam\n")
+	tb.matrixIPv6(t, hosts)
 	tb.startMatrixServers(t, hosts, map[string]bool{"web:80": true, "cam:80": true})
 
 	t.Run("matrix", func(t *testing.T) { tb.matrix(t, hosts, lanMACs) })
@@ -320,6 +322,17 @@ func TestReachability(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustNotReach(t, "after update without lan", web, ip(lan1Addr, 554))
+	// So does an IPv6 one, its on-link route with it.
+	scan, scanC := hosts["scan"], chutes["scan"]
+	mustReach(t, "IPv6 LAN prefix before the update", scan, ip(lanV6[0], 554))
+	scanC.Net.LAN = scanC.Net.LAN[:1]
+	if err := tb.n.Update(testCtx(t, 30*time.Second), scanC); err != nil {
+		t.Fatal(err)
+	}
+	mustNotReach(t, "after update without the IPv6 lan rule", scan, ip(lanV6[0], 554))
+	if out := nettest.Exec(t, scan, "ip", "-6", "route", "show", "2001:db8:1::20/127"); strings.TrimSpace(out) != "" {
+		t.Errorf("the IPv6 on-link route stays after the update: %s", out)
+	}
 	if err := tb.n.Detach(testCtx(t, 30*time.Second), "db"); err != nil {
 		t.Fatal(err)
 	}
@@ -533,8 +546,48 @@ func macOf(t *testing.T, h *nettest.Host) net.HardwareAddr {
 	return mac
 }
 
-// matrixAddr is the address of a matrix host name on the testbed.
-func (tb *testbed) matrixAddr(name string) netip.Addr {
+// matrixIPv6 gives the matrix's hosts their IPv6 as the simulated world
+// has it (newSimWorld): the LAN hosts and the cloud documentation
+// addresses, the gateway one on the WAN and forwarding, the LAN hosts
+// taking the chutes' subnet for their own link, and web and cam the
+// gateway as their IPv6 router (chutes may set one whatever the gateway
+// says): what keeps them apart is the switch's doing.
+func (tb *testbed) matrixIPv6(t *testing.T, hosts map[string]*nettest.Host) {
+	t.Helper()
+	wanGW6 := netip.MustParseAddr("2001:db8:ffff::1")
+	run := func(h *nettest.Host, argv ...string) {
+		t.Helper()
+		nettest.Exec(t, h, append([]string{"ip", "-6"}, argv...)...)
+	}
+	for i, h := range []*nettest.Host{tb.lan1, tb.lan2} {
+		run(h, "addr", "add", netip.PrefixFrom(lanV6[i], 64).String(), "dev", "eth0", "nodad")
+		run(h, "route", "add", tb.n.cfg.Subnet6.String(), "dev", "eth0")
+	}
+	run(tb.gw, "addr", "add", netip.PrefixFrom(wanGW6, 64).String(), "dev", "wan0", "nodad")
+	nettest.Exec(t, tb.gw, "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1")
+	run(tb.cloud, "addr", "add", netip.PrefixFrom(cloud6, 64).String(), "dev", "eth0", "nodad")
+	run(tb.cloud, "route", "add", tb.n.cfg.Subnet6.String(), "via", wanGW6.String())
+	for _, name := range []string{"web", "cam"} {
+		run(hosts[name], "route", "add", "default", "via", tb.n.gateway6.String())
+	}
+}
+
+// matrixAddr is the address of a matrix host name on the testbed, of a
+// family.
+func (tb *testbed) matrixAddr(name string, six bool) netip.Addr {
+	if six {
+		switch name {
+		case "gw":
+			return tb.n.gateway6
+		case "lan1", "lan2":
+			return lanV6[name[3]-'1']
+		case "cloud":
+			return cloud6
+		}
+		tb.n.mu.Lock()
+		defer tb.n.mu.Unlock()
+		return tb.n.Address6(tb.n.chutes[name].IP)
+	}
 	switch name {
 	case "gw":
 		return tb.n.gateway
@@ -552,10 +605,10 @@ func (tb *testbed) matrixAddr(name string) netip.Addr {
 	return tb.n.chutes[name].IP
 }
 
-func (tb *testbed) matrixEndpoint(s string) (string, netip.AddrPort) {
+func (tb *testbed) matrixEndpoint(s string, six bool) (string, netip.AddrPort) {
 	host, port, _ := strings.Cut(s, ":")
 	n, _ := strconv.Atoi(port)
-	return host, netip.AddrPortFrom(tb.matrixAddr(host), uint16(n))
+	return host, netip.AddrPortFrom(tb.matrixAddr(host, six), uint16(n))
 }
 
 // startMatrixServers listens wherever a matrix case may land (at, or to),
@@ -564,7 +617,7 @@ func (tb *testbed) matrixEndpoint(s string) (string, netip.AddrPort) {
 func (tb *testbed) startMatrixServers(t *testing.T, hosts map[string]*nettest.Host, running map[string]bool) {
 	t.Helper()
 	started := map[string]bool{}
-	for _, c := range reachCases {
+	for _, c := range slices.Concat(reachCases, reachCases6) {
 		at := c.at
 		if at == "" {
 			at = c.to
@@ -572,12 +625,12 @@ func (tb *testbed) startMatrixServers(t *testing.T, hosts map[string]*nettest.Ho
 		if !strings.Contains(at, ":") || running[at] || c.proto == "ack" {
 			continue
 		}
-		key := at + "/" + c.proto
+		key := fmt.Sprint(at, "/", c.proto, c.six)
 		if started[key] {
 			continue
 		}
 		started[key] = true
-		host, addr := tb.matrixEndpoint(at)
+		host, addr := tb.matrixEndpoint(at, c.six)
 		switch c.proto {
 		case "udp":
 			udpEcho(t, hosts[host], addr)
@@ -706,7 +759,7 @@ func (tb *testbed) matrix(t *testing.T, hosts map[string]*nettest.Host, lanMACs 
 	if !reflect.DeepEqual(w.d, installed) {
 		t.Fatal("the simulator's flows are not those the switch was given")
 	}
-	for _, c := range reachCases {
+	for _, c := range slices.Concat(reachCases, reachCases6) {
 		t.Run(c.name, func(t *testing.T) {
 			simOK, notes, err := w.run(c)
 			if err != nil {
@@ -723,7 +776,7 @@ func (tb *testbed) matrix(t *testing.T, hosts map[string]*nettest.Host, lanMACs 
 				return
 			}
 			from := hosts[c.from]
-			_, to := tb.matrixEndpoint(c.to)
+			_, to := tb.matrixEndpoint(c.to, c.six)
 			var ovsErr error
 			switch c.proto {
 			case "ping":
@@ -824,7 +877,7 @@ func (tb *testbed) forged(t *testing.T, w *simWorld, hosts map[string]*nettest.H
 	if p == nil {
 		return false, errors.New("the simulator sent nothing")
 	}
-	toHost, _ := tb.matrixEndpoint(c.to)
+	toHost, _ := tb.matrixEndpoint(c.to, c.six)
 	// The flow delivering to the target, if it is a chute; for another
 	// host, only the deciding drop flow's count tells.
 	var deliver uint64
@@ -832,7 +885,8 @@ func (tb *testbed) forged(t *testing.T, w *simWorld, hosts map[string]*nettest.H
 	if a, ok := tb.n.chutes[toHost]; ok {
 		id := a.id(tb.n.topo.Subnet)
 		for _, f := range tb.n.last.Flows {
-			if uint32(f.Cookie>>32) == id && tb.n.last.RX[f.Cookie] && f.Table == tableOutput {
+			if uint32(f.Cookie>>32) == id && tb.n.last.RX[f.Cookie] && f.Table == tableOutput &&
+				slices.ContainsFunc(f.Match.Fields, func(o ofp.OXM) bool { return o.ID == ofp.FieldIPv4Dst }) {
 				deliver = f.Cookie
 			}
 		}

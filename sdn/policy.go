@@ -74,7 +74,7 @@ type Bandwidth struct {
 }
 
 // ErrUnenforceable is returned (wrapped) for a policy the switch cannot
-// enforce as written, such as an IPv6 LAN host while chutes have IPv4 only.
+// enforce as written, such as an IPv6 redirect.
 var ErrUnenforceable = errors.New("not enforceable by the chute network")
 
 // Check refuses a policy that the switch could not enforce: every rule in
@@ -98,8 +98,8 @@ func (p Policy) Check() error {
 			fail(f, "needs exactly one of an address, a prefix or a MAC")
 		case r.MAC != nil && len(r.MAC) != 6:
 			fail(f, "MAC %s is not an Ethernet address", r.MAC)
-		case r.Prefix.IsValid() && !r.Prefix.Addr().Is4():
-			fail(f, "%s is IPv6; chutes have IPv4 only on this gateway", prefixText(r.Prefix))
+		case r.Prefix.IsValid() && r.Prefix.Addr().Is4In6():
+			fail(f, "%s is an IPv4-mapped IPv6 address", prefixText(r.Prefix))
 		}
 		for j, port := range r.Ports {
 			if port == 0 {
@@ -120,7 +120,7 @@ func (p Policy) Check() error {
 		case !r.To.IsValid() || r.To.Port() == 0 || r.Port == 0:
 			fail(f, "needs an address, a port and the chute's port")
 		case !r.To.Addr().Is4():
-			fail(f+".to", "%s is IPv6; chutes have IPv4 only on this gateway", r.To)
+			fail(f+".to", "%s is IPv6; chutes are redirected IPv4 only on this gateway", r.To)
 		}
 		proto(f+".proto", r.Proto)
 	}

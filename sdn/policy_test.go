@@ -17,8 +17,9 @@ func TestPolicyCheck(t *testing.T) {
 	}{
 		{"IPv4 everywhere", Policy{WAN: true, LAN: []LANRule{{Prefix: v4, Ports: []uint16{80}}, {MAC: mustMAC("02:00:00:00:00:09")}},
 			Expose: []Expose{{80, 8080, TCP}}, Redirect: []Redirect{{netip.MustParseAddrPort("203.0.113.5:80"), 8081, TCP}}}, ""},
-		{"IPv6 LAN host", Policy{LAN: []LANRule{{Prefix: hostPrefix("2001:db8::5")}}}, "net.lan[0]: 2001:db8::5 is IPv6"},
-		{"IPv6 LAN prefix", Policy{LAN: []LANRule{{Prefix: v4}, {Prefix: netip.MustParsePrefix("2001:db8::/64")}}}, "net.lan[1]: 2001:db8::/64 is IPv6"},
+		{"IPv6 LAN host", Policy{LAN: []LANRule{{Prefix: hostPrefix("2001:db8::5")}}}, ""},
+		{"IPv6 LAN prefix", Policy{LAN: []LANRule{{Prefix: v4}, {Prefix: netip.MustParsePrefix("2001:db8::/64"), Ports: []uint16{80}}}}, ""},
+		{"IPv4-mapped LAN host", Policy{LAN: []LANRule{{Prefix: hostPrefix("::ffff:198.51.100.20")}}}, "net.lan[0]: ::ffff:198.51.100.20 is an IPv4-mapped"},
 		{"IPv6 redirect", Policy{Redirect: []Redirect{{netip.MustParseAddrPort("[2001:db8::1]:443"), 8443, TCP}}}, "net.redirect[0].to: [2001:db8::1]:443 is IPv6"},
 		{"both address and MAC", Policy{LAN: []LANRule{{Prefix: v4, MAC: mustMAC("02:00:00:00:00:09")}}}, "net.lan[0]: needs exactly one"},
 		{"neither", Policy{LAN: []LANRule{{}}}, "net.lan[0]: needs exactly one"},
@@ -42,10 +43,10 @@ func TestPolicyCheck(t *testing.T) {
 // The network refuses such a policy itself, whoever calls Attach.
 func TestAttachRefusesUnenforceable(t *testing.T) {
 	n := &Network{cfg: Config{Subnet: testTopo.Subnet}, gateway: testTopo.Gateway, chutes: map[string]*attached{}}
-	c := mkChute("web", 10, 5, Policy{LAN: []LANRule{{Prefix: hostPrefix("2001:db8::5")}}}, Bandwidth{}).Chute
+	c := mkChute("web", 10, 5, Policy{Redirect: []Redirect{{netip.MustParseAddrPort("[2001:db8::1]:443"), 8443, TCP}}}, Bandwidth{}).Chute
 	c.NetNS = "/run/netns/web"
 	if err := n.check(c, false); !errors.Is(err, ErrUnenforceable) {
-		t.Errorf("check of an IPv6 LAN rule: %v", err)
+		t.Errorf("check of an IPv6 redirect: %v", err)
 	}
 	c.Net = Policy{}
 	if err := n.check(c, false); err != nil {

@@ -2,6 +2,7 @@ package sdn
 
 import (
 	"fmt"
+	"net"
 	"net/netip"
 	"slices"
 	"strings"
@@ -38,6 +39,8 @@ func (d *policyDeck) chutes(topo topology, lanMACs [][]byte) []*attached {
 		{Prefix: netip.MustParsePrefix("192.0.2.0/28")},
 		{MAC: lanMACs[1]},
 		{MAC: lanMACs[0], Ports: []uint16{80}},
+		{Prefix: netip.PrefixFrom(lanV6[0], 128)},
+		{Prefix: netip.MustParsePrefix("2001:db8:1::20/127"), Ports: []uint16{554}},
 	}
 	var out []*attached
 	exposed := map[uint16]bool{}
@@ -78,7 +81,8 @@ func mutual(a, b *attached) bool {
 // switch accepts every flow and no lookup is ambiguous; no chute reaches
 // another without mutual peers; nothing from a chute leaves to the WAN
 // without wan; nothing reaches a chute as an answer unless it answers a
-// tracked connection.
+// tracked connection. Over IPv4 and IPv6 alike, where chutes reach
+// nothing beyond the gateway yet.
 func FuzzPolicyInvariants(f *testing.F) {
 	f.Add([]byte{})
 	f.Add([]byte{3, 1, 1, 1, 1, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1})
@@ -95,40 +99,43 @@ func FuzzPolicyInvariants(f *testing.F) {
 		}
 		w := newSimWorld(topo, chutes, lanMACs)
 		for _, c := range chutes {
-			// From this chute to the world.
-			for _, o := range chutes {
-				if o == c {
-					continue
+			for _, six := range []bool{false, true} {
+				// From this chute to the world.
+				for _, o := range chutes {
+					if o == c {
+						continue
+					}
+					for _, proto := range []string{"tcp", "ping", "ack"} {
+						to := o.Name + ":5432"
+						if proto == "ping" {
+							to = o.Name
+						}
+						ok, notes := mustRun(t, w, reachCase{from: c.Name, to: to, proto: proto, six: six})
+						if ok && !mutual(c, o) {
+							t.Errorf("%s reaches %s (%s, IPv6 %v) without mutual peers (%q)\n%s", c.Name, o.Name, proto, six, notes, describe(chutes))
+						}
+						if !ok && mutual(c, o) && proto != "ack" {
+							t.Errorf("%s cannot reach its mutual peer %s (%s, IPv6 %v): %q\n%s", c.Name, o.Name, proto, six, notes, describe(chutes))
+						}
+					}
 				}
-				for _, proto := range []string{"tcp", "ping", "ack"} {
-					to := o.Name + ":5432"
-					if proto == "ping" {
-						to = o.Name
-					}
-					ok, notes := mustRun(t, w, reachCase{from: c.Name, to: to, proto: proto})
-					if ok && !mutual(c, o) {
-						t.Errorf("%s reaches %s (%s) without mutual peers (%q)\n%s", c.Name, o.Name, proto, notes, describe(chutes))
-					}
-					if !ok && mutual(c, o) && proto != "ack" {
-						t.Errorf("%s cannot reach its mutual peer %s (%s): %q\n%s", c.Name, o.Name, proto, notes, describe(chutes))
+				for _, port := range []uint16{80, 81, 443} {
+					if ok, notes := mustRun(t, w, reachCase{from: c.Name, to: fmt.Sprintf("cloud:%d", port), six: six}); ok != (c.Net.WAN && !six) {
+						t.Errorf("%s to the WAN port %d (IPv6 %v): reached %v with wan %v (%q)\n%s", c.Name, port, six, ok, c.Net.WAN, notes, describe(chutes))
 					}
 				}
-			}
-			for _, port := range []uint16{80, 81, 443} {
-				if ok, notes := mustRun(t, w, reachCase{from: c.Name, to: fmt.Sprintf("cloud:%d", port)}); ok != c.Net.WAN {
-					t.Errorf("%s to the WAN port %d: reached %v with wan %v (%q)\n%s", c.Name, port, ok, c.Net.WAN, notes, describe(chutes))
+				// Answers to connections that do not exist, from everyone.
+				for _, from := range []string{"lan1", "lan2", "gw", "cloud"} {
+					for _, port := range []string{"80", "8081", "5432"} {
+						if ok, notes := mustRun(t, w, reachCase{from: from, to: c.Name + ":" + port, proto: "ack", six: six}); ok {
+							t.Errorf("an answer from %s to %s:%s (IPv6 %v) with no connection was delivered (%q)\n%s", from, c.Name, port, six, notes, describe(chutes))
+						}
+					}
 				}
 			}
 			noWANLeak(t, w, c)
 			noChuteLeak(t, w, c, chutes)
-			// Answers to connections that do not exist, from everyone.
-			for _, from := range []string{"lan1", "lan2", "gw", "cloud"} {
-				for _, port := range []string{"80", "8081", "5432"} {
-					if ok, notes := mustRun(t, w, reachCase{from: from, to: c.Name + ":" + port, proto: "ack"}); ok {
-						t.Errorf("an answer from %s to %s:%s with no connection was delivered (%q)\n%s", from, c.Name, port, notes, describe(chutes))
-					}
-				}
-			}
+			noNDSpoof(t, w, c, chutes)
 		}
 	})
 }
@@ -151,17 +158,19 @@ func noWANLeak(t *testing.T, w *simWorld, c *attached) {
 		t.Fatal(err)
 	}
 	sw := w.sw
-	for _, dst := range []netip.Addr{cloudIP, netip.MustParseAddr("192.0.2.99"), netip.MustParseAddr("8.8.8.8")} {
+	for _, dst := range []netip.Addr{cloudIP, netip.MustParseAddr("192.0.2.99"), netip.MustParseAddr("8.8.8.8"),
+		cloud6, netip.MustParseAddr("2001:db8::99"), lanV6[0]} {
 		for _, proto := range []uint8{ofsim.ProtoTCP, ofsim.ProtoUDP, ofsim.ProtoICMP} {
-			p := ofsim.Packet{InPort: c.Port, EthSrc: c.MAC, EthDst: w.topo.GatewayMAC, EthType: ofsim.EthIPv4,
-				Src: c.IP, Dst: dst, Proto: proto, SrcPort: 40000, DstPort: 443, TCPFlags: ofsim.TCPSyn, ICMPType: 8}
+			p := chutePacket(w, c, dst, proto, ofsim.TCPSyn)
+			p.EthDst = w.topo.GatewayMAC
 			tr, err := sw.Run(p)
 			if err != nil {
 				t.Fatal(err)
 			}
 			for _, o := range tr.OutputTo(ofp.PortLocal) {
-				if o.Dst == dst && !c.Net.WAN {
-					t.Errorf("%s without wan: %s handed to the gateway for routing by %q", c.Name, o, tr.Note())
+				// No IPv6 leaves a chute beyond the gateway yet.
+				if o.Dst == dst && (!c.Net.WAN || dst.Is6()) {
+					t.Errorf("%s with wan %v: %s handed to the gateway for routing by %q", c.Name, c.Net.WAN, o, tr.Note())
 				}
 			}
 		}
@@ -180,19 +189,66 @@ func noChuteLeak(t *testing.T, w *simWorld, c *attached, chutes []*attached) {
 		for _, mac := range [][]byte{o.MAC, w.topo.GatewayMAC} {
 			for _, proto := range []uint8{ofsim.ProtoTCP, ofsim.ProtoUDP, ofsim.ProtoICMP} {
 				for _, flags := range []uint16{ofsim.TCPSyn, ofsim.TCPAck} {
-					if err := w.reset(); err != nil {
-						t.Fatal(err)
-					}
-					p := ofsim.Packet{InPort: c.Port, EthSrc: c.MAC, EthDst: mac, EthType: ofsim.EthIPv4,
-						Src: c.IP, Dst: o.IP, Proto: proto, SrcPort: 40000, DstPort: 5432, TCPFlags: flags, ICMPType: 8}
-					tr, err := w.sw.Run(p)
-					if err != nil {
-						t.Fatal(err)
-					}
-					if got := tr.OutputTo(o.Port); len(got) > 0 {
-						t.Errorf("%s's %s was delivered to %s, not a mutual peer, by %q", c.Name, &p, o.Name, tr.Note())
+					for _, dst := range []netip.Addr{o.IP, AddressFor6(w.topo.Subnet, w.topo.Subnet6, o.IP)} {
+						if err := w.reset(); err != nil {
+							t.Fatal(err)
+						}
+						p := chutePacket(w, c, dst, proto, flags)
+						p.EthDst = mac
+						tr, err := w.sw.Run(p)
+						if err != nil {
+							t.Fatal(err)
+						}
+						if got := tr.OutputTo(o.Port); len(got) > 0 {
+							t.Errorf("%s's %s was delivered to %s, not a mutual peer, by %q", c.Name, &p, o.Name, tr.Note())
+						}
 					}
 				}
+			}
+		}
+	}
+}
+
+// chutePacket is a packet from c to dst of proto, from c's address of
+// dst's family (an echo request for ICMP).
+func chutePacket(w *simWorld, c *attached, dst netip.Addr, proto uint8, flags uint16) ofsim.Packet {
+	p := ofsim.Packet{InPort: c.Port, EthSrc: c.MAC, EthType: ofsim.EthIPv4,
+		Src: c.IP, Dst: dst, Proto: proto, SrcPort: 40000, DstPort: 5432, TCPFlags: flags, ICMPType: 8}
+	if dst.Is6() {
+		p.EthType, p.Src = ofsim.EthIPv6, AddressFor6(w.topo.Subnet, w.topo.Subnet6, c.IP)
+		if proto == ofsim.ProtoICMP {
+			p.Proto, p.ICMPType = ofsim.ProtoICMPv6, 128
+		}
+	}
+	return p
+}
+
+// noNDSpoof has c advertise every other chute's and the gateway's IPv6
+// address, to every MAC: no advertisement leaves the switch.
+func noNDSpoof(t *testing.T, w *simWorld, c *attached, chutes []*attached) {
+	t.Helper()
+	targets := []netip.Addr{w.topo.Gateway6}
+	macs := [][]byte{w.topo.GatewayMAC}
+	for _, o := range chutes {
+		if o != c {
+			targets = append(targets, AddressFor6(w.topo.Subnet, w.topo.Subnet6, o.IP))
+			macs = append(macs, o.MAC)
+		}
+	}
+	for _, target := range targets {
+		for _, mac := range macs {
+			if err := w.reset(); err != nil {
+				t.Fatal(err)
+			}
+			p := ofsim.Packet{InPort: c.Port, EthSrc: c.MAC, EthDst: mac, EthType: ofsim.EthIPv6,
+				Src: AddressFor6(w.topo.Subnet, w.topo.Subnet6, c.IP), Dst: target, Proto: ofsim.ProtoICMPv6,
+				ICMPType: 136, NDTarget: target, NDTLL: c.MAC}
+			tr, err := w.sw.Run(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(tr.Outputs) > 0 {
+				t.Errorf("%s advertised %s to %s: out of %v by %q", c.Name, target, net.HardwareAddr(mac), tr.Outputs, tr.Note())
 			}
 		}
 	}

@@ -40,14 +40,15 @@ func matrixChutes(lan2MAC net.HardwareAddr) []matrixChute {
 			Peers:    []string{"db"},
 		}},
 		{"db", 1, Policy{Peers: []string{"web"}}},
-		{"lonely", 2, Policy{Peers: []string{"web"}}},
+		{"lonely", 2, Policy{Peers: []string{"web"}, LAN: []LANRule{{Prefix: netip.PrefixFrom(lanV6[1], 128)}}}},
 		// cam may reach lan1 on any port, so its answers to lan1's
 		// request to an exposed port also match what it may start.
 		{"cam", 3, Policy{
 			LAN:    []LANRule{{Prefix: lan1}},
 			Expose: []Expose{{Port: 80, GatewayPort: 8082, Proto: TCP}},
 		}},
-		{"scan", 4, Policy{LAN: []LANRule{{Prefix: netip.MustParsePrefix("198.51.100.20/31"), Ports: []uint16{554}}}}},
+		{"scan", 4, Policy{LAN: []LANRule{{Prefix: netip.MustParsePrefix("198.51.100.20/31"), Ports: []uint16{554}},
+			{Prefix: netip.MustParsePrefix("2001:db8:1::20/127"), Ports: []uint16{554}}}}},
 		{"bymac", 5, Policy{LAN: []LANRule{{MAC: lan2MAC}}}},
 	}
 }
@@ -59,6 +60,7 @@ type reachCase struct {
 	name     string
 	from, to string
 	proto    string // tcp (default), udp, udp3 (three datagrams of one flow before any answer), ping, or ack: a lone ACK as if answering a connection that does not exist
+	six      bool   // over IPv6: every endpoint by its IPv6 address
 	at       string
 	want     bool
 	by       string
@@ -118,6 +120,53 @@ var reachCases = []reachCase{
 	{name: "mutual peer's packet of no connection", from: "db", to: "web:81", proto: "ack", want: true, by: "chute db may connect to its peer web (10.131.0.10)"},
 }
 
+// The IPv6 of the matrix: the chutes' ULA /64, the LAN's and the cloud's
+// documentation addresses (the LAN's IPv6 is not the chutes' business yet:
+// none of it may reach a chute).
+var (
+	simSubnet6 = netip.MustParsePrefix("fd70:6472:6f70::/64")
+	lanNet6    = netip.MustParsePrefix("2001:db8:1::/64")
+	lanV6      = []netip.Addr{netip.MustParseAddr("2001:db8:1::20"), netip.MustParseAddr("2001:db8:1::21")}
+	cloud6     = netip.MustParseAddr("2001:db8:ffff::5")
+)
+
+// reachCases6 are the matrix over IPv6: what chutes may reach at the
+// gateway and among themselves is as over IPv4; nothing beyond the
+// gateway, no LAN host, and no unsolicited traffic reaches a chute.
+var reachCases6 = []reachCase{
+	{name: "IPv6 ping the gateway", six: true, from: "web", to: "gw", proto: "ping", want: true, by: "chute web may ping the gateway fd70:6472:6f70::1"},
+	{name: "IPv6 DNS at the gateway over UDP", six: true, from: "web", to: "gw:53", proto: "udp", want: true, by: "chute web may use DNS at the gateway [fd70:6472:6f70::1]:53/udp"},
+	{name: "IPv6 DNS at the gateway over TCP", six: true, from: "db", to: "gw:53", want: true, by: "chute db may use DNS at the gateway [fd70:6472:6f70::1]:53/tcp"},
+	{name: "IPv6 other gateway ports", six: true, from: "web", to: "gw:22", want: false, by: "chute web: IPv6 default deny"},
+	{name: "IPv6 the gateway connects to a chute", six: true, from: "gw", to: "web:81", want: true, by: "the gateway (fd70:6472:6f70::1) may connect to chutes"},
+
+	{name: "IPv6 mutual peers", six: true, from: "web", to: "db:5432", want: true, by: "chute web may connect to its peer db (fd70:6472:6f70::b)"},
+	{name: "IPv6 mutual peers, other way", six: true, from: "db", to: "web:81", proto: "udp", want: true, by: "chute db may connect to its peer web (fd70:6472:6f70::a)"},
+	{name: "IPv6 one-sided peers", six: true, from: "lonely", to: "web:81", want: false, by: "chute lonely: neighbour discovery for undeclared hosts dropped"},
+	{name: "IPv6 one-sided peers, other way", six: true, from: "web", to: "lonely:5432", want: false, by: "chute web: neighbour discovery for undeclared hosts dropped"},
+	{name: "IPv6 no peers", six: true, from: "db", to: "lonely", proto: "ping", want: false, by: "chute db: neighbour discovery for undeclared hosts dropped"},
+
+	// No IPv6 beyond the gateway yet, even for a chute with wan, even
+	// when it routes through the gateway itself.
+	{name: "IPv6 wan", six: true, from: "web", to: "cloud:80", want: false, by: "chute web: IPv6 default deny"},
+	{name: "IPv6 LAN host through the gateway", six: true, from: "cam", to: "lan1:554", want: false, by: "chute cam: IPv6 default deny"},
+
+	// A LAN host that takes the chutes' subnet for its own link.
+	{name: "IPv6 LAN to chute", six: true, from: "lan1", to: "web:81", want: false, by: "LAN neighbour discovery to the gateway and the LAN"},
+	{name: "IPv6 LAN to a chute that may reach it", six: true, from: "lan1", to: "scan:81", want: false, by: "LAN neighbour discovery to the gateway and the LAN"},
+
+	{name: "IPv6 declared LAN prefix and port", six: true, from: "scan", to: "lan1:554", want: true, by: "chute scan may reach LAN [2001:db8:1::20/127]:554/tcp"},
+	{name: "IPv6 declared LAN prefix over UDP", six: true, from: "scan", to: "lan2:554", proto: "udp", want: true, by: "chute scan may reach LAN [2001:db8:1::20/127]:554/udp"},
+	{name: "IPv6 declared LAN prefix, other port", six: true, from: "scan", to: "lan1:22", want: false, by: "chute scan: IPv6 default deny"},
+	{name: "IPv6 declared LAN prefix by ports: no ping", six: true, from: "scan", to: "lan1", proto: "ping", want: false, by: "chute scan: IPv6 default deny"},
+	{name: "IPv6 declared LAN host, all ports", six: true, from: "lonely", to: "lan2", proto: "ping", want: true, by: "chute lonely may reach LAN 2001:db8:1::21"},
+	{name: "IPv6 declared LAN host, all ports over TCP", six: true, from: "lonely", to: "lan2:22", want: true, by: "chute lonely may reach LAN 2001:db8:1::21"},
+	{name: "IPv6 undeclared LAN host", six: true, from: "lonely", to: "lan1:554", want: false, by: "chute lonely: IPv6 default deny"},
+	{name: "IPv6 LAN host declared over IPv4 only", six: true, from: "web", to: "lan1:554", want: false, by: "chute web: IPv6 default deny"},
+	{name: "IPv6 WAN to chute", six: true, from: "cloud", to: "web:81", want: false, by: "unsolicited gateway IPv6 to chutes dropped"},
+	{name: "IPv6 WAN pings chute", six: true, from: "cloud", to: "web", proto: "ping", want: false, by: "unsolicited gateway IPv6 to chutes dropped"},
+}
+
 // simHost is an endpoint of the simulated world: a chute, a LAN host, the
 // gateway's kernel, or the cloud beyond it.
 type simHost struct {
@@ -125,8 +174,11 @@ type simHost struct {
 	port   uint32
 	mac    net.HardwareAddr
 	addrs  []netip.Addr
-	onLink []netip.Prefix // resolved with ARP; the rest goes to router
+	onLink []netip.Prefix // resolved with ARP or ND; the rest goes to router
 	router netip.Addr
+	// router6 is the IPv6 router; a chute may set one whatever the
+	// gateway configured.
+	router6 netip.Addr
 }
 
 // simWorld is a gateway's switch, as derive programs it, and its hosts.
@@ -147,36 +199,42 @@ type simWorld struct {
 func newSimWorld(topo topology, chutes []*attached, lanMACs []net.HardwareAddr) *simWorld {
 	w := &simWorld{topo: topo, d: derive(topo, chutes), hosts: map[string]*simHost{}, wan: true}
 	local := uint32(ofp.PortLocal)
-	w.hosts["gw"] = &simHost{name: "gw", port: local, mac: topo.GatewayMAC, addrs: []netip.Addr{topo.Gateway, topo.LANAddr.Addr()},
-		onLink: []netip.Prefix{topo.Subnet, topo.LANAddr.Masked()}}
+	w.hosts["gw"] = &simHost{name: "gw", port: local, mac: topo.GatewayMAC, addrs: []netip.Addr{topo.Gateway, topo.LANAddr.Addr(), topo.Gateway6},
+		onLink: []netip.Prefix{topo.Subnet, topo.LANAddr.Masked(), topo.Subnet6}}
 	w.hosts["gwlan"] = w.hosts["gw"]
-	w.hosts["cloud"] = &simHost{name: "cloud", port: local, mac: topo.GatewayMAC, addrs: []netip.Addr{cloudIP},
-		onLink: []netip.Prefix{topo.Subnet, topo.LANAddr.Masked()}}
+	w.hosts["cloud"] = &simHost{name: "cloud", port: local, mac: topo.GatewayMAC, addrs: []netip.Addr{cloudIP, cloud6},
+		onLink: []netip.Prefix{topo.Subnet, topo.LANAddr.Masked(), topo.Subnet6}}
 	for i, a := range []netip.Addr{lan1Addr, lan2Addr} {
 		name := fmt.Sprintf("lan%d", i+1)
-		w.hosts[name] = &simHost{name: name, port: topo.LANPorts[i], mac: lanMACs[i], addrs: []netip.Addr{a},
-			onLink: []netip.Prefix{topo.LANAddr.Masked()}, router: topo.LANAddr.Addr()}
+		w.hosts[name] = &simHost{name: name, port: topo.LANPorts[i], mac: lanMACs[i], addrs: []netip.Addr{a, lanV6[i]},
+			onLink: []netip.Prefix{topo.LANAddr.Masked(), lanNet6, topo.Subnet6}, router: topo.LANAddr.Addr()}
 	}
 	for _, c := range chutes {
-		w.hosts[c.Name] = &simHost{name: c.Name, port: c.Port, mac: c.MAC, addrs: []netip.Addr{c.IP},
-			onLink: append([]netip.Prefix{topo.Subnet}, onLink(topo, c.Net)...), router: topo.Gateway}
+		w.hosts[c.Name] = &simHost{name: c.Name, port: c.Port, mac: c.MAC, addrs: []netip.Addr{c.IP, AddressFor6(topo.Subnet, topo.Subnet6, c.IP)},
+			onLink: append([]netip.Prefix{topo.Subnet, topo.Subnet6}, onLink(topo, c.Net)...), router: topo.Gateway, router6: topo.Gateway6}
 	}
 	return w
 }
 
-// addr is a host name's address: gwlan is the gateway's LAN address.
-func (w *simWorld) addr(name string) netip.Addr {
-	if name == "gwlan" {
+// addr is a host name's address of a family: gwlan is the gateway's LAN
+// address.
+func (w *simWorld) addr(name string, six bool) netip.Addr {
+	if name == "gwlan" && !six {
 		return w.topo.LANAddr.Addr()
 	}
-	return w.hosts[name].addrs[0]
+	for _, a := range w.hosts[name].addrs {
+		if a.Is6() == six {
+			return a
+		}
+	}
+	return netip.Addr{}
 }
 
 // endpoint splits "host:port".
-func (w *simWorld) endpoint(s string) (string, netip.AddrPort) {
+func (w *simWorld) endpoint(s string, six bool) (string, netip.AddrPort) {
 	host, port, _ := strings.Cut(s, ":")
 	n, _ := strconv.Atoi(port)
-	return host, netip.AddrPortFrom(w.addr(host), uint16(n))
+	return host, netip.AddrPortFrom(w.addr(host, six), uint16(n))
 }
 
 // run is one simulated attempt: a fresh switch (no connections yet), the
@@ -208,6 +266,10 @@ func (w *simWorld) reset() error {
 type exchange struct {
 	w  *simWorld
 	sw *ofsim.Switch
+	// neighbours are what hosts learned from the solicitations they
+	// received (host name, then address): as Linux does, they answer
+	// without soliciting in turn.
+	neighbours map[string]map[netip.Addr]net.HardwareAddr
 }
 
 // failure is a packet that did not arrive: note is the flow that
@@ -218,23 +280,30 @@ func (f *failure) Error() string { return f.why + " (" + f.note + ")" }
 
 func (x *exchange) run(c reachCase) (bool, []string, error) {
 	from := x.w.hosts[c.from]
-	toHost, to := x.w.endpoint(c.to)
+	toHost, to := x.w.endpoint(c.to, c.six)
 	atHost := toHost
 	if c.at != "" {
-		atHost, _ = x.w.endpoint(c.at)
+		atHost, _ = x.w.endpoint(c.at, c.six)
 	}
 	if atHost == "gwlan" {
 		atHost = "gw"
 	}
 	proto := map[string]uint8{"": ofsim.ProtoTCP, "tcp": ofsim.ProtoTCP, "ack": ofsim.ProtoTCP, "udp": ofsim.ProtoUDP, "udp3": ofsim.ProtoUDP, "ping": ofsim.ProtoICMP}[c.proto]
-	req := ofsim.Packet{EthType: ofsim.EthIPv4, Src: x.srcAddr(from, to.Addr()), Dst: to.Addr(), Proto: proto, SrcPort: 40000, DstPort: to.Port()}
+	ethType, echo, echoReply := uint16(ofsim.EthIPv4), uint8(8), uint8(0)
+	if c.six {
+		ethType, echo, echoReply = ofsim.EthIPv6, 128, 129
+		if proto == ofsim.ProtoICMP {
+			proto = ofsim.ProtoICMPv6
+		}
+	}
+	req := ofsim.Packet{EthType: ethType, Src: x.srcAddr(from, to.Addr()), Dst: to.Addr(), Proto: proto, SrcPort: 40000, DstPort: to.Port()}
 	switch c.proto {
 	case "", "tcp":
 		req.TCPFlags = ofsim.TCPSyn
 	case "ack":
 		req.TCPFlags = ofsim.TCPAck
 	case "ping":
-		req.SrcPort, req.DstPort, req.ICMPType, req.ICMPID = 0, 0, 8, 7
+		req.SrcPort, req.DstPort, req.ICMPType, req.ICMPID = 0, 0, echo, 7
 	}
 	got, first, err := x.send(from, req)
 	if err != nil {
@@ -267,7 +336,7 @@ func (x *exchange) run(c reachCase) (bool, []string, error) {
 	case "", "tcp":
 		ans.TCPFlags = ofsim.TCPSyn | ofsim.TCPAck
 	case "ping":
-		ans.ICMPType = 0
+		ans.ICMPType = echoReply
 	}
 	answers := 1
 	if c.proto == "udp3" {
@@ -313,7 +382,8 @@ func ignoreFailure(err error) error {
 	return err
 }
 
-// srcAddr is the address h sends from towards dst.
+// srcAddr is the address h sends from towards dst: one on the same link,
+// else its first of dst's family.
 func (x *exchange) srcAddr(h *simHost, dst netip.Addr) netip.Addr {
 	for _, a := range h.addrs {
 		for _, p := range h.onLink {
@@ -322,7 +392,12 @@ func (x *exchange) srcAddr(h *simHost, dst netip.Addr) netip.Addr {
 			}
 		}
 	}
-	return h.addrs[0]
+	for _, a := range h.addrs {
+		if a.Is6() == dst.Is6() {
+			return a
+		}
+	}
+	return netip.Addr{}
 }
 
 type delivery struct {
@@ -336,6 +411,12 @@ func (x *exchange) send(h *simHost, p ofsim.Packet) (delivery, []string, error) 
 	hop := p.Dst
 	if !slices.ContainsFunc(h.onLink, func(pr netip.Prefix) bool { return pr.Contains(hop) }) {
 		hop = h.router
+		if p.Dst.Is6() {
+			hop = h.router6
+		}
+		if !hop.IsValid() {
+			return delivery{}, nil, &failure{"no route", fmt.Sprintf("%s has no route to %s", h.name, p.Dst)}
+		}
 	}
 	// The cloud's packets enter the bridge routed by the gateway.
 	resolver := h
@@ -409,7 +490,13 @@ func (x *exchange) resolve(h *simHost, hop netip.Addr) (net.HardwareAddr, error)
 	if owner.port == h.port {
 		return owner.mac, nil // the gateway, from the cloud's side
 	}
+	if mac, ok := x.neighbours[h.name][hop]; ok {
+		return mac, nil
+	}
 	spa := x.srcAddr(h, hop)
+	if hop.Is6() {
+		return x.solicit(h, owner, spa, hop)
+	}
 	req := ofsim.Packet{InPort: h.port, EthSrc: h.mac, EthDst: ofsim.Broadcast, EthType: ofsim.EthARP, ARPOp: 1,
 		ARPSPA: spa, ARPSHA: h.mac, ARPTPA: hop, ARPTHA: make(net.HardwareAddr, 6)}
 	tr, err := x.sw.Run(req)
@@ -430,12 +517,50 @@ func (x *exchange) resolve(h *simHost, hop netip.Addr) (net.HardwareAddr, error)
 	return owner.mac, nil
 }
 
+// solicit is resolve over IPv6: h's neighbour solicitation for hop, to
+// its solicited-node group, and its owner's advertisement back.
+func (x *exchange) solicit(h, owner *simHost, src, hop netip.Addr) (net.HardwareAddr, error) {
+	tr, err := x.sw.Run(neighbourSolicitation(h.port, h.mac, src, hop))
+	if err != nil {
+		return nil, err
+	}
+	if len(tr.OutputTo(owner.port)) == 0 {
+		return nil, &failure{tr.Note(), fmt.Sprintf("%s's solicitation for %s did not reach %s", h.name, hop, owner.name)}
+	}
+	if x.neighbours == nil {
+		x.neighbours = map[string]map[netip.Addr]net.HardwareAddr{}
+	}
+	if x.neighbours[owner.name] == nil {
+		x.neighbours[owner.name] = map[netip.Addr]net.HardwareAddr{}
+	}
+	x.neighbours[owner.name][src] = h.mac
+	na := ofsim.Packet{InPort: owner.port, EthSrc: owner.mac, EthDst: h.mac, EthType: ofsim.EthIPv6,
+		Src: hop, Dst: src, Proto: ofsim.ProtoICMPv6, ICMPType: 136, NDTarget: hop, NDTLL: owner.mac}
+	if tr, err = x.sw.Run(na); err != nil {
+		return nil, err
+	}
+	if len(tr.OutputTo(h.port)) == 0 {
+		return nil, &failure{tr.Note(), fmt.Sprintf("%s's advertisement did not reach %s", owner.name, h.name)}
+	}
+	return owner.mac, nil
+}
+
+// neighbourSolicitation is a solicitation for target, sent to its
+// solicited-node group.
+func neighbourSolicitation(port uint32, mac net.HardwareAddr, src, target netip.Addr) ofsim.Packet {
+	t := target.As16()
+	group := netip.AddrFrom16([16]byte{0: 0xff, 1: 0x02, 11: 1, 12: 0xff, 13: t[13], 14: t[14], 15: t[15]})
+	return ofsim.Packet{InPort: port, EthSrc: mac, EthDst: net.HardwareAddr{0x33, 0x33, 0xff, t[13], t[14], t[15]},
+		EthType: ofsim.EthIPv6, Src: src, Dst: group, Proto: ofsim.ProtoICMPv6, ICMPType: 135, NDTarget: target, NDSLL: mac}
+}
+
 // simTopo is the matrix's gateway as the simulator sees it: two LAN ports
 // (1 and 2), chutes on ports 10 and up.
 func simTopo() (topology, []*attached, []net.HardwareAddr) {
 	topo := topology{
 		Subnet: DefaultSubnet, Gateway: DefaultSubnet.Addr().Next(), LANAddr: lanGW,
 		GatewayMAC: net.HardwareAddr{2, 0, 0, 0, 0, 1}, LANPorts: []uint32{1, 2},
+		Subnet6: simSubnet6, Gateway6: gateway6(simSubnet6),
 	}
 	lanMACs := []net.HardwareAddr{{2, 0, 0, 0, 0xaa, 1}, {2, 0, 0, 0, 0xaa, 2}}
 	var chutes []*attached
@@ -450,7 +575,7 @@ func simTopo() (topology, []*attached, []net.HardwareAddr) {
 func TestMatrixSimulated(t *testing.T) {
 	topo, chutes, lanMACs := simTopo()
 	w := newSimWorld(topo, chutes, lanMACs)
-	for _, c := range reachCases {
+	for _, c := range slices.Concat(reachCases, reachCases6) {
 		t.Run(c.name, func(t *testing.T) {
 			ok, notes, err := w.run(c)
 			if err != nil {
@@ -502,42 +627,72 @@ func TestMetersCountedSimulated(t *testing.T) {
 	}
 }
 
-// Chutes have IPv4 only: no IPv6 packet leaves a chute, and none reaches
-// one, whoever sends it and to whatever MAC (neighbour solicitations
-// included, which the LAN and the gateway still exchange).
-func TestIPv6KeptFromChutesSimulated(t *testing.T) {
+// Neighbour discovery over the chutes' IPv6: a solicitation reaches the
+// owner of its target and no one else (no flooding to other chutes or the
+// LAN), and a chute cannot speak for another's address or MAC (the ND
+// counterpart of the ARP spoofing guard), nor reach anyone with its IPv6
+// without being its peer. The LAN's IPv6 never reaches a chute's port.
+func TestNeighbourDiscoverySimulated(t *testing.T) {
 	topo, chutes, lanMACs := simTopo()
 	w := newSimWorld(topo, chutes, lanMACs)
 	sw, err := ofsim.New(w.d.Flows, w.d.Meters)
 	if err != nil {
 		t.Fatal(err)
 	}
-	lanV6, chuteV6 := netip.MustParseAddr("2001:db8::20"), netip.MustParseAddr("fd00::10")
-	nsMAC := net.HardwareAddr{0x33, 0x33, 0xff, 0, 0, 0x10}
-	web, lan1, gw := w.hosts["web"], w.hosts["lan1"], w.hosts["gw"]
-	chutePorts := map[uint32]string{}
-	for _, c := range chutes {
-		chutePorts[c.Port] = c.Name
+	web, db, lonely, lan1, gw, scan := w.hosts["web"], w.hosts["db"], w.hosts["lonely"], w.hosts["lan1"], w.hosts["gw"], w.hosts["scan"]
+	six := func(h *simHost) netip.Addr { return w.addr(h.name, true) }
+	ns := func(from *simHost, src, target netip.Addr, sll net.HardwareAddr) ofsim.Packet {
+		p := neighbourSolicitation(from.port, from.mac, src, target)
+		p.NDSLL = sll
+		return p
+	}
+	na := func(from *simHost, src, target netip.Addr, to *simHost, tll net.HardwareAddr) ofsim.Packet {
+		return ofsim.Packet{InPort: from.port, EthSrc: from.mac, EthDst: to.mac, EthType: ofsim.EthIPv6,
+			Src: src, Dst: six(to), Proto: ofsim.ProtoICMPv6, ICMPType: 136, NDTarget: target, NDTLL: tll}
+	}
+	probe := func(from *simHost, src netip.Addr, to *simHost) ofsim.Packet {
+		p := neighbourSolicitation(from.port, from.mac, src, six(to))
+		p.EthDst, p.Dst = to.mac, six(to)
+		return p
 	}
 	syn := func(from *simHost, dstMAC net.HardwareAddr, src, dst netip.Addr) ofsim.Packet {
 		return ofsim.Packet{InPort: from.port, EthSrc: from.mac, EthDst: dstMAC, EthType: ofsim.EthIPv6,
 			Src: src, Dst: dst, Proto: ofsim.ProtoTCP, SrcPort: 40000, DstPort: 80, TCPFlags: ofsim.TCPSyn}
 	}
-	ns := func(from *simHost, src, target netip.Addr) ofsim.Packet {
-		return ofsim.Packet{InPort: from.port, EthSrc: from.mac, EthDst: nsMAC, EthType: ofsim.EthIPv6,
-			Src: src, Dst: netip.MustParseAddr("ff02::1:ff00:10"), Proto: ofsim.ProtoICMPv6, ICMPType: 135, NDTarget: target}
-	}
+	linkLocal := netip.MustParseAddr("fe80::1")
 	for _, tt := range []struct {
 		name string
 		p    ofsim.Packet
+		to   []uint32 // the only ports it may leave by
 		by   string
 	}{
-		{"a chute's IPv6 to a LAN host", syn(web, lan1.mac, chuteV6, lanV6), "chute web: spoofed or non-IPv4 traffic dropped"},
-		{"a chute's neighbour solicitation", ns(web, chuteV6, lanV6), "chute web: spoofed or non-IPv4 traffic dropped"},
-		{"a LAN host's IPv6 to a chute's MAC", syn(lan1, web.mac, lanV6, chuteV6), "LAN's other traffic (IPv6...) to the gateway and the LAN only"},
-		{"a LAN host's neighbour solicitation", ns(lan1, lanV6, chuteV6), "LAN's other traffic (IPv6...) to the gateway and the LAN only"},
-		{"the gateway's IPv6 to a chute's MAC", syn(gw, web.mac, netip.MustParseAddr("2001:db8::1"), chuteV6), "gateway's other traffic (IPv6...) to the LAN only"},
+		{"a chute solicits the gateway", ns(web, six(web), topo.Gateway6, web.mac), []uint32{gw.port}, "chute web resolves the gateway fd70:6472:6f70::1"},
+		{"a chute solicits the gateway from its link-local address", ns(web, linkLocal, topo.Gateway6, web.mac), []uint32{gw.port}, "chute web resolves the gateway fd70:6472:6f70::1"},
+		{"a chute solicits its peer", ns(web, six(web), six(db), web.mac), []uint32{db.port}, "chute web resolves its peer db over IPv6"},
+		{"a chute solicits a chute it may not reach", ns(db, six(db), six(lonely), db.mac), nil, "chute db: neighbour discovery for undeclared hosts dropped"},
+		{"a chute solicits a LAN host", ns(web, six(web), lanV6[0], web.mac), nil, "chute web: neighbour discovery for undeclared hosts dropped"},
+		{"a chute's solicitation naming another's MAC", ns(web, six(web), topo.Gateway6, db.mac), nil, "chute web: spoofed neighbour discovery (ICMPv6 135) dropped"},
+		{"a chute answers the gateway", na(web, six(web), six(web), gw, web.mac), []uint32{gw.port}, "chute web answers the gateway's solicitations"},
+		{"a chute answers a unicast probe (no link-layer option)", na(web, six(web), six(web), gw, nil), []uint32{gw.port}, "chute web answers the gateway's solicitations"},
+		{"a chute advertises another's address", na(web, six(web), six(db), gw, web.mac), nil, "chute web: spoofed neighbour discovery (ICMPv6 136) dropped"},
+		{"a chute advertises its peer's address to that peer", na(web, six(web), six(db), db, web.mac), nil, "chute web: spoofed neighbour discovery (ICMPv6 136) dropped"},
+		{"a chute advertises its address with another's MAC", na(web, six(web), six(web), gw, db.mac), nil, "chute web: spoofed neighbour discovery (ICMPv6 136) dropped"},
+		{"a chute advertises to a non-peer", na(lonely, six(lonely), six(lonely), web, lonely.mac), nil, "chute lonely: neighbour discovery for undeclared hosts dropped"},
+		{"a chute sends as another's IPv6 address", syn(web, gw.mac, six(db), topo.Gateway6), nil, "chute web: spoofed or other traffic dropped"},
+		{"the gateway solicits a chute", ns(gw, topo.Gateway6, six(web), gw.mac), []uint32{web.port}, "the gateway resolves chute web over IPv6"},
+		{"the gateway solicits an unknown chute address", ns(gw, topo.Gateway6, netip.MustParseAddr("fd70:6472:6f70::99"), gw.mac), nil, "gateway neighbour solicitations for unknown chute addresses dropped"},
+		{"the gateway answers a chute", na(gw, topo.Gateway6, topo.Gateway6, web, gw.mac), []uint32{web.port}, "the gateway answers chute web's solicitations"},
+		{"the gateway solicits a LAN host", ns(gw, linkLocal, lanV6[0], gw.mac), topo.LANPorts, "LAN hosts not learned: every LAN port"},
+		{"a LAN host solicits a chute", ns(lan1, lanV6[0], six(web), lan1.mac), []uint32{topo.LANPorts[1], gw.port}, "LAN neighbour discovery to the gateway and the LAN"},
+		{"a LAN host solicits a chute that may reach it", ns(lan1, lanV6[0], six(scan), lan1.mac), []uint32{topo.LANPorts[1], gw.port}, "LAN neighbour discovery to the gateway and the LAN"},
+		{"a LAN host probes a chute that may reach it", probe(lan1, lanV6[0], scan), []uint32{scan.port}, "LAN hosts probe chute scan (unicast solicitations)"},
+		{"a LAN host probes a chute that may not reach it", probe(lan1, lanV6[0], web), []uint32{topo.LANPorts[1], gw.port}, "LAN neighbour discovery to the gateway and the LAN"},
+		{"a LAN host advertises to a chute that may reach it", na(lan1, lanV6[0], lanV6[0], scan, lan1.mac), []uint32{scan.port}, "LAN hosts answer chute scan's solicitations"},
+		{"a chute solicits a declared LAN host", ns(scan, six(scan), lanV6[1], scan.mac), topo.LANPorts, "LAN hosts not learned: every LAN port"},
+		{"a LAN host's IPv6 to a chute's MAC", syn(lan1, web.mac, lanV6[0], six(web)), nil, "unsolicited LAN IPv6 to chutes dropped"},
+		{"the gateway's IPv6 from the LAN address to a chute", syn(gw, web.mac, lanV6[1], six(web)), nil, "unsolicited gateway IPv6 to chutes dropped"},
 	} {
+		sw.Reset()
 		tr, err := sw.Run(tt.p)
 		if err != nil {
 			t.Fatalf("%s: %v", tt.name, err)
@@ -545,10 +700,12 @@ func TestIPv6KeptFromChutesSimulated(t *testing.T) {
 		if tr.Note() != tt.by {
 			t.Errorf("%s: decided by %q, want %q", tt.name, tr.Note(), tt.by)
 		}
+		var ports []uint32
 		for _, o := range tr.Outputs {
-			if name, ok := chutePorts[o.Port]; ok {
-				t.Errorf("%s: delivered to chute %s", tt.name, name)
-			}
+			ports = append(ports, o.Port)
+		}
+		if !slices.Equal(ports, tt.to) {
+			t.Errorf("%s: out of ports %v, want %v", tt.name, ports, tt.to)
 		}
 	}
 }

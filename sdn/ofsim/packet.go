@@ -48,8 +48,10 @@ type Packet struct {
 	ICMPType, ICMPCode uint8
 	ICMPID             uint16
 	// NDTarget is the target of an IPv6 neighbour solicitation or
-	// advertisement.
-	NDTarget netip.Addr
+	// advertisement; NDSLL and NDTLL its link-layer address options
+	// (nil when absent, which a flow sees as all zeros, as in OVS).
+	NDTarget     netip.Addr
+	NDSLL, NDTLL net.HardwareAddr
 	// Inner is the header an ICMP error quotes, as it was sent.
 	Inner *Packet
 
@@ -69,6 +71,7 @@ func (p *Packet) clone() *Packet {
 	q := *p
 	q.EthSrc, q.EthDst = slices.Clone(p.EthSrc), slices.Clone(p.EthDst)
 	q.ARPSHA, q.ARPTHA = slices.Clone(p.ARPSHA), slices.Clone(p.ARPTHA)
+	q.NDSLL, q.NDTLL = slices.Clone(p.NDSLL), slices.Clone(p.NDTLL)
 	return &q
 }
 
@@ -165,6 +168,10 @@ func (p *Packet) field(f ofp.FieldID, m meta) ([]byte, bool) {
 		return []byte{p.ICMPCode}, v6 && p.Proto == ProtoICMPv6
 	case ofp.FieldIPv6NDTarget:
 		return p.NDTarget.AsSlice(), v6 && p.Proto == ProtoICMPv6 && (p.ICMPType == 135 || p.ICMPType == 136)
+	case ofp.FieldIPv6NDSLL:
+		return ndLL(p.NDSLL), v6 && p.Proto == ProtoICMPv6 && p.ICMPType == 135
+	case ofp.FieldIPv6NDTLL:
+		return ndLL(p.NDTLL), v6 && p.Proto == ProtoICMPv6 && p.ICMPType == 136
 	case ofp.FieldARPOp:
 		return u(uint64(p.ARPOp), 2), p.EthType == EthARP
 	case ofp.FieldARPSPA:
@@ -181,6 +188,14 @@ func (p *Packet) field(f ofp.FieldID, m meta) ([]byte, bool) {
 		return u(uint64(m.ctZone), 2), true
 	}
 	return nil, false
+}
+
+// ndLL is a neighbour discovery link-layer option as a flow sees it.
+func ndLL(mac net.HardwareAddr) []byte {
+	if mac == nil {
+		return make([]byte, 6)
+	}
+	return mac
 }
 
 // setField rewrites one header field, as a set_field action does.

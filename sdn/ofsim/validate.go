@@ -35,6 +35,8 @@ var (
 		ofp.FieldICMPv6Type:   {ethTypes: []uint16{EthIPv6}, protos: []uint8{ProtoICMPv6}},
 		ofp.FieldICMPv6Code:   {ethTypes: []uint16{EthIPv6}, protos: []uint8{ProtoICMPv6}},
 		ofp.FieldIPv6NDTarget: {ethTypes: []uint16{EthIPv6}, protos: []uint8{ProtoICMPv6}, icmp6: []uint8{135, 136}},
+		ofp.FieldIPv6NDSLL:    {ethTypes: []uint16{EthIPv6}, protos: []uint8{ProtoICMPv6}, icmp6: []uint8{135}},
+		ofp.FieldIPv6NDTLL:    {ethTypes: []uint16{EthIPv6}, protos: []uint8{ProtoICMPv6}, icmp6: []uint8{136}},
 		ofp.FieldARPOp:        {ethTypes: []uint16{EthARP}},
 		ofp.FieldARPSPA:       {ethTypes: []uint16{EthARP}},
 		ofp.FieldARPTPA:       {ethTypes: []uint16{EthARP}},
@@ -145,7 +147,7 @@ func checkAction(table uint8, a ofp.Action) error {
 	switch a := a.(type) {
 	case *ofp.ActionOutput:
 		switch {
-		case a.Port < ofp.PortInPort, a.Port == ofp.PortInPort, a.Port == ofp.PortLocal:
+		case a.Port < ofp.PortInPort, a.Port == ofp.PortInPort, a.Port == ofp.PortLocal, a.Port == ofp.PortController:
 		default:
 			return fmt.Errorf("output to reserved port %#x: %w", a.Port, ErrUnsupported)
 		}

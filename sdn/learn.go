@@ -1,0 +1,160 @@
+package sdn
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"slices"
+
+	"paradrop/sdn/controller"
+	"paradrop/sdn/ofp"
+)
+
+// LAN hosts are learned from their ARP: the first ARP packet of a MAC on a
+// LAN port (or on another port than it was learned on) is copied to the
+// controller, which records the port and re-derives the flows. Table 5
+// then sends what goes to a learned host out of its port alone; a host not
+// learned yet is reached on every LAN port, as a learning switch floods.
+
+// maxLANHosts bounds the learned hosts: beyond it new ones are flooded to,
+// and a LAN host forging source MACs costs the gateway nothing more.
+const maxLANHosts = 1024
+
+// learnMeter rate-limits the ARP copied to the controller (what it does
+// not yet know). Meter 1 is no chute's: chute ids start at 1, their
+// meters at 2.
+const (
+	learnMeter     = 1
+	learnRateKbps  = 64 // about 100 ARP packets a second
+	learnMaxLen    = 64 // Ethernet and ARP headers are 42 bytes
+	learnBurstKbit = 16
+)
+
+// lanFlows are table 5, and table 0's LAN ARP, which copies what it has
+// not learned to the controller.
+func lanFlows(b builder, t topology) {
+	b.add(tableLAN, 0, "LAN hosts not learned: every LAN port", nil, apply(output(t.LANPorts...)...))
+	macs := make([]string, 0, len(t.LANHosts))
+	for mac := range t.LANHosts {
+		macs = append(macs, mac)
+	}
+	slices.Sort(macs)
+	for _, s := range macs {
+		mac, _ := net.ParseMAC(s)
+		port := t.LANHosts[s]
+		b.add(tableLAN, 100, fmt.Sprintf("LAN host %s learned on port %d", s, port),
+			[]ofp.OXM{ofp.FieldEthDst.MAC(mac)}, apply(&ofp.ActionOutput{Port: port}))
+		b.add(tableClassify, 110, fmt.Sprintf("LAN ARP from %s, learned on port %d", s, port),
+			[]ofp.OXM{inPort(port), eth(ethARP), ofp.FieldEthSrc.MAC(mac)}, gotoTable(tableARP))
+	}
+	if len(t.LANPorts) > 0 {
+		b.d.Meters = append(b.d.Meters, controller.Meter{ID: learnMeter, RateKbps: learnRateKbps, BurstKb: learnBurstKbit})
+	}
+	for _, p := range t.LANPorts {
+		b.add(tableClassify, 100, "LAN ARP (its sender learned by the controller)", []ofp.OXM{inPort(p), eth(ethARP)},
+			&ofp.InstructionMeter{MeterID: learnMeter},
+			apply(&ofp.ActionOutput{Port: ofp.PortController, MaxLen: learnMaxLen}), gotoTable(tableARP))
+	}
+}
+
+// learn records that the packet-in's sender is on its LAN port, and
+// re-derives the flows if that is news.
+func (n *Network) learn(pi *ofp.PacketIn) {
+	port, ok := pi.InPort()
+	if !ok || len(pi.Data) < 12 {
+		return
+	}
+	mac := net.HardwareAddr(pi.Data[6:12])
+	if mac[0]&1 != 0 { // a group address is no host's
+		return
+	}
+	n.mu.Lock()
+	known, had := n.topo.LANHosts[mac.String()]
+	news := slices.Contains(n.topo.LANPorts, port) && known != port && (had || len(n.topo.LANHosts) < maxLANHosts) &&
+		!n.ours(mac)
+	if news {
+		// A copy: derive's input is replaced, never changed in place.
+		hosts := make(map[string]uint32, len(n.topo.LANHosts)+1)
+		for k, v := range n.topo.LANHosts {
+			hosts[k] = v
+		}
+		hosts[mac.String()] = port
+		n.topo.LANHosts = hosts
+	}
+	n.mu.Unlock()
+	if news {
+		// The packet-in runs on the controller's reading goroutine, which
+		// must not wait for the switch.
+		select {
+		case n.learned <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// ours says mac is the gateway's or a chute's, which a LAN host may claim
+// in its ARP but is never taken to be on the LAN, or a host whose port the
+// operator named. Called with n.mu held.
+func (n *Network) ours(mac net.HardwareAddr) bool {
+	if _, named := n.cfg.LANHosts[mac.String()]; named || slices.Equal(mac, n.topo.GatewayMAC) {
+		return true
+	}
+	for _, c := range n.chutes {
+		if slices.Equal(mac, c.MAC) {
+			return true
+		}
+	}
+	return false
+}
+
+// checkLANHosts refuses a named LAN host that is not a MAC or whose port
+// is not a LAN port.
+func checkLANHosts(cfg Config) error {
+	for mac, port := range cfg.LANHosts {
+		hw, err := net.ParseMAC(mac)
+		switch {
+		case err != nil || len(hw) != 6 || hw.String() != mac:
+			return fmt.Errorf("LAN host %q is not a MAC like 02:00:00:00:00:01", mac)
+		case !slices.Contains(cfg.LANPorts, port):
+			return fmt.Errorf("LAN host %s: %q is not a LAN port", mac, port)
+		}
+	}
+	return nil
+}
+
+// withNamed is learned with the operator's named hosts (names, the LAN
+// ports' names and numbers in the same order) put on their ports: a copy.
+func withNamed(learned map[string]uint32, named map[string]string, names []string, ports []uint32) map[string]uint32 {
+	if len(named) == 0 {
+		return learned
+	}
+	out := make(map[string]uint32, len(learned)+len(named))
+	for k, v := range learned {
+		out[k] = v
+	}
+	for mac, name := range named {
+		if i := slices.Index(names, name); i >= 0 && i < len(ports) {
+			out[mac] = ports[i]
+		}
+	}
+	return out
+}
+
+// applyLearned installs the flows of newly learned hosts, coalescing
+// bursts.
+func (n *Network) applyLearned(ctx context.Context) {
+	defer n.done.Done()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-n.learned:
+		}
+		n.opMu.Lock()
+		err := n.apply(ctx)
+		n.opMu.Unlock()
+		if err != nil && ctx.Err() == nil {
+			n.cfg.Logf("sdn: learned LAN hosts: %v", err)
+		}
+	}
+}
