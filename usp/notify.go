@@ -60,6 +60,7 @@ type waiting struct {
 	o     outgoing
 	tries int
 	next  time.Time
+	held  bool // in pending since before its last send: gone from it means answered
 }
 
 // pending are the notifications to send again: not sent yet, or sent
@@ -78,6 +79,26 @@ func (p *pending) ack(from, id string) {
 	p.mu.Lock()
 	delete(p.m, pendingKey(from, id))
 	p.mu.Unlock()
+}
+
+// trying records that w is about to be sent and says whether to send it.
+// One asking a NotifyResp is held from before it is sent, so that an
+// answer that comes before the send returns (the broker may deliver it and
+// the controller answer before the broker's PUBACK reaches us) finds and
+// drops it; one held before and gone was answered meanwhile: not sent.
+func (p *pending) trying(w *waiting) bool {
+	key := pendingKey(w.o.to, w.o.msg.Header.MsgId)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	_, in := p.m[key]
+	switch {
+	case w.held:
+		return in
+	case w.o.msg.GetBody().GetRequest().GetNotify().GetSendResp() && len(p.m) < maxPending:
+		w.next, w.held = time.Now().Add(time.Hour), true // sent() sets when
+		p.m[key] = w
+	}
+	return true
 }
 
 // due takes the notifications to send again now.
@@ -100,15 +121,19 @@ func (p *pending) sent(w *waiting, failed bool, retry time.Duration) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	w.tries++
+	_, in := p.m[key]
+	if w.held && !in {
+		return false // answered while being sent: never again
+	}
 	wantsResp := w.o.msg.GetBody().GetRequest().GetNotify().GetSendResp()
 	if (!failed && !wantsResp) || w.tries >= maxTries {
 		delete(p.m, key)
 		return failed
 	}
-	if _, ok := p.m[key]; !ok && len(p.m) >= maxPending {
+	if !in && len(p.m) >= maxPending {
 		return true
 	}
-	w.next = time.Now().Add(retry << (w.tries - 1))
+	w.next, w.held = time.Now().Add(retry<<(w.tries-1)), true
 	p.m[key] = w
 	return false
 }
@@ -119,6 +144,9 @@ func (a *Agent) send(ctx context.Context, c *mqttmtp.Client) {
 	tick := time.NewTicker(a.cfg.NotifyRetry / 5)
 	defer tick.Stop()
 	try := func(w *waiting) {
+		if !a.pending.trying(w) {
+			return
+		}
 		rec, err := codec.Wrap(w.o.msg, a.cfg.EndpointID, w.o.to)
 		if err == nil {
 			pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
