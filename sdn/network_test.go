@@ -420,23 +420,41 @@ func TestMeter(t *testing.T) {
 	tb := newTestbed(t)
 	h, c := tb.chute(t, "fat", 0, Policy{LAN: []LANRule{{Prefix: netip.PrefixFrom(lan1Addr, 32)}}},
 		Bandwidth{Egress: 20_000_000, Ingress: 10_000_000})
-	within := func(what string, got, want float64) {
+	// Every transfer must stay under the meter's rate (+15%). A transfer
+	// can fall short of it without the meter's doing: on a loaded machine
+	// the sender, the receiver and the userspace datapath share starved
+	// CPUs, and no slowness can make a transfer beat the meter. So the
+	// lower bound (-15%: the meter lets its rate through) holds if one of
+	// a few transfers reaches it; a meter set too low fails them all.
+	within := func(what string, want float64, measure func() float64) {
 		t.Helper()
-		t.Logf("%s: %.2f Mbit/s (meter %.0f Mbit/s)", what, got/1e6, want/1e6)
-		if got < 0.85*want || got > 1.15*want {
-			t.Errorf("%s: %.2f Mbit/s, want %.0f Mbit/s ± 15%%", what, got/1e6, want/1e6)
+		const tries = 3
+		for i := 1; ; i++ {
+			got := measure()
+			t.Logf("%s: %.2f Mbit/s (meter %.0f Mbit/s)", what, got/1e6, want/1e6)
+			if got > 1.15*want {
+				t.Errorf("%s: %.2f Mbit/s, above the meter's %.0f Mbit/s + 15%%", what, got/1e6, want/1e6)
+				return
+			}
+			if got >= 0.85*want {
+				return
+			}
+			if i == tries {
+				t.Errorf("%s: %d transfers below the meter's %.0f Mbit/s - 15%% (last %.2f Mbit/s)", what, tries, want/1e6, got/1e6)
+				return
+			}
 		}
 	}
-	within("egress", rate(t, h, tb.lan1, lan1Addr, 4*time.Second), 20e6)
+	within("egress", 20e6, func() float64 { return rate(t, h, tb.lan1, lan1Addr, 4*time.Second) })
 	// A LAN host sends to the chute over a connection the chute opened
 	// (unsolicited ones are dropped): the chute dials, the LAN host writes.
-	within("ingress", rateIn(t, h, tb.lan1, c.IP, 4*time.Second), 10e6)
+	within("ingress", 10e6, func() float64 { return rateIn(t, h, tb.lan1, c.IP, 4*time.Second) })
 
 	c.Bandwidth.Egress = 8_000_000
 	if err := tb.n.Update(testCtx(t, 30*time.Second), c); err != nil {
 		t.Fatal(err)
 	}
-	within("egress after Update", rate(t, h, tb.lan1, lan1Addr, 4*time.Second), 8e6)
+	within("egress after Update", 8e6, func() float64 { return rate(t, h, tb.lan1, lan1Addr, 4*time.Second) })
 	cs, err := tb.n.Counters(testCtx(t, 10*time.Second), "fat")
 	if err != nil {
 		t.Fatal(err)
