@@ -23,6 +23,7 @@ func etcSpec(t *testing.T, script string) sandbox.Spec {
 func TestEtcFiles(t *testing.T) {
 	script := `cat /etc/resolv.conf /etc/hosts
 head -1 /etc/passwd 2>/dev/null
+[ -x /etc/run.sh ] && /etc/run.sh
 for f in /etc/resolv.conf /etc/hosts; do
 	echo x >> $f && echo "wrote $f"
 	rm -f $f && echo "removed $f"
@@ -40,6 +41,9 @@ true`
 				if err := os.WriteFile(filepath.Join(rootfs, f), []byte("# the image's\n"), 0o644); err != nil {
 					t.Fatal(err)
 				}
+			}
+			if err := os.WriteFile(filepath.Join(rootfs, "etc/run.sh"), []byte("#!/bin/sh\necho ran from etc\n"), 0o755); err != nil {
+				t.Fatal(err)
 			}
 		}},
 		{"image lacks them", func(t *testing.T, rootfs string) {}},
@@ -67,6 +71,9 @@ true`
 					t.Errorf("chute does not see %q:\n%s", want, out)
 				}
 			}
+			if _, err := os.Stat(filepath.Join(s.Rootfs, "etc/run.sh")); err == nil && !strings.Contains(out, "stdout ran from etc\n") {
+				t.Errorf("the image's program in /etc did not run:\n%s", out)
+			}
 			if strings.Contains(out, "the image's") {
 				t.Errorf("chute sees the image's file:\n%s", out)
 			}
@@ -75,9 +82,9 @@ true`
 			}
 			for _, l := range lines {
 				if o, ok := strings.CutPrefix(l, "stdout ro,"); ok || strings.HasPrefix(l, "stdout rw") {
-					for _, flag := range []string{"nosuid", "nodev", "noexec"} {
+					for _, flag := range []string{"nosuid", "nodev"} {
 						if !ok || !strings.Contains(o, flag) {
-							t.Errorf("mount options %q, want ro,nosuid,nodev,noexec", l)
+							t.Errorf("mount options %q, want ro,nosuid,nodev", l)
 						}
 					}
 				}

@@ -68,7 +68,8 @@ func openHostTrees(s Spec) (*hostTrees, error) {
 // replacing whatever the image has by those names (a symlink included:
 // the shim works on the detached overlay, relative to its root, and
 // follows none). The image is not written to; the tree is read-only,
-// nosuid, nodev and noexec before the chute ever sees it.
+// nosuid and nodev before the chute ever sees it (not noexec: an image
+// may run programs from its etc).
 func openEtcTree(s Spec, root *os.File) (*os.File, error) {
 	if len(s.Etc) == 0 {
 		return nil, nil
@@ -101,7 +102,7 @@ func openEtcTree(s Spec, root *os.File) (*os.File, error) {
 			return nil, fmt.Errorf("chute /etc/%s: %w", e.Name, err)
 		}
 	}
-	attr := &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY | unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV | unix.MOUNT_ATTR_NOEXEC}
+	attr := &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY | unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV}
 	if err := unix.MountSetattr(top, "", unix.AT_EMPTY_PATH, attr); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("chute /etc: make read-only: %w", err)
