@@ -18,7 +18,8 @@ import (
 
 // mountpoints are the directories the sandbox mounts over in every rootfs;
 // they are made at install time because the rootfs is read-only at run time.
-var mountpoints = []string{"proc", "dev", "sys", "tmp", "data", "paradrop"}
+// etc is the lower layer of the chute's /etc (see sandbox.Spec.Etc).
+var mountpoints = []string{"proc", "dev", "sys", "tmp", "data", "paradrop", "etc"}
 
 // staged is an uploaded package unpacked aside, not yet part of any chute.
 type staged struct {

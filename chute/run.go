@@ -100,6 +100,10 @@ func (m *Manager) launch(ctx context.Context, p *progress, name string, slot int
 	if err == nil {
 		apiEnv, err = m.networkAPIEnv(name)
 	}
+	var etc []sandbox.EtcFile
+	if err == nil {
+		etc, err = m.etcFiles(name)
+	}
 	if from := m.migratedFrom(name); from != "" {
 		apiEnv = append(apiEnv, migratedFromEnv+"="+from)
 	}
@@ -123,6 +127,7 @@ func (m *Manager) launch(ctx context.Context, p *progress, name string, slot int
 		NetNS:      m.paths.netns(name),
 		CgroupPath: m.paths.cgroup(name),
 		Devices:    nodes,
+		Etc:        etc,
 		Caps:       man.Capabilities,
 		Health:     healthOf(man),
 		TmpSize:    int64(man.Resources.Tmp),

@@ -192,6 +192,12 @@ func rootfsPlan(p *pid1.Plan, s Spec, trees treeFDs) {
 	if s.PolicyDir != "" {
 		attach(trees.policy, s.PolicyDir, in("paradrop"), true)
 	}
+	if len(s.Etc) > 0 {
+		// The shim checked etc is no symlink; the chute manager makes it
+		// at install when the image has none.
+		mountpoint(p, in("etc"), true)
+		p.Attach("mount the gateway's /etc files", trees.etc, in("etc"))
+	}
 
 	p.PivotRoot("pivot_root "+s.Rootfs, root)
 	for _, path := range maskedPaths {

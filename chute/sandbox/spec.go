@@ -73,6 +73,11 @@ type Spec struct {
 	// one also needs the chute's cgroup to allow its number
 	// (cgroup.Group.LimitDevices): Start does not change the cgroup.
 	Devices []DeviceNode
+	// Etc are files the chute sees, read-only, in its /etc: the
+	// gateway's resolv.conf and hosts. They are never written into the
+	// rootfs: its etc becomes the lower layer of an overlay whose upper
+	// layer, a tmpfs of the shim's, holds them (see openEtcTree).
+	Etc []EtcFile
 	// Caps are capabilities the chute keeps beyond the default set, by
 	// name ("NET_RAW"). Which may be asked for is the caller's policy.
 	// With UserNS, NET_RAW or NET_ADMIN also gives the chute a network
@@ -93,6 +98,15 @@ type DeviceNode struct {
 	Path   string `json:"path"`   // on the host
 	Inside string `json:"inside"` // in the chute, a clean path under /dev/
 }
+
+// EtcFile is a file the chute sees, read-only, as /etc/Name.
+type EtcFile struct {
+	Name string // one path element: "resolv.conf"
+	Data []byte // at most MaxEtcFile bytes
+}
+
+// MaxEtcFile is the largest EtcFile.Data.
+const MaxEtcFile = 64 << 10
 
 // Rlimit is a resource limit set in the chute, Resource being a
 // unix.RLIMIT_* constant.
@@ -149,6 +163,12 @@ func (s Spec) withDefaults() (Spec, error) {
 		if slices.Contains(hostDevices, first) || slices.ContainsFunc(devSymlinks, func(l [2]string) bool { return l[1] == first }) ||
 			first == "pts" || first == "shm" || slices.ContainsFunc(s.Devices[:i], func(e DeviceNode) bool { return e.Inside == d.Inside }) {
 			return s, fmt.Errorf("spec: device %q at %q: the place is taken", d.Path, d.Inside)
+		}
+	}
+	for i, e := range s.Etc {
+		if e.Name == "" || e.Name == "." || e.Name == ".." || strings.ContainsAny(e.Name, "/\x00") || len(e.Data) > MaxEtcFile ||
+			slices.ContainsFunc(s.Etc[:i], func(o EtcFile) bool { return o.Name == e.Name }) {
+			return s, fmt.Errorf("spec: etc file %q: want one new name and at most %d bytes", e.Name, MaxEtcFile)
 		}
 	}
 	for _, p := range []*string{&s.Rootfs, &s.DataDir, &s.PolicyDir, &s.LogDir, &s.StateDir} {

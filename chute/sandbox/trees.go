@@ -24,12 +24,14 @@ import (
 type hostTrees struct {
 	root, data, policy *os.File // data and policy nil when not used
 	devices            []*os.File
+	etc                *os.File // nil without Spec.Etc
 }
 
 // treeFDs are the trees' descriptors in init; 0 for a tree not used.
 type treeFDs struct {
 	root, data, policy int
 	devices            []int // in the order of Spec.Devices
+	etc                int
 }
 
 func openHostTrees(s Spec) (*hostTrees, error) {
@@ -53,8 +55,166 @@ func openHostTrees(s Spec) (*hostTrees, error) {
 		t.Close()
 		return nil, err
 	}
+	if t.etc, err = openEtcTree(s, t.root); err != nil {
+		t.Close()
+		return nil, err
+	}
 	return t, nil
 }
+
+// openEtcTree makes the chute's /etc when s.Etc gives it files: an
+// overlay whose lower layer is the rootfs's etc (none if it has none) and
+// whose upper layer, on a small tmpfs mounted nowhere, gets the files,
+// replacing whatever the image has by those names (a symlink included:
+// the shim works on the detached overlay, relative to its root, and
+// follows none). The image is not written to; the tree is read-only,
+// nosuid and nodev before the chute ever sees it (not noexec: an image
+// may run programs from its etc).
+func openEtcTree(s Spec, root *os.File) (*os.File, error) {
+	if len(s.Etc) == 0 {
+		return nil, nil
+	}
+	lower, err := openRootfsEtc(root)
+	if err != nil {
+		return nil, err
+	}
+	if lower >= 0 {
+		defer unix.Close(lower)
+	}
+	size := 0
+	for _, e := range s.Etc {
+		size += len(e.Data) + 4096
+	}
+	tmp, err := newTmpfs([][2]string{{"mode", "0755"}, {"size", strconv.Itoa(size + 16<<10)}, {"nr_inodes", strconv.Itoa(2*len(s.Etc) + 8)}},
+		unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NODEV|unix.MOUNT_ATTR_NOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("chute /etc: %w", err)
+	}
+	defer unix.Close(tmp)
+	top, err := etcOverlay(tmp, lower)
+	if err != nil {
+		return nil, fmt.Errorf("chute /etc: %w", err)
+	}
+	f := os.NewFile(uintptr(top), "chute /etc")
+	for _, e := range s.Etc {
+		if err := replaceEtcFile(top, e); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("chute /etc/%s: %w", e.Name, err)
+		}
+	}
+	attr := &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY | unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV}
+	if err := unix.MountSetattr(top, "", unix.AT_EMPTY_PATH, attr); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("chute /etc: make read-only: %w", err)
+	}
+	return f, nil
+}
+
+// openRootfsEtc opens the rootfs's etc (O_PATH), following no symlink;
+// -1 when it has none.
+func openRootfsEtc(root *os.File) (int, error) {
+	fd, err := unix.Openat2(int(root.Fd()), "etc", &unix.OpenHow{
+		Flags:   unix.O_PATH | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_CLOEXEC,
+		Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS | unix.RESOLVE_NO_XDEV})
+	switch {
+	case errors.Is(err, unix.ENOENT):
+		return -1, nil
+	case errors.Is(err, unix.ELOOP), errors.Is(err, unix.ENOTDIR):
+		return -1, fmt.Errorf("%w: etc is not a directory (a symlink?)", errEtcMountpoint)
+	case err != nil:
+		return -1, fmt.Errorf("rootfs etc: %w", err)
+	}
+	return fd, nil
+}
+
+// newTmpfs mounts a tmpfs with opts nowhere, with the MOUNT_ATTR_*
+// flags attrs, and returns its mount's descriptor.
+func newTmpfs(opts [][2]string, attrs int) (int, error) {
+	fs, err := unix.Fsopen("tmpfs", unix.FSOPEN_CLOEXEC)
+	if err != nil {
+		return -1, fmt.Errorf("fsopen tmpfs: %w", err)
+	}
+	defer unix.Close(fs)
+	for _, o := range opts {
+		if err := unix.FsconfigSetString(fs, o[0], o[1]); err != nil {
+			return -1, fmt.Errorf("tmpfs %s=%s: %w", o[0], o[1], err)
+		}
+	}
+	if err := unix.FsconfigCreate(fs); err != nil {
+		return -1, fmt.Errorf("create tmpfs: %w", err)
+	}
+	mnt, err := unix.Fsmount(fs, unix.FSMOUNT_CLOEXEC, attrs)
+	if err != nil {
+		return -1, fmt.Errorf("mount tmpfs: %w", err)
+	}
+	return mnt, nil
+}
+
+// etcOverlay mounts, nowhere, an overlay of lower (an O_PATH descriptor)
+// under a directory of tmp, and returns its mount's descriptor; without
+// lower, a clone of that directory of tmp itself. The layers are named by
+// /proc/self/fd paths: nothing is looked up from the host's root.
+func etcOverlay(tmp, lower int) (int, error) {
+	for _, d := range []string{"upper", "work"} {
+		if err := unix.Mkdirat(tmp, d, 0o755); err != nil {
+			return -1, fmt.Errorf("mkdir %s: %w", d, err)
+		}
+	}
+	if lower < 0 {
+		fd, err := unix.OpenTree(tmp, "upper", unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
+		if err != nil {
+			return -1, fmt.Errorf("clone tmpfs: %w", err)
+		}
+		return fd, nil
+	}
+	fs, err := unix.Fsopen("overlay", unix.FSOPEN_CLOEXEC)
+	if err != nil {
+		return -1, fmt.Errorf("fsopen overlay: %w", err)
+	}
+	defer unix.Close(fs)
+	tmpDir := "/proc/self/fd/" + strconv.Itoa(tmp)
+	for _, o := range [][2]string{{"lowerdir", "/proc/self/fd/" + strconv.Itoa(lower)}, {"upperdir", tmpDir + "/upper"}, {"workdir", tmpDir + "/work"}} {
+		if err := unix.FsconfigSetString(fs, o[0], o[1]); err != nil {
+			return -1, fmt.Errorf("overlay %s: %w", o[0], err)
+		}
+	}
+	if err := unix.FsconfigCreate(fs); err != nil {
+		return -1, fmt.Errorf("create overlay: %w", err)
+	}
+	mnt, err := unix.Fsmount(fs, unix.FSMOUNT_CLOEXEC, 0)
+	if err != nil {
+		return -1, fmt.Errorf("mount overlay: %w", err)
+	}
+	return mnt, nil
+}
+
+// replaceEtcFile puts e in the directory dir (the overlay's root), in
+// place of anything but a directory the image has by that name.
+func replaceEtcFile(dir int, e EtcFile) error {
+	if err := unix.Unlinkat(dir, e.Name, 0); err != nil && !errors.Is(err, unix.ENOENT) {
+		return fmt.Errorf("%w: %v", errEtcMountpoint, err)
+	}
+	fd, err := unix.Openat(dir, e.Name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o644)
+	if err != nil {
+		return err
+	}
+	f := os.NewFile(uintptr(fd), e.Name)
+	if _, err := f.Write(e.Data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := unix.Fchmod(fd, 0o644); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// errEtcMountpoint is why a chute given Spec.Etc does not start: its
+// rootfs's etc is not a directory (a symlink init would follow, out of
+// the chute's root before it pivots), or has a directory by the name of
+// one of the files. The shim reports it as text.
+var errEtcMountpoint = errors.New("rootfs: no place for the gateway's /etc files")
 
 // openDeviceTrees makes the chute its own node of each of s.Devices and
 // clones each as a tree of one file. The host's node keeps its owner and
@@ -75,22 +235,10 @@ func openDeviceTrees(s Spec) ([]*os.File, error) {
 	if s.UserNS {
 		uid, gid = s.HostUID+s.UID, s.HostGID+s.GID
 	}
-	fs, err := unix.Fsopen("tmpfs", unix.FSOPEN_CLOEXEC)
+	mnt, err := newTmpfs([][2]string{{"mode", "0700"}, {"size", "4k"}, {"nr_inodes", strconv.Itoa(len(s.Devices) + 1)}},
+		unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NOEXEC)
 	if err != nil {
-		return nil, fmt.Errorf("device nodes: fsopen: %w", err)
-	}
-	defer unix.Close(fs)
-	for _, o := range [][2]string{{"mode", "0700"}, {"size", "4k"}, {"nr_inodes", strconv.Itoa(len(s.Devices) + 1)}} {
-		if err := unix.FsconfigSetString(fs, o[0], o[1]); err != nil {
-			return nil, fmt.Errorf("device nodes: tmpfs %s=%s: %w", o[0], o[1], err)
-		}
-	}
-	if err := unix.FsconfigCreate(fs); err != nil {
-		return nil, fmt.Errorf("device nodes: create tmpfs: %w", err)
-	}
-	mnt, err := unix.Fsmount(fs, unix.FSMOUNT_CLOEXEC, unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NOEXEC)
-	if err != nil {
-		return nil, fmt.Errorf("device nodes: mount tmpfs: %w", err)
+		return nil, fmt.Errorf("device nodes: %w", err)
 	}
 	defer unix.Close(mnt)
 	var trees []*os.File
@@ -155,13 +303,17 @@ func (t *hostTrees) pass(files []*os.File) ([]*os.File, treeFDs) {
 		fds.devices = append(fds.devices, 3+len(files))
 		files = append(files, f)
 	}
+	if t.etc != nil {
+		fds.etc = 3 + len(files)
+		files = append(files, t.etc)
+	}
 	return files, fds
 }
 
 // Close closes the shim's descriptors. A tree init attached stays; one it
 // did not is dissolved once init's copy is gone too.
 func (t *hostTrees) Close() {
-	for _, f := range append([]*os.File{t.root, t.data, t.policy}, t.devices...) {
+	for _, f := range append([]*os.File{t.root, t.data, t.policy, t.etc}, t.devices...) {
 		if f != nil {
 			f.Close()
 		}
