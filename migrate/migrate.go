@@ -61,6 +61,11 @@ func (t Target) Sender() (chute.Sender, error) {
 	tr := &http.Transport{
 		DialContext:         (&net.Dialer{Timeout: 10 * time.Second}).DialContext,
 		TLSHandshakeTimeout: 10 * time.Second,
+		// With Expect: 100-continue (below) the stream waits for the
+		// target to read it: a target that refuses the token or the
+		// request at once answers before any of it is sent, instead of
+		// resetting a connection the source is still writing to.
+		ExpectContinueTimeout: 10 * time.Second,
 	}
 	switch u.Scheme {
 	case "https":
@@ -111,6 +116,7 @@ func (t Target) Sender() (chute.Sender, error) {
 		}
 		req.Header.Set("Authorization", "Bearer "+t.Token)
 		req.Header.Set("Content-Type", "application/x-tar")
+		req.Header.Set("Expect", "100-continue")
 		resp, err := hc.Do(req)
 		if err != nil {
 			return fmt.Errorf("target %s: %w", u.Host, err)
