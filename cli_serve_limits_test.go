@@ -62,6 +62,9 @@ func startServe(t *testing.T, opts serveOptions) string {
 		if err := <-done; err != nil {
 			t.Errorf("serve: %v", err)
 		}
+		if opts.cgroups != "" {
+			dropCgroupParent(t, opts.cgroups)
+		}
 	})
 	select {
 	case a := <-addr:

@@ -44,7 +44,7 @@ func TestDemo(t *testing.T) {
 	opts := defaultServeOptions()
 	opts.dataDir, opts.listen = data, "127.0.0.1:0"
 	opts.cgroups = fmt.Sprintf("/paradrop-demo-test-%d", os.Getpid())
-	dropCgroupParent(t, opts.cgroups)
+	t.Cleanup(func() { dropCgroupParent(t, opts.cgroups) })
 	opts.network = &sdn.Config{NetNS: gw.NetNS, Subnet: sdn.DefaultSubnet}
 	opts.logf = func(format string, args ...any) { t.Logf("demo: "+format, args...) }
 	addrc := make(chan net.Addr, 1)

@@ -27,7 +27,6 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"paradrop/api"
-	"paradrop/cgroup"
 	"paradrop/examples"
 	"paradrop/examples/lan"
 	"paradrop/examples/sensor"
@@ -114,7 +113,7 @@ func TestEnvSense(t *testing.T) {
 
 	data := t.TempDir()
 	cgroups := fmt.Sprintf("/paradrop-envsense-%d", os.Getpid())
-	dropCgroupParent(t, cgroups)
+	t.Cleanup(func() { dropCgroupParent(t, cgroups) })
 	addr := startServe(t, serveOptions{
 		dataDir: data, maxUpload: 64 << 20, maxUnpacked: 256 << 20, cgroups: cgroups,
 		network: &sdn.Config{NetNS: gw.NetNS, Subnet: sdn.DefaultSubnet, LANPorts: l.Ports(), LANAddr: lanAddr, WAN: "wan0"},
@@ -375,19 +374,6 @@ func TestEnvSense(t *testing.T) {
 	if err := get("/api/readings?sensor=s1&since=0&limit=5", &again); err != nil || fmt.Sprint(again.Readings) != fmt.Sprint(first.Readings) {
 		t.Errorf("s1's first readings after an update: %v\n%+v\nbefore:\n%+v", err, again.Readings, first.Readings)
 	}
-}
-
-// dropCgroupParent removes the daemon's cgroup parent when the test ends,
-// after the daemon (whose cleanup, registered later, runs first) and its
-// chutes are gone.
-func dropCgroupParent(t *testing.T, parent string) {
-	t.Cleanup(func() {
-		if g, err := cgroup.Load(parent); err == nil {
-			if err := g.Delete(); err != nil {
-				t.Errorf("remove cgroup %s: %v", parent, err)
-			}
-		}
-	})
 }
 
 // withVersion returns pkg with its chute.yaml at version v.

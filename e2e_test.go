@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"paradrop/cgroup"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -49,8 +50,30 @@ func startRealDaemon(t *testing.T, chutes ...string) (d *daemon, top string) {
 		}
 		d.cmd.Process.Signal(syscall.SIGTERM)
 		d.cmd.Wait()
+		parent := d.cgroupParent
+		if parent == "" {
+			parent = e2eCgroupParent
+		}
+		dropCgroupParent(t, parent)
 	})
 	return d, top
+}
+
+// dropCgroupParent removes a test daemon's cgroup parent once nothing runs
+// in it: a daemon keeps its parent, as a gateway should, so every test run
+// would otherwise leave its empty groups behind in every hierarchy.
+func dropCgroupParent(t *testing.T, parent string) {
+	t.Helper()
+	g, err := cgroup.Load(parent)
+	if err != nil {
+		return // never made, or already gone
+	}
+	if procs, err := g.Procs(); err != nil || len(procs) > 0 {
+		return // chutes a test leaves running on purpose keep it
+	}
+	if err := g.Delete(); err != nil {
+		t.Logf("cgroup parent %s left: %v", parent, err)
+	}
 }
 
 // buildBinary builds the static binary once per test run.
