@@ -8,10 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/google/renameio/v2"
 
 	"paradrop/store"
 	"paradrop/tenant"
@@ -49,39 +50,13 @@ func EnsureOperatorToken(db *store.DB, dataDir string) (path string, created boo
 	token := hex.EncodeToString(raw[:])
 	// The file first: a crash before the hash is stored just means a new
 	// token next start, while the other order could lock the operator out.
-	if err := writeFileAtomic(path, []byte(token+"\n")); err != nil {
+	if err := renameio.WriteFile(path, []byte(token+"\n"), 0o600, renameio.WithStaticPermissions(0o600)); err != nil {
 		return "", false, fmt.Errorf("operator token: %w", err)
 	}
 	if err := db.Put(store.Meta, tokenHashKey, hashToken(token)); err != nil {
 		return "", false, fmt.Errorf("operator token: %w", err)
 	}
 	return path, true, nil
-}
-
-// writeFileAtomic writes data to path with mode 0600 so that readers never
-// see a partial token.
-func writeFileAtomic(path string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name()) // no-op after the rename
-	if err := f.Chmod(0o600); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
 }
 
 func hashToken(token string) string {

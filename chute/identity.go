@@ -51,7 +51,7 @@ func (m *Manager) networkAPIEnv(name string) ([]string, error) {
 		return nil, nil
 	}
 	// Public, readable by the chute's uid.
-	if err := replaceFile(m.paths.policy(name), apiCertFile, api.CertPEM, 0o644); err != nil {
+	if err := replaceFile(m.paths.policy(name), apiCertFile, api.CertPEM, 0o644, -1); err != nil {
 		return nil, fmt.Errorf("chute API certificate: %w", err)
 	}
 	return []string{apiEnv + "=" + api.URL, apiFingerprintEnv + "=" + api.Fingerprint}, nil
@@ -72,26 +72,7 @@ func (m *Manager) mintToken(name string, uid uint32) (string, error) {
 		return "", fmt.Errorf("chute token: %w", err)
 	}
 	token := hex.EncodeToString(raw)
-	dir := m.paths.policy(name)
-	f, err := os.CreateTemp(dir, ".token-*")
-	if err != nil {
-		return "", fmt.Errorf("chute token: %w", err)
-	}
-	defer os.Remove(f.Name()) // after the rename, a no-op
-	_, err = f.WriteString(token + "\n")
-	if err == nil {
-		err = f.Chmod(0o400)
-	}
-	if err == nil {
-		err = f.Chown(int(uid), int(uid))
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), filepath.Join(dir, tokenFile))
-	}
-	if err != nil {
+	if err := replaceFile(m.paths.policy(name), tokenFile, []byte(token+"\n"), 0o400, int(uid)); err != nil {
 		return "", fmt.Errorf("chute token: %w", err)
 	}
 	m.setToken(name, hashChuteToken(token))
@@ -193,8 +174,10 @@ func (m *Manager) ChuteOfToken(token string) (string, bool) {
 }
 
 // replaceFile replaces dir/name with data at once: written aside and
-// renamed, so that the chute never reads a half-written file.
-func replaceFile(dir, name string, data []byte, mode os.FileMode) error {
+// renamed, so that the chute never reads a half-written file. A uid other
+// than -1 owns it (group too). No fsync, unlike renameio: these files are
+// made anew at every start, on the start's path.
+func replaceFile(dir, name string, data []byte, mode os.FileMode, uid int) error {
 	f, err := os.CreateTemp(dir, "."+name+"-*")
 	if err != nil {
 		return err
@@ -203,6 +186,9 @@ func replaceFile(dir, name string, data []byte, mode os.FileMode) error {
 	_, err = f.Write(data)
 	if err == nil {
 		err = f.Chmod(mode)
+	}
+	if err == nil && uid != -1 {
+		err = f.Chown(uid, uid)
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr

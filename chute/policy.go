@@ -252,7 +252,7 @@ func (m *Manager) publishPolicy(name string, doc policyDoc) error {
 		return fmt.Errorf("publish policy: %w", err)
 	}
 	// Readable by the chute's unprivileged uid.
-	if err := replaceFile(dir, "policy.json", append(raw, '\n'), 0o644); err != nil {
+	if err := replaceFile(dir, "policy.json", append(raw, '\n'), 0o644, -1); err != nil {
 		return fmt.Errorf("publish policy: %w", err)
 	}
 	return nil
