@@ -267,18 +267,18 @@ func serve(ctx context.Context, opts serveOptions) error {
 		opts.logf("API for chutes listening on %s (HTTPS, chute tokens only)", chuteLn.Addr())
 	}
 
+	origin := func(developer string, actor chute.Actor) (chute.Origin, error) {
+		return tenants.Origin(developer, actor, opts.signing)
+	}
+	startUSP, err := newUSP(opts.usp, opts.dataDir, db, mgr, origin, opts.maxUpload, opts.logf)
+	if err != nil {
+		return err
+	}
 	mgrCtx, stopMgr := context.WithCancel(context.Background())
 	mgrDone := make(chan error, 1)
 	go func() { mgrDone <- mgr.Run(mgrCtx) }()
 	defer func() { stopMgr(); <-mgrDone }()
-	origin := func(developer string, actor chute.Actor) (chute.Origin, error) {
-		return tenants.Origin(developer, actor, opts.signing)
-	}
-	stopUSP, err := startUSP(opts.usp, opts.dataDir, mgr, origin, opts.maxUpload, opts.logf)
-	if err != nil {
-		return err
-	}
-	defer stopUSP()
+	defer startUSP()()
 
 	served := serveAPI(srv, lns, cert)
 	for _, ln := range lns {

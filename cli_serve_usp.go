@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"paradrop/chute"
+	"paradrop/store"
 	"paradrop/tenant"
 	"paradrop/usp"
 	"paradrop/usp/mqttmtp"
@@ -119,12 +120,14 @@ func (o *uspOptions) check() error {
 	return mqttmtp.CheckBroker(o.broker)
 }
 
-// startUSP runs the agent, if configured, until the returned stop is
-// called. The gateway never depends on the broker: the agent reconnects
-// on its own and serve does not wait for it.
-func startUSP(o uspOptions, dataDir string, mgr *chute.Manager, origin func(string, chute.Actor) (chute.Origin, error), maxUpload int64, logf func(string, ...any)) (stop func(), err error) {
+// newUSP makes the agent, if configured, and has it told of the chute
+// manager's changes: before the manager runs, so that it hears how the
+// changes a restart interrupted end. The returned start runs it until
+// the stop start returns is called. The gateway never depends on the
+// broker: the agent reconnects on its own and serve does not wait for it.
+func newUSP(o uspOptions, dataDir string, db *store.DB, mgr *chute.Manager, origin func(string, chute.Actor) (chute.Origin, error), maxUpload int64, logf func(string, ...any)) (start func() (stop func()), err error) {
 	if o.broker == "" {
-		return func() {}, nil
+		return func() func() { return func() {} }, nil
 	}
 	serial, err := machineSerial(dataDir)
 	if err != nil {
@@ -140,7 +143,7 @@ func startUSP(o uspOptions, dataDir string, mgr *chute.Manager, origin func(stri
 	}
 	vendor, model := hardware()
 	agent, err := usp.New(usp.Config{
-		EndpointID: id, Controllers: o.controllers, Chutes: mgr, Origin: origin, Logf: logf,
+		EndpointID: id, Controllers: o.controllers, Chutes: mgr, Origin: origin, Logf: logf, DB: db,
 		Available: func() (uint64, uint64) { return available(dataDir) },
 		InUse:     func() map[string]usp.Use { return inUse(mgr) },
 		Download:  usp.Download{MaxSize: maxUpload, Public: o.publicClient()},
@@ -166,14 +169,16 @@ func startUSP(o uspOptions, dataDir string, mgr *chute.Manager, origin func(stri
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		agent.Serve(ctx, client)
-	}()
-	logf("USP agent %s on %s, topic %s", id, o.broker, topic)
-	return func() { cancel(); <-done }, nil
+	return func() func() {
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			agent.Serve(ctx, client)
+		}()
+		logf("USP agent %s on %s, topic %s", id, o.broker, topic)
+		return func() { cancel(); <-done }
+	}, nil
 }
 
 // publicClient is the client of developers' downloads: nil, the agent's

@@ -31,6 +31,8 @@ type daemon struct {
 	// cgroupParent is e2eCgroupParent unless set: two daemons running at
 	// once need two.
 	cgroupParent string
+	// args are more flags of serve.
+	args []string
 }
 
 // startRealDaemon starts the real binary on its own data directory under
@@ -109,6 +111,7 @@ func (d *daemon) start() {
 		// The chute network is tested in a namespace of its own
 		// (chute/network_test.go); here the daemon stays off the host's.
 		"--network=false")
+	d.cmd.Args = append(d.cmd.Args, d.args...)
 	log, err := os.OpenFile(filepath.Join(filepath.Dir(d.data), "daemon.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
 		d.t.Fatal(err)

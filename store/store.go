@@ -34,9 +34,13 @@ const (
 	// hashes (package tenant).
 	Developers Bucket = "developers"
 	Tokens     Bucket = "tokens"
+	// USP holds what the TR-369 agent keeps across restarts (package
+	// usp): its answers to the requests that changed something, the
+	// commands it was running, its persistent subscriptions.
+	USP Bucket = "usp"
 )
 
-var buckets = []Bucket{Meta, Chutes, Changes, Usage, Developers, Tokens}
+var buckets = []Bucket{Meta, Chutes, Changes, Usage, Developers, Tokens, USP}
 
 // ErrNotFound is returned when a key is absent.
 var ErrNotFound = errors.New("not found")

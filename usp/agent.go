@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"paradrop/chute"
+	"paradrop/store"
 	"paradrop/usp/codec"
 	"paradrop/usp/mqttmtp"
 )
@@ -74,7 +75,10 @@ type Config struct {
 	// MaxRecord bounds a record received (default 64 KiB); MaxResponse
 	// the answer built (default 1 MiB).
 	MaxRecord, MaxResponse int
-	Logf                   func(format string, args ...any)
+	// DB keeps what the agent must not forget in a restart (state.go);
+	// nil: nothing is kept.
+	DB   *store.DB
+	Logf func(format string, args ...any)
 }
 
 // Agent answers USP records.
@@ -98,6 +102,13 @@ type Agent struct {
 	notifyID atomic.Uint64
 	boot     string // names this run in notification message IDs
 	booted   atomic.Bool
+
+	state *state
+	// since is when the agent was made: a change the chute manager ended
+	// before was not told to ChangeEnded. leftover are the commands a
+	// previous run left, by store key (recover.go).
+	since    time.Time
+	leftover map[string]savedRequest
 }
 
 // endpointID is TR-369's Endpoint ID: authority-scheme::instance-id, of
@@ -142,9 +153,21 @@ func New(cfg Config) (*Agent, error) {
 		cfg.NotifyRetry = 5 * time.Second
 	}
 	ctx, stop := context.WithCancel(context.Background())
-	return &Agent{cfg: cfg, nums: map[string]uint32{}, urls: map[string]string{}, ctx: ctx, stop: stop,
+	a := &Agent{cfg: cfg, nums: map[string]uint32{}, urls: map[string]string{}, ctx: ctx, stop: stop,
 		seen: newRecent(maxRecent), ops: newOperations(maxOperations), subs: newSubscriptions(), pending: newPending(),
-		outbox: make(chan outgoing, maxOutbox), boot: rand.Text()[:8]}, nil
+		outbox: make(chan outgoing, maxOutbox), boot: rand.Text()[:8], state: newState(cfg.DB), since: time.Now()}
+	answers, requests, err := a.state.load()
+	if err != nil {
+		stop()
+		return nil, err
+	}
+	for _, s := range answers {
+		if evicted, ok := a.seen.put(s.Key, s.Answer); ok {
+			a.state.drop(a.state.answers[evicted])
+		}
+	}
+	a.leftover = requests
+	return a, nil
 }
 
 // Handle answers one record: the record to send back, or nil when it
@@ -176,9 +199,10 @@ func (a *Agent) Handle(data []byte) []byte {
 		return a.answer(rec, msg, errorMsg(codePermission, "not a controller of this agent"))
 	}
 	var body func() *codec.Body
+	var launches []*launch
 	switch r := req.ReqType.(type) {
 	case *codec.Request_Operate:
-		body = func() *codec.Body { return a.operate(rec.FromId, ctl, r.Operate) }
+		body = func() *codec.Body { return a.operate(rec.FromId, ctl, r.Operate, &launches) }
 	case *codec.Request_Add:
 		body = func() *codec.Body { return a.add(rec.FromId, r.Add) }
 	case *codec.Request_Set:
@@ -189,8 +213,8 @@ func (a *Agent) Handle(data []byte) []byte {
 		return a.answer(rec, msg, a.dispatch(rec.FromId, ctl, req))
 	}
 	// A request that changes something, delivered again (MQTT's QoS 1
-	// may), runs once: the same controller's same message ID gets the
-	// first answer again.
+	// may), runs once, even across a restart of the gateway: the same
+	// controller's same message ID gets the first answer again.
 	key := rec.FromId + "\x00" + msg.Header.MsgId
 	if out, ok := a.seen.get(key); ok {
 		a.cfg.Logf("usp: message %q from %s again: not run twice", msg.Header.MsgId, rec.FromId)
@@ -200,7 +224,13 @@ func (a *Agent) Handle(data []byte) []byte {
 	if op := req.GetOperate(); op != nil && !op.SendResp {
 		out = nil
 	}
-	a.seen.put(key, out)
+	evicted, _ := a.seen.put(key, out)
+	if err := a.state.commit(key, out, evicted, launches); err != nil {
+		a.cfg.Logf("usp: %v: the answer and commands will not outlive a restart", err)
+	}
+	for _, l := range launches {
+		a.wg.Go(l.run)
+	}
 	return out
 }
 
@@ -290,6 +320,7 @@ func (a *Agent) Serve(ctx context.Context, c *mqttmtp.Client) error {
 	defer cancel()
 	a.wg.Go(func() { a.send(ctx, c) })
 	a.wg.Go(func() { a.watch(ctx) })
+	a.wg.Go(func() { a.recover(ctx) })
 	connected := func(ctx context.Context) {
 		for id, ctl := range a.cfg.Controllers {
 			rec, err := codec.ConnectRecord(a.cfg.EndpointID, id, c.Topic())

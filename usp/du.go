@@ -24,6 +24,9 @@ func (a *Agent) installDU(ctx context.Context, op operation) (map[string]string,
 		ch, err = a.cfg.Chutes.Install(ctx, body, o)
 		body.Close()
 	}
+	if err == nil {
+		a.noteChange(op, ch)
+	}
 	if err != nil {
 		a.duStateChange("", chute.Owner(op.ctl.Developer), "Install", start, time.Now(), err)
 		return nil, err
@@ -50,6 +53,9 @@ func (a *Agent) updateDU(ctx context.Context, op operation) (map[string]string, 
 			body.Close()
 		}
 	}
+	if err == nil {
+		a.noteChange(op, ch)
+	}
 	if err != nil {
 		a.duStateChange(name, chute.Owner(op.obj.values["Vendor"]), "Update", start, time.Now(), err)
 		return nil, err
@@ -65,6 +71,9 @@ func (a *Agent) updateDU(ctx context.Context, op operation) (map[string]string, 
 func (a *Agent) uninstallDU(ctx context.Context, op operation) (map[string]string, error) {
 	name := op.obj.values["Name"]
 	ch, err := a.cfg.Chutes.Remove(name, false, op.ctl.actor())
+	if err == nil {
+		a.noteChange(op, ch)
+	}
 	if err := a.waitChange(ctx, ch, err); err != nil {
 		return nil, err
 	}

@@ -31,8 +31,9 @@ const (
 
 // outgoing is a notification for a controller, by endpoint ID.
 type outgoing struct {
-	to  string
-	msg *codec.Msg
+	to   string
+	msg  *codec.Msg
+	sent func() // called once the broker has it; nil: nothing to do
 }
 
 // notify queues n for the controller to; a subscription of to of type typ
@@ -44,12 +45,16 @@ func (a *Agent) notify(to, typ, path string, n *codec.Notify) {
 	a.queue(to, n)
 }
 
-func (a *Agent) queue(to string, n *codec.Notify) {
+func (a *Agent) queue(to string, n *codec.Notify) { a.queueThen(to, n, nil) }
+
+// queueThen queues n for to; sent, if not nil, is called once the broker
+// has taken it.
+func (a *Agent) queueThen(to string, n *codec.Notify, sent func()) {
 	id := fmt.Sprintf("notify-%s-%d", a.boot, a.notifyID.Add(1))
 	msg := &codec.Msg{Header: &codec.Header{MsgId: id, MsgType: codec.Header_NOTIFY},
 		Body: &codec.Body{MsgBody: &codec.Body_Request{Request: &codec.Request{ReqType: &codec.Request_Notify{Notify: n}}}}}
 	select {
-	case a.outbox <- outgoing{to: to, msg: msg}:
+	case a.outbox <- outgoing{to: to, msg: msg, sent: sent}:
 	default:
 		a.cfg.Logf("usp: notification to %s dropped: %d waiting", to, maxOutbox)
 	}
@@ -153,6 +158,10 @@ func (a *Agent) send(ctx context.Context, c *mqttmtp.Client) {
 			err = c.Publish(pctx, a.cfg.Controllers[w.o.to].Topic, rec)
 			cancel()
 		}
+		if err == nil && w.o.sent != nil {
+			w.o.sent()
+			w.o.sent = nil
+		}
 		if a.pending.sent(w, err != nil, a.cfg.NotifyRetry) {
 			a.cfg.Logf("usp: notification %s to %s given up: %v", w.o.msg.Header.MsgId, w.o.to, err)
 		}
@@ -194,17 +203,26 @@ func (a *Agent) notifyBoot() {
 	}
 }
 
-// operationComplete tells the controller from how its async command on
-// obj ended.
-func (a *Agent) operationComplete(from, obj, command, key string, out map[string]string, err error) {
-	oc := &codec.Notify_OperationComplete{ObjPath: obj, CommandName: command, CommandKey: key}
-	if err != nil {
-		code, msg := commandError(err)
-		oc.OperationResp = &codec.Notify_OperationComplete_CmdFailure{CmdFailure: &codec.Notify_OperationComplete_CommandFailure{ErrCode: code, ErrMsg: msg}}
+// operationComplete tells the controller that ran the async command l how
+// it ended; once the notification is handed to the broker, l's record
+// goes.
+func (a *Agent) operationComplete(l *launch, done savedOutcome) {
+	r := l.saved
+	oc := &codec.Notify_OperationComplete{ObjPath: r.Obj, CommandName: r.Command, CommandKey: r.Key}
+	if done.Code != 0 {
+		oc.OperationResp = &codec.Notify_OperationComplete_CmdFailure{CmdFailure: &codec.Notify_OperationComplete_CommandFailure{ErrCode: done.Code, ErrMsg: done.Msg}}
 	} else {
-		oc.OperationResp = &codec.Notify_OperationComplete_ReqOutputArgs{ReqOutputArgs: &codec.Notify_OperationComplete_OutputArgs{OutputArgs: out}}
+		oc.OperationResp = &codec.Notify_OperationComplete_ReqOutputArgs{ReqOutputArgs: &codec.Notify_OperationComplete_OutputArgs{OutputArgs: done.Out}}
 	}
-	a.notify(from, "OperationComplete", obj+command, &codec.Notify{Notification: &codec.Notify_OperComplete{OperComplete: oc}})
+	n := &codec.Notify{Notification: &codec.Notify_OperComplete{OperComplete: oc}}
+	if s := a.subs.matching(r.From, "OperationComplete", r.Obj+r.Command); s != nil {
+		n.SubscriptionId, n.SendResp = s.id, s.retry
+	}
+	a.queueThen(r.From, n, func() {
+		if err := a.state.drop(l.key); err != nil {
+			a.cfg.Logf("usp: %v", err)
+		}
+	})
 }
 
 // duOperations name chute changes as DUStateChange!'s OperationPerformed.

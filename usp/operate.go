@@ -7,6 +7,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"time"
 
 	"paradrop/chute"
 	"paradrop/chute/signature"
@@ -33,6 +34,17 @@ type operation struct {
 	ctl  Controller // and its scope
 	obj  instance   // the object the command is on
 	args map[string]string
+	// req is the async command's record (nil for a sync one): what
+	// it queued is noted there (noteChange).
+	req *launch
+}
+
+// launch is an async command accepted, to run once its record is kept
+// (state.commit).
+type launch struct {
+	key   string // its record's store key ("" when not kept)
+	saved savedRequest
+	run   func()
 }
 
 // command is a command of the supported data model: on an object, sync or
@@ -55,8 +67,9 @@ var commands = []command{
 }
 
 // operate answers an Operate (TR-369 "The Operate Message"): the command
-// runs on each object its path names that the controller may see.
-func (a *Agent) operate(from string, ctl Controller, req *codec.Operate) *codec.Body {
+// runs on each object its path names that the controller may see. The
+// async commands are added to launches, to be run once the answer is kept.
+func (a *Agent) operate(from string, ctl Controller, req *codec.Operate, launches *[]*launch) *codec.Body {
 	objPath, name, ok := cutCommand(req.Command)
 	if !ok {
 		return errorMsg(codePathSyntax, fmt.Sprintf("%.200q names no command", req.Command))
@@ -91,7 +104,7 @@ func (a *Agent) operate(from string, ctl Controller, req *codec.Operate) *codec.
 		res := &codec.OperateResp_OperationResult{ExecutedCommand: executed}
 		op := operation{from: from, ctl: ctl, obj: in, args: req.InputArgs}
 		if cmd.async {
-			a.start(*cmd, op, executed, req.CommandKey, res)
+			*launches = append(*launches, a.start(*cmd, op, executed, req.CommandKey, res)...)
 		} else if out, err := cmd.run(a, a.ctx, op); err != nil {
 			code, msg := commandError(err)
 			res.OperationResp = &codec.OperateResp_OperationResult_CmdFailure{CmdFailure: &codec.OperateResp_OperationResult_CommandFailure{ErrCode: code, ErrMsg: msg}}
@@ -103,21 +116,54 @@ func (a *Agent) operate(from string, ctl Controller, req *codec.Operate) *codec.
 	return &codec.Body{MsgBody: &codec.Body_Response{Response: &codec.Response{RespType: &codec.Response_OperateResp{OperateResp: resp}}}}
 }
 
-// start runs an async command, answering the path of its Request object,
-// or a failure when too many are running.
-func (a *Agent) start(cmd command, op operation, executed, key string, res *codec.OperateResp_OperationResult) {
+// start makes an async command's Request object and answers its path, or
+// a failure when too many are running. The command runs once launched.
+func (a *Agent) start(cmd command, op operation, executed, key string, res *codec.OperateResp_OperationResult) []*launch {
 	n, ok := a.ops.begin(request{from: op.from, command: executed, key: key})
 	if !ok {
 		res.OperationResp = &codec.OperateResp_OperationResult_CmdFailure{CmdFailure: &codec.OperateResp_OperationResult_CommandFailure{
 			ErrCode: codeResources, ErrMsg: fmt.Sprintf("%d commands already running (%d of yours at most); try again later", maxOperations, maxPerController)}}
-		return
+		return nil
 	}
-	a.wg.Go(func() {
+	l := &launch{saved: savedRequest{From: op.from, Obj: op.obj.name(), Command: cmd.name, Key: key,
+		Chute: op.obj.values["Name"], Started: time.Now().UTC()}}
+	op.req = l
+	l.run = func() {
 		defer a.ops.end(n)
 		out, err := cmd.run(a, a.ctx, op)
-		a.operationComplete(op.from, op.obj.name(), cmd.name, key, out, err)
-	})
+		if a.ctx.Err() != nil {
+			return // the agent stops: the next start tells how it ended (recover.go)
+		}
+		a.finish(l, out, err)
+	}
 	res.OperationResp = &codec.OperateResp_OperationResult_ReqObjPath{ReqObjPath: "Device.LocalAgent.Request." + strconv.FormatUint(uint64(n), 10) + "."}
+	return []*launch{l}
+}
+
+// noteChange records the chute change an async command queued, so that a
+// restart meanwhile learns how it ended from the chute manager.
+func (a *Agent) noteChange(op operation, ch chute.Change) {
+	if op.req == nil {
+		return
+	}
+	op.req.saved.Change, op.req.saved.Chute = ch.ID, ch.Chute
+	if err := a.state.put(op.req.key, op.req.saved); err != nil {
+		a.cfg.Logf("usp: %v", err)
+	}
+}
+
+// finish tells the controller how an async command ended; its record is
+// kept, with the outcome, until the OperationComplete is sent.
+func (a *Agent) finish(l *launch, out map[string]string, err error) {
+	done := &savedOutcome{Out: out}
+	if err != nil {
+		done.Code, done.Msg = commandError(err)
+	}
+	l.saved.Done = done
+	if perr := a.state.put(l.key, l.saved); perr != nil {
+		a.cfg.Logf("usp: %v", perr)
+	}
+	a.operationComplete(l, *done)
 }
 
 // cutCommand splits a command path into its object's path and the

@@ -28,18 +28,22 @@ func (r *recent) get(key string) ([]byte, bool) {
 	return out, ok
 }
 
-func (r *recent) put(key string, answer []byte) {
+// put records answer under key, and returns the key it forgot to make
+// room, if any.
+func (r *recent) put(key string, answer []byte) (evicted string, ok bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if _, ok := r.answers[key]; ok {
-		return
+		return "", false
 	}
 	if len(r.order) < cap(r.order) {
 		r.order = append(r.order, key)
 	} else {
-		delete(r.answers, r.order[r.next])
+		evicted, ok = r.order[r.next], true
+		delete(r.answers, evicted)
 		r.order[r.next] = key
 		r.next = (r.next + 1) % len(r.order)
 	}
 	r.answers[key] = answer
+	return evicted, ok
 }
