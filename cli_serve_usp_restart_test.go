@@ -64,7 +64,7 @@ func TestServeUSPKilledMidInstall(t *testing.T) {
 	top := t.TempDir()
 	d := &daemon{t: t, bin: buildBinary(t), data: filepath.Join(top, "data"), url: "http://" + freePort(t),
 		cgroupParent: fmt.Sprintf("/paradrop-uspkill-%d", os.Getpid()),
-		args: []string{"--usp-broker", b.URL(), "--usp-endpoint-id", agentID, "--usp-controller", "self::ctrl=usp/controllers/ctrl"}}
+		args:         []string{"--usp-broker", b.URL(), "--usp-endpoint-id", agentID, "--usp-controller", "self::ctrl=usp/controllers/ctrl"}}
 	d.start()
 	t.Cleanup(func() {
 		d.cli("chute", "remove", "uspkill", "--yes")
