@@ -14,6 +14,7 @@ import (
 
 	"paradrop/examples"
 	"paradrop/internal/mosquitto"
+	"paradrop/usp"
 	"paradrop/usp/codec"
 )
 
@@ -169,5 +170,82 @@ func TestServeUSPKilledMidInstall(t *testing.T) {
 	noMore("install-then-kill", 2*time.Second)
 	if n := dus(); n != "1" {
 		t.Errorf("%s DUs, want 1", n)
+	}
+}
+
+// addSubscription makes a subscription through the agent and returns its
+// instance path.
+func (c *uspController) addSubscription(settings ...string) string {
+	c.t.Helper()
+	obj := &codec.Add_CreateObject{ObjPath: "Device.LocalAgent.Subscription."}
+	for i := 0; i+1 < len(settings); i += 2 {
+		obj.ParamSettings = append(obj.ParamSettings, &codec.Add_CreateParamSetting{Param: settings[i], Value: settings[i+1]})
+	}
+	id := c.request(&codec.Request{ReqType: &codec.Request_Add{Add: &codec.Add{CreateObjs: []*codec.Add_CreateObject{obj}}}}, codec.Header_ADD)
+	_, m := c.next("answer to Add", func(m *codec.Msg) bool { return m.Header.MsgId == id })
+	res := m.GetBody().GetResponse().GetAddResp().GetCreatedObjResults()
+	if len(res) != 1 || res[0].GetOperStatus().GetOperSuccess() == nil {
+		c.t.Fatalf("Add subscription: %v", m)
+	}
+	return res[0].GetOperStatus().GetOperSuccess().GetInstantiatedPath()
+}
+
+// valueChange waits for a ValueChange of path to value.
+func (c *uspController) valueChange(path, value string) {
+	c.t.Helper()
+	c.next("ValueChange "+path+" = "+value, func(m *codec.Msg) bool {
+		vc := m.GetBody().GetRequest().GetNotify().GetValueChange()
+		return vc.GetParamPath() == path && vc.GetParamValue() == value
+	})
+}
+
+// The broker stopped (killed) and started again: chutes keep running and
+// the local API answers meanwhile; the agent reconnects (TR-369's backoff),
+// subscribes again, answers its controller, and delivers the
+// notifications raised while the broker was away: a ValueChange of the
+// chute stopped through the API, the DUStateChange! of a chute installed
+// through it.
+func TestServeUSPBrokerRestart(t *testing.T) {
+	b := mosquitto.Start(t)
+	const agentID = "os::broker-restart"
+	ctrl := newUSPController(t, b, agentID, "self::ctrl", "usp/controllers/ctrl")
+	d := startLimitedDaemon(t, serveOptions{maxUpload: 8 << 20, usp: uspOptions{broker: b.URL(), endpointID: agentID,
+		controllers: map[string]usp.Controller{"self::ctrl": {Topic: "usp/controllers/ctrl"}}}})
+	base := "http://" + d.addr
+	ctrl.next("Boot!", func(m *codec.Msg) bool {
+		return m.GetBody().GetRequest().GetNotify().GetEvent().GetEventName() == "Boot!"
+	})
+	for _, name := range []string{"uspbr1", "uspbr2"} {
+		t.Cleanup(func() { apiCall(t, base, d.token, "DELETE", "/api/v1/chutes/"+name+"?wait=1", "") })
+	}
+	pkg := func(name string) string {
+		p, err := examples.Package("name: "+name+"\nversion: 1.0.0\ncommand: [/bin/sleep, \"1000\"]\n", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(p)
+	}
+	apiCall(t, base, d.token, "POST", "/api/v1/chutes?wait=1", pkg("uspbr1"))
+	ctrl.duEvent("Install")
+	status := "Device.SoftwareModules.ExecutionUnit.1.Status"
+	ctrl.waitValue(status, "Active")
+	ctrl.addSubscription("ID", "eu-status", "Enable", "true", "NotifType", "ValueChange", "ReferenceList", "Device.SoftwareModules.ExecutionUnit.*.Status")
+	time.Sleep(2 * time.Second) // the subscription's first look (1 s polls)
+
+	b.Stop()
+	d.health(t)
+	apiCall(t, base, d.token, "POST", "/api/v1/chutes/uspbr1/stop?wait=1", "")
+	apiCall(t, base, d.token, "POST", "/api/v1/chutes?wait=1", pkg("uspbr2"))
+	time.Sleep(2 * time.Second) // the ValueChange is raised while the broker is away
+	restarted := time.Now()
+	b.Restart()
+
+	ctrl.valueChange(status, "Idle")
+	if _, ev := ctrl.duEvent("Install"); ev["CurrentState"] != "Installed" || ev["DeploymentUnitRef"] != "Device.SoftwareModules.DeploymentUnit.2" {
+		t.Errorf("DUStateChange! %v", ev)
+	}
+	t.Logf("notifications delivered %s after the broker came back", time.Since(restarted).Round(time.Millisecond))
+	if n := ctrl.get("Device.SoftwareModules.DeploymentUnitNumberOfEntries"); n != "2" {
+		t.Errorf("%s DUs after the broker restart", n)
 	}
 }

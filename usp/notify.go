@@ -1,6 +1,7 @@
 package usp
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -21,9 +22,11 @@ import (
 // newest are dropped (and logged): the gateway never waits on the broker.
 const maxOutbox = 256
 
-// Retries of a notification not sent (the broker away) or not answered
-// (NotifRetry): TR-369's NotifRetryMinimumWaitInterval (5 s) doubling,
-// maxTries times in all.
+// Retries of a notification the broker did not take or the controller did
+// not answer (NotifRetry): TR-369's NotifRetryMinimumWaitInterval (5 s)
+// doubling, maxTries times in all. The broker's absence is no try: a
+// notification raised meanwhile is held (maxPending at most, then lost)
+// and sent once it is back.
 const (
 	maxTries   = 5
 	maxPending = 256
@@ -33,6 +36,7 @@ const (
 type outgoing struct {
 	to   string
 	msg  *codec.Msg
+	seq  uint64 // the order it was raised in
 	sent func() // called once the broker has it; nil: nothing to do
 }
 
@@ -50,11 +54,12 @@ func (a *Agent) queue(to string, n *codec.Notify) { a.queueThen(to, n, nil) }
 // queueThen queues n for to; sent, if not nil, is called once the broker
 // has taken it.
 func (a *Agent) queueThen(to string, n *codec.Notify, sent func()) {
-	id := fmt.Sprintf("notify-%s-%d", a.boot, a.notifyID.Add(1))
+	seq := a.notifyID.Add(1)
+	id := fmt.Sprintf("notify-%s-%d", a.boot, seq)
 	msg := &codec.Msg{Header: &codec.Header{MsgId: id, MsgType: codec.Header_NOTIFY},
 		Body: &codec.Body{MsgBody: &codec.Body_Request{Request: &codec.Request{ReqType: &codec.Request_Notify{Notify: n}}}}}
 	select {
-	case a.outbox <- outgoing{to: to, msg: msg, sent: sent}:
+	case a.outbox <- outgoing{to: to, msg: msg, seq: seq, sent: sent}:
 	default:
 		a.cfg.Logf("usp: notification to %s dropped: %d waiting", to, maxOutbox)
 	}
@@ -106,7 +111,8 @@ func (p *pending) trying(w *waiting) bool {
 	return true
 }
 
-// due takes the notifications to send again now.
+// due takes the notifications to send again now, in the order they were
+// raised.
 func (p *pending) due(now time.Time) []*waiting {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -116,7 +122,23 @@ func (p *pending) due(now time.Time) []*waiting {
 			out = append(out, w)
 		}
 	}
+	slices.SortFunc(out, func(a, b *waiting) int { return cmp.Compare(a.o.seq, b.o.seq) })
 	return out
+}
+
+// away keeps w, which could not be sent because the broker is away, to be
+// sent once it is back: the broker's absence spends none of its tries. It
+// returns false when maxPending wait already: w is lost.
+func (p *pending) away(w *waiting) bool {
+	key := pendingKey(w.o.to, w.o.msg.Header.MsgId)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if _, in := p.m[key]; !in && len(p.m) >= maxPending {
+		return false
+	}
+	w.next, w.held = time.Time{}, true
+	p.m[key] = w
+	return true
 }
 
 // sent records that w was tried: it stays (to be tried again, after
@@ -158,6 +180,12 @@ func (a *Agent) send(ctx context.Context, c *mqttmtp.Client) {
 			err = c.Publish(pctx, a.cfg.Controllers[w.o.to].Topic, rec)
 			cancel()
 		}
+		if errors.Is(err, mqttmtp.ErrNotConnected) {
+			if !a.pending.away(w) {
+				a.cfg.Logf("usp: notification %s to %s lost: the broker is away and %d wait", w.o.msg.Header.MsgId, w.o.to, maxPending)
+			}
+			return
+		}
 		if err == nil && w.o.sent != nil {
 			w.o.sent()
 			w.o.sent = nil
@@ -171,6 +199,10 @@ func (a *Agent) send(ctx context.Context, c *mqttmtp.Client) {
 		case <-ctx.Done():
 			return
 		case o := <-a.outbox:
+			// Those held while the broker was away go first.
+			for _, w := range a.pending.due(time.Now()) {
+				try(w)
+			}
 			try(&waiting{o: o})
 		case now := <-tick.C:
 			for _, w := range a.pending.due(now) {

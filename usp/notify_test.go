@@ -1,10 +1,14 @@
 package usp
 
 import (
+	"context"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
 	"paradrop/usp/codec"
+	"paradrop/usp/mqttmtp"
 )
 
 // A NotifyResp that comes while its notification is being sent (the
@@ -67,5 +71,37 @@ func TestPendingAnsweredWhileSending(t *testing.T) {
 	time.Sleep(2 * retry)
 	if due := p.due(time.Now()); len(due) != 1 {
 		t.Errorf("unanswered: %d due", len(due))
+	}
+}
+
+// Notifications raised while the broker is away are held, none given up
+// however long it stays away, and go out in the order they were raised.
+func TestNotificationsHeldWhileBrokerAway(t *testing.T) {
+	a := testAgent(t, twoChutes(), func(c *Config) { c.NotifyRetry = 10 * time.Millisecond })
+	c, err := mqttmtp.New(mqttmtp.Config{Broker: "tcp://127.0.0.1:1", ClientID: "x", Topic: "usp/agents/x"}) // never run: never connected
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		a.queue(ctrlID, &codec.Notify{SubscriptionId: fmt.Sprint(i)})
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { a.send(ctx, c); close(done) }()
+	time.Sleep(50 * a.cfg.NotifyRetry) // far more than maxTries retries
+	cancel()
+	<-done
+	due := a.pending.due(time.Now())
+	var order []string
+	for _, w := range due {
+		order = append(order, w.o.msg.GetBody().GetRequest().GetNotify().GetSubscriptionId())
+	}
+	if strings.Join(order, ",") != "0,1,2" {
+		t.Errorf("held %v, want 0,1,2", order)
+	}
+	for _, w := range due {
+		if w.tries != 0 {
+			t.Errorf("%d tries spent while the broker was away", w.tries)
+		}
 	}
 }

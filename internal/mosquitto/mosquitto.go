@@ -153,18 +153,35 @@ func (b *Broker) Restart() {
 
 // Client connects a plain MQTT client (a controller, an attacker) to the
 // broker until the test ends; with a filter, what it receives on it goes
-// to got.
+// to got. It reconnects and subscribes again after a Restart.
 func (b *Broker) Client(t testing.TB, id, filter string, got chan<- mqtt.Message) mqtt.Client {
 	t.Helper()
-	cl := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(b.URL()).SetClientID(id))
+	subscribed := make(chan error, 1)
+	opts := mqtt.NewClientOptions().AddBroker(b.URL()).SetClientID(id).SetMaxReconnectInterval(time.Second).
+		SetOnConnectHandler(func(cl mqtt.Client) {
+			if filter == "" {
+				return
+			}
+			tok := cl.Subscribe(filter, 1, func(_ mqtt.Client, m mqtt.Message) { got <- m })
+			tok.WaitTimeout(5 * time.Second)
+			select {
+			case subscribed <- tok.Error():
+			default:
+			}
+		})
+	cl := mqtt.NewClient(opts)
 	if tok := cl.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
 		t.Fatalf("mqtt client %s: connect: %v", id, tok.Error())
 	}
 	t.Cleanup(func() { cl.Disconnect(0) })
 	if filter != "" {
-		tok := cl.Subscribe(filter, 1, func(_ mqtt.Client, m mqtt.Message) { got <- m })
-		if !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
-			t.Fatalf("mqtt client %s: subscribe: %v", id, tok.Error())
+		select {
+		case err := <-subscribed:
+			if err != nil {
+				t.Fatalf("mqtt client %s: subscribe: %v", id, err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("mqtt client %s: subscribe: no answer", id)
 		}
 	}
 	return cl
