@@ -24,7 +24,9 @@ import (
 // saying why, and DUStateChange! Failed), and the same Operate sent again
 // (same msg_id) gets the first answer and installs nothing. A package
 // installed before a second kill is not installed again by its Operate
-// redelivered after it.
+// redelivered after it. A Persistent subscription (ObjectCreation of DUs)
+// outlives the restarts and is told of the install; a non-persistent one
+// is gone.
 func TestServeUSPKilledMidInstall(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("the chute manager needs root")
@@ -119,6 +121,17 @@ func TestServeUSPKilledMidInstall(t *testing.T) {
 		}
 	}
 
+	// Subscriptions: the persistent one outlives the restarts, the other
+	// does not.
+	ctrl.addSubscription("ID", "du-created", "Enable", "true", "NotifType", "ObjectCreation",
+		"ReferenceList", "Device.SoftwareModules.DeploymentUnit.", "Persistent", "true")
+	ctrl.addSubscription("ID", "transient", "Enable", "true", "NotifType", "ObjectCreation",
+		"ReferenceList", "Device.SoftwareModules.ExecutionUnit.")
+	subscriptions := func() string {
+		ids := ctrl.getAll("Device.LocalAgent.Subscription.*.ID")
+		return fmt.Sprint(ids)
+	}
+
 	// Killed mid-download: nothing installed, and told so.
 	stalled := installRecord("kill-mid-download", web.URL+"/stall.tgz")
 	ctrl.publish(stalled)
@@ -143,6 +156,9 @@ func TestServeUSPKilledMidInstall(t *testing.T) {
 	if n := dus(); n != "0" || stagingDirs() != 0 {
 		t.Errorf("%s DUs, %d staging directories after the restart", n, stagingDirs())
 	}
+	if got := subscriptions(); got != "map[Device.LocalAgent.Subscription.1.ID:du-created]" {
+		t.Errorf("subscriptions after the restart: %s", got)
+	}
 	// The same Operate again (a QoS 1 redelivery, or the controller's
 	// retry): the first answer, nothing run.
 	ctrl.publish(stalled)
@@ -162,6 +178,12 @@ func TestServeUSPKilledMidInstall(t *testing.T) {
 	if oc := completeOf("install-then-kill"); oc.GetReqOutputArgs() == nil {
 		t.Fatalf("OperationComplete %v", oc)
 	}
+	// The persistent subscription, made before the restart, is told.
+	_, created := ctrl.next("ObjectCreation", func(m *codec.Msg) bool { return m.GetBody().GetRequest().GetNotify().GetObjCreation() != nil })
+	if n := created.GetBody().GetRequest().GetNotify(); n.SubscriptionId != "du-created" ||
+		n.GetObjCreation().ObjPath != "Device.SoftwareModules.DeploymentUnit.1." || n.GetObjCreation().UniqueKeys["DUID"] != "uspkill" {
+		t.Errorf("ObjectCreation %v", n)
+	}
 	kill()
 	ctrl.publish(whole)
 	if again, _ := ctrl.next("answer again", isWhole); !bytes.Equal(wholeAnswer, again) {
@@ -171,6 +193,22 @@ func TestServeUSPKilledMidInstall(t *testing.T) {
 	if n := dus(); n != "1" {
 		t.Errorf("%s DUs, want 1", n)
 	}
+}
+
+// getAll returns the values of the parameters path names, by path.
+func (c *uspController) getAll(path string) map[string]string {
+	c.t.Helper()
+	id := c.request(&codec.Request{ReqType: &codec.Request_Get{Get: &codec.Get{ParamPaths: []string{path}}}}, codec.Header_GET)
+	_, m := c.next("answer to Get "+path, func(m *codec.Msg) bool { return m.Header.MsgId == id })
+	out := map[string]string{}
+	for _, r := range m.GetBody().GetResponse().GetGetResp().GetReqPathResults() {
+		for _, res := range r.ResolvedPathResults {
+			for k, v := range res.ResultParams {
+				out[res.ResolvedPath+k] = v
+			}
+		}
+	}
+	return out
 }
 
 // addSubscription makes a subscription through the agent and returns its

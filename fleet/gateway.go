@@ -91,9 +91,9 @@ type USPInstaller struct {
 // subscribe asks a gateway, once, for the OperationComplete notifications
 // of its software modules (TR-369 sends a notification only to a
 // subscriber). A refusal is logged, not fatal: the subscription may
-// exist already, made by this controller before. It does not ask for
-// Persistent: paradrop's agent keeps subscriptions while it runs only
-// (Persistent is read-only there), and refused the whole Add for it.
+// exist already, made by this controller before. It is Persistent, so
+// that a gateway restarted keeps it (not required: an agent that keeps
+// none still subscribes).
 func (u *USPInstaller) subscribe(ctx context.Context, gw string) {
 	u.mu.Lock()
 	done := u.subscribed[gw]
@@ -111,7 +111,7 @@ func (u *USPInstaller) subscribe(ctx context.Context, gw string) {
 	_, err := u.C.Request(ctx, gw, codec.Header_ADD, &codec.Request{ReqType: &codec.Request_Add{Add: &codec.Add{
 		CreateObjs: []*codec.Add_CreateObject{{ObjPath: subscriptions, ParamSettings: []*codec.Add_CreateParamSetting{
 			set("ID", "paradrop-fleet-"+u.C.id), set("Enable", "true"), set("NotifType", "OperationComplete"),
-			set("ReferenceList", "Device.SoftwareModules."),
+			set("ReferenceList", "Device.SoftwareModules."), {Param: "Persistent", Value: "true"},
 		}}},
 	}}})
 	if err != nil {

@@ -152,11 +152,15 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.NotifyRetry <= 0 {
 		cfg.NotifyRetry = 5 * time.Second
 	}
+	st := newState(cfg.DB)
 	ctx, stop := context.WithCancel(context.Background())
 	a := &Agent{cfg: cfg, nums: map[string]uint32{}, urls: map[string]string{}, ctx: ctx, stop: stop,
-		seen: newRecent(maxRecent), ops: newOperations(maxOperations), subs: newSubscriptions(), pending: newPending(),
-		outbox: make(chan outgoing, maxOutbox), boot: rand.Text()[:8], state: newState(cfg.DB), since: time.Now()}
+		seen: newRecent(maxRecent), ops: newOperations(maxOperations), subs: newSubscriptions(st, cfg.Logf), pending: newPending(),
+		outbox: make(chan outgoing, maxOutbox), boot: rand.Text()[:8], state: st, since: time.Now()}
 	answers, requests, err := a.state.load()
+	if err == nil {
+		err = a.subs.restore(cfg.Controllers)
+	}
 	if err != nil {
 		stop()
 		return nil, err

@@ -265,6 +265,7 @@ var duOperations = map[string]string{"install": "Install", "update": "Update", "
 // (Device.SoftwareModules.DUStateChange!). It does not block: the chute
 // manager calls it as the change ends (chute.Manager.OnChangeEnd).
 func (a *Agent) ChangeEnded(c chute.Change) {
+	a.objectsChanged(c)
 	op, ok := duOperations[c.Action]
 	if !ok {
 		return

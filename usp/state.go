@@ -3,6 +3,7 @@ package usp
 import (
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -182,4 +183,30 @@ func (s *state) drop(key string) error {
 		return fmt.Errorf("usp state: %w", err)
 	}
 	return nil
+}
+
+// subscriptions are the persistent subscriptions kept, by instance number.
+func (s *state) subscriptions() (map[uint32]savedSubscription, error) {
+	out := map[uint32]savedSubscription{}
+	if s == nil {
+		return out, nil
+	}
+	err := s.db.View(func(tx *store.Tx) error {
+		return tx.ForEach(store.USP, func(k string, raw []byte) error {
+			num, ok := strings.CutPrefix(k, subscriptionPrefix)
+			if !ok {
+				return nil
+			}
+			n, err := strconv.ParseUint(num, 10, 32)
+			var v savedSubscription
+			if err == nil && json.Unmarshal(raw, &v) == nil {
+				out[uint32(n)] = v
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("usp state: %w", err)
+	}
+	return out, nil
 }

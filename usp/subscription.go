@@ -20,11 +20,13 @@ const (
 )
 
 // notifTypes are the NotifType values the agent sends.
-var notifTypes = []string{"ValueChange", "OperationComplete", "Event"}
+var notifTypes = []string{"ValueChange", "OperationComplete", "Event", "ObjectCreation", "ObjectDeletion"}
 
 // subscription is a Device.LocalAgent.Subscription.{i}.: a controller's
-// wish to be told of something. They live while the agent runs (not
-// Persistent): a controller subscribes again on the agent's Boot!.
+// wish to be told of something. One made Persistent is kept in the
+// daemon's store, under its instance number, and outlives a restart of
+// the agent; the others live while it runs: a controller subscribes again
+// on the agent's Boot!.
 type subscription struct {
 	num     uint32
 	from    string // the controller that made it, its recipient
@@ -33,6 +35,7 @@ type subscription struct {
 	refs    []string
 	enable  bool
 	retry   bool // NotifRetry: send_resp, and resend until answered
+	persist bool // Persistent
 	created time.Time
 	// last holds the values a ValueChange subscription saw last;
 	// nil until it first looks.
@@ -41,13 +44,66 @@ type subscription struct {
 
 // subscriptions are the subscriptions of all controllers.
 type subscriptions struct {
-	mu   sync.Mutex
-	next uint32
-	all  map[uint32]*subscription
+	mu    sync.Mutex
+	next  uint32
+	all   map[uint32]*subscription
+	state *state // keeps the persistent ones; nil: none kept
+	logf  func(string, ...any)
 }
 
-func newSubscriptions() *subscriptions {
-	return &subscriptions{all: map[uint32]*subscription{}}
+func newSubscriptions(st *state, logf func(string, ...any)) *subscriptions {
+	return &subscriptions{all: map[uint32]*subscription{}, state: st, logf: logf}
+}
+
+// savedSubscription is a persistent subscription as kept.
+type savedSubscription struct {
+	From    string    `json:"from"`
+	ID      string    `json:"id"`
+	Type    string    `json:"type"`
+	Refs    []string  `json:"refs"`
+	Enable  bool      `json:"enable"`
+	Retry   bool      `json:"retry"`
+	Created time.Time `json:"created"`
+}
+
+func subscriptionKey(num uint32) string { return fmt.Sprintf("%s%010d", subscriptionPrefix, num) }
+
+// keep writes s to the store if persistent, or deletes it from there.
+// Called with ss.mu held.
+func (ss *subscriptions) keep(s *subscription, gone bool) {
+	var err error
+	if s.persist && !gone {
+		err = ss.state.put(subscriptionKey(s.num), savedSubscription{From: s.from, ID: s.id, Type: s.typ, Refs: s.refs,
+			Enable: s.enable, Retry: s.retry, Created: s.created})
+	} else {
+		err = ss.state.drop(subscriptionKey(s.num))
+	}
+	if err != nil {
+		ss.logf("usp: subscription %d: %v", s.num, err)
+	}
+}
+
+// restore takes back the persistent subscriptions of the controllers the
+// agent still has, keeping their instance numbers (R-ARC.8); those of
+// others go.
+func (ss *subscriptions) restore(controllers map[string]Controller) error {
+	saved, err := ss.state.subscriptions()
+	if err != nil {
+		return err
+	}
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	for num, v := range saved {
+		s := &subscription{num: num, from: v.From, id: v.ID, typ: v.Type, refs: v.Refs, enable: v.Enable, retry: v.Retry,
+			persist: true, created: v.Created}
+		if _, ok := controllers[v.From]; !ok {
+			ss.keep(s, true)
+			continue
+		}
+		ss.all[num] = s
+		ss.next = max(ss.next, num)
+	}
+	return nil
 }
 
 // values are the parameters of s as Get shows them.
@@ -55,13 +111,13 @@ func (s *subscription) values(recipient string) map[string]string {
 	return map[string]string{
 		"ID": s.id, "Enable": strconv.FormatBool(s.enable), "NotifType": s.typ,
 		"ReferenceList": strings.Join(s.refs, ","), "Recipient": recipient,
-		"NotifRetry": strconv.FormatBool(s.retry), "Persistent": "false",
+		"NotifRetry": strconv.FormatBool(s.retry), "Persistent": strconv.FormatBool(s.persist),
 		"CreationDate": s.created.UTC().Format(time.RFC3339),
 	}
 }
 
 // writable are the parameters a controller sets; the others are read-only.
-var writable = []string{"ID", "Enable", "NotifType", "ReferenceList", "NotifRetry"}
+var writable = []string{"ID", "Enable", "NotifType", "ReferenceList", "NotifRetry", "Persistent"}
 
 // paramError is a parameter that could not be set.
 type paramError struct {
@@ -86,16 +142,19 @@ func (s subscription) apply(settings map[string]string) (subscription, []paramEr
 				continue
 			}
 			s.id = v
-		case "Enable", "NotifRetry":
+		case "Enable", "NotifRetry", "Persistent":
 			b, err := strconv.ParseBool(v)
 			if err != nil {
 				bad(codeInvalidValue, "%s: want true or false", p)
 				continue
 			}
-			if p == "Enable" {
+			switch p {
+			case "Enable":
 				s.enable = b
-			} else {
+			case "NotifRetry":
 				s.retry = b
+			default:
+				s.persist = b
 			}
 		case "NotifType":
 			if !slices.Contains(notifTypes, v) {
@@ -110,7 +169,7 @@ func (s subscription) apply(settings map[string]string) (subscription, []paramEr
 				continue
 			}
 			s.refs = refs
-		case "Recipient", "Persistent", "CreationDate":
+		case "Recipient", "CreationDate":
 			bad(codeNotWritable, "%s is read-only", p)
 		default:
 			bad(codeUnknownParam, "%.60q is not a parameter of Subscription", p)
@@ -175,6 +234,7 @@ func (ss *subscriptions) add(from string, settings map[string]string) (*subscrip
 		s.id = strconv.FormatUint(uint64(s.num), 10) + "-" + rand.Text()[:8]
 	}
 	ss.all[s.num] = &s
+	ss.keep(&s, false)
 	return &s, nil, nil
 }
 
@@ -199,6 +259,7 @@ func (ss *subscriptions) set(from string, num uint32, settings map[string]string
 		s.last = nil // what it watches changed: look afresh
 	}
 	*old = s
+	ss.keep(old, false)
 	return settings, nil, true
 }
 
@@ -216,10 +277,12 @@ func (ss *subscriptions) get(from string, num uint32) subscription {
 func (ss *subscriptions) remove(from string, num uint32) bool {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
-	if s, ok := ss.all[num]; !ok || s.from != from {
+	s, ok := ss.all[num]
+	if !ok || s.from != from {
 		return false
 	}
 	delete(ss.all, num)
+	ss.keep(s, true)
 	return true
 }
 

@@ -1,0 +1,115 @@
+package usp
+
+import (
+	"path/filepath"
+	"testing"
+
+	"paradrop/chute"
+	"paradrop/store"
+)
+
+func openStore(t *testing.T) *store.DB {
+	t.Helper()
+	db, err := store.Open(filepath.Join(t.TempDir(), "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// Subscriptions made Persistent outlive the agent, with their instance
+// numbers and settings; the others, and those of a controller the agent
+// no longer has, do not; one deleted, or set to Persistent=false, is gone
+// from the store too.
+func TestSubscriptionsPersist(t *testing.T) {
+	db := openStore(t)
+	const other = "self::other"
+	two := func(c *Config) {
+		c.DB = db
+		c.Controllers = map[string]Controller{ctrlID: {Topic: "usp/controllers/ctrl"}, other: {Topic: "usp/controllers/other"}}
+	}
+	a := testAgent(t, twoChutes(), two)
+	for i, s := range []struct {
+		from, id, persistent string
+	}{{ctrlID, "kept", "true"}, {ctrlID, "dropped", "false"}, {other, "other", "true"}, {ctrlID, "unkept", "true"}, {ctrlID, "deleted", "true"}} {
+		m := send(t, a, s.from, "add-"+s.id, addSub(false, "ID", s.id, "Enable", "true", "NotifType", "ValueChange",
+			"ReferenceList", "Device.SoftwareModules.ExecutionUnit.*.Status", "Persistent", s.persistent, "NotifRetry", "true"))
+		if m.GetBody().GetResponse().GetAddResp() == nil {
+			t.Fatalf("add %d: %v", i, m)
+		}
+	}
+	if m := send(t, a, ctrlID, "unkeep", setSub("Device.LocalAgent.Subscription.4.", "Persistent", "false")); m.GetBody().GetResponse().GetSetResp() == nil {
+		t.Fatalf("set: %v", m)
+	}
+	if m := send(t, a, ctrlID, "delete", deleteSub("Device.LocalAgent.Subscription.5.")); m.GetBody().GetResponse().GetDeleteResp() == nil {
+		t.Fatalf("delete: %v", m)
+	}
+
+	// The next run, with the operator's controller only.
+	b := testAgent(t, twoChutes(), func(c *Config) { c.DB = db })
+	got := map[string]string{}
+	for _, r := range ask(t, b, ctrlID, getReq(0, "Device.LocalAgent.Subscription.")).Body.GetResponse().GetGetResp().GetReqPathResults() {
+		for _, res := range r.ResolvedPathResults {
+			for k, v := range res.ResultParams {
+				got[res.ResolvedPath+k] = v
+			}
+		}
+	}
+	want := map[string]string{"Device.LocalAgent.Subscription.1.ID": "kept", "Device.LocalAgent.Subscription.1.Persistent": "true",
+		"Device.LocalAgent.Subscription.1.NotifRetry": "true", "Device.LocalAgent.Subscription.1.Enable": "true",
+		"Device.LocalAgent.Subscription.1.ReferenceList": "Device.SoftwareModules.ExecutionUnit.*.Status"}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s = %q, want %q", k, got[k], v)
+		}
+	}
+	for _, n := range []string{"2", "4", "5"} {
+		if _, ok := got["Device.LocalAgent.Subscription."+n+".ID"]; ok {
+			t.Errorf("subscription %s outlived the agent: %v", n, got)
+		}
+	}
+	saved, err := b.state.subscriptions()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(saved) != 1 {
+		t.Errorf("%d subscriptions kept, want 1: %v", len(saved), saved)
+	}
+	// A new one does not take a kept one's number (R-ARC.8).
+	m := send(t, b, ctrlID, "add-new", addSub(false, "Enable", "true", "NotifType", "Event", "ReferenceList", "Device.Boot!"))
+	if p := m.GetBody().GetResponse().GetAddResp().GetCreatedObjResults()[0].GetOperStatus().GetOperSuccess().GetInstantiatedPath(); p != "Device.LocalAgent.Subscription.2." {
+		t.Errorf("new subscription at %s", p)
+	}
+}
+
+// ObjectCreation and ObjectDeletion of a chute's DU and EU go to the
+// controllers subscribed to them, whoever installed or removed it, with
+// the DU's unique keys.
+func TestObjectCreationDeletion(t *testing.T) {
+	chutes := twoChutes()
+	a := testAgent(t, chutes, nil)
+	send(t, a, ctrlID, "c", addSub(false, "ID", "new-du", "Enable", "true", "NotifType", "ObjectCreation", "ReferenceList", "Device.SoftwareModules.DeploymentUnit."))
+	send(t, a, ctrlID, "d", addSub(false, "ID", "gone-eu", "Enable", "true", "NotifType", "ObjectDeletion", "ReferenceList", "Device.SoftwareModules.ExecutionUnit.*."))
+	drain(a)
+	a.snapshot(ctrlID, a.cfg.Controllers[ctrlID]) // numbers hello 1, web 2
+	*chutes = append(*chutes, chute.Info{Name: "third", Version: "3.0", State: chute.Running, Desired: chute.Running})
+	a.ChangeEnded(chute.Change{Chute: "third", Action: "install", State: chute.ChangeDone})
+	*chutes = (*chutes)[:2]
+	a.ChangeEnded(chute.Change{Chute: "web", Action: "remove", State: chute.ChangeDone})
+	a.ChangeEnded(chute.Change{Chute: "hello", Action: "remove", State: chute.ChangeError})
+	var got []string
+	for _, o := range drain(a) {
+		n := o.msg.GetBody().GetRequest().GetNotify()
+		switch {
+		case n.GetObjCreation() != nil:
+			got = append(got, n.SubscriptionId+" "+n.GetObjCreation().ObjPath+" "+n.GetObjCreation().UniqueKeys["DUID"])
+		case n.GetObjDeletion() != nil:
+			got = append(got, n.SubscriptionId+" "+n.GetObjDeletion().ObjPath)
+		}
+	}
+	want := []string{"new-du Device.SoftwareModules.DeploymentUnit.3. third", "gone-eu Device.SoftwareModules.ExecutionUnit.2."}
+	if len(got) != len(want) || got[0] != want[0] || got[1] != want[1] {
+		t.Errorf("notifications %q, want %q", got, want)
+	}
+}
