@@ -7,6 +7,7 @@ import (
 	"compress/gzip"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -51,20 +52,32 @@ func fleetMain(env *cliEnv, args []string) int {
 		return dispatch(env, "fleet rollout", rolloutCommands, args[1:])
 	}
 	if len(args) == 0 || fleetCommands[args[0]].run == nil {
-		// The usage lists the rollout group too.
-		defer fmt.Fprintln(env.stderr, "  paradrop fleet rollout start|status|pause|resume|abort ...")
+		// The usage lists the rollout group too, and the broker's flags
+		// every command takes.
+		defer fmt.Fprintln(env.stderr, "  paradrop fleet rollout start|status|pause|resume|abort ...\n"+
+			"every command: [--prefix TOPIC] and, for an ssl:// --broker, [--ca FILE] [--username NAME [--password-file FILE]]")
 	}
 	return dispatch(env, "fleet", fleetCommands, args)
 }
 
 // stateFlags are the flags every fleet command shares: where the state
-// is.
-type stateFlags struct{ broker, prefix string }
+// is, and how to reach the broker.
+type stateFlags struct {
+	broker, prefix string
+	// MQTT over TLS (an ssl:// broker), as the agents' --usp-ca,
+	// --usp-username and --usp-password-file.
+	ca, username, passwordFile string
+	tls                        *tls.Config
+	password                   string
+}
 
 func addStateFlags(env *cliEnv, fs *flag.FlagSet) *stateFlags {
 	var f stateFlags
-	fs.StringVar(&f.broker, "broker", env.getenv("PARADROP_FLEET_BROKER"), "MQTT broker holding the fleet's state, tcp://HOST:PORT (env PARADROP_FLEET_BROKER)")
+	fs.StringVar(&f.broker, "broker", env.getenv("PARADROP_FLEET_BROKER"), "MQTT broker holding the fleet's state, tcp://HOST:PORT or ssl://HOST:PORT (env PARADROP_FLEET_BROKER)")
 	fs.StringVar(&f.prefix, "prefix", fleet.DefaultPrefix, "topic prefix of the fleet's state")
+	fs.StringVar(&f.ca, "ca", env.getenv("PARADROP_FLEET_CA"), "PEM file of the CAs that sign an ssl:// broker's certificate, the only ones trusted (default the system's; env PARADROP_FLEET_CA)")
+	fs.StringVar(&f.username, "username", env.getenv("PARADROP_FLEET_USERNAME"), "user name given to the broker (env PARADROP_FLEET_USERNAME)")
+	fs.StringVar(&f.passwordFile, "password-file", env.getenv("PARADROP_FLEET_PASSWORD_FILE"), "file holding the password given to the broker (needs --username; env PARADROP_FLEET_PASSWORD_FILE)")
 	return &f
 }
 
@@ -74,6 +87,21 @@ func (f *stateFlags) check() error {
 	}
 	if err := mqttmtp.CheckBroker(f.broker); err != nil {
 		return usagef("--broker: %v", err)
+	}
+	if f.ca != "" && !mqttmtp.Secure(f.broker) {
+		return usagef("--ca needs an ssl:// --broker")
+	}
+	if f.passwordFile != "" && f.username == "" {
+		return usagef("--password-file needs --username")
+	}
+	var err error
+	if f.tls, err = brokerTLS("--ca", f.ca); err != nil {
+		return err
+	}
+	if f.passwordFile != "" {
+		if f.password, err = brokerPassword("--password-file", f.passwordFile); err != nil {
+			return err
+		}
 	}
 	for _, p := range strings.Split(f.prefix, "/") {
 		if err := fleet.CheckName(p); err != nil {
@@ -100,7 +128,8 @@ func (f *stateFlags) parseAndOpen(ctx context.Context, env *cliEnv, fs *flag.Fla
 func (f *stateFlags) open(ctx context.Context) (*fleet.Retained, error) {
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	return fleet.OpenRetained(ctx, fleet.RetainedConfig{Broker: f.broker, Prefix: f.prefix, ClientID: "paradrop-fleet-cli-" + rand.Text()[:10]})
+	return fleet.OpenRetained(ctx, fleet.RetainedConfig{Broker: f.broker, TLS: f.tls, Username: f.username, Password: f.password,
+		Prefix: f.prefix, ClientID: "paradrop-fleet-cli-" + rand.Text()[:10]})
 }
 
 func cmdFleetServe(ctx context.Context, env *cliEnv, usage string, args []string) error {
@@ -133,6 +162,7 @@ func cmdFleetServe(ctx context.Context, env *cliEnv, usage string, args []string
 		return usagef("--probe-every: want a positive duration")
 	}
 	cfg.Broker, cfg.Prefix = sf.broker, sf.prefix
+	cfg.TLS, cfg.Username, cfg.Password = sf.tls, sf.username, sf.password
 	logger := log.New(env.stderr, "", log.LstdFlags)
 	cfg.Logf = logger.Printf
 	octx, cancel := context.WithTimeout(ctx, 30*time.Second)

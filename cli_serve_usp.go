@@ -159,11 +159,9 @@ func newUSP(o uspOptions, dataDir string, db *store.DB, mgr *chute.Manager, orig
 		return nil, err
 	}
 	if o.passwordFile != "" {
-		pw, err := os.ReadFile(o.passwordFile)
-		if err != nil {
-			return nil, fmt.Errorf("--usp-password-file: %w", err)
+		if mc.Password, err = brokerPassword("--usp-password-file", o.passwordFile); err != nil {
+			return nil, err
 		}
-		mc.Password = strings.TrimRight(string(pw), "\r\n")
 	}
 	client, err := mqttmtp.New(mc)
 	if err != nil {
@@ -193,18 +191,35 @@ func (o *uspOptions) publicClient() *http.Client {
 // tlsConfig is the TLS of an ssl:// broker: its certificate verified
 // with --usp-ca's CAs, or the system's.
 func (o *uspOptions) tlsConfig() (*tls.Config, error) {
-	if o.ca == "" {
+	return brokerTLS("--usp-ca", o.ca)
+}
+
+// brokerTLS is the TLS of an ssl:// broker whose certificate is verified
+// with the CAs in the PEM file ca only (flag names it in errors); nil,
+// the system's roots, when ca is "".
+func brokerTLS(flag, ca string) (*tls.Config, error) {
+	if ca == "" {
 		return nil, nil
 	}
-	pem, err := os.ReadFile(o.ca)
+	pem, err := os.ReadFile(ca)
 	if err != nil {
-		return nil, fmt.Errorf("--usp-ca: %w", err)
+		return nil, fmt.Errorf("%s: %w", flag, err)
 	}
 	pool := x509.NewCertPool()
 	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("--usp-ca %s: no PEM certificate", o.ca)
+		return nil, fmt.Errorf("%s %s: no PEM certificate", flag, ca)
 	}
 	return &tls.Config{RootCAs: pool}, nil
+}
+
+// brokerPassword reads a password file (flag names it in errors): its
+// first line.
+func brokerPassword(flag, path string) (string, error) {
+	pw, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", flag, err)
+	}
+	return strings.TrimRight(string(pw), "\r\n"), nil
 }
 
 // machineSerial is a stable ID of this machine: a hash of systemd's

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -18,6 +19,8 @@ import (
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"paradrop/usp/mqttmtp"
 )
 
 // The controller's state lives in retained messages on the broker, one
@@ -55,7 +58,12 @@ type PackageMeta struct {
 
 // RetainedConfig configures the connection to the state.
 type RetainedConfig struct {
+	// Broker is tcp://HOST:PORT, or ssl://HOST:PORT verified with TLS
+	// (nil: the system's roots).
 	Broker string
+	TLS    *tls.Config
+	// Username and Password, if set, are sent in CONNECT.
+	Username, Password string
 	// ClientID is the MQTT client ID (unique on the broker).
 	ClientID string
 	Prefix   string
@@ -136,9 +144,15 @@ func OpenRetained(ctx context.Context, cfg RetainedConfig) (*Retained, error) {
 		}
 		d := net.Dialer{Timeout: o.ConnectTimeout}
 		conn, err := d.Dial("tcp", u.Host)
+		if err == nil && mqttmtp.Secure(cfg.Broker) {
+			conn, err = mqttmtp.Handshake(context.Background(), conn, cfg.TLS, u.Hostname(), o.ConnectTimeout)
+		}
 		s.conn = conn
 		return conn, err
 	})
+	if cfg.Username != "" {
+		opts.SetUsername(cfg.Username).SetPassword(cfg.Password)
+	}
 	s.cl = mqtt.NewClient(opts)
 	if err := wait(ctx, s.cl.Connect()); err != nil {
 		s.cl.Disconnect(0)

@@ -2,6 +2,7 @@ package fleet
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -18,10 +19,14 @@ import (
 
 // ServerConfig configures a controller process.
 type ServerConfig struct {
-	Broker     string
+	Broker     string // tcp://HOST:PORT or ssl://HOST:PORT
 	EndpointID string
 	Topic      string // default usp/controllers/ENDPOINT-ID
 	Prefix     string // of the state's topics, default DefaultPrefix
+	// TLS verifies an ssl:// broker (nil: the system's roots), as the
+	// agents do; Username and Password, if set, are sent in CONNECT.
+	TLS                *tls.Config
+	Username, Password string
 	// Agents are gateways known beforehand (endpoint ID -> topic); others
 	// are found when they connect.
 	Agents map[string]string
@@ -77,6 +82,7 @@ func NewServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 		return nil, fmt.Errorf("fleet: endpoint ID: %w", err)
 	}
 	mtp, err := mqttmtp.New(mqttmtp.Config{Broker: cfg.Broker, ClientID: cfg.EndpointID, Topic: cfg.Topic,
+		TLS: cfg.TLS, Username: cfg.Username, Password: cfg.Password,
 		MaxPacket: 1 << 20, Rate: 20000, Burst: 20000, Queue: 8192, Logf: cfg.Logf})
 	if err != nil {
 		return nil, err
@@ -90,7 +96,7 @@ func NewServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 	}
 	cfg.PublicURL = strings.TrimSuffix(cfg.PublicURL, "/")
 	st, err := OpenRetained(ctx, RetainedConfig{Broker: cfg.Broker, ClientID: "fleet-state-" + cfg.EndpointID,
-		Prefix: cfg.Prefix, Controller: cfg.EndpointID, Logf: cfg.Logf})
+		TLS: cfg.TLS, Username: cfg.Username, Password: cfg.Password, Prefix: cfg.Prefix, Controller: cfg.EndpointID, Logf: cfg.Logf})
 	if err != nil {
 		ln.Close()
 		return nil, err

@@ -252,9 +252,18 @@ func (c *Client) connect(ctx context.Context, lost chan<- error) (mqtt.Client, e
 
 // handshake runs TLS over conn, verifying the broker as host.
 func (c *Client) handshake(ctx context.Context, conn net.Conn, host string, timeout time.Duration) (net.Conn, error) {
-	cfg := &tls.Config{}
-	if c.cfg.TLS != nil {
-		cfg = c.cfg.TLS.Clone()
+	return Handshake(ctx, conn, c.cfg.TLS, host, timeout)
+}
+
+// Handshake runs MQTT over TLS's handshake on conn, the broker verified
+// as host with cfg (nil: the system's roots), TLS 1.2 at least; conn is
+// closed if it fails. A controller's other connections to the broker use
+// it too.
+func Handshake(ctx context.Context, conn net.Conn, cfg *tls.Config, host string, timeout time.Duration) (net.Conn, error) {
+	if cfg == nil {
+		cfg = &tls.Config{}
+	} else {
+		cfg = cfg.Clone()
 	}
 	if cfg.ServerName == "" {
 		cfg.ServerName = host
