@@ -73,12 +73,43 @@ func runFleet(ctx context.Context, o options) (string, error) {
 			fmt.Sprintf("%.1f", r.usp), fmt.Sprintf("%.1f", r.state))
 	}
 	t.print(os.Stdout)
-	at := newTable("gateways", "abort stored after the crossing failure", "installs started after the abort", "rolled back", "rollback took")
+	at := newTable("gateways", "abort stored after the crossing failure", "installs started after the abort",
+		"last install received after the crossing failure", "installs received after it", "rolled back", "rollback took")
 	for _, r := range rounds {
-		at.add(strconv.Itoa(r.n), ms(r.abort.decided), strconv.Itoa(r.abort.lateStarts), strconv.Itoa(r.abort.rolledBack),
-			r.abort.rollback.Round(10*time.Millisecond).String())
+		at.add(strconv.Itoa(r.n), ms(r.abort.decided), strconv.Itoa(r.abort.lateStarts), ms(max(r.abort.lastAsked, 0)),
+			strconv.Itoa(r.abort.askedAfter), strconv.Itoa(r.abort.rolledBack), r.abort.rollback.Round(10*time.Millisecond).String())
 	}
 	at.print(os.Stdout)
+	without, with, err := agentCost(ctx, bin, dir, broker)
+	if err != nil {
+		return "", fmt.Errorf("agent's RSS: %w", err)
+	}
+	mib := func(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
+	fmt.Printf("daemon RSS without the agent %s, with it %s\n", mib(without), mib(with))
+	goal := func(ok bool) string {
+		if ok {
+			return "met"
+		}
+		return "not met"
+	}
+	last := rounds[len(rounds)-1]
+	var worstStop time.Duration
+	var peak int64
+	for _, r := range rounds {
+		worstStop, peak = max(worstStop, r.abort.lastAsked), max(peak, r.rss)
+	}
+	goals := fmt.Sprintf("Goals of the issue, this run:\n\n"+
+		"- %d gateways in ≤ 30 s: **%s** (%s).\n"+
+		"- controller RSS ≤ 100 MiB: **%s** (peak %s).\n"+
+		"- the agent adds ≤ 3 MiB to the daemon's RSS: **%s** (%s: %s without --usp-broker, %s with it, the median of %d daemons each, "+
+		"alternately, no chute, measured 3 s after start, the agent's after it connected and answered a Get of Device.).\n"+
+		"- an abort threshold crossed stops new installs within 1 s: **%s** (the last install an agent received came %s after the "+
+		"end of the failure that crossed the threshold, at worst; 0 when none came after it).\n",
+		last.n, goal(last.n >= 1000 && last.total <= 30*time.Second), last.total.Round(10*time.Millisecond),
+		goal(peak <= 100<<20), mib(peak),
+		goal(with-without <= 3<<20), mib(with-without), mib(without), mib(with), agentRounds,
+		goal(worstStop <= time.Second), ms(max(worstStop, 0)))
+	fmt.Print(goals)
 	return "A rollout of a small package (chute.yaml only) to N simulated agents on one Mosquitto, " +
 		"unlimited rate, at most N in flight, canary 1; `paradrop fleet serve` is its own process. " +
 		"Total: from the rollout stored to its completion. CPU: the controller's user and system time " +
@@ -87,7 +118,9 @@ func runFleet(ctx context.Context, o options) (string, error) {
 		"Record included. State records: retained messages the controller stored per gateway.\n\n" + t.markdown() +
 		"\nThen a version that one gateway in 20 fails, 50 in flight, no canary, abort at 3% failed after 20: " +
 		"the time from the end of the failure that crossed the threshold to the abort stored (both as the " +
-		"controller stamped them), installs started after it, and the rollback of every gateway touched.\n\n" + at.markdown(), nil
+		"controller stamped them), installs started after it, the last install an agent received after the crossing failure " +
+		"(the agents' clock is the controller's: one machine) and how many came after it, and the rollback of every gateway touched.\n\n" +
+		at.markdown() + "\n" + goals, nil
 }
 
 type fleetResult struct {
@@ -197,7 +230,7 @@ func fleetRound(ctx context.Context, bin, dir, broker string, n int) (fleetResul
 	}
 	res.usp = float64(msgs) / float64(n)
 	res.state = float64(stateRecords.Load()) / float64(n)
-	res.abort, err = abortRound(ctx, st, broker, prefix, targets, n)
+	res.abort, err = abortRound(ctx, st, broker, prefix, targets, agents)
 	return res, err
 }
 
@@ -205,14 +238,20 @@ func fleetRound(ctx context.Context, bin, dir, broker string, n int) (fleetResul
 type abortResult struct {
 	decided    time.Duration // from the crossing failure's end to the abort stored
 	lateStarts int           // installs started after the abort
+	// lastAsked is from the crossing failure's end to the last install
+	// an agent received (<= 0: none after it); askedAfter counts those
+	// after it.
+	lastAsked  time.Duration
+	askedAfter int
 	rolledBack int
 	rollback   time.Duration // from the abort to the rollout's end
 }
 
 // abortRound rolls a version out that one gateway in 20 fails, 50 at a
 // time, aborting at 3% failed after 20: how soon does it stop?
-func abortRound(ctx context.Context, st *fleet.Retained, broker, prefix string, targets []string, n int) (abortResult, error) {
+func abortRound(ctx context.Context, st *fleet.Retained, broker, prefix string, targets []string, agents []*uspsim.Agent) (abortResult, error) {
 	var res abortResult
+	n := len(agents)
 	p, err := st.AddPackage(ctx, "benchapp", "3.0.0", uspsim.Package("benchapp", "3.0.0"), []byte("untrusted comment: bench\n"))
 	if err != nil {
 		return res, err
@@ -249,6 +288,7 @@ func abortRound(ctx context.Context, st *fleet.Retained, broker, prefix string, 
 		return res, fmt.Errorf("watcher: %v", tok.Error())
 	}
 	spec := fleet.Spec{ID: id, Package: p, Targets: targets, Canary: -1, MaxInFlight: 50, Timeout: time.Minute, AbortMin: 20, AbortPercent: 3}
+	roundStart := time.Now()
 	if err := st.StartRollout(ctx, spec); err != nil {
 		return res, err
 	}
@@ -282,6 +322,20 @@ func abortRound(ctx context.Context, st *fleet.Retained, broker, prefix string, 
 			res.lateStarts++
 		}
 	}
+	// The installs as the agents received them (the rollback's updates,
+	// forced, are not counted).
+	var last time.Time
+	for _, a := range agents {
+		for _, t := range a.Asked() {
+			if t.After(roundStart) && t.After(last) {
+				last = t
+			}
+			if t.After(crossing) {
+				res.askedAfter++
+			}
+		}
+	}
+	res.lastAsked = last.Sub(crossing)
 	return res, nil
 }
 

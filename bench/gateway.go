@@ -83,9 +83,9 @@ func startDaemon(ctx context.Context, bin, dataDir string) (*daemon, error) {
 	return startDaemonIn(ctx, bin, dataDir, daemonCgroup)
 }
 
-// startDaemonIn is startDaemon with the chutes under cgroupParent: two
-// daemons at once need two.
-func startDaemonIn(ctx context.Context, bin, dataDir, cgroupParent string) (*daemon, error) {
+// startDaemonIn is startDaemon with the chutes under cgroupParent (two
+// daemons at once need two), and more flags of serve.
+func startDaemonIn(ctx context.Context, bin, dataDir, cgroupParent string, flags ...string) (*daemon, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
@@ -102,6 +102,7 @@ func startDaemonIn(ctx context.Context, bin, dataDir, cgroupParent string) (*dae
 	// bench touches nothing a gateway running on this machine owns.
 	cmd := exec.Command(bin, "serve", "--data", dataDir, "--listen", listen,
 		"--network=false", "--cgroup-parent", cgroupParent)
+	cmd.Args = append(cmd.Args, flags...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // no terminal ^C before cleanup
 	if err := cmd.Start(); err != nil {

@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -49,6 +50,7 @@ type Agent struct {
 	next     int
 	installs int
 	seen     map[string]bool // msg IDs run, so a re-delivered Operate runs once
+	asked    []time.Time     // when each install or update, not a rollback, came
 }
 
 type du struct {
@@ -71,6 +73,14 @@ func (a *Agent) publish(ctx context.Context, topic string, rec []byte) {
 	if a.mtp.Publish(ctx, topic, rec) == nil {
 		a.msgs.Add(1)
 	}
+}
+
+// Asked returns when each install or forward update came (a rollback is
+// an update with X_ParaDrop_Force), in order.
+func (a *Agent) Asked() []time.Time {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return slices.Clone(a.asked)
 }
 
 // Installs counts the installs and updates the agent ran.
@@ -206,6 +216,9 @@ func (a *Agent) operate(ctx context.Context, from, msgID string, op *codec.Opera
 	a.mu.Lock()
 	again := a.seen[from+msgID]
 	a.seen[from+msgID] = true
+	if !again && cmd != "Uninstall()" && op.InputArgs["X_ParaDrop_Force"] != "true" {
+		a.asked = append(a.asked, time.Now())
+	}
 	a.mu.Unlock()
 	if !again {
 		go a.run(ctx, from, op, cmd, target)
