@@ -1,8 +1,12 @@
 package usp
 
 import (
+	"context"
+	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	"paradrop/chute"
 	"paradrop/store"
@@ -111,5 +115,100 @@ func TestObjectCreationDeletion(t *testing.T) {
 	want := []string{"new-du Device.SoftwareModules.DeploymentUnit.3. third", "gone-eu Device.SoftwareModules.ExecutionUnit.2."}
 	if len(got) != len(want) || got[0] != want[0] || got[1] != want[1] {
 		t.Errorf("notifications %q, want %q", got, want)
+	}
+}
+
+// recoverChutes answers the changes a previous run queued.
+type recoverChutes struct {
+	*fakeChutes
+	changes []chute.Change
+}
+
+func (r recoverChutes) WaitChange(_ context.Context, id uint64) (chute.Change, error) {
+	for _, c := range r.changes {
+		if c.ID == id {
+			return c, nil
+		}
+	}
+	return chute.Change{}, chute.ErrNoChange
+}
+
+func (r recoverChutes) Changes() []chute.Change { return r.changes }
+
+// The commands a previous run left are each told once, truthfully: the
+// outcome of the change they queued (an install the chute manager
+// completed after the restart succeeds), a failure when they had queued
+// none, the outcome already decided when it had not been sent; a
+// DUStateChange! only where the chute manager settled the change before
+// the agent heard of it. Each record goes once its notification is sent;
+// that of a controller no longer configured goes unsaid.
+func TestRecoverInterrupted(t *testing.T) {
+	db := openStore(t)
+	started := time.Now().Add(-time.Minute).UTC()
+	before, after := started.Add(time.Second), time.Now().Add(time.Hour)
+	chutes := twoChutes()
+	*chutes = append(*chutes, chute.Info{Name: "resumed", Version: "1.0", State: chute.Running})
+	fake := recoverChutes{fakeChutes: chutes, changes: []chute.Change{
+		{ID: 7, Chute: "resumed", Action: "install", Actor: "operator", State: chute.ChangeDone, Created: before, Ended: &after},
+		{ID: 8, Chute: "web", Action: "update", Actor: "operator", State: chute.ChangeError, Error: "interrupted by a daemon restart", Created: before, Ended: &before},
+		{ID: 9, Chute: "matched", Action: "install", Actor: "operator", State: chute.ChangeError, Error: "interrupted by a daemon restart before it committed: nothing installed", Created: before, Ended: &before},
+	}}
+	st := newState(db)
+	for i, r := range []savedRequest{
+		{From: ctrlID, Obj: "Device.SoftwareModules.", Command: "InstallDU()", Key: "resumed", Started: started, Change: 7, Chute: "resumed"},
+		{From: ctrlID, Obj: "Device.SoftwareModules.DeploymentUnit.2.", Command: "Update()", Key: "update", Started: started, Change: 8, Chute: "web"},
+		{From: ctrlID, Obj: "Device.SoftwareModules.", Command: "InstallDU()", Key: "matched", Started: started},
+		{From: ctrlID, Obj: "Device.SoftwareModules.", Command: "InstallDU()", Key: "download", Started: started.Add(30 * time.Second)},
+		{From: ctrlID, Obj: "Device.SoftwareModules.DeploymentUnit.1.", Command: "Uninstall()", Key: "done", Started: started,
+			Done: &savedOutcome{Code: 7022, Msg: "it failed"}},
+		{From: "self::gone", Obj: "Device.SoftwareModules.", Command: "InstallDU()", Key: "gone", Started: started},
+	} {
+		if err := st.put(fmt.Sprintf("%s%020d", requestPrefix, i+1), r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a := testAgent(t, nil, func(c *Config) { c.DB, c.Chutes = db, fake })
+	a.recover(context.Background())
+	oc := map[string]string{}
+	var events []string
+	for _, o := range drain(a) {
+		n := o.msg.GetBody().GetRequest().GetNotify()
+		if c := n.GetOperComplete(); c != nil {
+			if f := c.GetCmdFailure(); f != nil {
+				oc[c.CommandKey] = fmt.Sprintf("%d %s", f.ErrCode, f.ErrMsg)
+			} else {
+				oc[c.CommandKey] = fmt.Sprint(c.GetReqOutputArgs().GetOutputArgs())
+			}
+		}
+		if ev := n.GetEvent(); ev != nil {
+			events = append(events, ev.Params["OperationPerformed"]+" "+ev.Params["CurrentState"]+" "+ev.Params["Fault.FaultString"])
+		}
+		if o.sent != nil {
+			o.sent()
+		}
+	}
+	want := map[string]string{
+		"resumed":  "map[DeploymentUnitRef:Device.SoftwareModules.DeploymentUnit.3]",
+		"update":   "7022 interrupted by a daemon restart",
+		"matched":  "7022 interrupted by a daemon restart before it committed: nothing installed",
+		"download": "7022 " + errInterrupted.Error(),
+		"done":     "7022 it failed",
+	}
+	for k, v := range want {
+		if oc[k] != v {
+			t.Errorf("OperationComplete %s: %q, want %q", k, oc[k], v)
+		}
+	}
+	if len(oc) != len(want) {
+		t.Errorf("OperationComplete of %v", oc)
+	}
+	wantEvents := []string{"Update Installed interrupted by a daemon restart",
+		"Install Failed interrupted by a daemon restart before it committed: nothing installed",
+		"Install Failed " + errInterrupted.Error()}
+	if strings.Join(events, "|") != strings.Join(wantEvents, "|") {
+		t.Errorf("DUStateChange! %q, want %q", events, wantEvents)
+	}
+	if _, left, _ := newState(db).load(); len(left) != 0 {
+		t.Errorf("records left after their notifications were sent: %v", left)
 	}
 }
