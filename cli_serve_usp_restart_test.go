@@ -132,6 +132,20 @@ func TestServeUSPKilledMidInstall(t *testing.T) {
 		return fmt.Sprint(ids)
 	}
 
+	// sentAgain publishes an Operate's record again, after a restart: it
+	// gets the first answer, runs nothing, and leaves dus DUs.
+	sentAgain := func(rec []byte, msgID string, answer []byte, wantDUs string) {
+		t.Helper()
+		ctrl.publish(rec)
+		if again, _ := ctrl.next("answer again", func(m *codec.Msg) bool { return m.Header.MsgId == msgID }); !bytes.Equal(answer, again) {
+			t.Errorf("%s sent again after the restart got another answer", msgID)
+		}
+		noMore(msgID, 2*time.Second)
+		if n := dus(); n != wantDUs {
+			t.Errorf("%s DUs after %s sent again, want %s", n, msgID, wantDUs)
+		}
+	}
+
 	// Killed mid-download: nothing installed, and told so.
 	stalled := installRecord("kill-mid-download", web.URL+"/stall.tgz")
 	ctrl.publish(stalled)
@@ -161,20 +175,12 @@ func TestServeUSPKilledMidInstall(t *testing.T) {
 	}
 	// The same Operate again (a QoS 1 redelivery, or the controller's
 	// retry): the first answer, nothing run.
-	ctrl.publish(stalled)
-	if again, _ := ctrl.next("answer again", isFirst); !bytes.Equal(first, again) {
-		t.Error("the Operate sent again after the restart got another answer")
-	}
-	noMore("kill-mid-download", 2*time.Second)
-	if n := dus(); n != "0" {
-		t.Errorf("%s DUs after the redelivery", n)
-	}
+	sentAgain(stalled, "kill-mid-download", first, "0")
 
 	// Installed, then killed: its Operate sent again installs nothing.
 	whole := installRecord("install-then-kill", web.URL+"/whole.tgz")
 	ctrl.publish(whole)
-	isWhole := func(m *codec.Msg) bool { return m.Header.MsgId == "install-then-kill" }
-	wholeAnswer, _ := ctrl.next("answer", isWhole)
+	wholeAnswer, _ := ctrl.next("answer", func(m *codec.Msg) bool { return m.Header.MsgId == "install-then-kill" })
 	if oc := completeOf("install-then-kill"); oc.GetReqOutputArgs() == nil {
 		t.Fatalf("OperationComplete %v", oc)
 	}
@@ -185,14 +191,7 @@ func TestServeUSPKilledMidInstall(t *testing.T) {
 		t.Errorf("ObjectCreation %v", n)
 	}
 	kill()
-	ctrl.publish(whole)
-	if again, _ := ctrl.next("answer again", isWhole); !bytes.Equal(wholeAnswer, again) {
-		t.Error("the Operate sent again after the restart got another answer")
-	}
-	noMore("install-then-kill", 2*time.Second)
-	if n := dus(); n != "1" {
-		t.Errorf("%s DUs, want 1", n)
-	}
+	sentAgain(whole, "install-then-kill", wholeAnswer, "1")
 }
 
 // getAll returns the values of the parameters path names, by path.
