@@ -241,13 +241,30 @@ func (c *uspController) valueChange(path, value string) {
 // subscribes again, answers its controller, and delivers the
 // notifications raised while the broker was away: a ValueChange of the
 // chute stopped through the API, the DUStateChange! of a chute installed
-// through it.
+// through it; the fleet's controller sees the gateway online again.
 func TestServeUSPBrokerRestart(t *testing.T) {
 	b := mosquitto.Start(t)
-	const agentID = "os::broker-restart"
+	const agentID, fleetID = "os::broker-restart", "self::fleet-br"
 	ctrl := newUSPController(t, b, agentID, "self::ctrl", "usp/controllers/ctrl")
+	fc := runFleetServer(t, b.URL(), fleetID, time.Second)
 	d := startLimitedDaemon(t, serveOptions{maxUpload: 8 << 20, usp: uspOptions{broker: b.URL(), endpointID: agentID,
-		controllers: map[string]usp.Controller{"self::ctrl": {Topic: "usp/controllers/ctrl"}}}})
+		controllers: map[string]usp.Controller{"self::ctrl": {Topic: "usp/controllers/ctrl"}, fleetID: {Topic: "usp/controllers/" + fleetID}}}})
+	// seen waits until the fleet's controller saw the gateway online
+	// after since.
+	seen := func(what string, since time.Time) {
+		t.Helper()
+		for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+			for _, g := range fc.State().Gateways() {
+				if g.ID == agentID && g.Online && g.LastSeen.After(since) {
+					return
+				}
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: the fleet's controller sees %+v", what, fc.State().Gateways())
+			}
+		}
+	}
+	seen("before", time.Time{})
 	base := "http://" + d.addr
 	ctrl.next("Boot!", func(m *codec.Msg) bool {
 		return m.GetBody().GetRequest().GetNotify().GetEvent().GetEventName() == "Boot!"
@@ -282,6 +299,7 @@ func TestServeUSPBrokerRestart(t *testing.T) {
 		t.Errorf("DUStateChange! %v", ev)
 	}
 	t.Logf("notifications delivered %s after the broker came back", time.Since(restarted).Round(time.Millisecond))
+	seen("after the broker restart", restarted)
 	if n := ctrl.get("Device.SoftwareModules.DeploymentUnitNumberOfEntries"); n != "2" {
 		t.Errorf("%s DUs after the broker restart", n)
 	}
