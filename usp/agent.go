@@ -161,9 +161,16 @@ func New(cfg Config) (*Agent, error) {
 	if err == nil {
 		err = a.subs.restore(cfg.Controllers)
 	}
+	var nums savedNumbers
+	if err == nil {
+		nums, err = a.state.numbers()
+	}
 	if err != nil {
 		stop()
 		return nil, err
+	}
+	if nums.Nums != nil {
+		a.nums, a.next = nums.Nums, nums.Next
 	}
 	for _, s := range answers {
 		if evicted, ok := a.seen.put(s.Key, s.Answer); ok {

@@ -286,20 +286,24 @@ func at(o *object, values map[string]string, nums ...string) instance {
 }
 
 // numbers gives each chute its instance number: kept while the chute
-// exists, never reused while the agent runs.
+// exists, never reused, across restarts too (R-ARC.8; state.go).
 func (a *Agent) numbers(chutes []chute.Info) map[string]uint32 {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	seen := make(map[string]uint32, len(chutes))
+	changed := len(chutes) != len(a.nums)
 	for _, c := range chutes {
 		n, ok := a.nums[c.Name]
 		if !ok {
 			a.next++
-			n = a.next
+			n, changed = a.next, true
 		}
 		seen[c.Name] = n
 	}
 	a.nums = seen
+	if changed {
+		a.keepNumbers()
+	}
 	return seen
 }
 

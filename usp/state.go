@@ -2,6 +2,7 @@ package usp
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -21,12 +22,43 @@ import (
 //     with the chute change it queued once known, until its
 //     OperationComplete has been handed to the broker: a command the
 //     restart interrupted gets one on the next start (recover.go);
-//   - subscription/NUM: the subscriptions made with Persistent=true.
+//   - subscription/NUM: the subscriptions made with Persistent=true;
+//   - numbers: the chutes' DU and EU instance numbers, and the last given.
 const (
 	answerPrefix       = "answer/"
 	requestPrefix      = "request/"
 	subscriptionPrefix = "subscription/"
+	numbersKey         = "numbers"
 )
+
+// savedNumbers are the chutes' instance numbers.
+type savedNumbers struct {
+	Next uint32            `json:"next"`
+	Nums map[string]uint32 `json:"nums"`
+}
+
+// keepNumbers writes the instance numbers; called with a.mu held.
+func (a *Agent) keepNumbers() {
+	if err := a.state.put(numbersKey, savedNumbers{Next: a.next, Nums: a.nums}); err != nil {
+		a.cfg.Logf("usp: instance numbers: %v", err)
+	}
+}
+
+// numbers are the instance numbers kept (none: zero).
+func (s *state) numbers() (savedNumbers, error) {
+	var v savedNumbers
+	if s == nil {
+		return v, nil
+	}
+	err := s.db.Get(store.USP, numbersKey, &v)
+	if errors.Is(err, store.ErrNotFound) {
+		return v, nil
+	}
+	if err != nil {
+		return v, fmt.Errorf("usp state: %w", err)
+	}
+	return v, nil
+}
 
 // savedAnswer is an answer kept: Key is the sender's endpoint ID and the
 // message ID (recent's key).

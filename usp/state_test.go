@@ -212,3 +212,23 @@ func TestRecoverInterrupted(t *testing.T) {
 		t.Errorf("records left after their notifications were sent: %v", left)
 	}
 }
+
+// A chute's DU and EU instance number is the same after a restart of the
+// agent, and a number is never given again, across restarts too
+// (R-ARC.8): a controller that names DeploymentUnit.2 after the gateway
+// restarted still means the same chute.
+func TestInstanceNumbersPersist(t *testing.T) {
+	db := openStore(t)
+	chutes := twoChutes() // hello, web
+	a := testAgent(t, chutes, func(c *Config) { c.DB = db })
+	if got := a.numbers(chutes.List()); got["hello"] != 1 || got["web"] != 2 {
+		t.Fatalf("numbers %v", got)
+	}
+	*chutes = (*chutes)[1:] // hello removed
+	a.numbers(chutes.List())
+	b := testAgent(t, chutes, func(c *Config) { c.DB = db })
+	*chutes = append(*chutes, chute.Info{Name: "new"})
+	if got := b.numbers(chutes.List()); got["web"] != 2 || got["new"] != 3 {
+		t.Errorf("after a restart: numbers %v, want web 2 and new 3", got)
+	}
+}
