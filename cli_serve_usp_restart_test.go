@@ -26,12 +26,20 @@ import (
 // installed before a second kill is not installed again by its Operate
 // redelivered after it. A Persistent subscription (ObjectCreation of DUs)
 // outlives the restarts and is told of the install; a non-persistent one
-// is gone.
+// is gone. Killed while the chute manager judges an update, the daemon
+// comes back on the former version, and the controller is told the update
+// failed.
 func TestServeUSPKilledMidInstall(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("the chute manager needs root")
 	}
 	pkg, err := examples.Package("name: uspkill\nversion: 1.0.0\ncommand: [/bin/sleep, \"1000\"]\n", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 2.0.0 must stay up a minute before its update commits: long
+	// enough to kill the daemon while it judges it.
+	v2, err := examples.Package("name: uspkill\nversion: 2.0.0\ncommand: [/bin/sleep, \"1000\"]\nupdate:\n  stable_for: 1m\n  timeout: 2m\n", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,6 +59,8 @@ func TestServeUSPKilledMidInstall(t *testing.T) {
 			}
 		case "/whole.tgz":
 			w.Write(pkg)
+		case "/v2.tgz":
+			w.Write(v2)
 		default:
 			http.NotFound(w, r)
 		}
@@ -192,6 +202,41 @@ func TestServeUSPKilledMidInstall(t *testing.T) {
 	}
 	kill()
 	sentAgain(whole, "install-then-kill", wholeAnswer, "1")
+
+	// Killed while the chute manager judges an update: the manager puts
+	// the former version back, and the controller is told so.
+	update, err := codec.Wrap(&codec.Msg{Header: &codec.Header{MsgId: "update-then-kill", MsgType: codec.Header_OPERATE},
+		Body: &codec.Body{MsgBody: &codec.Body_Request{Request: &codec.Request{ReqType: &codec.Request_Operate{Operate: &codec.Operate{
+			Command: "Device.SoftwareModules.DeploymentUnit.1.Update()", CommandKey: "key-update-then-kill", SendResp: true,
+			InputArgs: map[string]string{"URL": web.URL + "/v2.tgz"}}}}}}}, "self::ctrl", agentID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctrl.publish(update)
+	updateAnswer, _ := ctrl.next("answer", func(m *codec.Msg) bool { return m.Header.MsgId == "update-then-kill" })
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		out, _, _ := d.cli("changes", "--json")
+		if strings.Contains(out, "judging uspkill 2.0.0") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the update never ran: %s", out)
+		}
+	}
+	kill()
+	oc = completeOf("update-then-kill")
+	if f := oc.GetCmdFailure(); f.GetErrCode() != 7022 || !strings.Contains(f.GetErrMsg(), "restart") {
+		t.Errorf("OperationComplete of the update after the restart: %v", oc)
+	}
+	if _, ev := ctrl.duEvent("Update"); ev["CurrentState"] != "Installed" || ev["Version"] != "1.0.0" || ev["Fault.FaultCode"] == "0" {
+		t.Errorf("DUStateChange! %v", ev)
+	}
+	ctrl.waitValue("Device.SoftwareModules.DeploymentUnit.1.Version", "1.0.0")
+	ctrl.waitValue("Device.SoftwareModules.ExecutionUnit.1.Status", "Active")
+	sentAgain(update, "update-then-kill", updateAnswer, "1")
+	if v := ctrl.get("Device.SoftwareModules.DeploymentUnit.1.Version"); v != "1.0.0" {
+		t.Errorf("version %s after the update sent again", v)
+	}
 }
 
 // getAll returns the values of the parameters path names, by path.
