@@ -2,8 +2,13 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"image"
 	"image/jpeg"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -59,4 +64,41 @@ func FuzzDecodeFrame(f *testing.F) {
 			}
 		}
 	})
+}
+
+// The chute fetches the snapshot from the camera it was given, with its
+// credentials, and nothing else: a redirect, a refusal or an oversized
+// answer is an error.
+func TestSnapshot(t *testing.T) {
+	cam := camera.New(camera.Config{User: "admin", Password: "pw"})
+	var elsewhere atomic.Bool
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { elsewhere.Store(true) }))
+	defer other.Close()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/redirect":
+			http.Redirect(w, r, other.URL+"/image.jpg", http.StatusFound)
+		case "/huge":
+			w.Write(make([]byte, maxFrameBytes+1))
+		default:
+			cam.ServeHTTP(w, r)
+		}
+	}))
+	defer srv.Close()
+	c := func(path, pw string) *cameraClient {
+		return &cameraClient{url: srv.URL + path, user: "admin", password: pw, client: &http.Client{CheckRedirect: noRedirects}}
+	}
+	ctx := context.Background()
+	if b, err := c("/image.jpg", "pw").snapshot(ctx); err != nil || len(b) < 1000 {
+		t.Fatalf("snapshot: %d bytes, %v", len(b), err)
+	}
+	if _, err := c("/image.jpg", "bad").snapshot(ctx); !errors.Is(err, errCameraAuth) {
+		t.Errorf("wrong password: %v", err)
+	}
+	if _, err := c("/redirect", "pw").snapshot(ctx); err == nil || elsewhere.Load() {
+		t.Errorf("redirect: %v, followed %v", err, elsewhere.Load())
+	}
+	if _, err := c("/huge", "pw").snapshot(ctx); err == nil {
+		t.Error("a snapshot over the limit was taken")
+	}
 }

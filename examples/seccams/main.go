@@ -115,7 +115,7 @@ func run(ctx context.Context, cfg config) error {
 		Client: &http.Client{Timeout: 10 * time.Second}, wake: make(chan struct{}, 1)}
 	p := &processor{
 		cam: &cameraClient{url: cfg.cameraURL, user: cfg.user, password: cfg.password,
-			client: &http.Client{Timeout: 5 * time.Second}},
+			client: &http.Client{Timeout: 5 * time.Second, CheckRedirect: noRedirects}},
 		det: NewDetector(),
 		rec: &Recorder{Store: store, FrameEvery: 500 * time.Millisecond, MaxFrames: 6, Quiet: 2 * time.Second},
 	}
@@ -148,6 +148,11 @@ func run(ctx context.Context, cfg config) error {
 	wg.Wait()
 	return err
 }
+
+// noRedirects keeps the camera's answer: a camera redirecting its
+// snapshot elsewhere is broken or hostile, and the chute fetches nothing
+// but from the camera its manifest names.
+func noRedirects(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 
 // processor is the camera loop and what it knows.
 type processor struct {
