@@ -48,10 +48,15 @@ type secCamsEvent struct {
 }
 
 type secCamsStatus struct {
-	FPS      float64
-	CameraOK bool `json:"camera_ok"`
-	Store    struct{ Events, Evicted int }
-	Alerts   struct {
+	FPS         float64
+	CameraOK    bool   `json:"camera_ok"`
+	CameraError string `json:"camera_error"`
+	Store       struct {
+		Events, Evicted int
+		Bytes, Quota    int64
+		Free            int64
+	}
+	Alerts struct {
 		Pending, Sent int
 		LastError     string `json:"last_error"`
 	}
@@ -259,6 +264,11 @@ func TestSecCams(t *testing.T) {
 		t.Fatalf("%d events in 30 s of a still scene", n)
 	}
 	fpsHalf := st.FPS
+	// Its room is its /data volume's: statfs in the chute sees the 32Mi
+	// filesystem its disk quota is, not the host's.
+	if st.Store.Free <= 0 || st.Store.Free > 32<<20 || st.Store.Quota != 20<<20 {
+		t.Errorf("store: %+v, want the free room of a 32Mi volume and a 20Mi quota", st.Store)
+	}
 	if fpsHalf < 5 {
 		t.Errorf("%.1f frames/s at cpu_max 0.5", fpsHalf)
 	}
@@ -351,6 +361,19 @@ func TestSecCams(t *testing.T) {
 		return false
 	})
 
+	// The camera unplugged: the chute says so and keeps serving its page.
+	mode.Store(camera.Off)
+	waitFor("the camera seen down", 15*time.Second, func() bool {
+		st := status()
+		return !st.CameraOK && st.CameraError != ""
+	})
+	if err := get("/", nil); err != nil {
+		t.Errorf("the page with the camera down: %v", err)
+	}
+	mode.Store(camera.Still)
+	waitFor("the camera back", 15*time.Second, func() bool { return status().CameraOK })
+	time.Sleep(6 * time.Second) // a full frames/s window
+
 	// The operator lowers its CPU: its frames/s follow (the paper's
 	// Figure 3).
 	if code, body := call(t, http.DefaultClient, base+"/seccams/resources", operator, "PUT", `{"cpu_max":0.1}`); code/100 != 2 {
@@ -376,6 +399,18 @@ func TestSecCams(t *testing.T) {
 	}
 	if w := evaluate[int](t, ui, `document.getElementById("live").naturalWidth`); w != camera.Width {
 		t.Errorf("live view %d pixels wide", w)
+	}
+
+	// What its limits are sized on (see its chute.yaml).
+	var usage struct {
+		Samples []struct{ Mem, Pids int64 }
+	}
+	if code, body := call(t, http.DefaultClient, base+"/seccams/usage", operator, "GET", ""); code == 200 && json.Unmarshal(body, &usage) == nil {
+		var mem, pids int64
+		for _, s := range usage.Samples {
+			mem, pids = max(mem, s.Mem), max(pids, s.Pids)
+		}
+		t.Logf("seccams: peak memory %.1f MiB, %d pids, over %d s", float64(mem)/(1<<20), pids, len(usage.Samples))
 	}
 
 	// A restart and an update keep the events.
