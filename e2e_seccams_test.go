@@ -149,9 +149,11 @@ func startCloud(t *testing.T, h *nettest.Host, addr netip.Addr, name string) *cl
 // the vendor's cloud on a fake WAN, and the SecCams chute: 30 s of a still,
 // noisy scene record nothing; motion is an event within 5 s, whose alert
 // reaches the cloud host by name through the gateway's DNS; with the WAN
-// cut it keeps recording and serving its page, and delivers the alert
-// once the WAN is back; the operator's cpu_max changes its frames/s; a
-// restart and an update keep its events.
+// cut it keeps recording and serving its page (also at the vendor's
+// address, redirected), and delivers the alert once the WAN is back; an
+// unplugged camera is reported; the operator's cpu_max changes its
+// frames/s; Chromium shows its page; a restart and an update keep its
+// events.
 func TestSecCams(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root")
