@@ -28,6 +28,7 @@ import (
 	"errors"
 	"fmt"
 	"log"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -101,12 +102,17 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	if err := run(ctx, cfg); err != nil {
+	ln, err := net.Listen("tcp", cfg.listen)
+	if err != nil {
+		log.Fatal("seccams: ", err)
+	}
+	if err := run(ctx, cfg, ln); err != nil {
 		log.Fatal("seccams: ", err)
 	}
 }
 
-func run(ctx context.Context, cfg config) error {
+// run is the service, serving its page on ln, until ctx is done.
+func run(ctx context.Context, cfg config, ln net.Listener) error {
 	store, err := OpenStore(cfg.data, cfg.quota, cfg.reserve)
 	if err != nil {
 		return err
@@ -131,13 +137,13 @@ func run(ctx context.Context, cfg config) error {
 		st.Alerts = alerts.Status()
 		return st
 	}}
-	srv := &http.Server{Addr: cfg.listen, Handler: svc.routes(), ReadHeaderTimeout: 5 * time.Second,
+	srv := &http.Server{Handler: svc.routes(), ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: 60 * time.Second, MaxHeaderBytes: 16 << 10}
 	srvErr := make(chan error, 1)
-	go func() { srvErr <- srv.ListenAndServe() }()
+	go func() { srvErr <- srv.Serve(ln) }()
 	wg.Go(func() { p.meter(ctx) })
 	wg.Go(func() { p.run(ctx, cfg.maxFPS) })
-	log.Printf("seccams: camera %s, events in %s (quota %d bytes), alerts to %q, page on %s", cfg.cameraURL, cfg.data, cfg.quota, cfg.alertURL, cfg.listen)
+	log.Printf("seccams: camera %s, events in %s (quota %d bytes), alerts to %q, page on %s", cfg.cameraURL, cfg.data, cfg.quota, cfg.alertURL, ln.Addr())
 	select {
 	case <-ctx.Done():
 	case err = <-srvErr:
@@ -146,6 +152,9 @@ func run(ctx context.Context, cfg config) error {
 	defer cancel()
 	srv.Shutdown(sctx)
 	wg.Wait()
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
 	return err
 }
 
