@@ -21,6 +21,8 @@
 //	SECCAMS_RESERVE          bytes of the filesystem kept free
 //	SECCAMS_MAX_FPS          most frames processed a second, 0 for flat out
 //	SECCAMS_LISTEN           the page's and API's address
+//	SECCAMS_OWNER_PASSWORD   if set, asked for the page and API (basic
+//	                         authentication, any user name)
 package main
 
 import (
@@ -47,6 +49,7 @@ type config struct {
 	quota, reserve                  int64
 	maxFPS                          float64
 	listen                          string
+	ownerPassword                   string
 }
 
 func configFromEnv(getenv func(string) string) (config, error) {
@@ -64,6 +67,8 @@ func configFromEnv(getenv func(string) string) (config, error) {
 		alertURL:  getenv("SECCAMS_ALERT_URL"),
 		data:      get("SECCAMS_DATA", "/data/events"),
 		listen:    get("SECCAMS_LISTEN", ":80"),
+
+		ownerPassword: getenv("SECCAMS_OWNER_PASSWORD"),
 	}
 	var errs []error
 	var err error
@@ -130,14 +135,14 @@ func run(ctx context.Context, cfg config, ln net.Listener) error {
 		p.rec.Opened = func(Event) { alerts.Notify() }
 		wg.Go(func() { alerts.Run(ctx) })
 	}
-	svc := &service{store: store, live: p.lastJPEG, status: func() Status {
+	svc := &service{store: store, live: p.lastJPEG, password: cfg.ownerPassword, status: func() Status {
 		st := p.status()
 		st.Camera = cfg.cameraURL
 		st.Store = store.Usage()
 		st.Alerts = alerts.Status()
 		return st
 	}}
-	srv := &http.Server{Handler: svc.routes(), ReadHeaderTimeout: 5 * time.Second,
+	srv := &http.Server{Handler: svc.handler(), ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: 60 * time.Second, MaxHeaderBytes: 16 << 10}
 	srvErr := make(chan error, 1)
 	go func() { srvErr <- srv.Serve(ln) }()
