@@ -1,8 +1,7 @@
-package sdn
+package netconf_test
 
 import (
 	"net/netip"
-	"os"
 	"testing"
 	"time"
 
@@ -12,18 +11,15 @@ import (
 
 // The guard covers the chutes' IPv6 subnet as it does the IPv4 one: a
 // chute's IPv6 that reaches the gateway's routing is not forwarded (no
-// IPv6 WAN yet), nothing unsolicited is forwarded to it, and it still
-// pings the gateway. A gateway forwarding IPv6 without the guard is the
+// WAN prefix), nothing unsolicited is forwarded to it, and it still pings
+// the gateway. A gateway forwarding IPv6 without the guard is the
 // control: the same pings pass.
 func TestGuardIPv6(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root for namespaces and nftables")
-	}
 	nettest.Require(t, "busybox", "ip")
 	gw, chute, cloud := nettest.NewHost(t), nettest.NewHost(t), nettest.NewHost(t)
 	subnet6 := netip.MustParsePrefix("fd70:6472:6f70::/64")
-	chute6, gw6 := netip.MustParseAddr("fd70:6472:6f70::a"), gateway6(subnet6)
-	wanGW6 := netip.MustParseAddr("2001:db8:ffff::1")
+	chute6, gw6 := netip.MustParseAddr("fd70:6472:6f70::a"), netip.MustParseAddr("fd70:6472:6f70::1")
+	wanGW6, cloud6 := netip.MustParseAddr("2001:db8:ffff::1"), netip.MustParseAddr("2001:db8:ffff::5")
 	nettest.Veth(t, nettest.End{Host: chute, If: "eth0"}, nettest.End{Host: gw, If: "pdbrG"})
 	nettest.Veth(t, nettest.End{Host: cloud, If: "eth0"}, nettest.End{Host: gw, If: "wan0"})
 	ip6 := func(h *nettest.Host, argv ...string) {
@@ -38,10 +34,6 @@ func TestGuardIPv6(t *testing.T) {
 	ip6(cloud, "route", "add", subnet6.String(), "via", wanGW6.String())
 	nettest.Exec(t, gw, "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1")
 
-	pings := func(from *nettest.Host, to netip.Addr) bool {
-		_, err := nettest.Run(from, "busybox", "ping", "-c", "2", "-W", "1", to.String())
-		return err == nil
-	}
 	deadline := time.Now().Add(10 * time.Second)
 	for !pings(chute, cloud6) {
 		if time.Now().After(deadline) {
@@ -52,12 +44,9 @@ func TestGuardIPv6(t *testing.T) {
 		t.Fatal("control: the cloud does not reach the chute over IPv6 without the guard")
 	}
 
-	table := guardTable("pdbrG")
-	if err := netconf.InNetNS(gw.NetNS, func() error {
-		return ensureGuard(table, "pdbrG", DefaultSubnet, subnet6, "wan0", netip.AddrPort{})
-	}); err != nil {
-		t.Fatal(err)
-	}
+	inNS(t, gw, func() error {
+		return netconf.EnsureGuard("pd_guard_test", netconf.Guard{Bridge: "pdbrG", Chutes: []netip.Prefix{subnet6}, WAN: "wan0"})
+	})
 	if pings(chute, cloud6) {
 		t.Error("the chute's IPv6 is forwarded to the WAN through the guard")
 	}
@@ -66,5 +55,28 @@ func TestGuardIPv6(t *testing.T) {
 	}
 	if !pings(chute, gw6) {
 		t.Error("the chute cannot ping the gateway over IPv6 through the guard")
+	}
+}
+
+func pings(from *nettest.Host, to netip.Addr) bool {
+	_, err := nettest.Run(from, "busybox", "ping", "-c", "2", "-W", "1", to.String())
+	return err == nil
+}
+
+// A guard of mixed families or without a chute prefix is refused before
+// anything is written.
+func TestGuardRefusesBadInput(t *testing.T) {
+	v4, v6 := netip.MustParsePrefix("10.131.0.0/24"), netip.MustParsePrefix("fd70:6472:6f70::/64")
+	for _, g := range []netconf.Guard{
+		{Bridge: "pdbr0"},
+		{Bridge: "", Chutes: []netip.Prefix{v4}},
+		{Bridge: "pdbr0", Chutes: []netip.Prefix{v4, v6}},
+		{Bridge: "pdbr0", Chutes: []netip.Prefix{v6}, WAN: "wan0", WANFrom: []netip.Prefix{v4}},
+		{Bridge: "pdbr0", Chutes: []netip.Prefix{v6}, API: netip.MustParseAddrPort("10.131.0.1:8081")},
+		{Bridge: "pdbr0", Chutes: []netip.Prefix{v4}, WAN: "a-name-much-too-long"},
+	} {
+		if err := netconf.EnsureGuard("pd_guard_bad", g); err == nil {
+			t.Errorf("%+v: accepted", g)
+		}
 	}
 }
