@@ -219,6 +219,9 @@ func serve(ctx context.Context, opts serveOptions) error {
 		mgrCfg.GatewayPorts = ownPorts(opts.gatewayPorts, listenerAddrs(withListener(lns, chuteLn)), cfg.Controller)
 		defer serveChuteDNS(n, opts.dns, opts.logf)()
 		opts.logf("chute network: bridge %s, chutes in %s and %s", cfg.Bridge, cfg.Subnet, n.Subnet6())
+		if g := n.Global6(); g.IsValid() {
+			opts.logf("chute network: chutes' global IPv6 in %s, to the WAN %q from it (routed)", g, cfg.WAN)
+		}
 	}
 	// The certificate names the chutes' API's address too.
 	cert, err := apiCertificate(opts.tls, opts.dataDir, withListener(lns, chuteLn), opts.logf)
@@ -351,13 +354,17 @@ func networkFlags(fs *flag.FlagSet) (*sdn.Config, *bool) {
 	fs.StringVar(&cfg.Bridge, "bridge", cfg.Bridge, "the chutes' bridge")
 	fs.StringVar(&cfg.Controller, "controller", cfg.Controller, "listen address of the OpenFlow controller")
 	fs.IntVar(&cfg.APIPort, "chute-api-port", defaultChuteAPIPort, "TCP port of the API for chutes at the gateway's address on the chute network, HTTPS, chute tokens only (0: none; chutes keep /paradrop/api.sock)")
-	fs.StringVar(&cfg.WAN, "wan", "", "uplink interface chute traffic may leave by, masqueraded (default: none)")
+	fs.StringVar(&cfg.WAN, "wan", "", "uplink interface chute traffic may leave by: IPv4 masqueraded, IPv6 from --prefix6 routed (default: none)")
 	fs.Func("subnet", "chute subnet; the gateway takes .1 (default "+sdn.DefaultSubnet.String()+")", func(s string) (err error) {
 		cfg.Subnet, err = netip.ParsePrefix(s)
 		return err
 	})
 	fs.Func("subnet6", "chutes' IPv6 /64; the gateway takes ::1, a chute the host index of its IPv4 address (default: a unique local prefix derived from the machine id, the datapath id and --subnet)", func(s string) (err error) {
 		cfg.Subnet6, err = netip.ParsePrefix(s)
+		return err
+	})
+	fs.Func("prefix6", "IPv6 prefix delegated to the gateway (a /64 or shorter, e.g. a /56 from the ISP): chutes get a global address in its first /64 beside their ULA, and with --wan those with wan reach the WAN over IPv6 from it, routed without NAT (default: none)", func(s string) (err error) {
+		cfg.Prefix6, err = netip.ParsePrefix(s)
 		return err
 	})
 	fs.Func("lan", "interface on the LAN side, added to the bridge (repeatable)", func(s string) error {

@@ -139,3 +139,14 @@ func ensureGuard(table string, g Guard) error {
 	return c.Flush()
 }
 
+// EnableForwarding6 turns IPv6 forwarding on in the calling thread's
+// namespace (EnsureMasquerade does IPv4's). It is never turned off:
+// something else on the gateway may rely on it. Linux then ignores router
+// advertisements on interfaces whose accept_ra is 1: a WAN configured by
+// them needs accept_ra 2.
+func EnableForwarding6() error {
+	if err := writeSysctl("net/ipv6/conf/all/forwarding", "1"); err != nil {
+		return fmt.Errorf("IPv6 forwarding: %w", err)
+	}
+	return nil
+}

@@ -55,6 +55,9 @@ type topology struct {
 	// address in it; invalid for IPv4 only (see flows6.go).
 	Subnet6  netip.Prefix
 	Gateway6 netip.Addr
+	// Global6 is the chutes' global IPv6 /64, from the gateway's
+	// delegated prefix; invalid for none (see wan6.go).
+	Global6 netip.Prefix
 }
 
 // attached is a chute as the flows see it: its declaration and port.
