@@ -209,7 +209,7 @@ func serve(ctx context.Context, opts serveOptions) error {
 			return fmt.Errorf("chute network (--network=false runs chutes with loopback only): %w", err)
 		}
 		defer n.Close(context.Background())
-		mgrCfg.Network, mgrCfg.Subnet, mgrCfg.Subnet6, apiCfg.Network = n, cfg.Subnet, n.Subnet6(), n
+		mgrCfg.Network, mgrCfg.Subnet, mgrCfg.Subnet6, mgrCfg.Global6, apiCfg.Network = n, cfg.Subnet, n.Subnet6(), n.Global6(), n
 		if chuteLn, err = listenChuteAPI(n, cfg.APIPort); err != nil {
 			return err
 		}

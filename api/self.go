@@ -24,8 +24,9 @@ type selfInfo struct {
 	StartedAt *time.Time  `json:"started_at,omitempty"`
 	Restarts  int         `json:"restarts"`
 	// IP is its address on the chute network, if it has one.
-	IP   string `json:"ip,omitempty"`
-	IPv6 string `json:"ipv6,omitempty"`
+	IP         string `json:"ip,omitempty"`
+	IPv6       string `json:"ipv6,omitempty"`
+	IPv6Global string `json:"ipv6_global,omitempty"`
 	// Resources are those it is held to now: its manifest's under the
 	// operator's current policy.
 	Resources manifest.Resources `json:"resources"`
@@ -68,7 +69,7 @@ func (s *server) self(w http.ResponseWriter, r *http.Request) {
 	}
 	out := selfInfo{
 		Name: info.Name, Version: info.Version, State: info.State, StartedAt: info.StartedAt,
-		Restarts: info.Restarts, IP: info.IP, IPv6: info.IPv6, Resources: res,
+		Restarts: info.Restarts, IP: info.IP, IPv6: info.IPv6, IPv6Global: info.IPv6Global, Resources: res,
 	}
 	if req, ok := s.cfg.Chutes.PendingPolicy(name); ok {
 		out.PolicyRequest = &req

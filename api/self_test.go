@@ -28,7 +28,7 @@ func TestSelfHidesHost(t *testing.T) {
 		Name: "aa", Owner: "alpha", Version: "1.0", State: chute.Running, Desired: chute.Running,
 		Pid: 4242, StartedAt: &started, Restarts: 2, LastExit: "exit status 1 (/var/lib/paradrop/x)",
 		Error: "open /var/lib/paradrop/chutes/aa/rootfs: no such file", Manifest: map[string]any{"command": []string{"/secret"}},
-		IP: "10.42.0.2", IPv6: "fd70:6472:6f70::2", MAC: "02:00:00:00:00:02", SignedBy: "RWQF6LRCGDWKJ",
+		IP: "10.42.0.2", IPv6: "fd70:6472:6f70::2", IPv6Global: "2001:db8:6400::2", MAC: "02:00:00:00:00:02", SignedBy: "RWQF6LRCGDWKJ",
 	})
 	deadline := time.Now().Add(time.Minute).UTC()
 	ts.fake.SetPendingPolicy("aa", chute.PolicyRequest{Resources: manifest.Resources{CPUMax: 0.5}, Grace: manifest.Duration(time.Minute), Deadline: deadline})
@@ -51,7 +51,7 @@ func TestSelfHidesHost(t *testing.T) {
 		sort.Strings(ks)
 		return strings.Join(ks, " ")
 	}
-	if k := keys(got); k != "ip ipv6 name policy_request resources restarts started_at state usage version" {
+	if k := keys(got); k != "ip ipv6 ipv6_global name policy_request resources restarts started_at state usage version" {
 		t.Errorf("GET /self has fields %q:\n%s", k, body)
 	}
 	u, _ := got["usage"].(map[string]any)
@@ -64,7 +64,7 @@ func TestSelfHidesHost(t *testing.T) {
 		}
 	}
 	var self selfInfo
-	if err := json.Unmarshal(body, &self); err != nil || self.Name != "aa" || self.IP != "10.42.0.2" || self.IPv6 != "fd70:6472:6f70::2" || self.Restarts != 2 ||
+	if err := json.Unmarshal(body, &self); err != nil || self.Name != "aa" || self.IP != "10.42.0.2" || self.IPv6 != "fd70:6472:6f70::2" || self.IPv6Global != "2001:db8:6400::2" || self.Restarts != 2 ||
 		self.PolicyRequest == nil || !self.PolicyRequest.Deadline.Equal(deadline) || self.PolicyRequest.Resources.CPUMax != 0.5 ||
 		self.Usage == nil || self.Usage.CPU != 12.5 || self.Resources.Memory == 0 {
 		t.Errorf("GET /self: %s (%v)", body, err)
