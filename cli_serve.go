@@ -200,7 +200,7 @@ func serve(ctx context.Context, opts serveOptions) error {
 	if len(opts.signing.Keys) > 0 {
 		opts.logf("packages signed by %s are trusted (signature required: %t)", keyIDs(opts.signing.Keys), opts.signing.Required)
 	}
-	var chuteLn net.Listener // the chutes' API on their network
+	var chuteLns []net.Listener // the chutes' API on their network, IPv4 then IPv6
 	if opts.network != nil {
 		cfg := *opts.network
 		cfg.DataDir, cfg.Logf = opts.dataDir, opts.logf
@@ -210,13 +210,11 @@ func serve(ctx context.Context, opts serveOptions) error {
 		}
 		defer n.Close(context.Background())
 		mgrCfg.Network, mgrCfg.Subnet, mgrCfg.Subnet6, mgrCfg.Global6, apiCfg.Network = n, cfg.Subnet, n.Subnet6(), n.Global6(), n
-		if chuteLn, err = listenChuteAPI(n, cfg.APIPort); err != nil {
+		if chuteLns, err = listenChuteAPI(n, cfg.APIPort); err != nil {
 			return err
 		}
-		if chuteLn != nil {
-			defer chuteLn.Close()
-		}
-		mgrCfg.GatewayPorts = ownPorts(opts.gatewayPorts, listenerAddrs(withListener(lns, chuteLn)), cfg.Controller)
+		defer closeAll(chuteLns)
+		mgrCfg.GatewayPorts = ownPorts(opts.gatewayPorts, listenerAddrs(withListeners(lns, chuteLns)), cfg.Controller)
 		defer serveChuteDNS(n, opts.dns, opts.logf)()
 		opts.logf("chute network: bridge %s, chutes in %s and %s", cfg.Bridge, cfg.Subnet, n.Subnet6())
 		if g := n.Global6(); g.IsValid() {
@@ -224,14 +222,14 @@ func serve(ctx context.Context, opts serveOptions) error {
 		}
 	}
 	// The certificate names the chutes' API's address too.
-	cert, err := apiCertificate(opts.tls, opts.dataDir, withListener(lns, chuteLn), opts.logf)
+	cert, err := apiCertificate(opts.tls, opts.dataDir, withListeners(lns, chuteLns), opts.logf)
 	if err != nil {
 		return err
 	}
 	if cert != nil {
 		apiCfg.TLSFingerprint = cert.Fingerprint.String()
 	}
-	mgrCfg.NetworkAPI = networkAPI(chuteLn, cert)
+	mgrCfg.NetworkAPI = networkAPI(chuteLns, cert)
 	// Set below, once the API exists, before the manager's Run starts a
 	// chute.
 	var serveChute func(string, net.Listener) io.Closer
@@ -262,12 +260,14 @@ func serve(ctx context.Context, opts serveOptions) error {
 		return s
 	}
 
-	if chuteLn != nil {
+	if len(chuteLns) > 0 {
 		chuteSrv := api.NewServer(reqCtx, api.ForChuteNetwork(apiHandler, mgr), opts.limits)
-		go chuteSrv.ServeTLS(chuteLn, cert.TLS)
+		for _, ln := range chuteLns {
+			go chuteSrv.ServeTLS(ln, cert.TLS)
+			opts.logf("API for chutes listening on %s (HTTPS, chute tokens only)", ln.Addr())
+		}
 		srv.RegisterOnShutdown(func() { chuteSrv.Close() })
 		defer chuteSrv.Close()
-		opts.logf("API for chutes listening on %s (HTTPS, chute tokens only)", chuteLn.Addr())
 	}
 
 	mgrCtx, stopMgr := context.WithCancel(context.Background())

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/netip"
+	"slices"
 	"time"
 
 	"paradrop/chute"
@@ -184,11 +185,15 @@ func ForChuteNetwork(h http.Handler, chutes Chutes) http.Handler {
 			refuseChute(w, "this listener serves chutes with their own token (/paradrop/token)")
 			return
 		}
-		// A token taken from a chute is no use from anywhere else.
+		// A token taken from a chute is no use from anywhere else: only
+		// from its own addresses (the switch lets no chute send from
+		// another's).
 		from, err := netip.ParseAddrPort(r.RemoteAddr)
 		info, gerr := chutes.Get(name)
-		own, perr := netip.ParseAddr(info.IP)
-		if err != nil || gerr != nil || perr != nil || from.Addr().Unmap() != own {
+		if err != nil || gerr != nil || !slices.ContainsFunc([]string{info.IP, info.IPv6, info.IPv6Global}, func(own string) bool {
+			a, err := netip.ParseAddr(own)
+			return err == nil && from.Addr().Unmap() == a
+		}) {
 			refuseChute(w, "a chute's token is accepted from that chute's own address only")
 			return
 		}

@@ -2,6 +2,7 @@ package sdn
 
 import (
 	"fmt"
+	"net/netip"
 	"strings"
 	"testing"
 
@@ -42,4 +43,35 @@ func TestChuteAPIOnlyForChutes(t *testing.T) {
 	mustNotReach(t, "the chutes' API from the LAN", tb.lan1, ip(tb.n.gateway, port))
 	mustNotReach(t, "the chutes' API at the LAN address", tb.lan1, ip(lanGW.Addr(), port))
 	mustNotReach(t, "the chutes' API from the gateway itself", tb.gw, ip(tb.n.gateway, port))
+
+	// The same over IPv6, at the gateway's ULA, from a LAN host that
+	// takes the chutes' /64 for its link.
+	ln6, err := tb.n.ListenAPI6()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln6.Close() })
+	if got, want := ln6.Addr().String(), ip(tb.n.gateway6, port); got != want {
+		t.Errorf("ListenAPI6 on %s, want %s", got, want)
+	}
+	go func() {
+		for {
+			c, err := ln6.Accept()
+			if err != nil {
+				return
+			}
+			fmt.Fprintf(c, "%s\n", c.RemoteAddr())
+			c.Close()
+		}
+	}()
+	nettest.StartTCPServer(t, tb.gw, ip(tb.n.gateway6, port+1))
+	nettest.Exec(t, tb.lan1, "ip", "-6", "addr", "add", netip.PrefixFrom(lanV6[0], 64).String(), "dev", "eth0", "nodad")
+	nettest.Exec(t, tb.lan1, "ip", "-6", "route", "add", tb.n.cfg.Subnet6.String(), "dev", "eth0")
+	own6 := tb.n.Address6(c.IP)
+	if seen := mustReach(t, "the chutes' API over IPv6", h, ip(tb.n.gateway6, port)); !strings.HasPrefix(seen, "["+own6.String()+"]:") {
+		t.Errorf("the API saw %q, want the chute's own IPv6 address %s", seen, own6)
+	}
+	mustNotReach(t, "another port of the gateway over IPv6", h, ip(tb.n.gateway6, port+1))
+	mustNotReach(t, "the chutes' API over IPv6 from the LAN", tb.lan1, ip(tb.n.gateway6, port))
+	mustNotReach(t, "the chutes' API over IPv6 from the gateway itself", tb.gw, ip(tb.n.gateway6, port))
 }

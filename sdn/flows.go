@@ -47,7 +47,7 @@ type topology struct {
 	LANAddr    netip.Prefix // the gateway's LAN address; invalid if no LAN
 	GatewayMAC net.HardwareAddr
 	LANPorts   []uint32 // OpenFlow ports of the LAN interfaces
-	APIPort    uint16   // the chutes' API at Gateway, tcp; 0 for none
+	APIPort    uint16   // the chutes' API at Gateway and Gateway6, tcp; 0 for none
 	// LANHosts are the LAN hosts' MACs (net.HardwareAddr.String) and the
 	// LAN port each was learned on (see learn.go).
 	LANHosts map[string]uint32

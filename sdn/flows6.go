@@ -23,8 +23,8 @@ import (
 // solicitations, to keep their neighbour entry) and answer its
 // connections. With a delegated prefix, chutes have a global address too
 // and those with wan reach the WAN from it (see wan6.go). No expose or
-// redirect over IPv6 yet (Policy.Check refuses an IPv6 redirect.to), and
-// the chutes' API is at the gateway's IPv4 address only.
+// redirect over IPv6 yet (Policy.Check refuses an IPv6 redirect.to). The
+// chutes' API is at the gateway's ULA too.
 
 const ethIPv6 = 0x86dd
 
@@ -219,6 +219,10 @@ func (cf *chuteFlowSet) flows6() {
 	for _, proto := range []Proto{UDP, TCP} {
 		allow(fmt.Sprintf("%s may use DNS at the gateway [%s]:53/%s", name, t.Gateway6, proto),
 			cat([]ofp.OXM{ofp.FieldIPProto.Uint(uint64(proto)), gw}, l4(proto, 53)[1:])...)
+	}
+	if t.APIPort != 0 {
+		allow(fmt.Sprintf("%s may use the paradrop API at the gateway [%s]:%d/tcp", name, t.Gateway6, t.APIPort),
+			cat([]ofp.OXM{ofp.FieldIPProto.Uint(uint64(TCP)), gw}, l4(TCP, t.APIPort)[1:])...)
 	}
 	for _, p := range cf.peers {
 		pa := AddressFor6(t.Subnet, t.Subnet6, p.IP)

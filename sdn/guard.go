@@ -11,14 +11,15 @@ import (
 // gateway itself only for ICMP, DNS and, with api valid, the chutes' API;
 // it is forwarded out of wanIf alone ("" = nowhere), IPv4 from subnet
 // (masqueraded) and IPv6 from global6 (routed; invalid: none), never from
-// the ULA subnet6; only replies are forwarded to chutes. With IPv6 to
-// forward, it turns IPv6 forwarding on.
-func ensureGuard(table, bridge string, subnet, subnet6, global6 netip.Prefix, wanIf string, api netip.AddrPort) error {
+// the ULA subnet6; only replies are forwarded to chutes. api and api6 are
+// the chutes' API over IPv4 and IPv6. With IPv6 to forward, it turns IPv6
+// forwarding on.
+func ensureGuard(table, bridge string, subnet, subnet6, global6 netip.Prefix, wanIf string, api, api6 netip.AddrPort) error {
 	if err := netconf.EnsureGuard(table, netconf.Guard{Bridge: bridge, Chutes: []netip.Prefix{subnet},
 		WAN: wanIf, WANFrom: []netip.Prefix{subnet}, API: api}); err != nil {
 		return err
 	}
-	g6 := netconf.Guard{Bridge: bridge, Chutes: []netip.Prefix{subnet6}, WAN: wanIf}
+	g6 := netconf.Guard{Bridge: bridge, Chutes: []netip.Prefix{subnet6}, WAN: wanIf, API: api6}
 	if global6.IsValid() {
 		g6.Chutes = append(g6.Chutes, global6)
 		g6.WANFrom = []netip.Prefix{global6}

@@ -209,7 +209,7 @@ func open(ctx context.Context, cfg Config) (_ *Network, err error) {
 		return nil, fmt.Errorf("controller: %w", err)
 	}
 	if err := n.inGW(func() error {
-		return ensureGuard(guardTable(cfg.Bridge), cfg.Bridge, cfg.Subnet, cfg.Subnet6, n.global6, cfg.WAN, n.apiAddr())
+		return ensureGuard(guardTable(cfg.Bridge), cfg.Bridge, cfg.Subnet, cfg.Subnet6, n.global6, cfg.WAN, n.apiAddr(), n.apiAddr6())
 	}); err != nil {
 		return nil, err
 	}
@@ -258,11 +258,28 @@ func (n *Network) apiAddr() netip.AddrPort {
 	return netip.AddrPortFrom(n.gateway, uint16(n.cfg.APIPort))
 }
 
+// apiAddr6 is where chutes reach the API over IPv6: the gateway's
+// address in Subnet6; invalid for none.
+func (n *Network) apiAddr6() netip.AddrPort {
+	if !n.apiAddr().IsValid() {
+		return netip.AddrPort{}
+	}
+	return netip.AddrPortFrom(n.gateway6, n.apiAddr().Port())
+}
+
 // ListenAPI listens at the gateway's address in the chute subnet, port
 // APIPort, in the gateway's namespace: the chutes' API, which only they
 // may reach.
 func (n *Network) ListenAPI() (net.Listener, error) {
-	addr := n.apiAddr()
+	return n.listenAPI(n.apiAddr())
+}
+
+// ListenAPI6 is ListenAPI at the gateway's IPv6 address in Subnet6.
+func (n *Network) ListenAPI6() (net.Listener, error) {
+	return n.listenAPI(n.apiAddr6())
+}
+
+func (n *Network) listenAPI(addr netip.AddrPort) (net.Listener, error) {
 	if !addr.IsValid() {
 		return nil, fmt.Errorf("chute API: port %d", n.cfg.APIPort)
 	}
