@@ -2,6 +2,7 @@ package sdn
 
 import (
 	"fmt"
+	"net"
 	"net/netip"
 	"strings"
 	"testing"
@@ -15,24 +16,7 @@ import (
 func TestChuteAPIOnlyForChutes(t *testing.T) {
 	const port = 8443
 	tb := newTestbed(t, func(c *Config) { c.APIPort = port })
-	ln, err := tb.n.ListenAPI()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	if got, want := ln.Addr().String(), ip(tb.n.gateway, port); got != want {
-		t.Errorf("ListenAPI on %s, want %s", got, want)
-	}
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			fmt.Fprintf(c, "%s\n", c.RemoteAddr())
-			c.Close()
-		}
-	}()
+	servePeer(t, tb.n.ListenAPI, ip(tb.n.gateway, port))
 	nettest.StartTCPServer(t, tb.gw, ip(tb.n.gateway, port+1))
 	h, c := tb.chute(t, "app", 0, Policy{}, Bandwidth{})
 
@@ -46,24 +30,7 @@ func TestChuteAPIOnlyForChutes(t *testing.T) {
 
 	// The same over IPv6, at the gateway's ULA, from a LAN host that
 	// takes the chutes' /64 for its link.
-	ln6, err := tb.n.ListenAPI6()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln6.Close() })
-	if got, want := ln6.Addr().String(), ip(tb.n.gateway6, port); got != want {
-		t.Errorf("ListenAPI6 on %s, want %s", got, want)
-	}
-	go func() {
-		for {
-			c, err := ln6.Accept()
-			if err != nil {
-				return
-			}
-			fmt.Fprintf(c, "%s\n", c.RemoteAddr())
-			c.Close()
-		}
-	}()
+	servePeer(t, tb.n.ListenAPI6, ip(tb.n.gateway6, port))
 	nettest.StartTCPServer(t, tb.gw, ip(tb.n.gateway6, port+1))
 	nettest.Exec(t, tb.lan1, "ip", "-6", "addr", "add", netip.PrefixFrom(lanV6[0], 64).String(), "dev", "eth0", "nodad")
 	nettest.Exec(t, tb.lan1, "ip", "-6", "route", "add", tb.n.cfg.Subnet6.String(), "dev", "eth0")
@@ -74,4 +41,28 @@ func TestChuteAPIOnlyForChutes(t *testing.T) {
 	mustNotReach(t, "another port of the gateway over IPv6", h, ip(tb.n.gateway6, port+1))
 	mustNotReach(t, "the chutes' API over IPv6 from the LAN", tb.lan1, ip(tb.n.gateway6, port))
 	mustNotReach(t, "the chutes' API over IPv6 from the gateway itself", tb.gw, ip(tb.n.gateway6, port))
+}
+
+// servePeer listens with listen, which must be at want, and tells every
+// client its own address.
+func servePeer(t *testing.T, listen func() (net.Listener, error), want string) {
+	t.Helper()
+	ln, err := listen()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	if got := ln.Addr().String(); got != want {
+		t.Errorf("the chutes' API listens on %s, want %s", got, want)
+	}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			fmt.Fprintf(c, "%s\n", c.RemoteAddr())
+			c.Close()
+		}
+	}()
 }
