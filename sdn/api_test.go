@@ -4,10 +4,13 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 
 	"paradrop/netconf/nettest"
+	"paradrop/sdn/ofp"
+	"paradrop/sdn/ofsim"
 )
 
 // The chutes' API port at the gateway's address is reached by chutes, and
@@ -65,4 +68,40 @@ func servePeer(t *testing.T, listen func() (net.Listener, error), want string) {
 			c.Close()
 		}
 	}()
+}
+
+// The chutes' API over IPv6, in the simulator: each chute reaches its
+// port at the gateway's ULA, from either of its addresses; no other port
+// of the gateway, and not the LAN (the guard keeps the gateway's own
+// processes out, see TestChuteAPIOnlyForChutes).
+func TestChuteAPIOverIPv6Simulated(t *testing.T) {
+	topo, chutes, lanMACs := simTopo()
+	topo.APIPort = 8443
+	w := newSimWorld(topo, chutes, lanMACs)
+	for _, c := range []reachCase{
+		{from: "db", to: "gw:8443", six: true, want: true, by: "chute db may use the paradrop API at the gateway [fd70:6472:6f70::1]:8443/tcp"},
+		{from: "web", to: "gw:8443", want: true, by: "chute web may use the paradrop API at the gateway 10.131.0.1:8443/tcp"},
+		{from: "db", to: "gw:8444", six: true, want: false, by: "chute db: IPv6 default deny"},
+		{from: "lan1", to: "gw:8443", six: true, want: false, by: "unsolicited LAN IPv6 to chutes dropped"},
+	} {
+		ok, notes := mustRun(t, w, c)
+		if ok != c.want || !slices.ContainsFunc(notes, func(n string) bool { return strings.HasPrefix(n, c.by) }) {
+			t.Errorf("%s -> %s (IPv6 %v): reached %v by %q, want %v by %q", c.from, c.to, c.six, ok, notes, c.want, c.by)
+		}
+	}
+	// From its global address too, which it would use for a global
+	// destination.
+	global := w.addr("web", true, true)
+	sw := w.sw
+	sw.Reset()
+	p := chutePacket(w, chutes[slices.IndexFunc(chutes, func(a *attached) bool { return a.Name == "web" })], topo.Gateway6, ofsim.ProtoTCP, ofsim.TCPSyn)
+	p.Src, p.DstPort, p.EthDst = global, 8443, topo.GatewayMAC
+	tr, err := sw.Run(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const by = "chute web may use the paradrop API at the gateway [fd70:6472:6f70::1]:8443/tcp (from its global address)"
+	if len(tr.OutputTo(ofp.PortLocal)) != 1 || !slices.ContainsFunc(tr.Steps, func(s ofsim.Step) bool { return s.Flow != nil && s.Flow.Note == by }) {
+		t.Errorf("web's SYN to the API from %s: out of %v, last by %q; want to the gateway by %q", global, tr.Outputs, tr.Note(), by)
+	}
 }
