@@ -200,7 +200,7 @@ func serve(ctx context.Context, opts serveOptions) error {
 	if len(opts.signing.Keys) > 0 {
 		opts.logf("packages signed by %s are trusted (signature required: %t)", keyIDs(opts.signing.Keys), opts.signing.Required)
 	}
-	var chuteLn net.Listener // the chutes' API on their network
+	var chuteLns []net.Listener // the chutes' API on their network, IPv4 then IPv6
 	if opts.network != nil {
 		cfg := *opts.network
 		cfg.DataDir, cfg.Logf = opts.dataDir, opts.logf
@@ -209,26 +209,27 @@ func serve(ctx context.Context, opts serveOptions) error {
 			return fmt.Errorf("chute network (--network=false runs chutes with loopback only): %w", err)
 		}
 		defer n.Close(context.Background())
-		mgrCfg.Network, mgrCfg.Subnet, mgrCfg.Subnet6, apiCfg.Network = n, cfg.Subnet, n.Subnet6(), n
-		if chuteLn, err = listenChuteAPI(n, cfg.APIPort); err != nil {
+		mgrCfg.Network, mgrCfg.Subnet, mgrCfg.Subnet6, mgrCfg.Global6, apiCfg.Network = n, cfg.Subnet, n.Subnet6(), n.Global6(), n
+		if chuteLns, err = listenChuteAPI(n, cfg.APIPort); err != nil {
 			return err
 		}
-		if chuteLn != nil {
-			defer chuteLn.Close()
-		}
-		mgrCfg.GatewayPorts = ownPorts(opts.gatewayPorts, listenerAddrs(withListener(lns, chuteLn)), cfg.Controller)
+		defer closeAll(chuteLns)
+		mgrCfg.GatewayPorts = ownPorts(opts.gatewayPorts, listenerAddrs(withListeners(lns, chuteLns)), cfg.Controller)
 		defer serveChuteDNS(n, opts.dns, opts.logf)()
 		opts.logf("chute network: bridge %s, chutes in %s and %s", cfg.Bridge, cfg.Subnet, n.Subnet6())
+		if g := n.Global6(); g.IsValid() {
+			opts.logf("chute network: chutes' global IPv6 in %s, to the WAN %q from it (routed)", g, cfg.WAN)
+		}
 	}
 	// The certificate names the chutes' API's address too.
-	cert, err := apiCertificate(opts.tls, opts.dataDir, withListener(lns, chuteLn), opts.logf)
+	cert, err := apiCertificate(opts.tls, opts.dataDir, withListeners(lns, chuteLns), opts.logf)
 	if err != nil {
 		return err
 	}
 	if cert != nil {
 		apiCfg.TLSFingerprint = cert.Fingerprint.String()
 	}
-	mgrCfg.NetworkAPI = networkAPI(chuteLn, cert)
+	mgrCfg.NetworkAPI = networkAPI(chuteLns, cert)
 	// Set below, once the API exists, before the manager's Run starts a
 	// chute.
 	var serveChute func(string, net.Listener) io.Closer
@@ -259,12 +260,14 @@ func serve(ctx context.Context, opts serveOptions) error {
 		return s
 	}
 
-	if chuteLn != nil {
+	if len(chuteLns) > 0 {
 		chuteSrv := api.NewServer(reqCtx, api.ForChuteNetwork(apiHandler, mgr), opts.limits)
-		go chuteSrv.ServeTLS(chuteLn, cert.TLS)
+		for _, ln := range chuteLns {
+			go chuteSrv.ServeTLS(ln, cert.TLS)
+			opts.logf("API for chutes listening on %s (HTTPS, chute tokens only)", ln.Addr())
+		}
 		srv.RegisterOnShutdown(func() { chuteSrv.Close() })
 		defer chuteSrv.Close()
-		opts.logf("API for chutes listening on %s (HTTPS, chute tokens only)", chuteLn.Addr())
 	}
 
 	origin := func(developer string, actor chute.Actor) (chute.Origin, error) {
@@ -351,13 +354,17 @@ func networkFlags(fs *flag.FlagSet) (*sdn.Config, *bool) {
 	fs.StringVar(&cfg.Bridge, "bridge", cfg.Bridge, "the chutes' bridge")
 	fs.StringVar(&cfg.Controller, "controller", cfg.Controller, "listen address of the OpenFlow controller")
 	fs.IntVar(&cfg.APIPort, "chute-api-port", defaultChuteAPIPort, "TCP port of the API for chutes at the gateway's address on the chute network, HTTPS, chute tokens only (0: none; chutes keep /paradrop/api.sock)")
-	fs.StringVar(&cfg.WAN, "wan", "", "uplink interface chute traffic may leave by, masqueraded (default: none)")
+	fs.StringVar(&cfg.WAN, "wan", "", "uplink interface chute traffic may leave by: IPv4 masqueraded, IPv6 from --prefix6 routed (default: none)")
 	fs.Func("subnet", "chute subnet; the gateway takes .1 (default "+sdn.DefaultSubnet.String()+")", func(s string) (err error) {
 		cfg.Subnet, err = netip.ParsePrefix(s)
 		return err
 	})
 	fs.Func("subnet6", "chutes' IPv6 /64; the gateway takes ::1, a chute the host index of its IPv4 address (default: a unique local prefix derived from the machine id, the datapath id and --subnet)", func(s string) (err error) {
 		cfg.Subnet6, err = netip.ParsePrefix(s)
+		return err
+	})
+	fs.Func("prefix6", "IPv6 prefix delegated to the gateway (a /64 or shorter, e.g. a /56 from the ISP): chutes get a global address in its first /64 beside their ULA, and with --wan those with wan reach the WAN over IPv6 from it, routed without NAT (default: none)", func(s string) (err error) {
+		cfg.Prefix6, err = netip.ParsePrefix(s)
 		return err
 	})
 	fs.Func("lan", "interface on the LAN side, added to the bridge (repeatable)", func(s string) error {

@@ -35,7 +35,7 @@ func TestServeUCIEqualsFlags(t *testing.T) {
 		"--trusted-keys", keys, "--require-signed", "--network=true", "--ovsdb", "unix:/run/ovs.sock",
 		"--bridge", "pdbrU", "--controller", "127.0.0.1:6654", "--wan", "wan0", "--subnet", "10.9.0.0/24",
 		"--lan", "lan1", "--lan", "lan2", "--lan-addr", "192.0.2.1/24", "--chute-api-port", "9443",
-		"--subnet6", "fd12:3456:789a::/64", "--lan-host", "02:00:00:00:00:0a=lan1", "--lan-host", "02:00:00:00:00:0b=lan2",
+		"--subnet6", "fd12:3456:789a::/64", "--prefix6", "2001:db8:6400::/56", "--lan-host", "02:00:00:00:00:0a=lan1", "--lan-host", "02:00:00:00:00:0b=lan2",
 		"--dns", "198.51.100.53", "--dns", "198.51.100.54:5353",
 		"--usp-broker", "ssl://127.0.0.1:1884", "--usp-endpoint-id", "os::012345-uci",
 		"--usp-topic", "usp/agents/uci", "--usp-controller", "self::ctl1=usp/controllers/one",
@@ -78,6 +78,7 @@ config paradrop 'main'
 	option lan_addr '192.0.2.1/24'
 	option chute_api_port '9443'
 	option subnet6 'fd12:3456:789a::/64'
+	option prefix6 '2001:db8:6400::/56'
 	list lan_host '02:00:00:00:00:0a=lan1'
 	list lan_host '02:00:00:00:00:0B=lan2'
 	list dns '198.51.100.53'
@@ -143,7 +144,7 @@ func serveFlagNames(t *testing.T) []string {
 		t.Fatalf("-h: %v", err)
 	}
 	var names []string
-	for _, m := range regexp.MustCompile(`(?m)^  -([a-z-]+)`).FindAllStringSubmatch(out.String(), -1) {
+	for _, m := range regexp.MustCompile(`(?m)^  -([a-z0-9-]+)`).FindAllStringSubmatch(out.String(), -1) {
 		names = append(names, m[1])
 	}
 	if len(names) < 20 {

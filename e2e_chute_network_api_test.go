@@ -26,8 +26,9 @@ import (
 // a namespace of the test's own, a LAN host behind it, and two real chutes.
 // From inside a chute's network namespace, $PARADROP_API with the chute's
 // token and the certificate it finds in /paradrop/api.crt gives it its own
-// /self over HTTPS and nothing else; another chute's token, the operator's
-// and a login are refused there, and the LAN cannot connect at all.
+// /self over HTTPS (and $PARADROP_API6 over IPv6) and nothing else;
+// another chute's token, the operator's and a login are refused there,
+// and the LAN cannot connect at all.
 func TestChuteAPIOverTheChuteNetwork(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root")
@@ -120,6 +121,23 @@ func TestChuteAPIOverTheChuteNetwork(t *testing.T) {
 	}
 	if code, body := first(other, otherTok); code != 200 || !bytes.Contains(body, []byte(`"name": "other"`)) {
 		t.Errorf("chute other's own /self: %d %s", code, body)
+	}
+	// The same API at the gateway's IPv6 address, in $PARADROP_API6, named
+	// by the same certificate.
+	_, url6, ok := strings.Cut(env, "PARADROP_API6=")
+	url6, _, _ = strings.Cut(url6, "\n")
+	if !ok || !strings.HasPrefix(url6, "https://[fd") || !strings.HasSuffix(url6, fmt.Sprintf("::1]:%d", apiPort)) {
+		t.Fatalf("the chute's environment:\n%s\nwant PARADROP_API6 at the gateway's ULA", env)
+	}
+	code, body = call(t, me, url6+"/api/v1/self", meTok, "GET", "")
+	for deadline := time.Now().Add(20 * time.Second); code == 0 && time.Now().Before(deadline); {
+		code, body = call(t, me, url6+"/api/v1/self", meTok, "GET", "")
+	}
+	if code != 200 || !bytes.Contains(body, []byte(`"name": "me"`)) {
+		t.Errorf("chute me's own /self over IPv6: %d %s", code, body)
+	}
+	if code, body := call(t, other, url6+"/api/v1/self", meTok, "GET", ""); code != 401 {
+		t.Errorf("me's token from other's IPv6 address: %d %s, want 401", code, body)
 	}
 	for _, c := range []struct {
 		what         string

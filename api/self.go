@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/netip"
+	"slices"
 	"time"
 
 	"paradrop/chute"
@@ -24,8 +25,9 @@ type selfInfo struct {
 	StartedAt *time.Time  `json:"started_at,omitempty"`
 	Restarts  int         `json:"restarts"`
 	// IP is its address on the chute network, if it has one.
-	IP   string `json:"ip,omitempty"`
-	IPv6 string `json:"ipv6,omitempty"`
+	IP         string `json:"ip,omitempty"`
+	IPv6       string `json:"ipv6,omitempty"`
+	IPv6Global string `json:"ipv6_global,omitempty"`
 	// Resources are those it is held to now: its manifest's under the
 	// operator's current policy.
 	Resources manifest.Resources `json:"resources"`
@@ -68,7 +70,7 @@ func (s *server) self(w http.ResponseWriter, r *http.Request) {
 	}
 	out := selfInfo{
 		Name: info.Name, Version: info.Version, State: info.State, StartedAt: info.StartedAt,
-		Restarts: info.Restarts, IP: info.IP, IPv6: info.IPv6, Resources: res,
+		Restarts: info.Restarts, IP: info.IP, IPv6: info.IPv6, IPv6Global: info.IPv6Global, Resources: res,
 	}
 	if req, ok := s.cfg.Chutes.PendingPolicy(name); ok {
 		out.PolicyRequest = &req
@@ -183,11 +185,15 @@ func ForChuteNetwork(h http.Handler, chutes Chutes) http.Handler {
 			refuseChute(w, "this listener serves chutes with their own token (/paradrop/token)")
 			return
 		}
-		// A token taken from a chute is no use from anywhere else.
+		// A token taken from a chute is no use from anywhere else: only
+		// from its own addresses (the switch lets no chute send from
+		// another's).
 		from, err := netip.ParseAddrPort(r.RemoteAddr)
 		info, gerr := chutes.Get(name)
-		own, perr := netip.ParseAddr(info.IP)
-		if err != nil || gerr != nil || perr != nil || from.Addr().Unmap() != own {
+		if err != nil || gerr != nil || !slices.ContainsFunc([]string{info.IP, info.IPv6, info.IPv6Global}, func(own string) bool {
+			a, err := netip.ParseAddr(own)
+			return err == nil && from.Addr().Unmap() == a
+		}) {
 			refuseChute(w, "a chute's token is accepted from that chute's own address only")
 			return
 		}

@@ -28,7 +28,7 @@ func TestSelfHidesHost(t *testing.T) {
 		Name: "aa", Owner: "alpha", Version: "1.0", State: chute.Running, Desired: chute.Running,
 		Pid: 4242, StartedAt: &started, Restarts: 2, LastExit: "exit status 1 (/var/lib/paradrop/x)",
 		Error: "open /var/lib/paradrop/chutes/aa/rootfs: no such file", Manifest: map[string]any{"command": []string{"/secret"}},
-		IP: "10.42.0.2", IPv6: "fd70:6472:6f70::2", MAC: "02:00:00:00:00:02", SignedBy: "RWQF6LRCGDWKJ",
+		IP: "10.42.0.2", IPv6: "fd70:6472:6f70::2", IPv6Global: "2001:db8:6400::2", MAC: "02:00:00:00:00:02", SignedBy: "RWQF6LRCGDWKJ",
 	})
 	deadline := time.Now().Add(time.Minute).UTC()
 	ts.fake.SetPendingPolicy("aa", chute.PolicyRequest{Resources: manifest.Resources{CPUMax: 0.5}, Grace: manifest.Duration(time.Minute), Deadline: deadline})
@@ -51,7 +51,7 @@ func TestSelfHidesHost(t *testing.T) {
 		sort.Strings(ks)
 		return strings.Join(ks, " ")
 	}
-	if k := keys(got); k != "ip ipv6 name policy_request resources restarts started_at state usage version" {
+	if k := keys(got); k != "ip ipv6 ipv6_global name policy_request resources restarts started_at state usage version" {
 		t.Errorf("GET /self has fields %q:\n%s", k, body)
 	}
 	u, _ := got["usage"].(map[string]any)
@@ -64,7 +64,7 @@ func TestSelfHidesHost(t *testing.T) {
 		}
 	}
 	var self selfInfo
-	if err := json.Unmarshal(body, &self); err != nil || self.Name != "aa" || self.IP != "10.42.0.2" || self.IPv6 != "fd70:6472:6f70::2" || self.Restarts != 2 ||
+	if err := json.Unmarshal(body, &self); err != nil || self.Name != "aa" || self.IP != "10.42.0.2" || self.IPv6 != "fd70:6472:6f70::2" || self.IPv6Global != "2001:db8:6400::2" || self.Restarts != 2 ||
 		self.PolicyRequest == nil || !self.PolicyRequest.Deadline.Equal(deadline) || self.PolicyRequest.Resources.CPUMax != 0.5 ||
 		self.Usage == nil || self.Usage.CPU != 12.5 || self.Resources.Memory == 0 {
 		t.Errorf("GET /self: %s (%v)", body, err)
@@ -129,8 +129,9 @@ func TestSelfPolicyAck(t *testing.T) {
 // address: no other identity, no login, no token from elsewhere.
 func TestForChuteNetwork(t *testing.T) {
 	ts := newTenants(t)
-	ts.fake.Add(chute.Info{Name: "aa", Owner: "alpha", Version: "1.0", State: chute.Running, IP: "10.131.0.11"})
-	ts.fake.Add(chute.Info{Name: "bb", Owner: "beta", Version: "1.0", State: chute.Running, IP: "10.131.0.12"})
+	ts.fake.Add(chute.Info{Name: "aa", Owner: "alpha", Version: "1.0", State: chute.Running, IP: "10.131.0.11",
+		IPv6: "fd70:6472:6f70::b", IPv6Global: "2001:db8:6400::b"})
+	ts.fake.Add(chute.Info{Name: "bb", Owner: "beta", Version: "1.0", State: chute.Running, IP: "10.131.0.12", IPv6: "fd70:6472:6f70::c"})
 	ts.fake.SetToken("bb", "chute-bb-token")
 	h := ForChuteNetwork(ts.h, ts.fake)
 	do := func(from, token, method, path, body string) (int, string) {
@@ -157,6 +158,11 @@ func TestForChuteNetwork(t *testing.T) {
 		{"chute bb about itself", bb, "chute-bb-token", "GET", "/api/v1/self", "", 200, `"name": "bb"`},
 		{"aa's token from bb's address", bb, ts.chute, "GET", "/api/v1/self", "", 401, ""},
 		{"aa's token from the LAN", "198.51.100.20:40000", ts.chute, "GET", "/api/v1/self", "", 401, ""},
+		{"chute aa over IPv6", "[fd70:6472:6f70::b]:40000", ts.chute, "GET", "/api/v1/self", "", 200, `"name": "aa"`},
+		{"chute aa from its global address", "[2001:db8:6400::b]:40000", ts.chute, "GET", "/api/v1/self", "", 200, `"name": "aa"`},
+		{"aa's token from bb's IPv6 address", "[fd70:6472:6f70::c]:40000", ts.chute, "GET", "/api/v1/self", "", 401, ""},
+		{"aa's token from its IPv4 address mapped", "[::ffff:10.131.0.11]:40000", ts.chute, "GET", "/api/v1/self", "", 200, `"name": "aa"`},
+		{"aa's token from the LAN's IPv6", "[2001:db8:1::20]:40000", ts.chute, "GET", "/api/v1/self", "", 401, ""},
 		{"chute aa, another route", aa, ts.chute, "GET", "/api/v1/chutes", "", 403, ""},
 		{"chute aa, another chute", aa, ts.chute, "GET", "/api/v1/chutes/bb", "", 404, ""},
 		{"chute aa acks", aa, ts.chute, "POST", "/api/v1/self/policy/ack", "", 200, ""},

@@ -83,6 +83,8 @@ type Info struct {
 	IP        string     `json:"ip,omitempty"`
 	IPv6      string     `json:"ipv6,omitempty"`
 	MAC       string     `json:"mac,omitempty"`
+	// IPv6Global is its global IPv6 address, with a delegated prefix.
+	IPv6Global string `json:"ipv6_global,omitempty"`
 	// SignedBy is the minisign key ID whose signature of the installed
 	// package was verified; empty for an unsigned package.
 	SignedBy string `json:"signed_by,omitempty"`

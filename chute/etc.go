@@ -38,8 +38,11 @@ func (m *Manager) etcFiles(name string) ([]sandbox.EtcFile, error) {
 	var hosts strings.Builder
 	hosts.WriteString("# written by paradrop\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n")
 	fmt.Fprintf(&hosts, "%s\t%s\n", ip, name)
-	if ip6 := m.withIPv6(Info{IP: ipS}).IPv6; ip6 != "" {
-		fmt.Fprintf(&hosts, "%s\t%s\n", ip6, name)
+	six := m.withIPv6(Info{IP: ipS})
+	for _, a := range []string{six.IPv6, six.IPv6Global} {
+		if a != "" {
+			fmt.Fprintf(&hosts, "%s\t%s\n", a, name)
+		}
 	}
 	fmt.Fprintf(&hosts, "%s\t%s\n", gw, gatewayName)
 	return []sandbox.EtcFile{

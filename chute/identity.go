@@ -27,6 +27,9 @@ const tokenEnv = "PARADROP_TOKEN"
 // chute network, over HTTPS.
 type NetworkAPI struct {
 	URL string // https://GATEWAY:PORT, in the chute's $PARADROP_API
+	// URL6 is the same over IPv6, https://[GATEWAY6]:PORT, in its
+	// $PARADROP_API6; "" for none.
+	URL6 string
 	// CertPEM is the certificate it is served with, given to the chute in
 	// its /paradrop/api.crt to verify it by; Fingerprint its SHA-256, in
 	// $PARADROP_API_FINGERPRINT, for a chute that pins it instead.
@@ -38,6 +41,7 @@ type NetworkAPI struct {
 // in its policy dir.
 const (
 	apiEnv            = "PARADROP_API"
+	apiEnv6           = "PARADROP_API6"
 	apiFingerprintEnv = "PARADROP_API_FINGERPRINT"
 	apiCertFile       = "api.crt"
 )
@@ -54,7 +58,11 @@ func (m *Manager) networkAPIEnv(name string) ([]string, error) {
 	if err := replaceFile(m.paths.policy(name), apiCertFile, api.CertPEM, 0o644, -1); err != nil {
 		return nil, fmt.Errorf("chute API certificate: %w", err)
 	}
-	return []string{apiEnv + "=" + api.URL, apiFingerprintEnv + "=" + api.Fingerprint}, nil
+	env := []string{apiEnv + "=" + api.URL, apiFingerprintEnv + "=" + api.Fingerprint}
+	if api.URL6 != "" {
+		env = append(env, apiEnv6+"="+api.URL6)
+	}
+	return env, nil
 }
 
 func hashChuteToken(token string) string {

@@ -37,10 +37,12 @@ type Config struct {
 	// Network connects chutes to the gateway's network; nil leaves them
 	// with loopback only. Subnet is the chute subnet it was opened with.
 	// Subnet6 is its IPv6 /64, where a chute's address is at its IPv4
-	// host index (sdn.AddressFor6).
+	// host index (sdn.AddressFor6), and Global6 its global /64 from the
+	// gateway's delegated prefix, likewise (invalid for none).
 	Network Network
 	Subnet  netip.Prefix
 	Subnet6 netip.Prefix
+	Global6 netip.Prefix
 	// MemoryOvercommit is how many times the gateway's memory the chutes
 	// may be promised together (admit.go); 0 is DefaultOvercommit.
 	MemoryOvercommit float64

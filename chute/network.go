@@ -119,12 +119,15 @@ func (m *Manager) checkPorts(man *manifest.Manifest) error {
 	return nil
 }
 
-// withIPv6 adds the chute's IPv6 address, which follows from its IPv4
-// one and the network's IPv6 subnet.
+// withIPv6 adds the chute's IPv6 addresses, which follow from its IPv4
+// one and the network's IPv6 subnets.
 func (m *Manager) withIPv6(in Info) Info {
 	if ip, err := netip.ParseAddr(in.IP); err == nil {
 		if a := sdn.AddressFor6(m.cfg.Subnet, m.cfg.Subnet6, ip); a.IsValid() {
 			in.IPv6 = a.String()
+		}
+		if a := sdn.AddressFor6(m.cfg.Subnet, m.cfg.Global6, ip); a.IsValid() {
+			in.IPv6Global = a.String()
 		}
 	}
 	return in

@@ -1,7 +1,9 @@
 // Package netconf owns the network plumbing of chutes and of the gateway:
 // named network namespaces, the veth pair that attaches each chute to the
 // Open vSwitch bridge, addresses on the bridge's internal port, and the
-// nftables masquerade from the chute subnet out of the WAN interface.
+// gateway's nftables tables around them: the masquerade from the chute
+// subnet out of the WAN interface, and the guard that lets chute traffic
+// leave by that interface alone.
 //
 // Everything is done in-process with netlink, ioctls and nftables netlink
 // messages; nothing shells out to ip or ethtool, so the daemon does not depend

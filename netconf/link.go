@@ -25,11 +25,17 @@ type Link struct {
 	MAC    net.HardwareAddr // of eth0; nil leaves the kernel's random one
 	Addr   netip.Prefix     // of eth0, e.g. 10.131.0.11/24
 	// Addr6 is eth0's IPv6 address, e.g. fd70:6472:6f70::b/64, the only
-	// one beside its link-local address; invalid for none. Router
+	// one beside its link-local address and Global6; invalid for none. Router
 	// advertisements are ignored: the chute's IPv6 is what l says.
-	Addr6   netip.Prefix
+	Addr6 netip.Prefix
+	// Global6 is eth0's global IPv6 address beside Addr6 (from the
+	// gateway's delegated prefix); invalid for none.
+	Global6 netip.Prefix
 	Gateway netip.Addr // default route of the chute; zero for none
-	MTU     int        // of both ends; 0 leaves the default
+	// Gateway6 is the chute's IPv6 default route, in Addr6; zero for
+	// none (IPv6 reaches only its links).
+	Gateway6 netip.Addr
+	MTU      int // of both ends; 0 leaves the default
 }
 
 // EnsureLink creates or repairs l: if the pair is missing or half gone (for
@@ -59,6 +65,10 @@ func (l Link) validate() error {
 		return fmt.Errorf("address %s is not an IPv4 prefix", l.Addr)
 	case l.Addr6.IsValid() && !l.Addr6.Addr().Is6():
 		return fmt.Errorf("address %s is not an IPv6 prefix", l.Addr6)
+	case l.Global6.IsValid() && (!l.Global6.Addr().Is6() || !l.Addr6.IsValid()):
+		return fmt.Errorf("global address %s is not an IPv6 prefix beside an Addr6", l.Global6)
+	case l.Gateway6.IsValid() && (!l.Addr6.IsValid() || !l.Addr6.Masked().Contains(l.Gateway6)):
+		return fmt.Errorf("IPv6 gateway %s is outside %s", l.Gateway6, l.Addr6.Masked())
 	case l.Gateway.IsValid() && !l.Addr.Masked().Contains(l.Gateway):
 		return fmt.Errorf("gateway %s is outside %s", l.Gateway, l.Addr.Masked())
 	case l.MTU < 0:
@@ -108,7 +118,7 @@ func ensureLink(l Link) error {
 			}
 		}
 	}
-	if err := setOnlyAddr(nsh, peer, netlink.FAMILY_V4, l.Addr); err != nil {
+	if err := setOnlyAddrs(nsh, peer, netlink.FAMILY_V4, l.Addr); err != nil {
 		return err
 	}
 	if l.Addr6.IsValid() {
@@ -116,7 +126,7 @@ func ensureLink(l Link) error {
 			return err
 		}
 	}
-	if err := setOnlyAddr(nsh, peer, netlink.FAMILY_V6, l.Addr6); err != nil {
+	if err := setOnlyAddrs(nsh, peer, netlink.FAMILY_V6, l.Addr6, l.Global6); err != nil {
 		return err
 	}
 	if err := DisableTxOffload(l.HostIf, ""); err != nil {
@@ -141,6 +151,34 @@ func ensureLink(l Link) error {
 		}
 		if err := nsh.RouteReplace(def); err != nil {
 			return fmt.Errorf("default route via %s: %w", l.Gateway, err)
+		}
+	}
+	return setRoute6(nsh, peer, l.Gateway6)
+}
+
+// setRoute6 makes via the chute's IPv6 default route, or removes the one
+// it has for an invalid via.
+func setRoute6(nsh *netlink.Handle, peer netlink.Link, via netip.Addr) error {
+	def := &netlink.Route{
+		LinkIndex: peer.Attrs().Index,
+		Dst:       &net.IPNet{IP: net.IPv6zero, Mask: net.CIDRMask(0, 128)},
+		Gw:        via.AsSlice(),
+	}
+	if via.IsValid() {
+		if err := nsh.RouteReplace(def); err != nil {
+			return fmt.Errorf("IPv6 default route via %s: %w", via, err)
+		}
+		return nil
+	}
+	routes, err := nsh.RouteListFiltered(netlink.FAMILY_V6, &netlink.Route{LinkIndex: peer.Attrs().Index}, netlink.RT_FILTER_OIF)
+	if err != nil {
+		return fmt.Errorf("list IPv6 routes: %w", err)
+	}
+	for _, r := range routes {
+		if r.Gw != nil && (r.Dst == nil || r.Dst.IP.IsUnspecified() && bytes.Count(r.Dst.Mask, []byte{0}) == len(r.Dst.Mask)) {
+			if err := nsh.RouteDel(&r); err != nil {
+				return fmt.Errorf("remove IPv6 default route via %s: %w", r.Gw, err)
+			}
 		}
 	}
 	return nil
@@ -199,33 +237,38 @@ func createPair(nsh *netlink.Handle, ns netns.NsHandle, l Link) (host, peer netl
 	return host, peer, nil
 }
 
-// setOnlyAddr makes p the only address of its family on link (an invalid
-// p: none), so a chute that moved to another address does not keep
-// answering on the old one. IPv6 link-local addresses stay.
-func setOnlyAddr(nsh *netlink.Handle, link netlink.Link, family int, p netip.Prefix) error {
+// setOnlyAddrs makes the valid ones of ps the only addresses of their
+// family on link (none valid: none), so a chute that moved to another
+// address does not keep answering on the old one. IPv6 link-local
+// addresses stay.
+func setOnlyAddrs(nsh *netlink.Handle, link netlink.Link, family int, ps ...netip.Prefix) error {
 	addrs, err := nsh.AddrList(link, family)
 	if err != nil {
 		return fmt.Errorf("list addresses of %s: %w", chuteIf, err)
 	}
-	var want *netlink.Addr
-	if p.IsValid() {
-		want = nlAddr(p)
+	want := map[string]netip.Prefix{}
+	for _, p := range ps {
+		if p.IsValid() {
+			want[nlAddr(p).IPNet.String()] = p
+		}
 	}
 	for _, a := range addrs {
 		if a.Scope == unix.RT_SCOPE_LINK && family == netlink.FAMILY_V6 {
 			continue
 		}
-		if want == nil || a.IPNet.String() != want.IPNet.String() {
+		if _, ok := want[a.IPNet.String()]; !ok {
 			if err := nsh.AddrDel(link, &a); err != nil {
 				return fmt.Errorf("remove old address %s: %w", a.IPNet, err)
 			}
 		}
 	}
-	if want == nil {
-		return nil
-	}
-	if err := nsh.AddrReplace(link, want); err != nil {
-		return fmt.Errorf("set address %s: %w", p, err)
+	for _, p := range ps {
+		if !p.IsValid() {
+			continue
+		}
+		if err := nsh.AddrReplace(link, nlAddr(p)); err != nil {
+			return fmt.Errorf("set address %s: %w", p, err)
+		}
 	}
 	return nil
 }

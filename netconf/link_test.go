@@ -266,3 +266,53 @@ func linkIn(t *testing.T, h *nettest.Host, name string) netlink.Link {
 	}
 	return l
 }
+
+// A chute's IPv6: its ULA and, with a delegated prefix, a global address
+// and a default route via the gateway; taking them away (the gateway lost
+// its prefix) removes the global address and the route, and nothing else.
+func TestEnsureLinkIPv6(t *testing.T) {
+	nettest.Require(t, "ip")
+	gw, chute := nettest.NewHost(t), nettest.NewHost(t)
+	l := netconf.Link{
+		HostIf: netconf.HostIfFor(chute.Name), NetNS: chute.NetNS, MAC: netconf.MACFor(chute.Name),
+		Addr: netip.MustParsePrefix("10.131.0.11/24"), Gateway: netip.MustParseAddr("10.131.0.1"),
+		Addr6:    netip.MustParsePrefix("fd70:6472:6f70::b/64"),
+		Global6:  netip.MustParsePrefix("2001:db8:6400::b/64"),
+		Gateway6: netip.MustParseAddr("fd70:6472:6f70::1"),
+	}
+	state := func() (addrs, route string) {
+		addrs = nettest.Exec(t, chute, "ip", "-6", "-o", "addr", "show", "dev", "eth0", "scope", "global")
+		return addrs, nettest.Exec(t, chute, "ip", "-6", "route", "show", "default")
+	}
+	for range 2 {
+		inNS(t, gw, func() error { return netconf.EnsureLink(l) })
+		addrs, route := state()
+		for _, a := range []string{"fd70:6472:6f70::b/64", "2001:db8:6400::b/64"} {
+			if !strings.Contains(addrs, a) {
+				t.Errorf("eth0 lacks %s: %q", a, addrs)
+			}
+		}
+		if !strings.Contains(route, "via fd70:6472:6f70::1 dev eth0") || strings.Count(route, "default") != 1 {
+			t.Errorf("IPv6 default route: %q, want one via fd70:6472:6f70::1", route)
+		}
+	}
+	l.Global6, l.Gateway6 = netip.Prefix{}, netip.Addr{}
+	inNS(t, gw, func() error { return netconf.EnsureLink(l) })
+	addrs, route := state()
+	if strings.Contains(addrs, "2001:db8:6400::b") || !strings.Contains(addrs, "fd70:6472:6f70::b/64") {
+		t.Errorf("eth0's IPv6 without the global address: %q", addrs)
+	}
+	if strings.TrimSpace(route) != "" {
+		t.Errorf("IPv6 default route left: %q", route)
+	}
+	for _, bad := range []netconf.Link{
+		{Global6: netip.MustParsePrefix("2001:db8:6400::b/64")},                                              // no Addr6
+		{Addr6: l.Addr6, Gateway6: netip.MustParseAddr("2001:db8:6400::1")},                                  // outside Addr6
+		{Addr6: l.Addr6, Global6: netip.MustParsePrefix("198.51.100.7/24"), Gateway6: l.Addr6.Addr().Next()}, // not IPv6
+	} {
+		bad.HostIf, bad.NetNS, bad.Addr = l.HostIf, l.NetNS, l.Addr
+		if err := netconf.InNetNS(gw.NetNS, func() error { return netconf.EnsureLink(bad) }); err == nil {
+			t.Errorf("%+v accepted", bad)
+		}
+	}
+}

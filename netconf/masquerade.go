@@ -3,8 +3,8 @@ package netconf
 import (
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
+	"slices"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
@@ -42,11 +42,7 @@ func ensureMasquerade(table string, subnet netip.Prefix, wanIf string) error {
 		return err
 	}
 	t := &nftables.Table{Name: table, Family: nftables.TableFamilyIPv4}
-	// add+delete+add in one batch: replaces the table whether or not it
-	// existed, atomically.
-	c.AddTable(t)
-	c.DelTable(t)
-	c.AddTable(t)
+	replaceTable(c, t)
 	ch := c.AddChain(&nftables.Chain{
 		Name:     "postrouting",
 		Table:    t,
@@ -55,21 +51,8 @@ func ensureMasquerade(table string, subnet netip.Prefix, wanIf string) error {
 		Priority: nftables.ChainPriorityNATSource,
 	})
 	// oifname WAN ip saddr SUBNET masquerade
-	ifname := make([]byte, unix.IFNAMSIZ)
-	copy(ifname, wanIf)
-	c.AddRule(&nftables.Rule{
-		Table: t,
-		Chain: ch,
-		Exprs: []expr.Any{
-			&expr.Meta{Key: expr.MetaKeyOIFNAME, Register: 1},
-			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: ifname},
-			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 12, Len: 4},
-			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4,
-				Mask: net.CIDRMask(subnet.Bits(), 32), Xor: make([]byte, 4)},
-			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: subnet.Addr().AsSlice()},
-			&expr.Masq{},
-		},
-	})
+	c.AddRule(&nftables.Rule{Table: t, Chain: ch,
+		Exprs: slices.Concat(ifname(expr.MetaKeyOIFNAME, wanIf), inPrefix(true, subnet), []expr.Any{&expr.Masq{}})})
 	if err := c.Flush(); err != nil {
 		return fmt.Errorf("nftables: %w", err)
 	}

@@ -86,6 +86,12 @@ func (n *Network) attach(ctx context.Context, c Chute, update bool) error {
 	link := netconf.Link{HostIf: hostIf, NetNS: c.NetNS, MAC: c.MAC,
 		Addr: netip.PrefixFrom(c.IP, n.cfg.Subnet.Bits()), Gateway: n.gateway,
 		Addr6: netip.PrefixFrom(n.Address6(c.IP), n.cfg.Subnet6.Bits())}
+	if n.global6.IsValid() {
+		// Its IPv6 beyond the gateway's links goes to the gateway, which
+		// routes what the flows let through.
+		link.Global6 = netip.PrefixFrom(n.AddressGlobal6(c.IP), n.global6.Bits())
+		link.Gateway6 = n.gateway6
+	}
 	if err := n.inGW(func() error { return netconf.EnsureLink(link) }); err != nil {
 		return err
 	}

@@ -47,6 +47,9 @@ func (n *Network) setupBridge(ctx context.Context, target string) error {
 	if cfg.LANAddr.IsValid() {
 		addrs = append(addrs, cfg.LANAddr)
 	}
+	if n.global6.IsValid() {
+		addrs = append(addrs, netip.PrefixFrom(gateway6(n.global6), n.global6.Bits()))
+	}
 	if err := n.inGW(func() error {
 		for _, a := range addrs {
 			if err := netconf.SetAddr(cfg.Bridge, a); err != nil {
@@ -91,7 +94,7 @@ func (n *Network) setupBridge(ctx context.Context, target string) error {
 		lanPorts = append(lanPorts, p)
 	}
 	topo := topology{Subnet: cfg.Subnet, Gateway: n.gateway, LANAddr: cfg.LANAddr, GatewayMAC: mac, LANPorts: lanPorts, APIPort: n.apiAddr().Port(),
-		Subnet6: cfg.Subnet6, Gateway6: n.gateway6}
+		Subnet6: cfg.Subnet6, Gateway6: n.gateway6, Global6: n.global6}
 
 	n.mu.Lock()
 	chutes := make([]*attached, 0, len(n.chutes))

@@ -47,7 +47,7 @@ type topology struct {
 	LANAddr    netip.Prefix // the gateway's LAN address; invalid if no LAN
 	GatewayMAC net.HardwareAddr
 	LANPorts   []uint32 // OpenFlow ports of the LAN interfaces
-	APIPort    uint16   // the chutes' API at Gateway, tcp; 0 for none
+	APIPort    uint16   // the chutes' API at Gateway and Gateway6, tcp; 0 for none
 	// LANHosts are the LAN hosts' MACs (net.HardwareAddr.String) and the
 	// LAN port each was learned on (see learn.go).
 	LANHosts map[string]uint32
@@ -55,6 +55,9 @@ type topology struct {
 	// address in it; invalid for IPv4 only (see flows6.go).
 	Subnet6  netip.Prefix
 	Gateway6 netip.Addr
+	// Global6 is the chutes' global IPv6 /64, from the gateway's
+	// delegated prefix; invalid for none (see wan6.go).
+	Global6 netip.Prefix
 }
 
 // attached is a chute as the flows see it: its declaration and port.

@@ -21,10 +21,10 @@ import (
 // MAC. Declared IPv6 LAN hosts are on-link for the chute, as IPv4 ones:
 // it resolves them on the LAN, and they may probe it (unicast
 // solicitations, to keep their neighbour entry) and answer its
-// connections. Nothing beyond the gateway and the LAN yet (no WAN,
-// expose or redirect over IPv6: Policy.Check refuses an IPv6
-// redirect.to), and the chutes' API is at the gateway's IPv4 address
-// only.
+// connections. With a delegated prefix, chutes have a global address too
+// and those with wan reach the WAN from it (see wan6.go). No expose or
+// redirect over IPv6 yet (Policy.Check refuses an IPv6 redirect.to). The
+// chutes' API is at the gateway's ULA too.
 
 const ethIPv6 = 0x86dd
 
@@ -98,12 +98,15 @@ func baseFlows6(b builder, t topology) {
 	local := uint32(ofp.PortLocal)
 	ip6, subnet := eth(ethIPv6), ip6Dst(t.Subnet6)
 	gw := t.Gateway6
+	prefixes := chutePrefixes6(t)
 
 	for _, typ := range []uint64{ndSolicit, ndAdvertise} {
 		b.add(tableClassify, 110, fmt.Sprintf("gateway neighbour discovery (ICMPv6 %d) to the resolution table", typ),
 			cat([]ofp.OXM{inPort(local), ip6}, icmp6(typ)), gotoTable(tableARP))
 	}
-	b.add(tableClassify, 100, "gateway IPv6 to chutes to conntrack", []ofp.OXM{inPort(local), ip6, subnet}, gotoTable(tableCT))
+	for _, p := range prefixes {
+		b.add(tableClassify, 100, "gateway IPv6 to chutes to conntrack", []ofp.OXM{inPort(local), ip6, ip6Dst(p)}, gotoTable(tableCT))
+	}
 	b.add(tableCT, 10, "IPv6 through conntrack", []ofp.OXM{ip6},
 		apply(&ofp.NXActionCT{ZoneOfsNbits: ctZone, RecircTable: tablePolicy,
 			Actions: []ofp.Action{&ofp.NXActionNAT{}}}))
@@ -118,30 +121,39 @@ func baseFlows6(b builder, t topology) {
 		if p == local {
 			who = "gateway"
 		}
-		from := []ofp.OXM{inPort(p), ip6, subnet}
-		b.add(tablePolicy, 300, "IPv6 replies from the "+who+" to chutes", append(from, ctState(ofp.CtStateEst)), gotoTable(tableOutput))
-		b.add(tablePolicy, 300, "related IPv6 traffic (ICMPv6 errors) from the "+who+" to chutes", append(from, ctState(ofp.CtStateRel)), gotoTable(tableOutput))
-		b.add(tablePolicy, 290, "unsolicited "+who+" IPv6 to chutes dropped", from)
+		for _, dst := range prefixes {
+			from := []ofp.OXM{inPort(p), ip6, ip6Dst(dst)}
+			b.add(tablePolicy, 300, "IPv6 replies from the "+who+" to chutes", append(from, ctState(ofp.CtStateEst)), gotoTable(tableOutput))
+			b.add(tablePolicy, 300, "related IPv6 traffic (ICMPv6 errors) from the "+who+" to chutes", append(from, ctState(ofp.CtStateRel)), gotoTable(tableOutput))
+			b.add(tablePolicy, 290, "unsolicited "+who+" IPv6 to chutes dropped", from)
+		}
 	}
 	for _, p := range t.LANPorts {
 		for _, typ := range []uint64{ndSolicit, ndAdvertise} {
 			b.add(tableClassify, 110, fmt.Sprintf("LAN neighbour discovery (ICMPv6 %d) to the resolution table", typ),
 				cat([]ofp.OXM{inPort(p), ip6}, icmp6(typ)), gotoTable(tableARP))
 		}
-		b.add(tableClassify, 100, "LAN IPv6 to chutes to conntrack", []ofp.OXM{inPort(p), ip6, subnet}, gotoTable(tableCT))
+		for _, dst := range prefixes {
+			b.add(tableClassify, 100, "LAN IPv6 to chutes to conntrack", []ofp.OXM{inPort(p), ip6, ip6Dst(dst)}, gotoTable(tableCT))
+		}
 		b.add(tableARP, 50, "LAN neighbour discovery to the gateway and the LAN", []ofp.OXM{inPort(p), ip6},
 			apply(output(append(others(t.LANPorts, p), local)...)...))
 	}
 
-	b.add(tableOutput, 250, "to unknown chute IPv6 addresses dropped", []ofp.OXM{ip6, subnet})
+	for _, p := range prefixes {
+		b.add(tableOutput, 250, "to unknown chute IPv6 addresses dropped", []ofp.OXM{ip6, ip6Dst(p)})
+	}
 	b.add(tableOutput, 260, "to the gateway's "+gw.String(), []ofp.OXM{ip6, ip6DstAddr(gw)},
 		apply(setDst(t.GatewayMAC), &ofp.ActionOutput{Port: local}))
 
 	// The gateway resolves chutes only through their own flows.
-	b.add(tableARP, 100, "gateway neighbour solicitations for unknown chute addresses dropped",
-		cat([]ofp.OXM{inPort(local), ip6}, icmp6(ndSolicit), []ofp.OXM{ofp.FieldIPv6NDTarget.Prefix(t.Subnet6)}))
+	for _, p := range prefixes {
+		b.add(tableARP, 100, "gateway neighbour solicitations for unknown chute addresses dropped",
+			cat([]ofp.OXM{inPort(local), ip6}, icmp6(ndSolicit), []ofp.OXM{ofp.FieldIPv6NDTarget.Prefix(p)}))
+	}
 	b.add(tableARP, 50, "gateway neighbour discovery to the LAN", []ofp.OXM{inPort(local), ip6},
 		gotoTable(tableLAN))
+	baseFlowsWAN6(b, t)
 }
 
 // flows6 are one chute's IPv6 flows, table by table, beside the IPv4
@@ -154,13 +166,30 @@ func (cf *chuteFlowSet) flows6() {
 	b, c, d, id, name, from := cf.b, cf.c, cf.d, cf.id, cf.name, cf.from
 	ip6 := eth(ethIPv6)
 	me := AddressFor6(t.Subnet, t.Subnet6, c.IP)
+	global := AddressFor6(t.Subnet, t.Global6, c.IP) // invalid without a delegated prefix
 	bw := c.Bandwidth
 	local := uint32(ofp.PortLocal)
-	own := []ofp.OXM{from, ip6, ofp.FieldEthSrc.MAC(c.MAC), ofp.FieldIPv6Src.Addr(me)}
+	// Its own addresses: what it may start, it may start from either
+	// (it picks its global one for global destinations).
+	type source struct {
+		addr netip.Addr
+		note string
+	}
+	sources := []source{{me, ""}}
+	if global.IsValid() {
+		sources = append(sources, source{global, " (from its global address)"})
+	}
+	own := func(src netip.Addr) []ofp.OXM {
+		return []ofp.OXM{from, ip6, ofp.FieldEthSrc.MAC(c.MAC), ofp.FieldIPv6Src.Addr(src)}
+	}
 
 	// Table 0.
 	d.TX[b.add(tableClassify, 200, name+" sends IPv6 (from its own MAC and IP)",
-		own, meter(egressMeter(id), bw.Egress, gotoTable(tableCT))...)] = true
+		own(me), meter(egressMeter(id), bw.Egress, gotoTable(tableCT))...)] = true
+	if global.IsValid() {
+		d.TX[b.add(tableClassify, 200, name+" sends IPv6 from its global address "+global.String(),
+			own(global), meter(egressMeter(id), bw.Egress, gotoTable(tableCT))...)] = true
+	}
 	// Solicitations from any source address (a retransmission comes from
 	// the link-local one), but only with its own MAC as the answer's
 	// destination; advertisements of its own address only. Above what it
@@ -170,22 +199,30 @@ func (cf *chuteFlowSet) flows6() {
 	for _, ll := range []string{c.MAC.String(), ndNoLinkLayer} {
 		b.add(tableClassify, 216, name+" solicits neighbours (as its own MAC)",
 			cat(ndFrom, icmp6(ndSolicit), []ofp.OXM{ndLLField(ofp.FieldIPv6NDSLL, ll)}), gotoTable(tableARP))
-		b.add(tableClassify, 216, name+" advertises its own address "+me.String(),
-			cat(ndFrom, icmp6(ndAdvertise), []ofp.OXM{ndTarget(me), ndLLField(ofp.FieldIPv6NDTLL, ll)}), gotoTable(tableARP))
+		for _, src := range sources {
+			b.add(tableClassify, 216, name+" advertises its own address "+src.addr.String(),
+				cat(ndFrom, icmp6(ndAdvertise), []ofp.OXM{ndTarget(src.addr), ndLLField(ofp.FieldIPv6NDTLL, ll)}), gotoTable(tableARP))
+		}
 	}
 	for _, typ := range []uint64{ndSolicit, ndAdvertise} {
 		b.add(tableClassify, 215, fmt.Sprintf("%s: spoofed neighbour discovery (ICMPv6 %d) dropped", name, typ),
 			cat([]ofp.OXM{from, ip6}, icmp6(typ)))
 	}
 	allow := func(note string, m ...ofp.OXM) {
-		d.TX[b.add(tableClassify, 210, note, cat(own, m),
-			meter(egressMeter(id), bw.Egress, apply(commit()), gotoTable(tableOutput))...)] = true
+		for _, src := range sources {
+			d.TX[b.add(tableClassify, 210, note+src.note, cat(own(src.addr), m),
+				meter(egressMeter(id), bw.Egress, apply(commit()), gotoTable(tableOutput))...)] = true
+		}
 	}
 	gw := ip6DstAddr(t.Gateway6)
 	allow(name+" may ping the gateway "+t.Gateway6.String(), cat(icmp6(icmp6Echo), []ofp.OXM{gw})...)
 	for _, proto := range []Proto{UDP, TCP} {
 		allow(fmt.Sprintf("%s may use DNS at the gateway [%s]:53/%s", name, t.Gateway6, proto),
 			cat([]ofp.OXM{ofp.FieldIPProto.Uint(uint64(proto)), gw}, l4(proto, 53)[1:])...)
+	}
+	if t.APIPort != 0 {
+		allow(fmt.Sprintf("%s may use the paradrop API at the gateway [%s]:%d/tcp", name, t.Gateway6, t.APIPort),
+			cat([]ofp.OXM{ofp.FieldIPProto.Uint(uint64(TCP)), gw}, l4(TCP, t.APIPort)[1:])...)
 	}
 	for _, p := range cf.peers {
 		pa := AddressFor6(t.Subnet, t.Subnet6, p.IP)
@@ -209,6 +246,7 @@ func (cf *chuteFlowSet) flows6() {
 	b.add(tablePolicy, 400, name+": invalid IPv6 connection state dropped", []ofp.OXM{from, ip6, ctState(ofp.CtStateInv)})
 	b.add(tablePolicy, 300, name+": established IPv6 connections", []ofp.OXM{from, ip6, ctState(ofp.CtStateEst)}, gotoTable(tableOutput))
 	b.add(tablePolicy, 300, name+": related IPv6 traffic (ICMPv6 errors)", []ofp.OXM{from, ip6, ctState(ofp.CtStateRel)}, gotoTable(tableOutput))
+	cf.wan6(global)
 	b.add(tablePolicy, 100, name+": IPv6 default deny", []ofp.OXM{from, ip6})
 
 	// Table 3. One flow for prefixes inside one another.
@@ -221,8 +259,10 @@ func (cf *chuteFlowSet) flows6() {
 		b.add(tableOutput, 55, fmt.Sprintf("%s's LAN destination %s is on the LAN", name, p),
 			[]ofp.OXM{from, ip6, ip6Dst(p)}, gotoTable(tableLAN))
 	}
-	d.RX[b.add(tableOutput, 300, "deliver to "+name+" at "+me.String(), []ofp.OXM{ip6, ip6DstAddr(me)},
-		meter(ingressMeter(id), bw.Ingress, apply(setDst(c.MAC), &ofp.ActionOutput{Port: c.Port}))...)] = true
+	for _, src := range sources {
+		d.RX[b.add(tableOutput, 300, "deliver to "+name+" at "+src.addr.String(), []ofp.OXM{ip6, ip6DstAddr(src.addr)},
+			meter(ingressMeter(id), bw.Ingress, apply(setDst(c.MAC), &ofp.ActionOutput{Port: c.Port}))...)] = true
+	}
 
 	// Table 4: it resolves the gateway and its peers; the gateway and its
 	// peers resolve it, and their advertisements reach it by its MAC.
@@ -253,14 +293,18 @@ func (cf *chuteFlowSet) flows6() {
 		for _, p := range t.LANPorts {
 			b.add(tableARP, 200, "LAN hosts answer "+name+"'s solicitations",
 				cat([]ofp.OXM{inPort(p), ip6, ofp.FieldEthDst.MAC(c.MAC)}, icmp6(ndAdvertise)), apply(&ofp.ActionOutput{Port: c.Port}))
-			b.add(tableARP, 200, "LAN hosts probe "+name+" (unicast solicitations)",
-				cat([]ofp.OXM{inPort(p), ip6, ofp.FieldEthDst.MAC(c.MAC)}, icmp6(ndSolicit), []ofp.OXM{ndTarget(me)}),
-				apply(&ofp.ActionOutput{Port: c.Port}))
+			for _, src := range sources {
+				b.add(tableARP, 200, "LAN hosts probe "+name+" (unicast solicitations)"+src.note,
+					cat([]ofp.OXM{inPort(p), ip6, ofp.FieldEthDst.MAC(c.MAC)}, icmp6(ndSolicit), []ofp.OXM{ndTarget(src.addr)}),
+					apply(&ofp.ActionOutput{Port: c.Port}))
+			}
 		}
 	}
 	b.add(tableARP, 150, name+": neighbour discovery for undeclared hosts dropped", []ofp.OXM{from, ip6})
-	b.add(tableARP, 200, "the gateway resolves "+name+" over IPv6",
-		cat([]ofp.OXM{inPort(local), ip6}, icmp6(ndSolicit), []ofp.OXM{ndTarget(me)}), apply(&ofp.ActionOutput{Port: c.Port}))
+	for _, src := range sources {
+		b.add(tableARP, 200, "the gateway resolves "+name+" over IPv6"+src.note,
+			cat([]ofp.OXM{inPort(local), ip6}, icmp6(ndSolicit), []ofp.OXM{ndTarget(src.addr)}), apply(&ofp.ActionOutput{Port: c.Port}))
+	}
 	b.add(tableARP, 200, "the gateway answers "+name+"'s solicitations",
 		cat([]ofp.OXM{inPort(local), ip6, ofp.FieldEthDst.MAC(c.MAC)}, icmp6(ndAdvertise)), apply(&ofp.ActionOutput{Port: c.Port}))
 }

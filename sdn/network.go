@@ -71,6 +71,13 @@ type Config struct {
 	// a unique local prefix derived from the machine id, DatapathID and
 	// Subnet (ULAFor): stable, and unlike another gateway's.
 	Subnet6 netip.Prefix
+	// Prefix6 is the IPv6 prefix delegated to the gateway (a /64, or a
+	// shorter one such as a /56); invalid for none. The chutes take its
+	// first /64 (Global6): each a global address at its host index beside
+	// its ULA, the gateway ::1. With WAN, chutes with wan reach the WAN
+	// from it over IPv6, routed without NAT (the WAN must route the
+	// prefix to the gateway, as an ISP does a delegated one).
+	Prefix6 netip.Prefix
 	// LANPorts are existing interfaces added to the bridge as the LAN.
 	LANPorts []string
 	// LANHosts name the LAN port (one of LANPorts) of LAN hosts, by MAC
@@ -80,8 +87,9 @@ type Config struct {
 	// LANAddr is the gateway's address on the LAN, on the internal port;
 	// invalid for none.
 	LANAddr netip.Prefix
-	// WAN is the uplink that chute traffic may leave by, masqueraded;
-	// "" (the default) lets no chute traffic leave the host.
+	// WAN is the uplink that chute traffic may leave by, IPv4
+	// masqueraded, IPv6 from Prefix6 routed (IPv6 forwarding is turned on
+	// then); "" (the default) lets no chute traffic leave the host.
 	WAN string
 	// NetNS is the path of the network namespace the gateway's side lives
 	// in (bridge ports, addresses, nftables, controller socket); "" is the
@@ -109,6 +117,9 @@ type Network struct {
 	ctl      *controller.Controller
 	cancel   context.CancelFunc
 	done     sync.WaitGroup
+
+	// global6 is the chutes' /64 of Prefix6; invalid without one.
+	global6 netip.Prefix
 
 	// opMu serializes the operations that change the bridge.
 	opMu sync.Mutex
@@ -165,13 +176,15 @@ func open(ctx context.Context, cfg Config) (_ *Network, err error) {
 		return nil, fmt.Errorf("chute subnet %s is not an IPv4 prefix of at most /29", cfg.Subnet)
 	case cfg.LANAddr.IsValid() && (!cfg.LANAddr.Addr().Is4() || cfg.LANAddr.Overlaps(cfg.Subnet)):
 		return nil, fmt.Errorf("LAN address %s is not IPv4 outside the chute subnet %s", cfg.LANAddr, cfg.Subnet)
+	case checkPrefix6(cfg.Prefix6, cfg.Subnet6) != nil:
+		return nil, checkPrefix6(cfg.Prefix6, cfg.Subnet6)
 	case checkLANHosts(cfg) != nil:
 		return nil, checkLANHosts(cfg)
 	case cfg.DataDir == "" && (cfg.OVSDB == "" || cfg.NetNS != ""):
 		return nil, errors.New("no data directory for our own Open vSwitch")
 	}
 
-	n := &Network{cfg: cfg, gateway: cfg.Subnet.Addr().Next(), gateway6: gateway6(cfg.Subnet6), chutes: map[string]*attached{}, learned: make(chan struct{}, 1)}
+	n := &Network{cfg: cfg, gateway: cfg.Subnet.Addr().Next(), gateway6: gateway6(cfg.Subnet6), global6: globalSubnet6(cfg.Prefix6), chutes: map[string]*attached{}, learned: make(chan struct{}, 1)}
 	if err := n.findOVS(ctx); err != nil {
 		return nil, err
 	}
@@ -196,7 +209,7 @@ func open(ctx context.Context, cfg Config) (_ *Network, err error) {
 		return nil, fmt.Errorf("controller: %w", err)
 	}
 	if err := n.inGW(func() error {
-		return ensureGuard(guardTable(cfg.Bridge), cfg.Bridge, cfg.Subnet, cfg.Subnet6, cfg.WAN, n.apiAddr())
+		return ensureGuard(guardTable(cfg.Bridge), cfg.Bridge, cfg.Subnet, cfg.Subnet6, n.global6, cfg.WAN, n.apiAddr(), n.apiAddr6())
 	}); err != nil {
 		return nil, err
 	}
@@ -245,11 +258,28 @@ func (n *Network) apiAddr() netip.AddrPort {
 	return netip.AddrPortFrom(n.gateway, uint16(n.cfg.APIPort))
 }
 
+// apiAddr6 is where chutes reach the API over IPv6: the gateway's
+// address in Subnet6; invalid for none.
+func (n *Network) apiAddr6() netip.AddrPort {
+	if !n.apiAddr().IsValid() {
+		return netip.AddrPort{}
+	}
+	return netip.AddrPortFrom(n.gateway6, n.apiAddr().Port())
+}
+
 // ListenAPI listens at the gateway's address in the chute subnet, port
 // APIPort, in the gateway's namespace: the chutes' API, which only they
 // may reach.
 func (n *Network) ListenAPI() (net.Listener, error) {
-	addr := n.apiAddr()
+	return n.listenAPI(n.apiAddr())
+}
+
+// ListenAPI6 is ListenAPI at the gateway's IPv6 address in Subnet6.
+func (n *Network) ListenAPI6() (net.Listener, error) {
+	return n.listenAPI(n.apiAddr6())
+}
+
+func (n *Network) listenAPI(addr netip.AddrPort) (net.Listener, error) {
 	if !addr.IsValid() {
 		return nil, fmt.Errorf("chute API: port %d", n.cfg.APIPort)
 	}

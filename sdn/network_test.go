@@ -208,7 +208,7 @@ func TestReachability(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("the matrix against real Open vSwitch needs root; TestMatrixSimulated runs it without")
 	}
-	tb := newTestbed(t)
+	tb := newTestbed(t, func(c *Config) { c.Prefix6 = simPrefix6 })
 	lanMACs := []net.HardwareAddr{macOf(t, tb.lan1), macOf(t, tb.lan2)}
 	hosts := map[string]*nettest.Host{"lan1": tb.lan1, "lan2": tb.lan2, "cloud": tb.cloud, "gw": tb.gw, "gwlan": tb.gw}
 	chutes := map[string]Chute{}
@@ -239,6 +239,17 @@ func TestReachability(t *testing.T) {
 		}
 		tb.dropsIn(t, "db", "chute db: default deny", func() {
 			mustNotReach(t, "no wan", db, ip(cloudIP, 80))
+		})
+	})
+	t.Run("wan over IPv6", func(t *testing.T) {
+		// Routed, not masqueraded: the cloud sees the chute's global
+		// address, not its ULA nor the gateway's.
+		global := tb.n.AddressGlobal6(webC.IP)
+		if seen := mustReach(t, "wan: true", web, netip.AddrPortFrom(cloud6, 80).String()); !strings.HasPrefix(seen, "["+global.String()+"]:") {
+			t.Errorf("cloud saw %q, want the chute's global address %s", seen, global)
+		}
+		tb.dropsIn(t, "db", "chute db: IPv6 default deny", func() {
+			mustNotReach(t, "no wan", db, netip.AddrPortFrom(cloud6, 80).String())
 		})
 	})
 	t.Run("lan", func(t *testing.T) {
@@ -567,9 +578,11 @@ func macOf(t *testing.T, h *nettest.Host) net.HardwareAddr {
 // matrixIPv6 gives the matrix's hosts their IPv6 as the simulated world
 // has it (newSimWorld): the LAN hosts and the cloud documentation
 // addresses, the gateway one on the WAN and forwarding, the LAN hosts
-// taking the chutes' subnet for their own link, and web and cam the
-// gateway as their IPv6 router (chutes may set one whatever the gateway
-// says): what keeps them apart is the switch's doing.
+// taking the chutes' /64s for their own link, and the cloud a route to
+// them through the gateway (the ISP's route to the delegated prefix);
+// the chutes have the gateway as their IPv6 router (Attach gives them
+// one with a delegated prefix): what keeps them apart is the switch's
+// doing.
 func (tb *testbed) matrixIPv6(t *testing.T, hosts map[string]*nettest.Host) {
 	t.Helper()
 	wanGW6 := netip.MustParseAddr("2001:db8:ffff::1")
@@ -579,20 +592,29 @@ func (tb *testbed) matrixIPv6(t *testing.T, hosts map[string]*nettest.Host) {
 	}
 	for i, h := range []*nettest.Host{tb.lan1, tb.lan2} {
 		run(h, "addr", "add", netip.PrefixFrom(lanV6[i], 64).String(), "dev", "eth0", "nodad")
-		run(h, "route", "add", tb.n.cfg.Subnet6.String(), "dev", "eth0")
+		for _, p := range []netip.Prefix{tb.n.cfg.Subnet6, tb.n.Global6()} {
+			run(h, "route", "add", p.String(), "dev", "eth0")
+		}
 	}
 	run(tb.gw, "addr", "add", netip.PrefixFrom(wanGW6, 64).String(), "dev", "wan0", "nodad")
 	nettest.Exec(t, tb.gw, "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1")
 	run(tb.cloud, "addr", "add", netip.PrefixFrom(cloud6, 64).String(), "dev", "eth0", "nodad")
-	run(tb.cloud, "route", "add", tb.n.cfg.Subnet6.String(), "via", wanGW6.String())
-	for _, name := range []string{"web", "cam"} {
-		run(hosts[name], "route", "add", "default", "via", tb.n.gateway6.String())
+	for _, p := range []netip.Prefix{tb.n.cfg.Subnet6, tb.n.Global6()} {
+		run(tb.cloud, "route", "add", p.String(), "via", wanGW6.String())
+	}
+	// The gateway routes the LAN's IPv6 out of the bridge: what a wan
+	// chute sends there is routed, and stopped by the guard alone.
+	run(tb.gw, "route", "add", lanNet6.String(), "dev", tb.n.cfg.Bridge)
+	for _, mc := range matrixChutes(nil) {
+		if out, _ := nettest.Run(hosts[mc.name], "ip", "-6", "route", "show", "default"); !strings.Contains(out, "via "+tb.n.gateway6.String()) {
+			t.Fatalf("chute %s has no IPv6 default route via the gateway: %q", mc.name, out)
+		}
 	}
 }
 
 // matrixAddr is the address of a matrix host name on the testbed, of a
-// family.
-func (tb *testbed) matrixAddr(name string, six bool) netip.Addr {
+// family (a chute's IPv6: its ULA, or with global its global address).
+func (tb *testbed) matrixAddr(name string, six, global bool) netip.Addr {
 	if six {
 		switch name {
 		case "gw":
@@ -604,6 +626,9 @@ func (tb *testbed) matrixAddr(name string, six bool) netip.Addr {
 		}
 		tb.n.mu.Lock()
 		defer tb.n.mu.Unlock()
+		if global {
+			return tb.n.AddressGlobal6(tb.n.chutes[name].IP)
+		}
 		return tb.n.Address6(tb.n.chutes[name].IP)
 	}
 	switch name {
@@ -623,10 +648,10 @@ func (tb *testbed) matrixAddr(name string, six bool) netip.Addr {
 	return tb.n.chutes[name].IP
 }
 
-func (tb *testbed) matrixEndpoint(s string, six bool) (string, netip.AddrPort) {
+func (tb *testbed) matrixEndpoint(s string, c reachCase) (string, netip.AddrPort) {
 	host, port, _ := strings.Cut(s, ":")
 	n, _ := strconv.Atoi(port)
-	return host, netip.AddrPortFrom(tb.matrixAddr(host, six), uint16(n))
+	return host, netip.AddrPortFrom(tb.matrixAddr(host, c.six, c.global), uint16(n))
 }
 
 // startMatrixServers listens wherever a matrix case may land (at, or to),
@@ -643,12 +668,12 @@ func (tb *testbed) startMatrixServers(t *testing.T, hosts map[string]*nettest.Ho
 		if !strings.Contains(at, ":") || running[at] || c.proto == "ack" {
 			continue
 		}
-		key := fmt.Sprint(at, "/", c.proto, c.six)
+		key := fmt.Sprint(at, "/", c.proto, c.six, c.global)
 		if started[key] {
 			continue
 		}
 		started[key] = true
-		host, addr := tb.matrixEndpoint(at, c.six)
+		host, addr := tb.matrixEndpoint(at, c)
 		switch c.proto {
 		case "udp":
 			udpEcho(t, hosts[host], addr)
@@ -794,7 +819,7 @@ func (tb *testbed) matrix(t *testing.T, hosts map[string]*nettest.Host, lanMACs 
 				return
 			}
 			from := hosts[c.from]
-			_, to := tb.matrixEndpoint(c.to, c.six)
+			_, to := tb.matrixEndpoint(c.to, c)
 			var ovsErr error
 			switch c.proto {
 			case "ping":
@@ -895,7 +920,7 @@ func (tb *testbed) forged(t *testing.T, w *simWorld, hosts map[string]*nettest.H
 	if p == nil {
 		return false, errors.New("the simulator sent nothing")
 	}
-	toHost, _ := tb.matrixEndpoint(c.to, c.six)
+	toHost, _ := tb.matrixEndpoint(c.to, c)
 	// The flow delivering to the target, if it is a chute; for another
 	// host, only the deciding drop flow's count tells.
 	var deliver uint64

@@ -81,17 +81,24 @@ func mutual(a, b *attached) bool {
 // switch accepts every flow and no lookup is ambiguous; no chute reaches
 // another without mutual peers; nothing from a chute leaves to the WAN
 // without wan; nothing reaches a chute as an answer unless it answers a
-// tracked connection. Over IPv4 and IPv6 alike, where chutes reach
-// nothing beyond the gateway yet.
+// tracked connection. Over IPv4 and IPv6 alike, on a gateway with a
+// delegated IPv6 prefix (the WAN over IPv6, from the chutes' global
+// addresses alone) and on one without (no IPv6 beyond the gateway).
 func FuzzPolicyInvariants(f *testing.F) {
 	f.Add([]byte{})
 	f.Add([]byte{3, 1, 1, 1, 1, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1})
 	f.Add([]byte("\x01\x00\x01\x03\x00\x03\x00\x03\x00\x01\x02\x01\x00\x01\x01\x00\x00\x00\x03\x03\x03\x03\x03\x03\x01\x01\x01\x01"))
 	f.Add([]byte(strings.Repeat("\x02\x01\x00", 40)))
+	// Five chutes with wan and everything, on a gateway without a
+	// delegated IPv6 prefix (the deck's last bit).
+	f.Add([]byte("\x03" + strings.Repeat("\x01", 120)))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		topo, _, lanMACs := simTopo()
 		deck := &policyDeck{b}
 		chutes := deck.chutes(topo, [][]byte{lanMACs[0], lanMACs[1]})
+		if deck.bit() { // what is left of the deck: seeds keep their chutes
+			topo.Global6 = netip.Prefix{}
+		}
 		for _, c := range chutes {
 			if err := c.Net.Check(); err != nil {
 				t.Fatalf("the deck dealt an invalid policy: %v", err)
@@ -120,15 +127,19 @@ func FuzzPolicyInvariants(f *testing.F) {
 					}
 				}
 				for _, port := range []uint16{80, 81, 443} {
-					if ok, notes := mustRun(t, w, reachCase{from: c.Name, to: fmt.Sprintf("cloud:%d", port), six: six}); ok != (c.Net.WAN && !six) {
-						t.Errorf("%s to the WAN port %d (IPv6 %v): reached %v with wan %v (%q)\n%s", c.Name, port, six, ok, c.Net.WAN, notes, describe(chutes))
+					want := c.Net.WAN && (!six || topo.Global6.IsValid())
+					if ok, notes := mustRun(t, w, reachCase{from: c.Name, to: fmt.Sprintf("cloud:%d", port), six: six}); ok != want {
+						t.Errorf("%s to the WAN port %d (IPv6 %v, global prefix %v): reached %v with wan %v (%q)\n%s", c.Name, port, six, topo.Global6, ok, c.Net.WAN, notes, describe(chutes))
 					}
 				}
-				// Answers to connections that do not exist, from everyone.
-				for _, from := range []string{"lan1", "lan2", "gw", "cloud"} {
-					for _, port := range []string{"80", "8081", "5432"} {
-						if ok, notes := mustRun(t, w, reachCase{from: from, to: c.Name + ":" + port, proto: "ack", six: six}); ok {
-							t.Errorf("an answer from %s to %s:%s (IPv6 %v) with no connection was delivered (%q)\n%s", from, c.Name, port, six, notes, describe(chutes))
+				// Answers to connections that do not exist, from everyone,
+				// to each of the chute's addresses.
+				for _, global := range []bool{false, six && topo.Global6.IsValid()} {
+					for _, from := range []string{"lan1", "lan2", "gw", "cloud"} {
+						for _, port := range []string{"80", "8081", "5432"} {
+							if ok, notes := mustRun(t, w, reachCase{from: from, to: c.Name + ":" + port, proto: "ack", six: six, global: global}); ok {
+								t.Errorf("an answer from %s to %s:%s (IPv6 %v, global %v) with no connection was delivered (%q)\n%s", from, c.Name, port, six, global, notes, describe(chutes))
+							}
 						}
 					}
 				}
@@ -150,27 +161,35 @@ func mustRun(t *testing.T, w *simWorld, c reachCase) (bool, []string) {
 }
 
 // noWANLeak sends c's packets straight at the gateway's MAC, to addresses
-// the flows know nothing of: without wan, none may be handed to the
-// gateway's kernel for routing.
+// the flows know nothing of, from each of its addresses: without wan,
+// none may be handed to the gateway's kernel for routing, nor with wan
+// any IPv6 but from its global address.
 func noWANLeak(t *testing.T, w *simWorld, c *attached) {
 	t.Helper()
 	if err := w.reset(); err != nil {
 		t.Fatal(err)
 	}
 	sw := w.sw
+	global := AddressFor6(w.topo.Subnet, w.topo.Global6, c.IP)
 	for _, dst := range []netip.Addr{cloudIP, netip.MustParseAddr("192.0.2.99"), netip.MustParseAddr("8.8.8.8"),
 		cloud6, netip.MustParseAddr("2001:db8::99"), lanV6[0]} {
 		for _, proto := range []uint8{ofsim.ProtoTCP, ofsim.ProtoUDP, ofsim.ProtoICMP} {
 			p := chutePacket(w, c, dst, proto, ofsim.TCPSyn)
 			p.EthDst = w.topo.GatewayMAC
-			tr, err := sw.Run(p)
-			if err != nil {
-				t.Fatal(err)
+			ps := []ofsim.Packet{p}
+			if dst.Is6() && global.IsValid() {
+				p.Src = global
+				ps = append(ps, p)
 			}
-			for _, o := range tr.OutputTo(ofp.PortLocal) {
-				// No IPv6 leaves a chute beyond the gateway yet.
-				if o.Dst == dst && (!c.Net.WAN || dst.Is6()) {
-					t.Errorf("%s with wan %v: %s handed to the gateway for routing by %q", c.Name, c.Net.WAN, o, tr.Note())
+			for _, p := range ps {
+				tr, err := sw.Run(p)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, o := range tr.OutputTo(ofp.PortLocal) {
+					if o.Dst == dst && (!c.Net.WAN || dst.Is6() && o.Src != global) {
+						t.Errorf("%s with wan %v: %s handed to the gateway for routing by %q", c.Name, c.Net.WAN, o, tr.Note())
+					}
 				}
 			}
 		}

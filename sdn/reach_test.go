@@ -61,6 +61,7 @@ type reachCase struct {
 	from, to string
 	proto    string // tcp (default), udp, udp3 (three datagrams of one flow before any answer), ping, or ack: a lone ACK as if answering a connection that does not exist
 	six      bool   // over IPv6: every endpoint by its IPv6 address
+	global   bool   // over IPv6, chutes by their global address (else their ULA)
 	at       string
 	want     bool
 	by       string
@@ -120,11 +121,13 @@ var reachCases = []reachCase{
 	{name: "mutual peer's packet of no connection", from: "db", to: "web:81", proto: "ack", want: true, by: "chute db may connect to its peer web (10.131.0.10)"},
 }
 
-// The IPv6 of the matrix: the chutes' ULA /64, the LAN's and the cloud's
-// documentation addresses (the LAN's IPv6 is not the chutes' business yet:
-// none of it may reach a chute).
+// The IPv6 of the matrix: the chutes' ULA /64, the prefix delegated to
+// the gateway (the chutes' global /64 is its first), the LAN's and the
+// cloud's documentation addresses (the LAN's IPv6 is not the chutes'
+// business yet: none of it may reach a chute).
 var (
 	simSubnet6 = netip.MustParsePrefix("fd70:6472:6f70::/64")
+	simPrefix6 = netip.MustParsePrefix("2001:db8:6400::/56")
 	lanNet6    = netip.MustParsePrefix("2001:db8:1::/64")
 	lanV6      = []netip.Addr{netip.MustParseAddr("2001:db8:1::20"), netip.MustParseAddr("2001:db8:1::21")}
 	cloud6     = netip.MustParseAddr("2001:db8:ffff::5")
@@ -146,10 +149,21 @@ var reachCases6 = []reachCase{
 	{name: "IPv6 one-sided peers, other way", six: true, from: "web", to: "lonely:5432", want: false, by: "chute web: neighbour discovery for undeclared hosts dropped"},
 	{name: "IPv6 no peers", six: true, from: "db", to: "lonely", proto: "ping", want: false, by: "chute db: neighbour discovery for undeclared hosts dropped"},
 
-	// No IPv6 beyond the gateway yet, even for a chute with wan, even
-	// when it routes through the gateway itself.
-	{name: "IPv6 wan", six: true, from: "web", to: "cloud:80", want: false, by: "chute web: IPv6 default deny"},
+	// The WAN over IPv6, from the chute's global address, routed: only
+	// with wan, and nothing from the WAN but answers.
+	{name: "IPv6 wan", six: true, from: "web", to: "cloud:80", want: true, by: "chute web may reach the WAN over IPv6 from 2001:db8:6400::a"},
+	{name: "IPv6 wan over UDP", six: true, from: "web", to: "cloud:123", proto: "udp", want: true, by: "chute web may reach the WAN over IPv6 from 2001:db8:6400::a"},
+	{name: "IPv6 wan ping", six: true, from: "web", to: "cloud", proto: "ping", want: true, by: "chute web may reach the WAN over IPv6 from 2001:db8:6400::a"},
+	{name: "IPv6 no wan", six: true, from: "db", to: "cloud:80", want: false, by: "chute db: IPv6 default deny"},
+	{name: "IPv6 no wan, ping", six: true, from: "cam", to: "cloud", proto: "ping", want: false, by: "chute cam: IPv6 default deny"},
+	{name: "IPv6 WAN to a chute's global address", six: true, global: true, from: "cloud", to: "web:81", want: false, by: "unsolicited gateway IPv6 to chutes dropped"},
+	{name: "IPv6 WAN pings a chute's global address", six: true, global: true, from: "cloud", to: "web", proto: "ping", want: false, by: "unsolicited gateway IPv6 to chutes dropped"},
+	{name: "IPv6 WAN over UDP to a chute's global address", six: true, global: true, from: "cloud", to: "db:5432", proto: "udp", want: false, by: "unsolicited gateway IPv6 to chutes dropped"},
 	{name: "IPv6 LAN host through the gateway", six: true, from: "cam", to: "lan1:554", want: false, by: "chute cam: IPv6 default deny"},
+	// A wan chute's IPv6 to an undeclared LAN host is WAN traffic to the
+	// flows (the gateway knows no LAN IPv6 prefix): the gateway routes
+	// it, and its guard forwards only out of the WAN interface.
+	{name: "IPv6 LAN host through the gateway, with wan", six: true, from: "web", to: "lan1:554", want: false, by: "chute web may reach the WAN over IPv6 from 2001:db8:6400::a"},
 
 	// A LAN host that takes the chutes' subnet for its own link.
 	{name: "IPv6 LAN to chute", six: true, from: "lan1", to: "web:81", want: false, by: "LAN neighbour discovery to the gateway and the LAN"},
@@ -162,7 +176,7 @@ var reachCases6 = []reachCase{
 	{name: "IPv6 declared LAN host, all ports", six: true, from: "lonely", to: "lan2", proto: "ping", want: true, by: "chute lonely may reach LAN 2001:db8:1::21"},
 	{name: "IPv6 declared LAN host, all ports over TCP", six: true, from: "lonely", to: "lan2:22", want: true, by: "chute lonely may reach LAN 2001:db8:1::21"},
 	{name: "IPv6 undeclared LAN host", six: true, from: "lonely", to: "lan1:554", want: false, by: "chute lonely: IPv6 default deny"},
-	{name: "IPv6 LAN host declared over IPv4 only", six: true, from: "web", to: "lan1:554", want: false, by: "chute web: IPv6 default deny"},
+	{name: "IPv6 LAN host declared over IPv4 only", six: true, from: "cam", to: "lan1:22", want: false, by: "chute cam: IPv6 default deny"},
 	{name: "IPv6 WAN to chute", six: true, from: "cloud", to: "web:81", want: false, by: "unsolicited gateway IPv6 to chutes dropped"},
 	{name: "IPv6 WAN pings chute", six: true, from: "cloud", to: "web", proto: "ping", want: false, by: "unsolicited gateway IPv6 to chutes dropped"},
 }
@@ -199,31 +213,36 @@ type simWorld struct {
 func newSimWorld(topo topology, chutes []*attached, lanMACs []net.HardwareAddr) *simWorld {
 	w := &simWorld{topo: topo, d: derive(topo, chutes), hosts: map[string]*simHost{}, wan: true}
 	local := uint32(ofp.PortLocal)
+	subnets6 := chutePrefixes6(topo)
 	w.hosts["gw"] = &simHost{name: "gw", port: local, mac: topo.GatewayMAC, addrs: []netip.Addr{topo.Gateway, topo.LANAddr.Addr(), topo.Gateway6},
-		onLink: []netip.Prefix{topo.Subnet, topo.LANAddr.Masked(), topo.Subnet6}}
+		onLink: append([]netip.Prefix{topo.Subnet, topo.LANAddr.Masked()}, subnets6...)}
 	w.hosts["gwlan"] = w.hosts["gw"]
 	w.hosts["cloud"] = &simHost{name: "cloud", port: local, mac: topo.GatewayMAC, addrs: []netip.Addr{cloudIP, cloud6},
-		onLink: []netip.Prefix{topo.Subnet, topo.LANAddr.Masked(), topo.Subnet6}}
+		onLink: append([]netip.Prefix{topo.Subnet, topo.LANAddr.Masked()}, subnets6...)}
 	for i, a := range []netip.Addr{lan1Addr, lan2Addr} {
 		name := fmt.Sprintf("lan%d", i+1)
 		w.hosts[name] = &simHost{name: name, port: topo.LANPorts[i], mac: lanMACs[i], addrs: []netip.Addr{a, lanV6[i]},
-			onLink: []netip.Prefix{topo.LANAddr.Masked(), lanNet6, topo.Subnet6}, router: topo.LANAddr.Addr()}
+			onLink: append([]netip.Prefix{topo.LANAddr.Masked(), lanNet6}, subnets6...), router: topo.LANAddr.Addr()}
 	}
 	for _, c := range chutes {
-		w.hosts[c.Name] = &simHost{name: c.Name, port: c.Port, mac: c.MAC, addrs: []netip.Addr{c.IP, AddressFor6(topo.Subnet, topo.Subnet6, c.IP)},
-			onLink: append([]netip.Prefix{topo.Subnet, topo.Subnet6}, onLink(topo, c.Net)...), router: topo.Gateway, router6: topo.Gateway6}
+		h := &simHost{name: c.Name, port: c.Port, mac: c.MAC, addrs: []netip.Addr{c.IP, AddressFor6(topo.Subnet, topo.Subnet6, c.IP)},
+			onLink: append(append([]netip.Prefix{topo.Subnet}, subnets6...), onLink(topo, c.Net)...), router: topo.Gateway, router6: topo.Gateway6}
+		if topo.Global6.IsValid() {
+			h.addrs = append(h.addrs, AddressFor6(topo.Subnet, topo.Global6, c.IP))
+		}
+		w.hosts[c.Name] = h
 	}
 	return w
 }
 
 // addr is a host name's address of a family: gwlan is the gateway's LAN
-// address.
-func (w *simWorld) addr(name string, six bool) netip.Addr {
+// address; a chute's IPv6 is its ULA, or with global its global address.
+func (w *simWorld) addr(name string, six, global bool) netip.Addr {
 	if name == "gwlan" && !six {
 		return w.topo.LANAddr.Addr()
 	}
 	for _, a := range w.hosts[name].addrs {
-		if a.Is6() == six {
+		if a.Is6() == six && (!global || !six || w.topo.Global6.Contains(a)) {
 			return a
 		}
 	}
@@ -231,10 +250,10 @@ func (w *simWorld) addr(name string, six bool) netip.Addr {
 }
 
 // endpoint splits "host:port".
-func (w *simWorld) endpoint(s string, six bool) (string, netip.AddrPort) {
+func (w *simWorld) endpoint(s string, c reachCase) (string, netip.AddrPort) {
 	host, port, _ := strings.Cut(s, ":")
 	n, _ := strconv.Atoi(port)
-	return host, netip.AddrPortFrom(w.addr(host, six), uint16(n))
+	return host, netip.AddrPortFrom(w.addr(host, c.six, c.global), uint16(n))
 }
 
 // run is one simulated attempt: a fresh switch (no connections yet), the
@@ -280,10 +299,10 @@ func (f *failure) Error() string { return f.why + " (" + f.note + ")" }
 
 func (x *exchange) run(c reachCase) (bool, []string, error) {
 	from := x.w.hosts[c.from]
-	toHost, to := x.w.endpoint(c.to, c.six)
+	toHost, to := x.w.endpoint(c.to, c)
 	atHost := toHost
 	if c.at != "" {
-		atHost, _ = x.w.endpoint(c.at, c.six)
+		atHost, _ = x.w.endpoint(c.at, c)
 	}
 	if atHost == "gwlan" {
 		atHost = "gw"
@@ -383,13 +402,20 @@ func ignoreFailure(err error) error {
 }
 
 // srcAddr is the address h sends from towards dst: one on the same link,
-// else its first of dst's family.
+// else, as Linux's source selection (RFC 6724's labels), one that is a
+// unique local address if and only if dst is, else its first of dst's
+// family.
 func (x *exchange) srcAddr(h *simHost, dst netip.Addr) netip.Addr {
 	for _, a := range h.addrs {
 		for _, p := range h.onLink {
 			if p.Contains(a) && p.Contains(dst) {
 				return a
 			}
+		}
+	}
+	for _, a := range h.addrs {
+		if a.Is6() && dst.Is6() && a.IsPrivate() == dst.IsPrivate() {
+			return a
 		}
 	}
 	for _, a := range h.addrs {
@@ -467,8 +493,8 @@ func (x *exchange) accept(o ofsim.Output) *simHost {
 		if !slices.Equal(p.EthDst, h.mac) && !slices.Equal(p.EthDst, ofsim.Broadcast) {
 			return nil
 		}
-		if h.name == "cloud" && (!x.w.wan || !x.w.topo.Subnet.Contains(p.Src)) {
-			return nil // the forward guard lets chute traffic only out
+		if h.name == "cloud" && (!x.w.wan || !x.w.topo.Subnet.Contains(p.Src) && !x.w.topo.Global6.Contains(p.Src)) {
+			return nil // the forward guard lets chute traffic out from these only
 		}
 		return h
 	}
@@ -560,7 +586,7 @@ func simTopo() (topology, []*attached, []net.HardwareAddr) {
 	topo := topology{
 		Subnet: DefaultSubnet, Gateway: DefaultSubnet.Addr().Next(), LANAddr: lanGW,
 		GatewayMAC: net.HardwareAddr{2, 0, 0, 0, 0, 1}, LANPorts: []uint32{1, 2},
-		Subnet6: simSubnet6, Gateway6: gateway6(simSubnet6),
+		Subnet6: simSubnet6, Gateway6: gateway6(simSubnet6), Global6: globalSubnet6(simPrefix6),
 	}
 	lanMACs := []net.HardwareAddr{{2, 0, 0, 0, 0xaa, 1}, {2, 0, 0, 0, 0xaa, 2}}
 	var chutes []*attached
@@ -640,7 +666,8 @@ func TestNeighbourDiscoverySimulated(t *testing.T) {
 		t.Fatal(err)
 	}
 	web, db, lonely, lan1, gw, scan := w.hosts["web"], w.hosts["db"], w.hosts["lonely"], w.hosts["lan1"], w.hosts["gw"], w.hosts["scan"]
-	six := func(h *simHost) netip.Addr { return w.addr(h.name, true) }
+	six := func(h *simHost) netip.Addr { return w.addr(h.name, true, false) }
+	global := func(h *simHost) netip.Addr { return w.addr(h.name, true, true) }
 	ns := func(from *simHost, src, target netip.Addr, sll net.HardwareAddr) ofsim.Packet {
 		p := neighbourSolicitation(from.port, from.mac, src, target)
 		p.NDSLL = sll
@@ -650,9 +677,10 @@ func TestNeighbourDiscoverySimulated(t *testing.T) {
 		return ofsim.Packet{InPort: from.port, EthSrc: from.mac, EthDst: to.mac, EthType: ofsim.EthIPv6,
 			Src: src, Dst: six(to), Proto: ofsim.ProtoICMPv6, ICMPType: 136, NDTarget: target, NDTLL: tll}
 	}
-	probe := func(from *simHost, src netip.Addr, to *simHost) ofsim.Packet {
-		p := neighbourSolicitation(from.port, from.mac, src, six(to))
-		p.EthDst, p.Dst = to.mac, six(to)
+	probe := func(from *simHost, src netip.Addr, to *simHost, target ...netip.Addr) ofsim.Packet {
+		dst := append(target, six(to))[0]
+		p := neighbourSolicitation(from.port, from.mac, src, dst)
+		p.EthDst, p.Dst = to.mac, dst
 		return p
 	}
 	syn := func(from *simHost, dstMAC net.HardwareAddr, src, dst netip.Addr) ofsim.Packet {
@@ -681,6 +709,12 @@ func TestNeighbourDiscoverySimulated(t *testing.T) {
 		{"a chute sends as another's IPv6 address", syn(web, gw.mac, six(db), topo.Gateway6), nil, "chute web: spoofed or other traffic dropped"},
 		{"the gateway solicits a chute", ns(gw, topo.Gateway6, six(web), gw.mac), []uint32{web.port}, "the gateway resolves chute web over IPv6"},
 		{"the gateway solicits an unknown chute address", ns(gw, topo.Gateway6, netip.MustParseAddr("fd70:6472:6f70::99"), gw.mac), nil, "gateway neighbour solicitations for unknown chute addresses dropped"},
+		{"the gateway solicits a chute's global address", ns(gw, topo.Gateway6, global(web), gw.mac), []uint32{web.port}, "the gateway resolves chute web over IPv6 (from its global address)"},
+		{"the gateway solicits an unknown global chute address", ns(gw, topo.Gateway6, netip.MustParseAddr("2001:db8:6400::99"), gw.mac), nil, "gateway neighbour solicitations for unknown chute addresses dropped"},
+		{"a chute advertises its global address", na(web, global(web), global(web), gw, web.mac), []uint32{gw.port}, "chute web answers the gateway's solicitations"},
+		{"a chute advertises another's global address", na(web, global(web), global(db), gw, web.mac), nil, "chute web: spoofed neighbour discovery (ICMPv6 136) dropped"},
+		{"a chute sends as another's global address", syn(web, gw.mac, global(db), cloud6), nil, "chute web: spoofed or other traffic dropped"},
+		{"a LAN host probes a chute's global address", probe(lan1, lanV6[0], scan, global(scan)), []uint32{scan.port}, "LAN hosts probe chute scan (unicast solicitations) (from its global address)"},
 		{"the gateway answers a chute", na(gw, topo.Gateway6, topo.Gateway6, web, gw.mac), []uint32{web.port}, "the gateway answers chute web's solicitations"},
 		{"the gateway solicits a LAN host", ns(gw, linkLocal, lanV6[0], gw.mac), topo.LANPorts, "LAN hosts not learned: every LAN port"},
 		{"a LAN host solicits a chute", ns(lan1, lanV6[0], six(web), lan1.mac), []uint32{topo.LANPorts[1], gw.port}, "LAN neighbour discovery to the gateway and the LAN"},
