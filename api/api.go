@@ -116,10 +116,12 @@ type Chutes interface {
 	// DropKept deletes the data kept by the removed chutes of a developer
 	// being deleted, returning their names.
 	DropKept(owner chute.Owner) ([]string, error)
-	// Migrate moves a chute to another gateway through send; Import
-	// installs one moved here (chute/migrate.go).
-	Migrate(name string, actor chute.Actor, from, to string, send chute.Sender) (chute.Change, error)
+	// Migrate moves a chute to another gateway; Import installs one
+	// moved here, kept for good once ConfirmImport has been told (just
+	// before the source is) (chute/migrate.go, chute/migrate_phase.go).
+	Migrate(name string, actor chute.Actor, from string, to chute.Destination) (chute.Change, error)
 	Import(ctx context.Context, stream io.Reader, o chute.Origin, admitted func()) (chute.Change, error)
+	ConfirmImport(name, id string) error
 }
 
 var _ Chutes = (*chute.Manager)(nil)

@@ -28,8 +28,10 @@ import (
 // (package chute/transfer) to a Sender; the target's Import reads such a
 // stream and installs the chute it carries, with its /data, through the
 // same admission as any install. The source removes its copy only once
-// the Sender reports the chute running on the target; any failure before
-// that starts it here again, its /data untouched.
+// the Destination reports the chute running on the target; any failure
+// before that starts it here again, its /data untouched, and a failure
+// that leaves it unknown is resolved by asking the target
+// (migrate_phase.go).
 
 // migratedFromEnv tells a migrated chute where it comes from.
 const migratedFromEnv = "PARADROP_MIGRATED_FROM"
@@ -46,12 +48,6 @@ const (
 
 // maxDataFiles bounds the entries of a /data a migration brings.
 const maxDataFiles = 1 << 20
-
-// Sender sends a migration stream to the target gateway and returns nil
-// once the target reports the chute running there; any error means it is
-// not. It calls admitted when the target has accepted the package, which
-// the stream holds back its /data for.
-type Sender func(ctx context.Context, stream io.Reader, admitted func()) error
 
 // keepPackage moves the spooled package, and the signature it was
 // verified with, into the staged directory dir.
@@ -77,16 +73,16 @@ func (m *Manager) migratedFrom(name string) string {
 	return ""
 }
 
-// Migrate queues the migration of name to another gateway through send;
-// from is this gateway as the chute will be told on the target, to the
-// target as the chute is told here.
-func (m *Manager) Migrate(name string, actor Actor, from, to string, send Sender) (Change, error) {
+// Migrate queues the migration of name to another gateway, to; from is
+// this gateway as the chute will be told on the target.
+func (m *Manager) Migrate(name string, actor Actor, from string, to Destination) (Change, error) {
 	return m.queueOp(name, actor, "migrate", func(ctx context.Context, p *progress) error {
-		return m.migrate(ctx, p, name, from, to, send)
+		return m.migrate(ctx, p, name, from, to)
 	})
 }
 
-func (m *Manager) migrate(ctx context.Context, p *progress, name, from, to string, send Sender) error {
+func (m *Manager) migrate(ctx context.Context, p *progress, name, from string, dest Destination) error {
+	to := dest.URL
 	e, err := m.entry(name)
 	if err != nil {
 		return err
@@ -99,6 +95,10 @@ func (m *Manager) migrate(ctx context.Context, p *progress, name, from, to strin
 		return fmt.Errorf("migrate %q: %w: its package was installed before gateways kept packages; update it first", name, ErrConflict)
 	}
 	running := sb != nil
+	o := &outbound{ID: newMigrationID(), To: to, Dest: dest.Saved}
+	if err := m.setPhase(name, o, phasePrecopy); err != nil {
+		return err
+	}
 	// The chute runs on while the target admits its package: refused
 	// there, it is as it was here.
 	sendCtx, cancel := context.WithCancel(ctx)
@@ -122,6 +122,9 @@ func (m *Manager) migrate(ctx context.Context, p *progress, name, from, to strin
 		if err := sendCtx.Err(); err != nil {
 			return err // the target failed already: the chute is not told
 		}
+		if err := m.setPhase(name, o, phaseStopping); err != nil {
+			return err
+		}
 		m.handover(sendCtx, p, name, sb, to, time.Duration(rec.Manifest.StopGrace))
 		t := time.Now()
 		stopped = true
@@ -138,19 +141,31 @@ func (m *Manager) migrate(ctx context.Context, p *progress, name, from, to strin
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
 	go func() {
-		err := m.export(sendCtx, p, rec, from, pw, admit, stop)
+		sent := func() error { return m.setPhase(name, o, phaseSent) }
+		err := m.export(sendCtx, p, rec, transfer.Handover{From: from, Migration: o.ID}, pw, admit, stop, sent)
 		pw.CloseWithError(err)
 		done <- err
 	}()
-	err = send(sendCtx, pr, func() { once.Do(func() { close(admitted) }) })
+	err = dest.Send(sendCtx, pr, func() { once.Do(func() { close(admitted) }) })
 	cancel()
 	pr.CloseWithError(errors.New("migration stream abandoned"))
 	if werr := <-done; err == nil && werr != nil {
 		err = werr
 	}
-	if err != nil {
+	landed := err == nil
+	if err != nil && o.Phase == phaseSent && !errors.Is(err, ErrRefused) {
+		// All was sent, the answer lost: the target may run it.
+		p.step("no answer from %s after %s (%v): asking it whether %s runs there", to, time.Since(start).Round(time.Millisecond), err, name)
+		var rerr error
+		if landed, rerr = m.resolve(ctx, p, name, *o, dest); rerr != nil {
+			return fmt.Errorf("migrate %q: %w (asked again once the daemon restarts)", name, rerr)
+		}
+	}
+	if !landed {
 		p.step("not running on %s after %s: %v", to, time.Since(start).Round(time.Millisecond), err)
-		os.Remove(filepath.Join(m.paths.policy(name), handoverFile))
+		if eerr := m.endOutbound(name); eerr != nil {
+			return fmt.Errorf("migrate %q: %w (and %v)", name, err, eerr)
+		}
 		if stopped {
 			if serr := m.startChute(ctx, p, name, rec.Dir, rec.Manifest); serr != nil {
 				return fmt.Errorf("migrate %q: %w (and starting it here again failed: %v)", name, err, serr)
@@ -160,6 +175,9 @@ func (m *Manager) migrate(ctx context.Context, p *progress, name, from, to strin
 		return fmt.Errorf("migrate %q: %w", name, err)
 	}
 	p.step("running on %s after %s; removing it here", to, time.Since(start).Round(time.Millisecond))
+	if err := m.setPhase(name, o, phaseLanded); err != nil {
+		return fmt.Errorf("migrate %q: running on %s, but: %w", name, to, err)
+	}
 	if err := m.forget(name, false); err != nil {
 		return fmt.Errorf("migrate %q: running on %s, but removing it here: %w", name, to, err)
 	}
@@ -192,8 +210,9 @@ func (m *Manager) handover(ctx context.Context, p *progress, name string, sb int
 // export writes the chute rec as a transfer stream to w: its package;
 // once admit returns, its /data. If the chute runs (stop is not nil),
 // /data is sent while it does (pre-copy), then stop stops it and what
-// changed since is sent.
-func (m *Manager) export(ctx context.Context, p *progress, rec record, from string, w io.Writer, admit, stop func() error) error {
+// changed since is sent. Last come the handover h and, once allSent
+// returns, the manifest, after which the target may keep the chute.
+func (m *Manager) export(ctx context.Context, p *progress, rec record, h transfer.Handover, w io.Writer, admit, stop, allSent func() error) error {
 	tw := transfer.NewWriter(w)
 	dir := m.paths.version(rec.Name, rec.Dir)
 	start := time.Now()
@@ -239,7 +258,11 @@ func (m *Manager) export(ctx context.Context, p *progress, rec record, from stri
 		}
 		p.step("sent what changed in /data since: %d entries, %d deleted, %d bytes in %s", sent.Entries, sent.Deleted, sent.Bytes, time.Since(start).Round(time.Millisecond))
 	}
-	if err := tw.Handover(transfer.Handover{From: from, At: time.Now().UTC()}); err != nil {
+	h.At = time.Now().UTC()
+	if err := tw.Handover(h); err != nil {
+		return err
+	}
+	if err := allSent(); err != nil {
 		return err
 	}
 	return tw.Close(rec.Name, rec.Version)
@@ -277,6 +300,7 @@ func keepAlive(tw *transfer.Writer, fn func() error) error {
 type immigrant struct {
 	image string
 	from  string
+	id    string // of the migration, confirmed to the source by ConfirmImport
 }
 
 // discard removes what was staged, for an install that does not happen.
@@ -379,7 +403,7 @@ func (m *Manager) Import(ctx context.Context, stream io.Reader, o Origin, onAdmi
 			if err := json.NewDecoder(io.LimitReader(e.Body, 64<<10)).Decode(&h); err != nil {
 				return fail(fmt.Errorf("%w: handover: %v", ErrInvalid, err))
 			}
-			in.from = h.From
+			in.from, in.id = h.From, h.Migration
 		}
 	}
 	if a == nil {

@@ -2,11 +2,13 @@ package chute
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -34,18 +36,41 @@ func (f *flipAt) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// inProcess is a Sender straight into another manager's Import, the
-// stream passed through wrap.
-func inProcess(t *testing.T, to *gateway, wrap func(io.Reader) io.Reader) Sender {
-	return func(ctx context.Context, stream io.Reader, admitted func()) error {
+// inProcess is a Destination straight into another manager's Import, the
+// stream passed through wrap, confirmed as the API does.
+func inProcess(t *testing.T, to *gateway, wrap func(io.Reader) io.Reader) Destination {
+	return Destination{URL: "gw-b", Send: func(ctx context.Context, stream io.Reader, admitted func()) error {
 		ch, err := to.m.Import(ctx, wrap(stream), Origin{Actor: "operator"}, admitted)
 		if err != nil {
 			return err
 		}
-		if c := to.wait(ch, nil); c.State != ChangeDone {
+		c := to.wait(ch, nil)
+		if c.State != ChangeDone {
 			return errors.New(c.Error)
 		}
-		return nil
+		in, err := to.m.Get(c.Chute)
+		if err != nil {
+			return err
+		}
+		return to.m.ConfirmImport(c.Chute, in.Migration)
+	}, Landed: landedOn(to)}
+}
+
+// landedOn is the Landed of a Destination to.
+func landedOn(to *gateway) func(ctx context.Context, name, id string) (bool, error) {
+	return func(ctx context.Context, name, id string) (bool, error) {
+		in, err := to.m.Get(name)
+		switch {
+		case errors.Is(err, ErrNotFound):
+			return false, nil
+		case err != nil:
+			return false, err
+		case in.Migration != id:
+			return false, nil
+		case in.Unconfirmed:
+			return false, errors.New("undecided")
+		}
+		return true, nil
 	}
 }
 
@@ -74,10 +99,10 @@ func TestMigrateLeavesOneCopy(t *testing.T) {
 	rec, _ := a.m.entry("mover")
 	kept := filepath.Join(a.m.paths.version("mover", rec.rec.Dir), keptPackage)
 	os.Rename(kept, kept+".aside")
-	ch, err := a.m.Migrate("mover", "operator", "gw-a", "gw-b", func(context.Context, io.Reader, func()) error {
+	ch, err := a.m.Migrate("mover", "operator", "gw-a", Destination{URL: "gw-b", Send: func(context.Context, io.Reader, func()) error {
 		t.Error("sent without its package")
 		return nil
-	})
+	}})
 	c := a.wait(ch, err)
 	if c.State != ChangeError || !strings.Contains(c.Error, "update it first") {
 		t.Errorf("without its package: %+v", c)
@@ -85,7 +110,7 @@ func TestMigrateLeavesOneCopy(t *testing.T) {
 	os.Rename(kept+".aside", kept)
 
 	flip := func(r io.Reader) io.Reader { return &flipAt{r: r, at: int64(len(p)) + 100_000} }
-	c = a.wait(a.m.Migrate("mover", "operator", "gw-a", "gw-b", inProcess(t, b, flip)))
+	c = a.wait(a.m.Migrate("mover", "operator", "gw-a", inProcess(t, b, flip)))
 	if c.State != ChangeError || !strings.Contains(c.Error, "does not match the manifest") {
 		t.Fatalf("an altered stream: %+v", c)
 	}
@@ -105,7 +130,7 @@ func TestMigrateLeavesOneCopy(t *testing.T) {
 		t.Errorf("B still holds %+v for the refused chute", q)
 	}
 
-	c = a.wait(a.m.Migrate("mover", "operator", "gw-a", "gw-b", inProcess(t, b, func(r io.Reader) io.Reader { return r })))
+	c = a.wait(a.m.Migrate("mover", "operator", "gw-a", inProcess(t, b, func(r io.Reader) io.Reader { return r })))
 	if c.State != ChangeDone {
 		t.Fatalf("the move: %s (steps %v)", c.Error, c.Steps)
 	}
@@ -156,7 +181,7 @@ func TestMigrateKeepsTheStreamMoving(t *testing.T) {
 	}()
 	a.install(pkg(t, "name: slow\nversion: 1.0.0\ncommand: [/bin/sleep, \"1000\"]\nstop_grace: 2s\n", nil))
 	var sc *stallCheck
-	c := a.wait(a.m.Migrate("slow", "operator", "gw-a", "gw-b", inProcess(t, b, func(r io.Reader) io.Reader {
+	c := a.wait(a.m.Migrate("slow", "operator", "gw-a", inProcess(t, b, func(r io.Reader) io.Reader {
 		sc = &stallCheck{r: r}
 		return sc
 	})))
@@ -165,5 +190,115 @@ func TestMigrateKeepsTheStreamMoving(t *testing.T) {
 	}
 	if sc.longest > time.Second {
 		t.Errorf("the stream stalled for %s while the chute was told (grace 2s) and stopped", sc.longest)
+	}
+}
+
+// cutAfterImport is a Destination into to whose answer never reaches the
+// source: the stream is imported there (and confirmed, with confirm),
+// then the source's side blocks until its daemon stops, as if the link
+// or the source died just then. The source asks through landedOn while
+// its daemon runs.
+func cutAfterImport(t *testing.T, to *gateway, confirm bool, imported chan<- struct{}) Destination {
+	d := inProcess(t, to, func(r io.Reader) io.Reader { return r })
+	send := d.Send
+	if !confirm {
+		send = func(ctx context.Context, stream io.Reader, admitted func()) error {
+			ch, err := to.m.Import(ctx, stream, Origin{Actor: "operator"}, admitted)
+			if err != nil {
+				return err
+			}
+			to.wait(ch, nil)
+			return nil
+		}
+	}
+	d.Send = func(ctx context.Context, stream io.Reader, admitted func()) error {
+		if err := send(ctx, stream, admitted); err != nil {
+			return err
+		}
+		close(imported)
+		<-ctx.Done()
+		return errors.New("connection reset by peer")
+	}
+	landed := d.Landed
+	d.Landed = func(ctx context.Context, name, id string) (bool, error) {
+		if err := ctx.Err(); err != nil {
+			return false, err // the daemon is stopping: nothing is asked
+		}
+		return landed(ctx, name, id)
+	}
+	return d
+}
+
+// TestMigrateInterruptedLeavesOneCopy: the source daemon dies once all
+// was sent and before it heard the answer (the chute stopped here). If
+// the target kept the chute, the restarted source asks, and removes its
+// copy; if the target had not confirmed it and restarts, the target
+// removes its copy, and the source, asking, runs the chute again with
+// its /data. Either way exactly one copy runs.
+func TestMigrateInterruptedLeavesOneCopy(t *testing.T) {
+	dirA, dirB := t.TempDir(), t.TempDir()
+	parentB := testCgroupParent + "-b3"
+	var b *gateway
+	reopen := func(c *Config) {
+		c.Reopen = func(json.RawMessage) (Destination, error) { return Destination{URL: "gw-b", Landed: landedOn(b)}, nil }
+	}
+	a := newGatewayWith(t, dirA, reopen)
+	b = newGatewayWith(t, dirB, func(c *Config) { c.CgroupParent = parentB })
+	defer func() {
+		a.removeAll()
+		b.removeAll()
+		if g, err := cgroup.Load(parentB); err == nil {
+			g.Delete()
+		}
+	}()
+	p := pkg(t, "name: mover\nversion: 1.0.0\ncommand: [/bin/sh, /mover.sh]\nstop_grace: 200ms\nresources: {disk: 8Mi}\n", map[string]string{"mover.sh": moverScript})
+	a.install(p)
+	eventually(t, 10*time.Second, "the payload", func() bool { return readData(a, "mover", "d/note") == "kept" })
+	payload := readData(a, "mover", "payload")
+	running := func(g *gateway) bool {
+		in, err := g.m.Get("mover")
+		return err == nil && in.State == Running && syscall.Kill(in.Pid, 0) == nil
+	}
+	gone := func(g *gateway) bool {
+		_, err := g.m.Get("mover")
+		return errors.Is(err, ErrNotFound)
+	}
+
+	// Kept on B, unconfirmed: B restarts and removes it, A runs it again.
+	imported := make(chan struct{})
+	a.m.Migrate("mover", "operator", "gw-a", cutAfterImport(t, b, false, imported))
+	<-imported
+	if in, _ := b.m.Get("mover"); !in.Unconfirmed || in.State != Running {
+		t.Fatalf("on B before it confirmed: %+v", in)
+	}
+	pidB, _ := b.m.Get("mover")
+	a.shutdown()
+	b.shutdown()
+	b = newGatewayWith(t, dirB, func(c *Config) { c.CgroupParent = parentB })
+	eventually(t, 10*time.Second, "B removes the unconfirmed chute", func() bool { return gone(b) })
+	if syscall.Kill(pidB.Pid, 0) == nil {
+		t.Errorf("B's unconfirmed chute (pid %d) still runs", pidB.Pid)
+	}
+	a = newGatewayWith(t, dirA, reopen)
+	eventually(t, 15*time.Second, "A runs it again", func() bool { return running(a) })
+	if readData(a, "mover", "payload") != payload {
+		t.Errorf("A's /data changed")
+	}
+	if rec, _ := a.m.entry("mover"); rec.rec.Outbound != nil {
+		t.Errorf("A still has the migration: %+v", rec.rec.Outbound)
+	}
+
+	// Kept on B, confirmed: A, restarted, asks and removes its copy.
+	imported = make(chan struct{})
+	a.m.Migrate("mover", "operator", "gw-a", cutAfterImport(t, b, true, imported))
+	<-imported
+	a.shutdown()
+	if !running(b) {
+		t.Fatal("B does not run the chute it confirmed")
+	}
+	a = newGatewayWith(t, dirA, reopen)
+	eventually(t, 15*time.Second, "A removes its copy", func() bool { return gone(a) })
+	if !running(b) || readData(b, "mover", "payload") != payload {
+		t.Errorf("B's chute, after A's restart: running %v", running(b))
 	}
 }

@@ -479,9 +479,12 @@ func (f *Fake) Logs(ctx context.Context, name string, actor chute.Actor, tail in
 }
 
 // Migrate queues a migration that removes the chute; nothing is sent.
-func (f *Fake) Migrate(name string, actor chute.Actor, from, to string, send chute.Sender) (chute.Change, error) {
+func (f *Fake) Migrate(name string, actor chute.Actor, from string, to chute.Destination) (chute.Change, error) {
 	return f.simple(name, actor, "migrate")
 }
+
+// ConfirmImport confirms nothing: a fake import is kept at once.
+func (f *Fake) ConfirmImport(name, id string) error { return nil }
 
 // Import reads the stream as a fake package and installs it, as Install.
 func (f *Fake) Import(ctx context.Context, stream io.Reader, o chute.Origin, admitted func()) (chute.Change, error) {

@@ -87,8 +87,11 @@ type Part struct {
 
 // Handover is the handover part.
 type Handover struct {
-	From string    `json:"from"` // the source gateway, as the chute is told in $PARADROP_MIGRATED_FROM
-	At   time.Time `json:"at"`
+	From string `json:"from"` // the source gateway, as the chute is told in $PARADROP_MIGRATED_FROM
+	// Migration names the migration, for the source to ask the target
+	// whether it kept the chute when its answer was lost.
+	Migration string    `json:"migration,omitempty"`
+	At        time.Time `json:"at"`
 }
 
 // digests sums the parts of a stream as written or read.
