@@ -151,8 +151,9 @@ func TestMigrateKilledLeavesOneCopy(t *testing.T) {
 		t.Errorf("A killed during the pre-copy: the chute was not left as it was (pid %v, was %v)", a.info("mig")["pid"], pid)
 	}
 
-	// A dies once it stopped the chute, sending what changed: it runs it
-	// again; B, whose stream was cut, keeps nothing.
+	// A dies once its handover grace is over, sending what changed (the
+	// chute told, stopped or about to be): it runs it again; B, whose
+	// stream was cut, keeps nothing.
 	p = newPhaseProxy(t, b.url, func(toB bool, n int64, chunk []byte, silent time.Duration) bool {
 		if toB && n > int64(len(pkg)) && silent >= 500*time.Millisecond {
 			kill(a)
@@ -163,8 +164,8 @@ func TestMigrateKilledLeavesOneCopy(t *testing.T) {
 	migrate("http://" + p.addr)
 	p.wait()
 	a.start()
-	if on := settled("A killed after the stop", blob); on != a {
-		t.Errorf("A killed after the stop: the chute runs on B")
+	if on := settled("A killed after the handover", blob); on != a {
+		t.Errorf("A killed after the handover: the chute runs on B")
 	}
 
 	// A dies as B answers that the chute runs there: A, back, asks B

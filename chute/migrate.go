@@ -105,7 +105,7 @@ func (m *Manager) migrate(ctx context.Context, p *progress, name, from string, d
 	defer cancel()
 	admitted := make(chan struct{})
 	var once sync.Once
-	var stopped bool
+	var told bool
 	admit := func() error {
 		select {
 		case <-admitted:
@@ -115,7 +115,7 @@ func (m *Manager) migrate(ctx context.Context, p *progress, name, from string, d
 		p.step("%s admitted the package", to)
 		return nil
 	}
-	stop := func() error {
+	tell := func() error {
 		// A chute told is stopped, and started again if the move
 		// fails: it may have stopped serving once it saved its state.
 		// The grace ends early if the target fails meanwhile.
@@ -125,9 +125,12 @@ func (m *Manager) migrate(ctx context.Context, p *progress, name, from string, d
 		if err := m.setPhase(name, o, phaseStopping); err != nil {
 			return err
 		}
+		told = true
 		m.handover(sendCtx, p, name, sb, to, time.Duration(rec.Manifest.StopGrace))
+		return nil
+	}
+	halt := func() error {
 		t := time.Now()
-		stopped = true
 		if err := m.stopChute(ctx, p, name); err != nil {
 			return err
 		}
@@ -135,14 +138,14 @@ func (m *Manager) migrate(ctx context.Context, p *progress, name, from string, d
 		return nil
 	}
 	if !running {
-		stop = nil
+		tell, halt = nil, nil
 	}
 	start := time.Now()
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
 	go func() {
 		sent := func() error { return m.setPhase(name, o, phaseSent) }
-		err := m.export(sendCtx, p, rec, transfer.Handover{From: from, Migration: o.ID}, pw, admit, stop, sent)
+		err := m.export(sendCtx, p, rec, transfer.Handover{From: from, Migration: o.ID}, pw, admit, tell, halt, sent)
 		pw.CloseWithError(err)
 		done <- err
 	}()
@@ -166,8 +169,13 @@ func (m *Manager) migrate(ctx context.Context, p *progress, name, from string, d
 		if eerr := m.endOutbound(name); eerr != nil {
 			return fmt.Errorf("migrate %q: %w (and %v)", name, err, eerr)
 		}
-		if stopped {
-			if serr := m.startChute(ctx, p, name, rec.Dir, rec.Manifest); serr != nil {
+		if told {
+			// Told, it may have stopped serving: it starts afresh.
+			serr := m.stopChute(ctx, p, name)
+			if serr == nil {
+				serr = m.startChute(ctx, p, name, rec.Dir, rec.Manifest)
+			}
+			if serr != nil {
 				return fmt.Errorf("migrate %q: %w (and starting it here again failed: %v)", name, err, serr)
 			}
 			p.step("%s runs here again, its /data as it was", name)
@@ -208,11 +216,13 @@ func (m *Manager) handover(ctx context.Context, p *progress, name string, sb int
 }
 
 // export writes the chute rec as a transfer stream to w: its package;
-// once admit returns, its /data. If the chute runs (stop is not nil),
-// /data is sent while it does (pre-copy), then stop stops it and what
-// changed since is sent. Last come the handover h and, once allSent
-// returns, the manifest, after which the target may keep the chute.
-func (m *Manager) export(ctx context.Context, p *progress, rec record, h transfer.Handover, w io.Writer, admit, stop, allSent func() error) error {
+// once admit returns, its /data. If the chute runs (tell and halt are not
+// nil), /data is sent while it does (pre-copy); then tell tells it it
+// moves, what changed since is sent while it still runs (what it saved
+// for the move, mostly), halt stops it and what changed after is sent.
+// Last come the handover h and, once allSent returns, the manifest, after
+// which the target may keep the chute.
+func (m *Manager) export(ctx context.Context, p *progress, rec record, h transfer.Handover, w io.Writer, admit, tell, halt, allSent func() error) error {
 	tw := transfer.NewWriter(w)
 	dir := m.paths.version(rec.Name, rec.Dir)
 	start := time.Now()
@@ -241,19 +251,28 @@ func (m *Manager) export(ctx context.Context, p *progress, rec record, h transfe
 	}
 	start = time.Now()
 	data, id := m.paths.data(rec.Name), hostID(rec.Slot)
-	snap, sent, err := tw.Data(ctx, data, id, stop != nil)
+	live := halt != nil
+	snap, sent, err := tw.Data(ctx, data, id, live)
 	if err != nil {
 		return err
 	}
-	if stop == nil {
+	if !live {
 		p.step("sent /data: %d entries, %d bytes in %s", sent.Entries, sent.Bytes, time.Since(start).Round(time.Millisecond))
 	} else {
 		p.step("sent /data while it runs: %d entries, %d bytes in %s", sent.Entries, sent.Bytes, time.Since(start).Round(time.Millisecond))
-		if err := keepAlive(tw, stop); err != nil {
+		if err := keepAlive(tw, tell); err != nil {
 			return err
 		}
 		start = time.Now()
-		if sent, err = tw.Delta(ctx, data, id, snap); err != nil {
+		if snap, sent, err = tw.Delta(ctx, data, id, snap, true); err != nil {
+			return err
+		}
+		p.step("sent what changed in /data while it was told: %d entries, %d deleted, %d bytes in %s", sent.Entries, sent.Deleted, sent.Bytes, time.Since(start).Round(time.Millisecond))
+		if err := keepAlive(tw, halt); err != nil {
+			return err
+		}
+		start = time.Now()
+		if _, sent, err = tw.Delta(ctx, data, id, snap, false); err != nil {
 			return err
 		}
 		p.step("sent what changed in /data since: %d entries, %d deleted, %d bytes in %s", sent.Entries, sent.Deleted, sent.Bytes, time.Since(start).Round(time.Millisecond))
@@ -299,6 +318,7 @@ func keepAlive(tw *transfer.Writer, fn func() error) error {
 // volume image owned by the chute's own ids, until its install places it.
 type immigrant struct {
 	image string
+	mnt   string // where image is mounted, kept so for settle
 	from  string
 	id    string // of the migration, confirmed to the source by ConfirmImport
 }
@@ -306,16 +326,26 @@ type immigrant struct {
 // discard removes what was staged, for an install that does not happen.
 func (in *immigrant) discard() {
 	if in != nil {
+		volume.Unmount(in.mnt)
+		os.Remove(in.mnt)
 		os.Remove(in.image)
 	}
 }
 
 // settle makes in's image the /data of the chute name, given slot's ids.
+// It moves its mount rather than mounting it again: an unmount would write
+// back all the stream brought, which would delay the chute's start.
 func (m *Manager) settle(ctx context.Context, in *immigrant, name string, slot int, man *manifest.Manifest) error {
 	if err := os.Rename(in.image, m.paths.dataImage(name)); err != nil {
 		in.discard()
 		return fmt.Errorf("place /data: %w", err)
 	}
+	in.image = m.paths.dataImage(name)
+	if err := volume.Move(in.mnt, m.paths.data(name)); err != nil {
+		in.discard()
+		return fmt.Errorf("place /data: %w", err)
+	}
+	os.Remove(in.mnt)
 	if err := volume.Ensure(ctx, m.paths.dataImage(name), m.paths.data(name), int64(man.Resources.Disk), 0, 0); err != nil {
 		return err
 	}
@@ -414,10 +444,6 @@ func (m *Manager) Import(ctx context.Context, stream io.Reader, o Origin, onAdmi
 	}
 	unix.Close(fd)
 	fd = -1
-	if err := volume.Unmount(mnt); err != nil {
-		return fail(err)
-	}
-	os.Remove(mnt)
-	mnt = ""
+	in.mnt, mnt = mnt, "" // in's now: settle moves it, discard unmounts it
 	return m.queueInstall(a, o.Actor, in)
 }

@@ -61,8 +61,9 @@ func (r *Reader) nextHeader() (*tar.Header, error) {
 	}
 }
 
-// rank is the order parts must come in; a blob comes once.
-var rank = map[string]int{KindSignature: 1, KindPackage: 2, KindData: 3, KindDeleted: 4, KindDelta: 5, KindHandover: 6, manifestName: 7}
+// rank is the order parts must come in; a blob comes once. Deleted and
+// delta entries come in rounds, one after the other.
+var rank = map[string]int{KindSignature: 1, KindPackage: 2, KindData: 3, KindDeleted: 4, KindDelta: 4, KindHandover: 5, manifestName: 6}
 
 // tree tells the kinds whose entries are paths under /data, many a part.
 func tree(kind string) bool { return kind == KindData || kind == KindDeleted || kind == KindDelta }

@@ -11,9 +11,12 @@
 //	data/PATH         the chute's /data, entry by entry; owners are the
 //	                  chute's own ids (0..65535), not the host's; sent
 //	                  while the chute runs (pre-copy), or once stopped
-//	deleted/PATH      after a pre-copy, once the chute is stopped: paths
-//	                  gone since, or changed in kind (empty entries)
-//	delta/PATH        then what is new or changed since, as data/
+//	deleted/PATH      after a pre-copy: paths gone since, or changed in
+//	                  kind (empty entries)
+//	delta/PATH        then what is new or changed since, as data/; the
+//	                  last round of deleted and delta entries is sent once
+//	                  the chute is stopped, rounds before it (after its
+//	                  handover, say) while it runs
 //	handover          JSON: where the chute comes from (Handover)
 //	manifest.json     Manifest; the last entry
 //
@@ -96,9 +99,12 @@ type Handover struct {
 
 // digests sums the parts of a stream as written or read.
 type digests struct {
-	order []string
 	parts map[string]*sum
 }
+
+// partOrder is the order of the manifest's parts, whichever of deleted and
+// delta came first.
+var partOrder = []string{KindSignature, KindPackage, KindData, KindDeleted, KindDelta, KindHandover}
 
 type sum struct {
 	h       hash.Hash
@@ -114,7 +120,6 @@ func (d *digests) of(kind string) *sum {
 	if !ok {
 		s = &sum{h: sha256.New()}
 		d.parts[kind] = s
-		d.order = append(d.order, kind)
 	}
 	return s
 }
@@ -128,9 +133,9 @@ func (s *sum) header(h *tar.Header) {
 
 func (d *digests) manifest(chute, version string) Manifest {
 	m := Manifest{Format: Format, Chute: chute, Version: version}
-	for _, k := range d.order {
+	for _, k := range partOrder {
 		s := d.parts[k]
-		if s.entries == 0 {
+		if s == nil || s.entries == 0 {
 			continue // asked for, never written: a Delta with nothing deleted
 		}
 		m.Parts = append(m.Parts, Part{Kind: k, Entries: s.entries, Bytes: s.bytes, SHA256: hex.EncodeToString(s.h.Sum(nil))})

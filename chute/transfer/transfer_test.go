@@ -165,7 +165,7 @@ func TestPreCopy(t *testing.T) {
 	os.RemoveAll(filepath.Join(src, "sub"))
 	os.WriteFile(filepath.Join(src, "sub"), []byte("now a file"), 0o600)
 	os.WriteFile(filepath.Join(src, "new"), []byte("new"), 0o600)
-	sent, err := w.Delta(context.Background(), src, uid, snap)
+	_, sent, err := w.Delta(context.Background(), src, uid, snap, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -180,6 +180,55 @@ func TestPreCopy(t *testing.T) {
 		t.Fatal(err)
 	}
 	sameTree(t, dest, src)
+}
+
+// TestDeltaRounds: what changed after the pre-copy is sent in a round
+// while the chute still runs (its handover, say); the last round, once it
+// is stopped, sends only what changed after that one, deletions after
+// changes included; the target ends with the source's tree.
+func TestDeltaRounds(t *testing.T) {
+	src := sampleTree(t)
+	for i := range 20 {
+		os.WriteFile(filepath.Join(src, fmt.Sprintf("still%d", i)), []byte("unchanged"), 0o600)
+	}
+	time.Sleep(2 * recent)
+	var buf bytes.Buffer
+	w := NewWriter(&buf)
+	w.Blob(KindPackage, strings.NewReader("p"), 1)
+	uid := uint32(os.Getuid())
+	snap, _, err := w.Data(context.Background(), src, uid, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(src, "blob"), bytes.Repeat([]byte("y"), 70000), 0o600) // the handover
+	os.WriteFile(filepath.Join(src, "new"), []byte("new"), 0o600)
+	time.Sleep(2 * recent)
+	snap, live, err := w.Delta(context.Background(), src, uid, snap, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(filepath.Join(src, "still3"))
+	os.WriteFile(filepath.Join(src, "still4"), []byte("changed at the stop"), 0o600)
+	time.Sleep(2 * recent)
+	_, last, err := w.Delta(context.Background(), src, uid, snap, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Close("c", "1")
+	if live.Entries != 2 || live.Bytes != 70003 || live.Deleted != 0 {
+		t.Errorf("the round while it runs: %+v", live)
+	}
+	if last.Entries != 1 || last.Deleted != 1 || last.Bytes != int64(len("changed at the stop")) {
+		t.Errorf("the last round: %+v", last)
+	}
+	dest, r, _, err := read(t, buf.Bytes(), lim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameTree(t, dest, src)
+	if m := r.Manifest(); len(m.Parts) != 4 || m.Parts[2].Kind != KindDeleted || m.Parts[3].Kind != KindDelta {
+		t.Errorf("manifest parts: %+v", m.Parts)
+	}
 }
 
 // TestRefused: a stream altered, cut, reordered, over its limits, or
