@@ -203,6 +203,19 @@ func TestMigrateBetweenGateways(t *testing.T) {
 		t.Errorf("handed over %d; B's logs:\n%s", handed, logs)
 	}
 	waitCount(b, handed+3)
+
+	// Back to A, which holds the package the chute left there: only its
+	// /data moves.
+	out, errs, code = as(b, acmeB, "chute", "migrate", "mig", "--to", a.url, "--to-token", acmeA)
+	if code != 0 || !strings.Contains(out, "the target holds the package") || strings.Contains(out, "sent the package") {
+		t.Fatalf("migrate back: exit %d %s%s", code, out, errs)
+	}
+	if in := a.info("mig"); in["state"] != "running" {
+		t.Fatalf("back on A: %v", in)
+	}
+	if got := sum(a); got != blob {
+		t.Errorf("back on A, /data/blob is %s, was %s", got, blob)
+	}
 }
 
 // killingProxy forwards one connection to b and kills b once more than

@@ -122,6 +122,9 @@ type Chutes interface {
 	Migrate(name string, actor chute.Actor, from string, to chute.Destination) (chute.Change, error)
 	Import(ctx context.Context, stream io.Reader, o chute.Origin, admitted func()) (chute.Change, error)
 	ConfirmImport(name, id string) error
+	// HoldsPackage is whether a chute of owner that left holds the
+	// package of that SHA-256 here (chute/held.go).
+	HoldsPackage(owner chute.Owner, sum string) bool
 }
 
 var _ Chutes = (*chute.Manager)(nil)

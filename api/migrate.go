@@ -52,6 +52,13 @@ func (s *server) importChute(w http.ResponseWriter, r *http.Request) {
 	}
 	var c chute.Change
 	o, err := s.terms(r)
+	if err == nil && s.cfg.Chutes.HoldsPackage(o.Owner, r.Header.Get(migrate.PackageHeader)) {
+		// Before the stream is read (100 Continue): the source then
+		// names the package instead of sending it.
+		w.Header().Set(migrate.PackageHeader, "held")
+		w.WriteHeader(migrate.StatusHeld)
+		w.Header().Del(migrate.PackageHeader)
+	}
 	if err == nil {
 		// The source stops its chute only once told the package passed
 		// this gateway's admission: a refusal leaves it untouched.

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -95,6 +96,11 @@ func (m *Manager) migrate(ctx context.Context, p *progress, name, from string, d
 		return fmt.Errorf("migrate %q: %w: its package was installed before gateways kept packages; update it first", name, ErrConflict)
 	}
 	running := sb != nil
+	kept := filepath.Join(dir, keptPackage)
+	sum, err := fileSum(kept)
+	if err != nil {
+		return fmt.Errorf("migrate %q: %w", name, err)
+	}
 	o := &outbound{ID: newMigrationID(), To: to, Dest: dest.Saved}
 	if err := m.setPhase(name, o, phasePrecopy); err != nil {
 		return err
@@ -140,16 +146,29 @@ func (m *Manager) migrate(ctx context.Context, p *progress, name, from string, d
 	if !running {
 		tell, halt = nil, nil
 	}
-	start := time.Now()
+	// Whether the target holds the package is known once it first reads
+	// the stream: it says so before.
+	var held atomic.Bool
 	pr, pw := io.Pipe()
+	stream := &firstRead{r: pr, read: make(chan struct{})}
+	pkg := func() (transfer.PackageHeld, bool, error) {
+		select {
+		case <-stream.read:
+		case <-sendCtx.Done():
+			return transfer.PackageHeld{}, false, sendCtx.Err()
+		}
+		return transfer.PackageHeld{SHA256: sum}, held.Load(), nil
+	}
+	start := time.Now()
 	done := make(chan error, 1)
 	go func() {
 		sent := func() error { return m.setPhase(name, o, phaseSent) }
-		err := m.export(sendCtx, p, rec, transfer.Handover{From: from, Migration: o.ID}, pw, admit, tell, halt, sent)
+		err := m.export(sendCtx, p, rec, transfer.Handover{From: from, Migration: o.ID}, pw, pkg, admit, tell, halt, sent)
 		pw.CloseWithError(err)
 		done <- err
 	}()
-	err = dest.Send(sendCtx, pr, func() { once.Do(func() { close(admitted) }) })
+	err = dest.Send(sendCtx, stream, Exchange{Package: sum, Held: func() { held.Store(true) },
+		Admitted: func() { once.Do(func() { close(admitted) }) }})
 	cancel()
 	pr.CloseWithError(errors.New("migration stream abandoned"))
 	if werr := <-done; err == nil && werr != nil {
@@ -185,6 +204,9 @@ func (m *Manager) migrate(ctx context.Context, p *progress, name, from string, d
 	p.step("running on %s after %s; removing it here", to, time.Since(start).Round(time.Millisecond))
 	if err := m.setPhase(name, o, phaseLanded); err != nil {
 		return fmt.Errorf("migrate %q: running on %s, but: %w", name, to, err)
+	}
+	if err := m.holdPackage(rec.Owner, sum, kept); err != nil {
+		m.logf("chute %s: hold its package: %v", name, err)
 	}
 	if err := m.forget(name, false); err != nil {
 		return fmt.Errorf("migrate %q: running on %s, but removing it here: %w", name, to, err)
@@ -222,9 +244,16 @@ func (m *Manager) handover(ctx context.Context, p *progress, name string, sb int
 // for the move, mostly), halt stops it and what changed after is sent.
 // Last come the handover h and, once allSent returns, the manifest, after
 // which the target may keep the chute.
-func (m *Manager) export(ctx context.Context, p *progress, rec record, h transfer.Handover, w io.Writer, admit, tell, halt, allSent func() error) error {
+// pkg tells, once the target has asked for the stream, whether it holds
+// the package.
+func (m *Manager) export(ctx context.Context, p *progress, rec record, h transfer.Handover, w io.Writer,
+	pkg func() (transfer.PackageHeld, bool, error), admit, tell, halt, allSent func() error) error {
 	tw := transfer.NewWriter(w)
 	dir := m.paths.version(rec.Name, rec.Dir)
+	ref, held, err := pkg()
+	if err != nil {
+		return err
+	}
 	start := time.Now()
 	if sig, err := os.ReadFile(filepath.Join(dir, keptSignature)); err == nil {
 		if err := tw.Blob(transfer.KindSignature, bytes.NewReader(sig), int64(len(sig))); err != nil {
@@ -233,19 +262,26 @@ func (m *Manager) export(ctx context.Context, p *progress, rec record, h transfe
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
-	f, err := os.Open(filepath.Join(dir, keptPackage))
-	if err != nil {
-		return err
+	if held {
+		if err := tw.Held(ref); err != nil {
+			return err
+		}
+		p.step("the target holds the package (sha256 %s): not sent", ref.SHA256[:16])
+	} else {
+		f, err := os.Open(filepath.Join(dir, keptPackage))
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		fi, err := f.Stat()
+		if err != nil {
+			return err
+		}
+		if err := tw.Blob(transfer.KindPackage, f, fi.Size()); err != nil {
+			return err
+		}
+		p.step("sent the package: %d bytes in %s", fi.Size(), time.Since(start).Round(time.Millisecond))
 	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return err
-	}
-	if err := tw.Blob(transfer.KindPackage, f, fi.Size()); err != nil {
-		return err
-	}
-	p.step("sent the package: %d bytes in %s", fi.Size(), time.Since(start).Round(time.Millisecond))
 	if err := admit(); err != nil {
 		return err
 	}
@@ -285,6 +321,18 @@ func (m *Manager) export(ctx context.Context, p *progress, rec record, h transfe
 		return err
 	}
 	return tw.Close(rec.Name, rec.Version)
+}
+
+// firstRead is a stream that tells when it is first read.
+type firstRead struct {
+	r    io.Reader
+	once sync.Once
+	read chan struct{}
+}
+
+func (f *firstRead) Read(p []byte) (int, error) {
+	f.once.Do(func() { close(f.read) })
+	return f.r.Read(p)
 }
 
 // keepAliveEvery is how often a stream waiting on its chute's handover
@@ -409,9 +457,26 @@ func (m *Manager) Import(ctx context.Context, stream io.Reader, o Origin, onAdmi
 			if o.Seal.Signature, err = io.ReadAll(io.LimitReader(e.Body, signature.MaxSize+1)); err != nil {
 				return fail(err)
 			}
-		case transfer.KindPackage:
-			if a, err = m.admitInstall(ctx, e.Body, o); err != nil {
+		case transfer.KindPackage, transfer.KindHeld:
+			pkg := e.Body
+			if e.Kind == transfer.KindHeld {
+				var h transfer.PackageHeld
+				if err := json.NewDecoder(io.LimitReader(e.Body, 64<<10)).Decode(&h); err != nil {
+					return fail(fmt.Errorf("%w: package held: %v", ErrInvalid, err))
+				}
+				hr, err := m.openHeld(o.Owner, h.SHA256)
+				if err != nil {
+					return fail(err)
+				}
+				defer hr.Close()
+				pkg = hr
+			}
+			if a, err = m.admitInstall(ctx, pkg, o); err != nil {
 				return fail(err)
+			}
+			if hr, ok := pkg.(*heldReader); ok {
+				// The chute keeps a copy of its own: not held twice.
+				os.Remove(hr.f.Name())
 			}
 			disk := int64(a.s.manifest.Resources.Disk)
 			rd.LimitData(disk, maxDataFiles)

@@ -51,10 +51,22 @@ type Destination struct {
 
 // Sender sends a migration stream to the target gateway and returns nil
 // once the target reports the chute running there; any error means it
-// may not, and an ErrRefused that it does not. It calls admitted when the
-// target has accepted the package, which the stream holds back its /data
-// for.
-type Sender func(ctx context.Context, stream io.Reader, admitted func()) error
+// may not, and an ErrRefused that it does not.
+type Sender func(ctx context.Context, stream io.Reader, x Exchange) error
+
+// Exchange is what the source and the target tell each other beside the
+// stream.
+type Exchange struct {
+	// Package is the hex SHA-256 of the chute's package, for the target
+	// to say whether it holds it (held.go).
+	Package string
+	// Held is called if the target holds it, before the stream is first
+	// read: it then names the package instead of carrying it.
+	Held func()
+	// Admitted is called when the target has accepted the package, which
+	// the stream holds back the chute's /data for.
+	Admitted func()
+}
 
 type phase string
 

@@ -39,8 +39,11 @@ func (f *flipAt) Read(p []byte) (int, error) {
 // inProcess is a Destination straight into another manager's Import, the
 // stream passed through wrap, confirmed as the API does.
 func inProcess(t *testing.T, to *gateway, wrap func(io.Reader) io.Reader) Destination {
-	return Destination{URL: "gw-b", Send: func(ctx context.Context, stream io.Reader, admitted func()) error {
-		ch, err := to.m.Import(ctx, wrap(stream), Origin{Actor: "operator"}, admitted)
+	return Destination{URL: "gw-b", Send: func(ctx context.Context, stream io.Reader, x Exchange) error {
+		if to.m.HoldsPackage("", x.Package) {
+			x.Held()
+		}
+		ch, err := to.m.Import(ctx, wrap(stream), Origin{Actor: "operator"}, x.Admitted)
 		if err != nil {
 			return err
 		}
@@ -99,7 +102,7 @@ func TestMigrateLeavesOneCopy(t *testing.T) {
 	rec, _ := a.m.entry("mover")
 	kept := filepath.Join(a.m.paths.version("mover", rec.rec.Dir), keptPackage)
 	os.Rename(kept, kept+".aside")
-	ch, err := a.m.Migrate("mover", "operator", "gw-a", Destination{URL: "gw-b", Send: func(context.Context, io.Reader, func()) error {
+	ch, err := a.m.Migrate("mover", "operator", "gw-a", Destination{URL: "gw-b", Send: func(context.Context, io.Reader, Exchange) error {
 		t.Error("sent without its package")
 		return nil
 	}})
@@ -147,6 +150,39 @@ func TestMigrateLeavesOneCopy(t *testing.T) {
 	if got := b.m.migratedFrom("mover"); got != "gw-a" {
 		t.Errorf("migrated from %q", got)
 	}
+
+	// Back to A, which holds the package the chute left there: only its
+	// /data moves, and A no longer holds it (the chute keeps its own).
+	c = b.wait(b.m.Migrate("mover", "operator", "gw-b", inProcess(t, a, func(r io.Reader) io.Reader { return r })))
+	if c.State != ChangeDone {
+		t.Fatalf("the move back: %s (steps %v)", c.Error, c.Steps)
+	}
+	var said bool
+	for _, st := range c.Steps {
+		said = said || strings.HasPrefix(st.Message, "the target holds the package")
+		if strings.HasPrefix(st.Message, "sent the package") {
+			t.Errorf("the package was sent back: %s", st.Message)
+		}
+	}
+	if !said {
+		t.Errorf("the steps do not say the package was held: %v", c.Steps)
+	}
+	if in, err := a.m.Get("mover"); err != nil || in.State != Running || readData(a, "mover", "payload") != payload {
+		t.Errorf("on A again: %+v %v", in, err)
+	}
+	if sum := mustSum(t, p); !b.m.HoldsPackage("", sum) || a.m.HoldsPackage("", sum) {
+		t.Errorf("held after the move back: by B (left) %v, by A (running it) %v", b.m.HoldsPackage("", sum), a.m.HoldsPackage("", sum))
+	}
+}
+
+func mustSum(t *testing.T, b []byte) string {
+	f := filepath.Join(t.TempDir(), "p")
+	os.WriteFile(f, b, 0o600)
+	s, err := fileSum(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
 
 // stallCheck records the longest a Read of the stream waited for the
@@ -202,8 +238,8 @@ func cutAfterImport(t *testing.T, to *gateway, confirm bool, imported chan<- str
 	d := inProcess(t, to, func(r io.Reader) io.Reader { return r })
 	send := d.Send
 	if !confirm {
-		send = func(ctx context.Context, stream io.Reader, admitted func()) error {
-			ch, err := to.m.Import(ctx, stream, Origin{Actor: "operator"}, admitted)
+		send = func(ctx context.Context, stream io.Reader, x Exchange) error {
+			ch, err := to.m.Import(ctx, stream, Origin{Actor: "operator"}, x.Admitted)
 			if err != nil {
 				return err
 			}
@@ -211,8 +247,8 @@ func cutAfterImport(t *testing.T, to *gateway, confirm bool, imported chan<- str
 			return nil
 		}
 	}
-	d.Send = func(ctx context.Context, stream io.Reader, admitted func()) error {
-		if err := send(ctx, stream, admitted); err != nil {
+	d.Send = func(ctx context.Context, stream io.Reader, x Exchange) error {
+		if err := send(ctx, stream, x); err != nil {
 			return err
 		}
 		close(imported)

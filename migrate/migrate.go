@@ -34,6 +34,15 @@ const ImportPath = "/api/v1/chutes/import"
 // its chute only then.
 const StatusAdmitted = http.StatusProcessing
 
+// PackageHeader carries, on an import request, the SHA-256 of the chute's
+// package; on the target's StatusHeld answer before the stream, "held":
+// it holds that package, and the stream names it instead of carrying it.
+const PackageHeader = "X-Paradrop-Package"
+
+// StatusHeld is the informational answer saying the target holds the
+// package.
+const StatusHeld = http.StatusEarlyHints
+
 // ErrTarget is a target that cannot be used: a bad URL, plain HTTP off
 // loopback, HTTPS without a fingerprint to pin.
 var ErrTarget = errors.New("migration target")
@@ -117,11 +126,16 @@ func (t Target) Destination() (chute.Destination, error) {
 	if err != nil {
 		return chute.Destination{}, err
 	}
-	send := func(ctx context.Context, stream io.Reader, admitted func()) error {
+	send := func(ctx context.Context, stream io.Reader, x chute.Exchange) error {
 		ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
-			Got1xxResponse: func(code int, _ textproto.MIMEHeader) error {
-				if code == StatusAdmitted {
-					admitted()
+			// Called in the order the target answered: StatusHeld comes
+			// before the 100 Continue that lets the stream be read.
+			Got1xxResponse: func(code int, h textproto.MIMEHeader) error {
+				switch {
+				case code == StatusAdmitted:
+					x.Admitted()
+				case code == StatusHeld && h.Get(PackageHeader) == "held" && x.Held != nil:
+					x.Held()
 				}
 				return nil
 			},
@@ -133,6 +147,9 @@ func (t Target) Destination() (chute.Destination, error) {
 		req.Header.Set("Authorization", "Bearer "+t.Token)
 		req.Header.Set("Content-Type", "application/x-tar")
 		req.Header.Set("Expect", "100-continue")
+		if x.Package != "" {
+			req.Header.Set(PackageHeader, x.Package)
+		}
 		resp, err := hc.Do(req)
 		if err != nil {
 			return fmt.Errorf("target %s: %w", u.Host, err)

@@ -59,7 +59,7 @@ func TestPinnedTarget(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := to.Send(context.Background(), strings.NewReader("stream"), func() {}); err == nil || !strings.Contains(err.Error(), "not the one pinned") {
+	if err := to.Send(context.Background(), strings.NewReader("stream"), chute.Exchange{Admitted: func() {}}); err == nil || !strings.Contains(err.Error(), "not the one pinned") {
 		t.Errorf("to an unpinned certificate: %v", err)
 	}
 	if len(got) != 0 {
@@ -70,7 +70,7 @@ func TestPinnedTarget(t *testing.T) {
 		t.Fatal(err)
 	}
 	admitted := false
-	if err := to.Send(context.Background(), strings.NewReader("stream"), func() { admitted = true }); err != nil {
+	if err := to.Send(context.Background(), strings.NewReader("stream"), chute.Exchange{Admitted: func() { admitted = true }}); err != nil {
 		t.Fatal(err)
 	}
 	if len(got) != 1 || got[0] != "Bearer secret stream" || !admitted {
@@ -89,7 +89,7 @@ func TestTargetRefusal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := to.Send(context.Background(), strings.NewReader("x"), func() { t.Error("admitted") }); !errors.Is(err, chute.ErrRefused) || !strings.Contains(err.Error(), "refused: install: quota: memory") {
+	if err := to.Send(context.Background(), strings.NewReader("x"), chute.Exchange{Admitted: func() { t.Error("admitted") }}); !errors.Is(err, chute.ErrRefused) || !strings.Contains(err.Error(), "refused: install: quota: memory") {
 		t.Errorf("got %v", err)
 	}
 }
@@ -144,5 +144,53 @@ func TestLanded(t *testing.T) {
 	bad, _ := Target{URL: srv.URL, Token: "wrong"}.Destination()
 	if _, err := bad.Landed(context.Background(), "kept", "m1"); err == nil {
 		t.Error("a refused token reads as an answer")
+	}
+}
+
+// heldAtRead records whether Held had been called when the stream was
+// first read.
+type heldAtRead struct {
+	held, first *bool
+	r           io.Reader
+}
+
+func (h heldAtRead) Read(p []byte) (int, error) {
+	if *h.first {
+		*h.first = false
+		if !*h.held {
+			return 0, errors.New("read before the target said it holds the package")
+		}
+	}
+	return h.r.Read(p)
+}
+
+// A target that holds the package says so before it reads the stream:
+// the source knows it before it writes the stream's first part.
+func TestTargetHoldsPackage(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get(PackageHeader) == "ab" {
+			w.Header().Set(PackageHeader, "held")
+			w.WriteHeader(StatusHeld)
+			w.Header().Del(PackageHeader)
+		}
+		io.ReadAll(r.Body)
+		io.WriteString(w, `{}`)
+	}))
+	defer srv.Close()
+	to, err := Target{URL: srv.URL, Token: "t"}.Destination()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sum := range []string{"ab", "cd"} {
+		held, first := false, true
+		x := chute.Exchange{Package: sum, Held: func() { held = true }, Admitted: func() {}}
+		stream := heldAtRead{held: &held, first: &first, r: strings.NewReader("stream")}
+		err := to.Send(context.Background(), stream, x)
+		if sum == "ab" && err != nil {
+			t.Errorf("held: %v", err)
+		}
+		if sum == "cd" && (held || err == nil) {
+			t.Errorf("a package the target does not hold: held %v, %v", held, err)
+		}
 	}
 }

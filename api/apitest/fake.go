@@ -483,6 +483,9 @@ func (f *Fake) Migrate(name string, actor chute.Actor, from string, to chute.Des
 	return f.simple(name, actor, "migrate")
 }
 
+// HoldsPackage holds none.
+func (f *Fake) HoldsPackage(chute.Owner, string) bool { return false }
+
 // ConfirmImport confirms nothing: a fake import is kept at once.
 func (f *Fake) ConfirmImport(name, id string) error { return nil }
 

@@ -7,7 +7,9 @@
 // Parts, in the order a writer sends them:
 //
 //	signature         the package's .minisig as it was installed (optional)
-//	package           the package as it was installed
+//	package           the package as it was installed, or
+//	package-held      JSON (PackageHeld): the package the target said it
+//	                  holds, by its SHA-256, instead
 //	data/PATH         the chute's /data, entry by entry; owners are the
 //	                  chute's own ids (0..65535), not the host's; sent
 //	                  while the chute runs (pre-copy), or once stopped
@@ -48,6 +50,7 @@ const Format = 1
 const (
 	KindSignature = "signature"
 	KindPackage   = "package"
+	KindHeld      = "package-held"
 	KindData      = "data"
 	KindDeleted   = "deleted"
 	KindDelta     = "delta"
@@ -88,6 +91,12 @@ type Part struct {
 	SHA256  string `json:"sha256"`
 }
 
+// PackageHeld is the package-held part: the package of the chute is the
+// one of that SHA-256 (hex) the target holds.
+type PackageHeld struct {
+	SHA256 string `json:"sha256"`
+}
+
 // Handover is the handover part.
 type Handover struct {
 	From string `json:"from"` // the source gateway, as the chute is told in $PARADROP_MIGRATED_FROM
@@ -104,7 +113,7 @@ type digests struct {
 
 // partOrder is the order of the manifest's parts, whichever of deleted and
 // delta came first.
-var partOrder = []string{KindSignature, KindPackage, KindData, KindDeleted, KindDelta, KindHandover}
+var partOrder = []string{KindSignature, KindPackage, KindHeld, KindData, KindDeleted, KindDelta, KindHandover}
 
 type sum struct {
 	h       hash.Hash
@@ -146,7 +155,7 @@ func (d *digests) manifest(chute, version string) Manifest {
 // kindOf is the part an entry name belongs to.
 func kindOf(name string) (string, bool) {
 	switch {
-	case name == KindSignature, name == KindPackage, name == KindHandover, name == manifestName:
+	case name == KindSignature, name == KindPackage, name == KindHeld, name == KindHandover, name == manifestName:
 		return name, true
 	}
 	for _, k := range []string{KindData, KindDeleted, KindDelta} {

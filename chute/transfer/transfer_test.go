@@ -136,6 +136,32 @@ func TestRoundTrip(t *testing.T) {
 	sameTree(t, dest, src)
 }
 
+// TestHeldPackage: a stream that names the package the target holds
+// instead of carrying it brings /data all the same.
+func TestHeldPackage(t *testing.T) {
+	src := sampleTree(t)
+	var buf bytes.Buffer
+	w := NewWriter(&buf)
+	if err := w.Held(PackageHeld{SHA256: "ab12"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := w.Data(context.Background(), src, uint32(os.Getuid()), false); err != nil {
+		t.Fatal(err)
+	}
+	w.Close("c", "1")
+	dest, r, blobs, err := read(t, buf.Bytes(), lim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if blobs[KindHeld] != `{"sha256":"ab12"}` || blobs[KindPackage] != "" {
+		t.Errorf("blobs: %q", blobs)
+	}
+	if m := r.Manifest(); len(m.Parts) != 2 || m.Parts[0].Kind != KindHeld {
+		t.Errorf("manifest: %+v", m)
+	}
+	sameTree(t, dest, src)
+}
+
 // TestPreCopy: /data sent while the chute runs, then what changed after
 // it stopped (rewritten, grown, deleted, a directory become a file, new),
 // arrives as the source's final tree; what did not change is not sent
@@ -281,6 +307,8 @@ func TestRefused(t *testing.T) {
 		{"package over its limit", good, Limits{Package: 5, Data: 1 << 20, Files: 100}, "more than 5"},
 		{"data before package", craft(&tar.Header{Name: "data/x", Typeflag: tar.TypeReg, Size: 1}, pkg), lim, "before the package"},
 		{"package twice", craft(pkg, pkg), lim, "out of order"},
+		{"package and held", craft(pkg, &tar.Header{Name: KindHeld, Typeflag: tar.TypeReg, Size: 2}), lim, "out of order"},
+		{"held too large", craft(&tar.Header{Name: KindHeld, Typeflag: tar.TypeReg, Size: maxSmall + 1}), lim, "more than"},
 		{"climbing out", craft(pkg, &tar.Header{Name: "data/../x", Typeflag: tar.TypeReg, Size: 1}), lim, "not a clean relative path"},
 		{"absolute", craft(pkg, &tar.Header{Name: "data//etc/x", Typeflag: tar.TypeReg, Size: 1}), lim, "not a clean relative path"},
 		{"device", craft(pkg, &tar.Header{Name: "data/sda", Typeflag: tar.TypeBlock}), lim, "not carried"},

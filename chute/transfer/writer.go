@@ -48,6 +48,15 @@ func (w *Writer) Handover(h Handover) error {
 	return w.Blob(KindHandover, bytes.NewReader(b), int64(len(b)))
 }
 
+// Held writes the package-held part, in place of the package.
+func (w *Writer) Held(h PackageHeld) error {
+	b, err := json.Marshal(h)
+	if err != nil {
+		return err
+	}
+	return w.Blob(KindHeld, bytes.NewReader(b), int64(len(b)))
+}
+
 // Wait writes a wait entry, which keeps the stream moving while the
 // writer waits.
 func (w *Writer) Wait() error {
