@@ -27,11 +27,16 @@ const maxHeld = 8
 // heldPath is where the package of sum (hex SHA-256) owner's chute left is
 // held.
 func (l layout) heldPath(owner Owner, sum string) string {
+	return filepath.Join(l.heldDir(owner), sum)
+}
+
+// heldDir holds the packages owner's chutes left.
+func (l layout) heldDir(owner Owner) string {
 	dir := string(owner)
 	if dir == "" {
 		dir = "_" // the operator's: no developer's name begins so
 	}
-	return filepath.Join(l.root, "held", dir, sum)
+	return filepath.Join(l.root, "held", dir)
 }
 
 // validSum is a hex SHA-256.
