@@ -145,6 +145,9 @@ type Manager struct {
 	sockets map[string]io.Closer
 	// The resources changes waiting for their chute to comply (ack.go).
 	asks map[string]*policyAsk
+	// The chutes being told they move, until they say they are ready
+	// (migrate.go).
+	handovers map[string]chan struct{}
 
 	admitMu sync.Mutex // one admission at a time
 
@@ -191,6 +194,7 @@ func NewManager(cfg Config) (*Manager, error) {
 		tokens:     map[string]string{},
 		sockets:    map[string]io.Closer{},
 		asks:       map[string]*policyAsk{},
+		handovers:  map[string]chan struct{}{},
 		heldSlots:  map[int]bool{},
 	}
 	m.changeCond = sync.NewCond(&m.mu)

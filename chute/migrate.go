@@ -217,8 +217,20 @@ func (m *Manager) migrate(ctx context.Context, p *progress, name, from string, d
 
 // handover tells the running chute it is about to move, with
 // /paradrop/migrate.json and SIGUSR1, and gives it grace to write to /data
-// what it wants to keep.
+// what it wants to keep; the grace ends as soon as it says it has
+// (AckHandover).
 func (m *Manager) handover(ctx context.Context, p *progress, name string, sb interface{ Signal(syscall.Signal) error }, to string, grace time.Duration) {
+	ready := make(chan struct{})
+	m.mu.Lock()
+	m.handovers[name] = ready
+	m.mu.Unlock()
+	defer func() {
+		m.mu.Lock()
+		if m.handovers[name] == ready {
+			delete(m.handovers, name)
+		}
+		m.mu.Unlock()
+	}()
 	doc, _ := json.Marshal(map[string]any{"to": to, "deadline": time.Now().Add(grace).UTC()})
 	if err := os.WriteFile(filepath.Join(m.paths.policy(name), handoverFile), doc, 0o644); err != nil {
 		p.step("handover: %v", err)
@@ -229,12 +241,34 @@ func (m *Manager) handover(ctx context.Context, p *progress, name string, sb int
 		return
 	}
 	p.step("told %s it moves to %s; grace %s to save its state to /data", name, to, grace)
+	start := time.Now()
 	t := time.NewTimer(grace)
 	defer t.Stop()
 	select {
 	case <-t.C:
+	case <-ready:
+		p.step("%s said it is ready after %s", name, time.Since(start).Round(time.Millisecond))
 	case <-ctx.Done():
 	}
+}
+
+// ErrNoHandover answers a chute's handover ack when it is not being told
+// it moves; it is an ErrConflict.
+var ErrNoHandover error = &kindError{msg: "no migration is waiting for the chute's handover", kind: ErrConflict}
+
+// AckHandover is the chute's word, while it is told it moves, that it has
+// saved what it wants kept: its grace ends at once. It changes nothing the
+// end of the grace would not: a chute gains nothing by saying so early.
+func (m *Manager) AckHandover(name string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	ready, ok := m.handovers[name]
+	if !ok {
+		return fmt.Errorf("chute %s: %w", name, ErrNoHandover)
+	}
+	delete(m.handovers, name)
+	close(ready)
+	return nil
 }
 
 // export writes the chute rec as a transfer stream to w: its package;

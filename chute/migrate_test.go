@@ -338,3 +338,48 @@ func TestMigrateInterruptedLeavesOneCopy(t *testing.T) {
 		t.Errorf("B's chute, after A's restart: running %v", running(b))
 	}
 }
+
+// TestHandoverAckEndsGrace: a chute that says it is ready ends its
+// handover grace at once (30 s here); an ack with no migration waiting
+// is refused.
+func TestHandoverAckEndsGrace(t *testing.T) {
+	a := newGateway(t, t.TempDir())
+	defer a.removeAll()
+	parentB := testCgroupParent + "-b4"
+	b := newGatewayWith(t, t.TempDir(), func(c *Config) { c.CgroupParent = parentB })
+	defer func() {
+		b.removeAll()
+		if g, err := cgroup.Load(parentB); err == nil {
+			g.Delete()
+		}
+	}()
+	a.install(pkg(t, "name: ready\nversion: 1.0.0\ncommand: [/bin/sleep, \"1000\"]\nstop_grace: 30s\n", nil))
+	if err := a.m.AckHandover("ready"); !errors.Is(err, ErrNoHandover) || !errors.Is(err, ErrConflict) {
+		t.Errorf("an ack with no migration: %v", err)
+	}
+	told := filepath.Join(a.m.paths.policy("ready"), handoverFile)
+	go func() {
+		for range 600 {
+			if _, err := os.Stat(told); err == nil {
+				a.m.AckHandover("ready")
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}()
+	start := time.Now()
+	c := a.wait(a.m.Migrate("ready", "operator", "gw-a", inProcess(t, b, func(r io.Reader) io.Reader { return r })))
+	if took := time.Since(start); took > 15*time.Second {
+		t.Errorf("the move took %s: the grace did not end at the ack", took)
+	}
+	if c.State != ChangeDone {
+		t.Fatalf("the move: %s (steps %v)", c.Error, c.Steps)
+	}
+	var said bool
+	for _, st := range c.Steps {
+		said = said || strings.HasPrefix(st.Message, "ready said it is ready after")
+	}
+	if !said {
+		t.Errorf("the steps do not say the chute was ready: %v", c.Steps)
+	}
+}

@@ -46,6 +46,8 @@ type Fake struct {
 	requests map[string]chute.ResourceRequest // the last policy request per chute
 	pending  map[string]chute.PolicyRequest   // waiting for their chute's ack
 	acks     map[string]int                   // acks taken, per chute
+	// handovers are the chutes told they move, until they ack.
+	handovers map[string]bool
 }
 
 type change struct {
