@@ -126,26 +126,43 @@ func TestMigrateKilledLeavesOneCopy(t *testing.T) {
 		t.Logf("%s: the chute runs on %s", what, map[*daemon]string{a: "A", b: "B"}[on])
 		return on
 	}
-	migrate := func(to string) {
+	// migrate moves the chute through a phaseProxy calling at, and
+	// returns once that connection has ended.
+	migrate := func(at func(toB bool, n int64, chunk []byte, silent time.Duration) bool) {
 		t.Helper()
-		if _, errs, code := a.cli("chute", "migrate", "mig", "--to", to, "--to-token", acmeB, "--no-wait", "--token", acmeA); code != 0 {
+		p := newPhaseProxy(t, b.url, at)
+		if _, errs, code := a.cli("chute", "migrate", "mig", "--to", "http://"+p.addr, "--to-token", acmeB, "--no-wait", "--token", acmeA); code != 0 {
 			t.Fatalf("migrate: %s", errs)
 		}
+		p.wait()
+	}
+	// killAt kills d at the first chunk for which when holds, and cuts the
+	// connection there.
+	killAt := func(d *daemon, when func(toB bool, n int64, chunk []byte, silent time.Duration) bool) func(bool, int64, []byte, time.Duration) bool {
+		return func(toB bool, n int64, chunk []byte, silent time.Duration) bool {
+			if when(toB, n, chunk, silent) {
+				kill(d)
+				return true
+			}
+			return false
+		}
+	}
+	answered := func(toB bool, _ int64, chunk []byte, _ time.Duration) bool {
+		return !toB && bytes.Contains(chunk, []byte("HTTP/1.1 200"))
+	}
+	again := func() string {
+		t.Helper()
+		if _, errs, code := b.cli("chute", "remove", "mig", "--yes"); code != 0 {
+			t.Fatal(errs)
+		}
+		return install()
 	}
 
 	blob := install()
 	pid := a.info("mig")["pid"]
 
 	// A dies during the pre-copy: its chute, never told, runs on, re-adopted.
-	p := newPhaseProxy(t, b.url, func(toB bool, n int64, chunk []byte, silent time.Duration) bool {
-		if toB && n > int64(len(pkg))+256<<10 {
-			kill(a)
-			return true
-		}
-		return false
-	})
-	migrate("http://" + p.addr)
-	p.wait()
+	migrate(killAt(a, func(toB bool, n int64, _ []byte, _ time.Duration) bool { return toB && n > int64(len(pkg))+256<<10 }))
 	a.start()
 	if on := settled("A killed during the pre-copy", blob); on != a || a.info("mig")["pid"] != pid {
 		t.Errorf("A killed during the pre-copy: the chute was not left as it was (pid %v, was %v)", a.info("mig")["pid"], pid)
@@ -154,15 +171,9 @@ func TestMigrateKilledLeavesOneCopy(t *testing.T) {
 	// A dies once its handover grace is over, sending what changed (the
 	// chute told, stopped or about to be): it runs it again; B, whose
 	// stream was cut, keeps nothing.
-	p = newPhaseProxy(t, b.url, func(toB bool, n int64, chunk []byte, silent time.Duration) bool {
-		if toB && n > int64(len(pkg)) && silent >= 500*time.Millisecond {
-			kill(a)
-			return true
-		}
-		return false
-	})
-	migrate("http://" + p.addr)
-	p.wait()
+	migrate(killAt(a, func(toB bool, n int64, _ []byte, silent time.Duration) bool {
+		return toB && n > int64(len(pkg)) && silent >= 500*time.Millisecond
+	}))
 	a.start()
 	if on := settled("A killed after the handover", blob); on != a {
 		t.Errorf("A killed after the handover: the chute runs on B")
@@ -170,15 +181,7 @@ func TestMigrateKilledLeavesOneCopy(t *testing.T) {
 
 	// A dies as B answers that the chute runs there: A, back, asks B
 	// (through the proxy, as it knows B) and removes its copy.
-	p = newPhaseProxy(t, b.url, func(toB bool, n int64, chunk []byte, silent time.Duration) bool {
-		if !toB && bytes.Contains(chunk, []byte("HTTP/1.1 200")) {
-			kill(a)
-			return true
-		}
-		return false
-	})
-	migrate("http://" + p.addr)
-	p.wait()
+	migrate(killAt(a, answered))
 	a.start()
 	if on := settled("A killed as B answered", blob); on != b {
 		t.Errorf("A killed as B answered: the chute runs on A, not B, which had confirmed it")
@@ -186,19 +189,8 @@ func TestMigrateKilledLeavesOneCopy(t *testing.T) {
 
 	// B dies as it answers: it had confirmed the chute. A, unanswered,
 	// asks B until it is back, and removes its copy.
-	if _, errs, code := b.cli("chute", "remove", "mig", "--yes"); code != 0 {
-		t.Fatal(errs)
-	}
-	blob = install()
-	p = newPhaseProxy(t, b.url, func(toB bool, n int64, chunk []byte, silent time.Duration) bool {
-		if !toB && bytes.Contains(chunk, []byte("HTTP/1.1 200")) {
-			kill(b)
-			return true
-		}
-		return false
-	})
-	migrate("http://" + p.addr)
-	p.wait()
+	blob = again()
+	migrate(killAt(b, answered))
 	time.Sleep(time.Second) // A asks a B that is not there
 	b.start()
 	if on := settled("B killed as it answered", blob); on != b {
@@ -207,13 +199,10 @@ func TestMigrateKilledLeavesOneCopy(t *testing.T) {
 
 	// B dies once it has the whole stream, while it installs and starts
 	// the chute: whether or not it had confirmed it, one copy runs.
-	if _, errs, code := b.cli("chute", "remove", "mig", "--yes"); code != 0 {
-		t.Fatal(errs)
-	}
-	blob = install()
+	blob = again()
 	killed := make(chan struct{})
 	var once sync.Once
-	p = newPhaseProxy(t, b.url, func(toB bool, n int64, chunk []byte, silent time.Duration) bool {
+	migrate(func(toB bool, n int64, chunk []byte, silent time.Duration) bool {
 		if toB && bytes.Contains(chunk, []byte("manifest.json")) {
 			once.Do(func() {
 				go func() {
@@ -227,8 +216,6 @@ func TestMigrateKilledLeavesOneCopy(t *testing.T) {
 		}
 		return false
 	})
-	migrate("http://" + p.addr)
-	p.wait()
 	<-killed
 	b.start()
 	settled("B killed while it started the chute", blob)

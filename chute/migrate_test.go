@@ -77,22 +77,30 @@ func landedOn(to *gateway) func(ctx context.Context, name, id string) (bool, err
 	}
 }
 
+// twoGateways is a source and a target, each with its own data directory,
+// the target's chutes under a cgroup parent named with suffix; both
+// removed when the test ends.
+func twoGateways(t *testing.T, suffix string) (a, b *gateway) {
+	a = newGateway(t, t.TempDir())
+	t.Cleanup(a.removeAll)
+	parentB := testCgroupParent + suffix
+	b = newGatewayWith(t, t.TempDir(), func(c *Config) { c.CgroupParent = parentB })
+	t.Cleanup(func() {
+		b.removeAll()
+		if g, err := cgroup.Load(parentB); err == nil {
+			g.Delete()
+		}
+	})
+	return a, b
+}
+
 // TestMigrateLeavesOneCopy: a stream altered on the way is refused by the
 // target, which keeps nothing of it (no chute, no staging, no mount, the
 // name and the room free again), and the source runs its chute again with
 // its /data; the same move unaltered leaves the chute on the target alone,
 // its /data the same.
 func TestMigrateLeavesOneCopy(t *testing.T) {
-	a := newGateway(t, t.TempDir())
-	defer a.removeAll()
-	parentB := testCgroupParent + "-b"
-	b := newGatewayWith(t, t.TempDir(), func(c *Config) { c.CgroupParent = parentB })
-	defer func() {
-		b.removeAll()
-		if g, err := cgroup.Load(parentB); err == nil {
-			g.Delete()
-		}
-	}()
+	a, b := twoGateways(t, "-b")
 	p := pkg(t, "name: mover\nversion: 1.0.0\ncommand: [/bin/sh, /mover.sh]\nstop_grace: 200ms\nresources: {disk: 8Mi}\n", map[string]string{"mover.sh": moverScript})
 	a.install(p)
 	eventually(t, 10*time.Second, "the payload", func() bool { return readData(a, "mover", "d/note") == "kept" })
@@ -205,16 +213,7 @@ func (s *stallCheck) Read(p []byte) (int, error) {
 func TestMigrateKeepsTheStreamMoving(t *testing.T) {
 	defer func(d time.Duration) { keepAliveEvery = d }(keepAliveEvery)
 	keepAliveEvery = 300 * time.Millisecond
-	a := newGateway(t, t.TempDir())
-	defer a.removeAll()
-	parentB := testCgroupParent + "-b2"
-	b := newGatewayWith(t, t.TempDir(), func(c *Config) { c.CgroupParent = parentB })
-	defer func() {
-		b.removeAll()
-		if g, err := cgroup.Load(parentB); err == nil {
-			g.Delete()
-		}
-	}()
+	a, b := twoGateways(t, "-b2")
 	a.install(pkg(t, "name: slow\nversion: 1.0.0\ncommand: [/bin/sleep, \"1000\"]\nstop_grace: 2s\n", nil))
 	var sc *stallCheck
 	c := a.wait(a.m.Migrate("slow", "operator", "gw-a", inProcess(t, b, func(r io.Reader) io.Reader {
@@ -343,16 +342,7 @@ func TestMigrateInterruptedLeavesOneCopy(t *testing.T) {
 // handover grace at once (30 s here); an ack with no migration waiting
 // is refused.
 func TestHandoverAckEndsGrace(t *testing.T) {
-	a := newGateway(t, t.TempDir())
-	defer a.removeAll()
-	parentB := testCgroupParent + "-b4"
-	b := newGatewayWith(t, t.TempDir(), func(c *Config) { c.CgroupParent = parentB })
-	defer func() {
-		b.removeAll()
-		if g, err := cgroup.Load(parentB); err == nil {
-			g.Delete()
-		}
-	}()
+	a, b := twoGateways(t, "-b4")
 	a.install(pkg(t, "name: ready\nversion: 1.0.0\ncommand: [/bin/sleep, \"1000\"]\nstop_grace: 30s\n", nil))
 	if err := a.m.AckHandover("ready"); !errors.Is(err, ErrNoHandover) || !errors.Is(err, ErrConflict) {
 		t.Errorf("an ack with no migration: %v", err)
