@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -371,5 +372,40 @@ func TestHandoverAckEndsGrace(t *testing.T) {
 	}
 	if !said {
 		t.Errorf("the steps do not say the chute was ready: %v", c.Steps)
+	}
+}
+
+// TestMigrateUnansweredTakenAsNotLanded: a restarted source whose target
+// does not answer whether it kept the chute runs it again once
+// ResolveFor has passed, not before.
+func TestMigrateUnansweredTakenAsNotLanded(t *testing.T) {
+	dirA := t.TempDir()
+	var asked atomic.Int32
+	cfg := func(c *Config) {
+		c.ResolveFor = 2 * time.Second
+		c.Reopen = func(json.RawMessage) (Destination, error) {
+			return Destination{URL: "gw-b", Landed: func(context.Context, string, string) (bool, error) {
+				asked.Add(1)
+				return false, errors.New("connection refused")
+			}}, nil
+		}
+	}
+	_, b := twoGateways(t, "-b5")
+	a := newGatewayWith(t, dirA, cfg)
+	t.Cleanup(func() { a.removeAll() })
+	a.install(pkg(t, "name: mover\nversion: 1.0.0\ncommand: [/bin/sh, /mover.sh]\nstop_grace: 200ms\nresources: {disk: 8Mi}\n", map[string]string{"mover.sh": moverScript}))
+	eventually(t, 10*time.Second, "the payload", func() bool { return readData(a, "mover", "d/note") == "kept" })
+	imported := make(chan struct{})
+	a.m.Migrate("mover", "operator", "gw-a", cutAfterImport(t, b, false, imported))
+	<-imported
+	a.shutdown()
+	start := time.Now()
+	a = newGatewayWith(t, dirA, cfg)
+	eventually(t, 15*time.Second, "A runs it again", func() bool {
+		in, err := a.m.Get("mover")
+		return err == nil && in.State == Running
+	})
+	if took := time.Since(start); took < 2*time.Second || asked.Load() < 2 {
+		t.Errorf("A ran it again after %s, having asked %d times", took, asked.Load())
 	}
 }
