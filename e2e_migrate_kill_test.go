@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -311,5 +312,69 @@ func (p *phaseProxy) wait() {
 	select {
 	case <-p.done:
 	case <-time.After(2 * time.Minute):
+	}
+}
+
+// TestHandoverAckOnRealDaemon: a chute told it moves (grace 60 s) says it
+// is ready on its socket with its token; the move goes on at once, the
+// steps say so; an ack when not told is a 409.
+func TestHandoverAckOnRealDaemon(t *testing.T) {
+	a, top := startRealDaemon(t, "ready")
+	b := &daemon{t: t, bin: a.bin, data: filepath.Join(t.TempDir(), "data"), url: "http://" + freePort(t), cgroupParent: e2eCgroupParent + "-hb"}
+	b.start()
+	t.Cleanup(func() {
+		b.cli("chute", "remove", "ready", "--yes")
+		b.cmd.Process.Signal(syscall.SIGTERM)
+		b.cmd.Wait()
+		dropCgroupParent(t, b.cgroupParent)
+	})
+	pkg, err := examples.Package("name: ready\nversion: 1.0.0\nstop_grace: 60s\n"+
+		"command: [/bin/sh, -c, \"cat /paradrop/token > /data/t; mv /data/t /data/token; trap 'exit 0' TERM; while true; do sleep 0.1; done\"]\n", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pkgFile := filepath.Join(top, "ready.tar.gz")
+	os.WriteFile(pkgFile, pkg, 0o644)
+	if _, errs, code := a.cli("chute", "install", pkgFile); code != 0 {
+		t.Fatalf("install: %s", errs)
+	}
+	var tok string
+	until(t, 10*time.Second, "the chute's token", func() bool {
+		b, _ := os.ReadFile(filepath.Join(a.data, "chutes", "ready", "data", "token"))
+		tok = strings.TrimSpace(string(b))
+		return tok != ""
+	})
+	sock := chuteSocket(a, "ready")
+	ack := func() (int, []byte) {
+		return call(t, sock, a.url+"/api/v1/self/migrate/ack", tok, "POST", "")
+	}
+	if code, body := ack(); code != http.StatusConflict {
+		t.Errorf("an ack when not told: %d %s", code, body)
+	}
+	opB, err := os.ReadFile(filepath.Join(b.data, "operator.token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	told := filepath.Join(a.data, "chutes", "ready", "policy", "migrate.json")
+	go func() {
+		for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			if _, err := os.Stat(told); err == nil {
+				if code, body := ack(); code != http.StatusOK {
+					t.Errorf("the ack: %d %s", code, body)
+				}
+				return
+			}
+		}
+	}()
+	start := time.Now()
+	out, errs, code := a.cli("chute", "migrate", "ready", "--to", b.url, "--to-token", strings.TrimSpace(string(opB)))
+	if code != 0 || !strings.Contains(out, "ready said it is ready after") {
+		t.Fatalf("migrate: exit %d %s%s", code, out, errs)
+	}
+	if took := time.Since(start); took > 30*time.Second {
+		t.Errorf("the move took %s: the 60 s grace did not end at the ack", took)
+	}
+	if in := b.info("ready"); in["state"] != "running" {
+		t.Errorf("on B: %v", in)
 	}
 }
