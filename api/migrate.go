@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -85,13 +86,26 @@ func (s *server) importChute(w http.ResponseWriter, r *http.Request) {
 		// hears this one does not run here. The removal waits for the
 		// install on the chute's queue.
 		s.cfg.Logf("import of %s: %v; removing it", c.Chute, err)
-		if _, rerr := s.cfg.Chutes.Remove(c.Chute, false, identityOf(r).actor()); rerr != nil {
-			s.cfg.Logf("import of %s: removing it: %v", c.Chute, rerr)
-		}
+		s.dropImport(c.Chute, identityOf(r).actor())
 		writeError(w, http.StatusConflict, err.Error())
 		return
 	}
 	writeJSON(w, http.StatusOK, done)
+}
+
+// dropImport removes the chute name this gateway did not keep, and waits
+// (a while) until it is gone: the source, told no, starts its copy again
+// at once.
+func (s *server) dropImport(name string, actor chute.Actor) {
+	c, err := s.cfg.Chutes.Remove(name, false, actor)
+	if err == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), migrate.DropWait)
+		defer cancel()
+		_, err = s.cfg.Chutes.WaitChange(ctx, c.ID)
+	}
+	if err != nil {
+		s.cfg.Logf("import of %s: removing it: %v", name, err)
+	}
 }
 
 // keepImport confirms the chute name, installed here by the migration

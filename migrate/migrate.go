@@ -60,6 +60,10 @@ const maxAnswer = 512
 // Timeout bounds a whole migration's transfer and the target's install.
 const Timeout = 10 * time.Minute
 
+// DropWait bounds how long a target that will not keep a chute waits for
+// its removal before it answers the source, which then starts its copy.
+const DropWait = 30 * time.Second
+
 // Reopen is the Destination of a target the chute manager saved
 // (Destination.Saved), for a migration a restart interrupted.
 func Reopen(saved json.RawMessage) (chute.Destination, error) {
