@@ -27,18 +27,7 @@ import (
 // its /data whole and its count going on.
 func TestMigrateKilledLeavesOneCopy(t *testing.T) {
 	a, _ := startRealDaemon(t, "mig")
-	b := &daemon{t: t, bin: a.bin, data: filepath.Join(t.TempDir(), "data"), url: "http://" + freePort(t), cgroupParent: e2eCgroupParent + "-kb"}
-	b.start()
-	t.Cleanup(func() {
-		b.cli("chute", "remove", "mig", "--yes")
-		b.cmd.Process.Signal(syscall.SIGTERM)
-		b.cmd.Wait()
-		staged, _ := filepath.Glob(filepath.Join(b.data, "staging", "*.data"))
-		for _, m := range staged {
-			syscall.Unmount(m, 0)
-		}
-		dropCgroupParent(t, b.cgroupParent)
-	})
+	b := startTarget(t, a, "-kb", "mig")
 	tokenRE := regexp.MustCompile(`(?m)^pdd_[0-9a-f]{64}$`)
 	key := signaturetest.NewKey(t)
 	add := func(d *daemon) string {
@@ -222,6 +211,28 @@ func TestMigrateKilledLeavesOneCopy(t *testing.T) {
 	settled("B killed while it started the chute", blob)
 }
 
+// startTarget starts a second daemon beside a, its cgroup parent named
+// with suffix; at the test's end it removes the named chutes, stops (the
+// daemon running then, if the test restarted it) and unmounts what an
+// import it was killed in left mounted.
+func startTarget(t *testing.T, a *daemon, suffix string, chutes ...string) *daemon {
+	b := &daemon{t: t, bin: a.bin, data: filepath.Join(t.TempDir(), "data"), url: "http://" + freePort(t), cgroupParent: e2eCgroupParent + suffix}
+	b.start()
+	t.Cleanup(func() {
+		for _, c := range chutes {
+			b.cli("chute", "remove", c, "--yes")
+		}
+		b.cmd.Process.Signal(syscall.SIGTERM)
+		b.cmd.Wait()
+		staged, _ := filepath.Glob(filepath.Join(b.data, "staging", "*.data"))
+		for _, m := range staged {
+			syscall.Unmount(m, 0)
+		}
+		dropCgroupParent(t, b.cgroupParent)
+	})
+	return b
+}
+
 func until(t *testing.T, d time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(d)
@@ -320,14 +331,7 @@ func (p *phaseProxy) wait() {
 // steps say so; an ack when not told is a 409.
 func TestHandoverAckOnRealDaemon(t *testing.T) {
 	a, top := startRealDaemon(t, "ready")
-	b := &daemon{t: t, bin: a.bin, data: filepath.Join(t.TempDir(), "data"), url: "http://" + freePort(t), cgroupParent: e2eCgroupParent + "-hb"}
-	b.start()
-	t.Cleanup(func() {
-		b.cli("chute", "remove", "ready", "--yes")
-		b.cmd.Process.Signal(syscall.SIGTERM)
-		b.cmd.Wait()
-		dropCgroupParent(t, b.cgroupParent)
-	})
+	b := startTarget(t, a, "-hb", "ready")
 	pkg, err := examples.Package("name: ready\nversion: 1.0.0\nstop_grace: 60s\n"+
 		"command: [/bin/sh, -c, \"cat /paradrop/token > /data/t; mv /data/t /data/token; trap 'exit 0' TERM; while true; do sleep 0.1; done\"]\n", nil)
 	if err != nil {

@@ -10,7 +10,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -45,18 +44,7 @@ done
 // chute running on A with its /data as it was.
 func TestMigrateBetweenGateways(t *testing.T) {
 	a, _ := startRealDaemon(t, "mig")
-	b := &daemon{t: t, bin: a.bin, data: filepath.Join(t.TempDir(), "data"), url: "http://" + freePort(t), cgroupParent: e2eCgroupParent + "-b"}
-	b.start()
-	t.Cleanup(func() {
-		// An import B was killed in may have left its /data mounted.
-		staged, _ := filepath.Glob(filepath.Join(b.data, "staging", "*.data"))
-		for _, m := range staged {
-			syscall.Unmount(m, 0)
-		}
-		b.cli("chute", "remove", "mig", "--yes")
-		b.cmd.Process.Signal(syscall.SIGTERM)
-		b.cmd.Wait()
-	})
+	b := startTarget(t, a, "-b", "mig")
 	tokenRE := regexp.MustCompile(`(?m)^pdd_[0-9a-f]{64}$`)
 	add := func(d *daemon, args ...string) string {
 		out, errs, code := d.cli(append([]string{"developer", "add"}, args...)...)
