@@ -352,6 +352,17 @@ func FuzzReader(f *testing.F) {
 	w.Data(context.Background(), root, uint32(os.Getuid()), false)
 	w.Close("c", "1")
 	f.Add(buf.Bytes())
+	// The package held, /data in rounds.
+	buf.Reset()
+	w = NewWriter(&buf)
+	w.Held(PackageHeld{SHA256: "ab"})
+	snap, _, _ := w.Data(context.Background(), root, uint32(os.Getuid()), true)
+	os.WriteFile(filepath.Join(root, "f"), []byte("more data"), 0o600)
+	snap, _, _ = w.Delta(context.Background(), root, uint32(os.Getuid()), snap, true)
+	os.Remove(filepath.Join(root, "f"))
+	w.Delta(context.Background(), root, uint32(os.Getuid()), snap, false)
+	w.Close("c", "1")
+	f.Add(buf.Bytes())
 	f.Fuzz(func(t *testing.T, b []byte) {
 		r := NewReader(bytes.NewReader(b), Limits{Package: 1 << 10, Data: 1 << 10, Files: 10})
 		for i := 0; i < 100; i++ {
