@@ -21,7 +21,8 @@ import (
 // owner's own migrations may name it: a developer learns nothing of what
 // another's chutes were.
 
-// maxHeld is how many packages a gateway holds, the most recent.
+// maxHeld is how many packages a gateway holds, the most recent, and
+// no more than the upload limit's bytes in all.
 const maxHeld = 8
 
 // heldPath is where the package of sum (hex SHA-256) owner's chute left is
@@ -82,18 +83,24 @@ func (m *Manager) holdPackage(owner Owner, sum, path string) error {
 	now := time.Now()
 	os.Chtimes(dst, now, now)
 	all, _ := filepath.Glob(filepath.Join(m.paths.root, "held", "*", "*"))
-	if len(all) <= maxHeld {
-		return nil
-	}
-	mtime := map[string]time.Time{}
+	infos := map[string]os.FileInfo{}
 	for _, p := range all {
 		if fi, err := os.Stat(p); err == nil {
-			mtime[p] = fi.ModTime()
+			infos[p] = fi
 		}
 	}
-	sort.Slice(all, func(i, j int) bool { return mtime[all[i]].After(mtime[all[j]]) })
-	for _, p := range all[maxHeld:] {
-		os.Remove(p)
+	sort.Slice(all, func(i, j int) bool {
+		a, b := infos[all[i]], infos[all[j]]
+		return a != nil && (b == nil || a.ModTime().After(b.ModTime()))
+	})
+	var total int64
+	for i, p := range all {
+		if fi := infos[p]; fi != nil {
+			total += fi.Size()
+		}
+		if i >= maxHeld || total > m.cfg.MaxUpload {
+			os.Remove(p)
+		}
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -11,7 +12,7 @@ import (
 // Held packages are each owner's own, the most recent maxHeld of them,
 // and go with their developer.
 func TestHeldPackages(t *testing.T) {
-	g := newGateway(t, t.TempDir())
+	g := newGatewayWith(t, t.TempDir(), func(c *Config) { c.MaxUpload = 1 << 10 })
 	defer g.removeAll()
 	hold := func(owner Owner, content string) string {
 		f := filepath.Join(t.TempDir(), "pkg")
@@ -45,5 +46,10 @@ func TestHeldPackages(t *testing.T) {
 	}
 	if g.m.HoldsPackage("beta", beta) || !g.m.HoldsPackage("", sums[0]) || !g.m.HoldsPackage("", sums[maxHeld-1]) {
 		t.Errorf("beyond %d: the oldest still held %v", maxHeld, g.m.HoldsPackage("beta", beta))
+	}
+	// Beyond the upload limit's bytes, all told, the oldest go too.
+	big := hold("", strings.Repeat("x", int(g.m.cfg.MaxUpload)))
+	if !g.m.HoldsPackage("", big) || g.m.HoldsPackage("", sums[maxHeld-1]) {
+		t.Errorf("beyond %d bytes: the newest held %v, the one before %v", g.m.cfg.MaxUpload, g.m.HoldsPackage("", big), g.m.HoldsPackage("", sums[maxHeld-1]))
 	}
 }
