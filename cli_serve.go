@@ -21,6 +21,7 @@ import (
 	"paradrop/chute"
 	"paradrop/chute/archive"
 	"paradrop/chute/manifest"
+	"paradrop/migrate"
 	"paradrop/sdn"
 	"paradrop/store"
 	"paradrop/tenant"
@@ -190,7 +191,7 @@ func serve(ctx context.Context, opts serveOptions) error {
 		DataDir: opts.dataDir, DB: db, Executable: exe, MaxUpload: opts.maxUpload, Logf: opts.logf,
 		CgroupParent: opts.cgroups, MemoryOvercommit: opts.overcommit, Unpack: archive.NewSpace(opts.dataDir, opts.maxUnpacked),
 		GatewayPorts: ownPorts(opts.gatewayPorts, listenerAddrs(lns), ""), Allow: opts.allow,
-		Quota: developerQuota(tenants),
+		Quota: developerQuota(tenants), Reopen: migrate.Reopen,
 	}
 	apiCfg := api.Config{
 		DB: db, Version: buildVersion(), Started: time.Now(),

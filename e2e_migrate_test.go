@@ -10,7 +10,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -45,18 +44,7 @@ done
 // chute running on A with its /data as it was.
 func TestMigrateBetweenGateways(t *testing.T) {
 	a, _ := startRealDaemon(t, "mig")
-	b := &daemon{t: t, bin: a.bin, data: filepath.Join(t.TempDir(), "data"), url: "http://" + freePort(t), cgroupParent: e2eCgroupParent + "-b"}
-	b.start()
-	t.Cleanup(func() {
-		// An import B was killed in may have left its /data mounted.
-		staged, _ := filepath.Glob(filepath.Join(b.data, "staging", "*.data"))
-		for _, m := range staged {
-			syscall.Unmount(m, 0)
-		}
-		b.cli("chute", "remove", "mig", "--yes")
-		b.cmd.Process.Signal(syscall.SIGTERM)
-		b.cmd.Wait()
-	})
+	b := startTarget(t, a, "-b", "mig")
 	tokenRE := regexp.MustCompile(`(?m)^pdd_[0-9a-f]{64}$`)
 	add := func(d *daemon, args ...string) string {
 		out, errs, code := d.cli(append([]string{"developer", "add"}, args...)...)
@@ -203,6 +191,19 @@ func TestMigrateBetweenGateways(t *testing.T) {
 		t.Errorf("handed over %d; B's logs:\n%s", handed, logs)
 	}
 	waitCount(b, handed+3)
+
+	// Back to A, which holds the package the chute left there: only its
+	// /data moves.
+	out, errs, code = as(b, acmeB, "chute", "migrate", "mig", "--to", a.url, "--to-token", acmeA)
+	if code != 0 || !strings.Contains(out, "the target holds the package") || strings.Contains(out, "sent the package") {
+		t.Fatalf("migrate back: exit %d %s%s", code, out, errs)
+	}
+	if in := a.info("mig"); in["state"] != "running" {
+		t.Fatalf("back on A: %v", in)
+	}
+	if got := sum(a); got != blob {
+		t.Errorf("back on A, /data/blob is %s, was %s", got, blob)
+	}
 }
 
 // killingProxy forwards one connection to b and kills b once more than

@@ -8,7 +8,7 @@
 // changes and info show only its own. The operator's routes (developers,
 // password, flows of the gateway, gateway usage, metrics) answer it 403.
 // A running chute, with the token of its current run (self.go), may only
-// GET /api/v1/self and acknowledge a policy request: 403 elsewhere, 404 on a route naming another chute;
+// GET /api/v1/self and acknowledge a policy request or its handover: 403 elsewhere, 404 on a route naming another chute;
 // ForChute serves its own socket, /paradrop/api.sock, to that token alone;
 // ForChuteNetwork serves the chutes' listener on their network to chute
 // tokens alone, each from its own chute's address.
@@ -42,6 +42,7 @@
 //	                                          admitted, 200 and the install change once the chute runs here
 //	GET    /api/v1/self                       a chute's own info, resources, policy request, usage; its token only
 //	POST   /api/v1/self/policy/ack            [{"deadline"}]: the chute complies with the request waiting (409 if none); its token only
+//	POST   /api/v1/self/migrate/ack           the chute told it moves has saved what it wants kept: its grace ends (409 if not told); its token only
 //	GET    /api/v1/changes                    {"changes":[...]}
 //	GET    /api/v1/changes/ID
 //	POST   /api/v1/login                      {"password"} -> {"token","expires"}; no token needed
@@ -113,13 +114,21 @@ type Chutes interface {
 	// comply; AckPolicy is the chute's word that it does (chute/ack.go).
 	PendingPolicy(name string) (chute.PolicyRequest, bool)
 	AckPolicy(name string, deadline time.Time) (chute.PolicyRequest, error)
+	// AckHandover is the word of a chute told it moves that it is
+	// ready: its grace ends (chute/migrate.go).
+	AckHandover(name string) error
 	// DropKept deletes the data kept by the removed chutes of a developer
 	// being deleted, returning their names.
 	DropKept(owner chute.Owner) ([]string, error)
-	// Migrate moves a chute to another gateway through send; Import
-	// installs one moved here (chute/migrate.go).
-	Migrate(name string, actor chute.Actor, from, to string, send chute.Sender) (chute.Change, error)
+	// Migrate moves a chute to another gateway; Import installs one
+	// moved here, kept for good once ConfirmImport has been told (just
+	// before the source is) (chute/migrate.go, chute/migrate_phase.go).
+	Migrate(name string, actor chute.Actor, from string, to chute.Destination) (chute.Change, error)
 	Import(ctx context.Context, stream io.Reader, o chute.Origin, admitted func()) (chute.Change, error)
+	ConfirmImport(name, id string) error
+	// HoldsPackage is whether a chute of owner that left holds the
+	// package of that SHA-256 here (chute/held.go).
+	HoldsPackage(owner chute.Owner, sum string) bool
 }
 
 var _ Chutes = (*chute.Manager)(nil)
@@ -189,6 +198,7 @@ func New(cfg Config) http.Handler {
 	s.handle("POST "+migrate.ImportPath, scopeAny, s.importChute)
 	s.handle("GET /api/v1/self", scopeSelf, s.self)
 	s.handle("POST /api/v1/self/policy/ack", scopeSelf, s.ackPolicy)
+	s.handle("POST /api/v1/self/migrate/ack", scopeSelf, s.ackHandover)
 	s.handle("GET /api/v1/changes", scopeAny, s.listChanges)
 	s.handle("GET /api/v1/changes/{id}", scopeAny, s.getChange)
 	s.routeLogin()

@@ -141,6 +141,27 @@ func (s *server) ackPolicy(w http.ResponseWriter, r *http.Request) {
 	}{req})
 }
 
+// ackHandover is a chute's word, while it is told it moves, that it has
+// saved what it wants kept: its grace ends at once. 409 when it is not
+// being told.
+func (s *server) ackHandover(w http.ResponseWriter, r *http.Request) {
+	if _, err := parseQuery(r.URL.RawQuery); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if _, err := io.Copy(io.Discard, http.MaxBytesReader(nil, r.Body, maxAckBody)); err != nil {
+		badBody(w, fmt.Errorf("ack: %w", err))
+		return
+	}
+	if err := s.cfg.Chutes.AckHandover(identityOf(r).chute); err != nil {
+		fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, struct {
+		Acknowledged bool `json:"acknowledged"`
+	}{true})
+}
+
 // chuteReach refuses a chute's request for any route but its own info: 403,
 // and 404 for a route naming another chute, which it may not learn exists
 // (ownChute answers those). Other identities pass.
@@ -156,7 +177,7 @@ func chuteReach(id identity, sc scope) (ok bool, code int, msg string) {
 
 // chuteOnlySelf is why a chute is refused a route.
 func chuteOnlySelf(name string) string {
-	return fmt.Sprintf("chute %s may only GET /api/v1/self and POST /api/v1/self/policy/ack", name)
+	return fmt.Sprintf("chute %s may only GET /api/v1/self and POST /api/v1/self/policy/ack or /api/v1/self/migrate/ack", name)
 }
 
 // ForChute serves h to the running chute name alone, as on its own socket:

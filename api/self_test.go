@@ -71,6 +71,28 @@ func TestSelfHidesHost(t *testing.T) {
 	}
 }
 
+// A chute told it moves says it is ready once: a second ack, or one when
+// it is not told, is a 409 with a JSON error; nobody but the chute may.
+func TestSelfHandoverAck(t *testing.T) {
+	ts := newTenants(t)
+	ack := func(token string) (int, []byte) {
+		t.Helper()
+		return ts.doToken(t, token, "POST", "/api/v1/self/migrate/ack", "")
+	}
+	ts.fake.SetHandover("aa")
+	for who, tok := range map[string]string{"the operator": ts.token, "a developer": ts.alpha} {
+		if code, body := ack(tok); code != http.StatusForbidden {
+			t.Errorf("%s acks: %d %s, want 403", who, code, body)
+		}
+	}
+	if code, body := ack(ts.chute); code != http.StatusOK || !strings.Contains(string(body), `"acknowledged": true`) {
+		t.Errorf("the ack: %d %s", code, body)
+	}
+	if code, body := ack(ts.chute); code != http.StatusConflict || !strings.Contains(string(body), `"error"`) {
+		t.Errorf("a second ack: %d %s", code, body)
+	}
+}
+
 // The ack: the request waiting, by its deadline or none named; a stale
 // deadline, a second ack, a bad body are refused with a JSON error, and
 // nobody but a chute may ack.

@@ -78,6 +78,7 @@ func newTenants(t *testing.T) *tenants {
 	ts.chute = "chute-aa-token"
 	fake.SetToken("aa", ts.chute)
 	fake.SetPendingPolicy("aa", chute.PolicyRequest{Deadline: time.Now().Add(time.Minute)})
+	fake.SetHandover("aa")
 	fake.SetToken("bb", "chute-bb-token")
 	var made newToken
 	if code, b := ts.do(t, "POST", "/api/v1/developers/alpha/tokens", ""); code != http.StatusCreated || json.Unmarshal(b, &made) != nil {
@@ -133,6 +134,7 @@ var routes = []struct {
 	{"POST /api/v1/chutes", everyone, "POST", "/api/v1/chutes", "new 1.0\n"},
 	{"GET /api/v1/self", selfOnly, "GET", "/api/v1/self", ""},
 	{"POST /api/v1/self/policy/ack", selfOnly, "POST", "/api/v1/self/policy/ack", ""},
+	{"POST /api/v1/self/migrate/ack", selfOnly, "POST", "/api/v1/self/migrate/ack", ""},
 	{"GET /api/v1/changes", everyone, "GET", "/api/v1/changes", ""},
 	{"GET /api/v1/changes/{id}", changeOwner, "GET", "/api/v1/changes/CHANGE", ""},
 	{"GET /api/v1/chutes/{name}", chuteOwner, "GET", "/api/v1/chutes/CHUTE", ""},

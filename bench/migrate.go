@@ -63,6 +63,44 @@ while true; do i=$((i+1)); echo $i > /data/beat; sleep 0.01; done
 type moveResult struct {
 	downtime, total sample
 	bytes           int64 // of the last run
+	after           afterStop
+}
+
+// afterStop is how the time from the chute's stop on A to the answer that
+// it runs on B went, phase by phase, from the steps of A's migration and
+// of B's install (one clock: one machine).
+type afterStop struct {
+	stop, delta, install, start, answer sample
+}
+
+// stepAt is the time of the first step of c that begins with prefix.
+func stepAt(c chute.Change, prefix string) (time.Time, bool) {
+	for _, s := range c.Steps {
+		if strings.HasPrefix(s.Message, prefix) {
+			return s.Time, true
+		}
+	}
+	return time.Time{}, false
+}
+
+// measure adds the phases of one move: mig is A's migration, inst B's
+// install of the chute.
+func (a *afterStop) measure(mig, inst chute.Change) error {
+	var t [6]time.Time
+	for i, at := range []struct {
+		c      chute.Change
+		prefix string
+	}{{mig, "stopping chute mover"}, {mig, "stopped mover in"}, {mig, "sent what changed in /data since:"},
+		{inst, "installed mover"}, {inst, "chute mover running, pid"}, {mig, "running on "}} {
+		var ok bool
+		if t[i], ok = stepAt(at.c, at.prefix); !ok {
+			return fmt.Errorf("no step %q in change %d", at.prefix, at.c.ID)
+		}
+	}
+	for i, s := range []*sample{&a.stop, &a.delta, &a.install, &a.start, &a.answer} {
+		*s = append(*s, t[i+1].Sub(t[i]))
+	}
+	return nil
 }
 
 func runMigrate(ctx context.Context, o options) (string, error) {
@@ -98,6 +136,7 @@ func runMigrate(ctx context.Context, o options) (string, error) {
 	}()
 	dirs := map[*daemon]string{a: filepath.Join(tmp, "a", "data"), b: filepath.Join(tmp, "b", "data")}
 	tab := newTable("/data", "contender", "n", "downtime median", "downtime max", "total median", "bytes moved", "vs /data")
+	phases := newTable("/data", "stop", "last delta sent", "install on B", "start on B", "B's answer to A")
 	var summary []string
 	results := map[int][2]moveResult{}
 	for _, mib := range []int{1, 16, 64} {
@@ -123,10 +162,13 @@ func runMigrate(ctx context.Context, o options) (string, error) {
 				ms(r.m.total.median()), fmt.Sprintf("%.1f MiB", float64(r.m.bytes)/(1<<20)), fmt.Sprintf("%.2f×", float64(r.m.bytes)/float64(size)))
 		}
 		results[mib] = [2]moveResult{ours, peer}
+		af := ours.after
+		phases.add(fmt.Sprintf("%d MiB", mib), ms(af.stop.median()), ms(af.delta.median()), ms(af.install.median()), ms(af.start.median()), ms(af.answer.median()))
 		summary = append(summary, fmt.Sprintf("%d MiB: downtime %s vs %s by hand (%.2f×), %.2f× /data moved",
 			mib, ms(ours.downtime.median()), ms(peer.downtime.median()), ratio(ours.downtime, peer.downtime), float64(ours.bytes)/float64(size)))
 	}
 	tab.print(os.Stdout)
+	phases.print(os.Stdout)
 	met := func(ok bool) string {
 		if ok {
 			return "met"
@@ -140,8 +182,8 @@ func runMigrate(ctx context.Context, o options) (string, error) {
 		met(float64(r16[0].bytes) <= 1.2*float64(16<<20) && float64(r64[0].bytes) <= 1.2*float64(64<<20)),
 		float64(r16[0].bytes)/float64(16<<20), float64(r64[0].bytes)/float64(64<<20))
 	summary = append(summary, goals)
-	body := fmt.Sprintf("Moving a chute between two gateways on this machine (loopback, `--network=false`; %d files in /data, one of them — 10%% — rewritten by the chute when told it moves; %d moves each): %s. Downtime is from the chute's last heartbeat on A to its first on B, both polled every 10 ms in /data; total is the call (ours) or stop + copy + start (by hand); bytes are what crossed: the package, /data and what changed after the stop (ours), the tar stream (by hand). The handover grace (1 s) is not downtime: the chute runs through it.\n\n%s",
-		migrateFiles, migrateRuns, strings.Join(summary[:len(summary)-1], "; ")+". "+summary[len(summary)-1], tab.markdown())
+	body := fmt.Sprintf("Moving a chute between two gateways on this machine (loopback, `--network=false`; %d files in /data, one of them — 10%% — rewritten by the chute when told it moves; %d moves each): %s. Downtime is from the chute's last heartbeat on A to its first on B, both polled every 10 ms in /data; total is the call (ours) or stop + copy + start (by hand); bytes are what crossed: the package, /data, what changed while the chute was told (sent before the stop) and after the stop (ours), the tar stream (by hand). The handover grace (1 s) is not downtime: the chute runs through it.\n\n%s\nOurs after the stop, medians, from the steps of A's migration and B's install: A stopping the chute, the last delta sent, B installing it (the stream's end checked, its record, /data put in place), B starting it, B's answer reaching A (after the chute runs: not downtime).\n\n%s",
+		migrateFiles, migrateRuns, strings.Join(summary[:len(summary)-1], "; ")+". "+summary[len(summary)-1], tab.markdown(), phases.markdown())
 	return body, nil
 }
 
@@ -274,6 +316,21 @@ func moveOurs(ctx context.Context, a, b *daemon, dirs map[*daemon]string, pkg []
 		}
 	}
 	r.downtime, r.total, r.bytes = append(r.downtime, down), append(r.total, total), moved
+	var changes struct {
+		Changes []chute.Change `json:"changes"`
+	}
+	if _, err := b.call(ctx, "GET", "/changes", nil, &changes); err != nil {
+		return err
+	}
+	var inst chute.Change
+	for _, ch := range changes.Changes {
+		if ch.Chute == "mover" && ch.Action == "install" && ch.ID > inst.ID {
+			inst = ch
+		}
+	}
+	if err := r.after.measure(c, inst); err != nil {
+		return err
+	}
 	return b.change(ctx, "DELETE", "/chutes/mover", nil)
 }
 

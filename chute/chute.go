@@ -32,6 +32,9 @@ var (
 	ErrInvalid  = errors.New("invalid request")
 	ErrTooLarge = errors.New("package too large")
 	ErrConflict = errors.New("conflict")
+	// ErrRefused is a migration's target that answered no: it keeps
+	// nothing of the chute.
+	ErrRefused = errors.New("refused")
 	// ErrNameTaken is an ErrExists: the name is another's chute, of which
 	// nothing more is told.
 	ErrNameTaken error = &kindError{msg: "not available: another chute has it", kind: ErrExists}
@@ -94,6 +97,11 @@ type Info struct {
 	// Traffic is what the switch counted for the chute, in its flows'
 	// statistics; only Get asks the switch for it.
 	Traffic *sdn.Counters `json:"traffic,omitempty"`
+	// Migration is the migration that brought the chute here; while
+	// Unconfirmed, its source has not been told it runs here, and the
+	// chute goes if the source leaves (migrate_phase.go).
+	Migration   string `json:"migration,omitempty"`
+	Unconfirmed bool   `json:"unconfirmed,omitempty"`
 }
 
 // ChangeState is where a change is.

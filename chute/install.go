@@ -262,7 +262,7 @@ func (m *Manager) install(ctx context.Context, p *progress, s *staged, owner Own
 	rec := record{Name: name, Owner: owner, Version: man.Version, Dir: dir, Manifest: man, Desired: Running, State: Stopped, Slot: slot, IP: ip, MAC: mac, SignedBy: s.signedBy,
 		Installed: time.Now().UTC()}
 	if in != nil {
-		rec.MigratedFrom = in.from
+		rec.MigratedFrom, rec.Migration, rec.Unconfirmed = in.from, in.id, in.id != ""
 	}
 	// The record is the commit point: a crash before it leaves only a
 	// directory that start-up removes; after it, a whole chute.

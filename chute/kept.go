@@ -162,6 +162,11 @@ func (m *Manager) DropKept(owner Owner) ([]string, error) {
 	sort.Strings(names)
 	var dropped []string
 	var errs []error
+	// The packages its chutes left: a developer of the name added later
+	// must not name them.
+	if err := os.RemoveAll(m.paths.heldDir(owner)); err != nil {
+		errs = append(errs, fmt.Errorf("drop held packages: %w", err))
+	}
 	for _, n := range names {
 		// The image first: a slot file left without its image is dropped
 		// by the next start (loadKept).

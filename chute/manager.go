@@ -2,6 +2,7 @@ package chute
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -67,6 +68,14 @@ type Config struct {
 	// NetworkAPI is where chutes reach the API over the chute network;
 	// nil: only on their socket.
 	NetworkAPI *NetworkAPI
+	// Reopen turns a migration's saved Destination back into one, for a
+	// restart to ask the target how a migration it interrupted ended;
+	// nil: such a migration is taken as not landed.
+	Reopen func(saved json.RawMessage) (Destination, error)
+	// ResolveFor is how long a restarted source asks an unreachable
+	// target before it takes the migration as not landed and starts the
+	// chute here again; 0 is 10 minutes.
+	ResolveFor time.Duration
 }
 
 // record is a chute as persisted in the store.
@@ -93,6 +102,13 @@ type record struct {
 	// MigratedFrom is the gateway the chute was migrated from, given to
 	// it in $PARADROP_MIGRATED_FROM (migrate.go).
 	MigratedFrom string `json:"migrated_from,omitempty"`
+	// Migration and Unconfirmed: the migration that brought the chute,
+	// and whether its source has yet to be told it runs here.
+	Migration   string `json:"migration,omitempty"`
+	Unconfirmed bool   `json:"unconfirmed,omitempty"`
+	// Outbound is the migration of the chute away from here under way
+	// (migrate_phase.go).
+	Outbound *outbound `json:"outbound,omitempty"`
 }
 
 // entry is a chute as the manager holds it in memory.
@@ -131,6 +147,9 @@ type Manager struct {
 	sockets map[string]io.Closer
 	// The resources changes waiting for their chute to comply (ack.go).
 	asks map[string]*policyAsk
+	// The chutes being told they move, until they say they are ready
+	// (migrate.go).
+	handovers map[string]chan struct{}
 
 	admitMu sync.Mutex // one admission at a time
 
@@ -150,6 +169,9 @@ func NewManager(cfg Config) (*Manager, error) {
 	}
 	if cfg.MaxUpload == 0 {
 		cfg.MaxUpload = 256 << 20
+	}
+	if cfg.ResolveFor == 0 {
+		cfg.ResolveFor = 10 * time.Minute
 	}
 	if cfg.Logf == nil {
 		cfg.Logf = log.Printf
@@ -174,6 +196,7 @@ func NewManager(cfg Config) (*Manager, error) {
 		tokens:     map[string]string{},
 		sockets:    map[string]io.Closer{},
 		asks:       map[string]*policyAsk{},
+		handovers:  map[string]chan struct{}{},
 		heldSlots:  map[int]bool{},
 	}
 	m.changeCond = sync.NewCond(&m.mu)
@@ -267,6 +290,7 @@ func (e *entry) info() Info {
 		Name: e.rec.Name, Owner: e.rec.Owner, Version: e.rec.Version, State: e.rec.State, Desired: e.rec.Desired,
 		Restarts: e.rec.Restarts, LastExit: e.rec.LastExit, Error: e.rec.Error, Manifest: e.rec.Manifest,
 		IP: e.rec.IP, MAC: e.rec.MAC, SignedBy: e.rec.SignedBy,
+		Migration: e.rec.Migration, Unconfirmed: e.rec.Unconfirmed,
 	}
 	if !e.rec.Installed.IsZero() {
 		t := e.rec.Installed

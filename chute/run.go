@@ -321,16 +321,18 @@ func (m *Manager) recover(ctx context.Context, p *progress, name string) error {
 	if err != nil {
 		return err
 	}
+	if e.rec.Unconfirmed {
+		return m.recoverUnconfirmed(ctx, p, name)
+	}
+	if o := e.rec.Outbound; o != nil {
+		if gone, err := m.recoverOutbound(ctx, p, name, *o); gone || err != nil {
+			return err
+		}
+	}
 	if e.rec.Pending != "" {
 		// A crash during an update: the old version is the committed one.
 		p.step("chute %s: rolling back an update interrupted by a daemon restart", name)
-		if sb, err := sandbox.Attach(ctx, m.paths.run(name)); err == nil {
-			sb.Stop(ctx, time.Duration(e.rec.Manifest.StopGrace))
-		}
-		if g, err := cgroup.Load(m.paths.cgroup(name)); err == nil {
-			g.Kill()
-		}
-		sandbox.Cleanup(m.paths.run(name))
+		m.killLeft(ctx, name)
 		os.RemoveAll(m.paths.version(name, e.rec.Pending))
 		m.save(name, func(r *record) { r.Pending = "" })
 	} else if sb, err := sandbox.Attach(ctx, m.paths.run(name)); err == nil {
@@ -365,6 +367,21 @@ func (m *Manager) recover(ctx context.Context, p *progress, name string) error {
 	}
 	p.step("chute %s: starting (desired state running)", name)
 	return m.startChute(ctx, p, name, e.rec.Dir, e.rec.Manifest)
+}
+
+// killLeft stops the sandbox of name a previous daemon left running.
+func (m *Manager) killLeft(ctx context.Context, name string) {
+	e, err := m.entry(name)
+	if err != nil {
+		return
+	}
+	if sb, err := sandbox.Attach(ctx, m.paths.run(name)); err == nil {
+		sb.Stop(ctx, time.Duration(e.rec.Manifest.StopGrace))
+	}
+	if g, err := cgroup.Load(m.paths.cgroup(name)); err == nil {
+		g.Kill()
+	}
+	sandbox.Cleanup(m.paths.run(name))
 }
 
 // removeLeftovers deletes what no record owns: directories, cgroups and

@@ -46,6 +46,8 @@ type Fake struct {
 	requests map[string]chute.ResourceRequest // the last policy request per chute
 	pending  map[string]chute.PolicyRequest   // waiting for their chute's ack
 	acks     map[string]int                   // acks taken, per chute
+	// handovers are the chutes told they move, until they ack.
+	handovers map[string]bool
 }
 
 type change struct {
@@ -479,9 +481,15 @@ func (f *Fake) Logs(ctx context.Context, name string, actor chute.Actor, tail in
 }
 
 // Migrate queues a migration that removes the chute; nothing is sent.
-func (f *Fake) Migrate(name string, actor chute.Actor, from, to string, send chute.Sender) (chute.Change, error) {
+func (f *Fake) Migrate(name string, actor chute.Actor, from string, to chute.Destination) (chute.Change, error) {
 	return f.simple(name, actor, "migrate")
 }
+
+// HoldsPackage holds none.
+func (f *Fake) HoldsPackage(chute.Owner, string) bool { return false }
+
+// ConfirmImport confirms nothing: a fake import is kept at once.
+func (f *Fake) ConfirmImport(name, id string) error { return nil }
 
 // Import reads the stream as a fake package and installs it, as Install.
 func (f *Fake) Import(ctx context.Context, stream io.Reader, o chute.Origin, admitted func()) (chute.Change, error) {

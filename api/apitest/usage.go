@@ -95,6 +95,28 @@ func (f *Fake) AckPolicy(name string, deadline time.Time) (chute.PolicyRequest, 
 	return req, nil
 }
 
+// SetHandover makes chute name told it moves, until it acks.
+func (f *Fake) SetHandover(name string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.handovers == nil {
+		f.handovers = map[string]bool{}
+	}
+	f.handovers[name] = true
+}
+
+// AckHandover implements api.Chutes as the manager does: once, while
+// told.
+func (f *Fake) AckHandover(name string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.handovers[name] {
+		return fmt.Errorf("chute %s: %w", name, chute.ErrNoHandover)
+	}
+	delete(f.handovers, name)
+	return nil
+}
+
 // Acks is how many acks chute name made.
 func (f *Fake) Acks(name string) int {
 	f.mu.Lock()

@@ -48,7 +48,7 @@ func (r *Reader) nextHeader() (*tar.Header, error) {
 		}
 		r.waited += waitSize
 		switch {
-		case r.sum.parts[KindPackage] == nil:
+		case !r.hasPackage():
 			return nil, invalid("wait before the package")
 		case hdr.Typeflag != tar.TypeReg || hdr.Size != waitSize:
 			return nil, invalid("wait entry of %d bytes", hdr.Size)
@@ -61,8 +61,9 @@ func (r *Reader) nextHeader() (*tar.Header, error) {
 	}
 }
 
-// rank is the order parts must come in; a blob comes once.
-var rank = map[string]int{KindSignature: 1, KindPackage: 2, KindData: 3, KindDeleted: 4, KindDelta: 5, KindHandover: 6, manifestName: 7}
+// rank is the order parts must come in; a blob comes once. Deleted and
+// delta entries come in rounds, one after the other.
+var rank = map[string]int{KindSignature: 1, KindPackage: 2, KindHeld: 2, KindData: 3, KindDeleted: 4, KindDelta: 4, KindHandover: 5, manifestName: 6}
 
 // tree tells the kinds whose entries are paths under /data, many a part.
 func tree(kind string) bool { return kind == KindData || kind == KindDeleted || kind == KindDelta }
@@ -102,7 +103,7 @@ func (r *Reader) Next() (*Entry, error) {
 		return nil, invalid("part %q out of order", hdr.Name)
 	}
 	r.rank = rk
-	if tree(kind) && r.sum.parts[KindPackage] == nil {
+	if tree(kind) && !r.hasPackage() {
 		return nil, invalid("/data before the package")
 	}
 	if kind == manifestName {
@@ -130,7 +131,7 @@ func (r *Reader) Next() (*Entry, error) {
 // gateway would not write as it is.
 func (r *Reader) check(kind string, hdr *tar.Header, s *sum) error {
 	switch kind {
-	case KindSignature, KindHandover:
+	case KindSignature, KindHandover, KindHeld:
 		if hdr.Size > maxSmall {
 			return invalid("%s part of %d bytes, more than %d", kind, hdr.Size, maxSmall)
 		}
@@ -207,6 +208,11 @@ func (r *Reader) checkManifest(hdr *tar.Header) error {
 	}
 	r.manifest = &m
 	return nil
+}
+
+// hasPackage is whether the package, or the one held, came.
+func (r *Reader) hasPackage() bool {
+	return r.sum.parts[KindPackage] != nil || r.sum.parts[KindHeld] != nil
 }
 
 // LimitData sets the limits of /data, once the package that says them has

@@ -7,13 +7,18 @@
 // Parts, in the order a writer sends them:
 //
 //	signature         the package's .minisig as it was installed (optional)
-//	package           the package as it was installed
+//	package           the package as it was installed, or
+//	package-held      JSON (PackageHeld): the package the target said it
+//	                  holds, by its SHA-256, instead
 //	data/PATH         the chute's /data, entry by entry; owners are the
 //	                  chute's own ids (0..65535), not the host's; sent
 //	                  while the chute runs (pre-copy), or once stopped
-//	deleted/PATH      after a pre-copy, once the chute is stopped: paths
-//	                  gone since, or changed in kind (empty entries)
-//	delta/PATH        then what is new or changed since, as data/
+//	deleted/PATH      after a pre-copy: paths gone since, or changed in
+//	                  kind (empty entries)
+//	delta/PATH        then what is new or changed since, as data/; the
+//	                  last round of deleted and delta entries is sent once
+//	                  the chute is stopped, rounds before it (after its
+//	                  handover, say) while it runs
 //	handover          JSON: where the chute comes from (Handover)
 //	manifest.json     Manifest; the last entry
 //
@@ -45,6 +50,7 @@ const Format = 1
 const (
 	KindSignature = "signature"
 	KindPackage   = "package"
+	KindHeld      = "package-held"
 	KindData      = "data"
 	KindDeleted   = "deleted"
 	KindDelta     = "delta"
@@ -85,17 +91,29 @@ type Part struct {
 	SHA256  string `json:"sha256"`
 }
 
+// PackageHeld is the package-held part: the package of the chute is the
+// one of that SHA-256 (hex) the target holds.
+type PackageHeld struct {
+	SHA256 string `json:"sha256"`
+}
+
 // Handover is the handover part.
 type Handover struct {
-	From string    `json:"from"` // the source gateway, as the chute is told in $PARADROP_MIGRATED_FROM
-	At   time.Time `json:"at"`
+	From string `json:"from"` // the source gateway, as the chute is told in $PARADROP_MIGRATED_FROM
+	// Migration names the migration, for the source to ask the target
+	// whether it kept the chute when its answer was lost.
+	Migration string    `json:"migration,omitempty"`
+	At        time.Time `json:"at"`
 }
 
 // digests sums the parts of a stream as written or read.
 type digests struct {
-	order []string
 	parts map[string]*sum
 }
+
+// partOrder is the order of the manifest's parts, whichever of deleted and
+// delta came first.
+var partOrder = []string{KindSignature, KindPackage, KindHeld, KindData, KindDeleted, KindDelta, KindHandover}
 
 type sum struct {
 	h       hash.Hash
@@ -111,7 +129,6 @@ func (d *digests) of(kind string) *sum {
 	if !ok {
 		s = &sum{h: sha256.New()}
 		d.parts[kind] = s
-		d.order = append(d.order, kind)
 	}
 	return s
 }
@@ -125,9 +142,9 @@ func (s *sum) header(h *tar.Header) {
 
 func (d *digests) manifest(chute, version string) Manifest {
 	m := Manifest{Format: Format, Chute: chute, Version: version}
-	for _, k := range d.order {
+	for _, k := range partOrder {
 		s := d.parts[k]
-		if s.entries == 0 {
+		if s == nil || s.entries == 0 {
 			continue // asked for, never written: a Delta with nothing deleted
 		}
 		m.Parts = append(m.Parts, Part{Kind: k, Entries: s.entries, Bytes: s.bytes, SHA256: hex.EncodeToString(s.h.Sum(nil))})
@@ -138,7 +155,7 @@ func (d *digests) manifest(chute, version string) Manifest {
 // kindOf is the part an entry name belongs to.
 func kindOf(name string) (string, bool) {
 	switch {
-	case name == KindSignature, name == KindPackage, name == KindHandover, name == manifestName:
+	case name == KindSignature, name == KindPackage, name == KindHeld, name == KindHandover, name == manifestName:
 		return name, true
 	}
 	for _, k := range []string{KindData, KindDeleted, KindDelta} {

@@ -136,6 +136,32 @@ func TestRoundTrip(t *testing.T) {
 	sameTree(t, dest, src)
 }
 
+// TestHeldPackage: a stream that names the package the target holds
+// instead of carrying it brings /data all the same.
+func TestHeldPackage(t *testing.T) {
+	src := sampleTree(t)
+	var buf bytes.Buffer
+	w := NewWriter(&buf)
+	if err := w.Held(PackageHeld{SHA256: "ab12"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := w.Data(context.Background(), src, uint32(os.Getuid()), false); err != nil {
+		t.Fatal(err)
+	}
+	w.Close("c", "1")
+	dest, r, blobs, err := read(t, buf.Bytes(), lim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if blobs[KindHeld] != `{"sha256":"ab12"}` || blobs[KindPackage] != "" {
+		t.Errorf("blobs: %q", blobs)
+	}
+	if m := r.Manifest(); len(m.Parts) != 2 || m.Parts[0].Kind != KindHeld {
+		t.Errorf("manifest: %+v", m)
+	}
+	sameTree(t, dest, src)
+}
+
 // TestPreCopy: /data sent while the chute runs, then what changed after
 // it stopped (rewritten, grown, deleted, a directory become a file, new),
 // arrives as the source's final tree; what did not change is not sent
@@ -165,7 +191,7 @@ func TestPreCopy(t *testing.T) {
 	os.RemoveAll(filepath.Join(src, "sub"))
 	os.WriteFile(filepath.Join(src, "sub"), []byte("now a file"), 0o600)
 	os.WriteFile(filepath.Join(src, "new"), []byte("new"), 0o600)
-	sent, err := w.Delta(context.Background(), src, uid, snap)
+	_, sent, err := w.Delta(context.Background(), src, uid, snap, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -180,6 +206,55 @@ func TestPreCopy(t *testing.T) {
 		t.Fatal(err)
 	}
 	sameTree(t, dest, src)
+}
+
+// TestDeltaRounds: what changed after the pre-copy is sent in a round
+// while the chute still runs (its handover, say); the last round, once it
+// is stopped, sends only what changed after that one, deletions after
+// changes included; the target ends with the source's tree.
+func TestDeltaRounds(t *testing.T) {
+	src := sampleTree(t)
+	for i := range 20 {
+		os.WriteFile(filepath.Join(src, fmt.Sprintf("still%d", i)), []byte("unchanged"), 0o600)
+	}
+	time.Sleep(2 * recent)
+	var buf bytes.Buffer
+	w := NewWriter(&buf)
+	w.Blob(KindPackage, strings.NewReader("p"), 1)
+	uid := uint32(os.Getuid())
+	snap, _, err := w.Data(context.Background(), src, uid, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(src, "blob"), bytes.Repeat([]byte("y"), 70000), 0o600) // the handover
+	os.WriteFile(filepath.Join(src, "new"), []byte("new"), 0o600)
+	time.Sleep(2 * recent)
+	snap, live, err := w.Delta(context.Background(), src, uid, snap, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(filepath.Join(src, "still3"))
+	os.WriteFile(filepath.Join(src, "still4"), []byte("changed at the stop"), 0o600)
+	time.Sleep(2 * recent)
+	_, last, err := w.Delta(context.Background(), src, uid, snap, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Close("c", "1")
+	if live.Entries != 2 || live.Bytes != 70003 || live.Deleted != 0 {
+		t.Errorf("the round while it runs: %+v", live)
+	}
+	if last.Entries != 1 || last.Deleted != 1 || last.Bytes != int64(len("changed at the stop")) {
+		t.Errorf("the last round: %+v", last)
+	}
+	dest, r, _, err := read(t, buf.Bytes(), lim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameTree(t, dest, src)
+	if m := r.Manifest(); len(m.Parts) != 4 || m.Parts[2].Kind != KindDeleted || m.Parts[3].Kind != KindDelta {
+		t.Errorf("manifest parts: %+v", m.Parts)
+	}
 }
 
 // TestRefused: a stream altered, cut, reordered, over its limits, or
@@ -232,6 +307,8 @@ func TestRefused(t *testing.T) {
 		{"package over its limit", good, Limits{Package: 5, Data: 1 << 20, Files: 100}, "more than 5"},
 		{"data before package", craft(&tar.Header{Name: "data/x", Typeflag: tar.TypeReg, Size: 1}, pkg), lim, "before the package"},
 		{"package twice", craft(pkg, pkg), lim, "out of order"},
+		{"package and held", craft(pkg, &tar.Header{Name: KindHeld, Typeflag: tar.TypeReg, Size: 2}), lim, "out of order"},
+		{"held too large", craft(&tar.Header{Name: KindHeld, Typeflag: tar.TypeReg, Size: maxSmall + 1}), lim, "more than"},
 		{"climbing out", craft(pkg, &tar.Header{Name: "data/../x", Typeflag: tar.TypeReg, Size: 1}), lim, "not a clean relative path"},
 		{"absolute", craft(pkg, &tar.Header{Name: "data//etc/x", Typeflag: tar.TypeReg, Size: 1}), lim, "not a clean relative path"},
 		{"device", craft(pkg, &tar.Header{Name: "data/sda", Typeflag: tar.TypeBlock}), lim, "not carried"},
@@ -273,6 +350,17 @@ func FuzzReader(f *testing.F) {
 	w := NewWriter(&buf)
 	w.Blob(KindPackage, strings.NewReader("p"), 1)
 	w.Data(context.Background(), root, uint32(os.Getuid()), false)
+	w.Close("c", "1")
+	f.Add(buf.Bytes())
+	// The package held, /data in rounds.
+	buf.Reset()
+	w = NewWriter(&buf)
+	w.Held(PackageHeld{SHA256: "ab"})
+	snap, _, _ := w.Data(context.Background(), root, uint32(os.Getuid()), true)
+	os.WriteFile(filepath.Join(root, "f"), []byte("more data"), 0o600)
+	snap, _, _ = w.Delta(context.Background(), root, uint32(os.Getuid()), snap, true)
+	os.Remove(filepath.Join(root, "f"))
+	w.Delta(context.Background(), root, uint32(os.Getuid()), snap, false)
 	w.Close("c", "1")
 	f.Add(buf.Bytes())
 	f.Fuzz(func(t *testing.T, b []byte) {

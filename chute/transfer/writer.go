@@ -48,6 +48,15 @@ func (w *Writer) Handover(h Handover) error {
 	return w.Blob(KindHandover, bytes.NewReader(b), int64(len(b)))
 }
 
+// Held writes the package-held part, in place of the package.
+func (w *Writer) Held(h PackageHeld) error {
+	b, err := json.Marshal(h)
+	if err != nil {
+		return err
+	}
+	return w.Blob(KindHeld, bytes.NewReader(b), int64(len(b)))
+}
+
 // Wait writes a wait entry, which keeps the stream moving while the
 // writer waits.
 func (w *Writer) Wait() error {
@@ -110,25 +119,32 @@ func (w *Writer) Data(ctx context.Context, root string, base uint32, live bool) 
 	return snap, sent, nil
 }
 
-// Delta writes, once the chute is stopped, what changed in root since
-// Data took prev: the paths gone or changed in kind as deleted entries,
-// then what is new or changed as delta entries.
-func (w *Writer) Delta(ctx context.Context, root string, base uint32, prev Snapshot) (Sent, error) {
+// Delta writes what changed in root since Data or an earlier Delta took
+// prev: the paths gone or changed in kind as deleted entries, then what is
+// new or changed as delta entries; and returns the snapshot to send what
+// changes after from. With live, the chute still runs, as for Data: a
+// round to send most of what changed before the chute is stopped. The
+// last round, once it is, sends the rest.
+func (w *Writer) Delta(ctx context.Context, root string, base uint32, prev Snapshot, live bool) (Snapshot, Sent, error) {
 	type change struct {
 		rel string
 		hdr *tar.Header
+		st  stamp
 	}
 	var changes []change
 	now := map[string]uint32{}
+	snap := Snapshot{}
 	err := walk(ctx, root, base, func(rel string, hdr *tar.Header, st stamp) error {
 		now[rel] = st.mode & unix.S_IFMT
 		if old, ok := prev[rel]; !ok || old != st || old.untrusted || st.untrusted {
-			changes = append(changes, change{rel, hdr})
+			changes = append(changes, change{rel, hdr, st})
+		} else {
+			snap[rel] = st
 		}
 		return nil
 	})
 	if err != nil {
-		return Sent{}, fmt.Errorf("send what changed in /data: %w", err)
+		return nil, Sent{}, fmt.Errorf("send what changed in /data: %w", err)
 	}
 	var gone []string
 	for rel, st := range prev {
@@ -143,19 +159,22 @@ func (w *Writer) Delta(ctx context.Context, root string, base uint32, prev Snaps
 		hdr := &tar.Header{Name: KindDeleted + "/" + rel, Typeflag: tar.TypeReg, Mode: 0o600}
 		s.header(hdr)
 		if err := w.tw.WriteHeader(hdr); err != nil {
-			return sent, err
+			return nil, sent, err
 		}
 		sent.Deleted++
 	}
 	for _, c := range changes {
-		n, _, err := w.entry(KindDelta, root, c.rel, c.hdr, false)
+		n, changed, err := w.entry(KindDelta, root, c.rel, c.hdr, live)
 		if err != nil {
-			return sent, fmt.Errorf("send what changed in /data: %w", err)
+			return nil, sent, fmt.Errorf("send what changed in /data: %w", err)
 		}
 		sent.Entries++
 		sent.Bytes += n
+		if !changed {
+			snap[c.rel] = c.st
+		}
 	}
-	return sent, nil
+	return snap, sent, nil
 }
 
 // walk calls fn with the header (its name relative) and stamp of every

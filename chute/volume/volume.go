@@ -283,6 +283,34 @@ func Unmount(mountpoint string) error {
 	return nil
 }
 
+// Move makes the volume mounted at from mounted at to instead (nodev,
+// nosuid), without unmounting its filesystem: an unmount writes back what
+// the page cache holds of it, which on a volume just filled takes as long
+// as writing it all. Its image may have been renamed since it was mounted.
+func Move(from, to string) error {
+	from = resolve(from)
+	if m, err := mountAt(from); err != nil || m == nil {
+		return fmt.Errorf("move volume at %s: not mounted (%v)", from, err)
+	}
+	if err := os.MkdirAll(to, 0o755); err != nil {
+		return err
+	}
+	// A bind mount, not MS_MOVE: that fails under a shared parent mount,
+	// which is what systemd makes of /.
+	if err := unix.Mount(from, to, "", unix.MS_BIND, ""); err != nil {
+		return fmt.Errorf("move volume at %s to %s: %w", from, to, err)
+	}
+	if err := unix.Mount("", to, "", unix.MS_REMOUNT|unix.MS_BIND|unix.MS_NODEV|unix.MS_NOSUID, ""); err != nil {
+		unix.Unmount(to, 0)
+		return fmt.Errorf("move volume at %s to %s: %w", from, to, err)
+	}
+	if err := unix.Unmount(from, 0); err != nil {
+		unix.Unmount(to, 0)
+		return fmt.Errorf("move volume at %s to %s: %w", from, to, err)
+	}
+	return nil
+}
+
 // Usage reports the bytes used and the total size of the volume mounted at
 // mountpoint.
 func Usage(mountpoint string) (used, total int64, err error) {

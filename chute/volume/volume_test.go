@@ -337,3 +337,41 @@ func TestUnescape(t *testing.T) {
 		}
 	}
 }
+
+// A volume moved to another mountpoint, its image renamed, keeps what was
+// written to it (not yet written back), is mounted once, nodev and nosuid,
+// at the new place only, and Ensure takes it as the image's mount there.
+func TestMove(t *testing.T) {
+	image, mnt := newVolume(t)
+	staged, stagedImage := filepath.Join(filepath.Dir(mnt), "staged"), filepath.Join(filepath.Dir(image), "staged.img")
+	mustEnsure(t, stagedImage, staged, 8<<20, chuteID)
+	if err := os.WriteFile(filepath.Join(staged, "f"), []byte("kept"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(stagedImage, image); err != nil {
+		t.Fatal(err)
+	}
+	if err := Move(staged, mnt); err != nil {
+		t.Fatal(err)
+	}
+	if n := mountCount(t, resolve(staged)); n != 0 {
+		t.Errorf("still mounted at the staged place: %d", n)
+	}
+	if n := mountCount(t, resolve(mnt)); n != 1 {
+		t.Errorf("%d mounts at %s, want 1", n, mnt)
+	}
+	var st unix.Statfs_t
+	if err := unix.Statfs(mnt, &st); err != nil || st.Flags&unix.ST_NODEV == 0 || st.Flags&unix.ST_NOSUID == 0 {
+		t.Errorf("mount at %s: flags %#x %v, want nodev and nosuid", mnt, st.Flags, err)
+	}
+	if b, err := os.ReadFile(filepath.Join(mnt, "f")); string(b) != "kept" {
+		t.Errorf("after the move: %q %v", b, err)
+	}
+	mustEnsure(t, image, mnt, 8<<20, chuteID)
+	if n := mountCount(t, resolve(mnt)); n != 1 {
+		t.Errorf("Ensure after the move: %d mounts, want 1", n)
+	}
+	if err := Move(staged, mnt); err == nil {
+		t.Error("moved a volume that is not mounted")
+	}
+}
