@@ -98,7 +98,7 @@ type Config struct {
 	// HostWindow is how recently a LAN host must have been seen to be
 	// active (hosts.go); default DefaultHostWindow.
 	HostWindow time.Duration
-	Logf           func(format string, args ...any)
+	Logf       func(format string, args ...any)
 }
 
 // Network is the chutes' network. Its methods are safe for concurrent use.
