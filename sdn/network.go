@@ -95,10 +95,11 @@ type Config struct {
 	// runs and the bridge's ports and addresses are as they should be
 	// (after a vswitchd restart, say); default 5s.
 	RepairInterval time.Duration
+	Logf           func(format string, args ...any)
+
 	// HostWindow is how recently a LAN host must have been seen to be
 	// active (hosts.go); default DefaultHostWindow.
 	HostWindow time.Duration
-	Logf       func(format string, args ...any)
 }
 
 // Network is the chutes' network. Its methods are safe for concurrent use.
