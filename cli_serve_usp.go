@@ -143,6 +143,7 @@ func startUSP(o uspOptions, dataDir string, mgr *chute.Manager, origin func(stri
 		EndpointID: id, Controllers: o.controllers, Chutes: mgr, Origin: origin, Logf: logf,
 		Available: func() (uint64, uint64) { return available(dataDir) },
 		InUse:     func() map[string]usp.Use { return inUse(mgr) },
+		Hosts:     mgr.Hosts,
 		Download:  usp.Download{MaxSize: maxUpload, Public: o.publicClient()},
 		Device: usp.DeviceInfo{Manufacturer: vendor, ModelName: model, SerialNumber: serial,
 			SoftwareVersion: buildVersion(), UpTime: upTime},

@@ -120,6 +120,8 @@ type Chutes interface {
 	// installs one moved here (chute/migrate.go).
 	Migrate(name string, actor chute.Actor, from, to string, send chute.Sender) (chute.Change, error)
 	Import(ctx context.Context, stream io.Reader, o chute.Origin, admitted func()) (chute.Change, error)
+	// Hosts are the LAN devices the gateway sees (chute/hosts.go).
+	Hosts() []chute.Host
 }
 
 var _ Chutes = (*chute.Manager)(nil)
@@ -193,6 +195,7 @@ func New(cfg Config) http.Handler {
 	s.handle("GET /api/v1/changes/{id}", scopeAny, s.getChange)
 	s.routeLogin()
 	s.routeFlows()
+	s.routeHosts()
 	s.routeDevelopers()
 	s.handle("GET /api/v1/gateway/usage", scopeOperator, s.gatewayUsage)
 	s.handle("GET /api/v1/chutes/{name}/usage", scopeChute, s.chuteUsage)

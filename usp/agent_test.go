@@ -304,7 +304,7 @@ func TestGetSupportedDM(t *testing.T) {
 	r = gsdm(&codec.GetSupportedDM{ObjPaths: []string{"Device.", "Device.SoftwareModules.DeploymentUnit.", "Device.SoftwareModules.ExecutionUnit.1.",
 		"Device.DeviceInfo.UpTime", "Device.Nope.", "Device.SoftwareModules.ExecutionUnit.7.", "Device.x..y"}, FirstLevelOnly: true, ReturnParams: true})
 	for i, want := range [][]string{
-		{"Device.", "Device.DeviceInfo.", "Device.LocalAgent.", "Device.SoftwareModules."},
+		{"Device.", "Device.DeviceInfo.", "Device.LocalAgent.", "Device.SoftwareModules.", "Device.Hosts."},
 		{"Device.SoftwareModules.DeploymentUnit.{i}. UUID DUID Name Status Resolved URL Vendor Version ExecutionUnitList ExecutionEnvRef"},
 		{"Device.SoftwareModules.ExecutionUnit.{i}. EUID Name Status RequestedState ExecutionFaultCode ExecutionFaultMessage AutoStart Vendor Version AllocatedMemory AllocatedDiskSpace AllocatedCPUPercent MemoryInUse DiskSpaceInUse ExecutionEnvRef"},
 		{"Device.DeviceInfo. UpTime"},

@@ -113,7 +113,7 @@ var (
 
 	// model lists them parents first.
 	model = []*object{device, deviceInfo, localAgent, controller, controllerMTP, controllerMQTT, requestObj, subscriptionObj,
-		softwareModules, execEnv, deploymentUnit, executionUnit}
+		softwareModules, execEnv, deploymentUnit, executionUnit, hostsObj, hostObj, hostIPv4Obj}
 )
 
 // execEnvRef is the one ExecEnv: this gateway's chute runtime.
@@ -219,6 +219,7 @@ func (a *Agent) snapshot(from string, ctl Controller) *snapshot {
 			"ExecutionEnvRef": execEnvRef,
 		}, n))
 	}
+	out = append(out, a.hostInstances(ctl)...)
 	return newSnapshot(out)
 }
 

@@ -46,6 +46,7 @@ type Fake struct {
 	requests map[string]chute.ResourceRequest // the last policy request per chute
 	pending  map[string]chute.PolicyRequest   // waiting for their chute's ack
 	acks     map[string]int                   // acks taken, per chute
+	hosts    []chute.Host                     // set by SetHosts
 }
 
 type change struct {
@@ -96,6 +97,20 @@ func (f *Fake) DropKept(owner chute.Owner) ([]string, error) {
 	}
 	slices.Sort(out)
 	return out, nil
+}
+
+// SetHosts makes hs the LAN hosts the gateway sees.
+func (f *Fake) SetHosts(hs []chute.Host) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.hosts = hs
+}
+
+// Hosts implements api.Chutes.
+func (f *Fake) Hosts() []chute.Host {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.hosts)
 }
 
 // ChuteOfToken implements api.Chutes.
