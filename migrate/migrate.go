@@ -49,14 +49,15 @@ const maxAnswer = 512
 // Timeout bounds a whole migration's transfer and the target's install.
 const Timeout = 10 * time.Minute
 
-// Sender checks t and returns the Sender that streams to it.
-func (t Target) Sender() (chute.Sender, error) {
+// client checks t and returns the client that talks to it alone, TLS
+// pinned, and its base URL.
+func (t Target) client() (*http.Client, *url.URL, error) {
 	u, err := url.Parse(t.URL)
 	if err != nil || u.Host == "" || u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
-		return nil, fmt.Errorf("%w: %q: want https://HOST:PORT", ErrTarget, t.URL)
+		return nil, nil, fmt.Errorf("%w: %q: want https://HOST:PORT", ErrTarget, t.URL)
 	}
 	if t.Token == "" {
-		return nil, fmt.Errorf("%w: a token the target accepts is required", ErrTarget)
+		return nil, nil, fmt.Errorf("%w: a token the target accepts is required", ErrTarget)
 	}
 	tr := &http.Transport{
 		DialContext:         (&net.Dialer{Timeout: 10 * time.Second}).DialContext,
@@ -70,11 +71,11 @@ func (t Target) Sender() (chute.Sender, error) {
 	switch u.Scheme {
 	case "https":
 		if t.Fingerprint == "" {
-			return nil, fmt.Errorf("%w: https needs the target's certificate fingerprint (its paradrop info)", ErrTarget)
+			return nil, nil, fmt.Errorf("%w: https needs the target's certificate fingerprint (its paradrop info)", ErrTarget)
 		}
 		fp, err := tlscert.ParseFingerprint(t.Fingerprint)
 		if err != nil {
-			return nil, fmt.Errorf("%w: fingerprint: %v", ErrTarget, err)
+			return nil, nil, fmt.Errorf("%w: fingerprint: %v", ErrTarget, err)
 		}
 		tr.TLSClientConfig = &tls.Config{
 			// The certificate is checked against the pin, not a CA: a
@@ -89,16 +90,25 @@ func (t Target) Sender() (chute.Sender, error) {
 		}
 	case "http":
 		if ip := net.ParseIP(u.Hostname()); ip == nil || !ip.IsLoopback() {
-			return nil, fmt.Errorf("%w: plain http only to a loopback address; use https://%s", ErrTarget, u.Host)
+			return nil, nil, fmt.Errorf("%w: plain http only to a loopback address; use https://%s", ErrTarget, u.Host)
 		}
 	default:
-		return nil, fmt.Errorf("%w: %q: want https://HOST:PORT", ErrTarget, t.URL)
+		return nil, nil, fmt.Errorf("%w: %q: want https://HOST:PORT", ErrTarget, t.URL)
 	}
 	hc := &http.Client{
 		Transport: tr,
 		Timeout:   Timeout,
 		// The token goes to the target named, nowhere else.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	return hc, u, nil
+}
+
+// Sender checks t and returns the Sender that streams to it.
+func (t Target) Sender() (chute.Sender, error) {
+	hc, u, err := t.client()
+	if err != nil {
+		return nil, err
 	}
 	base := strings.TrimRight(u.String(), "/")
 	return func(ctx context.Context, stream io.Reader, admitted func()) error {
