@@ -34,7 +34,7 @@ func init() {
 	})
 }
 
-const serveUsage = "serve [--uci FILE | [--data DIR] [--listen ADDR,...] [--max-upload BYTES] [--cgroup-parent PATH] [--memory-overcommit RATIO] [--gateway-ports LIST] [--allow-devices LIST] [--allow-caps LIST] [--metrics-open] [--tls-cert FILE --tls-key FILE] [--trusted-keys FILE [--require-signed]] [connection limits] [network flags] [--usp-broker tcp://HOST:PORT --usp-controller ID=TOPIC[,developer=NAME]... [--usp-endpoint-id ID] [--usp-topic TOPIC] [--usp-ca FILE] [--usp-username NAME [--usp-password-file FILE]]]]"
+const serveUsage = "serve [--uci FILE | [--data DIR] [--listen ADDR,...] [--max-upload BYTES] [--cgroup-parent PATH] [--memory-overcommit RATIO] [--gateway-ports LIST] [--allow-devices LIST] [--allow-caps LIST] [--metrics-open] [--tls-cert FILE --tls-key FILE] [--trusted-keys FILE [--require-signed]] [connection limits] [network flags] [--usp-broker tcp://HOST:PORT --usp-controller ID=TOPIC[,developer=NAME]... [--usp-endpoint-id ID] [--usp-topic TOPIC] [--usp-ca FILE] [--usp-username NAME [--usp-password-file FILE]]] [--follow-peer URL,TOKEN_FILE[,FINGERPRINT]... [--follow-hold DURATION]]]"
 
 // serveOptions configure the daemon.
 type serveOptions struct {
@@ -63,6 +63,8 @@ type serveOptions struct {
 	dns     dnsOptions // the chutes' resolver, with network
 	// usp is the TR-369 agent; off without a broker.
 	usp uspOptions
+	// follow is follow-me with trusted peers; off without any.
+	follow followOptions
 }
 
 // defaultServeOptions are serve's defaults, which the demo shares.
@@ -112,6 +114,7 @@ func parseServe(env *cliEnv, args []string) (serveOptions, error) {
 	netCfg, withNetwork := networkFlags(fs)
 	dnsFlags(fs, &opts.dns)
 	uspFlags(fs, &opts.usp)
+	followFlags(fs, &opts.follow)
 	uciFile := fs.String("uci", "", "read every other flag from this UCI file's 'config paradrop' section (OpenWrt's /etc/config/paradrop), options named as the flags with _ for -")
 	if _, err := parseArgs(env, fs, serveUsage, args, 0, 0); err != nil {
 		return opts, err
@@ -131,6 +134,9 @@ func parseServe(env *cliEnv, args []string) (serveOptions, error) {
 		return opts, usagef("%v", err)
 	}
 	if err := opts.usp.check(); err != nil {
+		return opts, usagef("%v", err)
+	}
+	if err := opts.follow.check(*withNetwork); err != nil {
 		return opts, usagef("%v", err)
 	}
 	if *withNetwork {
@@ -279,6 +285,11 @@ func serve(ctx context.Context, opts serveOptions) error {
 		return err
 	}
 	defer stopUSP()
+	stopFollow, err := startFollow(opts.follow, mgr, opts.logf)
+	if err != nil {
+		return err
+	}
+	defer stopFollow()
 
 	served := serveAPI(srv, lns, cert)
 	for _, ln := range lns {

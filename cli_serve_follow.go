@@ -1,0 +1,157 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"paradrop/chute"
+	"paradrop/chute/manifest"
+	followme "paradrop/follow"
+	"paradrop/migrate"
+)
+
+// followOptions are follow-me between gateways that trust each other,
+// without a fleet controller: the peers this gateway moves chutes to when
+// their device goes there.
+type followOptions struct {
+	peers []followPeer
+	hold  time.Duration
+}
+
+// followPeer is a trusted gateway: its API, the file holding its
+// operator's token, and its certificate's fingerprint (for HTTPS).
+type followPeer struct {
+	url, tokenFile, fingerprint string
+}
+
+// defaultFollowHold is how long a device must stay on a peer.
+const defaultFollowHold = 30 * time.Second
+
+// followPoll is how often the peers are asked for their LAN devices.
+const followPoll = 5 * time.Second
+
+func followFlags(fs *flag.FlagSet, o *followOptions) {
+	o.hold = defaultFollowHold
+	fs.Func("follow-peer", "URL,TOKEN_FILE[,FINGERPRINT]: a gateway trusted with follow-me: its API, a file holding its operator's token, its certificate's fingerprint for https (repeatable; needs the network)", func(s string) error {
+		p, err := parseFollowPeer(s)
+		if err == nil {
+			o.peers = append(o.peers, p)
+		}
+		return err
+	})
+	fs.DurationVar(&o.hold, "follow-hold", defaultFollowHold, "how long a followed device must stay on a peer before its chute moves there")
+}
+
+// parseFollowPeer reads --follow-peer's URL,TOKEN_FILE[,FINGERPRINT] and
+// checks the target as a migration would (https pinned, http to loopback).
+func parseFollowPeer(s string) (followPeer, error) {
+	parts := strings.Split(s, ",")
+	if len(parts) < 2 || len(parts) > 3 || parts[0] == "" || parts[1] == "" {
+		return followPeer{}, errors.New("want URL,TOKEN_FILE[,FINGERPRINT]")
+	}
+	p := followPeer{url: parts[0], tokenFile: parts[1]}
+	if len(parts) == 3 {
+		p.fingerprint = parts[2]
+	}
+	if _, err := (migrate.Target{URL: p.url, Token: "-", Fingerprint: p.fingerprint}).Sender(); err != nil {
+		return followPeer{}, err
+	}
+	return p, nil
+}
+
+func (o followOptions) check(withNetwork bool) error {
+	switch {
+	case o.hold <= 0:
+		return errors.New("--follow-hold must be more than 0")
+	case len(o.peers) > 0 && !withNetwork:
+		return errors.New("--follow-peer needs the network (the LAN devices the gateway sees)")
+	}
+	return nil
+}
+
+// startFollow runs follow-me with the peers until stop is called.
+func startFollow(o followOptions, mgr *chute.Manager, logf func(string, ...any)) (stop func(), err error) {
+	if len(o.peers) == 0 {
+		return func() {}, nil
+	}
+	from, _ := os.Hostname()
+	p := &followme.Peers{Hold: o.hold, Poll: followPoll, Logf: logf, Local: func() ([]followme.Binding, []string) { return followLocal(mgr) }}
+	for _, fp := range o.peers {
+		tok, err := os.ReadFile(fp.tokenFile)
+		if err != nil {
+			return nil, fmt.Errorf("follow peer %s: %w", fp.url, err)
+		}
+		t := migrate.Target{URL: fp.url, Token: strings.TrimSpace(string(tok)), Fingerprint: fp.fingerprint}
+		p.Peers = append(p.Peers, followme.Peer{Name: fp.url, ActiveHosts: t.ActiveHosts,
+			Move: func(ctx context.Context, b followme.Binding) error { return followMove(ctx, mgr, t, from, b, logf) }})
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); p.Run(ctx) }()
+	logf("follow-me with %d peers, hold %v", len(o.peers), o.hold)
+	return func() { cancel(); <-done }, nil
+}
+
+// followLocal is this gateway's running chutes bound to a device, and the
+// devices active on its LAN. A chute in any other state (moving, among
+// others) is not moved.
+func followLocal(mgr *chute.Manager) ([]followme.Binding, []string) {
+	var bs []followme.Binding
+	for _, c := range mgr.List() {
+		m, _ := c.Manifest.(*manifest.Manifest)
+		if m == nil || m.Follow == nil || c.State != chute.Running {
+			continue
+		}
+		bs = append(bs, followme.Binding{Chute: c.Name, Owner: string(c.Owner), MAC: m.Follow.MAC})
+	}
+	var active []string
+	for _, h := range mgr.Hosts() {
+		if h.Active {
+			active = append(active, h.MAC)
+		}
+	}
+	return bs, active
+}
+
+// followMove migrates b's chute to peer t. The peer trusts this gateway
+// with its operator's token, which moves the operator's chutes; a
+// developer's chute moves with a token of that developer the peer makes
+// for the move (so it lands as that developer's, within its quota and
+// signing rule there), and not at all to a peer where it is no developer.
+// That token is revoked once the move has ended.
+func followMove(ctx context.Context, mgr *chute.Manager, t migrate.Target, from string, b followme.Binding, logf func(string, ...any)) error {
+	revoke := func(context.Context) error { return nil }
+	if b.Owner != "" {
+		dt, rv, err := t.ForDeveloper(ctx, b.Owner, migrate.Timeout+time.Minute)
+		if err != nil {
+			return err
+		}
+		t, revoke = dt, rv
+	}
+	send, err := t.Sender()
+	if err == nil {
+		var c chute.Change
+		if c, err = mgr.Migrate(b.Chute, "", from, t.URL, send); err == nil {
+			go func() {
+				wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), migrate.Timeout+time.Minute)
+				defer cancel()
+				mgr.WaitChange(wctx, c.ID)
+				if err := revoke(wctx); err != nil {
+					logf("follow: revoking the token made for moving %s: %v", b.Chute, err)
+				}
+			}()
+			return nil
+		}
+	}
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if rerr := revoke(rctx); rerr != nil {
+		logf("follow: revoking the token made for moving %s: %v", b.Chute, rerr)
+	}
+	return err
+}
