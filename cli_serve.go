@@ -285,11 +285,7 @@ func serve(ctx context.Context, opts serveOptions) error {
 		return err
 	}
 	defer stopUSP()
-	stopFollow, err := startFollow(opts.follow, mgr, opts.logf)
-	if err != nil {
-		return err
-	}
-	defer stopFollow()
+	defer startFollow(opts.follow, mgr, opts.logf)()
 
 	served := serveAPI(srv, lns, cert)
 	for _, ln := range lns {

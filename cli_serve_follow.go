@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"flag"
-	"fmt"
 	"os"
 	"strings"
 	"time"
@@ -21,6 +20,7 @@ import (
 type followOptions struct {
 	peers []followPeer
 	hold  time.Duration
+	poll  time.Duration // how often the peers are asked; 0 is followPoll
 }
 
 // followPeer is a trusted gateway: its API, the file holding its
@@ -74,27 +74,50 @@ func (o followOptions) check(withNetwork bool) error {
 	return nil
 }
 
+// target is the peer with its operator's token, read from its file at
+// each use: the operator may replace the file when the peer's token
+// changes.
+func (p followPeer) target() (migrate.Target, error) {
+	tok, err := os.ReadFile(p.tokenFile)
+	if err != nil {
+		return migrate.Target{}, err
+	}
+	return migrate.Target{URL: p.url, Token: strings.TrimSpace(string(tok)), Fingerprint: p.fingerprint}, nil
+}
+
 // startFollow runs follow-me with the peers until stop is called.
-func startFollow(o followOptions, mgr *chute.Manager, logf func(string, ...any)) (stop func(), err error) {
+func startFollow(o followOptions, mgr *chute.Manager, logf func(string, ...any)) (stop func()) {
 	if len(o.peers) == 0 {
-		return func() {}, nil
+		return func() {}
 	}
 	from, _ := os.Hostname()
-	p := &followme.Peers{Hold: o.hold, Poll: followPoll, Logf: logf, Local: func() ([]followme.Binding, []string) { return followLocal(mgr) }}
+	poll := o.poll
+	if poll <= 0 {
+		poll = followPoll
+	}
+	p := &followme.Peers{Hold: o.hold, Poll: poll, Logf: logf, Local: func() ([]followme.Binding, []string) { return followLocal(mgr) }}
 	for _, fp := range o.peers {
-		tok, err := os.ReadFile(fp.tokenFile)
-		if err != nil {
-			return nil, fmt.Errorf("follow peer %s: %w", fp.url, err)
-		}
-		t := migrate.Target{URL: fp.url, Token: strings.TrimSpace(string(tok)), Fingerprint: fp.fingerprint}
-		p.Peers = append(p.Peers, followme.Peer{Name: fp.url, ActiveHosts: t.ActiveHosts,
-			Move: func(ctx context.Context, b followme.Binding) error { return followMove(ctx, mgr, t, from, b, logf) }})
+		p.Peers = append(p.Peers, followme.Peer{Name: fp.url,
+			ActiveHosts: func(ctx context.Context) ([]string, error) {
+				t, err := fp.target()
+				if err != nil {
+					return nil, err
+				}
+				return t.ActiveHosts(ctx)
+			},
+			Move: func(ctx context.Context, b followme.Binding) error {
+				t, err := fp.target()
+				if err != nil {
+					return err
+				}
+				return followMove(ctx, mgr, t, from, b, logf)
+			}})
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); p.Run(ctx) }()
 	logf("follow-me with %d peers, hold %v", len(o.peers), o.hold)
-	return func() { cancel(); <-done }, nil
+	return func() { cancel(); <-done }
 }
 
 // followLocal is this gateway's running chutes bound to a device, and the

@@ -89,6 +89,9 @@ func (t Target) call(ctx context.Context, method, path string, body []byte, max 
 	if err != nil {
 		return err
 	}
+	// A client per call: its connection must not stay open, one more
+	// every poll, until the peer's per-client limit refuses them all.
+	defer hc.CloseIdleConnections()
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)

@@ -4,11 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -82,6 +84,33 @@ func TestPeer(t *testing.T) {
 		t.Errorf("requests %q, want %q", seen, want)
 	}
 	mu.Unlock()
+
+	// Each call's connection is closed: a gateway polling its peer every
+	// few seconds must not pile up idle connections there.
+	var open atomic.Int32
+	plain := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte(`{"hosts":[]}`))
+	}))
+	plain.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		switch st {
+		case http.StateNew:
+			open.Add(1)
+		case http.StateClosed, http.StateHijacked:
+			open.Add(-1)
+		}
+	}
+	plain.Start()
+	defer plain.Close()
+	for range 5 {
+		if _, err := (Target{URL: plain.URL, Token: "op-token"}).ActiveHosts(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for deadline := time.Now().Add(2 * time.Second); open.Load() != 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d connections left open after 5 calls", open.Load())
+		}
+	}
 
 	huge := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte(`{"hosts":[` + strings.Repeat(" ", maxHostsAnswer) + `]}`))

@@ -1,0 +1,168 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netlink"
+
+	"paradrop/api"
+	"paradrop/examples"
+	"paradrop/netconf"
+	"paradrop/netconf/nettest"
+	"paradrop/sdn"
+)
+
+// TestFollowMeBetweenPeers: two gateways, each with its chute network and
+// Open vSwitch in a namespace of its own and one LAN port, trust each
+// other (--follow-peer). A device namespace with one MAC has a link to
+// each LAN, one up at a time. A chute following the device, installed on
+// A, moves to B once the device has stayed on B's LAN past the hold; a
+// flap back to A shorter than the hold does not move it back.
+func TestFollowMeBetweenPeers(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	nettest.Require(t, "busybox")
+	const window, hold = 2 * time.Second, 8 * time.Second
+	mac := net.HardwareAddr{0x02, 0xf0, 0, 0, 0, 0x0a}
+	dev := nettest.NewHost(t)
+	type gateway struct {
+		ns   *nettest.Host
+		lan  netip.Prefix // the gateway's LAN address
+		devA netip.Prefix // the device's address on that LAN
+		link string       // the device's link to it
+		data string
+		url  string
+	}
+	gws := []*gateway{
+		{ns: nettest.NewHost(t), lan: netip.MustParsePrefix("198.51.100.1/24"), devA: netip.MustParsePrefix("198.51.100.20/24"), link: "eth0"},
+		{ns: nettest.NewHost(t), lan: netip.MustParsePrefix("203.0.113.1/24"), devA: netip.MustParsePrefix("203.0.113.20/24"), link: "eth1"},
+	}
+	for _, g := range gws {
+		nettest.Veth(t, nettest.End{Host: dev, If: g.link, Addr: g.devA, MAC: mac}, nettest.End{Host: g.ns, If: "lan0"})
+		g.data = t.TempDir()
+	}
+	setLink := func(name string, up bool) {
+		t.Helper()
+		if err := netconf.InNetNS(dev.NetNS, func() error {
+			l, err := netlink.LinkByName(name)
+			if err != nil {
+				return err
+			}
+			if up {
+				return netlink.LinkSetUp(l)
+			}
+			return netlink.LinkSetDown(l)
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// at puts the device on gateway i's LAN alone and has it say so.
+	at := func(i int) {
+		t.Helper()
+		setLink(gws[1-i].link, false)
+		setLink(gws[i].link, true)
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			_, err := nettest.Run(dev, "busybox", "ping", "-c", "1", "-W", "1", gws[i].lan.Addr().String())
+			if err == nil {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the device cannot ping gateway %d: %v", i, err)
+			}
+		}
+	}
+	setLink(gws[1].link, false)
+	// Each gateway's API listens on loopback, where plain http may carry
+	// the peer's token; each names the other's token file, read at use.
+	for _, g := range gws {
+		g.url = "http://" + freePort(t)
+	}
+	for i, g := range gws {
+		peer := gws[1-i]
+		opts := serveOptions{
+			dataDir: g.data, maxUpload: 64 << 20, cgroups: fmt.Sprintf("/paradrop-follow%d-%d", i, os.Getpid()),
+			network: &sdn.Config{NetNS: g.ns.NetNS, Bridge: fmt.Sprintf("pdfollow%d", i), Controller: "127.0.0.1:6654",
+				Subnet: sdn.DefaultSubnet, LANPorts: []string{"lan0"}, LANAddr: g.lan, HostWindow: window},
+			follow: followOptions{hold: hold, poll: 500 * time.Millisecond,
+				peers: []followPeer{{url: peer.url, tokenFile: filepath.Join(peer.data, api.TokenFile)}}},
+		}
+		opts.listen = strings.TrimPrefix(g.url, "http://")
+		startServe(t, opts)
+	}
+	at(0)
+	token := func(g *gateway) string {
+		b, err := os.ReadFile(filepath.Join(g.data, api.TokenFile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.TrimSpace(string(b))
+	}
+	pkg, err := examples.Package("name: tracker\nversion: 1.0.0\ncommand: [/bin/sh, -c, \"exec sleep 1000\"]\nstop_grace: 1s\nfollow: {mac: \""+mac.String()+"\"}\n", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, body := call(t, http.DefaultClient, gws[0].url+"/api/v1/chutes?wait=1", token(gws[0]), "POST", string(pkg)); code != 200 || !bytes.Contains(body, []byte(`"state": "done"`)) {
+		t.Fatalf("install on A: %d %s", code, body)
+	}
+	for _, g := range gws {
+		t.Cleanup(func() { call(t, http.DefaultClient, g.url+"/api/v1/chutes/tracker?wait=1", token(g), "DELETE", "") })
+	}
+	// where is the gateway the chute runs on (-1: none, -2: both).
+	where := func() int {
+		w := -1
+		for i, g := range gws {
+			code, body := call(t, http.DefaultClient, g.url+"/api/v1/chutes/tracker", token(g), "GET", "")
+			var in struct{ State string }
+			if code == 200 && json.Unmarshal(body, &in) == nil && in.State == "running" {
+				if w != -1 {
+					return -2
+				}
+				w = i
+			}
+		}
+		return w
+	}
+	// stays checks that the chute runs on gateway i alone throughout d.
+	stays := func(i int, d time.Duration, what string) {
+		t.Helper()
+		for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
+			if w := where(); w != i {
+				t.Fatalf("%s: the chute runs on %d, want %d", what, w, i)
+			}
+		}
+	}
+	stays(0, window+hold, "the device at home")
+
+	at(1)
+	moved := time.Now()
+	deadline := moved.Add(window + hold + 60*time.Second)
+	for where() != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the chute did not follow its device to B (on %d)", where())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if took := time.Since(moved); took < hold {
+		t.Errorf("the chute moved %v after its device, before the hold (%v)", took, hold)
+	}
+	t.Logf("the chute followed its device to B in %v", time.Since(moved))
+
+	// A flap back to A: longer than B's window (B sees it leave), shorter
+	// than the hold.
+	at(0)
+	stays(1, hold/2, "a short flap to A")
+	at(1)
+	stays(1, window+hold+2*time.Second, "back on B after a short flap")
+}
