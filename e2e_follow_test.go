@@ -25,9 +25,11 @@ import (
 // TestFollowMeBetweenPeers: two gateways, each with its chute network and
 // Open vSwitch in a namespace of its own and one LAN port, trust each
 // other (--follow-peer). A device namespace with one MAC has a link to
-// each LAN, one up at a time. A chute following the device, installed on
-// A, moves to B once the device has stayed on B's LAN past the hold; a
-// flap back to A shorter than the hold does not move it back.
+// each LAN, one up at a time. Developer acme's chute following the device,
+// installed on A, moves to B once the device has stayed on B's LAN past
+// the hold, and is acme's there; a flap back to A shorter than the hold
+// does not move it back. Developer beta's chute following the same device
+// stays on A: beta is no developer on B.
 func TestFollowMeBetweenPeers(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root")
@@ -109,21 +111,36 @@ func TestFollowMeBetweenPeers(t *testing.T) {
 		}
 		return strings.TrimSpace(string(b))
 	}
-	pkg, err := examples.Package("name: tracker\nversion: 1.0.0\ncommand: [/bin/sh, -c, \"exec sleep 1000\"]\nstop_grace: 1s\nfollow: {mac: \""+mac.String()+"\"}\n", nil)
-	if err != nil {
-		t.Fatal(err)
+	// acme is a developer on both gateways, beta on A alone.
+	devToken := func(g *gateway, name string) string {
+		t.Helper()
+		code, body := call(t, http.DefaultClient, g.url+"/api/v1/developers", token(g), "POST",
+			`{"name":"`+name+`","quota":{"chutes":2,"memory":"256Mi"},"allow":{"unsigned":true}}`)
+		var d struct{ Token string }
+		if code != http.StatusCreated || json.Unmarshal(body, &d) != nil || d.Token == "" {
+			t.Fatalf("developer %s: %d %s", name, code, body)
+		}
+		return d.Token
 	}
-	if code, body := call(t, http.DefaultClient, gws[0].url+"/api/v1/chutes?wait=1", token(gws[0]), "POST", string(pkg)); code != 200 || !bytes.Contains(body, []byte(`"state": "done"`)) {
-		t.Fatalf("install on A: %d %s", code, body)
+	acmeA, betaA := devToken(gws[0], "acme"), devToken(gws[0], "beta")
+	devToken(gws[1], "acme")
+	for _, c := range []struct{ name, token string }{{"tracker", acmeA}, {"stay", betaA}} {
+		pkg, err := examples.Package("name: "+c.name+"\nversion: 1.0.0\ncommand: [/bin/sh, -c, \"exec sleep 1000\"]\nstop_grace: 1s\nfollow: {mac: \""+mac.String()+"\"}\n", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if code, body := call(t, http.DefaultClient, gws[0].url+"/api/v1/chutes?wait=1", c.token, "POST", string(pkg)); code != 200 || !bytes.Contains(body, []byte(`"state": "done"`)) {
+			t.Fatalf("install %s on A: %d %s", c.name, code, body)
+		}
+		for _, g := range gws {
+			t.Cleanup(func() { call(t, http.DefaultClient, g.url+"/api/v1/chutes/"+c.name+"?wait=1", token(g), "DELETE", "") })
+		}
 	}
-	for _, g := range gws {
-		t.Cleanup(func() { call(t, http.DefaultClient, g.url+"/api/v1/chutes/tracker?wait=1", token(g), "DELETE", "") })
-	}
-	// where is the gateway the chute runs on (-1: none, -2: both).
-	where := func() int {
+	// whereIs is the gateway chute runs on (-1: none, -2: both).
+	whereIs := func(chute string) int {
 		w := -1
 		for i, g := range gws {
-			code, body := call(t, http.DefaultClient, g.url+"/api/v1/chutes/tracker", token(g), "GET", "")
+			code, body := call(t, http.DefaultClient, g.url+"/api/v1/chutes/"+chute, token(g), "GET", "")
 			var in struct{ State string }
 			if code == 200 && json.Unmarshal(body, &in) == nil && in.State == "running" {
 				if w != -1 {
@@ -134,6 +151,7 @@ func TestFollowMeBetweenPeers(t *testing.T) {
 		}
 		return w
 	}
+	where := func() int { return whereIs("tracker") }
 	// stays checks that the chute runs on gateway i alone throughout d.
 	stays := func(i int, d time.Duration, what string) {
 		t.Helper()
@@ -158,6 +176,26 @@ func TestFollowMeBetweenPeers(t *testing.T) {
 		t.Errorf("the chute moved %v after its device, before the hold (%v)", took, hold)
 	}
 	t.Logf("the chute followed its device to B in %v", time.Since(moved))
+	// It is acme's there; the token A had B make for the move is revoked.
+	code, body := call(t, http.DefaultClient, gws[1].url+"/api/v1/chutes/tracker", token(gws[1]), "GET", "")
+	var in struct{ Owner string }
+	if code != 200 || json.Unmarshal(body, &in) != nil || in.Owner != "acme" {
+		t.Errorf("the chute on B: %d %s, want acme's", code, body)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		code, body := call(t, http.DefaultClient, gws[1].url+"/api/v1/developers/acme", token(gws[1]), "GET", "")
+		var d struct{ Tokens []json.RawMessage }
+		if code == 200 && json.Unmarshal(body, &d) == nil && len(d.Tokens) == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("acme on B after the move: %d %s, want its one token", code, body)
+		}
+	}
+	// beta is no developer on B: its chute stays on A.
+	if w := whereIs("stay"); w != 0 {
+		t.Errorf("beta's chute runs on %d, want A (beta is no developer on B)", w)
+	}
 
 	// A flap back to A: longer than B's window (B sees it leave), shorter
 	// than the hold.
@@ -165,4 +203,7 @@ func TestFollowMeBetweenPeers(t *testing.T) {
 	stays(1, hold/2, "a short flap to A")
 	at(1)
 	stays(1, window+hold+2*time.Second, "back on B after a short flap")
+	if w := whereIs("stay"); w != 0 {
+		t.Errorf("beta's chute runs on %d, want A", w)
+	}
 }
