@@ -150,7 +150,9 @@ func followLocal(mgr *chute.Manager) ([]followme.Binding, []string) {
 func followMove(ctx context.Context, mgr *chute.Manager, t migrate.Target, from string, b followme.Binding, logf func(string, ...any)) error {
 	revoke := func(context.Context) error { return nil }
 	if b.Owner != "" {
-		dt, rv, err := t.ForDeveloper(ctx, b.Owner, migrate.Timeout+time.Minute)
+		tctx, cancel := context.WithTimeout(ctx, 30*time.Second) // a stuck peer must not hold the loop
+		dt, rv, err := t.ForDeveloper(tctx, b.Owner, migrate.Timeout+time.Minute)
+		cancel()
 		if err != nil {
 			return err
 		}

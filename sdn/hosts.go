@@ -30,6 +30,11 @@ const DefaultHostWindow = 30 * time.Second
 // claiming addresses one after another keeps replacing its own.
 const maxHostIPs = 4
 
+// hostIPEvery is how often a host may have a new address learned: each
+// one re-derives the flows, which a host cycling through addresses must
+// not make the gateway do at the rate of its ARP.
+const hostIPEvery = time.Second
+
 // Host is a LAN host the gateway has seen.
 type Host struct {
 	MAC net.HardwareAddr
@@ -46,6 +51,7 @@ type Host struct {
 // seenHost is the activity of a LAN host.
 type seenHost struct {
 	first, last time.Time
+	ipAt        time.Time // when an address was last learned
 	// packets is what its ARP flows counted at the last poll.
 	packets uint64
 }

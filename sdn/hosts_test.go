@@ -70,10 +70,23 @@ func TestHostActivity(t *testing.T) {
 	check(62*time.Second, true, 61*time.Second)
 
 	for i := range maxHostIPs + 2 {
+		now = now.Add(hostIPEvery)
 		n.learn(arpFrom(6, mac, netip.AddrFrom4([4]byte{198, 51, 100, byte(100 + i)})))
 	}
 	if got := n.Hosts()[0].IPs; len(got) != maxHostIPs || got[maxHostIPs-1] != netip.MustParseAddr("198.51.100.105") {
 		t.Errorf("addresses %v, want the latest %d", got, maxHostIPs)
+	}
+	// Addresses claimed faster than one a second: seen, not learned (each
+	// would re-derive the flows).
+	<-n.learned
+	n.learn(arpFrom(6, mac, netip.MustParseAddr("198.51.100.200")))
+	if got := n.Hosts()[0]; slices.Contains(got.IPs, netip.MustParseAddr("198.51.100.200")) || !got.LastSeen.Equal(now) {
+		t.Errorf("an address within %v of the last learned: %+v", hostIPEvery, got)
+	}
+	select {
+	case <-n.learned:
+		t.Error("news signalled for an address not learned")
+	default:
 	}
 }
 

@@ -133,8 +133,9 @@ func (n *Network) note(mac net.HardwareAddr, port uint32, ip netip.Addr, now tim
 		n.seen[key] = s
 	}
 	s.last = now
-	if ips := n.topo.LANHostIPs[key]; ip.IsValid() && !slices.Contains(ips, ip) {
+	if ips := n.topo.LANHostIPs[key]; ip.IsValid() && !slices.Contains(ips, ip) && now.Sub(s.ipAt) >= hostIPEvery {
 		n.setHostIPs(key, withIP(ips, ip))
+		s.ipAt = now
 		news = true
 	}
 	return news
