@@ -76,6 +76,8 @@ func defaultServeOptions() serveOptions {
 	return serveOptions{
 		maxUpload: 256 << 20, maxUnpacked: 1 << 30, overcommit: chute.DefaultOvercommit,
 		cgroups: "/paradrop", gatewayPorts: ports,
+		// The operator's own chutes may follow the household's devices.
+		allow: chute.Privileges{Follow: true},
 	}
 }
 

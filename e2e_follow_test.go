@@ -29,7 +29,8 @@ import (
 // installed on A, moves to B once the device has stayed on B's LAN past
 // the hold, and is acme's there; a flap back to A shorter than the hold
 // does not move it back. Developer beta's chute following the same device
-// stays on A: beta is no developer on B.
+// stays on A: beta is no developer on B. Developer gamma, not allowed to
+// follow devices, cannot install a chute that does.
 func TestFollowMeBetweenPeers(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root")
@@ -111,25 +112,33 @@ func TestFollowMeBetweenPeers(t *testing.T) {
 		}
 		return strings.TrimSpace(string(b))
 	}
-	// acme is a developer on both gateways, beta on A alone.
+	// acme is a developer on both gateways, beta on A alone, both allowed
+	// to follow devices; gamma is not.
 	devToken := func(g *gateway, name string) string {
 		t.Helper()
+		follow := name != "gamma"
 		code, body := call(t, http.DefaultClient, g.url+"/api/v1/developers", token(g), "POST",
-			`{"name":"`+name+`","quota":{"chutes":2,"memory":"256Mi"},"allow":{"unsigned":true}}`)
+			fmt.Sprintf(`{"name":%q,"quota":{"chutes":2,"memory":"256Mi"},"allow":{"unsigned":true,"follow":%t}}`, name, follow))
 		var d struct{ Token string }
 		if code != http.StatusCreated || json.Unmarshal(body, &d) != nil || d.Token == "" {
 			t.Fatalf("developer %s: %d %s", name, code, body)
 		}
 		return d.Token
 	}
-	acmeA, betaA := devToken(gws[0], "acme"), devToken(gws[0], "beta")
+	acmeA, betaA, gammaA := devToken(gws[0], "acme"), devToken(gws[0], "beta"), devToken(gws[0], "gamma")
 	devToken(gws[1], "acme")
-	for _, c := range []struct{ name, token string }{{"tracker", acmeA}, {"stay", betaA}} {
-		pkg, err := examples.Package("name: "+c.name+"\nversion: 1.0.0\ncommand: [/bin/sh, -c, \"exec sleep 1000\"]\nstop_grace: 1s\nfollow: {mac: \""+mac.String()+"\"}\n", nil)
+	bound := func(name string) []byte {
+		pkg, err := examples.Package("name: "+name+"\nversion: 1.0.0\ncommand: [/bin/sh, -c, \"exec sleep 1000\"]\nstop_grace: 1s\nfollow: {mac: \""+mac.String()+"\"}\n", nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if code, body := call(t, http.DefaultClient, gws[0].url+"/api/v1/chutes?wait=1", c.token, "POST", string(pkg)); code != 200 || !bytes.Contains(body, []byte(`"state": "done"`)) {
+		return pkg
+	}
+	if code, body := call(t, http.DefaultClient, gws[0].url+"/api/v1/chutes?wait=1", gammaA, "POST", string(bound("spy"))); code != http.StatusForbidden || !bytes.Contains(body, []byte("follow")) {
+		t.Fatalf("gamma, not allowed to follow, installs a chute following a device: %d %s", code, body)
+	}
+	for _, c := range []struct{ name, token string }{{"tracker", acmeA}, {"stay", betaA}} {
+		if code, body := call(t, http.DefaultClient, gws[0].url+"/api/v1/chutes?wait=1", c.token, "POST", string(bound(c.name))); code != 200 || !bytes.Contains(body, []byte(`"state": "done"`)) {
 			t.Fatalf("install %s on A: %d %s", c.name, code, body)
 		}
 		for _, g := range gws {
