@@ -233,3 +233,27 @@ func TestLANHostsActive(t *testing.T) {
 		t.Errorf("an inactive host lost what was known of it: %+v", h)
 	}
 }
+
+// Whatever a LAN host sends the controller, learning takes at most one
+// address of it, an IPv4 one that is some host's, and never panics.
+func FuzzLearnARP(f *testing.F) {
+	mac := net.HardwareAddr{2, 0, 0, 0, 0, 0xa}
+	f.Add(arpRequest(mac, netip.MustParseAddr("198.51.100.20"), mac, netip.MustParseAddr("198.51.100.1")))
+	f.Add(arpRequest(mac, netip.Addr{}, mac, netip.MustParseAddr("198.51.100.1")))
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		now := time.Date(2026, 12, 6, 19, 0, 0, 0, time.UTC)
+		n := hostsNet(&now)
+		n.learn(&ofp.PacketIn{Match: ofp.Match{Fields: []ofp.OXM{inPort(5)}}, Data: data})
+		for _, h := range n.Hosts() {
+			if len(h.IPs) > 1 {
+				t.Fatalf("%d addresses from one packet", len(h.IPs))
+			}
+			for _, ip := range h.IPs {
+				if !ip.Is4() || ip.IsUnspecified() || ip.IsMulticast() {
+					t.Fatalf("learned %v", ip)
+				}
+			}
+		}
+	})
+}
