@@ -101,6 +101,7 @@ var (
 		{name: "UUID", typ: str}, {name: "DUID", typ: str}, {name: "Name", typ: str}, {name: "Status", typ: str},
 		{name: "Resolved", typ: boolT}, {name: "URL", typ: str}, {name: "Vendor", typ: str}, {name: "Version", typ: str},
 		{name: "ExecutionUnitList", typ: str}, {name: "ExecutionEnvRef", typ: str},
+		{name: "X_ParaDrop_Follow", typ: str},
 	}, keys: [][]string{{"DUID"}, {"UUID"}}}
 	executionUnit = &object{path: []string{"Device", "SoftwareModules", "ExecutionUnit", "{i}"}, params: []param{
 		{name: "EUID", typ: str}, {name: "Name", typ: str}, {name: "Status", typ: str}, {name: "RequestedState", typ: str},
@@ -198,7 +199,7 @@ func (a *Agent) snapshot(from string, ctl Controller) *snapshot {
 			"UUID": uuid.NewSHA1(duNamespace, []byte(c.Name)).String(), "DUID": c.Name, "Name": c.Name,
 			"Status": duStatus(c.State), "Resolved": "true", "URL": a.url(c.Name), "Vendor": string(c.Owner),
 			"Version": c.Version, "ExecutionUnitList": "Device.SoftwareModules.ExecutionUnit." + n,
-			"ExecutionEnvRef": execEnvRef,
+			"ExecutionEnvRef": execEnvRef, "X_ParaDrop_Follow": followOf(c),
 		}, n))
 	}
 	var inUse map[string]Use

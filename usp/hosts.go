@@ -5,6 +5,7 @@ import (
 	"sync"
 
 	"paradrop/chute"
+	"paradrop/chute/manifest"
 )
 
 // Device.Hosts: the LAN devices the gateway sees (TR-181 names; what the
@@ -21,6 +22,15 @@ var (
 		{name: "IPAddress", typ: str},
 	}, keys: [][]string{{"IPAddress"}}}
 )
+
+// followOf is the MAC of the LAN device chute c follows (its manifest's
+// follow), "" for none: a fleet controller moves the chute after it.
+func followOf(c chute.Info) string {
+	if m, _ := c.Manifest.(*manifest.Manifest); m != nil && m.Follow != nil {
+		return m.Follow.MAC
+	}
+	return ""
+}
 
 // hostNumbers gives each LAN host its instance number: kept while the
 // gateway sees it, never reused while the agent runs, so a ValueChange on

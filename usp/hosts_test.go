@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"paradrop/chute"
+	"paradrop/chute/manifest"
 	"paradrop/usp/codec"
 )
 
@@ -21,7 +22,9 @@ func TestDeviceHosts(t *testing.T) {
 		{MAC: "02:00:00:00:00:0a", IPs: []string{"198.51.100.20", "198.51.100.21"}, Port: "lan1", Active: true},
 		{MAC: "02:00:00:00:00:0b", Port: "lan2", Active: true},
 	}
-	a := testAgent(t, twoChutes(), func(c *Config) {
+	chutes := twoChutes()
+	(*chutes)[0].Manifest = &manifest.Manifest{Follow: &manifest.Follow{MAC: "02:00:00:00:00:0a"}}
+	a := testAgent(t, chutes, func(c *Config) {
 		c.Controllers = map[string]Controller{ctrlID: {Topic: "usp/controllers/ctrl"}, devCtrl: {Topic: "usp/controllers/dev", Developer: "acme"}}
 		c.Hosts = func() []chute.Host {
 			mu.Lock()
@@ -46,6 +49,13 @@ func TestDeviceHosts(t *testing.T) {
 	slices.Sort(want)
 	if !slices.Equal(got, want) {
 		t.Errorf("Get Device.Hosts.:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	// The chutes say which device they follow, for a controller to move
+	// them after it.
+	got = flat(ask(t, a, ctrlID, getReq(0, "Device.SoftwareModules.DeploymentUnit.*.X_ParaDrop_Follow")).Body.GetResponse().GetGetResp())
+	if want := []string{"Device.SoftwareModules.DeploymentUnit.1.X_ParaDrop_Follow=02:00:00:00:00:0a",
+		"Device.SoftwareModules.DeploymentUnit.2.X_ParaDrop_Follow="}; !slices.Equal(got, want) {
+		t.Errorf("follow: %q, want %q", got, want)
 	}
 	for _, g := range flat(ask(t, a, devCtrl, getReq(0, "Device.")).Body.GetResponse().GetGetResp()) {
 		if strings.HasPrefix(g, "Device.Hosts.") {
