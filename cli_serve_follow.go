@@ -148,15 +148,9 @@ func followLocal(mgr *chute.Manager) ([]followme.Binding, []string) {
 // signing rule there), and not at all to a peer where it is no developer.
 // That token is revoked once the move has ended.
 func followMove(ctx context.Context, mgr *chute.Manager, t migrate.Target, from string, b followme.Binding, logf func(string, ...any)) error {
-	revoke := func(context.Context) error { return nil }
-	if b.Owner != "" {
-		tctx, cancel := context.WithTimeout(ctx, 30*time.Second) // a stuck peer must not hold the loop
-		dt, rv, err := t.ForDeveloper(tctx, b.Owner, migrate.Timeout+time.Minute)
-		cancel()
-		if err != nil {
-			return err
-		}
-		t, revoke = dt, rv
+	t, revoke, err := targetFor(ctx, t, b.Owner)
+	if err != nil {
+		return err
 	}
 	send, err := t.Sender()
 	if err == nil {
@@ -166,17 +160,34 @@ func followMove(ctx context.Context, mgr *chute.Manager, t migrate.Target, from 
 				wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), migrate.Timeout+time.Minute)
 				defer cancel()
 				mgr.WaitChange(wctx, c.ID)
-				if err := revoke(wctx); err != nil {
-					logf("follow: revoking the token made for moving %s: %v", b.Chute, err)
-				}
+				revokeLogged(wctx, revoke, b.Chute, logf)
 			}()
 			return nil
 		}
 	}
+	revokeLogged(ctx, revoke, b.Chute, logf)
+	return err
+}
+
+// targetFor is gateway t (with its operator's token) as a chute of owner
+// moves to it: with the operator's token for the operator's chute, with a
+// token t makes for developer owner otherwise (valid for one migration,
+// and refused, migrate.ErrNotDeveloper, where owner is no developer),
+// and the function that revokes that token.
+func targetFor(ctx context.Context, t migrate.Target, owner string) (migrate.Target, func(context.Context) error, error) {
+	if owner == "" {
+		return t, func(context.Context) error { return nil }, nil
+	}
+	tctx, cancel := context.WithTimeout(ctx, 30*time.Second) // a stuck gateway must not hold the loop
+	defer cancel()
+	return t.ForDeveloper(tctx, owner, migrate.Timeout+time.Minute)
+}
+
+// revokeLogged revokes a token made for moving chute, within 10 s.
+func revokeLogged(ctx context.Context, revoke func(context.Context) error, chute string, logf func(string, ...any)) {
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	if rerr := revoke(rctx); rerr != nil {
-		logf("follow: revoking the token made for moving %s: %v", b.Chute, rerr)
+	if err := revoke(rctx); err != nil {
+		logf("follow: revoking the token made for moving %s: %v", chute, err)
 	}
-	return err
 }

@@ -74,6 +74,26 @@ func (t Target) ForDeveloper(ctx context.Context, dev string, ttl time.Duration)
 	return dt, revoke, nil
 }
 
+// Migrate asks the gateway t (with its operator's token) to move its
+// chute name to gateway to, and returns once the move has ended: nil when
+// the chute runs there. This is the fleet's follow-me: the controller
+// holds the gateways' tokens and the gateways move the chute themselves.
+func (t Target) Migrate(ctx context.Context, name string, to Target) error {
+	body, _ := json.Marshal(to)
+	var change struct {
+		State string `json:"state"`
+		Error string `json:"error"`
+	}
+	path := "/api/v1/chutes/" + url.PathEscape(name) + "/migrate?wait=1"
+	if err := t.call(ctx, http.MethodPost, path, body, 1<<20, &change); err != nil {
+		return err
+	}
+	if change.State != "done" {
+		return fmt.Errorf("migration of %s to %s: %s %s", name, to.URL, change.State, change.Error)
+	}
+	return nil
+}
+
 // statusError is a target's refusal.
 type statusError struct {
 	code int

@@ -41,6 +41,16 @@ func TestPeer(t *testing.T) {
 			w.Write([]byte(`{"id":"t1","token":"acme-token"}`))
 		case "DELETE /api/v1/developers/acme/tokens/t1":
 			w.WriteHeader(http.StatusNoContent)
+		case "POST /api/v1/chutes/cam/migrate":
+			var to Target
+			if r.URL.RawQuery != "wait=1" || json.NewDecoder(r.Body).Decode(&to) != nil || to != (Target{URL: "https://b", Token: "acme-token", Fingerprint: "AB"}) {
+				w.WriteHeader(http.StatusBadRequest)
+				return
+			}
+			w.Write([]byte(`{"state":"done"}`))
+		case "POST /api/v1/chutes/web/migrate":
+			w.WriteHeader(http.StatusUnprocessableEntity)
+			w.Write([]byte(`{"state":"failed","error":"target refused"}`))
 		default:
 			w.WriteHeader(http.StatusNotFound)
 			w.Write([]byte(`{"error":"no such developer"}`))
@@ -62,6 +72,12 @@ func TestPeer(t *testing.T) {
 	if err := revoke(ctx); err != nil {
 		t.Errorf("revoke: %v", err)
 	}
+	if err := peer.Migrate(ctx, "cam", Target{URL: "https://b", Token: "acme-token", Fingerprint: "AB"}); err != nil {
+		t.Errorf("migrate cam: %v", err)
+	}
+	if err := peer.Migrate(ctx, "web", Target{URL: "https://b", Token: "x"}); err == nil || !strings.Contains(err.Error(), "target refused") {
+		t.Errorf("a failed migration: %v", err)
+	}
 	if _, _, err := peer.ForDeveloper(ctx, "stranger", time.Minute); !errors.Is(err, ErrNotDeveloper) {
 		t.Errorf("an unknown developer: %v, want ErrNotDeveloper", err)
 	}
@@ -79,7 +95,8 @@ func TestPeer(t *testing.T) {
 		t.Errorf("a request reached a server whose certificate is not pinned: %v", seen[before:])
 	}
 	want := []string{"GET /api/v1/hosts Bearer op-token", "POST /api/v1/developers/acme/tokens Bearer op-token",
-		"DELETE /api/v1/developers/acme/tokens/t1 Bearer op-token", "POST /api/v1/developers/stranger/tokens Bearer op-token"}
+		"DELETE /api/v1/developers/acme/tokens/t1 Bearer op-token", "POST /api/v1/chutes/cam/migrate Bearer op-token",
+		"POST /api/v1/chutes/web/migrate Bearer op-token", "POST /api/v1/developers/stranger/tokens Bearer op-token"}
 	if !slices.Equal(seen, want) {
 		t.Errorf("requests %q, want %q", seen, want)
 	}
