@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -17,9 +18,12 @@ import (
 
 	"paradrop/api"
 	"paradrop/examples"
+	"paradrop/fleet"
+	"paradrop/internal/mosquitto"
 	"paradrop/netconf"
 	"paradrop/netconf/nettest"
 	"paradrop/sdn"
+	"paradrop/usp"
 )
 
 // TestFollowMeBetweenPeers: two gateways, each with its chute network and
@@ -31,7 +35,14 @@ import (
 // does not move it back. Developer beta's chute following the same device
 // stays on A: beta is no developer on B. Developer gamma, not allowed to
 // follow devices, cannot install a chute that does.
-func TestFollowMeBetweenPeers(t *testing.T) {
+func TestFollowMeBetweenPeers(t *testing.T) { followMe(t, false) }
+
+// TestFollowMeFleet is the same with the fleet's controller moving the
+// chute: the gateways are USP agents on a broker and name no peer; the
+// controller reads their Device.Hosts and asks A to migrate to B.
+func TestFollowMeFleet(t *testing.T) { followMe(t, true) }
+
+func followMe(t *testing.T, withFleet bool) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root")
 	}
@@ -92,6 +103,12 @@ func TestFollowMeBetweenPeers(t *testing.T) {
 	for _, g := range gws {
 		g.url = "http://" + freePort(t)
 	}
+	var broker *mosquitto.Broker
+	const ctrl = "self::follow-fleet"
+	fleetGWs := map[string]followPeer{}
+	if withFleet {
+		broker = mosquitto.Start(t)
+	}
 	for i, g := range gws {
 		peer := gws[1-i]
 		opts := serveOptions{
@@ -101,8 +118,33 @@ func TestFollowMeBetweenPeers(t *testing.T) {
 			follow: followOptions{hold: hold, poll: 500 * time.Millisecond,
 				peers: []followPeer{{url: peer.url, tokenFile: filepath.Join(peer.data, api.TokenFile)}}},
 		}
+		if withFleet {
+			id := fmt.Sprintf("os::follow-%d", i)
+			opts.follow.peers = nil
+			opts.usp = uspOptions{broker: broker.URL(), endpointID: id, controllers: map[string]usp.Controller{ctrl: {Topic: "usp/controllers/" + ctrl}}}
+			fleetGWs[id] = followPeer{url: g.url, tokenFile: filepath.Join(g.data, api.TokenFile)}
+		}
 		opts.listen = strings.TrimPrefix(g.url, "http://")
 		startServe(t, opts)
+	}
+	if withFleet {
+		fcfg, err := fleetFollowOptions{gateways: fleetGWs, hold: hold, every: 500 * time.Millisecond}.config(t.Logf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		agents := map[string]string{}
+		for id := range fleetGWs {
+			agents[id] = "usp/agents/" + id
+		}
+		s, err := fleet.NewServer(t.Context(), fleet.ServerConfig{Broker: broker.URL(), EndpointID: ctrl, Topic: "usp/controllers/" + ctrl,
+			Listen: "127.0.0.1:0", Agents: agents, Logf: t.Logf, Follow: fcfg})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { s.Run(ctx); close(done) }()
+		t.Cleanup(func() { cancel(); <-done })
 	}
 	at(0)
 	token := func(g *gateway) string {
