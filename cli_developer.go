@@ -24,7 +24,7 @@ func init() {
 	})
 }
 
-const specFlags = "[--key FILE.pub]... [--chutes N] [--cpu CORES] [--memory SIZE] [--disk SIZE] [--egress RATE] [--allow-unsigned] [--device PATH]... [--cap NAME]..."
+const specFlags = "[--key FILE.pub]... [--chutes N] [--cpu CORES] [--memory SIZE] [--disk SIZE] [--egress RATE] [--allow-unsigned] [--allow-follow] [--device PATH]... [--cap NAME]..."
 
 var developerCommands = map[string]subcommand{
 	"add":    {"add NAME " + specFlags, cmdDeveloperAdd},
@@ -59,7 +59,7 @@ type specOpts struct {
 	cpu                 float64
 	memory, disk        string
 	egress              string
-	unsigned            bool
+	unsigned, follow    bool
 }
 
 func addSpecFlags(fs *flag.FlagSet) *specOpts {
@@ -71,6 +71,7 @@ func addSpecFlags(fs *flag.FlagSet) *specOpts {
 	fs.StringVar(&o.disk, "disk", "", "quota: the chutes' /data together, e.g. 512Mi")
 	fs.StringVar(&o.egress, "egress", "", "quota: the chutes' egress together, e.g. 20Mbit")
 	fs.BoolVar(&o.unsigned, "allow-unsigned", false, "let the developer install unsigned packages")
+	fs.BoolVar(&o.follow, "allow-follow", false, "let the developer's chutes follow a LAN device (manifest follow: where they move tells it where the device is)")
 	fs.Var(&o.devices, "device", "a device node its chutes may have; repeat for more (set: replaces them)")
 	fs.Var(&o.caps, "cap", "a capability its chutes may have; repeat for more (set: replaces them)")
 	return o
@@ -121,6 +122,8 @@ func (o *specOpts) apply(fs *flag.FlagSet, s *tenant.Spec) error {
 			s.Quota.Egress = manifest.Rate(n)
 		case "allow-unsigned":
 			s.Allow.Unsigned = o.unsigned
+		case "allow-follow":
+			s.Allow.Follow = o.follow
 		case "device":
 			s.Allow.Devices = o.devices
 		case "cap":
@@ -279,7 +282,7 @@ func cmdDeveloperShow(ctx context.Context, env *cliEnv, usage string, args []str
 func printDeveloper(w io.Writer, d developerView) error {
 	fmt.Fprintf(w, "developer %s (since %s)\nquota: %s\n", d.Name, d.Created.Local().Format(time.DateTime), quotaText(d.Quota))
 	fmt.Fprintf(w, "used: %s\n", usedText(d.Used, d.Quota))
-	fmt.Fprintf(w, "allow: unsigned=%t devices=%v capabilities=%v\n", d.Allow.Unsigned, d.Allow.Devices, d.Allow.Capabilities)
+	fmt.Fprintf(w, "allow: unsigned=%t follow=%t devices=%v capabilities=%v\n", d.Allow.Unsigned, d.Allow.Follow, d.Allow.Devices, d.Allow.Capabilities)
 	for _, k := range d.Keys {
 		fmt.Fprintf(w, "key: %s\n", k)
 	}

@@ -34,8 +34,13 @@ func TestCLIDeveloper(t *testing.T) {
 	if rc := f.run(developerMain, "set", "acme", "--chutes", "5"); rc != 0 {
 		t.Fatalf("set: rc %d %s", rc, f.stderr)
 	}
-	if out := f.stdout.String(); !strings.Contains(out, "quota: chutes=5 memory=256Mi egress=20Mbit") || !strings.Contains(out, "key: "+pk.String()) {
+	if out := f.stdout.String(); !strings.Contains(out, "quota: chutes=5 memory=256Mi egress=20Mbit") || !strings.Contains(out, "key: "+pk.String()) ||
+		!strings.Contains(out, "allow: unsigned=false follow=false") {
 		t.Errorf("set changed more than --chutes:\n%s", out)
+	}
+	if rc := f.run(developerMain, "set", "acme", "--allow-follow"); rc != 0 || !strings.Contains(f.stdout.String(), "allow: unsigned=false follow=true") ||
+		!strings.Contains(f.stdout.String(), "quota: chutes=5") {
+		t.Fatalf("set --allow-follow: rc %d %s %s", rc, f.stdout, f.stderr)
 	}
 	if rc := f.run(developerMain, "list"); rc != 0 || !strings.Contains(f.stdout.String(), "acme") || strings.Contains(f.stdout.String(), token) {
 		t.Errorf("list: rc %d\n%s", rc, f.stdout)

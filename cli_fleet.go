@@ -33,7 +33,7 @@ func init() {
 }
 
 var fleetCommands = map[string]subcommand{
-	"serve":    {"serve --broker URL --endpoint-id ID [--topic TOPIC] [--gateway ID=TOPIC]... [--listen ADDR] [--public-url URL] [--probe-every D]", cmdFleetServe},
+	"serve":    {"serve --broker URL --endpoint-id ID [--topic TOPIC] [--gateway ID=TOPIC]... [--listen ADDR] [--public-url URL] [--probe-every D] [--follow-gateway ID=URL,TOKEN_FILE[,FINGERPRINT]... [--follow-hold D] [--follow-every D]]", cmdFleetServe},
 	"gateways": {"gateways --broker URL [--json]", cmdFleetGateways},
 	"label":    {"label --broker URL GATEWAY LABEL... [--remove]", cmdFleetLabel},
 }
@@ -149,6 +149,8 @@ func cmdFleetServe(ctx context.Context, env *cliEnv, usage string, args []string
 		cfg.Agents[id] = topic
 		return nil
 	})
+	var fo fleetFollowOptions
+	fleetFollowFlags(fs, &fo)
 	if _, err := parseArgs(env, fs, usage, args, 0, 0); err != nil {
 		return err
 	}
@@ -165,6 +167,10 @@ func cmdFleetServe(ctx context.Context, env *cliEnv, usage string, args []string
 	cfg.TLS, cfg.Username, cfg.Password = sf.tls, sf.username, sf.password
 	logger := log.New(env.stderr, "", log.LstdFlags)
 	cfg.Logf = logger.Printf
+	var err error
+	if cfg.Follow, err = fo.config(logger.Printf); err != nil {
+		return usagef("%v", err)
+	}
 	octx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	s, err := fleet.NewServer(octx, cfg)
 	cancel()

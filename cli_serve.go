@@ -35,7 +35,7 @@ func init() {
 	})
 }
 
-const serveUsage = "serve [--uci FILE | [--data DIR] [--listen ADDR,...] [--max-upload BYTES] [--cgroup-parent PATH] [--memory-overcommit RATIO] [--gateway-ports LIST] [--allow-devices LIST] [--allow-caps LIST] [--metrics-open] [--tls-cert FILE --tls-key FILE] [--trusted-keys FILE [--require-signed]] [connection limits] [network flags] [--usp-broker tcp://HOST:PORT --usp-controller ID=TOPIC[,developer=NAME]... [--usp-endpoint-id ID] [--usp-topic TOPIC] [--usp-ca FILE] [--usp-username NAME [--usp-password-file FILE]]]]"
+const serveUsage = "serve [--uci FILE | [--data DIR] [--listen ADDR,...] [--max-upload BYTES] [--cgroup-parent PATH] [--memory-overcommit RATIO] [--gateway-ports LIST] [--allow-devices LIST] [--allow-caps LIST] [--metrics-open] [--tls-cert FILE --tls-key FILE] [--trusted-keys FILE [--require-signed]] [connection limits] [network flags] [--usp-broker tcp://HOST:PORT --usp-controller ID=TOPIC[,developer=NAME]... [--usp-endpoint-id ID] [--usp-topic TOPIC] [--usp-ca FILE] [--usp-username NAME [--usp-password-file FILE]]] [--follow-peer URL,TOKEN_FILE[,FINGERPRINT]... [--follow-hold DURATION]]]"
 
 // serveOptions configure the daemon.
 type serveOptions struct {
@@ -64,6 +64,8 @@ type serveOptions struct {
 	dns     dnsOptions // the chutes' resolver, with network
 	// usp is the TR-369 agent; off without a broker.
 	usp uspOptions
+	// follow is follow-me with trusted peers; off without any.
+	follow followOptions
 }
 
 // defaultServeOptions are serve's defaults, which the demo shares.
@@ -75,6 +77,8 @@ func defaultServeOptions() serveOptions {
 	return serveOptions{
 		maxUpload: 256 << 20, maxUnpacked: 1 << 30, overcommit: chute.DefaultOvercommit,
 		cgroups: "/paradrop", gatewayPorts: ports,
+		// The operator's own chutes may follow the household's devices.
+		allow: chute.Privileges{Follow: true},
 	}
 }
 
@@ -113,6 +117,7 @@ func parseServe(env *cliEnv, args []string) (serveOptions, error) {
 	netCfg, withNetwork := networkFlags(fs)
 	dnsFlags(fs, &opts.dns)
 	uspFlags(fs, &opts.usp)
+	followFlags(fs, &opts.follow)
 	uciFile := fs.String("uci", "", "read every other flag from this UCI file's 'config paradrop' section (OpenWrt's /etc/config/paradrop), options named as the flags with _ for -")
 	if _, err := parseArgs(env, fs, serveUsage, args, 0, 0); err != nil {
 		return opts, err
@@ -132,6 +137,9 @@ func parseServe(env *cliEnv, args []string) (serveOptions, error) {
 		return opts, usagef("%v", err)
 	}
 	if err := opts.usp.check(); err != nil {
+		return opts, usagef("%v", err)
+	}
+	if err := opts.follow.check(*withNetwork); err != nil {
 		return opts, usagef("%v", err)
 	}
 	if *withNetwork {
@@ -283,6 +291,7 @@ func serve(ctx context.Context, opts serveOptions) error {
 	go func() { mgrDone <- mgr.Run(mgrCtx) }()
 	defer func() { stopMgr(); <-mgrDone }()
 	defer startUSP()()
+	defer startFollow(opts.follow, mgr, opts.logf)()
 
 	served := serveAPI(srv, lns, cert)
 	for _, ln := range lns {

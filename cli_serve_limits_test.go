@@ -50,7 +50,9 @@ func startLimitedDaemon(t *testing.T, opts serveOptions) *limitedDaemon {
 // not its chutes, such as other tests'.
 func startServe(t *testing.T, opts serveOptions) string {
 	t.Helper()
-	opts.listen = "127.0.0.1:0"
+	if opts.listen == "" {
+		opts.listen = "127.0.0.1:0"
+	}
 	opts.logf = func(format string, args ...any) { t.Logf("daemon: "+format, args...) }
 	addr := make(chan net.Addr, 1)
 	opts.ready = func(a net.Addr) { addr <- a }

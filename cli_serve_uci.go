@@ -16,7 +16,7 @@ const uciSectionType = "paradrop"
 
 // uciLists are serve's flags that may be given more than once, and so may
 // be UCI lists.
-var uciLists = map[string]bool{"listen": true, "lan": true, "lan-host": true, "usp-controller": true, "dns": true}
+var uciLists = map[string]bool{"listen": true, "lan": true, "lan-host": true, "usp-controller": true, "dns": true, "follow-peer": true}
 
 // setFromUCI sets fs's flags from the one "config paradrop" section of a
 // UCI file: each option is the flag of the same name with - for _ (UCI

@@ -41,6 +41,8 @@ func TestServeUCIEqualsFlags(t *testing.T) {
 		"--usp-topic", "usp/agents/uci", "--usp-controller", "self::ctl1=usp/controllers/one",
 		"--usp-controller", "self::ctl2=usp/controllers/two,developer=acme",
 		"--usp-ca", ca, "--usp-username", "gw1", "--usp-password-file", keys,
+		"--follow-peer", "http://127.0.0.1:8090," + keys, "--follow-peer", "https://198.51.100.7:8443," + keys + "," + tlscert.Of([]byte("peer")).String(),
+		"--follow-hold", "45s",
 	}
 	file := writeTemp(t, "paradrop", []byte(`
 config paradrop 'main'
@@ -91,6 +93,9 @@ config paradrop 'main'
 	option usp_ca '`+ca+`'
 	option usp_username 'gw1'
 	option usp_password_file '`+keys+`'
+	list follow_peer 'http://127.0.0.1:8090,`+keys+`'
+	list follow_peer 'https://198.51.100.7:8443,`+keys+`,`+tlscert.Of([]byte("peer")).String()+`'
+	option follow_hold '45s'
 `))
 	env := &cliEnv{stdout: new(bytes.Buffer), stderr: new(bytes.Buffer)}
 	// The command line sets every flag but --uci: a flag added later

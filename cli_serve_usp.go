@@ -146,6 +146,7 @@ func newUSP(o uspOptions, dataDir string, db *store.DB, mgr *chute.Manager, orig
 		EndpointID: id, Controllers: o.controllers, Chutes: mgr, Origin: origin, Logf: logf, DB: db,
 		Available: func() (uint64, uint64) { return available(dataDir) },
 		InUse:     func() map[string]usp.Use { return inUse(mgr) },
+		Hosts:     mgr.Hosts,
 		Download:  usp.Download{MaxSize: maxUpload, Public: o.publicClient()},
 		Device: usp.DeviceInfo{Manufacturer: vendor, ModelName: model, SerialNumber: serial,
 			SoftwareVersion: buildVersion(), UpTime: upTime},

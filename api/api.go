@@ -129,6 +129,8 @@ type Chutes interface {
 	// HoldsPackage is whether a chute of owner that left holds the
 	// package of that SHA-256 here (chute/held.go).
 	HoldsPackage(owner chute.Owner, sum string) bool
+	// Hosts are the LAN devices the gateway sees (chute/hosts.go).
+	Hosts() []chute.Host
 }
 
 var _ Chutes = (*chute.Manager)(nil)
@@ -203,6 +205,7 @@ func New(cfg Config) http.Handler {
 	s.handle("GET /api/v1/changes/{id}", scopeAny, s.getChange)
 	s.routeLogin()
 	s.routeFlows()
+	s.routeHosts()
 	s.routeDevelopers()
 	s.handle("GET /api/v1/gateway/usage", scopeOperator, s.gatewayUsage)
 	s.handle("GET /api/v1/chutes/{name}/usage", scopeChute, s.chuteUsage)

@@ -151,6 +151,7 @@ var routes = []struct {
 	{"PUT /api/v1/chutes/{name}/resources", chuteOwner, "PUT", "/api/v1/chutes/CHUTE/resources", `{"memory":"32Mi"}`},
 	{"GET /api/v1/chutes/{name}/flows", chuteOwner, "GET", "/api/v1/chutes/CHUTE/flows", ""},
 	{"GET /api/v1/flows", operator, "GET", "/api/v1/flows", ""},
+	{"GET /api/v1/hosts", operator, "GET", "/api/v1/hosts", ""},
 	{"GET /api/v1/gateway/usage", operator, "GET", "/api/v1/gateway/usage", ""},
 	{metricsPattern, operator, "GET", "/metrics", ""},
 	{passwordPattern, operator, "PUT", "/api/v1/password", `{"password":"a long enough password"}`},

@@ -19,6 +19,8 @@ type Network interface {
 	Update(ctx context.Context, c sdn.Chute) error
 	Detach(ctx context.Context, name string) error
 	Counters(ctx context.Context, chute string) (sdn.Counters, error)
+	// Hosts are the LAN hosts it sees (chute/hosts.go).
+	Hosts() []sdn.Host
 }
 
 // GatewayPort is a port the gateway itself serves (its API, SSH, DNS...):

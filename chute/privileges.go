@@ -18,11 +18,14 @@ var ErrForbidden = errors.New("forbidden")
 
 // Privileges are what a chute may be given beyond the default sandbox:
 // host device nodes (by host path) and capabilities (manifest names,
-// "NET_RAW"). The caller of an install or update says which its chute
-// may have: the operator's own are Config.Allow.
+// "NET_RAW"), and following a LAN device (manifest follow: where the
+// chute goes tells its developer where the device went). The caller of an
+// install or update says which its chute may have: the operator's own are
+// Config.Allow.
 type Privileges struct {
 	Devices      []string `json:"devices"`
 	Capabilities []string `json:"capabilities"`
+	Follow       bool     `json:"follow"`
 }
 
 // PrivilegeError is a manifest asking for privileges not allowed; it is
@@ -30,6 +33,7 @@ type Privileges struct {
 type PrivilegeError struct {
 	Devices      []string // host paths asked for and not allowed
 	Capabilities []string
+	Follow       bool // follow asked for and not allowed
 }
 
 func (e *PrivilegeError) Error() string {
@@ -39,6 +43,9 @@ func (e *PrivilegeError) Error() string {
 	}
 	if len(e.Capabilities) > 0 {
 		what = append(what, "capabilities "+strings.Join(e.Capabilities, ", "))
+	}
+	if e.Follow {
+		what = append(what, "follow (a LAN device)")
 	}
 	return "not allowed to ask for " + strings.Join(what, " and ")
 }
@@ -59,7 +66,8 @@ func (allow Privileges) Permits(man *manifest.Manifest) error {
 			e.Capabilities = append(e.Capabilities, c)
 		}
 	}
-	if len(e.Devices)+len(e.Capabilities) > 0 {
+	e.Follow = man.Follow != nil && !allow.Follow
+	if len(e.Devices)+len(e.Capabilities) > 0 || e.Follow {
 		return e
 	}
 	return nil

@@ -19,6 +19,23 @@ import (
 	"paradrop/chute/sandbox/sandboxtest"
 )
 
+// Following a LAN device is a privilege: refused unless allowed, named in
+// the error, and nothing to allow for a chute that follows none.
+func TestPermitsFollow(t *testing.T) {
+	man := &manifest.Manifest{Follow: &manifest.Follow{MAC: "02:00:00:00:00:0a"}}
+	var pe *PrivilegeError
+	if err := (Privileges{}).Permits(man); !errors.As(err, &pe) || !pe.Follow || !errors.Is(err, ErrForbidden) ||
+		!strings.Contains(err.Error(), "follow") || pe.Devices != nil || pe.Capabilities != nil {
+		t.Errorf("follow not allowed: %v", err)
+	}
+	if err := (Privileges{Follow: true}).Permits(man); err != nil {
+		t.Errorf("follow allowed: %v", err)
+	}
+	if err := (Privileges{}).Permits(&manifest.Manifest{}); err != nil {
+		t.Errorf("no follow: %v", err)
+	}
+}
+
 func TestPermits(t *testing.T) {
 	man := &manifest.Manifest{
 		Devices:      []manifest.Device{{Path: "/dev/ttyUSB0", Access: "rw"}, {Path: "/dev/video0", Access: "r"}},

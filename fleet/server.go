@@ -37,6 +37,10 @@ type ServerConfig struct {
 	// (default 1 min; 0 after the first: never).
 	ProbeEvery time.Duration
 	Logf       func(string, ...any)
+
+	// Follow, if set, moves chutes after the devices they follow
+	// (follow.go).
+	Follow *FollowConfig
 }
 
 // Server is a controller process: it keeps the gateways' state, serves
@@ -144,6 +148,16 @@ func (s *Server) Run(ctx context.Context) error {
 			}
 		}
 	})
+	if s.cfg.Follow != nil {
+		g.Go(func() error {
+			select {
+			case <-s.ctl.Ready():
+				s.followLoop(ctx, *s.cfg.Follow)
+			case <-ctx.Done():
+			}
+			return nil
+		})
+	}
 	g.Go(func() error {
 		select {
 		case <-s.ctl.Ready():

@@ -74,14 +74,15 @@ func Reopen(saved json.RawMessage) (chute.Destination, error) {
 	return t.Destination()
 }
 
-// Destination checks t and returns the Destination that streams to it.
-func (t Target) Destination() (chute.Destination, error) {
+// client checks t and returns the client that talks to it alone, TLS
+// pinned, and its base URL.
+func (t Target) client() (*http.Client, *url.URL, error) {
 	u, err := url.Parse(t.URL)
 	if err != nil || u.Host == "" || u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
-		return chute.Destination{}, fmt.Errorf("%w: %q: want https://HOST:PORT", ErrTarget, t.URL)
+		return nil, nil, fmt.Errorf("%w: %q: want https://HOST:PORT", ErrTarget, t.URL)
 	}
 	if t.Token == "" {
-		return chute.Destination{}, fmt.Errorf("%w: a token the target accepts is required", ErrTarget)
+		return nil, nil, fmt.Errorf("%w: a token the target accepts is required", ErrTarget)
 	}
 	tr := &http.Transport{
 		DialContext:         (&net.Dialer{Timeout: 10 * time.Second}).DialContext,
@@ -95,11 +96,11 @@ func (t Target) Destination() (chute.Destination, error) {
 	switch u.Scheme {
 	case "https":
 		if t.Fingerprint == "" {
-			return chute.Destination{}, fmt.Errorf("%w: https needs the target's certificate fingerprint (its paradrop info)", ErrTarget)
+			return nil, nil, fmt.Errorf("%w: https needs the target's certificate fingerprint (its paradrop info)", ErrTarget)
 		}
 		fp, err := tlscert.ParseFingerprint(t.Fingerprint)
 		if err != nil {
-			return chute.Destination{}, fmt.Errorf("%w: fingerprint: %v", ErrTarget, err)
+			return nil, nil, fmt.Errorf("%w: fingerprint: %v", ErrTarget, err)
 		}
 		tr.TLSClientConfig = &tls.Config{
 			// The certificate is checked against the pin, not a CA: a
@@ -114,16 +115,25 @@ func (t Target) Destination() (chute.Destination, error) {
 		}
 	case "http":
 		if ip := net.ParseIP(u.Hostname()); ip == nil || !ip.IsLoopback() {
-			return chute.Destination{}, fmt.Errorf("%w: plain http only to a loopback address; use https://%s", ErrTarget, u.Host)
+			return nil, nil, fmt.Errorf("%w: plain http only to a loopback address; use https://%s", ErrTarget, u.Host)
 		}
 	default:
-		return chute.Destination{}, fmt.Errorf("%w: %q: want https://HOST:PORT", ErrTarget, t.URL)
+		return nil, nil, fmt.Errorf("%w: %q: want https://HOST:PORT", ErrTarget, t.URL)
 	}
 	hc := &http.Client{
 		Transport: tr,
 		Timeout:   Timeout,
 		// The token goes to the target named, nowhere else.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	return hc, u, nil
+}
+
+// Destination checks t and returns the Destination that streams to it.
+func (t Target) Destination() (chute.Destination, error) {
+	hc, u, err := t.client()
+	if err != nil {
+		return chute.Destination{}, err
 	}
 	base := strings.TrimRight(u.String(), "/")
 	saved, err := json.Marshal(t)

@@ -117,6 +117,7 @@ func (n *Network) setupBridge(ctx context.Context, target string) error {
 	n.mu.Lock()
 	if slices.Equal(n.topo.LANPorts, lanPorts) {
 		topo.LANHosts = n.topo.LANHosts // still on the ports they were learned on
+		topo.LANHostIPs = n.topo.LANHostIPs
 	}
 	topo.LANHosts = withNamed(topo.LANHosts, cfg.LANHosts, cfg.LANPorts, lanPorts)
 	n.topo = topo

@@ -51,6 +51,9 @@ type topology struct {
 	// LANHosts are the LAN hosts' MACs (net.HardwareAddr.String) and the
 	// LAN port each was learned on (see learn.go).
 	LANHosts map[string]uint32
+	// LANHostIPs are the IPv4 addresses each LAN host claimed in its ARP
+	// (hosts.go).
+	LANHostIPs map[string][]netip.Addr
 	// Subnet6 is the chutes' IPv6 /64 (a ULA) and Gateway6 the gateway's
 	// address in it; invalid for IPv4 only (see flows6.go).
 	Subnet6  netip.Prefix
@@ -93,6 +96,9 @@ type derived struct {
 	// TX and RX are the cookies whose counters are a chute's sent and
 	// received traffic.
 	TX, RX map[uint64]bool
+	// Hosts are the cookies whose counters are a LAN host's ARP, to the
+	// host's MAC (hosts.go).
+	Hosts map[uint64]string
 }
 
 // builder accumulates flows of one owner (a chute, or the base with id 0).
@@ -187,7 +193,7 @@ func cat(parts ...[]ofp.OXM) []ofp.OXM { return slices.Concat(parts...) }
 // the attached chutes (sorted by name for a stable order). It is pure, so
 // the whole policy is unit-tested without a switch.
 func derive(t topology, chutes []*attached) *derived {
-	d := &derived{TX: map[uint64]bool{}, RX: map[uint64]bool{}}
+	d := &derived{TX: map[uint64]bool{}, RX: map[uint64]bool{}, Hosts: map[uint64]string{}}
 	baseFlows(builder{d, 0}, t)
 	baseFlows6(builder{d, 0}, t)
 	byName := map[string]*attached{}

@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/netip"
 	"slices"
+	"time"
 
 	"paradrop/sdn/controller"
 	"paradrop/sdn/ofp"
@@ -44,8 +46,14 @@ func lanFlows(b builder, t topology) {
 		port := t.LANHosts[s]
 		b.add(tableLAN, 100, fmt.Sprintf("LAN host %s learned on port %d", s, port),
 			[]ofp.OXM{ofp.FieldEthDst.MAC(mac)}, apply(&ofp.ActionOutput{Port: port}))
-		b.add(tableClassify, 110, fmt.Sprintf("LAN ARP from %s, learned on port %d", s, port),
-			[]ofp.OXM{inPort(port), eth(ethARP), ofp.FieldEthSrc.MAC(mac)}, gotoTable(tableARP))
+		// Its ARP from an address it claimed before is only counted
+		// (hosts.go); from a new one it is copied, so the address is
+		// learned.
+		for _, ip := range t.LANHostIPs[s] {
+			c := b.add(tableClassify, 110, fmt.Sprintf("LAN ARP from %s at %s, learned on port %d", s, ip, port),
+				[]ofp.OXM{inPort(port), eth(ethARP), ofp.FieldEthSrc.MAC(mac), ofp.FieldARPSPA.Addr(ip)}, gotoTable(tableARP))
+			b.d.Hosts[c] = s
+		}
 	}
 	if len(t.LANPorts) > 0 {
 		b.d.Meters = append(b.d.Meters, controller.Meter{ID: learnMeter, RateKbps: learnRateKbps, BurstKb: learnBurstKbit})
@@ -57,8 +65,9 @@ func lanFlows(b builder, t topology) {
 	}
 }
 
-// learn records that the packet-in's sender is on its LAN port, and
-// re-derives the flows if that is news.
+// learn records that the packet-in's sender is on its LAN port, at the
+// address its ARP claims, and now; it re-derives the flows if that is
+// news.
 func (n *Network) learn(pi *ofp.PacketIn) {
 	port, ok := pi.InPort()
 	if !ok || len(pi.Data) < 12 {
@@ -68,19 +77,9 @@ func (n *Network) learn(pi *ofp.PacketIn) {
 	if mac[0]&1 != 0 { // a group address is no host's
 		return
 	}
+	ip := arpSender(pi.Data)
 	n.mu.Lock()
-	known, had := n.topo.LANHosts[mac.String()]
-	news := slices.Contains(n.topo.LANPorts, port) && known != port && (had || len(n.topo.LANHosts) < maxLANHosts) &&
-		!n.ours(mac)
-	if news {
-		// A copy: derive's input is replaced, never changed in place.
-		hosts := make(map[string]uint32, len(n.topo.LANHosts)+1)
-		for k, v := range n.topo.LANHosts {
-			hosts[k] = v
-		}
-		hosts[mac.String()] = port
-		n.topo.LANHosts = hosts
-	}
+	news := n.note(mac, port, ip, n.now())
 	n.mu.Unlock()
 	if news {
 		// The packet-in runs on the controller's reading goroutine, which
@@ -92,11 +91,60 @@ func (n *Network) learn(pi *ofp.PacketIn) {
 	}
 }
 
+// note records mac seen on LAN port at ip (invalid: none) at now, and
+// says whether the flows change. A host new to a full table replaces the
+// one seen least recently if that one is inactive. Called with n.mu held;
+// derive's input maps are replaced, never changed in place.
+func (n *Network) note(mac net.HardwareAddr, port uint32, ip netip.Addr, now time.Time) bool {
+	key := mac.String()
+	_, named := n.cfg.LANHosts[key]
+	if !slices.Contains(n.topo.LANPorts, port) || n.ours(mac) {
+		return false
+	}
+	known, had := n.topo.LANHosts[key]
+	if named && known != port { // the operator put it elsewhere
+		return false
+	}
+	news := false
+	if !had {
+		if len(n.topo.LANHosts) >= maxLANHosts {
+			old, ok := n.evictable(now)
+			if !ok {
+				return false
+			}
+			n.forget(old)
+		}
+	}
+	if known != port {
+		hosts := make(map[string]uint32, len(n.topo.LANHosts)+1)
+		for k, v := range n.topo.LANHosts {
+			hosts[k] = v
+		}
+		hosts[key] = port
+		n.topo.LANHosts = hosts
+		news = true
+	}
+	s := n.seen[key]
+	if s == nil {
+		if n.seen == nil {
+			n.seen = map[string]*seenHost{}
+		}
+		s = &seenHost{first: now}
+		n.seen[key] = s
+	}
+	s.last = now
+	if ips := n.topo.LANHostIPs[key]; ip.IsValid() && !slices.Contains(ips, ip) && now.Sub(s.ipAt) >= hostIPEvery {
+		n.setHostIPs(key, withIP(ips, ip))
+		s.ipAt = now
+		news = true
+	}
+	return news
+}
+
 // ours says mac is the gateway's or a chute's, which a LAN host may claim
-// in its ARP but is never taken to be on the LAN, or a host whose port the
-// operator named. Called with n.mu held.
+// in its ARP but is never taken to be on the LAN. Called with n.mu held.
 func (n *Network) ours(mac net.HardwareAddr) bool {
-	if _, named := n.cfg.LANHosts[mac.String()]; named || slices.Equal(mac, n.topo.GatewayMAC) {
+	if slices.Equal(mac, n.topo.GatewayMAC) {
 		return true
 	}
 	for _, c := range n.chutes {

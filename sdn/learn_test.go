@@ -28,6 +28,7 @@ import (
 func TestLANHostsLearnedSimulated(t *testing.T) {
 	topo, chutes, lanMACs := simTopo()
 	topo.LANHosts = map[string]uint32{lanMACs[0].String(): topo.LANPorts[0], lanMACs[1].String(): topo.LANPorts[1]}
+	topo.LANHostIPs = map[string][]netip.Addr{lanMACs[0].String(): {lan1Addr}, lanMACs[1].String(): {lan2Addr}}
 	w := newSimWorld(topo, chutes, lanMACs)
 	for _, c := range slices.Concat(reachCases, reachCases6) {
 		ok, notes, err := w.run(c)
@@ -60,9 +61,13 @@ func TestLANHostsLearnedSimulated(t *testing.T) {
 		}
 	}
 
-	arp := func(port uint32, mac net.HardwareAddr) ofsim.Packet {
+	arp := func(port uint32, mac net.HardwareAddr, spa ...netip.Addr) ofsim.Packet {
+		from := lan1Addr
+		if len(spa) > 0 {
+			from = spa[0]
+		}
 		return ofsim.Packet{InPort: port, EthSrc: mac, EthDst: ofsim.Broadcast, EthType: ofsim.EthARP, ARPOp: 1,
-			ARPSPA: lan1Addr, ARPSHA: mac, ARPTPA: lanGW.Addr(), ARPTHA: make(net.HardwareAddr, 6)}
+			ARPSPA: from, ARPSHA: mac, ARPTPA: lanGW.Addr(), ARPTHA: make(net.HardwareAddr, 6)}
 	}
 	stranger := net.HardwareAddr{2, 0, 0, 0, 0xaa, 9}
 	for _, tt := range []struct {
@@ -72,6 +77,7 @@ func TestLANHostsLearnedSimulated(t *testing.T) {
 	}{
 		{"a learned host", arp(topo.LANPorts[0], lanMACs[0]), false},
 		{"a learned host on another port", arp(topo.LANPorts[1], lanMACs[0]), true},
+		{"a learned host at a new address", arp(topo.LANPorts[0], lanMACs[0], netip.MustParseAddr("198.51.100.77")), true},
 		{"a host not learned", arp(topo.LANPorts[0], stranger), true},
 	} {
 		w.sw.Reset()
@@ -88,8 +94,8 @@ func TestLANHostsLearnedSimulated(t *testing.T) {
 
 // learn takes a LAN port's unicast senders, moves a host that shows up on
 // another port, ignores other ports, group addresses and the gateway's and
-// chutes' MACs, and stops at
-// maxLANHosts; news is signalled without blocking.
+// chutes' MACs, and stops at maxLANHosts while every host is active; news
+// is signalled without blocking.
 func TestLearn(t *testing.T) {
 	gwMAC, chuteMAC := net.HardwareAddr{2, 0, 0, 0, 0, 1}, net.HardwareAddr{2, 0, 0, 0, 0, 0x10}
 	n := &Network{learned: make(chan struct{}, 1), topo: topology{LANPorts: []uint32{1, 2}, GatewayMAC: gwMAC},

@@ -104,6 +104,10 @@ type Config struct {
 	// (after a vswitchd restart, say); default 5s.
 	RepairInterval time.Duration
 	Logf           func(format string, args ...any)
+
+	// HostWindow is how recently a LAN host must have been seen to be
+	// active (hosts.go); default DefaultHostWindow.
+	HostWindow time.Duration
 }
 
 // Network is the chutes' network. Its methods are safe for concurrent use.
@@ -132,6 +136,10 @@ type Network struct {
 	// learned signals LAN hosts learned since the flows were derived.
 	learned chan struct{}
 	names   map[uint32]string // chute id to name, for Flows
+	// seen is the LAN hosts' activity, by MAC (hosts.go); clock is the
+	// time, time.Now when nil.
+	seen  map[string]*seenHost
+	clock func() time.Time
 }
 
 // Open finds or starts Open vSwitch, sets up the bridge, the gateway's
@@ -184,7 +192,8 @@ func open(ctx context.Context, cfg Config) (_ *Network, err error) {
 		return nil, errors.New("no data directory for our own Open vSwitch")
 	}
 
-	n := &Network{cfg: cfg, gateway: cfg.Subnet.Addr().Next(), gateway6: gateway6(cfg.Subnet6), global6: globalSubnet6(cfg.Prefix6), chutes: map[string]*attached{}, learned: make(chan struct{}, 1)}
+	n := &Network{cfg: cfg, gateway: cfg.Subnet.Addr().Next(), gateway6: gateway6(cfg.Subnet6), global6: globalSubnet6(cfg.Prefix6), chutes: map[string]*attached{}, learned: make(chan struct{}, 1),
+		seen: map[string]*seenHost{}}
 	if err := n.findOVS(ctx); err != nil {
 		return nil, err
 	}
@@ -244,9 +253,10 @@ func open(ctx context.Context, cfg Config) (_ *Network, err error) {
 	if err := n.apply(ctx); err != nil {
 		return nil, err
 	}
-	n.done.Add(2)
+	n.done.Add(3)
 	go n.repairLoop(runCtx, "tcp:"+addr.String())
 	go n.applyLearned(runCtx)
+	go n.watchHosts(runCtx)
 	return n, nil
 }
 

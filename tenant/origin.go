@@ -39,6 +39,6 @@ func (r *Registry) Origin(developer string, actor chute.Actor, operator Signing)
 		}
 		o.Seal.Keys = append(o.Seal.Keys, k)
 	}
-	o.Allow = &chute.Privileges{Devices: d.Allow.Devices, Capabilities: d.Allow.Capabilities}
+	o.Allow = &chute.Privileges{Devices: d.Allow.Devices, Capabilities: d.Allow.Capabilities, Follow: d.Allow.Follow}
 	return o, nil
 }

@@ -60,6 +60,9 @@ type Allow struct {
 	Unsigned     bool     `json:"unsigned"`
 	Devices      []string `json:"devices"`
 	Capabilities []string `json:"capabilities"`
+	// Follow lets its chutes follow a LAN device (manifest follow): the
+	// gateways they move to tell the developer where the device is.
+	Follow bool `json:"follow"`
 }
 
 // Spec is what the operator sets of a developer.

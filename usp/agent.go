@@ -65,6 +65,9 @@ type Config struct {
 	Available func() (memory, disk uint64)
 	// InUse is what each chute uses now, by name; nil: unknown (0).
 	InUse func() map[string]Use
+	// Hosts are the LAN devices the gateway sees, for Device.Hosts (the
+	// operator's controller only); nil: none.
+	Hosts func() []chute.Host
 	// Download bounds the fetch of a package: its size (default 256 MiB)
 	// and time (default 10 minutes).
 	Download Download
@@ -109,6 +112,7 @@ type Agent struct {
 	// previous run left, by store key (recover.go).
 	since    time.Time
 	leftover map[string]savedRequest
+	hostNums hostNumbers // Device.Hosts.Host instance numbers (hosts.go)
 }
 
 // endpointID is TR-369's Endpoint ID: authority-scheme::instance-id, of

@@ -182,6 +182,7 @@ func TestGet(t *testing.T) {
 			"Device.SoftwareModules.DeploymentUnit.2.Status=Installed", "Device.SoftwareModules.DeploymentUnit.2.URL=",
 			"Device.SoftwareModules.DeploymentUnit.2.UUID=a4b76130-cd15-5b65-b933-a04db035d0e0",
 			"Device.SoftwareModules.DeploymentUnit.2.Vendor=", "Device.SoftwareModules.DeploymentUnit.2.Version=2.1",
+			"Device.SoftwareModules.DeploymentUnit.2.X_ParaDrop_Follow=",
 			"Device.SoftwareModules.ExecutionUnit.2.Status=Idle"}},
 		{"max depth", 1, []string{"Device.SoftwareModules."}, []string{
 			"Device.SoftwareModules.DeploymentUnitNumberOfEntries=2", "Device.SoftwareModules.ExecEnvNumberOfEntries=1",
@@ -215,7 +216,7 @@ func TestGet(t *testing.T) {
 	}
 	t.Run("whole tree", func(t *testing.T) {
 		got := flat(ask(t, a, ctrlID, getReq(0, "Device.")).Body.GetResponse().GetGetResp())
-		if len(got) != 5+2+(3+2+1)+3+9+2*10+2*15 {
+		if len(got) != 5+2+(3+2+1)+3+9+2*11+2*15 {
 			t.Errorf("%d parameters:\n%s", len(got), strings.Join(got, "\n"))
 		}
 	})
@@ -295,7 +296,7 @@ func TestGetSupportedDM(t *testing.T) {
 	want := []string{
 		"Device.SoftwareModules. ExecEnvNumberOfEntries DeploymentUnitNumberOfEntries ExecutionUnitNumberOfEntries",
 		"Device.SoftwareModules.ExecEnv.{i}. Enable Status Name Type Vendor Version AvailableDiskSpace AvailableMemory ActiveExecutionUnits key:Name",
-		"Device.SoftwareModules.DeploymentUnit.{i}. UUID DUID Name Status Resolved URL Vendor Version ExecutionUnitList ExecutionEnvRef key:DUID key:UUID",
+		"Device.SoftwareModules.DeploymentUnit.{i}. UUID DUID Name Status Resolved URL Vendor Version ExecutionUnitList ExecutionEnvRef X_ParaDrop_Follow key:DUID key:UUID",
 		"Device.SoftwareModules.ExecutionUnit.{i}. EUID Name Status RequestedState ExecutionFaultCode ExecutionFaultMessage AutoStart Vendor Version AllocatedMemory AllocatedDiskSpace AllocatedCPUPercent MemoryInUse DiskSpaceInUse ExecutionEnvRef key:EUID",
 	}
 	if got := objs(r.ReqObjResults[0]); !slices.Equal(got, want) || r.ReqObjResults[0].DataModelInstUri != dataModelURI {
@@ -304,8 +305,8 @@ func TestGetSupportedDM(t *testing.T) {
 	r = gsdm(&codec.GetSupportedDM{ObjPaths: []string{"Device.", "Device.SoftwareModules.DeploymentUnit.", "Device.SoftwareModules.ExecutionUnit.1.",
 		"Device.DeviceInfo.UpTime", "Device.Nope.", "Device.SoftwareModules.ExecutionUnit.7.", "Device.x..y"}, FirstLevelOnly: true, ReturnParams: true})
 	for i, want := range [][]string{
-		{"Device.", "Device.DeviceInfo.", "Device.LocalAgent.", "Device.SoftwareModules."},
-		{"Device.SoftwareModules.DeploymentUnit.{i}. UUID DUID Name Status Resolved URL Vendor Version ExecutionUnitList ExecutionEnvRef"},
+		{"Device.", "Device.DeviceInfo.", "Device.LocalAgent.", "Device.SoftwareModules.", "Device.Hosts."},
+		{"Device.SoftwareModules.DeploymentUnit.{i}. UUID DUID Name Status Resolved URL Vendor Version ExecutionUnitList ExecutionEnvRef X_ParaDrop_Follow"},
 		{"Device.SoftwareModules.ExecutionUnit.{i}. EUID Name Status RequestedState ExecutionFaultCode ExecutionFaultMessage AutoStart Vendor Version AllocatedMemory AllocatedDiskSpace AllocatedCPUPercent MemoryInUse DiskSpaceInUse ExecutionEnvRef"},
 		{"Device.DeviceInfo. UpTime"},
 	} {

@@ -101,6 +101,7 @@ var (
 		{name: "UUID", typ: str}, {name: "DUID", typ: str}, {name: "Name", typ: str}, {name: "Status", typ: str},
 		{name: "Resolved", typ: boolT}, {name: "URL", typ: str}, {name: "Vendor", typ: str}, {name: "Version", typ: str},
 		{name: "ExecutionUnitList", typ: str}, {name: "ExecutionEnvRef", typ: str},
+		{name: "X_ParaDrop_Follow", typ: str},
 	}, keys: [][]string{{"DUID"}, {"UUID"}}}
 	executionUnit = &object{path: []string{"Device", "SoftwareModules", "ExecutionUnit", "{i}"}, params: []param{
 		{name: "EUID", typ: str}, {name: "Name", typ: str}, {name: "Status", typ: str}, {name: "RequestedState", typ: str},
@@ -113,7 +114,7 @@ var (
 
 	// model lists them parents first.
 	model = []*object{device, deviceInfo, localAgent, controller, controllerMTP, controllerMQTT, requestObj, subscriptionObj,
-		softwareModules, execEnv, deploymentUnit, executionUnit}
+		softwareModules, execEnv, deploymentUnit, executionUnit, hostsObj, hostObj, hostIPv4Obj}
 )
 
 // execEnvRef is the one ExecEnv: this gateway's chute runtime.
@@ -198,7 +199,7 @@ func (a *Agent) snapshot(from string, ctl Controller) *snapshot {
 			"UUID": uuid.NewSHA1(duNamespace, []byte(c.Name)).String(), "DUID": c.Name, "Name": c.Name,
 			"Status": duStatus(c.State), "Resolved": "true", "URL": a.url(c.Name), "Vendor": string(c.Owner),
 			"Version": c.Version, "ExecutionUnitList": "Device.SoftwareModules.ExecutionUnit." + n,
-			"ExecutionEnvRef": execEnvRef,
+			"ExecutionEnvRef": execEnvRef, "X_ParaDrop_Follow": followOf(c),
 		}, n))
 	}
 	var inUse map[string]Use
@@ -219,6 +220,7 @@ func (a *Agent) snapshot(from string, ctl Controller) *snapshot {
 			"ExecutionEnvRef": execEnvRef,
 		}, n))
 	}
+	out = append(out, a.hostInstances(ctl)...)
 	return newSnapshot(out)
 }
 

@@ -48,6 +48,7 @@ type Fake struct {
 	acks     map[string]int                   // acks taken, per chute
 	// handovers are the chutes told they move, until they ack.
 	handovers map[string]bool
+	hosts     []chute.Host // set by SetHosts
 }
 
 type change struct {
@@ -98,6 +99,20 @@ func (f *Fake) DropKept(owner chute.Owner) ([]string, error) {
 	}
 	slices.Sort(out)
 	return out, nil
+}
+
+// SetHosts makes hs the LAN hosts the gateway sees.
+func (f *Fake) SetHosts(hs []chute.Host) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.hosts = hs
+}
+
+// Hosts implements api.Chutes.
+func (f *Fake) Hosts() []chute.Host {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.hosts)
 }
 
 // ChuteOfToken implements api.Chutes.

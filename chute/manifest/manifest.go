@@ -37,6 +37,14 @@ type Manifest struct {
 	// that the operator must allow (see privileges.go).
 	Devices      []Device `yaml:"devices,omitempty" json:"devices,omitempty"`
 	Capabilities []string `yaml:"capabilities,omitempty" json:"capabilities,omitempty"`
+	// Follow binds the chute to a user's device: it moves to the gateway
+	// the device is on (package follow).
+	Follow *Follow `yaml:"follow,omitempty" json:"follow,omitempty"`
+}
+
+// Follow names the LAN device a chute follows.
+type Follow struct {
+	MAC string `yaml:"mac" json:"mac"` // a unicast Ethernet MAC
 }
 
 // Resources are the limits the gateway enforces on the chute.
@@ -255,6 +263,10 @@ func (m *Manifest) canonicalize() {
 	for i := range m.Net.Redirect {
 		r := &m.Net.Redirect[i]
 		r.To = netip.MustParseAddrPort(r.To).String()
+	}
+	if m.Follow != nil {
+		hw, _ := net.ParseMAC(m.Follow.MAC)
+		m.Follow.MAC = hw.String()
 	}
 }
 

@@ -45,6 +45,7 @@ net:
 policy:
   hook: {http: {port: 8080, path: /policy}}
   grace: 60s
+follow: {mac: "02-00-00-00-00-0B"}
 `
 
 func TestParseDefaults(t *testing.T) {
@@ -97,6 +98,9 @@ func TestParseFull(t *testing.T) {
 	}
 	if m.StopGrace != 0 || time.Duration(m.Update.Timeout) != time.Minute {
 		t.Errorf("durations: %v %v", m.StopGrace, m.Update)
+	}
+	if m.Follow == nil || m.Follow.MAC != "02:00:00:00:00:0b" {
+		t.Errorf("follow not canonical: %+v", m.Follow)
 	}
 	lan := m.Net.LAN
 	if lan[1].MAC != "02:00:00:00:00:0a" || lan[3].IP != "2001:db8::1" || !reflect.DeepEqual(lan[0].Ports, []int{80, 554}) {
@@ -221,6 +225,12 @@ func TestParseErrors(t *testing.T) {
 		{"lan ip zone", minimal + "net: {lan: [{ip: \"fe80::1%eth0\"}]}\n", "net.lan[0].ip"},
 		{"lan mac", minimal + "net: {lan: [{mac: \"02:00:00:00:00\"}]}\n", "net.lan[0].mac"},
 		{"lan mac long", minimal + "net: {lan: [{mac: \"02:00:00:00:00:00:00:01\"}]}\n", "net.lan[0].mac"},
+		{"follow no mac", minimal + "follow: {}\n", "follow.mac"},
+		{"follow short mac", minimal + "follow: {mac: \"02:00:00:00:00\"}\n", "follow.mac"},
+		{"follow long mac", minimal + "follow: {mac: \"02:00:00:00:00:00:00:01\"}\n", "follow.mac"},
+		{"follow group mac", minimal + "follow: {mac: \"ff:ff:ff:ff:ff:ff\"}\n", "follow.mac"},
+		{"follow multicast mac", minimal + "follow: {mac: \"01:00:5e:00:00:01\"}\n", "follow.mac"},
+		{"follow unknown field", minimal + "follow: {mac: \"02:00:00:00:00:01\", ip: 198.51.100.2}\n", `follow.ip: unknown key`},
 		{"lan cidr", minimal + "net: {lan: [{cidr: 192.0.2.0/33}]}\n", "net.lan[0].cidr"},
 		{"lan cidr host bits", minimal + "net: {lan: [{cidr: 192.0.2.5/28}]}\n", "did you mean 192.0.2.0/28"},
 		{"lan port", minimal + "net: {lan: [{ip: 192.0.2.1, ports: [0]}]}\n", "net.lan[0].ports[0]"},

@@ -127,6 +127,13 @@ func (m *Manifest) Validate() error {
 	v.durRange("policy.grace", m.Policy.Grace, 0, 60*time.Second)
 	v.devices(m.Devices)
 	v.capabilities(m.Capabilities)
+	if m.Follow != nil {
+		// A device is one host: a group address would bind the chute to
+		// whoever claims it.
+		if hw, err := net.ParseMAC(m.Follow.MAC); err != nil || len(hw) != 6 || hw[0]&1 != 0 {
+			v.fail("follow.mac", "%q is not a unicast Ethernet MAC address like 02:00:00:00:00:01", m.Follow.MAC)
+		}
+	}
 	return errors.Join(v.errs...)
 }
 
