@@ -58,15 +58,21 @@ package: cross
 			-version '$(PKG_VERSION)' -maintainer '$(PKG_MAINTAINER)' -license '$(PKG_LICENSE)' -apk "$$apk" || exit 1; \
 	done
 
-# The size of what `make cross` ships: each stripped binary and its gzip -9,
-# which is about what an .ipk's data.tar.gz holds.
+# The size of what `make cross` ships: each stripped binary, its gzip -9,
+# and the .ipk that `make package` makes of it (what a router downloads and
+# what its flash holds until opkg unpacks it).
 .PHONY: size
 size: cross
-	@printf '%-28s %10s %10s\n' binary 'MiB' 'gzip MiB'
-	@for f in dist/paradrop-linux-*; do \
-		printf '%-28s %10.2f %10.2f\n' "$${f#dist/}" \
+	@printf '%-28s %10s %10s %10s\n' binary 'MiB' 'gzip MiB' '.ipk MiB'
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	for t in $(PKG_TARGETS); do \
+		f=dist/paradrop-linux-$$t; \
+		CGO_ENABLED=0 $(GO) run ./packaging/openwrt -target $$t -bin $$f -out $$tmp/$$t \
+			-version '$(PKG_VERSION)' -maintainer '$(PKG_MAINTAINER)' -license '$(PKG_LICENSE)' >/dev/null || exit 1; \
+		printf '%-28s %10.2f %10.2f %10.2f\n' "$${f#dist/}" \
 			"$$(stat -c %s "$$f" | awk '{print $$1/1048576}')" \
-			"$$(gzip -9c "$$f" | wc -c | awk '{print $$1/1048576}')"; \
+			"$$(gzip -9c "$$f" | wc -c | awk '{print $$1/1048576}')" \
+			"$$(cat $$tmp/$$t/*.ipk | wc -c | awk '{print $$1/1048576}')"; \
 	done
 
 # The unit tests that need neither root nor what qemu-user lacks, built for
