@@ -3,7 +3,6 @@ package main
 import (
 	"archive/tar"
 	"bytes"
-	"compress/gzip"
 	"os"
 	"path"
 	"sort"
@@ -18,8 +17,13 @@ import (
 // holding ./-relative paths owned by root. It is the only form OpenWrt's
 // opkg (opkg-lede, whose deb_extract gunzips the outer file and walks it
 // as a tar) reads; the ar archive of Debian and Yocto's opkg is not.
-func writeIPK(file string, m meta, entries []entry) error {
-	data, size, err := tarGz(entries, m.Epoch)
+// dataGz gzips data.tar, which holds the binary (nil: gzipBest); the
+// rest are small or already compressed.
+func writeIPK(file string, m meta, entries []entry, dataGz gzipper) error {
+	if dataGz == nil {
+		dataGz = gzipBest
+	}
+	data, size, err := tarGz(entries, m.Epoch, dataGz)
 	if err != nil {
 		return err
 	}
@@ -29,7 +33,7 @@ func writeIPK(file string, m meta, entries []entry) error {
 		{"/postinst", 0o755, []byte(postinst)},
 		{"/prerm", 0o755, []byte(prerm)},
 	}
-	control, _, err := tarGz(ctl, m.Epoch)
+	control, _, err := tarGz(ctl, m.Epoch, gzipBest)
 	if err != nil {
 		return err
 	}
@@ -37,7 +41,7 @@ func writeIPK(file string, m meta, entries []entry) error {
 		{"./debian-binary", 0o644, []byte("2.0\n")},
 		{"./data.tar.gz", 0o644, data},
 		{"./control.tar.gz", 0o644, control},
-	}, m.Epoch)
+	}, m.Epoch, gzipBest)
 	if err != nil {
 		return err
 	}
@@ -47,7 +51,7 @@ func writeIPK(file string, m meta, entries []entry) error {
 // tarGz archives entries under ./ with every parent directory, sorted by
 // name as ipkg-build's tar --sort=name; size is the uncompressed tar's, the
 // Installed-Size ipkg-build reports.
-func tarGz(entries []entry, mtime time.Time) ([]byte, int64, error) {
+func tarGz(entries []entry, mtime time.Time, gz gzipper) ([]byte, int64, error) {
 	dirs := map[string]bool{".": true}
 	var all []entry
 	for _, e := range entries {
@@ -62,11 +66,11 @@ func tarGz(entries []entry, mtime time.Time) ([]byte, int64, error) {
 	sort.Slice(all, func(i, j int) bool {
 		return strings.TrimSuffix(all[i].path, "/") < strings.TrimSuffix(all[j].path, "/")
 	})
-	return tarGzFlat(all, mtime)
+	return tarGzFlat(all, mtime, gz)
 }
 
 // tarGzFlat archives entries as they are, in order.
-func tarGzFlat(entries []entry, mtime time.Time) ([]byte, int64, error) {
+func tarGzFlat(entries []entry, mtime time.Time, gz gzipper) ([]byte, int64, error) {
 	var raw bytes.Buffer
 	tw := tar.NewWriter(&raw)
 	for _, e := range entries {
@@ -87,16 +91,9 @@ func tarGzFlat(entries []entry, mtime time.Time) ([]byte, int64, error) {
 	if err := tw.Close(); err != nil {
 		return nil, 0, err
 	}
-	var gz bytes.Buffer
-	zw, err := gzip.NewWriterLevel(&gz, gzip.BestCompression)
+	b, err := gz(raw.Bytes())
 	if err != nil {
 		return nil, 0, err
 	}
-	if _, err := zw.Write(raw.Bytes()); err != nil {
-		return nil, 0, err
-	}
-	if err := zw.Close(); err != nil {
-		return nil, 0, err
-	}
-	return gz.Bytes(), int64(raw.Len()), nil
+	return b, int64(raw.Len()), nil
 }

@@ -87,6 +87,7 @@ func run(args []string) error {
 	fs.StringVar(&m.License, "license", "", "License field (SPDX)")
 	fs.StringVar(&m.URL, "url", "", "URL field")
 	apk := fs.String("apk", "", "apk-tools 3 binary that makes the .apk (apk mkpkg); none: no .apk")
+	zopfliPath := fs.String("zopfli", "", "zopfli binary that gzips the .ipk's data (4-5% smaller, 40 s per arch); none: Go's gzip -9")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -127,7 +128,11 @@ func run(args []string) error {
 		return err
 	}
 	ipk := filepath.Join(*out, fmt.Sprintf("%s_%s_%s.ipk", m.Name, m.Version, m.Arch))
-	if err := writeIPK(ipk, m, entries); err != nil {
+	var dataGz gzipper
+	if *zopfliPath != "" {
+		dataGz = zopfli(*zopfliPath)
+	}
+	if err := writeIPK(ipk, m, entries, dataGz); err != nil {
 		return fmt.Errorf("%s: %w", ipk, err)
 	}
 	report(ipk)

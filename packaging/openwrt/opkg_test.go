@@ -59,7 +59,7 @@ func TestOPKG(t *testing.T) {
 	pkgs := []string{filepath.Join(out1, "paradrop_0.42~abcdef12-r1_mipsel_24kc.ipk")}
 	for _, dep := range depends {
 		p := filepath.Join(dir, dep+".ipk")
-		if err := writeIPK(p, meta{Name: dep, Version: "1-r1", Arch: "mipsel_24kc"}, nil); err != nil {
+		if err := writeIPK(p, meta{Name: dep, Version: "1-r1", Arch: "mipsel_24kc"}, nil, nil); err != nil {
 			t.Fatal(err)
 		}
 		pkgs = append(pkgs, p)
