@@ -702,3 +702,34 @@ func TestV2CPUMaxFormat(t *testing.T) {
 		}
 	}
 }
+
+// A chute's limit under a parent limited lower (a gateway's whole box, the
+// router bench's 0.25 CPU): v2 takes it and enforces the lower of the two,
+// while v1 refused it with EINVAL and the chute could not start. On v1 the
+// quota is now capped at the tightest ancestor's, which is what v2
+// enforces; a lower limit or none is written as asked.
+func TestCPUMaxUnderLimitedParent(t *testing.T) {
+	parent := testParent(t)
+	open(t, parent, Resources{CPUMax: 0.25})
+	path := filepath.Join(parent, "mid", "chute")
+	t.Cleanup(func() {
+		if g, err := Load(path); err == nil {
+			g.Delete()
+		}
+	})
+	g := open(t, path, Resources{CPUMax: 1})
+	for _, tc := range []struct{ set, v1, v2 float64 }{
+		{1, 0.25, 1}, {0.1, 0.1, 0.1}, {0, 0, 0}, {0.25, 0.25, 0.25},
+	} {
+		if err := g.Set(Resources{CPUMax: tc.set}); err != nil {
+			t.Fatalf("Set(CPUMax %v): %v", tc.set, err)
+		}
+		want := tc.v1
+		if Detect() == V2 {
+			want = tc.v2
+		}
+		if got, err := g.CPUMax(); err != nil || got != want {
+			t.Errorf("after Set(CPUMax %v): CPUMax() = %v, %v; want %v", tc.set, got, err, want)
+		}
+	}
+}
