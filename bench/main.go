@@ -59,6 +59,9 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == sandbox.ShimCommand {
 		os.Exit(sandbox.ShimMain(os.Args[2:]))
 	}
+	if len(os.Args) > 1 && os.Args[1] == boxedCommand {
+		os.Exit(boxedMain(os.Args[2:]))
+	}
 	if err := run(os.Args[1:]); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
