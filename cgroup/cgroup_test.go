@@ -733,3 +733,31 @@ func TestCPUMaxUnderLimitedParent(t *testing.T) {
 		}
 	}
 }
+
+// On v1 Stats reads its few files itself: it must say what cgroup1's full
+// Stat says of the same group, with a process in it and limits set.
+func TestV1StatsAgreesWithCgroup1(t *testing.T) {
+	if Detect() != V1 {
+		t.Skip("v1 host only: v2 stats come from cgroup2's Stat")
+	}
+	g := open(t, filepath.Join(testParent(t), "stats"), Resources{Memory: 64 << 20, Pids: 9})
+	startIn(t, g, sh("read x; sleep 100"))
+	got, err := g.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := g.b.(*v1Group).cg.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Stats{CPUUsageNs: m.CPU.Usage.Total, MemoryUsage: m.Memory.Usage.Usage,
+		MemoryLimit: m.Memory.Usage.Limit, Pids: m.Pids.Current, PidsLimit: m.Pids.Limit, OOMKills: m.MemoryOomControl.OomKill}
+	// The shell may still be running (CPU) or faulting pages in (memory).
+	if got.CPUUsageNs > want.CPUUsageNs || got.MemoryUsage > want.MemoryUsage+1<<20 || got.MemoryUsage+1<<20 < want.MemoryUsage {
+		t.Errorf("Stats = %+v, cgroup1 says %+v", got, want)
+	}
+	got.CPUUsageNs, got.MemoryUsage = want.CPUUsageNs, want.MemoryUsage
+	if got != want || got.MemoryLimit != 64<<20 || got.PidsLimit != 9 || got.Pids == 0 {
+		t.Errorf("Stats = %+v, cgroup1 says %+v", got, want)
+	}
+}

@@ -189,29 +189,48 @@ func (g *v1Group) procs() ([]int, error) {
 	return pids, nil
 }
 
+// stats reads what Stats reports from its own files. cgroup1's Stat reads
+// and parses every file of every controller (memory.stat alone is 40
+// lines), and the usage sampler asks for every chute every second.
 func (g *v1Group) stats() (Stats, error) {
-	cg, err := g.handle()
-	if err != nil {
-		return Stats{}, err
-	}
-	m, err := cg.Stat()
-	if err != nil {
+	if _, err := g.handle(); err != nil {
 		return Stats{}, err
 	}
 	var s Stats
-	if m.CPU != nil && m.CPU.Usage != nil {
-		s.CPUUsageNs = m.CPU.Usage.Total
+	var limit uint64
+	for _, f := range []struct {
+		controller, file string
+		dst              *uint64
+	}{
+		{"cpuacct", "cpuacct.usage", &s.CPUUsageNs},
+		{"memory", "memory.usage_in_bytes", &s.MemoryUsage},
+		{"memory", "memory.limit_in_bytes", &limit},
+		{"pids", "pids.current", &s.Pids},
+		{"pids", "pids.max", &s.PidsLimit},
+	} {
+		b, err := os.ReadFile(filepath.Join(g.dir(f.controller), f.file))
+		if err != nil {
+			return Stats{}, err
+		}
+		v := strings.TrimSpace(string(b))
+		if v == "max" { // pids.max without a limit
+			continue
+		}
+		if *f.dst, err = strconv.ParseUint(v, 10, 64); err != nil {
+			return Stats{}, fmt.Errorf("parse %s: %w", f.file, err)
+		}
 	}
-	if m.Memory != nil && m.Memory.Usage != nil {
-		s.MemoryUsage = m.Memory.Usage.Usage
-		s.MemoryLimit = unlimitedAsZero(m.Memory.Usage.Limit)
+	s.MemoryLimit = unlimitedAsZero(limit)
+	oom, err := os.ReadFile(filepath.Join(g.dir("memory"), "memory.oom_control"))
+	if err != nil {
+		return Stats{}, err
 	}
-	if m.MemoryOomControl != nil {
-		s.OOMKills = m.MemoryOomControl.OomKill
-	}
-	if m.Pids != nil {
-		s.Pids = m.Pids.Current
-		s.PidsLimit = m.Pids.Limit
+	for _, line := range strings.Split(string(oom), "\n") {
+		if v, ok := strings.CutPrefix(line, "oom_kill "); ok {
+			if s.OOMKills, err = strconv.ParseUint(v, 10, 64); err != nil {
+				return Stats{}, fmt.Errorf("parse memory.oom_control: %w", err)
+			}
+		}
 	}
 	return s, nil
 }

@@ -115,6 +115,10 @@ type Sampler struct {
 	// chute's last reading, to count what grew.
 	oomKills uint64
 	oomSeen  map[string]uint64
+
+	// groups are the chutes' cgroups sampled last time, by path; only
+	// sample, which Run calls from one goroutine, uses them.
+	groups map[string]*cgroup.Group
 }
 
 // New returns a sampler; Run makes it sample.
@@ -165,15 +169,23 @@ func (s *Sampler) sample(ctx context.Context, now time.Time) error {
 	if s.cfg.Targets != nil {
 		targets = s.cfg.Targets()
 	}
+	groups := make(map[string]*cgroup.Group, len(targets))
 	for _, t := range targets {
-		g, err := cgroup.Load(t.Cgroup)
-		if err != nil {
-			continue
+		// Loading a group checks every hierarchy: do it once a chute, not
+		// once a second. A group's handle names its path, so it stays good
+		// when the chute's group is made again; one that fails is loaded
+		// again next time.
+		g := s.groups[t.Cgroup]
+		if g == nil {
+			if g, err = cgroup.Load(t.Cgroup); err != nil {
+				continue
+			}
 		}
 		st, err := g.Stats()
 		if err != nil {
 			continue
 		}
+		groups[t.Cgroup] = g
 		cs := ChuteSample{Mem: st.MemoryUsage, MemLimit: st.MemoryLimit, Pids: st.Pids, OOMKills: st.OOMKills}
 		cur.chuteCPU[t.Name] = st.CPUUsageNs
 		if used, _, err := volume.Usage(t.Data); err == nil {
@@ -187,6 +199,7 @@ func (s *Sampler) sample(ctx context.Context, now time.Time) error {
 		smp.Chutes[t.Name] = cs
 	}
 
+	s.groups = groups
 	s.mu.Lock()
 	prev := s.prev
 	s.prev = cur
