@@ -127,9 +127,15 @@ func runRouter(ctx context.Context, o options) (string, error) {
 	b := &routerBox{dir: tmp, bin: filepath.Join(tmp, "paradrop"), exe: exe,
 		box: fmt.Sprintf("/paradrop-benchbox-%d", os.Getpid()), ovsDir: filepath.Join(tmp, "ovs"),
 		pkgs: map[string][]byte{}}
-	fmt.Println("building the daemon as make build does...")
-	if err := buildBinary(ctx, ".", b.bin); err != nil {
-		return "", err
+	if o.daemon != "" {
+		if b.bin, err = filepath.Abs(o.daemon); err != nil {
+			return "", err
+		}
+	} else {
+		fmt.Println("building the daemon as make build does...")
+		if err := buildBinary(ctx, ".", b.bin); err != nil {
+			return "", err
+		}
 	}
 	defer b.close()
 	if err := b.open(); err != nil {
