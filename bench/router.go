@@ -458,11 +458,7 @@ func (b *routerBox) measure(ctx context.Context, r *routerResult) error {
 		}
 	}
 	r.fitBox, _ = readBoxMem(b.box)
-	if g, err := cgroup.Load(b.box); err == nil {
-		if st, err := g.Stats(); err == nil {
-			r.fitOOM = st.OOMKills
-		}
-	}
+	r.fitOOM = oomKillsBelow(b.box)
 	select {
 	case <-b.d.exited:
 		r.fitErr += "; the daemon is dead: " + b.d.cmd.ProcessState.String()
@@ -638,6 +634,22 @@ func readBoxMem(path string) (boxMem, error) {
 		}
 	}
 	return m, fmt.Errorf("no %s in %s/memory.stat", anonKey, dir)
+}
+
+// oomKillsBelow adds up the OOM kills of path's groups: v1 counts a kill
+// in the victim's group, not in the one whose limit was hit.
+func oomKillsBelow(path string) uint64 {
+	var n uint64
+	if g, err := cgroup.Load(path); err == nil {
+		if st, err := g.Stats(); err == nil {
+			n = st.OOMKills
+		}
+	}
+	children, _ := cgroup.List(path)
+	for _, c := range children {
+		n += oomKillsBelow(path + "/" + c)
+	}
+	return n
 }
 
 // removeCgroupTree kills what still runs below path and removes its
