@@ -77,6 +77,9 @@ type daemon struct {
 	logPath string
 	exited  chan struct{}
 	client  *http.Client
+	// cgroupParent is removed by stop: a daemon keeps its parent, as a
+	// gateway should, so every run left one per daemon in every hierarchy.
+	cgroupParent string
 }
 
 func startDaemon(ctx context.Context, bin, dataDir string) (*daemon, error) {
@@ -109,7 +112,7 @@ func startDaemonIn(ctx context.Context, bin, dataDir, cgroupParent string, flags
 		return nil, fmt.Errorf("start daemon: %w", err)
 	}
 	d := &daemon{cmd: cmd, base: "http://" + listen + "/api/v1", logPath: logPath,
-		exited: make(chan struct{}), client: &http.Client{Timeout: 2 * time.Minute}}
+		exited: make(chan struct{}), client: &http.Client{Timeout: 2 * time.Minute}, cgroupParent: cgroupParent}
 	go func() { cmd.Wait(); close(d.exited) }()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -216,17 +219,23 @@ func (d *daemon) removeAll(ctx context.Context) error {
 }
 
 // stop ends the daemon with SIGTERM, as a service manager would, and
-// kills it if it lingers.
+// kills it if it lingers; then it removes the daemon's cgroup parent with
+// whatever is left in it (call removeAll first to remove chutes the
+// daemon's way).
 func (d *daemon) stop() error {
 	d.cmd.Process.Signal(syscall.SIGTERM)
+	var err error
 	select {
 	case <-d.exited:
-		return nil
 	case <-time.After(15 * time.Second):
 		d.cmd.Process.Kill()
 		<-d.exited
-		return errors.New("daemon ignored SIGTERM for 15s; killed")
+		err = errors.New("daemon ignored SIGTERM for 15s; killed")
 	}
+	if d.cgroupParent != "" {
+		err = errors.Join(err, removeCgroupTree(d.cgroupParent))
+	}
+	return err
 }
 
 // vmRSS reads a process's resident set from /proc, in bytes.

@@ -48,6 +48,7 @@ type options struct {
 	n        int    // timed repetitions of each measurement (at least)
 	gateways []int  // the fleet suite's sizes
 	command  string // the command line, recorded in the README
+	daemon   string // the router suite's daemon binary; "" builds one
 }
 
 const readmePath = "bench/README.md"
@@ -58,6 +59,9 @@ func main() {
 	// before anything.
 	if len(os.Args) > 1 && os.Args[1] == sandbox.ShimCommand {
 		os.Exit(sandbox.ShimMain(os.Args[2:]))
+	}
+	if len(os.Args) > 1 && os.Args[1] == boxedCommand {
+		os.Exit(boxedMain(os.Args[2:]))
 	}
 	if err := run(os.Args[1:]); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -81,6 +85,7 @@ func run(args []string) error {
 		}
 		return nil
 	})
+	fs.StringVar(&o.daemon, "daemon", "", "router suite: this daemon binary instead of one built from the tree (to compare builds)")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: go run ./bench [-n N] [SUITE...]\nsuites:")
 		for _, name := range suiteNames() {

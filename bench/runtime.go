@@ -401,7 +401,6 @@ const apiName = "daemon API: POST start?wait=1 (sleep)"
 // launchDaemon starts the daemon and reads its idle RSS. The returned stop
 // removes every chute, since chutes outlive the daemon, then stops it.
 func launchDaemon(ctx context.Context, tmp, bin string, f *daemonFigures) (*daemon, func(), error) {
-	parentExisted := cgroupExists(daemonCgroup)
 	d, err := startDaemon(ctx, bin, filepath.Join(tmp, "data"))
 	if err != nil {
 		return nil, nil, err
@@ -414,9 +413,6 @@ func launchDaemon(ctx context.Context, tmp, bin string, f *daemonFigures) (*daem
 		}
 		if err := d.stop(); err != nil {
 			fmt.Fprintln(os.Stderr, "bench: cleanup:", err)
-		}
-		if g, err := cgroup.Load(daemonCgroup); err == nil && !parentExisted {
-			g.Delete()
 		}
 	}
 	time.Sleep(fleetSettled)

@@ -702,3 +702,62 @@ func TestV2CPUMaxFormat(t *testing.T) {
 		}
 	}
 }
+
+// A chute's limit under a parent limited lower (a gateway's whole box, the
+// router bench's 0.25 CPU): v2 takes it and enforces the lower of the two,
+// while v1 refused it with EINVAL and the chute could not start. On v1 the
+// quota is now capped at the tightest ancestor's, which is what v2
+// enforces; a lower limit or none is written as asked.
+func TestCPUMaxUnderLimitedParent(t *testing.T) {
+	parent := testParent(t)
+	open(t, parent, Resources{CPUMax: 0.25})
+	path := filepath.Join(parent, "mid", "chute")
+	t.Cleanup(func() {
+		if g, err := Load(path); err == nil {
+			g.Delete()
+		}
+	})
+	g := open(t, path, Resources{CPUMax: 1})
+	for _, tc := range []struct{ set, v1, v2 float64 }{
+		{1, 0.25, 1}, {0.1, 0.1, 0.1}, {0, 0, 0}, {0.25, 0.25, 0.25},
+	} {
+		if err := g.Set(Resources{CPUMax: tc.set}); err != nil {
+			t.Fatalf("Set(CPUMax %v): %v", tc.set, err)
+		}
+		want := tc.v1
+		if Detect() == V2 {
+			want = tc.v2
+		}
+		if got, err := g.CPUMax(); err != nil || got != want {
+			t.Errorf("after Set(CPUMax %v): CPUMax() = %v, %v; want %v", tc.set, got, err, want)
+		}
+	}
+}
+
+// On v1 Stats reads its few files itself: it must say what cgroup1's full
+// Stat says of the same group, with a process in it and limits set.
+func TestV1StatsAgreesWithCgroup1(t *testing.T) {
+	if Detect() != V1 {
+		t.Skip("v1 host only: v2 stats come from cgroup2's Stat")
+	}
+	g := open(t, filepath.Join(testParent(t), "stats"), Resources{Memory: 64 << 20, Pids: 9})
+	startIn(t, g, sh("read x; sleep 100"))
+	got, err := g.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := g.b.(*v1Group).cg.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Stats{CPUUsageNs: m.CPU.Usage.Total, MemoryUsage: m.Memory.Usage.Usage,
+		MemoryLimit: m.Memory.Usage.Limit, Pids: m.Pids.Current, PidsLimit: m.Pids.Limit, OOMKills: m.MemoryOomControl.OomKill}
+	// The shell may still be running (CPU) or faulting pages in (memory).
+	if got.CPUUsageNs > want.CPUUsageNs || got.MemoryUsage > want.MemoryUsage+1<<20 || got.MemoryUsage+1<<20 < want.MemoryUsage {
+		t.Errorf("Stats = %+v, cgroup1 says %+v", got, want)
+	}
+	got.CPUUsageNs, got.MemoryUsage = want.CPUUsageNs, want.MemoryUsage
+	if got != want || got.MemoryLimit != 64<<20 || got.PidsLimit != 9 || got.Pids == 0 {
+		t.Errorf("Stats = %+v, cgroup1 says %+v", got, want)
+	}
+}

@@ -94,9 +94,14 @@ func v1Shares(weight uint64) uint64 {
 	return max(weight*1024/100, 2)
 }
 
-func v1Resources(r Resources) *specs.LinuxResources {
+// v1Resources translates r; quotaCap (per cpuPeriodUs, -1 for none) is
+// the tightest CFS quota of the group's ancestors, which r's is held to.
+func v1Resources(r Resources, quotaCap int64) *specs.LinuxResources {
 	shares := v1Shares(r.weight())
 	quota := r.quotaUs()
+	if quotaCap > 0 && quota > quotaCap {
+		quota = quotaCap
+	}
 	period := uint64(cpuPeriodUs)
 	mem := r.Memory
 	if mem == 0 {
@@ -116,7 +121,7 @@ func (g *v1Group) update(r Resources) error {
 	// cgroup1.New creates whatever directories are missing (a group may be
 	// half-created after a crash) and writes the limits, so it serves both
 	// for creating and for changing a group.
-	cg, err := cgroup1.New(cgroup1.StaticPath(g.path), v1Resources(r), cgroup1.WithHierarchy(g.hierarchy))
+	cg, err := cgroup1.New(cgroup1.StaticPath(g.path), v1Resources(r, v1QuotaCap(g.path)), cgroup1.WithHierarchy(g.hierarchy))
 	if err != nil {
 		return err
 	}
@@ -126,6 +131,30 @@ func (g *v1Group) update(r Resources) error {
 		return os.WriteFile(filepath.Join(g.dir("pids"), "pids.max"), []byte("max"), 0)
 	}
 	return nil
+}
+
+// v1QuotaCap is the lowest CFS quota of path's ancestors, per cpuPeriodUs,
+// or -1 if none has one. v1 refuses a quota above the parent's (EINVAL)
+// where v2 takes it and enforces the lower: held to the ancestors', a
+// chute's limit under a limited parent (a gateway's whole box) works on
+// both, with the effect it has on v2.
+func v1QuotaCap(path string) int64 {
+	limit := int64(-1)
+	for p := filepath.Dir(path); p != "/"; p = filepath.Dir(p) {
+		dir := filepath.Join(v1Mount, "cpu", p)
+		q, err := readInt(filepath.Join(dir, "cpu.cfs_quota_us"))
+		if err != nil || q <= 0 {
+			continue
+		}
+		period, err := readInt(filepath.Join(dir, "cpu.cfs_period_us"))
+		if err != nil || period <= 0 {
+			continue
+		}
+		if q = q * cpuPeriodUs / period; limit < 0 || q < limit {
+			limit = q
+		}
+	}
+	return limit
 }
 
 func (g *v1Group) handle() (cgroup1.Cgroup, error) {
@@ -160,29 +189,48 @@ func (g *v1Group) procs() ([]int, error) {
 	return pids, nil
 }
 
+// stats reads what Stats reports from its own files. cgroup1's Stat reads
+// and parses every file of every controller (memory.stat alone is 40
+// lines), and the usage sampler asks for every chute every second.
 func (g *v1Group) stats() (Stats, error) {
-	cg, err := g.handle()
-	if err != nil {
-		return Stats{}, err
-	}
-	m, err := cg.Stat()
-	if err != nil {
+	if _, err := g.handle(); err != nil {
 		return Stats{}, err
 	}
 	var s Stats
-	if m.CPU != nil && m.CPU.Usage != nil {
-		s.CPUUsageNs = m.CPU.Usage.Total
+	var limit uint64
+	for _, f := range []struct {
+		controller, file string
+		dst              *uint64
+	}{
+		{"cpuacct", "cpuacct.usage", &s.CPUUsageNs},
+		{"memory", "memory.usage_in_bytes", &s.MemoryUsage},
+		{"memory", "memory.limit_in_bytes", &limit},
+		{"pids", "pids.current", &s.Pids},
+		{"pids", "pids.max", &s.PidsLimit},
+	} {
+		b, err := os.ReadFile(filepath.Join(g.dir(f.controller), f.file))
+		if err != nil {
+			return Stats{}, err
+		}
+		v := strings.TrimSpace(string(b))
+		if v == "max" { // pids.max without a limit
+			continue
+		}
+		if *f.dst, err = strconv.ParseUint(v, 10, 64); err != nil {
+			return Stats{}, fmt.Errorf("parse %s: %w", f.file, err)
+		}
 	}
-	if m.Memory != nil && m.Memory.Usage != nil {
-		s.MemoryUsage = m.Memory.Usage.Usage
-		s.MemoryLimit = unlimitedAsZero(m.Memory.Usage.Limit)
+	s.MemoryLimit = unlimitedAsZero(limit)
+	oom, err := os.ReadFile(filepath.Join(g.dir("memory"), "memory.oom_control"))
+	if err != nil {
+		return Stats{}, err
 	}
-	if m.MemoryOomControl != nil {
-		s.OOMKills = m.MemoryOomControl.OomKill
-	}
-	if m.Pids != nil {
-		s.Pids = m.Pids.Current
-		s.PidsLimit = m.Pids.Limit
+	for _, line := range strings.Split(string(oom), "\n") {
+		if v, ok := strings.CutPrefix(line, "oom_kill "); ok {
+			if s.OOMKills, err = strconv.ParseUint(v, 10, 64); err != nil {
+				return Stats{}, fmt.Errorf("parse memory.oom_control: %w", err)
+			}
+		}
 	}
 	return s, nil
 }

@@ -10,6 +10,7 @@ import (
 	"paradrop/chute/manifest"
 	"paradrop/netconf"
 	"paradrop/sdn"
+	"paradrop/usage"
 )
 
 // Network is the chutes' network as the manager drives it; *sdn.Network
@@ -21,6 +22,7 @@ type Network interface {
 	Counters(ctx context.Context, chute string) (sdn.Counters, error)
 	// Hosts are the LAN hosts it sees (chute/hosts.go).
 	Hosts() []sdn.Host
+	AllCounters(ctx context.Context) (map[string]sdn.Counters, error)
 }
 
 // GatewayPort is a port the gateway itself serves (its API, SSH, DNS...):
@@ -214,11 +216,18 @@ func (m *Manager) setBandwidth(ctx context.Context, name string, bw manifest.Ban
 	return m.cfg.Network.Update(ctx, c)
 }
 
-// Bytes reports a chute's traffic for usage accounting.
-func (m *Manager) Bytes(ctx context.Context, chute string) (rx, tx uint64, err error) {
+// Bytes reports the chutes' traffic for usage accounting.
+func (m *Manager) Bytes(ctx context.Context) (map[string]usage.Traffic, error) {
 	if m.cfg.Network == nil {
-		return 0, 0, nil
+		return nil, nil
 	}
-	c, err := m.cfg.Network.Counters(ctx, chute)
-	return c.RxBytes, c.TxBytes, err
+	cs, err := m.cfg.Network.AllCounters(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]usage.Traffic, len(cs))
+	for name, c := range cs {
+		out[name] = usage.Traffic{Rx: c.RxBytes, Tx: c.TxBytes}
+	}
+	return out, nil
 }

@@ -473,6 +473,16 @@ func TestMeter(t *testing.T) {
 	if cs.TxBytes < 5e6 || cs.RxBytes < 2e6 || cs.TxPackets == 0 || cs.RxPackets == 0 {
 		t.Errorf("counters %+v after sending MBs both ways", cs)
 	}
+	// The usage sampler's reading of all chutes at once says the same
+	// (give or take a late packet).
+	all, err := tb.n.AllCounters(testCtx(t, 10*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := all["fat"]; len(all) != 1 || a.TxBytes < cs.TxBytes || a.RxBytes < cs.RxBytes ||
+		a.TxBytes > cs.TxBytes+1e5 || a.RxBytes > cs.RxBytes+1e5 {
+		t.Errorf("AllCounters = %+v, Counters(fat) = %+v", all, cs)
+	}
 }
 
 // rateIn measures traffic into chute h: h connects to a sender in lan,

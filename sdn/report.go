@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"sort"
+
+	"paradrop/sdn/controller"
 )
 
 // Rule is a flow as people read it, with the switch's counters.
@@ -81,6 +83,52 @@ func (n *Network) flows(ctx context.Context, chute string) ([]Rule, error) {
 	return rules, nil
 }
 
+// AllCounters returns every attached chute's traffic counters, by name,
+// from one request for the switch's flow statistics: the usage sampler
+// reads them every second, and a request a chute cost the daemon and Open
+// vSwitch a round trip each.
+func (n *Network) AllCounters(ctx context.Context) (map[string]Counters, error) {
+	n.mu.Lock()
+	names := make(map[uint32]string, len(n.chutes))
+	for name, c := range n.chutes {
+		names[c.id(n.topo.Subnet)] = name
+	}
+	d := n.last
+	n.mu.Unlock()
+	out := make(map[string]Counters, len(names))
+	for _, name := range names {
+		out[name] = Counters{}
+	}
+	if len(names) == 0 || d == nil {
+		return out, nil
+	}
+	stats, err := n.ctl.FlowStats(ctx, 0, 0)
+	if err != nil {
+		return nil, fmt.Errorf("counters: %w", err)
+	}
+	for _, s := range stats {
+		name, ok := names[uint32(s.Cookie>>32)]
+		if !ok {
+			continue
+		}
+		out[name] = out[name].add(d, s)
+	}
+	return out, nil
+}
+
+// add counts s in c if it is one of the chute's sending or receiving flows.
+func (c Counters) add(d *derived, s controller.FlowStat) Counters {
+	if d.TX[s.Cookie] {
+		c.TxBytes += s.Bytes
+		c.TxPackets += s.Packets
+	}
+	if d.RX[s.Cookie] {
+		c.RxBytes += s.Bytes
+		c.RxPackets += s.Packets
+	}
+	return c
+}
+
 // Counters returns chute's traffic counters, from its flows' statistics.
 func (n *Network) Counters(ctx context.Context, chute string) (Counters, error) {
 	n.mu.Lock()
@@ -100,14 +148,7 @@ func (n *Network) Counters(ctx context.Context, chute string) (Counters, error) 
 	}
 	var cs Counters
 	for _, s := range stats {
-		if d.TX[s.Cookie] {
-			cs.TxBytes += s.Bytes
-			cs.TxPackets += s.Packets
-		}
-		if d.RX[s.Cookie] {
-			cs.RxBytes += s.Bytes
-			cs.RxPackets += s.Packets
-		}
+		cs = cs.add(d, s)
 	}
 	return cs, nil
 }

@@ -33,12 +33,16 @@ type Target struct {
 	Data   string // mountpoint of its /data volume
 }
 
-// Counters reports a chute's network traffic; the chute network satisfies
-// it through a small adapter.
+// Counters reports the chutes' network traffic; the chute network
+// satisfies it through a small adapter.
 type Counters interface {
-	// Bytes returns the cumulative bytes the chute has received and sent.
-	Bytes(ctx context.Context, chute string) (rx, tx uint64, err error)
+	// Bytes returns the cumulative bytes each chute has received and
+	// sent, by name, from one reading of the switch for all of them.
+	Bytes(ctx context.Context) (map[string]Traffic, error)
 }
+
+// Traffic is a chute's cumulative bytes received and sent.
+type Traffic struct{ Rx, Tx uint64 }
 
 // Config is what the sampler needs from the daemon.
 type Config struct {
@@ -115,6 +119,10 @@ type Sampler struct {
 	// chute's last reading, to count what grew.
 	oomKills uint64
 	oomSeen  map[string]uint64
+
+	// groups are the chutes' cgroups sampled last time, by path; only
+	// sample, which Run calls from one goroutine, uses them.
+	groups map[string]*cgroup.Group
 }
 
 // New returns a sampler; Run makes it sample.
@@ -165,28 +173,40 @@ func (s *Sampler) sample(ctx context.Context, now time.Time) error {
 	if s.cfg.Targets != nil {
 		targets = s.cfg.Targets()
 	}
+	var traffic map[string]Traffic
+	if s.cfg.Counters != nil && len(targets) > 0 {
+		// Without them the rates stay 0 this once.
+		traffic, _ = s.cfg.Counters.Bytes(ctx)
+	}
+	groups := make(map[string]*cgroup.Group, len(targets))
 	for _, t := range targets {
-		g, err := cgroup.Load(t.Cgroup)
-		if err != nil {
-			continue
+		// Loading a group checks every hierarchy: do it once a chute, not
+		// once a second. A group's handle names its path, so it stays good
+		// when the chute's group is made again; one that fails is loaded
+		// again next time.
+		g := s.groups[t.Cgroup]
+		if g == nil {
+			if g, err = cgroup.Load(t.Cgroup); err != nil {
+				continue
+			}
 		}
 		st, err := g.Stats()
 		if err != nil {
 			continue
 		}
+		groups[t.Cgroup] = g
 		cs := ChuteSample{Mem: st.MemoryUsage, MemLimit: st.MemoryLimit, Pids: st.Pids, OOMKills: st.OOMKills}
 		cur.chuteCPU[t.Name] = st.CPUUsageNs
 		if used, _, err := volume.Usage(t.Data); err == nil {
 			cs.Disk = uint64(used)
 		}
-		if s.cfg.Counters != nil {
-			if rx, tx, err := s.cfg.Counters.Bytes(ctx, t.Name); err == nil {
-				cur.chuteBytes[t.Name] = byteCount{rx, tx}
-			}
+		if c, ok := traffic[t.Name]; ok {
+			cur.chuteBytes[t.Name] = byteCount{c.Rx, c.Tx}
 		}
 		smp.Chutes[t.Name] = cs
 	}
 
+	s.groups = groups
 	s.mu.Lock()
 	prev := s.prev
 	s.prev = cur

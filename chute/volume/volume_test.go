@@ -375,3 +375,24 @@ func TestMove(t *testing.T) {
 		t.Error("moved a volume that is not mounted")
 	}
 }
+
+// Usage tells a mount point from the directory under it without reading
+// the host's mount table: an existing directory that is not mounted must
+// not report the filesystem it sits on.
+func TestUsageNeedsAMount(t *testing.T) {
+	if _, _, err := Usage(t.TempDir()); err == nil || !strings.Contains(err.Error(), "not mounted") {
+		t.Errorf("Usage of a plain directory: %v, want not mounted", err)
+	}
+	for p, want := range map[string]bool{"/proc": true, "/": true, t.TempDir(): false} {
+		root, known, err := isMountRoot(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if known && root != want {
+			t.Errorf("isMountRoot(%s) = %v, want %v", p, root, want)
+		}
+		if m, err := mountAt(p); err == nil && known && (m != nil) != root {
+			t.Errorf("isMountRoot(%s) = %v, mountinfo says %v", p, root, m != nil)
+		}
+	}
+}

@@ -110,6 +110,7 @@ type Controller struct {
 	desired  *desiredSet
 	sess     *session      // the ready session, nil when disconnected
 	sessCh   chan struct{} // closed (and replaced) when sess changes
+	sessions uint64        // sessions attached so far
 	dpid     uint64
 	ports    map[string]uint32
 	packetIn func(*ofp.PacketIn)
@@ -235,6 +236,7 @@ func (c *Controller) attach(s *session) {
 	c.mu.Lock()
 	old := c.sess
 	c.sess = s
+	c.sessions++
 	c.dpid = s.dpid
 	c.ports = s.initialPorts // from now on portStatus updates it as c.ports
 	close(c.sessCh)
@@ -400,6 +402,15 @@ func (c *Controller) Connected() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.sess != nil
+}
+
+// Sessions counts the switch connections that completed their handshake,
+// so that a caller can tell the switch connected again (a restarted
+// ovs-vswitchd) since it last looked.
+func (c *Controller) Sessions() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.sessions
 }
 
 // Datapath returns the datapath id of the switch last connected, 0 if none.

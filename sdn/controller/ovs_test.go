@@ -443,12 +443,20 @@ func TestReconnect(t *testing.T) {
 			parent := e.t
 			e.t = t
 			defer func() { e.t = parent }()
+			before := e.c.Sessions()
 			st.disrupt()
+			if st.name == "controller restarted" {
+				before = 0
+			}
 			if err := e.sync(); err != nil {
 				t.Fatalf("Sync: %v", err)
 			}
 			if !e.c.Connected() {
 				t.Error("not connected after Sync")
+			}
+			// What the network's repair loop tells a reconnection by.
+			if n := e.c.Sessions(); n <= before {
+				t.Errorf("Sessions() = %d after the switch connected again, was %d", n, before)
 			}
 			e.wantFlows(gatewayDump)
 			if !strings.Contains(e.dumpMeters(), "type=drop rate=10000 burst_size=1000") {
