@@ -350,6 +350,13 @@ func TestDaemonRestartReadoptsAndRebootRestarts(t *testing.T) {
 	sb.Stop(context.Background(), 0)
 	cg, _ := cgroup.Load(g.m.paths.cgroup("counter"))
 	cg.Kill()
+	// After a reboot no process is left to hold the chute's mount
+	// namespace, and with it /data's loop device: under load the killed
+	// ones may take more than a second to go.
+	eventually(t, 10*time.Second, "the chute's processes gone", func() bool {
+		procs, err := cg.Procs()
+		return err == nil && len(procs) == 0
+	})
 	if err := syscall.Unmount(g.m.paths.data("counter"), 0); err != nil {
 		t.Fatalf("unmount /data as a reboot would: %v", err)
 	}
