@@ -87,6 +87,11 @@ func ShimMain(args []string) int {
 	if dir == spareArg {
 		// Assembled while nothing waits; an error shows again at the start.
 		seccompFilter()
+		// Package os probes once, with a fork, whether the kernel has
+		// pidfds: on the first start of a process, which is a spare's only.
+		if p, err := os.FindProcess(os.Getpid()); err == nil {
+			p.Release()
+		}
 		var err error
 		if dir, err = awaitAssignment(report); errors.Is(err, errNoAssignment) {
 			return 0
