@@ -1,7 +1,6 @@
 package cgroup
 
 import (
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"os"
@@ -125,27 +124,14 @@ func TestSpawnInDeclinesPidsLimitOne(t *testing.T) {
 
 // CLONE_INTO_CGROUP on the controller-less v2 hierarchy of a hybrid host.
 func TestSpawnInV2OnHybrid(t *testing.T) {
-	requireRoot(t)
-	const mount = "/sys/fs/cgroup/unified"
-	if Detect() == V2 {
-		t.Skip("v2 host: TestSpawnIn covers it")
-	}
-	if _, err := os.Stat(filepath.Join(mount, "cgroup.procs")); err != nil {
-		t.Skip("no cgroup2 mount at " + mount)
-	}
-	path := fmt.Sprintf("/paradrop-test-%s", rand.Text()[:10])
-	b := newV2(mount, path)
-	if err := os.Mkdir(b.dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	g := &Group{path: path, b: b}
-	t.Cleanup(func() { g.Kill(); os.Remove(b.dir) })
+	g, _ := hybridV2Group(t)
+	t.Cleanup(func() { g.Kill() })
 	child, before, after, err := spawnIn(t, g)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if in := inGroup(child, path); len(in) != 1 || in[0] != "" {
-		t.Errorf("child not in v2 group %s:\n%s", path, child)
+	if in := inGroup(child, g.Path()); len(in) != 1 || in[0] != "" {
+		t.Errorf("child not in v2 group %s:\n%s", g.Path(), child)
 	}
 	if before != after {
 		t.Errorf("starting thread's cgroups changed:\nbefore\n%s\nafter\n%s", before, after)
