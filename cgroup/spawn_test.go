@@ -14,9 +14,10 @@ import (
 	"github.com/containerd/cgroups/v3/cgroup1"
 )
 
-// spawnIn starts `sleep 30` with SpawnIn on a locked thread and returns
-// its /proc/PID/cgroup, and the thread's own before and after.
-func spawnIn(t *testing.T, g *Group) (child, before, after string, err error) {
+// spawnIn starts `sleep 30` with attr (nil for none) and SpawnIn on a
+// locked thread and returns its /proc/PID/cgroup, and the thread's own
+// before and after.
+func spawnIn(t *testing.T, g *Group, attr *syscall.SysProcAttr) (child, before, after string, err error) {
 	t.Helper()
 	type result struct {
 		child, before, after string
@@ -46,6 +47,9 @@ func spawnIn(t *testing.T, g *Group) (child, before, after string, err error) {
 		r.before = string(b)
 		cmd := exec.Command("sleep", "30")
 		cmd.SysProcAttr = &syscall.SysProcAttr{}
+		if attr != nil {
+			cmd.SysProcAttr = attr
+		}
 		done, err := g.SpawnIn(cmd.SysProcAttr)
 		if err != nil {
 			r.err = err
@@ -86,7 +90,7 @@ func inGroup(procCgroup, path string) []string {
 func TestSpawnIn(t *testing.T) {
 	parent := testParent(t)
 	g := open(t, filepath.Join(parent, "born"), Resources{Pids: 8})
-	child, before, after, err := spawnIn(t, g)
+	child, before, after, err := spawnIn(t, g, chuteLike())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +117,7 @@ func TestSpawnInDeclinesPidsLimitOne(t *testing.T) {
 	}
 	parent := testParent(t)
 	g := open(t, filepath.Join(parent, "one"), Resources{Pids: 1})
-	_, before, after, err := spawnIn(t, g)
+	_, before, after, err := spawnIn(t, g, nil)
 	if !errors.Is(err, ErrSpawnInUnsupported) {
 		t.Fatalf("SpawnIn with pids.max 1: %v, want ErrSpawnInUnsupported", err)
 	}
@@ -122,11 +126,23 @@ func TestSpawnInDeclinesPidsLimitOne(t *testing.T) {
 	}
 }
 
-// CLONE_INTO_CGROUP on the controller-less v2 hierarchy of a hybrid host.
+// chuteLike asks for the namespaces a chute's init is cloned with, a user
+// namespace mapped as the shim maps it among them.
+func chuteLike() *syscall.SysProcAttr {
+	return &syscall.SysProcAttr{
+		Cloneflags:  syscall.CLONE_NEWNS | syscall.CLONE_NEWPID | syscall.CLONE_NEWUTS | syscall.CLONE_NEWIPC | syscall.CLONE_NEWUSER,
+		UidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: 0x7100_0000, Size: 65536}},
+		GidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: 0x7100_0000, Size: 65536}},
+		Credential:  &syscall.Credential{Uid: 0, Gid: 0, NoSetGroups: true},
+	}
+}
+
+// CLONE_INTO_CGROUP (clone3) on the controller-less v2 hierarchy of a
+// hybrid host, with a chute's namespaces.
 func TestSpawnInV2OnHybrid(t *testing.T) {
 	g, _ := hybridV2Group(t)
 	t.Cleanup(func() { g.Kill() })
-	child, before, after, err := spawnIn(t, g)
+	child, before, after, err := spawnIn(t, g, chuteLike())
 	if err != nil {
 		t.Fatal(err)
 	}
