@@ -55,7 +55,9 @@ var (
 //
 // A Start that finds no usable spare (a burst of starts, a spare that
 // died, or a binary replaced on disk since the spare booted) execs a fresh
-// shim as Start does. A Launcher is safe for concurrent use.
+// shim as Start does. So does a Start where such cold starts have lately
+// been the faster: the launcher times both ways (see pathChooser). A
+// Launcher is safe for concurrent use.
 type Launcher struct {
 	exe string
 
