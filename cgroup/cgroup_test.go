@@ -626,7 +626,10 @@ func TestReclaim(t *testing.T) {
 // TestV2ControllerlessOnHybrid runs the v2 backend against this host's
 // cgroup2 mount, which has no controllers: membership, kill via cgroup.kill
 // and removal work there, limits and stats do not.
-func TestV2ControllerlessOnHybrid(t *testing.T) {
+// hybridV2Group makes a group on the controller-less v2 hierarchy of a
+// hybrid host, removed at the test's end; it skips on other hosts.
+func hybridV2Group(t *testing.T) (*Group, *v2Group) {
+	t.Helper()
 	requireRoot(t)
 	const mount = "/sys/fs/cgroup/unified"
 	if Detect() == V2 {
@@ -643,7 +646,11 @@ func TestV2ControllerlessOnHybrid(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = os.Remove(b.dir) })
-	g := &Group{path: path, b: b}
+	return &Group{path: path, b: b}, b
+}
+
+func TestV2ControllerlessOnHybrid(t *testing.T) {
+	g, b := hybridV2Group(t)
 	p := startIn(t, g, sh("while :; do sleep 30 & sleep 0.01; done"))
 	time.Sleep(100 * time.Millisecond)
 	pids, err := g.Procs()

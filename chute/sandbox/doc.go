@@ -35,7 +35,7 @@
 // init's start-up is left on the way to the chute's command. An idle spare
 // holds nothing of any chute and exits when its daemon does; Start (the
 // package function) and a Launcher without a usable spare exec a fresh
-// shim. Init's start-up is cut short too: its role runs from package
+// shim, as does a Launcher on a machine where that has been the faster. Init's start-up is cut short too: its role runs from package
 // pid1's init function, before the binary's other packages are
 // initialised.
 //

@@ -1,6 +1,9 @@
 package sandbox
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // SparePid waits until l has a ready spare and returns its pid, for tests
 // that check which process serves a start.
@@ -14,4 +17,15 @@ func (l *Launcher) SparePid(ctx context.Context) (int, error) {
 		return 0, errClosed
 	}
 	return l.spare.cmd.Process.Pid, nil
+}
+
+// PreferCold fills l's record of recent starts with cold starts faster
+// than starts from a spare.
+func (l *Launcher) PreferCold() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for range pathSamples {
+		l.paths.took(true, time.Second)
+		l.paths.took(false, time.Millisecond)
+	}
 }

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"sync"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -54,13 +55,16 @@ var (
 //
 // A Start that finds no usable spare (a burst of starts, a spare that
 // died, or a binary replaced on disk since the spare booted) execs a fresh
-// shim as Start does. A Launcher is safe for concurrent use.
+// shim as Start does. So does a Start where such cold starts have lately
+// been the faster: the launcher times both ways (see pathChooser). A
+// Launcher is safe for concurrent use.
 type Launcher struct {
 	exe string
 
 	mu     sync.Mutex
 	spare  *spare // the next Start's shim, booting or ready; nil if none
 	closed bool
+	paths  pathChooser
 }
 
 // NewLauncher returns a launcher whose shims run executable (default:
@@ -103,14 +107,28 @@ func (l *Launcher) start(ctx context.Context, s Spec) (*Chute, error) {
 	// way to the chute's command (on 2 loaded CPUs, warm starts took 10 to
 	// 30% longer so).
 	defer func() { go l.refill() }()
-	if sp == nil {
-		return startCold(ctx, s)
+	t0 := time.Now()
+	if sp != nil {
+		c, err := sp.serve(ctx, s.StateDir)
+		if err == nil {
+			l.took(true, time.Since(t0))
+		}
+		if !errors.Is(err, errSpareUnusable) {
+			return c, err
+		}
+		t0 = time.Now()
 	}
-	c, err := sp.serve(ctx, s.StateDir)
-	if errors.Is(err, errSpareUnusable) {
-		return startCold(ctx, s)
+	c, err := startCold(ctx, s)
+	if err == nil {
+		l.took(false, time.Since(t0))
 	}
 	return c, err
+}
+
+func (l *Launcher) took(spare bool, d time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.paths.took(spare, d)
 }
 
 // Warm waits until a spare is booted and ready for the next Start,
@@ -152,22 +170,28 @@ func (l *Launcher) Close() {
 	}
 }
 
-// take hands the spare to one Start.
+// take hands the spare to one Start, unless starts go cold here.
 func (l *Launcher) take() *spare {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if !l.paths.spareNext() {
+		return nil
+	}
 	sp := l.spare
 	l.spare = nil
 	return sp
 }
 
-// refill boots a spare if there is none. A spare that cannot be started
-// is not retried until the next Start, which goes cold meanwhile and
-// reports the reason if the binary cannot run at all.
+// refill boots a spare if there is none and the next Start is to take
+// one. A spare that cannot be started is not retried until the next
+// Start, which goes cold meanwhile and reports the reason if the binary
+// cannot run at all.
 func (l *Launcher) refill() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.spareLocked()
+	if l.paths.spareNext() {
+		l.spareLocked()
+	}
 }
 
 // spareLocked returns the spare, starting one if there is none. Starting

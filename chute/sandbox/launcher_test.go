@@ -207,6 +207,25 @@ func TestLauncherWarmStart(t *testing.T) {
 	waitGone(t, spare, "the shim of an exited chute")
 }
 
+// TestLauncherPrefersCold: where cold starts have been the faster, the
+// launcher starts cold and leaves its spare idle, booting no other.
+func TestLauncherPrefersCold(t *testing.T) {
+	l := newLauncher(t, "")
+	spare := sparePid(t, l)
+	l.PreferCold()
+	s := newSpec(t, "coldpath", `echo ready; sleep 1000`)
+	c := startWith(t, l, s)
+	if shim := ppid(t, c.Pid()); shim == spare {
+		t.Fatalf("chute's shim is the spare %d: the launcher did not go cold", spare)
+	}
+	waitForLog(t, s.LogDir, "ready")
+	// A spare booted after the start would show by now.
+	time.Sleep(500 * time.Millisecond)
+	if idle := idleSpares(t); len(idle) != 1 || idle[0] != spare {
+		t.Errorf("idle spares %v, want only the first, %d", idle, spare)
+	}
+}
+
 // TestLauncherDaemonDeath: when the daemon dies, its idle spare exits on
 // its own, while the spare it gave a chute lives on with the chute.
 func TestLauncherDaemonDeath(t *testing.T) {

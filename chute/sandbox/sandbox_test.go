@@ -757,6 +757,23 @@ func TestCgroupPlacement(t *testing.T) {
 	if err != nil || !strings.Contains(string(hostView), strconv.Itoa(c.Pid())+"\n") {
 		t.Errorf("cgroupfs procs of %s: %q, %v; want pid %d", path, hostView, err, c.Pid())
 	}
+	// The shim, which started init from inside the group (on v1 its
+	// thread visits it to do so), stays outside: none of its threads is
+	// charged to the chute.
+	shim := ppid(t, c.Pid())
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", shim))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, task := range tasks {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/cgroup", shim, task.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(b), ":"+path+"\n") {
+			t.Errorf("shim %d's thread %s is in the chute's cgroup:\n%s", shim, task.Name(), b)
+		}
+	}
 	// The cgroup namespace was made after the move: the chute's own group
 	// is its root.
 	lines := logLines(t, s.LogDir)
@@ -767,6 +784,20 @@ func TestCgroupPlacement(t *testing.T) {
 	}
 	if want := "memory:/ pids:/"; strings.Join(ns, " ") != want {
 		t.Errorf("chute sees its cgroups as %q, want %q", strings.Join(ns, " "), want)
+	}
+}
+
+// A pids limit of one leaves no room for the shim's thread to start init
+// from inside the group (cgroup.Group.SpawnIn): init is moved in instead,
+// and the chute runs.
+func TestCgroupPidsLimitOne(t *testing.T) {
+	path := fmt.Sprintf("/paradrop-sandbox-test-%d-one", os.Getpid())
+	testCgroup(t, path, cgroup.Resources{Pids: 1})
+	s := newSpec(t, "onepid", `echo alone`)
+	s.CgroupPath = path
+	st, lines := runScript(t, s)
+	if st.Code != 0 || strings.Join(lines, " ") != "stdout alone" {
+		t.Errorf("exit status %+v, output %q; want 0 and alone", st, lines)
 	}
 }
 

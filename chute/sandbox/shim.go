@@ -87,6 +87,11 @@ func ShimMain(args []string) int {
 	if dir == spareArg {
 		// Assembled while nothing waits; an error shows again at the start.
 		seccompFilter()
+		// Package os probes once, with a fork, whether the kernel has
+		// pidfds: on the first start of a process, which is a spare's only.
+		if p, err := os.FindProcess(os.Getpid()); err == nil {
+			p.Release()
+		}
 		var err error
 		if dir, err = awaitAssignment(report); errors.Is(err, errNoAssignment) {
 			return 0
@@ -264,6 +269,19 @@ func (sh *shim) spawn() error {
 		// Made with the user namespace, so owned by it.
 		attr.Cloneflags |= syscall.CLONE_NEWNET
 	}
+	var g *cgroup.Group
+	if s.CgroupPath != "" {
+		if g, err = cgroup.Load(s.CgroupPath); err != nil {
+			return err
+		}
+	}
+	// Opened here, not by Start: on cgroup v1 this thread starts init from
+	// inside the chute's devices cgroup.
+	null, err := os.Open(os.DevNull)
+	if err != nil {
+		return err
+	}
+	defer null.Close()
 	// The child is an exec of /proc/self/exe, the very binary this shim
 	// runs: no path lookup that the chute's host uid might not be allowed
 	// to make, and no surprise if the binary was replaced on disk.
@@ -271,12 +289,13 @@ func (sh *shim) spawn() error {
 		Path:        "/proc/self/exe",
 		Args:        []string{s.Executable, pid1.Command},
 		Env:         []string{},
+		Stdin:       null,
 		Stdout:      outW[0],
 		Stderr:      outW[1],
 		ExtraFiles:  extra,
 		SysProcAttr: attr,
 	}
-	if err := sh.cmd.Start(); err != nil {
+	if err := startInCgroup(sh.cmd, g); err != nil {
 		return err
 	}
 	// Only the chute may hold the write ends, or EOF would never come.
@@ -285,15 +304,6 @@ func (sh *shim) spawn() error {
 	statusW.Close()
 	pid := sh.cmd.Process.Pid
 
-	if s.CgroupPath != "" {
-		g, err := cgroup.Load(s.CgroupPath)
-		if err != nil {
-			return err
-		}
-		if err := g.Add(pid); err != nil {
-			return err
-		}
-	}
 	if s.ownNetNS() {
 		if err := adoptNetwork(s, pid); err != nil {
 			return err
@@ -315,6 +325,30 @@ func (sh *shim) spawn() error {
 	}
 	sh.startedAt = time.Now()
 	return nil
+}
+
+// startInCgroup starts cmd, from the calling thread, in g (if any). The
+// process is born in g where the kernel allows (cgroup.Group.SpawnIn),
+// and is otherwise added to it before it is sent its plan, so that init
+// does nothing outside in either case.
+func startInCgroup(cmd *exec.Cmd, g *cgroup.Group) error {
+	if g == nil {
+		return cmd.Start()
+	}
+	done, err := g.SpawnIn(cmd.SysProcAttr)
+	if errors.Is(err, cgroup.ErrSpawnInUnsupported) {
+		if err := cmd.Start(); err != nil {
+			return err
+		}
+		return g.Add(cmd.Process.Pid)
+	}
+	if err != nil {
+		return err
+	}
+	err = cmd.Start()
+	// On an error, the caller kills the child and this thread ends with
+	// its locked goroutine, wherever it is.
+	return errors.Join(err, done())
 }
 
 func exitStatusOf(ps *os.ProcessState) ExitStatus {
