@@ -839,8 +839,11 @@ func frame(p *ofsim.Packet) []byte {
 	binary.BigEndian.PutUint32(tcp[8:], 2000)
 	tcp[12], tcp[13] = 5<<4, byte(p.TCPFlags)
 	binary.BigEndian.PutUint16(tcp[14:], 65535)
-	pseudo := uint32(src[0])<<8 | uint32(src[1]) + uint32(src[2])<<8 | uint32(src[3]) +
-		uint32(dst[0])<<8 | uint32(dst[1]) + uint32(dst[2])<<8 | uint32(dst[3]) + ofsim.ProtoTCP + 20
+	// Each 16-bit word of the pseudo-header parenthesised: | and + bind
+	// alike, so without them a low byte sharing bits with the next word's
+	// sum made a checksum the receiver rejects.
+	pseudo := (uint32(src[0])<<8 | uint32(src[1])) + (uint32(src[2])<<8 | uint32(src[3])) +
+		(uint32(dst[0])<<8 | uint32(dst[1])) + (uint32(dst[2])<<8 | uint32(dst[3])) + ofsim.ProtoTCP + 20
 	binary.BigEndian.PutUint16(tcp[16:], checksum(tcp, pseudo))
 	return b
 }

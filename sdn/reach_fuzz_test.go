@@ -124,8 +124,11 @@ func FuzzPolicyInvariants(f *testing.F) {
 						t.Errorf("%s to the WAN port %d (IPv6 %v): reached %v with wan %v (%q)\n%s", c.Name, port, six, ok, c.Net.WAN, notes, describe(chutes))
 					}
 				}
-				// Answers to connections that do not exist, from everyone.
-				for _, from := range []string{"lan1", "lan2", "gw", "cloud"} {
+				// Answers to connections that do not exist, from everyone
+				// but the gateway: it may connect to chutes, and the
+				// tracker takes a segment of a connection under way (a
+				// lone ACK) for a new one, as it takes a SYN.
+				for _, from := range []string{"lan1", "lan2", "cloud"} {
 					for _, port := range []string{"80", "8081", "5432"} {
 						if ok, notes := mustRun(t, w, reachCase{from: from, to: c.Name + ":" + port, proto: "ack", six: six}); ok {
 							t.Errorf("an answer from %s to %s:%s (IPv6 %v) with no connection was delivered (%q)\n%s", from, c.Name, port, six, notes, describe(chutes))
