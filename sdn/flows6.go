@@ -21,10 +21,10 @@ import (
 // MAC. Declared IPv6 LAN hosts are on-link for the chute, as IPv4 ones:
 // it resolves them on the LAN, and they may probe it (unicast
 // solicitations, to keep their neighbour entry) and answer its
-// connections. Nothing beyond the gateway and the LAN yet (no WAN,
-// expose or redirect over IPv6: Policy.Check refuses an IPv6
-// redirect.to), and the chutes' API is at the gateway's IPv4 address
-// only.
+// connections. LAN users reach exposed ports and redirects over IPv6
+// with an IPv6 LAN address (see dnat.go). Nothing beyond the gateway and
+// the LAN yet (no WAN over IPv6), and the chutes' API is at the
+// gateway's IPv4 address only.
 
 const ethIPv6 = 0x86dd
 
@@ -104,6 +104,7 @@ func baseFlows6(b builder, t topology) {
 			cat([]ofp.OXM{inPort(local), ip6}, icmp6(typ)), gotoTable(tableARP))
 	}
 	b.add(tableClassify, 100, "gateway IPv6 to chutes to conntrack", []ofp.OXM{inPort(local), ip6, subnet}, gotoTable(tableCT))
+	baseDNAT6(b, t)
 	b.add(tableCT, 10, "IPv6 through conntrack", []ofp.OXM{ip6},
 		apply(&ofp.NXActionCT{ZoneOfsNbits: ctZone, RecircTable: tablePolicy,
 			Actions: []ofp.Action{&ofp.NXActionNAT{}}}))
@@ -191,6 +192,9 @@ func (cf *chuteFlowSet) flows6() {
 		pa := AddressFor6(t.Subnet, t.Subnet6, p.IP)
 		allow(fmt.Sprintf("%s may connect to its peer %s (%s)", name, p.Name, pa), ip6DstAddr(pa))
 	}
+	ds := cf.dnats(true)
+	cf.dnatAnswers(ds, own, "IPv6 ")
+	cf.dnatTracked6(ds)
 	targets := lanTargets(t, c.Net.LAN, true)
 	for _, lt := range targets {
 		if len(lt.ports) == 0 {
@@ -210,11 +214,16 @@ func (cf *chuteFlowSet) flows6() {
 	b.add(tablePolicy, 300, name+": established IPv6 connections", []ofp.OXM{from, ip6, ctState(ofp.CtStateEst)}, gotoTable(tableOutput))
 	b.add(tablePolicy, 300, name+": related IPv6 traffic (ICMPv6 errors)", []ofp.OXM{from, ip6, ctState(ofp.CtStateRel)}, gotoTable(tableOutput))
 	b.add(tablePolicy, 100, name+": IPv6 default deny", []ofp.OXM{from, ip6})
+	cf.deliverDNAT(ds, me)
 
-	// Table 3. One flow for prefixes inside one another.
+	// Table 3. One flow for prefixes inside one another. A chute
+	// answering LAN users has their prefix on the LAN.
 	var onLAN []netip.Prefix
 	for _, lt := range targets {
 		onLAN = append(onLAN, lt.arp)
+	}
+	if answersLAN6(t, c.Net) {
+		onLAN = append(onLAN, t.LANAddr6.Masked())
 	}
 	onLAN = outermost(onLAN)
 	for _, p := range onLAN {
@@ -246,7 +255,7 @@ func (cf *chuteFlowSet) flows6() {
 		b.add(tableARP, 200, name+" answers LAN "+prefixText(p)+"'s solicitations",
 			cat([]ofp.OXM{from, ip6}, icmp6(ndAdvertise), []ofp.OXM{ip6Dst(p)}), gotoTable(tableLAN))
 	}
-	if len(targets) > 0 {
+	if len(onLAN) > 0 {
 		// A host's neighbour probes may come from its link-local address.
 		b.add(tableARP, 200, name+" answers LAN hosts' link-local solicitations",
 			cat([]ofp.OXM{from, ip6}, icmp6(ndAdvertise), []ofp.OXM{ip6Dst(netip.MustParsePrefix("fe80::/10"))}), gotoTable(tableLAN))

@@ -80,6 +80,11 @@ type Config struct {
 	// LANAddr is the gateway's address on the LAN, on the internal port;
 	// invalid for none.
 	LANAddr netip.Prefix
+	// LANAddr6 is the gateway's IPv6 address on the LAN, on the internal
+	// port; invalid for none. LAN users reach exposed ports at it as at
+	// LANAddr, and chutes answering them (expose, IPv6 redirect) resolve
+	// the hosts of its prefix: IPv6 redirects need it.
+	LANAddr6 netip.Prefix
 	// WAN is the uplink that chute traffic may leave by, masqueraded;
 	// "" (the default) lets no chute traffic leave the host.
 	WAN string
@@ -165,6 +170,9 @@ func open(ctx context.Context, cfg Config) (_ *Network, err error) {
 		return nil, fmt.Errorf("chute subnet %s is not an IPv4 prefix of at most /29", cfg.Subnet)
 	case cfg.LANAddr.IsValid() && (!cfg.LANAddr.Addr().Is4() || cfg.LANAddr.Overlaps(cfg.Subnet)):
 		return nil, fmt.Errorf("LAN address %s is not IPv4 outside the chute subnet %s", cfg.LANAddr, cfg.Subnet)
+	case cfg.LANAddr6.IsValid() && (!cfg.LANAddr6.Addr().Is6() || cfg.LANAddr6.Addr().Is4In6() || !cfg.LANAddr6.Addr().IsGlobalUnicast() ||
+		cfg.LANAddr6.Overlaps(cfg.Subnet6) || cfg.LANAddr6.Bits() == 128):
+		return nil, fmt.Errorf("LAN IPv6 address %s is not a global or unique local IPv6 address with its prefix, outside the chutes' %s", cfg.LANAddr6, cfg.Subnet6)
 	case checkLANHosts(cfg) != nil:
 		return nil, checkLANHosts(cfg)
 	case cfg.DataDir == "" && (cfg.OVSDB == "" || cfg.NetNS != ""):

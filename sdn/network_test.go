@@ -77,7 +77,7 @@ func newTestbed(t *testing.T, adjust ...func(*Config)) *testbed {
 	nettest.Veth(t, nettest.End{Host: tb.cloud, If: "eth0", Addr: netip.PrefixFrom(cloudIP, 24)},
 		nettest.End{Host: tb.gw, If: "wan0", Addr: netip.PrefixFrom(wanGW, 24)})
 	tb.cfg = Config{
-		DataDir: t.TempDir(), NetNS: tb.gw.NetNS, LANPorts: []string{"lan1", "lan2"}, LANAddr: lanGW,
+		DataDir: t.TempDir(), NetNS: tb.gw.NetNS, LANPorts: []string{"lan1", "lan2"}, LANAddr: lanGW, LANAddr6: lanGW6,
 		WAN: "wan0", RepairInterval: time.Second, Logf: t.Logf,
 	}
 	for _, a := range adjust {
@@ -567,7 +567,8 @@ func macOf(t *testing.T, h *nettest.Host) net.HardwareAddr {
 // matrixIPv6 gives the matrix's hosts their IPv6 as the simulated world
 // has it (newSimWorld): the LAN hosts and the cloud documentation
 // addresses, the gateway one on the WAN and forwarding, the LAN hosts
-// taking the chutes' subnet for their own link, and web and cam the
+// taking the chutes' subnet for their own link and the gateway's LAN
+// address (lanGW6, the bridge's) for their router, and web and cam the
 // gateway as their IPv6 router (chutes may set one whatever the gateway
 // says): what keeps them apart is the switch's doing.
 func (tb *testbed) matrixIPv6(t *testing.T, hosts map[string]*nettest.Host) {
@@ -580,6 +581,7 @@ func (tb *testbed) matrixIPv6(t *testing.T, hosts map[string]*nettest.Host) {
 	for i, h := range []*nettest.Host{tb.lan1, tb.lan2} {
 		run(h, "addr", "add", netip.PrefixFrom(lanV6[i], 64).String(), "dev", "eth0", "nodad")
 		run(h, "route", "add", tb.n.cfg.Subnet6.String(), "dev", "eth0")
+		run(h, "route", "add", "default", "via", lanGW6.Addr().String())
 	}
 	run(tb.gw, "addr", "add", netip.PrefixFrom(wanGW6, 64).String(), "dev", "wan0", "nodad")
 	nettest.Exec(t, tb.gw, "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1")
@@ -597,6 +599,8 @@ func (tb *testbed) matrixAddr(name string, six bool) netip.Addr {
 		switch name {
 		case "gw":
 			return tb.n.gateway6
+		case "gwlan":
+			return lanGW6.Addr()
 		case "lan1", "lan2":
 			return lanV6[name[3]-'1']
 		case "cloud":

@@ -20,7 +20,8 @@ func TestPolicyCheck(t *testing.T) {
 		{"IPv6 LAN host", Policy{LAN: []LANRule{{Prefix: hostPrefix("2001:db8::5")}}}, ""},
 		{"IPv6 LAN prefix", Policy{LAN: []LANRule{{Prefix: v4}, {Prefix: netip.MustParsePrefix("2001:db8::/64"), Ports: []uint16{80}}}}, ""},
 		{"IPv4-mapped LAN host", Policy{LAN: []LANRule{{Prefix: hostPrefix("::ffff:198.51.100.20")}}}, "net.lan[0]: ::ffff:198.51.100.20 is an IPv4-mapped"},
-		{"IPv6 redirect", Policy{Redirect: []Redirect{{netip.MustParseAddrPort("[2001:db8::1]:443"), 8443, TCP}}}, "net.redirect[0].to: [2001:db8::1]:443 is IPv6"},
+		{"IPv6 redirect", Policy{Redirect: []Redirect{{netip.MustParseAddrPort("[2001:db8::1]:443"), 8443, TCP}}}, ""},
+		{"IPv4-mapped redirect", Policy{Redirect: []Redirect{{netip.MustParseAddrPort("[::ffff:203.0.113.5]:80"), 8081, TCP}}}, "net.redirect[0].to: [::ffff:203.0.113.5]:80 is an IPv4-mapped"},
 		{"both address and MAC", Policy{LAN: []LANRule{{Prefix: v4, MAC: mustMAC("02:00:00:00:00:09")}}}, "net.lan[0]: needs exactly one"},
 		{"neither", Policy{LAN: []LANRule{{}}}, "net.lan[0]: needs exactly one"},
 		{"long MAC", Policy{LAN: []LANRule{{MAC: net.HardwareAddr{1, 2, 3, 4, 5, 6, 7, 8}}}}, "is not an Ethernet address"},
@@ -40,16 +41,45 @@ func TestPolicyCheck(t *testing.T) {
 	}
 }
 
-// The network refuses such a policy itself, whoever calls Attach.
+// The network refuses such a policy itself, whoever calls Attach, and
+// what its configuration cannot give: an IPv6 redirect needs an IPv6 LAN
+// address (the chute resolves the users it answers in its prefix), and
+// may not name the gateway's or the chutes' own addresses.
 func TestAttachRefusesUnenforceable(t *testing.T) {
-	n := &Network{cfg: Config{Subnet: testTopo.Subnet}, gateway: testTopo.Gateway, chutes: map[string]*attached{}}
-	c := mkChute("web", 10, 5, Policy{Redirect: []Redirect{{netip.MustParseAddrPort("[2001:db8::1]:443"), 8443, TCP}}}, Bandwidth{}).Chute
-	c.NetNS = "/run/netns/web"
-	if err := n.check(c, false); !errors.Is(err, ErrUnenforceable) {
-		t.Errorf("check of an IPv6 redirect: %v", err)
+	redirect := func(to string) Policy {
+		return Policy{Redirect: []Redirect{{netip.MustParseAddrPort(to), 8443, TCP}}}
 	}
-	c.Net = Policy{}
-	if err := n.check(c, false); err != nil {
-		t.Errorf("check of no access: %v", err)
+	for _, tt := range []struct {
+		name     string
+		lanAddr6 netip.Prefix
+		p        Policy
+		want     string // "" for accepted
+	}{
+		{"IPv4-mapped redirect", lanGW6, redirect("[::ffff:203.0.113.5]:80"), "IPv4-mapped"},
+		{"IPv6 redirect without an IPv6 LAN address", netip.Prefix{}, redirect("[2001:db8::1]:443"),
+			"net.redirect[0].to: [2001:db8::1]:443 is IPv6 and this gateway has no IPv6 LAN address (serve --lan-addr6)"},
+		{"IPv6 redirect", lanGW6, redirect("[2001:db8::1]:443"), ""},
+		{"IPv6 redirect to a chute address", lanGW6, redirect("[fd70:6472:6f70::b]:443"), "net.redirect[0].to: [fd70:6472:6f70::b]:443 is the gateway's or the chutes' own"},
+		{"IPv6 redirect to the gateway's LAN address", lanGW6, redirect("[2001:db8:1::1]:443"), "is the gateway's or the chutes' own"},
+		{"IPv4 redirect without an IPv6 LAN address", netip.Prefix{}, redirect("203.0.113.5:80"), ""},
+		{"expose without an IPv6 LAN address (IPv4 only)", netip.Prefix{}, Policy{Expose: []Expose{{80, 8080, TCP}}}, ""},
+		{"no access", netip.Prefix{}, Policy{}, ""},
+	} {
+		n := &Network{cfg: Config{Subnet: testTopo.Subnet, Subnet6: simSubnet6, LANAddr6: tt.lanAddr6}, gateway: testTopo.Gateway, chutes: map[string]*attached{}}
+		c := mkChute("web", 10, 5, tt.p, Bandwidth{}).Chute
+		c.NetNS = "/run/netns/web"
+		err := n.check(c, false)
+		if tt.want == "" {
+			if err != nil {
+				t.Errorf("%s: %v", tt.name, err)
+			}
+			continue
+		}
+		if !errors.Is(err, ErrUnenforceable) || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: %v, want ErrUnenforceable saying %q", tt.name, err, tt.want)
+		}
+		if err2 := n.Enforceable(c.Net); err2 == nil || err2.Error() != err.Error() {
+			t.Errorf("%s: Enforceable says %v, check %v", tt.name, err2, err)
+		}
 	}
 }

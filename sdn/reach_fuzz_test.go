@@ -66,6 +66,10 @@ func (d *policyDeck) chutes(topo topology, lanMACs [][]byte) []*attached {
 			redirected[to] = true
 			p.Redirect = append(p.Redirect, Redirect{To: to, Port: 8081, Proto: TCP})
 		}
+		if to := netip.AddrPortFrom(cloud6, 80+uint16(d.next()%2)); d.bit() && !redirected[to] {
+			redirected[to] = true
+			p.Redirect = append(p.Redirect, Redirect{To: to, Port: 8084, Proto: TCP})
+		}
 		out = append(out, &attached{Chute: Chute{Name: name, MAC: netconf.MACFor(name), IP: AddressFor(topo.Subnet, i), Net: p},
 			Port: uint32(10 + i)})
 	}
@@ -81,8 +85,9 @@ func mutual(a, b *attached) bool {
 // switch accepts every flow and no lookup is ambiguous; no chute reaches
 // another without mutual peers; nothing from a chute leaves to the WAN
 // without wan; nothing reaches a chute as an answer unless it answers a
-// tracked connection. Over IPv4 and IPv6 alike, where chutes reach
-// nothing beyond the gateway yet.
+// tracked connection; LAN users reach a chute only through the ways in
+// it declares (exposed gateway ports, redirected addresses). Over IPv4
+// and IPv6 alike, where chutes reach nothing beyond the gateway yet.
 func FuzzPolicyInvariants(f *testing.F) {
 	f.Add([]byte{})
 	f.Add([]byte{3, 1, 1, 1, 1, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1})
@@ -124,6 +129,7 @@ func FuzzPolicyInvariants(f *testing.F) {
 						t.Errorf("%s to the WAN port %d (IPv6 %v): reached %v with wan %v (%q)\n%s", c.Name, port, six, ok, c.Net.WAN, notes, describe(chutes))
 					}
 				}
+				noStrangerWayIn(t, w, c, six, chutes)
 				// Answers to connections that do not exist, from everyone
 				// but the gateway: it may connect to chutes, and the
 				// tracker takes a segment of a connection under way (a
@@ -141,6 +147,30 @@ func FuzzPolicyInvariants(f *testing.F) {
 			noNDSpoof(t, w, c, chutes)
 		}
 	})
+}
+
+// noStrangerWayIn has LAN users connect to every gateway port and
+// redirected address the deck deals: one reaches c only if c declares
+// it, and always then.
+func noStrangerWayIn(t *testing.T, w *simWorld, c *attached, six bool, chutes []*attached) {
+	t.Helper()
+	for gp := uint16(8000); gp < 8004; gp++ {
+		exposes := slices.ContainsFunc(c.Net.Expose, func(e Expose) bool { return e.GatewayPort == gp })
+		if ok, notes := mustRun(t, w, reachCase{from: "lan1", to: fmt.Sprintf("gwlan:%d", gp), at: c.Name + ":80", six: six}); ok != exposes {
+			t.Errorf("lan1 to the gateway's port %d (IPv6 %v) reaches %s: %v, exposed by it: %v (%q)\n%s", gp, six, c.Name, ok, exposes, notes, describe(chutes))
+		}
+	}
+	cloud, port := cloudIP, 8081
+	if six {
+		cloud, port = cloud6, 8084
+	}
+	for _, cp := range []uint16{80, 81} {
+		to := netip.AddrPortFrom(cloud, cp)
+		redirected := slices.ContainsFunc(c.Net.Redirect, func(r Redirect) bool { return r.To == to })
+		if ok, notes := mustRun(t, w, reachCase{from: "lan2", to: fmt.Sprintf("cloud:%d", cp), at: fmt.Sprintf("%s:%d", c.Name, port), six: six}); ok != redirected {
+			t.Errorf("lan2 to %s reaches %s: %v, redirected to it: %v (%q)\n%s", to, c.Name, ok, redirected, notes, describe(chutes))
+		}
+	}
 }
 
 func mustRun(t *testing.T, w *simWorld, c reachCase) (bool, []string) {
