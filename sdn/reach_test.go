@@ -33,12 +33,14 @@ func matrixChutes(lan2MAC net.HardwareAddr) []matrixChute {
 	lan1 := netip.PrefixFrom(lan1Addr, 32)
 	return []matrixChute{
 		{"web", 0, Policy{
-			WAN:      true,
-			LAN:      []LANRule{{Prefix: lan1, Ports: []uint16{554}}},
-			Expose:   []Expose{{Port: 80, GatewayPort: 8080, Proto: TCP}, {Port: 5300, GatewayPort: 8083, Proto: UDP}},
-			Redirect: []Redirect{{To: netip.AddrPortFrom(cloudIP, 80), Port: 8081, Proto: TCP}, {To: netip.AddrPortFrom(cloudIP, 123), Port: 5301, Proto: UDP},
-				{To: netip.AddrPortFrom(cloud6, 80), Port: 8084, Proto: TCP}, {To: netip.AddrPortFrom(cloud6, 123), Port: 5302, Proto: UDP}},
-			Peers:    []string{"db"},
+			WAN:    true,
+			LAN:    []LANRule{{Prefix: lan1, Ports: []uint16{554}}},
+			Expose: []Expose{{Port: 80, GatewayPort: 8080, Proto: TCP}, {Port: 5300, GatewayPort: 8083, Proto: UDP}},
+			Redirect: []Redirect{
+				{To: netip.AddrPortFrom(cloudIP, 80), Port: 8081, Proto: TCP}, {To: netip.AddrPortFrom(cloudIP, 123), Port: 5301, Proto: UDP},
+				{To: netip.AddrPortFrom(cloud6, 80), Port: 8084, Proto: TCP}, {To: netip.AddrPortFrom(cloud6, 123), Port: 5302, Proto: UDP},
+			},
+			Peers: []string{"db"},
 		}},
 		{"db", 1, Policy{Peers: []string{"web"}}},
 		// lonely may reach lan2 over IPv6 on any port, so its answers to
