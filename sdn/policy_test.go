@@ -2,6 +2,7 @@ package sdn
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"strings"
@@ -28,16 +29,7 @@ func TestPolicyCheck(t *testing.T) {
 		{"port 0", Policy{LAN: []LANRule{{Prefix: v4, Ports: []uint16{0}}}}, "net.lan[0].ports[0]: port 0"},
 		{"ICMP expose", Policy{Expose: []Expose{{80, 8080, 1}}}, "net.expose[0].proto: proto 1 is not tcp or udp"},
 	} {
-		err := tt.p.Check()
-		if tt.want == "" {
-			if err != nil {
-				t.Errorf("%s: %v", tt.name, err)
-			}
-			continue
-		}
-		if !errors.Is(err, ErrUnenforceable) || !strings.Contains(err.Error(), tt.want) {
-			t.Errorf("%s: %v, want ErrUnenforceable saying %q", tt.name, err, tt.want)
-		}
+		checkRefusal(t, tt.name, tt.p.Check(), tt.want)
 	}
 }
 
@@ -69,17 +61,21 @@ func TestAttachRefusesUnenforceable(t *testing.T) {
 		c := mkChute("web", 10, 5, tt.p, Bandwidth{}).Chute
 		c.NetNS = "/run/netns/web"
 		err := n.check(c, false)
-		if tt.want == "" {
-			if err != nil {
-				t.Errorf("%s: %v", tt.name, err)
-			}
-			continue
-		}
-		if !errors.Is(err, ErrUnenforceable) || !strings.Contains(err.Error(), tt.want) {
-			t.Errorf("%s: %v, want ErrUnenforceable saying %q", tt.name, err, tt.want)
-		}
-		if err2 := n.Enforceable(c.Net); err2 == nil || err2.Error() != err.Error() {
+		checkRefusal(t, tt.name, err, tt.want)
+		if err2 := n.Enforceable(c.Net); fmt.Sprint(err2) != fmt.Sprint(err) {
 			t.Errorf("%s: Enforceable says %v, check %v", tt.name, err2, err)
 		}
+	}
+}
+
+// checkRefusal wants err to be nil for want "", else ErrUnenforceable
+// saying want.
+func checkRefusal(t *testing.T, name string, err error, want string) {
+	t.Helper()
+	switch {
+	case want == "" && err != nil:
+		t.Errorf("%s: %v", name, err)
+	case want != "" && (!errors.Is(err, ErrUnenforceable) || !strings.Contains(err.Error(), want)):
+		t.Errorf("%s: %v, want ErrUnenforceable saying %q", name, err, want)
 	}
 }
