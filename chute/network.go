@@ -21,6 +21,8 @@ type Network interface {
 	Counters(ctx context.Context, chute string) (sdn.Counters, error)
 	// Hosts are the LAN hosts it sees (chute/hosts.go).
 	Hosts() []sdn.Host
+	// Enforceable refuses a policy this network cannot give as written.
+	Enforceable(p sdn.Policy) error
 }
 
 // GatewayPort is a port the gateway itself serves (its API, SSH, DNS...):
@@ -105,7 +107,12 @@ func netBandwidth(bw manifest.Bandwidth) sdn.Bandwidth {
 // checkNet refuses a manifest whose net section the network cannot
 // enforce, or that exposes one of the gateway's own ports.
 func (m *Manager) checkNet(man *manifest.Manifest) error {
-	_, err := netPolicy(man.Net)
+	p, err := netPolicy(man.Net)
+	if err == nil && m.cfg.Network != nil {
+		if err = m.cfg.Network.Enforceable(p); err != nil {
+			err = fmt.Errorf("%w: %w", ErrInvalid, err)
+		}
+	}
 	return errors.Join(err, m.checkPorts(man))
 }
 
