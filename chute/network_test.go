@@ -58,7 +58,11 @@ func newNetGatewayNet(t *testing.T, dir string, gw, lan *nettest.Host, adjustNet
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := newGatewayWith(t, dir, func(c *Config) { c.Network, c.Subnet, c.Subnet6 = n, sdn.DefaultSubnet, n.Subnet6(); adjust(c) })
+	// As serve configures the manager from the network.
+	g := newGatewayWith(t, dir, func(c *Config) {
+		c.Network, c.Subnet, c.Subnet6, c.Global6 = n, sdn.DefaultSubnet, n.Subnet6(), n.Global6()
+		adjust(c)
+	})
 	return &netGateway{gateway: g, gw: gw, lan: lan, cfg: cfg, net: n}
 }
 
@@ -243,16 +247,25 @@ var (
 // gateway's LAN address and port, and at the redirected address, which
 // the device reaches through the gateway as its router. Nothing else of
 // the chute answers: not another gateway port, not another port of the
-// redirected address.
+// redirected address. The same on a gateway with a delegated prefix,
+// where the chute also has a global address (and the gateway as its
+// IPv6 router): the ways in still reach it at its ULA and its answers go
+// back through them, and its global address is no way in.
 func TestExposedAndRedirectedOverIPv6(t *testing.T) {
 	nettest.Require(t, "busybox")
-	gw, lan := nettest.NewHost(t), nettest.NewHost(t)
-	nettest.Veth(t, nettest.End{Host: lan, If: "eth0", Addr: testLANHost}, nettest.End{Host: gw, If: "lan0"})
-	nettest.Exec(t, lan, "ip", "-6", "addr", "add", testLANHost6.String(), "dev", "eth0", "nodad")
-	nettest.Exec(t, lan, "ip", "-6", "route", "add", "default", "via", testLANAddr6.Addr().String())
-	ng := newNetGatewayNet(t, t.TempDir(), gw, lan, func(c *sdn.Config) { c.LANAddr6 = testLANAddr6 }, func(*Config) {})
-	defer func() { ng.removeAll(); ng.net.Close(context.Background()) }()
-	ng.install(pkg(t, fmt.Sprintf(`
+	for _, prefix6 := range []netip.Prefix{{}, netip.MustParsePrefix("2001:db8:6400::/56")} {
+		name := "no delegated prefix"
+		if prefix6.IsValid() {
+			name = "delegated prefix " + prefix6.String()
+		}
+		t.Run(name, func(t *testing.T) {
+			gw, lan := nettest.NewHost(t), nettest.NewHost(t)
+			nettest.Veth(t, nettest.End{Host: lan, If: "eth0", Addr: testLANHost}, nettest.End{Host: gw, If: "lan0"})
+			nettest.Exec(t, lan, "ip", "-6", "addr", "add", testLANHost6.String(), "dev", "eth0", "nodad")
+			nettest.Exec(t, lan, "ip", "-6", "route", "add", "default", "via", testLANAddr6.Addr().String())
+			ng := newNetGatewayNet(t, t.TempDir(), gw, lan, func(c *sdn.Config) { c.LANAddr6, c.Prefix6 = testLANAddr6, prefix6 }, func(*Config) {})
+			defer func() { ng.removeAll(); ng.net.Close(context.Background()) }()
+			ng.install(pkg(t, fmt.Sprintf(`
 name: web
 version: 1.0.0
 command: ["/usr/sbin/httpd", "-f", "-p", "80", "-h", "/www"]
@@ -260,16 +273,30 @@ net:
   expose: [{port: 80, gateway_port: 8001}]
   redirect: [{to: "%s", port: 80}]
 `, testCloud6), map[string]string{"www/index.html": "hello from the web chute"}))
-	for _, addr := range []netip.AddrPort{netip.AddrPortFrom(testLANAddr6.Addr(), 8001), testCloud6} {
-		eventually(t, 20*time.Second, "the page from the LAN at "+addr.String(), func() bool {
-			body, _ := fetch(t, lan, addr.String())
-			return strings.Contains(body, "hello from the web chute")
+			for _, addr := range []netip.AddrPort{netip.AddrPortFrom(testLANAddr6.Addr(), 8001), testCloud6} {
+				eventually(t, 20*time.Second, "the page from the LAN at "+addr.String(), func() bool {
+					body, _ := fetch(t, lan, addr.String())
+					return strings.Contains(body, "hello from the web chute")
+				})
+			}
+			closed := []netip.AddrPort{netip.AddrPortFrom(testLANAddr6.Addr(), 8002), netip.AddrPortFrom(testCloud6.Addr(), 81)}
+			in, err := ng.m.Get("web")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if prefix6.IsValid() {
+				global, err := netip.ParseAddr(in.IPv6Global)
+				if err != nil || !prefix6.Contains(global) {
+					t.Fatalf("the chute's global address %q is not in the delegated %s", in.IPv6Global, prefix6)
+				}
+				closed = append(closed, netip.AddrPortFrom(global, 80))
+			}
+			for _, addr := range closed {
+				if body, err := fetch(t, lan, addr.String()); err == nil {
+					t.Errorf("%s answered the LAN: %q", addr, body)
+				}
+			}
 		})
-	}
-	for _, addr := range []netip.AddrPort{netip.AddrPortFrom(testLANAddr6.Addr(), 8002), netip.AddrPortFrom(testCloud6.Addr(), 81)} {
-		if body, err := fetch(t, lan, addr.String()); err == nil {
-			t.Errorf("%s answered the LAN: %q", addr, body)
-		}
 	}
 }
 
