@@ -397,6 +397,10 @@ func networkFlags(fs *flag.FlagSet) (*sdn.Config, *bool) {
 		cfg.LANAddr, err = netip.ParsePrefix(s)
 		return err
 	})
+	fs.Func("lan-addr6", "the gateway's IPv6 address on the LAN with its prefix, e.g. fd00:1::1/64: LAN users reach exposed chute ports at it, and chutes may redirect IPv6 addresses (default: none, IPv4 only)", func(s string) (err error) {
+		cfg.LANAddr6, err = netip.ParsePrefix(s)
+		return err
+	})
 	return cfg, on
 }
 

@@ -34,7 +34,7 @@ func TestServeUCIEqualsFlags(t *testing.T) {
 		"--gateway-ports", "22/tcp,53/udp", "--allow-devices", "/dev/ttyUSB0", "--allow-caps", "NET_RAW",
 		"--trusted-keys", keys, "--require-signed", "--network=true", "--ovsdb", "unix:/run/ovs.sock",
 		"--bridge", "pdbrU", "--controller", "127.0.0.1:6654", "--wan", "wan0", "--subnet", "10.9.0.0/24",
-		"--lan", "lan1", "--lan", "lan2", "--lan-addr", "192.0.2.1/24", "--chute-api-port", "9443",
+		"--lan", "lan1", "--lan", "lan2", "--lan-addr", "192.0.2.1/24", "--lan-addr6", "2001:db8:1::1/64", "--chute-api-port", "9443",
 		"--subnet6", "fd12:3456:789a::/64", "--prefix6", "2001:db8:6400::/56", "--lan-host", "02:00:00:00:00:0a=lan1", "--lan-host", "02:00:00:00:00:0b=lan2",
 		"--dns", "198.51.100.53", "--dns", "198.51.100.54:5353",
 		"--usp-broker", "ssl://127.0.0.1:1884", "--usp-endpoint-id", "os::012345-uci",
@@ -78,6 +78,7 @@ config paradrop 'main'
 	list lan 'lan1'
 	list lan 'lan2'
 	option lan_addr '192.0.2.1/24'
+	option lan_addr6 '2001:db8:1::1/64'
 	option chute_api_port '9443'
 	option subnet6 'fd12:3456:789a::/64'
 	option prefix6 '2001:db8:6400::/56'

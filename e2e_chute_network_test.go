@@ -14,8 +14,8 @@ import (
 	"paradrop/examples"
 )
 
-// A manifest declaring network access the switch cannot enforce (an IPv6
-// redirect while chutes are redirected IPv4 only) is refused by the real daemon's
+// A manifest declaring network access the switch cannot enforce (a
+// redirect to an IPv4-mapped IPv6 address) is refused by the real daemon's
 // API with a 400 and a message naming the field, not installed with the
 // rule silently dropped.
 func TestAPIRefusesUnenforceableNetwork(t *testing.T) {
@@ -24,7 +24,7 @@ func TestAPIRefusesUnenforceableNetwork(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := examples.Package("name: v6lan\nversion: 1.0.0\ncommand: [/bin/sleep, \"1000\"]\nnet:\n  redirect: [{to: \"[2001:db8::1]:443\", port: 8443, proto: tcp}]\n", nil)
+	p, err := examples.Package("name: v6lan\nversion: 1.0.0\ncommand: [/bin/sleep, \"1000\"]\nnet:\n  redirect: [{to: \"[::ffff:203.0.113.5]:443\", port: 8443, proto: tcp}]\n", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,8 +38,8 @@ func TestAPIRefusesUnenforceableNetwork(t *testing.T) {
 	body, _ := io.ReadAll(resp.Body)
 	var e struct{ Error string }
 	if err := json.Unmarshal(body, &e); err != nil || resp.StatusCode != http.StatusBadRequest ||
-		!strings.Contains(e.Error, "net.redirect[0].to: [2001:db8::1]:443 is IPv6; chutes are redirected IPv4 only on this gateway") {
-		t.Errorf("install of an IPv6 redirect: %d %s; want 400 naming net.redirect[0].to", resp.StatusCode, body)
+		!strings.Contains(e.Error, "net.redirect[0].to: [::ffff:203.0.113.5]:443 is an IPv4-mapped IPv6 address") {
+		t.Errorf("install of an IPv4-mapped redirect: %d %s; want 400 naming net.redirect[0].to", resp.StatusCode, body)
 	}
 	if _, errs, code := d.cli("chute", "info", "v6lan"); code != 1 || !strings.Contains(errs, "no such chute") {
 		t.Errorf("chute info after the refusal: exit %d, %s", code, errs)

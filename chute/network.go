@@ -23,6 +23,8 @@ type Network interface {
 	// Hosts are the LAN hosts it sees (chute/hosts.go).
 	Hosts() []sdn.Host
 	AllCounters(ctx context.Context) (map[string]sdn.Counters, error)
+	// Enforceable refuses a policy this network cannot give as written.
+	Enforceable(p sdn.Policy) error
 }
 
 // GatewayPort is a port the gateway itself serves (its API, SSH, DNS...):
@@ -107,7 +109,12 @@ func netBandwidth(bw manifest.Bandwidth) sdn.Bandwidth {
 // checkNet refuses a manifest whose net section the network cannot
 // enforce, or that exposes one of the gateway's own ports.
 func (m *Manager) checkNet(man *manifest.Manifest) error {
-	_, err := netPolicy(man.Net)
+	p, err := netPolicy(man.Net)
+	if err == nil && m.cfg.Network != nil {
+		if err = m.cfg.Network.Enforceable(p); err != nil {
+			err = fmt.Errorf("%w: %w", ErrInvalid, err)
+		}
+	}
 	return errors.Join(err, m.checkPorts(man))
 }
 

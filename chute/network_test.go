@@ -43,14 +43,26 @@ func newNetGateway(t *testing.T, dir string, gw, lan *nettest.Host) *netGateway 
 // adjusted.
 func newNetGatewayWith(t *testing.T, dir string, gw, lan *nettest.Host, adjust func(*Config)) *netGateway {
 	t.Helper()
+	return newNetGatewayNet(t, dir, gw, lan, func(*sdn.Config) {}, adjust)
+}
+
+// newNetGatewayNet is newNetGatewayWith with the network's configuration
+// adjusted too.
+func newNetGatewayNet(t *testing.T, dir string, gw, lan *nettest.Host, adjustNet func(*sdn.Config), adjust func(*Config)) *netGateway {
+	t.Helper()
 	cfg := sdn.Config{DataDir: dir, NetNS: gw.NetNS, LANPorts: []string{"lan0"}, LANAddr: testLANAddr, Logf: t.Logf}
+	adjustNet(&cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	n, err := sdn.Open(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := newGatewayWith(t, dir, func(c *Config) { c.Network, c.Subnet, c.Subnet6 = n, sdn.DefaultSubnet, n.Subnet6(); adjust(c) })
+	// As serve configures the manager from the network.
+	g := newGatewayWith(t, dir, func(c *Config) {
+		c.Network, c.Subnet, c.Subnet6, c.Global6 = n, sdn.DefaultSubnet, n.Subnet6(), n.Global6()
+		adjust(c)
+	})
 	return &netGateway{gateway: g, gw: gw, lan: lan, cfg: cfg, net: n}
 }
 
@@ -165,8 +177,8 @@ func TestExposeRefusesGatewayPorts(t *testing.T) {
 
 // What the switch cannot enforce is refused at install and update, with a
 // message naming the field, rather than installed and silently skipped:
-// chutes are not redirected IPv6 yet, so an IPv6 redirect would be access
-// declared and never given. (IPv6 LAN hosts are enforced.)
+// an IPv4-mapped IPv6 address is no address the switch matches on
+// (IPv6 LAN hosts and redirects are enforced).
 func TestNetRefusesWhatTheSwitchCannotEnforce(t *testing.T) {
 	g := newGatewayWith(t, t.TempDir(), func(*Config) {})
 	defer g.removeAll()
@@ -174,7 +186,7 @@ func TestNetRefusesWhatTheSwitchCannotEnforce(t *testing.T) {
 		return pkg(t, fmt.Sprintf("name: web\nversion: %s\ncommand: [/bin/sleep, \"1000\"]\nnet:\n%s\n", version, net), nil)
 	}
 	for _, tt := range []struct{ net, want string }{
-		{"  redirect: [{to: \"[2001:db8::1]:443\", port: 8443, proto: tcp}]", "net.redirect[0].to: [2001:db8::1]:443 is IPv6"},
+		{"  redirect: [{to: \"[::ffff:203.0.113.5]:443\", port: 8443, proto: tcp}]", "net.redirect[0].to: [::ffff:203.0.113.5]:443 is an IPv4-mapped IPv6 address"},
 	} {
 		_, err := g.m.Install(context.Background(), bytes.NewReader(withNet("1.0.0", tt.net)), Origin{})
 		if !errors.Is(err, ErrInvalid) || !errors.Is(err, sdn.ErrUnenforceable) || !strings.Contains(err.Error(), tt.want) {
@@ -185,9 +197,9 @@ func TestNetRefusesWhatTheSwitchCannotEnforce(t *testing.T) {
 		}
 	}
 	g.install(withNet("1.0.0", "  lan: [{ip: 198.51.100.20}, {ip: \"2001:db8::5\"}]"))
-	_, err := g.m.Update(context.Background(), "web", bytes.NewReader(withNet("1.1.0", "  redirect: [{to: \"[2001:db8::1]:443\", port: 8443, proto: tcp}]")), false, Origin{})
-	if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "net.redirect[0].to: [2001:db8::1]:443 is IPv6") {
-		t.Errorf("update to an IPv6 redirect: %v", err)
+	_, err := g.m.Update(context.Background(), "web", bytes.NewReader(withNet("1.1.0", "  redirect: [{to: \"[::ffff:203.0.113.5]:443\", port: 8443, proto: tcp}]")), false, Origin{})
+	if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "net.redirect[0].to: [::ffff:203.0.113.5]:443 is an IPv4-mapped") {
+		t.Errorf("update to an IPv4-mapped redirect: %v", err)
 	}
 	if in, _ := g.m.Get("web"); in.Version != "1.0.0" {
 		t.Errorf("version %q after a refused update, want 1.0.0", in.Version)
@@ -218,5 +230,90 @@ func TestNetPolicy(t *testing.T) {
 	}
 	if !reflect.DeepEqual(p, want) {
 		t.Errorf("policy\n%+v\nwant\n%+v", p, want)
+	}
+}
+
+// The LAN's IPv6 in the IPv6 tests: the gateway's address there, a LAN
+// device, and the cloud address a chute redirects.
+var (
+	testLANAddr6 = netip.MustParsePrefix("2001:db8:1::1/64")
+	testLANHost6 = netip.MustParsePrefix("2001:db8:1::20/64")
+	testCloud6   = netip.MustParseAddrPort("[2001:db8:ffff::5]:80")
+)
+
+// TestExposedAndRedirectedOverIPv6 installs a chute exposing its web
+// server and redirecting an IPv6 cloud address on a gateway with an IPv6
+// LAN address, and fetches its page from a LAN device over IPv6: at the
+// gateway's LAN address and port, and at the redirected address, which
+// the device reaches through the gateway as its router. Nothing else of
+// the chute answers: not another gateway port, not another port of the
+// redirected address. The same on a gateway with a delegated prefix,
+// where the chute also has a global address (and the gateway as its
+// IPv6 router): the ways in still reach it at its ULA and its answers go
+// back through them, and its global address is no way in.
+func TestExposedAndRedirectedOverIPv6(t *testing.T) {
+	nettest.Require(t, "busybox")
+	for _, prefix6 := range []netip.Prefix{{}, netip.MustParsePrefix("2001:db8:6400::/56")} {
+		name := "no delegated prefix"
+		if prefix6.IsValid() {
+			name = "delegated prefix " + prefix6.String()
+		}
+		t.Run(name, func(t *testing.T) {
+			gw, lan := nettest.NewHost(t), nettest.NewHost(t)
+			nettest.Veth(t, nettest.End{Host: lan, If: "eth0", Addr: testLANHost}, nettest.End{Host: gw, If: "lan0"})
+			nettest.Exec(t, lan, "ip", "-6", "addr", "add", testLANHost6.String(), "dev", "eth0", "nodad")
+			nettest.Exec(t, lan, "ip", "-6", "route", "add", "default", "via", testLANAddr6.Addr().String())
+			ng := newNetGatewayNet(t, t.TempDir(), gw, lan, func(c *sdn.Config) { c.LANAddr6, c.Prefix6 = testLANAddr6, prefix6 }, func(*Config) {})
+			defer func() { ng.removeAll(); ng.net.Close(context.Background()) }()
+			ng.install(pkg(t, fmt.Sprintf(`
+name: web
+version: 1.0.0
+command: ["/usr/sbin/httpd", "-f", "-p", "80", "-h", "/www"]
+net:
+  expose: [{port: 80, gateway_port: 8001}]
+  redirect: [{to: "%s", port: 80}]
+`, testCloud6), map[string]string{"www/index.html": "hello from the web chute"}))
+			for _, addr := range []netip.AddrPort{netip.AddrPortFrom(testLANAddr6.Addr(), 8001), testCloud6} {
+				eventually(t, 20*time.Second, "the page from the LAN at "+addr.String(), func() bool {
+					body, _ := fetch(t, lan, addr.String())
+					return strings.Contains(body, "hello from the web chute")
+				})
+			}
+			closed := []netip.AddrPort{netip.AddrPortFrom(testLANAddr6.Addr(), 8002), netip.AddrPortFrom(testCloud6.Addr(), 81)}
+			in, err := ng.m.Get("web")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if prefix6.IsValid() {
+				global, err := netip.ParseAddr(in.IPv6Global)
+				if err != nil || !prefix6.Contains(global) {
+					t.Fatalf("the chute's global address %q is not in the delegated %s", in.IPv6Global, prefix6)
+				}
+				closed = append(closed, netip.AddrPortFrom(global, 80))
+			}
+			for _, addr := range closed {
+				if body, err := fetch(t, lan, addr.String()); err == nil {
+					t.Errorf("%s answered the LAN: %q", addr, body)
+				}
+			}
+		})
+	}
+}
+
+// An IPv6 redirect on a gateway without an IPv6 LAN address (the chute
+// could not resolve the users it answers) is refused at install, naming
+// the field and the option, and nothing is left of the chute.
+func TestNetRefusesIPv6RedirectWithoutLANAddr6(t *testing.T) {
+	gw, lan := nettest.NewHost(t), nettest.NewHost(t)
+	nettest.Veth(t, nettest.End{Host: lan, If: "eth0", Addr: testLANHost}, nettest.End{Host: gw, If: "lan0"})
+	ng := newNetGateway(t, t.TempDir(), gw, lan)
+	defer func() { ng.removeAll(); ng.net.Close(context.Background()) }()
+	_, err := ng.m.Install(context.Background(), bytes.NewReader(pkg(t, fmt.Sprintf(
+		"name: web\nversion: 1.0.0\ncommand: [/bin/sleep, \"1000\"]\nnet:\n  redirect: [{to: \"%s\", port: 80}]\n", testCloud6), nil)), Origin{})
+	if want := "net.redirect[0].to: " + testCloud6.String() + " is IPv6 and this gateway has no IPv6 LAN address (serve --lan-addr6)"; !errors.Is(err, ErrInvalid) || !errors.Is(err, sdn.ErrUnenforceable) || !strings.Contains(err.Error(), want) {
+		t.Errorf("install of an IPv6 redirect: %v; want ErrInvalid saying %q", err, want)
+	}
+	if _, err := ng.m.Get("web"); err == nil {
+		t.Error("the refused install left a chute behind")
 	}
 }

@@ -114,6 +114,15 @@ func (n *Network) attach(ctx context.Context, c Chute, update bool) error {
 	return n.apply(ctx)
 }
 
+// Enforceable refuses (ErrUnenforceable) a policy that this gateway
+// cannot give as written: what Check refuses, and what its configuration
+// lacks, such as an IPv6 LAN address for IPv6 redirects. The chute
+// manager asks before it installs a chute; Attach and Update ask again.
+func (n *Network) Enforceable(p Policy) error {
+	t := topology{Subnet6: n.cfg.Subnet6, Global6: n.global6, LANAddr6: n.cfg.LANAddr6}
+	return errors.Join(p.Check(), t.checkDNAT6(p))
+}
+
 // check refuses a chute whose addresses or LAN-facing ports clash with the
 // gateway's or another chute's.
 func (n *Network) check(c Chute, update bool) error {
@@ -133,7 +142,7 @@ func (n *Network) check(c Chute, update bool) error {
 		c.IP == n.cfg.Subnet.Addr() || hostIndex(n.cfg.Subnet, c.IP) == 1<<(32-n.cfg.Subnet.Bits())-1:
 		return fmt.Errorf("address %s is not a chute address in %s", c.IP, n.cfg.Subnet)
 	}
-	if err := c.Net.Check(); err != nil {
+	if err := n.Enforceable(c.Net); err != nil {
 		return err
 	}
 	type key struct{ addr, proto string }

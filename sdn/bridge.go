@@ -44,8 +44,10 @@ func (n *Network) setupBridge(ctx context.Context, target string) error {
 		return err
 	}
 	addrs := []netip.Prefix{netip.PrefixFrom(n.gateway, cfg.Subnet.Bits()), netip.PrefixFrom(n.gateway6, cfg.Subnet6.Bits())}
-	if cfg.LANAddr.IsValid() {
-		addrs = append(addrs, cfg.LANAddr)
+	for _, a := range []netip.Prefix{cfg.LANAddr, cfg.LANAddr6} {
+		if a.IsValid() {
+			addrs = append(addrs, a)
+		}
 	}
 	if n.global6.IsValid() {
 		addrs = append(addrs, netip.PrefixFrom(gateway6(n.global6), n.global6.Bits()))
@@ -94,7 +96,7 @@ func (n *Network) setupBridge(ctx context.Context, target string) error {
 		lanPorts = append(lanPorts, p)
 	}
 	topo := topology{Subnet: cfg.Subnet, Gateway: n.gateway, LANAddr: cfg.LANAddr, GatewayMAC: mac, LANPorts: lanPorts, APIPort: n.apiAddr().Port(),
-		Subnet6: cfg.Subnet6, Gateway6: n.gateway6, Global6: n.global6}
+		Subnet6: cfg.Subnet6, Gateway6: n.gateway6, Global6: n.global6, LANAddr6: cfg.LANAddr6}
 
 	n.mu.Lock()
 	chutes := make([]*attached, 0, len(n.chutes))

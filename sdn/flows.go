@@ -61,6 +61,9 @@ type topology struct {
 	// Global6 is the chutes' global IPv6 /64, from the gateway's
 	// delegated prefix; invalid for none (see wan6.go).
 	Global6 netip.Prefix
+	// LANAddr6 is the gateway's IPv6 address on the LAN; invalid if none
+	// (see dnat.go).
+	LANAddr6 netip.Prefix
 }
 
 // attached is a chute as the flows see it: its declaration and port.
@@ -374,6 +377,9 @@ func onLink(t topology, c Policy) []netip.Prefix {
 			ps = append(ps, lt.arp)
 		}
 	}
+	if answersLAN6(t, c) {
+		ps = append(ps, t.LANAddr6.Masked())
+	}
 	return outermost(ps)
 }
 
@@ -448,33 +454,8 @@ func (cf *chuteFlowSet) classify() {
 		d.TX[b.add(tableClassify, 210, note, cat(own, m),
 			meter(egressMeter(id), bw.Egress, apply(commit()), gotoTable(tableOutput))...)] = true
 	}
-	// Except its answers to DNATed connections (exposed ports, redirects),
-	// even to hosts it may reach: only the tracker's pass with nat undoes
-	// the DNAT, and ct(commit) cannot take nat here (OVS's userspace
-	// tracker then leaves the connection's replies untracked).
-	answered := map[string]bool{}
-	dnatReplies := func(proto Proto, port uint16) {
-		key := fmt.Sprint(proto, port)
-		if answered[key] {
-			return
-		}
-		answered[key] = true
-		f := ofp.FieldTCPSrc
-		if proto == UDP {
-			f = ofp.FieldUDPSrc
-		}
-		d.TX[b.add(tableClassify, 220, fmt.Sprintf("%s's answers from its port %d/%s pass the tracker (DNAT undone)", name, port, proto),
-			cat(own, []ofp.OXM{ofp.FieldIPProto.Uint(uint64(proto)), f.Uint(uint64(port))}),
-			meter(egressMeter(id), bw.Egress, gotoTable(tableCT))...)] = true
-	}
-	if t.LANAddr.IsValid() {
-		for _, e := range c.Net.Expose {
-			dnatReplies(e.Proto, e.Port)
-		}
-	}
-	for _, r := range c.Net.Redirect {
-		dnatReplies(r.Proto, r.Port)
-	}
+	// Except its answers to DNATed connections (exposed ports, redirects).
+	cf.dnatAnswers(cf.dnats(false), own, "")
 	gw := ipDstAddr(t.Gateway)
 	allow(name+" may ping the gateway "+t.Gateway.String(), ofp.FieldIPProto.Uint(protoICMP), gw)
 	for _, proto := range []Proto{UDP, TCP} {
@@ -506,7 +487,7 @@ func (cf *chuteFlowSet) classify() {
 // not start, the WAN, and what the LAN may start towards it (exposed
 // ports and redirected addresses, DNATed to it).
 func (cf *chuteFlowSet) policy() {
-	b, c, d, t, id, name, from := cf.b, cf.c, cf.d, cf.t, cf.id, cf.name, cf.from
+	b, c, t, name, from := cf.b, cf.c, cf.t, cf.name, cf.from
 	ip := eth(ethIPv4)
 	b.add(tablePolicy, 400, name+": invalid connection state dropped", []ofp.OXM{from, ip, ctState(ofp.CtStateInv)})
 	b.add(tablePolicy, 300, name+": established connections",
@@ -526,29 +507,7 @@ func (cf *chuteFlowSet) policy() {
 			apply(commit(), setDst(t.GatewayMAC), &ofp.ActionOutput{Port: uint32(ofp.PortLocal)}))
 	}
 	b.add(tablePolicy, 100, name+": default deny", []ofp.OXM{from, ip})
-
-	// The output is in the same flow because a ct(commit,nat) without
-	// recirculation leaves the pipeline matching on the pre-NAT headers.
-	deliverNAT := func(note string, m []ofp.OXM, to netip.AddrPort) {
-		for _, p := range t.LANPorts {
-			d.RX[b.add(tablePolicy, 280, note, cat([]ofp.OXM{inPort(p), ip}, m, []ofp.OXM{ctState(ofp.CtStateNew)}),
-				meter(ingressMeter(id), c.Bandwidth.Ingress,
-					apply(dnat(to), setDst(c.MAC), &ofp.ActionOutput{Port: c.Port}))...)] = true
-		}
-	}
-	if t.LANAddr.IsValid() {
-		for _, e := range c.Net.Expose {
-			deliverNAT(fmt.Sprintf("LAN users reach %s port %d/%s at %s:%d", name, e.Port, e.Proto, t.LANAddr.Addr(), e.GatewayPort),
-				cat(l4(e.Proto, e.GatewayPort)[:1], []ofp.OXM{ipDstAddr(t.LANAddr.Addr())}, l4(e.Proto, e.GatewayPort)[1:]),
-				netip.AddrPortFrom(c.IP, e.Port))
-		}
-	}
-	for _, r := range c.Net.Redirect {
-		to := r.To
-		deliverNAT(fmt.Sprintf("LAN requests to %s/%s answered by %s port %d", to, r.Proto, name, r.Port),
-			cat(l4(r.Proto, 0), []ofp.OXM{ipDstAddr(to.Addr())}, l4(r.Proto, to.Port())[1:]),
-			netip.AddrPortFrom(c.IP, r.Port))
-	}
+	cf.deliverDNAT(cf.dnats(false), c.IP)
 }
 
 // output is table 3: delivery to the chute, and to its LAN destinations

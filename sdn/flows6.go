@@ -22,9 +22,10 @@ import (
 // it resolves them on the LAN, and they may probe it (unicast
 // solicitations, to keep their neighbour entry) and answer its
 // connections. With a delegated prefix, chutes have a global address too
-// and those with wan reach the WAN from it (see wan6.go). No expose or
-// redirect over IPv6 yet (Policy.Check refuses an IPv6 redirect.to). The
-// chutes' API is at the gateway's ULA too.
+// and those with wan reach the WAN from it (see wan6.go). LAN users reach
+// exposed ports and redirects over IPv6 with an IPv6 LAN address (see
+// dnat.go), DNATed to the chute's ULA. The chutes' API is at the
+// gateway's ULA too.
 
 const ethIPv6 = 0x86dd
 
@@ -107,6 +108,7 @@ func baseFlows6(b builder, t topology) {
 	for _, p := range prefixes {
 		b.add(tableClassify, 100, "gateway IPv6 to chutes to conntrack", []ofp.OXM{inPort(local), ip6, ip6Dst(p)}, gotoTable(tableCT))
 	}
+	baseDNAT6(b, t)
 	b.add(tableCT, 10, "IPv6 through conntrack", []ofp.OXM{ip6},
 		apply(&ofp.NXActionCT{ZoneOfsNbits: ctZone, RecircTable: tablePolicy,
 			Actions: []ofp.Action{&ofp.NXActionNAT{}}}))
@@ -228,6 +230,10 @@ func (cf *chuteFlowSet) flows6() {
 		pa := AddressFor6(t.Subnet, t.Subnet6, p.IP)
 		allow(fmt.Sprintf("%s may connect to its peer %s (%s)", name, p.Name, pa), ip6DstAddr(pa))
 	}
+	ds := cf.dnats(true)
+	// Its answers from its ULA, where ways in are DNATed to.
+	cf.dnatAnswers(ds, own(me), "IPv6 ")
+	cf.dnatTracked6(ds)
 	targets := lanTargets(t, c.Net.LAN, true)
 	for _, lt := range targets {
 		if len(lt.ports) == 0 {
@@ -248,11 +254,16 @@ func (cf *chuteFlowSet) flows6() {
 	b.add(tablePolicy, 300, name+": related IPv6 traffic (ICMPv6 errors)", []ofp.OXM{from, ip6, ctState(ofp.CtStateRel)}, gotoTable(tableOutput))
 	cf.wan6(global)
 	b.add(tablePolicy, 100, name+": IPv6 default deny", []ofp.OXM{from, ip6})
+	cf.deliverDNAT(ds, me)
 
-	// Table 3. One flow for prefixes inside one another.
+	// Table 3. One flow for prefixes inside one another. A chute
+	// answering LAN users has their prefix on the LAN.
 	var onLAN []netip.Prefix
 	for _, lt := range targets {
 		onLAN = append(onLAN, lt.arp)
+	}
+	if answersLAN6(t, c.Net) {
+		onLAN = append(onLAN, t.LANAddr6.Masked())
 	}
 	onLAN = outermost(onLAN)
 	for _, p := range onLAN {
@@ -270,8 +281,11 @@ func (cf *chuteFlowSet) flows6() {
 		b.add(tableARP, 200, note, cat([]ofp.OXM{from, ip6}, icmp6(ndSolicit), []ofp.OXM{ndTarget(target)}),
 			apply(&ofp.ActionOutput{Port: port}))
 	}
+	// Its answers to the gateway and its peers, by their MAC, come before
+	// those to the LAN by address (205): the gateway may solicit from its
+	// IPv6 LAN address, and either from a link-local one.
 	advertise := func(note string, to net.HardwareAddr, port uint32) {
-		b.add(tableARP, 200, note, cat([]ofp.OXM{from, ip6, ofp.FieldEthDst.MAC(to)}, icmp6(ndAdvertise)),
+		b.add(tableARP, 205, note, cat([]ofp.OXM{from, ip6, ofp.FieldEthDst.MAC(to)}, icmp6(ndAdvertise)),
 			apply(&ofp.ActionOutput{Port: port}))
 	}
 	solicit(name+" resolves the gateway "+t.Gateway6.String(), t.Gateway6, local)
@@ -286,7 +300,7 @@ func (cf *chuteFlowSet) flows6() {
 		b.add(tableARP, 200, name+" answers LAN "+prefixText(p)+"'s solicitations",
 			cat([]ofp.OXM{from, ip6}, icmp6(ndAdvertise), []ofp.OXM{ip6Dst(p)}), gotoTable(tableLAN))
 	}
-	if len(targets) > 0 {
+	if len(onLAN) > 0 {
 		// A host's neighbour probes may come from its link-local address.
 		b.add(tableARP, 200, name+" answers LAN hosts' link-local solicitations",
 			cat([]ofp.OXM{from, ip6}, icmp6(ndAdvertise), []ofp.OXM{ip6Dst(netip.MustParsePrefix("fe80::/10"))}), gotoTable(tableLAN))

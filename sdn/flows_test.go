@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 
@@ -368,6 +369,57 @@ func TestOpenRefusesSubnet6(t *testing.T) {
 		_, err := Open(context.Background(), Config{DataDir: t.TempDir(), Subnet6: netip.MustParsePrefix(p)})
 		if err == nil || !strings.Contains(err.Error(), "is not an IPv6 /64") {
 			t.Errorf("Open with Subnet6 %s: %v, want refused", p, err)
+		}
+	}
+}
+
+// A chute's IPv6 ways in (expose, IPv6 redirect) become flows only on a
+// gateway with an IPv6 LAN address, whose prefix is then on-link for a
+// chute answering LAN users and for no other; without one, its exposed
+// ports stay IPv4 and no flow names an IPv6 address to DNAT.
+func TestWaysInOverIPv6(t *testing.T) {
+	p := Policy{Expose: []Expose{{Port: 80, GatewayPort: 8080, Proto: TCP}},
+		Redirect: []Redirect{{To: netip.MustParseAddrPort("[2001:db8:ffff::5]:443"), Port: 8443, Proto: TCP}}}
+	with := testTopo
+	with.Subnet6, with.Gateway6, with.LANAddr6 = simSubnet6, gateway6(simSubnet6), lanGW6
+	without := with
+	without.LANAddr6 = netip.Prefix{}
+	dnat6 := func(d *derived) (n int) {
+		for _, f := range d.Flows {
+			for _, in := range f.Instructions {
+				if a, ok := in.(*ofp.InstructionActions); ok {
+					for _, x := range a.Actions {
+						if ct, ok := x.(*ofp.NXActionCT); ok {
+							for _, y := range ct.Actions {
+								if nat, ok := y.(*ofp.NXActionNAT); ok && nat.IPMin.Is6() {
+									n++
+								}
+							}
+						}
+					}
+				}
+			}
+		}
+		return n
+	}
+	for _, tt := range []struct {
+		name   string
+		topo   topology
+		p      Policy
+		dnats  int
+		onLink bool
+	}{
+		{"IPv6 LAN address, expose and redirect", with, p, 2, true},
+		{"IPv6 LAN address, nothing exposed", with, Policy{Redirect: []Redirect{{To: netip.MustParseAddrPort("203.0.113.5:80"), Port: 8081, Proto: TCP}}}, 0, false},
+		{"no IPv6 LAN address", without, p, 0, false},
+	} {
+		d := derive(tt.topo, []*attached{mkChute("web", 10, 5, tt.p, Bandwidth{})})
+		checkInvariants(t, d)
+		if got := dnat6(d); got != tt.dnats {
+			t.Errorf("%s: %d IPv6 DNAT flows, want %d (one per way in and LAN port)", tt.name, got, tt.dnats)
+		}
+		if got := slices.Contains(onLink(tt.topo, tt.p), lanGW6.Masked()); got != tt.onLink {
+			t.Errorf("%s: the IPv6 LAN prefix on-link for the chute: %v, want %v", tt.name, got, tt.onLink)
 		}
 	}
 }

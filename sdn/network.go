@@ -87,6 +87,11 @@ type Config struct {
 	// LANAddr is the gateway's address on the LAN, on the internal port;
 	// invalid for none.
 	LANAddr netip.Prefix
+	// LANAddr6 is the gateway's IPv6 address on the LAN, on the internal
+	// port; invalid for none. LAN users reach exposed ports at it as at
+	// LANAddr, and chutes answering them (expose, IPv6 redirect) resolve
+	// the hosts of its prefix: IPv6 redirects need it.
+	LANAddr6 netip.Prefix
 	// WAN is the uplink that chute traffic may leave by, IPv4
 	// masqueraded, IPv6 from Prefix6 routed (IPv6 forwarding is turned on
 	// then); "" (the default) lets no chute traffic leave the host.
@@ -186,6 +191,8 @@ func open(ctx context.Context, cfg Config) (_ *Network, err error) {
 		return nil, fmt.Errorf("LAN address %s is not IPv4 outside the chute subnet %s", cfg.LANAddr, cfg.Subnet)
 	case checkPrefix6(cfg.Prefix6, cfg.Subnet6) != nil:
 		return nil, checkPrefix6(cfg.Prefix6, cfg.Subnet6)
+	case checkLANAddr6(cfg.LANAddr6, cfg.Subnet6, globalSubnet6(cfg.Prefix6)) != nil:
+		return nil, checkLANAddr6(cfg.LANAddr6, cfg.Subnet6, globalSubnet6(cfg.Prefix6))
 	case checkLANHosts(cfg) != nil:
 		return nil, checkLANHosts(cfg)
 	case cfg.DataDir == "" && (cfg.OVSDB == "" || cfg.NetNS != ""):

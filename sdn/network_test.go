@@ -77,7 +77,7 @@ func newTestbed(t *testing.T, adjust ...func(*Config)) *testbed {
 	nettest.Veth(t, nettest.End{Host: tb.cloud, If: "eth0", Addr: netip.PrefixFrom(cloudIP, 24)},
 		nettest.End{Host: tb.gw, If: "wan0", Addr: netip.PrefixFrom(wanGW, 24)})
 	tb.cfg = Config{
-		DataDir: t.TempDir(), NetNS: tb.gw.NetNS, LANPorts: []string{"lan1", "lan2"}, LANAddr: lanGW,
+		DataDir: t.TempDir(), NetNS: tb.gw.NetNS, LANPorts: []string{"lan1", "lan2"}, LANAddr: lanGW, LANAddr6: lanGW6,
 		WAN: "wan0", RepairInterval: time.Second, Logf: t.Logf,
 	}
 	for _, a := range adjust {
@@ -588,11 +588,12 @@ func macOf(t *testing.T, h *nettest.Host) net.HardwareAddr {
 // matrixIPv6 gives the matrix's hosts their IPv6 as the simulated world
 // has it (newSimWorld): the LAN hosts and the cloud documentation
 // addresses, the gateway one on the WAN and forwarding, the LAN hosts
-// taking the chutes' /64s for their own link, and the cloud a route to
-// them through the gateway (the ISP's route to the delegated prefix);
-// the chutes have the gateway as their IPv6 router (Attach gives them
-// one with a delegated prefix): what keeps them apart is the switch's
-// doing.
+// taking the chutes' /64s for their own link and the gateway's LAN
+// address (lanGW6, the bridge's) for their router, and the cloud a route
+// to the chutes' /64s through the gateway (the ISP's route to the
+// delegated prefix); the chutes have the gateway as their IPv6 router
+// (Attach gives them one with a delegated prefix): what keeps them apart
+// is the switch's doing.
 func (tb *testbed) matrixIPv6(t *testing.T, hosts map[string]*nettest.Host) {
 	t.Helper()
 	wanGW6 := netip.MustParseAddr("2001:db8:ffff::1")
@@ -605,6 +606,7 @@ func (tb *testbed) matrixIPv6(t *testing.T, hosts map[string]*nettest.Host) {
 		for _, p := range []netip.Prefix{tb.n.cfg.Subnet6, tb.n.Global6()} {
 			run(h, "route", "add", p.String(), "dev", "eth0")
 		}
+		run(h, "route", "add", "default", "via", lanGW6.Addr().String())
 	}
 	run(tb.gw, "addr", "add", netip.PrefixFrom(wanGW6, 64).String(), "dev", "wan0", "nodad")
 	nettest.Exec(t, tb.gw, "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1")
@@ -612,9 +614,12 @@ func (tb *testbed) matrixIPv6(t *testing.T, hosts map[string]*nettest.Host) {
 	for _, p := range []netip.Prefix{tb.n.cfg.Subnet6, tb.n.Global6()} {
 		run(tb.cloud, "route", "add", p.String(), "via", wanGW6.String())
 	}
-	// The gateway routes the LAN's IPv6 out of the bridge: what a wan
-	// chute sends there is routed, and stopped by the guard alone.
-	run(tb.gw, "route", "add", lanNet6.String(), "dev", tb.n.cfg.Bridge)
+	// The gateway routes the LAN's IPv6 out of the bridge (its LAN
+	// address there, lanGW6, makes the route): what a wan chute sends
+	// there is routed, and stopped by the guard alone.
+	if out, _ := nettest.Run(tb.gw, "ip", "-6", "route", "show", lanNet6.String()); !strings.Contains(out, "dev "+tb.n.cfg.Bridge) {
+		t.Fatalf("the gateway has no route to the LAN's %s on the bridge: %q", lanNet6, out)
+	}
 	for _, mc := range matrixChutes(nil) {
 		if out, _ := nettest.Run(hosts[mc.name], "ip", "-6", "route", "show", "default"); !strings.Contains(out, "via "+tb.n.gateway6.String()) {
 			t.Fatalf("chute %s has no IPv6 default route via the gateway: %q", mc.name, out)
@@ -629,6 +634,8 @@ func (tb *testbed) matrixAddr(name string, six, global bool) netip.Addr {
 		switch name {
 		case "gw":
 			return tb.n.gateway6
+		case "gwlan":
+			return lanGW6.Addr()
 		case "lan1", "lan2":
 			return lanV6[name[3]-'1']
 		case "cloud":
@@ -874,8 +881,11 @@ func frame(p *ofsim.Packet) []byte {
 	binary.BigEndian.PutUint32(tcp[8:], 2000)
 	tcp[12], tcp[13] = 5<<4, byte(p.TCPFlags)
 	binary.BigEndian.PutUint16(tcp[14:], 65535)
-	pseudo := uint32(src[0])<<8 | uint32(src[1]) + uint32(src[2])<<8 | uint32(src[3]) +
-		uint32(dst[0])<<8 | uint32(dst[1]) + uint32(dst[2])<<8 | uint32(dst[3]) + ofsim.ProtoTCP + 20
+	// Each 16-bit word of the pseudo-header parenthesised: | and + bind
+	// alike, so without them a low byte sharing bits with the next word's
+	// sum made a checksum the receiver rejects.
+	pseudo := (uint32(src[0])<<8 | uint32(src[1])) + (uint32(src[2])<<8 | uint32(src[3])) +
+		(uint32(dst[0])<<8 | uint32(dst[1])) + (uint32(dst[2])<<8 | uint32(dst[3])) + ofsim.ProtoTCP + 20
 	binary.BigEndian.PutUint16(tcp[16:], checksum(tcp, pseudo))
 	return b
 }

@@ -74,13 +74,16 @@ type Bandwidth struct {
 }
 
 // ErrUnenforceable is returned (wrapped) for a policy the switch cannot
-// enforce as written, such as an IPv6 redirect.
+// enforce as written, such as an IPv6 redirect on a gateway without an
+// IPv6 LAN address.
 var ErrUnenforceable = errors.New("not enforceable by the chute network")
 
-// Check refuses a policy that the switch could not enforce: every rule in
-// it must turn into flows, or the chute would be told it has access that
-// it silently lacks. (Rules that need a LAN on a gateway configured
-// without one are the operator's choice and have nothing to reach.)
+// Check refuses a policy that no switch could enforce: every rule in it
+// must turn into flows, or the chute would be told it has access that it
+// silently lacks. Network.Enforceable also refuses what this gateway's
+// configuration cannot give. (Rules that need a LAN on a gateway
+// configured without one are the operator's choice and have nothing to
+// reach.)
 func (p Policy) Check() error {
 	var errs []error
 	fail := func(field, format string, args ...any) {
@@ -119,8 +122,8 @@ func (p Policy) Check() error {
 		switch {
 		case !r.To.IsValid() || r.To.Port() == 0 || r.Port == 0:
 			fail(f, "needs an address, a port and the chute's port")
-		case !r.To.Addr().Is4():
-			fail(f+".to", "%s is IPv6; chutes are redirected IPv4 only on this gateway", r.To)
+		case r.To.Addr().Is4In6():
+			fail(f+".to", "%s is an IPv4-mapped IPv6 address", r.To)
 		}
 		proto(f+".proto", r.Proto)
 	}

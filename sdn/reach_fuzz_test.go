@@ -1,6 +1,7 @@
 package sdn
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -66,6 +67,10 @@ func (d *policyDeck) chutes(topo topology, lanMACs [][]byte) []*attached {
 			redirected[to] = true
 			p.Redirect = append(p.Redirect, Redirect{To: to, Port: 8081, Proto: TCP})
 		}
+		if to := netip.AddrPortFrom(cloud6, 80+uint16(d.next()%2)); d.bit() && !redirected[to] {
+			redirected[to] = true
+			p.Redirect = append(p.Redirect, Redirect{To: to, Port: 8084, Proto: TCP})
+		}
 		out = append(out, &attached{Chute: Chute{Name: name, MAC: netconf.MACFor(name), IP: AddressFor(topo.Subnet, i), Net: p},
 			Port: uint32(10 + i)})
 	}
@@ -81,9 +86,12 @@ func mutual(a, b *attached) bool {
 // switch accepts every flow and no lookup is ambiguous; no chute reaches
 // another without mutual peers; nothing from a chute leaves to the WAN
 // without wan; nothing reaches a chute as an answer unless it answers a
-// tracked connection. Over IPv4 and IPv6 alike, on a gateway with a
-// delegated IPv6 prefix (the WAN over IPv6, from the chutes' global
-// addresses alone) and on one without (no IPv6 beyond the gateway).
+// tracked connection; LAN users reach a chute only through the ways in
+// it declares (exposed gateway ports, redirected addresses). Over IPv4
+// and IPv6 alike, on a gateway with a delegated IPv6 prefix (the WAN over
+// IPv6, from the chutes' global addresses alone) and on one without (no
+// IPv6 beyond the gateway); both with an IPv6 LAN address (ways in over
+// IPv6, DNATed to the chutes' ULAs).
 func FuzzPolicyInvariants(f *testing.F) {
 	f.Add([]byte{})
 	f.Add([]byte{3, 1, 1, 1, 1, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1})
@@ -100,7 +108,7 @@ func FuzzPolicyInvariants(f *testing.F) {
 			topo.Global6 = netip.Prefix{}
 		}
 		for _, c := range chutes {
-			if err := c.Net.Check(); err != nil {
+			if err := errors.Join(c.Net.Check(), topo.checkDNAT6(c.Net)); err != nil {
 				t.Fatalf("the deck dealt an invalid policy: %v", err)
 			}
 		}
@@ -132,10 +140,18 @@ func FuzzPolicyInvariants(f *testing.F) {
 						t.Errorf("%s to the WAN port %d (IPv6 %v, global prefix %v): reached %v with wan %v (%q)\n%s", c.Name, port, six, topo.Global6, ok, c.Net.WAN, notes, describe(chutes))
 					}
 				}
-				// Answers to connections that do not exist, from everyone,
-				// to each of the chute's addresses.
+				noStrangerWayIn(t, w, c, six, chutes)
+				// Answers to connections that do not exist, to each of
+				// the chute's addresses, from everyone but the gateway to
+				// its ULA and IPv4 address: it may connect to chutes
+				// there, and the tracker takes a segment of a connection
+				// under way (a lone ACK) for a new one, as it takes a SYN.
 				for _, global := range []bool{false, six && topo.Global6.IsValid()} {
-					for _, from := range []string{"lan1", "lan2", "gw", "cloud"} {
+					froms := []string{"lan1", "lan2", "cloud"}
+					if global {
+						froms = append(froms, "gw")
+					}
+					for _, from := range froms {
 						for _, port := range []string{"80", "8081", "5432"} {
 							if ok, notes := mustRun(t, w, reachCase{from: from, to: c.Name + ":" + port, proto: "ack", six: six, global: global}); ok {
 								t.Errorf("an answer from %s to %s:%s (IPv6 %v, global %v) with no connection was delivered (%q)\n%s", from, c.Name, port, six, global, notes, describe(chutes))
@@ -149,6 +165,30 @@ func FuzzPolicyInvariants(f *testing.F) {
 			noNDSpoof(t, w, c, chutes)
 		}
 	})
+}
+
+// noStrangerWayIn has LAN users connect to every gateway port and
+// redirected address the deck deals: one reaches c only if c declares
+// it, and always then.
+func noStrangerWayIn(t *testing.T, w *simWorld, c *attached, six bool, chutes []*attached) {
+	t.Helper()
+	for gp := uint16(8000); gp < 8004; gp++ {
+		exposes := slices.ContainsFunc(c.Net.Expose, func(e Expose) bool { return e.GatewayPort == gp })
+		if ok, notes := mustRun(t, w, reachCase{from: "lan1", to: fmt.Sprintf("gwlan:%d", gp), at: c.Name + ":80", six: six}); ok != exposes {
+			t.Errorf("lan1 to the gateway's port %d (IPv6 %v) reaches %s: %v, exposed by it: %v (%q)\n%s", gp, six, c.Name, ok, exposes, notes, describe(chutes))
+		}
+	}
+	cloud, port := cloudIP, 8081
+	if six {
+		cloud, port = cloud6, 8084
+	}
+	for _, cp := range []uint16{80, 81} {
+		to := netip.AddrPortFrom(cloud, cp)
+		redirected := slices.ContainsFunc(c.Net.Redirect, func(r Redirect) bool { return r.To == to })
+		if ok, notes := mustRun(t, w, reachCase{from: "lan2", to: fmt.Sprintf("cloud:%d", cp), at: fmt.Sprintf("%s:%d", c.Name, port), six: six}); ok != redirected {
+			t.Errorf("lan2 to %s reaches %s: %v, redirected to it: %v (%q)\n%s", to, c.Name, ok, redirected, notes, describe(chutes))
+		}
+	}
 }
 
 func mustRun(t *testing.T, w *simWorld, c reachCase) (bool, []string) {

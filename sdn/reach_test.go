@@ -33,14 +33,20 @@ func matrixChutes(lan2MAC net.HardwareAddr) []matrixChute {
 	lan1 := netip.PrefixFrom(lan1Addr, 32)
 	return []matrixChute{
 		{"web", 0, Policy{
-			WAN:      true,
-			LAN:      []LANRule{{Prefix: lan1, Ports: []uint16{554}}},
-			Expose:   []Expose{{Port: 80, GatewayPort: 8080, Proto: TCP}, {Port: 5300, GatewayPort: 8083, Proto: UDP}},
-			Redirect: []Redirect{{To: netip.AddrPortFrom(cloudIP, 80), Port: 8081, Proto: TCP}, {To: netip.AddrPortFrom(cloudIP, 123), Port: 5301, Proto: UDP}},
-			Peers:    []string{"db"},
+			WAN:    true,
+			LAN:    []LANRule{{Prefix: lan1, Ports: []uint16{554}}},
+			Expose: []Expose{{Port: 80, GatewayPort: 8080, Proto: TCP}, {Port: 5300, GatewayPort: 8083, Proto: UDP}},
+			Redirect: []Redirect{
+				{To: netip.AddrPortFrom(cloudIP, 80), Port: 8081, Proto: TCP}, {To: netip.AddrPortFrom(cloudIP, 123), Port: 5301, Proto: UDP},
+				{To: netip.AddrPortFrom(cloud6, 80), Port: 8084, Proto: TCP}, {To: netip.AddrPortFrom(cloud6, 123), Port: 5302, Proto: UDP},
+			},
+			Peers: []string{"db"},
 		}},
 		{"db", 1, Policy{Peers: []string{"web"}}},
-		{"lonely", 2, Policy{Peers: []string{"web"}, LAN: []LANRule{{Prefix: netip.PrefixFrom(lanV6[1], 128)}}}},
+		// lonely may reach lan2 over IPv6 on any port, so its answers to
+		// lan2's request to its exposed port also match what it may start.
+		{"lonely", 2, Policy{Peers: []string{"web"}, LAN: []LANRule{{Prefix: netip.PrefixFrom(lanV6[1], 128)}},
+			Expose: []Expose{{Port: 80, GatewayPort: 8086, Proto: TCP}}}},
 		// cam may reach lan1 on any port, so its answers to lan1's
 		// request to an exposed port also match what it may start.
 		{"cam", 3, Policy{
@@ -115,7 +121,9 @@ var reachCases = []reachCase{
 	{name: "LAN pings chute", from: "lan1", to: "web", proto: "ping", want: false, by: "unsolicited LAN traffic to chutes dropped"},
 	{name: "WAN to chute", from: "cloud", to: "web:81", want: false, by: "unsolicited gateway traffic to chutes dropped"},
 	{name: "LAN answer to no connection", from: "lan1", to: "web:81", proto: "ack", want: false, by: "unsolicited LAN traffic to chutes dropped"},
-	{name: "chute answer to no connection", from: "web", to: "lan2:554", proto: "ack", want: false, by: "chute web: invalid connection state dropped"},
+	// The tracker takes a lone ACK for a connection under way (new),
+	// which the chute may not start.
+	{name: "chute answer to no connection", from: "web", to: "lan2:554", proto: "ack", want: false, by: "chute web: undeclared LAN hosts denied"},
 	// What a chute may start passes whatever the connection's state (it
 	// is decided before the tracker): a mutual peer's lone ACK arrives.
 	{name: "mutual peer's packet of no connection", from: "db", to: "web:81", proto: "ack", want: true, by: "chute db may connect to its peer web (10.131.0.10)"},
@@ -123,19 +131,22 @@ var reachCases = []reachCase{
 
 // The IPv6 of the matrix: the chutes' ULA /64, the prefix delegated to
 // the gateway (the chutes' global /64 is its first), the LAN's and the
-// cloud's documentation addresses (the LAN's IPv6 is not the chutes'
-// business yet: none of it may reach a chute).
+// cloud's documentation addresses, the gateway's on the LAN (where LAN
+// users reach exposed ports; their IPv6 router).
 var (
 	simSubnet6 = netip.MustParsePrefix("fd70:6472:6f70::/64")
 	simPrefix6 = netip.MustParsePrefix("2001:db8:6400::/56")
 	lanNet6    = netip.MustParsePrefix("2001:db8:1::/64")
+	lanGW6     = netip.MustParsePrefix("2001:db8:1::1/64")
 	lanV6      = []netip.Addr{netip.MustParseAddr("2001:db8:1::20"), netip.MustParseAddr("2001:db8:1::21")}
 	cloud6     = netip.MustParseAddr("2001:db8:ffff::5")
 )
 
 // reachCases6 are the matrix over IPv6: what chutes may reach at the
 // gateway and among themselves is as over IPv4; nothing beyond the
-// gateway, no LAN host, and no unsolicited traffic reaches a chute.
+// gateway, no LAN host, and no unsolicited traffic reaches a chute; LAN
+// users reach exposed ports at the gateway's IPv6 LAN address and
+// redirected IPv6 addresses, on the declared ports and protocols only.
 var reachCases6 = []reachCase{
 	{name: "IPv6 ping the gateway", six: true, from: "web", to: "gw", proto: "ping", want: true, by: "chute web may ping the gateway fd70:6472:6f70::1"},
 	{name: "IPv6 DNS at the gateway over UDP", six: true, from: "web", to: "gw:53", proto: "udp", want: true, by: "chute web may use DNS at the gateway [fd70:6472:6f70::1]:53/udp"},
@@ -161,8 +172,9 @@ var reachCases6 = []reachCase{
 	{name: "IPv6 WAN over UDP to a chute's global address", six: true, global: true, from: "cloud", to: "db:5432", proto: "udp", want: false, by: "unsolicited gateway IPv6 to chutes dropped"},
 	{name: "IPv6 LAN host through the gateway", six: true, from: "cam", to: "lan1:554", want: false, by: "chute cam: IPv6 default deny"},
 	// A wan chute's IPv6 to an undeclared LAN host is WAN traffic to the
-	// flows (the gateway knows no LAN IPv6 prefix): the gateway routes
-	// it, and its guard forwards only out of the WAN interface.
+	// policy, even where the LAN's prefix is on-link for it (web answers
+	// LAN users): the gateway routes it, and its guard forwards only out
+	// of the WAN interface.
 	{name: "IPv6 LAN host through the gateway, with wan", six: true, from: "web", to: "lan1:554", want: false, by: "chute web may reach the WAN over IPv6 from 2001:db8:6400::a"},
 
 	// A LAN host that takes the chutes' subnet for its own link.
@@ -179,6 +191,17 @@ var reachCases6 = []reachCase{
 	{name: "IPv6 LAN host declared over IPv4 only", six: true, from: "cam", to: "lan1:22", want: false, by: "chute cam: IPv6 default deny"},
 	{name: "IPv6 WAN to chute", six: true, from: "cloud", to: "web:81", want: false, by: "unsolicited gateway IPv6 to chutes dropped"},
 	{name: "IPv6 WAN pings chute", six: true, from: "cloud", to: "web", proto: "ping", want: false, by: "unsolicited gateway IPv6 to chutes dropped"},
+
+	{name: "IPv6 exposed port", six: true, from: "lan1", to: "gwlan:8080", at: "web:80", want: true, by: "LAN users reach chute web port 80/tcp at [2001:db8:1::1]:8080"},
+	{name: "IPv6 exposed port, from the other LAN port", six: true, from: "lan2", to: "gwlan:8080", at: "web:80", want: true, by: "LAN users reach chute web port 80/tcp at [2001:db8:1::1]:8080"},
+	{name: "IPv6 exposed by a chute that may reach the user", six: true, from: "lan2", to: "gwlan:8086", at: "lonely:80", want: true, by: "LAN users reach chute lonely port 80/tcp at [2001:db8:1::1]:8086"},
+	{name: "IPv6 exposed UDP port, three datagrams before an answer", six: true, from: "lan1", to: "gwlan:8083", at: "web:5300", proto: "udp3", want: true, by: "LAN users reach chute web port 5300/udp at [2001:db8:1::1]:8083"},
+	{name: "IPv6 unexposed gateway port", six: true, from: "lan1", to: "gwlan:81", at: "web:81", want: false, by: "LAN's other traffic (IPv6...) to the gateway and the LAN only"},
+	{name: "IPv6 exposed port over the other protocol", six: true, from: "lan1", to: "gwlan:8080", at: "web:80", proto: "udp", want: false, by: "LAN's other traffic (IPv6...) to the gateway and the LAN only"},
+	{name: "IPv6 redirect", six: true, from: "lan1", to: "cloud:80", at: "web:8084", want: true, by: "LAN requests to [2001:db8:ffff::5]:80/tcp answered by chute web port 8084"},
+	{name: "IPv6 redirect over UDP, three datagrams before an answer", six: true, from: "lan2", to: "cloud:123", at: "web:5302", proto: "udp3", want: true, by: "LAN requests to [2001:db8:ffff::5]:123/udp answered by chute web port 5302"},
+	{name: "IPv6 redirected address, other port", six: true, from: "lan1", to: "cloud:81", at: "web:8084", want: false, by: "LAN's other traffic (IPv6...) to the gateway and the LAN only"},
+	{name: "IPv6 LAN straight to a redirect's chute port", six: true, from: "lan1", to: "web:8084", want: false, by: "LAN neighbour discovery to the gateway and the LAN"},
 }
 
 // simHost is an endpoint of the simulated world: a chute, a LAN host, the
@@ -214,15 +237,17 @@ func newSimWorld(topo topology, chutes []*attached, lanMACs []net.HardwareAddr) 
 	w := &simWorld{topo: topo, d: derive(topo, chutes), hosts: map[string]*simHost{}, wan: true}
 	local := uint32(ofp.PortLocal)
 	subnets6 := chutePrefixes6(topo)
-	w.hosts["gw"] = &simHost{name: "gw", port: local, mac: topo.GatewayMAC, addrs: []netip.Addr{topo.Gateway, topo.LANAddr.Addr(), topo.Gateway6},
-		onLink: append([]netip.Prefix{topo.Subnet, topo.LANAddr.Masked()}, subnets6...)}
+	// The gateway's addresses as setupBridge gives them (its global one
+	// with a delegated prefix).
+	w.hosts["gw"] = &simHost{name: "gw", port: local, mac: topo.GatewayMAC, addrs: []netip.Addr{topo.Gateway, topo.LANAddr.Addr(), topo.Gateway6, gateway6(topo.Global6), topo.LANAddr6.Addr()},
+		onLink: append([]netip.Prefix{topo.Subnet, topo.LANAddr.Masked(), topo.LANAddr6.Masked()}, subnets6...)}
 	w.hosts["gwlan"] = w.hosts["gw"]
 	w.hosts["cloud"] = &simHost{name: "cloud", port: local, mac: topo.GatewayMAC, addrs: []netip.Addr{cloudIP, cloud6},
 		onLink: append([]netip.Prefix{topo.Subnet, topo.LANAddr.Masked()}, subnets6...)}
 	for i, a := range []netip.Addr{lan1Addr, lan2Addr} {
 		name := fmt.Sprintf("lan%d", i+1)
 		w.hosts[name] = &simHost{name: name, port: topo.LANPorts[i], mac: lanMACs[i], addrs: []netip.Addr{a, lanV6[i]},
-			onLink: append([]netip.Prefix{topo.LANAddr.Masked(), lanNet6}, subnets6...), router: topo.LANAddr.Addr()}
+			onLink: append([]netip.Prefix{topo.LANAddr.Masked(), lanNet6}, subnets6...), router: topo.LANAddr.Addr(), router6: topo.LANAddr6.Addr()}
 	}
 	for _, c := range chutes {
 		h := &simHost{name: c.Name, port: c.Port, mac: c.MAC, addrs: []netip.Addr{c.IP, AddressFor6(topo.Subnet, topo.Subnet6, c.IP)},
@@ -236,9 +261,13 @@ func newSimWorld(topo topology, chutes []*attached, lanMACs []net.HardwareAddr) 
 }
 
 // addr is a host name's address of a family: gwlan is the gateway's LAN
-// address; a chute's IPv6 is its ULA, or with global its global address.
+// address of the family; a chute's IPv6 is its ULA, or with global its
+// global address.
 func (w *simWorld) addr(name string, six, global bool) netip.Addr {
-	if name == "gwlan" && !six {
+	switch {
+	case name == "gwlan" && six:
+		return w.topo.LANAddr6.Addr()
+	case name == "gwlan":
 		return w.topo.LANAddr.Addr()
 	}
 	for _, a := range w.hosts[name].addrs {
@@ -586,7 +615,7 @@ func simTopo() (topology, []*attached, []net.HardwareAddr) {
 	topo := topology{
 		Subnet: DefaultSubnet, Gateway: DefaultSubnet.Addr().Next(), LANAddr: lanGW,
 		GatewayMAC: net.HardwareAddr{2, 0, 0, 0, 0, 1}, LANPorts: []uint32{1, 2},
-		Subnet6: simSubnet6, Gateway6: gateway6(simSubnet6), Global6: globalSubnet6(simPrefix6),
+		Subnet6: simSubnet6, Gateway6: gateway6(simSubnet6), Global6: globalSubnet6(simPrefix6), LANAddr6: lanGW6,
 	}
 	lanMACs := []net.HardwareAddr{{2, 0, 0, 0, 0xaa, 1}, {2, 0, 0, 0, 0xaa, 2}}
 	var chutes []*attached
@@ -683,11 +712,19 @@ func TestNeighbourDiscoverySimulated(t *testing.T) {
 		p.EthDst, p.Dst = to.mac, dst
 		return p
 	}
+	toGatewayLAN := func(p ofsim.Packet) ofsim.Packet {
+		p.Dst = topo.LANAddr6.Addr()
+		return p
+	}
 	syn := func(from *simHost, dstMAC net.HardwareAddr, src, dst netip.Addr) ofsim.Packet {
 		return ofsim.Packet{InPort: from.port, EthSrc: from.mac, EthDst: dstMAC, EthType: ofsim.EthIPv6,
 			Src: src, Dst: dst, Proto: ofsim.ProtoTCP, SrcPort: 40000, DstPort: 80, TCPFlags: ofsim.TCPSyn}
 	}
 	linkLocal := netip.MustParseAddr("fe80::1")
+	toLinkLocal := func(p ofsim.Packet) ofsim.Packet {
+		p.Dst = linkLocal
+		return p
+	}
 	for _, tt := range []struct {
 		name string
 		p    ofsim.Packet
@@ -698,10 +735,17 @@ func TestNeighbourDiscoverySimulated(t *testing.T) {
 		{"a chute solicits the gateway from its link-local address", ns(web, linkLocal, topo.Gateway6, web.mac), []uint32{gw.port}, "chute web resolves the gateway fd70:6472:6f70::1"},
 		{"a chute solicits its peer", ns(web, six(web), six(db), web.mac), []uint32{db.port}, "chute web resolves its peer db over IPv6"},
 		{"a chute solicits a chute it may not reach", ns(db, six(db), six(lonely), db.mac), nil, "chute db: neighbour discovery for undeclared hosts dropped"},
-		{"a chute solicits a LAN host", ns(web, six(web), lanV6[0], web.mac), nil, "chute web: neighbour discovery for undeclared hosts dropped"},
+		{"a chute solicits a LAN host", ns(db, six(db), lanV6[0], db.mac), nil, "chute db: neighbour discovery for undeclared hosts dropped"},
+		{"a chute answering LAN users (expose, redirect) solicits a LAN host", ns(web, six(web), lanV6[0], web.mac), topo.LANPorts, "LAN hosts not learned: every LAN port"},
+		{"a chute answering LAN users solicits a host beyond the LAN's prefix", ns(web, six(web), netip.MustParseAddr("2001:db8:2::20"), web.mac), nil, "chute web: neighbour discovery for undeclared hosts dropped"},
 		{"a chute's solicitation naming another's MAC", ns(web, six(web), topo.Gateway6, db.mac), nil, "chute web: spoofed neighbour discovery (ICMPv6 135) dropped"},
 		{"a chute answers the gateway", na(web, six(web), six(web), gw, web.mac), []uint32{gw.port}, "chute web answers the gateway's solicitations"},
 		{"a chute answers a unicast probe (no link-layer option)", na(web, six(web), six(web), gw, nil), []uint32{gw.port}, "chute web answers the gateway's solicitations"},
+		// The gateway solicits from the address of the packet it resolves
+		// for when that is its own (Linux's ndisc_solicit): from its LAN
+		// address, in the LAN prefix a chute answering LAN users resolves.
+		{"a chute answers the gateway's solicitation from its LAN address", toGatewayLAN(na(web, six(web), six(web), gw, web.mac)), []uint32{gw.port}, "chute web answers the gateway's solicitations"},
+		{"a chute answering LAN users answers the gateway's solicitation from a link-local address", toLinkLocal(na(web, six(web), six(web), gw, web.mac)), []uint32{gw.port}, "chute web answers the gateway's solicitations"},
 		{"a chute advertises another's address", na(web, six(web), six(db), gw, web.mac), nil, "chute web: spoofed neighbour discovery (ICMPv6 136) dropped"},
 		{"a chute advertises its peer's address to that peer", na(web, six(web), six(db), db, web.mac), nil, "chute web: spoofed neighbour discovery (ICMPv6 136) dropped"},
 		{"a chute advertises its address with another's MAC", na(web, six(web), six(web), gw, db.mac), nil, "chute web: spoofed neighbour discovery (ICMPv6 136) dropped"},
@@ -720,7 +764,9 @@ func TestNeighbourDiscoverySimulated(t *testing.T) {
 		{"a LAN host solicits a chute", ns(lan1, lanV6[0], six(web), lan1.mac), []uint32{topo.LANPorts[1], gw.port}, "LAN neighbour discovery to the gateway and the LAN"},
 		{"a LAN host solicits a chute that may reach it", ns(lan1, lanV6[0], six(scan), lan1.mac), []uint32{topo.LANPorts[1], gw.port}, "LAN neighbour discovery to the gateway and the LAN"},
 		{"a LAN host probes a chute that may reach it", probe(lan1, lanV6[0], scan), []uint32{scan.port}, "LAN hosts probe chute scan (unicast solicitations)"},
-		{"a LAN host probes a chute that may not reach it", probe(lan1, lanV6[0], web), []uint32{topo.LANPorts[1], gw.port}, "LAN neighbour discovery to the gateway and the LAN"},
+		{"a LAN host probes a chute that may not reach it", probe(lan1, lanV6[0], db), []uint32{topo.LANPorts[1], gw.port}, "LAN neighbour discovery to the gateway and the LAN"},
+		{"a LAN host advertises to a chute answering LAN users", na(lan1, lanV6[0], lanV6[0], web, lan1.mac), []uint32{web.port}, "LAN hosts answer chute web's solicitations"},
+		{"a LAN host advertises to a chute that neither reaches nor answers it", na(lan1, lanV6[0], lanV6[0], db, lan1.mac), []uint32{topo.LANPorts[1], gw.port}, "LAN neighbour discovery to the gateway and the LAN"},
 		{"a LAN host advertises to a chute that may reach it", na(lan1, lanV6[0], lanV6[0], scan, lan1.mac), []uint32{scan.port}, "LAN hosts answer chute scan's solicitations"},
 		{"a chute solicits a declared LAN host", ns(scan, six(scan), lanV6[1], scan.mac), topo.LANPorts, "LAN hosts not learned: every LAN port"},
 		{"a LAN host's IPv6 to a chute's MAC", syn(lan1, web.mac, lanV6[0], six(web)), nil, "unsolicited LAN IPv6 to chutes dropped"},

@@ -2,6 +2,7 @@ package sdn
 
 import (
 	"net/netip"
+	"strings"
 	"testing"
 )
 
@@ -35,5 +36,37 @@ func TestPrefix6(t *testing.T) {
 	}
 	if err := checkPrefix6(netip.Prefix{}, ula); err != nil || globalSubnet6(netip.Prefix{}).IsValid() {
 		t.Errorf("no prefix: %v, %s", err, globalSubnet6(netip.Prefix{}))
+	}
+}
+
+// The gateway's IPv6 LAN address may be anywhere but in the chutes' /64s:
+// elsewhere in the delegated prefix (the LAN's /64 of it, say) is fine,
+// the chutes' global /64 or a prefix around it is not, nor is an address
+// that is no global or unique local one with its prefix.
+func TestLANAddr6(t *testing.T) {
+	ula := netip.MustParsePrefix("fd70:6472:6f70::/64")
+	global := globalSubnet6(netip.MustParsePrefix("2001:db8:6400::/56"))
+	for _, tt := range []struct {
+		addr string
+		want string // "" for accepted
+	}{
+		{"2001:db8:1::1/64", ""},
+		{"fd00:1::1/64", ""},
+		{"2001:db8:6400:1::1/64", ""},
+		{"2001:db8:6400::1/64", "overlaps the chutes' 2001:db8:6400::/64"},
+		{"2001:db8:6400:1::1/56", "overlaps the chutes' 2001:db8:6400::/64"},
+		{"fd70:6472:6f70::99/64", "overlaps the chutes' fd70:6472:6f70::/64"},
+		{"2001:db8:1::1/128", "is not a global or unique local"},
+		{"fe80::1/64", "is not a global or unique local"},
+		{"::ffff:198.51.100.1/120", "is not a global or unique local"},
+		{"198.51.100.1/24", "is not a global or unique local"},
+	} {
+		err := checkLANAddr6(netip.MustParsePrefix(tt.addr), ula, global)
+		if tt.want == "" && err != nil || tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)) {
+			t.Errorf("%s: %v, want %q", tt.addr, err, tt.want)
+		}
+	}
+	if err := checkLANAddr6(netip.Prefix{}, ula, netip.Prefix{}); err != nil {
+		t.Errorf("no IPv6 LAN address: %v", err)
 	}
 }

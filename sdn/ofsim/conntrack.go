@@ -50,8 +50,9 @@ type conn struct {
 }
 
 // tracker is Open vSwitch's connection tracker, reduced to the states the
-// flows match on: a packet of no committed connection is new (a TCP
-// segment other than a first SYN, or an echo reply, is invalid instead),
+// flows match on: a packet of no committed connection is new (a SYN-ACK,
+// a TCP segment of impossible flags, or an echo reply, is invalid
+// instead),
 // one of a committed connection is established once a reply has passed
 // (new before that), in the reply direction also rpl, and an ICMP error quoting a connection's packet is related.
 type tracker struct {
@@ -71,6 +72,24 @@ func (tk *tracker) find(zone uint16, t tuple) (c *conn, reply bool) {
 		}
 	}
 	return nil, false
+}
+
+// tcpValidNew says whether a TCP segment of these flags may start a
+// connection, as Open vSwitch's userspace tracker has it (tcp_valid_new):
+// a SYN, and also a segment of a connection already under way (an ACK, a
+// RST, a FIN with its ACK: the tracker picks it up, as Linux's does with
+// nf_conntrack_tcp_loose), but not a SYN-ACK nor impossible flags.
+func tcpValidNew(flags uint16) bool {
+	syn, ack := flags&TCPSyn != 0, flags&TCPAck != 0
+	switch {
+	case syn && (ack || flags&(TCPRst|TCPFin) != 0):
+		return false
+	case !syn && !ack && flags&TCPRst == 0:
+		return false
+	case !ack && flags&TCPFin != 0:
+		return false
+	}
+	return true
 }
 
 // track passes p through the tracker as the ct action a does, rewriting
@@ -118,7 +137,7 @@ func (tk *tracker) track(a *ofp.NXActionCT, p *Packet) uint32 {
 		}
 		return state
 	}
-	if p.Proto == ProtoTCP && p.TCPFlags&(TCPSyn|TCPAck|TCPRst|TCPFin) != TCPSyn {
+	if p.Proto == ProtoTCP && !tcpValidNew(p.TCPFlags) {
 		return trk | ofp.CtStateInv
 	}
 	if req, echo := p.isEcho(); echo && !req {

@@ -95,10 +95,26 @@ func TestConnectionStates(t *testing.T) {
 	if tr := run(t, s, tcp(1, a, b, TCPAck)); tr.Steps[1].CtState != ofp.CtStateTrk|ofp.CtStateEst {
 		t.Errorf("A's ACK: ct_state %#x, want est", tr.Steps[1].CtState)
 	}
-	// Another zone would know nothing of it; a non-SYN of an unknown
-	// connection is invalid.
-	if tr := run(t, s, tcp(1, netip.AddrPortFrom(ipA, 40001), b, TCPAck)); tr.Note() != "invalid" {
-		t.Errorf("ACK of no connection: %q", tr.Note())
+	// A segment of an unknown connection: Open vSwitch's tracker picks
+	// up a connection under way (an ACK is new), never from a SYN-ACK or
+	// impossible flags.
+	for _, tt := range []struct {
+		flags uint16
+		want  string
+	}{
+		{TCPAck, "to B's subnet"},
+		{TCPRst, "to B's subnet"},
+		{TCPFin | TCPAck, "to B's subnet"},
+		{TCPSyn | TCPAck, "invalid"},
+		{TCPSyn | TCPRst, "invalid"},
+		{TCPSyn | TCPFin, "invalid"},
+		{TCPFin, "invalid"},
+		{0, "invalid"},
+	} {
+		s := firewall(t)
+		if tr := run(t, s, tcp(1, netip.AddrPortFrom(ipA, 40001), b, tt.flags)); tr.Note() != tt.want {
+			t.Errorf("flags %#x of no connection: %q, want %q", tt.flags, tr.Note(), tt.want)
+		}
 	}
 }
 
