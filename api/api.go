@@ -71,6 +71,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/netip"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -148,6 +149,10 @@ type Config struct {
 	// Signing is the rule for the signatures of packages the operator
 	// uploads (upload_sealed.go).
 	Signing Signing
+	// LANAddr is the gateway's address on the LAN, where LAN users reach
+	// chutes' exposed ports (GET /api/v1/info, for the UI's links to their
+	// pages); invalid for none.
+	LANAddr netip.Addr
 }
 
 const healthPattern = "GET /api/v1/health"

@@ -128,7 +128,8 @@ function tokenExpiry(tokens = []) {
 function renderRows(tbody, chutes, activity, refresh, who) {
   const focused = document.activeElement?.getAttribute('aria-label');
   tbody.replaceChildren(...chutes.map((c) => h('tr', {dataset: {chute: c.name}},
-    h('td', {'data-label': 'Name'}, h('a', {href: `/chutes/${encodeURIComponent(c.name)}`}, c.name)),
+    h('td', {'data-label': 'Name'}, h('a', {href: `/chutes/${encodeURIComponent(c.name)}`}, c.name),
+      pageLink(c, who.lanAddr)),
     who.operator ? h('td', {'data-label': 'Owner', class: 'owner'}, ownerName(c)) : null,
     h('td', {'data-label': 'State', class: `state-${c.state}`},
       c.state, c.error ? h('span', {class: 'hint'}, ` (${c.error})`) : null),
@@ -140,6 +141,20 @@ function renderRows(tbody, chutes, activity, refresh, who) {
     tbody.append(h('tr', {}, h('td', {colspan: who.operator ? 7 : 6}, 'No chutes installed yet.')));
   }
   if (focused) tbody.querySelector(`[aria-label="${CSS.escape(focused)}"]`)?.focus();
+}
+
+// pageLink links the chute's own page as LAN users reach it: the
+// gateway's LAN address at the port it exposes for its web server (the
+// port of its HTTP health check, else its port 80, else 443), if any.
+export function pageLink(c, lanAddr) {
+  const tcp = (c.manifest?.net?.expose || []).filter((e) => (e.proto || 'tcp') === 'tcp');
+  const healthPort = c.manifest?.health?.http?.port;
+  const e = tcp.find((x) => x.port === healthPort) || tcp.find((x) => x.port === 80) || tcp.find((x) => x.port === 443);
+  if (!lanAddr || !e) return null;
+  const host = lanAddr.includes(':') ? `[${lanAddr}]` : lanAddr;
+  const url = `${e.port === 443 ? 'https' : 'http'}://${host}:${e.gateway_port}/`;
+  return h('a', {class: 'chute-page', href: url, target: '_blank', rel: 'noopener noreferrer',
+    'aria-label': `${c.name}'s page on the LAN`, title: `${c.name}'s page, as the LAN sees it`}, 'page ↗');
 }
 
 function drawGateway(charts, samples) {
