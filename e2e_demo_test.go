@@ -44,8 +44,10 @@ func TestDemo(t *testing.T) {
 		t.Skip("needs root")
 	}
 	nettest.Require(t, "busybox")
+	// Cleanups, not defers: a failing step's Fatal runs defers first, and
+	// the demo must be up while the chutes are removed (see stop).
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
+	t.Cleanup(cancel)
 	if _, err := examples.EnvSense(ctx, examples.CacheDir()); errors.Is(err, examples.ErrNoPackages) {
 		t.Skipf("apt cannot give Debian's python3: %v", err)
 	}
@@ -61,7 +63,7 @@ func TestDemo(t *testing.T) {
 	addrc := make(chan net.Addr, 1)
 	opts.ready = func(a net.Addr) { addrc <- a }
 	demoCtx, stopDemo := context.WithCancel(ctx)
-	defer stopDemo()
+	t.Cleanup(stopDemo)
 	done := make(chan error, 1)
 	go func() { done <- runDemo(demoCtx, &cliEnv{stdout: out, stderr: out}, opts, 3) }()
 	var ui, base string
