@@ -29,7 +29,7 @@
 // Endpoints (all but health need "Authorization: Bearer TOKEN"):
 //
 //	GET    /api/v1/health                     {"status":"ok"}
-//	GET    /api/v1/info                       version, uptime, kernel, cgroup mode, TLS fingerprint
+//	GET    /api/v1/info                       version, uptime, kernel, cgroup mode, TLS fingerprint, LAN address
 //	GET    /api/v1/chutes                     {"chutes":[...]}
 //	POST   /api/v1/chutes                     body: package; installs it
 //	GET    /api/v1/chutes/NAME
