@@ -151,7 +151,7 @@ func TestDemo(t *testing.T) {
 	})
 
 	demoUILinks(t, ui, operator, owner)
-	demoChuteNames(t, base, operator, gw)
+	demoChuteNames(t, base, operator, gw, owner)
 
 	// EnvSense's page in Chromium, as the owner on the LAN sees it.
 	page := browser(t)
@@ -291,7 +291,7 @@ func demoUILinks(t *testing.T, ui, operator string, owner *http.Client) {
 // address it got for the name (busybox-static's wget cannot resolve: a
 // static glibc's getaddrinfo crashes without its NSS modules; nor take
 // -T, which crashes it too).
-const probeScript = `nslookup alerts.seccams.example 2>&1; nslookup envsense 2>&1; nslookup NAME 2>&1;
+const probeScript = `httpd -p 80 -h /www; nslookup alerts.seccams.example 2>&1; nslookup envsense 2>&1; nslookup NAME 2>&1;
 ip=$(nslookup alerts.seccams.example | awk '/^Address: [0-9.]+$/ {print $2; exit}');
 wget -q -O- --header 'Host: alerts.seccams.example' --header 'Content-Type: application/json' --post-data '{"event":"probe from NAME"}' "http://$ip/alert" 2>&1;
 echo; echo probe done; exec sleep 1000`
@@ -300,13 +300,15 @@ echo; echo probe done; exec sleep 1000`
 // gateway (which forwards to the cloud host), not EnvSense's (not its
 // peer), its own; its alert reaches the cloud host, from the gateway's
 // uplink address; a chute without wan is refused the cloud's name and
-// cannot send.
-func demoChuteNames(t *testing.T, base, operator string, gw *nettest.Host) {
+// cannot send. The owner's request to the vendor's cloud address, as
+// SecCams' manifest redirects it, is answered by the chute, the
+// gateway's own by the cloud host.
+func demoChuteNames(t *testing.T, base, operator string, gw *nettest.Host, owner *http.Client) {
 	t.Helper()
 	logs := map[string]string{}
-	for name, wan := range map[string]bool{"probe": true, "quiet": false} {
-		pkg, err := examples.Package(fmt.Sprintf("name: %s\nversion: 1.0.0\ncommand: [\"/bin/sh\", \"-c\", %q]\nnet: {wan: %t}\n",
-			name, strings.ReplaceAll(probeScript, "NAME", name), wan), nil)
+	for name, net := range map[string]string{"probe": `{wan: true, redirect: [{to: "203.0.113.10:80", port: 80}]}`, "quiet": "{}"} {
+		pkg, err := examples.Package(fmt.Sprintf("name: %s\nversion: 1.0.0\ncommand: [\"/bin/sh\", \"-c\", %q]\nnet: %s\n",
+			name, strings.ReplaceAll(probeScript, "NAME", name), net), map[string]string{"www/index.html": "answered by the " + name + " chute\n"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -342,6 +344,18 @@ func demoChuteNames(t *testing.T, base, operator string, gw *nettest.Host) {
 	resp.Body.Close()
 	if err != nil {
 		t.Fatal(err)
+	}
+	for who, c := range map[string]*http.Client{"answered by the probe chute": owner, "the demo's fake Internet": fromGW} {
+		resp, err := c.Get("http://203.0.113.10/")
+		if err != nil {
+			t.Errorf("GET the vendor's cloud, wanting %q: %v", who, err)
+			continue
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if !strings.Contains(string(body), who) {
+			t.Errorf("GET the vendor's cloud: %d %q, want %q", resp.StatusCode, body, who)
+		}
 	}
 	if len(got.Alerts) != 1 || got.Alerts[0].Body != `{"event":"probe from probe"}` || got.Alerts[0].Host != "alerts.seccams.example" || !strings.HasPrefix(got.Alerts[0].From, "203.0.113.1:") {
 		t.Errorf("the cloud's alerts: %+v, want the probe's one, from the gateway's uplink", got.Alerts)
