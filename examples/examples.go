@@ -1,6 +1,7 @@
 // Package examples owns the sample chutes, used by the demo gateway, the
 // tests and the benchmarks: packages built from the host's static busybox,
-// and EnvSense, whose image is Debian's python3 running a Python service.
+// EnvSense, whose image is Debian's python3 running a Python service, and
+// SecCams, a static Go binary in a busybox image.
 package examples
 
 import (
@@ -15,12 +16,12 @@ import (
 // Busybox is where Debian's busybox-static installs its binary.
 const Busybox = "/bin/busybox"
 
-//go:embed hello envsense
+//go:embed hello envsense seccams/chute.yaml
 var samples embed.FS
 
 // Package builds a chute package (tar.gz): chute.yaml, a rootfs holding a
 // static busybox with its applet links, and files (path in the rootfs ->
-// content, mode 0644; a path ending in .sh gets 0755).
+// content, mode 0644; a path ending in .sh or in bin/ gets 0755).
 func Package(manifest string, files map[string]string) ([]byte, error) {
 	bb, err := os.ReadFile(Busybox)
 	if err != nil {
@@ -57,7 +58,7 @@ func Package(manifest string, files map[string]string) ([]byte, error) {
 	sort.Strings(names)
 	for _, n := range names {
 		mode := int64(0o644)
-		if strings.HasSuffix(n, ".sh") {
+		if strings.HasSuffix(n, ".sh") || strings.HasPrefix(strings.TrimPrefix(n, "/"), "bin/") {
 			mode = 0o755
 		}
 		if err := t.file("rootfs/"+strings.TrimPrefix(n, "/"), mode, []byte(files[n])); err != nil {

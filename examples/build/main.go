@@ -1,6 +1,7 @@
 // Command build writes the sample chutes' packages into a directory, for
-// `make examples`: hello.tar.gz (busybox httpd) and envsense.tar.gz (Debian's
-// python3, whose packages apt downloads; kept in the examples' cache).
+// `make examples`: hello.tar.gz (busybox httpd), envsense.tar.gz (Debian's
+// python3, whose packages apt downloads; kept in the examples' cache) and
+// seccams.tar.gz (a static Go binary built from this checkout).
 package main
 
 import (
@@ -38,7 +39,11 @@ func build(ctx context.Context, out string) error {
 	if err != nil {
 		return err
 	}
-	for name, pkg := range map[string][]byte{"hello.tar.gz": hello, "envsense.tar.gz": envsense} {
+	seccams, err := examples.SecCams(ctx)
+	if err != nil {
+		return err
+	}
+	for name, pkg := range map[string][]byte{"hello.tar.gz": hello, "envsense.tar.gz": envsense, "seccams.tar.gz": seccams} {
 		p := filepath.Join(out, name)
 		if err := os.WriteFile(p, pkg, 0o644); err != nil {
 			return err

@@ -1,0 +1,441 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/miekg/dns"
+	"github.com/vishvananda/netlink"
+
+	"paradrop/api"
+	"paradrop/examples"
+	"paradrop/examples/camera"
+	"paradrop/examples/lan"
+	"paradrop/netconf"
+	"paradrop/netconf/nettest"
+	"paradrop/sdn"
+)
+
+// The addresses SecCams' chute.yaml names: its camera on the LAN and its
+// cloud's alert host, by name.
+const (
+	secCamsCamera    = "198.51.100.30"
+	secCamsAlertHost = "alerts.seccams.example."
+	secCamsPort      = 8003
+)
+
+type secCamsEvent struct {
+	ID     string
+	Start  time.Time
+	Frames int
+	Alert  string
+	Thumb  string
+	Images []string
+}
+
+type secCamsStatus struct {
+	FPS         float64
+	CameraOK    bool   `json:"camera_ok"`
+	CameraError string `json:"camera_error"`
+	Store       struct {
+		Events, Evicted int
+		Bytes, Quota    int64
+		Free            int64
+	}
+	Alerts struct {
+		Pending, Sent int
+		LastError     string `json:"last_error"`
+	}
+}
+
+// cloudHost is the vendor's cloud on the fake WAN: a DNS server for its
+// names and the alert receiver.
+type cloudHost struct {
+	mu     sync.Mutex
+	alerts []map[string]any
+}
+
+func (c *cloudHost) received() []map[string]any {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]map[string]any(nil), c.alerts...)
+}
+
+// startCloud serves, in h at addr, DNS answering name with addr (and
+// NXDOMAIN for anything else) and HTTP taking POST /api/alerts.
+func startCloud(t *testing.T, h *nettest.Host, addr netip.Addr, name string) *cloudHost {
+	t.Helper()
+	c := &cloudHost{}
+	answer := dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
+		m := new(dns.Msg)
+		m.SetReply(r)
+		if q := r.Question; len(q) == 1 && strings.EqualFold(q[0].Name, name) {
+			if q[0].Qtype == dns.TypeA {
+				m.Answer = append(m.Answer, &dns.A{Hdr: dns.RR_Header{Name: q[0].Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 5}, A: addr.AsSlice()})
+			}
+		} else {
+			m.Rcode = dns.RcodeNameError
+		}
+		w.WriteMsg(m)
+	})
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /api/alerts", func(w http.ResponseWriter, r *http.Request) {
+		var a map[string]any
+		if err := json.NewDecoder(io.LimitReader(r.Body, 64<<10)).Decode(&a); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		c.mu.Lock()
+		c.alerts = append(c.alerts, a)
+		c.mu.Unlock()
+	})
+	var pc net.PacketConn
+	var dnsLn, httpLn net.Listener
+	if err := netconf.InNetNS(h.NetNS, func() (err error) {
+		if pc, err = net.ListenPacket("udp", netip.AddrPortFrom(addr, 53).String()); err != nil {
+			return err
+		}
+		if dnsLn, err = net.Listen("tcp", netip.AddrPortFrom(addr, 53).String()); err != nil {
+			return err
+		}
+		httpLn, err = net.Listen("tcp", netip.AddrPortFrom(addr, 80).String())
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for _, srv := range []*dns.Server{{Handler: answer, PacketConn: pc}, {Handler: answer, Listener: dnsLn}} {
+		go srv.ActivateAndServe()
+		t.Cleanup(func() { srv.Shutdown() })
+	}
+	web := &http.Server{Handler: mux}
+	go web.Serve(httpLn)
+	t.Cleanup(func() { web.Close() })
+	return c
+}
+
+// TestSecCams runs the real daemon with a simulated DCS-931L on its LAN and
+// the vendor's cloud on a fake WAN, and the SecCams chute: 30 s of a still,
+// noisy scene record nothing; motion is an event within 5 s, whose alert
+// reaches the cloud host by name through the gateway's DNS; with the WAN
+// cut it keeps recording and serving its page, and delivers the alert
+// once the WAN is back; the operator's cpu_max changes its frames/s; a
+// restart and an update keep its events.
+func TestSecCams(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	nettest.Require(t, "busybox")
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	defer cancel()
+	pkg, err := examples.SecCams(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// The gateway in a namespace of its own, a WAN uplink to the cloud
+	// host, and the camera and the owner's laptop on its LAN.
+	lanAddr := netip.MustParsePrefix("198.51.100.1/24")
+	cloudAddr := netip.MustParseAddr("203.0.113.5")
+	gw, cloudNS := nettest.NewHost(t), nettest.NewHost(t)
+	nettest.Veth(t, nettest.End{Host: cloudNS, If: "eth0", Addr: netip.PrefixFrom(cloudAddr, 24)},
+		nettest.End{Host: gw, If: "wan0", Addr: netip.MustParsePrefix("203.0.113.1/24")})
+	cloud := startCloud(t, cloudNS, cloudAddr, secCamsAlertHost)
+	l := lan.New(t.TempDir(), gw.NetNS, lanAddr)
+	t.Cleanup(func() {
+		if err := l.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	camDev, err := l.Add("camera", "lan0", netip.MustParseAddr(secCamsCamera))
+	if err != nil {
+		t.Fatal(err)
+	}
+	laptop, err := l.Add("laptop", "lan1", netip.MustParseAddr("198.51.100.40"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mode atomic.Value
+	mode.Store(camera.Still)
+	cam := camera.New(camera.Config{User: "admin", Password: "seccams", Seed: 1, Mode: func() camera.Mode { return mode.Load().(camera.Mode) }})
+	camLn, err := camDev.Listen("tcp", ":80")
+	if err != nil {
+		t.Fatal(err)
+	}
+	camSrv := &http.Server{Handler: cam}
+	go camSrv.Serve(camLn)
+	t.Cleanup(func() { camSrv.Close() })
+
+	data := t.TempDir()
+	cgroups := fmt.Sprintf("/paradrop-seccams-%d", os.Getpid())
+	t.Cleanup(func() { dropCgroupParent(t, cgroups) })
+	addr := startServe(t, serveOptions{
+		dataDir: data, maxUpload: 64 << 20, maxUnpacked: 256 << 20, cgroups: cgroups,
+		network: &sdn.Config{NetNS: gw.NetNS, Subnet: sdn.DefaultSubnet, LANPorts: l.Ports(), LANAddr: lanAddr, WAN: "wan0"},
+		dns:     dnsOptions{upstreams: []string{netip.AddrPortFrom(cloudAddr, 53).String()}},
+	})
+	tok, err := os.ReadFile(filepath.Join(data, api.TokenFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	operator := strings.TrimSpace(string(tok))
+	base := "http://" + addr + "/api/v1/chutes"
+	if code, body := call(t, http.DefaultClient, base+"?wait=1", operator, "POST", string(pkg)); code != 200 || !strings.Contains(string(body), `"state": "done"`) {
+		t.Fatalf("install seccams: %d %s", code, body)
+	}
+	t.Cleanup(func() { call(t, http.DefaultClient, base+"/seccams?wait=1", operator, "DELETE", "") })
+	t.Cleanup(func() {
+		if t.Failed() {
+			_, body := call(t, http.DefaultClient, base+"/seccams/logs", operator, "GET", "")
+			t.Logf("seccams logs:\n%s", body)
+		}
+	})
+
+	// The owner's view: the page and API at the gateway's LAN address.
+	page := "http://" + netip.AddrPortFrom(lanAddr.Addr(), secCamsPort).String()
+	owner := laptop.HTTPClient(5 * time.Second)
+	get := func(path string, out any) error {
+		resp, err := owner.Get(page + path)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil {
+			return err
+		}
+		if resp.StatusCode != 200 {
+			return fmt.Errorf("GET %s: %d %s", path, resp.StatusCode, b)
+		}
+		if out == nil {
+			return nil
+		}
+		return json.Unmarshal(b, out)
+	}
+	status := func() secCamsStatus {
+		t.Helper()
+		var st secCamsStatus
+		if err := get("/api/status", &st); err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	events := func() []secCamsEvent {
+		t.Helper()
+		var list struct{ Events []secCamsEvent }
+		if err := get("/api/events", &list); err != nil {
+			t.Fatal(err)
+		}
+		return list.Events
+	}
+	waitFor := func(what string, within time.Duration, ok func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(within)
+		for !ok() {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: not within %v; status %+v", what, within, status())
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	waitFor("the chute polling the camera", 30*time.Second, func() bool {
+		var st secCamsStatus
+		return get("/api/status", &st) == nil && st.CameraOK && st.FPS > 0
+	})
+
+	// 30 s of the still room, with its sensor noise: no event. Its frames/s
+	// at its manifest's cpu_max is measured meanwhile.
+	time.Sleep(30 * time.Second)
+	st := status()
+	if n := len(events()); n != 0 || st.Store.Events != 0 {
+		t.Fatalf("%d events in 30 s of a still scene", n)
+	}
+	fpsHalf := st.FPS
+	// Its room is its /data volume's: statfs in the chute sees the 32Mi
+	// filesystem its disk quota is, not the host's.
+	if st.Store.Free <= 0 || st.Store.Free > 32<<20 || st.Store.Quota != 20<<20 {
+		t.Errorf("store: %+v, want the free room of a 32Mi volume and a 20Mi quota", st.Store)
+	}
+	if fpsHalf < 5 {
+		t.Errorf("%.1f frames/s at cpu_max 0.5", fpsHalf)
+	}
+
+	// Motion: an event within 5 s, and its alert at the cloud host.
+	mode.Store(camera.Motion)
+	moved := time.Now()
+	var ev secCamsEvent
+	waitFor("an event after motion", 5*time.Second, func() bool {
+		if evs := events(); len(evs) > 0 {
+			ev = evs[0]
+			return true
+		}
+		return false
+	})
+	t.Logf("event %s %v after the motion began", ev.ID, time.Since(moved).Round(time.Millisecond))
+	waitFor("the alert at the cloud host", 20*time.Second, func() bool {
+		for _, a := range cloud.received() {
+			if a["event"] == ev.ID && a["camera"] == "front-door" {
+				return true
+			}
+		}
+		return false
+	})
+	time.Sleep(time.Until(moved.Add(2 * time.Second))) // a few frames
+	mode.Store(camera.Still)
+	waitFor("the event stored with its frames and thumbnail", 10*time.Second, func() bool {
+		evs := events()
+		return len(evs) == 1 && evs[0].Frames >= 2 && evs[0].Alert == "sent"
+	})
+	ev = events()[0]
+	for _, u := range append([]string{ev.Thumb}, ev.Images...) {
+		resp, err := owner.Get(page + u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "image/jpeg" || len(b) < 1000 {
+			t.Errorf("GET %s: %d %s, %d bytes", u, resp.StatusCode, resp.Header.Get("Content-Type"), len(b))
+		}
+	}
+	if fi, err := os.Stat(filepath.Join(data, "chutes", "seccams", "data", "events", ev.ID, "0.jpg")); err != nil || fi.Size() == 0 {
+		t.Errorf("the event's frame is not in the chute's /data: %v", err)
+	}
+
+	// The WAN is cut: the next event is recorded and the page served; its
+	// alert waits, and goes once the WAN is back.
+	wan := func(up bool) {
+		t.Helper()
+		if err := netconf.InNetNS(gw.NetNS, func() error {
+			l, err := netlink.LinkByName("wan0")
+			if err != nil {
+				return err
+			}
+			if up {
+				return netlink.LinkSetUp(l)
+			}
+			return netlink.LinkSetDown(l)
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wan(false)
+	time.Sleep(3 * time.Second) // the first event closes
+	mode.Store(camera.Motion)
+	var offline secCamsEvent
+	waitFor("an event with the WAN cut", 5*time.Second, func() bool {
+		if evs := events(); len(evs) == 2 {
+			offline = evs[0]
+			return true
+		}
+		return false
+	})
+	mode.Store(camera.Still)
+	waitFor("the alert failing with the WAN cut", 20*time.Second, func() bool {
+		st := status()
+		return st.Alerts.Pending == 1 && st.Alerts.LastError != ""
+	})
+	if err := get("/", nil); err != nil {
+		t.Errorf("the page with the WAN cut: %v", err)
+	}
+	wan(true)
+	waitFor("the delayed alert at the cloud host", 45*time.Second, func() bool {
+		for _, a := range cloud.received() {
+			if a["event"] == offline.ID {
+				return true
+			}
+		}
+		return false
+	})
+
+	// The camera unplugged: the chute says so and keeps serving its page.
+	mode.Store(camera.Off)
+	waitFor("the camera seen down", 15*time.Second, func() bool {
+		st := status()
+		return !st.CameraOK && st.CameraError != ""
+	})
+	if err := get("/", nil); err != nil {
+		t.Errorf("the page with the camera down: %v", err)
+	}
+	mode.Store(camera.Still)
+	waitFor("the camera back", 15*time.Second, func() bool { return status().CameraOK })
+	time.Sleep(6 * time.Second) // a full frames/s window
+
+	// The operator lowers its CPU: its frames/s follow (the paper's
+	// Figure 3).
+	if code, body := call(t, http.DefaultClient, base+"/seccams/resources", operator, "PUT", `{"cpu_max":0.1}`); code/100 != 2 {
+		t.Fatalf("cpu_max 0.1: %d %s", code, body)
+	}
+	time.Sleep(12 * time.Second) // the policy's grace and the chute's 5 s average
+	fpsTenth := status().FPS
+	t.Logf("seccams processes %.1f frames/s at cpu_max 0.5, %.1f at cpu_max 0.1", fpsHalf, fpsTenth)
+	if fpsTenth > 0.75*fpsHalf {
+		t.Errorf("cpu_max 0.5 -> 0.1 took frames/s from %.1f to %.1f only", fpsHalf, fpsTenth)
+	}
+
+	// The owner's page in Chromium: the live view and a card per event.
+	ui := browser(t)
+	relay := relayTo(t, laptop, netip.AddrPortFrom(lanAddr.Addr(), secCamsPort).String())
+	if err := chromedp.Do(ui, chromedp.Navigate("http://"+relay+"/")); err != nil {
+		t.Fatal(err)
+	}
+	waitText(t, ui, "#status", regexp.MustCompile(`camera up, [0-9.]+ frames/s processed — 2 events`), 10*time.Second)
+	waitText(t, ui, "#event-"+regexp.QuoteMeta(offline.ID), regexp.MustCompile(`frames, alert sent`), 10*time.Second)
+	if n := evaluate[int](t, ui, `[...document.querySelectorAll(".event img")].filter(i => i.complete && i.naturalWidth === 160).length`); n != 2 {
+		t.Errorf("%d event thumbnails shown, want 2", n)
+	}
+	if w := evaluate[int](t, ui, `document.getElementById("live").naturalWidth`); w != camera.Width {
+		t.Errorf("live view %d pixels wide", w)
+	}
+
+	// What its limits are sized on (see its chute.yaml).
+	var usage struct {
+		Samples []struct{ Mem, Pids int64 }
+	}
+	if code, body := call(t, http.DefaultClient, base+"/seccams/usage", operator, "GET", ""); code == 200 && json.Unmarshal(body, &usage) == nil {
+		var mem, pids int64
+		for _, s := range usage.Samples {
+			mem, pids = max(mem, s.Mem), max(pids, s.Pids)
+		}
+		t.Logf("seccams: peak memory %.1f MiB, %d pids, over %d s", float64(mem)/(1<<20), pids, len(usage.Samples))
+	}
+
+	// A restart and an update keep the events.
+	before := events()
+	if code, body := call(t, http.DefaultClient, base+"/seccams/restart?wait=1", operator, "POST", ""); code != 200 {
+		t.Fatalf("restart: %d %s", code, body)
+	}
+	same := func(what string) {
+		t.Helper()
+		var after []secCamsEvent
+		waitFor("the page after "+what, 30*time.Second, func() bool {
+			var list struct{ Events []secCamsEvent }
+			if get("/api/events", &list) != nil {
+				return false
+			}
+			after = list.Events
+			return true
+		})
+		if fmt.Sprint(after) != fmt.Sprint(before) {
+			t.Errorf("events after %s:\n%+v\nbefore:\n%+v", what, after, before)
+		}
+	}
+	same("a restart")
+	if code, body := call(t, http.DefaultClient, base+"/seccams?wait=1", operator, "PUT", string(withVersion(t, pkg, "1.0.1"))); code != 200 || !strings.Contains(string(body), `"state": "done"`) {
+		t.Fatalf("update: %d %s", code, body)
+	}
+	same("an update")
+}

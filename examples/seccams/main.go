@@ -1,0 +1,284 @@
+// Command seccams is the SecCams chute, the ParaDrop paper's security
+// camera service: it polls a LAN camera's JPEG snapshots flat out, finds
+// motion by differencing each downscaled grayscale frame against a
+// background, stores each motion event's frames in /data within a quota
+// (oldest events dropped first), alerts a cloud notification host by name,
+// retrying while the WAN is down, and serves its owner a page with the
+// live view and the events, and a JSON API.
+//
+// It is a static Go binary in a busybox image: Python's standard library,
+// which EnvSense shows moving unchanged, has no JPEG decoder.
+//
+// Its configuration is its environment, set by its chute.yaml:
+//
+//	SECCAMS_CAMERA_URL       the camera's snapshot URL
+//	SECCAMS_CAMERA_USER      its basic authentication (a DCS-931L's
+//	SECCAMS_CAMERA_PASSWORD  default user is admin, with no password)
+//	SECCAMS_CAMERA_NAME      the camera's name in alerts
+//	SECCAMS_ALERT_URL        where alerts are POSTed ("" for none)
+//	SECCAMS_DATA             where events are stored
+//	SECCAMS_QUOTA            bytes the events may take (suffix Ki, Mi)
+//	SECCAMS_RESERVE          bytes of the filesystem kept free
+//	SECCAMS_MAX_FPS          most frames processed a second, 0 for flat out
+//	SECCAMS_LISTEN           the page's and API's address
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+type config struct {
+	cameraURL, user, password, name string
+	alertURL                        string
+	data                            string
+	quota, reserve                  int64
+	maxFPS                          float64
+	listen                          string
+}
+
+func configFromEnv(getenv func(string) string) (config, error) {
+	get := func(k, def string) string {
+		if v := getenv(k); v != "" {
+			return v
+		}
+		return def
+	}
+	c := config{
+		cameraURL: get("SECCAMS_CAMERA_URL", "http://198.51.100.30/image.jpg"),
+		user:      get("SECCAMS_CAMERA_USER", "admin"),
+		password:  getenv("SECCAMS_CAMERA_PASSWORD"),
+		name:      get("SECCAMS_CAMERA_NAME", "camera"),
+		alertURL:  getenv("SECCAMS_ALERT_URL"),
+		data:      get("SECCAMS_DATA", "/data/events"),
+		listen:    get("SECCAMS_LISTEN", ":80"),
+	}
+	var errs []error
+	var err error
+	if c.quota, err = parseSize(get("SECCAMS_QUOTA", "16Mi")); err != nil {
+		errs = append(errs, fmt.Errorf("SECCAMS_QUOTA: %w", err))
+	}
+	if c.reserve, err = parseSize(get("SECCAMS_RESERVE", "1Mi")); err != nil {
+		errs = append(errs, fmt.Errorf("SECCAMS_RESERVE: %w", err))
+	}
+	if c.maxFPS, err = strconv.ParseFloat(get("SECCAMS_MAX_FPS", "0"), 64); err != nil || c.maxFPS < 0 {
+		errs = append(errs, fmt.Errorf("SECCAMS_MAX_FPS: want a number of frames a second, 0 for no limit"))
+	}
+	return c, errors.Join(errs...)
+}
+
+// parseSize reads bytes: a number, optionally with Ki or Mi.
+func parseSize(s string) (int64, error) {
+	mult := int64(1)
+	for suffix, m := range map[string]int64{"Ki": 1 << 10, "Mi": 1 << 20} {
+		if n, ok := strings.CutSuffix(s, suffix); ok {
+			s, mult = n, m
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 || n > 1<<40/mult {
+		return 0, fmt.Errorf("%q is not a size in bytes (suffix Ki or Mi)", s)
+	}
+	return n * mult, nil
+}
+
+func main() {
+	log.SetFlags(0)
+	cfg, err := configFromEnv(os.Getenv)
+	if err != nil {
+		log.Fatal("seccams: ", err)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	if err := run(ctx, cfg); err != nil {
+		log.Fatal("seccams: ", err)
+	}
+}
+
+func run(ctx context.Context, cfg config) error {
+	store, err := OpenStore(cfg.data, cfg.quota, cfg.reserve)
+	if err != nil {
+		return err
+	}
+	alerts := &Alerter{URL: cfg.alertURL, Camera: cfg.name, Store: store, Min: time.Second, Max: 30 * time.Second,
+		Client: &http.Client{Timeout: 10 * time.Second}, wake: make(chan struct{}, 1)}
+	p := &processor{
+		cam: &cameraClient{url: cfg.cameraURL, user: cfg.user, password: cfg.password,
+			client: &http.Client{Timeout: 5 * time.Second, CheckRedirect: noRedirects}},
+		det: NewDetector(),
+		rec: &Recorder{Store: store, FrameEvery: 500 * time.Millisecond, MaxFrames: 6, Quiet: 2 * time.Second},
+	}
+	var wg sync.WaitGroup
+	if cfg.alertURL != "" {
+		p.rec.Opened = func(Event) { alerts.Notify() }
+		wg.Go(func() { alerts.Run(ctx) })
+	}
+	svc := &service{store: store, live: p.lastJPEG, status: func() Status {
+		st := p.status()
+		st.Camera = cfg.cameraURL
+		st.Store = store.Usage()
+		st.Alerts = alerts.Status()
+		return st
+	}}
+	srv := &http.Server{Addr: cfg.listen, Handler: svc.routes(), ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: 60 * time.Second, MaxHeaderBytes: 16 << 10}
+	srvErr := make(chan error, 1)
+	go func() { srvErr <- srv.ListenAndServe() }()
+	wg.Go(func() { p.meter(ctx) })
+	wg.Go(func() { p.run(ctx, cfg.maxFPS) })
+	log.Printf("seccams: camera %s, events in %s (quota %d bytes), alerts to %q, page on %s", cfg.cameraURL, cfg.data, cfg.quota, cfg.alertURL, cfg.listen)
+	select {
+	case <-ctx.Done():
+	case err = <-srvErr:
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	srv.Shutdown(sctx)
+	wg.Wait()
+	return err
+}
+
+// noRedirects keeps the camera's answer: a camera redirecting its
+// snapshot elsewhere is broken or hostile, and the chute fetches nothing
+// but from the camera its manifest names.
+func noRedirects(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+
+// processor is the camera loop and what it knows.
+type processor struct {
+	cam *cameraClient
+	det *Detector
+	rec *Recorder
+
+	frames atomic.Uint64
+
+	mu      sync.Mutex
+	last    []byte
+	lastAt  time.Time
+	motion  bool
+	camErr  string
+	fps     float64
+	samples []sample // of frames, one a second, for fps
+}
+
+type sample struct {
+	t time.Time
+	n uint64
+}
+
+// run processes snapshots as fast as the CPU it is given allows (or
+// maxFPS a second), until ctx is done.
+func (p *processor) run(ctx context.Context, maxFPS float64) {
+	backoff := 250 * time.Millisecond
+	var storeErr string
+	for ctx.Err() == nil {
+		begin := time.Now()
+		err := p.process(ctx, &storeErr)
+		p.mu.Lock()
+		if err != nil && ctx.Err() == nil {
+			if p.camErr != err.Error() {
+				log.Printf("seccams: %v", err)
+			}
+			p.camErr = err.Error()
+		} else if err == nil {
+			if p.camErr != "" {
+				log.Printf("seccams: the camera answers again")
+			}
+			p.camErr = ""
+		}
+		p.mu.Unlock()
+		var wait time.Duration
+		if err != nil {
+			wait, backoff = backoff, min(2*backoff, 5*time.Second)
+		} else {
+			backoff = 250 * time.Millisecond
+			if maxFPS > 0 {
+				wait = time.Duration(float64(time.Second)/maxFPS) - time.Since(begin)
+			}
+		}
+		if wait > 0 {
+			select {
+			case <-ctx.Done():
+			case <-time.After(wait):
+			}
+		}
+	}
+}
+
+// process fetches, decodes and looks at one snapshot. An error storing
+// it is logged once, not returned: the camera is fine.
+func (p *processor) process(ctx context.Context, storeErr *string) error {
+	jpg, err := p.cam.snapshot(ctx)
+	if err != nil {
+		return err
+	}
+	img, err := decodeFrame(jpg)
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	changed := p.det.Observe(now, cellsOf(img))
+	motion := p.det.Motion(changed)
+	if err := p.rec.Observe(now, motion, changed, jpg, img); err != nil && err.Error() != *storeErr {
+		log.Printf("seccams: %v", err)
+		*storeErr = err.Error()
+	} else if err == nil {
+		*storeErr = ""
+	}
+	p.frames.Add(1)
+	p.mu.Lock()
+	p.last, p.lastAt, p.motion = jpg, now, motion
+	p.mu.Unlock()
+	return nil
+}
+
+// meter samples the frame count every second; fps is the rate over the
+// last five.
+func (p *processor) meter(ctx context.Context) {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		now := time.Now()
+		p.mu.Lock()
+		p.samples = append(p.samples, sample{now, p.frames.Load()})
+		if len(p.samples) > 6 {
+			p.samples = p.samples[1:]
+		}
+		if first, last := p.samples[0], p.samples[len(p.samples)-1]; last.t.After(first.t) {
+			p.fps = float64(last.n-first.n) / last.t.Sub(first.t).Seconds()
+		}
+		p.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+func (p *processor) lastJPEG() []byte {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.last
+}
+
+func (p *processor) status() Status {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	st := Status{FPS: p.fps, Frames: p.frames.Load(), CameraOK: p.camErr == "" && p.last != nil, CameraError: p.camErr, Motion: p.motion}
+	if !p.lastAt.IsZero() {
+		t := p.lastAt
+		st.LastFrame = &t
+	}
+	return st
+}
