@@ -33,6 +33,10 @@ const demoUsage = "demo [--data DIR] [--listen ADDR] [--sensors N] [network flag
 // exposes it: its page, its API and where its sensors report.
 const envSensePort = 8002
 
+// demoSecCamsPort is SecCams' page on the gateway, as its chute.yaml
+// exposes it.
+const demoSecCamsPort = 8003
+
 // cmdDemo runs the daemon on embedded defaults with a LAN of simulated
 // sensors, installs the sample chutes once it is up and prints where the
 // operator finds everything. Ctrl-C removes the LAN.
@@ -98,18 +102,21 @@ type demoApp struct {
 	name, title string
 	build       func(context.Context) ([]byte, error)
 	lanPort     uint16 // the gateway's port it exposes its page on to the LAN
-	needsLAN    bool   // it serves the LAN's devices: not installed without them
+	// wants says whether the home has the devices it serves (nil: any).
+	wants func(*demoHome) bool
 }
 
 // demoApps are the demo's chutes, in the order they are installed.
-// SecCams joins them once its package (examples/seccams) exists, with the
-// camera at demoCameraHost.
 func demoApps(cache string) []demoApp {
 	return []demoApp{
 		{name: "hello", title: "hello (busybox httpd)", lanPort: 8001,
 			build: func(context.Context) ([]byte, error) { return examples.Hello() }},
-		{name: "envsense", title: "EnvSense", lanPort: envSensePort, needsLAN: true,
+		{name: "envsense", title: "EnvSense", lanPort: envSensePort,
+			wants: func(h *demoHome) bool { return h != nil && len(h.sensors) > 0 },
 			build: func(ctx context.Context) ([]byte, error) { return examples.EnvSense(ctx, cache) }},
+		{name: "seccams", title: "SecCams", lanPort: demoSecCamsPort,
+			wants: func(h *demoHome) bool { return h != nil && h.camera != nil },
+			build: examples.SecCams},
 	}
 }
 
@@ -128,11 +135,14 @@ func demoInstall(ctx context.Context, env *cliEnv, dataDir string, home *demoHom
 	cache := examples.CacheDir()
 	var where strings.Builder
 	for _, app := range demoApps(cache) {
-		if app.needsLAN && (home == nil || len(home.sensors) == 0) {
+		if app.wants != nil && !app.wants(home) {
 			continue
 		}
-		if app.name == "envsense" {
+		switch app.name {
+		case "envsense":
 			fmt.Fprintf(env.stdout, "demo: installing EnvSense (its image is Debian's python3, from apt or %s)\n", cache)
+		case "seccams":
+			fmt.Fprintln(env.stdout, "demo: installing SecCams (the Go toolchain builds its program)")
 		}
 		ip, err := demoChute(ctx, env, c, app.name, app.build)
 		if ctx.Err() != nil {
@@ -147,6 +157,12 @@ func demoInstall(ctx context.Context, env *cliEnv, dataDir string, home *demoHom
 		default:
 			fmt.Fprintf(&where, "  %-15s http://%s/ (from the LAN), http://%s/ (from the gateway)\n", app.title+":",
 				netip.AddrPortFrom(home.lanAddr.Addr(), app.lanPort), ip)
+		}
+		if app.name == "seccams" && err == nil {
+			vendor := demoCloudNames["cloud.seccams.example"]
+			fmt.Fprintf(&where, "                  and at http://%s/ (cloud.seccams.example, its vendor's cloud: the LAN's requests are answered by the chute)\n"+
+				"  its camera:     %s (user %s, password %s), on the LAN\n                  echo motion > %s (or still, off, auto) switches it\n",
+				vendor, home.camera.Addr, demoCameraUser, demoCameraPassword, home.modeFile("camera"))
 		}
 		if app.name == "envsense" && err == nil {
 			var ids []string

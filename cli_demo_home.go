@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/netip"
 	"path/filepath"
 	"sync"
 	"time"
 
+	"paradrop/examples/camera"
 	"paradrop/examples/cloud"
 	"paradrop/examples/lan"
 	"paradrop/examples/sensor"
@@ -29,9 +31,11 @@ var (
 // demoUplink is the gateway's end of the link to the fake Internet.
 const demoUplink = "pdwan0"
 
-// demoCameraHost is the camera's host number on the LAN (.20): SecCams'
-// manifest reaches the camera there.
-const demoCameraHost = 20
+// demoCameraHost is the camera's host number on the LAN (.30): SecCams'
+// manifest reaches the camera there, with demoCameraUser's credentials.
+const demoCameraHost = 30
+
+const demoCameraUser, demoCameraPassword = "admin", "seccams"
 
 // demoCloudNames are the fake Internet's names. cloud.seccams.example is
 // SecCams' vendor's cloud, the address the owner's browser asks for and
@@ -60,6 +64,8 @@ type demoHome struct {
 	lanAddr netip.Prefix
 	lan     *lan.LAN
 	sensors []*lan.Device
+	camera  *lan.Device
+	cameraS *http.Server
 	cloud   *cloud.Cloud // nil with a real uplink
 	stop    context.CancelFunc
 	running sync.WaitGroup
@@ -98,6 +104,9 @@ func startHome(ctx context.Context, opts *serveOptions, nSensors int, logf func(
 	if err := h.addSensors(ctx, nSensors); err != nil {
 		return nil, err
 	}
+	if err := h.addCamera(); err != nil {
+		return nil, err
+	}
 	netCfg.LANPorts = append(netCfg.LANPorts, h.lan.Ports()...)
 	return h, nil
 }
@@ -130,12 +139,34 @@ func (h *demoHome) addSensors(ctx context.Context, n int) error {
 	return nil
 }
 
-// modeFile switches sensor id (normal, silent, garbage).
+// addCamera puts SecCams' camera on the LAN, a DCS-931L serving
+// /image.jpg behind basic authentication, switched by its mode file.
+func (h *demoHome) addCamera() error {
+	d, err := h.lan.Add("camera", "pdlan-cam", h.lanHost(demoCameraHost))
+	if err != nil {
+		return err
+	}
+	h.camera = d
+	ln, err := d.Listen("tcp", ":80")
+	if err != nil {
+		return fmt.Errorf("camera: %w", err)
+	}
+	cam := camera.New(camera.Config{User: demoCameraUser, Password: demoCameraPassword, Seed: 1, Mode: camera.ModeFile(h.modeFile("camera"))})
+	h.cameraS = &http.Server{Handler: cam, ReadHeaderTimeout: 5 * time.Second, WriteTimeout: 10 * time.Second}
+	h.running.Go(func() { h.cameraS.Serve(ln) })
+	return nil
+}
+
+// modeFile switches sensor id (normal, silent, garbage), or the camera
+// (auto, still, motion, off).
 func (h *demoHome) modeFile(id string) string { return filepath.Join(h.dir, id+".mode") }
 
 // close stops the devices and removes the LAN and the fake Internet.
 func (h *demoHome) close() error {
 	h.stop()
+	if h.cameraS != nil {
+		h.cameraS.Close()
+	}
 	h.running.Wait()
 	err := h.lan.Close()
 	if h.cloud != nil {

@@ -30,7 +30,8 @@ import (
 
 // TestDemo runs what `make demo` runs, with the gateway in a namespace of
 // the test's: the demo makes its home (a LAN of sensors, a fake Internet
-// on the uplink), installs hello and EnvSense and says where they are.
+// on the uplink, a camera), installs hello, EnvSense and SecCams and says
+// where they are.
 // The sensors' readings reach EnvSense, whose page in Chromium shows a
 // card per sensor, marks one switched silent by its mode file and leaves
 // its silence blank in the chart once it reports again; EnvSense keeps
@@ -38,7 +39,9 @@ import (
 // LAN, and the links lead there. Chutes resolve names through the
 // gateway: a chute with wan the cloud's names (and its alert reaches the
 // cloud host), not another chute's name; a chute without wan is refused
-// outside names. Stopping the demo leaves nothing of its home.
+// outside names. The owner's request to SecCams' vendor's cloud is
+// answered by SecCams, and motion before the camera is an alert at the
+// cloud host. Stopping the demo leaves nothing of its home.
 func TestDemo(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root")
@@ -53,6 +56,14 @@ func TestDemo(t *testing.T) {
 	}
 	gw := nettest.NewHost(t)
 	data := t.TempDir()
+	// The camera starts still: SecCams sends alerts only when the test
+	// makes motion.
+	if err := os.MkdirAll(filepath.Join(data, "lan"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(data, "lan", "camera.mode"), []byte("still\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	out := new(syncBuffer)
 	opts := defaultServeOptions()
 	opts.dataDir, opts.listen = data, "127.0.0.1:0"
@@ -85,7 +96,7 @@ func TestDemo(t *testing.T) {
 	var demoErr error
 	stop := func() {
 		once.Do(func() {
-			for _, name := range []string{"envsense", "hello", "probe", "quiet"} {
+			for _, name := range []string{"envsense", "hello", "seccams", "probe", "quiet"} {
 				if code, body := call(t, http.DefaultClient, base+name+"?wait=1", operator, "DELETE", ""); code != 200 && code != 404 {
 					t.Errorf("remove %s: %d %s", name, code, body)
 				}
@@ -105,6 +116,9 @@ func TestDemo(t *testing.T) {
 		"hello (busybox httpd): http://198.51.100.1:8001/ (from the LAN), http://10.131.0.",
 		"EnvSense:       http://198.51.100.1:8002/ (from the LAN), http://10.131.0.",
 		"s1 198.51.100.11, s2 198.51.100.12, s3 198.51.100.13, on the LAN", "echo silent > " + filepath.Join(data, "lan", "s1.mode"),
+		"SecCams:        http://198.51.100.1:8003/ (from the LAN), http://10.131.0.",
+		"and at http://203.0.113.10/ (cloud.seccams.example, its vendor's cloud: the LAN's requests are answered by the chute)",
+		"its camera:     198.51.100.30 (user admin, password seccams), on the LAN", "echo motion > " + filepath.Join(data, "lan", "camera.mode"),
 		"fake Internet:  203.0.113.53 on the uplink pdwan0, the chutes' upstream resolver; its names: alerts.seccams.example 203.0.113.11, cloud.seccams.example 203.0.113.10",
 		"alerts it got:  http://203.0.113.11/alerts (from the gateway)"} {
 		if !strings.Contains(out.String(), want) {
@@ -150,8 +164,13 @@ func TestDemo(t *testing.T) {
 		return len(c) == 3 && c["s1"] >= 2 && c["s2"] >= 2 && c["s3"] >= 2
 	})
 
+	// Asked from the gateway's namespace, where the uplink is: every
+	// connection dialled there.
+	fromGW := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true,
+		DialContext: func(_ context.Context, _, addr string) (net.Conn, error) { return nettest.Dial(t, gw, addr, 3*time.Second) }}}
 	demoUILinks(t, ui, operator, owner)
-	demoChuteNames(t, base, operator, gw, owner)
+	demoChuteNames(t, base, operator, owner, fromGW)
+	demoSecCams(t, data, owner, fromGW)
 
 	// EnvSense's page in Chromium, as the owner on the LAN sees it.
 	page := browser(t)
@@ -230,7 +249,7 @@ func TestDemo(t *testing.T) {
 	if demoErr != nil {
 		t.Errorf("demo: %v", demoErr)
 	}
-	for _, ns := range []string{"lan/sensor-s1", "lan/sensor-s2", "lan/sensor-s3", "wan/cloud"} {
+	for _, ns := range []string{"lan/sensor-s1", "lan/sensor-s2", "lan/sensor-s3", "lan/camera", "wan/cloud"} {
 		if _, err := os.Stat(filepath.Join(data, ns)); !os.IsNotExist(err) {
 			t.Errorf("the namespace %s is left: %v", ns, err)
 		}
@@ -266,9 +285,9 @@ func demoUILinks(t *testing.T, ui, operator string, owner *http.Client) {
 		chromedp.WaitVisible(chromedp.CSS(`tr[data-chute="envsense"] a.chute-page`)),
 		chromedp.WaitVisible(chromedp.CSS(`tr[data-chute="hello"] a.chute-page`)),
 	)
-	for name, want := range map[string]string{"hello": "Hello from a chute", "envsense": "<h1>EnvSense</h1>"} {
-		href := evaluate[string](t, b, `document.querySelector('tr[data-chute="`+name+`"] a.chute-page').href`)
-		wantHref := map[string]string{"hello": "http://198.51.100.1:8001/", "envsense": "http://198.51.100.1:8002/"}[name]
+	for name, want := range map[string]string{"hello": "Hello from a chute", "envsense": "<h1>EnvSense</h1>", "seccams": "<h1>SecCams</h1>"} {
+		href := evaluate[string](t, b, `document.querySelector('tr[data-chute="`+name+`"] a.chute-page')?.href || ""`)
+		wantHref := map[string]string{"hello": "http://198.51.100.1:8001/", "envsense": "http://198.51.100.1:8002/", "seccams": "http://198.51.100.1:8003/"}[name]
 		if href != wantHref {
 			t.Errorf("%s's row links %q, want %q", name, href, wantHref)
 			continue
@@ -300,13 +319,11 @@ echo; echo probe done; exec sleep 1000`
 // gateway (which forwards to the cloud host), not EnvSense's (not its
 // peer), its own; its alert reaches the cloud host, from the gateway's
 // uplink address; a chute without wan is refused the cloud's name and
-// cannot send. The owner's request to the vendor's cloud address, as
-// SecCams' manifest redirects it, is answered by the chute, the
-// gateway's own by the cloud host.
-func demoChuteNames(t *testing.T, base, operator string, gw *nettest.Host, owner *http.Client) {
+// cannot send.
+func demoChuteNames(t *testing.T, base, operator string, owner, fromGW *http.Client) {
 	t.Helper()
 	logs := map[string]string{}
-	for name, net := range map[string]string{"probe": `{wan: true, redirect: [{to: "203.0.113.10:80", port: 80}]}`, "quiet": "{}"} {
+	for name, net := range map[string]string{"probe": "{wan: true}", "quiet": "{}"} {
 		pkg, err := examples.Package(fmt.Sprintf("name: %s\nversion: 1.0.0\ncommand: [\"/bin/sh\", \"-c\", %q]\nnet: %s\n",
 			name, strings.ReplaceAll(probeScript, "NAME", name), net), map[string]string{"www/index.html": "answered by the " + name + " chute\n"})
 		if err != nil {
@@ -331,21 +348,39 @@ func demoChuteNames(t *testing.T, base, operator string, gw *nettest.Host, owner
 	if !regexp.MustCompile(`can't find alerts.seccams.example[.:]* REFUSED`).MatchString(quiet) || strings.Contains(quiet, "203.0.113.") || strings.Contains(quiet, `"ok"`) {
 		t.Errorf("the chute without wan: want REFUSED and no answer from the cloud:\n%s", quiet)
 	}
-	// Asked from the gateway's namespace, where the uplink is: every
-	// connection dialled there.
-	fromGW := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true,
-		DialContext: func(_ context.Context, _, addr string) (net.Conn, error) { return nettest.Dial(t, gw, addr, 3*time.Second) }}}
+	var probes []cloud.Alert
+	for _, a := range cloudAlerts(t, fromGW) {
+		if strings.Contains(a.Body, "probe from") {
+			probes = append(probes, a)
+		}
+	}
+	if len(probes) != 1 || probes[0].Body != `{"event":"probe from probe"}` || probes[0].Host != "alerts.seccams.example" || !strings.HasPrefix(probes[0].From, "203.0.113.1:") {
+		t.Errorf("the cloud's alerts from probes: %+v, want the probe's one, from the gateway's uplink", probes)
+	}
+}
+
+// cloudAlerts are the alerts the demo's cloud host got.
+func cloudAlerts(t *testing.T, fromGW *http.Client) []cloud.Alert {
+	t.Helper()
 	var got struct{ Alerts []cloud.Alert }
 	resp, err := fromGW.Get("http://203.0.113.11/alerts")
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = json.NewDecoder(resp.Body).Decode(&got)
-	resp.Body.Close()
-	if err != nil {
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(&got); err != nil {
 		t.Fatal(err)
 	}
-	for who, c := range map[string]*http.Client{"answered by the probe chute": owner, "the demo's fake Internet": fromGW} {
+	return got.Alerts
+}
+
+// demoSecCams: the owner's request to SecCams' vendor's cloud address is
+// answered by the SecCams chute, the gateway's own by the cloud host;
+// motion before the demo's camera is an alert at the cloud host, sent by
+// name from the gateway's uplink.
+func demoSecCams(t *testing.T, data string, owner, fromGW *http.Client) {
+	t.Helper()
+	for who, c := range map[string]*http.Client{"<h1>SecCams</h1>": owner, "the demo's fake Internet": fromGW} {
 		resp, err := c.Get("http://203.0.113.10/")
 		if err != nil {
 			t.Errorf("GET the vendor's cloud, wanting %q: %v", who, err)
@@ -354,10 +389,28 @@ func demoChuteNames(t *testing.T, base, operator string, gw *nettest.Host, owner
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		if !strings.Contains(string(body), who) {
-			t.Errorf("GET the vendor's cloud: %d %q, want %q", resp.StatusCode, body, who)
+			t.Errorf("GET the vendor's cloud: %d %.300q, want %q", resp.StatusCode, body, who)
 		}
 	}
-	if len(got.Alerts) != 1 || got.Alerts[0].Body != `{"event":"probe from probe"}` || got.Alerts[0].Host != "alerts.seccams.example" || !strings.HasPrefix(got.Alerts[0].From, "203.0.113.1:") {
-		t.Errorf("the cloud's alerts: %+v, want the probe's one, from the gateway's uplink", got.Alerts)
+	if err := os.WriteFile(filepath.Join(data, "lan", "camera.mode"), []byte("motion\n"), 0o644); err != nil {
+		t.Fatal(err)
 	}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(500 * time.Millisecond) {
+		var seen []cloud.Alert
+		for _, a := range cloudAlerts(t, fromGW) {
+			if a.Path == "/api/alerts" {
+				seen = append(seen, a)
+			}
+		}
+		if len(seen) > 0 {
+			if a := seen[0]; a.Host != "alerts.seccams.example" || !strings.Contains(a.Body, `"camera":"front-door"`) || !strings.HasPrefix(a.From, "203.0.113.1:") {
+				t.Errorf("SecCams' alert: %+v", a)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no alert from SecCams at the cloud host 30 s after the camera saw motion")
+		}
+	}
+	os.WriteFile(filepath.Join(data, "lan", "camera.mode"), []byte("still\n"), 0o644)
 }
