@@ -167,7 +167,9 @@ func TestDemo(t *testing.T) {
 	// Asked from the gateway's namespace, where the uplink is: every
 	// connection dialled there.
 	fromGW := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true,
-		DialContext: func(_ context.Context, _, addr string) (net.Conn, error) { return nettest.Dial(t, gw, addr, 3*time.Second) }}}
+		DialContext: func(_ context.Context, _, addr string) (net.Conn, error) {
+			return nettest.Dial(t, gw, addr, 3*time.Second)
+		}}}
 	demoUILinks(t, ui, operator, owner)
 	demoChuteNames(t, base, operator, owner, fromGW)
 	demoSecCams(t, data, owner, fromGW)
