@@ -22,7 +22,7 @@ import (
 
 func init() {
 	register("demo", command{
-		summary: "run a demo gateway with simulated LAN sensors and sample chutes",
+		summary: "run a demo gateway in a simulated home (LAN sensors, a camera, a fake Internet) with the sample chutes",
 		run:     func(args []string) int { return runCLI(osEnv(), "demo", cmdDemo, args) },
 	})
 }
@@ -37,9 +37,9 @@ const envSensePort = 8002
 // exposes it.
 const demoSecCamsPort = 8003
 
-// cmdDemo runs the daemon on embedded defaults with a LAN of simulated
-// sensors, installs the sample chutes once it is up and prints where the
-// operator finds everything. Ctrl-C removes the LAN.
+// cmdDemo runs the daemon on embedded defaults in a simulated home (see
+// demoHome), installs the sample chutes once it is up and prints where
+// the operator finds everything. Ctrl-C removes the home.
 func cmdDemo(ctx context.Context, env *cliEnv, args []string) error {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	opts := defaultServeOptions()
