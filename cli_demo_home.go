@@ -39,10 +39,11 @@ const demoCameraUser, demoCameraPassword = "admin", "seccams"
 
 // demoCloudNames are the fake Internet's names. cloud.seccams.example is
 // SecCams' vendor's cloud, the address the owner's browser asks for and
-// the SecCams chute answers on the LAN instead (its manifest's redirect);
+// the SecCams chute answers on the LAN instead (its manifest redirects
+// 203.0.113.80:80);
 // alerts.seccams.example is where the chute sends its alerts, by name.
 var demoCloudNames = map[string]netip.Addr{
-	"cloud.seccams.example":  netip.MustParseAddr("203.0.113.10"),
+	"cloud.seccams.example":  netip.MustParseAddr("203.0.113.80"),
 	"alerts.seccams.example": netip.MustParseAddr("203.0.113.11"),
 }
 

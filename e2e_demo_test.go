@@ -117,9 +117,9 @@ func TestDemo(t *testing.T) {
 		"EnvSense:       http://198.51.100.1:8002/ (from the LAN), http://10.131.0.",
 		"s1 198.51.100.11, s2 198.51.100.12, s3 198.51.100.13, on the LAN", "echo silent > " + filepath.Join(data, "lan", "s1.mode"),
 		"SecCams:        http://198.51.100.1:8003/ (from the LAN), http://10.131.0.",
-		"and at http://203.0.113.10/ (cloud.seccams.example, its vendor's cloud: the LAN's requests are answered by the chute)",
+		"and at http://203.0.113.80/ (cloud.seccams.example, its vendor's cloud: the LAN's requests are answered by the chute)",
 		"its camera:     198.51.100.30 (user admin, password seccams), on the LAN", "echo motion > " + filepath.Join(data, "lan", "camera.mode"),
-		"fake Internet:  203.0.113.53 on the uplink pdwan0, the chutes' upstream resolver; its names: alerts.seccams.example 203.0.113.11, cloud.seccams.example 203.0.113.10",
+		"fake Internet:  203.0.113.53 on the uplink pdwan0, the chutes' upstream resolver; its names: alerts.seccams.example 203.0.113.11, cloud.seccams.example 203.0.113.80",
 		"alerts it got:  http://203.0.113.11/alerts (from the gateway)"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("the demo's words lack %q:\n%s", want, out)
@@ -383,7 +383,7 @@ func cloudAlerts(t *testing.T, fromGW *http.Client) []cloud.Alert {
 func demoSecCams(t *testing.T, data string, owner, fromGW *http.Client) {
 	t.Helper()
 	for who, c := range map[string]*http.Client{"<h1>SecCams</h1>": owner, "the demo's fake Internet": fromGW} {
-		resp, err := c.Get("http://203.0.113.10/")
+		resp, err := c.Get("http://203.0.113.80/")
 		if err != nil {
 			t.Errorf("GET the vendor's cloud, wanting %q: %v", who, err)
 			continue
