@@ -36,6 +36,7 @@ const (
 	secCamsCamera    = "198.51.100.30"
 	secCamsAlertHost = "alerts.seccams.example."
 	secCamsPort      = 8003
+	secCamsCloudWeb  = "203.0.113.80:80" // the vendor's address for owners, redirected to the chute
 )
 
 type secCamsEvent struct {
@@ -60,6 +61,23 @@ type secCamsStatus struct {
 		Pending, Sent int
 		LastError     string `json:"last_error"`
 	}
+}
+
+// chuteCPU is the chute's mean CPU, in % of a core, over the gateway's
+// last 5 samples of its usage.
+func chuteCPU(t *testing.T, base, operator string) float64 {
+	t.Helper()
+	var usage struct{ Samples []struct{ CPU float64 } }
+	code, body := call(t, http.DefaultClient, base+"/seccams/usage", operator, "GET", "")
+	if err := json.Unmarshal(body, &usage); code != 200 || err != nil || len(usage.Samples) == 0 {
+		t.Fatalf("usage: %d %s", code, body)
+	}
+	last := usage.Samples[max(0, len(usage.Samples)-5):]
+	var sum float64
+	for _, s := range last {
+		sum += s.CPU
+	}
+	return sum / float64(len(last))
 }
 
 // cloudHost is the vendor's cloud on the fake WAN: a DNS server for its
@@ -131,9 +149,11 @@ func startCloud(t *testing.T, h *nettest.Host, addr netip.Addr, name string) *cl
 // the vendor's cloud on a fake WAN, and the SecCams chute: 30 s of a still,
 // noisy scene record nothing; motion is an event within 5 s, whose alert
 // reaches the cloud host by name through the gateway's DNS; with the WAN
-// cut it keeps recording and serving its page, and delivers the alert
-// once the WAN is back; the operator's cpu_max changes its frames/s; a
-// restart and an update keep its events.
+// cut it keeps recording and serving its page (also at the vendor's
+// address, redirected), and delivers the alert once the WAN is back; an
+// unplugged camera is reported; the operator's cpu_max changes its
+// frames/s; Chromium shows its page; a restart and an update keep its
+// events.
 func TestSecCams(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root")
@@ -257,13 +277,22 @@ func TestSecCams(t *testing.T) {
 	})
 
 	// 30 s of the still room, with its sensor noise: no event. Its frames/s
-	// at its manifest's cpu_max is measured meanwhile.
-	time.Sleep(30 * time.Second)
-	st := status()
-	if n := len(events()); n != 0 || st.Store.Events != 0 {
-		t.Fatalf("%d events in 30 s of a still scene", n)
+	// at its manifest's cpu_max is measured meanwhile: the best 5 s, as the
+	// machine's other work may take some of the CPU it is allowed.
+	var fpsHalf float64
+	var st secCamsStatus
+	for range 6 {
+		time.Sleep(5 * time.Second)
+		st = status()
+		if n := len(events()); n != 0 || st.Store.Events != 0 {
+			t.Fatalf("%d events in a still scene", n)
+		}
+		fpsHalf = max(fpsHalf, st.FPS)
 	}
-	fpsHalf := st.FPS
+	cpuHalf := chuteCPU(t, base, operator)
+	if fpsHalf < 5 {
+		t.Errorf("%.1f frames/s at cpu_max 0.5", fpsHalf)
+	}
 	// Its room is its /data volume's: statfs in the chute sees the 32Mi
 	// filesystem its disk quota is, not the host's.
 	if st.Store.Free <= 0 || st.Store.Free > 32<<20 || st.Store.Quota != 20<<20 {
@@ -351,6 +380,18 @@ func TestSecCams(t *testing.T) {
 	if err := get("/", nil); err != nil {
 		t.Errorf("the page with the WAN cut: %v", err)
 	}
+	// The owner asking the vendor's cloud address is answered by the
+	// chute, WAN or not: nothing the owner looks at leaves the home.
+	if resp, err := owner.Get("http://" + secCamsCloudWeb + "/api/events"); err != nil {
+		t.Errorf("the vendor's address from the LAN: %v", err)
+	} else {
+		var list struct{ Events []secCamsEvent }
+		json.NewDecoder(resp.Body).Decode(&list)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || len(list.Events) != 2 || list.Events[0].ID != offline.ID {
+			t.Errorf("the vendor's address from the LAN: %d %+v", resp.StatusCode, list.Events)
+		}
+	}
 	wan(true)
 	waitFor("the delayed alert at the cloud host", 45*time.Second, func() bool {
 		for _, a := range cloud.received() {
@@ -380,10 +421,10 @@ func TestSecCams(t *testing.T) {
 		t.Fatalf("cpu_max 0.1: %d %s", code, body)
 	}
 	time.Sleep(12 * time.Second) // the policy's grace and the chute's 5 s average
-	fpsTenth := status().FPS
-	t.Logf("seccams processes %.1f frames/s at cpu_max 0.5, %.1f at cpu_max 0.1", fpsHalf, fpsTenth)
-	if fpsTenth > 0.75*fpsHalf {
-		t.Errorf("cpu_max 0.5 -> 0.1 took frames/s from %.1f to %.1f only", fpsHalf, fpsTenth)
+	fpsTenth, cpuTenth := status().FPS, chuteCPU(t, base, operator)
+	t.Logf("seccams processes %.1f frames/s (%.0f%% of a core) at cpu_max 0.5, %.1f (%.0f%%) at cpu_max 0.1", fpsHalf, cpuHalf, fpsTenth, cpuTenth)
+	if fpsTenth > 0.75*fpsHalf || cpuTenth > 13 {
+		t.Errorf("cpu_max 0.5 -> 0.1 took frames/s from %.1f to %.1f, its CPU from %.0f%% to %.0f%%", fpsHalf, fpsTenth, cpuHalf, cpuTenth)
 	}
 
 	// The owner's page in Chromium: the live view and a card per event.
@@ -394,8 +435,12 @@ func TestSecCams(t *testing.T) {
 	}
 	waitText(t, ui, "#status", regexp.MustCompile(`camera up, [0-9.]+ frames/s processed — 2 events`), 10*time.Second)
 	waitText(t, ui, "#event-"+regexp.QuoteMeta(offline.ID), regexp.MustCompile(`frames, alert sent`), 10*time.Second)
-	if n := evaluate[int](t, ui, `[...document.querySelectorAll(".event img")].filter(i => i.complete && i.naturalWidth === 160).length`); n != 2 {
-		t.Errorf("%d event thumbnails shown, want 2", n)
+	thumbs := `[...document.querySelectorAll(".event img")].filter(i => i.complete && i.naturalWidth === 160).length`
+	for deadline := time.Now().Add(5 * time.Second); evaluate[int](t, ui, thumbs) != 2; time.Sleep(200 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Errorf("%d event thumbnails shown, want 2", evaluate[int](t, ui, thumbs))
+			break
+		}
 	}
 	if w := evaluate[int](t, ui, `document.getElementById("live").naturalWidth`); w != camera.Width {
 		t.Errorf("live view %d pixels wide", w)

@@ -14,8 +14,11 @@ import (
 // Bounds on what the camera may send: a snapshot's bytes, and its pixels,
 // checked in the JPEG's header before its image is allocated.
 const (
-	maxFrameBytes  = 4 << 20
-	maxFramePixels = 2592 * 1944 // 5 Mpx, more than any home camera's snapshot
+	maxFrameBytes = 4 << 20
+	// Full HD, three times the DCS-931L's 640x480. A progressive JPEG's
+	// decoder holds every coefficient, 6 bytes a pixel: 12 MiB at this
+	// size, within the chute's memory.
+	maxFramePixels = 1920 * 1080
 )
 
 // errCameraAuth is the camera refusing the credentials.

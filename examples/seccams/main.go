@@ -21,6 +21,8 @@
 //	SECCAMS_RESERVE          bytes of the filesystem kept free
 //	SECCAMS_MAX_FPS          most frames processed a second, 0 for flat out
 //	SECCAMS_LISTEN           the page's and API's address
+//	SECCAMS_OWNER_PASSWORD   if set, asked for the page and API (basic
+//	                         authentication, any user name)
 package main
 
 import (
@@ -28,6 +30,7 @@ import (
 	"errors"
 	"fmt"
 	"log"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -46,6 +49,7 @@ type config struct {
 	quota, reserve                  int64
 	maxFPS                          float64
 	listen                          string
+	ownerPassword                   string
 }
 
 func configFromEnv(getenv func(string) string) (config, error) {
@@ -63,6 +67,8 @@ func configFromEnv(getenv func(string) string) (config, error) {
 		alertURL:  getenv("SECCAMS_ALERT_URL"),
 		data:      get("SECCAMS_DATA", "/data/events"),
 		listen:    get("SECCAMS_LISTEN", ":80"),
+
+		ownerPassword: getenv("SECCAMS_OWNER_PASSWORD"),
 	}
 	var errs []error
 	var err error
@@ -101,12 +107,17 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	if err := run(ctx, cfg); err != nil {
+	ln, err := net.Listen("tcp", cfg.listen)
+	if err != nil {
+		log.Fatal("seccams: ", err)
+	}
+	if err := run(ctx, cfg, ln); err != nil {
 		log.Fatal("seccams: ", err)
 	}
 }
 
-func run(ctx context.Context, cfg config) error {
+// run is the service, serving its page on ln, until ctx is done.
+func run(ctx context.Context, cfg config, ln net.Listener) error {
 	store, err := OpenStore(cfg.data, cfg.quota, cfg.reserve)
 	if err != nil {
 		return err
@@ -124,20 +135,20 @@ func run(ctx context.Context, cfg config) error {
 		p.rec.Opened = func(Event) { alerts.Notify() }
 		wg.Go(func() { alerts.Run(ctx) })
 	}
-	svc := &service{store: store, live: p.lastJPEG, status: func() Status {
+	svc := &service{store: store, live: p.lastJPEG, password: cfg.ownerPassword, status: func() Status {
 		st := p.status()
 		st.Camera = cfg.cameraURL
 		st.Store = store.Usage()
 		st.Alerts = alerts.Status()
 		return st
 	}}
-	srv := &http.Server{Addr: cfg.listen, Handler: svc.routes(), ReadHeaderTimeout: 5 * time.Second,
+	srv := &http.Server{Handler: svc.handler(), ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: 60 * time.Second, MaxHeaderBytes: 16 << 10}
 	srvErr := make(chan error, 1)
-	go func() { srvErr <- srv.ListenAndServe() }()
+	go func() { srvErr <- srv.Serve(ln) }()
 	wg.Go(func() { p.meter(ctx) })
 	wg.Go(func() { p.run(ctx, cfg.maxFPS) })
-	log.Printf("seccams: camera %s, events in %s (quota %d bytes), alerts to %q, page on %s", cfg.cameraURL, cfg.data, cfg.quota, cfg.alertURL, cfg.listen)
+	log.Printf("seccams: camera %s, events in %s (quota %d bytes), alerts to %q, page on %s", cfg.cameraURL, cfg.data, cfg.quota, cfg.alertURL, ln.Addr())
 	select {
 	case <-ctx.Done():
 	case err = <-srvErr:
@@ -146,6 +157,9 @@ func run(ctx context.Context, cfg config) error {
 	defer cancel()
 	srv.Shutdown(sctx)
 	wg.Wait()
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
 	return err
 }
 
@@ -177,51 +191,90 @@ type sample struct {
 }
 
 // run processes snapshots as fast as the CPU it is given allows (or
-// maxFPS a second), until ctx is done.
+// maxFPS a second), until ctx is done. The next snapshot is fetched while
+// one is processed, so that the rate is the CPU's, not the network's.
 func (p *processor) run(ctx context.Context, maxFPS float64) {
-	backoff := 250 * time.Millisecond
+	snaps := make(chan []byte, 1)
+	go p.fetch(ctx, snaps)
+	var backoff backoff
 	var storeErr string
-	for ctx.Err() == nil {
+	for jpg := range snaps {
 		begin := time.Now()
-		err := p.process(ctx, &storeErr)
-		p.mu.Lock()
-		if err != nil && ctx.Err() == nil {
-			if p.camErr != err.Error() {
-				log.Printf("seccams: %v", err)
-			}
-			p.camErr = err.Error()
-		} else if err == nil {
-			if p.camErr != "" {
-				log.Printf("seccams: the camera answers again")
-			}
-			p.camErr = ""
+		err := p.process(jpg, &storeErr)
+		p.cameraState(err)
+		wait := backoff.next(err)
+		if err == nil && maxFPS > 0 {
+			wait = time.Duration(float64(time.Second)/maxFPS) - time.Since(begin)
 		}
-		p.mu.Unlock()
-		var wait time.Duration
+		sleep(ctx, wait)
+	}
+}
+
+// fetch sends the camera's snapshots to out until ctx is done, then
+// closes it.
+func (p *processor) fetch(ctx context.Context, out chan<- []byte) {
+	defer close(out)
+	var backoff backoff
+	for ctx.Err() == nil {
+		jpg, err := p.cam.snapshot(ctx)
 		if err != nil {
-			wait, backoff = backoff, min(2*backoff, 5*time.Second)
-		} else {
-			backoff = 250 * time.Millisecond
-			if maxFPS > 0 {
-				wait = time.Duration(float64(time.Second)/maxFPS) - time.Since(begin)
+			if ctx.Err() == nil {
+				p.cameraState(err)
 			}
+			sleep(ctx, backoff.next(err))
+			continue
 		}
-		if wait > 0 {
-			select {
-			case <-ctx.Done():
-			case <-time.After(wait):
-			}
+		backoff.next(nil)
+		select {
+		case out <- jpg:
+		case <-ctx.Done():
 		}
 	}
 }
 
-// process fetches, decodes and looks at one snapshot. An error storing
-// it is logged once, not returned: the camera is fine.
-func (p *processor) process(ctx context.Context, storeErr *string) error {
-	jpg, err := p.cam.snapshot(ctx)
-	if err != nil {
-		return err
+// backoff is the wait after a failure: 250 ms, doubling to 5 s, back to
+// none after a success; its zero value is ready.
+type backoff struct{ d time.Duration }
+
+func (b *backoff) next(err error) time.Duration {
+	if err == nil {
+		b.d = 0
+		return 0
 	}
+	b.d = min(max(2*b.d, 250*time.Millisecond), 5*time.Second)
+	return b.d
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+// cameraState records (and logs, when it changes) whether the camera's
+// last snapshot could be fetched and decoded.
+func (p *processor) cameraState(err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	switch {
+	case err != nil && p.camErr != err.Error():
+		log.Printf("seccams: %v", err)
+		p.camErr = err.Error()
+	case err == nil && p.camErr != "":
+		log.Printf("seccams: the camera answers again")
+		p.camErr = ""
+	}
+}
+
+// process decodes and looks at one snapshot. An error storing it is
+// logged once, not returned: the camera is fine.
+func (p *processor) process(jpg []byte, storeErr *string) error {
 	img, err := decodeFrame(jpg)
 	if err != nil {
 		return err

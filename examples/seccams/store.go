@@ -45,6 +45,9 @@ var eventID = regexp.MustCompile(`^[0-9]{8}T[0-9]{6}\.[0-9]{3}Z(-[0-9]{1,3})?$`)
 // fileName is a file of an event: its frames and thumbnail.
 var fileName = regexp.MustCompile(`^([0-9]{1,3}|thumb)\.jpg$`)
 
+// newPrefix names an event's directory while it is being made.
+const newPrefix = ".new-"
+
 // block is the filesystem's allocation unit: what a file takes on disk.
 const block = 4096
 
@@ -85,9 +88,12 @@ func OpenStore(dir string, quota, reserve int64) (*Store, error) {
 	}
 	for _, e := range ents {
 		p := filepath.Join(dir, e.Name())
-		if !e.IsDir() || !eventID.MatchString(e.Name()) {
-			os.RemoveAll(p) // a half-made event or a stray temporary
+		if strings.HasPrefix(e.Name(), newPrefix) {
+			os.RemoveAll(p) // an event a crash left half-made
 			continue
+		}
+		if !e.IsDir() || !eventID.MatchString(e.Name()) {
+			continue // not ours (lost+found, if dir is the volume's root)
 		}
 		var ev Event
 		b, err := os.ReadFile(filepath.Join(p, "event.json"))
@@ -154,7 +160,7 @@ func (s *Store) Create(start time.Time, score int, frame, thumb []byte) (Event, 
 	if err := s.room(ev.Bytes, ""); err != nil {
 		return Event{}, err
 	}
-	tmp := filepath.Join(s.dir, ".new-"+id)
+	tmp := filepath.Join(s.dir, newPrefix+id)
 	err := os.Mkdir(tmp, 0o755)
 	if err == nil {
 		err = os.WriteFile(filepath.Join(tmp, "0.jpg"), frame, 0o644)

@@ -77,6 +77,7 @@ func TestStoreEvictsOldestFirst(t *testing.T) {
 	// Reopened, the store has the same events, with their frames; what an
 	// interrupted write left is gone.
 	os.Mkdir(filepath.Join(dir, ".new-20261206T190000.000Z"), 0o755)
+	os.Mkdir(filepath.Join(dir, "lost+found"), 0o700)
 	s2 := testStore(t, dir, 22*block)
 	if got := s2.Events(); len(got) != 1 || got[0].ID != made[9] || got[0].Frames != 6 {
 		t.Errorf("reopened: %+v", got)
@@ -86,6 +87,9 @@ func TestStoreEvictsOldestFirst(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, ".new-20261206T190000.000Z")); !os.IsNotExist(err) {
 		t.Errorf("a half-made event survived reopening: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "lost+found")); err != nil {
+		t.Errorf("what is not the store's was removed: %v", err)
 	}
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/subtle"
 	_ "embed"
 	"encoding/json"
 	"net/http"
@@ -29,6 +30,27 @@ type service struct {
 	store  *Store
 	status func() Status
 	live   func() []byte // the last snapshot, nil before the first
+	// password, when set, is asked of every request but the health
+	// check's (HTTP basic authentication, any user name): the camera's
+	// pictures are for the owner, not for every guest on the LAN.
+	password string
+}
+
+// handler is the service's page and API, behind the owner's password.
+func (s *service) handler() http.Handler {
+	mux := s.routes()
+	if s.password == "" {
+		return mux
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, pw, ok := r.BasicAuth()
+		if r.URL.Path != "/healthz" && (!ok || subtle.ConstantTimeCompare([]byte(pw), []byte(s.password)) != 1) {
+			w.Header().Set("WWW-Authenticate", `Basic realm="SecCams"`)
+			writeError(w, http.StatusUnauthorized, "the owner's password is needed")
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
 }
 
 func (s *service) routes() *http.ServeMux {

@@ -90,3 +90,35 @@ func TestEventsAPI(t *testing.T) {
 		t.Errorf("GET /: %d %s", code, ctype)
 	}
 }
+
+// With the owner's password set, nothing but the health check is served
+// without it.
+func TestOwnerPassword(t *testing.T) {
+	s := testStore(t, t.TempDir(), 1<<20)
+	srv := httptest.NewServer((&service{store: s, password: "secret", status: func() Status { return Status{} }, live: func() []byte { return []byte("jpg") }}).handler())
+	defer srv.Close()
+	for _, c := range []struct {
+		path, pw string
+		want     int
+	}{
+		{"/healthz", "", 200},
+		{"/", "", 401},
+		{"/api/events", "", 401},
+		{"/api/live.jpg", "wrong", 401},
+		{"/api/live.jpg", "secret", 200},
+		{"/api/events", "secret", 200},
+	} {
+		req, _ := http.NewRequest(http.MethodGet, srv.URL+c.path, nil)
+		if c.pw != "" {
+			req.SetBasicAuth("owner", c.pw)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != c.want || (c.want == 401 && resp.Header.Get("WWW-Authenticate") == "") {
+			t.Errorf("GET %s with %q: %d, want %d", c.path, c.pw, resp.StatusCode, c.want)
+		}
+	}
+}
