@@ -104,6 +104,11 @@ type demoApp struct {
 	lanPort     uint16 // the gateway's port it exposes its page on to the LAN
 	// wants says whether the home has the devices it serves (nil: any).
 	wants func(*demoHome) bool
+	// building says what its build takes, if anything worth saying.
+	building string
+	// more is what the operator should know of it, beyond its page, once
+	// installed in home: lines, each ending in a newline.
+	more func(home *demoHome) string
 }
 
 // demoApps are the demo's chutes, in the order they are installed.
@@ -112,11 +117,26 @@ func demoApps(cache string) []demoApp {
 		{name: "hello", title: "hello (busybox httpd)", lanPort: 8001,
 			build: func(context.Context) ([]byte, error) { return examples.Hello() }},
 		{name: "envsense", title: "EnvSense", lanPort: envSensePort,
-			wants: func(h *demoHome) bool { return h != nil && len(h.sensors) > 0 },
-			build: func(ctx context.Context) ([]byte, error) { return examples.EnvSense(ctx, cache) }},
+			wants:    func(h *demoHome) bool { return h != nil && len(h.sensors) > 0 },
+			building: "its image is Debian's python3, from apt or " + cache,
+			build:    func(ctx context.Context) ([]byte, error) { return examples.EnvSense(ctx, cache) },
+			more: func(h *demoHome) string {
+				var ids []string
+				for _, d := range h.sensors {
+					ids = append(ids, fmt.Sprintf("%s %s", strings.TrimPrefix(d.Name, "sensor-"), d.Addr))
+				}
+				return fmt.Sprintf("  its sensors:    %s, on the LAN\n                  echo silent > %s (or garbage, normal) switches one\n",
+					strings.Join(ids, ", "), h.modeFile("s1"))
+			}},
 		{name: "seccams", title: "SecCams", lanPort: demoSecCamsPort,
-			wants: func(h *demoHome) bool { return h != nil && h.camera != nil },
-			build: examples.SecCams},
+			wants:    func(h *demoHome) bool { return h != nil && h.camera != nil },
+			building: "the Go toolchain builds its program",
+			build:    examples.SecCams,
+			more: func(h *demoHome) string {
+				return fmt.Sprintf("                  and at http://%s/ (cloud.seccams.example, its vendor's cloud: the LAN's requests are answered by the chute)\n"+
+					"  its camera:     %s (user %s, password %s), on the LAN\n                  echo motion > %s (or still, off, auto) switches it\n",
+					demoCloudNames["cloud.seccams.example"], h.camera.Addr, demoCameraUser, demoCameraPassword, h.modeFile("camera"))
+			}},
 	}
 }
 
@@ -138,11 +158,8 @@ func demoInstall(ctx context.Context, env *cliEnv, dataDir string, home *demoHom
 		if app.wants != nil && !app.wants(home) {
 			continue
 		}
-		switch app.name {
-		case "envsense":
-			fmt.Fprintf(env.stdout, "demo: installing EnvSense (its image is Debian's python3, from apt or %s)\n", cache)
-		case "seccams":
-			fmt.Fprintln(env.stdout, "demo: installing SecCams (the Go toolchain builds its program)")
+		if app.building != "" {
+			fmt.Fprintf(env.stdout, "demo: installing %s (%s)\n", app.title, app.building)
 		}
 		ip, err := demoChute(ctx, env, c, app.name, app.build)
 		if ctx.Err() != nil {
@@ -158,19 +175,8 @@ func demoInstall(ctx context.Context, env *cliEnv, dataDir string, home *demoHom
 			fmt.Fprintf(&where, "  %-15s http://%s/ (from the LAN), http://%s/ (from the gateway)\n", app.title+":",
 				netip.AddrPortFrom(home.lanAddr.Addr(), app.lanPort), ip)
 		}
-		if app.name == "seccams" && err == nil {
-			vendor := demoCloudNames["cloud.seccams.example"]
-			fmt.Fprintf(&where, "                  and at http://%s/ (cloud.seccams.example, its vendor's cloud: the LAN's requests are answered by the chute)\n"+
-				"  its camera:     %s (user %s, password %s), on the LAN\n                  echo motion > %s (or still, off, auto) switches it\n",
-				vendor, home.camera.Addr, demoCameraUser, demoCameraPassword, home.modeFile("camera"))
-		}
-		if app.name == "envsense" && err == nil {
-			var ids []string
-			for _, d := range home.sensors {
-				ids = append(ids, fmt.Sprintf("%s %s", strings.TrimPrefix(d.Name, "sensor-"), d.Addr))
-			}
-			fmt.Fprintf(&where, "  its sensors:    %s, on the LAN\n                  echo silent > %s (or garbage, normal) switches one\n",
-				strings.Join(ids, ", "), home.modeFile("s1"))
+		if err == nil && home != nil && app.more != nil {
+			where.WriteString(app.more(home))
 		}
 	}
 	if home != nil && home.cloud != nil {
