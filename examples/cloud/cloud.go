@@ -232,9 +232,6 @@ func (c *Cloud) Alerts() []Alert {
 // DNS is the cloud's resolver, for the gateway to forward to.
 func (c *Cloud) DNS() netip.AddrPort { return netip.AddrPortFrom(c.cfg.Host, 53) }
 
-// Host is the cloud host, to dial from or listen on.
-func (c *Cloud) Host() *lan.Device { return c.host }
-
 // SetUplink brings the gateway's uplink up or down: the WAN cut and back.
 func (c *Cloud) SetUplink(up bool) error {
 	return c.inGW(func() error {
