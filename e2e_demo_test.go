@@ -275,7 +275,8 @@ func TestDemo(t *testing.T) {
 
 // demoUILinks: in Chromium, the operator UI's row of each chute that
 // exposes a web page links it at the gateway's LAN address, and owner (on
-// the LAN) gets that chute's page there.
+// the LAN) gets that chute's page there; the chute's page in the UI links
+// it too.
 func demoUILinks(t *testing.T, ui, operator string, owner *http.Client) {
 	t.Helper()
 	b := browser(t)
@@ -304,6 +305,14 @@ func demoUILinks(t *testing.T, ui, operator string, owner *http.Client) {
 		if resp.StatusCode != 200 || !strings.Contains(string(body), want) {
 			t.Errorf("%s's link from the LAN: %d %.200s", name, resp.StatusCode, body)
 		}
+	}
+	// The chute's own page in the UI links it too.
+	runUI(t, b, "open EnvSense's page in the UI",
+		chromedp.Click(chromedp.CSS(`tr[data-chute="envsense"] a[href="/chutes/envsense"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#view a.chute-page`)),
+	)
+	if href := evaluate[string](t, b, `document.querySelector('#view a.chute-page').href`); href != "http://198.51.100.1:8002/" {
+		t.Errorf("EnvSense's page in the UI links %q", href)
 	}
 }
 

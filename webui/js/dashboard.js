@@ -5,7 +5,7 @@ import {changePanel} from './changes.js';
 import {Chart} from './charts.js';
 import {h} from './dom.js';
 import {bitsPerSecond, bytes, uptime} from './format.js';
-import {actionButtons, ownerName} from './actions.js';
+import {actionButtons, ownerName, pageLink} from './actions.js';
 import {poll} from './poll.js';
 import {quotaList} from './quota.js';
 
@@ -141,20 +141,6 @@ function renderRows(tbody, chutes, activity, refresh, who) {
     tbody.append(h('tr', {}, h('td', {colspan: who.operator ? 7 : 6}, 'No chutes installed yet.')));
   }
   if (focused) tbody.querySelector(`[aria-label="${CSS.escape(focused)}"]`)?.focus();
-}
-
-// pageLink links the chute's own page as LAN users reach it: the
-// gateway's LAN address at the port it exposes for its web server (the
-// port of its HTTP health check, else its port 80, else 443), if any.
-export function pageLink(c, lanAddr) {
-  const tcp = (c.manifest?.net?.expose || []).filter((e) => (e.proto || 'tcp') === 'tcp');
-  const healthPort = c.manifest?.health?.http?.port;
-  const e = tcp.find((x) => x.port === healthPort) || tcp.find((x) => x.port === 80) || tcp.find((x) => x.port === 443);
-  if (!lanAddr || !e) return null;
-  const host = lanAddr.includes(':') ? `[${lanAddr}]` : lanAddr;
-  const url = `${e.port === 443 ? 'https' : 'http'}://${host}:${e.gateway_port}/`;
-  return h('a', {class: 'chute-page', href: url, target: '_blank', rel: 'noopener noreferrer',
-    'aria-label': `${c.name}'s page on the LAN`, title: `${c.name}'s page, as the LAN sees it`}, 'page ↗');
 }
 
 function drawGateway(charts, samples) {
