@@ -20,6 +20,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/miekg/dns"
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 
 	"paradrop/api"
 	"paradrop/examples"
@@ -153,7 +154,8 @@ func startCloud(t *testing.T, h *nettest.Host, addr netip.Addr, name string) *cl
 // address, redirected), and delivers the alert once the WAN is back; an
 // unplugged camera is reported; the operator's cpu_max changes its
 // frames/s; Chromium shows its page; a restart and an update keep its
-// events.
+// events; its volume filled by other files, a new event drops the oldest
+// to keep its reserve free.
 func TestSecCams(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root")
@@ -483,4 +485,37 @@ func TestSecCams(t *testing.T) {
 		t.Fatalf("update: %d %s", code, body)
 	}
 	same("an update")
+
+	// Its volume filled by other files until less than its reserve is
+	// left: the next event drops the oldest to keep the reserve free.
+	vol := filepath.Join(data, "chutes", "seccams", "data")
+	var fs unix.Statfs_t
+	if err := unix.Statfs(vol, &fs); err != nil {
+		t.Fatal(err)
+	}
+	const reserve = 1 << 20 // its manifest's SECCAMS_RESERVE
+	filler, err := os.Create(filepath.Join(vol, "filler"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = unix.Fallocate(int(filler.Fd()), 0, 0, int64(fs.Bavail)*int64(fs.Bsize)-reserve-(100<<10))
+	filler.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	mode.Store(camera.Motion)
+	waitFor("an event dropping the oldest for room", 20*time.Second, func() bool {
+		st := status()
+		return st.Store.Events >= 1 && st.Store.Evicted >= 1
+	})
+	time.Sleep(2 * time.Second) // more of its frames
+	mode.Store(camera.Still)
+	after := events()
+	if after[0].ID == before[0].ID || after[len(after)-1].ID == before[len(before)-1].ID {
+		t.Errorf("events with the volume full: %+v; before: %+v; want the new one kept and the oldest dropped", after, before)
+	}
+	if err := unix.Statfs(vol, &fs); err != nil || int64(fs.Bavail)*int64(fs.Bsize) < reserve-(64<<10) {
+		t.Errorf("%d bytes free on its volume, reserve %d: %v", int64(fs.Bavail)*int64(fs.Bsize), reserve, err)
+	}
+	t.Logf("with the volume full: %d events (%d dropped for room), %d bytes free", status().Store.Events, status().Store.Evicted, int64(fs.Bavail)*int64(fs.Bsize))
 }

@@ -23,6 +23,7 @@ type Recorder struct {
 	open       *Event
 	lastMotion time.Time
 	lastSaved  time.Time
+	failed     time.Time // of the last event the store refused
 }
 
 // Observe records the frame jpg (decoded: img) taken at t, in which
@@ -41,12 +42,18 @@ func (r *Recorder) Observe(t time.Time, motion bool, changed int, jpg []byte, im
 	}
 	r.lastMotion = t
 	if r.open == nil {
+		// A store that cannot take the event (its disk full of other
+		// files) is asked again every FrameEvery, not on every frame.
+		if t.Sub(r.failed) < r.FrameEvery {
+			return nil
+		}
 		var thumb bytes.Buffer
 		if err := jpeg.Encode(&thumb, thumbnail(img, 160, 120), &jpeg.Options{Quality: 70}); err != nil {
 			return err
 		}
 		ev, err := r.Store.Create(t, changed, jpg, thumb.Bytes())
 		if err != nil {
+			r.failed = t
 			return err
 		}
 		r.open, r.lastSaved = &ev, t

@@ -49,3 +49,20 @@ func TestRecorder(t *testing.T) {
 		t.Error("no thumbnail")
 	}
 }
+
+// A store without room is asked for a new event once every FrameEvery,
+// not on every frame of motion.
+func TestRecorderFullStore(t *testing.T) {
+	s := testStore(t, t.TempDir(), 1<<20)
+	var asked int
+	s.free = func() (int64, error) { asked++; return 0, nil }
+	r := &Recorder{Store: s, FrameEvery: 500 * time.Millisecond, MaxFrames: 3, Quiet: 2 * time.Second}
+	img := image.NewGray(image.Rect(0, 0, 640, 480))
+	start := time.Date(2026, 12, 6, 19, 0, 0, 0, time.UTC)
+	for ms := 0; ms < 2000; ms += 10 { // 200 frames of motion
+		r.Observe(start.Add(time.Duration(ms)*time.Millisecond), true, 50, []byte("moving"), img)
+	}
+	if asked != 4 || len(s.Events()) != 0 {
+		t.Errorf("the full store was asked %d times in 2 s, want 4; events %v", asked, s.Events())
+	}
+}
