@@ -7,54 +7,39 @@ import (
 	"flag"
 	"fmt"
 	"log"
+	"maps"
 	"net"
 	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
-	"sync"
-	"time"
 
 	"paradrop/api"
 	"paradrop/examples"
-	"paradrop/examples/lan"
-	"paradrop/examples/sensor"
-	"paradrop/sdn"
 )
 
 func init() {
 	register("demo", command{
-		summary: "run a demo gateway with simulated LAN sensors and sample chutes",
+		summary: "run a demo gateway in a simulated home (LAN sensors, a camera, a fake Internet) with the sample chutes",
 		run:     func(args []string) int { return runCLI(osEnv(), "demo", cmdDemo, args) },
 	})
 }
 
-const demoUsage = "demo [--data DIR] [--listen ADDR] [--sensors N] [network flags of serve]"
-
-// demoLANAddr is the demo gateway's LAN address unless --lan-addr says
-// otherwise: TEST-NET-2, which no real network uses (lan refuses one
-// that the machine routes already).
-var demoLANAddr = netip.MustParsePrefix("198.51.100.1/24")
+const demoUsage = "demo [--data DIR] [--listen ADDR] [--sensors N] [network flags of serve] [--dns HOST[:PORT]]"
 
 // envSensePort is EnvSense's port on the gateway, as its chute.yaml
 // exposes it: its page, its API and where its sensors report.
 const envSensePort = 8002
 
-// demoSensors are the simulated sensors' clocks: one right, the others
-// off by up to half a minute and drifting, as cheap sensors' are.
-var demoSensors = []sensor.Config{
-	{ID: "s1", Skew: 0, DriftPPM: 20},
-	{ID: "s2", Skew: 30 * time.Second, DriftPPM: 150},
-	{ID: "s3", Skew: -12 * time.Second, DriftPPM: -80},
-	{ID: "s4", Skew: 4 * time.Second, DriftPPM: 0},
-	{ID: "s5", Skew: -3 * time.Second, DriftPPM: 300},
-	{ID: "s6", Skew: 7 * time.Second, DriftPPM: -40},
-}
+// demoSecCamsPort is SecCams' page on the gateway, as its chute.yaml
+// exposes it.
+const demoSecCamsPort = 8003
 
-// cmdDemo runs the daemon on embedded defaults with a LAN of simulated
-// sensors, installs the sample chutes once it is up and prints where the
-// operator finds everything. Ctrl-C removes the LAN.
+// cmdDemo runs the daemon on embedded defaults in a simulated home (see
+// demoHome), installs the sample chutes once it is up and prints where
+// the operator finds everything. Ctrl-C removes the home.
 func cmdDemo(ctx context.Context, env *cliEnv, args []string) error {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	opts := defaultServeOptions()
@@ -66,6 +51,7 @@ func cmdDemo(ctx context.Context, env *cliEnv, args []string) error {
 	fs.StringVar(&opts.listen, "listen", "127.0.0.1:8080", "address of the API and web UI")
 	nSensors := fs.Int("sensors", 4, fmt.Sprintf("simulated sensors on the LAN, 0 to %d (needs --network)", len(demoSensors)))
 	netCfg, withNetwork := networkFlags(fs)
+	dnsFlags(fs, &opts.dns)
 	if _, err := parseArgs(env, fs, demoUsage, args, 0, 0); err != nil {
 		return err
 	}
@@ -81,38 +67,21 @@ func cmdDemo(ctx context.Context, env *cliEnv, args []string) error {
 	return runDemo(ctx, env, opts, *nSensors)
 }
 
-// runDemo runs the demo gateway with sensors simulated sensors (0 with no
-// network) until ctx is done; the LAN it made is gone when it returns.
+// runDemo runs the demo gateway with its home (see demoHome; sensors
+// simulated sensors, none with no network) until ctx is done; the home is
+// gone when it returns.
 func runDemo(ctx context.Context, env *cliEnv, opts serveOptions, sensors int) error {
-	var devices []*lan.Device
-	if sensors > 0 {
-		netCfg := opts.network
-		if !netCfg.LANAddr.IsValid() {
-			netCfg.LANAddr = demoLANAddr
+	var home *demoHome
+	if opts.network != nil {
+		var err error
+		if home, err = startHome(ctx, &opts, sensors, opts.logf); err != nil {
+			return fmt.Errorf("%w (--lan-addr sets the demo's LAN, --wan a real uplink)", err)
 		}
-		l := lan.New(filepath.Join(opts.dataDir, "lan"), netCfg.NetNS, netCfg.LANAddr)
 		defer func() {
-			if err := l.Close(); err != nil {
-				opts.logf("demo: remove the LAN: %v", err)
+			if err := home.close(); err != nil {
+				opts.logf("demo: %v", err)
 			}
 		}()
-		var err error
-		if devices, err = demoLAN(l, netCfg.LANAddr, sensors); err != nil {
-			return fmt.Errorf("%w (--lan-addr sets the demo's LAN)", err)
-		}
-		netCfg.LANPorts = append(netCfg.LANPorts, l.Ports()...)
-		report := "http://" + netip.AddrPortFrom(netCfg.LANAddr.Addr(), envSensePort).String() + "/api/report"
-		sensorCtx, stop := context.WithCancel(ctx)
-		var running sync.WaitGroup
-		// Deferred after the LAN's removal, so run before it.
-		defer running.Wait()
-		defer stop()
-		for i, d := range devices {
-			cfg := demoSensors[i]
-			cfg.Seed = uint64(i + 1)
-			cfg.Mode = sensor.ModeFile(filepath.Join(opts.dataDir, "lan", cfg.ID+".mode"))
-			running.Go(func() { sensor.Run(sensorCtx, cfg, sensor.Poster(d.HTTPClient(5*time.Second), report)) })
-		}
 	}
 	ready := opts.ready
 	opts.ready = func(addr net.Addr) {
@@ -120,7 +89,7 @@ func runDemo(ctx context.Context, env *cliEnv, opts serveOptions, sensors int) e
 			ready(addr)
 		}
 		go func() {
-			if err := demoInstall(ctx, env, opts.dataDir, opts.network, devices, addr); err != nil {
+			if err := demoInstall(ctx, env, opts.dataDir, home, addr); err != nil {
 				opts.logf("demo: %v", err)
 			}
 		}()
@@ -128,25 +97,52 @@ func runDemo(ctx context.Context, env *cliEnv, opts serveOptions, sensors int) e
 	return serve(ctx, opts)
 }
 
-// demoLAN adds n sensors to l, at .11 and up of the gateway's LAN.
-func demoLAN(l *lan.LAN, gw netip.Prefix, n int) ([]*lan.Device, error) {
-	var devices []*lan.Device
-	addr := gw.Masked().Addr()
-	for range 10 {
-		addr = addr.Next()
-	}
-	for _, s := range demoSensors[:n] {
-		addr = addr.Next()
-		d, err := l.Add("sensor-"+s.ID, "pdlan-"+s.ID, addr)
-		if err != nil {
-			return nil, err
-		}
-		devices = append(devices, d)
-	}
-	return devices, nil
+// demoApp is a sample chute the demo installs.
+type demoApp struct {
+	name, title string
+	build       func(context.Context) ([]byte, error)
+	lanPort     uint16 // the gateway's port it exposes its page on to the LAN
+	// wants says whether the home has the devices it serves (nil: any).
+	wants func(*demoHome) bool
+	// building says what its build takes, if anything worth saying.
+	building string
+	// more is what the operator should know of it, beyond its page, once
+	// installed in home: lines, each ending in a newline.
+	more func(home *demoHome) string
 }
 
-func demoInstall(ctx context.Context, env *cliEnv, dataDir string, network *sdn.Config, sensors []*lan.Device, addr net.Addr) error {
+// demoApps are the demo's chutes, in the order they are installed.
+func demoApps(cache string) []demoApp {
+	return []demoApp{
+		{name: "hello", title: "hello (busybox httpd)", lanPort: 8001,
+			build: func(context.Context) ([]byte, error) { return examples.Hello() }},
+		{name: "envsense", title: "EnvSense", lanPort: envSensePort,
+			wants:    func(h *demoHome) bool { return h != nil && len(h.sensors) > 0 },
+			building: "its image is Debian's python3, from apt or " + cache,
+			build:    func(ctx context.Context) ([]byte, error) { return examples.EnvSense(ctx, cache) },
+			more: func(h *demoHome) string {
+				var ids []string
+				for _, d := range h.sensors {
+					ids = append(ids, fmt.Sprintf("%s %s", strings.TrimPrefix(d.Name, "sensor-"), d.Addr))
+				}
+				return fmt.Sprintf("  its sensors:    %s, on the LAN\n                  echo silent > %s (or garbage, normal) switches one\n",
+					strings.Join(ids, ", "), h.modeFile("s1"))
+			}},
+		{name: "seccams", title: "SecCams", lanPort: demoSecCamsPort,
+			wants:    func(h *demoHome) bool { return h != nil && h.camera != nil },
+			building: "the Go toolchain builds its program",
+			build:    examples.SecCams,
+			more: func(h *demoHome) string {
+				return fmt.Sprintf("                  and at http://%s/ (cloud.seccams.example, its vendor's cloud: the LAN's requests are answered by the chute)\n"+
+					"  its camera:     %s (user %s, password %s), on the LAN\n                  echo motion > %s (or still, off, auto) switches it\n",
+					demoCloudNames["cloud.seccams.example"], h.camera.Addr, demoCameraUser, demoCameraPassword, h.modeFile("camera"))
+			}},
+	}
+}
+
+// demoInstall installs the demo's chutes on the gateway at addr and says
+// where everything is.
+func demoInstall(ctx context.Context, env *cliEnv, dataDir string, home *demoHome, addr net.Addr) error {
 	token, err := os.ReadFile(filepath.Join(dataDir, api.TokenFile))
 	if err != nil {
 		return err
@@ -156,44 +152,49 @@ func demoInstall(ctx context.Context, env *cliEnv, dataDir string, network *sdn.
 		base = fmt.Sprintf("http://127.0.0.1:%d", tcp.Port)
 	}
 	c := &client{base: base, token: strings.TrimSpace(string(token)), hc: http.DefaultClient}
-	helloIP, err := demoChute(ctx, env, c, "hello", func(context.Context) ([]byte, error) { return examples.Hello() })
-	if err != nil {
-		return err
-	}
-	var envSense string
-	if len(sensors) > 0 {
-		cache := examples.CacheDir()
-		fmt.Fprintf(env.stdout, "demo: installing EnvSense (its image is Debian's python3, from apt or %s)\n", cache)
-		ip, err := demoChute(ctx, env, c, "envsense", func(ctx context.Context) ([]byte, error) { return examples.EnvSense(ctx, cache) })
+	cache := examples.CacheDir()
+	var where strings.Builder
+	for _, app := range demoApps(cache) {
+		if app.wants != nil && !app.wants(home) {
+			continue
+		}
+		if app.building != "" {
+			fmt.Fprintf(env.stdout, "demo: installing %s (%s)\n", app.title, app.building)
+		}
+		ip, err := demoChute(ctx, env, c, app.name, app.build)
 		if ctx.Err() != nil {
 			return err
 		}
-		var ids []string
-		for _, d := range sensors {
-			ids = append(ids, fmt.Sprintf("%s %s", strings.TrimPrefix(d.Name, "sensor-"), d.Addr))
+		switch {
+		case err != nil:
+			// The gateway and the other chutes are up all the same: say so.
+			fmt.Fprintf(&where, "  %-15s not installed: %v\n", app.title+":", err)
+		case home == nil:
+			fmt.Fprintf(&where, "  %-15s installed, loopback only (--network=false)\n", app.title+":")
+		default:
+			fmt.Fprintf(&where, "  %-15s http://%s/ (from the LAN), http://%s/ (from the gateway)\n", app.title+":",
+				netip.AddrPortFrom(home.lanAddr.Addr(), app.lanPort), ip)
 		}
-		envSense = fmt.Sprintf(`  EnvSense:       http://%s/ (from the gateway), http://%s/ (from the LAN)
-  its sensors:    %s, on the LAN
-                  echo silent > %s (or garbage, normal) switches one
-`, ip, netip.AddrPortFrom(network.LANAddr.Addr(), envSensePort), strings.Join(ids, ", "),
-			filepath.Join(dataDir, "lan", "s1.mode"))
-		if err != nil {
-			// The gateway and hello are up all the same: say so.
-			envSense = fmt.Sprintf("  EnvSense:       not installed: %v\n", err)
+		if err == nil && home != nil && app.more != nil {
+			where.WriteString(app.more(home))
 		}
 	}
-	pageHint := ", loopback only (--network=false)"
-	if network != nil && helloIP != "" {
-		pageHint = fmt.Sprintf(", its page: http://%s/ (from the gateway)", helloIP)
+	if home != nil && home.cloud != nil {
+		var names []string
+		for _, n := range slices.Sorted(maps.Keys(demoCloudNames)) {
+			names = append(names, fmt.Sprintf("%s %s", n, demoCloudNames[n]))
+		}
+		fmt.Fprintf(&where, "  fake Internet:  %s on the uplink %s, the chutes' upstream resolver; its names: %s\n"+
+			"  alerts it got:  http://%s/alerts (from the gateway)\n",
+			demoCloudHost, demoUplink, strings.Join(names, ", "), demoCloudNames["alerts.seccams.example"])
 	}
 	fmt.Fprintf(env.stdout, `
 ParaDrop demo gateway is up.
-  web UI and API: %s/
+  operator UI:    %s/  (each chute's row links its page on the LAN)
   operator token: %s  (also in %s)
-  sample chute:   hello (busybox httpd)%s
 %s  try:            PARADROP_DATA=%s paradrop chute list
-Press Ctrl-C to stop the daemon and remove the simulated LAN; chutes keep running and are re-adopted next time.
-`, base, strings.TrimSpace(string(token)), filepath.Join(dataDir, api.TokenFile), pageHint, envSense, dataDir)
+Press Ctrl-C to stop the daemon and remove the simulated LAN and Internet; chutes keep running and are re-adopted next time.
+`, base, strings.TrimSpace(string(token)), filepath.Join(dataDir, api.TokenFile), where.String(), dataDir)
 	return nil
 }
 

@@ -206,6 +206,9 @@ func serve(ctx context.Context, opts serveOptions) error {
 		MaxUpload: opts.maxUpload, Logf: opts.logf, MetricsOpen: opts.metricsOpen, Limits: opts.limits,
 		Signing: opts.signing,
 	}
+	if opts.network != nil {
+		apiCfg.LANAddr = opts.network.LANAddr.Addr()
+	}
 	if len(opts.signing.Keys) > 0 {
 		opts.logf("packages signed by %s are trusted (signature required: %t)", keyIDs(opts.signing.Keys), opts.signing.Required)
 	}

@@ -62,8 +62,8 @@ func serveChuteDNS(n *sdn.Network, o dnsOptions, logf func(string, ...any)) (sto
 	s, err := chutedns.New(chutedns.Config{
 		Upstreams: ups,
 		Lookup: func(a netip.Addr) (chutedns.Client, bool) {
-			name, wan, ok := n.ChuteAt(a)
-			return chutedns.Client{Name: name, WAN: wan}, ok
+			v, ok := n.ChuteAt(a)
+			return chutedns.Client{Name: v.Name, WAN: v.WAN, Names: v.Names}, ok
 		},
 		Dial:  n.DialContext,
 		Local: map[string][]netip.Addr{"gateway.paradrop": {n.Gateway()}},

@@ -24,13 +24,12 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
-	"github.com/vishvananda/netlink"
 
 	"paradrop/api"
 	"paradrop/examples"
+	"paradrop/examples/cloud"
 	"paradrop/examples/lan"
 	"paradrop/examples/sensor"
-	"paradrop/netconf"
 	"paradrop/netconf/nettest"
 	"paradrop/sdn"
 )
@@ -82,9 +81,17 @@ func TestEnvSense(t *testing.T) {
 	// The gateway in a namespace of its own, a WAN uplink to a cloud host,
 	// and the sensors on its LAN.
 	lanAddr := netip.MustParsePrefix("198.51.100.1/24")
-	gw, cloud := nettest.NewHost(t), nettest.NewHost(t)
-	nettest.Veth(t, nettest.End{Host: cloud, If: "eth0", Addr: netip.MustParsePrefix("203.0.113.5/24")},
-		nettest.End{Host: gw, If: "wan0", Addr: netip.MustParsePrefix("203.0.113.1/24")})
+	gw := nettest.NewHost(t)
+	internet, err := cloud.Start(cloud.Config{Dir: t.TempDir(), NetNS: gw.NetNS, Uplink: "wan0",
+		Gateway: demoWANAddr, Host: demoCloudHost, Names: demoCloudNames, Logf: t.Logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := internet.Close(); err != nil {
+			t.Error(err)
+		}
+	})
 	l := lan.New(t.TempDir(), gw.NetNS, lanAddr)
 	t.Cleanup(func() {
 		if err := l.Close(); err != nil {
@@ -283,13 +290,7 @@ func TestEnvSense(t *testing.T) {
 	}
 
 	// The WAN goes down: nothing changes on the LAN.
-	if err := netconf.InNetNS(gw.NetNS, func() error {
-		l, err := netlink.LinkByName("wan0")
-		if err != nil {
-			return err
-		}
-		return netlink.LinkSetDown(l)
-	}); err != nil {
+	if err := internet.SetUplink(false); err != nil {
 		t.Fatal(err)
 	}
 	before := counts(status())

@@ -29,7 +29,7 @@
 // Endpoints (all but health need "Authorization: Bearer TOKEN"):
 //
 //	GET    /api/v1/health                     {"status":"ok"}
-//	GET    /api/v1/info                       version, uptime, kernel, cgroup mode, TLS fingerprint
+//	GET    /api/v1/info                       version, uptime, kernel, cgroup mode, TLS fingerprint, LAN address
 //	GET    /api/v1/chutes                     {"chutes":[...]}
 //	POST   /api/v1/chutes                     body: package; installs it
 //	GET    /api/v1/chutes/NAME
@@ -72,6 +72,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/netip"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -159,6 +160,10 @@ type Config struct {
 	// Signing is the rule for the signatures of packages the operator
 	// uploads (upload_sealed.go).
 	Signing Signing
+	// LANAddr is the gateway's address on the LAN, where LAN users reach
+	// chutes' exposed ports (GET /api/v1/info, for the UI's links to their
+	// pages); invalid for none.
+	LANAddr netip.Addr
 }
 
 const healthPattern = "GET /api/v1/health"

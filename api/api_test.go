@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -170,8 +171,15 @@ func TestInfo(t *testing.T) {
 	if err := json.Unmarshal(body, &got); code != 200 || err != nil {
 		t.Fatalf("info: %d %s %v", code, body, err)
 	}
-	if got.Version != "test" || got.Chutes != 1 || got.Kernel == "" || (got.CgroupMode != "v1" && got.CgroupMode != "v2") {
+	if got.Version != "test" || got.Chutes != 1 || got.Kernel == "" || (got.CgroupMode != "v1" && got.CgroupMode != "v2") || got.LANAddr != "" {
 		t.Errorf("info = %+v", got)
+	}
+	db, tok := tokenDB(t)
+	srv := httptest.NewServer(New(Config{Chutes: apitest.New(), DB: db, LANAddr: netip.MustParseAddr("198.51.100.1")}))
+	defer srv.Close()
+	withLAN := &fixture{srv: srv, token: tok}
+	if _, body := withLAN.do(t, "GET", "/api/v1/info", ""); json.Unmarshal(body, &got) != nil || got.LANAddr != "198.51.100.1" {
+		t.Errorf("info with a LAN address: %s", body)
 	}
 }
 

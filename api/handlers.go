@@ -35,6 +35,9 @@ type infoResponse struct {
 	// TLSFingerprint is the HTTPS certificate's SHA-256, for clients to
 	// check what they pinned against; absent without HTTPS listeners.
 	TLSFingerprint string `json:"tls_fingerprint,omitempty"`
+	// LANAddr is the gateway's address on the LAN, where chutes' exposed
+	// ports are; absent without one.
+	LANAddr string `json:"lan_addr,omitempty"`
 }
 
 func (s *server) info(w http.ResponseWriter, r *http.Request) {
@@ -50,7 +53,7 @@ func (s *server) info(w http.ResponseWriter, r *http.Request) {
 	if _, err := os.Stat("/sys/fs/cgroup/cgroup.controllers"); err == nil {
 		mode = "v2"
 	}
-	writeJSON(w, http.StatusOK, infoResponse{
+	info := infoResponse{
 		Version:       s.cfg.Version,
 		UptimeSeconds: int64(time.Since(s.cfg.Started).Seconds()),
 		Kernel:        strings.TrimSpace(string(kernel)),
@@ -59,7 +62,11 @@ func (s *server) info(w http.ResponseWriter, r *http.Request) {
 		Actor:         identityOf(r).String(),
 
 		TLSFingerprint: s.cfg.TLSFingerprint,
-	})
+	}
+	if s.cfg.LANAddr.IsValid() {
+		info.LANAddr = s.cfg.LANAddr.String()
+	}
+	writeJSON(w, http.StatusOK, info)
 }
 
 func (s *server) listChutes(w http.ResponseWriter, r *http.Request) {

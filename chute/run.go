@@ -102,7 +102,7 @@ func (m *Manager) launch(ctx context.Context, p *progress, name string, slot int
 	}
 	var etc []sandbox.EtcFile
 	if err == nil {
-		etc, err = m.etcFiles(name)
+		etc, err = m.etcFiles(name, man)
 	}
 	if from := m.migratedFrom(name); from != "" {
 		apiEnv = append(apiEnv, migratedFromEnv+"="+from)

@@ -1,9 +1,13 @@
 // Package chutedns is the resolver chutes use: a small forwarding DNS
 // server on the gateway's address in the chute subnet, port 53, UDP and
-// TCP. It answers the names the gateway knows itself, forwards the rest
-// to the host's upstream resolvers for chutes with WAN access, and
-// refuses the rest: a chute without `wan` learns no outside names (a
-// resolver that forwards for it would be a channel out of its sandbox).
+// TCP. It answers the names the gateway knows itself, and to each chute
+// its own name and its mutual peers' (single labels, as chutes are named):
+// a chute does not learn by name which other chutes run, as any other
+// single label, or name under "paradrop.", is a name that does not exist
+// and is never sent upstream. It forwards the rest to the host's upstream
+// resolvers for chutes with WAN access, and refuses it to the others: a
+// chute without `wan` learns no outside names (a resolver that forwards
+// for it would be a channel out of its sandbox).
 //
 // Chutes are hostile, so every query is bounded: a rate per chute (the
 // excess is dropped, not answered), queries in flight per chute and in
@@ -29,7 +33,14 @@ import (
 type Client struct {
 	Name string
 	WAN  bool // the chute may reach the WAN, so its queries are forwarded
+	// Names are the chute names it may resolve, with their addresses: its
+	// own and its mutual peers'.
+	Names map[string][]netip.Addr
 }
+
+// localZone is the name under which the gateway's own names live: names
+// in it, and single labels (chute names), are answered here or not at all.
+const localZone = "paradrop."
 
 // Config is the resolver's configuration. The zero values of the bounds
 // are the defaults below.
@@ -224,8 +235,21 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 		return
 	}
 	q := r.Question[0]
-	if addrs, ok := s.local[dns.CanonicalName(q.Name)]; ok {
+	name := dns.CanonicalName(q.Name)
+	if addrs, ok := s.local[name]; ok {
 		s.answerLocal(w, r, overTCP, q, addrs)
+		return
+	}
+	if dns.CountLabel(name) <= 1 || dns.IsSubDomain(localZone, name) {
+		// A chute's name, or the gateway's zone: what this chute may know
+		// of it, else no such name, whether another chute has it or not.
+		for n, addrs := range who.Names {
+			if dns.CanonicalName(n) == name {
+				s.answerLocal(w, r, overTCP, q, addrs)
+				return
+			}
+		}
+		s.reply(w, r, overTCP, dns.RcodeNameError)
 		return
 	}
 	if !who.WAN || len(s.cfg.Upstreams) == 0 {
@@ -325,6 +349,7 @@ func (s *Server) reply(w dns.ResponseWriter, r *dns.Msg, overTCP bool, rcode int
 	m := new(dns.Msg)
 	m.SetRcode(r, rcode)
 	m.RecursionAvailable = rcode != dns.RcodeRefused
+	m.Authoritative = rcode == dns.RcodeNameError
 	if !overTCP {
 		m.Truncate(dns.MinMsgSize)
 	}

@@ -19,6 +19,7 @@ var (
 	lanChute   = netip.MustParseAddr("127.0.0.3")
 	answerAddr = netip.MustParseAddr("198.51.100.7")
 	gwAddr     = netip.MustParseAddr("10.131.0.1")
+	friendAddr = netip.MustParseAddr("10.131.0.12")
 )
 
 // upstream is a test DNS server answering every A query with answerAddr
@@ -69,9 +70,9 @@ func startResolver(t *testing.T, cfg Config) string {
 	cfg.Lookup = func(a netip.Addr) (Client, bool) {
 		switch a {
 		case wanChute:
-			return Client{Name: "wan", WAN: true}, true
+			return Client{Name: "wan", WAN: true, Names: map[string][]netip.Addr{"wan": {wanChute}, "friend": {friendAddr}}}, true
 		case lanChute:
-			return Client{Name: "lan"}, true
+			return Client{Name: "lan", Names: map[string][]netip.Addr{"lan": {lanChute}}}, true
 		}
 		return Client{}, false
 	}
@@ -162,6 +163,44 @@ func TestChuteWithoutWANRefused(t *testing.T) {
 	}
 	if up.queries.Load() != 0 {
 		t.Errorf("upstream got %d queries from chutes without wan, want 0", up.queries.Load())
+	}
+}
+
+// A chute resolves its own name and its peers', whatever their case; any
+// other chute's name is a name that does not exist, as a name no chute
+// has, and neither is sent upstream (which answers everything here), so a
+// chute learns nothing of which other chutes run.
+func TestChuteNames(t *testing.T) {
+	up := startUpstream(t, 0)
+	srv := startResolver(t, Config{Upstreams: []string{up.addr}})
+	for _, c := range []struct {
+		from  netip.Addr
+		name  string
+		rcode int
+		want  netip.Addr
+	}{
+		{wanChute, "wan", dns.RcodeSuccess, wanChute},
+		{wanChute, "Friend", dns.RcodeSuccess, friendAddr},
+		{lanChute, "lan", dns.RcodeSuccess, lanChute},
+		{wanChute, "lan", dns.RcodeNameError, netip.Addr{}},    // a chute, not its peer
+		{wanChute, "nosuch", dns.RcodeNameError, netip.Addr{}}, // no chute
+		{lanChute, "wan", dns.RcodeNameError, netip.Addr{}},
+		{lanChute, "friend", dns.RcodeNameError, netip.Addr{}}, // wan's peer, not lan's
+		{wanChute, "lan.paradrop", dns.RcodeNameError, netip.Addr{}},
+		{wanChute, "other.gateway.paradrop", dns.RcodeNameError, netip.Addr{}},
+	} {
+		for _, netw := range []string{"udp", "tcp"} {
+			r, err := ask(t, netw, c.from, srv, c.name, 3*time.Second)
+			if err != nil {
+				t.Fatalf("%s asking for %s over %s: %v", c.from, c.name, netw, err)
+			}
+			if r.Rcode != c.rcode || answerOf(r) != c.want {
+				t.Errorf("%s asking for %s over %s: %s, want %s %v", c.from, c.name, netw, r, dns.RcodeToString[c.rcode], c.want)
+			}
+		}
+	}
+	if up.queries.Load() != 0 {
+		t.Errorf("upstream got %d queries for chute names, want 0", up.queries.Load())
 	}
 }
 

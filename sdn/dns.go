@@ -14,17 +14,34 @@ const DNSPort = 53
 // Gateway is the gateway's address in the chute subnet.
 func (n *Network) Gateway() netip.Addr { return n.gateway }
 
-// ChuteAt names the attached chute that has address a, and whether its
-// policy lets it reach the WAN.
-func (n *Network) ChuteAt(a netip.Addr) (name string, wan, ok bool) {
+// DNSView is what the resolver may tell the chute at an address.
+type DNSView struct {
+	Name string
+	WAN  bool // its policy lets it reach the WAN
+	// Names are the chutes it may reach by name, itself and its mutual
+	// peers, with their addresses (IPv4, and IPv6 when the network has it).
+	Names map[string][]netip.Addr
+}
+
+// ChuteAt is the view of the attached chute that has address a (IPv4 or
+// IPv6), as of now: peers attached or gone since change it.
+func (n *Network) ChuteAt(a netip.Addr) (DNSView, bool) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	for _, c := range n.chutes {
-		if c.IP == a {
-			return c.Name, c.Net.WAN, true
+		if c.IP != a && n.Address6(c.IP) != a {
+			continue
 		}
+		v := DNSView{Name: c.Name, WAN: c.Net.WAN, Names: map[string][]netip.Addr{}}
+		for _, p := range append(mutualPeers(c, n.chutes), c) {
+			v.Names[p.Name] = []netip.Addr{p.IP}
+			if a6 := n.Address6(p.IP); a6.IsValid() {
+				v.Names[p.Name] = append(v.Names[p.Name], a6)
+			}
+		}
+		return v, true
 	}
-	return "", false, false
+	return DNSView{}, false
 }
 
 // ListenDNS listens at the gateway's address in the chute subnet, port

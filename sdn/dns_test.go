@@ -18,14 +18,17 @@ import (
 // through the flows: a chute with wan resolves a name its upstream (a
 // test server in the gateway's namespace, never the real network) knows,
 // over UDP and TCP; a chute without wan is refused it and still gets
-// the gateway's own name.
+// the gateway's own name. Chutes resolve their own name and their mutual
+// peers', and no other chute's: spy lists web as its peer, web does not
+// list spy, and spy learns nothing of web.
 func TestChuteDNS(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root (chutedns's own tests run without)")
 	}
 	tb := newTestbed(t)
-	web, _ := tb.chute(t, "web", 0, Policy{WAN: true}, Bandwidth{})
-	db, _ := tb.chute(t, "db", 1, Policy{}, Bandwidth{})
+	web, webC := tb.chute(t, "web", 0, Policy{WAN: true, Peers: []string{"db"}}, Bandwidth{})
+	db, dbC := tb.chute(t, "db", 1, Policy{Peers: []string{"web"}}, Bandwidth{})
+	spy, _ := tb.chute(t, "spy", 2, Policy{WAN: true, Peers: []string{"web"}}, Bandwidth{})
 
 	answer := netip.MustParseAddr("198.51.100.77")
 	upAddr := netip.AddrPortFrom(lanGW.Addr(), 5353).String()
@@ -55,8 +58,8 @@ func TestChuteDNS(t *testing.T) {
 	s, err := chutedns.New(chutedns.Config{
 		Upstreams: []string{upAddr},
 		Lookup: func(a netip.Addr) (chutedns.Client, bool) {
-			name, wan, ok := tb.n.ChuteAt(a)
-			return chutedns.Client{Name: name, WAN: wan}, ok
+			v, ok := tb.n.ChuteAt(a)
+			return chutedns.Client{Name: v.Name, WAN: v.WAN, Names: v.Names}, ok
 		},
 		Dial:  tb.n.DialContext,
 		Local: map[string][]netip.Addr{"gateway.paradrop": {tb.n.Gateway()}},
@@ -105,5 +108,21 @@ func TestChuteDNS(t *testing.T) {
 	}
 	if r, err := ask(db, "udp", "gateway.paradrop"); err != nil || first(r) != tb.n.Gateway().String() {
 		t.Errorf("chute without wan asking for the gateway: %v, %v; want %s", r, err, tb.n.Gateway())
+	}
+	for _, c := range []struct {
+		from       *nettest.Host
+		name, want string
+		rcode      int
+	}{
+		{web, "web", webC.IP.String(), dns.RcodeSuccess},
+		{web, "db", dbC.IP.String(), dns.RcodeSuccess},
+		{db, "web", webC.IP.String(), dns.RcodeSuccess},
+		{spy, "web", "", dns.RcodeNameError},
+		{spy, "db", "", dns.RcodeNameError},
+		{db, "spy", "", dns.RcodeNameError},
+	} {
+		if r, err := ask(c.from, "udp", c.name); err != nil || r.Rcode != c.rcode || first(r) != c.want {
+			t.Errorf("%s asking for %s: %v, %v; want %s %q", c.from.Name, c.name, r, err, dns.RcodeToString[c.rcode], c.want)
+		}
 	}
 }

@@ -1,5 +1,6 @@
 // The operator's actions on a chute, shared by the dashboard's table and
-// the chute's page: start, stop, restart, update (upload) and remove.
+// the chute's page: start, stop, restart, update (upload) and remove; and
+// what both show of it (its owner, the link to its own page).
 
 import {chutePath, request, upload} from './api.js';
 import {announce, confirmDialog, h} from './dom.js';
@@ -100,3 +101,17 @@ export async function sendPackage(method, path, file, panel, signature = null) {
 
 // ownerName is who owns a chute, as the operator reads it.
 export const ownerName = (chute) => (chute.owner ? `developer ${chute.owner}` : 'operator');
+
+// pageLink links the chute's own page as LAN users reach it: the
+// gateway's LAN address at the port it exposes for its web server (the
+// port of its HTTP health check, else its port 80, else 443), if any.
+export function pageLink(c, lanAddr) {
+  const tcp = (c.manifest?.net?.expose || []).filter((e) => (e.proto || 'tcp') === 'tcp');
+  const healthPort = c.manifest?.health?.http?.port;
+  const e = tcp.find((x) => x.port === healthPort) || tcp.find((x) => x.port === 80) || tcp.find((x) => x.port === 443);
+  if (!lanAddr || !e) return null;
+  const host = lanAddr.includes(':') ? `[${lanAddr}]` : lanAddr;
+  const url = `${e.port === 443 ? 'https' : 'http'}://${host}:${e.gateway_port}/`;
+  return h('a', {class: 'chute-page', href: url, target: '_blank', rel: 'noopener noreferrer',
+    'aria-label': `${c.name}'s page on the LAN`, title: `${c.name}'s page, as the LAN sees it`}, 'page ↗');
+}

@@ -9,13 +9,15 @@ export const session = {
   clear: () => { whoami = null; sessionStorage.removeItem(tokenKey); },
 };
 
-// whoami is who the token is, as /api/v1/info says: {actor, operator}.
-// Asked once per login, so that pages never call what a developer may not.
+// whoami is who the token is, as /api/v1/info says: {actor, operator},
+// with the gateway's LAN address (lanAddr, '' for none) where chutes'
+// pages are. Asked once per login, so that pages never call what a
+// developer may not.
 let whoami = null;
 export async function identity(signal) {
   if (!whoami) {
-    const {actor = 'operator'} = await getJSON('/api/v1/info', {signal});
-    whoami = {actor, operator: actor === 'operator'};
+    const {actor = 'operator', lan_addr: lanAddr = ''} = await getJSON('/api/v1/info', {signal});
+    whoami = {actor, operator: actor === 'operator', lanAddr};
   }
   return whoami;
 }

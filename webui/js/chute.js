@@ -2,7 +2,7 @@
 // logs, its network rules and its history.
 
 import {APIError, chutePath, followLogs, getJSON, request} from './api.js';
-import {actionButtons, ownerName} from './actions.js';
+import {actionButtons, ownerName, pageLink} from './actions.js';
 import {changePanel, changeSummary, followChange, stepList} from './changes.js';
 import {Chart} from './charts.js';
 import {announce, h} from './dom.js';
@@ -80,7 +80,8 @@ export async function chutePage(view, signal, name, who = {operator: true}) {
       h('span', {class: `state-${c.state}`}, c.state), ` · version ${c.version} · up ${uptime(c)} · ${c.restarts} restarts`,
       ...(who.operator ? [' · owner ', h('span', {class: 'owner'}, ownerName(c))] : []),
       ' · ', ...(c.signed_by ? ['signed by key ', h('code', {class: 'signed-by', title: 'the minisign key ID that signed its package'}, c.signed_by)] : [h('span', {class: 'unsigned'}, 'unsigned')]),
-      ...(c.error ? [h('span', {class: 'error'}, ` · ${c.error}`)] : []));
+      ...(c.error ? [h('span', {class: 'error'}, ` · ${c.error}`)] : []),
+      ...(pageLink(c, who.lanAddr) ? [' · ', pageLink(c, who.lanAddr)] : []));
     const focused = document.activeElement?.getAttribute('aria-label');
     actions.replaceChildren(...actionButtons(c, activity, refreshChute));
     if (focused) actions.querySelector(`[aria-label="${CSS.escape(focused)}"]`)?.focus();

@@ -5,7 +5,7 @@ import {changePanel} from './changes.js';
 import {Chart} from './charts.js';
 import {h} from './dom.js';
 import {bitsPerSecond, bytes, uptime} from './format.js';
-import {actionButtons, ownerName} from './actions.js';
+import {actionButtons, ownerName, pageLink} from './actions.js';
 import {poll} from './poll.js';
 import {quotaList} from './quota.js';
 
@@ -128,7 +128,8 @@ function tokenExpiry(tokens = []) {
 function renderRows(tbody, chutes, activity, refresh, who) {
   const focused = document.activeElement?.getAttribute('aria-label');
   tbody.replaceChildren(...chutes.map((c) => h('tr', {dataset: {chute: c.name}},
-    h('td', {'data-label': 'Name'}, h('a', {href: `/chutes/${encodeURIComponent(c.name)}`}, c.name)),
+    h('td', {'data-label': 'Name'}, h('a', {href: `/chutes/${encodeURIComponent(c.name)}`}, c.name),
+      pageLink(c, who.lanAddr)),
     who.operator ? h('td', {'data-label': 'Owner', class: 'owner'}, ownerName(c)) : null,
     h('td', {'data-label': 'State', class: `state-${c.state}`},
       c.state, c.error ? h('span', {class: 'hint'}, ` (${c.error})`) : null),
