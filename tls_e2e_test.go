@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/tls"
@@ -46,6 +47,8 @@ type lanDaemon struct {
 	log  string
 	cmd  *exec.Cmd
 	fp   string // the fingerprint its startup log printed
+	// https is the address of its HTTPS listener; "" is tlsLANPort.
+	https string
 }
 
 func newLANDaemon(t *testing.T) *lanDaemon {
@@ -66,7 +69,8 @@ var fingerprintLog = regexp.MustCompile(`TLS certificate .* SHA-256 fingerprint 
 func (d *lanDaemon) start(extra ...string) {
 	d.t.Helper()
 	os.Remove(d.log)
-	args := append([]string{"serve", "--data", d.data, "--listen", tlsLoopPort + "," + tlsLANPort,
+	https := cmp.Or(d.https, tlsLANPort)
+	args := append([]string{"serve", "--data", d.data, "--listen", tlsLoopPort + "," + https,
 		"--cgroup-parent", e2eCgroupParent, "--network=false"}, extra...)
 	d.cmd = exec.Command(d.bin, args...)
 	f, err := os.Create(d.log)
@@ -81,7 +85,7 @@ func (d *lanDaemon) start(extra ...string) {
 	d.t.Cleanup(d.stop)
 	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 		b, _ := os.ReadFile(d.log)
-		if bytes.Contains(b, []byte("API listening on "+tlsLANPort+" (HTTPS)")) {
+		if bytes.Contains(b, []byte("API listening on "+https+" (HTTPS)")) {
 			m := fingerprintLog.FindSubmatch(b)
 			if m == nil {
 				d.t.Fatalf("the startup log has no fingerprint:\n%s", b)
