@@ -21,6 +21,7 @@ import (
 	"paradrop/chute"
 	"paradrop/chute/archive"
 	"paradrop/chute/manifest"
+	"paradrop/chute/sandbox"
 	"paradrop/migrate"
 	"paradrop/sdn"
 	"paradrop/store"
@@ -155,6 +156,11 @@ func serve(ctx context.Context, opts serveOptions) error {
 	addrs, lan, err := apiAddrs(opts.listen, opts.network)
 	if err != nil {
 		return err
+	}
+	// Before OVS or any shim is started, so that they inherit it: out of
+	// memory, the kernel takes a chute, not the gateway's supervisor.
+	if err := sandbox.ProtectFromOOM(); err != nil {
+		opts.logf("keeping the daemon's OOM score, chutes get theirs raised instead: %v", err)
 	}
 	if err := os.MkdirAll(opts.dataDir, 0o700); err != nil {
 		return fmt.Errorf("data directory: %w", err)

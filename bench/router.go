@@ -388,7 +388,11 @@ type routerResult struct {
 	fitErr      string
 	fitBox      boxMem
 	fitOOM      uint64 // OOM kills in the box, over the whole run
-	load        string
+	// fitOOMGateway is those of the daemon's and OVS's groups (the
+	// daemon, its shims, OVS), not a chute's.
+	fitOOMGateway uint64
+	daemonOOMAdj  string // the daemon's oom_score_adj at the end; "" if it died
+	load          string
 }
 
 type procMem struct{ rss, anon int64 }
@@ -459,10 +463,13 @@ func (b *routerBox) measure(ctx context.Context, r *routerResult) error {
 	}
 	r.fitBox, _ = readBoxMem(b.box)
 	r.fitOOM = oomKillsBelow(b.box)
+	r.fitOOMGateway = oomKillsBelow(b.box+"/daemon") + oomKillsBelow(b.box+"/ovs")
 	select {
 	case <-b.d.exited:
 		r.fitErr += "; the daemon is dead: " + b.d.cmd.ProcessState.String()
 	default:
+		adj, _ := os.ReadFile(fmt.Sprintf("/proc/%d/oom_score_adj", b.d.cmd.Process.Pid))
+		r.daemonOOMAdj = strings.TrimSpace(string(adj))
 	}
 	load, _ := os.ReadFile("/proc/loadavg")
 	r.load = strings.Join(strings.Fields(string(load))[:3], " ")
@@ -715,9 +722,14 @@ func (r *routerResult) report() string {
 		cgroup.Detect(), boxMemory>>20, boxCPU)
 	fmt.Fprintf(&s, "- Chutes that run and answer: **%s**", fit)
 	if r.fitErr != "" {
-		fmt.Fprintf(&s, " (the next one: %s)", firstLine(r.fitErr))
+		fmt.Fprintf(&s, " (the next one: %s)", oneLine(r.fitErr))
 	}
-	fmt.Fprintf(&s, "; the box's memory then %s (anon %s), %d OOM kills in the box.\n", mib(r.fitBox.usage), mib(r.fitBox.anon), r.fitOOM)
+	fmt.Fprintf(&s, "; the box's memory then %s (anon %s), %d OOM kills in the box, %d of them in the daemon's and OVS's groups (daemon, shims, OVS)",
+		mib(r.fitBox.usage), mib(r.fitBox.anon), r.fitOOM, r.fitOOMGateway)
+	if r.daemonOOMAdj != "" {
+		fmt.Fprintf(&s, "; the daemon (oom_score_adj %s) survived", r.daemonOOMAdj)
+	}
+	s.WriteString(".\n")
 	fmt.Fprintf(&s, "- Memory a chute costs beyond its own processes: **%s** (shim %s + daemon %s + OVS %s, private memory per chute, 30 chutes); "+
 		"from the box's cgroup: %s. Goal ≤ 1 MiB: %s.\n",
 		mib(perChute), mib(shim), mib(perDaemon), mib(perOVS), mib(boxPer), metOr(perChute <= goalOverhead))
@@ -771,8 +783,9 @@ How it is measured:
 	return s.String()
 }
 
-func firstLine(s string) string {
-	s, _, _ = strings.Cut(s, "\n")
+func oneLine(s string) string {
+	// An API error's JSON body spans lines: keep its message too.
+	s = strings.Join(strings.Fields(s), " ")
 	if len(s) > 200 {
 		s = s[:200] + "…"
 	}

@@ -42,7 +42,8 @@ func TestMain(m *testing.M) {
 // fakeDaemon reads a Spec on stdin, starts it, prints the chute's pid and
 // waits to be killed. With the argument "warm" it starts the chute from a
 // Launcher's spare, and prints the pid of that spare before the chute's,
-// and that of the next, idle spare after it.
+// and that of the next, idle spare after it. With "hog" it first protects
+// itself from the OOM killer as serve does and holds daemonHeld bytes.
 func fakeDaemon(args []string) int {
 	var s sandbox.Spec
 	if err := json.NewDecoder(os.Stdin).Decode(&s); err != nil {
@@ -50,6 +51,12 @@ func fakeDaemon(args []string) int {
 		return 1
 	}
 	ctx := context.Background()
+	if len(args) > 0 && args[0] == "hog" {
+		if err := holdMemoryAsDaemon(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+	}
 	start := sandbox.Start
 	var l *sandbox.Launcher
 	if len(args) > 0 && args[0] == "warm" {
@@ -76,7 +83,11 @@ func fakeDaemon(args []string) int {
 		}
 		fmt.Println(pid)
 	}
-	select {}
+	// Not select{}: with nothing else left to run, the runtime would
+	// call that a deadlock and end the daemon.
+	for {
+		time.Sleep(time.Hour)
+	}
 }
 
 const hostIDBase = 200000

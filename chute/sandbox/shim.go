@@ -303,6 +303,9 @@ func (sh *shim) spawn() error {
 	outW[1].Close()
 	statusW.Close()
 	pid := sh.cmd.Process.Pid
+	if err := setChuteOOMScore(pid); err != nil {
+		return err
+	}
 
 	if s.ownNetNS() {
 		if err := adoptNetwork(s, pid); err != nil {
