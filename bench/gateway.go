@@ -7,22 +7,28 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/vishvananda/netns"
+
 	"paradrop/chute"
 	"paradrop/examples"
+	"paradrop/tlscert"
 )
 
 // busyboxRootfs fills dir with Debian's static busybox, its applet links
@@ -80,6 +86,7 @@ type daemon struct {
 	// cgroupParent is removed by stop: a daemon keeps its parent, as a
 	// gateway should, so every run left one per daemon in every hierarchy.
 	cgroupParent string
+	ns           string // its network namespace (/run/netns), "" the bench's
 }
 
 func startDaemon(ctx context.Context, bin, dataDir string) (*daemon, error) {
@@ -93,13 +100,18 @@ func startDaemonIn(ctx context.Context, bin, dataDir, cgroupParent string, flags
 	if err != nil {
 		return nil, err
 	}
+	return startDaemonAt(ctx, "", fmt.Sprintf("127.0.0.1:%d", port), bin, dataDir, cgroupParent, flags...)
+}
+
+// startDaemonAt is startDaemonIn listening at listen, in the named network
+// namespace (/run/netns/ns) unless ns is "".
+func startDaemonAt(ctx context.Context, ns, listen, bin, dataDir, cgroupParent string, flags ...string) (*daemon, error) {
 	logPath := filepath.Join(filepath.Dir(dataDir), "daemon.log")
 	logf, err := os.Create(logPath)
 	if err != nil {
 		return nil, fmt.Errorf("daemon log: %w", err)
 	}
 	defer logf.Close()
-	listen := fmt.Sprintf("127.0.0.1:%d", port)
 	// Not CommandContext: stop ends it gently, so chutes can be removed first.
 	// Off the host's network and out of the default cgroup parent, so the
 	// bench touches nothing a gateway running on this machine owns.
@@ -108,11 +120,20 @@ func startDaemonIn(ctx context.Context, bin, dataDir, cgroupParent string, flags
 	cmd.Args = append(cmd.Args, flags...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // no terminal ^C before cleanup
-	if err := cmd.Start(); err != nil {
+	// Only the network namespace (not ip netns exec, whose mount namespace
+	// would hide the daemon's /data volumes from the bench).
+	if err := inNetNS(ns, cmd.Start); err != nil {
 		return nil, fmt.Errorf("start daemon: %w", err)
 	}
 	d := &daemon{cmd: cmd, base: "http://" + listen + "/api/v1", logPath: logPath,
-		exited: make(chan struct{}), client: &http.Client{Timeout: 2 * time.Minute}, cgroupParent: cgroupParent}
+		exited: make(chan struct{}), client: &http.Client{Timeout: 2 * time.Minute}, cgroupParent: cgroupParent, ns: ns}
+	if ap, err := netip.ParseAddrPort(listen); err == nil && !ap.Addr().IsLoopback() {
+		// Off loopback serve answers HTTPS only, with a self-signed
+		// certificate: the bench's own calls (not measured) do not check
+		// it; migrations pin it (fingerprint).
+		d.base = "https://" + listen + "/api/v1"
+		d.client.Transport = &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}
+	}
 	go func() { cmd.Wait(); close(d.exited) }()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -305,4 +326,47 @@ func unmountUnder(dir string) {
 	for i := len(points) - 1; i >= 0; i-- {
 		syscall.Unmount(points[i], syscall.MNT_DETACH)
 	}
+}
+
+// inNetNS runs f on a thread in the named network namespace
+// (/run/netns/ns), or as it is if ns is "": a process f starts and a
+// socket f opens stay in it.
+func inNetNS(ns string, f func() error) error {
+	if ns == "" {
+		return f()
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	orig, err := netns.Get()
+	if err != nil {
+		return err
+	}
+	defer orig.Close()
+	h, err := netns.GetFromName(ns)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	if err := netns.Set(h); err != nil {
+		return err
+	}
+	ferr := f()
+	if err := netns.Set(orig); err != nil {
+		panic(fmt.Sprintf("back to the bench's network namespace: %v", err)) // the thread is unusable
+	}
+	return ferr
+}
+
+// fingerprint is the SHA-256 fingerprint of the certificate d serves over
+// HTTPS, as a migration to d pins it.
+func (d *daemon) fingerprint(ctx context.Context) (string, error) {
+	resp, err := d.client.Get(strings.TrimSuffix(d.base, "/api/v1") + "/api/v1/health")
+	if err != nil {
+		return "", err
+	}
+	resp.Body.Close()
+	if resp.TLS == nil || len(resp.TLS.PeerCertificates) == 0 {
+		return "", fmt.Errorf("%s: no certificate", d.base)
+	}
+	return tlscert.Of(resp.TLS.PeerCertificates[0].Raw).String(), nil
 }

@@ -7,7 +7,11 @@ package main
 // stream /data with tar over a TCP connection, start it on the other
 // gateway, where it was installed (and stopped) beforehand.
 //
-// Both gateways run with --network=false on loopback, so no client can
+// B runs in a network namespace of its own, its API at its address on a
+// fake WAN (a veth pair from A's namespace, the bench's, TEST-NET-2
+// addresses): our move and the tar stream by hand both cross it, not
+// loopback. Both gateways run with --network=false (no Open vSwitch per
+// gateway: the chutes' network is not what moves), so no client can
 // reach the chute: its answers are its heartbeat, a counter it writes to
 // /data/beat every 10 ms, which the bench polls every 10 ms on each
 // gateway. Downtime is from the last beat seen on A to the first new beat
@@ -123,7 +127,12 @@ func runMigrate(ctx context.Context, o options) (string, error) {
 		return "", err
 	}
 	defer a.stop()
-	b, err := startDaemonIn(ctx, bin, filepath.Join(tmp, "b", "data"), daemonCgroup+"-b")
+	wan, err := newFakeWAN(ctx)
+	if err != nil {
+		return "", err
+	}
+	defer wan.remove()
+	b, err := startDaemonAt(ctx, wan.ns, net.JoinHostPort(migrateWANB, "8443"), bin, filepath.Join(tmp, "b", "data"), daemonCgroup+"-b")
 	if err != nil {
 		return "", err
 	}
@@ -182,7 +191,7 @@ func runMigrate(ctx context.Context, o options) (string, error) {
 		met(float64(r16[0].bytes) <= 1.2*float64(16<<20) && float64(r64[0].bytes) <= 1.2*float64(64<<20)),
 		float64(r16[0].bytes)/float64(16<<20), float64(r64[0].bytes)/float64(64<<20))
 	summary = append(summary, goals)
-	body := fmt.Sprintf("Moving a chute between two gateways on this machine (loopback, `--network=false`; %d files in /data, one of them — 10%% — rewritten by the chute when told it moves; %d moves each): %s. Downtime is from the chute's last heartbeat on A to its first on B, both polled every 10 ms in /data; total is the call (ours) or stop + copy + start (by hand); bytes are what crossed: the package, /data, what changed while the chute was told (sent before the stop) and after the stop (ours), the tar stream (by hand). The handover grace (1 s) is not downtime: the chute runs through it.\n\n%s\nOurs after the stop, medians, from the steps of A's migration and B's install: A stopping the chute, the last delta sent, B installing it (the stream's end checked, its record, /data put in place), B starting it, B's answer reaching A (after the chute runs: not downtime).\n\n%s",
+	body := fmt.Sprintf("Moving a chute between two gateways on this machine over a fake WAN (B in a network namespace of its own, its API and the by-hand tar receiver at 198.51.100.2 behind a veth pair from A at 198.51.100.1: no delay or rate limit on it, both moves cross it; `--network=false`, no Open vSwitch per gateway; %d files in /data, one of them — 10%% — rewritten by the chute when told it moves; %d moves each): %s. Downtime is from the chute's last heartbeat on A to its first on B, both polled every 10 ms in /data; total is the call (ours) or stop + copy + start (by hand); bytes are what crossed: the package, /data, what changed while the chute was told (sent before the stop) and after the stop (ours), the tar stream (by hand). The handover grace (1 s) is not downtime: the chute runs through it.\n\n%s\nOurs after the stop, medians, from the steps of A's migration and B's install: A stopping the chute, the last delta sent, B installing it (the stream's end checked, its record, /data put in place), B starting it, B's answer reaching A (after the chute runs: not downtime).\n\n%s",
 		migrateFiles, migrateRuns, strings.Join(summary[:len(summary)-1], "; ")+". "+summary[len(summary)-1], tab.markdown(), phases.markdown())
 	return body, nil
 }
@@ -292,7 +301,15 @@ func moveOurs(ctx context.Context, a, b *daemon, dirs map[*daemon]string, pkg []
 	time.Sleep(300 * time.Millisecond)
 	stop := beats(dirs, a, b)
 	time.Sleep(100 * time.Millisecond) // A's beats seen before the move
-	body, _ := json.Marshal(map[string]string{"to": strings.TrimSuffix(b.base, "/api/v1"), "token": b.token})
+	to := map[string]string{"to": strings.TrimSuffix(b.base, "/api/v1"), "token": b.token}
+	if strings.HasPrefix(b.base, "https:") {
+		fp, err := b.fingerprint(ctx)
+		if err != nil {
+			return err
+		}
+		to["fingerprint"] = fp
+	}
+	body, _ := json.Marshal(to)
 	start := time.Now()
 	var c chute.Change
 	if _, err := a.call(ctx, "POST", "/chutes/mover/migrate?wait=1", bytes.NewReader(body), &c); err != nil {
@@ -357,7 +374,7 @@ func movePeer(ctx context.Context, a, b *daemon, dirs map[*daemon]string, pkg []
 		stop()
 		return err
 	}
-	moved, err := tarOverTCP(ctx, filepath.Join(dirs[a], "chutes", "mover", "data"), dataB)
+	moved, err := tarOverTCP(ctx, b.ns, filepath.Join(dirs[a], "chutes", "mover", "data"), dataB)
 	if err != nil {
 		stop()
 		return err
@@ -379,10 +396,15 @@ func movePeer(ctx context.Context, a, b *daemon, dirs map[*daemon]string, pkg []
 }
 
 // tarOverTCP streams src into dst as `tar c | ssh host tar x` would,
-// through a loopback TCP connection, owners kept; it returns the bytes of
-// the stream.
-func tarOverTCP(ctx context.Context, src, dst string) (int64, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+// through a TCP connection to B's address on the fake WAN (the listening
+// socket in B's namespace ns), owners kept; it returns the bytes of the
+// stream.
+func tarOverTCP(ctx context.Context, ns, src, dst string) (int64, error) {
+	var ln net.Listener
+	err := inNetNS(ns, func() (err error) {
+		ln, err = net.Listen("tcp", net.JoinHostPort(migrateWANB, "0"))
+		return err
+	})
 	if err != nil {
 		return 0, err
 	}
@@ -427,4 +449,51 @@ func (c *countWriter) Write(p []byte) (int, error) {
 	n, err := c.w.Write(p)
 	c.n += int64(n)
 	return n, err
+}
+
+// The fake WAN: a veth pair from the bench's namespace (A, migrateWANA)
+// to a namespace of B's own (migrateWANB), TEST-NET-2 addresses, no other
+// route; B's API and the by-hand tar stream's receiver listen at
+// migrateWANB, so both moves cross the veth, not loopback.
+const (
+	migrateWANA = "198.51.100.1"
+	migrateWANB = "198.51.100.2"
+)
+
+type fakeWAN struct {
+	ns, link string
+}
+
+func newFakeWAN(ctx context.Context) (*fakeWAN, error) {
+	id := strconv.Itoa(os.Getpid())
+	w := &fakeWAN{ns: "pdmigwan-" + id, link: "pdmw" + id}
+	ip := func(args ...string) error {
+		if out, err := exec.CommandContext(ctx, "ip", args...).CombinedOutput(); err != nil {
+			return fmt.Errorf("ip %s: %w: %s", strings.Join(args, " "), err, out)
+		}
+		return nil
+	}
+	if err := ip("netns", "add", w.ns); err != nil {
+		return nil, err
+	}
+	for _, args := range [][]string{
+		{"link", "add", w.link, "type", "veth", "peer", "name", "wan0", "netns", w.ns},
+		{"addr", "add", migrateWANA + "/30", "dev", w.link},
+		{"link", "set", w.link, "up"},
+		{"-n", w.ns, "addr", "add", migrateWANB + "/30", "dev", "wan0"},
+		{"-n", w.ns, "link", "set", "wan0", "up"},
+		{"-n", w.ns, "link", "set", "lo", "up"},
+	} {
+		if err := ip(args...); err != nil {
+			w.remove()
+			return nil, err
+		}
+	}
+	return w, nil
+}
+
+// remove deletes the namespace, and the veth pair with it.
+func (w *fakeWAN) remove() {
+	exec.Command("ip", "link", "del", w.link).Run()
+	exec.Command("ip", "netns", "del", w.ns).Run()
 }
