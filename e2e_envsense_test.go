@@ -170,24 +170,7 @@ func TestEnvSense(t *testing.T) {
 	// The owner's view: the page and API at the gateway's LAN address,
 	// from a LAN host.
 	owner := devices[0].HTTPClient(5 * time.Second)
-	get := func(path string, out any) error {
-		resp, err := owner.Get(page + path)
-		if err != nil {
-			return err
-		}
-		defer resp.Body.Close()
-		b, err := io.ReadAll(resp.Body)
-		if err != nil {
-			return err
-		}
-		if resp.StatusCode != 200 {
-			return fmt.Errorf("GET %s: %d %s", path, resp.StatusCode, b)
-		}
-		if out == nil {
-			return nil
-		}
-		return json.Unmarshal(b, out)
-	}
+	get := func(path string, out any) error { return lanGet(owner, page, path, out) }
 	status := func() envSenseStatus {
 		t.Helper()
 		var st envSenseStatus
@@ -420,30 +403,15 @@ func withVersion(t *testing.T, pkg []byte, v string) []byte {
 // d, so that a browser in the test's namespace sees the LAN's view.
 func relayTo(t *testing.T, d *lan.Device, addr string) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				up, err := d.DialContext(context.Background(), "tcp", addr)
-				if err != nil {
-					return
-				}
-				defer up.Close()
-				go io.Copy(up, c)
-				io.Copy(c, up)
-			}()
+	return acceptLoopback(t, func(c net.Conn) {
+		up, err := d.DialContext(context.Background(), "tcp", addr)
+		if err != nil {
+			return
 		}
-	}()
-	return ln.Addr().String()
+		defer up.Close()
+		go io.Copy(up, c)
+		io.Copy(c, up)
+	})
 }
 
 // readChuteFile reads path in the chute's current rootfs.

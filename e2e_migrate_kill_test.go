@@ -254,67 +254,53 @@ type phaseProxy struct {
 }
 
 func newPhaseProxy(t *testing.T, url string, at func(toB bool, n int64, chunk []byte, silent time.Duration) bool) *phaseProxy {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	p := &phaseProxy{addr: l.Addr().String(), done: make(chan struct{})}
+	p := &phaseProxy{done: make(chan struct{})}
 	var first atomic.Bool
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				u, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
+	p.addr = acceptLoopback(t, func(c net.Conn) {
+		u, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
+		if err != nil {
+			return
+		}
+		defer u.Close()
+		if !first.CompareAndSwap(false, true) {
+			go io.Copy(c, u)
+			io.Copy(u, c)
+			return
+		}
+		defer close(p.done)
+		var once sync.Once
+		cut := func() { once.Do(func() { c.Close(); u.Close() }) }
+		var mu sync.Mutex
+		var n int64
+		pipe := func(dst, src net.Conn, toB bool) {
+			defer cut()
+			last := time.Now()
+			buf := make([]byte, 32<<10)
+			for {
+				k, err := src.Read(buf)
+				if k > 0 {
+					mu.Lock()
+					if toB {
+						n += int64(k)
+					}
+					stop := at(toB, n, buf[:k], time.Since(last))
+					mu.Unlock()
+					last = time.Now()
+					if stop {
+						return
+					}
+					if _, err := dst.Write(buf[:k]); err != nil {
+						return
+					}
+				}
 				if err != nil {
 					return
 				}
-				defer u.Close()
-				if !first.CompareAndSwap(false, true) {
-					go io.Copy(c, u)
-					io.Copy(u, c)
-					return
-				}
-				defer close(p.done)
-				var once sync.Once
-				cut := func() { once.Do(func() { c.Close(); u.Close() }) }
-				var mu sync.Mutex
-				var n int64
-				pipe := func(dst, src net.Conn, toB bool) {
-					defer cut()
-					last := time.Now()
-					buf := make([]byte, 32<<10)
-					for {
-						k, err := src.Read(buf)
-						if k > 0 {
-							mu.Lock()
-							if toB {
-								n += int64(k)
-							}
-							stop := at(toB, n, buf[:k], time.Since(last))
-							mu.Unlock()
-							last = time.Now()
-							if stop {
-								return
-							}
-							if _, err := dst.Write(buf[:k]); err != nil {
-								return
-							}
-						}
-						if err != nil {
-							return
-						}
-					}
-				}
-				go pipe(c, u, false)
-				pipe(u, c, true)
-			}()
+			}
 		}
-	}()
+		go pipe(c, u, false)
+		pipe(u, c, true)
+	})
 	return p
 }
 

@@ -229,24 +229,7 @@ func TestSecCams(t *testing.T) {
 	// The owner's view: the page and API at the gateway's LAN address.
 	page := "http://" + netip.AddrPortFrom(lanAddr.Addr(), secCamsPort).String()
 	owner := laptop.HTTPClient(5 * time.Second)
-	get := func(path string, out any) error {
-		resp, err := owner.Get(page + path)
-		if err != nil {
-			return err
-		}
-		defer resp.Body.Close()
-		b, err := io.ReadAll(resp.Body)
-		if err != nil {
-			return err
-		}
-		if resp.StatusCode != 200 {
-			return fmt.Errorf("GET %s: %d %s", path, resp.StatusCode, b)
-		}
-		if out == nil {
-			return nil
-		}
-		return json.Unmarshal(b, out)
-	}
+	get := func(path string, out any) error { return lanGet(owner, page, path, out) }
 	status := func() secCamsStatus {
 		t.Helper()
 		var st secCamsStatus
