@@ -5,39 +5,34 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
-	"github.com/miekg/dns"
-	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
 	"paradrop/api"
 	"paradrop/examples"
 	"paradrop/examples/camera"
+	"paradrop/examples/cloud"
 	"paradrop/examples/lan"
-	"paradrop/netconf"
 	"paradrop/netconf/nettest"
 	"paradrop/sdn"
 )
 
-// The addresses SecCams' chute.yaml names: its camera on the LAN and its
-// cloud's alert host, by name.
+// The addresses SecCams' chute.yaml names: its camera on the LAN (its
+// cloud's alert host, by name, is one of demoCloudNames).
 const (
-	secCamsCamera    = "198.51.100.30"
-	secCamsAlertHost = "alerts.seccams.example."
-	secCamsPort      = 8003
-	secCamsCloudWeb  = "203.0.113.80:80" // the vendor's address for owners, redirected to the chute
+	secCamsCamera   = "198.51.100.30"
+	secCamsPort     = 8003
+	secCamsCloudWeb = "203.0.113.80:80" // the vendor's address for owners, redirected to the chute
 )
 
 type secCamsEvent struct {
@@ -81,69 +76,23 @@ func chuteCPU(t *testing.T, base, operator string) float64 {
 	return sum / float64(len(last))
 }
 
-// cloudHost is the vendor's cloud on the fake WAN: a DNS server for its
-// names and the alert receiver.
-type cloudHost struct {
-	mu     sync.Mutex
-	alerts []map[string]any
-}
-
-func (c *cloudHost) received() []map[string]any {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return append([]map[string]any(nil), c.alerts...)
-}
-
-// startCloud serves, in h at addr, DNS answering name with addr (and
-// NXDOMAIN for anything else) and HTTP taking POST /api/alerts.
-func startCloud(t *testing.T, h *nettest.Host, addr netip.Addr, name string) *cloudHost {
+// secCamsAlerts are the alerts the chute POSTed to the cloud's
+// /api/alerts (where its chute.yaml sends them), decoded.
+func secCamsAlerts(t *testing.T, c *cloud.Cloud) []map[string]any {
 	t.Helper()
-	c := &cloudHost{}
-	answer := dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
-		m := new(dns.Msg)
-		m.SetReply(r)
-		if q := r.Question; len(q) == 1 && strings.EqualFold(q[0].Name, name) {
-			if q[0].Qtype == dns.TypeA {
-				m.Answer = append(m.Answer, &dns.A{Hdr: dns.RR_Header{Name: q[0].Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 5}, A: addr.AsSlice()})
-			}
-		} else {
-			m.Rcode = dns.RcodeNameError
+	var out []map[string]any
+	for _, a := range c.Alerts() {
+		if a.Method != http.MethodPost || a.Path != "/api/alerts" {
+			continue
 		}
-		w.WriteMsg(m)
-	})
-	mux := http.NewServeMux()
-	mux.HandleFunc("POST /api/alerts", func(w http.ResponseWriter, r *http.Request) {
-		var a map[string]any
-		if err := json.NewDecoder(io.LimitReader(r.Body, 64<<10)).Decode(&a); err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
+		var m map[string]any
+		if err := json.Unmarshal([]byte(a.Body), &m); err != nil {
+			t.Errorf("alert %s: %v", a.Body, err)
+			continue
 		}
-		c.mu.Lock()
-		c.alerts = append(c.alerts, a)
-		c.mu.Unlock()
-	})
-	var pc net.PacketConn
-	var dnsLn, httpLn net.Listener
-	if err := netconf.InNetNS(h.NetNS, func() (err error) {
-		if pc, err = net.ListenPacket("udp", netip.AddrPortFrom(addr, 53).String()); err != nil {
-			return err
-		}
-		if dnsLn, err = net.Listen("tcp", netip.AddrPortFrom(addr, 53).String()); err != nil {
-			return err
-		}
-		httpLn, err = net.Listen("tcp", netip.AddrPortFrom(addr, 80).String())
-		return err
-	}); err != nil {
-		t.Fatal(err)
+		out = append(out, m)
 	}
-	for _, srv := range []*dns.Server{{Handler: answer, PacketConn: pc}, {Handler: answer, Listener: dnsLn}} {
-		go srv.ActivateAndServe()
-		t.Cleanup(func() { srv.Shutdown() })
-	}
-	web := &http.Server{Handler: mux}
-	go web.Serve(httpLn)
-	t.Cleanup(func() { web.Close() })
-	return c
+	return out
 }
 
 // TestSecCams runs the real daemon with a simulated DCS-931L on its LAN and
@@ -171,11 +120,17 @@ func TestSecCams(t *testing.T) {
 	// The gateway in a namespace of its own, a WAN uplink to the cloud
 	// host, and the camera and the owner's laptop on its LAN.
 	lanAddr := netip.MustParsePrefix("198.51.100.1/24")
-	cloudAddr := netip.MustParseAddr("203.0.113.5")
-	gw, cloudNS := nettest.NewHost(t), nettest.NewHost(t)
-	nettest.Veth(t, nettest.End{Host: cloudNS, If: "eth0", Addr: netip.PrefixFrom(cloudAddr, 24)},
-		nettest.End{Host: gw, If: "wan0", Addr: netip.MustParsePrefix("203.0.113.1/24")})
-	cloud := startCloud(t, cloudNS, cloudAddr, secCamsAlertHost)
+	gw := nettest.NewHost(t)
+	internet, err := cloud.Start(cloud.Config{Dir: t.TempDir(), NetNS: gw.NetNS, Uplink: "wan0",
+		Gateway: demoWANAddr, Host: demoCloudHost, Names: demoCloudNames, Logf: t.Logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := internet.Close(); err != nil {
+			t.Error(err)
+		}
+	})
 	l := lan.New(t.TempDir(), gw.NetNS, lanAddr)
 	t.Cleanup(func() {
 		if err := l.Close(); err != nil {
@@ -207,7 +162,7 @@ func TestSecCams(t *testing.T) {
 	addr := startServe(t, serveOptions{
 		dataDir: data, maxUpload: 64 << 20, maxUnpacked: 256 << 20, cgroups: cgroups,
 		network: &sdn.Config{NetNS: gw.NetNS, Subnet: sdn.DefaultSubnet, LANPorts: l.Ports(), LANAddr: lanAddr, WAN: "wan0"},
-		dns:     dnsOptions{upstreams: []string{netip.AddrPortFrom(cloudAddr, 53).String()}},
+		dns:     dnsOptions{upstreams: []string{internet.DNS().String()}},
 	})
 	tok, err := os.ReadFile(filepath.Join(data, api.TokenFile))
 	if err != nil {
@@ -300,7 +255,7 @@ func TestSecCams(t *testing.T) {
 	})
 	t.Logf("event %s %v after the motion began", ev.ID, time.Since(moved).Round(time.Millisecond))
 	waitFor("the alert at the cloud host", 20*time.Second, func() bool {
-		for _, a := range cloud.received() {
+		for _, a := range secCamsAlerts(t, internet) {
 			if a["event"] == ev.ID && a["camera"] == "front-door" {
 				return true
 			}
@@ -333,16 +288,7 @@ func TestSecCams(t *testing.T) {
 	// alert waits, and goes once the WAN is back.
 	wan := func(up bool) {
 		t.Helper()
-		if err := netconf.InNetNS(gw.NetNS, func() error {
-			l, err := netlink.LinkByName("wan0")
-			if err != nil {
-				return err
-			}
-			if up {
-				return netlink.LinkSetUp(l)
-			}
-			return netlink.LinkSetDown(l)
-		}); err != nil {
+		if err := internet.SetUplink(up); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -379,7 +325,7 @@ func TestSecCams(t *testing.T) {
 	}
 	wan(true)
 	waitFor("the delayed alert at the cloud host", 45*time.Second, func() bool {
-		for _, a := range cloud.received() {
+		for _, a := range secCamsAlerts(t, internet) {
 			if a["event"] == offline.ID {
 				return true
 			}
