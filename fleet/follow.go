@@ -90,16 +90,9 @@ func (s *Server) followLoop(ctx context.Context, cfg FollowConfig) {
 		return s.ctl.FollowView(rctx, gw)
 	}
 	tr := follow.NewTracker(cfg.Hold)
-	tick := time.NewTicker(every)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case now := <-tick.C:
-			followRound(ctx, now, tr, cfg, view, s.cfg.Logf)
-		}
-	}
+	follow.Loop(ctx, every, func(ctx context.Context, now time.Time) []follow.Move {
+		return followRound(ctx, now, tr, cfg, view, s.cfg.Logf)
+	})
 }
 
 // followRound is one look at the gateways and the moves it starts.

@@ -31,15 +31,19 @@ type Peers struct {
 }
 
 // Run polls until ctx ends.
-func (p *Peers) Run(ctx context.Context) {
-	tick := time.NewTicker(p.Poll)
+func (p *Peers) Run(ctx context.Context) { Loop(ctx, p.Poll, p.Round) }
+
+// Loop calls round every period, with the tick's time, until ctx ends:
+// follow-me's poll, between peers (Peers.Run) or from a fleet controller.
+func Loop(ctx context.Context, every time.Duration, round func(context.Context, time.Time) []Move) {
+	tick := time.NewTicker(every)
 	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case now := <-tick.C:
-			p.Round(ctx, now)
+			round(ctx, now)
 		}
 	}
 }
