@@ -27,7 +27,6 @@ import (
 
 	"paradrop/api"
 	"paradrop/examples"
-	"paradrop/examples/cloud"
 	"paradrop/examples/lan"
 	"paradrop/examples/sensor"
 	"paradrop/netconf/nettest"
@@ -81,23 +80,7 @@ func TestEnvSense(t *testing.T) {
 	// The gateway in a namespace of its own, a WAN uplink to a cloud host,
 	// and the sensors on its LAN.
 	lanAddr := netip.MustParsePrefix("198.51.100.1/24")
-	gw := nettest.NewHost(t)
-	internet, err := cloud.Start(cloud.Config{Dir: t.TempDir(), NetNS: gw.NetNS, Uplink: "wan0",
-		Gateway: demoWANAddr, Host: demoCloudHost, Names: demoCloudNames, Logf: t.Logf})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := internet.Close(); err != nil {
-			t.Error(err)
-		}
-	})
-	l := lan.New(t.TempDir(), gw.NetNS, lanAddr)
-	t.Cleanup(func() {
-		if err := l.Close(); err != nil {
-			t.Error(err)
-		}
-	})
+	gw, internet, l := startTestHome(t, lanAddr)
 	modes := map[string]*atomic.Value{}
 	configs := []sensor.Config{
 		{ID: "s1", Interval: 500 * time.Millisecond},

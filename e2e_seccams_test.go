@@ -22,7 +22,6 @@ import (
 	"paradrop/examples"
 	"paradrop/examples/camera"
 	"paradrop/examples/cloud"
-	"paradrop/examples/lan"
 	"paradrop/netconf/nettest"
 	"paradrop/sdn"
 )
@@ -120,23 +119,7 @@ func TestSecCams(t *testing.T) {
 	// The gateway in a namespace of its own, a WAN uplink to the cloud
 	// host, and the camera and the owner's laptop on its LAN.
 	lanAddr := netip.MustParsePrefix("198.51.100.1/24")
-	gw := nettest.NewHost(t)
-	internet, err := cloud.Start(cloud.Config{Dir: t.TempDir(), NetNS: gw.NetNS, Uplink: "wan0",
-		Gateway: demoWANAddr, Host: demoCloudHost, Names: demoCloudNames, Logf: t.Logf})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := internet.Close(); err != nil {
-			t.Error(err)
-		}
-	})
-	l := lan.New(t.TempDir(), gw.NetNS, lanAddr)
-	t.Cleanup(func() {
-		if err := l.Close(); err != nil {
-			t.Error(err)
-		}
-	})
+	gw, internet, l := startTestHome(t, lanAddr)
 	camDev, err := l.Add("camera", "lan0", netip.MustParseAddr(secCamsCamera))
 	if err != nil {
 		t.Fatal(err)

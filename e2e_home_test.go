@@ -6,8 +6,39 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"testing"
+
+	"paradrop/examples/cloud"
+	"paradrop/examples/lan"
+	"paradrop/netconf/nettest"
 )
+
+// startTestHome makes a home as the demo has it, for a test: the gateway's
+// namespace, its WAN uplink "wan0" to the demo's fake Internet (its names
+// and addresses) and its LAN at lanAddr, with no device yet; all removed
+// when the test ends.
+func startTestHome(t *testing.T, lanAddr netip.Prefix) (*nettest.Host, *cloud.Cloud, *lan.LAN) {
+	t.Helper()
+	gw := nettest.NewHost(t)
+	internet, err := cloud.Start(cloud.Config{Dir: t.TempDir(), NetNS: gw.NetNS, Uplink: "wan0",
+		Gateway: demoWANAddr, Host: demoCloudHost, Names: demoCloudNames, Logf: t.Logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := internet.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	l := lan.New(t.TempDir(), gw.NetNS, lanAddr)
+	t.Cleanup(func() {
+		if err := l.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	return gw, internet, l
+}
 
 // lanGet GETs base+path with c, a LAN host's client (the owner's view of a
 // chute's page), and decodes a 200 answer's JSON into out; with out nil the
