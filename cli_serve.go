@@ -157,11 +157,6 @@ func serve(ctx context.Context, opts serveOptions) error {
 	if err != nil {
 		return err
 	}
-	// Before OVS or any shim is started, so that they inherit it: out of
-	// memory, the kernel takes a chute, not the gateway's supervisor.
-	if err := sandbox.ProtectFromOOM(); err != nil {
-		opts.logf("keeping the daemon's OOM score, chutes get theirs raised instead: %v", err)
-	}
 	if err := os.MkdirAll(opts.dataDir, 0o700); err != nil {
 		return fmt.Errorf("data directory: %w", err)
 	}
@@ -170,6 +165,13 @@ func serve(ctx context.Context, opts serveOptions) error {
 		return err
 	}
 	defer db.Close()
+	// Once this daemon owns the data directory (a second one refused
+	// above says only that), and before OVS or any shim is started, so
+	// that they inherit it: out of memory, the kernel takes a chute, not
+	// the gateway's supervisor.
+	if err := sandbox.ProtectFromOOM(); err != nil {
+		opts.logf("keeping the daemon's OOM score, chutes get theirs raised instead: %v", err)
+	}
 
 	tokenPath, created, err := api.EnsureOperatorToken(db, opts.dataDir)
 	if err != nil {
