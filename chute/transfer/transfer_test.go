@@ -374,3 +374,76 @@ func FuzzReader(f *testing.F) {
 		}
 	})
 }
+
+// TestSwappedForALink: a running chute swaps a file the walk saw as
+// regular for a symlink out of /data, or its directory for one, or the
+// file for a FIFO, before the daemon (host root) opens it to send it.
+// Nothing outside /data is read, and a FIFO does not block the sender:
+// while the chute runs, the entry is sent as changed (Delta sends it
+// again as what it is then); once it is stopped, that is an error.
+func TestSwappedForALink(t *testing.T) {
+	secret := []byte("host secret, not the chute's")
+	outside := t.TempDir()
+	if err := os.WriteFile(filepath.Join(outside, "f"), secret, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	hdr := &tar.Header{Typeflag: tar.TypeReg, Mode: 0o600, Size: int64(len(secret))} // what the walk saw
+	for _, c := range []struct {
+		name, rel string
+		swap      func(root string) error
+	}{
+		{"file to a symlink", "f", func(root string) error {
+			return os.Symlink(filepath.Join(outside, "f"), filepath.Join(root, "f"))
+		}},
+		{"directory to a symlink", "d/f", func(root string) error { return os.Symlink(outside, filepath.Join(root, "d")) }},
+		{"relative symlink", "f", func(root string) error {
+			rel, err := filepath.Rel(root, filepath.Join(outside, "f"))
+			if err != nil {
+				return err
+			}
+			return os.Symlink(rel, filepath.Join(root, "f"))
+		}},
+		{"file to a FIFO", "f", func(root string) error { return unix.Mkfifo(filepath.Join(root, "f"), 0o600) }},
+	} {
+		for _, live := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%s live=%v", c.name, live), func(t *testing.T) {
+				root := t.TempDir()
+				if err := c.swap(root); err != nil {
+					t.Fatal(err)
+				}
+				// Were the FIFO opened for reading, a writer ends the wait.
+				defer func() {
+					if fd, err := unix.Open(filepath.Join(root, "f"), unix.O_WRONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0); err == nil {
+						unix.Close(fd)
+					}
+				}()
+				var buf bytes.Buffer
+				w := NewWriter(&buf)
+				type result struct {
+					changed bool
+					err     error
+				}
+				done := make(chan result, 1)
+				go func() {
+					_, changed, err := w.entry(KindData, root, c.rel, hdr, live)
+					done <- result{changed, err}
+				}()
+				var r result
+				select {
+				case r = <-done:
+				case <-time.After(5 * time.Second):
+					t.Fatal("the sender is still opening the swapped file after 5 s")
+				}
+				if bytes.Contains(buf.Bytes(), secret) {
+					t.Fatal("the stream carries the file outside /data")
+				}
+				switch {
+				case live && (r.err != nil || !r.changed):
+					t.Errorf("while the chute runs: changed %v, error %v; want it sent as changed", r.changed, r.err)
+				case !live && r.err == nil:
+					t.Error("once the chute is stopped: no error")
+				}
+			})
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -234,10 +235,10 @@ func (w *Writer) entry(kind, root, rel string, hdr *tar.Header, live bool) (int6
 	var f *os.File
 	if h.Typeflag == tar.TypeReg {
 		var err error
-		if f, err = os.Open(filepath.Join(root, filepath.FromSlash(rel))); err != nil {
-			if live && os.IsNotExist(err) {
-				// Gone since the walk saw it: sent empty, and by Delta
-				// deleted.
+		if f, err = openSent(root, filepath.FromSlash(rel)); err != nil {
+			if live && errors.Is(err, errChanged) {
+				// Gone or no regular file since the walk saw it: sent
+				// empty, and by Delta deleted or sent as what it is.
 				f = nil
 			} else {
 				return 0, false, err
@@ -271,6 +272,40 @@ func (w *Writer) entry(kind, root, rel string, hdr *tar.Header, live bool) (int6
 	}
 	m, err := io.Copy(hashWriter{w.tw, s}, io.LimitReader(zeros{}, h.Size-n))
 	return n + m, true, err
+}
+
+// errChanged: what the walk saw as a regular file under root is gone, or
+// is no regular file under root any more.
+var errChanged = errors.New("changed since the walk")
+
+// openSent opens the regular file rel under root to send it, through no
+// symlink and without blocking: a running chute may swap a file the walk
+// saw, or a directory above it, for a symlink out of /data, which the
+// daemon, as host root, would read and send; or the file for a FIFO,
+// whose open would wait for a writer that never comes.
+func openSent(root, rel string) (*os.File, error) {
+	dfd, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: root, Err: err}
+	}
+	defer unix.Close(dfd)
+	fd, err := unix.Openat2(dfd, rel, &unix.OpenHow{Flags: unix.O_RDONLY | unix.O_NOFOLLOW | unix.O_NONBLOCK | unix.O_CLOEXEC,
+		Resolve: uint64(beneath | unix.RESOLVE_NO_XDEV)})
+	switch {
+	case errors.Is(err, unix.ENOENT), errors.Is(err, unix.ELOOP), errors.Is(err, unix.ENOTDIR), errors.Is(err, unix.EXDEV):
+		return nil, fmt.Errorf("%s: %w (%v)", rel, errChanged, err)
+	case err != nil:
+		return nil, &os.PathError{Op: "open", Path: filepath.Join(root, rel), Err: err}
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
+		unix.Close(fd)
+		if err != nil {
+			return nil, &os.PathError{Op: "stat", Path: filepath.Join(root, rel), Err: err}
+		}
+		return nil, fmt.Errorf("%s: %w (no regular file)", rel, errChanged)
+	}
+	return os.NewFile(uintptr(fd), filepath.Join(root, rel)), nil
 }
 
 type zeros struct{}
