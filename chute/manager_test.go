@@ -1,6 +1,7 @@
 package chute
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
 	"errors"
@@ -139,6 +140,30 @@ func pkg(t *testing.T, manifest string, files map[string]string) []byte {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// symlinkedPkg is a package whose rootfs has at name a symlink to target.
+func symlinkedPkg(t *testing.T, name, target string) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	tw := tar.NewWriter(&b)
+	man := []byte("name: linked\nversion: 1.0.0\ncommand: [/bin/true]\n")
+	for _, h := range []*tar.Header{
+		{Name: "chute.yaml", Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(man))},
+		{Name: "rootfs/", Typeflag: tar.TypeDir, Mode: 0o755},
+		{Name: "rootfs/" + name, Typeflag: tar.TypeSymlink, Linkname: target, Mode: 0o777},
+	} {
+		if err := tw.WriteHeader(h); err != nil {
+			t.Fatal(err)
+		}
+		if h.Size > 0 {
+			tw.Write(man)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
 }
 
 // eventually polls cond until it holds or the deadline passes.
@@ -413,6 +438,17 @@ func TestBadInstallsLeaveNothing(t *testing.T) {
 			t.Errorf("chute directory left: %v", err)
 		}
 	})
+	// The shim and init mount over these in the chute's rootfs, by path,
+	// as host root (/sys) or before pivot_root, where an absolute
+	// symlink means the host's tree: only a real directory is taken.
+	for _, mp := range mountpoints {
+		t.Run("rootfs/"+mp+" a symlink", func(t *testing.T) {
+			_, err := g.m.Install(context.Background(), bytes.NewReader(symlinkedPkg(t, mp, "/tmp")), Origin{})
+			if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "rootfs/"+mp+" must be a directory") {
+				t.Fatalf("err = %v, want ErrInvalid naming rootfs/%s", err, mp)
+			}
+		})
+	}
 	t.Run("duplicate name", func(t *testing.T) {
 		g.install(pkg(t, counterV1, nil))
 		_, err := g.m.Install(context.Background(), bytes.NewReader(pkg(t, counterV1, nil)), Origin{})
