@@ -486,6 +486,60 @@ func TestNoMountReachesTheHost(t *testing.T) {
 	}
 }
 
+// TestSymlinkedMountpoints: a rootfs whose proc, dev, sys, tmp, data or
+// paradrop is a symlink, out of its root or into it, is refused: the shim
+// mounts the chute's /sys as host root, init the others before
+// pivot_root, where an absolute symlink names the host's tree. Nothing
+// of the host's is mounted over or written.
+func TestSymlinkedMountpoints(t *testing.T) {
+	// Searchable by the chute's ids, so that only the symlink decides.
+	victim, err := os.MkdirTemp("", "paradrop-victim-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(victim) })
+	if err := os.Chmod(victim, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	for _, mp := range []string{"proc", "dev", "sys", "tmp", "data", "paradrop"} {
+		for _, target := range []string{victim, "decoy", "../../../../../../.." + victim} {
+			t.Run(mp+"->"+target, func(t *testing.T) {
+				s := newSpec(t, "linked", "true")
+				link := filepath.Join(s.Rootfs, mp)
+				if err := os.Mkdir(filepath.Join(s.Rootfs, "decoy"), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.RemoveAll(link); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Symlink(target, link); err != nil {
+					t.Fatal(err)
+				}
+				c, err := sandbox.Start(context.Background(), s)
+				if err == nil {
+					st := wait(t, c)
+					t.Errorf("chute with /%s a symlink to %s started (exit %+v)", mp, target, st)
+				} else if want := "/" + mp + " is not a directory"; !strings.Contains(err.Error(), want) {
+					t.Errorf("Start: %v, want %q", err, want)
+				}
+				if ents, err := os.ReadDir(victim); err != nil || len(ents) != 0 {
+					t.Errorf("the host's %s now holds %v (%v)", victim, ents, err)
+				}
+				if ents, err := os.ReadDir(filepath.Join(s.Rootfs, "decoy")); err != nil || len(ents) != 0 {
+					t.Errorf("the rootfs's /decoy now holds %v (%v)", ents, err)
+				}
+				info, err := os.ReadFile("/proc/self/mountinfo")
+				if err != nil {
+					t.Fatal(err)
+				}
+				if strings.Contains(string(info), victim) {
+					t.Errorf("a mount reached the host's %s", victim)
+				}
+			})
+		}
+	}
+}
+
 func TestStartErrors(t *testing.T) {
 	tests := []struct {
 		name    string

@@ -215,6 +215,9 @@ func (sh *shim) spawn() error {
 		sh.logs.Add(1)
 		go func() { defer sh.logs.Done(); defer r.Close(); copyLines(sh.log, stream, r, sh.logBudget) }()
 	}
+	if err := checkMountpoints(s); err != nil {
+		return err
+	}
 	if err := enterChuteNamespaces(s); err != nil {
 		return err
 	}

@@ -40,7 +40,7 @@ type Spec struct {
 	Name     string
 	Hostname string // default: Name
 
-	Rootfs    string // chute's root; must contain the mountpoints proc, dev, sys, tmp (and data, paradrop when used)
+	Rootfs    string // chute's root; its proc, dev, sys, tmp (and data, paradrop when used) are directories, not symlinks, or missing (then made)
 	DataDir   string // bound read-write at /data ("" = none)
 	PolicyDir string // bound read-only at /paradrop ("" = none)
 

@@ -113,9 +113,7 @@ func openEtcTree(s Spec, root *os.File) (*os.File, error) {
 // openRootfsEtc opens the rootfs's etc (O_PATH), following no symlink;
 // -1 when it has none.
 func openRootfsEtc(root *os.File) (int, error) {
-	fd, err := unix.Openat2(int(root.Fd()), "etc", &unix.OpenHow{
-		Flags:   unix.O_PATH | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_CLOEXEC,
-		Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS | unix.RESOLVE_NO_XDEV})
+	fd, err := openRootfsDir(int(root.Fd()), "etc")
 	switch {
 	case errors.Is(err, unix.ENOENT):
 		return -1, nil
@@ -126,6 +124,54 @@ func openRootfsEtc(root *os.File) (int, error) {
 	}
 	return fd, nil
 }
+
+// openRootfsDir opens the directory name of the rootfs open at root
+// (O_PATH), following no symlink.
+func openRootfsDir(root int, name string) (int, error) {
+	return unix.Openat2(root, name, &unix.OpenHow{
+		Flags:   unix.O_PATH | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_CLOEXEC,
+		Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS | unix.RESOLVE_NO_XDEV})
+}
+
+// checkMountpoints refuses a rootfs in which a directory mounted over is
+// anything but a directory (etc has openRootfsEtc). The trees'
+// move_mount(2) follows no symlink, but mount(2) does: the shim, host
+// root, would mount the chute's /sys through a symlink in the mount
+// namespace where it then opens the chute's trees, device nodes and
+// cgroup by host path, and init mounts before pivot_root, where an
+// absolute symlink names the host's tree. One missing is made (by the
+// shim, or init). Nothing writes the rootfs between this check and those
+// mounts: the chute manager made it, and the chute sees it read-only.
+func checkMountpoints(s Spec) error {
+	root, err := unix.Open(s.Rootfs, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("rootfs %s: %w", s.Rootfs, err)
+	}
+	defer unix.Close(root)
+	names := []string{"proc", "dev", "sys", "tmp"}
+	for _, tr := range [][2]string{{s.DataDir, "data"}, {s.PolicyDir, "paradrop"}} {
+		if tr[0] != "" {
+			names = append(names, tr[1])
+		}
+	}
+	for _, name := range names {
+		fd, err := openRootfsDir(root, name)
+		switch {
+		case err == nil:
+			unix.Close(fd)
+		case errors.Is(err, unix.ENOENT):
+		case errors.Is(err, unix.ELOOP), errors.Is(err, unix.ENOTDIR):
+			return fmt.Errorf("%w: /%s is not a directory (a symlink?)", errMountpoint, name)
+		default:
+			return fmt.Errorf("rootfs /%s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// errMountpoint is why a chute whose rootfs has a mountpoint that is no
+// directory does not start (see checkMountpoints).
+var errMountpoint = errors.New("rootfs: a mountpoint is not a directory")
 
 // newTmpfs mounts a tmpfs with opts nowhere, with the MOUNT_ATTR_*
 // flags attrs, and returns its mount's descriptor.
