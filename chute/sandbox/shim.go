@@ -337,6 +337,22 @@ func (sh *shim) spawn() error {
 // process is born in g where the kernel allows (cgroup.Group.SpawnIn),
 // and is otherwise added to it before it is sent its plan, so that init
 // does nothing outside in either case.
+//
+// On v1 the calling thread is in g until cmd has started, and what acts
+// on g then acts on it too. No chute can use that: none of its code runs
+// in that moment (init waits for its plan, sent after; an instance
+// before died with its pid namespace, and the chute manager empties g
+// before a restart, in the chute's queue, which also keeps its other
+// kills and freezes of g out of that moment: a kill would SIGKILL the
+// shim, as g's cgroup.procs lists its pid then). The chute's limits cost
+// the shim nothing: the thread counts once against pids.max (a limit of
+// one is declined, see SpawnIn) and CPU throttling would only slow this
+// chute's start; v1 charges anonymous memory to the group of the mm's
+// owner, the shim's main thread, so only the fork's kernel memory, init's
+// own, is the chute's (a whole chute run of `echo` peaks at 0.5 MiB,
+// against a 4 MiB least limit). New runtime threads are made by Go's
+// template thread, not this locked one, so none stays in g
+// (TestCgroupPlacement).
 func startInCgroup(cmd *exec.Cmd, g *cgroup.Group) error {
 	if g == nil {
 		return cmd.Start()
