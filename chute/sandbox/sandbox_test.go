@@ -528,15 +528,21 @@ func TestSymlinkedMountpoints(t *testing.T) {
 				if ents, err := os.ReadDir(filepath.Join(s.Rootfs, "decoy")); err != nil || len(ents) != 0 {
 					t.Errorf("the rootfs's /decoy now holds %v (%v)", ents, err)
 				}
-				info, err := os.ReadFile("/proc/self/mountinfo")
-				if err != nil {
-					t.Fatal(err)
-				}
-				if strings.Contains(string(info), victim) {
-					t.Errorf("a mount reached the host's %s", victim)
-				}
+				noHostMountAt(t, victim)
 			})
 		}
+	}
+}
+
+// noHostMountAt fails t if the host has a mount at or under dir.
+func noHostMountAt(t *testing.T, dir string) {
+	t.Helper()
+	info, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(info), dir) {
+		t.Errorf("a mount reached the host's %s", dir)
 	}
 }
 
