@@ -45,6 +45,37 @@ func TestShimMemoryBoundedUnderRequests(t *testing.T) {
 	}
 }
 
+// The health door lives in the chute, on the chute's memory limit, and
+// runs a command for every check: its garbage must be collected before
+// it takes megabytes of the chute's budget.
+func TestDoorMemoryBoundedUnderChecks(t *testing.T) {
+	s := healthSpec(t, "checked")
+	setCheck(t, s, "true")
+	c := start(t, s)
+	door := 0
+	for pid, cmd := range chuteProcs(t, c.Pid()) {
+		if strings.HasPrefix(cmd, "paradrop-door ") {
+			door = pid
+		}
+	}
+	if door == 0 {
+		t.Fatalf("no door among the chute's processes %v", chuteProcs(t, c.Pid()))
+	}
+	before := rssAnon(t, door)
+	const checks = 1000
+	for range checks {
+		if res, err := check(t, c); err != nil || res.Err() != nil {
+			t.Fatalf("check: %v, %v", err, res.Err())
+		}
+	}
+	after := rssAnon(t, door)
+	t.Logf("door private memory: %d KiB at start, %d KiB after %d checks", before>>10, after>>10, checks)
+	// It grew by 5 MiB with the runtime's first heap goal of 4 MiB.
+	if grown := after - before; grown > 3<<20 {
+		t.Errorf("the door grew by %d KiB over %d checks", grown>>10, checks)
+	}
+}
+
 // rssAnon returns the private (anonymous) memory of process pid.
 func rssAnon(t *testing.T, pid int) int64 {
 	t.Helper()
