@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"sync"
 	"syscall"
@@ -44,17 +45,18 @@ var (
 // Launcher starts chutes as Start does, but under a shim it booted
 // beforehand: a chute start then pays for one Go start-up of the binary
 // (the chute's init) instead of two, the shim's having happened while
-// nothing waited for it. It keeps one such spare for its executable and
-// boots the next, in the background and at idle CPU priority, as soon as a
-// Start is done with it; a spare gets the normal priority back when it is
-// wanted (Start, Warm).
+// nothing waited for it. It keeps such spares for its executable, one or,
+// after a burst of starts, as many as the burst had under way at once
+// (see spareDemand), and boots the next ones, in the background and at
+// idle CPU priority, as soon as a Start is done; a spare gets the normal
+// priority back when it is wanted (Start, Warm).
 //
 // An idle spare has no chute, state directory, cgroup or network
 // namespace; it exits when its launcher closes it or its process dies.
 // Once given a chute it is that chute's shim in every respect.
 //
-// A Start that finds no usable spare (a burst of starts, a spare that
-// died, or a binary replaced on disk since the spare booted) execs a fresh
+// A Start that finds no usable spare (a burst larger than the pool, a
+// spare that died, or a binary replaced on disk since the spare booted) execs a fresh
 // shim as Start does. So does a Start where such cold starts have lately
 // been the faster: the launcher times both ways (see pathChooser). A
 // Launcher is safe for concurrent use.
@@ -62,15 +64,17 @@ type Launcher struct {
 	exe string
 
 	mu     sync.Mutex
-	spare  *spare // the next Start's shim, booting or ready; nil if none
+	spares []*spare // the next Starts' shims, booting or ready, oldest first
 	closed bool
 	paths  pathChooser
+	demand spareDemand
+	trim   *time.Timer // shrinks the pool once a burst's hold is over
 }
 
 // NewLauncher returns a launcher whose shims run executable (default:
 // os.Executable()), and starts booting its first spare.
 func NewLauncher(executable string) *Launcher {
-	l := &Launcher{exe: executable}
+	l := &Launcher{exe: executable, demand: spareDemand{hold: spareHold}}
 	if l.exe == "" {
 		// Without it, every Start goes cold, and says why.
 		l.exe, _ = os.Executable()
@@ -101,17 +105,22 @@ func (l *Launcher) start(ctx context.Context, s Spec) (*Chute, error) {
 	if s.Executable != l.exe {
 		return startCold(ctx, s)
 	}
-	sp := l.take()
-	// The next spare boots once this start is over: booting meanwhile, it
-	// would compete for the CPUs with the chute's init, which is on the
-	// way to the chute's command (on 2 loaded CPUs, warm starts took 10 to
-	// 30% longer so).
-	defer func() { go l.refill() }()
+	sp, alone := l.take()
+	// The next spares boot once this start is over: booting meanwhile,
+	// they would compete for the CPUs with the chute's init, which is on
+	// the way to the chute's command (on 2 loaded CPUs, warm starts took 10
+	// to 30% longer so).
+	defer func() {
+		l.mu.Lock()
+		l.demand.end()
+		l.mu.Unlock()
+		go l.refill()
+	}()
 	t0 := time.Now()
 	if sp != nil {
 		c, err := sp.serve(ctx, s.StateDir)
 		if err == nil {
-			l.took(true, time.Since(t0))
+			l.took(true, alone, time.Since(t0))
 		}
 		if !errors.Is(err, errSpareUnusable) {
 			return c, err
@@ -120,95 +129,158 @@ func (l *Launcher) start(ctx context.Context, s Spec) (*Chute, error) {
 	}
 	c, err := startCold(ctx, s)
 	if err == nil {
-		l.took(false, time.Since(t0))
+		l.took(false, alone, time.Since(t0))
 	}
 	return c, err
 }
 
-func (l *Launcher) took(spare bool, d time.Duration) {
+// took records a start's time if no other start was under way from its
+// beginning (alone) to its end.
+func (l *Launcher) took(spare, alone bool, d time.Duration) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.paths.took(spare, d)
+	if alone && l.demand.inFlight == 1 {
+		l.paths.took(spare, d)
+	}
 }
 
-// Warm waits until a spare is booted and ready for the next Start,
-// starting one if there is none: for a caller about to start chutes that
-// wants the first start to be warm too.
+// Warm waits until the spares the launcher keeps (one, or more after a
+// burst) are booted and ready for the next Starts, starting those missing:
+// for a caller about to start chutes that wants those starts warm too.
 func (l *Launcher) Warm(ctx context.Context) error {
 	l.mu.Lock()
-	sp, err := l.spareLocked()
+	err := l.fillLocked(l.demand.want(time.Now()))
+	sps := slices.Clone(l.spares)
 	l.mu.Unlock()
 	if err != nil {
 		return fmt.Errorf("warm a spare shim: %w", err)
 	}
-	// Wanted now: it boots at normal priority from here on.
-	if err := sp.wake(); err != nil {
-		return fmt.Errorf("warm a spare shim: %w", err)
+	for _, sp := range sps {
+		// Wanted now: it boots at normal priority from here on.
+		if err := sp.wake(); err != nil && l.keeps(sp) {
+			return fmt.Errorf("warm a spare shim: %w", err)
+		}
 	}
-	select {
-	case <-sp.ready:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	if sp.readyErr != nil {
-		return fmt.Errorf("warm a spare shim: %w", sp.readyErr)
+	for _, sp := range sps {
+		select {
+		case <-sp.ready:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		// One the pool let go meanwhile (a burst's hold ended) is no error.
+		if sp.readyErr != nil && l.keeps(sp) {
+			return fmt.Errorf("warm a spare shim: %w", sp.readyErr)
+		}
 	}
 	return nil
 }
 
-// Close ends the idle spare and waits until it is gone. Shims given a
+// keeps reports whether sp is still one of l's idle spares.
+func (l *Launcher) keeps(sp *spare) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Contains(l.spares, sp)
+}
+
+// Close ends the idle spares and waits until they are gone. Shims given a
 // chute are not the launcher's any more: they and their chutes live on.
 func (l *Launcher) Close() {
 	l.mu.Lock()
 	l.closed = true
-	sp := l.spare
-	l.spare = nil
+	sps := l.spares
+	l.spares = nil
+	if l.trim != nil {
+		l.trim.Stop()
+	}
 	l.mu.Unlock()
-	if sp != nil {
+	for _, sp := range sps {
 		sp.discard()
+	}
+	for _, sp := range sps {
 		<-sp.exited
 	}
 }
 
-// take hands the spare to one Start, unless starts go cold here.
-func (l *Launcher) take() *spare {
+// take counts a Start and hands it the oldest spare, unless starts go
+// cold here or there is none. Alone says no other Start was under way:
+// only the time of a start that stays so judges its path (see
+// pathChooser); those of a burst share the CPUs.
+func (l *Launcher) take() (sp *spare, alone bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if !l.paths.spareNext() {
-		return nil
+	l.demand.begin(time.Now())
+	alone = l.demand.inFlight == 1
+	if !l.paths.spareNext() || len(l.spares) == 0 {
+		return nil, alone
 	}
-	sp := l.spare
-	l.spare = nil
-	return sp
+	sp = l.spares[0]
+	l.spares = slices.Delete(l.spares, 0, 1)
+	return sp, alone
 }
 
-// refill boots a spare if there is none and the next Start is to take
-// one. A spare that cannot be started is not retried until the next
-// Start, which goes cold meanwhile and reports the reason if the binary
-// cannot run at all.
+// refill brings the pool to the size the latest starts want: it ends the
+// spares beyond it and, if the next Start is to take a spare at all, boots
+// the missing ones one by one (a concurrent Start waits at most one fork
+// for the lock). A spare that cannot be started is not retried until the
+// next Start, which goes cold meanwhile and reports the reason if the
+// binary cannot run at all.
 func (l *Launcher) refill() {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.paths.spareNext() {
-		l.spareLocked()
+	for {
+		l.mu.Lock()
+		if l.closed {
+			l.mu.Unlock()
+			return
+		}
+		now := time.Now()
+		want := l.demand.want(now)
+		if len(l.spares) >= want || !l.paths.spareNext() {
+			keep := min(len(l.spares), want)
+			extra := slices.Clone(l.spares[keep:])
+			l.spares = l.spares[:keep]
+			l.scheduleTrimLocked(now)
+			l.mu.Unlock()
+			for _, sp := range extra {
+				sp.discard()
+			}
+			return
+		}
+		err := l.fillLocked(len(l.spares) + 1)
+		l.mu.Unlock()
+		if err != nil {
+			return
+		}
 	}
 }
 
-// spareLocked returns the spare, starting one if there is none. Starting
-// under the lock makes a concurrent Start wait the moment of a fork and
-// get this spare, rather than exec a shim of its own.
-func (l *Launcher) spareLocked() (*spare, error) {
-	if l.closed {
-		return nil, errClosed
+// scheduleTrimLocked has refill run again when the pool, larger than one
+// spare for a burst, is to shrink back.
+func (l *Launcher) scheduleTrimLocked(now time.Time) {
+	d := l.demand.until(now)
+	if d <= 0 {
+		return
 	}
-	if l.spare == nil {
+	if l.trim == nil {
+		l.trim = time.AfterFunc(d, l.refill)
+	} else {
+		l.trim.Reset(d)
+	}
+}
+
+// fillLocked starts spares until the pool holds n. Starting under the
+// lock makes a concurrent Start wait the moment of a fork and get this
+// spare, rather than exec a shim of its own.
+func (l *Launcher) fillLocked(n int) error {
+	if l.closed {
+		return errClosed
+	}
+	for len(l.spares) < n {
 		sp, err := startSpare(l.exe)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		l.spare = sp
+		l.spares = append(l.spares, sp)
 	}
-	return l.spare, nil
+	return nil
 }
 
 // spare is a shim process booted without a chute.
