@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -63,18 +64,21 @@ var (
 type Launcher struct {
 	exe string
 
-	mu     sync.Mutex
-	spares []*spare // the next Starts' shims, booting or ready, oldest first
-	closed bool
-	paths  pathChooser
-	demand spareDemand
-	trim   *time.Timer // shrinks the pool once a burst's hold is over
+	mu      sync.Mutex
+	spares  []*spare // the next Starts' shims, booting or ready, oldest first
+	booting int      // spares being forked, outside the lock
+	booted  *sync.Cond
+	closed  bool
+	paths   pathChooser
+	demand  spareDemand
+	trim    *time.Timer // shrinks the pool once a burst's hold is over
 }
 
 // NewLauncher returns a launcher whose shims run executable (default:
 // os.Executable()), and starts booting its first spare.
 func NewLauncher(executable string) *Launcher {
 	l := &Launcher{exe: executable, demand: spareDemand{hold: spareHold}}
+	l.booted = sync.NewCond(&l.mu)
 	if l.exe == "" {
 		// Without it, every Start goes cold, and says why.
 		l.exe, _ = os.Executable()
@@ -149,7 +153,12 @@ func (l *Launcher) took(spare, alone bool, d time.Duration) {
 // for a caller about to start chutes that wants those starts warm too.
 func (l *Launcher) Warm(ctx context.Context) error {
 	l.mu.Lock()
-	err := l.fillLocked(l.demand.want(time.Now()))
+	want := l.demand.want(time.Now())
+	var err error
+	// Spares a refill is forking count once they are in the pool.
+	for err = l.fillLocked(want); err == nil && len(l.spares) < want; err = l.fillLocked(want) {
+		l.booted.Wait()
+	}
 	sps := slices.Clone(l.spares)
 	l.mu.Unlock()
 	if err != nil {
@@ -187,6 +196,9 @@ func (l *Launcher) keeps(sp *spare) bool {
 func (l *Launcher) Close() {
 	l.mu.Lock()
 	l.closed = true
+	for l.booting > 0 {
+		l.booted.Wait()
+	}
 	sps := l.spares
 	l.spares = nil
 	if l.trim != nil {
@@ -220,8 +232,7 @@ func (l *Launcher) take() (sp *spare, alone bool) {
 
 // refill brings the pool to the size the latest starts want: it ends the
 // spares beyond it and, if the next Start is to take a spare at all, boots
-// the missing ones one by one (a concurrent Start waits at most one fork
-// for the lock). A spare that cannot be started is not retried until the
+// the missing ones one by one. A spare that cannot be started is not retried until the
 // next Start, which goes cold meanwhile and reports the reason if the
 // binary cannot run at all.
 func (l *Launcher) refill() {
@@ -233,7 +244,7 @@ func (l *Launcher) refill() {
 		}
 		now := time.Now()
 		want := l.demand.want(now)
-		if len(l.spares) >= want || !l.paths.spareNext() {
+		if len(l.spares)+l.booting >= want || !l.paths.spareNext() {
 			keep := min(len(l.spares), want)
 			extra := slices.Clone(l.spares[keep:])
 			l.spares = l.spares[:keep]
@@ -244,7 +255,7 @@ func (l *Launcher) refill() {
 			}
 			return
 		}
-		err := l.fillLocked(len(l.spares) + 1)
+		err := l.bootLocked()
 		l.mu.Unlock()
 		if err != nil {
 			return
@@ -266,20 +277,35 @@ func (l *Launcher) scheduleTrimLocked(now time.Time) {
 	}
 }
 
-// fillLocked starts spares until the pool holds n. Starting under the
-// lock makes a concurrent Start wait the moment of a fork and get this
-// spare, rather than exec a shim of its own.
+// fillLocked starts spares until the pool holds n, those being forked
+// counted.
 func (l *Launcher) fillLocked(n int) error {
+	for len(l.spares)+l.booting < n {
+		if err := l.bootLocked(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// bootLocked starts a spare and adds it to the pool. The fork happens
+// without the lock, which the Starts of a burst need for their own
+// accounting: at idle priority on loaded CPUs it may take long.
+func (l *Launcher) bootLocked() error {
 	if l.closed {
 		return errClosed
 	}
-	for len(l.spares) < n {
-		sp, err := startSpare(l.exe)
-		if err != nil {
-			return err
-		}
-		l.spares = append(l.spares, sp)
+	l.booting++
+	l.mu.Unlock()
+	sp, err := startSpare(l.exe)
+	l.mu.Lock()
+	l.booting--
+	defer l.booted.Broadcast()
+	if err != nil {
+		return err
 	}
+	// Close, if it came meanwhile, waited for this one to end it.
+	l.spares = append(l.spares, sp)
 	return nil
 }
 
@@ -293,6 +319,7 @@ type spare struct {
 	ready    chan struct{} // closed once the spare said it is ready, or failed to
 	readyErr error
 	exited   chan struct{} // closed once the process is reaped
+	awake    atomic.Bool   // every thread has the normal policy (see wake)
 }
 
 func startSpare(exe string) (*spare, error) {
@@ -364,8 +391,11 @@ func startIdle(cmd *exec.Cmd) error {
 
 // wake gives every thread of the spare the normal policy back, before it
 // is waited for or given a chute: threads it creates afterwards, and the
-// chute it clones, inherit that policy.
+// chute it clones, inherit that policy, so one wake is enough.
 func (sp *spare) wake() error {
+	if sp.awake.Load() {
+		return nil
+	}
 	pid := sp.cmd.Process.Pid
 	select {
 	case <-sp.exited: // reaped: its pid may be another process's now
@@ -395,6 +425,7 @@ func (sp *spare) wake() error {
 			}
 		}
 		if idle == 0 {
+			sp.awake.Store(true)
 			return nil
 		}
 	}
