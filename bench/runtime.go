@@ -758,14 +758,14 @@ func report(cs []*contender, d daemonFigures, bin, roles, self string) (string, 
 	fmt.Fprintf(&b, "Start of `/bin/true` exit to exit: paradrop's runtime %s as the daemon starts chutes (%s cold), runc %s, LXC %s: "+
 		"**%.2f× runc, %.2f× LXC** (goals ≤ 0.5× runc: %s, ≤ 0.8× LXC: %s; cold %.2f× runc). "+
 		"%d chutes started at once: median %s with the spares of the previous burst, %s for the first (goal ≤ the single start's %s: %s). "+
-		"A start costs %s of CPU alone, %s in a burst from spares (%s in the first): on %d CPUs the burst's middle start cannot end before %d× that, %s. "+
+		"A start of a burst costs %s of CPU from the spares (%s in the first burst): on %d CPUs the burst's middle start cannot end before %d× that, %s. "+
 		"Through the API, a stopped chute's command runs %s after the call "+
 		"and the start change ends after %s (%.2f× runc's whole run).\n\n",
 		ms(ours.total.median()), ms(cold.total.median()), ms(runc.total.median()), ms(lxc.total.median()),
 		ratio(ours.total, runc.total), ratio(ours.total, lxc.total),
 		goal(ratio(ours.total, runc.total) <= 0.5), goal(ratio(ours.total, lxc.total) <= 0.8), ratio(cold.total, runc.total),
 		burstSize, ms(burst.total.median()), ms(first.total.median()), ms(ours.total.median()), goal(burst.total.median() <= ours.total.median()),
-		ms(ours.cpu.median()), ms(burst.cpu.median()), ms(first.cpu.median()), runtime.NumCPU(), rounds, ms(floor),
+		ms(burst.cpu.median()), ms(first.cpu.median()), runtime.NumCPU(), rounds, ms(floor),
 		ms(api.execed.median()), ms(api.total.median()), ratio(api.total, runc.total))
 	b.WriteString(startT.markdown() + "\n" + apiT.markdown() + "\n" + memT.markdown() + "\n")
 	b.WriteString(runtimeNotes)
