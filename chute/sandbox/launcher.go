@@ -57,8 +57,8 @@ var (
 // Once given a chute it is that chute's shim in every respect.
 //
 // A Start that finds no usable spare (a burst larger than the pool, a
-// spare that died, or a binary replaced on disk since the spare booted) execs a fresh
-// shim as Start does. So does a Start where such cold starts have lately
+// spare that died, or a binary replaced on disk since the spare booted)
+// execs a fresh shim as Start does. So does a Start where such cold starts have lately
 // been the faster: the launcher times both ways (see pathChooser). A
 // Launcher is safe for concurrent use.
 type Launcher struct {
@@ -232,9 +232,9 @@ func (l *Launcher) take() (sp *spare, alone bool) {
 
 // refill brings the pool to the size the latest starts want: it ends the
 // spares beyond it and, if the next Start is to take a spare at all, boots
-// the missing ones one by one. A spare that cannot be started is not retried until the
-// next Start, which goes cold meanwhile and reports the reason if the
-// binary cannot run at all.
+// the missing ones one by one. A spare that cannot be started is not
+// retried until the next Start, which goes cold meanwhile and reports the
+// reason if the binary cannot run at all.
 func (l *Launcher) refill() {
 	for {
 		l.mu.Lock()
@@ -278,7 +278,7 @@ func (l *Launcher) scheduleTrimLocked(now time.Time) {
 }
 
 // fillLocked starts spares until the pool holds n, those being forked
-// counted.
+// counted. Like bootLocked, it releases l.mu during each fork.
 func (l *Launcher) fillLocked(n int) error {
 	for len(l.spares)+l.booting < n {
 		if err := l.bootLocked(); err != nil {
