@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -38,7 +39,8 @@ const benchCgroup = "/paradrop-bench"
 const (
 	oursName  = "paradrop Launcher.Start (as the daemon: spare or cold, the faster), daemon binary"
 	coldName  = "paradrop sandbox.Start (cold), daemon binary"
-	burstName = "- burst: 10 Launcher.Start at once (median of the 10)"
+	burstName = "- burst: 10 Launcher.Start at once, spares from the previous burst (median of the 10)"
+	firstName = "- burst: 10 Launcher.Start at once, the first (one spare; median of the 10)"
 )
 
 // burstSize is how many chutes the burst row starts at once.
@@ -72,6 +74,7 @@ type contender struct {
 	run    func(ctx context.Context) (execed, total time.Duration, err error)
 	execed sample
 	total  sample
+	cpu    sample       // paradrop's starts: CPU time per start (see cpuMark)
 	spec   sandbox.Spec // paradrop's contenders': the chute they start
 }
 
@@ -163,9 +166,11 @@ func measureStarts(ctx context.Context, tmp, rootfs, bin, roles, self string, ap
 			LogDir: filepath.Join(dir, "logs"), StateDir: filepath.Join(dir, "state"),
 			Executable: exe,
 		}
-		return &contender{name: label, spec: spec, run: func(ctx context.Context) (time.Duration, time.Duration, error) {
-			return sandboxRun(ctx, spec, l)
-		}}
+		c := &contender{name: label, spec: spec}
+		c.run = func(ctx context.Context) (time.Duration, time.Duration, error) {
+			return sandboxRun(ctx, spec, l, &c.cpu)
+		}
+		return c
 	}
 	runc, err := newRunc(ctx, tmp, rootfs)
 	if err != nil {
@@ -182,12 +187,22 @@ func measureStarts(ctx context.Context, tmp, rootfs, bin, roles, self string, ap
 	for range burstSize {
 		burst = append(burst, ours("", bin, nil, true, benchCgroup, "").spec)
 	}
+	// A burst after a quiet spell finds one spare: a launcher of its own.
+	first := &contender{name: firstName}
+	first.run = func(ctx context.Context) (time.Duration, time.Duration, error) {
+		l := sandbox.NewLauncher(bin)
+		defer l.Close()
+		return burstRun(ctx, burst, l, &first.cpu)
+	}
+	pooled := &contender{name: burstName}
+	pooled.run = func(ctx context.Context) (time.Duration, time.Duration, error) {
+		return burstRun(ctx, burst, warm(bin), &pooled.cpu)
+	}
 	cs := []*contender{
 		ours(oursName, bin, warm(bin), true, benchCgroup, ""),
 		ours(coldName, bin, nil, true, benchCgroup, ""),
-		{name: burstName, run: func(ctx context.Context) (time.Duration, time.Duration, error) {
-			return burstRun(ctx, burst, warm(bin))
-		}},
+		first,
+		pooled,
 		ours("paradrop, bench binary as shim and init", self, warm(self), true, benchCgroup, ""),
 		ours("- joined netns (as the daemon does)", bin, warm(bin), true, benchCgroup, netns),
 		ours("- without user namespace", bin, warm(bin), false, benchCgroup, ""),
@@ -229,13 +244,17 @@ func cgroupExists(path string) bool {
 // before the clock starts, as for a daemon's chute start that is not one
 // of a burst; the next spare's boot, which begins when Start returns, is
 // waited for after the run, so that it falls on no other contender.
-func sandboxRun(ctx context.Context, spec sandbox.Spec, l *sandbox.Launcher) (time.Duration, time.Duration, error) {
+func sandboxRun(ctx context.Context, spec sandbox.Spec, l *sandbox.Launcher, cpu *sample) (time.Duration, time.Duration, error) {
 	start := sandbox.Start
 	if l != nil {
 		if err := l.Warm(ctx); err != nil {
 			return 0, 0, err
 		}
 		start = l.Start
+	}
+	mark, err := markCPU()
+	if err != nil {
+		return 0, 0, err
 	}
 	t0 := time.Now()
 	c, err := start(ctx, spec)
@@ -256,6 +275,11 @@ func sandboxRun(ctx context.Context, spec sandbox.Spec, l *sandbox.Launcher) (ti
 	if err := sandbox.Cleanup(spec.StateDir); err != nil {
 		return 0, 0, err
 	}
+	used, err := mark.since(ctx)
+	if err != nil {
+		return 0, 0, err
+	}
+	*cpu = append(*cpu, used)
 	if l != nil {
 		if err := l.Warm(ctx); err != nil {
 			return 0, 0, err
@@ -266,10 +290,16 @@ func sandboxRun(ctx context.Context, spec sandbox.Spec, l *sandbox.Launcher) (ti
 
 // burstRun starts every spec at once through l, as a daemon starting
 // chutes at boot, and returns the medians of their times to the exec and
-// to the exit, each from the common start. A spare is ready beforehand and
-// the next one's boot waited for afterwards, as in sandboxRun.
-func burstRun(ctx context.Context, specs []sandbox.Spec, l *sandbox.Launcher) (time.Duration, time.Duration, error) {
+// to the exit, each from the common start. The spares l keeps (one, or as
+// many as its previous burst had under way) are ready beforehand and the
+// next ones' boot waited for afterwards, as in sandboxRun. It adds the CPU
+// time of one start, the burst's over its size, to cpu.
+func burstRun(ctx context.Context, specs []sandbox.Spec, l *sandbox.Launcher, cpu *sample) (time.Duration, time.Duration, error) {
 	if err := l.Warm(ctx); err != nil {
+		return 0, 0, err
+	}
+	mark, err := markCPU()
+	if err != nil {
 		return 0, 0, err
 	}
 	execed, total := make(sample, len(specs)), make(sample, len(specs))
@@ -299,6 +329,11 @@ func burstRun(ctx context.Context, specs []sandbox.Spec, l *sandbox.Launcher) (t
 	if err := errors.Join(errs...); err != nil {
 		return 0, 0, err
 	}
+	used, err := mark.since(ctx)
+	if err != nil {
+		return 0, 0, err
+	}
+	*cpu = append(*cpu, used/time.Duration(len(specs)))
 	if err := l.Warm(ctx); err != nil {
 		return 0, 0, err
 	}
@@ -663,13 +698,16 @@ func report(cs []*contender, d daemonFigures, bin, roles, self string) (string, 
 	}
 
 	api := find(apiName)
-	startT := newTable("start in the busybox rootfs", "n", "exec'ed median", "done median", "done p90", "done vs peers")
+	startT := newTable("start in the busybox rootfs", "n", "exec'ed median", "done median", "done p90", "done vs peers", "CPU per start median")
 	for _, c := range cs {
-		execed := "-"
+		execed, cpu := "-", "-"
 		if len(c.execed) > 0 {
 			execed = ms(c.execed.median())
 		}
-		startT.add(c.name, fmt.Sprint(len(c.total)), execed, ms(c.total.median()), ms(c.total.p90()), ratios(c.total))
+		if len(c.cpu) > 0 {
+			cpu = ms(c.cpu.median())
+		}
+		startT.add(c.name, fmt.Sprint(len(c.total)), execed, ms(c.total.median()), ms(c.total.p90()), ratios(c.total), cpu)
 	}
 	apiT := newTable("through the daemon's API", "n", "median", "p90")
 	apiT.add("POST chutes?wait=1: install (upload, unpack, /data volume, start)", fmt.Sprint(len(d.install)), ms(d.install.median()), ms(d.install.p90()))
@@ -705,7 +743,11 @@ func report(cs []*contender, d daemonFigures, bin, roles, self string) (string, 
 	for _, t := range []*table{startT, apiT, memT} {
 		t.print(os.Stdout)
 	}
-	burst := find(burstName)
+	burst, first := find(burstName), find(firstName)
+	// Two CPUs run a burst's starts two at a time at best: its middle
+	// start cannot end before this many starts' CPU time.
+	rounds := (burstSize/2 + runtime.NumCPU() - 1) / runtime.NumCPU()
+	floor := time.Duration(rounds) * burst.cpu.median()
 	goal := func(ok bool) string {
 		if ok {
 			return "met"
@@ -715,12 +757,15 @@ func report(cs []*contender, d daemonFigures, bin, roles, self string) (string, 
 	var b strings.Builder
 	fmt.Fprintf(&b, "Start of `/bin/true` exit to exit: paradrop's runtime %s as the daemon starts chutes (%s cold), runc %s, LXC %s: "+
 		"**%.2f× runc, %.2f× LXC** (goals ≤ 0.5× runc: %s, ≤ 0.8× LXC: %s; cold %.2f× runc). "+
-		"%d chutes started at once: median %s (goal ≤ the single start's %s: %s). Through the API, a stopped chute's command runs %s after the call "+
+		"%d chutes started at once: median %s with the spares of the previous burst, %s for the first (goal ≤ the single start's %s: %s). "+
+		"A start of a burst costs %s of CPU from the spares (%s in the first burst): on %d CPUs the burst's middle start cannot end before %d× that, %s. "+
+		"Through the API, a stopped chute's command runs %s after the call "+
 		"and the start change ends after %s (%.2f× runc's whole run).\n\n",
 		ms(ours.total.median()), ms(cold.total.median()), ms(runc.total.median()), ms(lxc.total.median()),
 		ratio(ours.total, runc.total), ratio(ours.total, lxc.total),
 		goal(ratio(ours.total, runc.total) <= 0.5), goal(ratio(ours.total, lxc.total) <= 0.8), ratio(cold.total, runc.total),
-		burstSize, ms(burst.total.median()), ms(ours.total.median()), goal(burst.total.median() <= ours.total.median()),
+		burstSize, ms(burst.total.median()), ms(first.total.median()), ms(ours.total.median()), goal(burst.total.median() <= ours.total.median()),
+		ms(burst.cpu.median()), ms(first.cpu.median()), runtime.NumCPU(), rounds, ms(floor),
 		ms(api.execed.median()), ms(api.total.median()), ratio(api.total, runc.total))
 	b.WriteString(startT.markdown() + "\n" + apiT.markdown() + "\n" + memT.markdown() + "\n")
 	b.WriteString(runtimeNotes)
@@ -742,10 +787,18 @@ const runtimeNotes = `How it is measured:
   every 8th start, so a few of each row's starts are the other way); the
   next spare boots from when ` + "`Start`" + ` returns, inside "done", and is waited
   for, untimed, after the run. The cold row is ` + "`sandbox.Start`" + `, which
-  execs a shim per start (what every start of a burst beyond the first
-  gets). The burst row starts 10 chutes at once through one launcher (one
-  spare ready) and times each from the common start; its n counts bursts,
-  each giving the median of its 10. The
+  execs a shim per start (what every start of a burst beyond the launcher's
+  spares gets). The burst rows start 10 chutes at once through one
+  launcher and time each from the common start; their n counts bursts,
+  each giving the median of its 10. The first burst row's launcher is new,
+  with one spare ready, as after a quiet minute; the other's is the one
+  the single starts use, which after its previous burst keeps 10 spares
+  (it keeps as many as its last burst had starts under way, for a minute),
+  all ready before the clock starts. CPU per start: this process's user
+  and system time and that of its reaped children (the shims, and through
+  them init and /bin/true) from the start until every shim that served
+  has been reaped, less what the spares that served had used booting
+  (their schedstat at the start); a burst's over its 10 starts. The
   headline row uses the shipped binary as shim and init and a new network
   namespace, as runc does. The "-" rows change one thing each: the
   daemon's way of joining a namespace made beforehand, no user namespace,

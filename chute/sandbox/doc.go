@@ -31,8 +31,9 @@
 //
 // Each of those re-execs is a start-up of the daemon binary, and they were
 // most of a chute's start time. A Launcher, which the daemon uses, therefore
-// keeps a spare shim booted ahead of need: Start hands it the chute, so only
-// init's start-up is left on the way to the chute's command. An idle spare
+// keeps a spare shim booted ahead of need (after a burst of starts, as many
+// as the burst had under way, for a while): Start hands it the chute, so
+// only init's start-up is left on the way to the chute's command. An idle spare
 // holds nothing of any chute and exits when its daemon does; Start (the
 // package function) and a Launcher without a usable spare exec a fresh
 // shim, as does a Launcher on a machine where that has been the faster. Init's start-up is cut short too: its role runs from package

@@ -13,10 +13,17 @@ func (l *Launcher) SparePid(ctx context.Context) (int, error) {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.spare == nil {
+	if len(l.spares) == 0 {
 		return 0, errClosed
 	}
-	return l.spare.cmd.Process.Pid, nil
+	return l.spares[0].cmd.Process.Pid, nil
+}
+
+// SetSpareHold sets how long a burst keeps l's pool of spares large.
+func (l *Launcher) SetSpareHold(d time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.demand.hold = d
 }
 
 // PreferCold fills l's record of recent starts with cold starts faster

@@ -10,8 +10,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -44,33 +46,39 @@ var (
 // Launcher starts chutes as Start does, but under a shim it booted
 // beforehand: a chute start then pays for one Go start-up of the binary
 // (the chute's init) instead of two, the shim's having happened while
-// nothing waited for it. It keeps one such spare for its executable and
-// boots the next, in the background and at idle CPU priority, as soon as a
-// Start is done with it; a spare gets the normal priority back when it is
-// wanted (Start, Warm).
+// nothing waited for it. It keeps such spares for its executable, one or,
+// after a burst of starts, as many as the burst had under way at once
+// (see spareDemand), and boots the next ones, in the background and at
+// idle CPU priority, as soon as a Start is done; a spare gets the normal
+// priority back when it is wanted (Start, Warm).
 //
 // An idle spare has no chute, state directory, cgroup or network
 // namespace; it exits when its launcher closes it or its process dies.
 // Once given a chute it is that chute's shim in every respect.
 //
-// A Start that finds no usable spare (a burst of starts, a spare that
-// died, or a binary replaced on disk since the spare booted) execs a fresh
-// shim as Start does. So does a Start where such cold starts have lately
+// A Start that finds no usable spare (a burst larger than the pool, a
+// spare that died, or a binary replaced on disk since the spare booted)
+// execs a fresh shim as Start does. So does a Start where such cold starts have lately
 // been the faster: the launcher times both ways (see pathChooser). A
 // Launcher is safe for concurrent use.
 type Launcher struct {
 	exe string
 
-	mu     sync.Mutex
-	spare  *spare // the next Start's shim, booting or ready; nil if none
-	closed bool
-	paths  pathChooser
+	mu      sync.Mutex
+	spares  []*spare // the next Starts' shims, booting or ready, oldest first
+	booting int      // spares being forked, outside the lock
+	booted  *sync.Cond
+	closed  bool
+	paths   pathChooser
+	demand  spareDemand
+	trim    *time.Timer // shrinks the pool once a burst's hold is over
 }
 
 // NewLauncher returns a launcher whose shims run executable (default:
 // os.Executable()), and starts booting its first spare.
 func NewLauncher(executable string) *Launcher {
-	l := &Launcher{exe: executable}
+	l := &Launcher{exe: executable, demand: spareDemand{hold: spareHold}}
+	l.booted = sync.NewCond(&l.mu)
 	if l.exe == "" {
 		// Without it, every Start goes cold, and says why.
 		l.exe, _ = os.Executable()
@@ -101,17 +109,22 @@ func (l *Launcher) start(ctx context.Context, s Spec) (*Chute, error) {
 	if s.Executable != l.exe {
 		return startCold(ctx, s)
 	}
-	sp := l.take()
-	// The next spare boots once this start is over: booting meanwhile, it
-	// would compete for the CPUs with the chute's init, which is on the
-	// way to the chute's command (on 2 loaded CPUs, warm starts took 10 to
-	// 30% longer so).
-	defer func() { go l.refill() }()
+	sp, alone := l.take()
+	// The next spares boot once this start is over: booting meanwhile,
+	// they would compete for the CPUs with the chute's init, which is on
+	// the way to the chute's command (on 2 loaded CPUs, warm starts took 10
+	// to 30% longer so).
+	defer func() {
+		l.mu.Lock()
+		l.demand.end()
+		l.mu.Unlock()
+		go l.refill()
+	}()
 	t0 := time.Now()
 	if sp != nil {
 		c, err := sp.serve(ctx, s.StateDir)
 		if err == nil {
-			l.took(true, time.Since(t0))
+			l.took(true, alone, time.Since(t0))
 		}
 		if !errors.Is(err, errSpareUnusable) {
 			return c, err
@@ -120,95 +133,180 @@ func (l *Launcher) start(ctx context.Context, s Spec) (*Chute, error) {
 	}
 	c, err := startCold(ctx, s)
 	if err == nil {
-		l.took(false, time.Since(t0))
+		l.took(false, alone, time.Since(t0))
 	}
 	return c, err
 }
 
-func (l *Launcher) took(spare bool, d time.Duration) {
+// took records a start's time if no other start was under way from its
+// beginning (alone) to its end.
+func (l *Launcher) took(spare, alone bool, d time.Duration) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.paths.took(spare, d)
+	if alone && l.demand.inFlight == 1 {
+		l.paths.took(spare, d)
+	}
 }
 
-// Warm waits until a spare is booted and ready for the next Start,
-// starting one if there is none: for a caller about to start chutes that
-// wants the first start to be warm too.
+// Warm waits until the spares the launcher keeps (one, or more after a
+// burst) are booted and ready for the next Starts, starting those missing:
+// for a caller about to start chutes that wants those starts warm too.
 func (l *Launcher) Warm(ctx context.Context) error {
 	l.mu.Lock()
-	sp, err := l.spareLocked()
+	want := l.demand.want(time.Now())
+	var err error
+	// Spares a refill is forking count once they are in the pool.
+	for err = l.fillLocked(want); err == nil && len(l.spares) < want; err = l.fillLocked(want) {
+		l.booted.Wait()
+	}
+	sps := slices.Clone(l.spares)
 	l.mu.Unlock()
 	if err != nil {
 		return fmt.Errorf("warm a spare shim: %w", err)
 	}
-	// Wanted now: it boots at normal priority from here on.
-	if err := sp.wake(); err != nil {
-		return fmt.Errorf("warm a spare shim: %w", err)
+	for _, sp := range sps {
+		// Wanted now: it boots at normal priority from here on.
+		if err := sp.wake(); err != nil && l.keeps(sp) {
+			return fmt.Errorf("warm a spare shim: %w", err)
+		}
 	}
-	select {
-	case <-sp.ready:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	if sp.readyErr != nil {
-		return fmt.Errorf("warm a spare shim: %w", sp.readyErr)
+	for _, sp := range sps {
+		select {
+		case <-sp.ready:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		// One the pool let go meanwhile (a burst's hold ended) is no error.
+		if sp.readyErr != nil && l.keeps(sp) {
+			return fmt.Errorf("warm a spare shim: %w", sp.readyErr)
+		}
 	}
 	return nil
 }
 
-// Close ends the idle spare and waits until it is gone. Shims given a
+// keeps reports whether sp is still one of l's idle spares.
+func (l *Launcher) keeps(sp *spare) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Contains(l.spares, sp)
+}
+
+// Close ends the idle spares and waits until they are gone. Shims given a
 // chute are not the launcher's any more: they and their chutes live on.
 func (l *Launcher) Close() {
 	l.mu.Lock()
 	l.closed = true
-	sp := l.spare
-	l.spare = nil
+	for l.booting > 0 {
+		l.booted.Wait()
+	}
+	sps := l.spares
+	l.spares = nil
+	if l.trim != nil {
+		l.trim.Stop()
+	}
 	l.mu.Unlock()
-	if sp != nil {
+	for _, sp := range sps {
 		sp.discard()
+	}
+	for _, sp := range sps {
 		<-sp.exited
 	}
 }
 
-// take hands the spare to one Start, unless starts go cold here.
-func (l *Launcher) take() *spare {
+// take counts a Start and hands it the oldest spare, unless starts go
+// cold here or there is none. Alone says no other Start was under way:
+// only the time of a start that stays so judges its path (see
+// pathChooser); those of a burst share the CPUs.
+func (l *Launcher) take() (sp *spare, alone bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if !l.paths.spareNext() {
-		return nil
+	l.demand.begin(time.Now())
+	alone = l.demand.inFlight == 1
+	if !l.paths.spareNext() || len(l.spares) == 0 {
+		return nil, alone
 	}
-	sp := l.spare
-	l.spare = nil
-	return sp
+	sp = l.spares[0]
+	l.spares = slices.Delete(l.spares, 0, 1)
+	return sp, alone
 }
 
-// refill boots a spare if there is none and the next Start is to take
-// one. A spare that cannot be started is not retried until the next
-// Start, which goes cold meanwhile and reports the reason if the binary
-// cannot run at all.
+// refill brings the pool to the size the latest starts want: it ends the
+// spares beyond it and, if the next Start is to take a spare at all, boots
+// the missing ones one by one. A spare that cannot be started is not
+// retried until the next Start, which goes cold meanwhile and reports the
+// reason if the binary cannot run at all.
 func (l *Launcher) refill() {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.paths.spareNext() {
-		l.spareLocked()
+	for {
+		l.mu.Lock()
+		if l.closed {
+			l.mu.Unlock()
+			return
+		}
+		now := time.Now()
+		want := l.demand.want(now)
+		if len(l.spares)+l.booting >= want || !l.paths.spareNext() {
+			keep := min(len(l.spares), want)
+			extra := slices.Clone(l.spares[keep:])
+			l.spares = l.spares[:keep]
+			l.scheduleTrimLocked(now)
+			l.mu.Unlock()
+			for _, sp := range extra {
+				sp.discard()
+			}
+			return
+		}
+		err := l.bootLocked()
+		l.mu.Unlock()
+		if err != nil {
+			return
+		}
 	}
 }
 
-// spareLocked returns the spare, starting one if there is none. Starting
-// under the lock makes a concurrent Start wait the moment of a fork and
-// get this spare, rather than exec a shim of its own.
-func (l *Launcher) spareLocked() (*spare, error) {
-	if l.closed {
-		return nil, errClosed
+// scheduleTrimLocked has refill run again when the pool, larger than one
+// spare for a burst, is to shrink back.
+func (l *Launcher) scheduleTrimLocked(now time.Time) {
+	d := l.demand.until(now)
+	if d <= 0 {
+		return
 	}
-	if l.spare == nil {
-		sp, err := startSpare(l.exe)
-		if err != nil {
-			return nil, err
+	if l.trim == nil {
+		l.trim = time.AfterFunc(d, l.refill)
+	} else {
+		l.trim.Reset(d)
+	}
+}
+
+// fillLocked starts spares until the pool holds n, those being forked
+// counted. Like bootLocked, it releases l.mu during each fork.
+func (l *Launcher) fillLocked(n int) error {
+	for len(l.spares)+l.booting < n {
+		if err := l.bootLocked(); err != nil {
+			return err
 		}
-		l.spare = sp
 	}
-	return l.spare, nil
+	return nil
+}
+
+// bootLocked starts a spare and adds it to the pool. The fork happens
+// without the lock, which the Starts of a burst need for their own
+// accounting: at idle priority on loaded CPUs it may take long.
+func (l *Launcher) bootLocked() error {
+	if l.closed {
+		return errClosed
+	}
+	l.booting++
+	l.mu.Unlock()
+	sp, err := startSpare(l.exe)
+	l.mu.Lock()
+	l.booting--
+	defer l.booted.Broadcast()
+	if err != nil {
+		return err
+	}
+	// Close, if it came meanwhile, waited for this one to end it.
+	l.spares = append(l.spares, sp)
+	return nil
 }
 
 // spare is a shim process booted without a chute.
@@ -221,6 +319,7 @@ type spare struct {
 	ready    chan struct{} // closed once the spare said it is ready, or failed to
 	readyErr error
 	exited   chan struct{} // closed once the process is reaped
+	awake    atomic.Bool   // every thread has the normal policy (see wake)
 }
 
 func startSpare(exe string) (*spare, error) {
@@ -292,8 +391,11 @@ func startIdle(cmd *exec.Cmd) error {
 
 // wake gives every thread of the spare the normal policy back, before it
 // is waited for or given a chute: threads it creates afterwards, and the
-// chute it clones, inherit that policy.
+// chute it clones, inherit that policy, so one wake is enough.
 func (sp *spare) wake() error {
+	if sp.awake.Load() {
+		return nil
+	}
 	pid := sp.cmd.Process.Pid
 	select {
 	case <-sp.exited: // reaped: its pid may be another process's now
@@ -323,6 +425,7 @@ func (sp *spare) wake() error {
 			}
 		}
 		if idle == 0 {
+			sp.awake.Store(true)
 			return nil
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -416,5 +417,88 @@ func TestLauncherConcurrent(t *testing.T) {
 		if got, want := strings.Join(logLines(t, specs[i].LogDir), "|"), fmt.Sprintf("stdout 1 %d", i); got != want {
 			t.Errorf("chute %d: log %q, want %q", i, got, want)
 		}
+	}
+}
+
+// burst starts every spec (a chute that sleeps) at once through l and
+// returns the pid of each chute's shim; the chutes are killed at the end
+// of the test.
+func burst(t *testing.T, l *sandbox.Launcher, specs []sandbox.Spec) []int {
+	t.Helper()
+	chutes := make([]*sandbox.Chute, len(specs))
+	errs := make([]error, len(specs))
+	gate := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range specs {
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			<-gate
+			chutes[i], errs[i] = l.Start(ctx, specs[i])
+		})
+	}
+	close(gate)
+	wg.Wait()
+	for _, c := range chutes {
+		if c != nil {
+			t.Cleanup(func() {
+				c.Signal(syscall.SIGKILL)
+				wait(t, c)
+			})
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		t.Fatalf("burst of starts: %v", err)
+	}
+	shims := make([]int, len(chutes))
+	for i, c := range chutes {
+		shims[i] = ppid(t, c.Pid())
+	}
+	return shims
+}
+
+// TestLauncherSparePool: after a burst of starts, the launcher keeps as
+// many spares as the burst had under way, so that the next burst is
+// served by spares only; once the burst's hold is over, one spare is left.
+func TestLauncherSparePool(t *testing.T) {
+	l := newLauncher(t, "")
+	sparePid(t, l)
+	const n = 4
+	specs := func(round string) []sandbox.Spec {
+		s := make([]sandbox.Spec, n)
+		for i := range s {
+			s[i] = newSpec(t, fmt.Sprintf("pool%s%d", round, i), `sleep 1000`)
+		}
+		return s
+	}
+	burst(t, l, specs("a"))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := l.Warm(ctx); err != nil {
+		t.Fatal(err)
+	}
+	idle := idleSpares(t)
+	if len(idle) != n {
+		t.Fatalf("idle spares after a burst of %d: %v, want %d", n, idle, n)
+	}
+	// Shrinks this long after the next burst.
+	l.SetSpareHold(time.Second)
+	shims := burst(t, l, specs("b"))
+	slices.Sort(idle)
+	slices.Sort(shims)
+	if !slices.Equal(shims, idle) {
+		t.Errorf("the second burst's shims %v, want the idle spares %v", shims, idle)
+	}
+	var left []int
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if left = idleSpares(t); len(left) == 1 {
+			break
+		}
+	}
+	if len(left) != 1 {
+		t.Fatalf("idle spares once the hold is over: %v, want one", left)
+	}
+	if pid := sparePid(t, l); pid != left[0] {
+		t.Errorf("the launcher offers spare %d, want the one left, %d", pid, left[0])
 	}
 }

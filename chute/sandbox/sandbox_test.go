@@ -311,6 +311,26 @@ func procStatus(t *testing.T, pid int) map[string]string {
 	return m
 }
 
+// TestChuteUserIDs: a chute run as a user other than root has that user's
+// ids as all of its real, effective, saved and filesystem ids, and no
+// supplementary group: init sets them on the thread that execs only.
+func TestChuteUserIDs(t *testing.T) {
+	s := newSpec(t, "userids", "")
+	s.Args = []string{"sleep", "1000"}
+	s.UID, s.GID = 1000, 1001
+	c := start(t, s)
+	st := procStatus(t, c.Pid())
+	for k, id := range map[string]int{"Uid": hostIDBase + 1000, "Gid": hostIDBase + 1001} {
+		want := strings.Repeat(strconv.Itoa(id)+" ", 4)
+		if got := strings.Join(strings.Fields(st[k]), " ") + " "; got != want {
+			t.Errorf("%s of the chute: %q, want %q", k, st[k], want)
+		}
+	}
+	if st["Groups"] != "" {
+		t.Errorf("supplementary groups of the chute: %q, want none", st["Groups"])
+	}
+}
+
 func TestHostViewAndStop(t *testing.T) {
 	s := newSpec(t, "hostview", "")
 	s.Args = []string{"sleep", "1000"}

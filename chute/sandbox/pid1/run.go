@@ -116,10 +116,7 @@ func (st *step) run() error {
 	case opCaps:
 		return limitCaps(st.n[0])
 	case opSetIDs:
-		if err := syscall.Setgid(int(st.n[1])); err != nil {
-			return err
-		}
-		return syscall.Setuid(int(st.n[0]))
+		return setIDs(uintptr(st.n[0]), uintptr(st.n[1]))
 	case opChdir:
 		return syscall.Chdir(st.s[0])
 	case opSeccomp:
@@ -282,6 +279,21 @@ func limitCaps(keep uint64) error {
 		data[i].permitted = data[i].effective
 	}
 	_, _, errno := syscall.RawSyscall(syscall.SYS_CAPSET, uintptr(unsafe.Pointer(&hdr)), uintptr(unsafe.Pointer(&data[0])), 0)
+	return errnoErr(errno)
+}
+
+// setIDs sets the ids of the calling thread, the one that execs, as
+// limitCaps sets its capabilities: the exec leaves no other thread, and
+// until then only the runtime's run, no code of the chute's. (Package
+// syscall's Setuid and Setgid change every thread of the process: a stop
+// of the world and a signal each thread must be scheduled to answer, 0.12
+// ms against 3 µs in a fresh Go process, 0.5 ms at p90, at load 21 on 2
+// CPUs.)
+func setIDs(uid, gid uintptr) error {
+	if _, _, errno := syscall.RawSyscall(sysSetgid, gid, 0, 0); errno != 0 {
+		return errno
+	}
+	_, _, errno := syscall.RawSyscall(sysSetuid, uid, 0, 0)
 	return errnoErr(errno)
 }
 
