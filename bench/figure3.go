@@ -65,7 +65,7 @@ const (
 	fig3StreamSlack = 0.10                   // of the pre-t=4 stream rate
 )
 
-const fig3Helper = "figure3_streamer" // in the chutes' rootfs, at /
+const fig3Helper = "hdstream" // examples/hdstream, in the chutes' rootfs, at /
 
 var fig3Manifests = map[string]string{
 	"streamer": fmt.Sprintf(`name: streamer
@@ -123,7 +123,7 @@ func runFigure3(ctx context.Context, o options) (string, error) {
 	}
 	fmt.Println("building the chutes' static helper...")
 	helper := filepath.Join(tmp, fig3Helper)
-	if err := buildBinary(ctx, "./bench/figure3_streamer", helper); err != nil {
+	if err := buildBinary(ctx, "./examples/hdstream", helper); err != nil {
 		return "", err
 	}
 	pkgs, err := fig3Packages(helper)

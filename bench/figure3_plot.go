@@ -294,7 +294,8 @@ const fig3Notes = `How it is measured:
   loopback; the LAN client is another namespace behind the gateway's LAN
   port. Addresses are TEST-NET (198.51.100.0/24) inside those namespaces
   only; everything is removed at the end.
-- Both chutes run one static Go helper (bench/figure3_streamer, built at
+- Both chutes run one static Go helper (examples/hdstream, the demo's HD
+  stream chute, in its bench modes, built at
   run time). The streamer sends a live UDP stream of 20 Mbit/s to the LAN
   client, paced by itself in 5 ms ticks, each tick's data "encoded" (fixed
   CPU work per byte, about 0.25 core at full rate) before it is sent. Like
