@@ -214,7 +214,7 @@ func TestSecCams(t *testing.T) {
 	}
 	cpuHalf := chuteCPU(t, base, operator)
 	if fpsHalf < 5 {
-		t.Errorf("%.1f frames/s at cpu_max 0.5", fpsHalf)
+		t.Errorf("%.1f frames/s at its manifest's cpu_max", fpsHalf)
 	}
 	// Its room is its /data volume's: statfs in the chute sees the 32Mi
 	// filesystem its disk quota is, not the host's.
@@ -222,7 +222,7 @@ func TestSecCams(t *testing.T) {
 		t.Errorf("store: %+v, want the free room of a 32Mi volume and a 20Mi quota", st.Store)
 	}
 	if fpsHalf < 5 {
-		t.Errorf("%.1f frames/s at cpu_max 0.5", fpsHalf)
+		t.Errorf("%.1f frames/s at its manifest's cpu_max", fpsHalf)
 	}
 
 	// Motion: an event within 5 s, and its alert at the cloud host.
@@ -336,9 +336,9 @@ func TestSecCams(t *testing.T) {
 	}
 	time.Sleep(12 * time.Second) // the policy's grace and the chute's 5 s average
 	fpsTenth, cpuTenth := status().FPS, chuteCPU(t, base, operator)
-	t.Logf("seccams processes %.1f frames/s (%.0f%% of a core) at cpu_max 0.5, %.1f (%.0f%%) at cpu_max 0.1", fpsHalf, cpuHalf, fpsTenth, cpuTenth)
+	t.Logf("seccams processes %.1f frames/s (%.0f%% of a core) at its manifest's cpu_max (1), %.1f (%.0f%%) at cpu_max 0.1", fpsHalf, cpuHalf, fpsTenth, cpuTenth)
 	if fpsTenth > 0.75*fpsHalf || cpuTenth > 13 {
-		t.Errorf("cpu_max 0.5 -> 0.1 took frames/s from %.1f to %.1f, its CPU from %.0f%% to %.0f%%", fpsHalf, fpsTenth, cpuHalf, cpuTenth)
+		t.Errorf("cpu_max 1 -> 0.1 took frames/s from %.1f to %.1f, its CPU from %.0f%% to %.0f%%", fpsHalf, fpsTenth, cpuHalf, cpuTenth)
 	}
 
 	// The owner's page in Chromium: the live view and a card per event.
