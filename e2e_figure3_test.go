@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -14,13 +13,11 @@ import (
 	"testing"
 	"time"
 
-	"paradrop/api"
 	"paradrop/cgroup"
 	"paradrop/examples"
 	"paradrop/examples/camera"
 	"paradrop/examples/viewer"
 	"paradrop/netconf/nettest"
-	"paradrop/sdn"
 )
 
 type hdStreamStatus struct {
@@ -58,48 +55,26 @@ func TestFigure3(t *testing.T) {
 
 	lanAddr := netip.MustParsePrefix("198.51.100.1/24")
 	gw, internet, l := startTestHome(t, lanAddr)
-	camDev, err := l.Add("camera", "lan0", netip.MustParseAddr(secCamsCamera))
-	if err != nil {
-		t.Fatal(err)
-	}
+	var mode atomic.Value
+	mode.Store(camera.Off)
+	startCamera(t, l, "lan0", &mode)
 	tv, err := l.Add("tv", "lan1", netip.MustParseAddr("198.51.100.41"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var mode atomic.Value
-	mode.Store(camera.Off)
-	cam := camera.New(camera.Config{User: "admin", Password: "seccams", Seed: 1, Mode: func() camera.Mode { return mode.Load().(camera.Mode) }})
-	camLn, err := camDev.Listen("tcp", ":80")
-	if err != nil {
-		t.Fatal(err)
-	}
-	camSrv := &http.Server{Handler: cam}
-	go camSrv.Serve(camLn)
-	t.Cleanup(func() { camSrv.Close() })
 
-	data := t.TempDir()
 	cgroups := fmt.Sprintf("/paradrop-fig3-%d", os.Getpid())
 	// The chutes' parent and this process (the home's devices, the
 	// gateway's Open vSwitch it starts) outweigh the rest of this shared
 	// machine, as on a gateway, where they are what runs: so that the
 	// stream contends with SecCams rather than with whatever else runs on
 	// CPU 0, and SecCams' camera answers as fast as the gateway forwards.
-	// startServe removes the parent at the end.
+	// startHomeDaemon removes the parent at the end.
 	if _, err := cgroup.Open(cgroups, cgroup.Resources{CPUWeight: 10000}); err != nil {
 		t.Fatal(err)
 	}
 	favourTest(t, cgroups+"-home")
-	addr := startServe(t, serveOptions{
-		dataDir: data, maxUpload: 64 << 20, maxUnpacked: 256 << 20, cgroups: cgroups,
-		network: &sdn.Config{NetNS: gw.NetNS, Subnet: sdn.DefaultSubnet, LANPorts: l.Ports(), LANAddr: lanAddr, WAN: "wan0"},
-		dns:     dnsOptions{upstreams: []string{internet.DNS().String()}},
-	})
-	tok, err := os.ReadFile(filepath.Join(data, api.TokenFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	operator := strings.TrimSpace(string(tok))
-	base := "http://" + addr + "/api/v1/chutes"
+	base, operator := startHomeDaemon(t, gw, internet, l, lanAddr, t.TempDir(), cgroups)
 	for name, pkg := range map[string][]byte{"seccams": secCams, "hdstream": hdStream} {
 		if code, body := call(t, http.DefaultClient, base+"?wait=1", operator, "POST", string(pkg)); code != 200 || !strings.Contains(string(body), `"state": "done"`) {
 			t.Fatalf("install %s: %d %s", name, code, body)

@@ -18,12 +18,10 @@ import (
 	"github.com/chromedp/chromedp"
 	"golang.org/x/sys/unix"
 
-	"paradrop/api"
 	"paradrop/examples"
 	"paradrop/examples/camera"
 	"paradrop/examples/cloud"
 	"paradrop/netconf/nettest"
-	"paradrop/sdn"
 )
 
 // The addresses SecCams' chute.yaml names: its camera on the LAN (its
@@ -120,39 +118,16 @@ func TestSecCams(t *testing.T) {
 	// host, and the camera and the owner's laptop on its LAN.
 	lanAddr := netip.MustParsePrefix("198.51.100.1/24")
 	gw, internet, l := startTestHome(t, lanAddr)
-	camDev, err := l.Add("camera", "lan0", netip.MustParseAddr(secCamsCamera))
-	if err != nil {
-		t.Fatal(err)
-	}
+	var mode atomic.Value
+	mode.Store(camera.Still)
+	startCamera(t, l, "lan0", &mode)
 	laptop, err := l.Add("laptop", "lan1", netip.MustParseAddr("198.51.100.40"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var mode atomic.Value
-	mode.Store(camera.Still)
-	cam := camera.New(camera.Config{User: "admin", Password: "seccams", Seed: 1, Mode: func() camera.Mode { return mode.Load().(camera.Mode) }})
-	camLn, err := camDev.Listen("tcp", ":80")
-	if err != nil {
-		t.Fatal(err)
-	}
-	camSrv := &http.Server{Handler: cam}
-	go camSrv.Serve(camLn)
-	t.Cleanup(func() { camSrv.Close() })
 
 	data := t.TempDir()
-	cgroups := fmt.Sprintf("/paradrop-seccams-%d", os.Getpid())
-	t.Cleanup(func() { dropCgroupParent(t, cgroups) })
-	addr := startServe(t, serveOptions{
-		dataDir: data, maxUpload: 64 << 20, maxUnpacked: 256 << 20, cgroups: cgroups,
-		network: &sdn.Config{NetNS: gw.NetNS, Subnet: sdn.DefaultSubnet, LANPorts: l.Ports(), LANAddr: lanAddr, WAN: "wan0"},
-		dns:     dnsOptions{upstreams: []string{internet.DNS().String()}},
-	})
-	tok, err := os.ReadFile(filepath.Join(data, api.TokenFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	operator := strings.TrimSpace(string(tok))
-	base := "http://" + addr + "/api/v1/chutes"
+	base, operator := startHomeDaemon(t, gw, internet, l, lanAddr, data, fmt.Sprintf("/paradrop-seccams-%d", os.Getpid()))
 	if code, body := call(t, http.DefaultClient, base+"?wait=1", operator, "POST", string(pkg)); code != 200 || !strings.Contains(string(body), `"state": "done"`) {
 		t.Fatalf("install seccams: %d %s", code, body)
 	}
