@@ -147,3 +147,21 @@ func TestCPUsConfineProcesses(t *testing.T) {
 	}
 	check(strconv.Itoa(online[1]))
 }
+
+// Both translations carry the CPU list; v1 gives a group without one its
+// parent's (cgroup1 writes no empty list), v2 writes none and lifts a
+// list by writing "" itself (see v2Group.update).
+func TestCPUsTranslation(t *testing.T) {
+	if got := v2Resources(Resources{CPUs: "0-1"}).CPU.Cpus; got != "0-1" {
+		t.Errorf("v2 cpus %q", got)
+	}
+	if got := v2Resources(Resources{}).CPU.Cpus; got != "" {
+		t.Errorf("v2 cpus %q without a list", got)
+	}
+	if got := v1Resources(Resources{CPUs: "1"}, -1, "0-1").CPU.Cpus; got != "1" {
+		t.Errorf("v1 cpus %q", got)
+	}
+	if got := v1Resources(Resources{}, -1, "0-3").CPU.Cpus; got != "0-3" {
+		t.Errorf("v1 cpus %q without a list, want the parent's", got)
+	}
+}
