@@ -378,3 +378,18 @@ func TestCLIProgressTerminal(t *testing.T) {
 		t.Errorf("terminal progress %q", got)
 	}
 }
+
+// chute resources --cpus sends the CPU list, "" to lift it.
+func TestCLIResourcesCPUs(t *testing.T) {
+	f := newCLIFixture(t)
+	f.fake.Add(chute.Info{Name: "web", Version: "1", State: chute.Running})
+	for _, cpus := range []string{"0", ""} {
+		if rc := f.run(chuteMain, "resources", "web", "--cpus", cpus); rc != 0 {
+			t.Fatalf("--cpus %q: rc %d: %s", cpus, rc, f.stderr)
+		}
+		req, ok := f.fake.LastResources("web")
+		if !ok || req.CPUs == nil || *req.CPUs != cpus || req.CPUMax != nil {
+			t.Errorf("--cpus %q: request %+v", cpus, req)
+		}
+	}
+}

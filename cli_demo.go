@@ -37,6 +37,15 @@ const envSensePort = 8002
 // exposes it.
 const demoSecCamsPort = 8003
 
+// demoHDStreamPort is the HD stream's page and stream on the gateway, as
+// its chute.yaml exposes it.
+const demoHDStreamPort = 8004
+
+// demoSharedCPU is the CPU the demo's operator gives SecCams and the HD
+// stream to share (the paper's Figure 3 scene: the camera processing
+// flat out slows the stream down), as a cpus policy of each.
+const demoSharedCPU = "0"
+
 // cmdDemo runs the daemon on embedded defaults in a simulated home (see
 // demoHome), installs the sample chutes once it is up and prints where
 // the operator finds everything. Ctrl-C removes the home.
@@ -109,6 +118,9 @@ type demoApp struct {
 	// more is what the operator should know of it, beyond its page, once
 	// installed in home: lines, each ending in a newline.
 	more func(home *demoHome) string
+	// policy, if set, is the operator's resources request (JSON) the demo
+	// makes of it once installed.
+	policy string
 }
 
 // demoApps are the demo's chutes, in the order they are installed.
@@ -132,10 +144,23 @@ func demoApps(cache string) []demoApp {
 			wants:    func(h *demoHome) bool { return h != nil && h.camera != nil },
 			building: "the Go toolchain builds its program",
 			build:    examples.SecCams,
+			policy:   `{"cpus":"` + demoSharedCPU + `"}`,
 			more: func(h *demoHome) string {
 				return fmt.Sprintf("                  and at http://%s/ (cloud.seccams.example, its vendor's cloud: the LAN's requests are answered by the chute)\n"+
 					"  its camera:     %s (user %s, password %s), on the LAN\n                  echo motion > %s (or still, off, auto) switches it\n",
 					demoCloudNames["cloud.seccams.example"], h.camera.Addr, demoCameraUser, demoCameraPassword, h.modeFile("camera"))
+			}},
+		{name: "hdstream", title: "HD stream", lanPort: demoHDStreamPort,
+			wants:    func(h *demoHome) bool { return h != nil && h.viewer != nil },
+			building: "the Go toolchain builds its program",
+			build:    examples.HDStream,
+			policy:   `{"cpus":"` + demoSharedCPU + `"}`,
+			more: func(h *demoHome) string {
+				return fmt.Sprintf("  its viewer:     %s %s, on the LAN: pulls /stream, reports the Mbit/s it gets (the page, /api/status)\n"+
+					"  Figure 3:       SecCams and the HD stream share CPU %s (the operator's cpus policy); SecCams flat out slows the stream.\n"+
+					"                  Lower its CPU and the stream recovers: paradrop chute resources seccams --cpu-max 0.1\n"+
+					"                  Record it (camera off, on, the limit): go run ./bench figure3-demo\n",
+					h.viewer.Name, h.viewer.Addr, demoSharedCPU)
 			}},
 	}
 }
@@ -162,6 +187,9 @@ func demoInstall(ctx context.Context, env *cliEnv, dataDir string, home *demoHom
 			fmt.Fprintf(env.stdout, "demo: installing %s (%s)\n", app.title, app.building)
 		}
 		ip, err := demoChute(ctx, env, c, app.name, app.build)
+		if err == nil && app.policy != "" {
+			err = demoPolicy(ctx, env, c, app.name, app.policy)
+		}
 		if ctx.Err() != nil {
 			return err
 		}
@@ -195,6 +223,24 @@ ParaDrop demo gateway is up.
 %s  try:            PARADROP_DATA=%s paradrop chute list
 Press Ctrl-C to stop the daemon and remove the simulated LAN and Internet; chutes keep running and are re-adopted next time.
 `, base, strings.TrimSpace(string(token)), filepath.Join(dataDir, api.TokenFile), where.String(), dataDir)
+	return nil
+}
+
+// demoPolicy makes the operator's resources request policy (JSON) of the
+// chute name and waits for it to apply.
+func demoPolicy(ctx context.Context, env *cliEnv, c *client, name, policy string) error {
+	var started struct {
+		ChangeID uint64 `json:"change_id"`
+	}
+	if err := c.call(ctx, http.MethodPut, "/api/v1/chutes/"+name+"/resources", nil, strings.NewReader(policy), int64(len(policy)), &started); err != nil {
+		return fmt.Errorf("the %s chute's policy %s: %w", name, policy, err)
+	}
+	if ch, err := waitChange(ctx, env, c, started.ChangeID); err != nil || ch.Error != "" {
+		if err == nil {
+			err = errors.New(ch.Error)
+		}
+		return fmt.Errorf("the %s chute's policy %s: %w", name, policy, err)
+	}
 	return nil
 }
 

@@ -14,6 +14,7 @@ import (
 	"paradrop/examples/cloud"
 	"paradrop/examples/lan"
 	"paradrop/examples/sensor"
+	"paradrop/examples/viewer"
 )
 
 // The demo's home, in TEST-NET addresses that no real network uses (the
@@ -36,6 +37,9 @@ const demoUplink = "pdwan0"
 const demoCameraHost = 30
 
 const demoCameraUser, demoCameraPassword = "admin", "seccams"
+
+// demoViewerHost is the HD stream's viewer's host number on the LAN (.41).
+const demoViewerHost = 41
 
 // demoCloudNames are the fake Internet's names. cloud.seccams.example is
 // SecCams' vendor's cloud, the address the owner's browser asks for and
@@ -67,6 +71,7 @@ type demoHome struct {
 	sensors []*lan.Device
 	camera  *lan.Device
 	cameraS *http.Server
+	viewer  *lan.Device  // pulls the HD stream and reports its rate
 	cloud   *cloud.Cloud // nil with a real uplink
 	stop    context.CancelFunc
 	running sync.WaitGroup
@@ -102,10 +107,15 @@ func startHome(ctx context.Context, opts *serveOptions, nSensors int, logf func(
 			opts.dns.upstreams = []string{h.cloud.DNS().String()}
 		}
 	}
-	if err := h.addSensors(ctx, nSensors); err != nil {
+	devices, stop := context.WithCancel(ctx)
+	h.stop = stop
+	if err := h.addSensors(devices, nSensors); err != nil {
 		return nil, err
 	}
 	if err := h.addCamera(); err != nil {
+		return nil, err
+	}
+	if err := h.addViewer(devices); err != nil {
 		return nil, err
 	}
 	netCfg.LANPorts = append(netCfg.LANPorts, h.lan.Ports()...)
@@ -124,8 +134,6 @@ func (h *demoHome) lanHost(n int) netip.Addr {
 // addSensors puts n sensors on the LAN, at .11 and up, reporting to
 // EnvSense at the gateway's LAN address, each switched by its mode file.
 func (h *demoHome) addSensors(ctx context.Context, n int) error {
-	sensorCtx, stop := context.WithCancel(ctx)
-	h.stop = stop
 	report := "http://" + netip.AddrPortFrom(h.lanAddr.Addr(), envSensePort).String() + "/api/report"
 	for i, cfg := range demoSensors[:n] {
 		d, err := h.lan.Add("sensor-"+cfg.ID, "pdlan-"+cfg.ID, h.lanHost(11+i))
@@ -135,7 +143,7 @@ func (h *demoHome) addSensors(ctx context.Context, n int) error {
 		h.sensors = append(h.sensors, d)
 		cfg.Seed = uint64(i + 1)
 		cfg.Mode = sensor.ModeFile(h.modeFile(cfg.ID))
-		h.running.Go(func() { sensor.Run(sensorCtx, cfg, sensor.Poster(d.HTTPClient(5*time.Second), report)) })
+		h.running.Go(func() { sensor.Run(ctx, cfg, sensor.Poster(d.HTTPClient(5*time.Second), report)) })
 	}
 	return nil
 }
@@ -155,6 +163,24 @@ func (h *demoHome) addCamera() error {
 	cam := camera.New(camera.Config{User: demoCameraUser, Password: demoCameraPassword, Seed: 1, Mode: camera.ModeFile(h.modeFile("camera"))})
 	h.cameraS = &http.Server{Handler: cam, ReadHeaderTimeout: 5 * time.Second, WriteTimeout: 10 * time.Second}
 	h.running.Go(func() { h.cameraS.Serve(ln) })
+	return nil
+}
+
+// addViewer puts the HD stream's viewer on the LAN: until ctx ends, it
+// pulls the stream from the gateway's port demoHDStreamPort, reconnecting
+// while the chute is not there, and reports the rate it gets to it.
+func (h *demoHome) addViewer(ctx context.Context) error {
+	d, err := h.lan.Add("tv", "pdlan-tv", h.lanHost(demoViewerHost))
+	if err != nil {
+		return err
+	}
+	h.viewer = d
+	page := "http://" + netip.AddrPortFrom(h.lanAddr.Addr(), demoHDStreamPort).String()
+	cfg := viewer.Config{ID: "tv", StreamURL: page + "/stream", ReportURL: page + "/api/report", Client: d.HTTPClient(0)}
+	h.running.Go(func() {
+		_, wait := viewer.Start(ctx, cfg)
+		wait()
+	})
 	return nil
 }
 

@@ -15,7 +15,7 @@ import (
 // The verb joins the chute command's table, which is filled before init.
 func init() { chuteCommands["resources"] = subcommand{resourcesUsage, cmdResources} }
 
-const resourcesUsage = "resources NAME [--cpu-max CORES] [--cpu-weight N] [--memory BYTES] [--pids N] " +
+const resourcesUsage = "resources NAME [--cpu-max CORES] [--cpu-weight N] [--cpus LIST] [--memory BYTES] [--pids N] " +
 	"[--egress RATE] [--ingress RATE] [--grace DURATION] [--force] [--no-wait]"
 
 // cmdResources changes a running chute's resource policy: the chute is
@@ -29,6 +29,10 @@ func cmdResources(ctx context.Context, env *cliEnv, usage string, args []string)
 	})
 	fs.Func("cpu-weight", "relative CPU share, 1 to 10000 (default of a chute: 100)", func(s string) error {
 		return setJSON(s, &req.CPUWeight)
+	})
+	fs.Func("cpus", `CPUs the chute runs on, e.g. 0 or 0-1 ("" for every CPU)`, func(s string) error {
+		req.CPUs = &s
+		return nil
 	})
 	fs.Func("memory", "memory limit, e.g. 32Mi", func(s string) error { return setQuantity(s, &req.Memory) })
 	fs.Func("pids", "process and thread limit", func(s string) error { return setJSON(s, &req.Pids) })

@@ -96,7 +96,7 @@ func TestDemo(t *testing.T) {
 	var demoErr error
 	stop := func() {
 		once.Do(func() {
-			for _, name := range []string{"envsense", "hello", "seccams", "probe", "quiet"} {
+			for _, name := range []string{"envsense", "hello", "seccams", "hdstream", "probe", "quiet"} {
 				if code, body := call(t, http.DefaultClient, base+name+"?wait=1", operator, "DELETE", ""); code != 200 && code != 404 {
 					t.Errorf("remove %s: %d %s", name, code, body)
 				}
@@ -120,7 +120,9 @@ func TestDemo(t *testing.T) {
 		"and at http://203.0.113.80/ (cloud.seccams.example, its vendor's cloud: the LAN's requests are answered by the chute)",
 		"its camera:     198.51.100.30 (user admin, password seccams), on the LAN", "echo motion > " + filepath.Join(data, "lan", "camera.mode"),
 		"fake Internet:  203.0.113.53 on the uplink pdwan0, the chutes' upstream resolver; its names: alerts.seccams.example 203.0.113.11, cloud.seccams.example 203.0.113.80",
-		"alerts it got:  http://203.0.113.11/alerts (from the gateway)"} {
+		"alerts it got:  http://203.0.113.11/alerts (from the gateway)",
+		"HD stream:      http://198.51.100.1:8004/ (from the LAN), http://10.131.0.",
+		"its viewer:     tv 198.51.100.41, on the LAN", "share CPU 0 (the operator's cpus policy)"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("the demo's words lack %q:\n%s", want, out)
 		}
@@ -173,6 +175,7 @@ func TestDemo(t *testing.T) {
 	demoUILinks(t, ui, operator, owner)
 	demoChuteNames(t, base, operator, owner, fromGW)
 	demoSecCams(t, data, owner, fromGW)
+	demoHDStream(t, base, operator, owner)
 
 	// EnvSense's page in Chromium, as the owner on the LAN sees it.
 	page := browser(t)
@@ -298,9 +301,9 @@ func demoUILinks(t *testing.T, ui, operator string, owner *http.Client) {
 		chromedp.WaitVisible(chromedp.CSS(`tr[data-chute="envsense"] a.chute-page`)),
 		chromedp.WaitVisible(chromedp.CSS(`tr[data-chute="hello"] a.chute-page`)),
 	)
-	for name, want := range map[string]string{"hello": "Hello from a chute", "envsense": "<h1>EnvSense</h1>", "seccams": "<h1>SecCams</h1>"} {
+	for name, want := range map[string]string{"hello": "Hello from a chute", "envsense": "<h1>EnvSense</h1>", "seccams": "<h1>SecCams</h1>", "hdstream": "<h1>HD stream</h1>"} {
 		href := evaluate[string](t, b, `document.querySelector('tr[data-chute="`+name+`"] a.chute-page')?.href || ""`)
-		wantHref := map[string]string{"hello": "http://198.51.100.1:8001/", "envsense": "http://198.51.100.1:8002/", "seccams": "http://198.51.100.1:8003/"}[name]
+		wantHref := map[string]string{"hello": "http://198.51.100.1:8001/", "envsense": "http://198.51.100.1:8002/", "seccams": "http://198.51.100.1:8003/", "hdstream": "http://198.51.100.1:8004/"}[name]
 		if href != wantHref {
 			t.Errorf("%s's row links %q, want %q", name, href, wantHref)
 			continue
@@ -434,4 +437,28 @@ func demoSecCams(t *testing.T, data string, owner, fromGW *http.Client) {
 		}
 	}
 	os.WriteFile(filepath.Join(data, "lan", "camera.mode"), []byte("still\n"), 0o644)
+}
+
+// demoHDStream: the demo's viewer on the LAN pulls the HD stream and its
+// reports show in the chute's API; the operator put the stream and SecCams
+// on one CPU, as the chutes' resources say.
+func demoHDStream(t *testing.T, base, operator string, owner *http.Client) {
+	t.Helper()
+	var st hdStreamStatus
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(500 * time.Millisecond) {
+		err := lanGet(owner, "http://198.51.100.1:8004", "/api/status", &st)
+		if err == nil && len(st.Reports) == 1 && st.Reports[0].Viewer == "tv" && st.Reports[0].Mbps > 1 && time.Since(st.Reports[0].At) < 3*time.Second {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no fresh report of the viewer tv in the HD stream's status: %+v, %v", st, err)
+		}
+	}
+	for _, name := range []string{"seccams", "hdstream"} {
+		var r struct{ CPUs string }
+		code, body := call(t, http.DefaultClient, base+name+"/resources", operator, "GET", "")
+		if err := json.Unmarshal(body, &r); code != 200 || err != nil || r.CPUs != demoSharedCPU {
+			t.Errorf("%s's resources: %d %s, want cpus %q", name, code, body, demoSharedCPU)
+		}
+	}
 }

@@ -7,11 +7,18 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
 	"testing"
 
+	"paradrop/api"
+	"paradrop/examples/camera"
 	"paradrop/examples/cloud"
 	"paradrop/examples/lan"
 	"paradrop/netconf/nettest"
+	"paradrop/sdn"
 )
 
 // startTestHome makes a home as the demo has it, for a test: the gateway's
@@ -85,4 +92,41 @@ func acceptLoopback(t *testing.T, handle func(c net.Conn)) string {
 		}
 	}()
 	return ln.Addr().String()
+}
+
+// startCamera puts SecCams' camera (the DCS-931L at the address and with
+// the credentials its manifest names) on l, its link the gateway's port,
+// seeing what mode holds (a camera.Mode), until the test ends.
+func startCamera(t *testing.T, l *lan.LAN, port string, mode *atomic.Value) {
+	t.Helper()
+	dev, err := l.Add("camera", port, netip.MustParseAddr(secCamsCamera))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cam := camera.New(camera.Config{User: "admin", Password: "seccams", Seed: 1, Mode: func() camera.Mode { return mode.Load().(camera.Mode) }})
+	ln, err := dev.Listen("tcp", ":80")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: cam}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+}
+
+// startHomeDaemon runs the daemon of a home startTestHome made, on data
+// with the cgroup parent cgroups, until the test ends; it returns the base
+// URL of its chutes' API and the operator token.
+func startHomeDaemon(t *testing.T, gw *nettest.Host, internet *cloud.Cloud, l *lan.LAN, lanAddr netip.Prefix, data, cgroups string) (base, operator string) {
+	t.Helper()
+	t.Cleanup(func() { dropCgroupParent(t, cgroups) })
+	addr := startServe(t, serveOptions{
+		dataDir: data, maxUpload: 64 << 20, maxUnpacked: 256 << 20, cgroups: cgroups,
+		network: &sdn.Config{NetNS: gw.NetNS, Subnet: sdn.DefaultSubnet, LANPorts: l.Ports(), LANAddr: lanAddr, WAN: "wan0"},
+		dns:     dnsOptions{upstreams: []string{internet.DNS().String()}},
+	})
+	tok, err := os.ReadFile(filepath.Join(data, api.TokenFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return "http://" + addr + "/api/v1/chutes", strings.TrimSpace(string(tok))
 }

@@ -23,13 +23,9 @@ import (
 	"regexp"
 	"runtime"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
-	"golang.org/x/sys/unix"
-
-	"paradrop/cgroup"
 	"paradrop/chute"
 	"paradrop/examples"
 )
@@ -65,7 +61,7 @@ const (
 	fig3StreamSlack = 0.10                   // of the pre-t=4 stream rate
 )
 
-const fig3Helper = "figure3_streamer" // in the chutes' rootfs, at /
+const fig3Helper = "hdstream" // examples/hdstream, in the chutes' rootfs, at /
 
 var fig3Manifests = map[string]string{
 	"streamer": fmt.Sprintf(`name: streamer
@@ -73,16 +69,21 @@ version: 1.0.0
 command: ["/%s", "stream", "%s:%d", "%d"]
 net:
   lan: [{ip: %s}]
+resources: {cpus: "%d"}
 stop_grace: 0s
-`, fig3Helper, fig3LANClient.Addr(), fig3StreamPort, fig3RateBits, fig3LANClient.Addr()),
+`, fig3Helper, fig3LANClient.Addr(), fig3StreamPort, fig3RateBits, fig3LANClient.Addr(), fig3SharedCPU),
 	"processor": fmt.Sprintf(`name: processor
 version: 1.0.0
 command: ["/%s", "process", "/data"]
 env: {GOMAXPROCS: "4"}
-resources: {cpu_weight: %d, pids: 128}
+resources: {cpu_weight: %d, pids: 128, cpus: "%d"}
 stop_grace: 0s
-`, fig3Helper, fig3ProcWeight),
+`, fig3Helper, fig3ProcWeight, fig3SharedCPU),
 }
+
+// fig3SharedCPU is the one CPU both chutes share (their manifests' cpus, which
+// the cgroup cpuset enforces), so that they contend on a 2-core machine.
+var fig3SharedCPU = runtime.NumCPU() - 1
 
 // fig3Run is one run's recording and what was measured from it. Times
 // are seconds since t=0.
@@ -109,6 +110,26 @@ type fig3Run struct {
 	back          bool
 	pinnedCPU     int
 	csvPath, plot string
+	scene         fig3Scene
+}
+
+// fig3Scene is what a recording shows and how: the bench's own two
+// chutes, or the demo gateway's SecCams and HD stream (figure3-demo).
+type fig3Scene struct {
+	window              time.Duration // of each point of the series
+	full, request, end  float64       // the timeline (s from t=0) the means are taken over
+	cpuMax              float64       // the operator's new limit
+	grace               string
+	rateMbps            float64 // the stream's own rate
+	subtitle, procAxis  string  // the plot's second line, the lower panel's title
+	fullLabel, fullNote string  // the marker of full speed; "t=1–4 s" in the legend
+}
+
+// fig3BenchScene is the bench's own timeline.
+func fig3BenchScene(n int) fig3Scene {
+	return fig3Scene{window: fig3Window, full: fig3FullAt.Seconds(), request: fig3Request.Seconds(), end: fig3End.Seconds(),
+		cpuMax: fig3CPUMax, grace: fig3Grace, rateMbps: fig3RateBits / 1e6, procAxis: "image processor (frames/s)",
+		subtitle: fmt.Sprintf("paradrop, run %d of %d (median time to a stable limit)", n, fig3Runs), fullLabel: "processor goes full speed", fullNote: "t=1–4 s"}
 }
 
 func runFigure3(ctx context.Context, o options) (string, error) {
@@ -123,7 +144,7 @@ func runFigure3(ctx context.Context, o options) (string, error) {
 	}
 	fmt.Println("building the chutes' static helper...")
 	helper := filepath.Join(tmp, fig3Helper)
-	if err := buildBinary(ctx, "./bench/figure3_streamer", helper); err != nil {
+	if err := buildBinary(ctx, "./examples/hdstream", helper); err != nil {
 		return "", err
 	}
 	pkgs, err := fig3Packages(helper)
@@ -249,18 +270,11 @@ func (b *fig3Bed) runFigure3Once(ctx context.Context, n int, pkgs map[string][]b
 	}); err != nil {
 		return nil, err
 	}
-	// Both chutes on one CPU, so that they contend on a 2-core machine.
-	cpu := runtime.NumCPU() - 1
-	pinCtx, stopPinning := context.WithCancel(ctx)
-	defer stopPinning()
-	pinErr := make(chan error, 1)
-	go func() { pinErr <- b.pinChutes(pinCtx, cpu, "streamer", "processor") }()
-
 	if err := fig3Sleep(ctx, time.Now().Add(fig3Settle)); err != nil {
 		return nil, err
 	}
 	t0 := b.recv.nextWindow(time.Now())
-	r := &fig3Run{n: n, t0: t0, pinnedCPU: cpu}
+	r := &fig3Run{n: n, t0: t0, pinnedCPU: fig3SharedCPU, scene: fig3BenchScene(n)}
 	if err := fig3Sleep(ctx, t0.Add(fig3FullAt)); err != nil {
 		return nil, err
 	}
@@ -280,10 +294,6 @@ func (b *fig3Bed) runFigure3Once(ctx context.Context, n int, pkgs map[string][]b
 		return nil, err
 	}
 	if err := fig3Sleep(ctx, t0.Add(fig3End)); err != nil {
-		return nil, err
-	}
-	stopPinning()
-	if err := <-pinErr; err != nil {
 		return nil, err
 	}
 	var c chute.Change
@@ -306,46 +316,11 @@ func (b *fig3Bed) runFigure3Once(ctx context.Context, n int, pkgs map[string][]b
 	}); err != nil {
 		return nil, errors.Join(err, readErr)
 	}
-	r.fps = fig3FrameRates(reps, t0, windows)
+	r.fps = fig3FrameRates(reps, t0, windows, fig3Window)
 	if err := r.analyse(c, reps); err != nil {
 		return nil, err
 	}
 	return r, nil
-}
-
-// pinChutes keeps every thread of the named chutes on cpu until ctx ends:
-// threads a pinned thread creates inherit its affinity, and going over
-// them again every 200ms catches any created while the first pass ran.
-func (b *fig3Bed) pinChutes(ctx context.Context, cpu int, names ...string) error {
-	var set unix.CPUSet
-	set.Set(cpu)
-	for {
-		for _, name := range names {
-			g, err := cgroup.Load(b.cgroupParent + "/" + name)
-			if err != nil {
-				return fmt.Errorf("pin %s: %w", name, err)
-			}
-			pids, err := g.Procs()
-			if err != nil {
-				return fmt.Errorf("pin %s: %w", name, err)
-			}
-			for _, pid := range pids {
-				tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
-				for _, t := range tasks {
-					tid, _ := strconv.Atoi(t.Name())
-					// A thread that has just exited is no error.
-					if err := unix.SchedSetaffinity(tid, &set); err != nil && !errors.Is(err, unix.ESRCH) {
-						return fmt.Errorf("pin %s thread %d: %w", name, tid, err)
-					}
-				}
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
 }
 
 // fig3Report is one line of the processor's frames.log.
@@ -394,11 +369,11 @@ func fig3Frames(r fig3Report) int64 { return r.frames }
 func fig3CPU(r fig3Report) int64    { return r.cpuNs }
 
 // fig3FrameRates is the processor's frame rate in each window from t0.
-func fig3FrameRates(reps []fig3Report, t0 time.Time, windows int) []float64 {
+func fig3FrameRates(reps []fig3Report, t0 time.Time, windows int, window time.Duration) []float64 {
 	out := make([]float64, windows)
 	for k := range out {
-		from := t0.Add(time.Duration(k) * fig3Window)
-		out[k] = (fig3At(reps, from.Add(fig3Window), fig3Frames) - fig3At(reps, from, fig3Frames)) / fig3Window.Seconds()
+		from := t0.Add(time.Duration(k) * window)
+		out[k] = (fig3At(reps, from.Add(window), fig3Frames) - fig3At(reps, from, fig3Frames)) / window.Seconds()
 	}
 	return out
 }
@@ -423,28 +398,28 @@ func (r *fig3Run) analyse(c chute.Change, reps []fig3Report) error {
 	if !found {
 		return fmt.Errorf("no force step in change %d (did the processor comply?): %v", c.ID, c.Steps)
 	}
-	full, req, end := fig3FullAt.Seconds(), fig3Request.Seconds(), fig3End.Seconds()
-	r.baseline, r.fpsLow = fig3Mean(r.stream, 1, full), fig3Mean(r.fps, 1, full)
-	r.contended, r.fpsFull = fig3Mean(r.stream, full+1, req), fig3Mean(r.fps, full+1, req)
-	r.after, r.fpsLimited = fig3Mean(r.stream, end-3, end), fig3Mean(r.fps, end-3, end)
+	full, req, end := r.scene.full, r.scene.request, r.scene.end
+	r.baseline, r.fpsLow = r.mean(r.stream, 1, full), r.mean(r.fps, 1, full)
+	r.contended, r.fpsFull = r.mean(r.stream, full+1, req), r.mean(r.fps, full+1, req)
+	r.after, r.fpsLimited = r.mean(r.stream, end-3, end), r.mean(r.fps, end-3, end)
 
 	// What cpu_max allows: the processor's own frames per CPU-second at
 	// full speed, times the limit.
-	from, to := r.t0.Add(fig3FullAt+time.Second), r.t0.Add(fig3Request)
+	from, to := r.t0.Add(fig3Secs(full+1)), r.t0.Add(fig3Secs(req))
 	frames := fig3At(reps, to, fig3Frames) - fig3At(reps, from, fig3Frames)
 	cpuSecs := (fig3At(reps, to, fig3CPU) - fig3At(reps, from, fig3CPU)) / 1e9
 	if cpuSecs <= 0 {
 		return errors.New("the processor used no CPU at full speed")
 	}
-	r.limitFPS = frames / cpuSecs * fig3CPUMax
+	r.limitFPS = frames / cpuSecs * r.scene.cpuMax
 
 	limited := func(k int) bool { return r.fps[k] <= r.limitFPS*fig3FPSMargin }
-	if k, ok := fig3FirstRun(r.fps, r.requestAt, limited); ok {
-		r.toStable, r.stable = fig3Secs(fig3WindowEnd(k)-r.requestAt), true
+	if k, ok := r.firstRun(r.fps, r.requestAt, limited); ok {
+		r.toStable, r.stable = fig3Secs(r.windowEnd(k)-r.requestAt), true
 	}
 	normal := func(k int) bool { return math.Abs(r.stream[k]-r.baseline) <= fig3StreamSlack*r.baseline }
-	if k, ok := fig3FirstRun(r.stream, r.forceAt, normal); ok {
-		r.streamBack, r.back = fig3Secs(max(0, fig3WindowEnd(k)-r.forceAt)), true
+	if k, ok := r.firstRun(r.stream, r.forceAt, normal); ok {
+		r.streamBack, r.back = fig3Secs(max(0, r.windowEnd(k)-r.forceAt)), true
 	}
 	return nil
 }
@@ -452,11 +427,11 @@ func (r *fig3Run) analyse(c chute.Change, reps []fig3Report) error {
 // rel is t in seconds since the run's t=0.
 func (r *fig3Run) rel(t time.Time) float64 { return t.Sub(r.t0).Seconds() }
 
-// fig3FirstRun is the first window, from the one holding time from (s),
+// firstRun is the first window, from the one holding time from (s),
 // that starts fig3StableRun consecutive windows meeting ok.
-func fig3FirstRun(series []float64, from float64, ok func(int) bool) (int, bool) {
+func (r *fig3Run) firstRun(series []float64, from float64, ok func(int) bool) (int, bool) {
 	run := 0
-	for k := int(from / fig3Window.Seconds()); k < len(series); k++ {
+	for k := int(from / r.scene.window.Seconds()); k < len(series); k++ {
 		if !ok(k) {
 			run = 0
 			continue
@@ -469,16 +444,16 @@ func fig3FirstRun(series []float64, from float64, ok func(int) bool) (int, bool)
 	return 0, false
 }
 
-func fig3WindowEnd(k int) float64 { return float64(k+1) * fig3Window.Seconds() }
+func (r *fig3Run) windowEnd(k int) float64 { return float64(k+1) * r.scene.window.Seconds() }
 
 func fig3Secs(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
 
-// fig3Mean is the mean of the windows starting in [from, to) seconds.
-func fig3Mean(series []float64, from, to float64) float64 {
+// mean is the mean of the windows starting in [from, to) seconds.
+func (r *fig3Run) mean(series []float64, from, to float64) float64 {
 	var sum float64
 	n := 0
 	for k, v := range series {
-		if t := float64(k) * fig3Window.Seconds(); t >= from-1e-9 && t < to-1e-9 {
+		if t := float64(k) * r.scene.window.Seconds(); t >= from-1e-9 && t < to-1e-9 {
 			sum += v
 			n++
 		}

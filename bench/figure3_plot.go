@@ -42,7 +42,7 @@ func (r *fig3Run) events() []struct {
 func (r *fig3Run) csv() string {
 	var b strings.Builder
 	b.WriteString("t_s,streamer_mbps,processor_fps,phase,events\n")
-	w := fig3Window.Seconds()
+	w := r.scene.window.Seconds()
 	for k := range r.stream {
 		t := float64(k) * w
 		var evs []string
@@ -97,9 +97,13 @@ const (
 func (r *fig3Run) svg() string {
 	var b strings.Builder
 	p := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
-	end := fig3End.Seconds()
+	end := r.scene.end
+	tickEvery := 1 // s, between the time axis' ticks
+	if end > 20 {
+		tickEvery = 5
+	}
 	x := func(t float64) float64 { return plotL + (plotR-plotL)*t/end }
-	streamMax, streamStep := axisMax(max(slices.Max(r.stream), float64(fig3RateBits)/1e6) * 1.05)
+	streamMax, streamStep := axisMax(max(slices.Max(r.stream), r.scene.rateMbps) * 1.05)
 	fpsMax, fpsStep := axisMax(slices.Max(r.fps) * 1.05)
 	yS := func(v float64) float64 { return topY1 - (topY1-topY0)*v/streamMax }
 	yF := func(v float64) float64 { return botY1 - (botY1-botY0)*v/fpsMax }
@@ -107,7 +111,7 @@ func (r *fig3Run) svg() string {
 	p(`<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="%s">`, svgW, svgH, svgW, svgH, fontFamily)
 	p(`<rect width="100%%" height="100%%" fill="white"/>`)
 	p(`<text x="%d" y="24" font-size="%d" font-weight="bold">Figure 3: a stream and a CPU-hungry chute on one CPU; the operator limits the CPU hog</text>`, plotL, svgTitleFontSize)
-	p(`<text x="%d" y="42" font-size="%d" fill="#333">paradrop, run %d of %d (median time to a stable limit); two-phase policy change: ask (policy.json), grace %s, force (cgroup)</text>`, plotL, tickLabelSize+1, r.n, fig3Runs, fig3Grace)
+	p(`<text x="%d" y="42" font-size="%d" fill="#333">%s; two-phase policy change: ask (policy.json), grace %s, force (cgroup)</text>`, plotL, tickLabelSize+1, html.EscapeString(r.scene.subtitle), r.scene.grace)
 
 	// The grace period, shaded across both panels.
 	for _, y := range [][2]float64{{topY0, topY1}, {botY0, botY1}} {
@@ -119,34 +123,34 @@ func (r *fig3Run) svg() string {
 	// the new limit allows (+15%, the "stable" threshold).
 	p(`<rect x="%d" y="%.1f" width="%d" height="%.1f" fill="%s" fill-opacity="0.10"/>`, plotL, yS(r.baseline*(1+fig3StreamSlack)), plotR-plotL,
 		yS(r.baseline*(1-fig3StreamSlack))-yS(r.baseline*(1+fig3StreamSlack)), colStream)
-	p(`<text x="%d" y="%.1f" font-size="%d" fill="%s">normal rate (t=1–4 s) ±10%%</text>`, plotL+6, yS(r.baseline*(1-fig3StreamSlack))+14, tickLabelSize, colStream)
+	p(`<text x="%d" y="%.1f" font-size="%d" fill="%s">normal rate (%s) ±10%%</text>`, plotL+6, yS(r.baseline*(1-fig3StreamSlack))+14, tickLabelSize, colStream, r.scene.fullNote)
 	thr := r.limitFPS * fig3FPSMargin
 	p(`<line x1="%.1f" y1="%.1f" x2="%d" y2="%.1f" stroke="%s" stroke-dasharray="6 4"/>`, x(r.requestAt), yF(thr), plotR, yF(thr), colForce)
 	// Left of the line's start, where the processor runs far above it.
-	p(`<text x="%.1f" y="%.1f" font-size="%d" fill="%s" text-anchor="end">cpu_max %g allows ≈ %.0f fps; +15%%: stable →</text>`, x(r.requestAt)-6, yF(thr)+4, tickLabelSize, colForce, fig3CPUMax, r.limitFPS)
+	p(`<text x="%.1f" y="%.1f" font-size="%d" fill="%s" text-anchor="end">cpu_max %g allows ≈ %.0f fps; +15%%: stable →</text>`, x(r.requestAt)-6, yF(thr)+4, tickLabelSize, colForce, r.scene.cpuMax, r.limitFPS)
 
 	panel := func(y0, y1 int, vmax, step float64, y func(float64) float64, title string) {
 		for v := 0.0; v <= vmax+step/2; v += step {
 			p(`<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" stroke="#e4e4e4"/>`, plotL, y(v), plotR, y(v))
 			p(`<text x="%d" y="%.1f" font-size="%d" text-anchor="end">%s</text>`, plotL-6, y(v)+4, tickLabelSize, trimFloat(v))
 		}
-		for t := 0; t <= int(end); t++ {
+		for t := 0; t <= int(end); t += tickEvery {
 			p(`<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="#999"/>`, x(float64(t)), y1, x(float64(t)), y1+4)
 		}
 		p(`<rect x="%d" y="%d" width="%d" height="%d" fill="none" stroke="#333"/>`, plotL, y0, plotR-plotL, y1-y0)
 		p(`<text transform="translate(%d %d) rotate(-90)" font-size="%d" text-anchor="middle">%s</text>`, 22, (y0+y1)/2, axisLabelSize, html.EscapeString(title))
 	}
 	panel(topY0, topY1, streamMax, streamStep, yS, "stream at the LAN client (Mbit/s)")
-	panel(botY0, botY1, fpsMax, fpsStep, yF, "image processor (frames/s)")
-	for t := 0; t <= int(end); t++ {
+	panel(botY0, botY1, fpsMax, fpsStep, yF, r.scene.procAxis)
+	for t := 0; t <= int(end); t += tickEvery {
 		p(`<text x="%.1f" y="%d" font-size="%d" text-anchor="middle">%d</text>`, x(float64(t)), botY1+18, tickLabelSize, t)
 	}
-	p(`<text x="%d" y="%d" font-size="%d" text-anchor="middle">time (s), 100 ms windows</text>`, (plotL+plotR)/2, botY1+38, axisLabelSize)
+	p(`<text x="%d" y="%d" font-size="%d" text-anchor="middle">time (s), %s windows</text>`, (plotL+plotR)/2, botY1+38, axisLabelSize, r.scene.window)
 
 	line := func(series []float64, y func(float64) float64, color string) {
 		pts := make([]string, len(series))
 		for k, v := range series {
-			pts[k] = fmt.Sprintf("%.1f,%.1f", x((float64(k)+0.5)*fig3Window.Seconds()), y(v))
+			pts[k] = fmt.Sprintf("%.1f,%.1f", x((float64(k)+0.5)*r.scene.window.Seconds()), y(v))
 		}
 		p(`<polyline points="%s" fill="none" stroke="%s" stroke-width="1.8" stroke-linejoin="round"/>`, strings.Join(pts, " "), color)
 	}
@@ -156,14 +160,19 @@ func (r *fig3Run) svg() string {
 	// Markers across both panels, labelled above the top one on two rows.
 	marker := func(t float64, color, dash, label, anchor string, row int) {
 		p(`<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="%s" stroke-width="1.4" stroke-dasharray="%s"/>`, x(t), topY0-4-14*row, x(t), botY1, color, dash)
+		// A label that would run off the right edge goes left of its
+		// line, a row higher (about 6.5 px a character).
+		if anchor == "start" && x(t)+6.5*float64(len([]rune(label))) > svgW {
+			anchor, row = "end", row+1
+		}
 		dx := 4.0
 		if anchor == "end" {
 			dx = -4
 		}
 		p(`<text x="%.1f" y="%d" font-size="%d" fill="%s" text-anchor="%s">%s</text>`, x(t)+dx, topY0-8-14*row, markerLabelSize, color, anchor, html.EscapeString(label))
 	}
-	marker(r.fullAt, colMark, "4 3", fmt.Sprintf("t=%.1f s: processor goes full speed", r.fullAt), "start", 1)
-	marker(r.requestAt, colRequest, "4 3", fmt.Sprintf("t=%.1f s: operator PUT cpu_max %g (ask)", r.requestAt, fig3CPUMax), "end", 0)
+	marker(r.fullAt, colMark, "4 3", fmt.Sprintf("t=%.1f s: %s", r.fullAt, r.scene.fullLabel), "start", 1)
+	marker(r.requestAt, colRequest, "4 3", fmt.Sprintf("t=%.1f s: operator PUT cpu_max %g (ask)", r.requestAt, r.scene.cpuMax), "end", 0)
 	marker(r.graceEnd, colRequest, "1 3", "", "start", 0)
 	marker(r.forceAt, colForce, "", fmt.Sprintf("t=%.2f s: grace ends, force applied %s later", r.forceAt, fig3Ms(r.forceDelay)), "start", 1)
 
@@ -294,7 +303,8 @@ const fig3Notes = `How it is measured:
   loopback; the LAN client is another namespace behind the gateway's LAN
   port. Addresses are TEST-NET (198.51.100.0/24) inside those namespaces
   only; everything is removed at the end.
-- Both chutes run one static Go helper (bench/figure3_streamer, built at
+- Both chutes run one static Go helper (examples/hdstream, the demo's HD
+  stream chute, in its bench modes, built at
   run time). The streamer sends a live UDP stream of 20 Mbit/s to the LAN
   client, paced by itself in 5 ms ticks, each tick's data "encoded" (fixed
   CPU work per byte, about 0.25 core at full rate) before it is sent. Like
@@ -307,8 +317,8 @@ const fig3Notes = `How it is measured:
   drops /data/full and they run flat out. It appends its frame count and
   CPU time to /data/frames.log every 100 ms; the bench reads it from the
   host and interpolates the count at the window edges.
-- The bench pins every thread of both chutes to the last CPU
-  (sched_setaffinity, repeated every 200 ms), so that they contend on a
+- Both manifests hold their chute to the last CPU (resources.cpus, which
+  the cgroup cpuset controller enforces), so that they contend on a
   2-core machine. The CPU controller shares a CPU between cgroups, not
   threads, so the processor's manifest gives it cpu_weight 800 against the
   streamer's default 100: it is the gateway's priority application, and

@@ -36,6 +36,9 @@ type suite struct {
 	// run measures and returns the suite's README section (markdown,
 	// without its heading), having printed its tables on stdout.
 	run func(ctx context.Context, o options) (string, error)
+	// manual suites run only when named: they need something set up
+	// beforehand (figure3-demo, a running demo).
+	manual bool
 }
 
 var suites = map[string]suite{
@@ -45,10 +48,14 @@ var suites = map[string]suite{
 
 // options are the command line's settings, shared by all suites.
 type options struct {
-	n        int    // timed repetitions of each measurement (at least)
-	gateways []int  // the fleet suite's sizes
-	command  string // the command line, recorded in the README
-	daemon   string // the router suite's daemon binary; "" builds one
+	n          int    // timed repetitions of each measurement (at least)
+	gateways   []int  // the fleet suite's sizes
+	command    string // the command line, recorded in the README
+	daemon     string // the router suite's daemon binary; "" builds one
+	demoData   string // figure3-demo: the demo gateway's data directory
+	demoAPI    string // figure3-demo: its API address
+	demoCgroup string // figure3-demo: its cgroup parent
+	demoNetNS  string // figure3-demo: the network namespace its chutes are reached in ("" this one)
 }
 
 const readmePath = "bench/README.md"
@@ -85,6 +92,10 @@ func run(args []string) error {
 		}
 		return nil
 	})
+	fs.StringVar(&o.demoData, "demo-data", "/var/lib/paradrop-demo", "figure3-demo: the demo gateway's data directory")
+	fs.StringVar(&o.demoAPI, "demo-api", "127.0.0.1:8080", "figure3-demo: the demo gateway's API address")
+	fs.StringVar(&o.demoCgroup, "demo-cgroup", "/paradrop-demo", "figure3-demo: the demo gateway's cgroup parent")
+	fs.StringVar(&o.demoNetNS, "demo-netns", "", "figure3-demo: the network namespace (a path) of a demo gateway that runs in one")
 	fs.StringVar(&o.daemon, "daemon", "", "router suite: this daemon binary instead of one built from the tree (to compare builds)")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: go run ./bench [-n N] [SUITE...]\nsuites:")
@@ -96,12 +107,23 @@ func run(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	// Flags may follow the suites too (go run ./bench figure3-demo -demo-api ADDR).
+	var names []string
+	for fs.NArg() > 0 {
+		names = append(names, fs.Arg(0))
+		if err := fs.Parse(fs.Args()[1:]); err != nil {
+			return err
+		}
+	}
 	if o.n < 5 {
 		return errors.New("-n: want at least 5 repetitions for a median")
 	}
-	names := fs.Args()
 	if len(names) == 0 {
-		names = suiteNames()
+		for _, n := range suiteNames() {
+			if !suites[n].manual {
+				names = append(names, n)
+			}
+		}
 	}
 	for _, n := range names {
 		if _, ok := suites[n]; !ok {

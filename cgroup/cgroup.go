@@ -68,6 +68,9 @@ type Resources struct {
 	Memory int64
 	// Pids caps the number of processes and threads; 0 is unlimited.
 	Pids int64
+	// CPUs confines the group to these CPUs (cpuset.cpus, the kernel's
+	// list syntax: "0", "0-1", "0,2"); "" is every CPU of its parent.
+	CPUs string
 }
 
 const (
@@ -96,6 +99,11 @@ func (r Resources) Validate() error {
 		return fmt.Errorf("invalid resources: memory %d is negative", r.Memory)
 	case r.Pids < 0:
 		return fmt.Errorf("invalid resources: pids %d is negative", r.Pids)
+	}
+	if r.CPUs != "" {
+		if err := checkCPUs(r.CPUs); err != nil {
+			return fmt.Errorf("invalid resources: %w", err)
+		}
 	}
 	return nil
 }

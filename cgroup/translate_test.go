@@ -74,7 +74,7 @@ func TestV1Translation(t *testing.T) {
 		{"memory and pids", Resources{Memory: 32 << 20, Pids: 10}, 1024, -1, 32 << 20, 10},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			res := v1Resources(tc.r, -1)
+			res := v1Resources(tc.r, -1, "")
 			if got := *res.CPU.Shares; got != tc.shares {
 				t.Errorf("shares = %d, want %d", got, tc.shares)
 			}

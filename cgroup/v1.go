@@ -1,6 +1,7 @@
 package cgroup
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -18,9 +19,9 @@ import (
 
 const v1Mount = "/sys/fs/cgroup"
 
-// v1Controllers are the hierarchies a chute's group spans; the last two,
-// freezer and devices, are optional.
-var v1Controllers = []string{"cpu", "cpuacct", "memory", "pids", "freezer", "devices"}
+// v1Controllers are the hierarchies a chute's group spans; the last three,
+// freezer, devices and cpuset, are optional.
+var v1Controllers = []string{"cpu", "cpuacct", "memory", "pids", "freezer", "devices", "cpuset"}
 
 type v1Group struct {
 	path string
@@ -31,11 +32,14 @@ type v1Group struct {
 	hasFreezer bool
 	// devices is nil when the host has no devices hierarchy.
 	devices cgroup1.Subsystem
+	// hasCpuset: without it a CPU list cannot be enforced.
+	hasCpuset bool
 }
 
 // v1Hierarchy lists the controllers we use rather than cgroup1.Default's
-// all-mounted ones: cpuset would need cpus/mems copied in before any Add,
-// and the others are not ours to manage.
+// all-mounted ones: the others are not ours to manage. cpuset's group
+// gets cpus and mems copied from its parent when cgroup1 makes it (the
+// kernel refuses a process into a cpuset without them).
 func v1Hierarchy() ([]cgroup1.Subsystem, error) {
 	subs := []cgroup1.Subsystem{
 		cgroup1.NewCpu(v1Mount),
@@ -50,7 +54,7 @@ func v1Hierarchy() ([]cgroup1.Subsystem, error) {
 			return nil, fmt.Errorf("cgroup v1 controller %s not mounted: %w", s.Name(), err)
 		}
 	}
-	for _, opt := range []cgroup1.Subsystem{cgroup1.NewFreezer(v1Mount), cgroup1.NewDevices(v1Mount)} {
+	for _, opt := range []cgroup1.Subsystem{cgroup1.NewFreezer(v1Mount), cgroup1.NewDevices(v1Mount), cgroup1.NewCpuset(v1Mount)} {
 		if _, err := os.Lstat(filepath.Join(v1Mount, string(opt.Name()))); err == nil {
 			subs = append(subs, opt)
 		}
@@ -70,6 +74,8 @@ func newV1(path string) (*v1Group, error) {
 			g.hasFreezer = true
 		case cgroup1.Devices:
 			g.devices = s
+		case cgroup1.Cpuset:
+			g.hasCpuset = true
 		}
 	}
 	if g.exists() {
@@ -95,8 +101,10 @@ func v1Shares(weight uint64) uint64 {
 }
 
 // v1Resources translates r; quotaCap (per cpuPeriodUs, -1 for none) is
-// the tightest CFS quota of the group's ancestors, which r's is held to.
-func v1Resources(r Resources, quotaCap int64) *specs.LinuxResources {
+// the tightest CFS quota of the group's ancestors, which r's is held to;
+// parentCPUs, the parent's cpuset.cpus, is the group's when r names none
+// ("" when the parent is yet to be made: cgroup1 copies it in then).
+func v1Resources(r Resources, quotaCap int64, parentCPUs string) *specs.LinuxResources {
 	shares := v1Shares(r.weight())
 	quota := r.quotaUs()
 	if quotaCap > 0 && quota > quotaCap {
@@ -108,7 +116,7 @@ func v1Resources(r Resources, quotaCap int64) *specs.LinuxResources {
 		mem = -1
 	}
 	res := &specs.LinuxResources{
-		CPU:    &specs.LinuxCPU{Shares: &shares, Period: &period, Quota: &quota},
+		CPU:    &specs.LinuxCPU{Shares: &shares, Period: &period, Quota: &quota, Cpus: cmp.Or(r.CPUs, parentCPUs)},
 		Memory: &specs.LinuxMemory{Limit: &mem},
 	}
 	if r.Pids > 0 {
@@ -121,14 +129,43 @@ func (g *v1Group) update(r Resources) error {
 	// cgroup1.New creates whatever directories are missing (a group may be
 	// half-created after a crash) and writes the limits, so it serves both
 	// for creating and for changing a group.
-	cg, err := cgroup1.New(cgroup1.StaticPath(g.path), v1Resources(r, v1QuotaCap(g.path)), cgroup1.WithHierarchy(g.hierarchy))
+	var parentCPUs string
+	if b, err := os.ReadFile(filepath.Join(v1Mount, "cpuset", filepath.Dir(g.path), "cpuset.cpus")); err == nil {
+		parentCPUs = strings.TrimSpace(string(b))
+	}
+	// A group made before cpuset was one of ours has its processes in
+	// its parent's cpuset: they move into the group's as it is made.
+	_, err := os.Stat(g.dir("cpuset"))
+	adopt := g.hasCpuset && errors.Is(err, os.ErrNotExist) && g.exists()
+	cg, err := cgroup1.New(cgroup1.StaticPath(g.path), v1Resources(r, v1QuotaCap(g.path), parentCPUs), cgroup1.WithHierarchy(g.hierarchy))
 	if err != nil {
 		return err
 	}
 	g.cg = cg
+	if adopt {
+		if err := g.adoptCpuset(); err != nil {
+			return err
+		}
+	}
 	if r.Pids == 0 {
 		// cgroup1 only ever writes positive pid limits, so lifting one is ours.
 		return os.WriteFile(filepath.Join(g.dir("pids"), "pids.max"), []byte("max"), 0)
+	}
+	return nil
+}
+
+// adoptCpuset moves the group's processes (as its memory hierarchy has
+// them) into its cpuset group.
+func (g *v1Group) adoptCpuset() error {
+	b, err := os.ReadFile(filepath.Join(g.dir("memory"), "cgroup.procs"))
+	if err != nil {
+		return err
+	}
+	for pid := range strings.FieldsSeq(string(b)) {
+		err := os.WriteFile(filepath.Join(g.dir("cpuset"), "cgroup.procs"), []byte(pid), 0)
+		if err != nil && !errors.Is(err, unix.ESRCH) {
+			return fmt.Errorf("move pid %s into the cpuset: %w", pid, err)
+		}
 	}
 	return nil
 }

@@ -62,7 +62,7 @@ func v2Resources(r Resources) *cgroup2.Resources {
 		pids = r.Pids
 	}
 	return &cgroup2.Resources{
-		CPU:    &cgroup2.CPU{Weight: &weight, Max: cgroup2.NewCPUMax(quota, &period)},
+		CPU:    &cgroup2.CPU{Weight: &weight, Max: cgroup2.NewCPUMax(quota, &period), Cpus: r.CPUs},
 		Memory: &cgroup2.Memory{Max: &mem, Swap: &swap},
 		Pids:   &cgroup2.Pids{Max: pids},
 	}
@@ -76,6 +76,14 @@ func (g *v2Group) update(r Resources) error {
 		return err
 	}
 	g.m = m
+	if r.CPUs == "" {
+		// cgroup2 writes no empty list; written, it gives the group its
+		// parent's CPUs again. No file: cpuset was never enabled here.
+		err := os.WriteFile(filepath.Join(g.dir, "cpuset.cpus"), []byte("\n"), 0)
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("cpuset.cpus: %w", err)
+		}
+	}
 	return nil
 }
 

@@ -90,7 +90,7 @@ func TestPolicyAckEndsGrace(t *testing.T) {
 	all = steps(g.mustDo(ch, nil))
 	t.Logf("steps:\n%s", all)
 	if !strings.Contains(all, "chute acknowledged at T+") || !strings.Contains(all, "complied within grace") ||
-		strings.Contains(all, "forcing") || !strings.Contains(all, "backstop: cgroup cpu_max=1 cpu_weight=100 memory=32Mi") {
+		strings.Contains(all, "forcing") || !strings.Contains(all, "backstop: cgroup cpu_max=1 cpu_weight=100 cpus=all memory=32Mi") {
 		t.Errorf("want the ack and the backstop recorded:\n%s", all)
 	}
 }

@@ -2,6 +2,7 @@ package chute
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -28,6 +29,7 @@ import (
 type Policy struct {
 	CPUWeight *int             `json:"cpu_weight,omitempty"`
 	CPUMax    *float64         `json:"cpu_max,omitempty"` // cores
+	CPUs      *string          `json:"cpus,omitempty"`    // a CPU list; "" is every CPU
 	Memory    *manifest.Bytes  `json:"memory,omitempty"`
 	Pids      *int             `json:"pids,omitempty"`
 	Bandwidth *BandwidthPolicy `json:"bandwidth,omitempty"`
@@ -71,6 +73,9 @@ func (p *Policy) merge(q Policy) *Policy {
 	if q.CPUMax != nil {
 		out.CPUMax = q.CPUMax
 	}
+	if q.CPUs != nil {
+		out.CPUs = q.CPUs
+	}
 	if q.Memory != nil {
 		out.Memory = q.Memory
 	}
@@ -103,6 +108,9 @@ func (p *Policy) apply(r manifest.Resources) manifest.Resources {
 	}
 	if p.CPUMax != nil {
 		r.CPUMax = *p.CPUMax
+	}
+	if p.CPUs != nil {
+		r.CPUs = *p.CPUs
 	}
 	if p.Memory != nil {
 		r.Memory = *p.Memory
@@ -149,7 +157,7 @@ func (q ResourceRequest) Validate() error {
 
 func (q ResourceRequest) empty() bool {
 	p := q.Policy
-	return p.CPUWeight == nil && p.CPUMax == nil && p.Memory == nil && p.Pids == nil && p.Bandwidth == nil
+	return p.CPUWeight == nil && p.CPUMax == nil && p.CPUs == nil && p.Memory == nil && p.Pids == nil && p.Bandwidth == nil
 }
 
 // limits are the cgroup limits the chute runs under: its manifest's
@@ -225,6 +233,7 @@ func (m *Manager) SetResources(name string, req ResourceRequest, actor Actor) (C
 type policyDoc struct {
 	CPUWeight int                `json:"cpu_weight"`
 	CPUMax    float64            `json:"cpu_max"` // cores
+	CPUs      string             `json:"cpus"`    // "" is every CPU
 	Memory    int64              `json:"memory"`  // bytes
 	Pids      int                `json:"pids"`
 	Bandwidth manifest.Bandwidth `json:"bandwidth"` // bits per second, 0 unlimited
@@ -234,7 +243,7 @@ type policyDoc struct {
 
 func newPolicyDoc(r manifest.Resources, grace time.Duration, deadline time.Time) policyDoc {
 	return policyDoc{
-		CPUWeight: r.CPUWeight, CPUMax: r.CPUMax, Memory: int64(r.Memory), Pids: r.Pids,
+		CPUWeight: r.CPUWeight, CPUMax: r.CPUMax, CPUs: r.CPUs, Memory: int64(r.Memory), Pids: r.Pids,
 		Bandwidth: r.Bandwidth, Grace: manifest.Duration(grace), Deadline: deadline.UTC(),
 	}
 }
@@ -563,5 +572,6 @@ func describeLimits(r cgroup.Resources) string {
 	if r.Memory > 0 {
 		mem = manifest.Bytes(r.Memory).String()
 	}
-	return fmt.Sprintf("cpu_max=%s cpu_weight=%d memory=%s pids=%d", cpu, r.CPUWeight, mem, r.Pids)
+	cpus := cmp.Or(r.CPUs, "all")
+	return fmt.Sprintf("cpu_max=%s cpu_weight=%d cpus=%s memory=%s pids=%d", cpu, r.CPUWeight, cpus, mem, r.Pids)
 }

@@ -39,6 +39,7 @@ func resourcesOf(m *manifest.Manifest) cgroup.Resources {
 		CPUMax:    m.Resources.CPUMax,
 		Memory:    int64(m.Resources.Memory),
 		Pids:      int64(m.Resources.Pids),
+		CPUs:      m.Resources.CPUs,
 	}
 }
 

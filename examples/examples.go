@@ -1,7 +1,7 @@
 // Package examples owns the sample chutes, used by the demo gateway, the
 // tests and the benchmarks: packages built from the host's static busybox,
 // EnvSense, whose image is Debian's python3 running a Python service, and
-// SecCams, a static Go binary in a busybox image.
+// SecCams and the HD stream, static Go binaries in a busybox image.
 package examples
 
 import (
@@ -16,7 +16,7 @@ import (
 // Busybox is where Debian's busybox-static installs its binary.
 const Busybox = "/bin/busybox"
 
-//go:embed hello envsense seccams/chute.yaml
+//go:embed hello envsense seccams/chute.yaml hdstream/chute.yaml
 var samples embed.FS
 
 // Package builds a chute package (tar.gz): chute.yaml, a rootfs holding a

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -20,26 +21,39 @@ const SecCamsPackage = "paradrop/examples/seccams"
 // `make examples`, `make demo` and the tests), at /bin/seccams in a busybox
 // image.
 func SecCams(ctx context.Context) ([]byte, error) {
-	man, err := samples.ReadFile("seccams/chute.yaml")
+	return goChute(ctx, "seccams/chute.yaml", SecCamsPackage)
+}
+
+// goChute builds the chute package whose manifest is the embedded file
+// manifest around the static Go program pkg, at /bin/NAME (the package's
+// last element) in a busybox image.
+func goChute(ctx context.Context, manifest, pkg string) ([]byte, error) {
+	man, err := samples.ReadFile(manifest)
 	if err != nil {
 		return nil, err
 	}
-	dir, err := os.MkdirTemp("", "seccams-build-")
+	bin, err := BuildGo(ctx, pkg)
+	if err != nil {
+		return nil, err
+	}
+	return Package(string(man), map[string]string{"bin/" + path.Base(pkg): string(bin)})
+}
+
+// BuildGo builds the Go program pkg static for the machine's architecture
+// (the working directory must be in paradrop's checkout) and returns it.
+func BuildGo(ctx context.Context, pkg string) ([]byte, error) {
+	dir, err := os.MkdirTemp("", "chute-build-")
 	if err != nil {
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
-	bin := filepath.Join(dir, "seccams")
-	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags=-s -w", "-o", bin, SecCamsPackage)
+	bin := filepath.Join(dir, path.Base(pkg))
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags=-s -w", "-o", bin, pkg)
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+runtime.GOARCH)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Run(); err != nil {
-		return nil, fmt.Errorf("build the seccams chute's program (needs Go and paradrop's source): %v: %s", err, strings.TrimSpace(stderr.String()))
+		return nil, fmt.Errorf("build the %s chute's program (needs Go and paradrop's source): %v: %s", path.Base(pkg), err, strings.TrimSpace(stderr.String()))
 	}
-	b, err := os.ReadFile(bin)
-	if err != nil {
-		return nil, err
-	}
-	return Package(string(man), map[string]string{"bin/seccams": string(b)})
+	return os.ReadFile(bin)
 }

@@ -35,6 +35,10 @@
 //	resources.cpu_weight    100; 1..10000
 //	resources.cpu_max       1.0 core; more than 0, at most 64 (the gateway
 //	                        refuses less than 0.01, the kernel's minimum)
+//	resources.cpus          "" (every CPU); a CPU list in the kernel's
+//	                        syntax ("0", "0-1", "0,2") of CPUs the gateway
+//	                        has online (checked at install), enforced by
+//	                        the cgroup cpuset controller
 //	resources.memory        64Mi; at least 4Mi
 //	resources.pids          64; 1..32768
 //	resources.disk          64Mi (quota of /data); at least 1Mi

@@ -49,8 +49,11 @@ type Follow struct {
 
 // Resources are the limits the gateway enforces on the chute.
 type Resources struct {
-	CPUWeight int       `yaml:"cpu_weight" json:"cpu_weight"` // cgroup cpu.weight
-	CPUMax    float64   `yaml:"cpu_max" json:"cpu_max"`       // cores
+	CPUWeight int     `yaml:"cpu_weight" json:"cpu_weight"` // cgroup cpu.weight
+	CPUMax    float64 `yaml:"cpu_max" json:"cpu_max"`       // cores
+	// CPUs confines the chute to these CPUs (the kernel's list syntax,
+	// "0", "0-1", "0,2"); "" is every CPU.
+	CPUs      string    `yaml:"cpus,omitempty" json:"cpus,omitempty"`
 	Memory    Bytes     `yaml:"memory" json:"memory"`
 	Pids      int       `yaml:"pids" json:"pids"`
 	Disk      Bytes     `yaml:"disk" json:"disk"` // quota of /data

@@ -1,7 +1,8 @@
 // Command build writes the sample chutes' packages into a directory, for
 // `make examples`: hello.tar.gz (busybox httpd), envsense.tar.gz (Debian's
 // python3, whose packages apt downloads; kept in the examples' cache) and
-// seccams.tar.gz (a static Go binary built from this checkout).
+// seccams.tar.gz and hdstream.tar.gz (static Go binaries built from this
+// checkout).
 package main
 
 import (
@@ -43,7 +44,11 @@ func build(ctx context.Context, out string) error {
 	if err != nil {
 		return err
 	}
-	for name, pkg := range map[string][]byte{"hello.tar.gz": hello, "envsense.tar.gz": envsense, "seccams.tar.gz": seccams} {
+	hdstream, err := examples.HDStream(ctx)
+	if err != nil {
+		return err
+	}
+	for name, pkg := range map[string][]byte{"hello.tar.gz": hello, "envsense.tar.gz": envsense, "seccams.tar.gz": seccams, "hdstream.tar.gz": hdstream} {
 		p := filepath.Join(out, name)
 		if err := os.WriteFile(p, pkg, 0o644); err != nil {
 			return err

@@ -20,6 +20,9 @@
 //	SECCAMS_QUOTA            bytes the events may take (suffix Ki, Mi)
 //	SECCAMS_RESERVE          bytes of the filesystem kept free
 //	SECCAMS_MAX_FPS          most frames processed a second, 0 for flat out
+//	SECCAMS_FETCHERS         snapshots asked of the camera at once (1 to
+//	                         16, default 4): enough that flat out, the CPU
+//	                         bounds the rate, not the camera's answers
 //	SECCAMS_LISTEN           the page's and API's address
 //	SECCAMS_OWNER_PASSWORD   if set, asked for the page and API (basic
 //	                         authentication, any user name)
@@ -48,6 +51,7 @@ type config struct {
 	data                            string
 	quota, reserve                  int64
 	maxFPS                          float64
+	fetchers                        int
 	listen                          string
 	ownerPassword                   string
 }
@@ -80,6 +84,9 @@ func configFromEnv(getenv func(string) string) (config, error) {
 	}
 	if c.maxFPS, err = strconv.ParseFloat(get("SECCAMS_MAX_FPS", "0"), 64); err != nil || c.maxFPS < 0 {
 		errs = append(errs, fmt.Errorf("SECCAMS_MAX_FPS: want a number of frames a second, 0 for no limit"))
+	}
+	if c.fetchers, err = strconv.Atoi(get("SECCAMS_FETCHERS", "4")); err != nil || c.fetchers < 1 || c.fetchers > 16 {
+		errs = append(errs, fmt.Errorf("SECCAMS_FETCHERS: want 1 to 16 snapshots asked at once"))
 	}
 	return c, errors.Join(errs...)
 }
@@ -147,7 +154,7 @@ func run(ctx context.Context, cfg config, ln net.Listener) error {
 	srvErr := make(chan error, 1)
 	go func() { srvErr <- srv.Serve(ln) }()
 	wg.Go(func() { p.meter(ctx) })
-	wg.Go(func() { p.run(ctx, cfg.maxFPS) })
+	wg.Go(func() { p.run(ctx, cfg.maxFPS, cfg.fetchers) })
 	log.Printf("seccams: camera %s, events in %s (quota %d bytes), alerts to %q, page on %s", cfg.cameraURL, cfg.data, cfg.quota, cfg.alertURL, ln.Addr())
 	select {
 	case <-ctx.Done():
@@ -191,11 +198,19 @@ type sample struct {
 }
 
 // run processes snapshots as fast as the CPU it is given allows (or
-// maxFPS a second), until ctx is done. The next snapshot is fetched while
-// one is processed, so that the rate is the CPU's, not the network's.
-func (p *processor) run(ctx context.Context, maxFPS float64) {
+// maxFPS a second), until ctx is done. The next snapshots are fetched,
+// fetchers at once, while one is processed, so that the rate is the
+// CPU's, not the time the camera takes to answer.
+func (p *processor) run(ctx context.Context, maxFPS float64, fetchers int) {
 	snaps := make(chan []byte, 1)
-	go p.fetch(ctx, snaps)
+	var fetching sync.WaitGroup
+	for range fetchers {
+		fetching.Go(func() { p.fetch(ctx, snaps) })
+	}
+	go func() {
+		fetching.Wait()
+		close(snaps)
+	}()
 	var backoff backoff
 	var storeErr string
 	for jpg := range snaps {
@@ -210,10 +225,8 @@ func (p *processor) run(ctx context.Context, maxFPS float64) {
 	}
 }
 
-// fetch sends the camera's snapshots to out until ctx is done, then
-// closes it.
+// fetch sends the camera's snapshots to out until ctx is done.
 func (p *processor) fetch(ctx context.Context, out chan<- []byte) {
-	defer close(out)
 	var backoff backoff
 	for ctx.Err() == nil {
 		jpg, err := p.cam.snapshot(ctx)

@@ -20,10 +20,10 @@ import (
 func TestConfigFromEnv(t *testing.T) {
 	env := func(kv map[string]string) func(string) string { return func(k string) string { return kv[k] } }
 	c, err := configFromEnv(env(map[string]string{"SECCAMS_QUOTA": "20Mi", "SECCAMS_RESERVE": "512Ki", "SECCAMS_MAX_FPS": "2.5"}))
-	if err != nil || c.quota != 20<<20 || c.reserve != 512<<10 || c.maxFPS != 2.5 || c.data != "/data/events" {
+	if err != nil || c.quota != 20<<20 || c.reserve != 512<<10 || c.maxFPS != 2.5 || c.data != "/data/events" || c.fetchers != 4 {
 		t.Errorf("config %+v, %v", c, err)
 	}
-	for k, v := range map[string]string{"SECCAMS_QUOTA": "lots", "SECCAMS_RESERVE": "-1", "SECCAMS_MAX_FPS": "-3"} {
+	for k, v := range map[string]string{"SECCAMS_QUOTA": "lots", "SECCAMS_RESERVE": "-1", "SECCAMS_MAX_FPS": "-3", "SECCAMS_FETCHERS": "17"} {
 		if _, err := configFromEnv(env(map[string]string{k: v})); err == nil || !strings.Contains(err.Error(), k) {
 			t.Errorf("%s=%s: %v", k, v, err)
 		}
@@ -53,7 +53,7 @@ func TestRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := config{cameraURL: cam.URL + camera.Path, user: "admin", password: "pw", name: "door", alertURL: cloud.URL,
-		data: t.TempDir(), quota: 8 << 20, maxFPS: 30}
+		data: t.TempDir(), quota: 8 << 20, maxFPS: 30, fetchers: 2}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, cfg, ln) }()
