@@ -3,9 +3,7 @@ package main
 import (
 	"bytes"
 	"errors"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -15,12 +13,7 @@ import (
 // answer in one line where to find them, and the gateway's own commands,
 // the USP agent and /metrics among them, are all there.
 func TestRouterBuild(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "paradrop")
-	build := exec.Command("go", "build", "-trimpath", "-tags", "nethttpomithttp2,router", "-o", bin, ".")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := buildBinary(t, "-trimpath", "-tags", "nethttpomithttp2,router")
 	nm, err := exec.Command("go", "tool", "nm", bin).Output()
 	if err != nil {
 		t.Fatalf("go tool nm: %v", err)
