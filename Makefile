@@ -33,8 +33,11 @@ build:
 
 # MIPS routers have the least flash (often 8 or 16 MiB for the whole
 # firmware): their builds are made without inlining, which makes the binary
-# 12% smaller and its gzip 17% smaller (make size), for CPU the daemon
-# mostly spends waiting. MIPS_GCFLAGS= builds them as the others.
+# 12% smaller and its gzip 17% smaller (make size). The price is CPU: a
+# flow_mod's encoding and a USP GetTree take 2.2x and 1.9x the time
+# (benchmarks under qemu-mipsel, bench/README.md "size"), on work the
+# daemon does on a change, not while idle. MIPS_GCFLAGS= builds them as
+# the others.
 MIPS_GCFLAGS ?= all=-l
 
 # The gateways of the paper and of today: i386 (ALIX), ARMv7, ARM64, MIPS
