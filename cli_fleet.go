@@ -26,6 +26,10 @@ import (
 )
 
 func init() {
+	if routerBuild {
+		registerAbsent("fleet")
+		return
+	}
 	register("fleet", command{
 		summary: "run a TR-369 (USP) controller of many gateways and roll chutes out to them",
 		run:     func(args []string) int { return fleetMain(osEnv(), args) },
@@ -38,18 +42,23 @@ var fleetCommands = map[string]subcommand{
 	"label":    {"label --broker URL GATEWAY LABEL... [--remove]", cmdFleetLabel},
 }
 
-var rolloutCommands = map[string]subcommand{
-	"start": {"start --broker URL --package FILE --signature FILE.minisig (--targets ID,... | --label LABEL) [--id ID] [--canary N] " +
-		"[--rate PER_MIN] [--factor F] [--max-rate PER_MIN] [--max-in-flight N] [--timeout D] [--abort-min N] [--abort-percent P] [--wait]", cmdRolloutStart},
-	"status": {"status --broker URL [ID] [--json]", cmdRolloutStatus},
-	"pause":  {"pause --broker URL ID", cmdRolloutControl(fleet.ActionPause)},
-	"resume": {"resume --broker URL ID", cmdRolloutControl(fleet.ActionResume)},
-	"abort":  {"abort --broker URL ID", cmdRolloutControl(fleet.ActionAbort)},
+// rolloutCommands is made when called, not at init: its pause, resume and
+// abort are made by a call, which a package variable's map would run in
+// every build, keeping the fleet code in routerBuild's too.
+func rolloutCommands() map[string]subcommand {
+	return map[string]subcommand{
+		"start": {"start --broker URL --package FILE --signature FILE.minisig (--targets ID,... | --label LABEL) [--id ID] [--canary N] " +
+			"[--rate PER_MIN] [--factor F] [--max-rate PER_MIN] [--max-in-flight N] [--timeout D] [--abort-min N] [--abort-percent P] [--wait]", cmdRolloutStart},
+		"status": {"status --broker URL [ID] [--json]", cmdRolloutStatus},
+		"pause":  {"pause --broker URL ID", cmdRolloutControl(fleet.ActionPause)},
+		"resume": {"resume --broker URL ID", cmdRolloutControl(fleet.ActionResume)},
+		"abort":  {"abort --broker URL ID", cmdRolloutControl(fleet.ActionAbort)},
+	}
 }
 
 func fleetMain(env *cliEnv, args []string) int {
 	if len(args) > 0 && args[0] == "rollout" {
-		return dispatch(env, "fleet rollout", rolloutCommands, args[1:])
+		return dispatch(env, "fleet rollout", rolloutCommands(), args[1:])
 	}
 	if len(args) == 0 || fleetCommands[args[0]].run == nil {
 		// The usage lists the rollout group too, and the broker's flags

@@ -78,11 +78,12 @@ func dropCgroupParent(t *testing.T, parent string) {
 	}
 }
 
-// buildBinary builds the static binary once per test run.
-func buildBinary(t *testing.T) string {
+// buildBinary builds the static binary once per test run, with flags
+// given to go build.
+func buildBinary(t *testing.T, flags ...string) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "paradrop")
-	cmd := exec.Command("go", "build", "-o", bin, ".")
+	cmd := exec.Command("go", append(append([]string{"build"}, flags...), "-o", bin, ".")...)
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
