@@ -50,7 +50,8 @@ type options struct {
 	command  string // the command line, recorded in the README
 	daemon   string // the router suite's daemon binary; "" builds one
 	// routerMemory stops the router suite after its memory readings (0,
-	// 10, 30 chutes), printed only: the README's section needs all steps.
+	// 10, 30 chutes) and idle CPU, printed only: the README's section
+	// needs all steps.
 	routerMemory bool
 }
 
@@ -89,7 +90,7 @@ func run(args []string) error {
 		return nil
 	})
 	fs.StringVar(&o.daemon, "daemon", "", "router suite: this daemon binary instead of one built from the tree (to compare builds)")
-	fs.BoolVar(&o.routerMemory, "router-memory", false, "router suite: only the daemon's memory with 0, 10 and 30 chutes, printed (bench/README.md left as it is)")
+	fs.BoolVar(&o.routerMemory, "router-memory", false, "router suite: only the daemon's memory with 0, 10 and 30 chutes and its idle CPU with 30, printed (bench/README.md left as it is)")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: go run ./bench [-n N] [SUITE...]\nsuites:")
 		for _, name := range suiteNames() {

@@ -151,6 +151,7 @@ func runRouter(ctx context.Context, o options) (string, error) {
 	}
 	if b.memoryOnly {
 		r.memoryTable().print(os.Stdout)
+		fmt.Printf("daemon idle CPU with 30 chutes: %.2f%% of a core over %s\n", r.idleCPU, r.idleFor.Round(time.Second))
 		return "", nil
 	}
 	return r.report(), nil
@@ -431,12 +432,12 @@ func (b *routerBox) measure(ctx context.Context, r *routerResult) error {
 			return err
 		}
 	}
-	if b.memoryOnly {
-		return nil
-	}
 	fmt.Printf("daemon idle CPU with 30 chutes over %s...\n", routerIdleFor)
 	if err := b.idleCPU(ctx, r); err != nil {
 		return err
+	}
+	if b.memoryOnly {
+		return nil
 	}
 	for _, target := range []int{30, 10, 1} {
 		for ; n > target; n-- {
