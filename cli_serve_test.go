@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"syscall"
@@ -45,7 +46,7 @@ func TestServe(t *testing.T) {
 		done := make(chan error, 1)
 		go func() {
 			done <- serve(ctx, serveOptions{
-				dataDir: dir, listen: "127.0.0.1:0", maxUpload: 1 << 20, cgroups: testCgroupParent,
+				dataDir: dir, listen: "127.0.0.1:0", maxUpload: 1 << 20, cgroups: testCgroupParent, gcPercent: 70,
 				logf: func(format string, args ...any) {
 					mu.Lock()
 					defer mu.Unlock()
@@ -63,7 +64,11 @@ func TestServe(t *testing.T) {
 		return "", nil, nil
 	}
 
+	defer debug.SetGCPercent(debug.SetGCPercent(100))
 	base, stop, done := start()
+	if gc := debug.SetGCPercent(100); gc != 70 {
+		t.Errorf("serve left GOGC at %d, want its option's 70", gc)
+	}
 	resp, err := http.Get(base + "/api/v1/health")
 	if err != nil || resp.StatusCode != 200 {
 		t.Fatalf("health: %v %v", resp, err)
@@ -132,7 +137,8 @@ func TestServeBusyPort(t *testing.T) {
 func TestServeFlags(t *testing.T) {
 	f := newCLIFixture(t)
 	for _, args := range [][]string{{"--max-upload", "12x"}, {"--max-upload", "0"}, {"extra"}, {"--max-unpacked", "0"},
-		{"--listen", "bogus"}, {"--max-conns", "0"}, {"--stall-timeout", "0s"}, {"--min-rate", "-1"}} {
+		{"--listen", "bogus"}, {"--max-conns", "0"}, {"--stall-timeout", "0s"}, {"--min-rate", "-1"},
+		{"--gc-percent", "0"}, {"--gc-percent", "5000"}, {"--gc-percent", "x"}} {
 		run := func(env *cliEnv, args []string) int { return runCLI(env, "serve", cmdServe, args) }
 		if rc := f.run(run, args...); rc != 2 {
 			t.Errorf("%q: rc %d", args, rc)

@@ -30,7 +30,7 @@ func TestServeUCIEqualsFlags(t *testing.T) {
 		"--cgroup-parent", "/pd-uci", "--metrics-open", "--max-upload", "64Mi", "--max-unpacked", "512Mi",
 		"--header-timeout", "7s", "--idle-timeout", "2m", "--stall-timeout", "11s", "--min-rate", "2048",
 		"--max-conns", "50", "--max-conns-per-client", "5", "--max-uploads", "3", "--max-uploads-per-client", "1",
-		"--tls-cert", "/etc/pd/c.pem", "--tls-key", "/etc/pd/k.pem", "--memory-overcommit", "1.5",
+		"--tls-cert", "/etc/pd/c.pem", "--tls-key", "/etc/pd/k.pem", "--memory-overcommit", "1.5", "--gc-percent", "80",
 		"--gateway-ports", "22/tcp,53/udp", "--allow-devices", "/dev/ttyUSB0", "--allow-caps", "NET_RAW",
 		"--trusted-keys", keys, "--require-signed", "--network=true", "--ovsdb", "unix:/run/ovs.sock",
 		"--bridge", "pdbrU", "--controller", "127.0.0.1:6654", "--wan", "wan0", "--subnet", "10.9.0.0/24",
@@ -64,6 +64,7 @@ config paradrop 'main'
 	option tls_cert '/etc/pd/c.pem'
 	option tls_key '/etc/pd/k.pem'
 	option memory_overcommit '1.5'
+	option gc_percent '80'
 	option gateway_ports '22/tcp,53/udp'
 	option allow_devices '/dev/ttyUSB0'
 	option allow_caps 'NET_RAW'

@@ -105,6 +105,7 @@ type routerBox struct {
 	d             *daemon
 	pkgs          map[string][]byte
 	dial          func(ctx context.Context, network, addr string) (net.Conn, error)
+	memoryOnly    bool // stop after the memory readings
 }
 
 func runRouter(ctx context.Context, o options) (string, error) {
@@ -126,7 +127,7 @@ func runRouter(ctx context.Context, o options) (string, error) {
 	}
 	b := &routerBox{dir: tmp, bin: filepath.Join(tmp, "paradrop"), exe: exe,
 		box: fmt.Sprintf("/paradrop-benchbox-%d", os.Getpid()), ovsDir: filepath.Join(tmp, "ovs"),
-		pkgs: map[string][]byte{}}
+		pkgs: map[string][]byte{}, memoryOnly: o.routerMemory}
 	if o.daemon != "" {
 		if b.bin, err = filepath.Abs(o.daemon); err != nil {
 			return "", err
@@ -147,6 +148,11 @@ func runRouter(ctx context.Context, o options) (string, error) {
 			fmt.Fprintln(os.Stderr, "router: daemon log:", b.d.logTail())
 		}
 		return "", err
+	}
+	if b.memoryOnly {
+		r.memoryTable().print(os.Stdout)
+		fmt.Printf("daemon idle CPU with 30 chutes: %.2f%% of a core over %s\n", r.idleCPU, r.idleFor.Round(time.Second))
+		return "", nil
 	}
 	return r.report(), nil
 }
@@ -395,7 +401,10 @@ type routerResult struct {
 	load          string
 }
 
-type procMem struct{ rss, anon int64 }
+// procMem is a process's resident memory: VmRSS and RssAnon, and from
+// smaps_rollup its proportional share (Pss: a page shared by k processes
+// counts 1/k) and its private pages (no other process maps them).
+type procMem struct{ rss, anon, pss, private int64 }
 
 type boxMem struct{ usage, anon int64 }
 
@@ -426,6 +435,9 @@ func (b *routerBox) measure(ctx context.Context, r *routerResult) error {
 	fmt.Printf("daemon idle CPU with 30 chutes over %s...\n", routerIdleFor)
 	if err := b.idleCPU(ctx, r); err != nil {
 		return err
+	}
+	if b.memoryOnly {
+		return nil
 	}
 	for _, target := range []int{30, 10, 1} {
 		for ; n > target; n-- {
@@ -521,7 +533,7 @@ func (b *routerBox) snapshot(ctx context.Context, r *routerResult, n int) error 
 		if err != nil {
 			return err
 		}
-		r.ovsRSS[n] = procMem{r.ovsRSS[n].rss + m.rss, r.ovsRSS[n].anon + m.anon}
+		r.ovsRSS[n] = procMem{rss: r.ovsRSS[n].rss + m.rss, anon: r.ovsRSS[n].anon + m.anon}
 	}
 	if r.box[n], err = readBoxMem(b.box); err != nil {
 		return err
@@ -549,8 +561,8 @@ func (b *routerBox) snapshot(ctx context.Context, r *routerResult, n int) error 
 		}
 	}
 	r.chutesMem[n] = sum
-	fmt.Printf("  %d chutes: daemon VmRSS %s (anon %s), OVS %s, box %s (anon %s), chutes' groups %s (anon %s)\n",
-		n, mib(r.rss[n].rss), mib(r.rss[n].anon), mib(r.ovsRSS[n].rss), mib(r.box[n].usage), mib(r.box[n].anon),
+	fmt.Printf("  %d chutes: daemon VmRSS %s (Pss %s, private %s, anon %s), OVS %s, box %s (anon %s), chutes' groups %s (anon %s)\n",
+		n, mib(r.rss[n].rss), mib(r.rss[n].pss), mib(r.rss[n].private), mib(r.rss[n].anon), mib(r.ovsRSS[n].rss), mib(r.box[n].usage), mib(r.box[n].anon),
 		mib(sum.usage), mib(sum.anon))
 	return nil
 }
@@ -612,7 +624,28 @@ func readProcMem(pid int) (procMem, error) {
 		return procMem{}, err
 	}
 	anon, err := statusBytes(pid, "RssAnon")
-	return procMem{rss, anon}, err
+	if err != nil {
+		return procMem{}, err
+	}
+	m := procMem{rss: rss, anon: anon}
+	roll, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
+	if err != nil {
+		return procMem{}, err
+	}
+	for _, line := range strings.Split(string(roll), "\n") {
+		k, v, ok := strings.Cut(line, ":")
+		kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+		if !ok || err != nil {
+			continue
+		}
+		switch k {
+		case "Pss":
+			m.pss = kb << 10
+		case "Private_Clean", "Private_Dirty":
+			m.private += kb << 10
+		}
+	}
+	return m, nil
 }
 
 // readBoxMem reads a group's charged memory and its anonymous part
@@ -740,15 +773,7 @@ func (r *routerResult) report() string {
 	fmt.Fprintf(&s, "- Boot after a power cut, `serve` start to every chute answering (median of %d): 1 chute %s, 10 chutes %s, **30 chutes %s**. Goal ≤ 10 s: %s.\n\n",
 		routerBoots, ms(r.boots[1].median()), ms(r.boots[10].median()), ms(b30), metOr(b30 > 0 && b30 <= goalBoot30))
 
-	t := newTable("chutes", "daemon VmRSS", "daemon RssAnon", "OVS RssAnon", "shim RssAnon median", "box memory (anon)", "chutes' groups (anon)")
-	for _, n := range []int{0, 10, 30} {
-		shimCell := "-"
-		if n > 0 {
-			shimCell = mib(medianInt(r.shims[n]))
-		}
-		t.add(strconv.Itoa(n), mib(r.rss[n].rss), mib(r.rss[n].anon), mib(r.ovsRSS[n].anon), shimCell,
-			fmt.Sprintf("%s (%s)", mib(r.box[n].usage), mib(r.box[n].anon)), fmt.Sprintf("%s (%s)", mib(r.chutesMem[n].usage), mib(r.chutesMem[n].anon)))
-	}
+	t := r.memoryTable()
 	t.print(os.Stdout)
 	s.WriteString(t.markdown())
 	s.WriteString("\n")
@@ -781,6 +806,20 @@ How it is measured:
   most ` + strconv.Itoa(routerMaxChutes) + `; then every chute must still answer.
 `)
 	return s.String()
+}
+
+// memoryTable is the memory readings with 0, 10 and 30 chutes.
+func (r *routerResult) memoryTable() *table {
+	t := newTable("chutes", "daemon VmRSS", "daemon Pss", "daemon private", "daemon RssAnon", "OVS RssAnon", "shim RssAnon median", "box memory (anon)", "chutes' groups (anon)")
+	for _, n := range []int{0, 10, 30} {
+		shimCell := "-"
+		if n > 0 {
+			shimCell = mib(medianInt(r.shims[n]))
+		}
+		t.add(strconv.Itoa(n), mib(r.rss[n].rss), mib(r.rss[n].pss), mib(r.rss[n].private), mib(r.rss[n].anon), mib(r.ovsRSS[n].anon), shimCell,
+			fmt.Sprintf("%s (%s)", mib(r.box[n].usage), mib(r.box[n].anon)), fmt.Sprintf("%s (%s)", mib(r.chutesMem[n].usage), mib(r.chutesMem[n].anon)))
+	}
+	return t
 }
 
 func oneLine(s string) string {

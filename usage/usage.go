@@ -110,8 +110,7 @@ type Sampler struct {
 	cfg Config
 
 	mu     sync.Mutex
-	ring   []Sample // the last Recent of samples; next is where the next goes
-	next   int
+	ring   ring // the last Recent of samples
 	prev   *totals
 	minute []Sample // this minute's samples, for its aggregate
 
@@ -130,7 +129,7 @@ func New(cfg Config) *Sampler {
 	if cfg.Logf == nil {
 		cfg.Logf = log.Printf
 	}
-	return &Sampler{cfg: cfg, ring: make([]Sample, 0, int(Recent/Interval)), oomSeen: map[string]uint64{}}
+	return &Sampler{cfg: cfg, ring: newRing(int(Recent / Interval)), oomSeen: map[string]uint64{}}
 }
 
 // Run samples until ctx ends.
@@ -279,12 +278,7 @@ func rateOf(prev, cur byteCount, secs float64) Rate {
 // aggregate and prunes what is older than Kept.
 func (s *Sampler) record(smp Sample) error {
 	s.mu.Lock()
-	if len(s.ring) < cap(s.ring) {
-		s.ring = append(s.ring, smp)
-	} else {
-		s.ring[s.next] = smp
-	}
-	s.next = (s.next + 1) % cap(s.ring)
+	s.ring.add(smp)
 	var done []Sample
 	if len(s.minute) > 0 && minuteOf(s.minute[0].T) != minuteOf(smp.T) {
 		done, s.minute = s.minute, nil
@@ -376,12 +370,9 @@ func (s *Sampler) Series(window time.Duration) (Series, error) {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		out := Series{Interval: Interval, Samples: []Sample{}}
-		n := len(s.ring)
-		for i := range n {
-			// Oldest first: once full, the oldest is where next points.
-			smp := s.ring[(s.next-n+i+cap(s.ring))%cap(s.ring)]
-			if smp.T > from {
-				out.Samples = append(out.Samples, smp)
+		for i := range s.ring.len() {
+			if sl := s.ring.at(i); sl.smp.T > from {
+				out.Samples = append(out.Samples, sl.sample())
 			}
 		}
 		return out, nil
@@ -414,8 +405,9 @@ func (s *Sampler) Series(window time.Duration) (Series, error) {
 func (s *Sampler) Latest() (Sample, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if len(s.ring) == 0 {
+	n := s.ring.len()
+	if n == 0 {
 		return Sample{}, false
 	}
-	return s.ring[(s.next-1+cap(s.ring))%cap(s.ring)], true
+	return s.ring.at(n - 1).sample(), true
 }

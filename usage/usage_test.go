@@ -44,8 +44,8 @@ func TestPruneKeepsStoreBounded(t *testing.T) {
 	if n := count(t, db); n < 24*60-1 || n > 24*60+1 {
 		t.Errorf("%d minutes stored, want 24 h of them (%d)", n, 24*60)
 	}
-	if len(s.ring) != cap(s.ring) || cap(s.ring) != int(Recent/Interval) {
-		t.Errorf("ring holds %d of %d", len(s.ring), cap(s.ring))
+	if s.ring.len() != cap(s.ring.slots) || cap(s.ring.slots) != int(Recent/Interval) {
+		t.Errorf("ring holds %d of %d", s.ring.len(), cap(s.ring.slots))
 	}
 	// Aggregates are minute averages: every sample of a minute had the
 	// same CPU, its minute number.

@@ -142,7 +142,7 @@ func startCold(ctx context.Context, s Spec) (*Chute, error) {
 		return nil, fmt.Errorf("start shim: %w", err)
 	}
 	// Reap the shim whenever it ends; if this process dies first, init does.
-	go cmd.Wait()
+	go reap(cmd)
 	return awaitReport(ctx, json.NewDecoder(reportR), cmd.Process, s.StateDir)
 }
 

@@ -358,7 +358,7 @@ func startSpare(exe string) (*spare, error) {
 		ready: make(chan struct{}), exited: make(chan struct{})}
 	// Reaped whenever it ends, idle or as a chute's shim; if this process
 	// dies first, init does.
-	go func() { cmd.Wait(); close(sp.exited) }()
+	go func() { reap(cmd); close(sp.exited) }()
 	go func() {
 		var h spareHello
 		err := sp.dec.Decode(&h)
