@@ -313,7 +313,6 @@ func serve(ctx context.Context, opts serveOptions) error {
 	mgrCtx, stopMgr := context.WithCancel(context.Background())
 	mgrDone := make(chan error, 1)
 	go func() { mgrDone <- mgr.Run(mgrCtx) }()
-	go trimOwnPages(mgrCtx, opts.logf)
 	defer func() { stopMgr(); <-mgrDone }()
 	defer startUSP()()
 	defer startFollow(opts.follow, mgr, opts.logf)()
