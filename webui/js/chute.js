@@ -140,6 +140,7 @@ function drawUsage(charts, current, samples, policy) {
   const row = (term, value) => [h('dt', {}, term), h('dd', {}, value)];
   current.replaceChildren(
     ...row('CPU', `${percent(last.cpu)} of a core${cpuLimit ? ` (limit ${percent(cpuLimit)})` : ''}`),
+    ...row('CPUs', cpuList(policy.cpus)),
     ...row('Memory', `${bytes(last.mem)}${last.mem_limit ? ` of ${bytes(last.mem_limit)}` : ''}`),
     ...row('Processes', `${last.pids ?? '–'}${policy.pids ? ` of ${policy.pids}` : ''}`),
     ...row('Network', `rx ${bitsPerSecond(last.rx_bps)}, tx ${bitsPerSecond(last.tx_bps)}`));
@@ -162,6 +163,10 @@ function resourceForm(name, policy, grace, onApplied) {
     h('div', {class: 'form-grid'},
       field('cpu_max', 'CPU limit (cores)', {min: 0.01, max: 64, step: 0.01, value: policy.cpu_max ?? 1}, 'e.g. 0.5 is half a core'),
       field('cpu_weight', 'CPU weight', {min: 1, max: 10000, step: 1, value: policy.cpu_weight ?? 100}, 'share when the CPU is contended'),
+      // Text, unchecked here: the daemon knows which CPUs are online and
+      // says why a list is refused.
+      field('cpus', 'CPUs', {type: 'text', required: false, autocomplete: 'off', spellcheck: 'false',
+        value: policy.cpus ?? ''}, 'e.g. 0, 0-1 or 0,2; empty: every CPU'),
       field('memory', 'Memory (MiB)', {min: 4, step: 1, value: Math.round((policy.memory || 64 * MiB) / MiB)}, 'at least 4'),
       field('pids', 'Processes', {min: 1, max: 32768, step: 1, value: policy.pids ?? 64}, 'most processes at once'),
       field('egress', 'Egress (Mbit/s)', {min: 0, step: 0.1, value: mbit(policy.bandwidth?.egress)}, '0: unlimited'),
@@ -178,6 +183,7 @@ function resourceForm(name, policy, grace, onApplied) {
     const body = {
       cpu_max: v('cpu_max'),
       cpu_weight: v('cpu_weight'),
+      cpus: form.elements.cpus.value.trim(),
       memory: Math.round(v('memory') * MiB),
       pids: v('pids'),
       bandwidth: {egress: Math.round(v('egress') * 1e6), ingress: Math.round(v('ingress') * 1e6)},
@@ -199,6 +205,10 @@ function resourceForm(name, policy, grace, onApplied) {
   });
   return {form};
 }
+
+// cpuList names the CPUs a chute may run on: its policy's list, or every
+// CPU when there is none.
+const cpuList = (cpus) => cpus || 'all';
 
 // parseSeconds reads a Go duration such as "10s" or "1m30s" as seconds.
 function parseSeconds(text) {
