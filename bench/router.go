@@ -385,7 +385,7 @@ type routerResult struct {
 	chutesMem   map[int]boxMem // sum over the chutes' groups
 	shims       map[int][]int64
 	shimInGroup bool
-	idle        idleSample // 30 chutes
+	idle        idleSample     // 30 chutes
 	boots       map[int]sample // serve start → every chute answering
 	apiUp       map[int]sample // serve start → API answering
 	fit         int            // chutes that ran and answered
