@@ -482,8 +482,10 @@ func (s *session) aggregates(ctx context.Context, cookies []uint64, mask uint64)
 		return nil, err
 	}
 	out := make([]ofp.AggregateStats, n)
-	for i, cl := range calls {
-		parts, err := s.wait(ctx, cl)
+	// The switch answers in order: waiting for the last answer first
+	// wakes this goroutine once, not once an answer.
+	for i := len(calls) - 1; i >= 0; i-- {
+		parts, err := s.wait(ctx, calls[i])
 		if err != nil {
 			return nil, fmt.Errorf("aggregate of cookie %#x: %w", cookies[i], err)
 		}
