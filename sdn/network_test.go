@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/netip"
 	"os"
@@ -643,6 +644,36 @@ func TestRestart(t *testing.T) {
 	eventually("after the gateway restarted")
 	if after := addrOf(); after != before {
 		t.Errorf("chute address changed across restarts:\n%s\n%s", before, after)
+	}
+}
+
+// TestPortDeletedByHand: a chute's port deleted from the bridge by hand is
+// back within a few repair ticks, seen from the switch's PORT_STATUS by the
+// repair loop's quick look, without waiting for the periodic full repair
+// (disabled here).
+func TestPortDeletedByHand(t *testing.T) {
+	defer func(v int) { fullRepairEvery = v }(fullRepairEvery)
+	fullRepairEvery = math.MaxInt
+	tb := newTestbed(t)
+	nettest.StartTCPServer(t, tb.lan1, ip(lan1Addr, 554))
+	h, _ := tb.chute(t, "web", 3, Policy{LAN: []LANRule{{Prefix: netip.PrefixFrom(lan1Addr, 32)}}}, Bandwidth{})
+	mustReach(t, "before", h, ip(lan1Addr, 554))
+	db := "--db=unix:" + filepath.Join(tb.cfg.DataDir, "ovs", "db.sock")
+	port := netconf.HostIfFor("web")
+	if out, err := exec.Command("ovs-vsctl", db, "--timeout=10", "del-port", DefaultBridge, port).CombinedOutput(); err != nil {
+		t.Fatalf("ovs-vsctl del-port: %v: %s", err, out)
+	}
+	deadline := time.Now().Add(30 * time.Second) // the testbed's repair tick is 1s
+	for {
+		_, err := reach(t, h, ip(lan1Addr, 554))
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			out, _ := exec.Command("ovs-vsctl", db, "--timeout=10", "list-ports", DefaultBridge).CombinedOutput()
+			t.Fatalf("the chute's port deleted by hand: no connectivity after 30s (%v); ports: %s", err, out)
+		}
+		time.Sleep(500 * time.Millisecond)
 	}
 }
 
