@@ -188,9 +188,9 @@ func (n *Network) repairLoop(ctx context.Context, target string) {
 // fullRepairEvery is how many repair ticks may pass without a repair when
 // nothing looks changed: what the quick look cannot see (the bridge's
 // record in OVSDB changed by hand, other than a port deleted) is still
-// mended, within ten minutes. A repair every minute was an eighth of an
+// mended, within five minutes. A repair every minute was an eighth of an
 // idle daemon's CPU with 30 chutes. A variable for tests.
-var fullRepairEvery = 120
+var fullRepairEvery = 60
 
 // bridgeState is what a repair leaves for the next ticks to compare with.
 type bridgeState struct {
