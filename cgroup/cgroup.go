@@ -158,6 +158,11 @@ type backend interface {
 	add(pid int) error
 	procs() ([]int, error)
 	stats() (Stats, error)
+	// statFiles names the files stats reads (see stats.go), and whether
+	// an absent one reads as nil rather than failing; parseStats makes
+	// Stats of their contents.
+	statFiles() (paths []string, optional bool)
+	parseStats(contents [][]byte) (Stats, error)
 	// cpuMax is the CPU limit in cores, 0 for none.
 	cpuMax() (float64, error)
 	reclaim(ctx context.Context, target int64) error

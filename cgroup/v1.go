@@ -229,47 +229,52 @@ func (g *v1Group) procs() ([]int, error) {
 // stats reads what Stats reports from its own files. cgroup1's Stat reads
 // and parses every file of every controller (memory.stat alone is 40
 // lines), and the usage sampler asks for every chute every second.
+// v1StatFiles are what Stats reads on v1, controller and file; the
+// values of the first five, in order, then the OOM kills' file.
+var v1StatFiles = [...]struct{ controller, file string }{
+	{"cpuacct", "cpuacct.usage"},
+	{"memory", "memory.usage_in_bytes"},
+	{"memory", "memory.limit_in_bytes"},
+	{"pids", "pids.current"},
+	{"pids", "pids.max"},
+	{"memory", "memory.oom_control"},
+}
+
+func (g *v1Group) statFiles() ([]string, bool) {
+	paths := make([]string, len(v1StatFiles))
+	for i, f := range v1StatFiles {
+		paths[i] = filepath.Join(g.dir(f.controller), f.file)
+	}
+	return paths, false
+}
+
+func (g *v1Group) parseStats(contents [][]byte) (Stats, error) {
+	var s Stats
+	var limit uint64
+	for i, dst := range []*uint64{&s.CPUUsageNs, &s.MemoryUsage, &limit, &s.Pids, &s.PidsLimit} {
+		v, err := parseUint(contents[i])
+		if err != nil {
+			return Stats{}, fmt.Errorf("parse %s: %w", v1StatFiles[i].file, err)
+		}
+		*dst = v
+	}
+	s.MemoryLimit, s.PidsLimit = unlimitedAsZero(limit), unlimitedAsZero(s.PidsLimit)
+	var err error
+	if s.OOMKills, _, err = parseKey(contents[5], "oom_kill"); err != nil {
+		return Stats{}, fmt.Errorf("parse memory.oom_control: %w", err)
+	}
+	return s, nil
+}
+
 func (g *v1Group) stats() (Stats, error) {
 	if _, err := g.handle(); err != nil {
 		return Stats{}, err
 	}
-	var s Stats
-	var limit uint64
-	for _, f := range []struct {
-		controller, file string
-		dst              *uint64
-	}{
-		{"cpuacct", "cpuacct.usage", &s.CPUUsageNs},
-		{"memory", "memory.usage_in_bytes", &s.MemoryUsage},
-		{"memory", "memory.limit_in_bytes", &limit},
-		{"pids", "pids.current", &s.Pids},
-		{"pids", "pids.max", &s.PidsLimit},
-	} {
-		b, err := os.ReadFile(filepath.Join(g.dir(f.controller), f.file))
-		if err != nil {
-			return Stats{}, err
-		}
-		v := strings.TrimSpace(string(b))
-		if v == "max" { // pids.max without a limit
-			continue
-		}
-		if *f.dst, err = strconv.ParseUint(v, 10, 64); err != nil {
-			return Stats{}, fmt.Errorf("parse %s: %w", f.file, err)
-		}
-	}
-	s.MemoryLimit = unlimitedAsZero(limit)
-	oom, err := os.ReadFile(filepath.Join(g.dir("memory"), "memory.oom_control"))
+	contents, err := readStatFiles(g.statFiles())
 	if err != nil {
 		return Stats{}, err
 	}
-	for _, line := range strings.Split(string(oom), "\n") {
-		if v, ok := strings.CutPrefix(line, "oom_kill "); ok {
-			if s.OOMKills, err = strconv.ParseUint(v, 10, 64); err != nil {
-				return Stats{}, fmt.Errorf("parse memory.oom_control: %w", err)
-			}
-		}
-	}
-	return s, nil
+	return g.parseStats(contents)
 }
 
 func (g *v1Group) cpuMax() (float64, error) {

@@ -102,27 +102,52 @@ func (g *v2Group) procs() ([]int, error) {
 	return pids, nil
 }
 
+// v2StatFiles are what Stats reads on v2, the fields cgroup2's Stat
+// would give it without the 20-odd other files it reads (memory.stat,
+// io.stat, pressure, hugetlb...). A file that is absent (its controller
+// not enabled, the group gone) reads as 0, as cgroup2's Stat has it.
+var v2StatFiles = [...]string{"cpu.stat", "memory.current", "memory.max", "memory.events", "pids.current", "pids.max"}
+
+func (g *v2Group) statFiles() ([]string, bool) {
+	paths := make([]string, len(v2StatFiles))
+	for i, f := range v2StatFiles {
+		paths[i] = filepath.Join(g.dir, f)
+	}
+	return paths, true
+}
+
+func (g *v2Group) parseStats(contents [][]byte) (Stats, error) {
+	var s Stats
+	usec, _, err := parseKey(contents[0], "usage_usec")
+	if err != nil {
+		return Stats{}, fmt.Errorf("parse cpu.stat: %w", err)
+	}
+	s.CPUUsageNs = usec * 1000
+	var limits [2]uint64
+	for _, f := range [...]struct {
+		i   int
+		dst *uint64
+	}{{1, &s.MemoryUsage}, {2, &limits[0]}, {4, &s.Pids}, {5, &limits[1]}} {
+		if contents[f.i] == nil {
+			continue
+		}
+		if *f.dst, err = parseUint(contents[f.i]); err != nil {
+			return Stats{}, fmt.Errorf("parse %s: %w", v2StatFiles[f.i], err)
+		}
+	}
+	s.MemoryLimit, s.PidsLimit = unlimitedAsZero(limits[0]), unlimitedAsZero(limits[1])
+	if s.OOMKills, _, err = parseKey(contents[3], "oom_kill"); err != nil {
+		return Stats{}, fmt.Errorf("parse memory.events: %w", err)
+	}
+	return s, nil
+}
+
 func (g *v2Group) stats() (Stats, error) {
-	m, err := g.m.Stat()
+	contents, err := readStatFiles(g.statFiles())
 	if err != nil {
 		return Stats{}, err
 	}
-	var s Stats
-	if m.CPU != nil {
-		s.CPUUsageNs = m.CPU.UsageUsec * 1000
-	}
-	if m.Memory != nil {
-		s.MemoryUsage = m.Memory.Usage
-		s.MemoryLimit = unlimitedAsZero(m.Memory.UsageLimit)
-	}
-	if m.MemoryEvents != nil {
-		s.OOMKills = m.MemoryEvents.OomKill
-	}
-	if m.Pids != nil {
-		s.Pids = m.Pids.Current
-		s.PidsLimit = unlimitedAsZero(m.Pids.Limit)
-	}
-	return s, nil
+	return g.parseStats(contents)
 }
 
 // cpuMax reads cpu.max, "QUOTA PERIOD" with "max" for no quota.

@@ -199,10 +199,13 @@ func (n *Network) applyLearned(ctx context.Context) {
 		case <-n.learned:
 		}
 		n.opMu.Lock()
-		err := n.apply(ctx)
+		n.setDesired()
 		n.opMu.Unlock()
-		if err != nil && ctx.Err() == nil {
-			n.cfg.Logf("sdn: learned LAN hosts: %v", err)
+		// Waiting for the switch without opMu: a switch that died meanwhile
+		// (ovs-vswitchd killed) is started again by the repair loop, which
+		// takes opMu; holding it here, both waited for ever.
+		if err := n.ctl.Sync(ctx); err != nil && ctx.Err() == nil {
+			n.cfg.Logf("sdn: learned LAN hosts: program the bridge: %v", err)
 		}
 	}
 }

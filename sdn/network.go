@@ -145,6 +145,10 @@ type Network struct {
 	// time, time.Now when nil.
 	seen  map[string]*seenHost
 	clock func() time.Time
+
+	// counters is what AllCounters last summed, so that it dumps only the
+	// flows of chutes whose totals moved (report.go).
+	counters counterCache
 }
 
 // Open finds or starts Open vSwitch, sets up the bridge, the gateway's

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/netip"
 	"os"
@@ -485,6 +486,83 @@ func TestMeter(t *testing.T) {
 	}
 }
 
+// TestAllCountersIdle: the usage sampler reads every chute's counters each
+// second. A call asks for the chutes' totals and dumps flows only where
+// they moved, so calls on a quiet network dump nothing; a chute's traffic
+// still shows at once, and every chute's figures are its own counters'.
+func TestAllCountersIdle(t *testing.T) {
+	tb := newTestbed(t)
+	policy := Policy{LAN: []LANRule{{Prefix: netip.PrefixFrom(lan1Addr, 32)}}}
+	ha, _ := tb.chute(t, "a", 0, policy, Bandwidth{})
+	tb.chute(t, "b", 1, policy, Bandwidth{})
+	ctx := testCtx(t, 2*time.Minute)
+	dumps := func() uint64 {
+		tb.n.counters.mu.Lock()
+		defer tb.n.counters.mu.Unlock()
+		return tb.n.counters.dumps
+	}
+	// quiet calls AllCounters until a call dumps nothing: once the chutes'
+	// start-up chatter (IPv6 DAD and the like) and the switch's lagging
+	// counters have settled.
+	quiet := func(t *testing.T) map[string]Counters {
+		t.Helper()
+		deadline := time.Now().Add(15 * time.Second)
+		for {
+			before := dumps()
+			all, err := tb.n.AllCounters(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if dumps() == before {
+				return all
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("AllCounters dumped flows on every call for 15s (%d dumps)", dumps())
+			}
+			time.Sleep(600 * time.Millisecond) // OVS's revalidators: every 500ms
+		}
+	}
+	// A first exchange makes the gateway learn the LAN host, which changes
+	// the flows (and so makes every chute's figures be summed again).
+	rate(t, ha, tb.lan1, lan1Addr, 200*time.Millisecond)
+	// Chutes whose totals moved have their own flows dumped, or, beyond
+	// maxChuteDumps, all flows at once.
+	for _, perChute := range []int{maxChuteDumps, 0} {
+		t.Run(fmt.Sprintf("maxChuteDumps=%d", perChute), func(t *testing.T) {
+			defer func(v int) { maxChuteDumps = v }(maxChuteDumps)
+			maxChuteDumps = perChute
+			before := quiet(t)
+			rate(t, ha, tb.lan1, lan1Addr, time.Second)
+			var after map[string]Counters
+			for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+				var err error
+				if after, err = tb.n.AllCounters(ctx); err != nil {
+					t.Fatal(err)
+				}
+				if after["a"].TxBytes >= before["a"].TxBytes+100_000 || time.Now().After(deadline) {
+					break
+				}
+			}
+			if a := after["a"]; a.TxBytes < before["a"].TxBytes+100_000 || a.RxPackets <= before["a"].RxPackets {
+				t.Errorf("a's counters went from %+v to %+v after a second of sending to the LAN", before["a"], a)
+			}
+			after = quiet(t)
+			for _, name := range []string{"a", "b"} {
+				own, err := tb.n.Counters(ctx, name)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if after[name] != own {
+					t.Errorf("AllCounters()[%q] = %+v, its own counters %+v", name, after[name], own)
+				}
+			}
+			if len(after) != 2 {
+				t.Errorf("AllCounters = %+v, want a and b", after)
+			}
+		})
+	}
+}
+
 // rateIn measures traffic into chute h: h connects to a sender in lan,
 // which writes for d; h counts.
 func rateIn(t *testing.T, h, lan *nettest.Host, chuteIP netip.Addr, d time.Duration) float64 {
@@ -566,6 +644,36 @@ func TestRestart(t *testing.T) {
 	eventually("after the gateway restarted")
 	if after := addrOf(); after != before {
 		t.Errorf("chute address changed across restarts:\n%s\n%s", before, after)
+	}
+}
+
+// TestPortDeletedByHand: a chute's port deleted from the bridge by hand is
+// back within a few repair ticks, seen from the switch's PORT_STATUS by the
+// repair loop's quick look, without waiting for the periodic full repair
+// (disabled here).
+func TestPortDeletedByHand(t *testing.T) {
+	defer func(v int) { fullRepairEvery = v }(fullRepairEvery)
+	fullRepairEvery = math.MaxInt
+	tb := newTestbed(t)
+	nettest.StartTCPServer(t, tb.lan1, ip(lan1Addr, 554))
+	h, _ := tb.chute(t, "web", 3, Policy{LAN: []LANRule{{Prefix: netip.PrefixFrom(lan1Addr, 32)}}}, Bandwidth{})
+	mustReach(t, "before", h, ip(lan1Addr, 554))
+	db := "--db=unix:" + filepath.Join(tb.cfg.DataDir, "ovs", "db.sock")
+	port := netconf.HostIfFor("web")
+	if out, err := exec.Command("ovs-vsctl", db, "--timeout=10", "del-port", DefaultBridge, port).CombinedOutput(); err != nil {
+		t.Fatalf("ovs-vsctl del-port: %v: %s", err, out)
+	}
+	deadline := time.Now().Add(30 * time.Second) // the testbed's repair tick is 1s
+	for {
+		_, err := reach(t, h, ip(lan1Addr, 554))
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			out, _ := exec.Command("ovs-vsctl", db, "--timeout=10", "list-ports", DefaultBridge).CombinedOutput()
+			t.Fatalf("the chute's port deleted by hand: no connectivity after 30s (%v); ports: %s", err, out)
+		}
+		time.Sleep(500 * time.Millisecond)
 	}
 }
 

@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"sync"
 
 	"paradrop/sdn/controller"
+	"paradrop/sdn/ofp"
 )
 
 // Rule is a flow as people read it, with the switch's counters.
@@ -83,15 +85,21 @@ func (n *Network) flows(ctx context.Context, chute string) ([]Rule, error) {
 	return rules, nil
 }
 
-// AllCounters returns every attached chute's traffic counters, by name,
-// from one request for the switch's flow statistics: the usage sampler
-// reads them every second, and a request a chute cost the daemon and Open
-// vSwitch a round trip each.
+// AllCounters returns every attached chute's traffic counters, by name.
+// The usage sampler reads them every second: it asks the switch for each
+// chute's totals (AGGREGATE, a few bytes each, all in one write) and dumps
+// the flows only of the chutes whose totals moved since the last call,
+// all of them in one dump when many did. An idle gateway with its ~40
+// flows a chute is no longer made to send, and decode, every flow a
+// second.
 func (n *Network) AllCounters(ctx context.Context) (map[string]Counters, error) {
 	n.mu.Lock()
+	ids := make([]uint32, 0, len(n.chutes))
 	names := make(map[uint32]string, len(n.chutes))
 	for name, c := range n.chutes {
-		names[c.id(n.topo.Subnet)] = name
+		id := c.id(n.topo.Subnet)
+		ids = append(ids, id)
+		names[id] = name
 	}
 	d := n.last
 	n.mu.Unlock()
@@ -102,18 +110,85 @@ func (n *Network) AllCounters(ctx context.Context) (map[string]Counters, error) 
 	if len(names) == 0 || d == nil {
 		return out, nil
 	}
-	stats, err := n.ctl.FlowStats(ctx, 0, 0)
+	cc := &n.counters
+	cc.mu.Lock() // one caller at a time: each may refresh the cache
+	defer cc.mu.Unlock()
+	sessions := n.ctl.Sessions()
+	cookies := make([]uint64, len(ids))
+	for i, id := range ids {
+		cookies[i] = uint64(id) << 32
+	}
+	aggs, err := n.ctl.Aggregates(ctx, cookies, cookieMask)
 	if err != nil {
 		return nil, fmt.Errorf("counters: %w", err)
 	}
-	for _, s := range stats {
-		name, ok := names[uint32(s.Cookie>>32)]
-		if !ok {
+	fresh := make(map[uint32]countedChute, len(ids))
+	var moved []int
+	for i, id := range ids {
+		// Counters only grow while the flows stay the same (same derived
+		// set, same switch connection): if their totals did not move,
+		// none of them did.
+		if e, ok := cc.chutes[id]; ok && e.d == d && e.sessions == sessions && e.agg == aggs[i] {
+			fresh[id] = e
 			continue
 		}
-		out[name] = out[name].add(d, s)
+		moved = append(moved, i)
+	}
+	if len(moved) > 0 {
+		// The dumps come after the totals, so a packet counted between
+		// them only makes the next call dump again.
+		var stats []controller.FlowStat
+		if len(moved) > maxChuteDumps {
+			if stats, err = n.ctl.FlowStats(ctx, 0, 0); err != nil {
+				return nil, fmt.Errorf("counters: %w", err)
+			}
+			cc.dumps++
+		} else {
+			for _, i := range moved {
+				s, err := n.ctl.FlowStats(ctx, cookies[i], cookieMask)
+				if err != nil {
+					return nil, fmt.Errorf("counters of %q: %w", names[ids[i]], err)
+				}
+				stats = append(stats, s...)
+				cc.dumps++
+			}
+		}
+		sums := make(map[uint32]Counters, len(moved))
+		for _, s := range stats {
+			id := uint32(s.Cookie >> 32)
+			sums[id] = sums[id].add(d, s)
+		}
+		for _, i := range moved {
+			id := ids[i]
+			fresh[id] = countedChute{d: d, sessions: sessions, agg: aggs[i], c: sums[id]}
+		}
+	}
+	cc.chutes = fresh // detached chutes drop out
+	for id, e := range fresh {
+		out[names[id]] = e.c
 	}
 	return out, nil
+}
+
+// maxChuteDumps is how many chutes' flows AllCounters dumps one by one;
+// beyond, one dump of every flow is the cheaper. A variable for tests.
+var maxChuteDumps = 4
+
+// counterCache is AllCounters' memory, by chute id.
+type counterCache struct {
+	mu     sync.Mutex
+	chutes map[uint32]countedChute
+	dumps  uint64 // flow dumps made, for tests
+}
+
+// countedChute is a chute's counters and the totals of its flows they
+// were summed with, under derived set d and the switch's connection
+// number sessions.
+type countedChute struct {
+	d        *derived
+	sessions uint64
+	agg      ofp.AggregateStats
+	c        Counters
 }
 
 // add counts s in c if it is one of the chute's sending or receiving flows.

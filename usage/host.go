@@ -21,7 +21,16 @@ func readProcStat() (busy, total uint64, ncpu int, err error) {
 	sc := bufio.NewScanner(bytes.NewReader(b))
 	found := false
 	for sc.Scan() {
-		f := strings.Fields(sc.Text())
+		line := sc.Text()
+		if !strings.HasPrefix(line, "cpu") {
+			if found {
+				// The cpu lines come first: the rest (intr and softirq,
+				// hundreds of numbers) is not split every second.
+				break
+			}
+			continue
+		}
+		f := strings.Fields(line)
 		switch {
 		case len(f) > 0 && f[0] == "cpu":
 			// user nice system idle iowait irq softirq steal (guest time
@@ -70,6 +79,9 @@ func readMeminfo() (used, total uint64, err error) {
 			total, haveTotal = kb*1024, true
 		case "MemAvailable:":
 			avail, haveAvail = kb*1024, true
+		}
+		if haveTotal && haveAvail {
+			break // the first lines: the other fifty are not split every second
 		}
 	}
 	if !haveTotal || !haveAvail {

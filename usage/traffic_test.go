@@ -66,3 +66,68 @@ func TestTrafficRates(t *testing.T) {
 		t.Errorf("chutes %v after %d readings of the switch; want web and quiet after 2", smp.Chutes, c.calls)
 	}
 }
+
+// The sampler reads a chute's group from files it keeps open: a chute
+// whose group is made again (a restart) is read from its new group, and a
+// chute no longer sampled leaves no file open behind.
+func TestSamplerFollowsChuteGroups(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root for the chutes' cgroups")
+	}
+	parent := "/paradrop-usage-test-" + rand.Text()[:8]
+	path := parent + "/web"
+	open := func(limit int64) *cgroup.Group {
+		t.Helper()
+		g, err := cgroup.Open(path, cgroup.Resources{Memory: limit})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return g
+	}
+	g := open(32 << 20)
+	t.Cleanup(func() {
+		for _, p := range []string{path, parent} {
+			if g, err := cgroup.Load(p); err == nil {
+				g.Delete()
+			}
+		}
+	})
+	fds := func() int {
+		ents, err := os.ReadDir("/proc/self/fd")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(ents)
+	}
+	targets := []Target{{Name: "web", Cgroup: path, Data: t.TempDir()}}
+	s := New(Config{DataDir: t.TempDir(), Targets: func() []Target { return targets }})
+	t0 := time.Now()
+	limit := func(i int) uint64 {
+		t.Helper()
+		if err := s.sample(context.Background(), t0.Add(time.Duration(i)*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		smp, _ := s.Latest()
+		return smp.Chutes["web"].MemLimit
+	}
+	limit(0) // rates need two readings: the first records nothing
+	if l := limit(1); l != 32<<20 {
+		t.Fatalf("web's memory limit %d, want 32 MiB", l)
+	}
+	before := fds()
+	if err := g.Delete(); err != nil {
+		t.Fatal(err)
+	}
+	open(16 << 20)
+	if l := limit(2); l != 16<<20 {
+		t.Errorf("web's group made again with 16 MiB: memory limit %d", l)
+	}
+	if n := fds(); n != before {
+		t.Errorf("%d files open after the group was made again, %d before", n, before)
+	}
+	targets = nil
+	limit(3)
+	if n := fds(); n >= before || len(s.readers) != 0 {
+		t.Errorf("web no longer sampled: %d files open, %d while sampling it; readers %v", n, before, s.readers)
+	}
+}

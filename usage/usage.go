@@ -119,9 +119,10 @@ type Sampler struct {
 	oomKills uint64
 	oomSeen  map[string]uint64
 
-	// groups are the chutes' cgroups sampled last time, by path; only
-	// sample, which Run calls from one goroutine, uses them.
-	groups map[string]*cgroup.Group
+	// readers read the chutes' cgroups sampled last time, by path, from
+	// files they keep open; only sample, which Run calls from one
+	// goroutine, uses them.
+	readers map[string]*cgroup.StatsReader
 }
 
 // New returns a sampler; Run makes it sample.
@@ -136,6 +137,12 @@ func New(cfg Config) *Sampler {
 func (s *Sampler) Run(ctx context.Context) {
 	t := time.NewTicker(Interval)
 	defer t.Stop()
+	defer func() {
+		for _, r := range s.readers {
+			r.Close()
+		}
+		s.readers = nil
+	}()
 	for {
 		if err := s.sample(ctx, time.Now()); err != nil {
 			s.cfg.Logf("usage: %v", err)
@@ -177,23 +184,28 @@ func (s *Sampler) sample(ctx context.Context, now time.Time) error {
 		// Without them the rates stay 0 this once.
 		traffic, _ = s.cfg.Counters.Bytes(ctx)
 	}
-	groups := make(map[string]*cgroup.Group, len(targets))
+	readers := make(map[string]*cgroup.StatsReader, len(targets))
 	for _, t := range targets {
-		// Loading a group checks every hierarchy: do it once a chute, not
-		// once a second. A group's handle names its path, so it stays good
-		// when the chute's group is made again; one that fails is loaded
-		// again next time.
-		g := s.groups[t.Cgroup]
-		if g == nil {
-			if g, err = cgroup.Load(t.Cgroup); err != nil {
+		// Loading a group checks every hierarchy, and opening its files
+		// walks their paths: do it once a chute, not once a second. A
+		// reader follows its path, so it stays good when the chute's group
+		// is made again; one that fails is dropped, the group loaded again
+		// next time.
+		r := s.readers[t.Cgroup]
+		if r == nil {
+			g, err := cgroup.Load(t.Cgroup)
+			if err != nil {
 				continue
 			}
+			r = g.StatsReader()
 		}
-		st, err := g.Stats()
+		delete(s.readers, t.Cgroup)
+		st, err := r.Stats()
 		if err != nil {
+			r.Close()
 			continue
 		}
-		groups[t.Cgroup] = g
+		readers[t.Cgroup] = r
 		cs := ChuteSample{Mem: st.MemoryUsage, MemLimit: st.MemoryLimit, Pids: st.Pids, OOMKills: st.OOMKills}
 		cur.chuteCPU[t.Name] = st.CPUUsageNs
 		if used, _, err := volume.Usage(t.Data); err == nil {
@@ -205,7 +217,10 @@ func (s *Sampler) sample(ctx context.Context, now time.Time) error {
 		smp.Chutes[t.Name] = cs
 	}
 
-	s.groups = groups
+	for _, r := range s.readers { // chutes gone
+		r.Close()
+	}
+	s.readers = readers
 	s.mu.Lock()
 	prev := s.prev
 	s.prev = cur

@@ -314,9 +314,16 @@ func Move(from, to string) error {
 // Usage reports the bytes used and the total size of the volume mounted at
 // mountpoint.
 func Usage(mountpoint string) (used, total int64, err error) {
-	mountpoint = resolve(mountpoint)
 	// statfs on an unmounted directory would report the host filesystem.
+	// A mount root as named is one once resolved too (statx does not
+	// follow a last symlink, and a symlink is no mount root): the usage
+	// sampler's every-second call for each chute stops there, without
+	// resolving the path a component at a time.
 	root, known, err := isMountRoot(mountpoint)
+	if err != nil || !root {
+		mountpoint = resolve(mountpoint)
+		root, known, err = isMountRoot(mountpoint)
+	}
 	if err == nil && !known {
 		var m *mountInfo
 		m, err = mountAt(mountpoint)

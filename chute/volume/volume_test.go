@@ -113,6 +113,22 @@ func TestQuotaEnforced(t *testing.T) {
 	if total > size || total < size*3/4 || used < total*9/10 {
 		t.Fatalf("Usage = %d/%d after filling a %d volume", used, total, size)
 	}
+	// Named through a symlink to it or to its parent, it is the same
+	// volume; a symlink to a plain directory is not mounted.
+	links := t.TempDir()
+	for name, target := range map[string]string{"vol": mnt, "parent": filepath.Dir(mnt), "plain": t.TempDir()} {
+		if err := os.Symlink(target, filepath.Join(links, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, p := range []string{filepath.Join(links, "vol"), filepath.Join(links, "parent", filepath.Base(mnt))} {
+		if u, tot, err := Usage(p); err != nil || u != used || tot != total {
+			t.Errorf("Usage(%s) = %d/%d, %v; want %d/%d", p, u, tot, err, used, total)
+		}
+	}
+	if _, _, err := Usage(filepath.Join(links, "plain")); err == nil || !strings.Contains(err.Error(), "not mounted") {
+		t.Errorf("Usage through a symlink to a plain directory: %v, want not mounted", err)
+	}
 	// The image stays sparse: the quota is a ceiling, not an allocation.
 	img, err := os.Stat(image)
 	if err != nil {

@@ -525,6 +525,16 @@ func TestFlowStats(t *testing.T) {
 	if after.Duration <= 0 {
 		t.Errorf("Duration = %v", after.Duration)
 	}
+	// The totals by cookie say the same, one flow each, in the order asked
+	// (a late revalidation may only add packets).
+	aggs, err := e.c.Aggregates(ctx, []uint64{ipCookie, 6 << 32, 9 << 32}, 0xffffffff00000000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(aggs) != 3 || aggs[0].FlowCount != 1 || aggs[0].PacketCount < after.Packets || aggs[0].ByteCount < after.Bytes ||
+		aggs[1].FlowCount != 1 || aggs[1].PacketCount == 0 || aggs[2] != (ofp.AggregateStats{}) {
+		t.Errorf("Aggregates = %+v; want the ip flow's %d packets/%d bytes or more, the arp flow's, then nothing", aggs, after.Packets, after.Bytes)
+	}
 
 	// The ports arrived by PORT_STATUS after the handshake.
 	for _, p := range ports {

@@ -449,6 +449,55 @@ func (s *session) flowStats(ctx context.Context, cookie, mask uint64) ([]ofp.Flo
 	return flows, nil
 }
 
+// aggregates sends an AGGREGATE request per cookie in one run of writes
+// and waits for every answer.
+func (s *session) aggregates(ctx context.Context, cookies []uint64, mask uint64) ([]ofp.AggregateStats, error) {
+	n := uint32(len(cookies))
+	lo := s.xid.Add(n) - n + 1
+	calls := make([]*call, n)
+	msgs := make([][]byte, n)
+	for i, cookie := range cookies {
+		xid := lo + uint32(i)
+		b, err := (&ofp.AggregateStatsRequest{FlowStatsRequest: ofp.FlowStatsRequest{
+			Header:  ofp.Header{Xid: xid},
+			TableID: ofp.TableAll, OutPort: ofp.PortAny, OutGroup: ofp.GroupAny,
+			Cookie: cookie, CookieMask: mask,
+		}}).MarshalBinary()
+		if err != nil {
+			return nil, err
+		}
+		msgs[i], calls[i] = b, &call{done: make(chan struct{})}
+		s.register(xid, calls[i])
+		defer s.forget(xid, calls[i])
+	}
+	err := s.write(ctx, func(w *bufio.Writer) error {
+		for _, b := range msgs {
+			if _, err := w.Write(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]ofp.AggregateStats, n)
+	// The switch answers in order: waiting for the last answer first
+	// wakes this goroutine once, not once an answer.
+	for i := len(calls) - 1; i >= 0; i-- {
+		parts, err := s.wait(ctx, calls[i])
+		if err != nil {
+			return nil, fmt.Errorf("aggregate of cookie %#x: %w", cookies[i], err)
+		}
+		r, ok := parts[0].(*ofp.AggregateStatsReply)
+		if !ok {
+			return nil, fmt.Errorf("aggregate of cookie %#x answered by %T", cookies[i], parts[0])
+		}
+		out[i] = r.Body
+	}
+	return out, nil
+}
+
 // meters reads the switch's meter configurations.
 func (s *session) meters(ctx context.Context) ([]ofp.MeterConfig, error) {
 	parts, err := s.roundTrip(ctx, &ofp.MeterStatsRequest{MPType: ofp.MPMeterConfig, MeterID: ofp.MeterAll})
