@@ -158,7 +158,7 @@ func runRouter(ctx context.Context, o options) (string, error) {
 	}
 	if b.memoryOnly {
 		r.memoryTable().print(os.Stdout)
-		fmt.Printf("daemon idle CPU with 30 chutes: %.2f%% of a core over %s\n", r.idleCPU, r.idleFor.Round(time.Second))
+		fmt.Printf("daemon idle CPU with 30 chutes: %.2f%% of a core over %s\n", r.idle.daemon, r.idle.window.Round(time.Second))
 		return "", nil
 	}
 	return r.report(), nil
