@@ -377,7 +377,7 @@ func FuzzReader(f *testing.F) {
 
 // TestSwappedForALink: a running chute swaps a file the walk saw as
 // regular for a symlink out of /data, or its directory for one, or the
-// file for a FIFO, before the daemon (host root) opens it to send it.
+// file for a FIFO or for another file, before the daemon (host root) opens it to send it.
 // Nothing outside /data is read, and a FIFO does not block the sender:
 // while the chute runs, the entry is sent as changed (Delta sends it
 // again as what it is then); once it is stopped, that is an error.
@@ -404,6 +404,10 @@ func TestSwappedForALink(t *testing.T) {
 			return os.Symlink(rel, filepath.Join(root, "f"))
 		}},
 		{"file to a FIFO", "f", func(root string) error { return unix.Mkfifo(filepath.Join(root, "f"), 0o600) }},
+		// Another inode than the walk saw (0 here): a hard link to it.
+		{"file to another file", "f", func(root string) error {
+			return os.Link(filepath.Join(outside, "f"), filepath.Join(root, "f"))
+		}},
 	} {
 		for _, live := range []bool{true, false} {
 			t.Run(fmt.Sprintf("%s live=%v", c.name, live), func(t *testing.T) {
@@ -425,7 +429,7 @@ func TestSwappedForALink(t *testing.T) {
 				}
 				done := make(chan result, 1)
 				go func() {
-					_, changed, err := w.entry(KindData, root, c.rel, hdr, live)
+					_, changed, err := w.entry(KindData, root, c.rel, hdr, 0, live)
 					done <- result{changed, err}
 				}()
 				var r result
@@ -442,6 +446,72 @@ func TestSwappedForALink(t *testing.T) {
 					t.Errorf("while the chute runs: changed %v, error %v; want it sent as changed", r.changed, r.err)
 				case !live && r.err == nil:
 					t.Error("once the chute is stopped: no error")
+				}
+			})
+		}
+	}
+}
+
+// TestWalkSwappedForALink: a running chute swaps a directory of /data the
+// walk saw for a symlink to a host directory before the walk lists it, or
+// before it lists a directory under it. Nothing of the host's directory
+// reaches the stream: not its entries' names, nor a file's contents, nor
+// a symlink's target.
+func TestWalkSwappedForALink(t *testing.T) {
+	outside := t.TempDir()
+	secrets := []string{"host-name-secret", "host contents secret", "host-target-secret", "host-dir-secret"}
+	for _, dir := range []string{outside, filepath.Join(outside, "e")} {
+		if err := os.MkdirAll(filepath.Join(dir, secrets[3]), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, secrets[0]), []byte(secrets[1]), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(secrets[2], filepath.Join(dir, "link")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range []struct{ name, when string }{
+		{"the directory listed", "d"},
+		{"a directory above it", "d/e"},
+	} {
+		for _, live := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%s live=%v", c.name, live), func(t *testing.T) {
+				root := t.TempDir()
+				if err := os.MkdirAll(filepath.Join(root, "d/e"), 0o700); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(filepath.Join(root, "d/f"), []byte("the chute's"), 0o600); err != nil {
+					t.Fatal(err)
+				}
+				swapped := false
+				beforeList = func(rel string) {
+					if rel != c.when {
+						return
+					}
+					d := filepath.Join(root, "d")
+					if err := os.Rename(d, d+".old"); err != nil {
+						t.Error(err)
+					}
+					if err := os.Symlink(outside, d); err != nil {
+						t.Error(err)
+					}
+					swapped = true
+				}
+				defer func() { beforeList = nil }()
+				var buf bytes.Buffer
+				w := NewWriter(&buf)
+				_, _, err := w.Data(context.Background(), root, uint32(os.Getuid()), live)
+				if live && err != nil {
+					t.Fatalf("while the chute runs: %v", err)
+				}
+				if !swapped {
+					t.Fatalf("the walk listed no directory %s", c.when)
+				}
+				for _, s := range secrets {
+					if bytes.Contains(buf.Bytes(), []byte(s)) {
+						t.Errorf("the stream carries %q from the host's directory", s)
+					}
 				}
 			})
 		}
