@@ -55,7 +55,11 @@ func sampleTree(t *testing.T) string {
 
 // read reads a whole stream, extracting /data into a new directory.
 func read(t *testing.T, b []byte, l Limits) (string, *Reader, map[string]string, error) {
-	dest := t.TempDir()
+	return readInto(t, b, l, t.TempDir())
+}
+
+// readInto reads a whole stream, extracting /data into dest.
+func readInto(t *testing.T, b []byte, l Limits, dest string) (string, *Reader, map[string]string, error) {
 	fd, err := unix.Open(dest, unix.O_RDONLY|unix.O_DIRECTORY, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -257,6 +261,29 @@ func TestDeltaRounds(t *testing.T) {
 	}
 }
 
+// craft is a tar of hand-made entries, closed with a manifest that
+// matches.
+func craft(hdrs ...*tar.Header) []byte {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	var d digests
+	for _, h := range hdrs {
+		kind, _ := kindOf(h.Name)
+		s := d.of(kind)
+		s.header(h)
+		tw.WriteHeader(h)
+		body := bytes.Repeat([]byte("a"), int(h.Size))
+		tw.Write(body)
+		s.h.Write(body)
+		s.bytes += h.Size
+	}
+	m, _ := json.Marshal(d.manifest("c", "1"))
+	tw.WriteHeader(&tar.Header{Name: manifestName, Typeflag: tar.TypeReg, Size: int64(len(m))})
+	tw.Write(m)
+	tw.Close()
+	return buf.Bytes()
+}
+
 // TestRefused: a stream altered, cut, reordered, over its limits, or
 // naming paths out of /data is refused, never half-taken as whole.
 func TestRefused(t *testing.T) {
@@ -270,28 +297,13 @@ func TestRefused(t *testing.T) {
 		copy(out[i:], new)
 		return out
 	}
-	// A tar of hand-made entries, closed with a manifest that matches.
-	craft := func(hdrs ...*tar.Header) []byte {
-		var buf bytes.Buffer
-		tw := tar.NewWriter(&buf)
-		var d digests
-		for _, h := range hdrs {
-			kind, _ := kindOf(h.Name)
-			s := d.of(kind)
-			s.header(h)
-			tw.WriteHeader(h)
-			body := bytes.Repeat([]byte("a"), int(h.Size))
-			tw.Write(body)
-			s.h.Write(body)
-			s.bytes += h.Size
-		}
-		m, _ := json.Marshal(d.manifest("c", "1"))
-		tw.WriteHeader(&tar.Header{Name: manifestName, Typeflag: tar.TypeReg, Size: int64(len(m))})
-		tw.Write(m)
-		tw.Close()
-		return buf.Bytes()
-	}
 	pkg := &tar.Header{Name: KindPackage, Typeflag: tar.TypeReg, Size: 4}
+	// A header that claims more than a whole /data, its body never sent.
+	var huge bytes.Buffer
+	tw := tar.NewWriter(&huge)
+	tw.WriteHeader(pkg)
+	tw.Write([]byte("pkg!"))
+	tw.WriteHeader(&tar.Header{Name: "data/big", Typeflag: tar.TypeReg, Size: 1 << 40})
 	for _, tc := range []struct {
 		name   string
 		stream []byte
@@ -313,6 +325,12 @@ func TestRefused(t *testing.T) {
 		{"absolute", craft(pkg, &tar.Header{Name: "data//etc/x", Typeflag: tar.TypeReg, Size: 1}), lim, "not a clean relative path"},
 		{"device", craft(pkg, &tar.Header{Name: "data/sda", Typeflag: tar.TypeBlock}), lim, "not carried"},
 		{"setuid", craft(pkg, &tar.Header{Name: "data/x", Typeflag: tar.TypeReg, Mode: 0o4755, Size: 1}), lim, "mode"},
+		{"setgid directory", craft(pkg, &tar.Header{Name: "data/d", Typeflag: tar.TypeDir, Mode: 0o2755}), lim, "mode"},
+		{"hard link", craft(pkg, &tar.Header{Name: "data/h", Typeflag: tar.TypeLink, Linkname: "/etc/passwd"}), lim, "not carried"},
+		{"character device", craft(pkg, &tar.Header{Name: "data/mem", Typeflag: tar.TypeChar, Devmajor: 1, Devminor: 1}), lim, "not carried"},
+		{"FIFO", craft(pkg, &tar.Header{Name: "data/p", Typeflag: tar.TypeFifo}), lim, "not carried"},
+		{"climbing out from below", craft(pkg, &tar.Header{Name: "data/a/../../x", Typeflag: tar.TypeReg, Size: 1}), lim, "not a clean relative path"},
+		{"a file larger than /data", huge.Bytes(), lim, "larger than"},
 		{"host root's file", craft(pkg, &tar.Header{Name: "data/x", Typeflag: tar.TypeReg, Uid: 1 << 20, Size: 1}), lim, "outside the chute's ids"},
 		{"unknown part", craft(pkg, &tar.Header{Name: "criu", Typeflag: tar.TypeReg, Size: 1}), lim, "unknown part"},
 		{"deleting through a symlink", craft(pkg,
@@ -515,5 +533,100 @@ func TestWalkSwappedForALink(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestExtractConfined: what a hostile source sends (or a hostile chute's
+// /data carried as it was) writes, changes or removes nothing outside the
+// target's /data: no file or directory is made, chmod'ed or removed
+// through a symlink, absolute or relative, however the entries and rounds
+// are ordered. A symlink's own entry is replaced or removed, never what
+// it names.
+func TestExtractConfined(t *testing.T) {
+	pkg := &tar.Header{Name: KindPackage, Typeflag: tar.TypeReg, Size: 4}
+	link := func(name, target string) *tar.Header {
+		return &tar.Header{Name: name, Typeflag: tar.TypeSymlink, Linkname: target}
+	}
+	file := func(name string) *tar.Header {
+		return &tar.Header{Name: name, Typeflag: tar.TypeReg, Mode: 0o666, Size: 3}
+	}
+	dir := func(name string) *tar.Header { return &tar.Header{Name: name, Typeflag: tar.TypeDir, Mode: 0o777} }
+	for _, c := range []struct {
+		name string
+		hdrs func(host string) []*tar.Header
+		want string // in the error; "" for a stream taken
+		kind string // of dest/l when taken; "" for none
+	}{
+		{"file under a symlink", func(host string) []*tar.Header {
+			return []*tar.Header{link("data/l", host), file("data/l/new")}
+		}, "open its directory", ""},
+		{"file under a relative symlink", func(string) []*tar.Header {
+			return []*tar.Header{link("data/l", "../host"), file("data/l/new")}
+		}, "open its directory", ""},
+		{"directory under a symlink", func(host string) []*tar.Header {
+			return []*tar.Header{link("data/l", host), dir("data/l/newdir")}
+		}, "open its directory", ""},
+		{"directory over a symlink", func(host string) []*tar.Header {
+			return []*tar.Header{link("data/l", host), dir("data/l")}
+		}, "not a directory", ""},
+		{"delta directory over a symlink", func(host string) []*tar.Header {
+			return []*tar.Header{link("data/l", host), dir("delta/l")}
+		}, "not a directory", ""},
+		{"delta file under a symlink", func(host string) []*tar.Header {
+			return []*tar.Header{link("data/l", host), file("delta/l/passwd")}
+		}, "open its directory", ""},
+		{"directory become a symlink, a file under it", func(host string) []*tar.Header {
+			return []*tar.Header{dir("data/l"), {Name: "deleted/l", Typeflag: tar.TypeReg}, link("delta/l", host), file("delta/l/passwd")}
+		}, "open its directory", ""},
+		{"deleting under a symlink", func(host string) []*tar.Header {
+			return []*tar.Header{link("data/l", host), {Name: "deleted/l/passwd", Typeflag: tar.TypeReg}}
+		}, "open its directory", ""},
+		{"delta file over a symlink to a host file", func(host string) []*tar.Header {
+			return []*tar.Header{link("data/l", filepath.Join(host, "passwd")), file("delta/l")}
+		}, "", "file"},
+		{"deleting a symlink to a host directory", func(host string) []*tar.Header {
+			return []*tar.Header{link("data/l", host), {Name: "deleted/l", Typeflag: tar.TypeReg}}
+		}, "", ""},
+		{"deleting a directory holding a symlink", func(host string) []*tar.Header {
+			return []*tar.Header{dir("data/l"), link("data/l/x", host), {Name: "deleted/l", Typeflag: tar.TypeReg}}
+		}, "", ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			base := t.TempDir()
+			host, dest := filepath.Join(base, "host"), filepath.Join(base, "dest")
+			for _, d := range []string{filepath.Join(host, "sub"), dest} {
+				if err := os.MkdirAll(d, 0o700); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := os.WriteFile(filepath.Join(host, "passwd"), []byte("host file"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			hostBefore := digestTree(t, host)
+			_, _, _, err := readInto(t, craft(append([]*tar.Header{pkg}, c.hdrs(host)...)...), lim, dest)
+			switch {
+			case c.want == "" && err != nil:
+				t.Errorf("refused: %v", err)
+			case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)):
+				t.Errorf("got %v, want an error with %q", err, c.want)
+			}
+			hostAfter := digestTree(t, host)
+			if fmt.Sprint(hostAfter) != fmt.Sprint(hostBefore) {
+				t.Errorf("the host's directory changed:\n%v\nwas\n%v", hostAfter, hostBefore)
+			}
+			if names, _ := os.ReadDir(base); len(names) != 2 {
+				t.Errorf("beside /data: %v", names)
+			}
+			if c.want != "" || err != nil {
+				return
+			}
+			fi, err := os.Lstat(filepath.Join(dest, "l"))
+			switch {
+			case c.kind == "" && !errors.Is(err, os.ErrNotExist):
+				t.Errorf("l left: %v, %v", fi, err)
+			case c.kind == "file" && (err != nil || !fi.Mode().IsRegular()):
+				t.Errorf("l: %v, %v; want a regular file", fi, err)
+			}
+		})
 	}
 }
