@@ -638,3 +638,27 @@ func BenchmarkData(b *testing.B) {
 		}
 	}
 }
+
+// TestWalkDepth: the walk holds a descriptor a level; a /data nested
+// deeper than maxDepth is an error, not a daemon out of descriptors, and
+// one as deep as that is sent whole.
+func TestWalkDepth(t *testing.T) {
+	for _, c := range []struct {
+		levels int
+		ok     bool
+	}{{maxDepth, true}, {maxDepth + 1, false}} {
+		t.Run(fmt.Sprint(c.levels), func(t *testing.T) {
+			root := t.TempDir()
+			if err := os.MkdirAll(filepath.Join(root, strings.Repeat("d/", c.levels)), 0o700); err != nil {
+				t.Fatal(err)
+			}
+			_, sent, err := NewWriter(io.Discard).Data(context.Background(), root, uint32(os.Getuid()), true)
+			switch {
+			case c.ok && (err != nil || sent.Entries != c.levels):
+				t.Errorf("sent %+v, %v; want %d entries", sent, err, c.levels)
+			case !c.ok && (err == nil || !strings.Contains(err.Error(), "deeper than")):
+				t.Errorf("sent %+v, %v; want an error", sent, err)
+			}
+		})
+	}
+}

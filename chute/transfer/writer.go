@@ -191,7 +191,7 @@ func walk(ctx context.Context, root string, base uint32, fn func(rel string, hdr
 	if err != nil {
 		return &os.PathError{Op: "open", Path: root, Err: err}
 	}
-	return walkDir(ctx, fd, "", base, fn)
+	return walkDir(ctx, fd, "", 0, base, fn)
 }
 
 // beforeList, set by tests, is called with a directory's path once the
@@ -201,8 +201,14 @@ var beforeList func(rel string)
 // maxPath is the longest path under /data a reader takes.
 const maxPath = 4096
 
-// walkDir walks the directory dfd, rel under root, and closes dfd.
-func walkDir(ctx context.Context, dfd int, rel string, base uint32, fn func(rel string, hdr *tar.Header, st stamp) error) error {
+// maxDepth bounds the directories the walk holds open at once, one a
+// level: a chute nesting its /data deeper (which it may do as the walk
+// descends) would make the daemon run out of descriptors.
+const maxDepth = 256
+
+// walkDir walks the directory dfd, rel under root and depth levels below
+// it, and closes dfd.
+func walkDir(ctx context.Context, dfd int, rel string, depth int, base uint32, fn func(rel string, hdr *tar.Header, st stamp) error) error {
 	d := os.NewFile(uintptr(dfd), rel)
 	defer d.Close()
 	if beforeList != nil {
@@ -237,7 +243,11 @@ func walkDir(ctx context.Context, dfd int, rel string, base uint32, fn func(rel 
 			return err
 		}
 		if sub >= 0 {
-			if err := walkDir(ctx, sub, p, base, fn); err != nil {
+			if depth+1 > maxDepth {
+				unix.Close(sub)
+				return fmt.Errorf("/data nests directories deeper than %d levels (%.64s...)", maxDepth, p)
+			}
+			if err := walkDir(ctx, sub, p, depth+1, base, fn); err != nil {
 				return err
 			}
 		}
