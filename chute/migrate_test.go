@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"paradrop/cgroup"
+	"paradrop/chute/manifest"
 )
 
 const moverScript = `#!/bin/sh
@@ -99,7 +100,8 @@ func twoGateways(t *testing.T, suffix string) (a, b *gateway) {
 // target, which keeps nothing of it (no chute, no staging, no mount, the
 // name and the room free again), and the source runs its chute again with
 // its /data; the same move unaltered leaves the chute on the target alone,
-// its /data the same.
+// its /data the same, under the manifest's limits rather than a live
+// policy the source's operator set.
 func TestMigrateLeavesOneCopy(t *testing.T) {
 	a, b := twoGateways(t, "-b")
 	p := pkg(t, "name: mover\nversion: 1.0.0\ncommand: [/bin/sh, /mover.sh]\nstop_grace: 200ms\nresources: {disk: 8Mi}\n", map[string]string{"mover.sh": moverScript})
@@ -121,6 +123,18 @@ func TestMigrateLeavesOneCopy(t *testing.T) {
 	}
 	os.Rename(kept+".aside", kept)
 
+	// A live policy A's operator sets holds on A, not on B, whose
+	// operator owns B's policy: there the manifest's limits apply.
+	free := cpuQuota(t, a, "mover")
+	own, err := a.m.Resources("mover")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.mustDo(a.m.SetResources("mover", ResourceRequest{Policy: Policy{CPUMax: ptr(0.2)}, Grace: ptr(manifest.Duration(0))}, ""))
+	if q := cpuQuota(t, a, "mover"); q != 0.2 {
+		t.Fatalf("A's policy: quota %v cores, want 0.2", q)
+	}
+
 	flip := func(r io.Reader) io.Reader { return &flipAt{r: r, at: int64(len(p)) + 100_000} }
 	c = a.wait(a.m.Migrate("mover", "operator", "gw-a", inProcess(t, b, flip)))
 	if c.State != ChangeError || !strings.Contains(c.Error, "does not match the manifest") {
@@ -128,6 +142,9 @@ func TestMigrateLeavesOneCopy(t *testing.T) {
 	}
 	if in, err := a.m.Get("mover"); err != nil || in.State != Running || readData(a, "mover", "payload") != payload {
 		t.Errorf("on A after the refusal: %+v %v", in, err)
+	}
+	if q := cpuQuota(t, a, "mover"); q != 0.2 {
+		t.Errorf("A's policy after the refusal: quota %v cores, want 0.2", q)
 	}
 	if _, err := b.m.Get("mover"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("B kept a chute: %v", err)
@@ -158,6 +175,12 @@ func TestMigrateLeavesOneCopy(t *testing.T) {
 	}
 	if got := b.m.migratedFrom("mover"); got != "gw-a" {
 		t.Errorf("migrated from %q", got)
+	}
+	if q := cpuQuota(t, b, "mover"); q != free {
+		t.Errorf("on B: quota %v cores, want the manifest's %v", q, free)
+	}
+	if r, err := b.m.Resources("mover"); err != nil || r != own {
+		t.Errorf("on B: resources %+v, %v; want the manifest's %+v", r, err, own)
 	}
 
 	// Back to A, which holds the package the chute left there: only its

@@ -55,7 +55,11 @@ func sampleTree(t *testing.T) string {
 
 // read reads a whole stream, extracting /data into a new directory.
 func read(t *testing.T, b []byte, l Limits) (string, *Reader, map[string]string, error) {
-	dest := t.TempDir()
+	return readInto(t, b, l, t.TempDir())
+}
+
+// readInto reads a whole stream, extracting /data into dest.
+func readInto(t *testing.T, b []byte, l Limits, dest string) (string, *Reader, map[string]string, error) {
 	fd, err := unix.Open(dest, unix.O_RDONLY|unix.O_DIRECTORY, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -257,6 +261,29 @@ func TestDeltaRounds(t *testing.T) {
 	}
 }
 
+// craft is a tar of hand-made entries, closed with a manifest that
+// matches.
+func craft(hdrs ...*tar.Header) []byte {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	var d digests
+	for _, h := range hdrs {
+		kind, _ := kindOf(h.Name)
+		s := d.of(kind)
+		s.header(h)
+		tw.WriteHeader(h)
+		body := bytes.Repeat([]byte("a"), int(h.Size))
+		tw.Write(body)
+		s.h.Write(body)
+		s.bytes += h.Size
+	}
+	m, _ := json.Marshal(d.manifest("c", "1"))
+	tw.WriteHeader(&tar.Header{Name: manifestName, Typeflag: tar.TypeReg, Size: int64(len(m))})
+	tw.Write(m)
+	tw.Close()
+	return buf.Bytes()
+}
+
 // TestRefused: a stream altered, cut, reordered, over its limits, or
 // naming paths out of /data is refused, never half-taken as whole.
 func TestRefused(t *testing.T) {
@@ -270,28 +297,13 @@ func TestRefused(t *testing.T) {
 		copy(out[i:], new)
 		return out
 	}
-	// A tar of hand-made entries, closed with a manifest that matches.
-	craft := func(hdrs ...*tar.Header) []byte {
-		var buf bytes.Buffer
-		tw := tar.NewWriter(&buf)
-		var d digests
-		for _, h := range hdrs {
-			kind, _ := kindOf(h.Name)
-			s := d.of(kind)
-			s.header(h)
-			tw.WriteHeader(h)
-			body := bytes.Repeat([]byte("a"), int(h.Size))
-			tw.Write(body)
-			s.h.Write(body)
-			s.bytes += h.Size
-		}
-		m, _ := json.Marshal(d.manifest("c", "1"))
-		tw.WriteHeader(&tar.Header{Name: manifestName, Typeflag: tar.TypeReg, Size: int64(len(m))})
-		tw.Write(m)
-		tw.Close()
-		return buf.Bytes()
-	}
 	pkg := &tar.Header{Name: KindPackage, Typeflag: tar.TypeReg, Size: 4}
+	// A header that claims more than a whole /data, its body never sent.
+	var huge bytes.Buffer
+	tw := tar.NewWriter(&huge)
+	tw.WriteHeader(pkg)
+	tw.Write([]byte("pkg!"))
+	tw.WriteHeader(&tar.Header{Name: "data/big", Typeflag: tar.TypeReg, Size: 1 << 40})
 	for _, tc := range []struct {
 		name   string
 		stream []byte
@@ -313,6 +325,12 @@ func TestRefused(t *testing.T) {
 		{"absolute", craft(pkg, &tar.Header{Name: "data//etc/x", Typeflag: tar.TypeReg, Size: 1}), lim, "not a clean relative path"},
 		{"device", craft(pkg, &tar.Header{Name: "data/sda", Typeflag: tar.TypeBlock}), lim, "not carried"},
 		{"setuid", craft(pkg, &tar.Header{Name: "data/x", Typeflag: tar.TypeReg, Mode: 0o4755, Size: 1}), lim, "mode"},
+		{"setgid directory", craft(pkg, &tar.Header{Name: "data/d", Typeflag: tar.TypeDir, Mode: 0o2755}), lim, "mode"},
+		{"hard link", craft(pkg, &tar.Header{Name: "data/h", Typeflag: tar.TypeLink, Linkname: "/etc/passwd"}), lim, "not carried"},
+		{"character device", craft(pkg, &tar.Header{Name: "data/mem", Typeflag: tar.TypeChar, Devmajor: 1, Devminor: 1}), lim, "not carried"},
+		{"FIFO", craft(pkg, &tar.Header{Name: "data/p", Typeflag: tar.TypeFifo}), lim, "not carried"},
+		{"climbing out from below", craft(pkg, &tar.Header{Name: "data/a/../../x", Typeflag: tar.TypeReg, Size: 1}), lim, "not a clean relative path"},
+		{"a file larger than /data", huge.Bytes(), lim, "larger than"},
 		{"host root's file", craft(pkg, &tar.Header{Name: "data/x", Typeflag: tar.TypeReg, Uid: 1 << 20, Size: 1}), lim, "outside the chute's ids"},
 		{"unknown part", craft(pkg, &tar.Header{Name: "criu", Typeflag: tar.TypeReg, Size: 1}), lim, "unknown part"},
 		{"deleting through a symlink", craft(pkg,
@@ -377,7 +395,7 @@ func FuzzReader(f *testing.F) {
 
 // TestSwappedForALink: a running chute swaps a file the walk saw as
 // regular for a symlink out of /data, or its directory for one, or the
-// file for a FIFO, before the daemon (host root) opens it to send it.
+// file for a FIFO or for another file, before the daemon (host root) opens it to send it.
 // Nothing outside /data is read, and a FIFO does not block the sender:
 // while the chute runs, the entry is sent as changed (Delta sends it
 // again as what it is then); once it is stopped, that is an error.
@@ -404,6 +422,10 @@ func TestSwappedForALink(t *testing.T) {
 			return os.Symlink(rel, filepath.Join(root, "f"))
 		}},
 		{"file to a FIFO", "f", func(root string) error { return unix.Mkfifo(filepath.Join(root, "f"), 0o600) }},
+		// Another inode than the walk saw (0 here): a hard link to it.
+		{"file to another file", "f", func(root string) error {
+			return os.Link(filepath.Join(outside, "f"), filepath.Join(root, "f"))
+		}},
 	} {
 		for _, live := range []bool{true, false} {
 			t.Run(fmt.Sprintf("%s live=%v", c.name, live), func(t *testing.T) {
@@ -425,7 +447,7 @@ func TestSwappedForALink(t *testing.T) {
 				}
 				done := make(chan result, 1)
 				go func() {
-					_, changed, err := w.entry(KindData, root, c.rel, hdr, live)
+					_, changed, err := w.entry(KindData, root, c.rel, hdr, 0, live)
 					done <- result{changed, err}
 				}()
 				var r result
@@ -445,5 +467,198 @@ func TestSwappedForALink(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestWalkSwappedForALink: a running chute swaps a directory of /data the
+// walk saw for a symlink to a host directory before the walk lists it, or
+// before it lists a directory under it. Nothing of the host's directory
+// reaches the stream: not its entries' names, nor a file's contents, nor
+// a symlink's target.
+func TestWalkSwappedForALink(t *testing.T) {
+	outside := t.TempDir()
+	secrets := []string{"host-name-secret", "host contents secret", "host-target-secret", "host-dir-secret"}
+	for _, dir := range []string{outside, filepath.Join(outside, "e")} {
+		if err := os.MkdirAll(filepath.Join(dir, secrets[3]), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, secrets[0]), []byte(secrets[1]), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(secrets[2], filepath.Join(dir, "link")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range []struct{ name, when string }{
+		{"the directory listed", "d"},
+		{"a directory above it", "d/e"},
+	} {
+		for _, live := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%s live=%v", c.name, live), func(t *testing.T) {
+				root := t.TempDir()
+				if err := os.MkdirAll(filepath.Join(root, "d/e"), 0o700); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(filepath.Join(root, "d/f"), []byte("the chute's"), 0o600); err != nil {
+					t.Fatal(err)
+				}
+				swapped := false
+				beforeList = func(rel string) {
+					if rel != c.when {
+						return
+					}
+					d := filepath.Join(root, "d")
+					if err := os.Rename(d, d+".old"); err != nil {
+						t.Error(err)
+					}
+					if err := os.Symlink(outside, d); err != nil {
+						t.Error(err)
+					}
+					swapped = true
+				}
+				defer func() { beforeList = nil }()
+				var buf bytes.Buffer
+				w := NewWriter(&buf)
+				_, _, err := w.Data(context.Background(), root, uint32(os.Getuid()), live)
+				if live && err != nil {
+					t.Fatalf("while the chute runs: %v", err)
+				}
+				if !swapped {
+					t.Fatalf("the walk listed no directory %s", c.when)
+				}
+				for _, s := range secrets {
+					if bytes.Contains(buf.Bytes(), []byte(s)) {
+						t.Errorf("the stream carries %q from the host's directory", s)
+					}
+				}
+			})
+		}
+	}
+}
+
+// TestExtractConfined: what a hostile source sends (or a hostile chute's
+// /data carried as it was) writes, changes or removes nothing outside the
+// target's /data: no file or directory is made, chmod'ed or removed
+// through a symlink, absolute or relative, however the entries and rounds
+// are ordered. A symlink's own entry is replaced or removed, never what
+// it names.
+func TestExtractConfined(t *testing.T) {
+	pkg := &tar.Header{Name: KindPackage, Typeflag: tar.TypeReg, Size: 4}
+	link := func(name, target string) *tar.Header {
+		return &tar.Header{Name: name, Typeflag: tar.TypeSymlink, Linkname: target}
+	}
+	file := func(name string) *tar.Header {
+		return &tar.Header{Name: name, Typeflag: tar.TypeReg, Mode: 0o666, Size: 3}
+	}
+	dir := func(name string) *tar.Header { return &tar.Header{Name: name, Typeflag: tar.TypeDir, Mode: 0o777} }
+	const hostDir = "HOST"
+	for _, c := range []struct {
+		name string
+		hdrs []*tar.Header // hostDir in a link's target: the host's directory
+		want string        // in the error; "" for a stream taken
+		kind string        // of dest/l when taken; "" for none
+	}{
+		{"file under a symlink", []*tar.Header{link("data/l", hostDir), file("data/l/new")}, "open its directory", ""},
+		{"file under a relative symlink", []*tar.Header{link("data/l", "../host"), file("data/l/new")}, "open its directory", ""},
+		{"directory under a symlink", []*tar.Header{link("data/l", hostDir), dir("data/l/newdir")}, "open its directory", ""},
+		{"directory over a symlink", []*tar.Header{link("data/l", hostDir), dir("data/l")}, "not a directory", ""},
+		{"delta directory over a symlink", []*tar.Header{link("data/l", hostDir), dir("delta/l")}, "not a directory", ""},
+		{"delta file under a symlink", []*tar.Header{link("data/l", hostDir), file("delta/l/passwd")}, "open its directory", ""},
+		{"directory become a symlink, a file under it", []*tar.Header{dir("data/l"), {Name: "deleted/l", Typeflag: tar.TypeReg}, link("delta/l", hostDir), file("delta/l/passwd")}, "open its directory", ""},
+		{"deleting under a symlink", []*tar.Header{link("data/l", hostDir), {Name: "deleted/l/passwd", Typeflag: tar.TypeReg}}, "open its directory", ""},
+		{"delta file over a symlink to a host file", []*tar.Header{link("data/l", hostDir+"/passwd"), file("delta/l")}, "", "file"},
+		{"deleting a symlink to a host directory", []*tar.Header{link("data/l", hostDir), {Name: "deleted/l", Typeflag: tar.TypeReg}}, "", ""},
+		{"deleting a directory holding a symlink", []*tar.Header{dir("data/l"), link("data/l/x", hostDir), {Name: "deleted/l", Typeflag: tar.TypeReg}}, "", ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			base := t.TempDir()
+			host, dest := filepath.Join(base, "host"), filepath.Join(base, "dest")
+			for _, d := range []string{filepath.Join(host, "sub"), dest} {
+				if err := os.MkdirAll(d, 0o700); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := os.WriteFile(filepath.Join(host, "passwd"), []byte("host file"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			hostBefore := digestTree(t, host)
+			hdrs := []*tar.Header{pkg}
+			for _, h := range c.hdrs {
+				h := *h
+				h.Linkname = strings.Replace(h.Linkname, hostDir, host, 1)
+				hdrs = append(hdrs, &h)
+			}
+			_, _, _, err := readInto(t, craft(hdrs...), lim, dest)
+			switch {
+			case c.want == "" && err != nil:
+				t.Errorf("refused: %v", err)
+			case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)):
+				t.Errorf("got %v, want an error with %q", err, c.want)
+			}
+			hostAfter := digestTree(t, host)
+			if fmt.Sprint(hostAfter) != fmt.Sprint(hostBefore) {
+				t.Errorf("the host's directory changed:\n%v\nwas\n%v", hostAfter, hostBefore)
+			}
+			if names, _ := os.ReadDir(base); len(names) != 2 {
+				t.Errorf("beside /data: %v", names)
+			}
+			if c.want != "" || err != nil {
+				return
+			}
+			fi, err := os.Lstat(filepath.Join(dest, "l"))
+			switch {
+			case c.kind == "" && !errors.Is(err, os.ErrNotExist):
+				t.Errorf("l left: %v, %v", fi, err)
+			case c.kind == "file" && (err != nil || !fi.Mode().IsRegular()):
+				t.Errorf("l: %v, %v; want a regular file", fi, err)
+			}
+		})
+	}
+}
+
+// BenchmarkData: a pass over a /data of 4000 small files in 40
+// directories, as a pre-copy round would walk and send it.
+func BenchmarkData(b *testing.B) {
+	root := b.TempDir()
+	for d := range 40 {
+		dir := filepath.Join(root, fmt.Sprintf("d%02d", d))
+		if err := os.Mkdir(dir, 0o700); err != nil {
+			b.Fatal(err)
+		}
+		for f := range 100 {
+			if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("f%03d", f)), []byte("small"), 0o600); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.ResetTimer()
+	for range b.N {
+		if _, sent, err := NewWriter(io.Discard).Data(context.Background(), root, uint32(os.Getuid()), true); err != nil || sent.Entries != 4040 {
+			b.Fatal(sent, err)
+		}
+	}
+}
+
+// TestWalkDepth: the walk holds a descriptor a level; a /data nested
+// deeper than maxDepth is an error, not a daemon out of descriptors, and
+// one as deep as that is sent whole.
+func TestWalkDepth(t *testing.T) {
+	for _, c := range []struct {
+		levels int
+		ok     bool
+	}{{maxDepth, true}, {maxDepth + 1, false}} {
+		t.Run(fmt.Sprint(c.levels), func(t *testing.T) {
+			root := t.TempDir()
+			if err := os.MkdirAll(filepath.Join(root, strings.Repeat("d/", c.levels)), 0o700); err != nil {
+				t.Fatal(err)
+			}
+			_, sent, err := NewWriter(io.Discard).Data(context.Background(), root, uint32(os.Getuid()), true)
+			switch {
+			case c.ok && (err != nil || sent.Entries != c.levels):
+				t.Errorf("sent %+v, %v; want %d entries", sent, err, c.levels)
+			case !c.ok && (err == nil || !strings.Contains(err.Error(), "deeper than")):
+				t.Errorf("sent %+v, %v; want an error", sent, err)
+			}
+		})
 	}
 }

@@ -8,8 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"sort"
 	"time"
@@ -103,7 +103,7 @@ func (w *Writer) Data(ctx context.Context, root string, base uint32, live bool) 
 	snap := Snapshot{}
 	var sent Sent
 	err := walk(ctx, root, base, func(rel string, hdr *tar.Header, st stamp) error {
-		n, changed, err := w.entry(KindData, root, rel, hdr, live)
+		n, changed, err := w.entry(KindData, root, rel, hdr, st.ino, live)
 		if err != nil {
 			return err
 		}
@@ -165,7 +165,7 @@ func (w *Writer) Delta(ctx context.Context, root string, base uint32, prev Snaps
 		sent.Deleted++
 	}
 	for _, c := range changes {
-		n, changed, err := w.entry(KindDelta, root, c.rel, c.hdr, live)
+		n, changed, err := w.entry(KindDelta, root, c.rel, c.hdr, c.st.ino, live)
 		if err != nil {
 			return nil, sent, fmt.Errorf("send what changed in /data: %w", err)
 		}
@@ -179,63 +179,178 @@ func (w *Writer) Delta(ctx context.Context, root string, base uint32, prev Snaps
 }
 
 // walk calls fn with the header (its name relative) and stamp of every
-// entry under root that belongs to the chute, parents first.
+// entry under root that belongs to the chute, parents first. A running
+// chute may swap any entry or directory for a symlink at any time, and the
+// daemon walks as host root: each directory is listed from an fd opened
+// beneath its parent's through no symlink, each entry stat'ed (and a
+// symlink read) in the directory the walk holds, so that what it sends is
+// the object it stat'ed, under root. An entry gone or changed in kind
+// between its listing and its stat is left to the next round.
 func walk(ctx context.Context, root string, base uint32, fn func(rel string, hdr *tar.Header, st stamp) error) error {
-	return filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
+	fd, err := unix.Open(root, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return &os.PathError{Op: "open", Path: root, Err: err}
+	}
+	return walkDir(ctx, fd, "", 0, base, fn)
+}
+
+// beforeList, set by tests, is called with a directory's path once the
+// walk holds it, before it lists it: where a chute may swap it.
+var beforeList func(rel string)
+
+// maxPath is the longest path under /data a reader takes.
+const maxPath = 4096
+
+// maxDepth bounds the directories the walk holds open at once, one a
+// level: a chute nesting its /data deeper (which it may do as the walk
+// descends) would make the daemon run out of descriptors.
+const maxDepth = 256
+
+// walkDir walks the directory dfd, rel under root and depth levels below
+// it, and closes dfd.
+func walkDir(ctx context.Context, dfd int, rel string, depth int, base uint32, fn func(rel string, hdr *tar.Header, st stamp) error) error {
+	d := os.NewFile(uintptr(dfd), rel)
+	defer d.Close()
+	if beforeList != nil {
+		beforeList(rel)
+	}
+	names, err := d.Readdirnames(-1)
+	if err != nil {
+		return fmt.Errorf("list /%s: %w", rel, err)
+	}
+	sort.Strings(names)
+	for _, name := range names {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if p == root {
-			return nil
+		p := path.Join(rel, name)
+		if len(p) > maxPath {
+			return fmt.Errorf("/data has a path longer than %d bytes", maxPath)
 		}
-		var st unix.Stat_t
-		if err := unix.Lstat(p, &st); err != nil {
-			return &os.PathError{Op: "lstat", Path: p, Err: err}
-		}
-		if st.Uid < base || st.Uid-base >= idRange || st.Gid < base || st.Gid-base >= idRange {
-			if d.IsDir() {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		rel, err := filepath.Rel(root, p)
+		hdr, sub, st, err := lookAt(dfd, name, p, base)
 		if err != nil {
 			return err
 		}
-		hdr := &tar.Header{Name: filepath.ToSlash(rel), Mode: int64(st.Mode & 0o1777), Uid: int(st.Uid - base), Gid: int(st.Gid - base),
-			ModTime: time.Unix(st.Mtim.Unix())}
-		switch st.Mode & unix.S_IFMT {
-		case unix.S_IFDIR:
-			hdr.Typeflag = tar.TypeDir
-		case unix.S_IFREG:
-			hdr.Typeflag, hdr.Size = tar.TypeReg, st.Size
-		case unix.S_IFLNK:
-			hdr.Typeflag = tar.TypeSymlink
-			if hdr.Linkname, err = os.Readlink(p); err != nil {
-				return err
-			}
-		default:
-			return nil // sockets, FIFOs: nothing to carry
+		if hdr == nil {
+			continue
 		}
 		s := stamp{ino: uint64(st.Ino), mode: st.Mode, size: st.Size, ctim: st.Ctim, mtim: st.Mtim}
 		s.untrusted = time.Since(time.Unix(st.Ctim.Unix())) < recent
-		return fn(filepath.ToSlash(rel), hdr, s)
-	})
+		if err := fn(p, hdr, s); err != nil {
+			if sub >= 0 {
+				unix.Close(sub)
+			}
+			return err
+		}
+		if sub >= 0 {
+			if depth+1 > maxDepth {
+				unix.Close(sub)
+				return fmt.Errorf("/data nests directories deeper than %d levels (%.64s...)", maxDepth, p)
+			}
+			if err := walkDir(ctx, sub, p, depth+1, base, fn); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// lookAt stats the entry name of the directory dfd, p under root, and
+// returns its header, with a directory the fd it is to be listed from (the
+// object stat'ed), or no header for an entry not sent: not the chute's,
+// neither a directory, a regular file nor a symlink, or gone or changed
+// in kind since listed.
+func lookAt(dfd int, name, p string, base uint32) (*tar.Header, int, unix.Stat_t, error) {
+	var st unix.Stat_t
+	skip := func(err error) (*tar.Header, int, unix.Stat_t, error) {
+		if err == nil || isChanged(err) {
+			return nil, -1, st, nil
+		}
+		return nil, -1, st, &os.PathError{Op: "lstat", Path: p, Err: err}
+	}
+	if err := unix.Fstatat(dfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return skip(err)
+	}
+	hdr := &tar.Header{Name: p}
+	sub := -1
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFDIR:
+		fd, err := openIn(dfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NONBLOCK)
+		if err != nil {
+			return skip(err)
+		}
+		if err := unix.Fstat(fd, &st); err != nil {
+			unix.Close(fd)
+			return skip(err)
+		}
+		hdr.Typeflag, sub = tar.TypeDir, fd
+	case unix.S_IFREG:
+		// Opened when sent, beneath root, and checked to be this inode.
+		hdr.Typeflag, hdr.Size = tar.TypeReg, st.Size
+	case unix.S_IFLNK:
+		fd, err := openIn(dfd, name, unix.O_PATH)
+		if err != nil {
+			return skip(err)
+		}
+		err = unix.Fstat(fd, &st)
+		if err == nil && st.Mode&unix.S_IFMT == unix.S_IFLNK {
+			hdr.Linkname, err = readlinkFd(fd)
+		}
+		unix.Close(fd)
+		if err != nil || st.Mode&unix.S_IFMT != unix.S_IFLNK {
+			return skip(err)
+		}
+		hdr.Typeflag = tar.TypeSymlink
+	default:
+		return skip(nil) // sockets, FIFOs: nothing to carry
+	}
+	if st.Uid < base || st.Uid-base >= idRange || st.Gid < base || st.Gid-base >= idRange {
+		if sub >= 0 {
+			unix.Close(sub)
+		}
+		return skip(nil)
+	}
+	hdr.Mode, hdr.Uid, hdr.Gid = int64(st.Mode&0o1777), int(st.Uid-base), int(st.Gid-base)
+	hdr.ModTime = time.Unix(st.Mtim.Unix())
+	return hdr, sub, st, nil
+}
+
+// openIn opens the entry name of the directory dfd, through no symlink
+// nor mount point, and not blocking.
+func openIn(dfd int, name string, flags int) (int, error) {
+	return unix.Openat2(dfd, name, &unix.OpenHow{Flags: uint64(flags | unix.O_NOFOLLOW | unix.O_CLOEXEC),
+		Resolve: uint64(beneath | unix.RESOLVE_NO_XDEV)})
+}
+
+// readlinkFd reads the symlink fd (O_PATH|O_NOFOLLOW) is.
+func readlinkFd(fd int) (string, error) {
+	buf := make([]byte, maxPath+1)
+	n, err := unix.Readlinkat(fd, "", buf)
+	if err != nil {
+		return "", err
+	}
+	if n > maxPath {
+		return "", fmt.Errorf("symlink target longer than %d bytes", maxPath)
+	}
+	return string(buf[:n]), nil
+}
+
+// isChanged tells an error of a lookup beneath a directory the walk holds
+// that says the entry is gone, or no longer of the kind it was.
+func isChanged(err error) bool {
+	return errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENOTDIR) || errors.Is(err, unix.EXDEV)
 }
 
 // entry writes one entry of kind, the file at root/rel with header hdr
-// (its name relative), and returns the content bytes written and whether
+// (its name relative), a regular file the inode ino, and returns the content bytes written and whether
 // the file changed size while read (only when live: else an error).
-func (w *Writer) entry(kind, root, rel string, hdr *tar.Header, live bool) (int64, bool, error) {
+func (w *Writer) entry(kind, root, rel string, hdr *tar.Header, ino uint64, live bool) (int64, bool, error) {
 	h := *hdr
 	h.Name = kind + "/" + rel
 	var f *os.File
 	if h.Typeflag == tar.TypeReg {
 		var err error
-		if f, err = openSent(root, filepath.FromSlash(rel)); err != nil {
+		if f, err = openSent(root, filepath.FromSlash(rel), ino); err != nil {
 			if live && errors.Is(err, errChanged) {
 				// Gone or no regular file since the walk saw it: sent
 				// empty, and by Delta deleted or sent as what it is.
@@ -275,35 +390,35 @@ func (w *Writer) entry(kind, root, rel string, hdr *tar.Header, live bool) (int6
 }
 
 // errChanged: what the walk saw as a regular file under root is gone, or
-// is no regular file under root any more.
+// is no longer that file, or no regular file under root any more.
 var errChanged = errors.New("changed since the walk")
 
 // openSent opens the regular file rel under root to send it, through no
 // symlink and without blocking: a running chute may swap a file the walk
 // saw, or a directory above it, for a symlink out of /data, which the
 // daemon, as host root, would read and send; or the file for a FIFO,
-// whose open would wait for a writer that never comes.
-func openSent(root, rel string) (*os.File, error) {
+// whose open would wait for a writer that never comes. What it opens is
+// the inode ino the walk stat'ed, or it counts as changed.
+func openSent(root, rel string, ino uint64) (*os.File, error) {
 	dfd, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, &os.PathError{Op: "open", Path: root, Err: err}
 	}
 	defer unix.Close(dfd)
-	fd, err := unix.Openat2(dfd, rel, &unix.OpenHow{Flags: unix.O_RDONLY | unix.O_NOFOLLOW | unix.O_NONBLOCK | unix.O_CLOEXEC,
-		Resolve: uint64(beneath | unix.RESOLVE_NO_XDEV)})
+	fd, err := openIn(dfd, rel, unix.O_RDONLY|unix.O_NONBLOCK)
 	switch {
-	case errors.Is(err, unix.ENOENT), errors.Is(err, unix.ELOOP), errors.Is(err, unix.ENOTDIR), errors.Is(err, unix.EXDEV):
+	case isChanged(err):
 		return nil, fmt.Errorf("%s: %w (%v)", rel, errChanged, err)
 	case err != nil:
 		return nil, &os.PathError{Op: "open", Path: filepath.Join(root, rel), Err: err}
 	}
 	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
+	if err := unix.Fstat(fd, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG || uint64(st.Ino) != ino {
 		unix.Close(fd)
 		if err != nil {
 			return nil, &os.PathError{Op: "stat", Path: filepath.Join(root, rel), Err: err}
 		}
-		return nil, fmt.Errorf("%s: %w (no regular file)", rel, errChanged)
+		return nil, fmt.Errorf("%s: %w (not the regular file the walk saw)", rel, errChanged)
 	}
 	return os.NewFile(uintptr(fd), filepath.Join(root, rel)), nil
 }
