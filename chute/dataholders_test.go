@@ -76,10 +76,14 @@ func loopHolders(devs []string) string {
 // fails the test naming who holds it if one still is after d.
 func waitReleased(t *testing.T, image string, d time.Duration, what string) {
 	t.Helper()
-	deadline := time.Now().Add(d)
+	start := time.Now()
+	deadline := start.Add(d)
 	for {
 		devs := loopsBacking(image)
 		if len(devs) == 0 {
+			if waited := time.Since(start); waited > 100*time.Millisecond {
+				t.Logf("%s: %s released after %s", what, image, waited.Round(time.Millisecond))
+			}
 			return
 		}
 		if time.Now().After(deadline) {

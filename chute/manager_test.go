@@ -388,6 +388,7 @@ func TestDaemonRestartReadoptsAndRebootRestarts(t *testing.T) {
 	waitReleased(t, g.m.paths.dataImage("counter"), 10*time.Second, "the simulated reboot")
 
 	g = newGateway(t, dir)
+	booted := time.Now()
 	eventually(t, 15*time.Second, "restart after reboot", func() bool {
 		got, _ := g.m.Get("counter")
 		if got.State == Failed {
@@ -395,6 +396,7 @@ func TestDaemonRestartReadoptsAndRebootRestarts(t *testing.T) {
 		}
 		return got.State == Running && got.Pid != in.Pid && got.Pid != 0
 	})
+	t.Logf("running again %s after the reboot", time.Since(booted).Round(time.Millisecond))
 	eventually(t, 10*time.Second, "/data/n = 2 after the reboot", func() bool {
 		n := readData(g, "counter", "n")
 		t.Logf("n=%q", n)
