@@ -43,7 +43,10 @@ func loopHolders(devs []string) string {
 			want[strings.Trim(d[i:], "()")] = true
 		}
 	}
-	seen := map[string]bool{} // by mount namespace
+	// By mount namespace; the test's own is not a holder: the host
+	// unmounted the image there.
+	own, _ := os.Readlink("/proc/thread-self/ns/mnt")
+	seen := map[string]bool{own: true}
 	var out []string
 	tasks, _ := filepath.Glob("/proc/[0-9]*/task/[0-9]*")
 	for _, task := range tasks {
@@ -58,16 +61,18 @@ func loopHolders(devs []string) string {
 		}
 		for _, line := range strings.Split(string(mi), "\n") {
 			if f := strings.Fields(line); len(f) > 4 && want[f[2]] {
+				proc := filepath.Dir(filepath.Dir(task))
 				comm, _ := os.ReadFile(filepath.Join(task, "comm"))
-				cmd, _ := os.ReadFile(filepath.Join(filepath.Dir(filepath.Dir(task)), "cmdline"))
-				out = append(out, fmt.Sprintf("%s %s (%s: %s) mounts it at %s", task, ns,
-					strings.TrimSpace(string(comm)), strings.ReplaceAll(strings.TrimSpace(string(cmd)), "\x00", " "), f[4]))
+				cmd, _ := os.ReadFile(filepath.Join(proc, "cmdline"))
+				cwd, _ := os.Readlink(filepath.Join(proc, "cwd")) // whose test started it
+				out = append(out, fmt.Sprintf("%s %s (%s: %s, in %s) mounts it at %s", task, ns,
+					strings.TrimSpace(string(comm)), strings.Join(strings.Fields(strings.ReplaceAll(string(cmd), "\x00", " ")), " "), cwd, f[4]))
 				break
 			}
 		}
 	}
 	if len(out) == 0 {
-		return "no thread mounts it (an open file, or the kernel still releasing it)"
+		return "no other mount namespace mounts it (an open file, or the kernel still releasing it)"
 	}
 	return strings.Join(out, "; ")
 }
@@ -78,13 +83,17 @@ func waitReleased(t *testing.T, image string, d time.Duration, what string) {
 	t.Helper()
 	start := time.Now()
 	deadline := start.Add(d)
+	var first string // who held it when first seen
 	for {
 		devs := loopsBacking(image)
 		if len(devs) == 0 {
 			if waited := time.Since(start); waited > 100*time.Millisecond {
-				t.Logf("%s: %s released after %s", what, image, waited.Round(time.Millisecond))
+				t.Logf("%s: %s released after %s; held at first by: %s", what, image, waited.Round(time.Millisecond), first)
 			}
 			return
+		}
+		if first == "" {
+			first = loopHolders(devs)
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("%s: %s still bound to %s after %s: %s", what, strings.Join(devs, ", "), image, d, loopHolders(devs))
