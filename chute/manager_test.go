@@ -374,23 +374,29 @@ func TestDaemonRestartReadoptsAndRebootRestarts(t *testing.T) {
 	}
 	sb.Stop(context.Background(), 0)
 	cg, _ := cgroup.Load(g.m.paths.cgroup("counter"))
-	cg.Kill()
-	// After a reboot no process is left to hold the chute's mount
-	// namespace, and with it /data's loop device: under load the killed
-	// ones may take more than a second to go.
-	eventually(t, 10*time.Second, "the chute's processes gone", func() bool {
-		procs, err := cg.Procs()
-		return err == nil && len(procs) == 0
-	})
+	if err := cg.Kill(); err != nil {
+		t.Fatal(err)
+	}
 	if err := syscall.Unmount(g.m.paths.data("counter"), 0); err != nil {
 		t.Fatalf("unmount /data as a reboot would: %v", err)
 	}
+	// After a reboot nothing holds /data's image. Here the killed chute's
+	// mount namespace may still, for a while under load: cgroup.procs no
+	// longer lists a process whose threads are all exiting, and its
+	// namespaces go after that. (So may, for the length of their start,
+	// the shims of chutes started meanwhile on this machine.)
+	waitReleased(t, g.m.paths.dataImage("counter"), 10*time.Second, "the simulated reboot")
 
 	g = newGateway(t, dir)
+	booted := time.Now()
 	eventually(t, 15*time.Second, "restart after reboot", func() bool {
 		got, _ := g.m.Get("counter")
+		if got.State == Failed {
+			t.Fatalf("restart after reboot failed: %s", got.Error)
+		}
 		return got.State == Running && got.Pid != in.Pid && got.Pid != 0
 	})
+	t.Logf("running again %s after the reboot", time.Since(booted).Round(time.Millisecond))
 	eventually(t, 10*time.Second, "/data/n = 2 after the reboot", func() bool {
 		n := readData(g, "counter", "n")
 		t.Logf("n=%q", n)

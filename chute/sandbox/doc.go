@@ -13,7 +13,9 @@
 // The shim's thread that creates the chute first enters the chute's network
 // namespace (the daemon's, or a new one with only lo) and a mount namespace
 // of its own, where it builds the chute's /sys: only the chute's own links
-// and cgroup, nothing of the host's devices or of other chutes. A chute
+// and cgroup, nothing of the host's devices or of other chutes. It goes
+// back to the host's mount namespace once init is cloned, so that its copy
+// of the host's mounts (other chutes' /data) does not outlive the start. A chute
 // that keeps NET_RAW or NET_ADMIN is different: those act only on a
 // network namespace its own user namespace owns, so its init is cloned
 // into a new one, which the shim gives the daemon's eth0 and pins in the

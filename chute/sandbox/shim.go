@@ -257,9 +257,11 @@ func (sh *shim) spawn() error {
 	if err := checkMountpoints(s); err != nil {
 		return err
 	}
-	if err := enterChuteNamespaces(s); err != nil {
+	leave, err := enterChuteNamespaces(s)
+	if err != nil {
 		return err
 	}
+	defer leave()
 	trees, err := openHostTrees(s)
 	if err != nil {
 		return err
@@ -338,6 +340,11 @@ func (sh *shim) spawn() error {
 		SysProcAttr: attr,
 	}
 	if err := startInCgroup(sh.cmd, g); err != nil {
+		return err
+	}
+	// Init has its copy of the mounts: this thread, which lives as long
+	// as the chute, is not to keep its own.
+	if err := leave(); err != nil {
 		return err
 	}
 	// Only the chute may hold the write ends, or EOF would never come.

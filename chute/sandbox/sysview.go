@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 
 	"golang.org/x/sys/unix"
 
@@ -16,8 +17,9 @@ import (
 // for the chute's life, into the network namespace the chute is to have
 // and into a mount namespace of its own, where it builds the chute's /sys
 // at s.Rootfs/sys (see buildSys). Init, cloned from this thread, starts
-// from both. Nothing mounted here is seen on the host, and it all goes
-// with the thread and the chute.
+// from both. Nothing mounted here is seen on the host. The thread leaves
+// that mount namespace with the function returned, once init is cloned
+// (see leaveMounts); it may be called more than once.
 //
 // A chute without a namespace from the daemon gets a new one from here,
 // so that in both cases the namespace is not the chute's own: a chute
@@ -26,10 +28,42 @@ import (
 // its init is cloned into a new network namespace of its own user
 // namespace, which the shim then gives the daemon's eth0 (see
 // adoptNetwork).
-func enterChuteNamespaces(s Spec) error {
-	if err := unix.Unshare(unix.CLONE_NEWNS); err != nil {
-		return fmt.Errorf("unshare mount namespace: %w", err)
+func enterChuteNamespaces(s Spec) (leave func() error, err error) {
+	host, err := os.Open("/proc/thread-self/ns/mnt")
+	if err != nil {
+		return nil, fmt.Errorf("open mount namespace: %w", err)
 	}
+	if err := unix.Unshare(unix.CLONE_NEWNS); err != nil {
+		host.Close()
+		return nil, fmt.Errorf("unshare mount namespace: %w", err)
+	}
+	leave = sync.OnceValue(func() error { return leaveMounts(host) })
+	if err := enterNetAndSys(s); err != nil {
+		leave()
+		return nil, err
+	}
+	return leave, nil
+}
+
+// leaveMounts takes the calling thread back to the mount namespace host
+// and closes it. The namespace the thread leaves is a copy of the host's
+// mounts made when the chute started, every chute's /data among them:
+// kept for the chute's life it would hold, after the host unmounted one
+// (to grow it offline, or at a reboot's simulation), that /data's
+// filesystem and loop device, since the host's mounts are private (as on
+// OpenWrt, where nothing makes them shared) and the unmount does not
+// reach the copy. Init has its own copy, which it leaves for its root.
+func leaveMounts(host *os.File) error {
+	defer host.Close()
+	if err := unix.Setns(int(host.Fd()), unix.CLONE_NEWNS); err != nil {
+		return fmt.Errorf("return to the host's mount namespace: %w", err)
+	}
+	return nil
+}
+
+// enterNetAndSys is enterChuteNamespaces once the thread has its own
+// mount namespace.
+func enterNetAndSys(s Spec) error {
 	// Host mounts still come in; nothing goes out.
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_SLAVE, ""); err != nil {
 		return fmt.Errorf("make mounts slaves: %w", err)
