@@ -108,6 +108,10 @@ type netPath struct {
 	// The same over IPv6, for ours and the conntrack floor.
 	rtt6, pings6 sample
 	tcp6         []float64
+	// ports are the chute's and the LAN host's switch ports (OVS paths);
+	// megaflows6 the datapath's flows that a few IPv6 pings made.
+	ports      []string
+	megaflows6 []string
 }
 
 func runNetwork(ctx context.Context, o options) (string, error) {
@@ -202,6 +206,11 @@ func (b *netbed) run(ctx context.Context) (string, error) {
 			if err := paths6[(r+i)%len(paths6)].ping(ctx, true); err != nil {
 				return "", err
 			}
+		}
+	}
+	for _, p := range paths6 {
+		if p.megaflows6, err = b.megaflows(ctx, p); err != nil {
+			return "", err
 		}
 	}
 	fmt.Printf("measuring IPv6 TCP, %d rounds...\n", netRuns)
@@ -452,6 +461,9 @@ func (b *netbed) oursPath(ctx context.Context) (*netPath, error) {
 		if err != nil {
 			return nil, err
 		}
+		if i == 0 {
+			p.ports = []string{netconf.HostIfFor(name), "lan0"}
+		}
 		err = b.gw.Attach(ctx, sdn.Chute{Name: name, NetNS: ns, MAC: netconf.MACFor(name), IP: sdn.AddressFor(netSubnet, i),
 			Net: sdn.Policy{LAN: []sdn.LANRule{{Prefix: netip.PrefixFrom(netLANHost.Addr(), 32)}, {Prefix: netip.PrefixFrom(netLANHost6.Addr(), 128)}}}})
 		if err != nil {
@@ -529,6 +541,7 @@ func (b *netbed) ovsPath(ctx context.Context, prefix, name string, flows func(ch
 		return nil, err
 	}
 	chutePort, lanPort := prefix+"chute", prefix+"lan"
+	p.ports = []string{chutePort, lanPort}
 	if err := makeVeth(vethEnd{ns: p.chutes[0], name: "eth0", addr: netip.PrefixFrom(sdn.AddressFor(netSubnet, 0), netSubnet.Bits())},
 		vethEnd{ns: b.sw, name: chutePort}, true); err != nil {
 		return nil, err
@@ -656,6 +669,38 @@ func runInNetNS(ctx context.Context, ns string, argv ...string) (string, error) 
 		return out.String(), fmt.Errorf("%s: %w: %s", strings.Join(argv, " "), err, out.String())
 	}
 	return out.String(), nil
+}
+
+// megaflowStats is what dpctl/dump-flows says of a flow's use, left out
+// of the report.
+var megaflowStats = regexp.MustCompile(`, packets:\d+, bytes:\d+, used:[^,]+,( flags:[^,]*,)?`)
+
+// megaflows flushes the datapath's flows, sends 3 IPv6 pings from p's
+// first chute and returns the datapath flows on p's ports that they used:
+// what the switch does per packet, each pass after a recirculation being
+// a flow of its own. revalidator/purge, not dpctl/del-flows: behind the
+// upcall handlers' back the latter makes them lose the next upcalls.
+func (b *netbed) megaflows(ctx context.Context, p *netPath) ([]string, error) {
+	ctl := filepath.Join(b.dir, "ovs", "ovs-vswitchd.ctl")
+	if out, err := exec.CommandContext(ctx, "ovs-appctl", "-t", ctl, "revalidator/purge").CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("revalidator/purge: %w: %s", err, out)
+	}
+	if _, err := runInNetNS(ctx, p.chutes[0], "busybox", "ping", "-c", "3", "-i", "0.01", "-W", "2", netLANHost6.Addr().String()); err != nil {
+		return nil, fmt.Errorf("%s: %w", p.name, err)
+	}
+	out, err := exec.CommandContext(ctx, "ovs-appctl", "-t", ctl, "dpctl/dump-flows", "--names").CombinedOutput()
+	if err != nil {
+		return nil, fmt.Errorf("dpctl/dump-flows: %w: %s", err, out)
+	}
+	var flows []string
+	for _, l := range strings.Split(string(out), "\n") {
+		used := !strings.Contains(l, "packets:0,") && strings.Contains(l, "packets:")
+		if used && slices.ContainsFunc(p.ports, func(port string) bool { return strings.Contains(l, "in_port("+port+")") }) {
+			flows = append(flows, megaflowStats.ReplaceAllString(strings.TrimSpace(l), ""))
+		}
+	}
+	slices.Sort(flows)
+	return flows, nil
 }
 
 var pingTimeRE = regexp.MustCompile(`time=([0-9.]+) ms`)
@@ -1400,6 +1445,10 @@ func netReport(paths []*netPath, fair map[int]*fairness, fm *flowModsResults, pi
 	fmt.Fprintf(&s, "- Controller CPU per flow-mod ≤ 0.1× os-ken's: **%s** (%s: %s vs %s per 1000).\n\n", goal(cpuRatio <= 0.1), x(cpuRatio), ms(perK(oursCPU)), ms(perK(oskenCPU)))
 	for _, t := range []*table{paths1, paths6, fairT, fmT, piT} {
 		s.WriteString(t.markdown() + "\n")
+	}
+	fmt.Fprintf(&s, "The datapath's flows of 3 IPv6 pings, each path alone on a flushed datapath (`ovs-appctl dpctl/dump-flows --names`, statistics left out), what each packet costs the switch:\n\n")
+	for _, p := range []*netPath{ours, floor} {
+		fmt.Fprintf(&s, "%s:\n\n```\n%s\n```\n\n", p.name, strings.Join(p.megaflows6, "\n"))
 	}
 	fmt.Fprintf(&s, `How it is measured (%d rounds of everything, round robin, so a loaded moment hits all contenders alike):
 

@@ -2,7 +2,9 @@ package sdn
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
+	"net"
 	"net/netip"
 	"slices"
 	"time"
@@ -13,6 +15,16 @@ import (
 	"paradrop/sdn/ovs"
 	"paradrop/sdn/ovsdb"
 )
+
+// gatewayMACFor derives a stable MAC for the gateway's bridge port from
+// seed (locally administered, unicast): the same gateway keeps it across
+// restarts, so chutes' and LAN hosts' neighbour caches stay right.
+func gatewayMACFor(seed string) net.HardwareAddr {
+	h := sha256.Sum256([]byte("paradrop gateway MAC " + seed))
+	mac := net.HardwareAddr(h[:6])
+	mac[0] = mac[0]&^0x01 | 0x02
+	return mac
+}
 
 func (n *Network) datapathType() string {
 	if ovs.HasKernelModule() {
@@ -29,9 +41,13 @@ func (n *Network) setupBridge(ctx context.Context, target string) error {
 	db := n.db
 	n.mu.Unlock()
 	cfg := n.cfg
+	// The gateway's MAC is in the flows, so it is pinned: left to OVS, it
+	// is the lowest universal MAC among the bridge's ports, and a LAN
+	// port added below (a real NIC) would change it under them.
+	mac := gatewayMACFor(machineID() + " " + cfg.DatapathID + " " + cfg.Bridge)
 	err := db.EnsureBridge(ctx, ovsdb.BridgeConfig{
 		Name: cfg.Bridge, DatapathType: n.datapathType(), DatapathID: cfg.DatapathID,
-		Protocols: []string{"OpenFlow13"}, FailMode: "secure", DisableInBand: true, Controller: target,
+		Protocols: []string{"OpenFlow13"}, FailMode: "secure", DisableInBand: true, Controller: target, HWAddr: mac,
 	})
 	if err != nil {
 		return err
@@ -39,8 +55,9 @@ func (n *Network) setupBridge(ctx context.Context, target string) error {
 	if _, err := db.OFPort(ctx, cfg.Bridge); err != nil {
 		return fmt.Errorf("bridge's internal port: %w", err)
 	}
-	mac, err := db.InterfaceMAC(ctx, cfg.Bridge)
-	if err != nil {
+	// Until OVS has given it the MAC, the device has the one it was
+	// created with, and the gateway's packets would carry that.
+	if err := db.WaitInterfaceMAC(ctx, cfg.Bridge, mac); err != nil {
 		return err
 	}
 	addrs := []netip.Prefix{netip.PrefixFrom(n.gateway, cfg.Subnet.Bits()), netip.PrefixFrom(n.gateway6, cfg.Subnet6.Bits())}

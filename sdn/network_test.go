@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
 	"paradrop/netconf"
@@ -1080,5 +1081,57 @@ func (tb *testbed) forged(t *testing.T, w *simWorld, hosts map[string]*nettest.H
 		if time.Now().After(deadline) {
 			return false, fmt.Errorf("the switch counted the frame on neither %q nor the delivery to %s", tr.Note(), toHost)
 		}
+	}
+}
+
+// The gateway's MAC in the flows is the one its bridge device has, for
+// good: Open vSwitch gives a bridge's own port the lowest universal MAC
+// among its ports unless told one, so a LAN port with a real NIC's MAC,
+// added after the gateway's MAC was read, changed it under the flows (and
+// under load a bridge's first MAC could be read before Open vSwitch set
+// its own). Traffic from the chutes to the gateway then went to a MAC the
+// gateway's device drops, and their answers to its neighbour
+// solicitations (to its real MAC) were dropped by the switch: its first
+// connection to a chute's ULA went unanswered. So the gateway connects to
+// a chute at once, over IPv4 and IPv6, with a LAN port holding a
+// universal MAC.
+func TestGatewayMACStaysTheBridges(t *testing.T) {
+	universal := net.HardwareAddr{0x00, 0x00, 0x5e, 0x00, 0x53, 0x01} // RFC 7042's documentation range
+	tb := newTestbed(t, func(c *Config) {
+		if err := netconf.InNetNS(c.NetNS, func() error {
+			l, err := netlink.LinkByName("lan1")
+			if err != nil {
+				return err
+			}
+			return netlink.LinkSetHardwareAddr(l, universal)
+		}); err != nil {
+			t.Fatal(err)
+		}
+	})
+	h, c := tb.chute(t, "web", 3, Policy{}, Bandwidth{})
+	nettest.StartTCPServer(t, h, ":8080")
+	kernelMAC := func() net.HardwareAddr {
+		var mac net.HardwareAddr
+		if err := netconf.InNetNS(tb.gw.NetNS, func() error {
+			l, err := netlink.LinkByName(tb.n.cfg.Bridge)
+			if err == nil {
+				mac = l.Attrs().HardwareAddr
+			}
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return mac
+	}
+	for _, a := range []netip.Addr{c.IP, tb.n.Address6(c.IP)} {
+		if _, err := reach(t, tb.gw, ip(a, 8080)); err != nil {
+			t.Errorf("the gateway's first connection to the chute at %s: %v", a, err)
+		}
+	}
+	tb.n.mu.Lock()
+	flowsMAC := tb.n.topo.GatewayMAC
+	tb.n.mu.Unlock()
+	if dev := kernelMAC(); !slices.Equal(flowsMAC, dev) {
+		t.Errorf("the flows take the gateway's MAC for %s, its bridge device has %s", flowsMAC, dev)
 	}
 }

@@ -113,6 +113,9 @@ func FuzzPolicyInvariants(f *testing.F) {
 			}
 		}
 		w := newSimWorld(topo, chutes, lanMACs)
+		for _, a := range ofsim.Ambiguities(w.d.Flows) {
+			t.Errorf("%s\n%s", a, describe(chutes))
+		}
 		for _, c := range chutes {
 			for _, six := range []bool{false, true} {
 				// From this chute to the world.

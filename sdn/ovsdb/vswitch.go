@@ -1,6 +1,7 @@
 package ovsdb
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -36,6 +37,10 @@ type BridgeConfig struct {
 	DisableInBand bool
 	// Controller is the controller target, e.g. "tcp:127.0.0.1:6653".
 	Controller string
+	// HWAddr pins the MAC of the bridge's own port (other_config:hwaddr);
+	// nil lets OVS pick the lowest universal MAC among the bridge's ports,
+	// which changes as ports come and go.
+	HWAddr net.HardwareAddr
 }
 
 func (cfg BridgeConfig) validate() error {
@@ -61,6 +66,9 @@ func (cfg BridgeConfig) validate() error {
 	case "", "secure", "standalone":
 	default:
 		return fmt.Errorf("fail mode %q is not secure or standalone", cfg.FailMode)
+	}
+	if cfg.HWAddr != nil && (len(cfg.HWAddr) != 6 || cfg.HWAddr[0]&1 != 0 || bytes.Equal(cfg.HWAddr, make([]byte, 6))) {
+		return fmt.Errorf("bridge MAC %s is not a unicast Ethernet address", cfg.HWAddr)
 	}
 	return nil
 }
@@ -192,8 +200,12 @@ func (cfg BridgeConfig) otherConfig(old map[string]string) map[string]string {
 	}
 	delete(m, "datapath-id")
 	delete(m, "disable-in-band")
+	delete(m, "hwaddr")
 	if cfg.DatapathID != "" {
 		m["datapath-id"] = toLowerHex(cfg.DatapathID)
+	}
+	if cfg.HWAddr != nil {
+		m["hwaddr"] = cfg.HWAddr.String()
 	}
 	if cfg.DisableInBand {
 		m["disable-in-band"] = "true"
@@ -361,18 +373,18 @@ func (c *Client) OFPort(ctx context.Context, ifaceName string) (uint32, error) {
 	return uint32(n), nil
 }
 
-// InterfaceMAC waits until ovs-vswitchd reports the MAC address in use by
-// interface ifaceName (mac_in_use) and returns it.
-func (c *Client) InterfaceMAC(ctx context.Context, ifaceName string) (net.HardwareAddr, error) {
-	row, err := c.waitInterface(ctx, ifaceName, "mac_in_use", func(r Row) bool {
-		_, err := net.ParseMAC(r.String("mac_in_use"))
-		return err == nil
+// WaitInterfaceMAC waits until ovs-vswitchd reports interface ifaceName
+// using mac (mac_in_use), as it does once it has applied a bridge's
+// hwaddr to the bridge's own port.
+func (c *Client) WaitInterfaceMAC(ctx context.Context, ifaceName string, mac net.HardwareAddr) error {
+	_, err := c.waitInterface(ctx, ifaceName, "mac_in_use", func(r Row) bool {
+		got, err := net.ParseMAC(r.String("mac_in_use"))
+		return err == nil && bytes.Equal(got, mac)
 	})
 	if err != nil {
-		return nil, fmt.Errorf("mac of interface %q: %w", ifaceName, err)
+		return fmt.Errorf("interface %q to use MAC %s: %w", ifaceName, mac, err)
 	}
-	mac, _ := net.ParseMAC(row.String("mac_in_use"))
-	return mac, nil
+	return nil
 }
 
 // waitInterface monitors the Interface table until the row named name

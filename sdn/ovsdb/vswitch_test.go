@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"net"
 	"os/exec"
 	"slices"
 	"strconv"
@@ -103,11 +104,13 @@ func TestEnsureBridge(t *testing.T) {
 		Name: br, DatapathType: "netdev", DatapathID: "0000feedbeef0001",
 		Protocols: []string{"OpenFlow13"}, FailMode: "secure", DisableInBand: true,
 		Controller: "tcp:127.0.0.1:16653", // not 6653: keep clear of controllers under test elsewhere
+		HWAddr:     net.HardwareAddr{0x02, 0, 0x5e, 0, 0x53, 0x01},
 	}, {
 		// Every field changed: EnsureBridge must correct them all.
 		Name: br, DatapathType: "netdev", DatapathID: "0000FEEDBEEF0002",
 		Protocols: []string{"OpenFlow13", "OpenFlow14"}, FailMode: "standalone",
 		Controller: "tcp:127.0.0.1:16654",
+		HWAddr:     net.HardwareAddr{0x02, 0, 0x5e, 0, 0x53, 0x02},
 	}}
 	for i, cfg := range configs {
 		if err := c.EnsureBridge(ctx, cfg); err != nil {
@@ -132,6 +135,7 @@ func TestEnsureBridge(t *testing.T) {
 			{[]string{"get", "Bridge", br, "protocols"}, protos},
 			{[]string{"get", "Bridge", br, "other_config:datapath-id"}, `"` + dpid + `"`},
 			{[]string{"get", "Bridge", br, "other_config:paradrop-test"}, `kept`},
+			{[]string{"get", "Bridge", br, "other_config:hwaddr"}, `"` + cfg.HWAddr.String() + `"`},
 			{[]string{"get-controller", br}, cfg.Controller},
 			{[]string{"list-br"}, br},
 		}
@@ -153,6 +157,14 @@ func TestEnsureBridge(t *testing.T) {
 			return string(out), err == nil && strings.Contains(string(out), "dpid:"+dpid)
 		})
 
+		// The bridge's own port takes the pinned MAC, and says so.
+		if err := c.WaitInterfaceMAC(ctx, br, cfg.HWAddr); err != nil {
+			t.Errorf("config %d: %v", i, err)
+		}
+		if got := vsctl(t, d, "get", "Interface", br, "mac_in_use"); got != `"`+cfg.HWAddr.String()+`"` {
+			t.Errorf("config %d: the bridge's port uses MAC %s, want %s", i, got, cfg.HWAddr)
+		}
+
 		// Ensuring the same config again writes nothing.
 		v := bridgeVersion(t, c, br)
 		if err := c.EnsureBridge(ctx, cfg); err != nil {
@@ -169,6 +181,9 @@ func TestEnsureBridge(t *testing.T) {
 		{Name: br, DatapathID: "000000000000000g"},
 		{Name: br, DatapathType: "dpdk"},
 		{Name: br, FailMode: "open"},
+		{Name: br, HWAddr: net.HardwareAddr{0x03, 0, 0, 0, 0, 1}}, // multicast
+		{Name: br, HWAddr: net.HardwareAddr{0, 0, 0, 0, 0, 0}},
+		{Name: br, HWAddr: net.HardwareAddr{2, 0, 0, 0, 1}},
 	} {
 		if err := c.EnsureBridge(ctx, bad); err == nil {
 			t.Errorf("EnsureBridge(%+v) succeeded, want a validation error", bad)
@@ -253,13 +268,6 @@ func TestPorts(t *testing.T) {
 		t.Errorf("after correction external_ids:paradrop-chute = %s, want db", got)
 	}
 
-	mac, err := c.InterfaceMAC(ctx, internal)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := strings.Trim(vsctl(t, d, "get", "Interface", internal, "mac_in_use"), `"`); mac.String() != want {
-		t.Errorf("InterfaceMAC = %s, ovs-vsctl says %s", mac, want)
-	}
 	if n, err := c.OFPort(ctx, br); err != nil || n != 0xfffe {
 		t.Errorf("OFPort(bridge) = %d, %v; want OFPP_LOCAL", n, err)
 	}
