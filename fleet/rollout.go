@@ -143,8 +143,14 @@ type Result struct {
 	Prev string `json:"prev"`
 	// PrevKnown says Prev was read: a takeover does not read it again
 	// from a gateway the install may already have changed.
-	PrevKnown bool      `json:"prev_known"`
-	Error     string    `json:"error,omitempty"`
+	PrevKnown bool   `json:"prev_known"`
+	Error     string `json:"error,omitempty"`
+	// StartedAt is when the engine decided to start this gateway's
+	// install (zero while pending): the rate a rollout promises is
+	// about these times. With At it gives the install's duration; a
+	// controller taking a rollout over spaces its first start from the
+	// latest one.
+	StartedAt time.Time `json:"started_at,omitzero"`
 	At        time.Time `json:"at"`
 }
 
@@ -318,6 +324,11 @@ func (r *Run) run(ctx context.Context) {
 	var next time.Time
 	succeeded, executed, failed := 0, 0, 0
 	for _, res := range r.res {
+		// A former controller's last start counts against the rate:
+		// a takeover does not start at once after it.
+		if perMinute > 0 && res.StartedAt.After(next) {
+			next = res.StartedAt
+		}
 		if res.State.ended() {
 			executed++
 			if res.State.failed() {
@@ -327,6 +338,9 @@ func (r *Run) run(ctx context.Context) {
 				succeeded++
 			}
 		}
+	}
+	if !next.IsZero() {
+		next = next.Add(time.Duration(float64(time.Minute) / perMinute))
 	}
 	abort := func(reason string) {
 		state = Aborting
@@ -345,8 +359,9 @@ func (r *Run) run(ctx context.Context) {
 			if inCanary && len(inflight) >= canaryLeft {
 				break
 			}
+			now := time.Now()
 			if !inCanary && perMinute > 0 {
-				if now := time.Now(); now.Before(next) {
+				if now.Before(next) {
 					wait = time.After(next.Sub(now))
 					break
 				} else {
@@ -359,7 +374,7 @@ func (r *Run) run(ctx context.Context) {
 			inflight[gw] = cancel
 			prior := r.result(gw)
 			wg.Go(func() {
-				res := r.install(ictx, gw, prior)
+				res := r.install(ictx, gw, prior, now)
 				select {
 				case ended <- finished{gw, res}:
 				case <-ctx.Done():
@@ -436,11 +451,11 @@ func later(a, b time.Time) time.Time {
 // installer that ignores ctx is left behind, and what it would store
 // after is dropped, so that it never overwrites the gateway's final
 // result. The version it replaces is read and stored first, unless a
-// former controller did.
-func (r *Run) install(ctx context.Context, gw string, prior Result) Result {
+// former controller did. started is when the loop decided to start it.
+func (r *Run) install(ctx context.Context, gw string, prior Result, started time.Time) Result {
 	var mu sync.Mutex
 	over := false // the outcome is decided: the work may store nothing more
-	res := Result{State: Installing, Prev: prior.Prev, PrevKnown: prior.PrevKnown}
+	res := Result{State: Installing, Prev: prior.Prev, PrevKnown: prior.PrevKnown, StartedAt: started.UTC()}
 	store := func(ctx context.Context, prev string, known bool) bool {
 		mu.Lock()
 		defer mu.Unlock()

@@ -293,11 +293,15 @@ func TestRolloutRate(t *testing.T) {
 		t.Fatalf("counts %v", st.Counts)
 	}
 	// Gaps: 400 ms at 150/min until 2 more succeeded (the canary and the
-	// first), then 200 ms at the maximum 300/min.
+	// first), then 200 ms at the maximum 300/min. The rate is about when
+	// the engine starts installs, which the fake sees after goroutines
+	// and a store write that load may delay for one and not the next.
 	var starts []time.Time
 	for _, gw := range gws[1:] {
-		s, _ := f.started(gw)
-		starts = append(starts, s)
+		starts = append(starts, st.Result[gw].StartedAt)
+		if f, _ := f.started(gw); f.Before(st.Result[gw].StartedAt) {
+			t.Errorf("%s installed at %v, before its start %v", gw, f, st.Result[gw].StartedAt)
+		}
 	}
 	if gap := starts[1].Sub(starts[0]); gap < 350*time.Millisecond {
 		t.Errorf("second install %v after the first, want 400 ms", gap)
@@ -382,6 +386,28 @@ func TestRolloutTakeoverSkipsEnded(t *testing.T) {
 	}
 	if f.currents[gws[2]] != 0 || st.Result[gws[2]].Prev != "0.9.0" {
 		t.Errorf("the version before %s's install read again: %+v", gws[2], st.Result[gws[2]])
+	}
+}
+
+// A controller taking a rollout over keeps its rate: its first start
+// comes 1/rate after the former controller's last one, not at once.
+func TestRolloutTakeoverKeepsRate(t *testing.T) {
+	f, gws := newFakeFleet(3, "1.0.0")
+	last := time.Now().UTC()
+	prior := map[string]Result{
+		gws[0]: {State: Succeeded, Prev: "1.0.0", PrevKnown: true, StartedAt: last.Add(-time.Second)},
+		gws[1]: {State: Installing, Prev: "1.0.0", PrevKnown: true, StartedAt: last},
+	}
+	spec := Spec{ID: "r1", Package: pkg2, Targets: gws, BasePerMinute: 120, IncreaseEvery: 10}
+	_, st := runRollout(t, spec, f, &memStore{}, prior)
+	if st.Counts[Succeeded] != 3 {
+		t.Fatalf("counts %v", st.Counts)
+	}
+	if gap := st.Result[gws[1]].StartedAt.Sub(last); gap < 500*time.Millisecond {
+		t.Errorf("install restarted %v after the former controller's last start, want 500 ms", gap)
+	}
+	if gap := st.Result[gws[2]].StartedAt.Sub(st.Result[gws[1]].StartedAt); gap < 500*time.Millisecond {
+		t.Errorf("next install %v after the former, want 500 ms", gap)
 	}
 }
 
