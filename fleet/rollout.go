@@ -339,6 +339,19 @@ func (r *Run) run(ctx context.Context) {
 			}
 		}
 	}
+	// Each IncreaseEvery successes raise the rate, a former
+	// controller's too.
+	raise := func() {
+		perMinute *= r.spec.Factor
+		if r.spec.MaxPerMinute > 0 {
+			perMinute = min(perMinute, r.spec.MaxPerMinute)
+		}
+	}
+	if perMinute > 0 {
+		for range succeeded / r.spec.IncreaseEvery {
+			raise()
+		}
+	}
 	if !next.IsZero() {
 		next = next.Add(time.Duration(float64(time.Minute) / perMinute))
 	}
@@ -408,10 +421,7 @@ func (r *Run) run(ctx context.Context) {
 			if f.res.State == Succeeded {
 				succeeded++
 				if perMinute > 0 && succeeded%r.spec.IncreaseEvery == 0 {
-					perMinute *= r.spec.Factor
-					if r.spec.MaxPerMinute > 0 {
-						perMinute = min(perMinute, r.spec.MaxPerMinute)
-					}
+					raise()
 				}
 			}
 			if state != Aborting && r.spec.AbortPercent > 0 && executed >= r.spec.AbortMin &&

@@ -411,6 +411,24 @@ func TestRolloutTakeoverKeepsRate(t *testing.T) {
 	}
 }
 
+// A controller taking a rollout over goes on at the rate its successes
+// reached, not back at the base rate.
+func TestRolloutTakeoverKeepsRaisedRate(t *testing.T) {
+	f, gws := newFakeFleet(5, "1.0.0")
+	prior := map[string]Result{
+		gws[0]: {State: Succeeded, Prev: "1.0.0", PrevKnown: true},
+		gws[1]: {State: Succeeded, Prev: "1.0.0", PrevKnown: true},
+	}
+	spec := Spec{ID: "r1", Package: pkg2, Targets: gws, BasePerMinute: 60, Factor: 2, IncreaseEvery: 2, MaxPerMinute: 120}
+	_, st := runRollout(t, spec, f, &memStore{}, prior)
+	if st.Counts[Succeeded] != 5 {
+		t.Fatalf("counts %v", st.Counts)
+	}
+	if gap := st.Result[gws[3]].StartedAt.Sub(st.Result[gws[2]].StartedAt); gap < 450*time.Millisecond || gap > 800*time.Millisecond {
+		t.Errorf("install %v after the former, want 500 ms (120/min after 2 successes)", gap)
+	}
+}
+
 func TestRolloutBadSpec(t *testing.T) {
 	f, gws := newFakeFleet(2, "")
 	for _, spec := range []Spec{
