@@ -63,6 +63,9 @@ type options struct {
 	// idleOnly makes the router suite measure only the idle CPU with 30
 	// chutes, over this many windows, and leave the README as it is.
 	idleOnly int
+	// floorOnly makes the network suite measure only ours against the
+	// minimal conntrack pipeline (its paired rounds), printed.
+	floorOnly bool
 }
 
 const readmePath = "bench/README.md"
@@ -106,6 +109,7 @@ func run(args []string) error {
 	fs.StringVar(&o.daemon, "daemon", "", "router suite: this daemon binary instead of one built from the tree (to compare builds)")
 	fs.BoolVar(&o.routerMemory, "router-memory", false, "router suite: only the daemon's memory with 0, 10 and 30 chutes and its idle CPU with 30, printed (bench/README.md left as it is)")
 	fs.IntVar(&o.idleOnly, "idle-only", 0, "router suite: only the idle CPU with 30 chutes, over this many windows, printed (README left as it is)")
+	fs.BoolVar(&o.floorOnly, "floor-only", false, "network suite: only ours against the minimal conntrack pipeline (paired rounds, IPv4 and IPv6), printed (README left as it is)")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: go run ./bench [-n N] [SUITE...]\nsuites:")
 		for _, name := range suiteNames() {
