@@ -56,14 +56,7 @@ func testLogCPU(t *testing.T, script string) {
 	s := newSpec(t, "spammer", script)
 	s.CgroupPath = path
 	start(t, s)
-	pidData, err := os.ReadFile(filepath.Join(s.StateDir, "shim.pid"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	shim, err := strconv.Atoi(strings.TrimSpace(string(pidData)))
-	if err != nil {
-		t.Fatal(err)
-	}
+	shim := shimPID(t, s)
 	usage := func() time.Duration {
 		st, err := g.Stats()
 		if err != nil {

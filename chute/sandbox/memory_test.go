@@ -3,8 +3,6 @@ package sandbox_test
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -19,14 +17,7 @@ import (
 func TestShimMemoryBoundedUnderRequests(t *testing.T) {
 	s := newSpec(t, "asked", "sleep 1000")
 	start(t, s)
-	data, err := os.ReadFile(filepath.Join(s.StateDir, "shim.pid"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
-	if err != nil {
-		t.Fatal(err)
-	}
+	pid := shimPID(t, s)
 	before := rssAnon(t, pid)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()

@@ -145,6 +145,21 @@ func start(t *testing.T, s sandbox.Spec) *sandbox.Chute {
 	return c
 }
 
+// shimPID is the pid of the shim of the chute started with s, from the
+// file the shim keeps in the chute's state directory.
+func shimPID(t *testing.T, s sandbox.Spec) int {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(s.StateDir, "shim.pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pid
+}
+
 func wait(t *testing.T, c *sandbox.Chute) sandbox.ExitStatus {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
