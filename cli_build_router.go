@@ -2,9 +2,13 @@
 
 package main
 
-// routerBuild: the gateways' builds (make cross, -tags router) leave out
-// what a gateway does not run, the fleet controller and the demo's
-// simulated home: they run on an operator's or a developer's machine, and
-// weigh 0.17 MiB of the mipsle binary's gzip. The gateway's own USP agent,
+// The gateways' builds (make cross, -tags router) leave out what a gateway
+// does not run, the fleet controller and the demo's simulated home, with
+// the packages only they import (fleet, examples and its sample chutes'
+// code, image/jpeg): their files are built with !router. Their commands
+// answer in one line where to find them. The gateway's own USP agent,
 // /metrics and everything serve does stay.
-const routerBuild = true
+func init() {
+	registerAbsent("demo")
+	registerAbsent("fleet")
+}

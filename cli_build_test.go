@@ -9,7 +9,8 @@ import (
 )
 
 // TestRouterBuild builds as make cross does (-tags router): the fleet
-// controller's and the demo's code is not in the binary, their commands
+// controller's and the demo's code is not in the binary, nor any of the
+// packages only they import (fleet, the sample chutes', image/jpeg), their commands
 // answer in one line where to find them, and the gateway's own commands,
 // the USP agent and /metrics among them, are all there.
 func TestRouterBuild(t *testing.T) {
@@ -21,7 +22,8 @@ func TestRouterBuild(t *testing.T) {
 	syms := string(nm)
 	for _, gone := range []string{" main.fleetMain", " main.cmdDemo", " main.cmdRolloutStart",
 		" paradrop/fleet.(*Controller)", " paradrop/examples/cloud.", " paradrop/examples/sensor.",
-		" paradrop/fleet.(*Retained)", " net/http.(*http2Framer)"} {
+		" paradrop/fleet.(*Retained)", " net/http.(*http2Framer)",
+		" paradrop/fleet.", " paradrop/examples.", " paradrop/examples/camera.", " image/jpeg."} {
 		if strings.Contains(syms, gone) {
 			t.Errorf("router build has%s", gone)
 		}

@@ -1,3 +1,5 @@
+//go:build !router
+
 package main
 
 import (
@@ -21,10 +23,6 @@ import (
 )
 
 func init() {
-	if routerBuild {
-		registerAbsent("demo")
-		return
-	}
 	register("demo", command{
 		summary: "run a demo gateway in a simulated home (LAN sensors, a camera, a fake Internet) with the sample chutes",
 		run:     func(args []string) int { return runCLI(osEnv(), "demo", cmdDemo, args) },

@@ -1,3 +1,5 @@
+//go:build !router
+
 package main
 
 import (
@@ -26,10 +28,6 @@ import (
 )
 
 func init() {
-	if routerBuild {
-		registerAbsent("fleet")
-		return
-	}
 	register("fleet", command{
 		summary: "run a TR-369 (USP) controller of many gateways and roll chutes out to them",
 		run:     func(args []string) int { return fleetMain(osEnv(), args) },
@@ -43,8 +41,8 @@ var fleetCommands = map[string]subcommand{
 }
 
 // rolloutCommands is made when called, not at init: its pause, resume and
-// abort are made by a call, which a package variable's map would run in
-// every build, keeping the fleet code in routerBuild's too.
+// abort are made by a call, which a package variable's map would run at
+// every start.
 func rolloutCommands() map[string]subcommand {
 	return map[string]subcommand{
 		"start": {"start --broker URL --package FILE --signature FILE.minisig (--targets ID,... | --label LABEL) [--id ID] [--canary N] " +
