@@ -41,7 +41,7 @@ func TestShimRunsBeforeDaemonPackages(t *testing.T) {
 	if !strings.Contains(trace.String(), "init os @") {
 		t.Fatalf("no init trace:\n%s", trace.String())
 	}
-	for _, pkg := range []string{"paradrop/api", "paradrop/chute", "paradrop/sdn", "paradrop/usp", "net/http", "github.com/prometheus/client_golang/prometheus", "main"} {
+	for _, pkg := range []string{"paradrop/api", "paradrop/chute", "paradrop/sdn", "paradrop/usp", "net/http", "github.com/VictoriaMetrics/metrics", "main"} {
 		if strings.Contains(trace.String(), "init "+pkg+" @") {
 			t.Errorf("%s was initialised in the shim:\n%s", pkg, trace.String())
 		}

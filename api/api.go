@@ -75,7 +75,7 @@ import (
 	"net/netip"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
+	"github.com/VictoriaMetrics/metrics"
 
 	"paradrop/chute"
 	"paradrop/chute/manifest"
@@ -149,7 +149,7 @@ type Config struct {
 	Network Network
 	// Metrics is served on /metrics if set; MetricsOpen serves it without
 	// a token, for a Prometheus on a trusted network.
-	Metrics     prometheus.Collector
+	Metrics     func(*metrics.Set)
 	MetricsOpen bool
 	// TLSFingerprint is that of the HTTPS listeners' certificate (OpenSSL's
 	// form), shown by GET /api/v1/info; empty when none serves HTTPS.

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
+	"github.com/VictoriaMetrics/metrics"
 
 	"paradrop/api/apitest"
 	"paradrop/chute"
@@ -48,7 +48,7 @@ func newTenants(t *testing.T) *tenants {
 	}
 	h := New(Config{
 		Chutes: fake, DB: db, Version: "test", Started: time.Now(), MaxUpload: 64 << 10, Logf: logf,
-		Network: fakeNetwork{"op": {}, "aa": {}, "bb": {}}, Metrics: prometheus.NewGauge(prometheus.GaugeOpts{Name: "paradrop_test", Help: "x"}),
+		Network: fakeNetwork{"op": {}, "aa": {}, "bb": {}}, Metrics: func(*metrics.Set) {},
 	})
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)

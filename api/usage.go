@@ -6,8 +6,7 @@ import (
 	"runtime"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/VictoriaMetrics/metrics"
 
 	"paradrop/chute"
 	"paradrop/usage"
@@ -178,22 +177,21 @@ func (s *server) setResources(w http.ResponseWriter, r *http.Request) {
 // maxPolicyBody is the largest resource policy body accepted.
 const maxPolicyBody = 64 << 10
 
-// metricsHandler serves the collector in the Prometheus text format, from a
-// registry of its own so that nothing but paradrop's series shows, with the
-// daemon's build and start time.
-func metricsHandler(c prometheus.Collector, version string, started time.Time) http.Handler {
-	reg := prometheus.NewRegistry()
-	build := prometheus.NewGauge(prometheus.GaugeOpts{
-		Name:        "paradrop_build_info",
-		Help:        "The daemon's build: always 1, labeled with its version and Go's.",
-		ConstLabels: prometheus.Labels{"version": version, "go_version": runtime.Version()},
+// metricsHandler serves the series write adds, in the Prometheus text
+// format (HELP lines name the series only: their help is in the comments
+// of usage/metrics.go), from a set of their own made at each scrape so
+// that nothing but paradrop's series shows and a chute removed leaves
+// none behind; with the daemon's build and start time.
+func metricsHandler(write func(*metrics.Set), version string, started time.Time) http.Handler {
+	metrics.ExposeMetadata(true) // HELP and TYPE lines
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		set := metrics.NewSet()
+		write(set)
+		// The daemon's build: always 1, labeled with its version and Go's.
+		set.NewGauge(usage.MetricName("paradrop_build_info", "version", version, "go_version", runtime.Version()), nil).Set(1)
+		// When the daemon started, in seconds since the Unix epoch.
+		set.NewGauge("paradrop_start_time_seconds", nil).Set(float64(started.UnixNano()) / 1e9)
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+		set.WritePrometheus(w)
 	})
-	build.Set(1)
-	start := prometheus.NewGauge(prometheus.GaugeOpts{
-		Name: "paradrop_start_time_seconds",
-		Help: "When the daemon started, in seconds since the Unix epoch.",
-	})
-	start.Set(float64(started.UnixNano()) / 1e9)
-	reg.MustRegister(c, build, start)
-	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 }

@@ -1,15 +1,21 @@
 package api
 
 import (
+	"bytes"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
+	"github.com/VictoriaMetrics/metrics"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 
 	"paradrop/api/apitest"
 	"paradrop/chute"
@@ -124,14 +130,9 @@ func TestUsageEndpoints(t *testing.T) {
 	}
 }
 
-// gauge is a collector of one labeled series.
-type gauge struct{ d *prometheus.Desc }
-
-func (g gauge) Describe(ch chan<- *prometheus.Desc) { ch <- g.d }
-func (g gauge) Collect(ch chan<- prometheus.Metric) {
-	ch <- prometheus.MustNewConstMetric(g.d, prometheus.GaugeValue, 42, "web")
-}
-
+// TestMetrics: /metrics is the operator's unless opened, and what it
+// serves Prometheus's own parser reads: the collector's labeled series,
+// the build's and the start time, each family typed.
 func TestMetrics(t *testing.T) {
 	db, err := store.Open(filepath.Join(t.TempDir(), "state.db"))
 	if err != nil {
@@ -141,24 +142,51 @@ func TestMetrics(t *testing.T) {
 	if _, _, err := EnsureOperatorToken(db, t.TempDir()); err != nil {
 		t.Fatal(err)
 	}
-	c := gauge{prometheus.NewDesc("paradrop_chute_test", "test", []string{"chute"}, nil)}
+	write := func(set *metrics.Set) { set.NewGauge(`paradrop_chute_test{chute="web"}`, nil).Set(42) }
+	started := time.Unix(1700000000, 500e6)
 	for _, open := range []bool{false, true} {
-		srv := httptest.NewServer(New(Config{Chutes: apitest.New(), DB: db, Metrics: c, MetricsOpen: open}))
+		srv := httptest.NewServer(New(Config{Chutes: apitest.New(), DB: db, Metrics: write, MetricsOpen: open,
+			Version: `v1 "quoted"`, Started: started}))
 		resp, err := http.Get(srv.URL + "/metrics")
 		if err != nil {
 			t.Fatal(err)
 		}
-		var body strings.Builder
-		buf := make([]byte, 4096)
-		n, _ := resp.Body.Read(buf)
-		body.Write(buf[:n])
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 		resp.Body.Close()
 		srv.Close()
-		switch {
-		case !open && resp.StatusCode != http.StatusUnauthorized:
-			t.Errorf("/metrics without a token and not open: %d", resp.StatusCode)
-		case open && (resp.StatusCode != http.StatusOK || !strings.Contains(body.String(), `paradrop_chute_test{chute="web"} 42`)):
-			t.Errorf("/metrics open: %d %s", resp.StatusCode, body.String())
+		if !open {
+			if resp.StatusCode != http.StatusUnauthorized {
+				t.Errorf("/metrics without a token and not open: %d", resp.StatusCode)
+			}
+			continue
+		}
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("/metrics open: %d %s", resp.StatusCode, body)
+		}
+		p := expfmt.NewTextParser(model.UTF8Validation)
+		fams, err := p.TextToMetricFamilies(bytes.NewReader(body))
+		if err != nil {
+			t.Fatalf("Prometheus cannot parse /metrics: %v\n%s", err, body)
+		}
+		want := map[string]float64{"paradrop_chute_test": 42, "paradrop_build_info": 1, "paradrop_start_time_seconds": 1700000000.5}
+		for name, v := range want {
+			f, ok := fams[name]
+			if !ok || len(f.GetMetric()) != 1 || f.GetType() != dto.MetricType_GAUGE || f.GetMetric()[0].GetGauge().GetValue() != v {
+				t.Errorf("%s: %v, want one gauge of %v", name, f, v)
+			}
+		}
+		if len(fams) != len(want) {
+			t.Errorf("%d families, want %d:\n%s", len(fams), len(want), body)
+		}
+		l := map[string]string{}
+		for _, lp := range fams["paradrop_build_info"].GetMetric()[0].GetLabel() {
+			l[lp.GetName()] = lp.GetValue()
+		}
+		if l["version"] != `v1 "quoted"` || l["go_version"] != runtime.Version() {
+			t.Errorf("build info labels %v", l)
+		}
+		if l := fams["paradrop_chute_test"].GetMetric()[0].GetLabel(); len(l) != 1 || l[0].GetValue() != "web" {
+			t.Errorf("chute label %v", l)
 		}
 	}
 }

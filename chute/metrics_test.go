@@ -1,24 +1,39 @@
 package chute
 
 import (
+	"bytes"
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
+	"github.com/VictoriaMetrics/metrics"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 )
 
-// gather returns the value of each series of the manager's collector that
-// has no label, or the given state label, by name.
-func gather(t *testing.T, m *Manager) map[string]float64 {
+// scrape returns the families of the manager's series as /metrics writes
+// them, parsed by Prometheus's own parser.
+func scrape(t *testing.T, m *Manager) map[string]*dto.MetricFamily {
 	t.Helper()
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(m.Metrics())
-	fams, err := reg.Gather()
+	metrics.ExposeMetadata(true)
+	set := metrics.NewSet()
+	m.Metrics()(set)
+	var b bytes.Buffer
+	set.WritePrometheus(&b)
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(&b)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return fams
+}
+
+// gather returns the value of each series of the manager, by name and
+// labels.
+func gather(t *testing.T, m *Manager) map[string]float64 {
+	t.Helper()
 	out := map[string]float64{}
-	for _, f := range fams {
+	for _, f := range scrape(t, m) {
 		for _, s := range f.Metric {
 			name := f.GetName()
 			for _, l := range s.Label {

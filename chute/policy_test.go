@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"paradrop/cgroup"
 	"paradrop/chute/manifest"
 	"paradrop/usage"
@@ -301,13 +299,8 @@ resources: {tmp: 30Mi}
 		t.Errorf("no lo in the gateway's interfaces: %v", last.Ifaces)
 	}
 
-	// The Prometheus collector shows the chute's series.
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(g.m.Metrics())
-	fams, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
+	// The Prometheus series show the chute's.
+	fams := scrape(t, g.m)
 	found := false
 	for _, f := range fams {
 		if f.GetName() != "paradrop_chute_cpu_percent" {

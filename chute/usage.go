@@ -3,7 +3,7 @@ package chute
 import (
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
+	"github.com/VictoriaMetrics/metrics"
 
 	"paradrop/usage"
 )
@@ -43,8 +43,11 @@ func (m *Manager) Usage(window time.Duration) (usage.Series, error) {
 	return m.usage.Series(window)
 }
 
-// Metrics returns a Prometheus collector of the latest usage sample and
-// of the manager's own series (metrics.go).
-func (m *Manager) Metrics() prometheus.Collector {
-	return collectors{m.usage.Collector(), managerCollector{m}}
+// Metrics returns what adds the latest usage sample's series and the
+// manager's own (metrics.go) to a scrape's set.
+func (m *Manager) Metrics() func(*metrics.Set) {
+	return func(set *metrics.Set) {
+		m.usage.WriteMetrics(set)
+		m.writeMetrics(set)
+	}
 }

@@ -1,79 +1,92 @@
 package usage
 
 import (
-	"github.com/prometheus/client_golang/prometheus"
+	"strings"
+
+	"github.com/VictoriaMetrics/metrics"
 )
 
-// collector exports the sampler's latest sample; it reads nothing itself,
-// so a scrape costs no more than a copy.
-type collector struct{ s *Sampler }
-
-// Collector returns a Prometheus collector of the latest sample: the
-// gateway's series, per-interface series labeled iface and per-chute series
-// labeled chute.
-func (s *Sampler) Collector() prometheus.Collector { return collector{s} }
-
-func desc(name, help string, labels ...string) *prometheus.Desc {
-	return prometheus.NewDesc("paradrop_"+name, help, labels, nil)
-}
-
-var (
-	gwCPU       = desc("gateway_cpu_percent", "CPU use of the gateway, % of all its CPUs.")
-	gwMemUsed   = desc("gateway_memory_used_bytes", "Memory in use on the gateway (total less available).")
-	gwMemTotal  = desc("gateway_memory_total_bytes", "Memory of the gateway.")
-	gwDiskUsed  = desc("gateway_disk_used_bytes", "Bytes used on the filesystem of the data directory.")
-	gwDiskTotal = desc("gateway_disk_total_bytes", "Size of the filesystem of the data directory.")
-	ifRx        = desc("interface_receive_bytes_per_second", "Bytes per second received on a host interface.", "iface")
-	ifTx        = desc("interface_transmit_bytes_per_second", "Bytes per second sent on a host interface.", "iface")
-	chCPU       = desc("chute_cpu_percent", "CPU use of a chute, % of one core.", "chute")
-	chMem       = desc("chute_memory_bytes", "Memory charged to a chute's cgroup.", "chute")
-	chMemLimit  = desc("chute_memory_limit_bytes", "Memory limit of a chute (0: unlimited).", "chute")
-	chPids      = desc("chute_pids", "Processes and threads of a chute.", "chute")
-	chDisk      = desc("chute_disk_used_bytes", "Bytes used on a chute's /data.", "chute")
-	chRx        = desc("chute_receive_bytes_per_second", "Bytes per second received by a chute.", "chute")
-	chTx        = desc("chute_transmit_bytes_per_second", "Bytes per second sent by a chute.", "chute")
-	chOOM       = desc("chute_oom_kills_total", "Processes the kernel killed for memory in a chute's cgroup since it was made.", "chute")
-	gwCPUSecs   = desc("gateway_cpu_busy_seconds_total", "CPU time the gateway's CPUs spent busy since boot, all CPUs together.")
-	gwCPUs      = desc("gateway_cpus", "CPUs of the gateway.")
-	oomKills    = desc("oom_kills_total", "Processes the kernel killed for memory in all chutes since the daemon started.")
-	all         = []*prometheus.Desc{gwCPU, gwMemUsed, gwMemTotal, gwDiskUsed, gwDiskTotal, ifRx, ifTx,
-		chCPU, chMem, chMemLimit, chPids, chDisk, chRx, chTx, chOOM, gwCPUSecs, gwCPUs, oomKills}
+// The series of WriteMetrics, in the Prometheus text format. The help of
+// each is its comment: VictoriaMetrics/metrics writes HELP lines with the
+// name alone.
+const (
+	gwCPU       = "paradrop_gateway_cpu_percent"                 // CPU use of the gateway, % of all its CPUs.
+	gwMemUsed   = "paradrop_gateway_memory_used_bytes"           // Memory in use on the gateway (total less available).
+	gwMemTotal  = "paradrop_gateway_memory_total_bytes"          // Memory of the gateway.
+	gwDiskUsed  = "paradrop_gateway_disk_used_bytes"             // Bytes used on the filesystem of the data directory.
+	gwDiskTotal = "paradrop_gateway_disk_total_bytes"            // Size of the filesystem of the data directory.
+	ifRx        = "paradrop_interface_receive_bytes_per_second"  // Bytes per second received on a host interface, labeled iface.
+	ifTx        = "paradrop_interface_transmit_bytes_per_second" // Bytes per second sent on a host interface, labeled iface.
+	chCPU       = "paradrop_chute_cpu_percent"                   // CPU use of a chute, % of one core; the chute series are labeled chute.
+	chMem       = "paradrop_chute_memory_bytes"                  // Memory charged to a chute's cgroup.
+	chMemLimit  = "paradrop_chute_memory_limit_bytes"            // Memory limit of a chute (0: unlimited).
+	chPids      = "paradrop_chute_pids"                          // Processes and threads of a chute.
+	chDisk      = "paradrop_chute_disk_used_bytes"               // Bytes used on a chute's /data.
+	chRx        = "paradrop_chute_receive_bytes_per_second"      // Bytes per second received by a chute.
+	chTx        = "paradrop_chute_transmit_bytes_per_second"     // Bytes per second sent by a chute.
+	chOOM       = "paradrop_chute_oom_kills_total"               // Processes the kernel killed for memory in a chute's cgroup since it was made.
+	gwCPUSecs   = "paradrop_gateway_cpu_busy_seconds_total"      // CPU time the gateway's CPUs spent busy since boot, all CPUs together.
+	gwCPUs      = "paradrop_gateway_cpus"                        // CPUs of the gateway.
+	oomKills    = "paradrop_oom_kills_total"                     // Processes the kernel killed for memory in all chutes since the daemon started.
 )
 
 // userHZ is the unit of /proc/stat: Linux reports clock ticks of 1/100 s
 // to userspace on every architecture.
 const userHZ = 100
 
-func (c collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range all {
-		ch <- d
+// labelEscaper escapes a label value as the Prometheus text format wants
+// it, which VictoriaMetrics/metrics leaves to its caller: an interface
+// name may hold any byte but '/' and NUL.
+var labelEscaper = strings.NewReplacer(`\`, `\\`, "\n", `\n`, `"`, `\"`)
+
+// MetricName names a series of the Prometheus text format: name, then
+// labels as pairs of a name and a value, the values escaped.
+func MetricName(name string, labels ...string) string {
+	if len(labels) < 2 {
+		return name
 	}
+	var b strings.Builder
+	b.WriteString(name)
+	sep := byte('{')
+	for i := 0; i+1 < len(labels); i += 2 {
+		b.WriteByte(sep)
+		sep = ','
+		b.WriteString(labels[i])
+		b.WriteString(`="`)
+		labelEscaper.WriteString(&b, labels[i+1])
+		b.WriteByte('"')
+	}
+	b.WriteByte('}')
+	return b.String()
 }
 
-// Collect exports the latest sample. The gateway's own series are there
-// from the first scrape: before the first sample (a CPU percentage needs
-// two readings) memory and disk are read on the spot, and the CPU counters
-// always are, so that a scrape is never empty.
-func (c collector) Collect(ch chan<- prometheus.Metric) {
-	g := func(d *prometheus.Desc, v float64, labels ...string) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+// WriteMetrics adds the latest sample to set: the gateway's series,
+// per-interface series labeled iface and per-chute series labeled chute.
+// It reads nothing itself, so that a scrape costs no more than a copy,
+// but for the gateway's own series, which are there from the first
+// scrape: before the first sample (a CPU percentage needs two readings)
+// memory and disk are read on the spot, and the CPU counters always are,
+// so that a scrape is never empty.
+func (s *Sampler) WriteMetrics(set *metrics.Set) {
+	g := func(name string, v float64, labels ...string) {
+		set.NewGauge(MetricName(name, labels...), nil).Set(v)
 	}
-	counter := func(d *prometheus.Desc, v float64, labels ...string) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v, labels...)
+	counter := func(name string, v float64, labels ...string) {
+		set.NewFloatCounter(MetricName(name, labels...)).Set(v)
 	}
 	if busy, _, ncpu, err := readProcStat(); err == nil {
 		counter(gwCPUSecs, float64(busy)/userHZ)
 		g(gwCPUs, float64(ncpu))
 	}
-	counter(oomKills, float64(c.s.OOMKills()))
-	smp, ok := c.s.Latest()
+	counter(oomKills, float64(s.OOMKills()))
+	smp, ok := s.Latest()
 	if !ok {
 		var err error
 		if smp.MemUsed, smp.MemTotal, err = readMeminfo(); err == nil {
 			g(gwMemUsed, float64(smp.MemUsed))
 			g(gwMemTotal, float64(smp.MemTotal))
 		}
-		if smp.DiskUsed, smp.DiskTotal, err = diskUsage(c.s.cfg.DataDir); err == nil {
+		if smp.DiskUsed, smp.DiskTotal, err = diskUsage(s.cfg.DataDir); err == nil {
 			g(gwDiskUsed, float64(smp.DiskUsed))
 			g(gwDiskTotal, float64(smp.DiskTotal))
 		}
@@ -85,17 +98,17 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	g(gwDiskUsed, float64(smp.DiskUsed))
 	g(gwDiskTotal, float64(smp.DiskTotal))
 	for name, r := range smp.Ifaces {
-		g(ifRx, r.RxBps, name)
-		g(ifTx, r.TxBps, name)
+		g(ifRx, r.RxBps, "iface", name)
+		g(ifTx, r.TxBps, "iface", name)
 	}
 	for name, cs := range smp.Chutes {
-		g(chCPU, cs.CPU, name)
-		g(chMem, float64(cs.Mem), name)
-		g(chMemLimit, float64(cs.MemLimit), name)
-		g(chPids, float64(cs.Pids), name)
-		g(chDisk, float64(cs.Disk), name)
-		g(chRx, cs.RxBps, name)
-		g(chTx, cs.TxBps, name)
-		counter(chOOM, float64(cs.OOMKills), name)
+		g(chCPU, cs.CPU, "chute", name)
+		g(chMem, float64(cs.Mem), "chute", name)
+		g(chMemLimit, float64(cs.MemLimit), "chute", name)
+		g(chPids, float64(cs.Pids), "chute", name)
+		g(chDisk, float64(cs.Disk), "chute", name)
+		g(chRx, cs.RxBps, "chute", name)
+		g(chTx, cs.TxBps, "chute", name)
+		counter(chOOM, float64(cs.OOMKills), "chute", name)
 	}
 }
