@@ -40,7 +40,8 @@ const userHZ = 100
 var labelEscaper = strings.NewReplacer(`\`, `\\`, "\n", `\n`, `"`, `\"`)
 
 // MetricName names a series of the Prometheus text format: name, then
-// labels as pairs of a name and a value, the values escaped.
+// labels as pairs of a name and a value, the values escaped, and made
+// UTF-8 (Prometheus refuses a whole scrape with one label that is not).
 func MetricName(name string, labels ...string) string {
 	if len(labels) < 2 {
 		return name
@@ -53,7 +54,7 @@ func MetricName(name string, labels ...string) string {
 		sep = ','
 		b.WriteString(labels[i])
 		b.WriteString(`="`)
-		labelEscaper.WriteString(&b, labels[i+1])
+		labelEscaper.WriteString(&b, strings.ToValidUTF8(labels[i+1], "\uFFFD"))
 		b.WriteByte('"')
 	}
 	b.WriteByte('}')

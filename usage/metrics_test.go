@@ -44,12 +44,15 @@ func labels(f *dto.MetricFamily, name string) map[string]*dto.Metric {
 // families of their type, every family once.
 func TestWriteMetricsHostileNames(t *testing.T) {
 	hostile := []string{"lo", `we"ird`, `back\slash`, `trail\`, "new\nline", `\"`, `}{x="y"`, "ünï", ""}
+	// Not UTF-8, which Prometheus refuses in a label: it reads as U+FFFD.
+	const notUTF8, asRead = "bad\xff", "bad\uFFFD"
 	s := New(Config{DataDir: t.TempDir()})
 	smp := Sample{MemUsed: 1, MemTotal: 2, DiskUsed: 3, DiskTotal: 4, CPU: 12.5,
 		Ifaces: map[string]Rate{}, Chutes: map[string]ChuteSample{"web": {CPU: 1.5, Mem: 7 << 20, OOMKills: 2}}}
 	for i, n := range hostile {
 		smp.Ifaces[n] = Rate{RxBps: float64(i), TxBps: 0.5}
 	}
+	smp.Ifaces[notUTF8] = Rate{RxBps: 99}
 	s.ring.add(smp)
 	set := metrics.NewSet()
 	s.WriteMetrics(set)
@@ -62,8 +65,11 @@ func TestWriteMetricsHostileNames(t *testing.T) {
 			t.Errorf("iface %q: %v", n, m)
 		}
 	}
-	if len(rx) != len(hostile) {
-		t.Errorf("%d interfaces parsed, want %d", len(rx), len(hostile))
+	if m, ok := rx[asRead]; !ok || m.GetGauge().GetValue() != 99 {
+		t.Errorf("iface %q: %v", notUTF8, m)
+	}
+	if len(rx) != len(hostile)+1 {
+		t.Errorf("%d interfaces parsed, want %d", len(rx), len(hostile)+1)
 	}
 	for name, want := range map[string]dto.MetricType{gwCPU: dto.MetricType_GAUGE, chMem: dto.MetricType_GAUGE,
 		chOOM: dto.MetricType_COUNTER, oomKills: dto.MetricType_COUNTER, gwCPUSecs: dto.MetricType_COUNTER} {
