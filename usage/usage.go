@@ -109,10 +109,12 @@ type byteCount struct{ rx, tx uint64 }
 type Sampler struct {
 	cfg Config
 
-	mu     sync.Mutex
-	ring   ring // the last Recent of samples
-	prev   *totals
-	minute []Sample // this minute's samples, for its aggregate
+	mu   sync.Mutex
+	ring ring // the last Recent of samples
+	prev *totals
+	// inMinute is how many of the ring's newest readings are of the
+	// current minute, for its aggregate.
+	inMinute int
 
 	// OOM kills seen in all chutes since the daemon started, and each
 	// chute's last reading, to count what grew.
@@ -168,16 +170,16 @@ func (s *Sampler) sample(ctx context.Context, now time.Time) error {
 	if cur.ifaces, err = readNetDev(); err != nil {
 		return err
 	}
-	smp := Sample{T: now.UnixMilli(), Ifaces: map[string]Rate{}, Chutes: map[string]ChuteSample{}}
-	if smp.MemUsed, smp.MemTotal, err = readMeminfo(); err != nil {
-		return err
-	}
-	if smp.DiskUsed, smp.DiskTotal, err = diskUsage(s.cfg.DataDir); err != nil {
-		return err
-	}
 	var targets []Target
 	if s.cfg.Targets != nil {
 		targets = s.cfg.Targets()
+	}
+	rd := reading{gw: Sample{T: now.UnixMilli()}, ncpu: ncpu, chutes: make(map[string]chuteCount, len(targets))}
+	if rd.gw.MemUsed, rd.gw.MemTotal, err = readMeminfo(); err != nil {
+		return err
+	}
+	if rd.gw.DiskUsed, rd.gw.DiskTotal, err = diskUsage(s.cfg.DataDir); err != nil {
+		return err
 	}
 	var traffic map[string]Traffic
 	if s.cfg.Counters != nil && len(targets) > 0 {
@@ -206,15 +208,15 @@ func (s *Sampler) sample(ctx context.Context, now time.Time) error {
 			continue
 		}
 		readers[t.Cgroup] = r
-		cs := ChuteSample{Mem: st.MemoryUsage, MemLimit: st.MemoryLimit, Pids: st.Pids, OOMKills: st.OOMKills}
+		cc := chuteCount{mem: st.MemoryUsage, memLimit: st.MemoryLimit, pids: st.Pids, oomKills: st.OOMKills}
 		cur.chuteCPU[t.Name] = st.CPUUsageNs
 		if used, _, err := volume.Usage(t.Data); err == nil {
-			cs.Disk = uint64(used)
+			cc.disk = uint64(used)
 		}
 		if c, ok := traffic[t.Name]; ok {
 			cur.chuteBytes[t.Name] = byteCount{c.Rx, c.Tx}
 		}
-		smp.Chutes[t.Name] = cs
+		rd.chutes[t.Name] = cc
 	}
 
 	for _, r := range s.readers { // chutes gone
@@ -224,37 +226,35 @@ func (s *Sampler) sample(ctx context.Context, now time.Time) error {
 	s.mu.Lock()
 	prev := s.prev
 	s.prev = cur
-	s.countOOMKills(smp.Chutes)
+	s.countOOMKills(rd.chutes)
 	s.mu.Unlock()
 	if prev == nil {
 		return nil // rates need two readings
 	}
-	secs := now.Sub(prev.t).Seconds()
-	if secs <= 0 {
+	if rd.secs = now.Sub(prev.t).Seconds(); rd.secs <= 0 {
 		return nil
 	}
 	if d := cur.cpuAll - prev.cpuAll; cur.cpuAll > prev.cpuAll {
-		smp.CPU = 100 * float64(cur.cpuBusy-min(prev.cpuBusy, cur.cpuBusy)) / float64(d)
+		rd.gw.CPU = 100 * float64(cur.cpuBusy-min(prev.cpuBusy, cur.cpuBusy)) / float64(d)
 	}
+	rd.ifaces = make(map[string]byteCount, len(cur.ifaces))
 	for name, c := range cur.ifaces {
 		if p, ok := prev.ifaces[name]; ok {
-			smp.Ifaces[name] = rateOf(p, c, secs)
+			rd.ifaces[name] = since(p, c)
 		}
 	}
-	for name, cs := range smp.Chutes {
+	for name, cc := range rd.chutes {
 		// A counter that went back is a restarted chute's new cgroup.
 		if p, ok := prev.chuteCPU[name]; ok && cur.chuteCPU[name] >= p {
-			cores := float64(cur.chuteCPU[name]-p) / 1e9 / secs
-			cs.CPU = 100 * cores
-			cs.CPUGateway = 100 * cores / float64(ncpu)
+			cc.cpuNs = cur.chuteCPU[name] - p
 		}
 		if p, ok := prev.chuteBytes[name]; ok {
-			r := rateOf(p, cur.chuteBytes[name], secs)
-			cs.RxBps, cs.TxBps = r.RxBps, r.TxBps
+			d := since(p, cur.chuteBytes[name])
+			cc.rx, cc.tx = d.rx, d.tx
 		}
-		smp.Chutes[name] = cs
+		rd.chutes[name] = cc
 	}
-	return s.record(smp)
+	return s.record(rd)
 }
 
 // countOOMKills adds what each chute's OOM-kill count grew by since the
@@ -262,14 +262,14 @@ func (s *Sampler) sample(ctx context.Context, now time.Time) error {
 // chute keeps its reading while it is not sampled (stopped, restarting), so
 // that kills in its last second before a restart are still counted. Callers
 // hold s.mu.
-func (s *Sampler) countOOMKills(chutes map[string]ChuteSample) {
-	for name, cs := range chutes {
+func (s *Sampler) countOOMKills(chutes map[string]chuteCount) {
+	for name, c := range chutes {
 		seen := s.oomSeen[name]
-		if cs.OOMKills < seen {
+		if c.oomKills < seen {
 			seen = 0
 		}
-		s.oomKills += cs.OOMKills - seen
-		s.oomSeen[name] = cs.OOMKills
+		s.oomKills += c.oomKills - seen
+		s.oomSeen[name] = c.oomKills
 	}
 }
 
@@ -281,31 +281,28 @@ func (s *Sampler) OOMKills() uint64 {
 	return s.oomKills
 }
 
-// rateOf is the throughput between two cumulative byte counts.
-func rateOf(prev, cur byteCount, secs float64) Rate {
-	if cur.rx < prev.rx || cur.tx < prev.tx {
-		return Rate{} // counters reset: a recreated interface
-	}
-	return Rate{RxBps: float64(cur.rx-prev.rx) / secs, TxBps: float64(cur.tx-prev.tx) / secs}
-}
-
-// record keeps smp in the ring and, when a minute is complete, stores its
+// record keeps rd in the ring and, when a minute is complete, stores its
 // aggregate and prunes what is older than Kept.
-func (s *Sampler) record(smp Sample) error {
+func (s *Sampler) record(rd reading) error {
 	s.mu.Lock()
-	s.ring.add(smp)
 	var done []Sample
-	if len(s.minute) > 0 && minuteOf(s.minute[0].T) != minuteOf(smp.T) {
-		done, s.minute = s.minute, nil
+	if n := s.ring.len(); s.inMinute > 0 && minuteOf(s.ring.at(n-1).gw.T) != minuteOf(rd.gw.T) {
+		if s.cfg.DB != nil {
+			for i := n - s.inMinute; i < n; i++ {
+				done = append(done, s.ring.at(i).sample())
+			}
+		}
+		s.inMinute = 0
 	}
-	s.minute = append(s.minute, smp)
+	s.ring.add(rd)
+	s.inMinute = min(s.inMinute+1, s.ring.len())
 	s.mu.Unlock()
-	if done == nil || s.cfg.DB == nil {
+	if done == nil {
 		return nil
 	}
 	agg := average(done)
 	agg.T = minuteOf(done[0].T)
-	return s.store(agg, time.UnixMilli(smp.T))
+	return s.store(agg, time.UnixMilli(rd.gw.T))
 }
 
 func minuteOf(ms int64) int64 { return ms - ms%60_000 }
@@ -386,7 +383,7 @@ func (s *Sampler) Series(window time.Duration) (Series, error) {
 		defer s.mu.Unlock()
 		out := Series{Interval: Interval, Samples: []Sample{}}
 		for i := range s.ring.len() {
-			if sl := s.ring.at(i); sl.smp.T > from {
+			if sl := s.ring.at(i); sl.gw.T > from {
 				out.Samples = append(out.Samples, sl.sample())
 			}
 		}

@@ -36,7 +36,7 @@ func TestPruneKeepsStoreBounded(t *testing.T) {
 	start := time.Now().Add(-30 * time.Hour).Truncate(time.Minute)
 	var end time.Time
 	for ts := start; ts.Before(start.Add(30 * time.Hour)); ts = ts.Add(10 * time.Second) {
-		if err := s.record(Sample{T: ts.UnixMilli(), CPU: float64(ts.Minute())}); err != nil {
+		if err := s.record(reading{gw: Sample{T: ts.UnixMilli(), CPU: float64(ts.Minute())}}); err != nil {
 			t.Fatal(err)
 		}
 		end = ts
@@ -73,7 +73,7 @@ func TestSeriesWindows(t *testing.T) {
 	now := time.Now()
 	for i := 2000; i > 0; i-- {
 		ts := now.Add(-time.Duration(i) * time.Second)
-		if err := s.record(Sample{T: ts.UnixMilli()}); err != nil {
+		if err := s.record(reading{gw: Sample{T: ts.UnixMilli()}}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -137,14 +137,14 @@ func TestSampleHost(t *testing.T) {
 func TestOOMKillsCounted(t *testing.T) {
 	s := New(Config{})
 	for i, step := range []struct {
-		chutes map[string]ChuteSample
+		chutes map[string]chuteCount
 		want   uint64
 	}{
-		{map[string]ChuteSample{"a": {OOMKills: 0}, "b": {OOMKills: 1}}, 1},
-		{map[string]ChuteSample{"a": {OOMKills: 2}, "b": {OOMKills: 1}}, 3},
-		{map[string]ChuteSample{"b": {OOMKills: 1}}, 3}, // a stopped
-		{map[string]ChuteSample{"a": {OOMKills: 3}}, 4}, // a back in its cgroup
-		{map[string]ChuteSample{"a": {OOMKills: 1}}, 5}, // a in a new cgroup
+		{map[string]chuteCount{"a": {oomKills: 0}, "b": {oomKills: 1}}, 1},
+		{map[string]chuteCount{"a": {oomKills: 2}, "b": {oomKills: 1}}, 3},
+		{map[string]chuteCount{"b": {oomKills: 1}}, 3}, // a stopped
+		{map[string]chuteCount{"a": {oomKills: 3}}, 4}, // a back in its cgroup
+		{map[string]chuteCount{"a": {oomKills: 1}}, 5}, // a in a new cgroup
 	} {
 		s.mu.Lock()
 		s.countOOMKills(step.chutes)

@@ -19,11 +19,27 @@ import (
 // and the switch's flows are put in that form and encoded with the same
 // codec; the bytes are compared.
 
-// encoded is a flow in canonical form.
+// encoded is a flow in canonical form: its FLOW_MOD ADD with xid 0,
+// canonical match and instructions. Its key (table, priority and match:
+// what identifies a flow entry) and its content (cookie, timeouts and
+// instructions) are read from those bytes rather than kept beside them,
+// which for a desired set doubled what it held.
 type encoded struct {
-	wire    []byte // FLOW_MOD ADD with xid 0, canonical match and instructions
-	key     string // table, priority and match: what identifies a flow entry
-	content string // cookie, timeouts and instructions
+	wire []byte
+	end  int // where the match ends, padding included: the instructions follow
+}
+
+// key is what identifies e's flow entry: its table, priority and match.
+func (e encoded) key() string {
+	return string(e.wire[offTable:offTable+1]) + string(e.wire[offPriority:offPriority+2]) + string(e.wire[offMatch:e.end])
+}
+
+// sameContent reports whether e and o have the same cookie, timeouts and
+// instructions.
+func (e encoded) sameContent(o encoded) bool {
+	return bytes.Equal(e.wire[offCookie:offCookie+8], o.wire[offCookie:offCookie+8]) &&
+		bytes.Equal(e.wire[offTimeouts:offTimeouts+4], o.wire[offTimeouts:offTimeouts+4]) &&
+		bytes.Equal(e.wire[e.end:], o.wire[o.end:])
 }
 
 // Offsets in an encoded FLOW_MOD (ofp_flow_mod).
@@ -47,12 +63,7 @@ func canonical(table uint8, priority uint16, cookie uint64, idle, hard uint16, m
 		return encoded{}, err
 	}
 	mlen := int(binary.BigEndian.Uint16(b[offMatch+2:]))
-	end := offMatch + (mlen+7)&^7
-	return encoded{
-		wire:    b,
-		key:     string(b[offTable:offTable+1]) + string(b[offPriority:offPriority+2]) + string(b[offMatch:end]),
-		content: string(b[offCookie:offCookie+8]) + string(b[offTimeouts:offTimeouts+4]) + string(b[end:]),
-	}, nil
+	return encoded{wire: b, end: offMatch + (mlen+7)&^7}, nil
 }
 
 // flowKey is the key of canonical for a flow known by its parts.
@@ -61,7 +72,7 @@ func flowKey(table uint8, priority uint16, m ofp.Match) string {
 	if err != nil {
 		return ""
 	}
-	return e.key
+	return e.key()
 }
 
 // classRank orders OXM classes so that sorting by (rank, field) keeps
@@ -224,11 +235,12 @@ func newDesiredSet(flows []Flow, meters []Meter) (*desiredSet, error) {
 		}
 		df := &all[i]
 		*df = desiredFlow{Flow: f, encoded: e}
-		if old := d.flows[e.key]; old != nil {
+		k := e.key()
+		if old := d.flows[k]; old != nil {
 			*old = *df // the last one wins, in the first one's place
 			continue
 		}
-		d.flows[e.key] = df
+		d.flows[k] = df
 		d.order = append(d.order, df)
 	}
 	for _, m := range meters {
@@ -341,9 +353,9 @@ func makePlan(d *desiredSet, flows []ofp.FlowStats, meters []ofp.MeterConfig) (*
 		if err != nil {
 			return nil, fmt.Errorf("switch flow table=%d priority=%d: %w", f.TableID, f.Priority, err)
 		}
-		if df := d.flows[e.key]; df != nil {
+		if df := d.flows[e.key()]; df != nil {
 			seen[df] = true
-			if df.content != e.content {
+			if !df.sameContent(e) {
 				p.add(df.wire, planItem{verb: "replace", df: df})
 			}
 			continue
