@@ -47,13 +47,14 @@ func TestWriteMetricsHostileNames(t *testing.T) {
 	// Not UTF-8, which Prometheus refuses in a label: it reads as U+FFFD.
 	const notUTF8, asRead = "bad\xff", "bad\uFFFD"
 	s := New(Config{DataDir: t.TempDir()})
-	smp := Sample{MemUsed: 1, MemTotal: 2, DiskUsed: 3, DiskTotal: 4, CPU: 12.5,
-		Ifaces: map[string]Rate{}, Chutes: map[string]ChuteSample{"web": {CPU: 1.5, Mem: 7 << 20, OOMKills: 2}}}
+	// Over 2 s: the interfaces' rates are half their byte counts.
+	rd := reading{gw: Sample{MemUsed: 1, MemTotal: 2, DiskUsed: 3, DiskTotal: 4, CPU: 12.5}, secs: 2, ncpu: 2,
+		ifaces: map[string]byteCount{}, chutes: map[string]chuteCount{"web": {cpuNs: 30_000_000, mem: 7 << 20, oomKills: 2}}}
 	for i, n := range hostile {
-		smp.Ifaces[n] = Rate{RxBps: float64(i), TxBps: 0.5}
+		rd.ifaces[n] = byteCount{rx: 2 * uint64(i), tx: 1}
 	}
-	smp.Ifaces[notUTF8] = Rate{RxBps: 99}
-	s.ring.add(smp)
+	rd.ifaces[notUTF8] = byteCount{rx: 198}
+	s.ring.add(rd)
 	set := metrics.NewSet()
 	s.WriteMetrics(set)
 	fams := scrape(t, set)
