@@ -77,6 +77,9 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == sandbox.ShimCommand {
 		os.Exit(sandbox.ShimMain(os.Args[2:]))
 	}
+	if len(os.Args) > 1 && os.Args[1] == sandbox.MonitorCommand {
+		os.Exit(sandbox.MonitorMain(os.Args[2:]))
+	}
 	if len(os.Args) > 1 && os.Args[1] == boxedCommand {
 		os.Exit(boxedMain(os.Args[2:]))
 	}
