@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"sync"
 	"syscall"
+	"time"
 )
 
 // assignment is the first line of a connection to a monitor: the state
@@ -48,7 +49,16 @@ type Launcher struct {
 	mu     sync.Mutex
 	mon    *monitorClient // nil until the first Start, or once it is gone
 	closed bool
+	// failed is why the last monitor could not be started, and failedAt
+	// when: the next ones are not tried for monitorRetry.
+	failed   error
+	failedAt time.Time
 }
+
+// monitorRetry is how long a launcher whose monitor could not start (its
+// run directory unusable, say) starts chutes cold without trying again:
+// each try costs a start-up of the binary.
+const monitorRetry = time.Minute
 
 // NewLauncher returns a launcher whose chutes run under executable
 // (default: os.Executable()), with its monitors' socket, pid and log
@@ -158,16 +168,25 @@ func (l *Launcher) monitor(ctx context.Context) (*monitorClient, error) {
 		m.release()
 		l.mon = nil
 	}
-	sock := monitorSocket(l.runDir, key)
-	m, err := holdMonitor(ctx, key, sock)
-	if err != nil {
-		if sock, err = startMonitor(ctx, l.exe, l.runDir); err != nil {
-			return nil, err
-		}
-		if m, err = holdMonitor(ctx, key, sock); err != nil {
-			return nil, err
-		}
+	m, err := holdMonitor(ctx, key, monitorFile(l.runDir, key, ".sock"))
+	if err == nil {
+		l.mon = m
+		return m, nil
 	}
+	if l.failed != nil && time.Since(l.failedAt) < monitorRetry {
+		return nil, l.failed
+	}
+	sock, err := startMonitor(ctx, l.exe, l.runDir)
+	if err == nil {
+		m, err = holdMonitor(ctx, key, sock)
+	}
+	if err != nil {
+		if ctx.Err() == nil {
+			l.failed, l.failedAt = err, time.Now()
+		}
+		return nil, err
+	}
+	l.failed = nil
 	l.mon = m
 	return m, nil
 }

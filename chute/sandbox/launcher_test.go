@@ -450,6 +450,19 @@ func TestLauncherNoMonitor(t *testing.T) {
 	if p := ppid(t, c.Pid()); !strings.Contains(cmdline(t, p), sandbox.ShimCommand+" "+s.StateDir) {
 		t.Errorf("chute's parent %d runs %q, want a shim of its own", p, cmdline(t, p))
 	}
+	// Usable now, but a monitor that could not start is not tried again
+	// at every start, each try costing a start-up of the binary.
+	if err := os.Remove(notDir); err != nil {
+		t.Fatal(err)
+	}
+	s2 := newSpec(t, "nomon2", `echo $$; sleep 1000`)
+	c2 := startWith(t, l, s2)
+	if p := ppid(t, c2.Pid()); !strings.Contains(cmdline(t, p), sandbox.ShimCommand+" "+s2.StateDir) {
+		t.Errorf("second chute's parent %d runs %q, want a shim of its own", p, cmdline(t, p))
+	}
+	if _, err := os.Stat(notDir); err == nil {
+		t.Errorf("the launcher tried to start a monitor again at once")
+	}
 }
 
 // TestLauncherClose: Close lets an idle monitor exit and no running

@@ -5,18 +5,30 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"paradrop/chute/sandbox"
 )
 
-// A shim lives as long as its chute and answers the daemon's every
-// request (state, signal, health check): what each one leaves behind
-// must be collected, not pile up to the runtime's first heap goal.
+// A shim, or the monitor, lives as long as its chutes and answers the
+// daemon's every request (state, signal, health check): what each one
+// leaves behind must be collected, not pile up to the runtime's first
+// heap goal.
 func TestShimMemoryBoundedUnderRequests(t *testing.T) {
+	for _, how := range starters(t) {
+		t.Run(how.name, func(t *testing.T) { testShimMemory(t, how) })
+	}
+}
+
+func testShimMemory(t *testing.T, how starter) {
 	s := newSpec(t, "asked", "sleep 1000")
-	start(t, s)
+	c, err := how.start(t, t.Context(), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Signal(syscall.SIGKILL); wait(t, c) })
 	pid := shimPID(t, s)
 	before := rssAnon(t, pid)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)

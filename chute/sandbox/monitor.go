@@ -27,8 +27,8 @@ import (
 // that dies takes every chute it serves with it, as a shim took its one.
 //
 // A monitor runs as `BINARY __monitor RUNDIR`, detached as a shim is (its
-// own session, no parent-death signal), and serves RUNDIR/monitor-KEY.sock,
-// KEY naming the binary file it runs: a binary replaced on disk gets a
+// own session, no parent-death signal), and serves RUNDIR/KEY.sock, KEY
+// naming the binary file it runs: a binary replaced on disk gets a
 // monitor of its own for its chutes, while the old one serves the old
 // chutes until the last ends. A connection's first line is an assignment:
 // a state directory, answered by the chute's shimReport; or none, a
@@ -63,11 +63,13 @@ func exeKey(path string) (string, error) {
 	}
 	h := fnv.New64a()
 	fmt.Fprintf(h, "%d:%d:%d:%d", sys.Dev, sys.Ino, st.Size(), st.ModTime().UnixNano())
-	return fmt.Sprintf("%016x", h.Sum64()), nil
+	return fmt.Sprintf("%012x", h.Sum64()>>16), nil
 }
 
-func monitorSocket(runDir, key string) string {
-	return filepath.Join(runDir, "monitor-"+key+".sock")
+// monitorFile is the path of the monitor of key's file named by ext in
+// runDir: short, as a socket's path must be.
+func monitorFile(runDir, key, ext string) string {
+	return filepath.Join(runDir, key+ext)
 }
 
 // MonitorMain is the monitor role, run as `<binary> __monitor RUNDIR` by
@@ -114,9 +116,9 @@ func listenMonitor(runDir string) (*monitor, error) {
 	if err := os.MkdirAll(runDir, 0o700); err != nil {
 		return nil, err
 	}
-	sock := monitorSocket(runDir, key)
-	m := &monitor{sock: sock, pidPath: filepath.Join(runDir, "monitor-"+key+".pid"), quit: make(chan struct{})}
-	if m.lock, err = os.OpenFile(filepath.Join(runDir, "monitor-"+key+".lock"), os.O_RDWR|os.O_CREATE, 0o600); err != nil {
+	sock := monitorFile(runDir, key, ".sock")
+	m := &monitor{sock: sock, pidPath: monitorFile(runDir, key, ".pid"), quit: make(chan struct{})}
+	if m.lock, err = os.OpenFile(monitorFile(runDir, key, ".lock"), os.O_RDWR|os.O_CREATE, 0o600); err != nil {
 		return nil, err
 	}
 	deadline := time.Now().Add(2 * time.Second)
