@@ -1,7 +1,9 @@
 // Package sandbox owns a chute's process tree and its isolation.
 //
 // A chute runs under a shim: a re-exec of the daemon binary, detached from
-// the daemon (own session, no parent-death signal), that creates the chute in
+// the daemon (own session, no parent-death signal), one per chute or, as a
+// Launcher starts them, one monitor process that is the shim of all its
+// chutes (see below). The shim creates the chute in
 // new mount, pid, uts, ipc and user namespaces, places it in its cgroup,
 // collects its stdout and stderr into bounded log files, reaps it and records
 // how it ended. The shim runs outside the chute's cgroup; the CPU time it

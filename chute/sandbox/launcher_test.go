@@ -41,6 +41,22 @@ func starters(t *testing.T) []starter {
 	}
 }
 
+// startHow starts s the way how does, killed at the end of the test.
+func startHow(t *testing.T, how starter, s sandbox.Spec) *sandbox.Chute {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := how.start(t, ctx, s)
+	if err != nil {
+		t.Fatalf("start: %v", err)
+	}
+	t.Cleanup(func() {
+		c.Signal(syscall.SIGKILL)
+		wait(t, c)
+	})
+	return c
+}
+
 // newLauncher returns a launcher of exe with a run directory of the
 // test's, closed at the end of the test.
 func newLauncher(t *testing.T, exe string) *sandbox.Launcher {
@@ -63,17 +79,9 @@ func monitorPid(t *testing.T, l *sandbox.Launcher) int {
 
 func startWith(t *testing.T, l *sandbox.Launcher, s sandbox.Spec) *sandbox.Chute {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	c, err := l.Start(ctx, s)
-	if err != nil {
-		t.Fatalf("Launcher.Start: %v", err)
-	}
-	t.Cleanup(func() {
-		c.Signal(syscall.SIGKILL)
-		wait(t, c)
-	})
-	return c
+	return startHow(t, starter{"launcher", func(_ *testing.T, ctx context.Context, s sandbox.Spec) (*sandbox.Chute, error) {
+		return l.Start(ctx, s)
+	}}, s)
 }
 
 func ppid(t *testing.T, pid int) int {
@@ -305,6 +313,56 @@ func TestMonitorBinaryReplaced(t *testing.T) {
 	waitGone(t, old, "the old monitor after its last chute")
 	if gone(mon2) || gone(c2.Pid()) {
 		t.Errorf("the new monitor %d or its chute went with the old one", mon2)
+	}
+}
+
+// fdCount is how many descriptors process pid has open.
+func fdCount(t *testing.T, pid int) int {
+	t.Helper()
+	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ents)
+}
+
+// TestMonitorReleasesChutes: the monitor outlives its chutes, so what it
+// holds for one (socket, logs, pipes, health door) must go with the
+// chute, or with a start that failed; such a start leaves no socket
+// behind that would never answer.
+func TestMonitorReleasesChutes(t *testing.T) {
+	exe := healthSpec(t, "probe").Executable
+	l := newLauncher(t, exe)
+	mon := monitorPid(t, l)
+	killAtEnd(t, mon)
+	base := fdCount(t, mon)
+	for i := range 3 {
+		s := healthSpec(t, fmt.Sprintf("released%d", i))
+		setCheck(t, s, "echo alive")
+		c := startWith(t, l, s)
+		if res, err := check(t, c); err != nil || res.Output != "alive\n" {
+			t.Fatalf("Check: %+v, %v", res, err)
+		}
+		c.Signal(syscall.SIGKILL)
+		wait(t, c)
+	}
+	s := newSpec(t, "failed", "true")
+	s.Executable = exe
+	s.Args = []string{"nosuchcmd"}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := l.Start(ctx, s); err == nil {
+		t.Fatal("a start of a missing command succeeded")
+	}
+	if _, err := sandbox.Attach(ctx, s.StateDir); !errors.Is(err, sandbox.ErrNoShim) {
+		t.Fatalf("Attach after a failed start: %v, want ErrNoShim at once", err)
+	}
+	n := fdCount(t, mon)
+	for deadline := time.Now().Add(5 * time.Second); n != base && time.Now().Before(deadline); n = fdCount(t, mon) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if n != base {
+		t.Errorf("the monitor holds %d descriptors after its chutes ended, %d before", n, base)
 	}
 }
 

@@ -1,13 +1,11 @@
 package sandbox_test
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -59,13 +57,7 @@ func testLogCPU(t *testing.T, how starter, script string) {
 	g := testCgroup(t, path, cgroup.Resources{CPUMax: cpuMax})
 	s := newSpec(t, "spammer", script)
 	s.CgroupPath = path
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	c, err := how.start(t, ctx, s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Signal(syscall.SIGKILL); wait(t, c) })
+	startHow(t, how, s)
 	// Under a monitor, the monitor's: it serves this chute alone here.
 	shim := shimPID(t, s)
 	usage := func() time.Duration {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -24,11 +23,7 @@ func TestShimMemoryBoundedUnderRequests(t *testing.T) {
 
 func testShimMemory(t *testing.T, how starter) {
 	s := newSpec(t, "asked", "sleep 1000")
-	c, err := how.start(t, t.Context(), s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Signal(syscall.SIGKILL); wait(t, c) })
+	startHow(t, how, s)
 	pid := shimPID(t, s)
 	before := rssAnon(t, pid)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)

@@ -234,8 +234,8 @@ func (m *monitor) startChute(conn net.Conn, stateDir string) (running bool) {
 	}
 	sh := newShim(stateDir, log)
 	if err := sh.start(); err != nil {
+		sh.abandon()
 		enc.Encode(shimReport{Error: err.Error()})
-		sh.removeRuntimeFiles()
 		log.Close()
 		return false
 	}

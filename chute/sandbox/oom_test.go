@@ -2,7 +2,6 @@ package sandbox_test
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -76,13 +75,7 @@ func testOOMScores(t *testing.T, how starter) {
 	}
 	chute := min(daemon-sandbox.DaemonOOMScoreAdj, 1000)
 	s := newSpec(t, "oomscore", `cat /proc/self/oom_score_adj; echo -1 > /proc/self/oom_score_adj; echo lowered $?; cat /proc/self/oom_score_adj; echo ready; sleep 1000`)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	c, err := how.start(t, ctx, s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Signal(syscall.SIGKILL); wait(t, c) })
+	c := startHow(t, how, s)
 	waitForLog(t, s.LogDir, "ready")
 	if got := oomScoreAdj(t, "self"); got != daemon {
 		t.Errorf("daemon's oom_score_adj %d, want %d", got, daemon)

@@ -123,8 +123,8 @@ func ShimMain(args []string) int {
 	}
 	sh := newShim(args[0], os.Stderr)
 	if err := sh.start(); err != nil {
+		sh.abandon()
 		json.NewEncoder(report).Encode(shimReport{Error: err.Error()})
-		sh.removeRuntimeFiles()
 		return 1
 	}
 	json.NewEncoder(report).Encode(shimReport{Pid: sh.cmd.Process.Pid, StartedAt: sh.startedAt})
@@ -262,9 +262,27 @@ func (sh *shim) finish(st ExitStatus) {
 	}
 	// Gone before anyone hears of the exit: a daemon that stops the chute
 	// and at once cleans up or restarts it must not find this shim.
-	sh.ln.Close()
-	sh.removeRuntimeFiles()
+	sh.abandon()
 	close(sh.done)
+}
+
+// abandon closes what the shim holds for its chute (in a monitor, which
+// outlives the chute, nothing else would) and removes what says it is
+// alive: before a failed start is reported, so that nobody finds a socket
+// that never answers.
+func (sh *shim) abandon() {
+	if sh.ln != nil {
+		sh.ln.Close()
+	}
+	if sh.log != nil {
+		sh.log.Close()
+	}
+	if sh.door != nil {
+		sh.door.conn.Close()
+	}
+	// exit.json stays.
+	os.Remove(filepath.Join(sh.dir, sockFile))
+	os.Remove(filepath.Join(sh.dir, pidFile))
 }
 
 // logPanic writes a recovered panic to shim.log.
@@ -487,12 +505,6 @@ func (sh *shim) saveExit() error {
 		return err
 	}
 	return writeFileAtomic(filepath.Join(sh.dir, exitFile), data)
-}
-
-// removeRuntimeFiles removes what says a shim is alive; exit.json stays.
-func (sh *shim) removeRuntimeFiles() {
-	os.Remove(filepath.Join(sh.dir, sockFile))
-	os.Remove(filepath.Join(sh.dir, pidFile))
 }
 
 func (sh *shim) exited() bool {
