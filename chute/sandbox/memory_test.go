@@ -83,3 +83,27 @@ func rssAnon(t *testing.T, pid int) int64 {
 	}
 	return kb << 10
 }
+
+// A monitor outlives its chutes: what their starts and ends leave behind
+// must be handed back, not kept until a heap goal its small live heap
+// seldom reaches.
+func TestMonitorMemoryAfterChurn(t *testing.T) {
+	l := newLauncher(t, "")
+	mon := monitorPid(t, l)
+	killAtEnd(t, mon)
+	warm := newSpec(t, "warm", "true")
+	wait(t, startWith(t, l, warm))
+	time.Sleep(2 * time.Second)
+	before := rssAnon(t, mon)
+	const chutes = 20
+	for i := range chutes {
+		wait(t, startWith(t, l, newSpec(t, fmt.Sprintf("churn%d", i), "true")))
+	}
+	time.Sleep(2 * time.Second)
+	after := rssAnon(t, mon)
+	t.Logf("monitor private memory: %d KiB after one chute, %d KiB after %d more started and ended", before>>10, after>>10, chutes)
+	// 0.8 MiB trimmed, 1.5 MiB before.
+	if grown := after - before; grown > 1200<<10 {
+		t.Errorf("the monitor grew by %d KiB over %d chutes that ended", grown>>10, chutes)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"sync"
 	"syscall"
 	"time"
@@ -103,6 +104,26 @@ type monitor struct {
 	clients int // open connections
 	closing bool
 	quit    chan struct{} // closed once nothing holds the monitor
+	trim    *time.Timer   // see trimSoon
+}
+
+// monitorTrimAfter is how quiet starts and exits must have been before
+// the monitor collects and hands back to the system what they left: a
+// start's garbage (the spec, the plan, codecs: about 0.4 MB) and an ended
+// chute's state would otherwise stay in its private memory until a heap
+// goal the monitor's small live heap seldom reaches.
+const monitorTrimAfter = time.Second
+
+// trimSoon has the monitor trim its memory once starts and exits pause:
+// one collection for a burst of them.
+func (m *monitor) trimSoon() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.trim == nil {
+		m.trim = time.AfterFunc(monitorTrimAfter, debug.FreeOSMemory)
+	} else {
+		m.trim.Reset(monitorTrimAfter)
+	}
 }
 
 // listenMonitor takes RUNDIR's socket for the binary this process runs.
@@ -220,6 +241,7 @@ func (m *monitor) handle(conn net.Conn) {
 	if !m.startChute(conn, a.StateDir) {
 		m.release(&m.chutes)
 	}
+	m.trimSoon()
 }
 
 // startChute starts the chute of stateDir as a shim would and reports to
@@ -258,6 +280,7 @@ func (m *monitor) startChute(conn net.Conn, stateDir string) (running bool) {
 		waitTimeout(&sh.handlers, handlerGrace)
 		log.Close()
 		m.release(&m.chutes)
+		m.trimSoon()
 	}()
 	return true
 }
