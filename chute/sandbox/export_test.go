@@ -14,14 +14,19 @@ func (l *Launcher) MonitorPid(ctx context.Context) (int, error) {
 	return m.pid, nil
 }
 
-// PanicOp is a request op that makes the shim serving it panic: in a
-// test binary run as a monitor, to show a panic ends no other chute.
-const PanicOp = "test-panic"
+// PanicOp is a request op that makes the shim serving it panic, and
+// PanicAtStart the name of a chute whose shim panics once the chute
+// started: in a test binary run as a monitor, to show a panic ends no
+// other chute.
+const (
+	PanicOp      = "test-panic"
+	PanicAtStart = "test-panic-at-start"
+)
 
 func init() {
-	testRequestHook = func(req request) {
-		if req.Op == PanicOp {
-			panic("test: " + PanicOp)
+	testHook = func(chute, event string) {
+		if event == "request "+PanicOp || chute == PanicAtStart && event == "started" {
+			panic("test: " + chute + ": " + event)
 		}
 	}
 }

@@ -32,9 +32,9 @@ var (
 // executable (see MonitorCommand): a chute start then pays for one Go
 // start-up of the binary (the chute's init) instead of two, and a running
 // chute for a few threads of one shared process instead of a process of
-// its own. The launcher starts the monitor at its first Start (or Warm),
-// or finds the one a previous daemon left in its run directory, and holds
-// it until Close; once the executable is replaced on disk, the next Start
+// its own. The launcher starts its monitor as it is made, or finds the
+// one a previous daemon left in its run directory, and holds it until
+// Close; once the executable is replaced on disk, the next Start
 // goes to a new monitor of the new binary, and the old one ends with its
 // last chute.
 //

@@ -239,8 +239,9 @@ func TestMonitorKilled(t *testing.T) {
 	}
 }
 
-// TestMonitorPanicIsolated: a panic while serving one chute ends neither
-// that chute nor another one of the same monitor.
+// TestMonitorPanicIsolated: a panic while serving one chute's request
+// ends neither that chute nor another one of the same monitor; one in the
+// goroutine that watches a chute ends that chute alone.
 func TestMonitorPanicIsolated(t *testing.T) {
 	l := newLauncher(t, "")
 	mon := monitorPid(t, l)
@@ -267,6 +268,19 @@ func TestMonitorPanicIsolated(t *testing.T) {
 	}
 	if log, _ := os.ReadFile(filepath.Join(b.StateDir, "shim.log")); len(log) > 0 {
 		t.Errorf("the other chute's shim.log: %q", log)
+	}
+	// A panic in the goroutine that watches a chute kills that chute
+	// alone, its end recorded.
+	p := newSpec(t, sandbox.PanicAtStart, `sleep 1000`)
+	cp := startWith(t, l, p)
+	if st := wait(t, cp); st.Signal != "killed" {
+		t.Errorf("the chute whose shim panicked ended with %+v, want killed", st)
+	}
+	if log, err := os.ReadFile(filepath.Join(p.StateDir, "shim.log")); err != nil || !strings.Contains(string(log), "panic in chute (recovered)") {
+		t.Errorf("shim.log of the chute whose shim panicked: %q (%v)", log, err)
+	}
+	if gone(mon) || gone(ca.Pid()) || gone(cb.Pid()) {
+		t.Fatal("a panic in one chute's goroutine ended the monitor or another chute")
 	}
 	for _, c := range []*sandbox.Chute{ca, cb} {
 		if err := c.Signal(syscall.SIGKILL); err != nil {

@@ -81,9 +81,9 @@ func heapAllocs() uint64 {
 	return s[0].Value.Uint64()
 }
 
-// testRequestHook, set by the package's tests only, sees each request
-// before it is served: a test makes one panic there.
-var testRequestHook func(request)
+// testHook, set by the package's tests only, sees the events of each
+// chute's shim ("started", "request OP"): a test makes one panic there.
+var testHook func(chute, event string)
 
 // handlerGrace is how long an exiting shim lets its clients read the exit
 // status it just sent them.
@@ -238,6 +238,9 @@ func (sh *shim) run(started chan<- error) {
 	}
 	reported = true
 	started <- nil
+	if testHook != nil {
+		testHook(sh.spec.Name, "started")
+	}
 	sh.cmd.Wait()
 	// What is left in the pipes is bounded: copy it at once.
 	sh.logBudget.lift()
@@ -556,8 +559,8 @@ func (sh *shim) handle(conn net.Conn) {
 		var req request
 		var resp response
 		err := json.Unmarshal(in.Bytes(), &req)
-		if err == nil && testRequestHook != nil {
-			testRequestHook(req)
+		if err == nil && testHook != nil {
+			testHook(sh.spec.Name, "request "+req.Op)
 		}
 		if err != nil {
 			resp.Error = err.Error()
