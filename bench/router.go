@@ -401,8 +401,11 @@ type routerResult struct {
 	fit         int            // chutes that ran and answered
 	fitCapped   bool
 	fitErr      string
-	fitBox      boxMem
-	fitOOM      uint64 // OOM kills in the box, over the whole run
+	// fitSilent is how many of the fit chutes, each answering when it was
+	// installed, no longer answered at the end.
+	fitSilent int
+	fitBox    boxMem
+	fitOOM    uint64 // OOM kills in the box, over the whole run
 	// fitOOMGateway is those of the daemon's and OVS's groups (the
 	// daemon, its shims, OVS), not a chute's.
 	fitOOMGateway uint64
@@ -478,7 +481,9 @@ func (b *routerBox) measure(ctx context.Context, r *routerResult) error {
 		actx, cancel := context.WithTimeout(ctx, answerWithin)
 		_, err := b.answered(actx, ins)
 		cancel()
-		if err != nil {
+		if j, ok := err.(interface{ Unwrap() []error }); ok {
+			r.fitSilent = len(j.Unwrap())
+		} else if err != nil {
 			r.fitErr = "not all answer at the end: " + err.Error()
 		}
 	}
@@ -864,10 +869,13 @@ func (r *routerResult) report() string {
 		"in a network namespace of its own. Chutes: busybox httpd, 16 MiB memory limit each, attached to the bridge, polled over HTTP from the box's namespace.\n\n",
 		cgroup.Detect(), boxMemory>>20, boxCPU)
 	fmt.Fprintf(&s, "- Chutes that run and answer: **%s**", fit)
+	if r.fitSilent > 0 {
+		fmt.Fprintf(&s, " installed, each answering at its install, of which **%d** did not answer within %s at the end (the box's CPU shared by all)", r.fitSilent, answerWithin)
+	}
 	if r.fitErr != "" {
 		fmt.Fprintf(&s, " (the next one: %s)", oneLine(r.fitErr))
 	}
-	fmt.Fprintf(&s, "; the box's memory then %s (anon %s), %d OOM kills in the box, %d of them in the daemon's and OVS's groups (daemon, shims, OVS)",
+	fmt.Fprintf(&s, "; the box's memory then %s (anon %s), %d OOM kills in the box, %d of them in the daemon's and OVS's groups (daemon, monitor, OVS)",
 		mib(r.fitBox.usage), mib(r.fitBox.anon), r.fitOOM, r.fitOOMGateway)
 	if r.daemonOOMAdj != "" {
 		fmt.Fprintf(&s, "; the daemon (oom_score_adj %s) survived", r.daemonOOMAdj)
