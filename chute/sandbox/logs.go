@@ -149,9 +149,10 @@ const logReadSize = 32 << 10
 // reading while the budget is spent.
 func copyLines(l *rotatingLog, stream string, r io.Reader, budget *logBudget) {
 	if budget != nil {
-		// Its thread's CPU time is then this copier's.
+		// Its thread's CPU time is then this copier's. Never unlocked: the
+		// thread ends with the copier rather than wait, idle, with its
+		// stacks, in a monitor that outlives the chute.
 		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
 	}
 	buf := make([]byte, logReadSize)
 	var partial, prefix, out []byte // partial: a line's start, shorter than maxLogLine
