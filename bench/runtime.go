@@ -162,7 +162,7 @@ func measureStarts(ctx context.Context, tmp, rootfs, bin, roles, self string, ap
 	}()
 	warm := func(exe string) *sandbox.Launcher {
 		if launchers[exe] == nil {
-			launchers[exe] = sandbox.NewLauncher(exe, filepath.Join(tmp, "monitor"))
+			launchers[exe] = sandbox.NewLauncher(exe, filepath.Join(tmp, "monitor"), nil)
 		}
 		return launchers[exe]
 	}

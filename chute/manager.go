@@ -246,7 +246,7 @@ func NewManager(cfg Config) (*Manager, error) {
 	if m.resumed, err = m.settleInterrupted(); err != nil {
 		return nil, fmt.Errorf("chute manager: %w", err)
 	}
-	m.launcher = sandbox.NewLauncher(cfg.Executable, m.paths.monitors())
+	m.launcher = sandbox.NewLauncher(cfg.Executable, m.paths.monitors(), m.logf)
 	return m, nil
 }
 

@@ -45,6 +45,7 @@ var (
 type Launcher struct {
 	exe    string
 	runDir string
+	logf   func(format string, args ...any) // nil: say nothing
 
 	mu     sync.Mutex
 	mon    *monitorClient // nil until the first Start, or once it is gone
@@ -63,9 +64,11 @@ const monitorRetry = time.Minute
 // NewLauncher returns a launcher whose chutes run under executable
 // (default: os.Executable()), with its monitors' socket, pid and log
 // files in runDir, which it creates; it starts, or finds, its monitor in
-// the background, so that the first Start finds it running.
-func NewLauncher(executable, runDir string) *Launcher {
-	l := &Launcher{exe: executable, runDir: runDir}
+// the background, so that the first Start finds it running. Logf, if not
+// nil, hears why chutes start under a shim each for a while (no monitor
+// could start).
+func NewLauncher(executable, runDir string, logf func(format string, args ...any)) *Launcher {
+	l := &Launcher{exe: executable, runDir: runDir, logf: logf}
 	if l.exe == "" {
 		// Without it, every Start goes cold, and says why.
 		l.exe, _ = os.Executable()
@@ -183,6 +186,9 @@ func (l *Launcher) monitor(ctx context.Context) (*monitorClient, error) {
 	if err != nil {
 		if ctx.Err() == nil {
 			l.failed, l.failedAt = err, time.Now()
+			if l.logf != nil {
+				l.logf("chutes start under a shim each for %v: no monitor: %v", monitorRetry, err)
+			}
 		}
 		return nil, err
 	}

@@ -61,7 +61,7 @@ func startHow(t *testing.T, how starter, s sandbox.Spec) *sandbox.Chute {
 // test's, closed at the end of the test.
 func newLauncher(t *testing.T, exe string) *sandbox.Launcher {
 	t.Helper()
-	l := sandbox.NewLauncher(exe, filepath.Join(t.TempDir(), "monitor"))
+	l := sandbox.NewLauncher(exe, filepath.Join(t.TempDir(), "monitor"), nil)
 	t.Cleanup(l.Close)
 	return l
 }
@@ -399,7 +399,7 @@ func TestLauncherDaemonDeath(t *testing.T) {
 	if after := len(logLines(t, s.LogDir)); after <= before {
 		t.Errorf("log stopped growing after the daemon died: %d then %d lines", before, after)
 	}
-	l := sandbox.NewLauncher(s.Executable, monitorRunDir(s))
+	l := sandbox.NewLauncher(s.Executable, monitorRunDir(s), nil)
 	if again := monitorPid(t, l); again != mon {
 		t.Errorf("the next launcher's monitor is %d, want the one left, %d", again, mon)
 	}
@@ -515,7 +515,13 @@ func TestLauncherNoMonitor(t *testing.T) {
 	if err := os.WriteFile(notDir, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	l := sandbox.NewLauncher("", filepath.Join(notDir, "monitor"))
+	var mu sync.Mutex
+	var said []string
+	l := sandbox.NewLauncher("", filepath.Join(notDir, "monitor"), func(format string, args ...any) {
+		mu.Lock()
+		defer mu.Unlock()
+		said = append(said, fmt.Sprintf(format, args...))
+	})
 	defer l.Close()
 	s := newSpec(t, "nomon", `echo $$; sleep 1000`)
 	c := startWith(t, l, s)
@@ -535,18 +541,23 @@ func TestLauncherNoMonitor(t *testing.T) {
 	if _, err := os.Stat(notDir); err == nil {
 		t.Errorf("the launcher tried to start a monitor again at once")
 	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(said) != 1 || !strings.Contains(said[0], "no monitor") || !strings.Contains(said[0], "not a directory") {
+		t.Errorf("the launcher said %q, want once why it has no monitor", said)
+	}
 }
 
 // TestLauncherClose: Close lets an idle monitor exit and no running
 // chute; a Start after Close still works, under a shim of its own.
 func TestLauncherClose(t *testing.T) {
-	l := sandbox.NewLauncher("", filepath.Join(t.TempDir(), "monitor"))
+	l := sandbox.NewLauncher("", filepath.Join(t.TempDir(), "monitor"), nil)
 	mon := monitorPid(t, l)
 	killAtEnd(t, mon)
 	l.Close()
 	waitGone(t, mon, "an idle monitor after Close")
 
-	l = sandbox.NewLauncher("", filepath.Join(t.TempDir(), "monitor"))
+	l = sandbox.NewLauncher("", filepath.Join(t.TempDir(), "monitor"), nil)
 	mon = monitorPid(t, l)
 	killAtEnd(t, mon)
 	s := newSpec(t, "closing", `echo ready; sleep 1000`)

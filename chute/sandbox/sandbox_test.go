@@ -60,7 +60,7 @@ func fakeDaemon(args []string) int {
 	}
 	start := sandbox.Start
 	if slices.Contains(args, "warm") {
-		l := sandbox.NewLauncher(s.Executable, monitorRunDir(s))
+		l := sandbox.NewLauncher(s.Executable, monitorRunDir(s), nil)
 		pid, err := l.MonitorPid(ctx)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
