@@ -42,7 +42,7 @@ type suite struct {
 }
 
 var suites = map[string]suite{
-	"runtime": {summary: "chute start, install, daemon and shim RSS, binary size; vs runc and LXC", run: runRuntime},
+	"runtime": {summary: "chute start, install, daemon and monitor RSS, binary size; vs runc and LXC", run: runRuntime},
 	"fleet":   {summary: "a rollout by paradrop fleet to N simulated USP agents on one broker", run: runFleet},
 }
 
@@ -71,11 +71,14 @@ type options struct {
 const readmePath = "bench/README.md"
 
 func main() {
-	// This binary is also the shim of the chutes it starts through the
+	// This binary is also the monitor and shim of the chutes it starts through the
 	// sandbox package (their init role runs before main): dispatch it
 	// before anything.
 	if len(os.Args) > 1 && os.Args[1] == sandbox.ShimCommand {
 		os.Exit(sandbox.ShimMain(os.Args[2:]))
+	}
+	if len(os.Args) > 1 && os.Args[1] == sandbox.MonitorCommand {
+		os.Exit(sandbox.MonitorMain(os.Args[2:]))
 	}
 	if len(os.Args) > 1 && os.Args[1] == boxedCommand {
 		os.Exit(boxedMain(os.Args[2:]))

@@ -385,11 +385,15 @@ func (b *routerBox) answered(ctx context.Context, ins []chute.Info) (time.Time, 
 
 // routerResult is what the suite measured.
 type routerResult struct {
-	rss         map[int]procMem // daemon, by chute count
-	ovsRSS      map[int]procMem // ovs-vswitchd + ovsdb-server
-	box         map[int]boxMem
-	chutesMem   map[int]boxMem // sum over the chutes' groups
-	shims       map[int][]int64
+	rss       map[int]procMem // daemon, by chute count
+	ovsRSS    map[int]procMem // ovs-vswitchd + ovsdb-server
+	box       map[int]boxMem
+	chutesMem map[int]boxMem // sum over the chutes' groups
+	// servers is the RssAnon of the processes serving the chutes (the
+	// daemon's monitor, or shims; see chuteServers), added up; nServers,
+	// how many there are.
+	servers     map[int]int64
+	nServers    map[int]int
 	shimInGroup bool
 	idle        idleSample     // 30 chutes
 	boots       map[int]sample // serve start → every chute answering
@@ -397,8 +401,11 @@ type routerResult struct {
 	fit         int            // chutes that ran and answered
 	fitCapped   bool
 	fitErr      string
-	fitBox      boxMem
-	fitOOM      uint64 // OOM kills in the box, over the whole run
+	// fitSilent is how many of the fit chutes, each answering when it was
+	// installed, no longer answered at the end.
+	fitSilent int
+	fitBox    boxMem
+	fitOOM    uint64 // OOM kills in the box, over the whole run
 	// fitOOMGateway is those of the daemon's and OVS's groups (the
 	// daemon, its shims, OVS), not a chute's.
 	fitOOMGateway uint64
@@ -417,7 +424,7 @@ type boxMem struct{ usage, anon int64 }
 // boots after power cuts at 30, 10 and 1 chutes, then the capacity search.
 func (b *routerBox) measure(ctx context.Context, r *routerResult) error {
 	r.rss, r.ovsRSS, r.box, r.chutesMem = map[int]procMem{}, map[int]procMem{}, map[int]boxMem{}, map[int]boxMem{}
-	r.shims, r.boots, r.apiUp = map[int][]int64{}, map[int]sample{}, map[int]sample{}
+	r.servers, r.nServers, r.boots, r.apiUp = map[int]int64{}, map[int]int{}, map[int]sample{}, map[int]sample{}
 	fmt.Printf("booting the box (%d MiB, %.2f CPU): OVS, then the daemon...\n", boxMemory>>20, boxCPU)
 	if _, err := b.boot(ctx); err != nil {
 		return err
@@ -474,7 +481,9 @@ func (b *routerBox) measure(ctx context.Context, r *routerResult) error {
 		actx, cancel := context.WithTimeout(ctx, answerWithin)
 		_, err := b.answered(actx, ins)
 		cancel()
-		if err != nil {
+		if j, ok := err.(interface{ Unwrap() []error }); ok {
+			r.fitSilent = len(j.Unwrap())
+		} else if err != nil {
 			r.fitErr = "not all answer at the end: " + err.Error()
 		}
 	}
@@ -580,6 +589,7 @@ func (b *routerBox) snapshot(ctx context.Context, r *routerResult, n int) error 
 		return err
 	}
 	var sum boxMem
+	var pids []int
 	for _, in := range ins {
 		m, err := readBoxMem(b.box + "/chutes/" + in.Name)
 		if err != nil {
@@ -587,20 +597,19 @@ func (b *routerBox) snapshot(ctx context.Context, r *routerResult, n int) error 
 		}
 		sum.usage += m.usage
 		sum.anon += m.anon
-		shim, err := shimRSS(in.Pid)
-		if err != nil {
-			return err
-		}
-		r.shims[n] = append(r.shims[n], shim)
+		pids = append(pids, in.Pid)
 		if ppid, err := procStatus(in.Pid, "PPid"); err == nil {
 			cg, _ := os.ReadFile("/proc/" + ppid + "/cgroup")
 			r.shimInGroup = strings.Contains(string(cg), "/chutes/"+in.Name)
 		}
 	}
 	r.chutesMem[n] = sum
-	fmt.Printf("  %d chutes: daemon VmRSS %s (Pss %s, private %s, anon %s), OVS %s, box %s (anon %s), chutes' groups %s (anon %s)\n",
-		n, mib(r.rss[n].rss), mib(r.rss[n].pss), mib(r.rss[n].private), mib(r.rss[n].anon), mib(r.ovsRSS[n].rss), mib(r.box[n].usage), mib(r.box[n].anon),
-		mib(sum.usage), mib(sum.anon))
+	if r.servers[n], r.nServers[n], err = serversRSS(b.d.pid(), pids); err != nil {
+		return err
+	}
+	fmt.Printf("  %d chutes: daemon VmRSS %s (Pss %s, private %s, anon %s), OVS %s (anon %s), %d monitor(s)/shims anon %s, box %s (anon %s), chutes' groups %s (anon %s)\n",
+		n, mib(r.rss[n].rss), mib(r.rss[n].pss), mib(r.rss[n].private), mib(r.rss[n].anon), mib(r.ovsRSS[n].rss), mib(r.ovsRSS[n].anon),
+		r.nServers[n], mib(r.servers[n]), mib(r.box[n].usage), mib(r.box[n].anon), mib(sum.usage), mib(sum.anon))
 	return nil
 }
 
@@ -637,13 +646,13 @@ func (b *routerBox) idleWindow(ctx context.Context, d time.Duration) (idleSample
 	if err != nil {
 		return s, err
 	}
-	var shims []int
+	var pids []int
 	for _, in := range ins {
-		if v, err := procStatus(in.Pid, "PPid"); err == nil {
-			if pid, err := strconv.Atoi(v); err == nil {
-				shims = append(shims, pid)
-			}
-		}
+		pids = append(pids, in.Pid)
+	}
+	shims, err := chuteServers(b.d.pid(), pids)
+	if err != nil {
+		return s, err
 	}
 	s.nShims = len(shims)
 	read := func() (d, sh time.Duration, dsw, shsw int64, shsws []int64, st cgroup.Stats, err error) {
@@ -690,7 +699,7 @@ func (b *routerBox) idleWindow(ctx context.Context, d time.Duration) (idleSample
 			}
 		}
 	}
-	fmt.Printf("  daemon %.2f%% of a core (%.1f context switches/s), %d shims %.2f%% (%.2f switches/s, %d never woke), whole box %.2f%%\n",
+	fmt.Printf("  daemon %.2f%% of a core (%.1f context switches/s), %d monitor(s)/shims %.2f%% (%.2f switches/s, %d never woke), whole box %.2f%%\n",
 		s.daemon, s.daemonSwitches, s.nShims, s.shims, s.shimSwitches, s.shimsNeverAwake, s.box)
 	return s, nil
 }
@@ -833,14 +842,6 @@ func removeCgroupTree(path string) error {
 	return errors.Join(errs...)
 }
 
-func medianInt(v []int64) int64 {
-	if len(v) == 0 {
-		return 0
-	}
-	s := slices.Sorted(slices.Values(v))
-	return s[len(s)/2]
-}
-
 func metOr(ok bool) string {
 	if ok {
 		return "met"
@@ -850,7 +851,7 @@ func metOr(ok bool) string {
 
 func (r *routerResult) report() string {
 	var s strings.Builder
-	shim := medianInt(r.shims[30])
+	shim := (r.servers[30] - r.servers[0]) / 30
 	perDaemon := (r.rss[30].anon - r.rss[0].anon) / 30
 	perOVS := (r.ovsRSS[30].anon - r.ovsRSS[0].anon) / 30
 	perChute := shim + perDaemon + perOVS
@@ -868,22 +869,25 @@ func (r *routerResult) report() string {
 		"in a network namespace of its own. Chutes: busybox httpd, 16 MiB memory limit each, attached to the bridge, polled over HTTP from the box's namespace.\n\n",
 		cgroup.Detect(), boxMemory>>20, boxCPU)
 	fmt.Fprintf(&s, "- Chutes that run and answer: **%s**", fit)
+	if r.fitSilent > 0 {
+		fmt.Fprintf(&s, " installed, each answering at its install, of which **%d** did not answer within %s at the end (the box's CPU shared by all)", r.fitSilent, answerWithin)
+	}
 	if r.fitErr != "" {
 		fmt.Fprintf(&s, " (the next one: %s)", oneLine(r.fitErr))
 	}
-	fmt.Fprintf(&s, "; the box's memory then %s (anon %s), %d OOM kills in the box, %d of them in the daemon's and OVS's groups (daemon, shims, OVS)",
+	fmt.Fprintf(&s, "; the box's memory then %s (anon %s), %d OOM kills in the box, %d of them in the daemon's and OVS's groups (daemon, monitor, OVS)",
 		mib(r.fitBox.usage), mib(r.fitBox.anon), r.fitOOM, r.fitOOMGateway)
 	if r.daemonOOMAdj != "" {
 		fmt.Fprintf(&s, "; the daemon (oom_score_adj %s) survived", r.daemonOOMAdj)
 	}
 	s.WriteString(".\n")
-	fmt.Fprintf(&s, "- Memory a chute costs beyond its own processes: **%s** (shim %s + daemon %s + OVS %s, private memory per chute, 30 chutes); "+
-		"from the box's cgroup: %s. Goal ≤ 1 MiB: %s.\n",
-		mib(perChute), mib(shim), mib(perDaemon), mib(perOVS), mib(boxPer), metOr(perChute <= goalOverhead))
+	fmt.Fprintf(&s, "- Memory a chute costs beyond its own processes: **%s** (monitor %s + daemon %s + OVS %s, growth of their private memory from 0 to 30 chutes, per chute; "+
+		"the monitor itself: %s with no chute, %d process(es) serving 30 chutes); from the box's cgroup: %s. Goal ≤ 1 MiB: %s.\n",
+		mib(perChute), mib(shim), mib(perDaemon), mib(perOVS), mib(r.servers[0]), r.nServers[30], mib(boxPer), metOr(perChute <= goalOverhead))
 	fmt.Fprintf(&s, "- Daemon VmRSS: %s with 0, %s with 10, **%s with 30 chutes**. Goal ≤ 16 MiB: %s.\n",
 		mib(r.rss[0].rss), mib(r.rss[10].rss), mib(r.rss[30].rss), metOr(r.rss[30].rss <= goalDaemon))
-	fmt.Fprintf(&s, "- Daemon idle CPU with 30 chutes: **%.2f%% of a core** over %s, %.1f context switches a second (the 30 shims: %.2f%%, %.2f switches a second, %d of them never woke; the whole box: %.2f%%). Goal ≤ %.1f%%: %s.\n",
-		r.idle.daemon, r.idle.window.Round(time.Second), r.idle.daemonSwitches, r.idle.shims, r.idle.shimSwitches, r.idle.shimsNeverAwake,
+	fmt.Fprintf(&s, "- Daemon idle CPU with 30 chutes: **%.2f%% of a core** over %s, %.1f context switches a second (the monitor: %.2f%%, %.2f switches a second; the whole box: %.2f%%). Goal ≤ %.1f%%: %s.\n",
+		r.idle.daemon, r.idle.window.Round(time.Second), r.idle.daemonSwitches, r.idle.shims, r.idle.shimSwitches,
 		r.idle.box, goalIdleCPU, metOr(r.idle.daemon <= goalIdleCPU))
 	fmt.Fprintf(&s, "- Boot after a power cut, `serve` start to every chute answering (median of %d): 1 chute %s, 10 chutes %s, **30 chutes %s**. Goal ≤ 10 s: %s.\n\n",
 		routerBoots, ms(r.boots[1].median()), ms(r.boots[10].median()), ms(b30), metOr(b30 > 0 && b30 <= goalBoot30))
@@ -903,16 +907,18 @@ func (r *routerResult) report() string {
 How it is measured:
 
 - Memory: read after the box idled ` + routerSettle.String() + `. A chute's cost beyond its own
-  processes is its shim's private memory (RssAnon, median over the chutes)
-  plus the growth of the daemon's and OVS's private memory from 0 to 30
-  chutes, divided by 30. The box's figure is the growth of the box's
-  anonymous memory minus the chutes' groups' own, per chute (the shim counted
-  once whichever group it is charged to); it leaves out kernel objects (veth,
-  netns, taps) and page cache.
+  processes is the growth, from 0 to 30 chutes, of the private memory
+  (RssAnon) of the daemon's monitor (the one process that is every
+  chute's shim, started with the daemon; or the shims, where chutes run
+  under shims of their own), of the daemon and of OVS, divided by 30. The
+  box's figure is the growth of the box's anonymous memory minus the
+  chutes' groups' own, per chute (the monitor counted once whichever group
+  it is charged to); it leaves out kernel objects (veth, netns, taps,
+  thread stacks) and page cache.
 - Idle CPU: the daemon's user+system time (/proc/PID/stat) over the window,
   nothing asked of it, and its threads' context switches (each a wake-up);
-  the shims' the same, added up; the box's is its cgroup's CPU usage (OVS,
-  shims and chutes too).
+  the monitor's the same; the box's is its cgroup's CPU usage (OVS, the
+  monitor and chutes too).
 - Power cut: SIGKILL to every process of the box at once (the cgroup frozen
   first), then OVS started again from its database, then ` + "`serve`" + `; the time
   runs from the daemon's exec to the last chute's first HTTP 200. Unlike a
@@ -927,13 +933,9 @@ How it is measured:
 
 // memoryTable is the memory readings with 0, 10 and 30 chutes.
 func (r *routerResult) memoryTable() *table {
-	t := newTable("chutes", "daemon VmRSS", "daemon Pss", "daemon private", "daemon RssAnon", "OVS RssAnon", "shim RssAnon median", "box memory (anon)", "chutes' groups (anon)")
+	t := newTable("chutes", "daemon VmRSS", "daemon Pss", "daemon private", "daemon RssAnon", "OVS RssAnon", "monitor RssAnon", "box memory (anon)", "chutes' groups (anon)")
 	for _, n := range []int{0, 10, 30} {
-		shimCell := "-"
-		if n > 0 {
-			shimCell = mib(medianInt(r.shims[n]))
-		}
-		t.add(strconv.Itoa(n), mib(r.rss[n].rss), mib(r.rss[n].pss), mib(r.rss[n].private), mib(r.rss[n].anon), mib(r.ovsRSS[n].anon), shimCell,
+		t.add(strconv.Itoa(n), mib(r.rss[n].rss), mib(r.rss[n].pss), mib(r.rss[n].private), mib(r.rss[n].anon), mib(r.ovsRSS[n].anon), mib(r.servers[n]),
 			fmt.Sprintf("%s (%s)", mib(r.box[n].usage), mib(r.box[n].anon)), fmt.Sprintf("%s (%s)", mib(r.chutesMem[n].usage), mib(r.chutesMem[n].anon)))
 	}
 	return t

@@ -2,8 +2,8 @@ package main
 
 // The runtime suite (issue "Chute runtime and lifecycle"): how fast a chute
 // starts, through the runtime itself and through the daemon's API, against
-// runc and LXC starting the same busybox rootfs; what the daemon and each
-// chute's shim cost in memory; how big the binary is.
+// runc and LXC starting the same busybox rootfs; what the daemon and its
+// chutes' monitor cost in memory; how big the binary is.
 
 import (
 	"bytes"
@@ -34,13 +34,12 @@ const benchHostID = 0x7000_0000
 const benchCgroup = "/paradrop-bench"
 
 // oursName is the headline contender: the runtime with the shipped binary,
-// started as the daemon starts chutes, from a spare shim; coldName is the
+// started as the daemon starts chutes, under its monitor; coldName is the
 // same with a shim exec'ed for the start.
 const (
-	oursName  = "paradrop Launcher.Start (as the daemon: spare or cold, the faster), daemon binary"
-	coldName  = "paradrop sandbox.Start (cold), daemon binary"
-	burstName = "- burst: 10 Launcher.Start at once, spares from the previous burst (median of the 10)"
-	firstName = "- burst: 10 Launcher.Start at once, the first (one spare; median of the 10)"
+	oursName  = "paradrop Launcher.Start (as the daemon: under its monitor), daemon binary"
+	coldName  = "paradrop sandbox.Start (cold: a shim exec'ed), daemon binary"
+	burstName = "- burst: 10 Launcher.Start at once (median of the 10)"
 )
 
 // burstSize is how many chutes the burst row starts at once.
@@ -52,8 +51,8 @@ const (
 	installRuns  = 5
 	fleetSize    = 10
 	fleetSettled = 2 * time.Second // lets the daemon's start-up garbage go before RSS is read
-	// apiSettle lets the daemon boot its next spare shim, untimed, before
-	// the next contender runs.
+	// apiSettle lets the daemon's start settle, untimed, before the next
+	// contender runs.
 	apiSettle = 300 * time.Millisecond
 )
 
@@ -136,13 +135,25 @@ func measureStarts(ctx context.Context, tmp, rootfs, bin, roles, self string, ap
 			g.Delete()
 		}
 	}()
+	mg, err := cgroup.Open(monitorCgroup, cgroup.Resources{})
+	if err != nil {
+		return nil, err
+	}
+	// After the launchers' Close (deferred below, so run before): their
+	// monitors, with no chute left, exit.
+	defer func() {
+		for deadline := time.Now().Add(10 * time.Second); mg.Delete() != nil && time.Now().Before(deadline); {
+			time.Sleep(50 * time.Millisecond)
+		}
+	}()
 	// The daemon starts chutes in a network namespace it made beforehand.
 	netns := filepath.Join(tmp, "netns")
 	if err := netconf.EnsureNetNS(netns); err != nil {
 		return nil, err
 	}
 	defer netconf.DeleteNetNS(netns)
-	// One launcher per binary, as the daemon keeps one for its own.
+	// One launcher per binary, as the daemon keeps one for its own, each
+	// with its monitor.
 	launchers := map[string]*sandbox.Launcher{}
 	defer func() {
 		for _, l := range launchers {
@@ -151,7 +162,7 @@ func measureStarts(ctx context.Context, tmp, rootfs, bin, roles, self string, ap
 	}()
 	warm := func(exe string) *sandbox.Launcher {
 		if launchers[exe] == nil {
-			launchers[exe] = sandbox.NewLauncher(exe)
+			launchers[exe] = sandbox.NewLauncher(exe, filepath.Join(tmp, "monitor"), nil)
 		}
 		return launchers[exe]
 	}
@@ -187,13 +198,6 @@ func measureStarts(ctx context.Context, tmp, rootfs, bin, roles, self string, ap
 	for range burstSize {
 		burst = append(burst, ours("", bin, nil, true, benchCgroup, "").spec)
 	}
-	// A burst after a quiet spell finds one spare: a launcher of its own.
-	first := &contender{name: firstName}
-	first.run = func(ctx context.Context) (time.Duration, time.Duration, error) {
-		l := sandbox.NewLauncher(bin)
-		defer l.Close()
-		return burstRun(ctx, burst, l, &first.cpu)
-	}
 	pooled := &contender{name: burstName}
 	pooled.run = func(ctx context.Context) (time.Duration, time.Duration, error) {
 		return burstRun(ctx, burst, warm(bin), &pooled.cpu)
@@ -201,9 +205,8 @@ func measureStarts(ctx context.Context, tmp, rootfs, bin, roles, self string, ap
 	cs := []*contender{
 		ours(oursName, bin, warm(bin), true, benchCgroup, ""),
 		ours(coldName, bin, nil, true, benchCgroup, ""),
-		first,
 		pooled,
-		ours("paradrop, bench binary as shim and init", self, warm(self), true, benchCgroup, ""),
+		ours("paradrop, bench binary as monitor and init", self, warm(self), true, benchCgroup, ""),
 		ours("- joined netns (as the daemon does)", bin, warm(bin), true, benchCgroup, netns),
 		ours("- without user namespace", bin, warm(bin), false, benchCgroup, ""),
 		ours("- without cgroup", bin, warm(bin), true, "", ""),
@@ -240,19 +243,18 @@ func cgroupExists(path string) bool {
 
 // sandboxRun starts /bin/true with the runtime itself, as the daemon's
 // manager would (namespaces, pivot_root, seccomp, cgroup), and waits for
-// it to exit: from l's spare shim, or cold with a nil l. A spare is ready
-// before the clock starts, as for a daemon's chute start that is not one
-// of a burst; the next spare's boot, which begins when Start returns, is
-// waited for after the run, so that it falls on no other contender.
+// it to exit: under l's monitor, or cold with a nil l. The monitor runs
+// before the clock starts, as for any of a daemon's starts.
 func sandboxRun(ctx context.Context, spec sandbox.Spec, l *sandbox.Launcher, cpu *sample) (time.Duration, time.Duration, error) {
 	start := sandbox.Start
+	chuteCg := ""
 	if l != nil {
 		if err := l.Warm(ctx); err != nil {
 			return 0, 0, err
 		}
-		start = l.Start
+		start, chuteCg = l.Start, spec.CgroupPath
 	}
-	mark, err := markCPU()
+	mark, err := markCPU(chuteCg)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -280,25 +282,19 @@ func sandboxRun(ctx context.Context, spec sandbox.Spec, l *sandbox.Launcher, cpu
 		return 0, 0, err
 	}
 	*cpu = append(*cpu, used)
-	if l != nil {
-		if err := l.Warm(ctx); err != nil {
-			return 0, 0, err
-		}
-	}
 	return execed, total, nil
 }
 
 // burstRun starts every spec at once through l, as a daemon starting
 // chutes at boot, and returns the medians of their times to the exec and
-// to the exit, each from the common start. The spares l keeps (one, or as
-// many as its previous burst had under way) are ready beforehand and the
-// next ones' boot waited for afterwards, as in sandboxRun. It adds the CPU
-// time of one start, the burst's over its size, to cpu.
+// to the exit, each from the common start. The monitor runs beforehand,
+// as in sandboxRun. It adds the CPU time of one start, the burst's over
+// its size, to cpu.
 func burstRun(ctx context.Context, specs []sandbox.Spec, l *sandbox.Launcher, cpu *sample) (time.Duration, time.Duration, error) {
 	if err := l.Warm(ctx); err != nil {
 		return 0, 0, err
 	}
-	mark, err := markCPU()
+	mark, err := markCPU(specs[0].CgroupPath)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -334,9 +330,6 @@ func burstRun(ctx context.Context, specs []sandbox.Spec, l *sandbox.Launcher, cp
 		return 0, 0, err
 	}
 	*cpu = append(*cpu, used/time.Duration(len(specs)))
-	if err := l.Warm(ctx); err != nil {
-		return 0, 0, err
-	}
 	return execed.median(), total.median(), nil
 }
 
@@ -476,9 +469,10 @@ func (p *lxcPeer) cleanup() {
 // daemonFigures are what the daemon measurements found.
 type daemonFigures struct {
 	install           sample
-	rssIdle, rssFleet int64   // daemon VmRSS with no chute and with the fleet running
-	spareRSS          int64   // the daemon's idle spare shim (RssAnon)
-	shimRSS           []int64 // each fleet chute's shim
+	rssIdle, rssFleet int64 // daemon VmRSS with no chute and with the fleet running
+	// the processes serving the chutes (its monitor, or shims), RssAnon
+	// added up, with no chute and with the fleet running
+	serversIdle, serversFleet int64
 }
 
 // apiChute is the chute whose starts are timed through the API.
@@ -509,7 +503,7 @@ func launchDaemon(ctx context.Context, tmp, bin string, f *daemonFigures) (*daem
 		stop()
 		return nil, nil, err
 	}
-	if f.spareRSS, err = spareRSS(d.pid()); err != nil {
+	if f.serversIdle, _, err = serversRSS(d.pid(), nil); err != nil {
 		stop()
 		return nil, nil, err
 	}
@@ -558,7 +552,7 @@ func newAPIStart(ctx context.Context, d *daemon) (*contender, error) {
 }
 
 // measureDaemon times installs through the API, then reads the daemon's
-// RSS and its shims' with a fleet of chutes running.
+// RSS and its monitor's with a fleet of chutes running.
 func measureDaemon(ctx context.Context, d *daemon, f *daemonFigures) error {
 	fmt.Printf("timing %d installs through the API...\n", installRuns)
 	pkg, err := sleepPackage("bench-install")
@@ -590,18 +584,16 @@ func measureDaemon(ctx context.Context, d *daemon, f *daemonFigures) error {
 	if f.rssFleet, err = vmRSS(d.pid()); err != nil {
 		return err
 	}
+	var pids []int
 	for i := range fleetSize {
 		in, err := d.chute(ctx, fmt.Sprintf("bench-fleet-%d", i))
 		if err != nil {
 			return err
 		}
-		rss, err := shimRSS(in.Pid)
-		if err != nil {
-			return fmt.Errorf("chute %s: %w", in.Name, err)
-		}
-		f.shimRSS = append(f.shimRSS, rss)
+		pids = append(pids, in.Pid)
 	}
-	return nil
+	f.serversFleet, _, err = serversRSS(d.pid(), pids)
+	return err
 }
 
 // waitForComm polls a cgroup until a process named comm is in it, and
@@ -626,60 +618,81 @@ func waitForComm(ctx context.Context, cg, comm string) time.Time {
 	}
 }
 
-// shimRSS finds a chute's shim, the parent of its pid 1, and reads the
-// memory it alone costs: its anonymous RSS. The rest of its VmRSS is the
-// binary's pages, shared with the daemon and every other shim.
-func shimRSS(chutePid int) (int64, error) {
-	if chutePid == 0 {
-		return 0, errors.New("no pid: not running")
+// chuteServers returns the processes that serve the chutes whose pid 1s
+// are chutePids (each one's parent: the daemon's monitor, or a shim of its
+// own), and the daemon's monitors that serve none yet, each once.
+func chuteServers(daemonPid int, chutePids []int) ([]int, error) {
+	seen := map[int]bool{}
+	var out []int
+	add := func(pid int) {
+		if !seen[pid] {
+			seen[pid] = true
+			out = append(out, pid)
+		}
 	}
-	var ppid int
-	v, err := procStatus(chutePid, "PPid")
-	if err != nil {
-		return 0, err
+	for _, p := range chutePids {
+		if p == 0 {
+			return nil, errors.New("no pid: not running")
+		}
+		v, err := procStatus(p, "PPid")
+		if err != nil {
+			return nil, err
+		}
+		var ppid int
+		if _, err := fmt.Sscan(v, &ppid); err != nil {
+			return nil, fmt.Errorf("PPid of %d: %w", p, err)
+		}
+		cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", ppid))
+		if err != nil {
+			return nil, err
+		}
+		if !bytes.Contains(cmdline, []byte("\x00"+sandbox.MonitorCommand+"\x00")) && !bytes.Contains(cmdline, []byte("\x00"+sandbox.ShimCommand+"\x00")) {
+			return nil, fmt.Errorf("parent %d of chute pid %d is neither a monitor nor a shim: %q", ppid, p, cmdline)
+		}
+		add(ppid)
 	}
-	if _, err := fmt.Sscan(v, &ppid); err != nil {
-		return 0, fmt.Errorf("PPid of %d: %w", chutePid, err)
-	}
-	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", ppid))
-	if err != nil {
-		return 0, err
-	}
-	if !bytes.Contains(cmdline, []byte(sandbox.ShimCommand)) {
-		return 0, fmt.Errorf("parent %d of chute pid %d is not a shim: %q", ppid, chutePid, cmdline)
-	}
-	return statusBytes(ppid, "RssAnon")
-}
-
-// spareRSS finds the daemon's idle spare shim, a child of the daemon that
-// plays the shim role with no state directory yet, and reads the memory
-// it alone costs.
-func spareRSS(daemonPid int) (int64, error) {
 	// Each thread lists the children it forked, and Go forks from any.
 	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", daemonPid))
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	var children []string
 	for _, t := range tasks {
 		b, err := os.ReadFile(t)
 		if err != nil {
-			return 0, err
+			return nil, err
 		}
-		children = append(children, strings.Fields(string(b))...)
+		for _, f := range strings.Fields(string(b)) {
+			cmdline, err := os.ReadFile("/proc/" + f + "/cmdline")
+			if err != nil || !bytes.Contains(cmdline, []byte("\x00"+sandbox.MonitorCommand+"\x00")) {
+				continue
+			}
+			var pid int
+			if _, err := fmt.Sscan(f, &pid); err != nil {
+				return nil, err
+			}
+			add(pid)
+		}
 	}
-	for _, f := range children {
-		cmdline, err := os.ReadFile("/proc/" + f + "/cmdline")
-		if err != nil || !bytes.Contains(cmdline, []byte(sandbox.ShimCommand+"\x00--spare")) {
-			continue
-		}
-		var pid int
-		if _, err := fmt.Sscan(f, &pid); err != nil {
-			return 0, err
-		}
-		return statusBytes(pid, "RssAnon")
+	return out, nil
+}
+
+// serversRSS is the memory the processes serving the chutes (see
+// chuteServers) alone cost, added up: their anonymous RSS. The rest of
+// their VmRSS is the binary's pages, shared with the daemon.
+func serversRSS(daemonPid int, chutePids []int) (int64, int, error) {
+	pids, err := chuteServers(daemonPid, chutePids)
+	if err != nil {
+		return 0, 0, err
 	}
-	return 0, fmt.Errorf("daemon %d has no spare shim", daemonPid)
+	var sum int64
+	for _, p := range pids {
+		n, err := statusBytes(p, "RssAnon")
+		if err != nil {
+			return 0, 0, err
+		}
+		sum += n
+	}
+	return sum, len(pids), nil
 }
 
 // report prints the tables and returns the README section.
@@ -724,18 +737,12 @@ func report(cs []*contender, d daemonFigures, bin, roles, self string) (string, 
 	if err != nil {
 		return "", err
 	}
-	shims := make(sample, len(d.shimRSS)) // bytes, borrowed for median and p90
-	var shimTotal int64
-	for i, r := range d.shimRSS {
-		shims[i] = time.Duration(r)
-		shimTotal += r
-	}
 	memT := newTable("memory and size", "value")
 	memT.add("daemon VmRSS, idle, no chute", mib(d.rssIdle))
 	memT.add(fmt.Sprintf("daemon VmRSS, idle, %d chutes running", fleetSize), mib(d.rssFleet))
-	memT.add("shim private memory (RssAnon) per chute, median (p90)", fmt.Sprintf("%s (%s)", mib(int64(shims.median())), mib(int64(shims.p90()))))
-	memT.add("idle spare shim private memory (RssAnon)", mib(d.spareRSS))
-	memT.add(fmt.Sprintf("daemon + %d shims + the spare", fleetSize), mib(d.rssFleet+shimTotal+d.spareRSS))
+	memT.add("the daemon's monitor, private memory (RssAnon), no chute", mib(d.serversIdle))
+	memT.add(fmt.Sprintf("the monitor's growth per chute, %d chutes", fleetSize), mib((d.serversFleet-d.serversIdle)/fleetSize))
+	memT.add(fmt.Sprintf("daemon VmRSS + monitor RssAnon, %d chutes", fleetSize), mib(d.rssFleet+d.serversFleet))
 	memT.add("binary, make build (CGO_ENABLED=0 -trimpath -s -w)", mib(binSize))
 	memT.add("roles-only binary (what-if, same flags)", mib(rolesSize))
 	memT.add("bench binary (go run, not stripped)", mib(selfSize))
@@ -743,7 +750,7 @@ func report(cs []*contender, d daemonFigures, bin, roles, self string) (string, 
 	for _, t := range []*table{startT, apiT, memT} {
 		t.print(os.Stdout)
 	}
-	burst, first := find(burstName), find(firstName)
+	burst := find(burstName)
 	// Two CPUs run a burst's starts two at a time at best: its middle
 	// start cannot end before this many starts' CPU time.
 	rounds := (burstSize/2 + runtime.NumCPU() - 1) / runtime.NumCPU()
@@ -757,15 +764,15 @@ func report(cs []*contender, d daemonFigures, bin, roles, self string) (string, 
 	var b strings.Builder
 	fmt.Fprintf(&b, "Start of `/bin/true` exit to exit: paradrop's runtime %s as the daemon starts chutes (%s cold), runc %s, LXC %s: "+
 		"**%.2f× runc, %.2f× LXC** (goals ≤ 0.5× runc: %s, ≤ 0.8× LXC: %s; cold %.2f× runc). "+
-		"%d chutes started at once: median %s with the spares of the previous burst, %s for the first (goal ≤ the single start's %s: %s). "+
-		"A start of a burst costs %s of CPU from the spares (%s in the first burst): on %d CPUs the burst's middle start cannot end before %d× that, %s. "+
+		"%d chutes started at once under the monitor: median %s (goal ≤ the single start's %s: %s). "+
+		"A start of a burst costs %s of CPU: on %d CPUs the burst's middle start cannot end before %d× that, %s. "+
 		"Through the API, a stopped chute's command runs %s after the call "+
 		"and the start change ends after %s (%.2f× runc's whole run).\n\n",
 		ms(ours.total.median()), ms(cold.total.median()), ms(runc.total.median()), ms(lxc.total.median()),
 		ratio(ours.total, runc.total), ratio(ours.total, lxc.total),
 		goal(ratio(ours.total, runc.total) <= 0.5), goal(ratio(ours.total, lxc.total) <= 0.8), ratio(cold.total, runc.total),
-		burstSize, ms(burst.total.median()), ms(first.total.median()), ms(ours.total.median()), goal(burst.total.median() <= ours.total.median()),
-		ms(burst.cpu.median()), ms(first.cpu.median()), runtime.NumCPU(), rounds, ms(floor),
+		burstSize, ms(burst.total.median()), ms(ours.total.median()), goal(burst.total.median() <= ours.total.median()),
+		ms(burst.cpu.median()), runtime.NumCPU(), rounds, ms(floor),
 		ms(api.execed.median()), ms(api.total.median()), ratio(api.total, runc.total))
 	b.WriteString(startT.markdown() + "\n" + apiT.markdown() + "\n" + memT.markdown() + "\n")
 	b.WriteString(runtimeNotes)
@@ -781,37 +788,32 @@ const runtimeNotes = `How it is measured:
   mount, pid, uts, ipc, net, user and cgroup namespaces, pivot_root,
   capability drop, seccomp, a v1/v2 cgroup), until ` + "`Wait`" + ` returns the
   exit; the exec'ed column is when ` + "`Start`" + ` returned. The launcher hands
-  the chute to a spare shim it booted beforehand, ready before the clock
-  starts (as for any start that is not one of a burst), or execs a shim,
-  whichever its own recent starts found faster (it tries the other way
-  every 8th start, so a few of each row's starts are the other way); the
-  next spare boots from when ` + "`Start`" + ` returns, inside "done", and is waited
-  for, untimed, after the run. The cold row is ` + "`sandbox.Start`" + `, which
-  execs a shim per start (what every start of a burst beyond the launcher's
-  spares gets). The burst rows start 10 chutes at once through one
-  launcher and time each from the common start; their n counts bursts,
-  each giving the median of its 10. The first burst row's launcher is new,
-  with one spare ready, as after a quiet minute; the other's is the one
-  the single starts use, which after its previous burst keeps 10 spares
-  (it keeps as many as its last burst had starts under way, for a minute),
-  all ready before the clock starts. CPU per start: this process's user
-  and system time and that of its reaped children (the shims, and through
-  them init and /bin/true) from the start until every shim that served
-  has been reaped, less what the spares that served had used booting
-  (their schedstat at the start); a burst's over its 10 starts. The
+  the chute to its monitor, the one process of the binary that is every
+  chute's shim (see chute/sandbox), running before the clock starts as it
+  does in a daemon. The cold row is ` + "`sandbox.Start`" + `, which execs a shim
+  per start (what a launcher that cannot run a monitor does). The burst
+  row starts 10 chutes at once through the same launcher and times each
+  from the common start; its n counts bursts, each giving the median of
+  its 10. CPU per start: this process's user and system time and that of
+  its reaped children (cold shims, and through them init and /bin/true),
+  plus the CPU usage of the monitors' cgroup (` + monitorCgroup + `, where the bench
+  moves its launchers' monitors) and, for a start under a monitor, of the
+  chutes' cgroup (the monitor reaps those chutes), from the start until
+  every cold shim has been reaped; a burst's over its 10 starts. The
   headline row uses the shipped binary as shim and init and a new network
   namespace, as runc does. The "-" rows change one thing each: the
   daemon's way of joining a namespace made beforehand, no user namespace,
   no cgroup, and a what-if binary (bench/roles) that links only
   chute/sandbox, to show what the package initialisation of the daemon's
-  other dependencies costs (the shim's, now: init runs before it).
+  other dependencies costs (a cold shim's, now: init runs before it).
 - runc: ` + "`runc run`" + ` of ` + "`runc spec`" + `'s default bundle, args ` + "`/bin/true`" + `,
   read-only root. It has no user namespace and no seccomp filter: it does
   less than paradrop.
 - LXC: ` + "`lxc-execute`" + ` with LXC's common.conf (cap drop, seccomp, devices
   cgroup), no network.
 - The exec rows are the floor: a bare fork+exec, the start-up of the Go
-  binaries that paradrop re-executes for a cold start (shim, then init),
+  binaries that paradrop re-executes for a cold start (shim, then init;
+  under a monitor, only init),
   and init's own start-up: the daemon binary as a chute's init, which
   fails at once here for want of a plan, after the 23 packages that
   initialise before its role runs (chute/sandbox/pid1).
@@ -823,7 +825,7 @@ const runtimeNotes = `How it is measured:
   start change has ended. The daemon's start also opens the cgroup, checks
   the /data volume and network namespace and records states in its store.
   After each API start the bench pauses 300 ms, untimed, for the daemon's
-  next spare shim to boot.
+  start to settle.
 - "done" is the exit of /bin/true and the return of the tool (or ` + "`Wait`" + `).
   Install includes upload, unpack, the /data volume and the start. RSS is
   /proc/PID/status VmRSS, read 2s after the last change.

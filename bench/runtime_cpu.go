@@ -10,42 +10,54 @@ import (
 	"syscall"
 	"time"
 
+	"paradrop/cgroup"
 	"paradrop/chute/sandbox"
 )
 
+// monitorCgroup holds the monitors of the bench's launchers, so that the
+// CPU time they spend on a start can be read: a monitor is not reaped
+// after a start, as a shim is, and its threads that served a chute are
+// gone from /proc by then.
+const monitorCgroup = benchCgroup + "-monitors"
+
 // cpuMark is where a start's CPU time is counted from: what this process
-// and its reaped children (shims, and through them the chutes' inits and
-// commands) had used, and what each idle spare shim had used booting.
+// and its reaped children (cold shims, and through them the chutes' inits
+// and commands) had used, what the monitors' cgroup had used and, for a
+// start under a monitor, the chutes' cgroup (the monitor reaps those
+// chutes, so their time is not this process's children's).
 type cpuMark struct {
-	tree   time.Duration
-	spares map[int]time.Duration
+	tree     time.Duration
+	monitors time.Duration
+	chutes   time.Duration
+	chuteCg  string // "" for a cold start
 }
 
-func markCPU() (cpuMark, error) {
-	spares, _, err := shimChildren()
-	return cpuMark{tree: treeCPU(), spares: spares}, err
+// markCPU marks the CPU used so far; chuteCg is the cgroup of chutes
+// started under a monitor, "" for cold starts.
+func markCPU(chuteCg string) (cpuMark, error) {
+	if err := adoptMonitors(); err != nil {
+		return cpuMark{}, err
+	}
+	m := cpuMark{tree: treeCPU(), chuteCg: chuteCg}
+	var err error
+	if m.monitors, err = cgroupCPU(monitorCgroup); err != nil {
+		return m, err
+	}
+	if chuteCg != "" {
+		m.chutes, err = cgroupCPU(chuteCg)
+	}
+	return m, err
 }
 
-// since waits until every shim that took a chute since the mark has exited
-// and been reaped, and returns the CPU time used since the mark, less the
-// boot of the spares that served: the CPU a start costs on its way, which
-// starts at once share.
+// since waits until every cold shim started since the mark has exited and
+// been reaped, and returns the CPU time used since the mark: the CPU a
+// start costs on its way, which starts at once share.
 func (m cpuMark) since(ctx context.Context) (time.Duration, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	for {
-		idle, busy, err := shimChildren()
-		if err != nil {
-			return 0, err
-		}
-		if busy == 0 {
-			d := treeCPU() - m.tree
-			for pid, boot := range m.spares {
-				if _, still := idle[pid]; !still {
-					d -= boot
-				}
-			}
-			return d, nil
+		if len(roleChildren(sandbox.ShimCommand)) == 0 {
+			break
 		}
 		select {
 		case <-ctx.Done():
@@ -53,6 +65,32 @@ func (m cpuMark) since(ctx context.Context) (time.Duration, error) {
 		case <-time.After(time.Millisecond):
 		}
 	}
+	d := treeCPU() - m.tree
+	mon, err := cgroupCPU(monitorCgroup)
+	if err != nil {
+		return 0, err
+	}
+	d += mon - m.monitors
+	if m.chuteCg != "" {
+		ch, err := cgroupCPU(m.chuteCg)
+		if err != nil {
+			return 0, err
+		}
+		d += ch - m.chutes
+	}
+	return d, nil
+}
+
+func cgroupCPU(path string) (time.Duration, error) {
+	g, err := cgroup.Load(path)
+	if err != nil {
+		return 0, err
+	}
+	st, err := g.Stats()
+	if err != nil {
+		return 0, err
+	}
+	return time.Duration(st.CPUUsageNs), nil
 }
 
 // treeCPU is the user and system time of this process and its reaped
@@ -67,16 +105,28 @@ func treeCPU() time.Duration {
 	return tv(self.Utime) + tv(self.Stime) + tv(children.Utime) + tv(children.Stime)
 }
 
-// shimChildren finds this process's shims: the idle spares (output still
-// on /dev/null) with the CPU time each has used, and how many others
-// (given a chute, or exec'ed for one) are alive and not yet reaped.
-func shimChildren() (idle map[int]time.Duration, busy int, err error) {
+// adoptMonitors moves this process's monitors into monitorCgroup.
+func adoptMonitors() error {
+	g, err := cgroup.Load(monitorCgroup)
+	if err != nil {
+		return err
+	}
+	for _, pid := range roleChildren(sandbox.MonitorCommand) {
+		if err := g.Add(pid); err != nil {
+			return fmt.Errorf("monitor %d to %s: %w", pid, monitorCgroup, err)
+		}
+	}
+	return nil
+}
+
+// roleChildren lists this process's children that play role.
+func roleChildren(role string) []int {
 	ents, err := os.ReadDir("/proc")
 	if err != nil {
-		return nil, 0, err
+		return nil
 	}
-	idle = map[int]time.Duration{}
 	me := strconv.Itoa(os.Getpid())
+	var out []int
 	for _, e := range ents {
 		pid, err := strconv.Atoi(e.Name())
 		if err != nil {
@@ -92,32 +142,9 @@ func shimChildren() (idle map[int]time.Duration, busy int, err error) {
 			continue
 		}
 		cmd, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-		if err != nil || !bytes.Contains(cmd, []byte("\x00"+sandbox.ShimCommand+"\x00")) {
-			continue
-		}
-		if out, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/1", pid)); out == os.DevNull {
-			idle[pid] = spareCPU(pid)
-		} else {
-			busy++
+		if err == nil && bytes.Contains(cmd, []byte("\x00"+role+"\x00")) {
+			out = append(out, pid)
 		}
 	}
-	return idle, busy, nil
-}
-
-// spareCPU is the time on CPU of every thread of process pid, from
-// schedstat.
-func spareCPU(pid int) time.Duration {
-	tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
-	var d time.Duration
-	for _, t := range tasks {
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/schedstat", pid, t.Name()))
-		if err != nil {
-			continue
-		}
-		if f := strings.Fields(string(b)); len(f) > 0 {
-			ns, _ := strconv.ParseInt(f[0], 10, 64)
-			d += time.Duration(ns)
-		}
-	}
-	return d
+	return out
 }

@@ -26,7 +26,7 @@ import (
 type Config struct {
 	DataDir    string
 	DB         *store.DB
-	Executable string // binary re-executed as the chutes' shim and init
+	Executable string // binary re-executed as the chutes' monitor, shim and init
 	MaxUpload  int64  // bytes of a package upload; 0 = 256 MiB
 	// CgroupParent holds the chutes' cgroups; required, with no default
 	// here (serve's flag has one), so that no caller, a test least of all,
@@ -156,8 +156,8 @@ type Manager struct {
 	usage    *usage.Sampler
 	restarts atomic.Uint64 // by restart policies since the daemon started (metrics.go)
 
-	// launcher starts the chutes, from a spare shim booted ahead; Run
-	// closes it.
+	// launcher starts the chutes under one monitor process; Run closes
+	// it.
 	launcher *sandbox.Launcher
 }
 
@@ -246,7 +246,7 @@ func NewManager(cfg Config) (*Manager, error) {
 	if m.resumed, err = m.settleInterrupted(); err != nil {
 		return nil, fmt.Errorf("chute manager: %w", err)
 	}
-	m.launcher = sandbox.NewLauncher(cfg.Executable)
+	m.launcher = sandbox.NewLauncher(cfg.Executable, m.paths.monitors(), m.logf)
 	return m, nil
 }
 

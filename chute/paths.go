@@ -29,6 +29,9 @@ func (l layout) cgroup(name string) string { return l.cgroupParent + "/" + name 
 
 func (l layout) netnsDir() string { return filepath.Join(l.root, "netns") }
 
+// monitors holds the chutes' monitors' sockets, pid files and log.
+func (l layout) monitors() string { return filepath.Join(l.root, "monitor") }
+
 // kept holds /data images of chutes removed with keep_data, by name.
 func (l layout) kept() string                 { return filepath.Join(l.root, "kept") }
 func (l layout) keptImage(name string) string { return filepath.Join(l.kept(), name+".img") }

@@ -41,7 +41,7 @@ var cycles = flag.Int("soak.cycles", 200, "install/update/remove cycles")
 
 const (
 	// warmup cycles run before the baseline, so that what the daemon
-	// builds once (the spare shim, code paged in, pools) is not counted.
+	// builds once (the chutes' monitor, code paged in, pools) is not counted.
 	warmup = 10
 	// settle is how long the daemon idles before each RSS reading, the
 	// same both times: the Go runtime returns freed memory lazily.
@@ -571,7 +571,7 @@ func dirNames(dir string) ([]string, error) {
 }
 
 // processesOf lists, as "comm", the children of pid and the other
-// processes running exe (the daemon's binary, which its shims re-execute
+// processes running exe (the daemon's binary, which its monitor re-executes
 // and which may outlive their parent).
 func processesOf(pid int, exe string) ([]string, error) {
 	stats, err := filepath.Glob("/proc/[0-9]*/stat")

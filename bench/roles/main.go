@@ -15,5 +15,8 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == sandbox.ShimCommand {
 		os.Exit(sandbox.ShimMain(os.Args[2:]))
 	}
+	if len(os.Args) > 1 && os.Args[1] == sandbox.MonitorCommand {
+		os.Exit(sandbox.MonitorMain(os.Args[2:]))
+	}
 	os.Exit(2)
 }

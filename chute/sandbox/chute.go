@@ -143,13 +143,15 @@ func startCold(ctx context.Context, s Spec) (*Chute, error) {
 	}
 	// Reap the shim whenever it ends; if this process dies first, init does.
 	go reap(cmd)
-	return awaitReport(ctx, json.NewDecoder(reportR), cmd.Process, s.StateDir)
+	return awaitReport(ctx, json.NewDecoder(reportR), func() { cmd.Process.Kill() }, s.StateDir)
 }
 
 // awaitReport reads the shim's report from dec: the chute's command was
-// exec'ed, or why not. If ctx ends first, it kills the shim, which kills
-// the half-started chute by its parent-death signal.
-func awaitReport(ctx context.Context, dec *json.Decoder, shim *os.Process, stateDir string) (*Chute, error) {
+// exec'ed, or why not. If ctx ends first, it aborts the start: a shim it
+// kills kills the half-started chute by its parent-death signal, a
+// monitor it hangs up on kills the chute it starts; and a chute whose
+// report came all the same is killed through its socket.
+func awaitReport(ctx context.Context, dec *json.Decoder, abort func(), stateDir string) (*Chute, error) {
 	type result struct {
 		rep shimReport
 		err error
@@ -164,7 +166,12 @@ func awaitReport(ctx context.Context, dec *json.Decoder, shim *os.Process, state
 	select {
 	case res = <-got:
 	case <-ctx.Done():
-		shim.Kill()
+		abort()
+		if res = <-got; res.err == nil && res.rep.Error == "" {
+			kill, cancel := context.WithTimeout(context.Background(), abortKillTimeout)
+			defer cancel()
+			call(kill, stateDir, request{Op: opSignal, Signal: int(syscall.SIGKILL)})
+		}
 		return nil, ctx.Err()
 	}
 	if res.err != nil {
@@ -175,6 +182,9 @@ func awaitReport(ctx context.Context, dec *json.Decoder, shim *os.Process, state
 	}
 	return newChute(stateDir, res.rep.Pid, res.rep.StartedAt), nil
 }
+
+// abortKillTimeout bounds the kill of a chute whose start was given up.
+const abortKillTimeout = 5 * time.Second
 
 // shimLogTail quotes the end of shim.log for an error message.
 func shimLogTail(stateDir string) string {

@@ -1,7 +1,9 @@
 // Package sandbox owns a chute's process tree and its isolation.
 //
 // A chute runs under a shim: a re-exec of the daemon binary, detached from
-// the daemon (own session, no parent-death signal), that creates the chute in
+// the daemon (own session, no parent-death signal), one per chute or, as a
+// Launcher starts them, one monitor process that is the shim of all its
+// chutes (see below). The shim creates the chute in
 // new mount, pid, uts, ipc and user namespaces, places it in its cgroup,
 // collects its stdout and stderr into bounded log files, reaps it and records
 // how it ended. The shim runs outside the chute's cgroup; the CPU time it
@@ -32,24 +34,30 @@
 // decides all of it and sends init a plan of system calls (package pid1).
 //
 // Each of those re-execs is a start-up of the daemon binary, and they were
-// most of a chute's start time. A Launcher, which the daemon uses, therefore
-// keeps a spare shim booted ahead of need (after a burst of starts, as many
-// as the burst had under way, for a while): Start hands it the chute, so
-// only init's start-up is left on the way to the chute's command. An idle spare
-// holds nothing of any chute and exits when its daemon does; Start (the
-// package function) and a Launcher without a usable spare exec a fresh
-// shim, as does a Launcher on a machine where that has been the faster. Init's start-up is cut short too: its role runs from package
-// pid1's init function, before the binary's other packages are
-// initialised.
+// most of a chute's start time; and a Go process per chute costs at least
+// 0.64 MiB of private memory, 2.2 MiB as a shim. A Launcher, which the
+// daemon uses, therefore starts its chutes under one monitor: a process of
+// the same binary, detached as a shim is, that is the shim of every chute
+// it starts (a thread, two log copiers and a socket each), so only init's
+// start-up is left on the way to a chute's command. A monitor serves the
+// chutes of one binary file: once the binary is replaced on disk, new
+// chutes get a monitor of the new one. Start (the package function), and
+// a Launcher that cannot run a monitor, exec a shim per chute. Init's
+// start-up is cut short too: its role runs from package pid1's init
+// function, before the binary's other packages are initialised.
 //
-// The shim role is dispatched by the program's main function:
+// The shim and monitor roles are dispatched by the program's main
+// function (or by importing package shimrole):
 //
 //	if len(os.Args) > 1 && os.Args[1] == sandbox.ShimCommand {
 //		os.Exit(sandbox.ShimMain(os.Args[2:]))
 //	}
+//	if len(os.Args) > 1 && os.Args[1] == sandbox.MonitorCommand {
+//		os.Exit(sandbox.MonitorMain(os.Args[2:]))
+//	}
 //
 // This must happen before the program does anything else (no flag parsing,
-// no daemon setup), since the shim is not the daemon. The init role needs
+// no daemon setup), since neither is the daemon. The init role needs
 // nothing: linking this package links pid1.
 //
 // The chute's rootfs, data and policy directories may lie anywhere the
@@ -57,9 +65,9 @@
 // root, clones them as detached mount trees (open_tree(2), Linux 5.2 or
 // later) and init attaches those without looking the host paths up. What
 // the host must provide: a data directory owned by the chute's host uid,
-// and a service manager that does not kill the shims with the daemon
-// (systemd: KillMode=process), since they run in the daemon's cgroup until
-// the chute's exit.
+// and a service manager that does not kill the shims and monitors with the
+// daemon (systemd: KillMode=process), since they run in the daemon's cgroup
+// until the chutes' exit.
 //
 // A chute with a health command also has a door: a process its init
 // starts, as the last step before the exec, from the same binary, so that

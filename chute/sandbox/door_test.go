@@ -193,20 +193,20 @@ func TestCheckDoor(t *testing.T) {
 }
 
 // TestCheckAfterDaemonDeath: checks keep working when the daemon that
-// started the chute, cold or from a spare shim, is gone.
+// started the chute, cold or under a monitor, is gone.
 func TestCheckAfterDaemonDeath(t *testing.T) {
 	for _, how := range []string{"cold", "warm"} {
 		t.Run(how, func(t *testing.T) {
 			s := healthSpec(t, "adopted")
 			setCheck(t, s, "echo alive")
-			pids := fromFakeDaemon(t, s, map[string]int{"cold": 1, "warm": 3}[how], how)
+			pids := fromFakeDaemon(t, s, map[string]int{"cold": 1, "warm": 2}[how], how)
 			c, err := attach(t, s.StateDir)
 			if err != nil {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { c.Signal(syscall.SIGKILL); wait(t, c) })
 			if how == "warm" && (c.Pid() != pids[1] || ppid(t, c.Pid()) != pids[0]) {
-				t.Errorf("chute %d not started by the spare shim %d (pids %v)", c.Pid(), pids[0], pids)
+				t.Errorf("chute %d not started by the monitor %d (pids %v)", c.Pid(), pids[0], pids)
 			}
 			res, err := check(t, c)
 			if err != nil || res.Output != "alive\n" || res.Err() != nil {

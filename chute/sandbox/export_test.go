@@ -2,37 +2,37 @@ package sandbox
 
 import (
 	"context"
-	"time"
 )
 
-// SparePid waits until l has a ready spare and returns its pid, for tests
+// MonitorPid starts l's monitor if need be and returns its pid, for tests
 // that check which process serves a start.
-func (l *Launcher) SparePid(ctx context.Context) (int, error) {
-	if err := l.Warm(ctx); err != nil {
+func (l *Launcher) MonitorPid(ctx context.Context) (int, error) {
+	m, err := l.monitor(ctx)
+	if err != nil {
 		return 0, err
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if len(l.spares) == 0 {
-		return 0, errClosed
-	}
-	return l.spares[0].cmd.Process.Pid, nil
+	return m.pid, nil
 }
 
-// SetSpareHold sets how long a burst keeps l's pool of spares large.
-func (l *Launcher) SetSpareHold(d time.Duration) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.demand.hold = d
+// PanicOp is a request op that makes the shim serving it panic, and
+// PanicAtStart the name of a chute whose shim panics once the chute
+// started: in a test binary run as a monitor, to show a panic ends no
+// other chute.
+const (
+	PanicOp      = "test-panic"
+	PanicAtStart = "test-panic-at-start"
+)
+
+func init() {
+	testHook = func(chute, event string) {
+		if event == "request "+PanicOp || chute == PanicAtStart && event == "started" {
+			panic("test: " + chute + ": " + event)
+		}
+	}
 }
 
-// PreferCold fills l's record of recent starts with cold starts faster
-// than starts from a spare.
-func (l *Launcher) PreferCold() {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for range pathSamples {
-		l.paths.took(true, time.Second)
-		l.paths.took(false, time.Millisecond)
-	}
+// Request sends one request to the shim of the chute in stateDir.
+func Request(ctx context.Context, stateDir, op string) error {
+	_, err := call(ctx, stateDir, request{Op: op})
+	return err
 }

@@ -5,92 +5,87 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
-	"slices"
-	"strconv"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
-// spareArg, in place of the state directory, makes the shim a spare.
-const spareArg = "--spare"
-
-// A spare and its launcher talk over a socketpair, the spare's
-// shimReportFD: the spare sends a spareHello once booted, the launcher one
-// assignment, and the spare, now the chute's shim, its shimReport.
-type spareHello struct {
-	Ready bool `json:"ready"`
-}
-
+// assignment is the first line of a connection to a monitor: the state
+// directory of the chute to start, or none for a launcher's hold.
 type assignment struct {
 	StateDir string `json:"state_dir"`
 }
 
 var (
-	// errNoAssignment: the launcher let the spare go, or died.
-	errNoAssignment = errors.New("no assignment")
-	// errSpareUnusable: the spare never took its assignment, so it did
-	// nothing in the state directory and a fresh shim can start the chute.
-	errSpareUnusable = errors.New("spare shim unusable")
-	errClosed        = errors.New("launcher closed")
+	// errMonitorUnusable: the monitor never took the assignment, so it
+	// did nothing in the state directory and another can start the chute.
+	errMonitorUnusable = errors.New("monitor unusable")
+	errClosed          = errors.New("launcher closed")
 )
 
-// Launcher starts chutes as Start does, but under a shim it booted
-// beforehand: a chute start then pays for one Go start-up of the binary
-// (the chute's init) instead of two, the shim's having happened while
-// nothing waited for it. It keeps such spares for its executable, one or,
-// after a burst of starts, as many as the burst had under way at once
-// (see spareDemand), and boots the next ones, in the background and at
-// idle CPU priority, as soon as a Start is done; a spare gets the normal
-// priority back when it is wanted (Start, Warm).
+// Launcher starts chutes as Start does, but under the monitor of its
+// executable (see MonitorCommand): a chute start then pays for one Go
+// start-up of the binary (the chute's init) instead of two, and a running
+// chute for a few threads of one shared process instead of a process of
+// its own. The launcher starts its monitor as it is made, or finds the
+// one a previous daemon left in its run directory, and holds it until
+// Close; once the executable is replaced on disk, the next Start
+// goes to a new monitor of the new binary, and the old one ends with its
+// last chute.
 //
-// An idle spare has no chute, state directory, cgroup or network
-// namespace; it exits when its launcher closes it or its process dies.
-// Once given a chute it is that chute's shim in every respect.
-//
-// A Start that finds no usable spare (a burst larger than the pool, a
-// spare that died, or a binary replaced on disk since the spare booted)
-// execs a fresh shim as Start does. So does a Start where such cold starts have lately
-// been the faster: the launcher times both ways (see pathChooser). A
-// Launcher is safe for concurrent use.
+// A Start that finds no usable monitor (one cannot be started, or it died
+// and a second one failed too) execs a shim of the chute's own, as Start
+// does; so does a Start whose spec names another executable. A Launcher
+// is safe for concurrent use.
 type Launcher struct {
-	exe string
+	exe    string
+	runDir string
+	logf   func(format string, args ...any) // nil: say nothing
 
-	mu      sync.Mutex
-	spares  []*spare // the next Starts' shims, booting or ready, oldest first
-	booting int      // spares being forked, outside the lock
-	booted  *sync.Cond
-	closed  bool
-	paths   pathChooser
-	demand  spareDemand
-	trim    *time.Timer // shrinks the pool once a burst's hold is over
+	mu     sync.Mutex
+	mon    *monitorClient // nil until the first Start, or once it is gone
+	closed bool
+	// failed is why the last monitor could not be started, and failedAt
+	// when: the next ones are not tried for monitorRetry.
+	failed   error
+	failedAt time.Time
 }
 
-// NewLauncher returns a launcher whose shims run executable (default:
-// os.Executable()), and starts booting its first spare.
-func NewLauncher(executable string) *Launcher {
-	l := &Launcher{exe: executable, demand: spareDemand{hold: spareHold}}
-	l.booted = sync.NewCond(&l.mu)
+// monitorRetry is how long a launcher whose monitor could not start (its
+// run directory unusable, say) starts chutes cold without trying again:
+// each try costs a start-up of the binary.
+const monitorRetry = time.Minute
+
+// NewLauncher returns a launcher whose chutes run under executable
+// (default: os.Executable()), with its monitors' socket, pid and log
+// files in runDir, which it creates; it starts, or finds, its monitor in
+// the background, so that the first Start finds it running. Logf, if not
+// nil, hears why chutes start under a shim each for a while (no monitor
+// could start).
+func NewLauncher(executable, runDir string, logf func(format string, args ...any)) *Launcher {
+	l := &Launcher{exe: executable, runDir: runDir, logf: logf}
 	if l.exe == "" {
 		// Without it, every Start goes cold, and says why.
 		l.exe, _ = os.Executable()
 	}
-	go l.refill()
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), monitorLonely)
+		defer cancel()
+		// A failure shows again at the first Start.
+		l.monitor(ctx)
+	}()
 	return l
 }
 
 // Start starts a chute as the package-level Start does, with the same
-// contract, handing it to the spare shim when there is a usable one. A
-// spec naming another executable than the launcher's is started cold.
-// After Close, every Start is cold.
+// contract, under the launcher's monitor. A spec naming another
+// executable than the launcher's is started under a shim of its own. After
+// Close, so is every Start.
 func (l *Launcher) Start(ctx context.Context, s Spec) (*Chute, error) {
 	if s.Executable == "" {
 		s.Executable = l.exe
@@ -109,413 +104,226 @@ func (l *Launcher) start(ctx context.Context, s Spec) (*Chute, error) {
 	if s.Executable != l.exe {
 		return startCold(ctx, s)
 	}
-	sp, alone := l.take()
-	// The next spares boot once this start is over: booting meanwhile,
-	// they would compete for the CPUs with the chute's init, which is on
-	// the way to the chute's command (on 2 loaded CPUs, warm starts took 10
-	// to 30% longer so).
-	defer func() {
-		l.mu.Lock()
-		l.demand.end()
-		l.mu.Unlock()
-		go l.refill()
-	}()
-	t0 := time.Now()
-	if sp != nil {
-		c, err := sp.serve(ctx, s.StateDir)
-		if err == nil {
-			l.took(true, alone, time.Since(t0))
+	var monErr error
+	// A monitor that was exiting as this start reached it leaves the
+	// chute to the next one.
+	for range 2 {
+		var m *monitorClient
+		if m, monErr = l.monitor(ctx); monErr != nil {
+			break
 		}
-		if !errors.Is(err, errSpareUnusable) {
+		c, err := m.assign(ctx, s.StateDir)
+		if !errors.Is(err, errMonitorUnusable) {
 			return c, err
 		}
-		t0 = time.Now()
+		monErr = err
+		l.drop(m)
 	}
-	c, err := startCold(ctx, s)
-	if err == nil {
-		l.took(false, alone, time.Since(t0))
-	}
-	return c, err
-}
-
-// took records a start's time if no other start was under way from its
-// beginning (alone) to its end.
-func (l *Launcher) took(spare, alone bool, d time.Duration) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if alone && l.demand.inFlight == 1 {
-		l.paths.took(spare, d)
-	}
-}
-
-// Warm waits until the spares the launcher keeps (one, or more after a
-// burst) are booted and ready for the next Starts, starting those missing:
-// for a caller about to start chutes that wants those starts warm too.
-func (l *Launcher) Warm(ctx context.Context) error {
-	l.mu.Lock()
-	want := l.demand.want(time.Now())
-	var err error
-	// Spares a refill is forking count once they are in the pool.
-	for err = l.fillLocked(want); err == nil && len(l.spares) < want; err = l.fillLocked(want) {
-		l.booted.Wait()
-	}
-	sps := slices.Clone(l.spares)
-	l.mu.Unlock()
-	if err != nil {
-		return fmt.Errorf("warm a spare shim: %w", err)
-	}
-	for _, sp := range sps {
-		// Wanted now: it boots at normal priority from here on.
-		if err := sp.wake(); err != nil && l.keeps(sp) {
-			return fmt.Errorf("warm a spare shim: %w", err)
-		}
-	}
-	for _, sp := range sps {
-		select {
-		case <-sp.ready:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		// One the pool let go meanwhile (a burst's hold ended) is no error.
-		if sp.readyErr != nil && l.keeps(sp) {
-			return fmt.Errorf("warm a spare shim: %w", sp.readyErr)
-		}
-	}
-	return nil
-}
-
-// keeps reports whether sp is still one of l's idle spares.
-func (l *Launcher) keeps(sp *spare) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return slices.Contains(l.spares, sp)
-}
-
-// Close ends the idle spares and waits until they are gone. Shims given a
-// chute are not the launcher's any more: they and their chutes live on.
-func (l *Launcher) Close() {
-	l.mu.Lock()
-	l.closed = true
-	for l.booting > 0 {
-		l.booted.Wait()
-	}
-	sps := l.spares
-	l.spares = nil
-	if l.trim != nil {
-		l.trim.Stop()
-	}
-	l.mu.Unlock()
-	for _, sp := range sps {
-		sp.discard()
-	}
-	for _, sp := range sps {
-		<-sp.exited
-	}
-}
-
-// take counts a Start and hands it the oldest spare, unless starts go
-// cold here or there is none. Alone says no other Start was under way:
-// only the time of a start that stays so judges its path (see
-// pathChooser); those of a burst share the CPUs.
-func (l *Launcher) take() (sp *spare, alone bool) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.demand.begin(time.Now())
-	alone = l.demand.inFlight == 1
-	if !l.paths.spareNext() || len(l.spares) == 0 {
-		return nil, alone
-	}
-	sp = l.spares[0]
-	l.spares = slices.Delete(l.spares, 0, 1)
-	return sp, alone
-}
-
-// refill brings the pool to the size the latest starts want: it ends the
-// spares beyond it and, if the next Start is to take a spare at all, boots
-// the missing ones one by one. A spare that cannot be started is not
-// retried until the next Start, which goes cold meanwhile and reports the
-// reason if the binary cannot run at all.
-func (l *Launcher) refill() {
-	for {
-		l.mu.Lock()
-		if l.closed {
-			l.mu.Unlock()
-			return
-		}
-		now := time.Now()
-		want := l.demand.want(now)
-		if len(l.spares)+l.booting >= want || !l.paths.spareNext() {
-			keep := min(len(l.spares), want)
-			extra := slices.Clone(l.spares[keep:])
-			l.spares = l.spares[:keep]
-			l.scheduleTrimLocked(now)
-			l.mu.Unlock()
-			for _, sp := range extra {
-				sp.discard()
-			}
-			return
-		}
-		err := l.bootLocked()
-		l.mu.Unlock()
-		if err != nil {
-			return
-		}
-	}
-}
-
-// scheduleTrimLocked has refill run again when the pool, larger than one
-// spare for a burst, is to shrink back.
-func (l *Launcher) scheduleTrimLocked(now time.Time) {
-	d := l.demand.until(now)
-	if d <= 0 {
-		return
-	}
-	if l.trim == nil {
-		l.trim = time.AfterFunc(d, l.refill)
-	} else {
-		l.trim.Reset(d)
-	}
-}
-
-// fillLocked starts spares until the pool holds n, those being forked
-// counted. Like bootLocked, it releases l.mu during each fork.
-func (l *Launcher) fillLocked(n int) error {
-	for len(l.spares)+l.booting < n {
-		if err := l.bootLocked(); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// bootLocked starts a spare and adds it to the pool. The fork happens
-// without the lock, which the Starts of a burst need for their own
-// accounting: at idle priority on loaded CPUs it may take long.
-func (l *Launcher) bootLocked() error {
-	if l.closed {
-		return errClosed
-	}
-	l.booting++
-	l.mu.Unlock()
-	sp, err := startSpare(l.exe)
-	l.mu.Lock()
-	l.booting--
-	defer l.booted.Broadcast()
-	if err != nil {
-		return err
-	}
-	// Close, if it came meanwhile, waited for this one to end it.
-	l.spares = append(l.spares, sp)
-	return nil
-}
-
-// spare is a shim process booted without a chute.
-type spare struct {
-	cmd  *exec.Cmd
-	exe  os.FileInfo // the binary it runs, as it was when it started
-	conn net.Conn
-	dec  *json.Decoder
-
-	ready    chan struct{} // closed once the spare said it is ready, or failed to
-	readyErr error
-	exited   chan struct{} // closed once the process is reaped
-	awake    atomic.Bool   // every thread has the normal policy (see wake)
-}
-
-func startSpare(exe string) (*spare, error) {
-	st, err := os.Stat(exe)
-	if err != nil {
-		return nil, fmt.Errorf("start spare shim: %w", err)
-	}
-	// Close-on-exec from birth: were the launcher's end inherited by any
-	// other child, an idle spare would not see it close when we die.
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return nil, fmt.Errorf("start spare shim: socketpair: %w", err)
-	}
-	theirs := os.NewFile(uintptr(fds[1]), "spare")
-	defer theirs.Close()
-	ours := os.NewFile(uintptr(fds[0]), "spare")
-	conn, err := net.FileConn(ours)
-	ours.Close()
-	if err != nil {
-		return nil, fmt.Errorf("start spare shim: %w", err)
-	}
-	cmd := &exec.Cmd{
-		Path:       exe,
-		Args:       []string{exe, ShimCommand, spareArg},
-		Env:        []string{},
-		ExtraFiles: []*os.File{theirs},
-		// As a cold shim: its own session, no parent-death signal. Its
-		// output goes nowhere until it has a state directory's shim.log.
-		SysProcAttr: &syscall.SysProcAttr{Setsid: true},
-	}
-	if err := startIdle(cmd); err != nil {
-		conn.Close()
-		return nil, fmt.Errorf("start spare shim: %w", err)
-	}
-	sp := &spare{cmd: cmd, exe: st, conn: conn, dec: json.NewDecoder(conn),
-		ready: make(chan struct{}), exited: make(chan struct{})}
-	// Reaped whenever it ends, idle or as a chute's shim; if this process
-	// dies first, init does.
-	go func() { reap(cmd); close(sp.exited) }()
-	go func() {
-		var h spareHello
-		err := sp.dec.Decode(&h)
-		if err == nil && !h.Ready {
-			err = errors.New("the binary does not know the spare role")
-		}
-		if err != nil {
-			sp.readyErr = fmt.Errorf("spare shim %d did not boot: %w", cmd.Process.Pid, err)
-		}
-		close(sp.ready)
-	}()
-	return sp, nil
-}
-
-// startIdle starts cmd at the SCHED_IDLE policy, which its threads
-// inherit: a spare boots on CPU time nothing else wants, not on that of
-// the start that just took the previous spare and whose chute is still
-// getting going. The fork happens on a thread of its own, which dies with
-// its goroutine rather than go back to the scheduler at idle priority.
-func startIdle(cmd *exec.Cmd) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread() // never unlocked: the thread ends with the goroutine
-		// Without the policy the spare merely boots at normal priority.
-		unix.SchedSetAttr(0, &unix.SchedAttr{Policy: unix.SCHED_IDLE}, 0)
-		errc <- cmd.Start()
-	}()
-	return <-errc
-}
-
-// wake gives every thread of the spare the normal policy back, before it
-// is waited for or given a chute: threads it creates afterwards, and the
-// chute it clones, inherit that policy, so one wake is enough.
-func (sp *spare) wake() error {
-	if sp.awake.Load() {
-		return nil
-	}
-	pid := sp.cmd.Process.Pid
-	select {
-	case <-sp.exited: // reaped: its pid may be another process's now
-		return fmt.Errorf("spare shim %d exited", pid)
-	default:
-	}
-	// Threads being created meanwhile may inherit the idle policy: pass
-	// again until one pass finds none.
-	for range 5 {
-		tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
-		if err != nil {
-			return fmt.Errorf("spare shim %d: %w", pid, err)
-		}
-		idle := 0
-		for _, t := range tasks {
-			tid, err := strconv.Atoi(t.Name())
-			if err != nil {
-				continue
-			}
-			attr, err := unix.SchedGetAttr(tid, 0)
-			if err != nil || attr.Policy != unix.SCHED_IDLE {
-				continue // gone, or already normal
-			}
-			idle++
-			if err := unix.SchedSetAttr(tid, &unix.SchedAttr{Policy: unix.SCHED_NORMAL}, 0); err != nil && !errors.Is(err, unix.ESRCH) {
-				return fmt.Errorf("spare shim %d: thread %d to normal priority: %w", pid, tid, err)
-			}
-		}
-		if idle == 0 {
-			sp.awake.Store(true)
-			return nil
-		}
-	}
-	return fmt.Errorf("spare shim %d: threads still at idle priority", pid)
-}
-
-// serve gives the spare the chute prepared in stateDir and returns as
-// Start does. An error wrapping errSpareUnusable means the spare is gone
-// without having touched stateDir.
-func (sp *spare) serve(ctx context.Context, stateDir string) (*Chute, error) {
-	defer sp.conn.Close()
-	if err := sp.wake(); err != nil {
-		sp.discard()
-		return nil, fmt.Errorf("%w: %v", errSpareUnusable, err)
-	}
-	// Still booting, it is ahead of a shim exec'ed now.
-	select {
-	case <-sp.ready:
-	case <-ctx.Done():
-		sp.discard()
+	if ctx.Err() != nil {
 		return nil, ctx.Err()
 	}
-	if err := sp.usable(); err != nil {
-		sp.discard()
-		return nil, fmt.Errorf("%w: %v", errSpareUnusable, err)
+	c, err := startCold(ctx, s)
+	if err != nil {
+		return nil, fmt.Errorf("%w (and no monitor: %v)", err, monErr)
 	}
-	if err := json.NewEncoder(sp.conn).Encode(assignment{StateDir: stateDir}); err != nil {
-		sp.discard()
-		return nil, fmt.Errorf("%w: %v", errSpareUnusable, err)
-	}
-	c, err := awaitReport(ctx, sp.dec, sp.cmd.Process, stateDir)
-	// The kernel resets the connection of a peer that died with data
-	// unread: the spare never read the assignment. (EOF would mean it had,
-	// and failed as the chute's shim.)
-	if errors.Is(err, syscall.ECONNRESET) {
-		return nil, fmt.Errorf("%w: %v", errSpareUnusable, err)
-	}
-	return c, err
+	return c, nil
 }
 
-func (sp *spare) usable() error {
-	if sp.readyErr != nil {
-		return sp.readyErr
-	}
-	select {
-	case <-sp.exited:
-		return fmt.Errorf("spare shim %d exited", sp.cmd.Process.Pid)
-	default:
-	}
-	// A spare runs the binary it booted from: after an upgrade on disk,
-	// chutes get the new one, as from a cold start.
-	st, err := os.Stat(sp.cmd.Path)
-	if err != nil {
-		return err
-	}
-	if !os.SameFile(st, sp.exe) || !st.ModTime().Equal(sp.exe.ModTime()) {
-		return fmt.Errorf("%s changed since spare shim %d booted", sp.cmd.Path, sp.cmd.Process.Pid)
+// Warm makes sure the launcher's monitor runs, starting it if need be: for
+// a caller about to start chutes that wants those starts warm too.
+func (l *Launcher) Warm(ctx context.Context) error {
+	if _, err := l.monitor(ctx); err != nil {
+		return fmt.Errorf("warm the monitor: %w", err)
 	}
 	return nil
 }
 
-// discard ends an idle spare; its reaper collects it.
-func (sp *spare) discard() {
-	sp.conn.Close()
-	sp.cmd.Process.Kill()
+// Close lets go of the launcher's monitor: with no chute, it exits.
+// Chutes started are not the launcher's: they and their monitor live on.
+func (l *Launcher) Close() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.closed = true
+	if l.mon != nil {
+		l.mon.release()
+		l.mon = nil
+	}
 }
 
-// awaitAssignment is a spare's idle life, in the spare: it says it is
-// ready, then waits for a state directory, which it returns once its own
-// output goes to that directory's shim.log, as a cold shim's does.
-func awaitAssignment(ch *os.File) (string, error) {
-	if err := json.NewEncoder(ch).Encode(spareHello{Ready: true}); err != nil {
-		return "", errNoAssignment
+// monitor returns the monitor of the launcher's executable as it is now
+// on disk: the one it holds, one already serving the run directory, or a
+// new one.
+func (l *Launcher) monitor(ctx context.Context) (*monitorClient, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return nil, errClosed
 	}
-	var a assignment
-	if err := json.NewDecoder(ch).Decode(&a); err != nil {
-		return "", errNoAssignment
-	}
-	if a.StateDir == "" {
-		return "", errors.New("spare shim: assigned no state directory")
-	}
-	log, err := os.OpenFile(filepath.Join(a.StateDir, shimLogFile), os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	key, err := exeKey(l.exe)
 	if err != nil {
-		return "", fmt.Errorf("spare shim: %w", err)
+		return nil, err
 	}
-	defer log.Close()
-	for _, fd := range []int{1, 2} {
-		if err := unix.Dup3(int(log.Fd()), fd, 0); err != nil {
-			return "", fmt.Errorf("spare shim: redirect output to %s: %w", shimLogFile, err)
+	if m := l.mon; m != nil {
+		if m.key == key && m.alive() {
+			return m, nil
 		}
+		// Replaced on disk, or gone: an old monitor ends with its chutes.
+		m.release()
+		l.mon = nil
 	}
-	return a.StateDir, nil
+	m, err := holdMonitor(ctx, key, monitorFile(l.runDir, key, ".sock"))
+	if err == nil {
+		l.mon = m
+		return m, nil
+	}
+	if l.failed != nil && time.Since(l.failedAt) < monitorRetry {
+		return nil, l.failed
+	}
+	sock, err := startMonitor(ctx, l.exe, l.runDir)
+	if err == nil {
+		m, err = holdMonitor(ctx, key, sock)
+	}
+	if err != nil {
+		if ctx.Err() == nil {
+			l.failed, l.failedAt = err, time.Now()
+			if l.logf != nil {
+				l.logf("chutes start under a shim each for %v: no monitor: %v", monitorRetry, err)
+			}
+		}
+		return nil, err
+	}
+	l.failed = nil
+	l.mon = m
+	return m, nil
+}
+
+// drop forgets m, which failed a start.
+func (l *Launcher) drop(m *monitorClient) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.mon == m {
+		l.mon = nil
+	}
+	m.release()
+}
+
+// monitorClient is a launcher's hold on a monitor.
+type monitorClient struct {
+	key, sock string
+	pid       int
+	hold      net.Conn
+	gone      chan struct{} // closed once the hold ends: the monitor exited, or release
+}
+
+// startMonitor execs a monitor of exe for runDir and returns the socket
+// it serves once it does.
+func startMonitor(ctx context.Context, exe, runDir string) (string, error) {
+	if err := os.MkdirAll(runDir, 0o700); err != nil {
+		return "", fmt.Errorf("start monitor: %w", err)
+	}
+	// Its own output (runtime crashes; a chute's problems go to the
+	// chute's shim.log) is rare: one file for all monitors.
+	out, err := os.OpenFile(filepath.Join(runDir, "monitor.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return "", fmt.Errorf("start monitor: %w", err)
+	}
+	defer out.Close()
+	reportR, reportW, err := os.Pipe()
+	if err != nil {
+		return "", fmt.Errorf("start monitor: %w", err)
+	}
+	defer reportR.Close()
+	cmd := &exec.Cmd{
+		Path:       exe,
+		Args:       []string{exe, MonitorCommand, runDir},
+		Env:        []string{},
+		Stdout:     out,
+		Stderr:     out,
+		ExtraFiles: []*os.File{reportW},
+		// As a shim: its own session, no parent-death signal.
+		SysProcAttr: &syscall.SysProcAttr{Setsid: true},
+	}
+	err = cmd.Start()
+	reportW.Close()
+	if err != nil {
+		return "", fmt.Errorf("start monitor: %w", err)
+	}
+	// Reaped whenever it ends; if this process dies first, init does.
+	go reap(cmd)
+	got := make(chan error, 1)
+	var hello monitorHello
+	go func() { got <- json.NewDecoder(reportR).Decode(&hello) }()
+	select {
+	case err = <-got:
+	case <-ctx.Done():
+		cmd.Process.Kill()
+		return "", ctx.Err()
+	}
+	if err == nil && hello.Error != "" {
+		err = errors.New(hello.Error)
+	}
+	if err == nil && hello.Socket == "" {
+		err = errors.New("the binary does not know the monitor role")
+	}
+	if err != nil {
+		return "", fmt.Errorf("monitor %d did not start: %w", cmd.Process.Pid, err)
+	}
+	return hello.Socket, nil
+}
+
+// holdMonitor connects to the monitor serving sock and holds it.
+func holdMonitor(ctx context.Context, key, sock string) (*monitorClient, error) {
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "unix", sock)
+	if err != nil {
+		return nil, err
+	}
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+	dec := json.NewDecoder(conn)
+	var rep shimReport
+	if err := json.NewEncoder(conn).Encode(assignment{}); err == nil {
+		err = dec.Decode(&rep)
+	}
+	if err != nil || rep.Pid == 0 {
+		conn.Close()
+		return nil, fmt.Errorf("monitor at %s: %w", sock, orCtx(ctx, errors.Join(err, errMonitorUnusable)))
+	}
+	m := &monitorClient{key: key, sock: sock, pid: rep.Pid, hold: conn, gone: make(chan struct{})}
+	go func() { io.Copy(io.Discard, conn); close(m.gone) }()
+	return m, nil
+}
+
+func (m *monitorClient) alive() bool {
+	select {
+	case <-m.gone:
+		return false
+	default:
+		return true
+	}
+}
+
+func (m *monitorClient) release() { m.hold.Close() }
+
+// assign has the monitor start the chute prepared in stateDir and returns
+// as Start does. An error wrapping errMonitorUnusable means the monitor
+// is gone without having touched stateDir.
+func (m *monitorClient) assign(ctx context.Context, stateDir string) (*Chute, error) {
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "unix", m.sock)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", errMonitorUnusable, err)
+	}
+	defer conn.Close()
+	if err := json.NewEncoder(conn).Encode(assignment{StateDir: stateDir}); err != nil {
+		return nil, fmt.Errorf("%w: %v", errMonitorUnusable, err)
+	}
+	c, err := awaitReport(ctx, json.NewDecoder(conn), func() { conn.Close() }, stateDir)
+	// The kernel resets the connection of a peer that closed it with data
+	// unread: the monitor, exiting, never read the assignment. (EOF would
+	// mean it had, and died starting the chute.)
+	if errors.Is(err, syscall.ECONNRESET) {
+		return nil, fmt.Errorf("%w: %v", errMonitorUnusable, err)
+	}
+	return c, err
 }

@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,58 +20,68 @@ import (
 	"paradrop/chute/sandbox"
 )
 
-// starter is one way to start a chute: cold, or from a launcher's spare.
+// starter is one way to start a chute: cold, or under a launcher's monitor.
 type starter struct {
 	name  string
 	start func(t *testing.T, ctx context.Context, s sandbox.Spec) (*sandbox.Chute, error)
 }
 
-// starters returns both ways; the warm one waits, untimed and outside the
-// start's ctx, for a ready spare before each start.
+// starters returns both ways; the monitor one waits, untimed and outside
+// the start's ctx, for the monitor to run before each start.
 func starters(t *testing.T) []starter {
 	l := newLauncher(t, "")
 	return []starter{
 		{"cold", func(_ *testing.T, ctx context.Context, s sandbox.Spec) (*sandbox.Chute, error) {
 			return sandbox.Start(ctx, s)
 		}},
-		{"warm", func(t *testing.T, ctx context.Context, s sandbox.Spec) (*sandbox.Chute, error) {
-			sparePid(t, l)
+		{"monitor", func(t *testing.T, ctx context.Context, s sandbox.Spec) (*sandbox.Chute, error) {
+			monitorPid(t, l)
 			return l.Start(ctx, s)
 		}},
 	}
 }
 
-func newLauncher(t *testing.T, exe string) *sandbox.Launcher {
-	t.Helper()
-	l := sandbox.NewLauncher(exe)
-	t.Cleanup(l.Close)
-	return l
-}
-
-func sparePid(t *testing.T, l *sandbox.Launcher) int {
+// startHow starts s the way how does, killed at the end of the test.
+func startHow(t *testing.T, how starter, s sandbox.Spec) *sandbox.Chute {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	pid, err := l.SparePid(ctx)
+	c, err := how.start(t, ctx, s)
 	if err != nil {
-		t.Fatalf("no spare: %v", err)
-	}
-	return pid
-}
-
-func startWith(t *testing.T, l *sandbox.Launcher, s sandbox.Spec) *sandbox.Chute {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	c, err := l.Start(ctx, s)
-	if err != nil {
-		t.Fatalf("Launcher.Start: %v", err)
+		t.Fatalf("start: %v", err)
 	}
 	t.Cleanup(func() {
 		c.Signal(syscall.SIGKILL)
 		wait(t, c)
 	})
 	return c
+}
+
+// newLauncher returns a launcher of exe with a run directory of the
+// test's, closed at the end of the test.
+func newLauncher(t *testing.T, exe string) *sandbox.Launcher {
+	t.Helper()
+	l := sandbox.NewLauncher(exe, filepath.Join(t.TempDir(), "monitor"), nil)
+	t.Cleanup(l.Close)
+	return l
+}
+
+func monitorPid(t *testing.T, l *sandbox.Launcher) int {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	pid, err := l.MonitorPid(ctx)
+	if err != nil {
+		t.Fatalf("no monitor: %v", err)
+	}
+	return pid
+}
+
+func startWith(t *testing.T, l *sandbox.Launcher, s sandbox.Spec) *sandbox.Chute {
+	t.Helper()
+	return startHow(t, starter{"launcher", func(_ *testing.T, ctx context.Context, s sandbox.Spec) (*sandbox.Chute, error) {
+		return l.Start(ctx, s)
+	}}, s)
 }
 
 func ppid(t *testing.T, pid int) int {
@@ -103,84 +112,53 @@ func waitGone(t *testing.T, pid int, what string) {
 	}
 }
 
-// idleSpares lists this process's children that are spares never given a
-// chute: their state dir would be open as shim.log on fd 1.
-func idleSpares(t *testing.T) []int {
+// cmdline is the command line of pid, its words joined by spaces.
+func cmdline(t *testing.T, pid int) string {
 	t.Helper()
-	ents, err := os.ReadDir("/proc")
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out []int
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || gone(pid) {
-			continue
-		}
-		cmd, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-		if err != nil || !bytes.HasSuffix(cmd, []byte(sandbox.ShimCommand+"\x00--spare\x00")) {
-			continue
-		}
-		st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		if err != nil {
-			continue
-		}
-		_, after, _ := bytes.Cut(st, []byte(") "))
-		f := strings.Fields(string(after))
-		if len(f) < 2 || f[1] != strconv.Itoa(os.Getpid()) {
-			continue
-		}
-		if out1, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/1", pid)); out1 == "/dev/null" {
-			out = append(out, pid)
-		}
-	}
-	return out
+	return strings.Join(strings.Split(strings.TrimSuffix(string(b), "\x00"), "\x00"), " ")
 }
 
-// TestLauncherWarmStart: the chute is started by the spare booted before
-// the call, and is in every way a chute started cold.
-func TestLauncherWarmStart(t *testing.T) {
+// killAtEnd SIGKILLs pid at the end of the test if it still plays the
+// monitor role: a failure must leave no chute behind.
+func killAtEnd(t *testing.T, pid int) {
+	t.Cleanup(func() {
+		if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); err == nil && strings.Contains(string(b), sandbox.MonitorCommand) {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+	})
+}
+
+// TestLauncherMonitorStart: the chutes are started by one monitor,
+// started before the calls, and are in every way chutes started cold.
+func TestLauncherMonitorStart(t *testing.T) {
 	l := newLauncher(t, "")
-	spare := sparePid(t, l)
+	mon := monitorPid(t, l)
+	killAtEnd(t, mon)
 	s := newSpec(t, "warm", `trap 'echo bye; exit 3' TERM; echo $$; echo oops >&2; echo ready; while true; do sleep 0.1; done`)
 	c := startWith(t, l, s)
+	s2 := newSpec(t, "warm2", `echo ready; sleep 1000`)
+	c2 := startWith(t, l, s2)
 
-	if shim := ppid(t, c.Pid()); shim != spare {
-		t.Fatalf("chute's shim is pid %d, want the spare %d", shim, spare)
-	}
-	// The next spare boots at idle priority; the chute and its shim run
-	// at the normal one.
-	var next []int
-	for deadline := time.Now().Add(5 * time.Second); len(next) == 0 && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		next = idleSpares(t)
-	}
-	if len(next) != 1 {
-		t.Fatalf("idle spares %v after the start, want one", next)
-	}
-	for _, p := range []struct {
-		what   string
-		pid    int
-		policy uint32
-	}{{"next spare", next[0], unix.SCHED_IDLE}, {"chute", c.Pid(), unix.SCHED_NORMAL}, {"shim", spare, unix.SCHED_NORMAL}} {
-		if attr, err := unix.SchedGetAttr(p.pid, 0); err != nil || attr.Policy != p.policy {
-			t.Errorf("%s's scheduling policy %+v (%v), want %d", p.what, attr, err, p.policy)
+	for _, ch := range []*sandbox.Chute{c, c2} {
+		if shim := ppid(t, ch.Pid()); shim != mon {
+			t.Fatalf("chute %d's parent is pid %d, want the monitor %d", ch.Pid(), shim, mon)
+		}
+		if ns := procStatus(t, ch.Pid())["NSpid"]; ns != fmt.Sprintf("%d\t1", ch.Pid()) {
+			t.Errorf("NSpid %q: the chute is not pid 1 of its own pid namespace", ns)
 		}
 	}
-	if sid, err := unix.Getsid(spare); err != nil || sid != spare {
-		t.Errorf("shim's session %d (%v), want its own", sid, err)
+	if sid, err := unix.Getsid(mon); err != nil || sid != mon {
+		t.Errorf("monitor's session %d (%v), want its own", sid, err)
 	}
-	for _, fd := range []int{1, 2} {
-		if p, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%d", spare, fd)); err != nil || p != filepath.Join(s.StateDir, "shim.log") {
-			t.Errorf("shim's fd %d is %q (%v), want its shim.log", fd, p, err)
-		}
-	}
-	if ns := procStatus(t, c.Pid())["NSpid"]; ns != fmt.Sprintf("%d\t1", c.Pid()) {
-		t.Errorf("NSpid %q: the chute is not pid 1 of its own pid namespace", ns)
-	}
-	if next := sparePid(t, l); next == spare {
-		t.Errorf("the launcher still offers the spare it gave away")
+	if got := shimPID(t, s); got != mon {
+		t.Errorf("shim.pid names %d, want the monitor %d", got, mon)
 	}
 	waitForLog(t, s.LogDir, "ready")
+	waitForLog(t, s2.LogDir, "ready")
 	if a, err := attach(t, s.StateDir); err != nil || a.Pid() != c.Pid() {
 		t.Fatalf("Attach: %v", err)
 	}
@@ -205,52 +183,225 @@ func TestLauncherWarmStart(t *testing.T) {
 	if got := strings.Join(stderr, "|"); got != "oops" {
 		t.Errorf("stderr in the log %q, want oops", got)
 	}
-	waitGone(t, spare, "the shim of an exited chute")
+	// The other chute goes on; once it ends too and the launcher lets
+	// go, the monitor exits.
+	if gone(c2.Pid()) || gone(mon) {
+		t.Fatalf("chute %d or monitor %d gone with the first chute's end", c2.Pid(), mon)
+	}
+	c2.Signal(syscall.SIGKILL)
+	if st := wait(t, c2); st.Signal != "killed" {
+		t.Errorf("second chute's exit status %+v", st)
+	}
+	l.Close()
+	waitGone(t, mon, "the monitor with no chute left")
 }
 
-// TestLauncherPrefersCold: where cold starts have been the faster, the
-// launcher starts cold and leaves its spare idle, booting no other.
-func TestLauncherPrefersCold(t *testing.T) {
+// TestMonitorKilled: a monitor SIGKILLed takes its three chutes with it;
+// every handle sees it (as a daemon's supervisor sees a shim die), and
+// the next start gets a new monitor.
+func TestMonitorKilled(t *testing.T) {
 	l := newLauncher(t, "")
-	spare := sparePid(t, l)
-	l.PreferCold()
-	s := newSpec(t, "coldpath", `echo ready; sleep 1000`)
-	c := startWith(t, l, s)
-	if shim := ppid(t, c.Pid()); shim == spare {
-		t.Fatalf("chute's shim is the spare %d: the launcher did not go cold", spare)
+	mon := monitorPid(t, l)
+	killAtEnd(t, mon)
+	var chutes []*sandbox.Chute
+	for i := range 3 {
+		s := newSpec(t, fmt.Sprintf("victim%d", i), `echo ready; sleep 1000`)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		c, err := l.Start(ctx, s)
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		chutes = append(chutes, c)
 	}
-	waitForLog(t, s.LogDir, "ready")
-	// A spare booted after the start would show by now.
-	time.Sleep(500 * time.Millisecond)
-	if idle := idleSpares(t); len(idle) != 1 || idle[0] != spare {
-		t.Errorf("idle spares %v, want only the first, %d", idle, spare)
+	for _, c := range chutes {
+		c.Exited() // watching, as the daemon does
+	}
+	if err := syscall.Kill(mon, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range chutes {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		_, err := c.Wait(ctx)
+		cancel()
+		if !errors.Is(err, sandbox.ErrNoShim) {
+			t.Errorf("chute %d: Wait after its monitor was killed: %v, want ErrNoShim", i, err)
+		}
+		waitGone(t, c.Pid(), "a chute of a killed monitor")
+	}
+	s := newSpec(t, "after", `echo $$`)
+	c := startWith(t, l, s)
+	if p := ppid(t, c.Pid()); p == mon || !strings.Contains(cmdline(t, p), sandbox.MonitorCommand) {
+		t.Errorf("chute after the kill served by %d (%s), want a new monitor", p, cmdline(t, p))
+	}
+	if st := wait(t, c); st.Code != 0 {
+		t.Errorf("exit status %+v", st)
 	}
 }
 
-// TestLauncherDaemonDeath: when the daemon dies, its idle spare exits on
-// its own, while the spare it gave a chute lives on with the chute.
+// TestMonitorPanicIsolated: a panic while serving one chute's request
+// ends neither that chute nor another one of the same monitor; one in the
+// goroutine that watches a chute ends that chute alone.
+func TestMonitorPanicIsolated(t *testing.T) {
+	l := newLauncher(t, "")
+	mon := monitorPid(t, l)
+	killAtEnd(t, mon)
+	a := newSpec(t, "panicky", `echo ready; sleep 1000`)
+	b := newSpec(t, "bystander", `echo ready; sleep 1000`)
+	ca, cb := startWith(t, l, a), startWith(t, l, b)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := sandbox.Request(ctx, a.StateDir, sandbox.PanicOp); err == nil {
+		t.Fatal("the panicking request got an answer")
+	}
+	if gone(mon) {
+		t.Fatal("a panic serving one chute killed the monitor")
+	}
+	for _, s := range []sandbox.Spec{a, b} {
+		c, err := attach(t, s.StateDir)
+		if err != nil || gone(c.Pid()) {
+			t.Errorf("chute %s after the panic: %v", s.Name, err)
+		}
+	}
+	if log, err := os.ReadFile(filepath.Join(a.StateDir, "shim.log")); err != nil || !strings.Contains(string(log), "panic in request (recovered)") {
+		t.Errorf("shim.log of the panicking chute: %q (%v)", log, err)
+	}
+	if log, _ := os.ReadFile(filepath.Join(b.StateDir, "shim.log")); len(log) > 0 {
+		t.Errorf("the other chute's shim.log: %q", log)
+	}
+	// A panic in the goroutine that watches a chute kills that chute
+	// alone, its end recorded.
+	p := newSpec(t, sandbox.PanicAtStart, `sleep 1000`)
+	cp := startWith(t, l, p)
+	if st := wait(t, cp); st.Signal != "killed" {
+		t.Errorf("the chute whose shim panicked ended with %+v, want killed", st)
+	}
+	if log, err := os.ReadFile(filepath.Join(p.StateDir, "shim.log")); err != nil || !strings.Contains(string(log), "panic in chute (recovered)") {
+		t.Errorf("shim.log of the chute whose shim panicked: %q (%v)", log, err)
+	}
+	if gone(mon) || gone(ca.Pid()) || gone(cb.Pid()) {
+		t.Fatal("a panic in one chute's goroutine ended the monitor or another chute")
+	}
+	for _, c := range []*sandbox.Chute{ca, cb} {
+		if err := c.Signal(syscall.SIGKILL); err != nil {
+			t.Errorf("signal after the panic: %v", err)
+		}
+	}
+}
+
+// TestMonitorBinaryReplaced: once the executable is replaced on disk,
+// new chutes go to a monitor of the new binary; the old one serves its
+// chute on and ends with it.
+func TestMonitorBinaryReplaced(t *testing.T) {
+	exe := filepath.Join(t.TempDir(), "paradrop")
+	copyExe(t, exe)
+	l := newLauncher(t, exe)
+	old := monitorPid(t, l)
+	killAtEnd(t, old)
+	s1 := newSpec(t, "oldbin", `echo ready; sleep 1000`)
+	s1.Executable = exe
+	c1 := startWith(t, l, s1)
+	copyExe(t, exe+".new")
+	if err := os.Rename(exe+".new", exe); err != nil {
+		t.Fatal(err)
+	}
+	mon2 := monitorPid(t, l)
+	killAtEnd(t, mon2)
+	s2 := newSpec(t, "newbin", `echo ready; sleep 1000`)
+	s2.Executable = exe
+	c2 := startWith(t, l, s2)
+	if p := ppid(t, c2.Pid()); p != mon2 || mon2 == old {
+		t.Fatalf("chute after the upgrade served by %d (%s), want a new monitor %d, not %d", p, cmdline(t, p), mon2, old)
+	}
+	if exeOf, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", old)); err != nil || !strings.HasSuffix(exeOf, "(deleted)") {
+		t.Errorf("old monitor runs %q (%v), want the replaced binary", exeOf, err)
+	}
+	if ppid(t, c1.Pid()) != old {
+		t.Fatalf("the old chute moved from its monitor %d", old)
+	}
+	waitForLog(t, s1.LogDir, "ready")
+	if err := c1.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	wait(t, c1)
+	waitGone(t, old, "the old monitor after its last chute")
+	if gone(mon2) || gone(c2.Pid()) {
+		t.Errorf("the new monitor %d or its chute went with the old one", mon2)
+	}
+}
+
+// fdCount is how many descriptors process pid has open.
+func fdCount(t *testing.T, pid int) int {
+	t.Helper()
+	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ents)
+}
+
+// TestMonitorReleasesChutes: the monitor outlives its chutes, so what it
+// holds for one (socket, logs, pipes, health door) must go with the
+// chute, or with a start that failed; such a start leaves no socket
+// behind that would never answer.
+func TestMonitorReleasesChutes(t *testing.T) {
+	exe := healthSpec(t, "probe").Executable
+	l := newLauncher(t, exe)
+	mon := monitorPid(t, l)
+	killAtEnd(t, mon)
+	base := fdCount(t, mon)
+	for i := range 3 {
+		s := healthSpec(t, fmt.Sprintf("released%d", i))
+		setCheck(t, s, "echo alive")
+		c := startWith(t, l, s)
+		if res, err := check(t, c); err != nil || res.Output != "alive\n" {
+			t.Fatalf("Check: %+v, %v", res, err)
+		}
+		c.Signal(syscall.SIGKILL)
+		wait(t, c)
+	}
+	s := newSpec(t, "failed", "true")
+	s.Executable = exe
+	s.Args = []string{"nosuchcmd"}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := l.Start(ctx, s); err == nil {
+		t.Fatal("a start of a missing command succeeded")
+	}
+	if _, err := sandbox.Attach(ctx, s.StateDir); !errors.Is(err, sandbox.ErrNoShim) {
+		t.Fatalf("Attach after a failed start: %v, want ErrNoShim at once", err)
+	}
+	n := fdCount(t, mon)
+	for deadline := time.Now().Add(5 * time.Second); n != base && time.Now().Before(deadline); n = fdCount(t, mon) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if n != base {
+		t.Errorf("the monitor holds %d descriptors after its chutes ended, %d before", n, base)
+	}
+}
+
+// TestLauncherDaemonDeath: when the daemon dies, its monitor and chute
+// live on; the next daemon's launcher finds that monitor again, and
+// re-attaches the chute.
 func TestLauncherDaemonDeath(t *testing.T) {
 	s := newSpec(t, "warmsurvivor", `i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.1; done`)
-	pids := fromFakeDaemon(t, s, 3, "warm")
-	served, chute, idle := pids[0], pids[1], pids[2]
-	// A failure below must not leave the chute running: its shim's death
-	// takes it along.
-	t.Cleanup(func() {
-		if cmd, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", served)); err == nil && strings.Contains(string(cmd), sandbox.ShimCommand) {
-			syscall.Kill(served, syscall.SIGKILL)
-		}
-	})
-	if shim := ppid(t, chute); shim != served {
-		t.Fatalf("chute's shim is pid %d, want the spare %d", shim, served)
+	pids := fromFakeDaemon(t, s, 2, "warm")
+	mon, chute := pids[0], pids[1]
+	killAtEnd(t, mon)
+	if shim := ppid(t, chute); shim != mon {
+		t.Fatalf("chute's parent is pid %d, want the monitor %d", shim, mon)
 	}
-	waitGone(t, idle, "the idle spare of a dead daemon")
 	before := len(logLines(t, s.LogDir))
 	time.Sleep(500 * time.Millisecond)
-	if gone(served) || gone(chute) {
-		t.Fatalf("shim %d or chute %d gone with the daemon", served, chute)
+	if gone(mon) || gone(chute) {
+		t.Fatalf("monitor %d or chute %d gone with the daemon", mon, chute)
 	}
 	if after := len(logLines(t, s.LogDir)); after <= before {
 		t.Errorf("log stopped growing after the daemon died: %d then %d lines", before, after)
+	}
+	l := sandbox.NewLauncher(s.Executable, monitorRunDir(s), nil)
+	if again := monitorPid(t, l); again != mon {
+		t.Errorf("the next launcher's monitor is %d, want the one left, %d", again, mon)
 	}
 	c, err := attach(t, s.StateDir)
 	if err != nil || c.Pid() != chute {
@@ -261,60 +412,53 @@ func TestLauncherDaemonDeath(t *testing.T) {
 	if st, err := c.Stop(ctx, time.Second); err != nil || st.Signal != "killed" {
 		t.Errorf("Stop: %+v, %v", st, err)
 	}
-	waitGone(t, served, "the shim of a stopped chute")
+	l.Close()
+	waitGone(t, mon, "the monitor of a stopped chute")
 }
 
-// TestLauncherDeadSpare: a spare that died, or runs a binary replaced
-// since, is passed over for a cold start.
-func TestLauncherDeadSpare(t *testing.T) {
+// TestLauncherDeadMonitor: a monitor that died, idle or with a start
+// under way, is replaced by another for the start.
+func TestLauncherDeadMonitor(t *testing.T) {
 	for _, tt := range []struct {
 		name string
-		kill func(t *testing.T, exe string, spare int)
+		kill func(t *testing.T, mon int)
 		// during, if set, runs once the start has been under way for a
 		// while, the assignment sent by then, off the test's goroutine.
-		during func(t *testing.T, spare int)
+		during func(t *testing.T, mon int)
 	}{
-		{"died with the assignment unread", func(t *testing.T, _ string, spare int) {
-			if err := syscall.Kill(spare, syscall.SIGSTOP); err != nil {
+		{"assignment unread", func(t *testing.T, mon int) {
+			if err := syscall.Kill(mon, syscall.SIGSTOP); err != nil {
 				t.Fatal(err)
 			}
-		}, func(t *testing.T, spare int) {
-			if err := syscall.Kill(spare, syscall.SIGKILL); err != nil {
+		}, func(t *testing.T, mon int) {
+			if err := syscall.Kill(mon, syscall.SIGKILL); err != nil {
 				t.Error(err)
 			}
 		}},
-		{"killed", func(t *testing.T, _ string, spare int) {
-			if err := syscall.Kill(spare, syscall.SIGKILL); err != nil {
+		{"killed", func(t *testing.T, mon int) {
+			if err := syscall.Kill(mon, syscall.SIGKILL); err != nil {
 				t.Fatal(err)
 			}
 		}, nil},
-		{"killed and reaped", func(t *testing.T, _ string, spare int) {
-			if err := syscall.Kill(spare, syscall.SIGKILL); err != nil {
+		{"killed and reaped", func(t *testing.T, mon int) {
+			if err := syscall.Kill(mon, syscall.SIGKILL); err != nil {
 				t.Fatal(err)
 			}
-			waitGone(t, spare, "killed spare")
-		}, nil},
-		{"binary replaced", func(t *testing.T, exe string, _ int) {
-			copyExe(t, exe+".new")
-			if err := os.Rename(exe+".new", exe); err != nil {
-				t.Fatal(err)
-			}
+			waitGone(t, mon, "killed monitor")
 		}, nil},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			exe := filepath.Join(t.TempDir(), "paradrop")
-			copyExe(t, exe)
-			l := newLauncher(t, exe)
-			spare := sparePid(t, l)
-			tt.kill(t, exe, spare)
-			s := newSpec(t, "deadspare", `echo $$; sleep 0.3`)
-			s.Executable = exe
+			l := newLauncher(t, "")
+			mon := monitorPid(t, l)
+			killAtEnd(t, mon)
+			tt.kill(t, mon)
+			s := newSpec(t, "deadmon", `echo $$; sleep 0.3`)
 			if tt.during != nil {
-				time.AfterFunc(300*time.Millisecond, func() { tt.during(t, spare) })
+				time.AfterFunc(300*time.Millisecond, func() { tt.during(t, mon) })
 			}
 			c := startWith(t, l, s)
-			if shim := ppid(t, c.Pid()); shim == spare {
-				t.Fatalf("chute served by spare %d, which should have been passed over", spare)
+			if p := ppid(t, c.Pid()); p == mon {
+				t.Fatalf("chute served by the dead monitor %d", mon)
 			}
 			if st := wait(t, c); st.Code != 0 {
 				t.Errorf("exit status %+v", st)
@@ -322,12 +466,118 @@ func TestLauncherDeadSpare(t *testing.T) {
 			if got := strings.Join(logLines(t, s.LogDir), "|"); got != "stdout 1" {
 				t.Errorf("log %q", got)
 			}
-			waitGone(t, spare, "the passed-over spare")
 		})
 	}
 }
 
-// copyExe copies the test binary, which plays the shim and init roles, to
+// TestLauncherStartGivenUp: a start whose context ends while the monitor
+// has not answered leaves no chute running, whenever the monitor gets to it.
+func TestLauncherStartGivenUp(t *testing.T) {
+	l := newLauncher(t, "")
+	mon := monitorPid(t, l)
+	killAtEnd(t, mon)
+	if err := syscall.Kill(mon, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	s := newSpec(t, "givenup", `echo started; sleep 1000`)
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	c, err := l.Start(ctx, s)
+	syscall.Kill(mon, syscall.SIGCONT)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		if c != nil {
+			c.Signal(syscall.SIGKILL)
+		}
+		t.Fatalf("Start: %v, want the deadline", err)
+	}
+	// The monitor reads the assignment once it runs again, starts the
+	// chute, finds nobody to report to, and kills it.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := attach(t, s.StateDir)
+		if errors.Is(err, sandbox.ErrNotRunning) {
+			if st := wait(t, c); st.Signal != "killed" {
+				t.Errorf("exit status %+v, want killed", st)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("chute of a given-up start not killed: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestLauncherNoMonitor: where no monitor can run (here its run directory
+// cannot be made), chutes still start, each under a shim of its own.
+func TestLauncherNoMonitor(t *testing.T) {
+	notDir := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(notDir, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var said []string
+	l := sandbox.NewLauncher("", filepath.Join(notDir, "monitor"), func(format string, args ...any) {
+		mu.Lock()
+		defer mu.Unlock()
+		said = append(said, fmt.Sprintf(format, args...))
+	})
+	defer l.Close()
+	s := newSpec(t, "nomon", `echo $$; sleep 1000`)
+	c := startWith(t, l, s)
+	if p := ppid(t, c.Pid()); !strings.Contains(cmdline(t, p), sandbox.ShimCommand+" "+s.StateDir) {
+		t.Errorf("chute's parent %d runs %q, want a shim of its own", p, cmdline(t, p))
+	}
+	// Usable now, but a monitor that could not start is not tried again
+	// at every start, each try costing a start-up of the binary.
+	if err := os.Remove(notDir); err != nil {
+		t.Fatal(err)
+	}
+	s2 := newSpec(t, "nomon2", `echo $$; sleep 1000`)
+	c2 := startWith(t, l, s2)
+	if p := ppid(t, c2.Pid()); !strings.Contains(cmdline(t, p), sandbox.ShimCommand+" "+s2.StateDir) {
+		t.Errorf("second chute's parent %d runs %q, want a shim of its own", p, cmdline(t, p))
+	}
+	if _, err := os.Stat(notDir); err == nil {
+		t.Errorf("the launcher tried to start a monitor again at once")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(said) != 1 || !strings.Contains(said[0], "no monitor") || !strings.Contains(said[0], "not a directory") {
+		t.Errorf("the launcher said %q, want once why it has no monitor", said)
+	}
+}
+
+// TestLauncherClose: Close lets an idle monitor exit and no running
+// chute; a Start after Close still works, under a shim of its own.
+func TestLauncherClose(t *testing.T) {
+	l := sandbox.NewLauncher("", filepath.Join(t.TempDir(), "monitor"), nil)
+	mon := monitorPid(t, l)
+	killAtEnd(t, mon)
+	l.Close()
+	waitGone(t, mon, "an idle monitor after Close")
+
+	l = sandbox.NewLauncher("", filepath.Join(t.TempDir(), "monitor"), nil)
+	mon = monitorPid(t, l)
+	killAtEnd(t, mon)
+	s := newSpec(t, "closing", `echo ready; sleep 1000`)
+	c := startWith(t, l, s)
+	l.Close()
+	time.Sleep(200 * time.Millisecond)
+	if gone(mon) || gone(c.Pid()) {
+		t.Errorf("Close ended the monitor %d or the chute %d", mon, c.Pid())
+	}
+	if _, err := l.MonitorPid(context.Background()); err == nil {
+		t.Error("a closed launcher started a monitor")
+	}
+	s2 := newSpec(t, "afterclose", `echo $$`)
+	c2 := startWith(t, l, s2)
+	if st := wait(t, c2); st.Code != 0 {
+		t.Errorf("start after Close: exit status %+v", st)
+	}
+}
+
+// copyExe copies the test binary, which plays the monitor, shim and init roles, to
 // path.
 func copyExe(t *testing.T, path string) {
 	t.Helper()
@@ -358,39 +608,10 @@ func copyExeFrom(t *testing.T, src, path string) {
 	}
 }
 
-// TestLauncherClose: Close ends the idle spare and nothing else; a Start
-// after Close still works, cold, and leaves no spare behind either.
-func TestLauncherClose(t *testing.T) {
-	l := sandbox.NewLauncher("")
-	first := sparePid(t, l)
-	s := newSpec(t, "closing", `echo ready; sleep 1000`)
-	c := startWith(t, l, s)
-	idle := sparePid(t, l)
-	l.Close()
-	if !gone(idle) {
-		t.Errorf("idle spare %d still there after Close", idle)
-	}
-	if gone(first) || gone(c.Pid()) {
-		t.Errorf("Close ended the shim %d or the chute %d it had given away", first, c.Pid())
-	}
-	if _, err := l.SparePid(context.Background()); err == nil {
-		t.Error("a closed launcher warmed a spare")
-	}
-	s2 := newSpec(t, "afterclose", `echo $$`)
-	c2 := startWith(t, l, s2)
-	if st := wait(t, c2); st.Code != 0 {
-		t.Errorf("start after Close: exit status %+v", st)
-	}
-	if left := idleSpares(t); len(left) > 0 {
-		t.Errorf("idle spares left after Close: %v", left)
-	}
-}
-
-// TestLauncherConcurrent: concurrent starts each get a working shim, from
-// the spare or cold.
+// TestLauncherConcurrent: concurrent starts, the first of which starts
+// the monitor, each get a working chute.
 func TestLauncherConcurrent(t *testing.T) {
 	l := newLauncher(t, "")
-	sparePid(t, l)
 	const n = 4
 	specs := make([]sandbox.Spec, n)
 	for i := range specs {
@@ -417,88 +638,5 @@ func TestLauncherConcurrent(t *testing.T) {
 		if got, want := strings.Join(logLines(t, specs[i].LogDir), "|"), fmt.Sprintf("stdout 1 %d", i); got != want {
 			t.Errorf("chute %d: log %q, want %q", i, got, want)
 		}
-	}
-}
-
-// burst starts every spec (a chute that sleeps) at once through l and
-// returns the pid of each chute's shim; the chutes are killed at the end
-// of the test.
-func burst(t *testing.T, l *sandbox.Launcher, specs []sandbox.Spec) []int {
-	t.Helper()
-	chutes := make([]*sandbox.Chute, len(specs))
-	errs := make([]error, len(specs))
-	gate := make(chan struct{})
-	var wg sync.WaitGroup
-	for i := range specs {
-		wg.Go(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-			defer cancel()
-			<-gate
-			chutes[i], errs[i] = l.Start(ctx, specs[i])
-		})
-	}
-	close(gate)
-	wg.Wait()
-	for _, c := range chutes {
-		if c != nil {
-			t.Cleanup(func() {
-				c.Signal(syscall.SIGKILL)
-				wait(t, c)
-			})
-		}
-	}
-	if err := errors.Join(errs...); err != nil {
-		t.Fatalf("burst of starts: %v", err)
-	}
-	shims := make([]int, len(chutes))
-	for i, c := range chutes {
-		shims[i] = ppid(t, c.Pid())
-	}
-	return shims
-}
-
-// TestLauncherSparePool: after a burst of starts, the launcher keeps as
-// many spares as the burst had under way, so that the next burst is
-// served by spares only; once the burst's hold is over, one spare is left.
-func TestLauncherSparePool(t *testing.T) {
-	l := newLauncher(t, "")
-	sparePid(t, l)
-	const n = 4
-	specs := func(round string) []sandbox.Spec {
-		s := make([]sandbox.Spec, n)
-		for i := range s {
-			s[i] = newSpec(t, fmt.Sprintf("pool%s%d", round, i), `sleep 1000`)
-		}
-		return s
-	}
-	burst(t, l, specs("a"))
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	if err := l.Warm(ctx); err != nil {
-		t.Fatal(err)
-	}
-	idle := idleSpares(t)
-	if len(idle) != n {
-		t.Fatalf("idle spares after a burst of %d: %v, want %d", n, idle, n)
-	}
-	// Shrinks this long after the next burst.
-	l.SetSpareHold(time.Second)
-	shims := burst(t, l, specs("b"))
-	slices.Sort(idle)
-	slices.Sort(shims)
-	if !slices.Equal(shims, idle) {
-		t.Errorf("the second burst's shims %v, want the idle spares %v", shims, idle)
-	}
-	var left []int
-	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		if left = idleSpares(t); len(left) == 1 {
-			break
-		}
-	}
-	if len(left) != 1 {
-		t.Fatalf("idle spares once the hold is over: %v, want one", left)
-	}
-	if pid := sparePid(t, l); pid != left[0] {
-		t.Errorf("the launcher offers spare %d, want the one left, %d", pid, left[0])
 	}
 }

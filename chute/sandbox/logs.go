@@ -30,7 +30,8 @@ type rotatingLog struct {
 	files    int
 	f        *os.File
 	size     int64
-	failed   bool // a write error was reported; later ones are not, to keep shim.log small
+	failed   bool      // a write error was reported; later ones are not, to keep shim.log small
+	errlog   io.Writer // where that error goes (nil: stderr)
 }
 
 func openRotatingLog(dir string, maxBytes int64, files int) (*rotatingLog, error) {
@@ -96,7 +97,11 @@ func (l *rotatingLog) writeRecords(recs []byte) {
 	defer l.mu.Unlock()
 	if err := l.write(recs); err != nil && !l.failed {
 		l.failed = true
-		fmt.Fprintf(os.Stderr, "shim: write log (further errors not reported): %v\n", err)
+		w := l.errlog
+		if w == nil {
+			w = os.Stderr
+		}
+		fmt.Fprintf(w, "shim: write log (further errors not reported): %v\n", err)
 	}
 }
 
@@ -144,9 +149,10 @@ const logReadSize = 32 << 10
 // reading while the budget is spent.
 func copyLines(l *rotatingLog, stream string, r io.Reader, budget *logBudget) {
 	if budget != nil {
-		// Its thread's CPU time is then this copier's.
+		// Its thread's CPU time is then this copier's. Never unlocked: the
+		// thread ends with the copier rather than wait, idle, with its
+		// stacks, in a monitor that outlives the chute.
 		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
 	}
 	buf := make([]byte, logReadSize)
 	var partial, prefix, out []byte // partial: a line's start, shorter than maxLogLine

@@ -51,10 +51,16 @@ func oomScoreAdj(t *testing.T, pid string) int {
 }
 
 // TestOOMScores: the daemon (here the test process) lowers its OOM score,
-// or cannot without CAP_SYS_RESOURCE; its shims keep its score and the
-// chute gets one 900 above it (0 when the daemon could lower its own),
-// and cannot lower it below 0.
+// or cannot without CAP_SYS_RESOURCE; its shims and monitor keep its
+// score and the chute gets one 900 above it (0 when the daemon could
+// lower its own), and cannot lower it below 0.
 func TestOOMScores(t *testing.T) {
+	for _, how := range starters(t) {
+		t.Run(how.name, func(t *testing.T) { testOOMScores(t, how) })
+	}
+}
+
+func testOOMScores(t *testing.T, how starter) {
 	was := oomScoreAdj(t, "self")
 	t.Cleanup(func() {
 		// Raising it back needs no privilege.
@@ -69,7 +75,7 @@ func TestOOMScores(t *testing.T) {
 	}
 	chute := min(daemon-sandbox.DaemonOOMScoreAdj, 1000)
 	s := newSpec(t, "oomscore", `cat /proc/self/oom_score_adj; echo -1 > /proc/self/oom_score_adj; echo lowered $?; cat /proc/self/oom_score_adj; echo ready; sleep 1000`)
-	c := start(t, s)
+	c := startHow(t, how, s)
 	waitForLog(t, s.LogDir, "ready")
 	if got := oomScoreAdj(t, "self"); got != daemon {
 		t.Errorf("daemon's oom_score_adj %d, want %d", got, daemon)
@@ -95,8 +101,15 @@ func TestOOMScores(t *testing.T) {
 // TestOOMKillsTheChute runs a daemon holding more memory than its chute
 // and the chute, which allocates until the cgroup parent of both (64 MiB,
 // as the router bench's box holds daemon, OVS and chutes) is out of
-// memory: the kernel's OOM killer must take the chute, not the daemon.
+// memory: the kernel's OOM killer must take the chute, not the daemon nor
+// the chute's shim or monitor.
 func TestOOMKillsTheChute(t *testing.T) {
+	for _, how := range []string{"cold", "warm"} {
+		t.Run(how, func(t *testing.T) { testOOMKillsTheChute(t, how) })
+	}
+}
+
+func testOOMKillsTheChute(t *testing.T, how string) {
 	parent := fmt.Sprintf("/paradrop-sandbox-test-%d-oom", os.Getpid())
 	box := testCgroup(t, parent, cgroup.Resources{Memory: 64 << 20})
 	group := testCgroup(t, parent+"/chute", cgroup.Resources{Pids: 64})
@@ -110,7 +123,7 @@ func TestOOMKillsTheChute(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	daemon := exec.Command(self, daemonCommand, "hog")
+	daemon := exec.Command(self, daemonCommand, "hog", how)
 	daemon.Stderr = os.Stderr
 	in, err := daemon.StdinPipe()
 	if err != nil {
@@ -136,7 +149,13 @@ func TestOOMKillsTheChute(t *testing.T) {
 	}
 	in.Write(spec)
 	in.Close()
-	line, err := bufio.NewReader(out).ReadString('\n')
+	lines := bufio.NewReader(out)
+	line, err := lines.ReadString('\n')
+	monitor := 0
+	if how == "warm" && err == nil {
+		monitor, _ = strconv.Atoi(strings.TrimSpace(line))
+		line, err = lines.ReadString('\n')
+	}
 	go func() { exited <- daemon.Wait() }()
 	if err != nil {
 		t.Fatalf("daemon did not start the chute: %v", err)
@@ -158,6 +177,9 @@ func TestOOMKillsTheChute(t *testing.T) {
 	}
 	if st.Signal != syscall.SIGKILL.String() {
 		t.Errorf("chute ended with %+v, want killed by the OOM killer", st)
+	}
+	if how == "warm" && gone(monitor) {
+		t.Errorf("the OOM killer took the monitor %d", monitor)
 	}
 	if stats, err := group.Stats(); err != nil {
 		t.Error(err)

@@ -244,8 +244,8 @@ func devicesPlan(p *pid1.Plan, root string, devs []DeviceNode, fds []int) {
 }
 
 // seccompFilter is the chute's seccomp program as an array of struct
-// sock_filter, the same for every chute: a spare shim assembles it while
-// it waits.
+// sock_filter, the same for every chute: a monitor assembles it once, as
+// it starts.
 var seccompFilter = sync.OnceValues(func() ([]byte, error) {
 	raw, err := seccompProgram()
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -40,10 +41,10 @@ func TestMain(m *testing.M) {
 }
 
 // fakeDaemon reads a Spec on stdin, starts it, prints the chute's pid and
-// waits to be killed. With the argument "warm" it starts the chute from a
-// Launcher's spare, and prints the pid of that spare before the chute's,
-// and that of the next, idle spare after it. With "hog" it first protects
-// itself from the OOM killer as serve does and holds daemonHeld bytes.
+// waits to be killed. With the argument "warm" it starts the chute under a
+// Launcher's monitor (run directory: monitorRunDir), and prints the pid of
+// that monitor before the chute's. With "hog" it first protects itself
+// from the OOM killer as serve does and holds daemonHeld bytes.
 func fakeDaemon(args []string) int {
 	var s sandbox.Spec
 	if err := json.NewDecoder(os.Stdin).Decode(&s); err != nil {
@@ -51,17 +52,16 @@ func fakeDaemon(args []string) int {
 		return 1
 	}
 	ctx := context.Background()
-	if len(args) > 0 && args[0] == "hog" {
+	if slices.Contains(args, "hog") {
 		if err := holdMemoryAsDaemon(); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
 		}
 	}
 	start := sandbox.Start
-	var l *sandbox.Launcher
-	if len(args) > 0 && args[0] == "warm" {
-		l = sandbox.NewLauncher(s.Executable)
-		pid, err := l.SparePid(ctx)
+	if slices.Contains(args, "warm") {
+		l := sandbox.NewLauncher(s.Executable, monitorRunDir(s), nil)
+		pid, err := l.MonitorPid(ctx)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
@@ -75,19 +75,17 @@ func fakeDaemon(args []string) int {
 		return 1
 	}
 	fmt.Println(c.Pid())
-	if l != nil {
-		pid, err := l.SparePid(ctx)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		fmt.Println(pid)
-	}
 	// Not select{}: with nothing else left to run, the runtime would
 	// call that a deadlock and end the daemon.
 	for {
 		time.Sleep(time.Hour)
 	}
+}
+
+// monitorRunDir is the run directory of the monitors of the chute of s,
+// beside its state directory.
+func monitorRunDir(s sandbox.Spec) string {
+	return filepath.Join(filepath.Dir(s.StateDir), "monitor")
 }
 
 const hostIDBase = 200000

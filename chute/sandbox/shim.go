@@ -81,16 +81,22 @@ func heapAllocs() uint64 {
 	return s[0].Value.Uint64()
 }
 
+// testHook, set by the package's tests only, sees the events of each
+// chute's shim ("started", "request OP"): a test makes one panic there.
+var testHook func(chute, event string)
+
 // handlerGrace is how long an exiting shim lets its clients read the exit
 // status it just sent them.
 const handlerGrace = 2 * time.Second
 
 type shim struct {
-	dir  string
-	spec Spec
-	ln   net.Listener
-	log  *rotatingLog
-	logs sync.WaitGroup
+	dir string
+	// errlog is the chute's shim.log: where the shim says what went wrong.
+	errlog io.Writer
+	spec   Spec
+	ln     net.Listener
+	log    *rotatingLog
+	logs   sync.WaitGroup
 	// logBudget bounds the CPU time spent copying the chute's output.
 	logBudget *logBudget
 
@@ -107,50 +113,46 @@ type shim struct {
 	lowGC         bool
 }
 
-// ShimMain is the shim role, run as `<binary> __shim STATEDIR` by Start,
-// or as `<binary> __shim --spare` by a Launcher, to be given its state
-// directory later. It returns the process's exit code once the chute has
-// exited, or 0 at once for a spare the launcher let go.
+// ShimMain is the shim role, run as `<binary> __shim STATEDIR` by Start.
+// It returns the process's exit code once the chute has exited.
 func ShimMain(args []string) int {
-	unix.CloseOnExec(shimReportFD)
-	closeInheritedOnExec()
-	report := os.NewFile(shimReportFD, "report")
+	report := processSetup()
 	if len(args) != 1 {
-		fmt.Fprintf(os.Stderr, "usage: %s STATEDIR|%s\n", ShimCommand, spareArg)
+		fmt.Fprintf(os.Stderr, "usage: %s STATEDIR\n", ShimCommand)
 		return 2
 	}
-	// The shim outlives terminals and daemons; only an explicit signal ends it.
-	signal.Ignore(syscall.SIGHUP, syscall.SIGINT, syscall.SIGPIPE)
-	dir := args[0]
-	if dir == spareArg {
-		// Assembled while nothing waits; an error shows again at the start.
-		seccompFilter()
-		// Package os probes once, with a fork, whether the kernel has
-		// pidfds: on the first start of a process, which is a spare's only.
-		if p, err := os.FindProcess(os.Getpid()); err == nil {
-			p.Release()
-		}
-		var err error
-		if dir, err = awaitAssignment(report); errors.Is(err, errNoAssignment) {
-			return 0
-		} else if err != nil {
-			json.NewEncoder(report).Encode(shimReport{Error: err.Error()})
-			return 1
-		}
-	}
-	sh := &shim{dir: dir, done: make(chan struct{})}
+	sh := newShim(args[0], os.Stderr)
 	if err := sh.start(); err != nil {
+		sh.abandon()
 		json.NewEncoder(report).Encode(shimReport{Error: err.Error()})
-		sh.removeRuntimeFiles()
 		return 1
 	}
 	json.NewEncoder(report).Encode(shimReport{Pid: sh.cmd.Process.Pid, StartedAt: sh.startedAt})
 	report.Close()
-	sh.allocsAtStart = heapAllocs()
 	go sh.serve()
 	<-sh.done
 	waitTimeout(&sh.handlers, handlerGrace)
 	return 0
+}
+
+// processSetup makes the steps a shim or a monitor takes once for the
+// whole process, and returns its report channel. Supplementary groups
+// would follow a chute into its user namespace, where they cannot be
+// dropped any more; syscall.Setgroups drops them on every thread.
+func processSetup() *os.File {
+	unix.CloseOnExec(shimReportFD)
+	closeInheritedOnExec()
+	// It outlives terminals and daemons; only an explicit signal ends it.
+	signal.Ignore(syscall.SIGHUP, syscall.SIGINT, syscall.SIGPIPE)
+	if err := syscall.Setgroups(nil); err != nil {
+		fmt.Fprintf(os.Stderr, "shim: drop supplementary groups: %v\n", err)
+		os.Exit(1)
+	}
+	return os.NewFile(shimReportFD, "report")
+}
+
+func newShim(dir string, errlog io.Writer) *shim {
+	return &shim{dir: dir, errlog: errlog, done: make(chan struct{})}
 }
 
 // closeInheritedOnExec keeps the descriptors the shim inherited beyond
@@ -170,11 +172,6 @@ func closeInheritedOnExec() {
 }
 
 func (sh *shim) start() error {
-	// Supplementary groups would follow the chute into its user namespace,
-	// where they cannot be dropped any more.
-	if err := unix.Setgroups(nil); err != nil {
-		return fmt.Errorf("drop supplementary groups: %w", err)
-	}
 	data, err := os.ReadFile(filepath.Join(sh.dir, specFile))
 	if err != nil {
 		return err
@@ -193,6 +190,8 @@ func (sh *shim) start() error {
 	if sh.log, err = openRotatingLog(sh.spec.LogDir, sh.spec.LogMaxBytes, sh.spec.LogFiles); err != nil {
 		return fmt.Errorf("open chute log: %w", err)
 	}
+	sh.log.errlog = sh.errlog
+	sh.allocsAtStart = heapAllocs()
 	started := make(chan error, 1)
 	go sh.run(started)
 	return <-started
@@ -206,15 +205,42 @@ func (sh *shim) run(started chan<- error) {
 	// namespace of its own: it stays locked to this goroutine, which lives
 	// as long as the chute, and ends with it.
 	runtime.LockOSThread()
+	reported := false
+	// A panic here ends this chute alone (a monitor serves others): it is
+	// killed and its end recorded as if it had been.
+	defer func() {
+		r := recover()
+		if r == nil {
+			return
+		}
+		sh.logPanic("chute", r)
+		if sh.cmd != nil && sh.cmd.Process != nil {
+			sh.cmd.Process.Kill()
+			if sh.cmd.ProcessState == nil {
+				sh.cmd.Wait()
+			}
+		}
+		if !reported {
+			started <- fmt.Errorf("shim panicked: %v", r)
+			return
+		}
+		sh.logBudget.lift()
+		sh.finish(ExitStatus{Code: 128 + int(syscall.SIGKILL), Signal: syscall.SIGKILL.String(), At: time.Now()})
+	}()
 	if err := sh.spawn(); err != nil {
 		if sh.cmd != nil && sh.cmd.Process != nil {
 			sh.cmd.Process.Kill()
 			sh.cmd.Wait()
 		}
+		reported = true
 		started <- err
 		return
 	}
+	reported = true
 	started <- nil
+	if testHook != nil {
+		testHook(sh.spec.Name, "started")
+	}
 	sh.cmd.Wait()
 	// What is left in the pipes is bounded: copy it at once.
 	sh.logBudget.lift()
@@ -223,17 +249,48 @@ func (sh *shim) run(started chan<- error) {
 	select {
 	case <-drained:
 	case <-time.After(logDrainTimeout):
-		fmt.Fprintln(os.Stderr, "shim: chute output still open after its pid 1 exited")
+		fmt.Fprintln(sh.errlog, "shim: chute output still open after its pid 1 exited")
 	}
-	sh.status = exitStatusOf(sh.cmd.ProcessState)
+	sh.finish(exitStatusOf(sh.cmd.ProcessState))
+}
+
+// finish records the chute's end, once.
+func (sh *shim) finish(st ExitStatus) {
+	if sh.exited() {
+		return
+	}
+	sh.status = st
 	if err := sh.saveExit(); err != nil {
-		fmt.Fprintf(os.Stderr, "shim: %v\n", err)
+		fmt.Fprintf(sh.errlog, "shim: %v\n", err)
 	}
 	// Gone before anyone hears of the exit: a daemon that stops the chute
 	// and at once cleans up or restarts it must not find this shim.
-	sh.ln.Close()
-	sh.removeRuntimeFiles()
+	sh.abandon()
 	close(sh.done)
+}
+
+// abandon closes what the shim holds for its chute (in a monitor, which
+// outlives the chute, nothing else would) and removes what says it is
+// alive: before a failed start is reported, so that nobody finds a socket
+// that never answers.
+func (sh *shim) abandon() {
+	if sh.ln != nil {
+		sh.ln.Close()
+	}
+	if sh.log != nil {
+		sh.log.Close()
+	}
+	if sh.door != nil {
+		sh.door.conn.Close()
+	}
+	// exit.json stays.
+	os.Remove(filepath.Join(sh.dir, sockFile))
+	os.Remove(filepath.Join(sh.dir, pidFile))
+}
+
+// logPanic writes a recovered panic to shim.log.
+func (sh *shim) logPanic(where string, r any) {
+	fmt.Fprintf(sh.errlog, "shim: panic in %s (recovered): %v\n%s", where, r, debug.Stack())
 }
 
 // spawn creates the chute's init in its namespaces and cgroup, then hands
@@ -252,7 +309,16 @@ func (sh *shim) spawn() error {
 		defer w.Close()
 		outW[i] = w
 		sh.logs.Add(1)
-		go func() { defer sh.logs.Done(); defer r.Close(); copyLines(sh.log, stream, r, sh.logBudget) }()
+		go func() {
+			defer sh.logs.Done()
+			defer r.Close()
+			defer func() {
+				if p := recover(); p != nil {
+					sh.logPanic(stream+" copier", p)
+				}
+			}()
+			copyLines(sh.log, stream, r, sh.logBudget)
+		}()
 	}
 	if err := checkMountpoints(s); err != nil {
 		return err
@@ -444,12 +510,6 @@ func (sh *shim) saveExit() error {
 	return writeFileAtomic(filepath.Join(sh.dir, exitFile), data)
 }
 
-// removeRuntimeFiles removes what says a shim is alive; exit.json stays.
-func (sh *shim) removeRuntimeFiles() {
-	os.Remove(filepath.Join(sh.dir, sockFile))
-	os.Remove(filepath.Join(sh.dir, pidFile))
-}
-
 func (sh *shim) exited() bool {
 	select {
 	case <-sh.done:
@@ -479,6 +539,11 @@ func (sh *shim) serve() {
 		go func() {
 			defer sh.handlers.Done()
 			defer conn.Close()
+			defer func() {
+				if r := recover(); r != nil {
+					sh.logPanic("request", r)
+				}
+			}()
 			sh.handle(conn)
 		}()
 	}
@@ -493,7 +558,11 @@ func (sh *shim) handle(conn net.Conn) {
 	for in.Scan() {
 		var req request
 		var resp response
-		if err := json.Unmarshal(in.Bytes(), &req); err != nil {
+		err := json.Unmarshal(in.Bytes(), &req)
+		if err == nil && testHook != nil {
+			testHook(sh.spec.Name, "request "+req.Op)
+		}
+		if err != nil {
 			resp.Error = err.Error()
 		} else {
 			resp = sh.do(req, conn)
