@@ -46,7 +46,7 @@ const (
 	floorRTTRounds  = 80     // rounds per family
 	floorRoundPairs = 16     // echo pairs per round, ours and the floor alternately first
 	floorPingGap    = 10 * time.Millisecond
-	floorTransfers  = 4 // TCP transfers per family, alternating within
+	floorTransfers  = 8 // TCP transfers per family, alternating within
 	floorTransfer   = 6 * time.Second
 	floorPhase      = 100 * time.Millisecond // one side's turn in a transfer
 	floorWarm       = 250 * time.Millisecond // not counted
