@@ -96,7 +96,8 @@ type netbed struct {
 	db  *ovsdb.Client
 	gw  *sdn.Network
 
-	floorOnly bool // only ours against the conntrack floor, printed
+	floorOnly      bool // only ours against the conntrack floor, printed
+	floorTransfers int  // TCP transfers per family against the floor
 }
 
 // netPath is one way from chutes to a LAN host at netLANHost.
@@ -127,7 +128,10 @@ func runNetwork(ctx context.Context, o options) (string, error) {
 	if err := ovs.Installed(); err != nil {
 		return "", err
 	}
-	b := &netbed{floorOnly: o.floorOnly}
+	if o.floorTransfers < 1 {
+		return "", fmt.Errorf("-floor-transfers %d: want at least 1", o.floorTransfers)
+	}
+	b := &netbed{floorOnly: o.floorOnly, floorTransfers: o.floorTransfers}
 	defer b.close()
 	if err := b.start(ctx); err != nil {
 		return "", err

@@ -46,7 +46,7 @@ const (
 	floorRTTRounds  = 80     // rounds per family
 	floorRoundPairs = 16     // echo pairs per round, ours and the floor alternately first
 	floorPingGap    = 10 * time.Millisecond
-	floorTransfers  = 8 // TCP transfers per family, alternating within
+	floorTransfers  = 8 // TCP transfers per family, alternating within (default of -floor-transfers)
 	floorTransfer   = 6 * time.Second
 	floorPhase      = 100 * time.Millisecond // one side's turn in a transfer
 	floorWarm       = 250 * time.Millisecond // not counted
@@ -157,6 +157,7 @@ func (b *netbed) floorStayed(ctx context.Context) error {
 type floorCmp struct {
 	rtt4, rtt6, tcp4, tcp6 []float64
 	floor                  *netPath
+	transfers              int // TCP transfers per family
 	took                   time.Duration
 	dropped                int // rounds and transfers run again: the controller had removed the floor's flows
 }
@@ -229,8 +230,9 @@ func (b *netbed) floorCompare(ctx context.Context, ours *netPath) (*floorCmp, er
 			fc.rtt4 = append(fc.rtt4, r)
 		}
 	}
-	fmt.Printf("ours against the conntrack floor: TCP, %d transfers of %s per family, turns of %s...\n", floorTransfers, floorTransfer, floorPhase)
-	for i := range floorTransfers * 2 {
+	fmt.Printf("ours against the conntrack floor: TCP, %d transfers of %s per family, turns of %s...\n", b.floorTransfers, floorTransfer, floorPhase)
+	fc.transfers = b.floorTransfers
+	for i := range b.floorTransfers * 2 {
 		six := i%2 != 0
 		dst := netLANHost.Addr()
 		if six {
@@ -476,6 +478,6 @@ pair of turns (each first in turn) gives a ratio of rates. The interval
 is the order-statistic (binomial, distribution-free) confidence interval
 of the median of those ratios, assuming them independent. A goal is met
 when the whole interval is on its side, not met when wholly on the other.
-`, fc.took.Round(time.Second), floorCookie, floorTOS>>2, floorRTTRounds, floorRoundPairs, floorPingGap, floorTransfers, floorTransfer, floorPhase, floorWarm)
+`, fc.took.Round(time.Second), floorCookie, floorTOS>>2, floorRTTRounds, floorRoundPairs, floorPingGap, fc.transfers, floorTransfer, floorPhase, floorWarm)
 	return s.String(), d.String()
 }
