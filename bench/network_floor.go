@@ -417,13 +417,16 @@ func medianCI(v []float64, want float64) (med, lo, hi, coverage float64) {
 	if n == 0 {
 		return math.NaN(), math.NaN(), math.NaN(), 0
 	}
-	// cdf[j] = P(Bin(n, ½) ≤ j)
+	// cdf[j] = P(Bin(n, ½) ≤ j), each term from its logarithm: ½ⁿ
+	// alone underflows past n ≈ 1074.
 	cdf := make([]float64, n+1)
-	p, sum := math.Pow(0.5, float64(n)), 0.0
+	lgn, _ := math.Lgamma(float64(n + 1))
+	sum := 0.0
 	for j := 0; j <= n; j++ {
-		sum += p
+		lj, _ := math.Lgamma(float64(j + 1))
+		lnj, _ := math.Lgamma(float64(n - j + 1))
+		sum += math.Exp(lgn - lj - lnj - float64(n)*math.Ln2)
 		cdf[j] = sum
-		p = p * float64(n-j) / float64(j+1)
 	}
 	k := 1 // P(X < 1) = P(X ≤ 0)
 	for k+1 <= n/2 && cdf[k] <= (1-want)/2 {

@@ -74,3 +74,18 @@ func TestFloorFlowsTakeOnlyMarkedPackets(t *testing.T) {
 		t.Errorf("%d entry flows, want 4 (two ports, two families)", entry)
 	}
 }
+
+// With thousands of ratios (a long -floor-transfers run) ½ⁿ underflows:
+// the interval must still be the order statistics about 1.96·√n/2 either
+// side of the middle, at about 95%, not the median alone at "100%".
+func TestMedianCIManyValues(t *testing.T) {
+	const n = 2000
+	v := make([]float64, n)
+	for i := range v {
+		v[i] = float64(i + 1)
+	}
+	_, lo, hi, cov := medianCI(v, 0.95)
+	if cov < 0.95 || cov > 0.96 || lo < 950 || lo > 960 || hi < 1041 || hi > 1051 {
+		t.Errorf("n=%d: interval %v–%v, coverage %.4f; want about 956–1045 at 95%%", n, lo, hi, cov)
+	}
+}
