@@ -66,6 +66,9 @@ type options struct {
 	// floorOnly makes the network suite measure only ours against the
 	// minimal conntrack pipeline (its paired rounds), printed.
 	floorOnly bool
+	// floorTransfers is the network suite's TCP transfers per family
+	// against the floor: more of them narrow the TCP interval, 6 s each.
+	floorTransfers int
 }
 
 const readmePath = "bench/README.md"
@@ -113,6 +116,7 @@ func run(args []string) error {
 	fs.BoolVar(&o.routerMemory, "router-memory", false, "router suite: only the daemon's memory with 0, 10 and 30 chutes and its idle CPU with 30, printed (bench/README.md left as it is)")
 	fs.IntVar(&o.idleOnly, "idle-only", 0, "router suite: only the idle CPU with 30 chutes, over this many windows, printed (README left as it is)")
 	fs.BoolVar(&o.floorOnly, "floor-only", false, "network suite: only ours against the minimal conntrack pipeline (paired rounds, IPv4 and IPv6), printed (README left as it is)")
+	fs.IntVar(&o.floorTransfers, "floor-transfers", floorTransfers, "network suite: TCP transfers per family against the minimal conntrack pipeline (6 s each, 28 pairs of turns)")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: go run ./bench [-n N] [SUITE...]\nsuites:")
 		for _, name := range suiteNames() {

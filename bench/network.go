@@ -96,7 +96,8 @@ type netbed struct {
 	db  *ovsdb.Client
 	gw  *sdn.Network
 
-	floorOnly bool // only ours against the conntrack floor, printed
+	floorOnly      bool // only ours against the conntrack floor, printed
+	floorTransfers int  // TCP transfers per family against the floor
 }
 
 // netPath is one way from chutes to a LAN host at netLANHost.
@@ -114,6 +115,8 @@ type netPath struct {
 	// megaflows6 the datapath's flows that a few IPv6 pings made.
 	ports      []string
 	megaflows6 []string
+	// tos marks the path's packets (the floor on ours' ports); 0 for none.
+	tos int
 }
 
 func runNetwork(ctx context.Context, o options) (string, error) {
@@ -125,7 +128,10 @@ func runNetwork(ctx context.Context, o options) (string, error) {
 	if err := ovs.Installed(); err != nil {
 		return "", err
 	}
-	b := &netbed{floorOnly: o.floorOnly}
+	if o.floorTransfers < 1 {
+		return "", fmt.Errorf("-floor-transfers %d: want at least 1", o.floorTransfers)
+	}
+	b := &netbed{floorOnly: o.floorOnly, floorTransfers: o.floorTransfers}
 	defer b.close()
 	if err := b.start(ctx); err != nil {
 		return "", err
@@ -143,18 +149,12 @@ func (b *netbed) run(ctx context.Context) (string, error) {
 		return "", err
 	}
 	if b.floorOnly {
-		floor, err := b.conntrackPath(ctx)
-		if err != nil {
-			return "", err
-		}
-		for _, p := range []*netPath{ours, floor} {
-			for _, dst := range []netip.Addr{netLANHost.Addr(), netLANHost6.Addr()} {
-				if _, err := runInNetNS(ctx, p.chutes[0], "busybox", "ping", "-c", "1", "-W", "2", dst.String()); err != nil {
-					return "", fmt.Errorf("%s: the LAN host does not answer at %s: %w", p.name, dst, err)
-				}
+		for _, dst := range []netip.Addr{netLANHost.Addr(), netLANHost6.Addr()} {
+			if _, err := runInNetNS(ctx, ours.chutes[0], "busybox", "ping", "-c", "1", "-W", "2", dst.String()); err != nil {
+				return "", fmt.Errorf("%s: the LAN host does not answer at %s: %w", ours.name, dst, err)
 			}
 		}
-		fc, err := b.floorCompare(ctx, ours, floor)
+		fc, err := b.floorCompare(ctx, ours)
 		if err != nil {
 			return "", err
 		}
@@ -216,18 +216,15 @@ func (b *netbed) run(ctx context.Context) (string, error) {
 	}
 
 	// IPv6, ours against the floor only: the goal is against it.
-	paths6 := []*netPath{ours, floor}
-	for _, p := range paths6 {
-		if _, err := runInNetNS(ctx, p.chutes[0], "busybox", "ping", "-c", "1", "-W", "2", netLANHost6.Addr().String()); err != nil {
-			return "", fmt.Errorf("%s: the LAN host does not answer over IPv6: %w", p.name, err)
-		}
+	if _, err := runInNetNS(ctx, ours.chutes[0], "busybox", "ping", "-c", "1", "-W", "2", netLANHost6.Addr().String()); err != nil {
+		return "", fmt.Errorf("%s: the LAN host does not answer over IPv6: %w", ours.name, err)
 	}
-	// IPv6 comes from the paired rounds against the floor.
-	fc, err := b.floorCompare(ctx, ours, floor)
+	// IPv6 comes from the paired rounds against the floor, on ours' ports.
+	fc, err := b.floorCompare(ctx, ours)
 	if err != nil {
 		return "", err
 	}
-	for _, p := range paths6 {
+	for _, p := range []*netPath{ours, fc.floor} {
 		if p.megaflows6, err = b.megaflows(ctx, p); err != nil {
 			return "", err
 		}
@@ -693,8 +690,17 @@ func (b *netbed) megaflows(ctx context.Context, p *netPath) ([]string, error) {
 	if out, err := exec.CommandContext(ctx, "ovs-appctl", "-t", ctl, "revalidator/purge").CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("revalidator/purge: %w: %s", err, out)
 	}
-	if _, err := runInNetNS(ctx, p.chutes[0], "busybox", "ping", "-c", "3", "-i", "0.01", "-W", "2", netLANHost6.Addr().String()); err != nil {
-		return nil, fmt.Errorf("%s: %w", p.name, err)
+	// Echo requests marked as the path's (the floor shares ours' ports).
+	e, err := newEchoProber(p.chutes[0], netLANHost6.Addr())
+	if err != nil {
+		return nil, err
+	}
+	defer e.Close()
+	for range 3 {
+		if _, lost, err := e.probe(p.tos, 2*time.Second); err != nil || lost {
+			return nil, fmt.Errorf("%s: echo to %s: lost %v, %v", p.name, netLANHost6.Addr(), lost, err)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 	out, err := exec.CommandContext(ctx, "ovs-appctl", "-t", ctl, "dpctl/dump-flows", "--names").CombinedOutput()
 	if err != nil {
@@ -1405,11 +1411,13 @@ func netReport(paths []*netPath, fair map[int]*fairness, fc *floorCmp, fm *flowM
 	tcp6Vs := func(p, q *netPath) float64 {
 		return paired(len(p.tcp6), func(i int) float64 { return p.tcp6[i] }, func(i int) float64 { return q.tcp6[i] })
 	}
-	paths6 := newTable("chute → LAN host over IPv6", "RTT median", "RTT p90", "TCP median", "RTT vs conntrack floor (per round)", "TCP vs conntrack floor (per round)")
-	for _, p := range []*netPath{ours, floor} {
+	// The floor over IPv6 is the one on ours' ports (fc.floor).
+	floor6 := fc.floor
+	paths6 := newTable("chute → LAN host over IPv6", "RTT median", "RTT p90", "TCP median", "RTT vs conntrack floor (per round)", "TCP vs conntrack floor (per turn pair)")
+	for _, p := range []*netPath{ours, floor6} {
 		paths6.add(p.name, us(p.pings6.median()), us(p.pings6.p90()), mbit(medianFloat(p.tcp6)),
-			x(rtt6Vs(p, floor))+spread(len(p.rtt6), func(i int) float64 { return float64(p.rtt6[i]) }, func(i int) float64 { return float64(floor.rtt6[i]) }),
-			x(tcp6Vs(p, floor))+spread(len(p.tcp6), func(i int) float64 { return p.tcp6[i] }, func(i int) float64 { return floor.tcp6[i] }))
+			x(rtt6Vs(p, floor6))+spread(len(p.rtt6), func(i int) float64 { return float64(p.rtt6[i]) }, func(i int) float64 { return float64(floor6.rtt6[i]) }),
+			x(tcp6Vs(p, floor6))+spread(len(p.tcp6), func(i int) float64 { return p.tcp6[i] }, func(i int) float64 { return floor6.tcp6[i] }))
 	}
 	alone := medianFloat(ours.tcp)
 	fairT := newTable("chutes sending at once (ours)", "Jain median", "Jain min", "per chute median", "sum median", "sum vs one alone")
@@ -1460,7 +1468,7 @@ func netReport(paths []*netPath, fair map[int]*fairness, fc *floorCmp, fm *flowM
 	fmt.Fprintf(&s, "Goals of the issue, all against peers measured in this run:\n\n")
 	fmt.Fprintf(&s, "- RTT through our flows ≤ 1.05× NORMAL's: **%s** (%s: %s vs %s).\n", goal(oursRTT <= 1.05), x(oursRTT), us(ours.pings.median()), us(normal.pings.median()))
 	fmt.Fprintf(&s, "- TCP through our flows ≥ 0.95× NORMAL's: **%s** (%s: %s vs %s).\n", goal(oursTCP >= 0.95), x(oursTCP), mbit(medianFloat(ours.tcp)), mbit(medianFloat(normal.tcp)))
-	fmt.Fprintf(&s, "- For scale, the least any stateful pipeline does here (every packet through the tracker and its recirculation) costs RTT %s and TCP %s of NORMAL's; ours against it: RTT %s, TCP %s.\n",
+	fmt.Fprintf(&s, "- For scale, the least any stateful pipeline does here (every packet through the tracker and its recirculation), on a bridge of its own, costs RTT %s and TCP %s of NORMAL's; ours against it: RTT %s, TCP %s (bridges apart differ by their ports' order in the datapath's polling, see below).\n",
 		x(rttRatio(floor)), x(tcpRatio(floor)), x(rttVs(ours, floor)), x(tcpVs(ours, floor)))
 	floorGoals, floorDetails := fc.report()
 	s.WriteString(floorGoals)
@@ -1472,8 +1480,8 @@ func netReport(paths []*netPath, fair map[int]*fairness, fc *floorCmp, fm *flowM
 		s.WriteString(t.markdown() + "\n")
 	}
 	s.WriteString(floorDetails + "\n")
-	fmt.Fprintf(&s, "The datapath's flows of 3 IPv6 pings, each path alone on a flushed datapath (`ovs-appctl dpctl/dump-flows --names`, statistics left out), what each packet costs the switch:\n\n")
-	for _, p := range []*netPath{ours, floor} {
+	fmt.Fprintf(&s, "The datapath's flows of 3 IPv6 echo requests, each path alone on a flushed datapath (`ovs-appctl dpctl/dump-flows --names`, statistics left out), what each packet costs the switch:\n\n")
+	for _, p := range []*netPath{ours, floor6} {
 		fmt.Fprintf(&s, "%s:\n\n```\n%s\n```\n\n", p.name, strings.Join(p.megaflows6, "\n"))
 	}
 	fmt.Fprintf(&s, `How it is measured (%d rounds of everything, round robin, so a loaded moment hits all contenders alike):
@@ -1500,11 +1508,11 @@ func netReport(paths []*netPath, fair map[int]*fairness, fc *floorCmp, fm *flowM
   median of the rounds' ratios, as for RTT. Fairness: %d and 2 of
   ours' chutes at once, equal weights, no meters; Jain's index of their
   rates per round, and their sum against one chute alone.
-- IPv6: ours and the minimal conntrack pipeline (IPv6 through the same
-  tracker, neighbour discovery by NORMAL) only, the goal being against
-  the latter: the paired rounds against the floor above (IPv4 and IPv6
-  alternating) to the LAN host's 2001:db8:77::20, the chutes' /64 on its
-  link; the IPv6 table is over those pairs' pings and transfers.
+- IPv6: ours and the minimal conntrack pipeline (on ours' ports, its
+  packets marked) only, the goal being against the latter: the rounds and
+  turns against the floor above (IPv4 and IPv6 alternating) to the LAN
+  host's 2001:db8:77::20, the chutes' /64 on its link; the IPv6 table is
+  over those rounds' echoes and turns' rates.
 - Flow-mods: the same %d flows (table 0, priority 100,
   ip,nw_dst=198.18.X.Y/32, actions=output:1) into an emptied bridge of
   the same OVS, confirmed by a barrier. Ours: `+"`SetDesired`"+` (building the

@@ -1,7 +1,10 @@
 package main
 
 import (
+	"fmt"
 	"math"
+	"net"
+	"strings"
 	"testing"
 )
 
@@ -40,5 +43,49 @@ func TestFloorVerdict(t *testing.T) {
 		if got := floorVerdict(c.lo, c.hi, c.goal, c.atMost); got != c.want {
 			t.Errorf("%v–%v against %v (at most %v): %q, want %q", c.lo, c.hi, c.goal, c.atMost, got, c.want)
 		}
+	}
+}
+
+// The floor on ours' bridge takes only the marked packets of ours' first
+// chute and its LAN host (ours' own packets, unmarked, and every other
+// port stay with ours' flows), and hands them to a table sdn does not use.
+func TestFloorFlowsTakeOnlyMarkedPackets(t *testing.T) {
+	mac, _ := net.ParseMAC("02:00:00:00:00:0a")
+	fs := floorFlows(7, 9, mac)
+	entry := 0
+	for _, f := range fs {
+		if !strings.HasPrefix(f, fmt.Sprintf("cookie=%#x,", floorCookie)) {
+			t.Errorf("without the floor's cookie: %s", f)
+		}
+		switch {
+		case strings.Contains(f, "table=0,"):
+			entry++
+			if !strings.Contains(f, fmt.Sprintf(",ip_dscp=%d,", floorTOS>>2)) || !strings.Contains(f, fmt.Sprintf("table=%d)", floorTable)) {
+				t.Errorf("an entry flow that takes unmarked packets or keeps them from the floor's table: %s", f)
+			}
+			if !strings.Contains(f, "in_port=7,") && !strings.Contains(f, "in_port=9,") {
+				t.Errorf("an entry flow for another port: %s", f)
+			}
+		case !strings.Contains(f, fmt.Sprintf("table=%d,", floorTable)):
+			t.Errorf("a flow in a table of sdn's: %s", f)
+		}
+	}
+	if entry != 4 {
+		t.Errorf("%d entry flows, want 4 (two ports, two families)", entry)
+	}
+}
+
+// With thousands of ratios (a long -floor-transfers run) ½ⁿ underflows:
+// the interval must still be the order statistics about 1.96·√n/2 either
+// side of the middle, at about 95%, not the median alone at "100%".
+func TestMedianCIManyValues(t *testing.T) {
+	const n = 2000
+	v := make([]float64, n)
+	for i := range v {
+		v[i] = float64(i + 1)
+	}
+	_, lo, hi, cov := medianCI(v, 0.95)
+	if cov < 0.95 || cov > 0.96 || lo < 950 || lo > 960 || hi < 1041 || hi > 1051 {
+		t.Errorf("n=%d: interval %v–%v, coverage %.4f; want about 956–1045 at 95%%", n, lo, hi, cov)
 	}
 }
