@@ -54,7 +54,7 @@ func init() {
 
 // Addresses: TEST-NET ranges, only ever inside the suite's namespaces.
 var (
-	netSubnet  = netip.MustParsePrefix("192.0.2.0/24")    // chutes (TEST-NET-1)
+	netSubnet  = netip.MustParsePrefix("198.18.0.0/24")    // chutes (RFC 2544 benchmarking)
 	netLANGW   = netip.MustParsePrefix("198.51.100.1/24") // the gateway on the LAN (TEST-NET-2)
 	netLANHost = netip.MustParsePrefix("198.51.100.20/24")
 	// IPv6: the LAN host's documentation address, and the unique local
