@@ -52,9 +52,9 @@ func init() {
 	}
 }
 
-// Addresses: TEST-NET ranges, only ever inside the suite's namespaces.
+// Addresses: TEST-NET and benchmarking ranges, only ever inside the suite's namespaces.
 var (
-	netSubnet  = netip.MustParsePrefix("198.18.0.0/24")    // chutes (RFC 2544 benchmarking)
+	netSubnet  = netip.MustParsePrefix("198.18.0.0/24")   // chutes (RFC 2544 benchmarking)
 	netLANGW   = netip.MustParsePrefix("198.51.100.1/24") // the gateway on the LAN (TEST-NET-2)
 	netLANHost = netip.MustParsePrefix("198.51.100.20/24")
 	// IPv6: the LAN host's documentation address, and the unique local
