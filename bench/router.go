@@ -477,14 +477,20 @@ func (b *routerBox) measure(ctx context.Context, r *routerResult) error {
 	}
 	r.fit, r.fitCapped = n, n == routerMaxChutes
 	if ins, err := b.chutes(ctx); err == nil && r.fitErr == "" {
-		// All of them must still answer, not just the last.
-		actx, cancel := context.WithTimeout(ctx, answerWithin)
-		_, err := b.answered(actx, ins)
-		cancel()
-		if j, ok := err.(interface{ Unwrap() []error }); ok {
-			r.fitSilent = len(j.Unwrap())
-		} else if err != nil {
-			r.fitErr = "not all answer at the end: " + err.Error()
+		// All of them must still answer, not just the last: asked one at
+		// a time, as a user would, each within answerWithin (all at once,
+		// a busybox httpd forking for each, the box's 0.25 CPU and page
+		// cache answer a few within that time).
+		for _, in := range ins {
+			actx, cancel := context.WithTimeout(ctx, answerWithin)
+			_, err := b.answered(actx, []chute.Info{in})
+			cancel()
+			if err != nil {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				r.fitSilent++
+			}
 		}
 	}
 	r.fitBox, _ = readBoxMem(b.box)
@@ -870,7 +876,7 @@ func (r *routerResult) report() string {
 		cgroup.Detect(), boxMemory>>20, boxCPU)
 	fmt.Fprintf(&s, "- Chutes that run and answer: **%s**", fit)
 	if r.fitSilent > 0 {
-		fmt.Fprintf(&s, " installed, each answering at its install, of which **%d** did not answer within %s at the end (the box's CPU shared by all)", r.fitSilent, answerWithin)
+		fmt.Fprintf(&s, " installed, each answering at its install, of which **%d** did not answer within %s at the end, asked one at a time", r.fitSilent, answerWithin)
 	}
 	if r.fitErr != "" {
 		fmt.Fprintf(&s, " (the next one: %s)", oneLine(r.fitErr))
@@ -926,7 +932,7 @@ How it is measured:
   the kill; the daemon's recovery takes them over or rebuilds them.
 - Capacity: chutes installed one by one (through the API, waiting for the
   change) until an install fails or its httpd does not answer within ` + answerWithin.String() + `, at
-  most ` + strconv.Itoa(routerMaxChutes) + `; then every chute must still answer.
+  most ` + strconv.Itoa(routerMaxChutes) + `; then every chute must still answer, asked one at a time (each within 15s).
 `)
 	return s.String()
 }
