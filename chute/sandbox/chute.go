@@ -120,30 +120,41 @@ func startCold(ctx context.Context, s Spec) (*Chute, error) {
 		return nil, err
 	}
 	defer shimLog.Close()
-	reportR, reportW, err := os.Pipe()
+	cmd, reportR, err := execRole(s.Executable, []string{ShimCommand, s.StateDir}, shimLog)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("start shim: %w", err)
 	}
 	defer reportR.Close()
+	return awaitReport(ctx, json.NewDecoder(reportR), func() { cmd.Process.Kill() }, s.StateDir)
+}
+
+// execRole execs exe in a role (a shim or a monitor) with args, its output
+// to out, and returns it with the read end of its report channel (its fd
+// 3). The role runs in its own session: no signal for the daemon's process
+// group or terminal reaches it, and no parent-death signal is set. It is
+// reaped whenever it ends; if this process dies first, init does.
+func execRole(exe string, args []string, out *os.File) (*exec.Cmd, *os.File, error) {
+	reportR, reportW, err := os.Pipe()
+	if err != nil {
+		return nil, nil, err
+	}
 	cmd := &exec.Cmd{
-		Path:       s.Executable,
-		Args:       []string{s.Executable, ShimCommand, s.StateDir},
-		Env:        []string{},
-		Stdout:     shimLog,
-		Stderr:     shimLog,
-		ExtraFiles: []*os.File{reportW},
-		// Its own session: no signal for the daemon's process group or
-		// terminal reaches the shim, and no parent-death signal is set.
+		Path:        exe,
+		Args:        append([]string{exe}, args...),
+		Env:         []string{},
+		Stdout:      out,
+		Stderr:      out,
+		ExtraFiles:  []*os.File{reportW},
 		SysProcAttr: &syscall.SysProcAttr{Setsid: true},
 	}
 	err = cmd.Start()
 	reportW.Close()
 	if err != nil {
-		return nil, fmt.Errorf("start shim: %w", err)
+		reportR.Close()
+		return nil, nil, err
 	}
-	// Reap the shim whenever it ends; if this process dies first, init does.
 	go reap(cmd)
-	return awaitReport(ctx, json.NewDecoder(reportR), func() { cmd.Process.Kill() }, s.StateDir)
+	return cmd, reportR, nil
 }
 
 // awaitReport reads the shim's report from dec: the chute's command was

@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sync"
 	"syscall"
@@ -228,28 +227,11 @@ func startMonitor(ctx context.Context, exe, runDir string) (string, error) {
 		return "", fmt.Errorf("start monitor: %w", err)
 	}
 	defer out.Close()
-	reportR, reportW, err := os.Pipe()
+	cmd, reportR, err := execRole(exe, []string{MonitorCommand, runDir}, out)
 	if err != nil {
 		return "", fmt.Errorf("start monitor: %w", err)
 	}
 	defer reportR.Close()
-	cmd := &exec.Cmd{
-		Path:       exe,
-		Args:       []string{exe, MonitorCommand, runDir},
-		Env:        []string{},
-		Stdout:     out,
-		Stderr:     out,
-		ExtraFiles: []*os.File{reportW},
-		// As a shim: its own session, no parent-death signal.
-		SysProcAttr: &syscall.SysProcAttr{Setsid: true},
-	}
-	err = cmd.Start()
-	reportW.Close()
-	if err != nil {
-		return "", fmt.Errorf("start monitor: %w", err)
-	}
-	// Reaped whenever it ends; if this process dies first, init does.
-	go reap(cmd)
 	got := make(chan error, 1)
 	var hello monitorHello
 	go func() { got <- json.NewDecoder(reportR).Decode(&hello) }()
