@@ -254,7 +254,7 @@ func sandboxRun(ctx context.Context, spec sandbox.Spec, l *sandbox.Launcher, cpu
 		}
 		start, chuteCg = l.Start, spec.CgroupPath
 	}
-	mark, err := markCPU(chuteCg)
+	mark, err := markCPU(monitorCgroup, chuteCg)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -294,7 +294,7 @@ func burstRun(ctx context.Context, specs []sandbox.Spec, l *sandbox.Launcher, cp
 	if err := l.Warm(ctx); err != nil {
 		return 0, 0, err
 	}
-	mark, err := markCPU(specs[0].CgroupPath)
+	mark, err := markCPU(monitorCgroup, specs[0].CgroupPath)
 	if err != nil {
 		return 0, 0, err
 	}
