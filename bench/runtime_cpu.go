@@ -112,27 +112,22 @@ func cgroupCPU(path string) (time.Duration, error) {
 // treeCPU is the user and system time of this process and its reaped
 // children.
 func treeCPU() time.Duration {
-	var self, children syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &self)
-	syscall.Getrusage(syscall.RUSAGE_CHILDREN, &children)
-	tv := func(t syscall.Timeval) time.Duration {
-		return time.Duration(t.Sec)*time.Second + time.Duration(t.Usec)*time.Microsecond
-	}
-	return tv(self.Utime) + tv(self.Stime) + tv(children.Utime) + tv(children.Stime)
+	return rusageCPU(syscall.RUSAGE_SELF) + rusageCPU(syscall.RUSAGE_CHILDREN)
 }
 
 // selfTime returns the CPU time this process spent while f ran: f's own
 // and that of the runtime's threads beside it (the garbage collector's
 // workers run on idle CPUs when f allocates).
 func selfTime(f func()) time.Duration {
-	t0 := selfCPU()
+	t0 := rusageCPU(syscall.RUSAGE_SELF)
 	f()
-	return selfCPU() - t0
+	return rusageCPU(syscall.RUSAGE_SELF) - t0
 }
 
-func selfCPU() time.Duration {
+// rusageCPU is the user and system time getrusage(2) reports for who.
+func rusageCPU(who int) time.Duration {
 	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+	if err := syscall.Getrusage(who, &ru); err != nil {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
