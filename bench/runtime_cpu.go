@@ -26,37 +26,51 @@ const monitorCgroup = benchCgroup + "-monitors"
 // start under a monitor, the chutes' cgroup (the monitor reaps those
 // chutes, so their time is not this process's children's).
 type cpuMark struct {
-	tree     time.Duration
-	monitors time.Duration
-	chutes   time.Duration
-	chuteCg  string // "" for a cold start
+	tree      time.Duration
+	monitors  time.Duration
+	chutes    time.Duration
+	monitorCg string // "" for none
+	chuteCg   string // "" for a cold start
 }
 
-// markCPU marks the CPU used so far; chuteCg is the cgroup of chutes
-// started under a monitor, "" for cold starts.
-func markCPU(chuteCg string) (cpuMark, error) {
-	if err := adoptMonitors(); err != nil {
-		return cpuMark{}, err
-	}
-	m := cpuMark{tree: treeCPU(), chuteCg: chuteCg}
+// markCPU marks the CPU used so far; monitorCg holds the launchers'
+// monitors (see adoptMonitors), chuteCg is the cgroup of chutes started
+// under a monitor, "" for cold starts. This process's own time is marked
+// last, so that reading the cgroups is not counted as a start's.
+func markCPU(monitorCg, chuteCg string) (cpuMark, error) {
+	m := cpuMark{monitorCg: monitorCg, chuteCg: chuteCg}
 	var err error
-	if m.monitors, err = cgroupCPU(monitorCgroup); err != nil {
-		return m, err
+	if monitorCg != "" {
+		if err := adoptMonitors(monitorCg); err != nil {
+			return m, err
+		}
+		if m.monitors, err = cgroupCPU(monitorCg); err != nil {
+			return m, err
+		}
 	}
 	if chuteCg != "" {
-		m.chutes, err = cgroupCPU(chuteCg)
+		if m.chutes, err = cgroupCPU(chuteCg); err != nil {
+			return m, err
+		}
 	}
-	return m, err
+	m.tree = treeCPU()
+	return m, nil
 }
 
 // since waits until every cold shim started since the mark has exited and
 // been reaped, and returns the CPU time used since the mark: the CPU a
-// start costs on its way, which starts at once share.
+// start costs on its way, which starts at once share. The time of the
+// waiting itself is left out: it scans /proc, which costs this process
+// some 10-20 µs of CPU per process on the host, however few are ours, so
+// counted it made a start dearer as the host ran more processes.
 func (m cpuMark) since(ctx context.Context) (time.Duration, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
+	var waiting time.Duration
 	for {
-		if len(roleChildren(sandbox.ShimCommand)) == 0 {
+		var shims int
+		waiting += selfTime(func() { shims = len(roleChildren(sandbox.ShimCommand)) })
+		if shims == 0 {
 			break
 		}
 		select {
@@ -65,12 +79,14 @@ func (m cpuMark) since(ctx context.Context) (time.Duration, error) {
 		case <-time.After(time.Millisecond):
 		}
 	}
-	d := treeCPU() - m.tree
-	mon, err := cgroupCPU(monitorCgroup)
-	if err != nil {
-		return 0, err
+	d := treeCPU() - m.tree - waiting
+	if m.monitorCg != "" {
+		mon, err := cgroupCPU(m.monitorCg)
+		if err != nil {
+			return 0, err
+		}
+		d += mon - m.monitors
 	}
-	d += mon - m.monitors
 	if m.chuteCg != "" {
 		ch, err := cgroupCPU(m.chuteCg)
 		if err != nil {
@@ -96,24 +112,36 @@ func cgroupCPU(path string) (time.Duration, error) {
 // treeCPU is the user and system time of this process and its reaped
 // children.
 func treeCPU() time.Duration {
-	var self, children syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &self)
-	syscall.Getrusage(syscall.RUSAGE_CHILDREN, &children)
-	tv := func(t syscall.Timeval) time.Duration {
-		return time.Duration(t.Sec)*time.Second + time.Duration(t.Usec)*time.Microsecond
-	}
-	return tv(self.Utime) + tv(self.Stime) + tv(children.Utime) + tv(children.Stime)
+	return rusageCPU(syscall.RUSAGE_SELF) + rusageCPU(syscall.RUSAGE_CHILDREN)
 }
 
-// adoptMonitors moves this process's monitors into monitorCgroup.
-func adoptMonitors() error {
-	g, err := cgroup.Load(monitorCgroup)
+// selfTime returns the CPU time this process spent while f ran: f's own
+// and that of the runtime's threads beside it (the garbage collector's
+// workers run on idle CPUs when f allocates).
+func selfTime(f func()) time.Duration {
+	t0 := rusageCPU(syscall.RUSAGE_SELF)
+	f()
+	return rusageCPU(syscall.RUSAGE_SELF) - t0
+}
+
+// rusageCPU is the user and system time getrusage(2) reports for who.
+func rusageCPU(who int) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(who, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// adoptMonitors moves this process's monitors into the cgroup at path.
+func adoptMonitors(path string) error {
+	g, err := cgroup.Load(path)
 	if err != nil {
 		return err
 	}
 	for _, pid := range roleChildren(sandbox.MonitorCommand) {
 		if err := g.Add(pid); err != nil {
-			return fmt.Errorf("monitor %d to %s: %w", pid, monitorCgroup, err)
+			return fmt.Errorf("monitor %d to %s: %w", pid, path, err)
 		}
 	}
 	return nil

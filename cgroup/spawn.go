@@ -96,7 +96,7 @@ func (g *v1Group) spawnIn() (func() error, error) {
 
 // moveSelf moves the calling thread, alone, into the v1 group at dir.
 func moveSelf(dir string) error {
-	return os.WriteFile(filepath.Join(dir, "tasks"), []byte("0"), 0)
+	return writeControl(filepath.Join(dir, "tasks"), "0")
 }
 
 // kernelAtLeast reports whether the running kernel's release is at least

@@ -149,7 +149,7 @@ func (g *v1Group) update(r Resources) error {
 	}
 	if r.Pids == 0 {
 		// cgroup1 only ever writes positive pid limits, so lifting one is ours.
-		return os.WriteFile(filepath.Join(g.dir("pids"), "pids.max"), []byte("max"), 0)
+		return writeControl(filepath.Join(g.dir("pids"), "pids.max"), "max")
 	}
 	return nil
 }
@@ -162,7 +162,7 @@ func (g *v1Group) adoptCpuset() error {
 		return err
 	}
 	for pid := range strings.FieldsSeq(string(b)) {
-		err := os.WriteFile(filepath.Join(g.dir("cpuset"), "cgroup.procs"), []byte(pid), 0)
+		err := writeControl(filepath.Join(g.dir("cpuset"), "cgroup.procs"), pid)
 		if err != nil && !errors.Is(err, unix.ESRCH) {
 			return fmt.Errorf("move pid %s into the cpuset: %w", pid, err)
 		}
@@ -309,7 +309,7 @@ func (g *v1Group) reclaim(ctx context.Context, target int64) (err error) {
 		return nil
 	}
 	defer func() {
-		if rerr := os.WriteFile(limitFile, []byte(strings.TrimSpace(string(orig))), 0); rerr != nil {
+		if rerr := writeControl(limitFile, strings.TrimSpace(string(orig))); rerr != nil {
 			err = errors.Join(err, fmt.Errorf("restore memory limit: %w", rerr))
 		}
 	}()
@@ -334,7 +334,7 @@ func (g *v1Group) reclaim(ctx context.Context, target int64) (err error) {
 func writeLimitBackoff(ctx context.Context, file string, limit int64) error {
 	delay := 10 * time.Millisecond
 	for try := 0; ; try++ {
-		err := os.WriteFile(file, []byte(strconv.FormatInt(limit, 10)), 0)
+		err := writeControl(file, strconv.FormatInt(limit, 10))
 		if err == nil || !errors.Is(err, unix.EBUSY) || try == 3 {
 			return err
 		}
@@ -390,7 +390,7 @@ func (g *v1Group) signalAll() error {
 // is still worth signalling; the caller retries until it is empty.
 func (g *v1Group) freeze() error {
 	state := filepath.Join(g.dir("freezer"), "freezer.state")
-	if err := os.WriteFile(state, []byte("FROZEN"), 0); err != nil {
+	if err := writeControl(state, "FROZEN"); err != nil {
 		return err
 	}
 	for range 100 {

@@ -79,7 +79,7 @@ func (g *v2Group) update(r Resources) error {
 	if r.CPUs == "" {
 		// cgroup2 writes no empty list; written, it gives the group its
 		// parent's CPUs again. No file: cpuset was never enabled here.
-		err := os.WriteFile(filepath.Join(g.dir, "cpuset.cpus"), []byte("\n"), 0)
+		err := writeControl(filepath.Join(g.dir, "cpuset.cpus"), "\n")
 		if err != nil && !errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("cpuset.cpus: %w", err)
 		}
@@ -185,7 +185,7 @@ func (g *v2Group) reclaim(ctx context.Context, target int64) error {
 		if try == 4 {
 			return fmt.Errorf("usage %d above %d: %w", usage, target, ErrCannotReclaim)
 		}
-		err = os.WriteFile(filepath.Join(g.dir, "memory.reclaim"), []byte(strconv.FormatInt(usage-target, 10)), 0)
+		err = writeControl(filepath.Join(g.dir, "memory.reclaim"), strconv.FormatInt(usage-target, 10))
 		if err != nil && !errors.Is(err, unix.EAGAIN) {
 			return err
 		}
