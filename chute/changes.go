@@ -64,7 +64,16 @@ func (m *Manager) newChange(name string, owner Owner, actor Actor, action string
 	return c, nil
 }
 
-// updateChange applies fn to a live change, persists it and wakes waiters.
+// updateChange applies fn to a live change and wakes waiters; a change
+// that ended is persisted first.
+//
+// A running change's state and steps live in the live map only, where
+// Change, Changes and WaitChange read them: the store holds the change as
+// it was queued (newChange) and as it ended. A commit costs two
+// fdatasyncs (0.3-0.5 ms idle, 3-14 ms p90 under load), and a start's
+// progress made three of them, two before the chute's command ran. A
+// daemon that dies mid-change loses only that change's steps:
+// settleInterrupted ends it from its queued copy.
 func (m *Manager) updateChange(id uint64, fn func(*Change)) {
 	m.mu.Lock()
 	c, ok := m.changes[id]
@@ -77,8 +86,10 @@ func (m *Manager) updateChange(id uint64, fn func(*Change)) {
 	m.mu.Unlock()
 	// Persist before waiters are woken: once a change leaves the live map,
 	// the store is where they read it.
-	if err := m.db.Put(store.Changes, store.IDKey(id), snap); err != nil {
-		m.logf("persist change %d: %v", id, err)
+	if snap.Done() {
+		if err := m.db.Put(store.Changes, store.IDKey(id), snap); err != nil {
+			m.logf("persist change %d: %v", id, err)
+		}
 	}
 	m.mu.Lock()
 	if snap.Done() {

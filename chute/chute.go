@@ -1,6 +1,7 @@
 // Package chute owns the chutes' lifecycle: installing, updating with
 // rollback, starting, supervising and removing them, one serialized change
-// at a time per chute, with every state transition persisted in the store.
+// at a time per chute, with every state transition of a chute persisted in
+// the store, and each change when queued and when ended.
 package chute
 
 import (

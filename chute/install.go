@@ -510,12 +510,7 @@ func (m *Manager) remove(ctx context.Context, p *progress, name string, keepData
 // Start queues a start and makes running the desired state.
 func (m *Manager) Start(name string, actor Actor) (Change, error) {
 	return m.queueOp(name, actor, "start", func(ctx context.Context, p *progress) error {
-		e, err := m.entry(name)
-		if err != nil {
-			return err
-		}
-		m.save(name, func(r *record) { r.Desired, r.Restarts = Running, 0 })
-		return m.startChute(ctx, p, name, e.rec.Dir, e.rec.Manifest)
+		return m.startDesired(ctx, p, name)
 	})
 }
 
@@ -533,12 +528,7 @@ func (m *Manager) Restart(name string, actor Actor) (Change, error) {
 		if err := m.stopChute(ctx, p, name); err != nil {
 			return err
 		}
-		e, err := m.entry(name)
-		if err != nil {
-			return err
-		}
-		m.save(name, func(r *record) { r.Desired, r.Restarts = Running, 0 })
-		return m.startChute(ctx, p, name, e.rec.Dir, e.rec.Manifest)
+		return m.startDesired(ctx, p, name)
 	})
 }
 

@@ -55,14 +55,39 @@ func envOf(m *manifest.Manifest) []string {
 // startChute starts version dir of the chute with manifest man and begins
 // supervising it.
 func (m *Manager) startChute(ctx context.Context, p *progress, name, dir string, man *manifest.Manifest) error {
+	return m.startChuteAs(ctx, p, name, dir, man, nil)
+}
+
+// startDesired makes running the chute's desired state and starts it: the
+// one write of its record before the launch carries both (each write is a
+// commit, two fdatasyncs, on the start's path).
+func (m *Manager) startDesired(ctx context.Context, p *progress, name string) error {
+	e, err := m.entry(name)
+	if err != nil {
+		return err
+	}
+	return m.startChuteAs(ctx, p, name, e.rec.Dir, e.rec.Manifest, func(r *record) { r.Desired, r.Restarts = Running, 0 })
+}
+
+// startChuteAs is startChute with desire applied to the chute's record in
+// the write that marks it starting, or alone if it is running already.
+func (m *Manager) startChuteAs(ctx context.Context, p *progress, name, dir string, man *manifest.Manifest, desire func(*record)) error {
 	e, err := m.entry(name)
 	if err != nil {
 		return err
 	}
 	if e.sb != nil {
+		if desire != nil {
+			m.save(name, desire)
+		}
 		return nil
 	}
-	m.save(name, func(r *record) { r.State = Starting; r.Error = "" })
+	m.save(name, func(r *record) {
+		if desire != nil {
+			desire(r)
+		}
+		r.State, r.Error = Starting, ""
+	})
 	sb, err := m.launch(ctx, p, name, e.rec.Slot, dir, man)
 	if err != nil {
 		m.save(name, func(r *record) { r.State = Failed; r.Error = err.Error() })

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -52,7 +53,8 @@ const schemaKey = "schema_version"
 
 // DB is the open state file.
 type DB struct {
-	bolt *bolt.DB
+	bolt    *bolt.DB
+	commits atomic.Uint64
 }
 
 // Open opens (creating if needed) the state file at path. It fails fast if
@@ -133,8 +135,17 @@ func (d *DB) View(fn func(*Tx) error) error {
 
 // Update runs fn in a read-write transaction, committed if fn returns nil.
 func (d *DB) Update(fn func(*Tx) error) error {
-	return d.bolt.Update(func(tx *bolt.Tx) error { return fn(&Tx{tx}) })
+	err := d.bolt.Update(func(tx *bolt.Tx) error { return fn(&Tx{tx}) })
+	if err == nil {
+		d.commits.Add(1)
+	}
+	return err
 }
+
+// Commits is how many write transactions were committed since Open. Each
+// waits for the disk (two fdatasyncs), so a path that must be quick, such
+// as a chute's start, is judged by how many it makes.
+func (d *DB) Commits() uint64 { return d.commits.Load() }
 
 // Get decodes the value at key into v, or returns ErrNotFound.
 func (t *Tx) Get(b Bucket, key string, v any) error {

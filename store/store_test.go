@@ -136,3 +136,25 @@ func TestSecondOpenNamesTheHolder(t *testing.T) {
 	}
 	d.Close()
 }
+
+// Commits counts what reached the disk: committed writes, not reads nor
+// rolled-back writes.
+func TestCommitsCounted(t *testing.T) {
+	d, err := Open(filepath.Join(t.TempDir(), "s.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	before := d.Commits()
+	if err := d.Put(Chutes, "a", rec{"a", 1}); err != nil {
+		t.Fatal(err)
+	}
+	var r rec
+	if err := d.Get(Chutes, "a", &r); err != nil {
+		t.Fatal(err)
+	}
+	d.Update(func(tx *Tx) error { return errors.New("rolled back") })
+	if got := d.Commits() - before; got != 1 {
+		t.Fatalf("commits = %d after one put, one get and one rolled-back update, want 1", got)
+	}
+}
