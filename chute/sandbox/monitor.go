@@ -90,6 +90,7 @@ func MonitorMain(args []string) int {
 	}
 	json.NewEncoder(report).Encode(monitorHello{Socket: m.sock})
 	report.Close()
+	m.keepWarm()
 	m.serve()
 	return 0
 }
@@ -105,6 +106,15 @@ type monitor struct {
 	closing bool
 	quit    chan struct{} // closed once nothing holds the monitor
 	trim    *time.Timer   // see trimSoon
+
+	// warm is the warm init ready for the next start, if any; warming,
+	// whether one is being cloned; warmFailed, whether a clone failed,
+	// after which chutes are cloned at their start.
+	warm       *warmInit
+	warming    bool
+	warmFailed bool
+	// warmWait counts a warm init that is neither taken nor reaped.
+	warmWait sync.WaitGroup
 }
 
 // monitorTrimAfter is how quiet starts and exits must have been before
@@ -202,6 +212,8 @@ func (m *monitor) serve() {
 		}
 	}()
 	<-m.quit
+	// Its warm init, told to go, is to go first.
+	waitTimeout(&m.warmWait, handlerGrace)
 	m.ln.Close()
 	os.Remove(m.sock)
 	os.Remove(m.pidPath)
@@ -219,6 +231,7 @@ func (m *monitor) release(n *int) {
 func (m *monitor) quitIfIdleLocked() {
 	if m.chutes == 0 && m.clients == 0 && !m.closing {
 		m.closing = true
+		m.dropWarmLocked()
 		close(m.quit)
 	}
 }
@@ -255,7 +268,24 @@ func (m *monitor) startChute(conn net.Conn, stateDir string) (running bool) {
 		return false
 	}
 	sh := newShim(stateDir, log)
-	if err := sh.start(); err != nil {
+	sh.takeWarm = m.takeWarm
+	// The next warm init is made once this start is over, not during it.
+	defer m.keepWarm()
+	// The launcher sends nothing after the assignment: a read that ends
+	// is its hang-up, and before the report, its giving up.
+	starting := make(chan struct{})
+	go func() {
+		conn.Read(make([]byte, 1))
+		select {
+		case <-starting:
+		default:
+			sh.giveUp()
+		}
+	}()
+	err = sh.start()
+	close(starting)
+	if err != nil {
+		fmt.Fprintf(log, "shim: start failed: %v\n", err)
 		sh.abandon()
 		enc.Encode(shimReport{Error: err.Error()})
 		log.Close()

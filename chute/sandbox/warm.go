@@ -1,0 +1,229 @@
+package sandbox
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"strconv"
+	"syscall"
+
+	"github.com/moby/sys/capability"
+	"golang.org/x/sys/unix"
+
+	"paradrop/cgroup"
+	"paradrop/chute/sandbox/pid1"
+)
+
+// A monitor keeps a warm init ready: an init cloned before any chute asks
+// for it, in new mount, pid, uts, ipc, user and network namespaces, its
+// Go runtime started, waiting for its assignment (see pid1.WarmCommand).
+// A start then only does what depends on the chute: the uid and gid
+// maps, written by the monitor after the clone; the cgroup, which init's
+// thread enters itself through tasks files the monitor opened (v1); the
+// network, which the monitor moves into init's own network namespace
+// (adoptNetwork: a process in a fresh user namespace could not join the
+// daemon's); the descriptors and the plan. The clone and init's start-up,
+// a third of a start, are taken off its path, and the next warm init is
+// made once a start is over.
+//
+// A warm init runs nothing of a chute's before its plan, and is a chute
+// of none before its assignment. It dies with the thread that cloned it
+// (its parent-death signal), which stays locked, waiting, and then runs
+// the chute it becomes for that chute's whole life, as the thread of a
+// start under the monitor does; and the monitor kills it as it exits.
+//
+// Each waiting warm init costs about 0.6 MiB of private memory (a Go
+// process's least), counted in the monitor's cgroup, the daemon's.
+//
+// Not every chute can use one: on cgroup v2 a process cannot move itself
+// into a group without the global lock SpawnIn avoids, and a warm init's
+// group is known only at its birth, so v2 chutes with a cgroup keep the
+// cold clone (born in their group by CLONE_INTO_CGROUP); so do chutes
+// without a user namespace.
+type warmInit struct {
+	cmd  *exec.Cmd
+	sock *os.File // the monitor's end of pid1.WarmFD
+	// jobs gets the shim of the chute the warm init is to become, whose
+	// run then goes on on the thread that cloned it; closed, the warm
+	// init is killed.
+	jobs chan warmJob
+}
+
+type warmJob struct {
+	sh      *shim
+	started chan<- error
+}
+
+// warmEligible says whether the chute of s can start from a warm init.
+func warmEligible(s Spec) bool {
+	return s.UserNS && (s.CgroupPath == "" || cgroup.Detect() == cgroup.V1)
+}
+
+// cloneWarm clones a warm init from the calling thread, which must stay
+// locked to its goroutine for the life of the chute the init becomes.
+func cloneWarm() (*warmInit, error) {
+	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("warm init: %w", err)
+	}
+	mine, its := os.NewFile(uintptr(pair[0]), "warm init"), os.NewFile(uintptr(pair[1]), "warm init")
+	defer its.Close()
+	last, err := capability.LastCap()
+	if err != nil {
+		mine.Close()
+		return nil, fmt.Errorf("warm init: %w", err)
+	}
+	// Its exec comes before its uid map: as an unmapped user it would
+	// keep no capability in its namespace, not even to become the
+	// namespace's root once mapped, but those it has as ambient ones.
+	// Its plan clears them (pid1.Plan.Caps) before the chute's exec.
+	var all []uintptr
+	for c := range uintptr(last) + 1 {
+		all = append(all, c)
+	}
+	w := &warmInit{sock: mine, jobs: make(chan warmJob, 1)}
+	w.cmd = &exec.Cmd{
+		Path: "/proc/self/exe",
+		Args: []string{"paradrop-init", pid1.WarmCommand},
+		Env:  []string{},
+		// Stdin, stdout and stderr are /dev/null: the chute's output
+		// pipes come with the assignment.
+		ExtraFiles: []*os.File{its},
+		SysProcAttr: &syscall.SysProcAttr{
+			Cloneflags: syscall.CLONE_NEWNS | syscall.CLONE_NEWPID | syscall.CLONE_NEWUTS | syscall.CLONE_NEWIPC |
+				syscall.CLONE_NEWUSER | syscall.CLONE_NEWNET,
+			Pdeathsig:   syscall.SIGKILL,
+			AmbientCaps: all,
+		},
+	}
+	if err := w.cmd.Start(); err != nil {
+		mine.Close()
+		return nil, fmt.Errorf("warm init: %w", err)
+	}
+	return w, nil
+}
+
+// discard kills a warm init that is to serve no chute, and reaps it.
+func (w *warmInit) discard() {
+	w.sock.Close()
+	w.cmd.Process.Kill()
+	w.cmd.Wait()
+}
+
+// assign gives the warm init the chute of s: its id maps, then files
+// (which become its fds 1, 2, 3...) and the tasks files of the chute's
+// cgroup g (nil: none). The warm init's socket is closed after.
+func (w *warmInit) assign(s Spec, files []*os.File, g *cgroup.Group) error {
+	defer w.sock.Close()
+	if err := writeIDMaps(w.cmd.Process.Pid, s); err != nil {
+		return err
+	}
+	fds := make([]int, 0, len(files))
+	for _, f := range files {
+		fds = append(fds, int(f.Fd()))
+	}
+	if g != nil {
+		tasks, err := g.TaskFiles()
+		if err != nil {
+			return err
+		}
+		for _, f := range tasks {
+			defer f.Close()
+			fds = append(fds, int(f.Fd()))
+		}
+	}
+	if len(files) > 255 {
+		return errors.New("warm init: too many descriptors")
+	}
+	if err := unix.Sendmsg(int(w.sock.Fd()), []byte{byte(len(files))}, unix.UnixRights(fds...), nil, 0); err != nil {
+		return fmt.Errorf("assign the warm init: %w", err)
+	}
+	return nil
+}
+
+// writeIDMaps maps the user namespace of pid as a cold clone's is mapped
+// (see spawn), setgroups denied.
+func writeIDMaps(pid int, s Spec) error {
+	dir := "/proc/" + strconv.Itoa(pid) + "/"
+	for _, f := range [][2]string{
+		{"setgroups", "deny"},
+		{"uid_map", fmt.Sprintf("0 %d %d\n", s.HostUID, idRange)},
+		{"gid_map", fmt.Sprintf("0 %d %d\n", s.HostGID, idRange)},
+	} {
+		if err := os.WriteFile(dir+f[0], []byte(f[1]), 0); err != nil {
+			return fmt.Errorf("warm init: write %s: %w", f[0], err)
+		}
+	}
+	return nil
+}
+
+// keepWarm makes a warm init in the background unless one is there or
+// being made, or making one failed before.
+func (m *monitor) keepWarm() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closing || m.warm != nil || m.warming || m.warmFailed {
+		return
+	}
+	m.warming = true
+	go m.warmThread()
+}
+
+// warmThread clones a warm init and, on its thread, runs the chute it is
+// assigned to.
+func (m *monitor) warmThread() {
+	// Never unlocked: the thread is the warm init's parent, whose exit
+	// kills it, and ends with this goroutine.
+	runtime.LockOSThread()
+	w, err := cloneWarm()
+	m.mu.Lock()
+	m.warming = false
+	switch {
+	case err != nil:
+		// Cold clones serve from now on; say it once.
+		m.warmFailed = true
+		m.mu.Unlock()
+		fmt.Fprintf(os.Stderr, "monitor: %v; chutes are cloned at their start\n", err)
+		return
+	case m.closing:
+		m.mu.Unlock()
+		w.discard()
+		return
+	}
+	m.warm = w
+	m.warmWait.Add(1)
+	m.mu.Unlock()
+	job, ok := <-w.jobs
+	if !ok {
+		w.discard()
+		m.warmWait.Done()
+		return
+	}
+	job.sh.warm = w
+	job.sh.run(job.started)
+}
+
+// takeWarm hands the waiting warm init, if any, to the chute of s.
+func (m *monitor) takeWarm(s Spec) *warmInit {
+	if !warmEligible(s) {
+		return nil
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	w := m.warm
+	if w != nil {
+		m.warm = nil
+		m.warmWait.Done()
+	}
+	return w
+}
+
+// dropWarmLocked kills the waiting warm init, as the monitor exits.
+func (m *monitor) dropWarmLocked() {
+	if m.warm != nil {
+		close(m.warm.jobs)
+		m.warm = nil
+	}
+}
