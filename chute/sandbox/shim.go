@@ -468,7 +468,7 @@ func (sh *shim) spawn() error {
 	}
 
 	if s.ownNetNS() {
-		if err := adoptNetwork(s, pid); err != nil {
+		if err := adoptNetwork(s, pid, sh.warm != nil); err != nil {
 			return err
 		}
 	}

@@ -14,6 +14,7 @@ import (
 
 	"paradrop/cgroup"
 	"paradrop/chute/sandbox/pid1"
+	"paradrop/netconf"
 )
 
 // A monitor keeps a warm init ready: an init cloned before any chute asks
@@ -100,6 +101,12 @@ func cloneWarm() (*warmInit, error) {
 	}
 	if err := w.cmd.Start(); err != nil {
 		mine.Close()
+		return nil, fmt.Errorf("warm init: %w", err)
+	}
+	// Its network namespace is set up now, as a chute's is (lo, the
+	// chute sysctls): a start has only its eth0 left to move in.
+	if err := netconf.MoveNetNS("", fmt.Sprintf("/proc/%d/ns/net", w.cmd.Process.Pid)); err != nil {
+		w.discard()
 		return nil, fmt.Errorf("warm init: %w", err)
 	}
 	return w, nil
