@@ -146,6 +146,13 @@ func setUpNetNS() error {
 	if err := netlink.LinkSetUp(lo); err != nil {
 		return fmt.Errorf("set lo up: %w", err)
 	}
+	return ApplyChuteSysctls()
+}
+
+// ApplyChuteSysctls sets the chute sysctls (see chuteSysctls) in the
+// network namespace of the calling thread: for a caller that made a
+// chute's namespace itself and entered it on a locked thread.
+func ApplyChuteSysctls() error {
 	for _, s := range chuteSysctls {
 		if err := writeSysctl(s.key, s.value); err != nil {
 			return err

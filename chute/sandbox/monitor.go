@@ -212,12 +212,13 @@ func (m *monitor) serve() {
 		}
 	}()
 	<-m.quit
-	// Its warm init, told to go, is to go first.
-	waitTimeout(&m.warmWait, handlerGrace)
 	m.ln.Close()
 	os.Remove(m.sock)
 	os.Remove(m.pidPath)
 	m.lock.Close()
+	// Its warm init, told to go, is to go first (its parent-death
+	// signal would end it too, a moment later).
+	waitTimeout(&m.warmWait, handlerGrace)
 }
 
 // release counts a connection or chute (*n) that is over.
