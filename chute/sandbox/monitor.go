@@ -113,6 +113,7 @@ type monitor struct {
 	warm       *warmInit
 	warming    bool
 	warmFailed bool
+	warmTimer  *time.Timer // see keepWarmSoon
 	// warmWait counts a warm init that is neither taken nor reaped.
 	warmWait sync.WaitGroup
 }
@@ -270,8 +271,9 @@ func (m *monitor) startChute(conn net.Conn, stateDir string) (running bool) {
 	}
 	sh := newShim(stateDir, log)
 	sh.takeWarm = m.takeWarm
-	// The next warm init is made once this start is over, not during it.
-	defer m.keepWarm()
+	// The next warm init is made once this start, and the burst it may
+	// be part of, is over, not during them.
+	defer m.keepWarmSoon()
 	// The launcher sends nothing after the assignment: a read that ends
 	// is its hang-up, and before the report, its giving up.
 	starting := make(chan struct{})
