@@ -80,6 +80,10 @@ func enterNetAndSys(s Spec) error {
 		if err := loopbackUp(); err != nil {
 			return fmt.Errorf("bring lo up: %w", err)
 		}
+		// As in every namespace the daemon makes, and a warm init's.
+		if err := netconf.ApplyChuteSysctls(); err != nil {
+			return err
+		}
 	} else {
 		target, err := os.Open(s.NetNS)
 		if err != nil {
