@@ -62,9 +62,9 @@ func warmPid(t *testing.T, monitor int) int {
 // init the monitor had ready, and has everything a cold start gives: its
 // uid map, its cgroup (as the host sees it, and as its cgroup namespace's
 // root), a network namespace with lo up and the chute sysctls, the
-// capabilities and seccomp
-// filter of a cold start (the same script run cold prints the same), its
-// hostname and ids; and the monitor makes the next warm init.
+// capabilities and seccomp filter of a cold start (the same script run
+// cold prints the same), its hostname and ids; and the monitor makes the
+// next warm init.
 func TestWarmInitBecomesTheChute(t *testing.T) {
 	if cgroup.Detect() != cgroup.V1 {
 		t.Skip("warm inits serve chutes with a cgroup on v1 only")
