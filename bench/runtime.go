@@ -771,7 +771,7 @@ func report(cs []*contender, d daemonFigures, bin, roles, self string) (string, 
 	memT := newTable("memory and size", "value")
 	memT.add("daemon VmRSS, idle, no chute", mib(d.rssIdle))
 	memT.add(fmt.Sprintf("daemon VmRSS, idle, %d chutes running", fleetSize), mib(d.rssFleet))
-	memT.add("the daemon's monitor, private memory (RssAnon), no chute", mib(d.serversIdle))
+	memT.add("the daemon's monitor and its warm init, private memory (RssAnon), no chute", mib(d.serversIdle))
 	memT.add(fmt.Sprintf("the monitor's growth per chute, %d chutes", fleetSize), mib((d.serversFleet-d.serversIdle)/fleetSize))
 	memT.add(fmt.Sprintf("daemon VmRSS + monitor RssAnon, %d chutes", fleetSize), mib(d.rssFleet+d.serversFleet))
 	memT.add("binary, make build (CGO_ENABLED=0 -trimpath -s -w)", mib(binSize))
