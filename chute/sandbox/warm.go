@@ -25,11 +25,13 @@ import (
 // A start then only does what depends on the chute: the uid and gid
 // maps, written by the monitor after the clone; the cgroup, which init's
 // thread enters itself through tasks files the monitor opened (v1); the
-// network, which the monitor moves into init's own network namespace
-// (adoptNetwork: a process in a fresh user namespace could not join the
-// daemon's); the descriptors and the plan. The clone and init's start-up,
-// a third of a start, are taken off its path, and the next warm init is
-// made once a start is over.
+// daemon's eth0, if any, which the monitor moves into init's own network
+// namespace (adoptNetwork: a process in a fresh user namespace could not
+// join the daemon's), set up as the warm init was made; the descriptors
+// and the plan. The clone and init's start-up, 3-4 ms, are taken off its
+// path, and the next warm init is made once starts pause (keepWarmSoon).
+// It waits in a root of its own (cloneWarmInRoot), holding nothing of the
+// host's mounts but its devices, /proc and /sys.
 //
 // A warm init runs nothing of a chute's before its plan, and is a chute
 // of none before its assignment. It dies with the thread that cloned it
@@ -37,7 +39,7 @@ import (
 // the chute it becomes for that chute's whole life, as the thread of a
 // start under the monitor does; and the monitor kills it as it exits.
 //
-// Each waiting warm init costs about 0.6 MiB of private memory (a Go
+// Each waiting warm init costs about 0.7 MiB of private memory (a Go
 // process's least), counted in the monitor's cgroup, the daemon's.
 //
 // Not every chute can use one: on cgroup v2 a process cannot move itself
