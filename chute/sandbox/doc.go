@@ -64,9 +64,10 @@
 // into it at its start, as are chutes without a user namespace and
 // chutes with a cgroup on cgroup v2 (where a process cannot enter a
 // group without that lock, and is born in it instead). The monitor makes
-// the next warm init once a start is over. A warm init costs about 0.7 MiB of private
-// memory while it waits. A start its launcher gives up (its context
-// ended) is given up in the monitor too: the init it made is killed.
+// the next warm init once starts pause; it waits in a root of its own
+// (the host's devices, /proc and /sys only) and costs about 0.7 MiB of
+// private memory. A start its launcher gives up (its context ended) is
+// given up in the monitor too: the init it made is killed.
 //
 // The shim and monitor roles are dispatched by the program's main
 // function (or by importing package shimrole):
