@@ -21,6 +21,7 @@ import (
 
 	"paradrop/cgroup"
 	"paradrop/chute/sandbox"
+	"paradrop/chute/sandbox/pid1"
 	"paradrop/examples"
 	"paradrop/netconf"
 )
@@ -208,7 +209,7 @@ func measureStarts(ctx context.Context, tmp, rootfs, bin, roles, self string, ap
 		pooled,
 		ours("paradrop, bench binary as monitor and init", self, warm(self), true, benchCgroup, ""),
 		ours("- joined netns (as the daemon does)", bin, warm(bin), true, benchCgroup, netns),
-		ours("- without user namespace", bin, warm(bin), false, benchCgroup, ""),
+		ours("- without user namespace (so no warm init: cloned at the start)", bin, warm(bin), false, benchCgroup, ""),
 		ours("- without cgroup", bin, warm(bin), true, "", ""),
 		ours("- roles-only binary (what-if)", roles, warm(roles), true, benchCgroup, ""),
 		ours("- roles-only binary, cold (what-if)", roles, nil, true, benchCgroup, ""),
@@ -620,8 +621,53 @@ func waitForComm(ctx context.Context, cg, comm string) time.Time {
 
 // chuteServers returns the processes that serve the chutes whose pid 1s
 // are chutePids (each one's parent: the daemon's monitor, or a shim of its
-// own), and the daemon's monitors that serve none yet, each once.
+// own), the daemon's monitors that serve none yet, and the warm inits
+// those monitors keep for the next start, each once.
 func chuteServers(daemonPid int, chutePids []int) ([]int, error) {
+	out, err := chuteServersOnly(daemonPid, chutePids)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range out {
+		warm, err := childrenWith(p, "\x00"+pid1.WarmCommand+"\x00")
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, warm...)
+	}
+	return out, nil
+}
+
+// childrenWith returns the children of pid whose command line contains
+// word.
+func childrenWith(pid int, word string) ([]int, error) {
+	// Each thread lists the children it forked, and Go forks from any.
+	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
+	if err != nil {
+		return nil, err
+	}
+	var out []int
+	for _, t := range tasks {
+		b, err := os.ReadFile(t)
+		if err != nil {
+			continue // the thread ended
+		}
+		for _, f := range strings.Fields(string(b)) {
+			cmdline, err := os.ReadFile("/proc/" + f + "/cmdline")
+			if err != nil || !bytes.Contains(cmdline, []byte(word)) {
+				continue
+			}
+			var child int
+			if _, err := fmt.Sscan(f, &child); err != nil {
+				return nil, err
+			}
+			out = append(out, child)
+		}
+	}
+	return out, nil
+}
+
+func chuteServersOnly(daemonPid int, chutePids []int) ([]int, error) {
 	seen := map[int]bool{}
 	var out []int
 	add := func(pid int) {
@@ -651,27 +697,12 @@ func chuteServers(daemonPid int, chutePids []int) ([]int, error) {
 		}
 		add(ppid)
 	}
-	// Each thread lists the children it forked, and Go forks from any.
-	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", daemonPid))
+	monitors, err := childrenWith(daemonPid, "\x00"+sandbox.MonitorCommand+"\x00")
 	if err != nil {
 		return nil, err
 	}
-	for _, t := range tasks {
-		b, err := os.ReadFile(t)
-		if err != nil {
-			return nil, err
-		}
-		for _, f := range strings.Fields(string(b)) {
-			cmdline, err := os.ReadFile("/proc/" + f + "/cmdline")
-			if err != nil || !bytes.Contains(cmdline, []byte("\x00"+sandbox.MonitorCommand+"\x00")) {
-				continue
-			}
-			var pid int
-			if _, err := fmt.Sscan(f, &pid); err != nil {
-				return nil, err
-			}
-			add(pid)
-		}
+	for _, pid := range monitors {
+		add(pid)
 	}
 	return out, nil
 }
@@ -740,7 +771,7 @@ func report(cs []*contender, d daemonFigures, bin, roles, self string) (string, 
 	memT := newTable("memory and size", "value")
 	memT.add("daemon VmRSS, idle, no chute", mib(d.rssIdle))
 	memT.add(fmt.Sprintf("daemon VmRSS, idle, %d chutes running", fleetSize), mib(d.rssFleet))
-	memT.add("the daemon's monitor, private memory (RssAnon), no chute", mib(d.serversIdle))
+	memT.add("the daemon's monitor and its warm init, private memory (RssAnon), no chute", mib(d.serversIdle))
 	memT.add(fmt.Sprintf("the monitor's growth per chute, %d chutes", fleetSize), mib((d.serversFleet-d.serversIdle)/fleetSize))
 	memT.add(fmt.Sprintf("daemon VmRSS + monitor RssAnon, %d chutes", fleetSize), mib(d.rssFleet+d.serversFleet))
 	memT.add("binary, make build (CGO_ENABLED=0 -trimpath -s -w)", mib(binSize))
@@ -790,7 +821,10 @@ const runtimeNotes = `How it is measured:
   exit; the exec'ed column is when ` + "`Start`" + ` returned. The launcher hands
   the chute to its monitor, the one process of the binary that is every
   chute's shim (see chute/sandbox), running before the clock starts as it
-  does in a daemon. The cold row is ` + "`sandbox.Start`" + `, which execs a shim
+  does in a daemon, with a warm init ready (an init cloned in its
+  namespaces and started beforehand, which the start assigns the chute;
+  the monitor makes the next one after the start, and that CPU time
+  counts in the CPU per start). The cold row is ` + "`sandbox.Start`" + `, which execs a shim
   per start (what a launcher that cannot run a monitor does). The burst
   row starts 10 chutes at once through the same launcher and times each
   from the common start; its n counts bursts, each giving the median of

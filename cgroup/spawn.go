@@ -119,3 +119,30 @@ func kernelAtLeast(major, minor int) bool {
 	}
 	return ma > major || ma == major && mi >= minor
 }
+
+// TaskFiles opens, write-only, the tasks file of each v1 hierarchy of the
+// group, for a thread of another process to move itself into the group by
+// writing "0" to each (as SpawnIn's own thread does, with no global
+// lock). The kernel checks such a write against the credentials of the
+// file's opener, so a process that could not open them (a chute's init in
+// its user namespace) can still be handed them. On v2, where a thread
+// cannot move alone and moving a process takes the global lock, it
+// returns an error wrapping ErrSpawnInUnsupported.
+func (g *Group) TaskFiles() ([]*os.File, error) {
+	b, ok := g.b.(*v1Group)
+	if !ok {
+		return nil, fmt.Errorf("%w: tasks files are cgroup v1's", ErrSpawnInUnsupported)
+	}
+	var files []*os.File
+	for _, s := range b.subs {
+		f, err := os.OpenFile(filepath.Join(b.dir(string(s.Name())), "tasks"), os.O_WRONLY, 0)
+		if err != nil {
+			for _, f := range files {
+				f.Close()
+			}
+			return nil, fmt.Errorf("cgroup %q: %w", g.path, err)
+		}
+		files = append(files, f)
+	}
+	return files, nil
+}

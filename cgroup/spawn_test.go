@@ -194,3 +194,51 @@ func TestSpawnInV2OnHybrid(t *testing.T) {
 		t.Errorf("starting thread's cgroups changed:\nbefore\n%s\nafter\n%s", before, after)
 	}
 }
+
+// A thread that writes "0" to each of a group's TaskFiles is in the group
+// in every hierarchy; on v2 there are none to give.
+func TestTaskFiles(t *testing.T) {
+	if Detect() == V2 {
+		g := open(t, filepath.Join(testParent(t), "movers"), Resources{})
+		if _, err := g.TaskFiles(); !errors.Is(err, ErrSpawnInUnsupported) {
+			t.Fatalf("TaskFiles on v2: %v, want ErrSpawnInUnsupported", err)
+		}
+		return
+	}
+	g := open(t, filepath.Join(testParent(t), "movers"), Resources{Pids: 8})
+	files, err := g.TaskFiles()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		for _, f := range files {
+			f.Close()
+		}
+	}()
+	if want := len(g.b.(*v1Group).subs); len(files) != want {
+		t.Fatalf("%d tasks files, want one per hierarchy: %d", len(files), want)
+	}
+	got := make(chan string, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread ends with the goroutine
+		home, err := cgroup1.ParseCgroupFile("/proc/thread-self/cgroup")
+		if err != nil {
+			got <- err.Error()
+			return
+		}
+		for _, f := range files {
+			if _, err := f.Write([]byte("0")); err != nil {
+				got <- err.Error()
+				return
+			}
+		}
+		b, _ := os.ReadFile("/proc/thread-self/cgroup")
+		for c, p := range home {
+			moveSelf(filepath.Join(v1Mount, c, p))
+		}
+		got <- string(b)
+	}()
+	if in := <-got; len(inGroup(in, g.Path())) != len(files) {
+		t.Errorf("thread in %s in %v of its hierarchies, want %d:\n%s", g.Path(), inGroup(in, g.Path()), len(files), in)
+	}
+}

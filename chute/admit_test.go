@@ -9,7 +9,9 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	"paradrop/chute/manifest"
 	"paradrop/chute/volume"
@@ -84,7 +86,14 @@ func smallDataDir(t *testing.T, size int64) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		if err := volume.Remove(filepath.Join(tmp, "fs.img"), mnt); err != nil {
+		// The chutes' monitor, which keeps its files in the data
+		// directory, exits once the gateway let go of it: a moment after.
+		err := volume.Remove(filepath.Join(tmp, "fs.img"), mnt)
+		for deadline := time.Now().Add(5 * time.Second); errors.Is(err, syscall.EBUSY) && time.Now().Before(deadline); {
+			time.Sleep(50 * time.Millisecond)
+			err = volume.Remove(filepath.Join(tmp, "fs.img"), mnt)
+		}
+		if err != nil {
 			t.Error(err)
 		}
 	})

@@ -46,6 +46,24 @@ func MoveNetNS(path, target string) error {
 	return nil
 }
 
+// MoveNetNSPrepared is MoveNetNS into a target that MoveNetNS("", target)
+// set up beforehand (lo up, the chute sysctls): only the chute's eth0
+// goes across, and path is pinned on target. A sandbox that makes a
+// chute's namespace before it knows the chute (a warm init) so takes
+// the set-up off the chute's start. With path empty, it does nothing.
+func MoveNetNSPrepared(path, target string) error {
+	if path == "" {
+		return nil
+	}
+	if err := moveChuteIf(path, target); err != nil {
+		return fmt.Errorf("move netns %s to %s: %w", path, target, err)
+	}
+	if err := repin(path, target); err != nil {
+		return fmt.Errorf("move netns %s to %s: %w", path, target, err)
+	}
+	return nil
+}
+
 // moveChuteIf moves eth0 from the namespace at path to target with what
 // it loses on the way: addresses, routes, up state.
 func moveChuteIf(path, target string) error {
@@ -128,6 +146,13 @@ func setUpNetNS() error {
 	if err := netlink.LinkSetUp(lo); err != nil {
 		return fmt.Errorf("set lo up: %w", err)
 	}
+	return ApplyChuteSysctls()
+}
+
+// ApplyChuteSysctls sets the chute sysctls (see chuteSysctls) in the
+// network namespace of the calling thread: for a caller that made a
+// chute's namespace itself and entered it on a locked thread.
+func ApplyChuteSysctls() error {
 	for _, s := range chuteSysctls {
 		if err := writeSysctl(s.key, s.value); err != nil {
 			return err

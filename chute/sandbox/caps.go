@@ -57,6 +57,9 @@ var netCaps = []capability.Cap{capability.CAP_NET_RAW, capability.CAP_NET_ADMIN}
 // namespace owns: in one the daemon made (owned by the host's), such a
 // capability would act on nothing.
 func (s Spec) ownNetNS() bool {
+	if s.ownNet {
+		return true
+	}
 	caps, _ := extraCaps(s.Caps)
 	return s.UserNS && slices.ContainsFunc(caps, func(c capability.Cap) bool { return slices.Contains(netCaps, c) })
 }

@@ -2,6 +2,9 @@ package sandbox
 
 import (
 	"context"
+	"strconv"
+	"strings"
+	"syscall"
 )
 
 // MonitorPid starts l's monitor if need be and returns its pid, for tests
@@ -18,15 +21,22 @@ func (l *Launcher) MonitorPid(ctx context.Context) (int, error) {
 // PanicAtStart the name of a chute whose shim panics once the chute
 // started: in a test binary run as a monitor, to show a panic ends no
 // other chute.
+// HangAtStart names a chute whose init the test monitor stops as soon as
+// it is cloned (or assigned, if warm), so that its start never ends.
 const (
 	PanicOp      = "test-panic"
 	PanicAtStart = "test-panic-at-start"
+	HangAtStart  = "test-hang-at-start"
 )
 
 func init() {
 	testHook = func(chute, event string) {
 		if event == "request "+PanicOp || chute == PanicAtStart && event == "started" {
 			panic("test: " + chute + ": " + event)
+		}
+		if pid, ok := strings.CutPrefix(event, "init "); ok && chute == HangAtStart {
+			p, _ := strconv.Atoi(pid)
+			syscall.Kill(p, syscall.SIGSTOP)
 		}
 	}
 }

@@ -90,6 +90,7 @@ func MonitorMain(args []string) int {
 	}
 	json.NewEncoder(report).Encode(monitorHello{Socket: m.sock})
 	report.Close()
+	m.keepWarm()
 	m.serve()
 	return 0
 }
@@ -105,6 +106,16 @@ type monitor struct {
 	closing bool
 	quit    chan struct{} // closed once nothing holds the monitor
 	trim    *time.Timer   // see trimSoon
+
+	// warm is the warm init ready for the next start, if any; warming,
+	// whether one is being cloned; warmFailed, whether a clone failed,
+	// after which chutes are cloned at their start.
+	warm       *warmInit
+	warming    bool
+	warmFailed bool
+	warmTimer  *time.Timer // see keepWarmSoon
+	// warmWait counts a warm init that is neither taken nor reaped.
+	warmWait sync.WaitGroup
 }
 
 // monitorTrimAfter is how quiet starts and exits must have been before
@@ -206,6 +217,9 @@ func (m *monitor) serve() {
 	os.Remove(m.sock)
 	os.Remove(m.pidPath)
 	m.lock.Close()
+	// Its warm init, told to go, is to go first (its parent-death
+	// signal would end it too, a moment later).
+	waitTimeout(&m.warmWait, handlerGrace)
 }
 
 // release counts a connection or chute (*n) that is over.
@@ -219,6 +233,7 @@ func (m *monitor) release(n *int) {
 func (m *monitor) quitIfIdleLocked() {
 	if m.chutes == 0 && m.clients == 0 && !m.closing {
 		m.closing = true
+		m.dropWarmLocked()
 		close(m.quit)
 	}
 }
@@ -255,7 +270,25 @@ func (m *monitor) startChute(conn net.Conn, stateDir string) (running bool) {
 		return false
 	}
 	sh := newShim(stateDir, log)
-	if err := sh.start(); err != nil {
+	sh.takeWarm = m.takeWarm
+	// The next warm init is made once this start, and the burst it may
+	// be part of, is over, not during them.
+	defer m.keepWarmSoon()
+	// The launcher sends nothing after the assignment: a read that ends
+	// is its hang-up, and before the report, its giving up.
+	starting := make(chan struct{})
+	go func() {
+		conn.Read(make([]byte, 1))
+		select {
+		case <-starting:
+		default:
+			sh.giveUp()
+		}
+	}()
+	err = sh.start()
+	close(starting)
+	if err != nil {
+		fmt.Fprintf(log, "shim: start failed: %v\n", err)
 		sh.abandon()
 		enc.Encode(shimReport{Error: err.Error()})
 		log.Close()

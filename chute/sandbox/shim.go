@@ -102,7 +102,16 @@ type shim struct {
 
 	cmd       *exec.Cmd
 	startedAt time.Time
-	door      *door // nil without a health command
+	// takeWarm, in a monitor, hands the chute a warm init if one is
+	// ready for it; warm is the one it got (see warmInit).
+	takeWarm func(Spec) *warmInit
+	warm     *warmInit
+	// givenUp says that whoever asked for the start is gone (see
+	// giveUp); cmdMu guards it and the setting of cmd, which giveUp
+	// kills.
+	cmdMu   sync.Mutex
+	givenUp bool
+	door    *door // nil without a health command
 
 	done     chan struct{} // closed once status is saved and the socket is gone
 	status   ExitStatus
@@ -193,8 +202,20 @@ func (sh *shim) start() error {
 	sh.log.errlog = sh.errlog
 	sh.allocsAtStart = heapAllocs()
 	started := make(chan error, 1)
-	go sh.run(started)
+	if w := sh.warmInit(); w != nil {
+		// Run on the thread that cloned it.
+		w.jobs <- warmJob{sh, started}
+	} else {
+		go sh.run(started)
+	}
 	return <-started
+}
+
+func (sh *shim) warmInit() *warmInit {
+	if sh.takeWarm == nil {
+		return nil
+	}
+	return sh.takeWarm(sh.spec)
 }
 
 // run starts the chute, reports the outcome on started and, on success,
@@ -297,6 +318,10 @@ func (sh *shim) logPanic(where string, r any) {
 // it the spec and waits until it has exec'ed the chute's command.
 func (sh *shim) spawn() error {
 	s := sh.spec
+	if sh.warm != nil {
+		// A warm init has a network namespace of its own, see warmInit.
+		s.ownNet = true
+	}
 	// The output pipes' read ends belong to the log copiers, which finish
 	// at EOF: once the chute is gone, or at once if it never starts.
 	var outW [2]*os.File
@@ -392,21 +417,38 @@ func (sh *shim) spawn() error {
 		return err
 	}
 	defer null.Close()
+	if sh.warm != nil {
+		if err := sh.warm.assign(s, append([]*os.File{outW[0], outW[1]}, extra...), g); err != nil {
+			// Nothing of the chute's ran in it: clone one as if there
+			// had been none.
+			fmt.Fprintf(sh.errlog, "shim: %v; cloning an init\n", err)
+			sh.warm.discard()
+			sh.warm = nil
+		} else if err := sh.setCmd(sh.warm.cmd); err != nil {
+			return err
+		}
+	}
 	// The child is an exec of /proc/self/exe, the very binary this shim
 	// runs: no path lookup that the chute's host uid might not be allowed
 	// to make, and no surprise if the binary was replaced on disk.
-	sh.cmd = &exec.Cmd{
-		Path:        "/proc/self/exe",
-		Args:        []string{s.Executable, pid1.Command},
-		Env:         []string{},
-		Stdin:       null,
-		Stdout:      outW[0],
-		Stderr:      outW[1],
-		ExtraFiles:  extra,
-		SysProcAttr: attr,
-	}
-	if err := startInCgroup(sh.cmd, g); err != nil {
-		return err
+	if sh.warm == nil {
+		cmd := &exec.Cmd{
+			Path:        "/proc/self/exe",
+			Args:        []string{s.Executable, pid1.Command},
+			Env:         []string{},
+			Stdin:       null,
+			Stdout:      outW[0],
+			Stderr:      outW[1],
+			ExtraFiles:  extra,
+			SysProcAttr: attr,
+		}
+		if err := startInCgroup(cmd, g); err != nil {
+			sh.setCmd(cmd)
+			return err
+		}
+		if err := sh.setCmd(cmd); err != nil {
+			return err
+		}
 	}
 	// Init has its copy of the mounts: this thread, which lives as long
 	// as the chute, is not to keep its own.
@@ -418,12 +460,15 @@ func (sh *shim) spawn() error {
 	outW[1].Close()
 	statusW.Close()
 	pid := sh.cmd.Process.Pid
+	if testHook != nil {
+		testHook(s.Name, "init "+strconv.Itoa(pid))
+	}
 	if err := setChuteOOMScore(pid); err != nil {
 		return err
 	}
 
 	if s.ownNetNS() {
-		if err := adoptNetwork(s, pid); err != nil {
+		if err := adoptNetwork(s, pid, sh.warm != nil); err != nil {
 			return err
 		}
 	}
@@ -441,8 +486,46 @@ func (sh *shim) spawn() error {
 	if len(msg) > 0 {
 		return errors.New(string(msg))
 	}
+	if sh.isGivenUp() {
+		return errGivenUp
+	}
 	sh.startedAt = time.Now()
 	return nil
+}
+
+var errGivenUp = errors.New("start given up by its caller")
+
+// setCmd records the chute's init, started, unless the start was given
+// up: then it kills it.
+func (sh *shim) setCmd(cmd *exec.Cmd) error {
+	sh.cmdMu.Lock()
+	defer sh.cmdMu.Unlock()
+	sh.cmd = cmd
+	if sh.givenUp && cmd.Process != nil {
+		cmd.Process.Kill()
+		return errGivenUp
+	}
+	return nil
+}
+
+// giveUp ends a start nobody waits for any more, wherever it is: a
+// start that hangs (an init that never answers, its plan blocked) would
+// otherwise hold its thread, its init and its namespaces for ever. The
+// init it made is killed; the start fails, and what it made is undone
+// as after any failed start.
+func (sh *shim) giveUp() {
+	sh.cmdMu.Lock()
+	defer sh.cmdMu.Unlock()
+	sh.givenUp = true
+	if sh.cmd != nil && sh.cmd.Process != nil {
+		sh.cmd.Process.Kill()
+	}
+}
+
+func (sh *shim) isGivenUp() bool {
+	sh.cmdMu.Lock()
+	defer sh.cmdMu.Unlock()
+	return sh.givenUp
 }
 
 // startInCgroup starts cmd, from the calling thread, in g (if any). The

@@ -91,6 +91,10 @@ type Spec struct {
 
 	StateDir   string // shim's pid file, socket and exit status; one chute per directory
 	Executable string // binary re-executed for the shim and init roles (default: os.Executable())
+
+	// ownNet: the chute's init has a network namespace of its own,
+	// whatever its capabilities (a warm init's, see warmInit).
+	ownNet bool
 }
 
 // DeviceNode is a host device node passed into the chute.

@@ -80,6 +80,10 @@ func enterNetAndSys(s Spec) error {
 		if err := loopbackUp(); err != nil {
 			return fmt.Errorf("bring lo up: %w", err)
 		}
+		// As in every namespace the daemon makes, and a warm init's.
+		if err := netconf.ApplyChuteSysctls(); err != nil {
+			return err
+		}
 	} else {
 		target, err := os.Open(s.NetNS)
 		if err != nil {
@@ -225,12 +229,19 @@ func bindRO(source, target string) error {
 // on the new one from then on (see netconf.MoveNetNS), or only lo when
 // there is none. It runs before init gets its plan, so the chute's first
 // instruction has its network, and its /sys (sysNetPlan) shows it.
-func adoptNetwork(s Spec, pid int) error {
+//
+// A warm init's namespace was set up (lo, sysctls) as it was made
+// (prepared): only the chute's eth0 is left to move.
+func adoptNetwork(s Spec, pid int, prepared bool) error {
 	target := fmt.Sprintf("/proc/%d/ns/net", pid)
+	move := netconf.MoveNetNS
+	if prepared {
+		move = netconf.MoveNetNSPrepared
+	}
 	// On a fresh goroutine: the calling thread is in the chute's mount
 	// namespace, where a pin would not be seen by the daemon.
 	errc := make(chan error, 1)
-	go func() { errc <- netconf.MoveNetNS(s.NetNS, target) }()
+	go func() { errc <- move(s.NetNS, target) }()
 	if err := <-errc; err != nil {
 		return fmt.Errorf("give the chute its network: %w", err)
 	}

@@ -35,10 +35,16 @@ const (
 )
 
 func init() {
-	if len(os.Args) == 2 && os.Args[1] == Command {
+	if len(os.Args) == 2 && (os.Args[1] == Command || os.Args[1] == WarmCommand) {
 		// Package initialisation runs on the main thread, locked to it:
 		// capabilities, no_new_privs and the seccomp filter, which belong
-		// to a thread, go to the one that execs.
+		// to a thread, go to the one that execs, and so do the cgroups
+		// and ids a warm init takes.
+		if os.Args[1] == WarmCommand {
+			if !awaitAssignment() {
+				os.Exit(1)
+			}
+		}
 		syscall.CloseOnExec(StatusFD)
 		err := run()
 		writeAll(StatusFD, []byte(err.Error()))
