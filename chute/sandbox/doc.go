@@ -64,7 +64,9 @@
 // into it at its start, as are chutes without a user namespace and
 // chutes with a cgroup on cgroup v2 (where a process cannot enter a
 // group without that lock, and is born in it instead). The monitor makes
-// the next warm init once starts pause; it waits in a root of its own
+// a warm init once it has started a chute that gains by one (a gateway
+// whose chutes all join the daemon's namespace holds none), and the next
+// once starts pause; it waits in a root of its own
 // (the host's devices, /proc and /sys only) and costs about 0.7 MiB of
 // private memory. A start its launcher gives up (its context ended) is
 // given up in the monitor too: the init it made is killed.

@@ -90,7 +90,6 @@ func MonitorMain(args []string) int {
 	}
 	json.NewEncoder(report).Encode(monitorHello{Socket: m.sock})
 	report.Close()
-	m.keepWarm()
 	m.serve()
 	return 0
 }
@@ -272,8 +271,14 @@ func (m *monitor) startChute(conn net.Conn, stateDir string) (running bool) {
 	sh := newShim(stateDir, log)
 	sh.takeWarm = m.takeWarm
 	// The next warm init is made once this start, and the burst it may
-	// be part of, is over, not during them.
-	defer m.keepWarmSoon()
+	// be part of, is over, not during them; and only once a chute that
+	// gains by one has started: a gateway whose chutes all join the
+	// daemon's network namespace would hold one for nothing.
+	defer func() {
+		if warmEligible(sh.spec) {
+			m.keepWarmSoon()
+		}
+	}()
 	// The launcher sends nothing after the assignment: a read that ends
 	// is its hang-up, and before the report, its giving up.
 	starting := make(chan struct{})

@@ -29,7 +29,8 @@ import (
 // namespace (adoptNetwork: a process in a fresh user namespace could not
 // join the daemon's), set up as the warm init was made; the descriptors
 // and the plan. The clone and init's start-up, 3-4 ms, are taken off its
-// path, and the next warm init is made once starts pause (keepWarmSoon).
+// path. The first is made once a chute that gains by one has started,
+// the next once starts pause (keepWarmSoon).
 // It waits in a root of its own (cloneWarmInRoot), holding nothing of the
 // host's mounts but its devices, /proc and /sys.
 //

@@ -44,6 +44,18 @@ func children(pid int, word string) []int {
 	return kids
 }
 
+// warmMonitor returns the pid of l's monitor once it has started a chute
+// that gains by a warm init (a monitor makes none before).
+func warmMonitor(t *testing.T, l *sandbox.Launcher) int {
+	t.Helper()
+	mon := monitorPid(t, l)
+	s := newSpec(t, "prime", `true`)
+	if st := wait(t, startWith(t, l, s)); st.Code != 0 {
+		t.Fatalf("priming chute exited %+v", st)
+	}
+	return mon
+}
+
 // warmPid waits for the monitor to have a warm init and returns its pid.
 func warmPid(t *testing.T, monitor int) int {
 	t.Helper()
@@ -90,7 +102,7 @@ func TestWarmInitBecomesTheChute(t *testing.T) {
 	_, want := runScript(t, cold)
 
 	l := newLauncher(t, "")
-	mon := monitorPid(t, l)
+	mon := warmMonitor(t, l)
 	warm := warmPid(t, mon)
 	s.Env = []string{"HOLD=1"}
 	c := startWith(t, l, s)
@@ -152,7 +164,7 @@ func TestWarmChuteHasNoPowerOverItsLinks(t *testing.T) {
 	const denied = "raw socket: operation not permitted|ip: SIOCSIFMTU: Operation not permitted|ip: RTNETLINK answers: Operation not permitted|" +
 		"ip: SIOCSIFFLAGS: Operation not permitted|unshare: unshare(0x50000000): Operation not permitted|0"
 	l := newLauncher(t, "")
-	mon := monitorPid(t, l)
+	mon := warmMonitor(t, l)
 	for _, tc := range []struct {
 		caps   []string
 		joined bool // the daemon's namespace, with its eth0
@@ -198,7 +210,7 @@ func TestWarmChuteHasNoPowerOverItsLinks(t *testing.T) {
 // the warm init made after it, which then serves the next chute.
 func TestWarmInitOutOfAChutesReach(t *testing.T) {
 	l := newLauncher(t, "")
-	mon := monitorPid(t, l)
+	mon := warmMonitor(t, l)
 	warmPid(t, mon)
 	hostile := newSpec(t, "hostile", `ls /proc | grep -cE '^[0-9]+$'; echo ready; while :; do kill -9 -1 2>/dev/null; sleep 0.05; done`)
 	startWith(t, l, hostile)
@@ -229,7 +241,7 @@ func TestWarmInitOutOfAChutesReach(t *testing.T) {
 func TestWarmInitEnds(t *testing.T) {
 	t.Run("close", func(t *testing.T) {
 		l := sandbox.NewLauncher("", filepath.Join(t.TempDir(), "monitor"), nil)
-		mon := monitorPid(t, l)
+		mon := warmMonitor(t, l)
 		killAtEnd(t, mon)
 		warm := warmPid(t, mon)
 		l.Close()
@@ -238,7 +250,7 @@ func TestWarmInitEnds(t *testing.T) {
 	})
 	t.Run("kill", func(t *testing.T) {
 		l := newLauncher(t, "")
-		mon := monitorPid(t, l)
+		mon := warmMonitor(t, l)
 		warm := warmPid(t, mon)
 		syscall.Kill(mon, syscall.SIGKILL)
 		waitGone(t, warm, "warm init")
@@ -250,7 +262,7 @@ func TestWarmInitEnds(t *testing.T) {
 // runs, and the next start has a warm init again.
 func TestWarmInitKilledBeforeItsStart(t *testing.T) {
 	l := newLauncher(t, "")
-	mon := monitorPid(t, l)
+	mon := warmMonitor(t, l)
 	warm := warmPid(t, mon)
 	syscall.Kill(warm, syscall.SIGKILL)
 	s := newSpec(t, "afterkill", `echo up`)
@@ -273,7 +285,7 @@ func TestLauncherHungStart(t *testing.T) {
 	for _, warm := range []bool{true, false} {
 		t.Run(fmt.Sprint("warm=", warm), func(t *testing.T) {
 			l := newLauncher(t, "")
-			mon := monitorPid(t, l)
+			mon := warmMonitor(t, l)
 			s := newSpec(t, sandbox.HangAtStart, `echo never`)
 			if warm {
 				warmPid(t, mon)
@@ -327,7 +339,7 @@ func TestMonitorKilledNonRootChute(t *testing.T) {
 	for _, warm := range []bool{true, false} {
 		t.Run(fmt.Sprint("warm=", warm), func(t *testing.T) {
 			l := newLauncher(t, "")
-			mon := monitorPid(t, l)
+			mon := warmMonitor(t, l)
 			killAtEnd(t, mon)
 			s := newSpec(t, "nonroot", `sleep 1000`)
 			s.UID, s.GID = 1000, 1000
@@ -350,4 +362,27 @@ func TestMonitorKilledNonRootChute(t *testing.T) {
 			waitGone(t, c.Pid(), "a non-root chute of a killed monitor")
 		})
 	}
+}
+
+// TestNoWarmInitUntilOneServes: a monitor makes no warm init before it has
+// started a chute that gains by one, so that a gateway whose chutes all
+// join the daemon's network namespace (cloned there at their start) holds
+// none; once such a chute started, the next is waiting.
+func TestNoWarmInitUntilOneServes(t *testing.T) {
+	l := newLauncher(t, "")
+	mon := monitorPid(t, l)
+	s := newSpec(t, "cold", `true`)
+	s.UserNS = false // cloned at its start
+	if st := wait(t, startWith(t, l, s)); st.Code != 0 {
+		t.Fatalf("chute exited %+v", st)
+	}
+	// Past the pause after which a warm init would be made.
+	time.Sleep(500 * time.Millisecond)
+	if kids := children(mon, pid1.WarmCommand); len(kids) != 0 {
+		t.Fatalf("monitor %d made warm inits %v with no chute to serve", mon, kids)
+	}
+	if st := wait(t, startWith(t, l, newSpec(t, "gains", `true`))); st.Code != 0 {
+		t.Fatalf("chute exited %+v", st)
+	}
+	warmPid(t, mon)
 }
