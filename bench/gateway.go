@@ -65,9 +65,14 @@ func busyboxRootfs(dir string) error {
 }
 
 // buildBinary builds a package of the module as make build builds the
-// daemon, so that sizes and start-up are the shipped ones.
-func buildBinary(ctx context.Context, pkg, out string) error {
-	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags", "-s -w", "-o", out, pkg)
+// daemon, so that sizes and start-up are the shipped ones; with tags, as
+// the Makefile's builds given those tags.
+func buildBinary(ctx context.Context, pkg, out string, tags ...string) error {
+	args := []string{"build", "-trimpath", "-ldflags", "-s -w", "-o", out}
+	if len(tags) > 0 {
+		args = append(args, "-tags", strings.Join(tags, ","))
+	}
+	cmd := exec.CommandContext(ctx, "go", append(args, pkg)...)
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if msg, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("go build %s: %w\n%s", pkg, err, msg)

@@ -54,6 +54,10 @@ const (
 	answerWithin = 15 * time.Second
 )
 
+// gatewayTags are the Makefile's CROSS_TAGS: the box runs the daemon a
+// gateway runs, built as make cross and make package build it.
+var gatewayTags = []string{"nethttpomithttp2", "router"}
+
 // boxedCommand is the bench binary's role that joins a cgroup and then
 // runs a program in it, so that everything the program allocates from its
 // first page is charged to the box: `__boxed CGROUP PROGRAM ARGS...`, or
@@ -133,8 +137,8 @@ func runRouter(ctx context.Context, o options) (string, error) {
 			return "", err
 		}
 	} else {
-		fmt.Println("building the daemon as make build does...")
-		if err := buildBinary(ctx, ".", b.bin); err != nil {
+		fmt.Println("building the daemon as make cross builds a gateway's...")
+		if err := buildBinary(ctx, ".", b.bin, gatewayTags...); err != nil {
 			return "", err
 		}
 	}
@@ -158,6 +162,7 @@ func runRouter(ctx context.Context, o options) (string, error) {
 	}
 	if b.memoryOnly {
 		r.memoryTable().print(os.Stdout)
+		r.mapsTable().print(os.Stdout)
 		fmt.Printf("daemon idle CPU with 30 chutes: %.2f%% of a core over %s\n", r.idle.daemon, r.idle.window.Round(time.Second))
 		return "", nil
 	}
@@ -386,6 +391,7 @@ func (b *routerBox) answered(ctx context.Context, ins []chute.Info) (time.Time, 
 // routerResult is what the suite measured.
 type routerResult struct {
 	rss       map[int]procMem // daemon, by chute count
+	maps      map[int]daemonMaps
 	ovsRSS    map[int]procMem // ovs-vswitchd + ovsdb-server
 	box       map[int]boxMem
 	chutesMem map[int]boxMem // sum over the chutes' groups
@@ -420,10 +426,85 @@ type procMem struct{ rss, anon, pss, private int64 }
 
 type boxMem struct{ usage, anon int64 }
 
+// daemonMaps is where the daemon's resident memory is, from
+// /proc/PID/smaps and status: its file-backed pages (RssFile) by mapping,
+// the binary's code (r-xp), read-only data (r--p: rodata, pclntab, type
+// data) and data (rw-p), and bbolt's mmap of the store; shared memory;
+// its threads.
+type daemonMaps struct {
+	file, shmem        int64
+	code, rodata, data int64
+	store              int64
+	threads            int
+}
+
+func readDaemonMaps(pid int) (daemonMaps, error) {
+	var m daemonMaps
+	var err error
+	if m.file, err = statusBytes(pid, "RssFile"); err != nil {
+		return m, err
+	}
+	if m.shmem, err = statusBytes(pid, "RssShmem"); err != nil {
+		return m, err
+	}
+	th, err := procStatus(pid, "Threads")
+	if err != nil {
+		return m, err
+	}
+	if m.threads, err = strconv.Atoi(th); err != nil {
+		return m, fmt.Errorf("threads of %d: %w", pid, err)
+	}
+	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+	if err != nil {
+		return m, err
+	}
+	smaps, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps", pid))
+	if err != nil {
+		return m, err
+	}
+	return m, m.addSmaps(string(smaps), exe)
+}
+
+// addSmaps adds the Rss of smaps' mappings of the binary exe and of the
+// store to m.
+func (m *daemonMaps) addSmaps(smaps, exe string) error {
+	var into *int64 // the current mapping's class; nil: not one we split
+	for line := range strings.Lines(smaps) {
+		f := strings.Fields(line)
+		if len(f) >= 5 && strings.Contains(f[0], "-") && !strings.HasSuffix(f[0], ":") {
+			into = nil
+			path := ""
+			if len(f) >= 6 {
+				path = f[5]
+			}
+			switch {
+			case path == exe && f[1] == "r-xp":
+				into = &m.code
+			case path == exe && f[1] == "r--p":
+				into = &m.rodata
+			case path == exe:
+				into = &m.data
+			case strings.HasSuffix(path, "/paradrop.db"):
+				into = &m.store
+			}
+			continue
+		}
+		if into != nil && len(f) == 3 && f[0] == "Rss:" {
+			kb, err := strconv.ParseInt(f[1], 10, 64)
+			if err != nil {
+				return fmt.Errorf("smaps: %q: %w", line, err)
+			}
+			*into += kb << 10
+		}
+	}
+	return nil
+}
+
 // measure runs the suite's steps in order: empty box, 10 and 30 chutes,
 // boots after power cuts at 30, 10 and 1 chutes, then the capacity search.
 func (b *routerBox) measure(ctx context.Context, r *routerResult) error {
 	r.rss, r.ovsRSS, r.box, r.chutesMem = map[int]procMem{}, map[int]procMem{}, map[int]boxMem{}, map[int]boxMem{}
+	r.maps = map[int]daemonMaps{}
 	r.servers, r.nServers, r.boots, r.apiUp = map[int]int64{}, map[int]int{}, map[int]sample{}, map[int]sample{}
 	fmt.Printf("booting the box (%d MiB, %.2f CPU): OVS, then the daemon...\n", boxMemory>>20, boxCPU)
 	if _, err := b.boot(ctx); err != nil {
@@ -574,6 +655,9 @@ func (b *routerBox) snapshot(ctx context.Context, r *routerResult, n int) error 
 	}
 	var err error
 	if r.rss[n], err = readProcMem(b.d.pid()); err != nil {
+		return err
+	}
+	if r.maps[n], err = readDaemonMaps(b.d.pid()); err != nil {
 		return err
 	}
 	for _, p := range []string{"ovs-vswitchd", "ovsdb-server"} {
@@ -870,10 +954,10 @@ func (r *routerResult) report() string {
 	if r.fitCapped {
 		fit = "≥ " + fit
 	}
-	fmt.Fprintf(&s, "The box: one cgroup parent (%s) limited to %d MiB and %.2f of a CPU holds the daemon (`paradrop serve`, built as make build), "+
+	fmt.Fprintf(&s, "The box: one cgroup parent (%s) limited to %d MiB and %.2f of a CPU holds the daemon (`paradrop serve`, built as make cross builds a gateway's, -tags %s), "+
 		"its Open vSwitch (ovsdb-server and ovs-vswitchd, userspace datapath, started by the bench in their own directory) and every chute, "+
 		"in a network namespace of its own. Chutes: busybox httpd, 16 MiB memory limit each, attached to the bridge, polled over HTTP from the box's namespace.\n\n",
-		cgroup.Detect(), boxMemory>>20, boxCPU)
+		cgroup.Detect(), boxMemory>>20, boxCPU, strings.Join(gatewayTags, ","))
 	fmt.Fprintf(&s, "- Chutes that run and answer: **%s**", fit)
 	if r.fitSilent > 0 {
 		fmt.Fprintf(&s, " installed, each answering at its install, of which **%d** did not answer within %s at the end, asked one at a time", r.fitSilent, answerWithin)
@@ -901,6 +985,10 @@ func (r *routerResult) report() string {
 	t := r.memoryTable()
 	t.print(os.Stdout)
 	s.WriteString(t.markdown())
+	s.WriteString("\nWhere the daemon's VmRSS is:\n\n")
+	mt := r.mapsTable()
+	mt.print(os.Stdout)
+	s.WriteString(mt.markdown())
 	s.WriteString("\n")
 	bt := newTable("power cut with", "n", "API answers, median", "all chutes answer, median", "max")
 	for _, n := range []int{1, 10, 30} {
@@ -943,6 +1031,17 @@ func (r *routerResult) memoryTable() *table {
 	for _, n := range []int{0, 10, 30} {
 		t.add(strconv.Itoa(n), mib(r.rss[n].rss), mib(r.rss[n].pss), mib(r.rss[n].private), mib(r.rss[n].anon), mib(r.ovsRSS[n].anon), mib(r.servers[n]),
 			fmt.Sprintf("%s (%s)", mib(r.box[n].usage), mib(r.box[n].anon)), fmt.Sprintf("%s (%s)", mib(r.chutesMem[n].usage), mib(r.chutesMem[n].anon)))
+	}
+	return t
+}
+
+// mapsTable is where the daemon's resident memory is, with 0, 10 and 30
+// chutes.
+func (r *routerResult) mapsTable() *table {
+	t := newTable("chutes", "daemon RssAnon", "RssFile", "binary: code", "read-only data", "data", "store (bbolt mmap)", "RssShmem", "threads")
+	for _, n := range []int{0, 10, 30} {
+		m := r.maps[n]
+		t.add(strconv.Itoa(n), mib(r.rss[n].anon), mib(m.file), mib(m.code), mib(m.rodata), mib(m.data), mib(m.store), mib(m.shmem), strconv.Itoa(m.threads))
 	}
 	return t
 }

@@ -104,6 +104,16 @@ type derived struct {
 	Hosts map[uint64]string
 }
 
+// strip drops the flows' matches and instructions once the controller
+// holds them (encoded): what the network reads of its last derivation
+// (rules, counters, hosts) is each flow's table, priority, cookie and
+// note, and the cookie sets.
+func (d *derived) strip() {
+	for i := range d.Flows {
+		d.Flows[i].Match, d.Flows[i].Instructions = ofp.Match{}, nil
+	}
+}
+
 // builder accumulates flows of one owner (a chute, or the base with id 0).
 type builder struct {
 	d  *derived

@@ -26,7 +26,6 @@ import (
 	"net"
 	"net/netip"
 	"path/filepath"
-	"reflect"
 	"sort"
 	"sync"
 	"time"
@@ -375,12 +374,10 @@ func (n *Network) setDesired() bool {
 	}
 	sort.Slice(chutes, func(i, j int) bool { return chutes[i].Name < chutes[j].Name })
 	d := derive(n.topo, chutes)
-	if n.last != nil && reflect.DeepEqual(d, n.last) {
-		return false
-	}
+	changed := n.ctl.SetDesired(d.Flows, d.Meters)
+	d.strip()
 	n.last, n.names = d, names
-	n.ctl.SetDesired(d.Flows, d.Meters)
-	return true
+	return changed
 }
 
 // Close stops the controller, and Open vSwitch if we started it. The bridge

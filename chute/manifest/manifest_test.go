@@ -2,6 +2,7 @@ package manifest
 
 import (
 	"encoding/json"
+	"errors"
 	"reflect"
 	"strings"
 	"testing"
@@ -285,13 +286,24 @@ func TestCompare(t *testing.T) {
 		{"1.2.0", "1.2.0", 0},
 		{"2.0.0", "2.0.0-rc.1", 1},
 		{"1.0.0+build.1", "1.0.0", 0},
+		{"1.0.0-alpha", "1.0.0-alpha.1", -1},
+		{"1.0.0-alpha.beta", "1.0.0-beta", -1},
+		{"1.0.0-beta.2", "1.0.0-beta.11", -1},
+		{"1.0.0-rc.1", "1.0.0-beta.11", 1},
+		{"1.0.0-x-y.7+b-1", "1.0.0-x-y.7", 0},
+		{"0.9.99", "0.10.0", -1},
 	} {
 		got, err := Compare(tc.a, tc.b)
 		if err != nil || got != tc.want {
 			t.Errorf("Compare(%q, %q) = %d, %v; want %d", tc.a, tc.b, got, err, tc.want)
 		}
 	}
-	if _, err := Compare("1.2", "1.2.0"); err == nil {
-		t.Error("Compare accepted 1.2")
+	// SemVer 2.0 as written: no "v", no shorthand, no leading zeros, no
+	// empty identifiers.
+	for _, bad := range []string{"1.2", "1", "v1.2.0", "01.2.0", "1.02.0", "1.2.03", "1.2.0-01",
+		"1.2.0-", "1.2.0+", "1.2.0-a..b", "1.2.0+a+b", "1.2.3.4", " 1.2.0", "1.2.0-é", ""} {
+		if _, err := Compare(bad, "1.2.0"); !errors.Is(err, errNotSemver) {
+			t.Errorf("Compare accepted %q: %v", bad, err)
+		}
 	}
 }

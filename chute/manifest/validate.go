@@ -9,8 +9,6 @@ import (
 	"path"
 	"strings"
 	"time"
-
-	"github.com/Masterminds/semver/v3"
 )
 
 // Limits that are not defaults; see the package documentation.
@@ -65,7 +63,7 @@ func (m *Manifest) Validate() error {
 	if err := CheckName(m.Name); err != nil {
 		v.fail("name", "%v", err)
 	}
-	if _, err := semver.StrictNewVersion(m.Version); err != nil {
+	if _, err := semverOf(m.Version); err != nil {
 		v.fail("version", "%q is not a semantic version like 1.2.0", m.Version)
 	}
 	v.argv("command", m.Command)

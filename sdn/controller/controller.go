@@ -63,8 +63,9 @@ type Meter struct {
 }
 
 // FlowStat is a flow entry as the switch counts it. Flow is the desired
-// flow it matched (with its Note), or the switch's own description of a
-// flow that is not desired.
+// flow it matched (its table, priority, cookie and Note; the match and
+// instructions as the switch reports them), or the switch's own
+// description of a flow that is not desired.
 type FlowStat struct {
 	Flow
 	Packets, Bytes uint64
@@ -328,19 +329,27 @@ func (c *Controller) desiredSet() *desiredSet {
 }
 
 // SetDesired replaces the desired flows and meters and triggers a
-// reconcile without waiting for it. Flows with the same (Table, Priority,
-// Match) are one flow entry: the last one given wins. A flow that cannot
-// be encoded makes the next Sync fail (and is logged).
-func (c *Controller) SetDesired(flows []Flow, meters []Meter) {
+// reconcile without waiting for it, unless they are those it has (the
+// same encodings, notes and meters): it reports whether they changed.
+// Flows with the same (Table, Priority, Match) are one flow entry: the
+// last one given wins. A flow that cannot be encoded makes the next Sync
+// fail (and is logged). The controller keeps the flows encoded, not
+// flows' slices.
+func (c *Controller) SetDesired(flows []Flow, meters []Meter) bool {
 	d, err := newDesiredSet(flows, meters)
 	if err != nil {
 		c.cfg.Logf("controller: desired set: %v", err)
 	}
 	c.mu.Lock()
+	if c.desired.gen > 0 && d.same(c.desired) {
+		c.mu.Unlock()
+		return false
+	}
 	d.gen = c.desired.gen + 1
 	c.desired = d
 	c.mu.Unlock()
 	signal(c.kick)
+	return true
 }
 
 // Sync reconciles now, waiting for the switch to connect if needed, and
@@ -387,7 +396,7 @@ func (c *Controller) FlowStats(ctx context.Context, cookie, cookieMask uint64) (
 			Duration: time.Duration(e.DurationSec)*time.Second + time.Duration(e.DurationNsec),
 		}
 		if df := d.flows[flowKey(e.TableID, e.Priority, e.Match)]; df != nil {
-			st.Flow = df.Flow
+			st.Flow = Flow{Table: df.Table, Priority: df.Priority, Cookie: df.Cookie, Note: df.Note, Match: e.Match, Instructions: e.Instructions}
 		} else {
 			st.Flow = Flow{Table: e.TableID, Priority: e.Priority, Cookie: e.Cookie, Match: e.Match, Instructions: e.Instructions}
 		}
