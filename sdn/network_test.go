@@ -925,9 +925,15 @@ func (tb *testbed) matrix(t *testing.T, hosts map[string]*nettest.Host, lanMACs 
 	slices.SortFunc(chutes, func(a, b *attached) int { return strings.Compare(a.Name, b.Name) })
 	w := newSimWorld(tb.n.topo, chutes, lanMACs)
 	installed := tb.n.last
-	tb.n.mu.Unlock()
 	// The network keeps each flow's identity (its cookie hashes the
-	// match), the controller the flows encoded.
+	// match), the controller the flows encoded: handed the simulator's
+	// whole flows (matches, instructions) and meters, it must find them
+	// the same as what it holds, and change nothing.
+	changed := tb.n.ctl.SetDesired(slices.Clone(w.d.Flows), w.d.Meters)
+	tb.n.mu.Unlock()
+	if changed {
+		t.Fatal("the simulator's flows (matches, instructions, meters) are not those the controller holds")
+	}
 	want := *w.d
 	want.Flows = slices.Clone(w.d.Flows)
 	want.strip()
