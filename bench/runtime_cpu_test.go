@@ -8,9 +8,9 @@ import (
 )
 
 // A start's CPU figure is the start's: the bench's wait for cold shims
-// scans /proc, at a cost that grows with every process on the host, and
-// must not be counted (it made the figure climb by 7.5 ms a start with
-// 400 idle processes more on the host).
+// reads processes' command lines, at a cost that grows with the processes
+// (it scanned all of /proc, and made the figure climb by 7.5 ms a start
+// with 400 idle processes more on the host), and must not be counted.
 func TestStartCPULeavesOutTheWait(t *testing.T) {
 	for range 300 {
 		cmd := exec.Command("sleep", "60")
