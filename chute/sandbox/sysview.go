@@ -77,11 +77,7 @@ func enterNetAndSys(s Spec) error {
 		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
 			return fmt.Errorf("unshare network namespace: %w", err)
 		}
-		if err := loopbackUp(); err != nil {
-			return fmt.Errorf("bring lo up: %w", err)
-		}
-		// As in every namespace the daemon makes, and a warm init's.
-		if err := netconf.ApplyChuteSysctls(); err != nil {
+		if err := setUpNetNS(); err != nil {
 			return err
 		}
 	} else {
@@ -96,6 +92,16 @@ func enterNetAndSys(s Spec) error {
 		}
 	}
 	return buildSys(filepath.Join(s.Rootfs, "sys"), s.CgroupPath, true)
+}
+
+// setUpNetNS readies the calling thread's new network namespace as every
+// namespace the daemon makes is: lo up, the chute sysctls. (netconf's own
+// set-up does it through netlink, which a monitor would pay for in memory.)
+func setUpNetNS() error {
+	if err := loopbackUp(); err != nil {
+		return fmt.Errorf("bring lo up: %w", err)
+	}
+	return netconf.ApplyChuteSysctls()
 }
 
 // loopbackUp brings lo up: the kernel creates a network namespace with lo

@@ -16,7 +16,6 @@ import (
 
 	"paradrop/cgroup"
 	"paradrop/chute/sandbox/pid1"
-	"paradrop/netconf"
 )
 
 // A monitor keeps a warm init ready: an init cloned before any chute asks
@@ -142,7 +141,7 @@ func setUpNetNSOf(pid int) error {
 	if err := unix.Setns(int(there.Fd()), unix.CLONE_NEWNET); err != nil {
 		return fmt.Errorf("enter its network namespace: %w", err)
 	}
-	err = errors.Join(loopbackUp(), netconf.ApplyChuteSysctls())
+	err = setUpNetNS()
 	if berr := unix.Setns(int(here.Fd()), unix.CLONE_NEWNET); berr != nil {
 		// Not to serve a chute from there: the caller's thread ends.
 		return errors.Join(err, fmt.Errorf("leave its network namespace: %w", berr))
