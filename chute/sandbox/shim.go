@@ -248,7 +248,8 @@ func (sh *shim) run(started chan<- error) {
 		sh.logBudget.lift()
 		sh.finish(ExitStatus{Code: 128 + int(syscall.SIGKILL), Signal: syscall.SIGKILL.String(), At: time.Now()})
 	}()
-	if err := sh.spawn(); err != nil {
+	leave, err := sh.spawn()
+	if err != nil {
 		if sh.cmd != nil && sh.cmd.Process != nil {
 			sh.cmd.Process.Kill()
 			sh.cmd.Wait()
@@ -259,6 +260,12 @@ func (sh *shim) run(started chan<- error) {
 	}
 	reported = true
 	started <- nil
+	// Init has its copy of the mounts: this thread, which lives as long
+	// as the chute, is not to keep its own. Left after the report, as
+	// dropping the copy waits out an RCU grace period the start need not.
+	if err := leave(); err != nil {
+		fmt.Fprintf(sh.errlog, "shim: %v\n", err)
+	}
 	if testHook != nil {
 		testHook(sh.spec.Name, "started")
 	}
@@ -315,8 +322,10 @@ func (sh *shim) logPanic(where string, r any) {
 }
 
 // spawn creates the chute's init in its namespaces and cgroup, then hands
-// it the spec and waits until it has exec'ed the chute's command.
-func (sh *shim) spawn() error {
+// it the spec and waits until it has exec'ed the chute's command. Once it
+// succeeded, the calling thread is still in the mount namespace it built
+// the chute's in: leave takes it back.
+func (sh *shim) spawn() (leave func() error, err error) {
 	s := sh.spec
 	if sh.warm != nil {
 		// A warm init has a network namespace of its own, see warmInit.
@@ -329,7 +338,7 @@ func (sh *shim) spawn() error {
 	for i, stream := range []string{"stdout", "stderr"} {
 		r, w, err := os.Pipe()
 		if err != nil {
-			return err
+			return nil, err
 		}
 		defer w.Close()
 		outW[i] = w
@@ -346,22 +355,26 @@ func (sh *shim) spawn() error {
 		}()
 	}
 	if err := checkMountpoints(s); err != nil {
-		return err
+		return nil, err
 	}
-	leave, err := enterChuteNamespaces(s)
+	leaveNS, err := enterChuteNamespaces(s)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer leave()
+	defer func() {
+		if err != nil {
+			leaveNS()
+		}
+	}()
 	trees, err := openHostTrees(s)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer trees.Close()
 	var doorFiles []*os.File
 	if s.Health != nil {
 		if sh.door, doorFiles, err = openDoor(s); err != nil {
-			return err
+			return nil, err
 		}
 		for _, f := range doorFiles {
 			defer f.Close()
@@ -369,13 +382,13 @@ func (sh *shim) spawn() error {
 	}
 	planR, planW, err := os.Pipe()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer planR.Close()
 	defer planW.Close()
 	statusR, statusW, err := os.Pipe()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer statusR.Close()
 	defer statusW.Close()
@@ -383,7 +396,7 @@ func (sh *shim) spawn() error {
 	extra, fds := trees.pass(append([]*os.File{planR, statusW}, doorFiles...))
 	plan, err := initPlan(s, fds)
 	if err != nil {
-		return err
+		return nil, err
 	}
 
 	attr := &syscall.SysProcAttr{
@@ -407,14 +420,14 @@ func (sh *shim) spawn() error {
 	var g *cgroup.Group
 	if s.CgroupPath != "" {
 		if g, err = cgroup.Load(s.CgroupPath); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	// Opened here, not by Start: on cgroup v1 this thread starts init from
 	// inside the chute's devices cgroup.
 	null, err := os.Open(os.DevNull)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer null.Close()
 	if sh.warm != nil {
@@ -425,7 +438,7 @@ func (sh *shim) spawn() error {
 			sh.warm.discard()
 			sh.warm = nil
 		} else if err := sh.setCmd(sh.warm.cmd); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	// The child is an exec of /proc/self/exe, the very binary this shim
@@ -444,16 +457,11 @@ func (sh *shim) spawn() error {
 		}
 		if err := startInCgroup(cmd, g); err != nil {
 			sh.setCmd(cmd)
-			return err
+			return nil, err
 		}
 		if err := sh.setCmd(cmd); err != nil {
-			return err
+			return nil, err
 		}
-	}
-	// Init has its copy of the mounts: this thread, which lives as long
-	// as the chute, is not to keep its own.
-	if err := leave(); err != nil {
-		return err
 	}
 	// Only the chute may hold the write ends, or EOF would never come.
 	outW[0].Close()
@@ -464,16 +472,16 @@ func (sh *shim) spawn() error {
 		testHook(s.Name, "init "+strconv.Itoa(pid))
 	}
 	if err := setChuteOOMScore(pid); err != nil {
-		return err
+		return nil, err
 	}
 
 	if s.ownNetNS() {
 		if err := adoptNetwork(s, pid, sh.warm != nil); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	if _, err := planW.Write(plan.Bytes()); err != nil {
-		return fmt.Errorf("send plan to init: %w", err)
+		return nil, fmt.Errorf("send plan to init: %w", err)
 	}
 	planW.Close()
 	// EOF without a message means the exec closed the pipe. (An init that
@@ -481,16 +489,16 @@ func (sh *shim) spawn() error {
 	// traceback in the chute's log then tell.)
 	msg, err := io.ReadAll(statusR)
 	if err != nil {
-		return fmt.Errorf("read init status: %w", err)
+		return nil, fmt.Errorf("read init status: %w", err)
 	}
 	if len(msg) > 0 {
-		return errors.New(string(msg))
+		return nil, errors.New(string(msg))
 	}
 	if sh.isGivenUp() {
-		return errGivenUp
+		return nil, errGivenUp
 	}
 	sh.startedAt = time.Now()
-	return nil
+	return leaveNS, nil
 }
 
 var errGivenUp = errors.New("start given up by its caller")
