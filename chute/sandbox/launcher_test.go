@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -646,5 +647,44 @@ func TestLauncherConcurrent(t *testing.T) {
 		if got, want := strings.Join(logLines(t, specs[i].LogDir), "|"), fmt.Sprintf("stdout 1 %d", i); got != want {
 			t.Errorf("chute %d: log %q, want %q", i, got, want)
 		}
+	}
+}
+
+// TestHungStartsHoldNoTurn: the monitor runs as many starts at a time as
+// there are CPUs, but starts that hang (here, more of them than CPUs, each
+// stopped by the test monitor until its launcher gives up after 8 s) do
+// not hold up the next chute's start beyond their turn.
+func TestHungStartsHoldNoTurn(t *testing.T) {
+	l := newLauncher(t, "")
+	mon := monitorPid(t, l)
+	hung := runtime.NumCPU() + 1
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for i := range hung {
+		s := newSpec(t, sandbox.HangAtStart, `echo never`)
+		s.UserNS = i%2 == 0 // some cloned, some from the warm init
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 8*time.Second)
+			defer cancel()
+			if c, err := l.Start(ctx, s); err == nil {
+				c.Signal(syscall.SIGKILL)
+				t.Errorf("a hung start succeeded")
+			}
+		})
+	}
+	for deadline := time.Now().Add(5 * time.Second); len(stoppedChildren(mon)) < runtime.NumCPU(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of the hung starts stopped, want %d", len(stoppedChildren(mon)), runtime.NumCPU())
+		}
+	}
+	s := newSpec(t, "next", `echo up`)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second)
+	defer cancel()
+	c, err := l.Start(ctx, s)
+	if err != nil {
+		t.Fatalf("start behind %d hung starts: %v", hung, err)
+	}
+	if st := wait(t, c); st.Code != 0 {
+		t.Errorf("exit %+v", st)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/debug"
 	"sync"
 	"syscall"
@@ -115,6 +116,9 @@ type monitor struct {
 	warmTimer  *time.Timer // see keepWarmSoon
 	// warmWait counts a warm init that is neither taken nor reaped.
 	warmWait sync.WaitGroup
+
+	// starts holds a token for each start under way (see admit).
+	starts chan struct{}
 }
 
 // monitorTrimAfter is how quiet starts and exits must have been before
@@ -148,7 +152,8 @@ func listenMonitor(runDir string) (*monitor, error) {
 		return nil, err
 	}
 	sock := monitorFile(runDir, key, ".sock")
-	m := &monitor{sock: sock, pidPath: monitorFile(runDir, key, ".pid"), quit: make(chan struct{})}
+	m := &monitor{sock: sock, pidPath: monitorFile(runDir, key, ".pid"), quit: make(chan struct{}),
+		starts: make(chan struct{}, runtime.NumCPU())}
 	if m.lock, err = os.OpenFile(monitorFile(runDir, key, ".lock"), os.O_RDWR|os.O_CREATE, 0o600); err != nil {
 		return nil, err
 	}
@@ -258,6 +263,28 @@ func (m *monitor) handle(conn net.Conn) {
 	m.trimSoon()
 }
 
+// A start is CPU work from its clone to its exec (the monitor's, init's,
+// the kernel's): started all at once, a burst's starts share the CPUs and
+// each ends near the burst's end. The monitor runs as many at a time as
+// there are CPUs, in their order of arrival, so that the first end as
+// soon as they can and the burst as a whole ends no later. A start holds
+// its turn for startTurn at most: one that waits on something else (a
+// device, a slow disk) does not hold up the others.
+const startTurn = 250 * time.Millisecond
+
+// admit waits for a start's turn, or until hungUp is closed, and returns
+// the func that ends the turn.
+func (m *monitor) admit(hungUp <-chan struct{}) (done func(), err error) {
+	select {
+	case m.starts <- struct{}{}:
+	case <-hungUp:
+		return nil, errGivenUp
+	}
+	end := sync.OnceFunc(func() { <-m.starts })
+	t := time.AfterFunc(startTurn, end)
+	return func() { t.Stop(); end() }, nil
+}
+
 // startChute starts the chute of stateDir as a shim would and reports to
 // conn. It returns whether the chute runs, and is then counted until its
 // end.
@@ -281,16 +308,21 @@ func (m *monitor) startChute(conn net.Conn, stateDir string) (running bool) {
 	}()
 	// The launcher sends nothing after the assignment: a read that ends
 	// is its hang-up, and before the report, its giving up.
-	starting := make(chan struct{})
+	starting, hungUp := make(chan struct{}), make(chan struct{})
 	go func() {
 		conn.Read(make([]byte, 1))
+		close(hungUp)
 		select {
 		case <-starting:
 		default:
 			sh.giveUp()
 		}
 	}()
-	err = sh.start()
+	done, err := m.admit(hungUp)
+	if err == nil {
+		err = sh.start()
+		done()
+	}
 	close(starting)
 	if err != nil {
 		fmt.Fprintf(log, "shim: start failed: %v\n", err)
