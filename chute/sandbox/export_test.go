@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // MonitorPid starts l's monitor if need be and returns its pid, for tests
@@ -27,12 +28,18 @@ const (
 	PanicOp      = "test-panic"
 	PanicAtStart = "test-panic-at-start"
 	HangAtStart  = "test-hang-at-start"
+	// SlowWarmRunDir, in a monitor's run directory, has the test monitor
+	// take 30 ms more to make each warm init, from its clone on.
+	SlowWarmRunDir = "WaitsForTheWarmInit"
 )
 
 func init() {
 	testHook = func(chute, event string) {
 		if event == "request "+PanicOp || chute == PanicAtStart && event == "started" {
 			panic("test: " + chute + ": " + event)
+		}
+		if strings.HasPrefix(event, "warm ") && strings.Contains(chute, SlowWarmRunDir) {
+			time.Sleep(30 * time.Millisecond)
 		}
 		if pid, ok := strings.CutPrefix(event, "init "); ok && chute == HangAtStart {
 			p, _ := strconv.Atoi(pid)

@@ -114,6 +114,8 @@ type monitor struct {
 	warming    bool
 	warmFailed bool
 	warmTimer  *time.Timer // see keepWarmSoon
+	// warmMade is closed once the warm init being made is ready, or not.
+	warmMade chan struct{}
 	// warmWait counts a warm init that is neither taken nor reaped.
 	warmWait sync.WaitGroup
 

@@ -386,3 +386,28 @@ func TestNoWarmInitUntilOneServes(t *testing.T) {
 	}
 	warmPid(t, mon)
 }
+
+// TestStartWaitsForTheWarmInitBeingMade: a start that comes while the
+// monitor makes its warm init (the init is cloned, its namespaces not yet
+// set up: 30 ms more here, see SlowWarmRunDir) gets that init, rather
+// than a second clone made for it.
+func TestStartWaitsForTheWarmInitBeingMade(t *testing.T) {
+	l := newLauncher(t, "")
+	mon := warmMonitor(t, l)
+	for i := range 5 {
+		s := newSpec(t, fmt.Sprint("early", i), `true`)
+		var kid int
+		for deadline := time.Now().Add(10 * time.Second); kid == 0; {
+			if kids := children(mon, pid1.WarmCommand); len(kids) > 0 {
+				kid = kids[0]
+			} else if time.Now().After(deadline) {
+				t.Fatalf("monitor %d made no warm init in 10s", mon)
+			}
+		}
+		c := startWith(t, l, s)
+		if c.Pid() != kid {
+			t.Errorf("start %d: chute is pid %d, not the warm init %d being made", i, c.Pid(), kid)
+		}
+		wait(t, c)
+	}
+}
