@@ -250,7 +250,7 @@ func Cleanup(stateDir string) error {
 }
 
 func removeState(stateDir string) error {
-	for _, name := range []string{specFile, pidFile, sockFile, exitFile, shimLogFile} {
+	for _, name := range []string{specFile, pidFile, sockFile, exitFile, shimLogFile, sysfsStaging} {
 		if err := os.Remove(filepath.Join(stateDir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return err
 		}

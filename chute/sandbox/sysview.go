@@ -71,7 +71,7 @@ func enterNetAndSys(s Spec) error {
 	if s.ownNetNS() {
 		// The chute's init is cloned into a network namespace of its own
 		// (see adoptNetwork), whose links init shows in /sys itself.
-		return buildSys(filepath.Join(s.Rootfs, "sys"), s.CgroupPath, false)
+		return buildSys(filepath.Join(s.Rootfs, "sys"), s.CgroupPath, "")
 	}
 	if s.NetNS == "" {
 		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
@@ -91,7 +91,7 @@ func enterNetAndSys(s Spec) error {
 			return fmt.Errorf("join netns %s: %w", s.NetNS, err)
 		}
 	}
-	return buildSys(filepath.Join(s.Rootfs, "sys"), s.CgroupPath, true)
+	return buildSys(filepath.Join(s.Rootfs, "sys"), s.CgroupPath, filepath.Join(s.StateDir, sysfsStaging))
 }
 
 // setUpNetNS readies the calling thread's new network namespace as every
@@ -136,22 +136,23 @@ const sysFlags = unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC
 // its network namespace's links, from a sysfs the shim mounts there (the
 // kernel allows a sysfs mount only to the namespace's owner, which the
 // chute is not), and its own cgroup, bound read-only from the host's.
-// Without links, only their mountpoints are made: a chute that owns its
-// network namespace mounts them itself (see sysNetPlan).
-func buildSys(sys, cgroupPath string, links bool) error {
+// The links come from a sysfs mounted at staging; without one, only their
+// mountpoints are made: a chute that owns its network namespace mounts
+// them itself (see sysNetPlan).
+func buildSys(sys, cgroupPath, staging string) error {
 	if err := os.Mkdir(sys, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
 		return fmt.Errorf("mountpoint /sys missing in rootfs: %w", err)
 	}
 	if err := unix.Mount("tmpfs", sys, "tmpfs", sysFlags, "mode=755,size=64k,nr_inodes=256"); err != nil {
 		return fmt.Errorf("mount tmpfs on %s: %w", sys, err)
 	}
-	if !links {
+	if staging == "" {
 		for _, dir := range sysNetDirs {
 			if err := os.MkdirAll(filepath.Join(sys, dir), 0o755); err != nil {
 				return err
 			}
 		}
-	} else if err := bindSysNet(sys); err != nil {
+	} else if err := bindSysNet(sys, staging); err != nil {
 		return err
 	}
 	if cgroupPath != "" {
@@ -165,11 +166,18 @@ func buildSys(sys, cgroupPath string, links bool) error {
 	return nil
 }
 
-// bindSysNet binds at sys the sysNetDirs of a sysfs mounted in the
-// calling thread's network namespace.
-func bindSysNet(sys string) error {
-	staging := filepath.Join(sys, ".sysfs")
-	if err := os.Mkdir(staging, 0o700); err != nil {
+// sysfsStaging is the directory of a chute's state directory where the
+// thread that starts it mounts the sysfs its /sys binds from.
+const sysfsStaging = "sysfs"
+
+// bindSysNet binds at sys the sysNetDirs of a sysfs it mounts at staging,
+// outside the chute's root, in the calling thread's network namespace.
+// The sysfs is left there: unmounting it would wait out an RCU grace
+// period on the start's way, where ten starts at once queued for them
+// (bench/README.md). The thread's copy of the mounts goes once the start
+// is reported, and init's loses it with the old root it detaches.
+func bindSysNet(sys, staging string) error {
+	if err := os.Mkdir(staging, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
 		return err
 	}
 	// Mounted from this thread, the sysfs shows the links of the network
@@ -182,10 +190,7 @@ func bindSysNet(sys string) error {
 			return err
 		}
 	}
-	if err := unix.Unmount(staging, unix.MNT_DETACH); err != nil {
-		return fmt.Errorf("unmount %s: %w", staging, err)
-	}
-	return os.Remove(staging)
+	return nil
 }
 
 // bindCgroup binds the chute's own group at target, read-only: the
