@@ -34,7 +34,7 @@ func TestAPIAddrs(t *testing.T) {
 // The LAN address is not on any interface until the chute network puts it
 // on its port, after the listeners are opened: it must bind anyway.
 func TestListenLANBeforeItExists(t *testing.T) {
-	const addr = "192.0.2.77:0" // TEST-NET-1, on no interface here; nothing is sent
+	const addr = "198.51.100.77:0" // TEST-NET-2, on no interface here; nothing is sent
 	lns, err := listenAPI(context.Background(), []string{"127.0.0.1:0", addr}, addr)
 	if err != nil {
 		t.Fatalf("listen on a LAN address not yet assigned: %v", err)

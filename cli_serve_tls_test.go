@@ -11,7 +11,7 @@ import (
 // A certificate is made only for listeners that serve HTTPS, and names
 // their addresses; loopback-only daemons make no key.
 func TestAPICertificate(t *testing.T) {
-	const lan = "192.0.2.77:0" // TEST-NET-1, bound with IP_FREEBIND; nothing is sent
+	const lan = "198.51.100.77:0" // TEST-NET-2, bound with IP_FREEBIND; nothing is sent
 	listen := func(addrs ...string) []net.Listener {
 		lns, err := listenAPI(context.Background(), addrs, lan)
 		if err != nil {
@@ -47,7 +47,7 @@ func TestAPICertificate(t *testing.T) {
 	if err != nil || c == nil || !c.Made {
 		t.Fatalf("LAN listener: %v %v", c, err)
 	}
-	if err := c.Leaf.VerifyHostname("192.0.2.77"); err != nil {
+	if err := c.Leaf.VerifyHostname("198.51.100.77"); err != nil {
 		t.Errorf("certificate does not name the LAN address: %v", err)
 	}
 	if err := c.Leaf.VerifyHostname("127.0.0.1"); err == nil {

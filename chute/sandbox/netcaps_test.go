@@ -79,8 +79,8 @@ type chuteNet struct {
 }
 
 var (
-	chuteAddr = netip.MustParsePrefix("192.0.2.2/24")
-	gwAddr    = netip.MustParsePrefix("192.0.2.1/24")
+	chuteAddr = netip.MustParsePrefix("198.51.100.2/24")
+	gwAddr    = netip.MustParsePrefix("198.51.100.1/24")
 )
 
 func newChuteNet(t testing.TB) chuteNet {
@@ -123,17 +123,17 @@ func link(t *testing.T, path, name string) (netlink.Link, []netlink.Addr) {
 func TestNetCapabilities(t *testing.T) {
 	const script = `
 		ls /sys/class/net | tr '\n' ' '; echo
-		/probe ` + probeCommand + ` rawping 192.0.2.1
+		/probe ` + probeCommand + ` rawping 198.51.100.1
 		ip link set eth0 mtu 1400 2>&1 && echo mtu set
-		ip addr add 192.0.2.99/24 dev eth0 2>&1 && echo address added
+		ip addr add 198.51.100.99/24 dev eth0 2>&1 && echo address added
 		ip route | grep default`
 	for _, tc := range []struct {
 		caps []string
 		want []string
 	}{
-		{nil, []string{"eth0 lo ", "raw socket: operation not permitted", "ip: SIOCSIFMTU: Operation not permitted", "ip: RTNETLINK answers: Operation not permitted", "default via 192.0.2.1 dev eth0 "}},
-		{[]string{"NET_RAW"}, []string{"eth0 lo ", "raw echo reply from 192.0.2.1", "ip: SIOCSIFMTU: Operation not permitted", "ip: RTNETLINK answers: Operation not permitted", "default via 192.0.2.1 dev eth0 "}},
-		{[]string{"NET_ADMIN"}, []string{"eth0 lo ", "raw socket: operation not permitted", "mtu set", "address added", "default via 192.0.2.1 dev eth0 "}},
+		{nil, []string{"eth0 lo ", "raw socket: operation not permitted", "ip: SIOCSIFMTU: Operation not permitted", "ip: RTNETLINK answers: Operation not permitted", "default via 198.51.100.1 dev eth0 "}},
+		{[]string{"NET_RAW"}, []string{"eth0 lo ", "raw echo reply from 198.51.100.1", "ip: SIOCSIFMTU: Operation not permitted", "ip: RTNETLINK answers: Operation not permitted", "default via 198.51.100.1 dev eth0 "}},
+		{[]string{"NET_ADMIN"}, []string{"eth0 lo ", "raw socket: operation not permitted", "mtu set", "address added", "default via 198.51.100.1 dev eth0 "}},
 	} {
 		t.Run(fmt.Sprint(tc.caps), func(t *testing.T) {
 			n := newChuteNet(t)
@@ -163,7 +163,7 @@ func TestNetCapabilities(t *testing.T) {
 			gw0, _ := link(t, n.gw.NetNS, "gw0")
 			wantMTU, wantAddrs := 1500, []string{chuteAddr.String()}
 			if slices.Contains(tc.caps, "NET_ADMIN") {
-				wantMTU, wantAddrs = 1400, []string{chuteAddr.String(), "192.0.2.99/24"}
+				wantMTU, wantAddrs = 1400, []string{chuteAddr.String(), "198.51.100.99/24"}
 			}
 			var got []string
 			for _, a := range addrs {
