@@ -350,6 +350,11 @@ const killTimeout = 5 * time.Second
 // meanwhile where the kernel allows so forks cannot escape, and waits until
 // the group is empty.
 func (g *Group) Kill() error {
+	// Most often nothing is left (a chute's processes die with its pid 1):
+	// freezing and thawing an empty group would cost 0.3 ms for nothing.
+	if pids, err := g.b.procs(); err == nil && len(pids) == 0 {
+		return nil
+	}
 	deadline := time.Now().Add(killTimeout)
 	for {
 		if err := g.b.signalAll(); err != nil {

@@ -67,7 +67,7 @@ func touch(n int) []byte {
 	return buf
 }
 
-func requireRoot(t *testing.T) {
+func requireRoot(t testing.TB) {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Fatal("cgroup tests need root")
@@ -76,7 +76,7 @@ func requireRoot(t *testing.T) {
 
 // testParent returns a fresh parent path and removes it, with any groups
 // left under it, when the test ends.
-func testParent(t *testing.T) string {
+func testParent(t testing.TB) string {
 	t.Helper()
 	requireRoot(t)
 	parent := fmt.Sprintf("/paradrop-test-%s", rand.Text()[:10])
@@ -105,7 +105,7 @@ func testParent(t *testing.T) string {
 	return parent
 }
 
-func open(t *testing.T, path string, r Resources) *Group {
+func open(t testing.TB, path string, r Resources) *Group {
 	t.Helper()
 	g, err := Open(path, r)
 	if err != nil {
@@ -766,5 +766,16 @@ func TestV1StatsAgreesWithCgroup1(t *testing.T) {
 	got.CPUUsageNs, got.MemoryUsage = want.CPUUsageNs, want.MemoryUsage
 	if got != want || got.MemoryLimit != 64<<20 || got.PidsLimit != 9 || got.Pids == 0 {
 		t.Errorf("Stats = %+v, cgroup1 says %+v", got, want)
+	}
+}
+
+// BenchmarkKillEmpty: Kill of a group nothing runs in, as the chute
+// manager's stop calls it after the chute's pid 1 is gone.
+func BenchmarkKillEmpty(b *testing.B) {
+	g := open(b, filepath.Join(testParent(b), "empty"), Resources{})
+	for b.Loop() {
+		if err := g.Kill(); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
