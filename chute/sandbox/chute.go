@@ -243,14 +243,20 @@ func Cleanup(stateDir string) error {
 	if err := removeState(stateDir); err != nil {
 		return fmt.Errorf("clean up %s: %w", stateDir, err)
 	}
+	if err := os.Remove(filepath.Join(stateDir, sysfsStaging)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("clean up %s: %w", stateDir, err)
+	}
 	if err := os.Remove(stateDir); err != nil && !errors.Is(err, os.ErrNotExist) && !errors.Is(err, syscall.ENOTEMPTY) {
 		return fmt.Errorf("clean up %s: %w", stateDir, err)
 	}
 	return nil
 }
 
+// removeState removes what a run left in stateDir. The empty directory a
+// start mounts its staging sysfs on stays for the next run: made and
+// removed at each start it would cost two inodes' churn on the disk.
 func removeState(stateDir string) error {
-	for _, name := range []string{specFile, pidFile, sockFile, exitFile, shimLogFile, sysfsStaging} {
+	for _, name := range []string{specFile, pidFile, sockFile, exitFile, shimLogFile} {
 		if err := os.Remove(filepath.Join(stateDir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return err
 		}

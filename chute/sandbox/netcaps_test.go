@@ -1,6 +1,7 @@
 package sandbox_test
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -209,5 +210,27 @@ func BenchmarkStartNetNS(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestCleanupAfterJoinedStarts: a chute joining the daemon's namespace
+// has its /sys links staged in its state directory, which its next start
+// reuses and Cleanup removes with the rest.
+func TestCleanupAfterJoinedStarts(t *testing.T) {
+	s := newSpec(t, "joined", `ls /sys/class/net`)
+	s.NetNS = newChuteNet(t).chute.NetNS
+	for range 2 {
+		if st := wait(t, start(t, s)); st.Code != 0 {
+			t.Fatalf("exit %+v", st)
+		}
+	}
+	if got := strings.Join(logLines(t, s.LogDir), "|"); got != "stdout eth0|stdout lo|stdout eth0|stdout lo" {
+		t.Errorf("chute saw links %q", got)
+	}
+	if err := sandbox.Cleanup(s.StateDir); err != nil {
+		t.Fatalf("Cleanup: %v", err)
+	}
+	if _, err := os.Stat(s.StateDir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("state dir after Cleanup: %v", err)
 	}
 }
