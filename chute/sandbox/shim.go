@@ -324,7 +324,7 @@ func (sh *shim) logPanic(where string, r any) {
 // spawn creates the chute's init in its namespaces and cgroup, then hands
 // it the spec and waits until it has exec'ed the chute's command. Once it
 // succeeded, the calling thread is still in the mount namespace it built
-// the chute's in: leave takes it back.
+// the chute's mounts in: leave takes it back.
 func (sh *shim) spawn() (leave func() error, err error) {
 	s := sh.spec
 	if sh.warm != nil {
