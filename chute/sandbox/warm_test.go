@@ -396,14 +396,7 @@ func TestStartWaitsForTheWarmInitBeingMade(t *testing.T) {
 	mon := warmMonitor(t, l)
 	for i := range 5 {
 		s := newSpec(t, fmt.Sprint("early", i), `true`)
-		var kid int
-		for deadline := time.Now().Add(10 * time.Second); kid == 0; {
-			if kids := children(mon, pid1.WarmCommand); len(kids) > 0 {
-				kid = kids[0]
-			} else if time.Now().After(deadline) {
-				t.Fatalf("monitor %d made no warm init in 10s", mon)
-			}
-		}
+		kid := warmPid(t, mon)
 		c := startWith(t, l, s)
 		if c.Pid() != kid {
 			t.Errorf("start %d: chute is pid %d, not the warm init %d being made", i, c.Pid(), kid)
